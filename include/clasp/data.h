@@ -1,0 +1,82 @@
+/* clasp — data sets on the host: IDX (MNIST, Fashion-MNIST) and CIFAR-10
+ * binary batches, validation splits and seeded shuffling.
+ *
+ * Images are stored as float32 in [0,1], NCHW, one contiguous array; labels
+ * as int32 in [0, num_classes). */
+#ifndef CLASP_DATA_H
+#define CLASP_DATA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "clasp/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define CLASP_MAX_CLASSES 100
+#define CLASP_CLASS_NAME_MAX 32
+
+typedef struct clasp_dataset {
+    size_t n;                 /* number of examples */
+    int c, h, w;              /* image shape */
+    int num_classes;
+    float *x;                 /* n*c*h*w values in [0,1], owned */
+    int32_t *y;               /* n labels, owned */
+    char class_names[CLASP_MAX_CLASSES][CLASP_CLASS_NAME_MAX];
+} clasp_dataset;
+
+/* Default folder of Debian's dataset-fashion-mnist package. */
+#define CLASP_FASHION_MNIST_DIR "/usr/share/datasets/fashion-mnist"
+
+/* Reads one IDX image file (magic 0x00000803, u8 pixels) and its IDX label
+ * file (magic 0x00000801). Either may be gzip-compressed (detected by
+ * content, not name). Every label must be < num_classes. Errors name the
+ * file and the byte offset: wrong magic, truncated data, count mismatch
+ * between the two files, label out of range. On failure *out is zeroed. */
+clasp_status clasp_idx_load(const char *images_path, const char *labels_path,
+                            int num_classes, clasp_dataset *out);
+
+/* Loads MNIST-layout files from `dir` (NULL = CLASP_FASHION_MNIST_DIR):
+ * {train,t10k}-{images-idx3,labels-idx1}-ubyte, with or without ".gz".
+ * `fashion` selects the class names (Fashion-MNIST's ten or digits).
+ * CLASP_ERR_NOT_FOUND, naming both paths tried, when a file is absent. */
+clasp_status clasp_mnist_load(const char *dir, int train, int fashion,
+                              clasp_dataset *out);
+
+/* Loads CIFAR-10 binary batches from `dir` (data_batch_1..5.bin for train,
+ * test_batch.bin for test); class names from batches.meta.txt when present,
+ * otherwise the standard ten. Each record: 1 label byte + 3072 pixel bytes. */
+clasp_status clasp_cifar10_load(const char *dir, int train, clasp_dataset *out);
+
+/* Frees the arrays; safe on a zeroed or NULL dataset. */
+void clasp_dataset_free(clasp_dataset *d);
+
+/* Moves the last `n_val` examples of a seeded permutation of `all` into
+ * *val and the rest into *train (both new datasets; `all` is freed and
+ * zeroed). n_val may be 0 (then *val is empty with n = 0). The same seed
+ * always gives the same split. Both parts keep the original order of `all`.
+ * On failure `all` is left intact. */
+clasp_status clasp_dataset_split(clasp_dataset *all, size_t n_val,
+                                 uint64_t seed, clasp_dataset *train,
+                                 clasp_dataset *val);
+
+/* Keeps only the first n examples (n >= d->n leaves it unchanged). */
+void clasp_dataset_truncate(clasp_dataset *d, size_t n);
+
+/* Fills perm[0..n) with a permutation of 0..n-1 determined by (seed, epoch)
+ * (Fisher–Yates driven by a counter-based generator). */
+void clasp_shuffle(uint32_t *perm, size_t n, uint64_t seed, uint64_t epoch);
+
+/* Per-class counts of d->y into counts[num_classes]. */
+void clasp_dataset_class_counts(const clasp_dataset *d, size_t *counts);
+
+/* Class names. */
+extern const char *const clasp_fashion_mnist_classes[10];
+extern const char *const clasp_cifar10_classes[10];
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,87 @@
+/* clasp — OpenCL devices, the execution context, and profiling.
+ *
+ * A clasp_ctx owns one OpenCL context and one in-order command queue on one
+ * device, the compiled kernel programs, and a pool of device buffers.
+ * Contexts are not thread-safe: use one per thread. */
+#ifndef CLASP_RUNTIME_H
+#define CLASP_RUNTIME_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "clasp/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct clasp_ctx clasp_ctx;
+
+typedef struct clasp_device_info {
+    int platform;                 /* platform index */
+    int device;                   /* device index within the platform */
+    char platform_name[128];
+    char name[128];
+    char vendor[128];
+    char version[128];            /* CL_DEVICE_VERSION */
+    char driver[128];             /* CL_DRIVER_VERSION */
+    int is_gpu;                   /* CL_DEVICE_TYPE_GPU */
+    int is_cpu;                   /* CL_DEVICE_TYPE_CPU */
+    uint64_t global_mem;          /* bytes */
+    uint64_t max_alloc;           /* bytes, CL_DEVICE_MAX_MEM_ALLOC_SIZE */
+    unsigned compute_units;
+    size_t max_work_group;
+} clasp_device_info;
+
+/* Lists every device of every platform. *out is malloc'd (free() it);
+ * zero devices is not an error (n = 0). */
+clasp_status clasp_device_list(clasp_device_info **out, size_t *n);
+
+/* Chooses a device from `list`. spec NULL or "" = default: the first GPU,
+ * else the first CPU device, else the first device. Otherwise spec is
+ * "P:D" (platform and device indices) or a case-insensitive substring of
+ * "platform name device name". An unknown value is CLASP_ERR_NOT_FOUND with
+ * a message listing the valid choices. */
+clasp_status clasp_device_choose(const char *spec, const clasp_device_info *list,
+                                 size_t n, size_t *index);
+
+/* Creates a context on the device chosen by `spec` (NULL: the CLASP_DEVICE
+ * environment variable, else the default). */
+clasp_status clasp_ctx_new(const char *spec, clasp_ctx **out);
+
+/* Releases everything; NULL is harmless. Prints the profile first when
+ * profiling is on. */
+void clasp_ctx_free(clasp_ctx *ctx);
+
+/* The device this context runs on. */
+const clasp_device_info *clasp_ctx_device(const clasp_ctx *ctx);
+
+/* Waits for all queued work. */
+clasp_status clasp_ctx_finish(clasp_ctx *ctx);
+
+/* Profiling (OpenCL event profiling): on when the environment has
+ * CLASP_PROFILE=1 when the context is created. */
+int clasp_profile_enabled(const clasp_ctx *ctx);
+
+/* Prints per-op total time, calls and share, largest first. */
+void clasp_profile_print(clasp_ctx *ctx, void *file /* FILE* */);
+
+/* Forgets the times gathered so far. */
+void clasp_profile_reset(clasp_ctx *ctx);
+
+/* Folder of the on-disk program cache: CLASP_CACHE_DIR, else
+ * $XDG_CACHE_HOME/clasp, else $HOME/.cache/clasp. NULL when caching is off
+ * (CLASP_CACHE_DIR=off or CLASP_NO_CACHE=1). Returned string is static. */
+const char *clasp_cache_dir(void);
+
+/* Cache statistics of this context: program binaries loaded from disk, built
+ * from source, and cache entries found corrupt or stale (then rebuilt). */
+typedef struct clasp_cache_stats {
+    unsigned hits, misses, rejected;
+} clasp_cache_stats;
+clasp_cache_stats clasp_ctx_cache_stats(const clasp_ctx *ctx);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,124 @@
+/* Device-resident data set and batching. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "clasp/batch.h"
+#include "clasp/ops.h"
+#include "runtime/internal.h"
+
+struct clasp_batcher {
+    clasp_ctx *ctx;
+    const clasp_dataset *d;
+    int batch;
+    size_t per;                 /* floats per example */
+    clasp_tensor *x_all, *y_all; /* NULL in host-gather mode */
+    clasp_tensor *x, *y, *idx;
+    uint32_t *perm;
+    float *host_x;              /* host-gather staging */
+    int32_t *host_y;
+    size_t pos;
+};
+
+clasp_status clasp_batcher_new(clasp_ctx *ctx, const clasp_dataset *d, int batch,
+                               clasp_batcher **out)
+{
+    *out = NULL;
+    if (batch <= 0 || d->n == 0)
+        return clasp_error(CLASP_ERR_INVALID, "batcher: batch %d on %zu examples", batch, d->n);
+    clasp_batcher *b = calloc(1, sizeof *b);
+    if (!b) return clasp_error(CLASP_ERR_NOMEM, "out of memory");
+    b->ctx = ctx;
+    b->d = d;
+    b->batch = batch;
+    b->per = (size_t)d->c * (size_t)d->h * (size_t)d->w;
+    b->perm = malloc(d->n * sizeof *b->perm);
+    clasp_status st = b->perm ? CLASP_OK : clasp_error(CLASP_ERR_NOMEM, "out of memory");
+    const clasp_device_info *di = clasp_ctx_device(ctx);
+    size_t bytes = d->n * b->per * sizeof(float);
+    int on_device = bytes <= di->max_alloc && bytes <= di->global_mem / 2;
+    if (st == CLASP_OK && on_device) {
+        st = clasp_tensor_new(ctx, CLASP_F32, 2, (int[]){(int)d->n, (int)b->per}, &b->x_all);
+        if (st == CLASP_OK) st = clasp_tensor_write(b->x_all, d->x);
+        if (st == CLASP_OK) st = clasp_tensor_new(ctx, CLASP_I32, 2, (int[]){(int)d->n, 1}, &b->y_all);
+        if (st == CLASP_OK) st = clasp_tensor_write(b->y_all, d->y);
+        if (st == CLASP_OK)
+            st = clasp_tensor_new(ctx, CLASP_I32, 1, (int[]){batch}, &b->idx);
+    } else if (st == CLASP_OK) {
+        b->host_x = malloc((size_t)batch * b->per * sizeof(float));
+        b->host_y = malloc((size_t)batch * sizeof(int32_t));
+        if (!b->host_x || !b->host_y) st = clasp_error(CLASP_ERR_NOMEM, "out of memory");
+    }
+    if (st != CLASP_OK) {
+        clasp_batcher_free(b);
+        return st;
+    }
+    clasp_batcher_start(b, 0, 0, 0);
+    *out = b;
+    return CLASP_OK;
+}
+
+void clasp_batcher_free(clasp_batcher *b)
+{
+    if (!b) return;
+    clasp_tensor_free(b->x_all);
+    clasp_tensor_free(b->y_all);
+    clasp_tensor_free(b->x);
+    clasp_tensor_free(b->y);
+    clasp_tensor_free(b->idx);
+    free(b->perm);
+    free(b->host_x);
+    free(b->host_y);
+    free(b);
+}
+
+void clasp_batcher_start(clasp_batcher *b, int shuffle, uint64_t seed, uint64_t epoch)
+{
+    if (shuffle) {
+        clasp_shuffle(b->perm, b->d->n, seed, epoch);
+    } else {
+        for (size_t i = 0; i < b->d->n; i++) b->perm[i] = (uint32_t)i;
+    }
+    b->pos = 0;
+}
+
+size_t clasp_batcher_count(const clasp_batcher *b)
+{
+    return (b->d->n + (size_t)b->batch - 1) / (size_t)b->batch;
+}
+
+uint32_t clasp_batcher_index(const clasp_batcher *b, size_t i)
+{
+    return b->perm[i];
+}
+
+clasp_status clasp_batcher_next(clasp_batcher *b, clasp_tensor **x, clasp_tensor **y, int *n,
+                                size_t *first)
+{
+    const clasp_dataset *d = b->d;
+    size_t left = d->n - b->pos;
+    int cnt = left < (size_t)b->batch ? (int)left : b->batch;
+    *n = cnt;
+    if (first) *first = b->pos;
+    if (cnt == 0) return CLASP_OK;
+    CLASP_TRY(clasp_tensor_ensure(b->ctx, &b->x, CLASP_F32, 4, (int[]){cnt, d->c, d->h, d->w}));
+    CLASP_TRY(clasp_tensor_ensure(b->ctx, &b->y, CLASP_I32, 1, (int[]){cnt}));
+    if (b->x_all) {
+        CLASP_TRY(clasp_tensor_ensure(b->ctx, &b->idx, CLASP_I32, 1, (int[]){cnt}));
+        /* The index upload is one small write; the gathers stay on the device. */
+        CLASP_TRY(clasp_tensor_write(b->idx, b->perm + b->pos));
+        CLASP_TRY(clasp_gather_rows(b->x_all, b->idx, b->x));
+        CLASP_TRY(clasp_gather_rows(b->y_all, b->idx, b->y));
+    } else {
+        for (int i = 0; i < cnt; i++) {
+            uint32_t k = b->perm[b->pos + (size_t)i];
+            memcpy(b->host_x + (size_t)i * b->per, d->x + (size_t)k * b->per, b->per * sizeof(float));
+            b->host_y[i] = d->y[k];
+        }
+        CLASP_TRY(clasp_tensor_write(b->x, b->host_x));
+        CLASP_TRY(clasp_tensor_write(b->y, b->host_y));
+    }
+    b->pos += (size_t)cnt;
+    *x = b->x;
+    *y = b->y;
+    return CLASP_OK;
+}

@@ -1,0 +1,163 @@
+/* Dataset lifetime, validation splits, seeded shuffling, class counts. */
+#include "clasp/data.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+const char *const clasp_fashion_mnist_classes[10] = {
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+    "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot",
+};
+
+const char *const clasp_cifar10_classes[10] = {
+    "airplane", "automobile", "bird", "cat", "deer",
+    "dog",      "frog",       "horse", "ship", "truck",
+};
+
+/* The split draws from its own epoch so it never coincides with the
+ * training order of epoch 0 under the same seed. */
+#define SPLIT_EPOCH UINT64_MAX
+
+void clasp_dataset_free(clasp_dataset *d)
+{
+    if (!d) return;
+    free(d->x);
+    free(d->y);
+    memset(d, 0, sizeof *d);
+}
+
+/* splitmix64's finaliser: a bijective 64-bit mix. Only fixed-width integer
+ * arithmetic, so every platform produces the same permutations. */
+static uint64_t mix64(uint64_t z)
+{
+    z += 0x9e3779b97f4a7c15u;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
+    return z ^ (z >> 31);
+}
+
+/* Uniform integer in [0, range) from counter-based draws (key, i, k),
+ * using Lemire's multiply-shift with rejection, so there is no modulo bias
+ * and draw i does not depend on how many draws came before it. */
+static uint32_t uniform(uint64_t key, uint64_t i, uint32_t range)
+{
+    uint64_t stream = mix64(key ^ i);
+    uint32_t threshold = (0u - range) % range; /* 2^32 mod range */
+    for (uint64_t k = 0;; k++) {
+        uint64_t m = (mix64(stream + k) >> 32) * (uint64_t)range;
+        if ((uint32_t)m >= threshold) return (uint32_t)(m >> 32);
+    }
+}
+
+void clasp_shuffle(uint32_t *perm, size_t n, uint64_t seed, uint64_t epoch)
+{
+    uint64_t key = mix64(seed ^ mix64(epoch));
+    for (size_t i = 0; i < n; i++) perm[i] = (uint32_t)i;
+    for (size_t i = n; i > 1; i--) {
+        uint32_t j = uniform(key, i - 1, (uint32_t)i);
+        uint32_t t = perm[i - 1];
+        perm[i - 1] = perm[j];
+        perm[j] = t;
+    }
+}
+
+/* An empty dataset with the shape and names of `like`, room for n. */
+static clasp_status alloc_like(const clasp_dataset *like, size_t n, clasp_dataset *d)
+{
+    size_t img = (size_t)like->c * (size_t)like->h * (size_t)like->w;
+    memcpy(d->class_names, like->class_names, sizeof d->class_names);
+    d->c = like->c;
+    d->h = like->h;
+    d->w = like->w;
+    d->num_classes = like->num_classes;
+    d->n = 0;
+    if (n == 0) return CLASP_OK;
+    d->x = malloc(n * img * sizeof *d->x);
+    d->y = malloc(n * sizeof *d->y);
+    if (!d->x || !d->y)
+        return clasp_error(CLASP_ERR_NOMEM, "dataset split: out of memory for %zu examples",
+                           n);
+    return CLASP_OK;
+}
+
+static void append(clasp_dataset *d, const clasp_dataset *from, size_t i, size_t img)
+{
+    memcpy(d->x + d->n * img, from->x + i * img, img * sizeof *d->x);
+    d->y[d->n] = from->y[i];
+    d->n++;
+}
+
+clasp_status clasp_dataset_split(clasp_dataset *all, size_t n_val, uint64_t seed,
+                                 clasp_dataset *train, clasp_dataset *val)
+{
+    if (!all || !train || !val || train == val)
+        return clasp_error(CLASP_ERR_INVALID, "clasp_dataset_split: bad arguments");
+    if (n_val > all->n)
+        return clasp_error(CLASP_ERR_INVALID,
+                           "clasp_dataset_split: %zu validation examples requested, "
+                           "but the dataset has only %zu", n_val, all->n);
+    if (all->n > UINT32_MAX)
+        return clasp_error(CLASP_ERR_INVALID,
+                           "clasp_dataset_split: %zu examples exceed the 2^32 limit",
+                           all->n);
+    /* Built in locals so `train` or `val` may alias `all`. */
+    clasp_dataset t, v;
+    memset(&t, 0, sizeof t);
+    memset(&v, 0, sizeof v);
+    uint32_t *perm = malloc((all->n ? all->n : 1) * sizeof *perm);
+    unsigned char *in_val = calloc(all->n ? all->n : 1, 1);
+    clasp_status s = CLASP_OK;
+    if (!perm || !in_val)
+        s = clasp_error(CLASP_ERR_NOMEM, "clasp_dataset_split: out of memory");
+    if (s == CLASP_OK) s = alloc_like(all, all->n - n_val, &t);
+    if (s == CLASP_OK) s = alloc_like(all, n_val, &v);
+    if (s == CLASP_OK) {
+        /* Both parts keep the original order, so n_val = 0 leaves the
+         * training set exactly as loaded. */
+        clasp_shuffle(perm, all->n, seed, SPLIT_EPOCH);
+        for (size_t i = all->n - n_val; i < all->n; i++) in_val[perm[i]] = 1;
+        size_t img = (size_t)all->c * (size_t)all->h * (size_t)all->w;
+        for (size_t i = 0; i < all->n; i++) append(in_val[i] ? &v : &t, all, i, img);
+    }
+    free(perm);
+    free(in_val);
+    if (s != CLASP_OK) {
+        clasp_dataset_free(&t);
+        clasp_dataset_free(&v);
+        /* `all` stays intact on failure, even when an output aliases it. */
+        if (train != all) memset(train, 0, sizeof *train);
+        if (val != all) memset(val, 0, sizeof *val);
+        return s;
+    }
+    clasp_dataset_free(all);
+    *train = t;
+    *val = v;
+    return CLASP_OK;
+}
+
+void clasp_dataset_truncate(clasp_dataset *d, size_t n)
+{
+    if (!d || n >= d->n) return;
+    size_t img = (size_t)d->c * (size_t)d->h * (size_t)d->w;
+    d->n = n;
+    if (n == 0) {
+        free(d->x);
+        free(d->y);
+        d->x = NULL;
+        d->y = NULL;
+        return;
+    }
+    /* Give memory back when the allocator can; the old blocks stay valid
+     * if it cannot. */
+    float *x = realloc(d->x, n * img * sizeof *x);
+    if (x) d->x = x;
+    int32_t *y = realloc(d->y, n * sizeof *y);
+    if (y) d->y = y;
+}
+
+void clasp_dataset_class_counts(const clasp_dataset *d, size_t *counts)
+{
+    for (int k = 0; k < d->num_classes; k++) counts[k] = 0;
+    for (size_t i = 0; i < d->n; i++)
+        if (d->y[i] >= 0 && d->y[i] < d->num_classes) counts[d->y[i]]++;
+}

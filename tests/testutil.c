@@ -1,0 +1,93 @@
+#include "testutil.h"
+
+#include <dirent.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+void tu_tmpdir(char *buf, size_t size)
+{
+    const char *base = getenv("TMPDIR");
+    snprintf(buf, size, "%s/clasp-test-XXXXXX", base && *base ? base : "/tmp");
+    if (!mkdtemp(buf)) fail_msg("mkdtemp %s failed", buf);
+}
+
+void tu_rmdir(const char *path)
+{
+    DIR *d = opendir(path);
+    if (!d) return;
+    struct dirent *e;
+    char p[4096];
+    while ((e = readdir(d))) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        snprintf(p, sizeof p, "%s/%s", path, e->d_name);
+        unlink(p);
+    }
+    closedir(d);
+    rmdir(path);
+}
+
+void tu_write_file(const char *path, const void *data, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f) fail_msg("cannot write %s", path);
+    if (n && fwrite(data, 1, n, f) != n) fail_msg("short write %s", path);
+    fclose(f);
+}
+
+void tu_fill_random(float *x, size_t n, uint32_t seed, float lo, float hi)
+{
+    uint32_t s = seed * 2654435761u + 12345u;
+    for (size_t i = 0; i < n; i++) {
+        s ^= s << 13;
+        s ^= s >> 17;
+        s ^= s << 5;
+        x[i] = lo + (hi - lo) * (float)((s >> 8) * (1.0 / 16777216.0));
+    }
+}
+
+double tu_max_rel_err(const float *a, const float *b, size_t n)
+{
+    double worst = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - (double)b[i]);
+        double s = fabs((double)b[i]);
+        double e = d / (s > 1 ? s : 1);
+        if (e > worst || isnan(e)) worst = isnan(e) ? INFINITY : e;
+    }
+    return worst;
+}
+
+clasp_ctx *tu_ctx(void)
+{
+    clasp_ctx *ctx = NULL;
+    clasp_status st = clasp_ctx_new(NULL, &ctx);
+    if (st != CLASP_OK) fail_msg("no OpenCL context: %s", clasp_last_error());
+    return ctx;
+}
+
+clasp_tensor *tu_tensor(clasp_ctx *ctx, int ndim, const int *shape, const float *host)
+{
+    clasp_tensor *t = NULL;
+    assert_ok(clasp_tensor_new(ctx, CLASP_F32, ndim, shape, &t));
+    if (host) assert_ok(clasp_tensor_write(t, host));
+    return t;
+}
+
+clasp_tensor *tu_tensor_i32(clasp_ctx *ctx, int ndim, const int *shape, const int32_t *host)
+{
+    clasp_tensor *t = NULL;
+    assert_ok(clasp_tensor_new(ctx, CLASP_I32, ndim, shape, &t));
+    if (host) assert_ok(clasp_tensor_write(t, host));
+    return t;
+}
+
+float *tu_read(const clasp_tensor *t)
+{
+    float *h = malloc((t->numel ? t->numel : 1) * sizeof *h);
+    assert_non_null(h);
+    assert_ok(clasp_tensor_read(t, h));
+    return h;
+}

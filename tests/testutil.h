@@ -1,0 +1,44 @@
+/* Shared helpers for the cmocka tests. */
+#ifndef CLASP_TESTUTIL_H
+#define CLASP_TESTUTIL_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "clasp/status.h"
+#include "clasp/tensor.h"
+
+/* Fails the test with clasp's last error message when s != CLASP_OK. */
+#define assert_ok(expr)                                                     \
+    do {                                                                    \
+        clasp_status assert_ok_s_ = (expr);                                 \
+        if (assert_ok_s_ != CLASP_OK)                                       \
+            fail_msg("%s -> %s: %s", #expr, clasp_status_string(assert_ok_s_), \
+                     clasp_last_error());                                   \
+    } while (0)
+
+/* A fresh temporary folder (mkdtemp); path written into buf. */
+void tu_tmpdir(char *buf, size_t size);
+/* Removes a folder and the plain files directly in it. */
+void tu_rmdir(const char *path);
+/* Writes `n` bytes to path; aborts the test on failure. */
+void tu_write_file(const char *path, const void *data, size_t n);
+/* Deterministic pseudo-random floats in [lo, hi). */
+void tu_fill_random(float *x, size_t n, uint32_t seed, float lo, float hi);
+/* Max |a-b| / max(1,|b|) over n elements. */
+double tu_max_rel_err(const float *a, const float *b, size_t n);
+
+/* A context on the default device (or CLASP_DEVICE); fails the test when
+ * none can be made. */
+clasp_ctx *tu_ctx(void);
+/* A new float tensor of the given shape holding host data (may be NULL). */
+clasp_tensor *tu_tensor(clasp_ctx *ctx, int ndim, const int *shape, const float *host);
+/* A new int32 tensor holding host data. */
+clasp_tensor *tu_tensor_i32(clasp_ctx *ctx, int ndim, const int *shape, const int32_t *host);
+/* Reads a tensor into a new malloc'd host array. */
+float *tu_read(const clasp_tensor *t);
+
+#endif
