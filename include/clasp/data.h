@@ -50,6 +50,10 @@ clasp_status clasp_mnist_load(const char *dir, int train, int fashion,
  * otherwise the standard ten. Each record: 1 label byte + 3072 pixel bytes. */
 clasp_status clasp_cifar10_load(const char *dir, int train, clasp_dataset *out);
 
+/* Loads a data set by name: "fashion-mnist" (dir NULL = the default
+ * folder), "mnist" or "cifar10" (dir required). */
+clasp_status clasp_dataset_load(const char *name, const char *dir, int train, clasp_dataset *out);
+
 /* Frees the arrays; safe on a zeroed or NULL dataset. */
 void clasp_dataset_free(clasp_dataset *d);
 

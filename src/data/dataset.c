@@ -161,3 +161,16 @@ void clasp_dataset_class_counts(const clasp_dataset *d, size_t *counts)
     for (size_t i = 0; i < d->n; i++)
         if (d->y[i] >= 0 && d->y[i] < d->num_classes) counts[d->y[i]]++;
 }
+
+clasp_status clasp_dataset_load(const char *name, const char *dir, int train, clasp_dataset *out)
+{
+    if (!strcmp(name, "fashion-mnist")) return clasp_mnist_load(dir, train, 1, out);
+    if (!strcmp(name, "mnist") || !strcmp(name, "cifar10")) {
+        if (!dir || !*dir)
+            return clasp_error(CLASP_ERR_INVALID, "data set '%s' needs a folder (data path)", name);
+        return !strcmp(name, "mnist") ? clasp_mnist_load(dir, train, 0, out)
+                                      : clasp_cifar10_load(dir, train, out);
+    }
+    return clasp_error(CLASP_ERR_INVALID, "unknown data set '%s' (known: fashion-mnist, mnist, cifar10)",
+                       name);
+}

@@ -1,0 +1,208 @@
+/* clasp — the plugin ABI for attacks and defenses.
+ *
+ * A plugin is a shared object exporting ONE symbol, CLASP_PLUGIN_ENTRY_NAME
+ * ("clasp_plugin_entry"), of type clasp_plugin_entry_fn. The host calls it
+ * once after dlopen and gets a descriptor that MUST stay valid (static
+ * storage) until the object is unloaded.
+ *
+ * Build a plugin out of tree with
+ *     cc -shared -fPIC my_attack.c $(pkg-config --cflags --libs clasp) -o my_attack.so
+ * and put it in a folder on CLASP_PLUGIN_PATH (':'-separated).
+ *
+ * Rules:
+ * - The host validates every parameter against the descriptor's schema
+ *   before create(): a plugin never sees an unknown key, a wrong type or a
+ *   value outside [min, max]. Every schema parameter is present (defaults
+ *   filled in).
+ * - Calls on one instance come from one thread, in the order
+ *   create → (perturb | train_step | epoch_end | finish)* → destroy.
+ * - Functions return clasp_status; on failure they SHOULD set a message with
+ *   clasp_error(). The host then destroys the instance; it never calls other
+ *   functions on an instance whose create() failed.
+ * - Tensors passed in belong to the host and MUST NOT be freed or kept past
+ *   the call; `x` passed to perturb MUST NOT be written.
+ * - Structs here are append-only: new members only at the end, guarded by
+ *   the `size` fields, and the ABI version changes only for breaking changes.
+ */
+#ifndef CLASP_PLUGIN_H
+#define CLASP_PLUGIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "clasp/model.h"
+#include "clasp/ops.h"
+#include "clasp/status.h"
+#include "clasp/tensor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define CLASP_PLUGIN_ABI_VERSION 1
+#define CLASP_PLUGIN_ENTRY_NAME "clasp_plugin_entry"
+
+#if defined(__GNUC__)
+#define CLASP_PLUGIN_EXPORT __attribute__((visibility("default")))
+#else
+#define CLASP_PLUGIN_EXPORT
+#endif
+
+typedef enum clasp_plugin_kind {
+    CLASP_PLUGIN_ATTACK = 1,
+    CLASP_PLUGIN_DEFENSE = 2,
+} clasp_plugin_kind;
+
+/* ---- parameters ------------------------------------------------------ */
+
+typedef enum clasp_param_type {
+    CLASP_PARAM_FLOAT = 1,   /* double, within [min, max] */
+    CLASP_PARAM_INT = 2,     /* integer-valued, within [min, max] */
+    CLASP_PARAM_BOOL = 3,    /* 0 or 1 (YAML true/false) */
+    CLASP_PARAM_STRING = 4,  /* free text, e.g. the name of an inner attack */
+} clasp_param_type;
+
+typedef struct clasp_param_spec {
+    const char *name;        /* [a-z][a-z0-9_]*, unique within the plugin */
+    clasp_param_type type;
+    double def;              /* default for FLOAT/INT/BOOL */
+    double min, max;         /* inclusive range for FLOAT/INT */
+    const char *def_string;  /* default for STRING (may be NULL = "") */
+    const char *doc;         /* one line */
+} clasp_param_spec;
+
+typedef struct clasp_param_value {
+    double num;              /* FLOAT, INT, BOOL */
+    const char *str;         /* STRING */
+} clasp_param_value;
+
+/* The validated parameters handed to create(): values[i] belongs to
+ * schema[i]. Owned by the host; valid only during create() (copy what
+ * you keep). */
+typedef struct clasp_params {
+    int n;
+    const clasp_param_spec *schema;
+    const clasp_param_value *values;
+} clasp_params;
+
+/* Lookups by name; an unknown name aborts loudly (a plugin bug). */
+double clasp_params_num(const clasp_params *p, const char *name);
+const char *clasp_params_str(const clasp_params *p, const char *name);
+
+/* ---- attacks --------------------------------------------------------- */
+
+typedef struct clasp_attack_fns {
+    size_t size; /* sizeof(clasp_attack_fns) the plugin was built with */
+    /* MUST be set. *state may be any pointer (or NULL). */
+    clasp_status (*create)(const clasp_params *params, void **state);
+    /* MUST be set. Writes an adversarial batch for (x [N,C,H,W], labels y
+     * int32 [N]) into x_adv (same shape as x; the host allocates it) and the
+     * model's predictions on x_adv into pred (int32 [N]). MUST NOT write x.
+     * The host puts the model in eval mode before the call and restores the
+     * mode after. Random numbers come from rng (advance it; never reseed). */
+    clasp_status (*perturb)(void *state, clasp_model *model, const clasp_tensor *x,
+                            const clasp_tensor *y, clasp_rng *rng, clasp_tensor *x_adv,
+                            clasp_tensor *pred);
+    /* MAY be NULL. */
+    void (*destroy)(void *state);
+} clasp_attack_fns;
+
+/* ---- defenses -------------------------------------------------------- */
+
+/* An attack instance the host made for a defense (its inner maximisation),
+ * used through clasp_attack_run(). */
+typedef struct clasp_attack_instance clasp_attack_instance;
+/* Runs an attack instance (handles eval mode and the batch tensors). */
+clasp_status clasp_attack_run(clasp_attack_instance *a, clasp_model *model,
+                              const clasp_tensor *x, const clasp_tensor *y, clasp_rng *rng,
+                              clasp_tensor *x_adv, clasp_tensor *pred);
+
+/* A defense instance the host made for another defense (e.g. reweight wraps
+ * pgd-at or trades). */
+typedef struct clasp_defense_instance clasp_defense_instance;
+
+/* Class-wise metrics of one evaluation (validation split at epoch end). */
+typedef struct clasp_class_metrics {
+    int num_classes;
+    const int64_t *count;          /* examples per class */
+    const int64_t *clean_correct;  /* per class */
+    const int64_t *robust_correct; /* per class, under the defense's attack; may be NULL */
+} clasp_class_metrics;
+
+/* What the host gives a defense at each call. */
+typedef struct clasp_defense_env {
+    size_t size;                   /* sizeof(clasp_defense_env) of the host */
+    clasp_model *model;
+    int num_classes;
+    /* The inner attack named by the defense's "attack" parameter, or NULL
+     * when the defense has no such parameter. */
+    clasp_attack_instance *attack;
+    /* The wrapped defense named by the "inner" parameter, or NULL. */
+    clasp_defense_instance *inner;
+    /* Per-class loss weights for the step (NULL = all ones); a wrapping
+     * defense sets these for its inner one with clasp_defense_run_step. */
+    const clasp_tensor *class_weights;
+    /* The validation split, for defenses that fit something after training
+     * (calibration). Whole split on the device; labels int32. */
+    const clasp_tensor *val_x;
+    const clasp_tensor *val_y;
+    int epoch;                     /* 0-based */
+    int epochs;                    /* total planned */
+    uint64_t seed;
+} clasp_defense_env;
+
+typedef struct clasp_defense_fns {
+    size_t size; /* sizeof(clasp_defense_fns) the plugin was built with */
+    /* MUST be set. */
+    clasp_status (*create)(const clasp_params *params, void **state);
+    /* MUST be set. One training batch: overwrite the model's parameter
+     * gradients (clasp_model_grad) with those of this defense's loss, mean
+     * over the batch. The host applies the optimiser step afterwards and
+     * leaves the model in train mode before the call. *loss (host float,
+     * may be NULL: then avoid reading it back) receives the mean loss. */
+    clasp_status (*train_step)(void *state, const clasp_defense_env *env,
+                               const clasp_tensor *x, const clasp_tensor *y, clasp_rng *rng,
+                               float *loss);
+    /* MAY be NULL. After each epoch, with class-wise validation metrics. */
+    clasp_status (*epoch_end)(void *state, const clasp_defense_env *env,
+                              const clasp_class_metrics *val);
+    /* MAY be NULL. After the last epoch (e.g. to fit a calibration with
+     * clasp_model_set_calibration, which checkpoints then keep). */
+    clasp_status (*finish)(void *state, const clasp_defense_env *env, clasp_rng *rng);
+    /* MAY be NULL. Per-class weights the defense currently uses (for the
+     * report); writes num_classes floats, returns 0 when it has none. */
+    int (*class_weights)(void *state, float *out, int num_classes);
+    /* MAY be NULL. */
+    void (*destroy)(void *state);
+} clasp_defense_fns;
+
+/* For wrapping defenses: run the inner defense's hooks. */
+clasp_status clasp_defense_run_step(clasp_defense_instance *d, const clasp_defense_env *env,
+                                    const clasp_tensor *x, const clasp_tensor *y,
+                                    clasp_rng *rng, float *loss);
+clasp_status clasp_defense_run_epoch_end(clasp_defense_instance *d, const clasp_defense_env *env,
+                                         const clasp_class_metrics *val);
+
+/* ---- the descriptor -------------------------------------------------- */
+
+typedef struct clasp_plugin_desc {
+    /* MUST be CLASP_PLUGIN_ABI_VERSION. Stays the first member in every
+     * ABI version, so a host can read it from any plugin and refuse a
+     * mismatch before touching anything else. */
+    uint32_t abi_version;
+    clasp_plugin_kind kind;
+    const char *name;            /* [a-z][a-z0-9_-]*, unique among loaded plugins */
+    const char *version;         /* the plugin's own version, e.g. "1.0" */
+    const char *summary;         /* one line */
+    int n_params;
+    const clasp_param_spec *params;
+    const clasp_attack_fns *attack;    /* kind == ATTACK: MUST be set */
+    const clasp_defense_fns *defense;  /* kind == DEFENSE: MUST be set */
+} clasp_plugin_desc;
+
+typedef const clasp_plugin_desc *(*clasp_plugin_entry_fn)(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,55 @@
+/* The clasp command: one function per subcommand, plus shared helpers. */
+#ifndef CLASP_CLI_H
+#define CLASP_CLI_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "clasp/data.h"
+#include "clasp/model.h"
+#include "clasp/runtime.h"
+
+/* Each returns the process exit status. argv[0] is the subcommand name. */
+int cmd_devices(int argc, char **argv);
+int cmd_train(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+int cmd_plugins(int argc, char **argv);
+int cmd_attack(int argc, char **argv);
+int cmd_run(int argc, char **argv);
+int cmd_check(int argc, char **argv);
+int cmd_tune(int argc, char **argv);
+
+/* Prints "clasp: <what>: <clasp_last_error()>" to stderr and returns 1. */
+int cli_fail(const char *what);
+
+/* Progress display: a bar with ETA on a terminal, plain lines otherwise. */
+typedef struct cli_progress {
+    const char *label;
+    size_t total, done;
+    double start, last_print;
+    int tty;
+    char extra[96];
+} cli_progress;
+void cli_progress_start(cli_progress *p, const char *label, size_t total);
+/* extra: short text shown after the counts (e.g. "loss 0.31"), may be NULL. */
+void cli_progress_update(cli_progress *p, size_t done, const char *extra);
+void cli_progress_end(cli_progress *p);
+
+/* Seconds since an arbitrary start (monotonic). */
+double cli_now(void);
+
+/* Prints a per-class table: class name, count, and one or more accuracy
+ * columns (correct[col][k] / count[k]) with an overall row. */
+void cli_print_class_table(FILE *f, const clasp_dataset *d, int n_cols, const char *const *col_names,
+                           const int64_t *const *correct, const int64_t *count);
+
+/* Parses "--name value" / "--name=value" options: returns the value when
+ * argv[*i] is the option (advancing *i past a separate value), else NULL. */
+const char *cli_opt(int argc, char **argv, int *i, const char *name);
+
+/* Parses a whole non-negative number or exits with a message naming opt. */
+long cli_parse_long(const char *opt, const char *value, long min, long max);
+double cli_parse_double(const char *opt, const char *value, double min, double max);
+
+#endif

@@ -1,0 +1,136 @@
+/* clasp bench: images/s of the default CNN for inference, standard training
+ * and PGD-10 adversarial training on the chosen device. A benchmark, not a
+ * test: the numbers depend on the machine. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+typedef struct bench {
+    clasp_ctx *ctx;
+    clasp_model *m;
+    clasp_sgd *opt;
+    clasp_tensor *x, *y, *xadv, *grad, *pred;
+    clasp_rng rng;
+    int batch;
+} bench;
+
+static clasp_status step_inference(bench *b)
+{
+    return clasp_model_predict(b->m, b->x, b->pred);
+}
+
+static clasp_status step_train(bench *b)
+{
+    return clasp_train_step(b->m, b->opt, b->x, b->y, NULL, NULL);
+}
+
+/* Madry et al.'s PGD adversarial training step: random start in the
+ * eps-ball, 10 signed-gradient steps in eval mode, one SGD step on the
+ * result. */
+static clasp_status step_pgd10(bench *b)
+{
+    const float eps = 0.1f, alpha = 0.025f;
+    CLASP_TRY(clasp_rng_uniform(&b->rng, b->xadv, -eps, eps));
+    CLASP_TRY(clasp_axpy(b->xadv, 1.0f, b->x));
+    CLASP_TRY(clasp_clamp(b->xadv, 0.0f, 1.0f));
+    clasp_model_set_train(b->m, 0);
+    for (int s = 0; s < 10; s++) {
+        CLASP_TRY(clasp_model_input_grad(b->m, b->xadv, b->y, 1.0f, b->grad, NULL, NULL));
+        CLASP_TRY(clasp_pgd_step(b->xadv, b->grad, b->x, alpha, eps, 0.0f, 1.0f));
+    }
+    clasp_model_set_train(b->m, 1);
+    return clasp_train_step(b->m, b->opt, b->xadv, b->y, NULL, NULL);
+}
+
+/* Runs `step` until `seconds` have passed (at least min_iters times) after
+ * `warmup` untimed runs; returns images per second. */
+static clasp_status measure(bench *b, clasp_status (*step)(bench *), int warmup, int min_iters,
+                            double seconds, double *ips)
+{
+    for (int i = 0; i < warmup; i++) CLASP_TRY(step(b));
+    CLASP_TRY(clasp_ctx_finish(b->ctx));
+    if (clasp_profile_enabled(b->ctx)) clasp_profile_reset(b->ctx);
+    double t0 = cli_now(), t;
+    int iters = 0;
+    do {
+        CLASP_TRY(step(b));
+        iters++;
+        /* Finishing each iteration keeps the clock honest without adding
+         * a host read inside the step. */
+        CLASP_TRY(clasp_ctx_finish(b->ctx));
+        t = cli_now() - t0;
+    } while (iters < min_iters || t < seconds);
+    *ips = (double)iters * b->batch / t;
+    return CLASP_OK;
+}
+
+int cmd_bench(int argc, char **argv)
+{
+    int batch = 128;
+    double seconds = 5;
+    const char *only = NULL;
+    for (int i = 1; i < argc; i++) {
+        const char *v;
+        if ((v = cli_opt(argc, argv, &i, "--batch"))) batch = (int)cli_parse_long("--batch", v, 1, 4096);
+        else if ((v = cli_opt(argc, argv, &i, "--seconds"))) seconds = cli_parse_double("--seconds", v, 0, 3600);
+        else if ((v = cli_opt(argc, argv, &i, "--only"))) only = v;
+        else {
+            fprintf(stderr, "usage: clasp bench [--batch N] [--seconds S] [--only inference|train|pgd10-at]\n");
+            return 2;
+        }
+    }
+    bench b = {0};
+    b.batch = batch;
+    b.rng = clasp_rng_make(1, 99);
+    clasp_status st = clasp_ctx_new(NULL, &b.ctx);
+    if (st != CLASP_OK) return cli_fail("creating the OpenCL context");
+    st = clasp_model_new_default(b.ctx, 1, 28, 28, 10, &b.m);
+    if (st == CLASP_OK) st = clasp_model_init(b.m, 1);
+    if (st == CLASP_OK) st = clasp_sgd_new(b.m, 0.01f, 0.9f, 5e-4f, &b.opt);
+    if (st == CLASP_OK) st = clasp_tensor_new4(b.ctx, batch, 1, 28, 28, &b.x);
+    if (st == CLASP_OK) st = clasp_tensor_new4(b.ctx, batch, 1, 28, 28, &b.xadv);
+    if (st == CLASP_OK) st = clasp_tensor_new4(b.ctx, batch, 1, 28, 28, &b.grad);
+    if (st == CLASP_OK) st = clasp_tensor_new(b.ctx, CLASP_I32, 1, &batch, &b.y);
+    if (st == CLASP_OK) st = clasp_tensor_new(b.ctx, CLASP_I32, 1, &batch, &b.pred);
+    if (st == CLASP_OK) st = clasp_rng_uniform(&b.rng, b.x, 0.0f, 1.0f);
+    if (st == CLASP_OK) {
+        int32_t *labels = malloc((size_t)batch * sizeof *labels);
+        if (!labels) st = clasp_error(CLASP_ERR_NOMEM, "out of memory");
+        for (int i = 0; labels && i < batch; i++) labels[i] = i % 10;
+        if (labels) st = clasp_tensor_write(b.y, labels);
+        free(labels);
+    }
+    if (st == CLASP_OK) {
+        printf("device     %s\n", clasp_ctx_device(b.ctx)->name);
+        printf("model      default CNN (%zu parameters), batch %d\n", clasp_model_param_count(b.m), batch);
+        fflush(stdout);
+    }
+    static const struct {
+        const char *name;
+        clasp_status (*step)(bench *);
+        int warmup, min_iters;
+    } work[] = {
+        {"inference", step_inference, 3, 10},
+        {"train", step_train, 2, 5},
+        {"pgd10-at", step_pgd10, 1, 3},
+    };
+    for (size_t w = 0; st == CLASP_OK && w < sizeof work / sizeof work[0]; w++) {
+        if (only && strcmp(only, work[w].name)) continue;
+        double ips = 0;
+        st = measure(&b, work[w].step, work[w].warmup, work[w].min_iters, seconds, &ips);
+        if (st == CLASP_OK) printf("%-10s images/s  %.1f\n", work[w].name, ips);
+        fflush(stdout);
+        if (st == CLASP_OK && clasp_profile_enabled(b.ctx)) clasp_profile_print(b.ctx, stderr);
+    }
+    int rc = st == CLASP_OK ? 0 : cli_fail("benchmark");
+    clasp_tensor_free(b.x);
+    clasp_tensor_free(b.xadv);
+    clasp_tensor_free(b.grad);
+    clasp_tensor_free(b.y);
+    clasp_tensor_free(b.pred);
+    clasp_sgd_free(b.opt);
+    clasp_model_free(b.m);
+    clasp_ctx_free(b.ctx);
+    return rc;
+}

@@ -1,0 +1,9 @@
+/* clasp run (not yet available). */
+#include "cli/cli.h"
+
+int cmd_run(int argc, char **argv)
+{
+    (void)argc;
+    fprintf(stderr, "clasp: '%s' is not available in this build yet\n", argv[0]);
+    return 2;
+}

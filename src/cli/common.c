@@ -1,0 +1,140 @@
+/* Helpers shared by the subcommands: errors, progress, tables, options. */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+
+int cli_fail(const char *what)
+{
+    fprintf(stderr, "clasp: %s: %s\n", what, clasp_last_error());
+    return 1;
+}
+
+double cli_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+void cli_progress_start(cli_progress *p, const char *label, size_t total)
+{
+    memset(p, 0, sizeof *p);
+    p->label = label;
+    p->total = total;
+    p->start = cli_now();
+    p->last_print = -1;
+    p->tty = isatty(fileno(stderr));
+}
+
+static void fmt_time(char *buf, size_t n, double s)
+{
+    if (!isfinite(s) || s < 0) s = 0;
+    long t = (long)(s + 0.5);
+    if (t >= 3600) snprintf(buf, n, "%ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
+    else snprintf(buf, n, "%ld:%02ld", t / 60, t % 60);
+}
+
+static void progress_print(cli_progress *p, int final)
+{
+    double now = cli_now(), el = now - p->start;
+    double frac = p->total ? (double)p->done / (double)p->total : 1.0;
+    char eta[32], elapsed[32];
+    fmt_time(elapsed, sizeof elapsed, el);
+    fmt_time(eta, sizeof eta, frac > 0 ? el * (1 - frac) / frac : 0);
+    if (p->tty) {
+        char bar[31];
+        int fill = (int)(frac * 30);
+        for (int i = 0; i < 30; i++) bar[i] = i < fill ? '#' : '.';
+        bar[30] = '\0';
+        fprintf(stderr, "\r%s [%s] %zu/%zu %s<%s %s\033[K", p->label, bar, p->done, p->total,
+                elapsed, final ? elapsed : eta, p->extra);
+        if (final) fputc('\n', stderr);
+    } else {
+        fprintf(stderr, "%s %zu/%zu (%.0f%%) elapsed %s eta %s %s\n", p->label, p->done, p->total,
+                100 * frac, elapsed, final ? "0:00" : eta, p->extra);
+    }
+    fflush(stderr);
+    p->last_print = now;
+}
+
+void cli_progress_update(cli_progress *p, size_t done, const char *extra)
+{
+    p->done = done;
+    if (extra) snprintf(p->extra, sizeof p->extra, "%s", extra);
+    double now = cli_now();
+    /* A terminal redraws often; a log gets a line every 10 s. */
+    double every = p->tty ? 0.2 : 10.0;
+    if (p->last_print < 0 || now - p->last_print >= every) progress_print(p, 0);
+}
+
+void cli_progress_end(cli_progress *p)
+{
+    progress_print(p, 1);
+}
+
+void cli_print_class_table(FILE *f, const clasp_dataset *d, int n_cols, const char *const *col_names,
+                           const int64_t *const *correct, const int64_t *count)
+{
+    fprintf(f, "  %-14s %6s", "class", "n");
+    for (int c = 0; c < n_cols; c++) fprintf(f, " %10s", col_names[c]);
+    fputc('\n', f);
+    int64_t total = 0;
+    for (int k = 0; k < d->num_classes; k++) total += count[k];
+    for (int k = 0; k < d->num_classes; k++) {
+        fprintf(f, "  %-14s %6lld", d->class_names[k], (long long)count[k]);
+        for (int c = 0; c < n_cols; c++)
+            fprintf(f, " %9.2f%%", count[k] ? 100.0 * (double)correct[c][k] / (double)count[k] : 0.0);
+        fputc('\n', f);
+    }
+    fprintf(f, "  %-14s %6lld", "all", (long long)total);
+    for (int c = 0; c < n_cols; c++) {
+        int64_t s = 0;
+        for (int k = 0; k < d->num_classes; k++) s += correct[c][k];
+        fprintf(f, " %9.2f%%", total ? 100.0 * (double)s / (double)total : 0.0);
+    }
+    fputc('\n', f);
+}
+
+const char *cli_opt(int argc, char **argv, int *i, const char *name)
+{
+    size_t n = strlen(name);
+    const char *a = argv[*i];
+    if (strncmp(a, name, n) != 0) return NULL;
+    if (a[n] == '=') return a + n + 1;
+    if (a[n] != '\0') return NULL;
+    if (*i + 1 >= argc) {
+        fprintf(stderr, "clasp: option %s needs a value\n", name);
+        exit(2);
+    }
+    return argv[++*i];
+}
+
+long cli_parse_long(const char *opt, const char *value, long min, long max)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(value, &end, 10);
+    if (errno || end == value || *end || v < min || v > max) {
+        fprintf(stderr, "clasp: %s expects a whole number in [%ld, %ld], got '%s'\n", opt, min, max,
+                value);
+        exit(2);
+    }
+    return v;
+}
+
+double cli_parse_double(const char *opt, const char *value, double min, double max)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(value, &end);
+    if (errno || end == value || *end || !(v >= min && v <= max)) {
+        fprintf(stderr, "clasp: %s expects a number in [%g, %g], got '%s'\n", opt, min, max, value);
+        exit(2);
+    }
+    return v;
+}

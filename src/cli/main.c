@@ -1,0 +1,49 @@
+/* clasp: class-wise adversarial robustness on any OpenCL device. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "clasp_config.h"
+
+typedef struct command {
+    const char *name;
+    int (*fn)(int, char **);
+    const char *help;
+} command;
+
+static const command commands[] = {
+    {"run", cmd_run, "run an experiment file: clasp run EXP.yaml [--output DIR] [--resume]"},
+    {"check", cmd_check, "validate an experiment file without computing: clasp check EXP.yaml"},
+    {"train", cmd_train, "train the default CNN: clasp train [--epochs N] [--data DIR] [--save F]"},
+    {"attack", cmd_attack, "attack a checkpoint: clasp attack --model F --attack NAME [--set k=v]"},
+    {"plugins", cmd_plugins, "list attack and defense plugins with their parameters"},
+    {"devices", cmd_devices, "list OpenCL devices and mark the one clasp uses"},
+    {"bench", cmd_bench, "images/s for inference, training and PGD-10 training"},
+    {"tune", cmd_tune, "tune GEMM kernels for this device: clasp tune [--show]"},
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: clasp COMMAND [options]\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].help);
+    fprintf(f, "\nenvironment: CLASP_DEVICE (P:D or name), CLASP_PLUGIN_PATH, CLASP_CACHE_DIR\n"
+               "(\"off\" disables the kernel cache), CLASP_PROFILE=1 (per-op device times)\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
+        printf("clasp %s\n", CLASP_VERSION);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(argv[1], commands[i].name)) return commands[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "clasp: unknown command '%s'\n\n", argv[1]);
+    usage(stderr);
+    return 2;
+}

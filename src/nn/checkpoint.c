@@ -1,0 +1,186 @@
+/* Model checkpoints in safetensors with PyTorch's names and layouts. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clasp/safetensors.h"
+#include "clasp_config.h"
+#include "nn/nn_internal.h"
+
+static clasp_status add_tensor(clasp_st_file *f, const char *name, clasp_tensor *t)
+{
+    float *h = malloc((t->numel ? t->numel : 1) * sizeof *h);
+    if (!h) return clasp_error(CLASP_ERR_NOMEM, "out of memory");
+    int64_t shape[CLASP_MAX_DIMS];
+    for (int d = 0; d < t->ndim; d++) shape[d] = t->shape[d];
+    clasp_status st = clasp_tensor_read(t, h);
+    if (st == CLASP_OK) st = clasp_st_add(f, name, CLASP_ST_F32, t->ndim, shape, h);
+    free(h);
+    return st;
+}
+
+clasp_status clasp_model_save(clasp_model *m, const clasp_sgd *o, const clasp_kv *extra,
+                              int n_extra, const char *path)
+{
+    clasp_st_file f;
+    clasp_st_init(&f);
+    char arch[1024], buf[64];
+    clasp_model_arch(m, arch, sizeof arch);
+    clasp_status st = clasp_st_set_meta(&f, "format", "pt");
+    if (st == CLASP_OK) st = clasp_st_set_meta(&f, "clasp.version", CLASP_VERSION);
+    if (st == CLASP_OK) st = clasp_st_set_meta(&f, "clasp.arch", arch);
+    snprintf(buf, sizeof buf, "%d,%d,%d", m->in_c, m->in_h, m->in_w);
+    if (st == CLASP_OK) st = clasp_st_set_meta(&f, "clasp.input", buf);
+    if (st == CLASP_OK && m->calibrated) {
+        /* Calibration lives in metadata so the tensors stay a plain PyTorch
+         * state dict. */
+        size_t cap = (size_t)m->num_classes * 24 + 1;
+        char *s = malloc(cap);
+        if (!s) st = clasp_error(CLASP_ERR_NOMEM, "out of memory");
+        size_t len = 0;
+        for (int k = 0; s && k < m->num_classes; k++)
+            len += (size_t)snprintf(s + len, cap - len, "%s%.9g", k ? "," : "",
+                                    (double)m->calib_offsets[k]);
+        if (s) st = clasp_st_set_meta(&f, "clasp.calibration.offsets", s);
+        free(s);
+        snprintf(buf, sizeof buf, "%.9g", (double)m->calib_t);
+        if (st == CLASP_OK) st = clasp_st_set_meta(&f, "clasp.calibration.temperature", buf);
+    }
+    for (int i = 0; st == CLASP_OK && i < n_extra; i++)
+        st = clasp_st_set_meta(&f, extra[i].key, extra[i].value);
+    for (int i = 0; st == CLASP_OK && i < m->n_params; i++)
+        st = add_tensor(&f, m->names[i], m->params[i]);
+    for (int i = 0; st == CLASP_OK && o && i < m->n_params; i++) {
+        clasp_tensor *v = clasp_sgd_velocity((clasp_sgd *)o, i);
+        if (!v) continue;
+        char name[64];
+        snprintf(name, sizeof name, "optimizer.%s.momentum", m->names[i]);
+        st = add_tensor(&f, name, v);
+    }
+    if (st == CLASP_OK) st = clasp_st_write(&f, path);
+    clasp_st_free(&f);
+    return st;
+}
+
+static clasp_status load_into(clasp_tensor *t, const clasp_st_file *f, const char *name,
+                              const char *path)
+{
+    const clasp_st_tensor *s = clasp_st_find(f, name);
+    if (!s) return clasp_error(CLASP_ERR_FORMAT, "%s: tensor '%s' is missing", path, name);
+    int same = s->dtype == CLASP_ST_F32 && s->ndim == t->ndim;
+    for (int d = 0; same && d < t->ndim; d++) same = s->shape[d] == t->shape[d];
+    if (!same) {
+        char want[96] = "", got[96] = "";
+        size_t a = 0, b = 0;
+        for (int d = 0; d < t->ndim; d++)
+            a += (size_t)snprintf(want + a, sizeof want - a, "%s%d", d ? "," : "", t->shape[d]);
+        for (int d = 0; d < s->ndim && b < sizeof got; d++)
+            b += (size_t)snprintf(got + b, sizeof got - b, "%s%lld", d ? "," : "",
+                                  (long long)s->shape[d]);
+        return clasp_error(CLASP_ERR_FORMAT, "%s: tensor '%s' has shape [%s]%s, the model needs [%s] F32",
+                           path, name, got, s->dtype == CLASP_ST_F32 ? "" : " I32", want);
+    }
+    return clasp_tensor_write(t, s->data);
+}
+
+static clasp_status parse_floats(const char *text, float *out, int n, const char *path)
+{
+    const char *p = text;
+    for (int k = 0; k < n; k++) {
+        char *end;
+        double v = strtod(p, &end);
+        if (end == p || !isfinite(v))
+            return clasp_error(CLASP_ERR_FORMAT, "%s: calibration offset %d is not a number", path, k);
+        out[k] = (float)v;
+        p = end;
+        if (k + 1 < n) {
+            if (*p != ',')
+                return clasp_error(CLASP_ERR_FORMAT, "%s: expected %d calibration offsets", path, n);
+            p++;
+        }
+    }
+    if (*p) return clasp_error(CLASP_ERR_FORMAT, "%s: more than %d calibration offsets", path, n);
+    return CLASP_OK;
+}
+
+static clasp_status load_calibration(clasp_model *m, const clasp_st_file *f, const char *path)
+{
+    const char *offs = clasp_st_meta(f, "clasp.calibration.offsets");
+    const char *temp = clasp_st_meta(f, "clasp.calibration.temperature");
+    if (!offs && !temp) return CLASP_OK;
+    float *o = calloc((size_t)m->num_classes, sizeof *o);
+    if (!o) return clasp_error(CLASP_ERR_NOMEM, "out of memory");
+    float t = 1.0f;
+    clasp_status st = offs ? parse_floats(offs, o, m->num_classes, path) : CLASP_OK;
+    if (st == CLASP_OK && temp) st = parse_floats(temp, &t, 1, path);
+    if (st == CLASP_OK) st = clasp_model_set_calibration(m, o, t);
+    free(o);
+    return st;
+}
+
+clasp_status clasp_model_load(clasp_ctx *ctx, const char *path, const char *arch_fallback,
+                              const int *in_chw, clasp_model **out)
+{
+    *out = NULL;
+    clasp_st_file f;
+    CLASP_TRY(clasp_st_read(path, &f));
+    const char *arch = clasp_st_meta(&f, "clasp.arch");
+    const char *input = clasp_st_meta(&f, "clasp.input");
+    int c = 0, h = 0, w = 0;
+    clasp_status st = CLASP_OK;
+    if (!arch) arch = arch_fallback;
+    if (input) {
+        if (sscanf(input, "%d,%d,%d", &c, &h, &w) != 3)
+            st = clasp_error(CLASP_ERR_FORMAT, "%s: metadata clasp.input '%s' is not C,H,W", path, input);
+    } else if (in_chw) {
+        c = in_chw[0], h = in_chw[1], w = in_chw[2];
+    }
+    if (st == CLASP_OK && (!arch || c <= 0))
+        st = clasp_error(CLASP_ERR_FORMAT,
+                         "%s: no clasp.arch/clasp.input metadata; give the architecture and input shape",
+                         path);
+    clasp_layer_spec *ls = NULL;
+    int n = 0;
+    if (st == CLASP_OK) st = clasp_arch_parse(arch, &ls, &n);
+    clasp_model *m = NULL;
+    if (st == CLASP_OK) st = clasp_model_new(ctx, ls, n, c, h, w, &m);
+    free(ls);
+    for (int i = 0; st == CLASP_OK && i < m->n_params; i++)
+        st = load_into(m->params[i], &f, m->names[i], path);
+    if (st == CLASP_OK) st = load_calibration(m, &f, path);
+    clasp_st_free(&f);
+    if (st != CLASP_OK) {
+        clasp_model_free(m);
+        return st;
+    }
+    *out = m;
+    return CLASP_OK;
+}
+
+clasp_status clasp_sgd_load(clasp_sgd *o, const char *path)
+{
+    clasp_st_file f;
+    CLASP_TRY(clasp_st_read(path, &f));
+    clasp_status st = CLASP_OK;
+    for (int i = 0; st == CLASP_OK && i < CLASP_MODEL_MAX_PARAMS; i++) {
+        clasp_tensor *v = clasp_sgd_velocity(o, i);
+        if (!v) continue;
+        char name[64];
+        snprintf(name, sizeof name, "optimizer.%s.momentum", clasp_sgd_model_param_name(o, i));
+        st = load_into(v, &f, name, path);
+    }
+    clasp_st_free(&f);
+    return st;
+}
+
+clasp_status clasp_checkpoint_meta(const char *path, const char *key, char *buf, size_t size)
+{
+    clasp_st_file f;
+    CLASP_TRY(clasp_st_read(path, &f));
+    const char *v = clasp_st_meta(&f, key);
+    clasp_status st = v ? CLASP_OK : clasp_error(CLASP_ERR_NOT_FOUND, "%s: no metadata '%s'", path, key);
+    if (v) snprintf(buf, size, "%s", v);
+    clasp_st_free(&f);
+    return st;
+}

@@ -1,0 +1,86 @@
+/* SGD with momentum and the standard training step. */
+#include <stdlib.h>
+
+#include "nn/nn_internal.h"
+
+struct clasp_sgd {
+    clasp_model *m;
+    float lr, momentum, weight_decay;
+    clasp_tensor *velocity[CLASP_MODEL_MAX_PARAMS];
+};
+
+clasp_status clasp_sgd_new(clasp_model *m, float lr, float momentum, float weight_decay,
+                           clasp_sgd **out)
+{
+    *out = NULL;
+    clasp_sgd *o = calloc(1, sizeof *o);
+    if (!o) return clasp_error(CLASP_ERR_NOMEM, "out of memory");
+    o->m = m;
+    o->lr = lr, o->momentum = momentum, o->weight_decay = weight_decay;
+    for (int i = 0; momentum != 0.0f && i < m->n_params; i++) {
+        clasp_status st = clasp_tensor_new(m->ctx, CLASP_F32, m->params[i]->ndim,
+                                           m->params[i]->shape, &o->velocity[i]);
+        if (st == CLASP_OK) st = clasp_tensor_fill(o->velocity[i], 0.0f);
+        if (st != CLASP_OK) {
+            clasp_sgd_free(o);
+            return st;
+        }
+    }
+    *out = o;
+    return CLASP_OK;
+}
+
+void clasp_sgd_set_lr(clasp_sgd *o, float lr) { o->lr = lr; }
+
+clasp_status clasp_sgd_step(clasp_sgd *o)
+{
+    clasp_model *m = o->m;
+    for (int i = 0; i < m->n_params; i++) {
+        /* Like PyTorch's common practice, biases get no weight decay only
+         * when asked; here weight decay applies to weights alone. */
+        float wd = (i % 2 == 0) ? o->weight_decay : 0.0f;
+        CLASP_TRY(clasp_sgd_update(m->params[i], m->grads[i], o->velocity[i], o->lr, o->momentum, wd));
+    }
+    return CLASP_OK;
+}
+
+void clasp_sgd_free(clasp_sgd *o)
+{
+    if (!o) return;
+    for (int i = 0; i < CLASP_MODEL_MAX_PARAMS; i++) clasp_tensor_free(o->velocity[i]);
+    free(o);
+}
+
+clasp_tensor *clasp_sgd_velocity(clasp_sgd *o, int i)
+{
+    return o->velocity[i];
+}
+
+clasp_status clasp_train_step(clasp_model *m, clasp_sgd *o, const clasp_tensor *x,
+                              const clasp_tensor *y, const clasp_tensor *w, float *loss)
+{
+    const clasp_tensor *z;
+    CLASP_TRY(clasp_model_forward(m, x, &z));
+    int n = x->shape[0];
+    CLASP_TRY(clasp_tensor_ensure(m->ctx, &m->dlogits, CLASP_F32, 2, (int[]){n, m->num_classes}));
+    if (loss) CLASP_TRY(clasp_tensor_ensure(m->ctx, &m->loss, CLASP_F32, 1, (int[]){n}));
+    CLASP_TRY(clasp_softmax_xent(z, y, 1.0f, w, 1.0f / (float)n, loss ? m->loss : NULL, m->dlogits));
+    CLASP_TRY(clasp_model_backward(m, m->dlogits, 1, NULL));
+    CLASP_TRY(clasp_sgd_step(o));
+    if (loss) {
+        float *h = malloc((size_t)n * sizeof *h);
+        if (!h) return clasp_error(CLASP_ERR_NOMEM, "out of memory");
+        clasp_status st = clasp_tensor_read(m->loss, h);
+        double s = 0;
+        for (int i = 0; i < n; i++) s += h[i];
+        free(h);
+        CLASP_TRY(st);
+        *loss = (float)(s / n);
+    }
+    return CLASP_OK;
+}
+
+const char *clasp_sgd_model_param_name(clasp_sgd *o, int i)
+{
+    return o->m->names[i];
+}
