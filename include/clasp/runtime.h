@@ -63,7 +63,8 @@ clasp_status clasp_ctx_finish(clasp_ctx *ctx);
  * CLASP_PROFILE=1 when the context is created. */
 int clasp_profile_enabled(const clasp_ctx *ctx);
 
-/* Prints per-op total time, calls and share, largest first. */
+/* Prints per-op total time, calls and share, largest first, then forgets
+ * them (a later print shows only what ran after this one). */
 void clasp_profile_print(clasp_ctx *ctx, void *file /* FILE* */);
 
 /* Forgets the times gathered so far. */

@@ -91,6 +91,8 @@ void clasp_profile_print(clasp_ctx *ctx, void *file)
                 p->calls, p->total_ns * 1e-3 / (double)p->calls,
                 total > 0 ? 100.0 * p->total_ns / total : 0.0);
     }
+    /* Printed times are forgotten, so a later print shows only new work. */
+    ctx->n_prof = 0;
 }
 
 void clasp_profile_reset(clasp_ctx *ctx)
