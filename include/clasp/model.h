@@ -120,6 +120,13 @@ void clasp_sgd_set_lr(clasp_sgd *o, float lr);
 clasp_status clasp_sgd_step(clasp_sgd *o);
 void clasp_sgd_free(clasp_sgd *o);
 
+/* Standard loss gradients for one batch: forward (current mode), mean
+ * cross-entropy with per-sample weights w[N] (NULL = ones), backward; the
+ * parameter gradients are overwritten. *loss (may be NULL: no host read)
+ * receives the weighted mean loss. Defenses build on this. */
+clasp_status clasp_model_ce_grads(clasp_model *m, const clasp_tensor *x, const clasp_tensor *y,
+                                  const clasp_tensor *w, float *loss);
+
 /* One standard training step: forward, mean (optionally per-sample
  * weighted) cross-entropy, backward, SGD step. Returns the batch's mean loss
  * in *loss when not NULL (a host read; pass NULL in hot loops). */

@@ -63,7 +63,8 @@ typedef enum clasp_param_type {
 } clasp_param_type;
 
 typedef struct clasp_param_spec {
-    const char *name;        /* [a-z][a-z0-9_]*, unique within the plugin */
+    const char *name;        /* [A-Za-z][A-Za-z0-9_]*, unique within the plugin
+                                (case matters: tpgd's temperature is "T") */
     clasp_param_type type;
     double def;              /* default for FLOAT/INT/BOOL */
     double min, max;         /* inclusive range for FLOAT/INT */
@@ -134,10 +135,12 @@ typedef struct clasp_defense_env {
     size_t size;                   /* sizeof(clasp_defense_env) of the host */
     clasp_model *model;
     int num_classes;
-    /* The inner attack named by the defense's "attack" parameter, or NULL
-     * when the defense has no such parameter. */
+    /* The inner attack declared in the experiment's defense block
+     * ("attack:" with its own name and parameters), or NULL when none. */
     clasp_attack_instance *attack;
-    /* The wrapped defense named by the "inner" parameter, or NULL. */
+    /* The wrapped defense declared in the defense block ("inner:"), or NULL
+     * (then a wrapping defense falls back to standard training,
+     * clasp_model_ce_grads). */
     clasp_defense_instance *inner;
     /* Per-class loss weights for the step (NULL = all ones); a wrapping
      * defense sets these for its inner one with clasp_defense_run_step. */

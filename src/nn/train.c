@@ -56,8 +56,8 @@ clasp_tensor *clasp_sgd_velocity(clasp_sgd *o, int i)
     return o->velocity[i];
 }
 
-clasp_status clasp_train_step(clasp_model *m, clasp_sgd *o, const clasp_tensor *x,
-                              const clasp_tensor *y, const clasp_tensor *w, float *loss)
+clasp_status clasp_model_ce_grads(clasp_model *m, const clasp_tensor *x, const clasp_tensor *y,
+                                  const clasp_tensor *w, float *loss)
 {
     const clasp_tensor *z;
     CLASP_TRY(clasp_model_forward(m, x, &z));
@@ -66,7 +66,6 @@ clasp_status clasp_train_step(clasp_model *m, clasp_sgd *o, const clasp_tensor *
     if (loss) CLASP_TRY(clasp_tensor_ensure(m->ctx, &m->loss, CLASP_F32, 1, (int[]){n}));
     CLASP_TRY(clasp_softmax_xent(z, y, 1.0f, w, 1.0f / (float)n, loss ? m->loss : NULL, m->dlogits));
     CLASP_TRY(clasp_model_backward(m, m->dlogits, 1, NULL));
-    CLASP_TRY(clasp_sgd_step(o));
     if (loss) {
         float *h = malloc((size_t)n * sizeof *h);
         if (!h) return clasp_error(CLASP_ERR_NOMEM, "out of memory");
@@ -78,6 +77,13 @@ clasp_status clasp_train_step(clasp_model *m, clasp_sgd *o, const clasp_tensor *
         *loss = (float)(s / n);
     }
     return CLASP_OK;
+}
+
+clasp_status clasp_train_step(clasp_model *m, clasp_sgd *o, const clasp_tensor *x,
+                              const clasp_tensor *y, const clasp_tensor *w, float *loss)
+{
+    CLASP_TRY(clasp_model_ce_grads(m, x, y, w, loss));
+    return clasp_sgd_step(o);
 }
 
 const char *clasp_sgd_model_param_name(clasp_sgd *o, int i)

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark: `clasp bench` and the same workloads in PyTorch
+# (when Debian's python3-torch is installed), run one after the other on this
+# machine, with the ratio clasp / PyTorch per workload. A benchmark, not a
+# test: the figures depend on the machine and on what else is running.
+#   usage: tests/bench/compare.sh [SECONDS_PER_WORKLOAD]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+secs="${1:-10}"
+clasp=build/src/cli/clasp
+[ -x "$clasp" ] || { echo "build clasp first (.ci/setup)" >&2; exit 1; }
+export POCL_AFFINITY="${POCL_AFFINITY:-1}"
+
+out_c=$(mktemp) out_t=$(mktemp)
+trap 'rm -f "$out_c" "$out_t"' EXIT
+echo "== clasp"
+"$clasp" bench --seconds "$secs" | tee "$out_c"
+py=/usr/bin/python3
+if "$py" -c "import torch" 2>/dev/null; then
+  echo "== PyTorch"
+  "$py" tests/bench/torch_bench.py --seconds "$secs" | tee "$out_t"
+  echo "== ratio clasp / PyTorch (images/s)"
+  for w in inference train pgd10-at; do
+    c=$(awk -v w="$w" '$1==w {print $3}' "$out_c")
+    t=$(awk -v w="$w" '$1==w {print $3}' "$out_t")
+    [ -n "$c" ] && [ -n "$t" ] && awk -v w="$w" -v c="$c" -v t="$t" \
+      'BEGIN {printf "%-10s %8.1f / %8.1f = %.2f\n", w, c, t, c / t}'
+  done
+else
+  echo "PyTorch not found for $py (apt-get install python3-torch); clasp figures only"
+fi
