@@ -1,0 +1,538 @@
+/* The class-wise report writer: a small synthetic experiment (3 classes,
+ * 2 models with 2 attacks and 2 epochs each, calibration on one) is
+ * written, then report.json is read back and its numbers are checked
+ * against the raw counts, and the CSV, Markdown and SVG files are checked
+ * for shape, quoting, escaping and well-formedness. */
+#include <dirent.h>
+#include <json-c/json.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "clasp/report.h"
+#include "experiment/svg.h"
+#include "testutil.h"
+
+#define K 3
+#define EPS 1e-9
+
+/* Names that need CSV quoting, XML escaping and Markdown escaping. */
+static char class_names[K][32] = {"cat, fluffy", "A&B <x>", "dog"};
+
+/* Storage for one attack's counts. */
+typedef struct attack_data {
+    int64_t count[K], clean[K], robust[K], success[K], flow[K * K];
+} attack_data;
+
+typedef struct epoch_data {
+    int64_t count[K], clean[K], robust[K];
+    float weights[K];
+} epoch_data;
+
+typedef struct fixture {
+    clasp_report r;
+    clasp_model_report models[2];
+    clasp_attack_report attacks[2][2];
+    attack_data ad[2][2];
+    clasp_epoch_report epochs[2][2];
+    epoch_data ed[2][2];
+    float offsets[K];
+    char dir[256];
+} fixture;
+
+/* Fills consistent counts: the examples an attack does not leave correct
+ * go mostly to the next class, the rest to the one after. */
+static void fill_attack(attack_data *d, const int64_t *clean, const int64_t *robust)
+{
+    static const int64_t count[K] = {10, 12, 8};
+    memset(d, 0, sizeof *d);
+    for (int i = 0; i < K; i++) {
+        d->count[i] = count[i];
+        d->clean[i] = clean[i];
+        d->robust[i] = robust[i];
+        d->success[i] = clean[i] - robust[i];
+        int64_t wrong = count[i] - robust[i], far = wrong / 3;
+        d->flow[i * K + i] = robust[i];
+        d->flow[i * K + (i + 1) % K] = wrong - far;
+        d->flow[i * K + (i + 2) % K] = far;
+    }
+}
+
+static void link_attack(clasp_attack_report *a, attack_data *d, const char *label,
+                        const char *plugin, double seconds)
+{
+    memset(a, 0, sizeof *a);
+    snprintf(a->label, sizeof a->label, "%s", label);
+    snprintf(a->plugin, sizeof a->plugin, "%s", plugin);
+    snprintf(a->params, sizeof a->params, "eps=0.1");
+    a->count = d->count;
+    a->clean_correct = d->clean;
+    a->robust_correct = d->robust;
+    a->success = d->success;
+    a->flow = d->flow;
+    a->seconds = seconds;
+}
+
+static void fill_epoch(clasp_epoch_report *e, epoch_data *d, int epoch, int robust, int weights)
+{
+    static const int64_t count[K] = {20, 20, 20};
+    memset(e, 0, sizeof *e);
+    e->epoch = epoch;
+    e->train_loss = 1.0 / epoch;
+    e->lr = 0.1;
+    e->seconds = 3.5;
+    for (int i = 0; i < K; i++) {
+        d->count[i] = count[i];
+        d->clean[i] = 10 + 2 * i + 3 * epoch;
+        d->robust[i] = 2 + i + 2 * epoch;
+        d->weights[i] = 1.0f + 0.25f * (float)i;
+    }
+    e->val_count = d->count;
+    e->val_clean = d->clean;
+    e->val_robust = robust ? d->robust : NULL;
+    e->class_weights = weights ? d->weights : NULL;
+}
+
+static void fill_models(fixture *f)
+{
+    static const int64_t clean0[K] = {9, 11, 6}, clean1[K] = {8, 10, 6};
+    static const int64_t rob[2][2][K] = {{{4, 6, 2}, {1, 3, 0}}, {{6, 7, 4}, {5, 7, 3}}};
+    static const char *const names[2] = {"standard", "pgd-at"};
+    for (int m = 0; m < 2; m++) {
+        clasp_model_report *mr = &f->models[m];
+        memset(mr, 0, sizeof *mr);
+        snprintf(mr->name, sizeof mr->name, "%s", names[m]);
+        snprintf(mr->defense, sizeof mr->defense, "%s", m ? "pgd_at" : "");
+        snprintf(mr->params, sizeof mr->params, "%s", m ? "eps=0.1, steps=7" : "");
+        snprintf(mr->checkpoint, sizeof mr->checkpoint, "models/%s.safetensors", names[m]);
+        for (int j = 0; j < 2; j++) {
+            fill_attack(&f->ad[m][j], m ? clean1 : clean0, rob[m][j]);
+            link_attack(&f->attacks[m][j], &f->ad[m][j], j ? "pgd eps=0.1 steps=20" : "fgsm eps=0.1",
+                        j ? "pgd" : "fgsm", 1.5 + j);
+            fill_epoch(&f->epochs[m][j], &f->ed[m][j], j + 1, m == 1, m == 1);
+        }
+        mr->n_attacks = 2;
+        mr->attacks = f->attacks[m];
+        mr->n_epochs = 2;
+        mr->epochs = f->epochs[m];
+        mr->train_seconds = 75;
+        mr->eval_seconds = 4.25;
+    }
+    f->models[1].calibrated = 1;
+    f->models[1].calib_temperature = 1.5f;
+    for (int i = 0; i < K; i++) f->offsets[i] = 0.1f * (float)(i - 1);
+    f->models[1].calib_offsets = f->offsets;
+}
+
+static void fill_report(fixture *f)
+{
+    memset(f, 0, sizeof *f);
+    clasp_report *r = &f->r;
+    snprintf(r->experiment, sizeof r->experiment, "tiny-test");
+    snprintf(r->clasp_version, sizeof r->clasp_version, "0.1.0");
+    snprintf(r->device, sizeof r->device, "Test device / CPU");
+    r->seed = 18446744073709551615ull; /* needs the full unsigned range */
+    snprintf(r->dataset, sizeof r->dataset, "synthetic");
+    r->train_size = 600;
+    r->val_size = 60;
+    r->test_size = 30;
+    r->num_classes = K;
+    r->class_names = class_names;
+    r->config_yaml = "experiment: tiny-test\nseed: 1\n";
+    r->config_path = "experiments/tiny.yaml";
+    snprintf(r->started, sizeof r->started, "2024-01-02T03:04:05Z");
+    r->wall_seconds = 3725;
+    fill_models(f);
+    r->n_models = 2;
+    r->models = f->models;
+}
+
+/* ---- file helpers ------------------------------------------------------ */
+
+static char *read_all(const char *path)
+{
+    FILE *fp = fopen(path, "rb");
+    if (!fp) fail_msg("cannot open %s", path);
+    fseek(fp, 0, SEEK_END);
+    long n = ftell(fp);
+    fseek(fp, 0, SEEK_SET);
+    char *s = malloc((size_t)n + 1);
+    assert_non_null(s);
+    assert_int_equal(fread(s, 1, (size_t)n, fp), (size_t)n);
+    s[n] = '\0';
+    fclose(fp);
+    return s;
+}
+
+static void path_in(char *out, size_t size, const char *dir, const char *name)
+{
+    snprintf(out, size, "%s/%s", dir, name);
+}
+
+/* Removes the report folder: charts/ first, since tu_rmdir only removes
+ * plain files in one folder. */
+static void remove_report(const char *dir)
+{
+    char charts[512];
+    path_in(charts, sizeof charts, dir, "charts");
+    tu_rmdir(charts);
+    tu_rmdir(dir);
+}
+
+static int count_str(const char *s, const char *what)
+{
+    int n = 0;
+    for (const char *p = strstr(s, what); p; p = strstr(p + 1, what)) n++;
+    return n;
+}
+
+/* ---- report.json ------------------------------------------------------- */
+
+static json_object *jget(json_object *o, const char *key)
+{
+    json_object *v = NULL;
+    if (!json_object_object_get_ex(o, key, &v)) fail_msg("missing key %s", key);
+    return v;
+}
+
+static int64_t jint(json_object *o, const char *key)
+{
+    return json_object_get_int64(jget(o, key));
+}
+
+static double jdbl(json_object *o, const char *key)
+{
+    return json_object_get_double(jget(o, key));
+}
+
+/* Worst and best class by robust accuracy, ties to the lower index. */
+static void expected_extremes(const attack_data *d, int *worst, int *best)
+{
+    *worst = *best = 0;
+    for (int i = 1; i < K; i++) {
+        double r = (double)d->robust[i] / (double)d->count[i];
+        if (r < (double)d->robust[*worst] / (double)d->count[*worst]) *worst = i;
+        if (r > (double)d->robust[*best] / (double)d->count[*best]) *best = i;
+    }
+}
+
+static void check_attack_json(json_object *ja, const attack_data *d)
+{
+    json_object *rows = jget(ja, "per_class"), *flow = jget(ja, "flow"), *s = jget(ja, "summary");
+    assert_int_equal(json_object_array_length(rows), K);
+    int64_t total = 0, robust = 0;
+    for (int c = 0; c < K; c++) {
+        json_object *row = json_object_array_get_idx(rows, c);
+        assert_int_equal(jint(row, "count"), d->count[c]);
+        assert_string_equal(json_object_get_string(jget(row, "class")), class_names[c]);
+        assert_true(fabs(jdbl(row, "robust_acc") -
+                         (double)jint(row, "robust_correct") / (double)jint(row, "count")) < EPS);
+        assert_true(fabs(jdbl(row, "success_rate") -
+                         (double)jint(row, "success") / (double)jint(row, "clean_correct")) < EPS);
+        total += jint(row, "count");
+        robust += jint(row, "robust_correct");
+        json_object *frow = json_object_array_get_idx(flow, c);
+        int64_t fs = 0;
+        for (int p = 0; p < K; p++) fs += json_object_get_int64(json_object_array_get_idx(frow, p));
+        assert_int_equal(fs, jint(row, "count"));
+    }
+    assert_int_equal(jint(s, "count"), total);
+    assert_int_equal(jint(s, "robust_correct"), robust);
+    assert_true(fabs(jdbl(s, "robust_acc") - (double)robust / (double)total) < EPS);
+    int worst, best;
+    expected_extremes(d, &worst, &best);
+    assert_int_equal(jint(jget(s, "worst_class"), "index"), worst);
+    assert_int_equal(jint(jget(s, "best_class"), "index"), best);
+    double gap = (double)d->robust[best] / (double)d->count[best] -
+                 (double)d->robust[worst] / (double)d->count[worst];
+    assert_true(fabs(jdbl(s, "gap") - gap) < EPS);
+}
+
+static double overall_robust(const attack_data *d)
+{
+    int64_t n = 0, r = 0;
+    for (int c = 0; c < K; c++) {
+        n += d->count[c];
+        r += d->robust[c];
+    }
+    return (double)r / (double)n;
+}
+
+/* The single pair (fgsm, pgd): b must be the attack with the lower overall
+ * robust accuracy, gain[c] = robust_a[c] - robust_b[c]. */
+static void check_pair_json(json_object *jm, const fixture *f, int m)
+{
+    json_object *pairs = jget(jm, "attack_pairs");
+    assert_int_equal(json_object_array_length(pairs), 1);
+    json_object *p = json_object_array_get_idx(pairs, 0);
+    int strong = overall_robust(&f->ad[m][1]) < overall_robust(&f->ad[m][0]) ? 1 : 0;
+    const attack_data *a = &f->ad[m][1 - strong], *b = &f->ad[m][strong];
+    assert_string_equal(json_object_get_string(jget(p, "stronger")), f->attacks[m][strong].label);
+    assert_string_equal(json_object_get_string(jget(p, "b")), f->attacks[m][strong].label);
+    json_object *gain = jget(p, "gain");
+    for (int c = 0; c < K; c++) {
+        double want = (double)a->robust[c] / (double)a->count[c] -
+                      (double)b->robust[c] / (double)b->count[c];
+        assert_true(fabs(json_object_get_double(json_object_array_get_idx(gain, c)) - want) < EPS);
+    }
+}
+
+static void check_json(const fixture *f)
+{
+    char path[512];
+    path_in(path, sizeof path, f->dir, "report.json");
+    json_object *root = json_object_from_file(path);
+    if (!root) fail_msg("report.json does not parse: %s", json_util_get_last_err());
+    assert_string_equal(json_object_get_string(jget(root, "experiment")), "tiny-test");
+    assert_true(json_object_get_uint64(jget(root, "seed")) == f->r.seed);
+    assert_int_equal(jint(jget(root, "dataset"), "test_size"), 30);
+    assert_string_equal(json_object_get_string(jget(root, "config")), f->r.config_yaml);
+    json_object *models = jget(root, "models");
+    assert_int_equal(json_object_array_length(models), 2);
+    for (int m = 0; m < 2; m++) {
+        json_object *jm = json_object_array_get_idx(models, m);
+        json_object *attacks = jget(jm, "attacks");
+        for (int j = 0; j < 2; j++) check_attack_json(json_object_array_get_idx(attacks, j), &f->ad[m][j]);
+        check_pair_json(jm, f, m);
+        assert_int_equal(json_object_array_length(jget(jm, "epochs")), 2);
+        json_object *cal = jget(jm, "calibration");
+        assert_int_equal(json_object_get_boolean(jget(cal, "enabled")), m == 1);
+    }
+    json_object *m1 = json_object_array_get_idx(models, 1);
+    json_object *e1 = json_object_array_get_idx(jget(m1, "epochs"), 1);
+    assert_int_equal(json_object_array_length(jget(e1, "class_weights")), K);
+    json_object *cal = jget(m1, "calibration");
+    assert_int_equal(json_object_array_length(jget(cal, "offsets")), K);
+    assert_true(fabs(jdbl(cal, "temperature") - 1.5) < EPS);
+    json_object_put(root);
+}
+
+/* ---- CSV and Markdown -------------------------------------------------- */
+
+static void check_csv(const fixture *f)
+{
+    char path[512];
+    path_in(path, sizeof path, f->dir, "per_class.csv");
+    char *s = read_all(path);
+    /* header + models x attacks x classes */
+    assert_int_equal(count_str(s, "\n"), 1 + 2 * 2 * K);
+    const char *header = "model,attack,class_index,class,count,clean_correct,clean_acc,"
+                         "robust_correct,robust_acc,success,success_rate\n";
+    assert_true(strncmp(s, header, strlen(header)) == 0);
+    assert_non_null(strstr(s, ",0,\"cat, fluffy\",10,9,"));
+    assert_non_null(strstr(s, "standard,pgd eps=0.1 steps=20,2,dog,8,6,0.750000,0,0.000000,6,"));
+    free(s);
+}
+
+static void check_md(const fixture *f)
+{
+    char path[512];
+    path_in(path, sizeof path, f->dir, "report.md");
+    char *s = read_all(path);
+    assert_non_null(strstr(s, "| Class | n | Clean | fgsm eps=0.1 | pgd eps=0.1 steps=20 |"));
+    assert_non_null(strstr(s, "cat, fluffy"));
+    assert_non_null(strstr(s, "A&B \\<x\\>")); /* '<' would start an HTML tag */
+    assert_non_null(strstr(s, "| dog |"));
+    assert_non_null(strstr(s, "Gains of stronger attacks"));
+    assert_non_null(strstr(s, "Flow under the strongest attack"));
+    assert_non_null(strstr(s, "Calibration"));
+    assert_non_null(strstr(s, "(charts/standard-fgsm-eps-0-1-classes.svg)"));
+    assert_non_null(strstr(s, "(charts/pgd-at-epochs.svg)"));
+    free(s);
+}
+
+/* ---- SVG --------------------------------------------------------------- */
+
+/* Checks that the elements nest properly: every start tag is closed in
+ * order or self-closing; comments, declarations and processing
+ * instructions are skipped. Also checks that every '&' starts an entity. */
+static void check_xml_nesting(const char *s, const char *path)
+{
+    char stack[64][32];
+    int depth = 0;
+    for (const char *p = s; *p; p++) {
+        if (*p == '&') {
+            const char *semi = strchr(p, ';');
+            if (!semi || semi - p > 6 || strpbrk(p + 1, " <&") < semi)
+                fail_msg("%s: bare '&' at offset %ld", path, (long)(p - s));
+            continue;
+        }
+        if (*p != '<') continue;
+        const char *end = strchr(p, '>');
+        if (!end) fail_msg("%s: unterminated tag", path);
+        if (p[1] == '?' || p[1] == '!') {
+            p = end;
+            continue;
+        }
+        int closing = p[1] == '/';
+        const char *name = p + 1 + closing;
+        size_t n = strcspn(name, " \t\n/>");
+        if (n == 0 || n >= 32) fail_msg("%s: bad tag at offset %ld", path, (long)(p - s));
+        if (closing) {
+            if (depth == 0 || strncmp(stack[depth - 1], name, n) || stack[depth - 1][n])
+                fail_msg("%s: unexpected </%.*s>", path, (int)n, name);
+            depth--;
+        } else if (end[-1] != '/') {
+            if (depth == 64) fail_msg("%s: nesting too deep", path);
+            memcpy(stack[depth], name, n);
+            stack[depth++][n] = '\0';
+        }
+        p = end;
+    }
+    if (depth != 0) fail_msg("%s: %d unclosed elements, first <%s>", path, depth, stack[0]);
+}
+
+static void check_svg(const char *dir, const char *name)
+{
+    char path[512];
+    path_in(path, sizeof path, dir, name);
+    char *s = read_all(path);
+    const char *p = s;
+    if (!strncmp(p, "<?xml", 5)) p = strstr(p, "?>") + 2;
+    while (*p == '\n' || *p == ' ') p++;
+    if (strncmp(p, "<svg", 4)) fail_msg("%s does not start with <svg", path);
+    assert_non_null(strstr(p, "xmlns=\"http://www.w3.org/2000/svg\""));
+    assert_non_null(strstr(p, "viewBox=\"0 0 "));
+    assert_int_equal(count_str(s, "<g"), count_str(s, "</g>"));
+    assert_int_equal(count_str(s, "<text"), count_str(s, "</text>"));
+    check_xml_nesting(s, path);
+    assert_non_null(strstr(s, "A&amp;B &lt;x&gt;"));
+    assert_null(strstr(s, "A&B"));
+    free(s);
+}
+
+static void check_charts(const fixture *f)
+{
+    static const char *const files[] = {
+        "charts/standard-fgsm-eps-0-1-classes.svg",
+        "charts/standard-fgsm-eps-0-1-flow.svg",
+        "charts/standard-pgd-eps-0-1-steps-20-classes.svg",
+        "charts/standard-pgd-eps-0-1-steps-20-flow.svg",
+        "charts/standard-epochs.svg",
+        "charts/pgd-at-fgsm-eps-0-1-classes.svg",
+        "charts/pgd-at-fgsm-eps-0-1-flow.svg",
+        "charts/pgd-at-pgd-eps-0-1-steps-20-classes.svg",
+        "charts/pgd-at-pgd-eps-0-1-steps-20-flow.svg",
+        "charts/pgd-at-epochs.svg",
+    };
+    for (size_t i = 0; i < sizeof files / sizeof *files; i++) check_svg(f->dir, files[i]);
+}
+
+/* No "<file>.tmp" may be left behind by the atomic writes. */
+static void check_no_tmp(const char *dir)
+{
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t n = strlen(e->d_name);
+        if (n > 4 && !strcmp(e->d_name + n - 4, ".tmp")) fail_msg("left over %s", e->d_name);
+    }
+    closedir(d);
+}
+
+/* ---- tests ------------------------------------------------------------- */
+
+static void full_report_is_consistent(void **state)
+{
+    (void)state;
+    fixture *f = calloc(1, sizeof *f);
+    assert_non_null(f);
+    fill_report(f);
+    tu_tmpdir(f->dir, sizeof f->dir);
+    assert_ok(clasp_report_write(&f->r, f->dir));
+    /* Writing again over an existing report works too. */
+    assert_ok(clasp_report_write(&f->r, f->dir));
+    check_json(f);
+    check_csv(f);
+    check_md(f);
+    check_charts(f);
+    check_no_tmp(f->dir);
+    char charts[512];
+    path_in(charts, sizeof charts, f->dir, "charts");
+    check_no_tmp(charts);
+    if (getenv("CLASP_KEEP_REPORT")) printf("report kept in %s\n", f->dir);
+    else remove_report(f->dir);
+    free(f);
+}
+
+static void missing_folder_is_named(void **state)
+{
+    (void)state;
+    fixture *f = calloc(1, sizeof *f);
+    assert_non_null(f);
+    fill_report(f);
+    const char *dir = "/nonexistent-clasp-dir/report";
+    assert_int_equal(clasp_report_write(&f->r, dir), CLASP_ERR_IO);
+    assert_non_null(strstr(clasp_last_error(), dir));
+    free(f);
+}
+
+/* Names with the same slug get distinct charts, and a model without
+ * validation data gets no epochs chart. */
+static void slug_clashes_get_distinct_charts(void **state)
+{
+    (void)state;
+    fixture *f = calloc(1, sizeof *f);
+    assert_non_null(f);
+    fill_report(f);
+    snprintf(f->models[0].name, sizeof f->models[0].name, "x y");
+    snprintf(f->models[1].name, sizeof f->models[1].name, "x-y");
+    for (int m = 0; m < 2; m++)
+        for (int e = 0; e < 2; e++) f->epochs[m][e].val_count = NULL;
+    tu_tmpdir(f->dir, sizeof f->dir);
+    assert_ok(clasp_report_write(&f->r, f->dir));
+    check_svg(f->dir, "charts/x-y-fgsm-eps-0-1-classes.svg");
+    check_svg(f->dir, "charts/x-y-fgsm-eps-0-1-2-classes.svg");
+    char path[512];
+    path_in(path, sizeof path, f->dir, "charts/x-y-epochs.svg");
+    assert_int_not_equal(access(path, F_OK), 0);
+    path_in(path, sizeof path, f->dir, "report.json");
+    json_object *root = json_object_from_file(path);
+    assert_non_null(root);
+    json_object *m1 = json_object_array_get_idx(jget(root, "models"), 1);
+    json_object *a0 = json_object_array_get_idx(jget(m1, "attacks"), 0);
+    assert_string_equal(json_object_get_string(jget(jget(a0, "charts"), "classes")),
+                        "charts/x-y-fgsm-eps-0-1-2-classes.svg");
+    assert_null(jget(jget(m1, "charts"), "epochs"));
+    json_object_put(root);
+    remove_report(f->dir);
+    free(f);
+}
+
+static void slugs_and_escaping(void **state)
+{
+    (void)state;
+    char out[64];
+    clasp_slug("PGD eps=0.1 steps=20", out, 63);
+    assert_string_equal(out, "pgd-eps-0-1-steps-20");
+    clasp_slug("  --A__b!!  ", out, 63);
+    assert_string_equal(out, "a-b");
+    clasp_slug("", out, 63);
+    assert_string_equal(out, "x");
+    clasp_slug("abc def", out, 4);
+    assert_string_equal(out, "abc");
+    clasp_buf b = {0};
+    clasp_buf_xml(&b, "a<b>&\"'\x01\xff", 0);
+    assert_string_equal(b.data, "a&lt;b&gt;&amp;&quot;&apos;??");
+    clasp_buf_free(&b);
+    clasp_buf_xml(&b, "h\xc3\xa9llo world", 5);
+    assert_string_equal(b.data, "h\xc3\xa9ll\xE2\x80\xA6");
+    clasp_buf_free(&b);
+    assert_true(fabs(clasp_rate(1, 4) - 0.25) < EPS);
+    assert_true(clasp_rate(3, 0) == 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(full_report_is_consistent),
+        cmocka_unit_test(missing_folder_is_named),
+        cmocka_unit_test(slug_clashes_get_distinct_charts),
+        cmocka_unit_test(slugs_and_escaping),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
