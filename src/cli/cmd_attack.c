@@ -1,9 +1,281 @@
-/* clasp attack (not yet available). */
+/* clasp attack: runs one attack plugin against a checkpoint on the first N
+ * test examples and prints clean and robust accuracy, overall and per
+ * class; optionally saves the adversarial examples. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "clasp/eval.h"
+#include "clasp/registry.h"
+#include "clasp/safetensors.h"
 #include "cli/cli.h"
+
+#define MAX_SETS 64
+
+typedef struct attack_opts {
+    const char *model, *attack, *data, *dataset, *save_adv;
+    const char *sets[MAX_SETS];
+    int n_sets;
+    long samples;
+    int batch;
+    uint64_t seed;
+} attack_opts;
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: clasp attack --model FILE.safetensors --attack NAME [--set KEY=VALUE]...\n"
+            "                    [--samples N] [--batch N] [--seed N]\n"
+            "                    [--dataset fashion-mnist|mnist|cifar10] [--data DIR]\n"
+            "                    [--save-adv OUT.safetensors]\n"
+            "  --samples N   attack the first N test examples (default 1000; 0 = all)\n"
+            "  --set K=V     an attack parameter; `clasp plugins NAME` lists them\n"
+            "  --save-adv F  write x_adv, labels, clean_pred and adv_pred to F\n");
+}
+
+/* The adversarial examples of the whole run, kept on the host for
+ * --save-adv (filled batch by batch by the evaluation callback). */
+typedef struct adv_store {
+    size_t per;
+    float *x;
+    int32_t *y, *clean, *adv;
+} adv_store;
+
+static clasp_status keep_batch(void *user, size_t first, const clasp_tensor *x, const clasp_tensor *y,
+                               const clasp_tensor *x_adv, const clasp_tensor *clean_pred,
+                               const clasp_tensor *adv_pred)
+{
+    adv_store *s = user;
+    (void)x;
+    CLASP_TRY(clasp_tensor_read(x_adv, s->x + first * s->per));
+    CLASP_TRY(clasp_tensor_read(y, s->y + first));
+    CLASP_TRY(clasp_tensor_read(clean_pred, s->clean + first));
+    return clasp_tensor_read(adv_pred, s->adv + first);
+}
+
+typedef struct run_ctx {
+    cli_progress bar;
+    adv_store *store;
+} run_ctx;
+
+static void on_progress(void *user, size_t done, size_t total)
+{
+    run_ctx *rc = user;
+    /* The last batch is shown by cli_progress_end. */
+    if (done < total) cli_progress_update(&rc->bar, done, NULL);
+}
+
+static clasp_status on_batch(void *user, size_t first, const clasp_tensor *x, const clasp_tensor *y,
+                             const clasp_tensor *x_adv, const clasp_tensor *clean_pred,
+                             const clasp_tensor *adv_pred)
+{
+    run_ctx *rc = user;
+    return keep_batch(rc->store, first, x, y, x_adv, clean_pred, adv_pred);
+}
+
+static clasp_status save_adv(const attack_opts *o, const clasp_dataset *d, const adv_store *s,
+                             const char *params)
+{
+    clasp_st_file f;
+    clasp_st_init(&f);
+    int64_t n = (int64_t)d->n;
+    int64_t xs[4] = {n, d->c, d->h, d->w}, ys[1] = {n};
+    char seed[32];
+    snprintf(seed, sizeof seed, "%llu", (unsigned long long)o->seed);
+    clasp_status st = clasp_st_add(&f, "x_adv", CLASP_ST_F32, 4, xs, s->x);
+    if (st == CLASP_OK) st = clasp_st_add(&f, "labels", CLASP_ST_I32, 1, ys, s->y);
+    if (st == CLASP_OK) st = clasp_st_add(&f, "clean_pred", CLASP_ST_I32, 1, ys, s->clean);
+    if (st == CLASP_OK) st = clasp_st_add(&f, "adv_pred", CLASP_ST_I32, 1, ys, s->adv);
+    if (st == CLASP_OK) st = clasp_st_set_meta(&f, "attack", o->attack);
+    if (st == CLASP_OK) st = clasp_st_set_meta(&f, "params", params);
+    if (st == CLASP_OK) st = clasp_st_set_meta(&f, "model", o->model);
+    if (st == CLASP_OK) st = clasp_st_set_meta(&f, "dataset", o->dataset);
+    if (st == CLASP_OK) st = clasp_st_set_meta(&f, "seed", seed);
+    if (st == CLASP_OK) st = clasp_st_write(&f, o->save_adv);
+    clasp_st_free(&f);
+    return st;
+}
+
+/* The default CNN's architecture, for checkpoints (e.g. from PyTorch) that
+ * carry no architecture of their own. */
+static void default_arch(int num_classes, char *buf, size_t size)
+{
+    snprintf(buf, size, "conv5x5-32p2,relu,maxpool2,conv5x5-64p2,relu,maxpool2,flatten,fc1024,relu,fc%d",
+             num_classes);
+}
+
+static int run(const attack_opts *o)
+{
+    clasp_registry *reg = NULL;
+    clasp_attack_instance *atk = NULL;
+    clasp_dataset test = {0};
+    clasp_ctx *ctx = NULL;
+    clasp_model *m = NULL;
+    clasp_batcher *b = NULL;
+    clasp_eval_result res = {0};
+    adv_store store = {0};
+    int rc = 1;
+    const char *what = "loading plugins";
+    const char *keys[MAX_SETS], *vals[MAX_SETS], *where[MAX_SETS];
+    char keybuf[MAX_SETS][64];
+
+    clasp_status st = clasp_registry_open(&reg);
+    /* Parameters first: a typo should not wait for the data to load. */
+    for (int i = 0; st == CLASP_OK && i < o->n_sets; i++) {
+        const char *eq = strchr(o->sets[i], '=');
+        size_t kl = eq ? (size_t)(eq - o->sets[i]) : 0;
+        if (!eq || kl == 0 || kl >= sizeof keybuf[i]) {
+            fprintf(stderr, "clasp attack: --set expects KEY=VALUE, got '%s'\n", o->sets[i]);
+            clasp_registry_free(reg);
+            return 2;
+        }
+        memcpy(keybuf[i], o->sets[i], kl);
+        keybuf[i][kl] = '\0';
+        keys[i] = keybuf[i], vals[i] = eq + 1, where[i] = "--set";
+    }
+    if (st == CLASP_OK) {
+        what = "setting up the attack";
+        st = clasp_attack_new(reg, o->attack, keys, vals, where, o->n_sets, &atk);
+        if (st == CLASP_ERR_NOT_FOUND || st == CLASP_ERR_CONFIG) {
+            fprintf(stderr, "clasp attack: %s\n", clasp_last_error());
+            clasp_registry_free(reg);
+            return 2;
+        }
+    }
+    if (st == CLASP_OK) {
+        what = "loading test data";
+        st = clasp_dataset_load(o->dataset, o->data, 0, &test);
+    }
+    if (st != CLASP_OK) goto done;
+    if (o->samples > 0) clasp_dataset_truncate(&test, (size_t)o->samples);
+
+    what = "creating the OpenCL context";
+    st = clasp_ctx_new(NULL, &ctx);
+    if (st == CLASP_OK) {
+        what = "loading the model";
+        char arch[160];
+        default_arch(test.num_classes, arch, sizeof arch);
+        st = clasp_model_load(ctx, o->model, arch, (int[]){test.c, test.h, test.w}, &m);
+    }
+    if (st != CLASP_OK) goto done;
+    int c, h, w;
+    clasp_model_input_shape(m, &c, &h, &w);
+    if (c != test.c || h != test.h || w != test.w || clasp_model_num_classes(m) != test.num_classes) {
+        st = clasp_error(CLASP_ERR_CONFIG,
+                         "%s takes %dx%dx%d inputs and %d classes, but %s has %dx%dx%d images and %d "
+                         "classes (use --dataset)",
+                         o->model, c, h, w, clasp_model_num_classes(m), o->dataset, test.c, test.h,
+                         test.w, test.num_classes);
+        goto done;
+    }
+    what = "preparing batches";
+    st = clasp_batcher_new(ctx, &test, o->batch, &b);
+    if (st != CLASP_OK) goto done;
+    if (o->save_adv) {
+        store.per = (size_t)test.c * (size_t)test.h * (size_t)test.w;
+        store.x = malloc(test.n * store.per * sizeof(float));
+        store.y = malloc(test.n * sizeof(int32_t));
+        store.clean = malloc(test.n * sizeof(int32_t));
+        store.adv = malloc(test.n * sizeof(int32_t));
+        if (!store.x || !store.y || !store.clean || !store.adv) {
+            st = clasp_error(CLASP_ERR_NOMEM, "out of memory for %zu adversarial images", test.n);
+            goto done;
+        }
+    }
+
+    char params[512];
+    clasp_params_format(clasp_attack_params(atk), params, sizeof params);
+    fprintf(stderr, "device: %s\nattack: %s (%s) on %zu %s test images, batch %d, seed %llu\n",
+            clasp_ctx_device(ctx)->name, o->attack, params, test.n, o->dataset, o->batch,
+            (unsigned long long)o->seed);
+    run_ctx rctx = {.store = &store};
+    cli_progress_start(&rctx.bar, o->attack, test.n);
+    clasp_eval_options opt = {
+        .attack = atk,
+        .seed = o->seed,
+        .progress = on_progress,
+        .on_batch = o->save_adv ? on_batch : NULL,
+        .user = &rctx,
+        .total = test.n,
+    };
+    what = "attacking";
+    st = clasp_eval_run(m, b, &opt, &res);
+    if (st != CLASP_OK) goto done;
+    cli_progress_end(&rctx.bar);
+
+    int64_t clean = clasp_eval_sum(&res, res.clean_correct);
+    int64_t robust = clasp_eval_sum(&res, res.robust_correct);
+    int64_t success = clasp_eval_sum(&res, res.attack_success);
+    printf("attack %s (%s) on %lld examples of %s\n", o->attack, params, (long long)res.total,
+           o->model);
+    const char *cols[] = {"clean", "robust"};
+    const int64_t *vals2[] = {res.clean_correct, res.robust_correct};
+    cli_print_class_table(stdout, &test, 2, cols, vals2, res.count);
+    printf("clean accuracy %.2f%%, robust accuracy %.2f%%, attack success %.2f%% of clean-correct\n",
+           res.total ? 100.0 * (double)clean / (double)res.total : 0.0,
+           res.total ? 100.0 * (double)robust / (double)res.total : 0.0,
+           clean ? 100.0 * (double)success / (double)clean : 0.0);
+    printf("time %.2f s (attack %.2f s, %.1f images/s)\n", res.seconds, res.attack_seconds,
+           res.seconds > 0 ? (double)res.total / res.seconds : 0.0);
+    if (o->save_adv) {
+        what = "saving adversarial examples";
+        st = save_adv(o, &test, &store, params);
+        if (st != CLASP_OK) goto done;
+        printf("saved %s (x_adv, labels, clean_pred, adv_pred)\n", o->save_adv);
+    }
+    rc = 0;
+done:
+    if (st != CLASP_OK) cli_fail(what);
+    free(store.x), free(store.y), free(store.clean), free(store.adv);
+    clasp_eval_result_free(&res);
+    /* The attack keeps device buffers of ctx: free it before ctx. */
+    clasp_attack_free(atk);
+    clasp_batcher_free(b);
+    clasp_model_free(m);
+    clasp_ctx_free(ctx);
+    clasp_dataset_free(&test);
+    clasp_registry_free(reg);
+    return rc;
+}
 
 int cmd_attack(int argc, char **argv)
 {
-    (void)argc;
-    fprintf(stderr, "clasp: '%s' is not available in this build yet\n", argv[0]);
-    return 2;
+    attack_opts o = {.dataset = "fashion-mnist", .samples = 1000, .batch = 128, .seed = 1};
+    for (int i = 1; i < argc; i++) {
+        const char *v;
+        if ((v = cli_opt(argc, argv, &i, "--model"))) o.model = v;
+        else if ((v = cli_opt(argc, argv, &i, "--attack"))) o.attack = v;
+        else if ((v = cli_opt(argc, argv, &i, "--set"))) {
+            if (o.n_sets == MAX_SETS) {
+                fprintf(stderr, "clasp attack: at most %d --set options\n", MAX_SETS);
+                return 2;
+            }
+            o.sets[o.n_sets++] = v;
+        } else if ((v = cli_opt(argc, argv, &i, "--samples")))
+            o.samples = cli_parse_long("--samples", v, 0, 100000000);
+        else if ((v = cli_opt(argc, argv, &i, "--batch"))) o.batch = (int)cli_parse_long("--batch", v, 1, 65536);
+        else if ((v = cli_opt(argc, argv, &i, "--seed")))
+            o.seed = (uint64_t)cli_parse_long("--seed", v, 0, 0x7fffffffL);
+        else if ((v = cli_opt(argc, argv, &i, "--data"))) o.data = v;
+        else if ((v = cli_opt(argc, argv, &i, "--dataset"))) o.dataset = v;
+        else if ((v = cli_opt(argc, argv, &i, "--save-adv"))) o.save_adv = v;
+        else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            usage(stdout);
+            return 0;
+        } else {
+            fprintf(stderr, "clasp attack: unknown option '%s'\n", argv[i]);
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (!o.model || !o.attack) {
+        fprintf(stderr, "clasp attack: %s is required\n", !o.model ? "--model" : "--attack");
+        usage(stderr);
+        return 2;
+    }
+    if (strcmp(o.dataset, "fashion-mnist") && strcmp(o.dataset, "mnist") && strcmp(o.dataset, "cifar10")) {
+        fprintf(stderr, "clasp attack: --dataset must be fashion-mnist, mnist or cifar10, got '%s'\n",
+                o.dataset);
+        return 2;
+    }
+    return run(&o);
 }

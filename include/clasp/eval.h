@@ -1,0 +1,77 @@
+/* clasp — class-wise evaluation of a model, clean and under an attack.
+ *
+ * One pass over a batcher (in order) counts, per true class: examples,
+ * clean-correct, robust-correct (prediction on the attacked input equals
+ * the label) and attack successes (clean-correct examples whose attacked
+ * prediction differs), plus two K×K count matrices: the clean confusion
+ * and the "flow" (true class × prediction under attack). Only each batch's
+ * int32 predictions come back to the host; images stay on the device. */
+#ifndef CLASP_EVAL_H
+#define CLASP_EVAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "clasp/batch.h"
+#include "clasp/model.h"
+#include "clasp/plugin.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct clasp_eval_result {
+    int num_classes;              /* K */
+    int64_t total;                /* examples seen */
+    int64_t *count;               /* [K] examples per true class */
+    int64_t *clean_correct;       /* [K] */
+    int64_t *robust_correct;      /* [K]; equals clean_correct without an attack */
+    int64_t *attack_success;      /* [K]; zeros without an attack */
+    int64_t *confusion;           /* [K*K] clean: confusion[true*K + predicted] */
+    int64_t *flow;                /* [K*K] under attack: flow[true*K + predicted] */
+    double seconds;               /* wall time of the whole pass */
+    double attack_seconds;        /* of which inside the attack */
+} clasp_eval_result;
+
+/* Called after each batch with examples done so far and the total. */
+typedef void (*clasp_eval_progress_fn)(void *user, size_t done, size_t total);
+
+/* Called after each batch with its device tensors (valid during the call
+ * only): the batch's position `first` in the pass, inputs, labels, the
+ * attacked inputs (x itself without an attack) and both predictions. For
+ * callers that keep adversarial examples; may read them back. A non-OK
+ * return stops the evaluation with that status. */
+typedef clasp_status (*clasp_eval_batch_fn)(void *user, size_t first, const clasp_tensor *x,
+                                            const clasp_tensor *y, const clasp_tensor *x_adv,
+                                            const clasp_tensor *clean_pred,
+                                            const clasp_tensor *adv_pred);
+
+typedef struct clasp_eval_options {
+    clasp_attack_instance *attack;   /* NULL: clean evaluation only */
+    /* Random numbers of batch b come from stream (seed, b + 1), so a batch's
+     * result does not depend on the batches before it. */
+    uint64_t seed;
+    clasp_eval_progress_fn progress; /* may be NULL */
+    size_t total;                    /* examples in the pass, for progress
+                                        (0: estimated from the first batch) */
+    clasp_eval_batch_fn on_batch;    /* may be NULL */
+    void *user;                      /* passed to both callbacks */
+} clasp_eval_options;
+
+/* Evaluates m on one in-order pass of b (labels must be < the model's
+ * number of classes). opt may be NULL (clean, no callbacks). The model runs
+ * in eval mode; its mode is restored afterwards. *out is allocated here:
+ * free it with clasp_eval_result_free; on failure it is left zeroed. */
+clasp_status clasp_eval_run(clasp_model *m, clasp_batcher *b, const clasp_eval_options *opt,
+                            clasp_eval_result *out);
+
+/* Frees the arrays; safe on a zeroed result. */
+void clasp_eval_result_free(clasp_eval_result *r);
+
+/* Sums of a per-class array over all classes. */
+int64_t clasp_eval_sum(const clasp_eval_result *r, const int64_t *per_class);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

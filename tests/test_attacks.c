@@ -1,0 +1,503 @@
+/* The built-in attacks (fgsm, pgd, tpgd, cw) through the registry, and the
+ * class-wise evaluation helper: budgets and boxes, x left alone,
+ * reproducibility, tpgd(T=1) == pgd bit for bit, known answers on linear
+ * models, and a small trained model on synthetic blobs. */
+#include "testutil.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clasp/batch.h"
+#include "clasp/eval.h"
+#include "clasp/model.h"
+#include "clasp/registry.h"
+
+static clasp_ctx *ctx;
+static clasp_registry *reg;
+
+static int setup(void **state)
+{
+    (void)state;
+    ctx = tu_ctx();
+    if (clasp_registry_open(&reg) != CLASP_OK) return -1;
+    for (int i = 0; i < clasp_registry_refusal_count(reg); i++)
+        fprintf(stderr, "refused: %s: %s\n", clasp_registry_refusal(reg, i)->path,
+                clasp_registry_refusal(reg, i)->reason);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    clasp_registry_free(reg);
+    clasp_ctx_free(ctx);
+    return 0;
+}
+
+/* An attack from "k=v" strings (NULL-terminated). */
+static clasp_attack_instance *attack(const char *name, const char *const *kv)
+{
+    const char *keys[16], *vals[16];
+    char buf[16][64];
+    int n = 0;
+    for (; kv && kv[n]; n++) {
+        snprintf(buf[n], sizeof buf[n], "%s", kv[n]);
+        char *eq = strchr(buf[n], '=');
+        assert_non_null(eq);
+        *eq = '\0';
+        keys[n] = buf[n], vals[n] = eq + 1;
+    }
+    clasp_attack_instance *a = NULL;
+    assert_ok(clasp_attack_new(reg, name, keys, vals, NULL, n, &a));
+    return a;
+}
+
+/* Runs an attack on host data x (n examples of shape c,h,w) and returns the
+ * adversarial images and predictions (malloc'd); checks that x is untouched
+ * and that pred is the model's prediction on x_adv. */
+static void run(clasp_attack_instance *a, clasp_model *m, const float *xh, const int32_t *yh,
+                int n, uint64_t seed, float **adv, int32_t **pred_out)
+{
+    int c, h, w;
+    clasp_model_input_shape(m, &c, &h, &w);
+    size_t numel = (size_t)n * (size_t)(c * h * w);
+    clasp_tensor *x = tu_tensor(ctx, 4, (int[]){n, c, h, w}, xh);
+    clasp_tensor *y = tu_tensor_i32(ctx, 1, (int[]){n}, yh);
+    clasp_tensor *xa = tu_tensor(ctx, 4, (int[]){n, c, h, w}, NULL);
+    clasp_tensor *pred = tu_tensor_i32(ctx, 1, (int[]){n}, NULL);
+    clasp_tensor *check = tu_tensor_i32(ctx, 1, (int[]){n}, NULL);
+    clasp_rng rng = clasp_rng_make(seed, 7);
+    assert_ok(clasp_attack_run(a, m, x, y, &rng, xa, pred));
+    float *after = tu_read(x);
+    assert_memory_equal(after, xh, numel * sizeof(float));
+    free(after);
+    *adv = tu_read(xa);
+    int32_t *p = malloc((size_t)n * sizeof *p), *q = malloc((size_t)n * sizeof *q);
+    assert_ok(clasp_tensor_read(pred, p));
+    int train = clasp_model_is_train(m);
+    clasp_model_set_train(m, 0);
+    assert_ok(clasp_model_predict(m, xa, check));
+    clasp_model_set_train(m, train);
+    assert_ok(clasp_tensor_read(check, q));
+    assert_memory_equal(p, q, (size_t)n * sizeof *p);
+    free(q);
+    *pred_out = p;
+    clasp_tensor_free(x), clasp_tensor_free(y), clasp_tensor_free(xa);
+    clasp_tensor_free(pred), clasp_tensor_free(check);
+}
+
+/* A small CNN with random weights on 1x8x8 inputs. */
+static clasp_model *small_cnn(uint64_t seed)
+{
+    clasp_layer_spec *ls;
+    int nl;
+    assert_ok(clasp_arch_parse("conv3x3-4p1,relu,maxpool2,flatten,fc16,relu,fc3", &ls, &nl));
+    clasp_model *m;
+    assert_ok(clasp_model_new(ctx, ls, nl, 1, 8, 8, &m));
+    free(ls);
+    assert_ok(clasp_model_init(m, seed));
+    return m;
+}
+
+/* flatten + fc(k) on 1x2x2 inputs with the given weights [k,4] and biases. */
+static clasp_model *linear_model(int k, const float *w, const float *b)
+{
+    clasp_layer_spec ls[] = {{CLASP_LAYER_FLATTEN, 0, 0, 0, 0}, {CLASP_LAYER_LINEAR, k, 0, 0, 0}};
+    clasp_model *m;
+    assert_ok(clasp_model_new(ctx, ls, 2, 1, 2, 2, &m));
+    assert_ok(clasp_tensor_write(clasp_model_param(m, 0), w));
+    assert_ok(clasp_tensor_write(clasp_model_param(m, 1), b));
+    return m;
+}
+
+enum { NB = 8, DB = 64 };
+
+static void batch_data(float *x, int32_t *y)
+{
+    tu_fill_random(x, NB * DB, 11, 0.0f, 1.0f);
+    x[0] = 0.0f, x[1] = 1.0f, x[DB + 5] = 0.0f, x[2 * DB + 7] = 1.0f; /* box edges */
+    for (int i = 0; i < NB; i++) y[i] = i % 3;
+}
+
+/* ---- budgets, boxes, untouched x ---------------------------------------- */
+
+static void test_budget_and_box(void **state)
+{
+    (void)state;
+    clasp_model *m = small_cnn(5);
+    float xh[NB * DB];
+    int32_t yh[NB];
+    batch_data(xh, yh);
+    struct {
+        const char *name;
+        const char *kv[8];
+        float eps; /* < 0: no L-inf budget (cw) */
+    } cases[] = {
+        {"fgsm", {"eps=0.1", NULL}, 0.1f},
+        {"fgsm", {"eps=0.03", NULL}, 0.03f},
+        {"pgd", {"eps=0.1", "steps=5", NULL}, 0.1f},
+        {"pgd", {"eps=0.05", "steps=4", "alpha=0", "restarts=2", NULL}, 0.05f},
+        {"pgd", {"eps=0.2", "steps=3", "alpha=0.1", "rand_init=false", NULL}, 0.2f},
+        {"tpgd", {"eps=0.1", "steps=5", "T=5", NULL}, 0.1f},
+        {"tpgd", {"eps=0.07", "steps=3", "T=0.5", "restarts=3", NULL}, 0.07f},
+        {"cw", {"max_iterations=20", "binary_search_steps=2", "initial_const=1", NULL}, -1},
+    };
+    for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++) {
+        clasp_attack_instance *a = attack(cases[t].name, cases[t].kv);
+        float *adv;
+        int32_t *pred;
+        run(a, m, xh, yh, NB, 3, &adv, &pred);
+        double worst = 0;
+        for (int i = 0; i < NB * DB; i++) {
+            if (!(adv[i] >= 0.0f && adv[i] <= 1.0f))
+                fail_msg("%s case %zu: x_adv[%d] = %g outside [0,1]", cases[t].name, t, i,
+                         (double)adv[i]);
+            double d = fabs((double)adv[i] - (double)xh[i]);
+            if (d > worst) worst = d;
+        }
+        if (cases[t].eps >= 0 && worst > cases[t].eps + 1e-6)
+            fail_msg("%s case %zu: |x_adv - x|_inf = %g > eps %g", cases[t].name, t, worst,
+                     (double)cases[t].eps);
+        if (worst == 0 && strcmp(cases[t].name, "cw") != 0)
+            fail_msg("%s case %zu: nothing moved", cases[t].name, t);
+        for (int i = 0; i < NB; i++) assert_true(pred[i] >= 0 && pred[i] < 3);
+        free(adv), free(pred);
+        clasp_attack_free(a);
+    }
+    clasp_model_free(m);
+}
+
+static void test_eps_zero(void **state)
+{
+    (void)state;
+    clasp_model *m = small_cnn(6);
+    float xh[NB * DB];
+    int32_t yh[NB];
+    batch_data(xh, yh);
+    const char *names[] = {"fgsm", "pgd", "tpgd"};
+    const char *kv[][4] = {{"eps=0", NULL}, {"eps=0", "steps=3", NULL}, {"eps=0", "steps=3", "T=3", NULL}};
+    for (int t = 0; t < 3; t++) {
+        clasp_attack_instance *a = attack(names[t], kv[t]);
+        float *adv;
+        int32_t *pred;
+        run(a, m, xh, yh, NB, 1, &adv, &pred);
+        if (memcmp(adv, xh, sizeof xh) != 0) fail_msg("%s with eps=0 changed x", names[t]);
+        free(adv), free(pred);
+        clasp_attack_free(a);
+    }
+    clasp_model_free(m);
+}
+
+/* ---- reproducibility ---------------------------------------------------- */
+
+static void test_same_seed_same_output(void **state)
+{
+    (void)state;
+    clasp_model *m = small_cnn(7);
+    float xh[NB * DB];
+    int32_t yh[NB];
+    batch_data(xh, yh);
+    const char *names[] = {"fgsm", "pgd", "tpgd", "cw"};
+    const char *kv[][5] = {{"eps=0.1", NULL},
+                           {"eps=0.1", "steps=4", "restarts=2", NULL},
+                           {"eps=0.1", "steps=4", "T=2", NULL},
+                           {"max_iterations=10", "binary_search_steps=2", NULL}};
+    for (int t = 0; t < 4; t++) {
+        clasp_attack_instance *a = attack(names[t], kv[t]);
+        float *a1, *a2, *a3;
+        int32_t *p1, *p2, *p3;
+        run(a, m, xh, yh, NB, 42, &a1, &p1);
+        run(a, m, xh, yh, NB, 42, &a2, &p2);
+        run(a, m, xh, yh, NB, 43, &a3, &p3);
+        if (memcmp(a1, a2, sizeof xh) != 0) fail_msg("%s: same seed, different x_adv", names[t]);
+        assert_memory_equal(p1, p2, NB * sizeof *p1);
+        /* The random start makes pgd/tpgd depend on the seed. */
+        if (t == 1 || t == 2) assert_true(memcmp(a1, a3, sizeof xh) != 0);
+        free(a1), free(a2), free(a3), free(p1), free(p2), free(p3);
+        clasp_attack_free(a);
+    }
+    clasp_model_free(m);
+}
+
+static void test_tpgd_t1_is_pgd(void **state)
+{
+    (void)state;
+    clasp_model *m = small_cnn(8);
+    float xh[NB * DB];
+    int32_t yh[NB];
+    batch_data(xh, yh);
+    const char *pgd_kv[][6] = {{"eps=0.1", "steps=6", NULL},
+                               {"eps=0.08", "steps=5", "alpha=0", "restarts=3", NULL},
+                               {"eps=0.1", "steps=4", "rand_init=false", NULL}};
+    const char *tpgd_kv[][7] = {{"eps=0.1", "steps=6", "T=1", NULL},
+                                {"eps=0.08", "steps=5", "alpha=0", "restarts=3", "T=1", NULL},
+                                {"eps=0.1", "steps=4", "rand_init=false", NULL}};
+    for (int t = 0; t < 3; t++) {
+        clasp_attack_instance *a = attack("pgd", pgd_kv[t]);
+        clasp_attack_instance *b = attack("tpgd", tpgd_kv[t]);
+        float *xa, *xb;
+        int32_t *pa, *pb;
+        run(a, m, xh, yh, NB, 99, &xa, &pa);
+        run(b, m, xh, yh, NB, 99, &xb, &pb);
+        if (memcmp(xa, xb, sizeof xh) != 0) fail_msg("case %d: tpgd T=1 differs from pgd", t);
+        assert_memory_equal(pa, pb, NB * sizeof *pa);
+        free(xa), free(xb), free(pa), free(pb);
+        clasp_attack_free(a), clasp_attack_free(b);
+    }
+    /* And a temperature really changes the attack. */
+    clasp_attack_instance *a = attack("pgd", pgd_kv[0]);
+    clasp_attack_instance *b = attack("tpgd", (const char *[]){"eps=0.1", "steps=6", "T=20", NULL});
+    float *xa, *xb;
+    int32_t *pa, *pb;
+    run(a, m, xh, yh, NB, 99, &xa, &pa);
+    run(b, m, xh, yh, NB, 99, &xb, &pb);
+    assert_true(memcmp(xa, xb, sizeof xh) != 0);
+    free(xa), free(xb), free(pa), free(pb);
+    clasp_attack_free(a), clasp_attack_free(b);
+    clasp_model_free(m);
+}
+
+/* ---- known answers on linear models ------------------------------------- */
+
+/* For z = W x + b with two classes, ∇x CE(z, y) = p_o (w_o - w_y): FGSM
+ * moves each pixel by eps * sign(w_o - w_y), clamped to [0,1]. */
+static void test_fgsm_linear(void **state)
+{
+    (void)state;
+    const float w[8] = {1, -2, 0, -1, /* class 0 */ -1, 2, 0, 1 /* class 1 */};
+    const float b[2] = {0.1f, -0.1f};
+    clasp_model *m = linear_model(2, w, b);
+    const float xh[12] = {0.5f, 0.5f, 0.5f, 0.5f, 0.05f, 0.98f, 0.3f, 0.2f, 0.5f, 0.5f, 0.5f, 0.5f};
+    const int32_t yh[3] = {0, 0, 1};
+    clasp_attack_instance *a = attack("fgsm", (const char *[]){"eps=0.1", NULL});
+    float *adv;
+    int32_t *pred;
+    run(a, m, xh, yh, 3, 1, &adv, &pred);
+    /* Label 0: sign(w1 - w0) = (-1, +1, 0, +1); label 1: the opposite. */
+    const float want[12] = {0.4f, 0.6f, 0.5f, 0.6f, 0.0f, 1.0f, 0.3f, 0.3f,
+                            0.6f, 0.4f, 0.5f, 0.4f};
+    for (int i = 0; i < 12; i++)
+        if (fabsf(adv[i] - want[i]) > 1e-6f)
+            fail_msg("fgsm x_adv[%d] = %.7f, expected %.7f", i, (double)adv[i], (double)want[i]);
+    free(adv), free(pred);
+    clasp_attack_free(a);
+    clasp_model_free(m);
+}
+
+/* For two classes the margin is m(x) = a.x + c0 with a = w_0 - w_1; the
+ * smallest L2 perturbation reaching margin -kappa is (m(x) + kappa) / |a|
+ * (when the point stays inside the box, as here). */
+static void test_cw_linear(void **state)
+{
+    (void)state;
+    const float w[8] = {1, -1, 0.5f, 0.5f, -1, 1, -0.5f, -0.5f};
+    const float b[2] = {0.25f, -0.25f};
+    const float a[4] = {2, -2, 1, 1};
+    const float c0 = 0.5f, norm_a = sqrtf(10.0f);
+    clasp_model *m = linear_model(2, w, b);
+    /* Two correctly classified points and one already misclassified. */
+    const float xh[12] = {0.5f, 0.5f, 0.5f, 0.5f, 0.6f, 0.4f, 0.5f, 0.5f, 0.5f, 0.5f, 0.5f, 0.5f};
+    const int32_t yh[3] = {0, 0, 1};
+    const float kappas[] = {0.0f, 0.5f};
+    for (int kc = 0; kc < 2; kc++) {
+        float kappa = kappas[kc];
+        char kv0[32];
+        snprintf(kv0, sizeof kv0, "confidence=%g", (double)kappa);
+        clasp_attack_instance *at =
+            attack("cw", (const char *[]){kv0, "binary_search_steps=9", "max_iterations=300",
+                                          "initial_const=0.01", NULL});
+        float *adv;
+        int32_t *pred;
+        run(at, m, xh, yh, 3, 1, &adv, &pred);
+        for (int e = 0; e < 2; e++) {
+            const float *x = xh + 4 * e, *xa = adv + 4 * e;
+            double margin0 = c0, margin = c0, l2 = 0;
+            for (int j = 0; j < 4; j++) {
+                margin0 += a[j] * x[j];
+                margin += a[j] * xa[j];
+                l2 += (double)(xa[j] - x[j]) * (xa[j] - x[j]);
+            }
+            l2 = sqrt(l2);
+            double best = (margin0 + kappa) / norm_a;
+            fprintf(stderr, "cw kappa=%g example %d: L2 %.5f (analytic %.5f), margin %.5f\n",
+                    (double)kappa, e, l2, best, margin);
+            if (!(l2 >= 0.99 * best && l2 <= 1.10 * best))
+                fail_msg("cw kappa=%g example %d: L2 %.5f, analytic minimum %.5f", (double)kappa, e,
+                         l2, best);
+            /* Success, and just so: the margin sits at -kappa. */
+            if (!(margin <= -kappa + 1e-4 && margin >= -kappa - 0.1))
+                fail_msg("cw kappa=%g example %d: margin %.5f, expected about %g", (double)kappa, e,
+                         margin, (double)-kappa);
+            assert_int_equal(pred[e], 1);
+        }
+        /* Already misclassified: (almost) no change. */
+        for (int j = 8; j < 12; j++) assert_true(fabsf(adv[j] - xh[j]) < 1e-5f);
+        free(adv), free(pred);
+        clasp_attack_free(at);
+    }
+    clasp_model_free(m);
+}
+
+/* ---- a trained model on synthetic blobs, and the evaluation helper ------ */
+
+enum { K = 3, SIDE = 8 };
+
+/* Three classes of 1x8x8 images: a bright top half, left half or centre
+ * square, plus Gaussian pixel noise. */
+static void blobs(clasp_dataset *d, size_t n, uint64_t seed)
+{
+    memset(d, 0, sizeof *d);
+    d->n = n, d->c = 1, d->h = SIDE, d->w = SIDE, d->num_classes = K;
+    d->x = malloc(n * SIDE * SIDE * sizeof(float));
+    d->y = malloc(n * sizeof(int32_t));
+    assert_non_null(d->x);
+    assert_non_null(d->y);
+    clasp_rng rng = clasp_rng_make(seed, 1);
+    clasp_rng_normal_host(&rng, d->x, n * SIDE * SIDE, 0.0f, 0.2f);
+    for (size_t i = 0; i < n; i++) {
+        int k = (int)(i % K);
+        d->y[i] = k;
+        for (int r = 0; r < SIDE; r++)
+            for (int c = 0; c < SIDE; c++) {
+                int on = k == 0 ? r < SIDE / 2 : k == 1 ? c < SIDE / 2
+                                                        : (r >= 2 && r < 6 && c >= 2 && c < 6);
+                float *p = &d->x[i * SIDE * SIDE + (size_t)(r * SIDE + c)];
+                *p += on ? 0.7f : 0.3f;
+                *p = *p < 0 ? 0 : *p > 1 ? 1 : *p;
+            }
+    }
+    for (int k = 0; k < K; k++) snprintf(d->class_names[k], CLASP_CLASS_NAME_MAX, "blob%d", k);
+}
+
+typedef struct batch_log {
+    size_t calls, examples, last_done;
+} batch_log;
+
+static clasp_status on_batch(void *user, size_t first, const clasp_tensor *x, const clasp_tensor *y,
+                             const clasp_tensor *x_adv, const clasp_tensor *cp, const clasp_tensor *ap)
+{
+    batch_log *l = user;
+    (void)x_adv, (void)cp, (void)ap, (void)y;
+    if (first != l->examples) return clasp_error(CLASP_ERR_INVALID, "batch at %zu, expected %zu", first, l->examples);
+    l->calls++;
+    l->examples += (size_t)x->shape[0];
+    return CLASP_OK;
+}
+
+static void on_progress(void *user, size_t done, size_t total)
+{
+    batch_log *l = user;
+    assert_true(done <= total);
+    l->last_done = done;
+}
+
+static void check_result(const clasp_eval_result *r, size_t n, int attacked)
+{
+    assert_int_equal(r->num_classes, K);
+    assert_int_equal(r->total, (int64_t)n);
+    assert_int_equal(clasp_eval_sum(r, r->count), (int64_t)n);
+    for (int k = 0; k < K; k++) {
+        int64_t row = 0, crow = 0;
+        for (int j = 0; j < K; j++) row += r->flow[k * K + j], crow += r->confusion[k * K + j];
+        assert_int_equal(row, r->count[k]);
+        assert_int_equal(crow, r->count[k]);
+        assert_int_equal(r->robust_correct[k], r->flow[k * K + k]);
+        assert_int_equal(r->clean_correct[k], r->confusion[k * K + k]);
+        assert_true(r->attack_success[k] <= r->clean_correct[k]);
+        /* Every clean-correct example is either still correct or a success. */
+        assert_true(r->clean_correct[k] - r->attack_success[k] <= r->robust_correct[k]);
+        if (!attacked) {
+            assert_int_equal(r->robust_correct[k], r->clean_correct[k]);
+            assert_int_equal(r->attack_success[k], 0);
+        }
+    }
+    assert_true(r->seconds > 0);
+}
+
+static void test_trained_blobs(void **state)
+{
+    (void)state;
+    clasp_dataset train, test;
+    blobs(&train, 600, 1);
+    blobs(&test, 300, 2);
+    clasp_layer_spec *ls;
+    int nl;
+    assert_ok(clasp_arch_parse("flatten,fc32,relu,fc3", &ls, &nl));
+    clasp_model *m;
+    assert_ok(clasp_model_new(ctx, ls, nl, 1, SIDE, SIDE, &m));
+    free(ls);
+    assert_ok(clasp_model_init(m, 3));
+    clasp_sgd *o;
+    assert_ok(clasp_sgd_new(m, 0.05f, 0.9f, 0.0f, &o));
+    clasp_batcher *tb, *eb;
+    assert_ok(clasp_batcher_new(ctx, &train, 32, &tb));
+    assert_ok(clasp_batcher_new(ctx, &test, 64, &eb));
+    int steps = 0;
+    for (uint64_t epoch = 0; steps < 300; epoch++) {
+        clasp_batcher_start(tb, 1, 5, epoch);
+        for (;;) {
+            clasp_tensor *x, *y;
+            int n;
+            assert_ok(clasp_batcher_next(tb, &x, &y, &n, NULL));
+            if (!n) break;
+            assert_ok(clasp_train_step(m, o, x, y, NULL, NULL));
+            steps++;
+        }
+    }
+
+    clasp_eval_result clean, fg, pg;
+    batch_log log = {0};
+    clasp_eval_options opt = {.seed = 1, .progress = on_progress, .on_batch = on_batch,
+                              .user = &log, .total = test.n};
+    assert_ok(clasp_eval_run(m, eb, &opt, &clean));
+    check_result(&clean, test.n, 0);
+    assert_int_equal(log.examples, test.n);
+    assert_int_equal(log.calls, 5);
+    assert_int_equal(log.last_done, test.n);
+    double acc = (double)clasp_eval_sum(&clean, clean.clean_correct) / (double)test.n;
+    if (acc < 0.9) fail_msg("the blob model only reached %.3f clean accuracy", acc);
+
+    clasp_attack_instance *fgsm = attack("fgsm", (const char *[]){"eps=0.15", NULL});
+    clasp_attack_instance *pgd =
+        attack("pgd", (const char *[]){"eps=0.15", "steps=20", "alpha=0", NULL});
+    opt = (clasp_eval_options){.attack = fgsm, .seed = 1};
+    assert_ok(clasp_eval_run(m, eb, &opt, &fg));
+    opt.attack = pgd;
+    assert_ok(clasp_eval_run(m, eb, &opt, &pg));
+    check_result(&fg, test.n, 1);
+    check_result(&pg, test.n, 1);
+    /* The clean columns do not depend on the attack. */
+    assert_memory_equal(fg.clean_correct, clean.clean_correct, K * sizeof(int64_t));
+    int64_t rc = clasp_eval_sum(&clean, clean.clean_correct);
+    int64_t rf = clasp_eval_sum(&fg, fg.robust_correct), rp = clasp_eval_sum(&pg, pg.robust_correct);
+    fprintf(stderr, "blobs: clean %lld, fgsm %lld, pgd-20 %lld of %zu\n", (long long)rc,
+            (long long)rf, (long long)rp, test.n);
+    assert_true(rf < rc);
+    assert_true(rp <= rf);
+    assert_true(clasp_eval_sum(&pg, pg.attack_success) >= clasp_eval_sum(&fg, fg.attack_success));
+    assert_true(fg.attack_seconds > 0 && fg.attack_seconds <= fg.seconds);
+    assert_false(clasp_model_is_train(m) == 0); /* mode restored (train) */
+
+    clasp_eval_result_free(&clean), clasp_eval_result_free(&fg), clasp_eval_result_free(&pg);
+    clasp_attack_free(fgsm), clasp_attack_free(pgd);
+    clasp_batcher_free(tb), clasp_batcher_free(eb);
+    clasp_sgd_free(o);
+    clasp_model_free(m);
+    clasp_dataset_free(&train), clasp_dataset_free(&test);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_budget_and_box),
+        cmocka_unit_test(test_eps_zero),
+        cmocka_unit_test(test_same_seed_same_output),
+        cmocka_unit_test(test_tpgd_t1_is_pgd),
+        cmocka_unit_test(test_fgsm_linear),
+        cmocka_unit_test(test_cw_linear),
+        cmocka_unit_test(test_trained_blobs),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
