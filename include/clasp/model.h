@@ -95,7 +95,7 @@ clasp_status clasp_model_backward(clasp_model *m, const clasp_tensor *dlogits,
 /* Forward and argmax: pred (int32 [N]). */
 clasp_status clasp_model_predict(clasp_model *m, const clasp_tensor *x, clasp_tensor *pred);
 
-/* Gradient of sum_i w_i * CE(softmax(z_i / t), y_i) w.r.t. x (into dx),
+/* Gradient of sum_i CE(softmax(z_i / t), y_i) w.r.t. x (into dx),
  * computed in the model's current mode without touching parameter
  * gradients. Optionally returns per-example predictions of the clean
  * forward (pred may be NULL) and losses (loss may be NULL). */

@@ -26,7 +26,7 @@ int cli_fail(const char *what);
 /* Progress display: a bar with ETA on a terminal, plain lines otherwise. */
 typedef struct cli_progress {
     const char *label;
-    size_t total, done;
+    size_t total, done, printed_done;
     double start, last_print;
     int tty;
     char extra[96];

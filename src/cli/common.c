@@ -60,6 +60,7 @@ static void progress_print(cli_progress *p, int final)
     }
     fflush(stderr);
     p->last_print = now;
+    p->printed_done = p->done;
 }
 
 void cli_progress_update(cli_progress *p, size_t done, const char *extra)
@@ -74,6 +75,8 @@ void cli_progress_update(cli_progress *p, size_t done, const char *extra)
 
 void cli_progress_end(cli_progress *p)
 {
+    /* A log already holding the 100% line needs no second one. */
+    if (!p->tty && p->printed_done == p->done && p->last_print >= 0) return;
     progress_print(p, 1);
 }
 

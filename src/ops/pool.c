@@ -1,0 +1,105 @@
+/* 2-d max pooling with argmax indices for the backward pass. */
+#include <limits.h>
+
+#include "clasp/ops.h"
+#include "runtime/internal.h"
+
+static clasp_status check4(const char *op, const char *name, const clasp_tensor *t,
+                           clasp_dtype dtype)
+{
+    if (!t || !t->buf) return clasp_error(CLASP_ERR_INVALID, "%s: %s is missing", op, name);
+    if (t->dtype != dtype)
+        return clasp_error(CLASP_ERR_INVALID, "%s: %s must be %s", op, name,
+                           dtype == CLASP_F32 ? "float32" : "int32");
+    if (t->ndim != 4)
+        return clasp_error(CLASP_ERR_INVALID, "%s: %s has %d dimensions, expected 4 (NCHW)", op,
+                           name, t->ndim);
+    if (t->numel > (size_t)INT_MAX)
+        return clasp_error(CLASP_ERR_INVALID, "%s: %s has %zu elements, at most %d supported",
+                           op, name, t->numel, INT_MAX);
+    return CLASP_OK;
+}
+
+static int same_shape(const clasp_tensor *a, const clasp_tensor *b)
+{
+    if (a->ndim != b->ndim) return 0;
+    for (int i = 0; i < a->ndim; i++)
+        if (a->shape[i] != b->shape[i]) return 0;
+    return 1;
+}
+
+clasp_status clasp_maxpool2d_forward(const clasp_tensor *x, int k, int s, clasp_tensor *y,
+                                     clasp_tensor *idx)
+{
+    static const char *op = "maxpool2d";
+    CLASP_TRY(check4(op, "x", x, CLASP_F32));
+    CLASP_TRY(check4(op, "y", y, CLASP_F32));
+    CLASP_TRY(check4(op, "idx", idx, CLASP_I32));
+    if (k < 1 || s < 1)
+        return clasp_error(CLASP_ERR_INVALID, "%s: window %d and stride %d must be >= 1", op, k, s);
+    int n = x->shape[0], c = x->shape[1], h = x->shape[2], w = x->shape[3];
+    if (h < k || w < k)
+        return clasp_error(CLASP_ERR_INVALID, "%s: window %d larger than the input %dx%d", op,
+                           k, h, w);
+    int oh = (h - k) / s + 1, ow = (w - k) / s + 1;
+    if (y->shape[0] != n || y->shape[1] != c || y->shape[2] != oh || y->shape[3] != ow)
+        return clasp_error(CLASP_ERR_INVALID, "%s: y is [%d,%d,%d,%d], expected [%d,%d,%d,%d]",
+                           op, y->shape[0], y->shape[1], y->shape[2], y->shape[3], n, c, oh, ow);
+    if (!same_shape(idx, y))
+        return clasp_error(CLASP_ERR_INVALID, "%s: idx must have y's shape", op);
+    if (x->ctx != y->ctx || x->ctx != idx->ctx)
+        return clasp_error(CLASP_ERR_INVALID, "%s: tensors belong to different contexts", op);
+    int planes = n * c;
+    if (!planes) return CLASP_OK;
+    cl_kernel kk;
+    CLASP_TRY(clasp_kernel_get(x->ctx, "pool", NULL, "maxpool_fwd", &kk));
+    cl_mem xm = clasp_mem(x), ym = clasp_mem(y), im = clasp_mem(idx);
+    CLASP_TRY(clasp_kernel_args(kk, 9, KARG(xm), KARG(h), KARG(w), KARG(k), KARG(s), KARG(oh),
+                                KARG(ow), KARG(ym), KARG(im)));
+    /* One work-group per output plane when it fits: CPU runtimes pay per
+     * group, and a plane is a natural unit. */
+    size_t gws[3] = {(size_t)ow, (size_t)oh, (size_t)planes}, lws[3];
+    size_t max_wg = 0;
+    if (clGetKernelWorkGroupInfo(kk, x->ctx->device, CL_KERNEL_WORK_GROUP_SIZE, sizeof max_wg,
+                                 &max_wg, NULL) != CL_SUCCESS || max_wg == 0)
+        max_wg = 64;
+    if (max_wg > 1024) max_wg = 1024;
+    if (gws[0] <= max_wg) {
+        lws[0] = gws[0];
+        lws[1] = max_wg / gws[0] < gws[1] ? max_wg / gws[0] : gws[1];
+    } else {
+        lws[0] = 64 <= max_wg ? 64 : max_wg;
+        lws[1] = 1;
+    }
+    lws[2] = 1;
+    return clasp_launch(x->ctx, kk, "maxpool_fwd", 3, gws, lws);
+}
+
+clasp_status clasp_maxpool2d_backward(const clasp_tensor *dy, const clasp_tensor *idx,
+                                      clasp_tensor *dx)
+{
+    static const char *op = "maxpool2d_backward";
+    CLASP_TRY(check4(op, "dy", dy, CLASP_F32));
+    CLASP_TRY(check4(op, "idx", idx, CLASP_I32));
+    CLASP_TRY(check4(op, "dx", dx, CLASP_F32));
+    if (!same_shape(dy, idx))
+        return clasp_error(CLASP_ERR_INVALID, "%s: dy and idx shapes differ", op);
+    if (dx->shape[0] != dy->shape[0] || dx->shape[1] != dy->shape[1])
+        return clasp_error(CLASP_ERR_INVALID, "%s: dx is [%d,%d,...], dy is [%d,%d,...]", op,
+                           dx->shape[0], dx->shape[1], dy->shape[0], dy->shape[1]);
+    if (dx->shape[2] < dy->shape[2] || dx->shape[3] < dy->shape[3])
+        return clasp_error(CLASP_ERR_INVALID, "%s: dx plane %dx%d smaller than dy plane %dx%d",
+                           op, dx->shape[2], dx->shape[3], dy->shape[2], dy->shape[3]);
+    if (dx->ctx != dy->ctx || dx->ctx != idx->ctx)
+        return clasp_error(CLASP_ERR_INVALID, "%s: tensors belong to different contexts", op);
+    int planes = dx->shape[0] * dx->shape[1];
+    int hw = dx->shape[2] * dx->shape[3], ohw = dy->shape[2] * dy->shape[3];
+    if (!planes) return CLASP_OK;
+    cl_kernel kk;
+    CLASP_TRY(clasp_kernel_get(dx->ctx, "pool", NULL, "maxpool_bwd", &kk));
+    cl_mem dym = clasp_mem(dy), im = clasp_mem(idx), dxm = clasp_mem(dx);
+    CLASP_TRY(clasp_kernel_args(kk, 6, KARG(dym), KARG(im), KARG(planes), KARG(hw), KARG(ohw),
+                                KARG(dxm)));
+    size_t gws = (size_t)planes, lws = 16;
+    return clasp_launch(dx->ctx, kk, "maxpool_bwd", 1, &gws, &lws);
+}
