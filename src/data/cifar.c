@@ -118,7 +118,7 @@ static clasp_status read_meta(const char *dir, clasp_dataset *d)
                             "%s: line %d: class name longer than %d characters", path,
                             lineno, CLASP_CLASS_NAME_MAX - 1);
         else
-            snprintf(names[count++], CLASP_CLASS_NAME_MAX, "%s", name);
+            memcpy(names[count++], name, strlen(name) + 1); /* length checked above */
     }
     if (s == CLASP_OK && ferror(f))
         s = clasp_error(CLASP_ERR_IO, "%s: read error", path);
