@@ -1,0 +1,59 @@
+/* GEMM internals: the implementations ("paths") behind clasp_gemm, their
+ * parameters, and hooks to force or record a choice. Used by the tests, the
+ * timing tool and (later) the autotuner. Not installed. */
+#ifndef CLASP_GEMM_INTERNAL_H
+#define CLASP_GEMM_INTERNAL_H
+
+#include "clasp/ops.h"
+
+typedef enum clasp_gemm_path {
+    CLASP_GEMM_AUTO = 0,   /* let clasp choose (recorded choice, else heuristic) */
+    CLASP_GEMM_GENERAL,    /* own kernel, one element per work-item, any shape */
+    CLASP_GEMM_TILED,      /* own register-tiled kernel, with transposes/split-K */
+    CLASP_GEMM_CLBLAST,    /* CLBlast's Sgemm */
+    CLASP_GEMM_DOT,        /* own NT-only kernel in dot-product form, split-K */
+    CLASP_GEMM_PATH_COUNT_
+} clasp_gemm_path;
+
+/* One candidate implementation. Zero fields mean "default for the shape". */
+typedef struct clasp_gemm_params {
+    clasp_gemm_path path;
+    int tm, tn;   /* tile of C per work-item: TILED tm 1..16, tn 16|32;
+                   * DOT tm, tn 1..8 */
+    int wg;       /* TILED, DOT: work-items per group along M */
+    int splitk;   /* TILED, DOT: number of K chunks (1 = no split) */
+    int order;    /* TILED, DOT: 1 = work-items walk along N first, 2 = along M */
+} clasp_gemm_params;
+
+/* Short name of a path ("tiled"). */
+const char *clasp_gemm_path_name(clasp_gemm_path p);
+
+/* Makes every later clasp_gemm on ctx use p (NULL or path AUTO: back to
+ * choosing). Shapes the forced path cannot run (a TILED tile larger than
+ * the matrix) fall back to GENERAL. Takes precedence over CLASP_GEMM. */
+clasp_status clasp_gemm_force(clasp_ctx *ctx, const clasp_gemm_params *p);
+
+/* Records the choice for one problem (transposes and sizes), e.g. from an
+ * autotuner; later calls with that problem use it unless forced. */
+clasp_status clasp_gemm_set_choice(clasp_ctx *ctx, int trans_a, int trans_b, int m, int n,
+                                   int k, const clasp_gemm_params *p);
+
+/* What clasp_gemm would run for this problem, fully resolved (no zero
+ * fields, path never AUTO). */
+clasp_status clasp_gemm_choose(clasp_ctx *ctx, int trans_a, int trans_b, int m, int n, int k,
+                               clasp_gemm_params *out);
+
+/* The candidates worth timing for a problem, the heuristic's pick first;
+ * writes at most max and returns how many there are in all. */
+int clasp_gemm_candidates(clasp_ctx *ctx, int trans_a, int trans_b, int m, int n, int k,
+                          clasp_gemm_params *out, int max);
+
+/* clasp_gemm with an explicit implementation (zero fields filled in as by
+ * the heuristic). CLASP_ERR_UNSUPPORTED when p cannot run this shape. */
+clasp_status clasp_gemm_with(clasp_ctx *ctx, const clasp_gemm_params *p, int trans_a,
+                             int trans_b, int m, int n, int k, float alpha,
+                             const clasp_tensor *a, size_t off_a, int lda,
+                             const clasp_tensor *b, size_t off_b, int ldb, float beta,
+                             clasp_tensor *c, size_t off_c, int ldc);
+
+#endif
