@@ -1,9 +1,137 @@
-/* clasp check (not yet available). */
+/* clasp check: validate an experiment file and show what `clasp run` would
+ * do, without any OpenCL work. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "clasp/experiment.h"
 #include "cli/cli.h"
+
+static void print_plugin(const clasp_plan_plugin *p)
+{
+    printf("%s(%s)", p->name, p->params_text);
+}
+
+static void print_defense(const clasp_plan_defense *d)
+{
+    print_plugin(&d->plugin);
+    if (d->inner) {
+        printf(" wrapping ");
+        print_defense(d->inner);
+    }
+    if (d->attack) {
+        printf(", attack ");
+        print_plugin(d->attack);
+    }
+}
+
+static void print_passes(const char *what, double v)
+{
+    if (v >= 1e9) printf("  %-12s %8.2f G example passes\n", what, v / 1e9);
+    else printf("  %-12s %8.2f M example passes\n", what, v / 1e6);
+}
+
+/* Sizes after the split and the subsets; the data files are read (on the
+ * host only) so that a wrong path is caught here too. */
+static int data_sizes(const clasp_plan *p, size_t *train, size_t *val, size_t *test)
+{
+    clasp_dataset d = {0};
+    const char *at = *p->data_loc ? p->data_loc : p->source;
+    if (clasp_dataset_load(p->dataset, p->data_path, 1, &d) != CLASP_OK) {
+        fprintf(stderr, "clasp: %s: data: %s\n", at, clasp_last_error());
+        return 1;
+    }
+    size_t n = d.n;
+    clasp_dataset_free(&d);
+    if (p->val_size >= n) {
+        fprintf(stderr, "clasp: %s: data.val_size %zu leaves no training examples (the training set has %zu)\n",
+                at, p->val_size, n);
+        return 1;
+    }
+    *val = p->val_size;
+    *train = n - p->val_size;
+    if (p->train_size && p->train_size < *train) *train = p->train_size;
+    if (clasp_dataset_load(p->dataset, p->data_path, 0, &d) != CLASP_OK) {
+        fprintf(stderr, "clasp: %s: data: %s\n", at, clasp_last_error());
+        return 1;
+    }
+    *test = p->test_size && p->test_size < d.n ? p->test_size : d.n;
+    clasp_dataset_free(&d);
+    return 0;
+}
 
 int cmd_check(int argc, char **argv)
 {
-    (void)argc;
-    fprintf(stderr, "clasp: '%s' is not available in this build yet\n", argv[0]);
-    return 2;
+    const char *file = NULL;
+    int show_yaml = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--yaml")) show_yaml = 1;
+        else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            printf("usage: clasp check EXP.yaml [--yaml]\n"
+                   "  validates the file and the plugin parameters, prints what would run;\n"
+                   "  --yaml also prints the resolved configuration\n");
+            return 0;
+        } else if (argv[i][0] == '-' || file) {
+            fprintf(stderr, "clasp check: unexpected argument '%s'\nusage: clasp check EXP.yaml [--yaml]\n", argv[i]);
+            return 2;
+        } else {
+            file = argv[i];
+        }
+    }
+    if (!file) {
+        fprintf(stderr, "usage: clasp check EXP.yaml [--yaml]\n");
+        return 2;
+    }
+    clasp_registry *reg = NULL;
+    clasp_plan *p = NULL;
+    if (clasp_registry_open(&reg) != CLASP_OK) return cli_fail("loading plugins");
+    if (clasp_plan_load(reg, file, &p) != CLASP_OK) {
+        fprintf(stderr, "clasp: %s\n", clasp_last_error());
+        clasp_registry_free(reg);
+        return 1;
+    }
+    size_t train = 0, val = 0, test = 0;
+    int rc = data_sizes(p, &train, &val, &test);
+    if (rc == 0) {
+        static const char *const sched[] = {"constant", "cosine", "step"};
+        size_t val_eval = p->val_eval_size && p->val_eval_size < val ? p->val_eval_size : val;
+        printf("%s: experiment '%s', seed %llu%s%s\n", file, p->name, (unsigned long long)p->seed,
+               p->device ? ", device " : "", p->device ? p->device : "");
+        printf("data: %s (%s): %zu training, %zu validation (%zu evaluated per epoch), %zu test\n", p->dataset,
+               p->data_path, train, val, val_eval, test);
+        printf("model: %s\n", p->arch);
+        printf("training: %d epochs, batch %d, sgd lr %g momentum %g weight_decay %g, %s schedule\n", p->epochs,
+               p->batch, p->lr, p->momentum, p->weight_decay, sched[p->schedule]);
+        printf("models (%d):\n", p->n_models);
+        for (int i = 0; i < p->n_models; i++) {
+            printf("  %-28s ", p->models[i].name);
+            if (p->models[i].defense) print_defense(p->models[i].defense);
+            else printf("standard training");
+            printf("\n");
+        }
+        printf("attacks (%d), on %zu test examples, batch %d:\n", p->n_attacks, test, p->eval_batch);
+        for (int i = 0; i < p->n_attacks; i++) {
+            printf("  %-28s ", p->attacks[i].label);
+            print_plugin(&p->attacks[i].plugin);
+            printf("\n");
+        }
+        clasp_plan_work w;
+        clasp_plan_estimate(p, train, val, test, &w);
+        printf("estimated work (forward+backward passes of one example; an attack costs steps x restarts,\n"
+               "cw binary_search_steps x max_iterations):\n");
+        print_passes("training", w.train);
+        print_passes("validation", w.validate);
+        print_passes("evaluation", w.evaluate);
+        print_passes("total", w.train + w.validate + w.evaluate);
+        printf("output: %s (report.json, report.md, per_class.csv, charts/, one .safetensors per model)\n",
+               p->output);
+        if (show_yaml) {
+            char *y = NULL;
+            if (clasp_plan_to_yaml(p, 1, &y) == CLASP_OK) printf("\n%s", y);
+            free(y);
+        }
+        printf("ok\n");
+    }
+    clasp_plan_free(p);
+    clasp_registry_free(reg);
+    return rc;
 }

@@ -1,9 +1,136 @@
-/* clasp run (not yet available). */
+/* clasp run: run an experiment file (train, evaluate, report), with
+ * Ctrl-C saving a resumable state. */
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clasp/experiment.h"
 #include "cli/cli.h"
+
+/* Set by the SIGINT handler; read by the runner between batches. */
+static volatile sig_atomic_t run_stop;
+
+static void on_sigint(int sig)
+{
+    (void)sig;
+    run_stop = 1;
+}
+
+typedef struct run_ui {
+    cli_progress bar;
+    char label[200];
+    int active;
+} run_ui;
+
+static void ui_log(void *user, const char *line)
+{
+    (void)user;
+    fprintf(stderr, "%s\n", line);
+}
+
+static void ui_start(void *user, const char *label, size_t total)
+{
+    run_ui *u = user;
+    /* The runner's label may not outlive this call. */
+    snprintf(u->label, sizeof u->label, "%s", label);
+    cli_progress_start(&u->bar, u->label, total);
+    u->active = 1;
+}
+
+static void ui_update(void *user, size_t done, const char *extra)
+{
+    run_ui *u = user;
+    if (u->active) cli_progress_update(&u->bar, done, extra);
+}
+
+static void ui_end(void *user)
+{
+    run_ui *u = user;
+    if (u->active) cli_progress_end(&u->bar);
+    u->active = 0;
+}
+
+static void usage(void)
+{
+    fprintf(stderr,
+            "usage: clasp run EXP.yaml [--output DIR] [--resume]\n"
+            "  --output DIR  write checkpoints and the report into DIR (default: output.dir of the\n"
+            "                file, else runs/<experiment name>)\n"
+            "  --resume      continue an interrupted run from DIR/state.safetensors\n"
+            "Ctrl-C stops between batches and saves the state; a second Ctrl-C quits at once.\n");
+}
 
 int cmd_run(int argc, char **argv)
 {
-    (void)argc;
-    fprintf(stderr, "clasp: '%s' is not available in this build yet\n", argv[0]);
-    return 2;
+    const char *file = NULL, *output = NULL;
+    int resume = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *v;
+        if ((v = cli_opt(argc, argv, &i, "--output"))) output = v;
+        else if (!strcmp(argv[i], "--resume")) resume = 1;
+        else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            usage();
+            return 0;
+        } else if (argv[i][0] == '-' || file) {
+            fprintf(stderr, "clasp run: unexpected argument '%s'\n", argv[i]);
+            usage();
+            return 2;
+        } else {
+            file = argv[i];
+        }
+    }
+    if (!file) {
+        usage();
+        return 2;
+    }
+    clasp_registry *reg = NULL;
+    clasp_plan *plan = NULL;
+    if (clasp_registry_open(&reg) != CLASP_OK) return cli_fail("loading plugins");
+    if (clasp_plan_load(reg, file, &plan) != CLASP_OK) {
+        fprintf(stderr, "clasp: %s\n", clasp_last_error());
+        clasp_registry_free(reg);
+        return 1;
+    }
+    if (output && clasp_plan_set_output(plan, output) != CLASP_OK) {
+        clasp_plan_free(plan);
+        clasp_registry_free(reg);
+        return cli_fail("--output");
+    }
+    /* The handler only sets the flag; SA_RESETHAND makes a second Ctrl-C
+     * end the process the ordinary way (the state file is written
+     * atomically, so that never leaves a broken one). */
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigint;
+    sa.sa_flags = SA_RESETHAND;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+
+    run_ui ui = {0};
+    clasp_run_options opt = {0};
+    opt.resume = resume;
+    opt.stop = &run_stop;
+    opt.hooks.user = &ui;
+    opt.hooks.log = ui_log;
+    opt.hooks.progress_start = ui_start;
+    opt.hooks.progress_update = ui_update;
+    opt.hooks.progress_end = ui_end;
+    fprintf(stderr, "experiment %s (%s): %d model(s), %d attack(s), output %s\n", plan->name, file,
+            plan->n_models, plan->n_attacks, plan->output);
+    clasp_status st = clasp_experiment_run(plan, reg, &opt);
+    ui_end(&ui);
+    int rc = 0;
+    if (st == CLASP_OK) {
+        printf("report: %s/report.md (and report.json, per_class.csv, charts/)\n", plan->output);
+    } else if (st == CLASP_ERR_INTERRUPTED) {
+        fprintf(stderr, "clasp: %s\nresume with: clasp run %s --resume%s%s\n", clasp_last_error(), file,
+                output ? " --output " : "", output ? output : "");
+        rc = 130;
+    } else {
+        fprintf(stderr, "clasp: %s\n", clasp_last_error());
+        rc = 1;
+    }
+    clasp_plan_free(plan);
+    clasp_registry_free(reg);
+    return rc;
 }

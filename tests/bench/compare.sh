@@ -17,6 +17,13 @@ echo "== clasp"
 "$clasp" bench --seconds "$secs" | tee "$out_c"
 py=/usr/bin/python3
 if "$py" -c "import torch" 2>/dev/null; then
+  # Debian's torch calls whatever libblas.so.3 points to; the reference BLAS
+  # is many times slower than OpenBLAS and would make the ratio meaningless.
+  blas=$(readlink -f /usr/lib/x86_64-linux-gnu/libblas.so.3 2>/dev/null || true)
+  case "$blas" in
+    *openblas*) ;;
+    *) echo "warning: libblas.so.3 is $blas, not OpenBLAS (apt-get install libopenblas0-pthread)" >&2 ;;
+  esac
   echo "== PyTorch"
   "$py" tests/bench/torch_bench.py --seconds "$secs" | tee "$out_t"
   echo "== ratio clasp / PyTorch (images/s)"

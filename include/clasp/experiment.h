@@ -1,0 +1,197 @@
+/* clasp — experiments: a YAML file turned into a validated plan, and the
+ * runner that trains the planned models, evaluates every attack on each
+ * and writes the class-wise report.
+ *
+ * The schema is documented in experiments/README.md. In short:
+ *
+ *   experiment: {name, seed, device}
+ *   data:       {dataset, path, val_size, train_size}
+ *   model:      {arch}
+ *   train:      {epochs, batch, optimiser: {name: sgd, lr, momentum,
+ *                weight_decay}, schedule: {name, milestones, gamma},
+ *                val_eval_size, models: [{name, defense: BLOCK}]}
+ *   evaluate:   {test_size, batch, attacks: [{name, label, params}]}
+ *   output:     {dir}
+ *
+ * where a defense BLOCK is {name, params, attack: {name, params},
+ * inner: BLOCK}. A list as the value of a plugin parameter is a grid: it
+ * expands into several attacks (evaluate) or several models (defense
+ * blocks). Every error names file:line:col (1-based) and what was expected.
+ *
+ * A plan points into the registry's plugin descriptors: the registry MUST
+ * outlive the plan. */
+#ifndef CLASP_EXPERIMENT_H
+#define CLASP_EXPERIMENT_H
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "clasp/registry.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* One plugin with every schema parameter resolved (defaults filled in,
+ * grid point chosen). keys/values are the canonical text of each parameter
+ * in schema order, ready for clasp_attack_new_desc/clasp_defense_new_desc;
+ * where[i] is the "file:line:col" of the value in the YAML (of the block
+ * for defaults). */
+typedef struct clasp_plan_plugin {
+    const clasp_plugin_desc *desc;
+    char name[64];
+    int n_params;
+    char **keys, **values, **where;
+    char params_text[512];      /* "eps=0.1, steps=20, ..." */
+    char loc[160];              /* "file:line:col" of the block */
+} clasp_plan_plugin;
+
+/* An attack to evaluate (one grid point). */
+typedef struct clasp_plan_attack {
+    char label[160];            /* unique, e.g. "tpgd T=0.5" */
+    clasp_plan_plugin plugin;
+} clasp_plan_attack;
+
+/* A defense block: the plugin, its inner maximisation attack and the
+ * defense it wraps (both optional; a wrapped defense wraps no further). */
+typedef struct clasp_plan_defense {
+    clasp_plan_plugin plugin;
+    clasp_plan_plugin *attack;          /* NULL: none declared here */
+    struct clasp_plan_defense *inner;   /* NULL: wraps nothing */
+} clasp_plan_defense;
+
+/* A model to train (one grid point). */
+typedef struct clasp_plan_model {
+    char name[128];             /* unique, e.g. "standard", "pgd-at eps=0.05" */
+    char file[160];             /* checkpoint file name in the output folder */
+    clasp_plan_defense *defense;        /* NULL: standard training */
+} clasp_plan_model;
+
+typedef enum clasp_lr_schedule {
+    CLASP_LR_CONSTANT = 0,
+    CLASP_LR_COSINE = 1,        /* per batch, from lr down to 0 over all epochs */
+    CLASP_LR_STEP = 2,          /* lr * gamma^(milestones passed), per epoch */
+} clasp_lr_schedule;
+
+#define CLASP_PLAN_MAX_MILESTONES 16
+
+typedef struct clasp_plan {
+    char *source;               /* the file as given (or the name given to parse) */
+    /* experiment */
+    char name[128];
+    uint64_t seed;
+    char *device;               /* NULL: CLASP_DEVICE / the default device */
+    /* data */
+    char dataset[32];           /* fashion-mnist, mnist, cifar10 */
+    char *data_path;            /* NULL only for fashion-mnist's default folder */
+    size_t val_size;            /* examples split off the training set */
+    size_t train_size;          /* 0: all that remain after the split */
+    char data_loc[160];         /* "file:line:col" of the data section, for
+                                   errors found when the data is loaded */
+    /* model */
+    char *arch;                 /* "default" or a clasp_arch_parse string */
+    char arch_loc[160];
+    /* train */
+    int epochs, batch;
+    double lr, momentum, weight_decay;
+    clasp_lr_schedule schedule;
+    int n_milestones;
+    int milestones[CLASP_PLAN_MAX_MILESTONES];
+    double gamma;
+    size_t val_eval_size;       /* validation examples evaluated per epoch (0: all) */
+    int n_models;
+    clasp_plan_model *models;
+    /* evaluate */
+    size_t test_size;           /* first N test examples (0: all) */
+    int eval_batch;
+    int n_attacks;
+    clasp_plan_attack *attacks;
+    /* output */
+    char *output;
+} clasp_plan;
+
+/* Reads and validates an experiment file against the plugins in r. On
+ * failure (CLASP_ERR_CONFIG, or CLASP_ERR_IO for an unreadable file) the
+ * message starts with "file:line:col: " and *out is NULL. */
+clasp_status clasp_plan_load(const clasp_registry *r, const char *path, clasp_plan **out);
+
+/* The same from text in memory; `name` stands for the file in messages. */
+clasp_status clasp_plan_parse(const clasp_registry *r, const char *text, size_t len,
+                              const char *name, clasp_plan **out);
+
+void clasp_plan_free(clasp_plan *p);
+
+/* Replaces the output folder (the command line's --output). */
+clasp_status clasp_plan_set_output(clasp_plan *p, const char *dir);
+
+/* The resolved configuration as YAML text (defaults filled in, grids
+ * expanded), which parses back to the same plan. with_output 0 leaves out
+ * the output section (what the resume hash covers: the folder may be
+ * named differently on the command line). *out is malloc'd. */
+clasp_status clasp_plan_to_yaml(const clasp_plan *p, int with_output, char **out);
+
+/* A 64-bit FNV-1a hash of the resolved YAML without the output section,
+ * as 16 hex digits into buf (size >= 17). */
+clasp_status clasp_plan_hash(const clasp_plan *p, char *buf, size_t size);
+
+/* Learning rate at (epoch, batch) with batches_per_epoch batches. */
+double clasp_plan_lr(const clasp_plan *p, int epoch, size_t batch, size_t batches_per_epoch);
+
+/* The attack a model's defense uses for its inner maximisation and for the
+ * robust validation metrics: the block's own, else its inner block's.
+ * NULL when there is none (standard training, or a defense without one). */
+const clasp_plan_plugin *clasp_plan_model_attack(const clasp_plan_model *m);
+
+/* Rough work estimate in forward+backward passes over single examples,
+ * for `clasp check`: attack cost = steps x restarts (x search steps) read
+ * from the plugin's parameters when it has them, else 1. */
+typedef struct clasp_plan_work {
+    double train;               /* all models, all epochs */
+    double validate;            /* epoch-end validation */
+    double evaluate;            /* test evaluation, all attacks, all models */
+} clasp_plan_work;
+void clasp_plan_estimate(const clasp_plan *p, size_t train_n, size_t val_n, size_t test_n,
+                         clasp_plan_work *out);
+/* Cost of one attack on one example, in forward+backward passes. */
+double clasp_plan_attack_cost(const clasp_plan_plugin *a);
+
+/* ---- the runner -------------------------------------------------------- */
+
+/* What the runner tells its caller; every member may be NULL. */
+typedef struct clasp_run_hooks {
+    void *user;
+    /* A line of news ("model 2/3: pgd-at", "epoch 1: val clean 81.2% ..."). */
+    void (*log)(void *user, const char *line);
+    /* A phase with a known amount of work (examples): start, updates
+     * (extra: short text such as "loss 0.41", may be NULL), end. */
+    void (*progress_start)(void *user, const char *label, size_t total);
+    void (*progress_update)(void *user, size_t done, const char *extra);
+    void (*progress_end)(void *user);
+} clasp_run_hooks;
+
+typedef struct clasp_run_options {
+    int resume;                 /* continue from <output>/state.safetensors */
+    /* Set (to non-zero) by the caller's SIGINT handler; read between
+     * batches. NULL: only CLASP_STOP_AFTER_BATCHES can interrupt. */
+    volatile sig_atomic_t *stop;
+    clasp_run_hooks hooks;
+} clasp_run_options;
+
+/* Runs the whole plan (see the top of this file and experiments/README.md)
+ * with the plugins of r. Writes <output>/<model>.safetensors for each model
+ * and, at the very end, the report (report.json last). On an interrupt
+ * (the stop flag, or CLASP_STOP_AFTER_BATCHES=N training batches /
+ * CLASP_STOP_AFTER_ATTACKS=N attack evaluations in this process) it saves
+ * <output>/state.safetensors and returns CLASP_ERR_INTERRUPTED; resuming
+ * then gives the same report as an uninterrupted run. */
+clasp_status clasp_experiment_run(const clasp_plan *p, const clasp_registry *r,
+                                  const clasp_run_options *opt);
+
+/* The state file's path for a plan, into buf. */
+void clasp_experiment_state_path(const clasp_plan *p, char *buf, size_t size);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

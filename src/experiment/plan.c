@@ -1,0 +1,466 @@
+/* Experiment files: YAML (libyaml's document API, so anchors and aliases
+ * are resolved for us) to a validated clasp_plan. This file walks the fixed
+ * sections; plan_plugins.c handles plugin blocks and grids.
+ *
+ * Every message starts with file:line:col (1-based) of the offending node
+ * and says what was expected; unknown keys list the known ones. */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clasp/data.h"
+#include "clasp/model.h"
+#include "experiment/plan_internal.h"
+
+/* ---- typed values of the fixed sections ---------------------------------- */
+
+static void range_text(double min, double max, int open_min, char *buf, size_t size)
+{
+    if (max >= 1e15) snprintf(buf, size, "%s %g", open_min ? ">" : ">=", min);
+    else snprintf(buf, size, "in %s%g, %g]", open_min ? "(" : "[", min, max);
+}
+
+/* A scalar (not a list, not a mapping), with a message naming sec.key. */
+static clasp_status want_scalar(const pctx *c, const yaml_node_t *v, const char *sec, const char *key,
+                                const char *expect)
+{
+    if (v->type == YAML_SCALAR_NODE) return CLASP_OK;
+    return plan_err(c, v, "%s.%s expects %s, got %s%s", sec, key, expect, ykind(v),
+                    v->type == YAML_SEQUENCE_NODE ? " (lists make grids only in plugin params)" : "");
+}
+
+/* Whole number in [min, max] (or the default when absent or null). */
+static clasp_status get_whole(const pctx *c, const ymap *m, const char *sec, const char *key,
+                              double min, double max, double def, double *out)
+{
+    yaml_node_t *v = ymap_get(m, key);
+    *out = def;
+    if (yis_null(v)) return CLASP_OK;
+    char range[96];
+    range_text(min, max, 0, range, sizeof range);
+    CLASP_TRY(want_scalar(c, v, sec, key, "a whole number"));
+    const char *s = yscalar(v);
+    char *end;
+    errno = 0;
+    double d = strtod(s, &end);
+    if (!*s || *end || errno || !isfinite(d) || d != floor(d) || strpbrk(s, "xX"))
+        return plan_err(c, v, "%s.%s expects a whole number %s, got '%s'", sec, key, range, s);
+    if (d < min || d > max) return plan_err(c, v, "%s.%s must be %s, got %s", sec, key, range, s);
+    *out = d;
+    return CLASP_OK;
+}
+
+static clasp_status get_real(const pctx *c, const ymap *m, const char *sec, const char *key,
+                             double min, double max, int open_min, int open_max, double def,
+                             double *out)
+{
+    yaml_node_t *v = ymap_get(m, key);
+    *out = def;
+    if (yis_null(v)) return CLASP_OK;
+    char range[96];
+    if (open_max) snprintf(range, sizeof range, "in %s%g, %g)", open_min ? "(" : "[", min, max);
+    else range_text(min, max, open_min, range, sizeof range);
+    CLASP_TRY(want_scalar(c, v, sec, key, "a number"));
+    const char *s = yscalar(v);
+    char *end;
+    errno = 0;
+    double d = strtod(s, &end);
+    if (!*s || *end || errno || !isfinite(d))
+        return plan_err(c, v, "%s.%s expects a number %s, got '%s'", sec, key, range, s);
+    if (d < min || d > max || (open_min && d == min) || (open_max && d == max))
+        return plan_err(c, v, "%s.%s must be %s, got %s", sec, key, range, s);
+    *out = d;
+    return CLASP_OK;
+}
+
+/* Text value; *out is malloc'd, or NULL when absent and def is NULL. */
+static clasp_status get_text(const pctx *c, const ymap *m, const char *sec, const char *key,
+                             const char *def, char **out)
+{
+    yaml_node_t *v = ymap_get(m, key);
+    const char *s = def;
+    if (!yis_null(v)) {
+        CLASP_TRY(want_scalar(c, v, sec, key, "a text value"));
+        s = yscalar(v);
+        if (!*s) return plan_err(c, v, "%s.%s must not be empty", sec, key);
+    }
+    *out = NULL;
+    if (!s) return CLASP_OK;
+    *out = strdup(s);
+    return *out ? CLASP_OK : clasp_error(CLASP_ERR_NOMEM, "out of memory");
+}
+
+/* One of `choices` (NULL-terminated); *out is its index. */
+static clasp_status get_choice(const pctx *c, yaml_node_t *v, const char *sec, const char *key,
+                               const char *const *choices, int def, int *out)
+{
+    *out = def;
+    if (yis_null(v)) return CLASP_OK;
+    CLASP_TRY(want_scalar(c, v, sec, key, "a text value"));
+    const char *s = yscalar(v);
+    char list[200] = "";
+    size_t len = 0;
+    for (int i = 0; choices[i]; i++) {
+        if (!strcmp(s, choices[i])) return *out = i, CLASP_OK;
+        len += (size_t)snprintf(list + len, sizeof list - len, "%s%s", i ? ", " : "", choices[i]);
+    }
+    return plan_err(c, v, "%s.%s: unknown value '%s' (expected one of: %s)", sec, key, s, list);
+}
+
+/* Copies text into a fixed buffer, refusing what does not fit. */
+static clasp_status put_fixed(const pctx *c, const yaml_node_t *v, const char *what, const char *s,
+                              char *dst, size_t size)
+{
+    if (strlen(s) >= size) return plan_err(c, v, "%s is too long (at most %zu characters)", what, size - 1);
+    memcpy(dst, s, strlen(s) + 1);
+    return CLASP_OK;
+}
+
+/* ---- sections ------------------------------------------------------------ */
+
+static clasp_status parse_experiment(pctx *c, yaml_node_t *n)
+{
+    static const char *const known[] = {"name", "seed", "device", NULL};
+    ymap m;
+    CLASP_TRY(ymap_open(c, n, "experiment", &m));
+    clasp_plan *p = c->plan;
+    clasp_status st = ymap_only(c, &m, "experiment", known);
+    char *name = NULL;
+    double seed = 1;
+    if (st == CLASP_OK) st = get_text(c, &m, "experiment", "name", NULL, &name);
+    if (st == CLASP_OK && !name) st = plan_err(c, n, "experiment: missing required key 'name'");
+    if (st == CLASP_OK) st = put_fixed(c, ymap_get(&m, "name"), "experiment.name", name, p->name, sizeof p->name);
+    if (st == CLASP_OK && strchr(name, '/'))
+        st = plan_err(c, ymap_get(&m, "name"), "experiment.name must not contain '/' (it names the output folder)");
+    if (st == CLASP_OK) st = get_whole(c, &m, "experiment", "seed", 0, 9007199254740991.0, 1, &seed);
+    if (st == CLASP_OK) p->seed = (uint64_t)seed;
+    if (st == CLASP_OK) st = get_text(c, &m, "experiment", "device", NULL, &p->device);
+    free(name);
+    ymap_close(&m);
+    return st;
+}
+
+static clasp_status parse_data(pctx *c, yaml_node_t *n)
+{
+    static const char *const known[] = {"dataset", "path", "val_size", "train_size", NULL};
+    static const char *const sets[] = {"fashion-mnist", "mnist", "cifar10", NULL};
+    clasp_plan *p = c->plan;
+    snprintf(p->dataset, sizeof p->dataset, "fashion-mnist");
+    p->val_size = 5000;
+    if (!n) return (p->data_path = strdup(CLASP_FASHION_MNIST_DIR)) ? CLASP_OK : clasp_error(CLASP_ERR_NOMEM, "out of memory");
+    plan_loc(c, n, p->data_loc, sizeof p->data_loc);
+    ymap m;
+    CLASP_TRY(ymap_open(c, n, "data", &m));
+    clasp_status st = ymap_only(c, &m, "data", known);
+    int set = 0;
+    double v = 0;
+    if (st == CLASP_OK) st = get_choice(c, ymap_get(&m, "dataset"), "data", "dataset", sets, 0, &set);
+    if (st == CLASP_OK) snprintf(p->dataset, sizeof p->dataset, "%s", sets[set]);
+    if (st == CLASP_OK)
+        st = get_text(c, &m, "data", "path", set == 0 ? CLASP_FASHION_MNIST_DIR : NULL, &p->data_path);
+    if (ymap_get(&m, "path")) plan_loc(c, ymap_get(&m, "path"), p->data_loc, sizeof p->data_loc);
+    if (st == CLASP_OK && !p->data_path)
+        st = plan_err(c, n, "data: the %s data set needs 'path' (the folder holding its files)", sets[set]);
+    if (st == CLASP_OK) st = get_whole(c, &m, "data", "val_size", 1, 1e9, 5000, &v);
+    if (st == CLASP_OK) p->val_size = (size_t)v;
+    if (st == CLASP_OK) st = get_whole(c, &m, "data", "train_size", 0, 1e9, 0, &v);
+    if (st == CLASP_OK) p->train_size = (size_t)v;
+    ymap_close(&m);
+    return st;
+}
+
+static clasp_status parse_model(pctx *c, yaml_node_t *n)
+{
+    static const char *const known[] = {"arch", NULL};
+    clasp_plan *p = c->plan;
+    if (!n) return (p->arch = strdup("default")) ? CLASP_OK : clasp_error(CLASP_ERR_NOMEM, "out of memory");
+    ymap m;
+    CLASP_TRY(ymap_open(c, n, "model", &m));
+    clasp_status st = ymap_only(c, &m, "model", known);
+    if (st == CLASP_OK) st = get_text(c, &m, "model", "arch", "default", &p->arch);
+    yaml_node_t *v = ymap_get(&m, "arch");
+    plan_loc(c, v ? v : n, p->arch_loc, sizeof p->arch_loc);
+    if (st == CLASP_OK && strcmp(p->arch, "default") != 0) {
+        clasp_layer_spec *layers = NULL;
+        int nl = 0;
+        if (clasp_arch_parse(p->arch, &layers, &nl) != CLASP_OK) st = plan_wrap(c, v, "model.arch");
+        free(layers);
+    }
+    ymap_close(&m);
+    return st;
+}
+
+static clasp_status parse_optimiser(pctx *c, yaml_node_t *n)
+{
+    static const char *const known[] = {"name", "lr", "momentum", "weight_decay", NULL};
+    static const char *const names[] = {"sgd", NULL};
+    clasp_plan *p = c->plan;
+    p->lr = 0.05, p->momentum = 0.9, p->weight_decay = 5e-4;
+    if (yis_null(n)) return CLASP_OK;
+    ymap m;
+    CLASP_TRY(ymap_open(c, n, "train.optimiser", &m));
+    int which;
+    clasp_status st = ymap_only(c, &m, "train.optimiser", known);
+    if (st == CLASP_OK) st = get_choice(c, ymap_get(&m, "name"), "train.optimiser", "name", names, 0, &which);
+    if (st == CLASP_OK) st = get_real(c, &m, "train.optimiser", "lr", 0, 10, 1, 0, 0.05, &p->lr);
+    if (st == CLASP_OK) st = get_real(c, &m, "train.optimiser", "momentum", 0, 1, 0, 1, 0.9, &p->momentum);
+    if (st == CLASP_OK)
+        st = get_real(c, &m, "train.optimiser", "weight_decay", 0, 1, 0, 1, 5e-4, &p->weight_decay);
+    ymap_close(&m);
+    return st;
+}
+
+static clasp_status parse_schedule(pctx *c, yaml_node_t *n)
+{
+    static const char *const known[] = {"name", "milestones", "gamma", NULL};
+    static const char *const names[] = {"constant", "cosine", "step", NULL};
+    clasp_plan *p = c->plan;
+    p->schedule = CLASP_LR_COSINE;
+    p->gamma = 0.1;
+    if (yis_null(n)) return CLASP_OK;
+    int which = 1;
+    /* "schedule: cosine" is short for "schedule: {name: cosine}". */
+    if (n->type == YAML_SCALAR_NODE) {
+        CLASP_TRY(get_choice(c, n, "train.schedule", "name", names, 1, &which));
+        p->schedule = (clasp_lr_schedule)which;
+        if (which == CLASP_LR_STEP)
+            return plan_err(c, n, "train.schedule: 'step' needs milestones: write {name: step, milestones: [...], gamma: 0.1}");
+        return CLASP_OK;
+    }
+    ymap m;
+    CLASP_TRY(ymap_open(c, n, "train.schedule", &m));
+    clasp_status st = ymap_only(c, &m, "train.schedule", known);
+    if (st == CLASP_OK) st = get_choice(c, ymap_get(&m, "name"), "train.schedule", "name", names, 1, &which);
+    p->schedule = (clasp_lr_schedule)which;
+    yaml_node_t *ms = ymap_get(&m, "milestones");
+    if (st == CLASP_OK && which != CLASP_LR_STEP && (ms || ymap_get(&m, "gamma")))
+        st = plan_err(c, ms ? ymap_keynode(&m, "milestones") : ymap_keynode(&m, "gamma"),
+                      "train.schedule: milestones and gamma apply to schedule 'step' only (this one is '%s')",
+                      names[which]);
+    if (st == CLASP_OK && which == CLASP_LR_STEP) {
+        st = get_real(c, &m, "train.schedule", "gamma", 0, 1, 1, 0, 0.1, &p->gamma);
+        if (st == CLASP_OK && (!ms || ms->type != YAML_SEQUENCE_NODE || yseq_len(ms) == 0))
+            st = plan_err(c, ms ? ms : n, "train.schedule: 'step' needs milestones, a non-empty list of epochs, got %s",
+                          ykind(ms));
+        for (int i = 0; st == CLASP_OK && i < yseq_len(ms); i++) {
+            yaml_node_t *it = yseq_item(c, ms, i);
+            const char *s = yscalar(it);
+            char *end;
+            long v = s ? strtol(s, &end, 10) : 0;
+            if (i >= CLASP_PLAN_MAX_MILESTONES)
+                st = plan_err(c, it, "train.schedule.milestones: at most %d milestones", CLASP_PLAN_MAX_MILESTONES);
+            else if (!s || !*s || *end || v < 1 || v > p->epochs)
+                st = plan_err(c, it, "train.schedule.milestones: each must be a whole epoch number in [1, %d] (train.epochs), got %s%s%s",
+                              p->epochs, s ? "'" : "", s ? s : ykind(it), s ? "'" : "");
+            else if (i > 0 && v <= p->milestones[i - 1])
+                st = plan_err(c, it, "train.schedule.milestones must increase (%ld after %d)", v, p->milestones[i - 1]);
+            else p->milestones[p->n_milestones++] = (int)v;
+        }
+    }
+    ymap_close(&m);
+    return st;
+}
+
+static clasp_status parse_train(pctx *c, yaml_node_t *n)
+{
+    static const char *const known[] = {"epochs", "batch", "optimiser", "schedule", "val_eval_size", "models", NULL};
+    ymap m;
+    CLASP_TRY(ymap_open(c, n, "train", &m));
+    clasp_plan *p = c->plan;
+    double v = 0;
+    clasp_status st = ymap_only(c, &m, "train", known);
+    if (st == CLASP_OK) st = get_whole(c, &m, "train", "epochs", 1, 100000, 10, &v);
+    p->epochs = (int)v;
+    if (st == CLASP_OK) st = get_whole(c, &m, "train", "batch", 1, 65536, 128, &v);
+    p->batch = (int)v;
+    if (st == CLASP_OK) st = parse_optimiser(c, ymap_get(&m, "optimiser"));
+    if (st == CLASP_OK) st = parse_schedule(c, ymap_get(&m, "schedule"));
+    if (st == CLASP_OK) st = get_whole(c, &m, "train", "val_eval_size", 0, 1e9, 1000, &v);
+    p->val_eval_size = (size_t)v;
+    yaml_node_t *models = ymap_get(&m, "models");
+    if (st == CLASP_OK && !models)
+        st = plan_err(c, n, "train: missing required key 'models' (a list such as [{name: standard}, {defense: pgd-at}])");
+    if (st == CLASP_OK) st = plan_parse_models(c, models);
+    ymap_close(&m);
+    return st;
+}
+
+static clasp_status parse_evaluate(pctx *c, yaml_node_t *n)
+{
+    static const char *const known[] = {"test_size", "batch", "attacks", NULL};
+    ymap m;
+    CLASP_TRY(ymap_open(c, n, "evaluate", &m));
+    clasp_plan *p = c->plan;
+    double v = 0;
+    clasp_status st = ymap_only(c, &m, "evaluate", known);
+    if (st == CLASP_OK) st = get_whole(c, &m, "evaluate", "test_size", 0, 1e9, 0, &v);
+    p->test_size = (size_t)v;
+    if (st == CLASP_OK) st = get_whole(c, &m, "evaluate", "batch", 1, 65536, 200, &v);
+    p->eval_batch = (int)v;
+    yaml_node_t *attacks = ymap_get(&m, "attacks");
+    if (st == CLASP_OK && !attacks)
+        st = plan_err(c, n, "evaluate: missing required key 'attacks' (a list such as [{name: pgd, params: {eps: 0.1}}])");
+    if (st == CLASP_OK) st = plan_parse_attacks(c, attacks);
+    ymap_close(&m);
+    return st;
+}
+
+static clasp_status parse_output(pctx *c, yaml_node_t *n)
+{
+    static const char *const known[] = {"dir", NULL};
+    clasp_plan *p = c->plan;
+    char def[200];
+    snprintf(def, sizeof def, "runs/%s", p->name);
+    if (yis_null(n)) return (p->output = strdup(def)) ? CLASP_OK : clasp_error(CLASP_ERR_NOMEM, "out of memory");
+    ymap m;
+    CLASP_TRY(ymap_open(c, n, "output", &m));
+    clasp_status st = ymap_only(c, &m, "output", known);
+    if (st == CLASP_OK) st = get_text(c, &m, "output", "dir", def, &p->output);
+    ymap_close(&m);
+    return st;
+}
+
+static clasp_status parse_root(pctx *c, yaml_node_t *root)
+{
+    static const char *const known[] = {"experiment", "data", "model", "train", "evaluate", "output", NULL};
+    static const char *const required[] = {"experiment", "train", "evaluate"};
+    if (!root)
+        return clasp_error(CLASP_ERR_CONFIG,
+                           "%s:1:1: the file is empty; expected a mapping with the sections "
+                           "experiment, data, model, train, evaluate, output",
+                           c->file);
+    ymap m;
+    CLASP_TRY(ymap_open(c, root, "the experiment file", &m));
+    clasp_status st = ymap_only(c, &m, "the experiment file", known);
+    for (int i = 0; i < 3 && st == CLASP_OK; i++)
+        if (!ymap_get(&m, required[i]))
+            st = plan_err(c, root, "missing required section '%s' (sections: experiment and train and "
+                          "evaluate are required; data, model, output are optional)", required[i]);
+    /* Order matters: train's milestones check epochs, output defaults to
+     * the experiment name. */
+    if (st == CLASP_OK) st = parse_experiment(c, ymap_get(&m, "experiment"));
+    if (st == CLASP_OK) st = parse_data(c, ymap_get(&m, "data"));
+    if (st == CLASP_OK) st = parse_model(c, ymap_get(&m, "model"));
+    if (st == CLASP_OK) st = parse_train(c, ymap_get(&m, "train"));
+    if (st == CLASP_OK) st = parse_evaluate(c, ymap_get(&m, "evaluate"));
+    if (st == CLASP_OK) st = parse_output(c, ymap_get(&m, "output"));
+    ymap_close(&m);
+    return st;
+}
+
+/* ---- entry points ------------------------------------------------------ */
+
+static clasp_status yaml_syntax_error(const char *file, const yaml_parser_t *ps)
+{
+    const yaml_mark_t *mk = &ps->problem_mark;
+    if (ps->context)
+        return clasp_error(CLASP_ERR_CONFIG, "%s:%zu:%zu: YAML syntax: %s %s (opened at line %zu)", file,
+                           mk->line + 1, mk->column + 1, ps->problem ? ps->problem : "error", ps->context,
+                           ps->context_mark.line + 1);
+    return clasp_error(CLASP_ERR_CONFIG, "%s:%zu:%zu: YAML syntax: %s", file, mk->line + 1,
+                       mk->column + 1, ps->problem ? ps->problem : "error");
+}
+
+clasp_status clasp_plan_parse(const clasp_registry *r, const char *text, size_t len, const char *name,
+                              clasp_plan **out)
+{
+    *out = NULL;
+    if (!name) name = "<experiment>";
+    clasp_plan *p = calloc(1, sizeof *p);
+    if (!p || !(p->source = strdup(name))) {
+        free(p);
+        return clasp_error(CLASP_ERR_NOMEM, "out of memory");
+    }
+    yaml_parser_t ps;
+    yaml_document_t doc;
+    if (!yaml_parser_initialize(&ps)) {
+        clasp_plan_free(p);
+        return clasp_error(CLASP_ERR_NOMEM, "out of memory (YAML parser)");
+    }
+    yaml_parser_set_input_string(&ps, (const unsigned char *)text, len);
+    clasp_status st;
+    if (!yaml_parser_load(&ps, &doc)) {
+        st = yaml_syntax_error(name, &ps);
+    } else {
+        pctx c = {&doc, name, r, p};
+        st = parse_root(&c, yaml_document_get_root_node(&doc));
+        yaml_document_delete(&doc);
+        /* A second document would be silently ignored: refuse it. */
+        if (st == CLASP_OK) {
+            if (!yaml_parser_load(&ps, &doc)) {
+                st = yaml_syntax_error(name, &ps);
+            } else {
+                yaml_node_t *extra = yaml_document_get_root_node(&doc);
+                if (extra)
+                    st = clasp_error(CLASP_ERR_CONFIG, "%s:%zu:%zu: a second YAML document ('---'); an experiment file holds one",
+                                     name, extra->start_mark.line + 1, extra->start_mark.column + 1);
+                yaml_document_delete(&doc);
+            }
+        }
+    }
+    yaml_parser_delete(&ps);
+    if (st != CLASP_OK) {
+        clasp_plan_free(p);
+        return st;
+    }
+    *out = p;
+    return CLASP_OK;
+}
+
+clasp_status clasp_plan_load(const clasp_registry *r, const char *path, clasp_plan **out)
+{
+    *out = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f) return clasp_error(CLASP_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    size_t cap = 1 << 16, len = 0;
+    char *buf = malloc(cap);
+    while (buf) {
+        size_t got = fread(buf + len, 1, cap - len, f);
+        len += got;
+        if (len < cap) break;
+        char *nb = cap < ((size_t)1 << 26) ? realloc(buf, cap * 2) : NULL;
+        if (!nb) {
+            free(buf);
+            buf = NULL;
+            break;
+        }
+        buf = nb, cap *= 2;
+    }
+    int err = ferror(f);
+    fclose(f);
+    if (!buf) return clasp_error(CLASP_ERR_IO, "%s: too large for an experiment file (or out of memory)", path);
+    if (err) {
+        free(buf);
+        return clasp_error(CLASP_ERR_IO, "%s: read error", path);
+    }
+    clasp_status st = clasp_plan_parse(r, buf, len, path, out);
+    free(buf);
+    return st;
+}
+
+void clasp_plan_free(clasp_plan *p)
+{
+    if (!p) return;
+    free(p->source);
+    free(p->device);
+    free(p->data_path);
+    free(p->arch);
+    for (int i = 0; i < p->n_models; i++) plan_defense_free(p->models[i].defense);
+    free(p->models);
+    for (int i = 0; i < p->n_attacks; i++) plan_plugin_clear(&p->attacks[i].plugin);
+    free(p->attacks);
+    free(p->output);
+    free(p);
+}
+
+clasp_status clasp_plan_set_output(clasp_plan *p, const char *dir)
+{
+    if (!dir || !*dir) return clasp_error(CLASP_ERR_INVALID, "empty output folder");
+    char *d = strdup(dir);
+    if (!d) return clasp_error(CLASP_ERR_NOMEM, "out of memory");
+    free(p->output);
+    p->output = d;
+    return CLASP_OK;
+}

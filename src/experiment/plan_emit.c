@@ -1,0 +1,344 @@
+/* The resolved plan as YAML text (libyaml's emitter does the quoting), its
+ * hash for resuming, the learning-rate schedule and the work estimate. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yaml.h>
+
+#include "experiment/plan_internal.h"
+
+typedef struct outbuf {
+    char *data;
+    size_t len, cap;
+    int nomem;
+} outbuf;
+
+static int out_write(void *user, unsigned char *buf, size_t size)
+{
+    outbuf *o = user;
+    if (o->len + size + 1 > o->cap) {
+        size_t cap = o->cap ? o->cap : 4096;
+        while (cap < o->len + size + 1) cap *= 2;
+        char *d = realloc(o->data, cap);
+        if (!d) return o->nomem = 1, 0;
+        o->data = d, o->cap = cap;
+    }
+    memcpy(o->data + o->len, buf, size);
+    o->len += size;
+    o->data[o->len] = '\0';
+    return 1;
+}
+
+typedef struct em {
+    yaml_emitter_t e;
+    yaml_event_t ev;
+    int ok;
+} em;
+
+static void emit(em *m)
+{
+    if (m->ok && !yaml_emitter_emit(&m->e, &m->ev)) m->ok = 0;
+}
+
+/* Text that the parser would read as null must be quoted to stay text. */
+static int looks_null(const char *s)
+{
+    return !*s || !strcmp(s, "~") || !strcmp(s, "null") || !strcmp(s, "Null") || !strcmp(s, "NULL");
+}
+
+static void scalar(em *m, const char *s)
+{
+    if (!m->ok) return;
+    yaml_scalar_style_t style = looks_null(s) ? YAML_SINGLE_QUOTED_SCALAR_STYLE : YAML_ANY_SCALAR_STYLE;
+    if (!yaml_scalar_event_initialize(&m->ev, NULL, NULL, (yaml_char_t *)s, (int)strlen(s), 1, 1, style))
+        m->ok = 0;
+    else emit(m);
+}
+
+static void map_start(em *m, int flow)
+{
+    if (!m->ok) return;
+    if (!yaml_mapping_start_event_initialize(&m->ev, NULL, NULL, 1,
+                                             flow ? YAML_FLOW_MAPPING_STYLE : YAML_BLOCK_MAPPING_STYLE))
+        m->ok = 0;
+    else emit(m);
+}
+
+static void map_end(em *m)
+{
+    if (!m->ok) return;
+    yaml_mapping_end_event_initialize(&m->ev);
+    emit(m);
+}
+
+static void seq_start(em *m, int flow)
+{
+    if (!m->ok) return;
+    if (!yaml_sequence_start_event_initialize(&m->ev, NULL, NULL, 1,
+                                              flow ? YAML_FLOW_SEQUENCE_STYLE : YAML_BLOCK_SEQUENCE_STYLE))
+        m->ok = 0;
+    else emit(m);
+}
+
+static void seq_end(em *m)
+{
+    if (!m->ok) return;
+    yaml_sequence_end_event_initialize(&m->ev);
+    emit(m);
+}
+
+static void kv(em *m, const char *k, const char *v)
+{
+    scalar(m, k);
+    scalar(m, v);
+}
+
+static void kv_num(em *m, const char *k, double v)
+{
+    char buf[64];
+    plan_fmt_double(v, buf, sizeof buf);
+    kv(m, k, buf);
+}
+
+static void kv_size(em *m, const char *k, unsigned long long v)
+{
+    char buf[32];
+    snprintf(buf, sizeof buf, "%llu", v);
+    kv(m, k, buf);
+}
+
+static void emit_plugin(em *m, const clasp_plan_plugin *p, const char *label)
+{
+    map_start(m, 0);
+    if (label) kv(m, "label", label);
+    kv(m, "name", p->name);
+    if (p->n_params) {
+        scalar(m, "params");
+        map_start(m, 1);
+        for (int i = 0; i < p->n_params; i++) kv(m, p->keys[i], p->values[i]);
+        map_end(m);
+    }
+}
+
+static void emit_defense(em *m, const clasp_plan_defense *d)
+{
+    emit_plugin(m, &d->plugin, NULL);
+    if (d->attack) {
+        scalar(m, "attack");
+        emit_plugin(m, d->attack, NULL);
+        map_end(m);
+    }
+    if (d->inner) {
+        scalar(m, "inner");
+        emit_defense(m, d->inner);
+    }
+    map_end(m);
+}
+
+static void emit_plan(em *m, const clasp_plan *p, int with_output)
+{
+    static const char *const schedules[] = {"constant", "cosine", "step"};
+    map_start(m, 0);
+    scalar(m, "experiment");
+    map_start(m, 0);
+    kv(m, "name", p->name);
+    kv_size(m, "seed", (unsigned long long)p->seed);
+    if (p->device) kv(m, "device", p->device);
+    map_end(m);
+
+    scalar(m, "data");
+    map_start(m, 0);
+    kv(m, "dataset", p->dataset);
+    kv(m, "path", p->data_path);
+    kv_size(m, "val_size", p->val_size);
+    kv_size(m, "train_size", p->train_size);
+    map_end(m);
+
+    scalar(m, "model");
+    map_start(m, 0);
+    kv(m, "arch", p->arch);
+    map_end(m);
+
+    scalar(m, "train");
+    map_start(m, 0);
+    kv_size(m, "epochs", (unsigned long long)p->epochs);
+    kv_size(m, "batch", (unsigned long long)p->batch);
+    scalar(m, "optimiser");
+    map_start(m, 1);
+    kv(m, "name", "sgd");
+    kv_num(m, "lr", p->lr);
+    kv_num(m, "momentum", p->momentum);
+    kv_num(m, "weight_decay", p->weight_decay);
+    map_end(m);
+    scalar(m, "schedule");
+    map_start(m, 1);
+    kv(m, "name", schedules[p->schedule]);
+    if (p->schedule == CLASP_LR_STEP) {
+        scalar(m, "milestones");
+        seq_start(m, 1);
+        for (int i = 0; i < p->n_milestones; i++) {
+            char b[16];
+            snprintf(b, sizeof b, "%d", p->milestones[i]);
+            scalar(m, b);
+        }
+        seq_end(m);
+        kv_num(m, "gamma", p->gamma);
+    }
+    map_end(m);
+    kv_size(m, "val_eval_size", p->val_eval_size);
+    scalar(m, "models");
+    seq_start(m, 0);
+    for (int i = 0; i < p->n_models; i++) {
+        map_start(m, 0);
+        kv(m, "name", p->models[i].name);
+        if (p->models[i].defense) {
+            scalar(m, "defense");
+            emit_defense(m, p->models[i].defense);
+        }
+        map_end(m);
+    }
+    seq_end(m);
+    map_end(m);
+
+    scalar(m, "evaluate");
+    map_start(m, 0);
+    kv_size(m, "test_size", p->test_size);
+    kv_size(m, "batch", (unsigned long long)p->eval_batch);
+    scalar(m, "attacks");
+    seq_start(m, 0);
+    for (int i = 0; i < p->n_attacks; i++) {
+        emit_plugin(m, &p->attacks[i].plugin, p->attacks[i].label);
+        map_end(m);
+    }
+    seq_end(m);
+    map_end(m);
+
+    if (with_output) {
+        scalar(m, "output");
+        map_start(m, 0);
+        kv(m, "dir", p->output);
+        map_end(m);
+    }
+    map_end(m);
+}
+
+clasp_status clasp_plan_to_yaml(const clasp_plan *p, int with_output, char **out)
+{
+    *out = NULL;
+    outbuf o = {0};
+    static const char head[] = "# clasp: resolved experiment (defaults filled in, grids expanded)\n";
+    out_write(&o, (unsigned char *)head, sizeof head - 1);
+    em m = {.ok = 1};
+    if (!yaml_emitter_initialize(&m.e)) return clasp_error(CLASP_ERR_NOMEM, "out of memory (YAML emitter)");
+    yaml_emitter_set_output(&m.e, out_write, &o);
+    yaml_emitter_set_unicode(&m.e, 1);
+    yaml_emitter_set_width(&m.e, 100);
+    yaml_emitter_set_indent(&m.e, 2);
+    if (!yaml_stream_start_event_initialize(&m.ev, YAML_UTF8_ENCODING)) m.ok = 0;
+    else emit(&m);
+    if (m.ok && !yaml_document_start_event_initialize(&m.ev, NULL, NULL, NULL, 1)) m.ok = 0;
+    else emit(&m);
+    emit_plan(&m, p, with_output);
+    if (m.ok) {
+        yaml_document_end_event_initialize(&m.ev, 1);
+        emit(&m);
+    }
+    if (m.ok) {
+        yaml_stream_end_event_initialize(&m.ev);
+        emit(&m);
+    }
+    const char *problem = m.e.problem;
+    yaml_emitter_delete(&m.e);
+    if (!m.ok || o.nomem) {
+        free(o.data);
+        return o.nomem ? clasp_error(CLASP_ERR_NOMEM, "out of memory")
+                       : clasp_error(CLASP_ERR_INVALID, "emitting the resolved YAML: %s",
+                                     problem ? problem : "error");
+    }
+    *out = o.data;
+    return CLASP_OK;
+}
+
+clasp_status clasp_plan_hash(const clasp_plan *p, char *buf, size_t size)
+{
+    char *text;
+    CLASP_TRY(clasp_plan_to_yaml(p, 0, &text));
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (const unsigned char *s = (const unsigned char *)text; *s; s++) h = (h ^ *s) * 0x100000001b3ull;
+    free(text);
+    snprintf(buf, size, "%016llx", (unsigned long long)h);
+    return CLASP_OK;
+}
+
+double clasp_plan_lr(const clasp_plan *p, int epoch, size_t batch, size_t batches_per_epoch)
+{
+    switch (p->schedule) {
+    case CLASP_LR_CONSTANT: return p->lr;
+    case CLASP_LR_COSINE: {
+        double total = (double)p->epochs * (double)(batches_per_epoch ? batches_per_epoch : 1);
+        double t = (double)epoch * (double)batches_per_epoch + (double)batch;
+        return p->lr * 0.5 * (1.0 + cos(3.14159265358979323846 * t / total));
+    }
+    case CLASP_LR_STEP: {
+        double lr = p->lr;
+        for (int i = 0; i < p->n_milestones; i++)
+            if (epoch >= p->milestones[i]) lr *= p->gamma;
+        return lr;
+    }
+    }
+    return p->lr;
+}
+
+const clasp_plan_plugin *clasp_plan_model_attack(const clasp_plan_model *m)
+{
+    for (const clasp_plan_defense *d = m->defense; d; d = d->inner)
+        if (d->attack) return d->attack;
+    return NULL;
+}
+
+static double param_or(const clasp_plan_plugin *a, const char *name, double def)
+{
+    for (int i = 0; i < a->n_params; i++)
+        if (!strcmp(a->keys[i], name)) return strtod(a->values[i], NULL);
+    return def;
+}
+
+double clasp_plan_attack_cost(const clasp_plan_plugin *a)
+{
+    if (!a) return 0;
+    /* Names the built-in attacks use: pgd/tpgd (steps, restarts), cw
+     * (max_iterations, binary_search_steps); fgsm has none: one pass. */
+    double steps = param_or(a, "steps", param_or(a, "max_iterations", 1));
+    double restarts = param_or(a, "restarts", 1);
+    double search = param_or(a, "binary_search_steps", param_or(a, "search_steps", 1));
+    if (steps < 1) steps = 1;
+    if (restarts < 1) restarts = 1;
+    if (search < 1) search = 1;
+    return steps * restarts * search;
+}
+
+/* Training passes per example beyond the plain step: the inner attack and
+ * a defense's own inner loop (trades' "steps"). */
+static double defense_cost(const clasp_plan_model *m)
+{
+    double c = clasp_plan_attack_cost(clasp_plan_model_attack(m));
+    for (const clasp_plan_defense *d = m->defense; d; d = d->inner) c += param_or(&d->plugin, "steps", 0);
+    return c;
+}
+
+void clasp_plan_estimate(const clasp_plan *p, size_t train_n, size_t val_n, size_t test_n,
+                         clasp_plan_work *out)
+{
+    memset(out, 0, sizeof *out);
+    if (p->val_eval_size && p->val_eval_size < val_n) val_n = p->val_eval_size;
+    if (p->test_size && p->test_size < test_n) test_n = p->test_size;
+    double per_test = 0;
+    for (int a = 0; a < p->n_attacks; a++) per_test += 1 + clasp_plan_attack_cost(&p->attacks[a].plugin);
+    for (int i = 0; i < p->n_models; i++) {
+        double atk = clasp_plan_attack_cost(clasp_plan_model_attack(&p->models[i]));
+        out->train += (double)p->epochs * (double)train_n * (1 + defense_cost(&p->models[i]));
+        out->validate += (double)p->epochs * (double)val_n * (1 + atk);
+        out->evaluate += (double)test_n * per_test;
+    }
+}

@@ -1,0 +1,393 @@
+/* The experiment runner: data, then for each planned model training with
+ * its defense, epoch-end validation, the finish hook, a checkpoint and the
+ * evaluation of every attack; the report comes last.
+ *
+ * Determinism: every random stream is a function of the seed and of where
+ * it is used (model, epoch, batch, purpose), never of a running counter,
+ * so a run resumed from its state file continues with the very numbers an
+ * uninterrupted run would have used. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "clasp_config.h"
+#include "experiment/runner_internal.h"
+
+static long long env_limit(const char *name)
+{
+    const char *v = getenv(name);
+    if (!v || !*v) return 0;
+    char *end;
+    long long n = strtoll(v, &end, 10);
+    return *end || n < 0 ? 0 : n;
+}
+
+void clasp_experiment_state_path(const clasp_plan *p, char *buf, size_t size)
+{
+    snprintf(buf, size, "%s/state.safetensors", p->output);
+}
+
+/* ---- data ------------------------------------------------------------- */
+
+static clasp_status load_data(runner *R)
+{
+    const clasp_plan *p = R->p;
+    clasp_dataset all = {0};
+    const char *at = *p->data_loc ? p->data_loc : p->source;
+    if (clasp_dataset_load(p->dataset, p->data_path, 1, &all) != CLASP_OK) {
+        char msg[900];
+        snprintf(msg, sizeof msg, "%s", clasp_last_error());
+        return clasp_error(CLASP_ERR_CONFIG, "%s: data: %s", at, msg);
+    }
+    if (p->val_size >= all.n) {
+        size_t n = all.n;
+        clasp_dataset_free(&all);
+        return clasp_error(CLASP_ERR_CONFIG, "%s: data.val_size %zu leaves no training examples (the training set has %zu)",
+                           at, p->val_size, n);
+    }
+    clasp_status st = clasp_dataset_split(&all, p->val_size, p->seed, &R->train, &R->val);
+    clasp_dataset_free(&all);
+    CLASP_TRY(st);
+    if (p->train_size) clasp_dataset_truncate(&R->train, p->train_size);
+    if (clasp_dataset_load(p->dataset, p->data_path, 0, &R->test) != CLASP_OK) {
+        char msg[900];
+        snprintf(msg, sizeof msg, "%s", clasp_last_error());
+        return clasp_error(CLASP_ERR_CONFIG, "%s: data: %s", at, msg);
+    }
+    if (p->test_size) clasp_dataset_truncate(&R->test, p->test_size);
+    R->K = R->train.num_classes;
+    R->val_eval = R->val;
+    if (p->val_eval_size && p->val_eval_size < R->val.n) R->val_eval.n = p->val_eval_size;
+    return CLASP_OK;
+}
+
+/* ---- models ------------------------------------------------------------- */
+
+static clasp_status new_model(runner *R, clasp_model **out)
+{
+    const clasp_plan *p = R->p;
+    const clasp_dataset *d = &R->train;
+    clasp_status st;
+    if (!strcmp(p->arch, "default")) {
+        st = clasp_model_new_default(R->ctx, d->c, d->h, d->w, R->K, out);
+    } else {
+        clasp_layer_spec *layers = NULL;
+        int n = 0;
+        st = clasp_arch_parse(p->arch, &layers, &n);
+        if (st == CLASP_OK) st = clasp_model_new(R->ctx, layers, n, d->c, d->h, d->w, out);
+        free(layers);
+    }
+    if (st != CLASP_OK) {
+        char msg[900];
+        snprintf(msg, sizeof msg, "%s", clasp_last_error());
+        return clasp_error(CLASP_ERR_CONFIG, "%s: model.arch: %s", p->arch_loc, msg);
+    }
+    if (clasp_model_num_classes(*out) != R->K) {
+        int k = clasp_model_num_classes(*out);
+        clasp_model_free(*out);
+        *out = NULL;
+        return clasp_error(CLASP_ERR_CONFIG, "%s: model.arch ends with %d outputs but the data set has %d classes",
+                           p->arch_loc, k, R->K);
+    }
+    return CLASP_OK;
+}
+
+static clasp_status new_attack(const clasp_plan_plugin *a, clasp_attack_instance **out)
+{
+    return clasp_attack_new_desc(a->desc, (const char *const *)a->keys, (const char *const *)a->values,
+                                 (const char *const *)a->where, a->n_params, out);
+}
+
+static clasp_status new_defense(const clasp_plan_plugin *d, clasp_defense_instance **out)
+{
+    return clasp_defense_new_desc(d->desc, (const char *const *)d->keys, (const char *const *)d->values,
+                                  (const char *const *)d->where, d->n_params, out);
+}
+
+static void model_run_free(model_run *mr)
+{
+    clasp_defense_free(mr->def);
+    clasp_defense_free(mr->inner);
+    clasp_attack_free(mr->attack);
+    clasp_sgd_free(mr->sgd);
+    clasp_model_free(mr->m);
+    memset(mr, 0, sizeof *mr);
+}
+
+/* The model's plugin instances, and the fixed part of its report. */
+static clasp_status setup_plugins(runner *R, int mi, model_run *mr)
+{
+    const clasp_plan_model *pm = &R->p->models[mi];
+    const clasp_plan_plugin *atk = clasp_plan_model_attack(pm);
+    if (atk) CLASP_TRY(new_attack(atk, &mr->attack));
+    if (pm->defense) {
+        CLASP_TRY(new_defense(&pm->defense->plugin, &mr->def));
+        if (pm->defense->inner) CLASP_TRY(new_defense(&pm->defense->inner->plugin, &mr->inner));
+    }
+    clasp_model_report *rep = mr->rep;
+    snprintf(rep->name, sizeof rep->name, "%s", pm->name);
+    snprintf(rep->checkpoint, sizeof rep->checkpoint, "%s.safetensors", pm->file);
+    if (pm->defense) {
+        const clasp_plan_defense *d = pm->defense;
+        snprintf(rep->defense, sizeof rep->defense, "%s", d->plugin.name);
+        /* "k=v, ...", then the wrapped defense and the attack; a long
+         * description is cut at the report's field size. */
+        const char *parts[] = {d->plugin.params_text,
+                               d->inner ? ", inner " : NULL, d->inner ? d->inner->plugin.name : NULL,
+                               d->inner ? "(" : NULL, d->inner ? d->inner->plugin.params_text : NULL,
+                               d->inner ? ")" : NULL,
+                               atk ? ", attack " : NULL, atk ? atk->name : NULL, atk ? "(" : NULL,
+                               atk ? atk->params_text : NULL, atk ? ")" : NULL};
+        size_t len = 0;
+        for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
+            for (const char *c = parts[i] && !len && parts[i][0] == ',' ? parts[i] + 2 : parts[i]; c && *c && len + 1 < sizeof rep->params; c++) rep->params[len++] = *c;
+        rep->params[len] = '\0';
+    }
+    return CLASP_OK;
+}
+
+/* ---- evaluation --------------------------------------------------------- */
+
+static clasp_status eval_batch_check(void *user, size_t first, const clasp_tensor *x,
+                                     const clasp_tensor *y, const clasp_tensor *x_adv,
+                                     const clasp_tensor *clean_pred, const clasp_tensor *adv_pred)
+{
+    (void)first, (void)x, (void)y, (void)x_adv, (void)clean_pred, (void)adv_pred;
+    runner *R = user;
+    return run_stop_requested(R) ? clasp_error(CLASP_ERR_INTERRUPTED, "interrupted") : CLASP_OK;
+}
+
+static clasp_status evaluate(runner *R, model_run *mr)
+{
+    const clasp_plan *p = R->p;
+    int K = R->K;
+    clasp_model_report *rep = mr->rep;
+    /* A resumed report holds only the attacks done so far. */
+    clasp_attack_report *all = realloc(rep->attacks, (size_t)p->n_attacks * sizeof *all);
+    if (!all) return clasp_error(CLASP_ERR_NOMEM, "out of memory");
+    memset(all + rep->n_attacks, 0, (size_t)(p->n_attacks - rep->n_attacks) * sizeof *all);
+    rep->attacks = all;
+    for (int j = R->pos.attack; j < p->n_attacks; j++) {
+        const clasp_plan_attack *pa = &p->attacks[j];
+        clasp_eval_options o = {0};
+        o.attack = R->attacks[j];
+        /* One seed for every attack and model: tpgd with T = 1 then
+         * reproduces pgd exactly, and models meet the same random starts. */
+        o.seed = run_stream_key(p->seed, 0, 0, PURPOSE_TEST);
+        o.progress = run_eval_progress;
+        o.total = R->test.n;
+        o.on_batch = eval_batch_check;
+        o.user = R;
+        char label[220];
+        snprintf(label, sizeof label, "  %s", pa->label);
+        run_progress_start(R, label, R->test.n);
+        clasp_eval_result res;
+        clasp_status st = clasp_eval_run(mr->m, R->test_b, &o, &res);
+        run_progress_end(R);
+        if (st == CLASP_ERR_INTERRUPTED) return run_interrupted(R, mr);
+        CLASP_TRY(st);
+        clasp_attack_report *ar = &rep->attacks[j];
+        snprintf(ar->label, sizeof ar->label, "%s", pa->label);
+        snprintf(ar->plugin, sizeof ar->plugin, "%s", pa->plugin.name);
+        snprintf(ar->params, sizeof ar->params, "%s", pa->plugin.params_text);
+        ar->count = run_dup64(res.count, (size_t)K);
+        ar->clean_correct = run_dup64(res.clean_correct, (size_t)K);
+        ar->robust_correct = run_dup64(res.robust_correct, (size_t)K);
+        ar->success = run_dup64(res.attack_success, (size_t)K);
+        ar->flow = run_dup64(res.flow, (size_t)K * (size_t)K);
+        ar->seconds = res.seconds;
+        rep->eval_seconds += res.seconds;
+        rep->n_attacks = j + 1;
+        int64_t n = res.total;
+        run_say(R, "  %-24s clean %.2f%%  robust %.2f%%  (%.1f s)", pa->label, run_pct(run_sum64(res.clean_correct, K), n),
+            run_pct(run_sum64(res.robust_correct, K), n), res.seconds);
+        clasp_eval_result_free(&res);
+        if (!ar->count || !ar->clean_correct || !ar->robust_correct || !ar->success || !ar->flow)
+            return clasp_error(CLASP_ERR_NOMEM, "out of memory");
+        R->pos.attack = j + 1;
+        if (R->stop_attacks && ++R->attacks_done >= R->stop_attacks) R->sim_stop = 1;
+        if (run_stop_requested(R)) return run_interrupted(R, mr);
+    }
+    return CLASP_OK;
+}
+
+/* ---- one model ---------------------------------------------------------- */
+
+static clasp_status run_model(runner *R, int mi)
+{
+    const clasp_plan *p = R->p;
+    const clasp_plan_model *pm = &p->models[mi];
+    model_run mr = {0};
+    mr.rep = &R->reports[mi];
+    int resuming = R->resumed && R->pos.model == mi;
+    if (!resuming) {
+        R->pos = (run_pos){.model = mi};
+        run_report_free(mr.rep);
+    }
+    run_say(R, "model %d/%d: %s%s%s", mi + 1, p->n_models, pm->name, resuming ? " (resumed)" : "",
+        pm->defense ? "" : " (standard training)");
+    clasp_status st = setup_plugins(R, mi, &mr);
+    mr.env.size = sizeof mr.env;
+    mr.env.num_classes = R->K;
+    mr.env.attack = mr.attack;
+    mr.env.inner = mr.inner;
+    mr.env.epochs = p->epochs;
+    mr.env.seed = p->seed;
+    if (st == CLASP_OK && R->pos.phase == RUN_PHASE_TRAIN) {
+        if (resuming) {
+            st = clasp_model_load(R->ctx, R->state_path, NULL, NULL, &mr.m);
+            if (st == CLASP_OK)
+                st = clasp_sgd_new(mr.m, (float)p->lr, (float)p->momentum, (float)p->weight_decay, &mr.sgd);
+            if (st == CLASP_OK) st = clasp_sgd_load(mr.sgd, R->state_path);
+            mr.env.model = mr.m;
+            /* Replay the epoch-end hooks with the recorded metrics, so
+             * wrapper state (e.g. reweight's class weights) is what it was. */
+            for (int e = 0; st == CLASP_OK && mr.def && e < mr.rep->n_epochs; e++) {
+                const clasp_epoch_report *ep = &mr.rep->epochs[e];
+                clasp_class_metrics cm = {R->K, ep->val_count, ep->val_clean, ep->val_robust};
+                mr.env.epoch = e;
+                st = clasp_defense_run_epoch_end(mr.def, &mr.env, &cm);
+            }
+        } else {
+            st = new_model(R, &mr.m);
+            if (st == CLASP_OK) st = clasp_model_init(mr.m, p->seed);
+            if (st == CLASP_OK)
+                st = clasp_sgd_new(mr.m, (float)p->lr, (float)p->momentum, (float)p->weight_decay, &mr.sgd);
+        }
+        mr.env.model = mr.m;
+        if (st == CLASP_OK) clasp_model_set_train(mr.m, 1);
+        for (int e = R->pos.epoch; st == CLASP_OK && e < p->epochs; e++) st = run_train_epoch(R, mi, &mr, e);
+        if (st == CLASP_OK) st = run_finish_model(R, mi, &mr);
+        if (st == CLASP_OK) {
+            R->pos.phase = RUN_PHASE_EVAL;
+            R->pos.attack = 0;
+            clasp_sgd_free(mr.sgd);
+            mr.sgd = NULL;
+            if (run_stop_requested(R)) st = run_interrupted(R, &mr);
+        }
+    } else if (st == CLASP_OK) {
+        char path[1400];
+        st = run_join_path(path, sizeof path, R->outdir, mr.rep->checkpoint);
+        if (st == CLASP_OK) st = clasp_model_load(R->ctx, path, NULL, NULL, &mr.m);
+    }
+    if (st == CLASP_OK) st = evaluate(R, &mr);
+    model_run_free(&mr);
+    return st;
+}
+
+/* ---- the report ------------------------------------------------------- */
+
+static clasp_status write_report(runner *R)
+{
+    const clasp_plan *p = R->p;
+    clasp_report rep;
+    memset(&rep, 0, sizeof rep);
+    char *yaml = NULL;
+    CLASP_TRY(clasp_plan_to_yaml(p, 1, &yaml));
+    snprintf(rep.experiment, sizeof rep.experiment, "%s", p->name);
+    snprintf(rep.clasp_version, sizeof rep.clasp_version, "%s", CLASP_VERSION);
+    const clasp_device_info *dev = clasp_ctx_device(R->ctx);
+    if (snprintf(rep.device, sizeof rep.device, "%s (%s)", dev->name, dev->platform_name) >= (int)sizeof rep.device)
+        snprintf(rep.device, sizeof rep.device, "%s", dev->name);
+    rep.seed = p->seed;
+    snprintf(rep.dataset, sizeof rep.dataset, "%s", p->dataset);
+    rep.train_size = R->train.n;
+    rep.val_size = R->val.n;
+    rep.test_size = R->test.n;
+    rep.num_classes = R->K;
+    rep.class_names = R->test.class_names;
+    rep.config_yaml = yaml;
+    rep.config_path = p->source;
+    snprintf(rep.started, sizeof rep.started, "%s", R->started);
+    rep.wall_seconds = R->wall_before + (run_now() - R->t0);
+    rep.n_models = p->n_models;
+    rep.models = R->reports;
+    clasp_status st = clasp_report_write(&rep, R->outdir);
+    free(yaml);
+    return st;
+}
+
+/* ---- the run ------------------------------------------------------------ */
+
+static clasp_status prepare(runner *R)
+{
+    const clasp_plan *p = R->p;
+    snprintf(R->outdir, sizeof R->outdir, "%s", p->output);
+    clasp_experiment_state_path(p, R->state_path, sizeof R->state_path);
+    CLASP_TRY(clasp_plan_hash(p, R->hash, sizeof R->hash));
+    CLASP_TRY(run_make_dirs(R->outdir));
+    char report[1100];
+    snprintf(report, sizeof report, "%s/report.json", R->outdir);
+    if (!R->opt->resume) {
+        if (run_file_exists(R->state_path))
+            return clasp_error(CLASP_ERR_CONFIG,
+                               "%s holds an interrupted run: continue it with --resume, or delete that file to "
+                               "start over",
+                               R->state_path);
+        /* A report left from an earlier run would look complete while this
+         * one is under way. */
+        if (unlink(report) != 0 && errno != ENOENT)
+            return clasp_error(CLASP_ERR_IO, "%s: cannot remove the old report: %s", report, strerror(errno));
+    } else if (!run_file_exists(R->state_path)) {
+        return clasp_error(CLASP_ERR_NOT_FOUND, "cannot resume: no state file %s%s", R->state_path,
+                           run_file_exists(report) ? " (the run there finished: report.json is complete)"
+                                               : "; nothing was interrupted in this output folder");
+    }
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(R->started, sizeof R->started, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    R->reports = calloc((size_t)p->n_models, sizeof *R->reports);
+    R->attacks = calloc((size_t)p->n_attacks, sizeof *R->attacks);
+    if (!R->reports || !R->attacks) return clasp_error(CLASP_ERR_NOMEM, "out of memory");
+    run_say(R, "loading %s", p->dataset);
+    CLASP_TRY(load_data(R));
+    CLASP_TRY(clasp_ctx_new(p->device, &R->ctx));
+    run_say(R, "device: %s; %zu training, %zu validation (%zu evaluated per epoch), %zu test examples, %d classes",
+        clasp_ctx_device(R->ctx)->name, R->train.n, R->val.n, R->val_eval.n, R->test.n, R->K);
+    CLASP_TRY(clasp_batcher_new(R->ctx, &R->train, p->batch, &R->train_b));
+    CLASP_TRY(clasp_batcher_new(R->ctx, &R->val_eval, p->eval_batch, &R->val_b));
+    CLASP_TRY(clasp_batcher_new(R->ctx, &R->test, p->eval_batch, &R->test_b));
+    for (int j = 0; j < p->n_attacks; j++) CLASP_TRY(new_attack(&p->attacks[j].plugin, &R->attacks[j]));
+    if (R->opt->resume) {
+        CLASP_TRY(run_state_load(R));
+        R->resumed = 1;
+        run_say(R, "resuming: model %d/%d, %s", R->pos.model + 1, p->n_models,
+            R->pos.phase == RUN_PHASE_TRAIN ? "training" : "evaluation");
+    }
+    return CLASP_OK;
+}
+
+clasp_status clasp_experiment_run(const clasp_plan *p, const clasp_registry *r, const clasp_run_options *opt)
+{
+    static const clasp_run_options none = {0};
+    runner R;
+    memset(&R, 0, sizeof R);
+    R.p = p, R.reg = r, R.opt = opt ? opt : &none;
+    R.t0 = run_now();
+    R.stop_batches = env_limit("CLASP_STOP_AFTER_BATCHES");
+    R.stop_attacks = env_limit("CLASP_STOP_AFTER_ATTACKS");
+    clasp_status st = prepare(&R);
+    for (int mi = R.resumed ? R.pos.model : 0; st == CLASP_OK && mi < p->n_models; mi++) st = run_model(&R, mi);
+    if (st == CLASP_OK) st = write_report(&R);
+    if (st == CLASP_OK) {
+        if (unlink(R.state_path) != 0 && errno != ENOENT)
+            run_say(&R, "warning: cannot remove %s: %s", R.state_path, strerror(errno));
+        run_say(&R, "report written to %s (%.1f s)", R.outdir, R.wall_before + (run_now() - R.t0));
+    }
+    for (int j = 0; R.attacks && j < p->n_attacks; j++) clasp_attack_free(R.attacks[j]);
+    free(R.attacks);
+    for (int i = 0; R.reports && i < p->n_models; i++) run_report_free(&R.reports[i]);
+    free(R.reports);
+    clasp_batcher_free(R.train_b);
+    clasp_batcher_free(R.val_b);
+    clasp_batcher_free(R.test_b);
+    clasp_ctx_free(R.ctx);
+    clasp_dataset_free(&R.train);
+    clasp_dataset_free(&R.val);
+    clasp_dataset_free(&R.test);
+    return st;
+}

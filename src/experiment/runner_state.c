@@ -1,0 +1,389 @@
+/* The resumable state of an interrupted run: <output>/state.safetensors
+ * holds the model under way (weights, SGD momentum) and, in the metadata
+ * key "clasp.state", a JSON text with the position, the reports so far and
+ * the configuration hash.
+ *
+ * Doubles are stored as hexadecimal text ("%a"): exact, and immune to a
+ * json-c double format set elsewhere in the process, so a resumed run
+ * continues from bit-identical numbers. */
+#include <errno.h>
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "clasp/safetensors.h"
+#include "experiment/runner_internal.h"
+
+#define STATE_VERSION 1
+#define STATE_KEY "clasp.state"
+
+double run_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+void run_report_free(clasp_model_report *r)
+{
+    if (!r) return;
+    for (int e = 0; r->epochs && e < r->n_epochs; e++) {
+        clasp_epoch_report *ep = &r->epochs[e];
+        free(ep->val_count), free(ep->val_clean), free(ep->val_robust), free(ep->class_weights);
+    }
+    free(r->epochs);
+    for (int a = 0; r->attacks && a < r->n_attacks; a++) {
+        clasp_attack_report *ar = &r->attacks[a];
+        free(ar->count), free(ar->clean_correct), free(ar->robust_correct), free(ar->success), free(ar->flow);
+    }
+    free(r->attacks);
+    free(r->calib_offsets);
+    memset(r, 0, sizeof *r);
+}
+
+/* ---- writing ------------------------------------------------------------ */
+
+/* json-c calls return NULL or non-zero on allocation failure; `ok`
+ * gathers them so each builder has one error path. */
+typedef struct jb {
+    int ok;
+} jb;
+
+static void put(jb *b, json_object *o, const char *key, json_object *v)
+{
+    if (!v || json_object_object_add(o, key, v) != 0) {
+        json_object_put(v);
+        b->ok = 0;
+    }
+}
+
+static json_object *jdouble(double v)
+{
+    char buf[64];
+    snprintf(buf, sizeof buf, "%a", v);
+    return json_object_new_string(buf);
+}
+
+/* Arrays; a NULL pointer becomes JSON null (json-c's null is a NULL
+ * object, so it is added directly rather than through put()). */
+static void put_i64s(jb *b, json_object *o, const char *key, const int64_t *v, int n)
+{
+    if (!v) {
+        if (json_object_object_add(o, key, NULL) != 0) b->ok = 0;
+        return;
+    }
+    json_object *a = json_object_new_array();
+    for (int i = 0; a && i < n; i++) {
+        json_object *x = json_object_new_int64(v[i]);
+        if (!x || json_object_array_add(a, x) != 0) json_object_put(x), b->ok = 0;
+    }
+    put(b, o, key, a);
+}
+
+static void put_floats(jb *b, json_object *o, const char *key, const float *v, int n)
+{
+    if (!v) {
+        if (json_object_object_add(o, key, NULL) != 0) b->ok = 0;
+        return;
+    }
+    json_object *a = json_object_new_array();
+    for (int i = 0; a && i < n; i++) {
+        json_object *x = jdouble((double)v[i]);
+        if (!x || json_object_array_add(a, x) != 0) json_object_put(x), b->ok = 0;
+    }
+    put(b, o, key, a);
+}
+
+static json_object *model_json(jb *b, const clasp_model_report *r, int K)
+{
+    json_object *o = json_object_new_object();
+    if (!o) return NULL;
+    put(b, o, "name", json_object_new_string(r->name));
+    put(b, o, "defense", json_object_new_string(r->defense));
+    put(b, o, "params", json_object_new_string(r->params));
+    put(b, o, "checkpoint", json_object_new_string(r->checkpoint));
+    put(b, o, "calibrated", json_object_new_int(r->calibrated));
+    put_floats(b, o, "calib_offsets", r->calibrated ? r->calib_offsets : NULL, K);
+    put(b, o, "calib_temperature", jdouble((double)r->calib_temperature));
+    put(b, o, "train_seconds", jdouble(r->train_seconds));
+    put(b, o, "eval_seconds", jdouble(r->eval_seconds));
+    json_object *eps = json_object_new_array();
+    for (int e = 0; eps && e < r->n_epochs; e++) {
+        const clasp_epoch_report *ep = &r->epochs[e];
+        json_object *x = json_object_new_object();
+        if (!x) {
+            b->ok = 0;
+            break;
+        }
+        put(b, x, "epoch", json_object_new_int(ep->epoch));
+        put(b, x, "train_loss", jdouble(ep->train_loss));
+        put(b, x, "lr", jdouble(ep->lr));
+        put(b, x, "seconds", jdouble(ep->seconds));
+        put_i64s(b, x, "val_count", ep->val_count, K);
+        put_i64s(b, x, "val_clean", ep->val_clean, K);
+        put_i64s(b, x, "val_robust", ep->val_robust, K);
+        put_floats(b, x, "class_weights", ep->class_weights, K);
+        if (json_object_array_add(eps, x) != 0) json_object_put(x), b->ok = 0;
+    }
+    put(b, o, "epochs", eps);
+    json_object *ats = json_object_new_array();
+    for (int a = 0; ats && a < r->n_attacks; a++) {
+        const clasp_attack_report *ar = &r->attacks[a];
+        json_object *x = json_object_new_object();
+        if (!x) {
+            b->ok = 0;
+            break;
+        }
+        put(b, x, "label", json_object_new_string(ar->label));
+        put(b, x, "plugin", json_object_new_string(ar->plugin));
+        put(b, x, "params", json_object_new_string(ar->params));
+        put_i64s(b, x, "count", ar->count, K);
+        put_i64s(b, x, "clean_correct", ar->clean_correct, K);
+        put_i64s(b, x, "robust_correct", ar->robust_correct, K);
+        put_i64s(b, x, "success", ar->success, K);
+        put_i64s(b, x, "flow", ar->flow, K * K);
+        put(b, x, "seconds", jdouble(ar->seconds));
+        if (json_object_array_add(ats, x) != 0) json_object_put(x), b->ok = 0;
+    }
+    put(b, o, "attacks", ats);
+    return o;
+}
+
+clasp_status run_state_save(runner *R, clasp_model *model, const clasp_sgd *sgd)
+{
+    jb b = {1};
+    json_object *o = json_object_new_object();
+    if (!o) return clasp_error(CLASP_ERR_NOMEM, "out of memory");
+    put(&b, o, "version", json_object_new_int(STATE_VERSION));
+    put(&b, o, "config_hash", json_object_new_string(R->hash));
+    put(&b, o, "device", json_object_new_string(clasp_ctx_device(R->ctx)->name));
+    put(&b, o, "started", json_object_new_string(R->started));
+    put(&b, o, "wall_seconds", jdouble(R->wall_before + (run_now() - R->t0)));
+    put(&b, o, "num_classes", json_object_new_int(R->K));
+    json_object *pos = json_object_new_object();
+    if (pos) {
+        put(&b, pos, "model", json_object_new_int(R->pos.model));
+        put(&b, pos, "phase", json_object_new_string(R->pos.phase == RUN_PHASE_TRAIN ? "train" : "eval"));
+        put(&b, pos, "epoch", json_object_new_int(R->pos.epoch));
+        put(&b, pos, "batch", json_object_new_int64(R->pos.batch));
+        put(&b, pos, "attack", json_object_new_int(R->pos.attack));
+        put(&b, pos, "loss_sum", jdouble(R->pos.loss_sum));
+        put(&b, pos, "loss_n", jdouble(R->pos.loss_n));
+    }
+    put(&b, o, "position", pos);
+    /* Finished models and the one under way (partial), in plan order. */
+    json_object *models = json_object_new_array();
+    for (int i = 0; models && i <= R->pos.model && i < R->p->n_models; i++) {
+        json_object *m = model_json(&b, &R->reports[i], R->K);
+        if (!m || json_object_array_add(models, m) != 0) json_object_put(m), b.ok = 0;
+    }
+    put(&b, o, "models", models);
+    clasp_status st = CLASP_OK;
+    if (!b.ok) st = clasp_error(CLASP_ERR_NOMEM, "out of memory (state JSON)");
+    if (st == CLASP_OK) {
+        const char *text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
+        clasp_kv kv = {STATE_KEY, text};
+        st = clasp_model_save(model, sgd, &kv, 1, R->state_path);
+    }
+    json_object_put(o);
+    return st;
+}
+
+/* ---- reading ------------------------------------------------------------ */
+
+typedef struct jr {
+    const char *path;
+    int bad;                    /* first problem found */
+    char what[200];
+} jr;
+
+static json_object *field(jr *r, json_object *o, const char *key, json_type type)
+{
+    json_object *v = NULL;
+    if (!o || !json_object_object_get_ex(o, key, &v) || (type != json_type_null && !json_object_is_type(v, type))) {
+        if (!r->bad) snprintf(r->what, sizeof r->what, "'%s' is missing or has the wrong type", key);
+        r->bad = 1;
+        return NULL;
+    }
+    return v;
+}
+
+static double rdouble(jr *r, json_object *o, const char *key)
+{
+    json_object *v = field(r, o, key, json_type_string);
+    if (!v) return 0;
+    char *end;
+    const char *s = json_object_get_string(v);
+    double d = strtod(s, &end);
+    if (*end || !*s) {
+        if (!r->bad) snprintf(r->what, sizeof r->what, "'%s' is not a number", key);
+        r->bad = 1;
+    }
+    return d;
+}
+
+static long long rint64(jr *r, json_object *o, const char *key)
+{
+    json_object *v = field(r, o, key, json_type_int);
+    return v ? (long long)json_object_get_int64(v) : 0;
+}
+
+static void rstring(jr *r, json_object *o, const char *key, char *buf, size_t size)
+{
+    json_object *v = field(r, o, key, json_type_string);
+    snprintf(buf, size, "%s", v ? json_object_get_string(v) : "");
+}
+
+/* An int64 array of n entries (NULL for JSON null when nullable). */
+static int64_t *ri64_array(jr *r, json_object *o, const char *key, int n, int nullable)
+{
+    json_object *v = field(r, o, key, json_type_null);
+    if (!v && !r->bad && nullable) return NULL;
+    if (r->bad) return NULL;
+    if (json_object_is_type(v, json_type_null) && nullable) return NULL;
+    if (!json_object_is_type(v, json_type_array) || (int)json_object_array_length(v) != n) {
+        if (!r->bad) snprintf(r->what, sizeof r->what, "'%s' is not an array of %d numbers", key, n);
+        r->bad = 1;
+        return NULL;
+    }
+    int64_t *a = calloc((size_t)n, sizeof *a);
+    if (!a) return r->bad = 1, NULL;
+    for (int i = 0; i < n; i++) a[i] = json_object_get_int64(json_object_array_get_idx(v, (size_t)i));
+    return a;
+}
+
+static float *rfloat_array(jr *r, json_object *o, const char *key, int n)
+{
+    json_object *v = field(r, o, key, json_type_null);
+    if (r->bad || json_object_is_type(v, json_type_null)) return NULL;
+    if (!json_object_is_type(v, json_type_array) || (int)json_object_array_length(v) != n) {
+        if (!r->bad) snprintf(r->what, sizeof r->what, "'%s' is not an array of %d numbers", key, n);
+        r->bad = 1;
+        return NULL;
+    }
+    float *a = calloc((size_t)n, sizeof *a);
+    if (!a) return r->bad = 1, NULL;
+    for (int i = 0; i < n; i++)
+        a[i] = (float)strtod(json_object_get_string(json_object_array_get_idx(v, (size_t)i)), NULL);
+    return a;
+}
+
+static void read_model(jr *r, json_object *o, int K, clasp_model_report *m)
+{
+    memset(m, 0, sizeof *m);
+    rstring(r, o, "name", m->name, sizeof m->name);
+    rstring(r, o, "defense", m->defense, sizeof m->defense);
+    rstring(r, o, "params", m->params, sizeof m->params);
+    rstring(r, o, "checkpoint", m->checkpoint, sizeof m->checkpoint);
+    m->calibrated = (int)rint64(r, o, "calibrated");
+    m->calib_offsets = rfloat_array(r, o, "calib_offsets", K);
+    m->calib_temperature = (float)rdouble(r, o, "calib_temperature");
+    m->train_seconds = rdouble(r, o, "train_seconds");
+    m->eval_seconds = rdouble(r, o, "eval_seconds");
+    json_object *eps = field(r, o, "epochs", json_type_array);
+    int ne = eps ? (int)json_object_array_length(eps) : 0;
+    m->epochs = ne ? calloc((size_t)ne, sizeof *m->epochs) : NULL;
+    if (ne && !m->epochs) r->bad = 1;
+    for (int e = 0; m->epochs && e < ne && !r->bad; e++) {
+        json_object *x = json_object_array_get_idx(eps, (size_t)e);
+        clasp_epoch_report *ep = &m->epochs[m->n_epochs++];
+        ep->epoch = (int)rint64(r, x, "epoch");
+        ep->train_loss = rdouble(r, x, "train_loss");
+        ep->lr = rdouble(r, x, "lr");
+        ep->seconds = rdouble(r, x, "seconds");
+        ep->val_count = ri64_array(r, x, "val_count", K, 1);
+        ep->val_clean = ri64_array(r, x, "val_clean", K, 1);
+        ep->val_robust = ri64_array(r, x, "val_robust", K, 1);
+        ep->class_weights = rfloat_array(r, x, "class_weights", K);
+    }
+    json_object *ats = field(r, o, "attacks", json_type_array);
+    int na = ats ? (int)json_object_array_length(ats) : 0;
+    m->attacks = na ? calloc((size_t)na, sizeof *m->attacks) : NULL;
+    if (na && !m->attacks) r->bad = 1;
+    for (int a = 0; m->attacks && a < na && !r->bad; a++) {
+        json_object *x = json_object_array_get_idx(ats, (size_t)a);
+        clasp_attack_report *ar = &m->attacks[m->n_attacks++];
+        rstring(r, x, "label", ar->label, sizeof ar->label);
+        rstring(r, x, "plugin", ar->plugin, sizeof ar->plugin);
+        rstring(r, x, "params", ar->params, sizeof ar->params);
+        ar->count = ri64_array(r, x, "count", K, 0);
+        ar->clean_correct = ri64_array(r, x, "clean_correct", K, 0);
+        ar->robust_correct = ri64_array(r, x, "robust_correct", K, 0);
+        ar->success = ri64_array(r, x, "success", K, 0);
+        ar->flow = ri64_array(r, x, "flow", K * K, 0);
+        ar->seconds = rdouble(r, x, "seconds");
+    }
+}
+
+clasp_status run_state_load(runner *R)
+{
+    const char *path = R->state_path;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return clasp_error(CLASP_ERR_NOT_FOUND,
+                           "cannot resume: no state file %s (%s); nothing was interrupted in this output folder",
+                           path, strerror(errno));
+    fclose(f);
+    clasp_st_file st_file;
+    if (clasp_st_read(path, &st_file) != CLASP_OK) {
+        char msg[600];
+        snprintf(msg, sizeof msg, "%s", clasp_last_error());
+        return clasp_error(CLASP_ERR_FORMAT, "cannot resume: the state file is unreadable (%s); delete it to start over",
+                           msg);
+    }
+    const char *text = clasp_st_meta(&st_file, STATE_KEY);
+    json_object *o = text ? json_tokener_parse(text) : NULL;
+    clasp_st_free(&st_file);
+    if (!o)
+        return clasp_error(CLASP_ERR_FORMAT, "cannot resume: %s has no readable '%s' metadata; delete it to start over",
+                           path, STATE_KEY);
+    jr r = {path, 0, ""};
+    clasp_status st = CLASP_OK;
+    char hash[32], device[256];
+    long long version = rint64(&r, o, "version");
+    rstring(&r, o, "config_hash", hash, sizeof hash);
+    rstring(&r, o, "device", device, sizeof device);
+    rstring(&r, o, "started", R->started, sizeof R->started);
+    R->wall_before = rdouble(&r, o, "wall_seconds");
+    int K = (int)rint64(&r, o, "num_classes");
+    json_object *pos = field(&r, o, "position", json_type_object);
+    char phase[16] = "";
+    R->pos.model = (int)rint64(&r, pos, "model");
+    rstring(&r, pos, "phase", phase, sizeof phase);
+    R->pos.phase = !strcmp(phase, "eval") ? RUN_PHASE_EVAL : RUN_PHASE_TRAIN;
+    R->pos.epoch = (int)rint64(&r, pos, "epoch");
+    R->pos.batch = rint64(&r, pos, "batch");
+    R->pos.attack = (int)rint64(&r, pos, "attack");
+    R->pos.loss_sum = rdouble(&r, pos, "loss_sum");
+    R->pos.loss_n = rdouble(&r, pos, "loss_n");
+    json_object *models = field(&r, o, "models", json_type_array);
+    if (!r.bad && version != STATE_VERSION)
+        st = clasp_error(CLASP_ERR_FORMAT, "cannot resume: %s has state version %lld, this clasp writes %d", path,
+                         version, STATE_VERSION);
+    else if (!r.bad && strcmp(hash, R->hash) != 0)
+        st = clasp_error(CLASP_ERR_CONFIG,
+                         "cannot resume: the experiment changed since %s was written (configuration hash %s, "
+                         "now %s); restore the file as it was, or delete the state to start over",
+                         path, hash, R->hash);
+    else if (!r.bad && (K != R->K || R->pos.model < 0 || R->pos.model >= R->p->n_models ||
+                        (int)json_object_array_length(models) != R->pos.model + 1 || R->pos.epoch < 0 ||
+                        R->pos.epoch > R->p->epochs || R->pos.batch < 0 || R->pos.attack < 0 ||
+                        R->pos.attack > R->p->n_attacks))
+        st = clasp_error(CLASP_ERR_FORMAT, "cannot resume: %s: the position is inconsistent with the plan", path);
+    for (int i = 0; st == CLASP_OK && !r.bad && i <= R->pos.model; i++)
+        read_model(&r, json_object_array_get_idx(models, (size_t)i), K, &R->reports[i]);
+    if (st == CLASP_OK && r.bad)
+        st = clasp_error(CLASP_ERR_FORMAT, "cannot resume: %s is corrupt: %s; delete it to start over", path, r.what);
+    if (st == CLASP_OK && strcmp(device, clasp_ctx_device(R->ctx)->name) != 0 && R->opt->hooks.log) {
+        char line[700];
+        snprintf(line, sizeof line,
+                 "warning: the run started on '%s' and resumes on '%s'; numbers may differ slightly from an "
+                 "uninterrupted run",
+                 device, clasp_ctx_device(R->ctx)->name);
+        R->opt->hooks.log(R->opt->hooks.user, line);
+    }
+    json_object_put(o);
+    return st;
+}

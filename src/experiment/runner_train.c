@@ -1,0 +1,185 @@
+/* Training one model: the epochs' batches through the defense's train
+ * step and SGD, the epoch-end validation and hooks, and the finish hook
+ * before the checkpoint. Positions are saved in R->pos as they advance, so
+ * an interrupt can write where to resume. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "experiment/runner_internal.h"
+
+/* Validation at an epoch end: clean and, with an attack, robust. */
+static clasp_status validate(runner *R, int mi, model_run *mr, int epoch, clasp_eval_result *res)
+{
+    clasp_eval_options o = {0};
+    o.attack = mr->attack;
+    o.seed = run_stream_key(R->p->seed, mi, epoch, PURPOSE_VAL);
+    o.progress = run_eval_progress;
+    o.total = R->val_eval.n;
+    o.user = R;
+    run_progress_start(R, mr->attack ? "  validating (clean + robust)" : "  validating", R->val_eval.n);
+    clasp_status st = clasp_eval_run(mr->m, R->val_b, &o, res);
+    run_progress_end(R);
+    return st;
+}
+
+/* Records epoch `epoch` in the report and feeds the defense its metrics. */
+static clasp_status epoch_end(runner *R, int mi, model_run *mr, int epoch, double seconds)
+{
+    clasp_eval_result res;
+    CLASP_TRY(validate(R, mi, mr, epoch, &res));
+    int K = R->K;
+    clasp_model_report *rep = mr->rep;
+    clasp_epoch_report *grown = realloc(rep->epochs, (size_t)(rep->n_epochs + 1) * sizeof *grown);
+    if (!grown) {
+        clasp_eval_result_free(&res);
+        return clasp_error(CLASP_ERR_NOMEM, "out of memory");
+    }
+    rep->epochs = grown;
+    clasp_epoch_report *ep = &rep->epochs[rep->n_epochs++];
+    memset(ep, 0, sizeof *ep);
+    ep->epoch = epoch + 1;
+    ep->train_loss = R->pos.loss_n > 0 ? R->pos.loss_sum / R->pos.loss_n : 0;
+    ep->lr = clasp_plan_lr(R->p, epoch, 0, clasp_batcher_count(R->train_b));
+    ep->val_count = run_dup64(res.count, (size_t)K);
+    ep->val_clean = run_dup64(res.clean_correct, (size_t)K);
+    if (mr->attack) ep->val_robust = run_dup64(res.robust_correct, (size_t)K);
+    /* The weights this epoch trained with: ask before the hook updates them. */
+    float *w = malloc((size_t)K * sizeof *w);
+    if (w && mr->def && clasp_defense_class_weights(mr->def, w, K)) ep->class_weights = w;
+    else free(w);
+    clasp_status st = ep->val_count && ep->val_clean && (!mr->attack || ep->val_robust)
+                          ? CLASP_OK
+                          : clasp_error(CLASP_ERR_NOMEM, "out of memory");
+    clasp_class_metrics cm = {K, res.count, res.clean_correct, mr->attack ? res.robust_correct : NULL};
+    mr->env.epoch = epoch;
+    if (st == CLASP_OK && mr->def) st = clasp_defense_run_epoch_end(mr->def, &mr->env, &cm);
+    ep->seconds = seconds + res.seconds;
+    if (st == CLASP_OK) {
+        int64_t n = run_sum64(res.count, K);
+        if (mr->attack)
+            run_say(R, "  epoch %d/%d: loss %.4f, validation clean %.2f%%, robust %.2f%% (%.1f s)", epoch + 1,
+                R->p->epochs, ep->train_loss, run_pct(run_sum64(res.clean_correct, K), n),
+                run_pct(run_sum64(res.robust_correct, K), n), ep->seconds);
+        else
+            run_say(R, "  epoch %d/%d: loss %.4f, validation clean %.2f%% (%.1f s)", epoch + 1, R->p->epochs,
+                ep->train_loss, run_pct(run_sum64(res.clean_correct, K), n), ep->seconds);
+    }
+    clasp_eval_result_free(&res);
+    return st;
+}
+
+clasp_status run_train_epoch(runner *R, int mi, model_run *mr, int e)
+{
+    const clasp_plan *p = R->p;
+    size_t nb = clasp_batcher_count(R->train_b), done = 0;
+    long long b0 = R->pos.batch;
+    clasp_batcher_start(R->train_b, 1, p->seed, (uint64_t)e);
+    char label[200];
+    snprintf(label, sizeof label, "  epoch %d/%d", e + 1, p->epochs);
+    double t0 = run_now();
+    clasp_status st = CLASP_OK;
+    /* Resuming inside an epoch: the pass is a function of (seed, epoch), so
+     * skipping its first batches lands where the interrupted run stopped. */
+    for (long long b = 0; b < b0 && st == CLASP_OK; b++) {
+        clasp_tensor *x, *y;
+        int n;
+        st = clasp_batcher_next(R->train_b, &x, &y, &n, NULL);
+        done += (size_t)n;
+    }
+    run_progress_start(R, label, R->train.n);
+    for (long long b = b0; st == CLASP_OK; b++) {
+        clasp_tensor *x, *y;
+        int n;
+        st = clasp_batcher_next(R->train_b, &x, &y, &n, NULL);
+        if (st != CLASP_OK || n == 0) break;
+        clasp_sgd_set_lr(mr->sgd, (float)clasp_plan_lr(p, e, (size_t)b, nb));
+        clasp_rng rng = clasp_rng_make(run_stream_key(p->seed, mi, e, PURPOSE_TRAIN), (uint64_t)b);
+        float loss = 0;
+        mr->env.epoch = e;
+        if (mr->def) st = clasp_defense_run_step(mr->def, &mr->env, x, y, &rng, &loss);
+        else st = clasp_model_ce_grads(mr->m, x, y, NULL, &loss);
+        if (st == CLASP_OK) st = clasp_sgd_step(mr->sgd);
+        if (st != CLASP_OK) break;
+        if (!isfinite(loss)) {
+            st = clasp_error(CLASP_ERR_INVALID,
+                             "model '%s': the training loss is %g at epoch %d, batch %lld; lower train.optimiser.lr",
+                             p->models[mi].name, (double)loss, e + 1, b + 1);
+            break;
+        }
+        R->pos.loss_sum += (double)loss * n;
+        R->pos.loss_n += n;
+        R->pos.batch = b + 1;
+        done += (size_t)n;
+        char extra[64];
+        snprintf(extra, sizeof extra, "loss %.4f", R->pos.loss_sum / R->pos.loss_n);
+        run_progress_update(R, done, extra);
+        if (R->stop_batches && ++R->batches_done >= R->stop_batches) R->sim_stop = 1;
+        if (run_stop_requested(R)) {
+            run_progress_end(R);
+            mr->rep->train_seconds += run_now() - t0;
+            return run_interrupted(R, mr);
+        }
+    }
+    run_progress_end(R);
+    if (st != CLASP_OK) return st;
+    double secs = run_now() - t0;
+    mr->rep->train_seconds += secs;
+    CLASP_TRY(epoch_end(R, mi, mr, e, secs));
+    R->pos.epoch = e + 1;
+    R->pos.batch = 0;
+    R->pos.loss_sum = R->pos.loss_n = 0;
+    if (run_stop_requested(R)) return run_interrupted(R, mr);
+    return CLASP_OK;
+}
+
+/* After the last epoch: the finish hook with the whole validation split on
+ * the device, then the checkpoint. */
+clasp_status run_finish_model(runner *R, int mi, model_run *mr)
+{
+    const clasp_plan *p = R->p;
+    clasp_status st = CLASP_OK;
+    if (mr->def) {
+        clasp_tensor *vx = NULL, *vy = NULL;
+        const clasp_dataset *v = &R->val;
+        if (v->n) {
+            st = clasp_tensor_new4(R->ctx, (int)v->n, v->c, v->h, v->w, &vx);
+            if (st == CLASP_OK) st = clasp_tensor_write(vx, v->x);
+            if (st == CLASP_OK) st = clasp_tensor_new(R->ctx, CLASP_I32, 1, (int[]){(int)v->n}, &vy);
+            if (st == CLASP_OK) st = clasp_tensor_write(vy, v->y);
+        }
+        mr->env.val_x = vx, mr->env.val_y = vy;
+        mr->env.epoch = p->epochs - 1;
+        clasp_rng rng = clasp_rng_make(run_stream_key(p->seed, mi, p->epochs, PURPOSE_FINISH), 0);
+        if (st == CLASP_OK) st = clasp_defense_run_finish(mr->def, &mr->env, &rng);
+        mr->env.val_x = mr->env.val_y = NULL;
+        clasp_tensor_free(vx);
+        clasp_tensor_free(vy);
+        CLASP_TRY(st);
+    }
+    clasp_model_report *rep = mr->rep;
+    float t = 1;
+    free(rep->calib_offsets);
+    rep->calib_offsets = malloc((size_t)R->K * sizeof(float));
+    if (!rep->calib_offsets) return clasp_error(CLASP_ERR_NOMEM, "out of memory");
+    rep->calibrated = clasp_model_calibration(mr->m, rep->calib_offsets, &t);
+    rep->calib_temperature = rep->calibrated ? t : 1.0f;
+    if (!rep->calibrated) {
+        free(rep->calib_offsets);
+        rep->calib_offsets = NULL;
+    } else {
+        run_say(R, "  calibrated: temperature %.3g", (double)t);
+    }
+    char path[1400], seed[32];
+    CLASP_TRY(run_join_path(path, sizeof path, R->outdir, rep->checkpoint));
+    snprintf(seed, sizeof seed, "%llu", (unsigned long long)p->seed);
+    clasp_kv extra[] = {
+        {"clasp.experiment", p->name}, {"clasp.model", rep->name}, {"clasp.defense", rep->defense},
+        {"clasp.defense_params", rep->params}, {"clasp.seed", seed},
+    };
+    CLASP_TRY(clasp_model_save(mr->m, NULL, extra, (int)(sizeof extra / sizeof extra[0]), path));
+    run_say(R, "  saved %s", path);
+    return CLASP_OK;
+}
+

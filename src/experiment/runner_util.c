@@ -1,0 +1,120 @@
+/* Small helpers of the runner: random-stream keys, news and progress
+ * through the caller's hooks, interrupts, counts, paths. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "experiment/runner_internal.h"
+
+static uint64_t run_mix64(uint64_t z)
+{
+    z += 0x9e3779b97f4a7c15ull;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+/* A Philox key for (model, epoch, purpose); the batch index becomes the
+ * stream number of clasp_rng_make (which has 24 bits for it). */
+uint64_t run_stream_key(uint64_t seed, int model, int epoch, int purpose)
+{
+    uint64_t id = ((uint64_t)purpose << 56) ^ ((uint64_t)(uint32_t)model << 32) ^ (uint64_t)(uint32_t)epoch;
+    return run_mix64(seed ^ run_mix64(id));
+}
+
+void run_say(runner *R, const char *fmt, ...)
+{
+    const clasp_run_hooks *h = &R->opt->hooks;
+    if (!h->log) return;
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    h->log(h->user, line);
+}
+
+void run_progress_start(runner *R, const char *label, size_t total)
+{
+    if (R->opt->hooks.progress_start) R->opt->hooks.progress_start(R->opt->hooks.user, label, total);
+}
+
+void run_progress_update(runner *R, size_t done, const char *extra)
+{
+    if (R->opt->hooks.progress_update) R->opt->hooks.progress_update(R->opt->hooks.user, done, extra);
+}
+
+void run_progress_end(runner *R)
+{
+    if (R->opt->hooks.progress_end) R->opt->hooks.progress_end(R->opt->hooks.user);
+}
+
+int run_stop_requested(runner *R)
+{
+    return R->sim_stop || (R->opt->stop && *R->opt->stop);
+}
+
+double run_pct(int64_t a, int64_t b) { return b ? 100.0 * (double)a / (double)b : 0.0; }
+
+int64_t run_sum64(const int64_t *v, int n)
+{
+    int64_t s = 0;
+    for (int i = 0; v && i < n; i++) s += v[i];
+    return s;
+}
+
+int64_t *run_dup64(const int64_t *v, size_t n)
+{
+    int64_t *d = malloc(n * sizeof *d);
+    if (d) memcpy(d, v, n * sizeof *d);
+    return d;
+}
+
+/* mkdir -p. */
+clasp_status run_make_dirs(const char *path)
+{
+    char buf[1024];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *s = buf + 1;; s++) {
+        if (*s == '/' || !*s) {
+            char c = *s;
+            *s = '\0';
+            if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+                return clasp_error(CLASP_ERR_IO, "%s: cannot create the folder: %s", buf, strerror(errno));
+            *s = c;
+            if (!c) break;
+        }
+    }
+    return CLASP_OK;
+}
+
+/* dir/name into buf; refuses what does not fit rather than truncating. */
+clasp_status run_join_path(char *buf, size_t size, const char *dir, const char *name)
+{
+    int n = snprintf(buf, size, "%s/%s", dir, name);
+    if (n < 0 || (size_t)n >= size) return clasp_error(CLASP_ERR_INVALID, "%s/%s: path too long", dir, name);
+    return CLASP_OK;
+}
+
+int run_file_exists(const char *path)
+{
+    struct stat sb;
+    return stat(path, &sb) == 0;
+}
+
+void run_eval_progress(void *user, size_t done, size_t total)
+{
+    (void)total;
+    run_progress_update(user, done, NULL);
+}
+
+/* Saves the state and returns CLASP_ERR_INTERRUPTED with the news. */
+clasp_status run_interrupted(runner *R, model_run *mr)
+{
+    CLASP_TRY(run_state_save(R, mr->m, mr->sgd));
+    return clasp_error(CLASP_ERR_INTERRUPTED, "interrupted; the state is saved in %s", R->state_path);
+}
+

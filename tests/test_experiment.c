@@ -1,0 +1,431 @@
+/* End to end: a tiny experiment on synthetic IDX data (written here), with
+ * standard training, PGD-AT, reweight (wrapping PGD-AT) and calibrate
+ * (wrapping PGD-AT), evaluated with FGSM and PGD. Checks the report files
+ * and their numbers, that interrupted-and-resumed runs give the same
+ * report.json as an uninterrupted one, and that failures leave no report. */
+#include "testutil.h"
+
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "clasp/experiment.h"
+
+#define SIDE 12
+#define N_TRAIN 400
+#define N_TEST 80
+
+static clasp_registry *reg;
+static char dir[256], yaml_path[300], out[300];
+
+static void put_be32(unsigned char *p, uint32_t v)
+{
+    p[0] = (unsigned char)(v >> 24), p[1] = (unsigned char)(v >> 16);
+    p[2] = (unsigned char)(v >> 8), p[3] = (unsigned char)v;
+}
+
+/* Four classes of bright bars (top, bottom, left, right) on noise, as IDX
+ * files named like MNIST's. */
+static void write_idx(const char *prefix, int n, uint32_t seed)
+{
+    size_t img_bytes = 16 + (size_t)n * SIDE * SIDE, lab_bytes = 8 + (size_t)n;
+    unsigned char *img = calloc(img_bytes, 1), *lab = calloc(lab_bytes, 1);
+    float *noise = malloc((size_t)n * SIDE * SIDE * sizeof *noise);
+    assert_non_null(img);
+    assert_non_null(lab);
+    assert_non_null(noise);
+    tu_fill_random(noise, (size_t)n * SIDE * SIDE, seed, 0.0f, 200.0f);
+    put_be32(img, 0x803), put_be32(img + 4, (uint32_t)n), put_be32(img + 8, SIDE), put_be32(img + 12, SIDE);
+    put_be32(lab, 0x801), put_be32(lab + 4, (uint32_t)n);
+    for (int i = 0; i < n; i++) {
+        int k = (int)((i * 7 + seed) % 4), off = (i * 13) % 3;
+        lab[8 + i] = (unsigned char)k;
+        unsigned char *px = img + 16 + (size_t)i * SIDE * SIDE;
+        for (int j = 0; j < SIDE * SIDE; j++) px[j] = (unsigned char)noise[(size_t)i * SIDE * SIDE + j];
+        for (int a = 0; a < SIDE; a++) {
+            int r = k == 0 ? 1 + off : k == 1 ? 8 + off : a;
+            int c = k == 2 ? 1 + off : k == 3 ? 8 + off : a;
+            px[r * SIDE + c] = 210;
+        }
+    }
+    char path[400];
+    snprintf(path, sizeof path, "%s/%s-images-idx3-ubyte", dir, prefix);
+    tu_write_file(path, img, img_bytes);
+    snprintf(path, sizeof path, "%s/%s-labels-idx1-ubyte", dir, prefix);
+    tu_write_file(path, lab, lab_bytes);
+    free(img), free(lab), free(noise);
+}
+
+static const char *experiment_yaml(uint64_t seed)
+{
+    static char buf[4096];
+    snprintf(buf, sizeof buf,
+             "experiment: {name: tiny, seed: %llu}\n"
+             "data: {dataset: mnist, path: '%s', val_size: 100}\n"
+             "model: {arch: 'conv3x3-4p1,relu,maxpool2,flatten,fc10'}\n"
+             "train:\n"
+             "  epochs: 3\n"
+             "  batch: 32\n"
+             "  optimiser: {lr: 0.1}\n"
+             "  val_eval_size: 60\n"
+             "  models:\n"
+             "    - name: standard\n"
+             "    - defense: {name: pgd-at, attack: {name: pgd, params: &inner {eps: 0.15, steps: 2, alpha: 0}}}\n"
+             "    - name: reweight\n"
+             "      defense: {name: reweight, params: {strength: 3}, inner: {name: pgd-at, attack: {name: pgd, params: *inner}}}\n"
+             "    - name: calibrated\n"
+             "      defense: {name: calibrate, attack: {name: pgd, params: *inner}, inner: {name: pgd-at}}\n"
+             "evaluate:\n"
+             "  test_size: %d\n"
+             "  batch: 40\n"
+             "  attacks:\n"
+             "    - {name: fgsm, params: {eps: 0.15}}\n"
+             "    - {name: pgd, params: {eps: 0.15, steps: 3, alpha: 0}}\n"
+             "output: {dir: '%s'}\n",
+             (unsigned long long)seed, dir, N_TEST, out);
+    return buf;
+}
+
+static void write_yaml(uint64_t seed)
+{
+    const char *y = experiment_yaml(seed);
+    tu_write_file(yaml_path, y, strlen(y));
+}
+
+static void rm_tree(const char *path)
+{
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", path);
+    assert_int_equal(system(cmd), 0);
+}
+
+static int exists(const char *folder, const char *name)
+{
+    char p[700];
+    struct stat sb;
+    snprintf(p, sizeof p, "%s/%s", folder, name);
+    return stat(p, &sb) == 0;
+}
+
+static void quiet_log(void *user, const char *line)
+{
+    (void)user;
+    if (getenv("CLASP_TEST_VERBOSE")) fprintf(stderr, "%s\n", line);
+}
+
+/* One `clasp run` through the library, with CLASP_STOP_AFTER_* set as given
+ * (0 = unset). */
+static clasp_status run(int resume, long stop_batches, long stop_attacks)
+{
+    char v[32];
+    if (stop_batches) {
+        snprintf(v, sizeof v, "%ld", stop_batches);
+        setenv("CLASP_STOP_AFTER_BATCHES", v, 1);
+    } else {
+        unsetenv("CLASP_STOP_AFTER_BATCHES");
+    }
+    if (stop_attacks) {
+        snprintf(v, sizeof v, "%ld", stop_attacks);
+        setenv("CLASP_STOP_AFTER_ATTACKS", v, 1);
+    } else {
+        unsetenv("CLASP_STOP_AFTER_ATTACKS");
+    }
+    clasp_plan *p = NULL;
+    assert_ok(clasp_plan_load(reg, yaml_path, &p));
+    clasp_run_options opt = {0};
+    opt.resume = resume;
+    opt.hooks.log = quiet_log;
+    clasp_status st = clasp_experiment_run(p, reg, &opt);
+    if (st != CLASP_OK && st != CLASP_ERR_INTERRUPTED && getenv("CLASP_TEST_VERBOSE"))
+        fprintf(stderr, "run: %s\n", clasp_last_error());
+    clasp_plan_free(p);
+    unsetenv("CLASP_STOP_AFTER_BATCHES");
+    unsetenv("CLASP_STOP_AFTER_ATTACKS");
+    return st;
+}
+
+static json_object *read_report(void)
+{
+    char p[400];
+    snprintf(p, sizeof p, "%s/report.json", out);
+    json_object *o = json_object_from_file(p);
+    if (!o) fail_msg("cannot read %s", p);
+    return o;
+}
+
+static json_object *get(json_object *o, const char *key)
+{
+    json_object *v = NULL;
+    if (!json_object_object_get_ex(o, key, &v)) fail_msg("report.json lacks '%s'", key);
+    return v;
+}
+
+/* Wall times differ between runs; everything else must not. */
+static int is_timing(const char *key)
+{
+    return strstr(key, "seconds") || !strcmp(key, "started");
+}
+
+static void assert_same_json(json_object *a, json_object *b, const char *path)
+{
+    char sub[600];
+    if (json_object_get_type(a) != json_object_get_type(b)) fail_msg("%s: types differ", path);
+    switch (json_object_get_type(a)) {
+    case json_type_object: {
+        json_object_object_foreach(a, key, va) {
+            if (is_timing(key)) continue;
+            json_object *vb = NULL;
+            if (!json_object_object_get_ex(b, key, &vb)) fail_msg("%s.%s missing in the resumed report", path, key);
+            snprintf(sub, sizeof sub, "%s.%s", path, key);
+            assert_same_json(va, vb, sub);
+        }
+        if (json_object_object_length(a) != json_object_object_length(b)) fail_msg("%s: key counts differ", path);
+        break;
+    }
+    case json_type_array: {
+        size_t n = json_object_array_length(a);
+        if (n != json_object_array_length(b)) fail_msg("%s: array lengths differ", path);
+        for (size_t i = 0; i < n; i++) {
+            snprintf(sub, sizeof sub, "%s[%zu]", path, i);
+            assert_same_json(json_object_array_get_idx(a, i), json_object_array_get_idx(b, i), sub);
+        }
+        break;
+    }
+    case json_type_double:
+        if (json_object_get_double(a) != json_object_get_double(b))
+            fail_msg("%s: %.17g vs %.17g", path, json_object_get_double(a), json_object_get_double(b));
+        break;
+    default:
+        if (strcmp(json_object_to_json_string(a), json_object_to_json_string(b)) != 0)
+            fail_msg("%s: %s vs %s", path, json_object_to_json_string(a), json_object_to_json_string(b));
+    }
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    tu_tmpdir(dir, sizeof dir);
+    snprintf(yaml_path, sizeof yaml_path, "%s/tiny.yaml", dir);
+    snprintf(out, sizeof out, "%s/out", dir);
+    write_idx("train", N_TRAIN, 1);
+    write_idx("t10k", 120, 2);
+    write_yaml(5);
+    return clasp_registry_open(&reg) == CLASP_OK ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    clasp_registry_free(reg);
+    rm_tree(dir);
+    return 0;
+}
+
+static json_object *reference; /* report.json of the uninterrupted run */
+
+static void test_full_run(void **state)
+{
+    (void)state;
+    rm_tree(out);
+    assert_ok(run(0, 0, 0));
+    const char *files[] = {"report.json", "report.md", "per_class.csv", "charts", "standard.safetensors",
+                           "pgd-at.safetensors", "reweight.safetensors", "calibrated.safetensors"};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
+        if (!exists(out, files[i])) fail_msg("%s/%s is missing", out, files[i]);
+    assert_false(exists(out, "state.safetensors"));
+
+    json_object *r = read_report();
+    json_object *models = get(r, "models");
+    assert_int_equal(json_object_array_length(models), 4);
+    int K = json_object_get_int(get(get(r, "dataset"), "num_classes"));
+    assert_int_equal(K, 10);
+    assert_int_equal(json_object_get_int(get(get(r, "dataset"), "test_size")), N_TEST);
+    assert_int_equal(json_object_get_int(get(get(r, "dataset"), "val_size")), 100);
+    assert_non_null(strstr(json_object_get_string(get(r, "config")), "val_eval_size: 60"));
+    for (size_t m = 0; m < 4; m++) {
+        json_object *mo = json_object_array_get_idx(models, m);
+        json_object *epochs = get(mo, "epochs"), *attacks = get(mo, "attacks");
+        assert_int_equal(json_object_array_length(epochs), 3);
+        for (size_t e = 0; e < 3; e++) {
+            json_object *v = get(json_object_array_get_idx(epochs, e), "validation");
+            json_object *cnt = get(v, "count");
+            int64_t tot = 0;
+            for (int k = 0; k < K; k++) tot += json_object_get_int64(json_object_array_get_idx(cnt, (size_t)k));
+            assert_int_equal(tot, 60);
+            /* Robust validation exactly for the models with an attack. */
+            assert_int_equal(json_object_get_type(get(v, "robust_correct")) == json_type_null, m == 0);
+        }
+        assert_int_equal(json_object_array_length(attacks), 2);
+        int64_t clean_tot[2], robust_tot[2];
+        for (size_t a = 0; a < 2; a++) {
+            json_object *ao = json_object_array_get_idx(attacks, a);
+            json_object *rows = get(ao, "per_class"), *flow = get(ao, "flow"), *sum = get(ao, "summary");
+            int64_t count = 0, clean = 0, robust = 0;
+            for (int k = 0; k < K; k++) {
+                json_object *row = json_object_array_get_idx(rows, (size_t)k);
+                int64_t c = json_object_get_int64(get(row, "count"));
+                count += c;
+                clean += json_object_get_int64(get(row, "clean_correct"));
+                robust += json_object_get_int64(get(row, "robust_correct"));
+                int64_t fsum = 0;
+                json_object *frow = json_object_array_get_idx(flow, (size_t)k);
+                for (int j = 0; j < K; j++) fsum += json_object_get_int64(json_object_array_get_idx(frow, (size_t)j));
+                assert_int_equal(fsum, c); /* every example of class k lands somewhere */
+                /* the diagonal of the flow is the robust count */
+                assert_int_equal(json_object_get_int64(json_object_array_get_idx(frow, (size_t)k)),
+                                 json_object_get_int64(get(row, "robust_correct")));
+            }
+            assert_int_equal(count, N_TEST);
+            assert_int_equal(json_object_get_int64(get(sum, "count")), count);
+            assert_int_equal(json_object_get_int64(get(sum, "clean_correct")), clean);
+            assert_int_equal(json_object_get_int64(get(sum, "robust_correct")), robust);
+            clean_tot[a] = clean, robust_tot[a] = robust;
+        }
+        assert_int_equal(clean_tot[0], clean_tot[1]); /* the same model, the same clean predictions */
+        assert_true(robust_tot[1] <= clean_tot[1]);    /* PGD never helps in total */
+    }
+    /* reweight reports its class weights; the plain models have none. */
+    json_object *rw = get(json_object_array_get_idx(get(json_object_array_get_idx(models, 2), "epochs"), 2),
+                          "class_weights");
+    assert_int_equal(json_object_get_type(rw), json_type_array);
+    /* ...and they differ between classes by then, so the resume test below
+     * really depends on the replayed epoch-end hooks. */
+    int uneven = 0;
+    for (size_t k = 1; k < 4; k++)
+        uneven |= json_object_get_double(json_object_array_get_idx(rw, k)) !=
+                  json_object_get_double(json_object_array_get_idx(rw, 0));
+    assert_true(uneven);
+    json_object *sw = get(json_object_array_get_idx(get(json_object_array_get_idx(models, 0), "epochs"), 1),
+                          "class_weights");
+    assert_int_equal(json_object_get_type(sw), json_type_null);
+    /* calibrate fitted offsets that the checkpoint keeps. */
+    json_object *cal = get(json_object_array_get_idx(models, 3), "calibration");
+    assert_true(json_object_get_boolean(get(cal, "enabled")));
+    char ck[400], buf[256];
+    snprintf(ck, sizeof ck, "%s/calibrated.safetensors", out);
+    assert_ok(clasp_checkpoint_meta(ck, "clasp.calibration.offsets", buf, sizeof buf));
+    reference = r;
+}
+
+static void test_interrupt_and_resume(void **state)
+{
+    (void)state;
+    if (!reference) skip();
+    rm_tree(out);
+    char st_path[400];
+    snprintf(st_path, sizeof st_path, "%s/state.safetensors", out);
+    /* 10 batches per epoch, 3 epochs, 4 models: interrupt at an epoch's last
+     * batch (before its epoch end), mid-epoch in the second epoch, inside
+     * the second model, inside reweight's third epoch (its weights come
+     * back by replaying the epoch-end hooks), between reweight's two
+     * attacks, and after the very last attack. */
+    assert_int_equal(run(0, 10, 0), CLASP_ERR_INTERRUPTED);
+    assert_true(exists(out, "state.safetensors"));
+    assert_false(exists(out, "report.json"));
+    /* A fresh run refuses to overwrite the interrupted one. */
+    assert_int_equal(run(0, 0, 0), CLASP_ERR_CONFIG);
+    assert_non_null(strstr(clasp_last_error(), "--resume"));
+    assert_int_equal(run(1, 7, 0), CLASP_ERR_INTERRUPTED);
+    assert_int_equal(run(1, 20, 0), CLASP_ERR_INTERRUPTED);
+    assert_int_equal(run(1, 48, 0), CLASP_ERR_INTERRUPTED);
+    assert_int_equal(run(1, 0, 1), CLASP_ERR_INTERRUPTED);
+    assert_false(exists(out, "report.json"));
+    /* The last attack of the last model: interrupted before the report. */
+    assert_int_equal(run(1, 0, 3), CLASP_ERR_INTERRUPTED);
+    assert_false(exists(out, "report.json"));
+    assert_int_equal(run(1, 0, 0), CLASP_OK);
+    assert_false(exists(out, "state.safetensors"));
+    json_object *r = read_report();
+    assert_same_json(reference, r, "report");
+    json_object_put(r);
+    /* Nothing left to resume. */
+    assert_int_equal(run(1, 0, 0), CLASP_ERR_NOT_FOUND);
+    assert_non_null(strstr(clasp_last_error(), "report.json is complete"));
+}
+
+static void test_resume_refusals(void **state)
+{
+    (void)state;
+    rm_tree(out);
+    assert_int_equal(run(1, 0, 0), CLASP_ERR_NOT_FOUND);
+    assert_int_equal(run(0, 3, 0), CLASP_ERR_INTERRUPTED);
+    /* A changed experiment does not continue an old state. */
+    write_yaml(6);
+    assert_int_equal(run(1, 0, 0), CLASP_ERR_CONFIG);
+    assert_non_null(strstr(clasp_last_error(), "configuration hash"));
+    write_yaml(5);
+    /* A corrupt state file is refused with a clear message. */
+    char st_path[400];
+    snprintf(st_path, sizeof st_path, "%s/state.safetensors", out);
+    tu_write_file(st_path, "garbage", 7);
+    assert_int_equal(run(1, 0, 0), CLASP_ERR_FORMAT);
+    assert_non_null(strstr(clasp_last_error(), "cannot resume"));
+    rm_tree(out);
+}
+
+static void test_failures_leave_no_report(void **state)
+{
+    (void)state;
+    /* A stale complete-looking report from an earlier run goes first. */
+    rm_tree(out);
+    assert_int_equal(mkdir(out, 0777), 0);
+    char p[400];
+    snprintf(p, sizeof p, "%s/report.json", out);
+    tu_write_file(p, "{}", 2);
+    const char *bad = "experiment: {name: tiny}\n"
+                      "data: {dataset: mnist, path: '/nonexistent/clasp', val_size: 10}\n"
+                      "train: {epochs: 1, models: [{name: s}]}\n"
+                      "evaluate: {attacks: [fgsm]}\n";
+    char yaml_bad[400];
+    snprintf(yaml_bad, sizeof yaml_bad, "%s/bad.yaml", dir);
+    tu_write_file(yaml_bad, bad, strlen(bad));
+    clasp_plan *pl = NULL;
+    assert_ok(clasp_plan_load(reg, yaml_bad, &pl));
+    assert_ok(clasp_plan_set_output(pl, out));
+    clasp_status st = clasp_experiment_run(pl, reg, NULL);
+    assert_int_not_equal(st, CLASP_OK);
+    assert_non_null(strstr(clasp_last_error(), "bad.yaml:2:30: data:"));
+    assert_false(exists(out, "report.json"));
+    clasp_plan_free(pl);
+    /* A model whose last layer does not match the classes. */
+    const char *y = experiment_yaml(5);
+    char *wrong = strdup(y);
+    char *fc = strstr(wrong, "fc10");
+    memcpy(fc, "fc05", 4);
+    tu_write_file(yaml_bad, wrong, strlen(wrong));
+    free(wrong);
+    assert_ok(clasp_plan_load(reg, yaml_bad, &pl));
+    st = clasp_experiment_run(pl, reg, NULL);
+    assert_int_equal(st, CLASP_ERR_CONFIG);
+    assert_non_null(strstr(clasp_last_error(), "5 outputs but the data set has 10 classes"));
+    assert_false(exists(out, "report.json"));
+    clasp_plan_free(pl);
+    /* And a YAML error stops before anything runs. */
+    const char *broken = "experiment: {name: x}\ntrain: {}\n";
+    tu_write_file(yaml_bad, broken, strlen(broken));
+    assert_int_equal(clasp_plan_load(reg, yaml_bad, &pl), CLASP_ERR_CONFIG);
+    assert_null(pl);
+    rm_tree(out);
+}
+
+static int free_reference(void **state)
+{
+    (void)state;
+    json_object_put(reference);
+    reference = NULL;
+    return 0;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_full_run),
+        cmocka_unit_test_teardown(test_interrupt_and_resume, free_reference),
+        cmocka_unit_test(test_resume_refusals),
+        cmocka_unit_test(test_failures_leave_no_report),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

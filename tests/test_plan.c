@@ -1,0 +1,518 @@
+/* Experiment files: YAML errors with exact file:line:col, defaults, grids,
+ * anchors and merge keys, and the resolved YAML parsing back to the same
+ * plan. Uses the built plugins (CLASP_PLUGIN_PATH from the test env). */
+#include "testutil.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clasp/experiment.h"
+
+static clasp_registry *reg;
+
+static int setup(void **state)
+{
+    (void)state;
+    if (clasp_registry_open(&reg) != CLASP_OK) return -1;
+    const clasp_plugin_desc *d;
+    /* The plugins these tests name must be there. */
+    const char *need[] = {"fgsm", "pgd", "tpgd"};
+    for (int i = 0; i < 3; i++)
+        if (clasp_registry_find(reg, need[i], CLASP_PLUGIN_ATTACK, &d) != CLASP_OK) {
+            fprintf(stderr, "%s\n", clasp_last_error());
+            return -1;
+        }
+    if (clasp_registry_find(reg, "pgd-at", CLASP_PLUGIN_DEFENSE, &d) != CLASP_OK) return -1;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    clasp_registry_free(reg);
+    return 0;
+}
+
+static clasp_plan *parse_ok(const char *text)
+{
+    clasp_plan *p = NULL;
+    clasp_status st = clasp_plan_parse(reg, text, strlen(text), "t.yaml", &p);
+    if (st != CLASP_OK) fail_msg("expected a valid plan, got: %s", clasp_last_error());
+    return p;
+}
+
+/* The error message of a plan that must fail. */
+static const char *parse_err(const char *text)
+{
+    static char msg[2048];
+    clasp_plan *p = NULL;
+    clasp_status st = clasp_plan_parse(reg, text, strlen(text), "t.yaml", &p);
+    if (st == CLASP_OK) {
+        clasp_plan_free(p);
+        fail_msg("expected an error for:\n%s", text);
+    }
+    assert_null(p);
+    snprintf(msg, sizeof msg, "%s", clasp_last_error());
+    return msg;
+}
+
+/* "t.yaml:L:C" of `token` on the first line of text containing `line`:
+ * the test states where the error must point without counting columns by
+ * hand. */
+static const char *loc_of(const char *text, const char *line, const char *token)
+{
+    static char buf[64];
+    int ln = 1;
+    for (const char *s = text; *s;) {
+        const char *eol = strchr(s, '\n');
+        size_t len = eol ? (size_t)(eol - s) : strlen(s);
+        char cur[512];
+        snprintf(cur, sizeof cur, "%.*s", (int)len, s);
+        if (strstr(cur, line)) {
+            const char *t = strstr(strstr(cur, line), token);
+            if (!t) t = strstr(cur, token);
+            assert_non_null(t);
+            snprintf(buf, sizeof buf, "t.yaml:%d:%d: ", ln, (int)(t - cur) + 1);
+            return buf;
+        }
+        if (!eol) break;
+        s = eol + 1, ln++;
+    }
+    fail_msg("no line containing '%s'", line);
+    return NULL;
+}
+
+#define assert_has(msg, part)                                                                \
+    do {                                                                                     \
+        if (!strstr((msg), (part))) fail_msg("message lacks '%s':\n  %s", (part), (msg));    \
+    } while (0)
+
+#define assert_starts(msg, prefix)                                                           \
+    do {                                                                                     \
+        if (strncmp((msg), (prefix), strlen(prefix)) != 0)                                   \
+            fail_msg("message should start with '%s':\n  %s", (prefix), (msg));              \
+    } while (0)
+
+static const char *param(const clasp_plan_plugin *p, const char *key)
+{
+    for (int i = 0; i < p->n_params; i++)
+        if (!strcmp(p->keys[i], key)) return p->values[i];
+    fail_msg("no parameter %s in %s", key, p->name);
+    return NULL;
+}
+
+#define BASE_HEAD "experiment:\n  name: t\n"
+#define BASE_TRAIN "train:\n  models:\n    - name: standard\n"
+#define BASE_EVAL "evaluate:\n  attacks:\n    - fgsm\n"
+
+/* ---- defaults ------------------------------------------------------------ */
+
+static void test_defaults(void **state)
+{
+    (void)state;
+    clasp_plan *p = parse_ok(BASE_HEAD BASE_TRAIN BASE_EVAL);
+    assert_string_equal(p->name, "t");
+    assert_int_equal(p->seed, 1);
+    assert_null(p->device);
+    assert_string_equal(p->dataset, "fashion-mnist");
+    assert_string_equal(p->data_path, "/usr/share/datasets/fashion-mnist");
+    assert_int_equal(p->val_size, 5000);
+    assert_int_equal(p->train_size, 0);
+    assert_string_equal(p->arch, "default");
+    assert_int_equal(p->epochs, 10);
+    assert_int_equal(p->batch, 128);
+    assert_true(p->lr == 0.05 && p->momentum == 0.9 && p->weight_decay == 5e-4);
+    assert_int_equal(p->schedule, CLASP_LR_COSINE);
+    assert_int_equal(p->val_eval_size, 1000);
+    assert_int_equal(p->test_size, 0);
+    assert_int_equal(p->eval_batch, 200);
+    assert_string_equal(p->output, "runs/t");
+    assert_int_equal(p->n_models, 1);
+    assert_string_equal(p->models[0].name, "standard");
+    assert_string_equal(p->models[0].file, "standard");
+    assert_null(p->models[0].defense);
+    assert_null(clasp_plan_model_attack(&p->models[0]));
+    assert_int_equal(p->n_attacks, 1);
+    assert_string_equal(p->attacks[0].label, "fgsm");
+    assert_string_equal(param(&p->attacks[0].plugin, "eps"), "0.1"); /* the plugin's default */
+    /* cosine: lr at the start, half way at the middle, ~0 at the end */
+    assert_true(clasp_plan_lr(p, 0, 0, 10) == 0.05);
+    assert_true(fabs(clasp_plan_lr(p, 5, 0, 10) - 0.025) < 1e-12);
+    clasp_plan_free(p);
+}
+
+static void test_values_and_step_schedule(void **state)
+{
+    (void)state;
+    const char *y = BASE_HEAD "  seed: 7\n  device: cpu\n"
+                              "data: {dataset: mnist, path: /tmp/x, val_size: 100, train_size: 500}\n"
+                              "model: {arch: 'conv3x3-8p1,relu,maxpool2,flatten,fc10'}\n"
+                              "train:\n  epochs: 4\n  batch: 32\n"
+                              "  optimiser: {name: sgd, lr: 0.1, momentum: 0, weight_decay: 0}\n"
+                              "  schedule: {name: step, milestones: [2, 3], gamma: 0.5}\n"
+                              "  val_eval_size: 0\n"
+                              "  models: [{name: plain}]\n"
+                              "evaluate: {test_size: 300, batch: 50, attacks: [pgd]}\n"
+                              "output: {dir: /tmp/out}\n";
+    clasp_plan *p = parse_ok(y);
+    assert_int_equal(p->seed, 7);
+    assert_string_equal(p->device, "cpu");
+    assert_string_equal(p->dataset, "mnist");
+    assert_string_equal(p->data_path, "/tmp/x");
+    assert_int_equal(p->train_size, 500);
+    assert_string_equal(p->arch, "conv3x3-8p1,relu,maxpool2,flatten,fc10");
+    assert_int_equal(p->schedule, CLASP_LR_STEP);
+    assert_int_equal(p->n_milestones, 2);
+    assert_true(clasp_plan_lr(p, 1, 5, 10) == 0.1);
+    assert_true(clasp_plan_lr(p, 2, 0, 10) == 0.05);
+    assert_true(clasp_plan_lr(p, 3, 0, 10) == 0.025);
+    assert_int_equal(p->test_size, 300);
+    assert_string_equal(p->output, "/tmp/out");
+    clasp_plan_free(p);
+}
+
+/* ---- errors: each kind, with its exact location -------------------------- */
+
+static void test_error_unknown_keys(void **state)
+{
+    (void)state;
+    const char *y = BASE_HEAD "trian:\n  models: [{name: a}]\n" BASE_EVAL;
+    const char *m = parse_err(y);
+    assert_starts(m, loc_of(y, "trian", "trian"));
+    assert_has(m, "unknown key 'trian'");
+    assert_has(m, "did you mean 'train'?");
+    assert_has(m, "known: experiment, data, model, train, evaluate, output");
+
+    y = BASE_HEAD "train:\n  epoch: 3\n  models: [{name: a}]\n" BASE_EVAL;
+    m = parse_err(y);
+    assert_starts(m, loc_of(y, "epoch: 3", "epoch"));
+    assert_has(m, "unknown key 'epoch' in train (did you mean 'epochs'?)");
+    assert_has(m, "known: epochs, batch, optimiser, schedule, val_eval_size, models");
+
+    y = BASE_HEAD BASE_TRAIN "evaluate:\n  attacks:\n    - name: pgd\n      params: {epss: 0.1}\n";
+    m = parse_err(y);
+    assert_starts(m, loc_of(y, "epss", "epss"));
+    assert_has(m, "unknown parameter 'epss' (did you mean 'eps'?)");
+    assert_has(m, "known: eps, alpha, steps");
+}
+
+static void test_error_types(void **state)
+{
+    (void)state;
+    const char *y = BASE_HEAD "train:\n  epochs: ten\n  models: [{name: a}]\n" BASE_EVAL;
+    const char *m = parse_err(y);
+    assert_starts(m, loc_of(y, "epochs: ten", "ten"));
+    assert_has(m, "train.epochs expects a whole number in [1, 100000], got 'ten'");
+
+    y = BASE_HEAD "train:\n  optimiser: 5\n  models: [{name: a}]\n" BASE_EVAL;
+    m = parse_err(y);
+    assert_starts(m, loc_of(y, "optimiser: 5", "5"));
+    assert_has(m, "train.optimiser: expected a mapping");
+
+    y = BASE_HEAD "train:\n  epochs: [1, 2]\n  models: [{name: a}]\n" BASE_EVAL;
+    m = parse_err(y);
+    assert_starts(m, loc_of(y, "epochs: [", "["));
+    assert_has(m, "train.epochs expects a whole number, got a list");
+
+    y = BASE_HEAD BASE_TRAIN "evaluate:\n  attacks:\n    - {name: pgd, params: {steps: 2.5}}\n";
+    m = parse_err(y);
+    assert_starts(m, loc_of(y, "steps: 2.5", "2.5"));
+    assert_has(m, "pgd: steps expects an integer, got '2.5'");
+
+    y = BASE_HEAD BASE_TRAIN "evaluate:\n  attacks:\n    - {name: pgd, params: {eps: {a: 1}}}\n";
+    m = parse_err(y);
+    assert_starts(m, loc_of(y, "eps: {", "{a"));
+    assert_has(m, "expects a value or a list of values");
+}
+
+static void test_error_ranges(void **state)
+{
+    (void)state;
+    const char *y = BASE_HEAD "train:\n  batch: 0\n  models: [{name: a}]\n" BASE_EVAL;
+    const char *m = parse_err(y);
+    assert_starts(m, loc_of(y, "batch: 0", "0"));
+    assert_has(m, "train.batch must be in [1, 65536], got 0");
+
+    y = BASE_HEAD "train:\n  optimiser: {lr: 0}\n  models: [{name: a}]\n" BASE_EVAL;
+    m = parse_err(y);
+    assert_starts(m, loc_of(y, "lr: 0", "0"));
+    assert_has(m, "train.optimiser.lr must be in (0, 10], got 0");
+
+    /* Plugin parameters: validated by the registry, located by the plan. */
+    y = BASE_HEAD BASE_TRAIN "evaluate:\n  attacks:\n    - name: pgd\n      params:\n        eps: 2\n";
+    m = parse_err(y);
+    assert_starts(m, loc_of(y, "eps: 2", "2"));
+    assert_has(m, "pgd: eps must be in [0, 1], got 2");
+
+    /* A bad grid element names its own column. */
+    y = BASE_HEAD BASE_TRAIN "evaluate:\n  attacks:\n    - {name: tpgd, params: {T: [0.5, -1, 2]}}\n";
+    m = parse_err(y);
+    assert_starts(m, loc_of(y, "T: [", "-1"));
+    assert_has(m, "tpgd: T must be in [0.001, 1000], got -1");
+
+    y = BASE_HEAD "train:\n  epochs: 3\n  schedule: {name: step, milestones: [1, 5]}\n  models: [{name: a}]\n" BASE_EVAL;
+    m = parse_err(y);
+    assert_starts(m, loc_of(y, "milestones", "5"));
+    assert_has(m, "in [1, 3]");
+}
+
+static void test_error_plugins(void **state)
+{
+    (void)state;
+    const char *y = BASE_HEAD BASE_TRAIN "evaluate:\n  attacks:\n    - pgdd\n";
+    const char *m = parse_err(y);
+    assert_starts(m, loc_of(y, "- pgdd", "pgdd"));
+    assert_has(m, "unknown attack 'pgdd' (available: ");
+    assert_has(m, "fgsm");
+    assert_has(m, "tpgd");
+
+    y = BASE_HEAD "train:\n  models:\n    - defense: {name: pgd_at}\n" BASE_EVAL;
+    m = parse_err(y);
+    assert_starts(m, loc_of(y, "pgd_at", "pgd_at"));
+    assert_has(m, "unknown defense 'pgd_at' (available: ");
+    assert_has(m, "pgd-at");
+
+    /* An attack where a defense belongs. */
+    y = BASE_HEAD "train:\n  models:\n    - defense: fgsm\n" BASE_EVAL;
+    m = parse_err(y);
+    assert_starts(m, loc_of(y, "defense: fgsm", "fgsm"));
+    assert_has(m, "not a defense");
+}
+
+static void test_error_missing(void **state)
+{
+    (void)state;
+    const char *y = BASE_HEAD BASE_TRAIN;
+    const char *m = parse_err(y);
+    assert_starts(m, "t.yaml:1:1: ");
+    assert_has(m, "missing required section 'evaluate'");
+
+    y = "experiment:\n  seed: 3\n" BASE_TRAIN BASE_EVAL;
+    m = parse_err(y);
+    assert_starts(m, loc_of(y, "seed: 3", "seed"));
+    assert_has(m, "experiment: missing required key 'name'");
+
+    y = BASE_HEAD "train:\n  epochs: 2\n" BASE_EVAL;
+    m = parse_err(y);
+    assert_starts(m, loc_of(y, "epochs: 2", "epochs"));
+    assert_has(m, "train: missing required key 'models'");
+
+    y = BASE_HEAD BASE_TRAIN "evaluate:\n  attacks:\n    - params: {eps: 0.1}\n";
+    m = parse_err(y);
+    assert_starts(m, loc_of(y, "params: {eps", "params"));
+    assert_has(m, "missing required key 'name'");
+
+    y = BASE_HEAD "data: {dataset: mnist}\n" BASE_TRAIN BASE_EVAL;
+    m = parse_err(y);
+    assert_starts(m, loc_of(y, "data: {", "{"));
+    assert_has(m, "needs 'path'");
+
+    m = parse_err("");
+    assert_starts(m, "t.yaml:1:1: ");
+    assert_has(m, "empty");
+}
+
+static void test_error_structure(void **state)
+{
+    (void)state;
+    const char *y = BASE_HEAD "  name: u\n" BASE_TRAIN BASE_EVAL;
+    const char *m = parse_err(y);
+    assert_starts(m, loc_of(y, "name: u", "name"));
+    assert_has(m, "key 'name' is given twice (also at t.yaml:2:3)");
+
+    y = BASE_HEAD "train:\n  models:\n    - name: a\n    - name: a\n" BASE_EVAL;
+    m = parse_err(y);
+    assert_starts(m, "t.yaml:6:");
+    assert_has(m, "two models are named 'a'");
+
+    y = BASE_HEAD BASE_TRAIN "evaluate:\n  attacks: [fgsm, fgsm]\n";
+    m = parse_err(y);
+    assert_has(m, "two attacks are labelled 'fgsm'");
+
+    y = "experiment:\n  name: [t\n";
+    m = parse_err(y);
+    assert_starts(m, "t.yaml:3:1: ");
+    assert_has(m, "YAML syntax");
+
+    /* The defense env carries one attack and one inner defense. */
+    y = BASE_HEAD "train:\n  models:\n    - defense:\n        name: reweight\n        attack: pgd\n"
+                  "        inner: {name: pgd-at, attack: fgsm}\n" BASE_EVAL;
+    m = parse_err(y);
+    assert_starts(m, loc_of(y, "attack: fgsm", "fgsm"));
+    assert_has(m, "two inner attacks");
+
+    y = BASE_HEAD "train:\n  models:\n    - defense:\n        name: reweight\n"
+                  "        inner: {name: calibrate, inner: {name: pgd-at}}\n" BASE_EVAL;
+    m = parse_err(y);
+    assert_starts(m, loc_of(y, "inner: {name: calibrate", "inner: {name: pgd"));
+    assert_has(m, "cannot wrap another");
+
+    y = BASE_HEAD "train:\n  models:\n    - name: state\n" BASE_EVAL;
+    m = parse_err(y);
+    assert_has(m, "may not be named 'state'");
+}
+
+/* ---- grids ---------------------------------------------------------------- */
+
+static void test_grid_attacks(void **state)
+{
+    (void)state;
+    const char *y = BASE_HEAD BASE_TRAIN
+        "evaluate:\n  attacks:\n    - fgsm\n    - {name: tpgd, params: {steps: 5, T: [0.5, 1, 2, 4]}}\n"
+        "    - {name: pgd, label: P, params: {eps: [0.05, 0.1], steps: [5, 10, 20]}}\n";
+    clasp_plan *p = parse_ok(y);
+    assert_int_equal(p->n_attacks, 1 + 4 + 6);
+    const char *labels[] = {"fgsm", "tpgd T=0.5", "tpgd T=1", "tpgd T=2", "tpgd T=4",
+                            "P eps=0.05 steps=5", "P eps=0.05 steps=10", "P eps=0.05 steps=20",
+                            "P eps=0.1 steps=5", "P eps=0.1 steps=10", "P eps=0.1 steps=20"};
+    for (int i = 0; i < 11; i++) assert_string_equal(p->attacks[i].label, labels[i]);
+    assert_string_equal(param(&p->attacks[2].plugin, "T"), "1");
+    assert_string_equal(param(&p->attacks[4].plugin, "T"), "4");
+    assert_string_equal(param(&p->attacks[4].plugin, "steps"), "5");
+    assert_string_equal(param(&p->attacks[9].plugin, "eps"), "0.1");
+    assert_string_equal(param(&p->attacks[9].plugin, "steps"), "10");
+    assert_string_equal(p->attacks[9].plugin.name, "pgd");
+    clasp_plan_free(p);
+}
+
+static void test_grid_models(void **state)
+{
+    (void)state;
+    const char *y = BASE_HEAD
+        "train:\n  models:\n    - name: standard\n"
+        "    - defense: {name: pgd-at, attack: {name: pgd, params: {eps: [0.05, 0.1], steps: 3}}}\n"
+        "    - name: tied\n      defense:\n        name: trades\n        params: {eps: &e [0.05, 0.1]}\n"
+        "        attack: {name: pgd, params: {eps: *e}}\n" BASE_EVAL;
+    clasp_plan *p = parse_ok(y);
+    assert_int_equal(p->n_models, 1 + 2 + 2); /* an aliased list is one axis */
+    assert_string_equal(p->models[1].name, "pgd-at eps=0.05");
+    assert_string_equal(p->models[1].file, "pgd-at_eps=0.05");
+    assert_string_equal(p->models[2].name, "pgd-at eps=0.1");
+    const clasp_plan_plugin *a = clasp_plan_model_attack(&p->models[2]);
+    assert_non_null(a);
+    assert_string_equal(param(a, "eps"), "0.1");
+    assert_string_equal(param(a, "steps"), "3");
+    assert_string_equal(p->models[3].name, "tied eps=0.05");
+    assert_string_equal(p->models[4].name, "tied eps=0.1");
+    for (int i = 3; i < 5; i++)
+        assert_string_equal(param(&p->models[i].defense->plugin, "eps"),
+                            param(clasp_plan_model_attack(&p->models[i]), "eps"));
+    clasp_plan_free(p);
+}
+
+/* ---- anchors, aliases, merge keys ---------------------------------------- */
+
+static void test_anchors(void **state)
+{
+    (void)state;
+    const char *y = BASE_HEAD
+        "train:\n  models:\n    - name: r\n      defense:\n        name: reweight\n"
+        "        inner: {name: pgd-at, attack: {name: pgd, params: &strong {eps: 0.2, steps: 3}}}\n"
+        "evaluate:\n  attacks:\n    - {name: pgd, params: *strong}\n"
+        "    - {name: pgd, label: longer, params: {<<: *strong, steps: 7}}\n"
+        "    - {name: tpgd, params: {<<: *strong, T: 2}}\n";
+    clasp_plan *p = parse_ok(y);
+    assert_int_equal(p->n_attacks, 3);
+    assert_string_equal(param(&p->attacks[0].plugin, "eps"), "0.2");
+    assert_string_equal(param(&p->attacks[0].plugin, "steps"), "3");
+    assert_string_equal(param(&p->attacks[1].plugin, "eps"), "0.2");
+    assert_string_equal(param(&p->attacks[1].plugin, "steps"), "7"); /* own key wins over the merge */
+    assert_string_equal(param(&p->attacks[2].plugin, "T"), "2");
+    /* The wrapper's inner block supplies the model's attack. */
+    const clasp_plan_plugin *a = clasp_plan_model_attack(&p->models[0]);
+    assert_non_null(a);
+    assert_string_equal(a->name, "pgd");
+    assert_string_equal(param(a, "eps"), "0.2");
+    assert_non_null(p->models[0].defense->inner);
+    assert_string_equal(p->models[0].defense->inner->plugin.name, "pgd-at");
+    clasp_plan_free(p);
+}
+
+/* ---- the resolved YAML ---------------------------------------------------- */
+
+static void test_resolved_roundtrip(void **state)
+{
+    (void)state;
+    const char *y = BASE_HEAD "  seed: 11\n"
+        "data: {dataset: mnist, path: '/tmp/a b', val_size: 50}\n"
+        "train:\n  epochs: 5\n  schedule: {name: step, milestones: [2, 4], gamma: 0.3}\n"
+        "  models:\n    - name: standard\n"
+        "    - defense: {name: pgd-at, params: {mix: [0, 0.5]}, attack: {name: pgd, params: {eps: 0.1}}}\n"
+        "    - name: rw\n      defense: {name: reweight, inner: {name: pgd-at, attack: fgsm}}\n"
+        "evaluate:\n  test_size: 100\n  attacks:\n    - {name: tpgd, params: {T: [0.5, 2]}}\n"
+        "    - {name: fgsm, label: 'null', params: {eps: 0.3}}\n";
+    clasp_plan *p = parse_ok(y);
+    char *text = NULL, *text2 = NULL;
+    assert_ok(clasp_plan_to_yaml(p, 1, &text));
+    clasp_plan *q = NULL;
+    if (clasp_plan_parse(reg, text, strlen(text), "resolved.yaml", &q) != CLASP_OK)
+        fail_msg("resolved YAML does not parse: %s\n%s", clasp_last_error(), text);
+    assert_ok(clasp_plan_to_yaml(q, 1, &text2));
+    assert_string_equal(text, text2);
+    assert_int_equal(q->n_models, p->n_models);
+    assert_int_equal(q->n_attacks, p->n_attacks);
+    for (int i = 0; i < p->n_models; i++) {
+        assert_string_equal(q->models[i].name, p->models[i].name);
+        assert_string_equal(q->models[i].file, p->models[i].file);
+    }
+    for (int i = 0; i < p->n_attacks; i++) {
+        assert_string_equal(q->attacks[i].label, p->attacks[i].label);
+        assert_string_equal(q->attacks[i].plugin.params_text, p->attacks[i].plugin.params_text);
+    }
+    assert_string_equal(q->attacks[2].label, "null"); /* quoted on the way out */
+    assert_string_equal(q->data_path, "/tmp/a b");
+    assert_int_equal(q->seed, 11);
+    assert_int_equal(q->n_milestones, 2);
+    /* Every default is written out. */
+    assert_non_null(strstr(text, "weight_decay: 0.0005"));
+    assert_non_null(strstr(text, "rand_init: true"));
+    /* The hash ignores the output folder, not the rest. */
+    char h1[17], h2[17], h3[17];
+    assert_ok(clasp_plan_hash(p, h1, sizeof h1));
+    assert_ok(clasp_plan_set_output(q, "/elsewhere"));
+    assert_ok(clasp_plan_hash(q, h2, sizeof h2));
+    assert_string_equal(h1, h2);
+    q->seed = 12;
+    assert_ok(clasp_plan_hash(q, h3, sizeof h3));
+    assert_string_not_equal(h1, h3);
+    free(text), free(text2);
+    clasp_plan_free(q);
+    clasp_plan_free(p);
+}
+
+static void test_estimate(void **state)
+{
+    (void)state;
+    const char *y = BASE_HEAD "train:\n  epochs: 2\n  val_eval_size: 10\n  models:\n    - name: s\n"
+                              "    - defense: {name: pgd-at, attack: {name: pgd, params: {steps: 4}}}\n"
+                              "evaluate:\n  attacks: [fgsm, {name: pgd, params: {steps: 9, restarts: 2}}]\n";
+    clasp_plan *p = parse_ok(y);
+    clasp_plan_work w;
+    clasp_plan_estimate(p, 100, 50, 20, &w);
+    assert_true(w.train == 2 * 100 * 1 + 2 * 100 * 5.0);
+    assert_true(w.validate == 2 * 10 * 1 + 2 * 10 * 5.0);
+    assert_true(w.evaluate == 2 * 20 * (2 + 19.0));
+    clasp_plan_free(p);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_values_and_step_schedule),
+        cmocka_unit_test(test_error_unknown_keys),
+        cmocka_unit_test(test_error_types),
+        cmocka_unit_test(test_error_ranges),
+        cmocka_unit_test(test_error_plugins),
+        cmocka_unit_test(test_error_missing),
+        cmocka_unit_test(test_error_structure),
+        cmocka_unit_test(test_grid_attacks),
+        cmocka_unit_test(test_grid_models),
+        cmocka_unit_test(test_anchors),
+        cmocka_unit_test(test_resolved_roundtrip),
+        cmocka_unit_test(test_estimate),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
