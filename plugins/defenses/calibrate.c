@@ -404,7 +404,7 @@ static clasp_status calibrate_finish(void *state, const clasp_defense_env *env, 
         return clasp_error(CLASP_ERR_CONFIG,
                            WHO " needs an attack to make the adversarial validation examples its "
                                "offsets are fitted on: declare one in the defense block (e.g. "
-                               "attack: {name: pgd, eps: 0.1})");
+                               "attack: {name: pgd, params: {eps: 0.1}})");
     CLASP_TRY(check_val(env));
 
     clasp_model *m = env->model;

@@ -48,7 +48,7 @@ static clasp_status pgd_at_step(void *state, const clasp_defense_env *env, const
     if (!attack)
         return clasp_error(CLASP_ERR_CONFIG,
                            WHO " needs an attack for its inner maximisation: declare one in the "
-                               "defense block (e.g. attack: {name: pgd, eps: 0.1, steps: 10})");
+                               "defense block (e.g. attack: {name: pgd, params: {eps: 0.1, steps: 10}})");
     int n = x->shape[0];
     CLASP_TRY(clasp_tensor_ensure(x->ctx, &s->x_adv, CLASP_F32, x->ndim, x->shape));
     CLASP_TRY(clasp_tensor_ensure(x->ctx, &s->pred, CLASP_I32, 1, &n));

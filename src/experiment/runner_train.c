@@ -47,8 +47,13 @@ static clasp_status epoch_end(runner *R, int mi, model_run *mr, int epoch, doubl
     if (mr->attack) ep->val_robust = run_dup64(res.robust_correct, (size_t)K);
     /* The weights this epoch trained with: ask before the hook updates them. */
     float *w = malloc((size_t)K * sizeof *w);
-    if (w && mr->def && clasp_defense_class_weights(mr->def, w, K)) ep->class_weights = w;
-    else free(w);
+    /* A wrapper without weights of its own (calibrate around reweight)
+     * reports its inner defense's. */
+    if (w && ((mr->def && clasp_defense_class_weights(mr->def, w, K)) ||
+              (mr->inner && clasp_defense_class_weights(mr->inner, w, K))))
+        ep->class_weights = w;
+    else
+        free(w);
     clasp_status st = ep->val_count && ep->val_clean && (!mr->attack || ep->val_robust)
                           ? CLASP_OK
                           : clasp_error(CLASP_ERR_NOMEM, "out of memory");
