@@ -5,35 +5,8 @@
 #include <stdio.h>
 
 #include "clasp/ops.h"
+#include "ops/ops_common.h"
 #include "runtime/internal.h"
-
-static const char *dtype_name(clasp_dtype d)
-{
-    return d == CLASP_I32 ? "int32" : "float32";
-}
-
-static void shape_str(const clasp_tensor *t, char *buf, size_t size)
-{
-    size_t used = (size_t)snprintf(buf, size, "[");
-    for (int i = 0; i < t->ndim && used < size; i++)
-        used += (size_t)snprintf(buf + used, size - used, i ? ",%d" : "%d", t->shape[i]);
-    if (used < size) snprintf(buf + used, size - used, "]");
-}
-
-/* Non-NULL, of the given dtype, and small enough for the kernels' 32-bit
- * element counts. */
-static clasp_status check_tensor(const char *op, const char *name, const clasp_tensor *t,
-                                 clasp_dtype dt)
-{
-    if (!t) return clasp_error(CLASP_ERR_INVALID, "%s: %s is NULL", op, name);
-    if (t->dtype != dt)
-        return clasp_error(CLASP_ERR_INVALID, "%s: %s must be %s, got %s", op, name,
-                           dtype_name(dt), dtype_name(t->dtype));
-    if (t->numel > UINT32_MAX)
-        return clasp_error(CLASP_ERR_UNSUPPORTED, "%s: %s has %zu elements (at most 2^32-1)",
-                           op, name, t->numel);
-    return CLASP_OK;
-}
 
 /* Same context and element count (shapes may differ, e.g. a flattened view). */
 static clasp_status check_same(const char *op, const char *an, const clasp_tensor *a,
@@ -44,8 +17,8 @@ static clasp_status check_same(const char *op, const char *an, const clasp_tenso
                            an, bn);
     if (a->numel != b->numel) {
         char sa[64], sb[64];
-        shape_str(a, sa, sizeof sa);
-        shape_str(b, sb, sizeof sb);
+        clasp_ops_shape_str(a, sa, sizeof sa);
+        clasp_ops_shape_str(b, sb, sizeof sb);
         return clasp_error(CLASP_ERR_INVALID, "%s: %s %s has %zu elements but %s %s has %zu",
                            op, an, sa, a->numel, bn, sb, b->numel);
     }
@@ -70,8 +43,8 @@ static clasp_status check_per_example(const char *op, const char *xn, const clas
                            xn, vn);
     if (v->numel != (size_t)x->shape[0]) {
         char sx[64], sv[64];
-        shape_str(x, sx, sizeof sx);
-        shape_str(v, sv, sizeof sv);
+        clasp_ops_shape_str(x, sx, sizeof sx);
+        clasp_ops_shape_str(v, sv, sizeof sv);
         return clasp_error(CLASP_ERR_INVALID,
                            "%s: %s %s has %d examples but %s %s has %zu elements", op, xn, sx,
                            x->shape[0], vn, sv, v->numel);
@@ -79,33 +52,10 @@ static clasp_status check_per_example(const char *op, const char *xn, const clas
     return CLASP_OK;
 }
 
-/* Local size: at most `cap`, within what the device and this kernel allow,
- * a power of two (the reductions need one; the rest do not mind). */
-static size_t local_size(clasp_ctx *ctx, cl_kernel k, size_t cap)
-{
-    size_t kmax = 0;
-    if (clGetKernelWorkGroupInfo(k, ctx->device, CL_KERNEL_WORK_GROUP_SIZE, sizeof kmax, &kmax,
-                                 NULL) != CL_SUCCESS || kmax == 0)
-        kmax = 1;
-    if (ctx->info.max_work_group && ctx->info.max_work_group < kmax)
-        kmax = ctx->info.max_work_group;
-    if (cap < kmax) kmax = cap;
-    size_t p = 1;
-    while (p * 2 <= kmax) p *= 2;
-    return p;
-}
-
-static clasp_status launch_1d(clasp_ctx *ctx, cl_kernel k, const char *op, size_t n)
-{
-    size_t lws = local_size(ctx, k, 256);
-    size_t gws = clasp_round_up(n, lws);
-    return clasp_launch(ctx, k, op, 1, &gws, &lws);
-}
-
 clasp_status clasp_clamp(clasp_tensor *x, float lo, float hi)
 {
     static const char op[] = "clasp_clamp";
-    CLASP_TRY(check_tensor(op, "x", x, CLASP_F32));
+    CLASP_TRY(clasp_ops_check_tensor(op, "x", x, CLASP_F32));
     if (!(lo <= hi))
         return clasp_error(CLASP_ERR_INVALID, "%s: lo %g is not <= hi %g", op, (double)lo,
                            (double)hi);
@@ -116,14 +66,14 @@ clasp_status clasp_clamp(clasp_tensor *x, float lo, float hi)
     cl_uint n = (cl_uint)x->numel;
     cl_float l = lo, h = hi;
     CLASP_TRY(clasp_kernel_args(k, 4, KARG(mx), KARG(n), KARG(l), KARG(h)));
-    return launch_1d(x->ctx, k, "clamp", x->numel);
+    return clasp_ops_launch_1d(x->ctx, k, "clamp", x->numel, 256);
 }
 
 clasp_status clasp_project_linf(clasp_tensor *x, const clasp_tensor *x0, float eps)
 {
     static const char op[] = "clasp_project_linf";
-    CLASP_TRY(check_tensor(op, "x", x, CLASP_F32));
-    CLASP_TRY(check_tensor(op, "x0", x0, CLASP_F32));
+    CLASP_TRY(clasp_ops_check_tensor(op, "x", x, CLASP_F32));
+    CLASP_TRY(clasp_ops_check_tensor(op, "x0", x0, CLASP_F32));
     CLASP_TRY(check_same(op, "x", x, "x0", x0));
     if (!(eps >= 0))
         return clasp_error(CLASP_ERR_INVALID, "%s: eps %g must be >= 0", op, (double)eps);
@@ -134,14 +84,14 @@ clasp_status clasp_project_linf(clasp_tensor *x, const clasp_tensor *x0, float e
     cl_uint n = (cl_uint)x->numel;
     cl_float e = eps;
     CLASP_TRY(clasp_kernel_args(k, 4, KARG(mx), KARG(m0), KARG(n), KARG(e)));
-    return launch_1d(x->ctx, k, "project_linf", x->numel);
+    return clasp_ops_launch_1d(x->ctx, k, "project_linf", x->numel, 256);
 }
 
 clasp_status clasp_sign_step(clasp_tensor *x, const clasp_tensor *g, float alpha)
 {
     static const char op[] = "clasp_sign_step";
-    CLASP_TRY(check_tensor(op, "x", x, CLASP_F32));
-    CLASP_TRY(check_tensor(op, "g", g, CLASP_F32));
+    CLASP_TRY(clasp_ops_check_tensor(op, "x", x, CLASP_F32));
+    CLASP_TRY(clasp_ops_check_tensor(op, "g", g, CLASP_F32));
     CLASP_TRY(check_same(op, "x", x, "g", g));
     if (!x->numel) return CLASP_OK;
     cl_kernel k;
@@ -150,16 +100,16 @@ clasp_status clasp_sign_step(clasp_tensor *x, const clasp_tensor *g, float alpha
     cl_uint n = (cl_uint)x->numel;
     cl_float a = alpha;
     CLASP_TRY(clasp_kernel_args(k, 4, KARG(mx), KARG(mg), KARG(n), KARG(a)));
-    return launch_1d(x->ctx, k, "sign_step", x->numel);
+    return clasp_ops_launch_1d(x->ctx, k, "sign_step", x->numel, 256);
 }
 
 clasp_status clasp_pgd_step(clasp_tensor *x, const clasp_tensor *g, const clasp_tensor *x0,
                             float alpha, float eps, float lo, float hi)
 {
     static const char op[] = "clasp_pgd_step";
-    CLASP_TRY(check_tensor(op, "x", x, CLASP_F32));
-    CLASP_TRY(check_tensor(op, "g", g, CLASP_F32));
-    CLASP_TRY(check_tensor(op, "x0", x0, CLASP_F32));
+    CLASP_TRY(clasp_ops_check_tensor(op, "x", x, CLASP_F32));
+    CLASP_TRY(clasp_ops_check_tensor(op, "g", g, CLASP_F32));
+    CLASP_TRY(clasp_ops_check_tensor(op, "x0", x0, CLASP_F32));
     CLASP_TRY(check_same(op, "x", x, "g", g));
     CLASP_TRY(check_same(op, "x", x, "x0", x0));
     if (!(eps >= 0))
@@ -175,14 +125,14 @@ clasp_status clasp_pgd_step(clasp_tensor *x, const clasp_tensor *g, const clasp_
     cl_float a = alpha, e = eps, l = lo, h = hi;
     CLASP_TRY(clasp_kernel_args(k, 8, KARG(mx), KARG(mg), KARG(m0), KARG(n), KARG(a), KARG(e),
                                 KARG(l), KARG(h)));
-    return launch_1d(x->ctx, k, "pgd_step", x->numel);
+    return clasp_ops_launch_1d(x->ctx, k, "pgd_step", x->numel, 256);
 }
 
 clasp_status clasp_l2_norm_per_sample(const clasp_tensor *x, clasp_tensor *out)
 {
     static const char op[] = "clasp_l2_norm_per_sample";
-    CLASP_TRY(check_tensor(op, "x", x, CLASP_F32));
-    CLASP_TRY(check_tensor(op, "out", out, CLASP_F32));
+    CLASP_TRY(clasp_ops_check_tensor(op, "x", x, CLASP_F32));
+    CLASP_TRY(clasp_ops_check_tensor(op, "out", out, CLASP_F32));
     CLASP_TRY(check_rows(op, "x", x));
     CLASP_TRY(check_per_example(op, "x", x, "out", out));
     size_t rows = (size_t)x->shape[0];
@@ -191,7 +141,7 @@ clasp_status clasp_l2_norm_per_sample(const clasp_tensor *x, clasp_tensor *out)
     CLASP_TRY(clasp_kernel_get(x->ctx, "elementwise", NULL, "l2_norm_rows", &k));
     /* A work-group per example: examples are thousands of pixels, so one
      * work-item each would leave most of a GPU idle at small batch sizes. */
-    size_t lws = local_size(x->ctx, k, 64);
+    size_t lws = clasp_ops_local_size(x->ctx, k, 64);
     size_t gws = rows * lws;
     cl_mem mx = clasp_mem(x), mo = clasp_mem(out);
     cl_uint d = (cl_uint)(x->numel / rows);
@@ -203,8 +153,8 @@ clasp_status clasp_l2_norm_per_sample(const clasp_tensor *x, clasp_tensor *out)
 clasp_status clasp_axpy(clasp_tensor *y, float alpha, const clasp_tensor *x)
 {
     static const char op[] = "clasp_axpy";
-    CLASP_TRY(check_tensor(op, "y", y, CLASP_F32));
-    CLASP_TRY(check_tensor(op, "x", x, CLASP_F32));
+    CLASP_TRY(clasp_ops_check_tensor(op, "y", y, CLASP_F32));
+    CLASP_TRY(clasp_ops_check_tensor(op, "x", x, CLASP_F32));
     CLASP_TRY(check_same(op, "y", y, "x", x));
     if (!y->numel) return CLASP_OK;
     cl_kernel k;
@@ -213,13 +163,13 @@ clasp_status clasp_axpy(clasp_tensor *y, float alpha, const clasp_tensor *x)
     cl_uint n = (cl_uint)y->numel;
     cl_float a = alpha;
     CLASP_TRY(clasp_kernel_args(k, 4, KARG(my), KARG(a), KARG(mx), KARG(n)));
-    return launch_1d(y->ctx, k, "axpy", y->numel);
+    return clasp_ops_launch_1d(y->ctx, k, "axpy", y->numel, 256);
 }
 
 clasp_status clasp_scale(clasp_tensor *x, float alpha)
 {
     static const char op[] = "clasp_scale";
-    CLASP_TRY(check_tensor(op, "x", x, CLASP_F32));
+    CLASP_TRY(clasp_ops_check_tensor(op, "x", x, CLASP_F32));
     if (!x->numel) return CLASP_OK;
     cl_kernel k;
     CLASP_TRY(clasp_kernel_get(x->ctx, "elementwise", NULL, "scale", &k));
@@ -227,16 +177,16 @@ clasp_status clasp_scale(clasp_tensor *x, float alpha)
     cl_uint n = (cl_uint)x->numel;
     cl_float a = alpha;
     CLASP_TRY(clasp_kernel_args(k, 3, KARG(mx), KARG(a), KARG(n)));
-    return launch_1d(x->ctx, k, "scale", x->numel);
+    return clasp_ops_launch_1d(x->ctx, k, "scale", x->numel, 256);
 }
 
 clasp_status clasp_add_scaled(const clasp_tensor *a, float alpha, const clasp_tensor *b,
                               clasp_tensor *out)
 {
     static const char op[] = "clasp_add_scaled";
-    CLASP_TRY(check_tensor(op, "a", a, CLASP_F32));
-    CLASP_TRY(check_tensor(op, "b", b, CLASP_F32));
-    CLASP_TRY(check_tensor(op, "out", out, CLASP_F32));
+    CLASP_TRY(clasp_ops_check_tensor(op, "a", a, CLASP_F32));
+    CLASP_TRY(clasp_ops_check_tensor(op, "b", b, CLASP_F32));
+    CLASP_TRY(clasp_ops_check_tensor(op, "out", out, CLASP_F32));
     CLASP_TRY(check_same(op, "a", a, "b", b));
     CLASP_TRY(check_same(op, "a", a, "out", out));
     if (!a->numel) return CLASP_OK;
@@ -246,15 +196,15 @@ clasp_status clasp_add_scaled(const clasp_tensor *a, float alpha, const clasp_te
     cl_uint n = (cl_uint)a->numel;
     cl_float al = alpha;
     CLASP_TRY(clasp_kernel_args(k, 5, KARG(ma), KARG(al), KARG(mb), KARG(mo), KARG(n)));
-    return launch_1d(a->ctx, k, "add_scaled", a->numel);
+    return clasp_ops_launch_1d(a->ctx, k, "add_scaled", a->numel, 256);
 }
 
 clasp_status clasp_mul(const clasp_tensor *a, const clasp_tensor *b, clasp_tensor *out)
 {
     static const char op[] = "clasp_mul";
-    CLASP_TRY(check_tensor(op, "a", a, CLASP_F32));
-    CLASP_TRY(check_tensor(op, "b", b, CLASP_F32));
-    CLASP_TRY(check_tensor(op, "out", out, CLASP_F32));
+    CLASP_TRY(clasp_ops_check_tensor(op, "a", a, CLASP_F32));
+    CLASP_TRY(clasp_ops_check_tensor(op, "b", b, CLASP_F32));
+    CLASP_TRY(clasp_ops_check_tensor(op, "out", out, CLASP_F32));
     CLASP_TRY(check_same(op, "a", a, "b", b));
     CLASP_TRY(check_same(op, "a", a, "out", out));
     if (!a->numel) return CLASP_OK;
@@ -263,14 +213,14 @@ clasp_status clasp_mul(const clasp_tensor *a, const clasp_tensor *b, clasp_tenso
     cl_mem ma = clasp_mem(a), mb = clasp_mem(b), mo = clasp_mem(out);
     cl_uint n = (cl_uint)a->numel;
     CLASP_TRY(clasp_kernel_args(k, 4, KARG(ma), KARG(mb), KARG(mo), KARG(n)));
-    return launch_1d(a->ctx, k, "mul", a->numel);
+    return clasp_ops_launch_1d(a->ctx, k, "mul", a->numel, 256);
 }
 
 clasp_status clasp_scale_per_sample(clasp_tensor *x, const clasp_tensor *s)
 {
     static const char op[] = "clasp_scale_per_sample";
-    CLASP_TRY(check_tensor(op, "x", x, CLASP_F32));
-    CLASP_TRY(check_tensor(op, "s", s, CLASP_F32));
+    CLASP_TRY(clasp_ops_check_tensor(op, "x", x, CLASP_F32));
+    CLASP_TRY(clasp_ops_check_tensor(op, "s", s, CLASP_F32));
     CLASP_TRY(check_rows(op, "x", x));
     CLASP_TRY(check_per_example(op, "x", x, "s", s));
     if (!x->numel) return CLASP_OK;
@@ -279,7 +229,7 @@ clasp_status clasp_scale_per_sample(clasp_tensor *x, const clasp_tensor *s)
     cl_mem mx = clasp_mem(x), ms = clasp_mem(s);
     cl_uint n = (cl_uint)x->numel, d = (cl_uint)(x->numel / (size_t)x->shape[0]);
     CLASP_TRY(clasp_kernel_args(k, 4, KARG(mx), KARG(ms), KARG(n), KARG(d)));
-    return launch_1d(x->ctx, k, "scale_per_sample", x->numel);
+    return clasp_ops_launch_1d(x->ctx, k, "scale_per_sample", x->numel, 256);
 }
 
 clasp_status clasp_select_rows(clasp_tensor *dst, const clasp_tensor *src,
@@ -288,9 +238,9 @@ clasp_status clasp_select_rows(clasp_tensor *dst, const clasp_tensor *src,
     static const char op[] = "clasp_select_rows";
     if (!dst || !src)
         return clasp_error(CLASP_ERR_INVALID, "%s: %s is NULL", op, dst ? "src" : "dst");
-    CLASP_TRY(check_tensor(op, "dst", dst, dst->dtype));
-    CLASP_TRY(check_tensor(op, "src", src, dst->dtype));
-    CLASP_TRY(check_tensor(op, "mask", mask, CLASP_I32));
+    CLASP_TRY(clasp_ops_check_tensor(op, "dst", dst, dst->dtype));
+    CLASP_TRY(clasp_ops_check_tensor(op, "src", src, dst->dtype));
+    CLASP_TRY(clasp_ops_check_tensor(op, "mask", mask, CLASP_I32));
     CLASP_TRY(check_same(op, "dst", dst, "src", src));
     CLASP_TRY(check_rows(op, "dst", dst));
     CLASP_TRY(check_per_example(op, "dst", dst, "mask", mask));
@@ -300,14 +250,14 @@ clasp_status clasp_select_rows(clasp_tensor *dst, const clasp_tensor *src,
     cl_mem md = clasp_mem(dst), ms = clasp_mem(src), mm = clasp_mem(mask);
     cl_uint n = (cl_uint)dst->numel, d = (cl_uint)(dst->numel / (size_t)dst->shape[0]);
     CLASP_TRY(clasp_kernel_args(k, 5, KARG(md), KARG(ms), KARG(mm), KARG(n), KARG(d)));
-    return launch_1d(dst->ctx, k, "select_rows", dst->numel);
+    return clasp_ops_launch_1d(dst->ctx, k, "select_rows", dst->numel, 256);
 }
 
 clasp_status clasp_logit_adjust(clasp_tensor *z, const clasp_tensor *b, float t)
 {
     static const char op[] = "clasp_logit_adjust";
-    CLASP_TRY(check_tensor(op, "z", z, CLASP_F32));
-    CLASP_TRY(check_tensor(op, "b", b, CLASP_F32));
+    CLASP_TRY(clasp_ops_check_tensor(op, "z", z, CLASP_F32));
+    CLASP_TRY(clasp_ops_check_tensor(op, "b", b, CLASP_F32));
     CLASP_TRY(check_rows(op, "z", z));
     if (!(t > 0) || isinf(t))
         return clasp_error(CLASP_ERR_INVALID, "%s: temperature %g must be positive and finite",
@@ -318,8 +268,8 @@ clasp_status clasp_logit_adjust(clasp_tensor *z, const clasp_tensor *b, float t)
     size_t kcls = rows ? z->numel / rows : 0;
     if (rows && b->numel != kcls) {
         char sz[64], sb[64];
-        shape_str(z, sz, sizeof sz);
-        shape_str(b, sb, sizeof sb);
+        clasp_ops_shape_str(z, sz, sizeof sz);
+        clasp_ops_shape_str(b, sb, sizeof sb);
         return clasp_error(CLASP_ERR_INVALID,
                            "%s: z %s has %zu classes per row but b %s has %zu elements", op, sz,
                            kcls, sb, b->numel);
@@ -333,7 +283,7 @@ clasp_status clasp_logit_adjust(clasp_tensor *z, const clasp_tensor *b, float t)
     cl_int divide = t != 1.0f;
     CLASP_TRY(clasp_kernel_args(k, 6, KARG(mz), KARG(mb), KARG(n), KARG(kk), KARG(tt),
                                 KARG(divide)));
-    return launch_1d(z->ctx, k, "logit_adjust", z->numel);
+    return clasp_ops_launch_1d(z->ctx, k, "logit_adjust", z->numel, 256);
 }
 
 /* The three tanh ops share a shape: two or three same-sized float tensors. */
@@ -342,11 +292,11 @@ static clasp_status tanh_op(const char *op, const char *kname, const char *prof,
                             const clasp_tensor *in2, const char *in2_name, clasp_tensor *out,
                             const char *out_name)
 {
-    CLASP_TRY(check_tensor(op, in_name, in, CLASP_F32));
-    CLASP_TRY(check_tensor(op, out_name, out, CLASP_F32));
+    CLASP_TRY(clasp_ops_check_tensor(op, in_name, in, CLASP_F32));
+    CLASP_TRY(clasp_ops_check_tensor(op, out_name, out, CLASP_F32));
     CLASP_TRY(check_same(op, in_name, in, out_name, out));
     if (in2) {
-        CLASP_TRY(check_tensor(op, in2_name, in2, CLASP_F32));
+        CLASP_TRY(clasp_ops_check_tensor(op, in2_name, in2, CLASP_F32));
         CLASP_TRY(check_same(op, in_name, in, in2_name, in2));
     }
     if (!in->numel) return CLASP_OK;
@@ -360,7 +310,7 @@ static clasp_status tanh_op(const char *op, const char *kname, const char *prof,
     } else {
         CLASP_TRY(clasp_kernel_args(k, 3, KARG(mi), KARG(mo), KARG(n)));
     }
-    return launch_1d(in->ctx, k, prof, in->numel);
+    return clasp_ops_launch_1d(in->ctx, k, prof, in->numel, 256);
 }
 
 clasp_status clasp_tanh_to_box(const clasp_tensor *w, clasp_tensor *x)

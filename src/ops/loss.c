@@ -7,39 +7,14 @@
 #include <stdio.h>
 
 #include "clasp/ops.h"
+#include "ops/ops_common.h"
 #include "runtime/internal.h"
-
-static const char *dtype_name(clasp_dtype d)
-{
-    return d == CLASP_I32 ? "int32" : "float32";
-}
-
-static void shape_str(const clasp_tensor *t, char *buf, size_t size)
-{
-    size_t used = (size_t)snprintf(buf, size, "[");
-    for (int i = 0; i < t->ndim && used < size; i++)
-        used += (size_t)snprintf(buf + used, size - used, i ? ",%d" : "%d", t->shape[i]);
-    if (used < size) snprintf(buf + used, size - used, "]");
-}
-
-static clasp_status check_tensor(const char *op, const char *name, const clasp_tensor *t,
-                                 clasp_dtype dt)
-{
-    if (!t) return clasp_error(CLASP_ERR_INVALID, "%s: %s is NULL", op, name);
-    if (t->dtype != dt)
-        return clasp_error(CLASP_ERR_INVALID, "%s: %s must be %s, got %s", op, name,
-                           dtype_name(dt), dtype_name(t->dtype));
-    if (t->numel > INT32_MAX)
-        return clasp_error(CLASP_ERR_UNSUPPORTED, "%s: %s has %zu elements (at most 2^31-1)",
-                           op, name, t->numel);
-    return CLASP_OK;
-}
 
 /* Logits [N,K]: N is the first dimension, K the rest. */
 static clasp_status check_logits(const char *op, const char *name, const clasp_tensor *z,
                                  int *n, int *k)
 {
-    CLASP_TRY(check_tensor(op, name, z, CLASP_F32));
+    CLASP_TRY(clasp_ops_check_tensor(op, name, z, CLASP_F32));
     if (z->ndim < 1)
         return clasp_error(CLASP_ERR_INVALID, "%s: %s must be [N,K], got a scalar", op, name);
     *n = z->shape[0];
@@ -51,14 +26,14 @@ static clasp_status check_logits(const char *op, const char *name, const clasp_t
 static clasp_status check_vec(const char *op, const char *zn, const clasp_tensor *z,
                               const char *name, const clasp_tensor *v, clasp_dtype dt)
 {
-    CLASP_TRY(check_tensor(op, name, v, dt));
+    CLASP_TRY(clasp_ops_check_tensor(op, name, v, dt));
     if (v->ctx != z->ctx)
         return clasp_error(CLASP_ERR_INVALID, "%s: %s and %s belong to different contexts", op,
                            zn, name);
     if (v->numel != (size_t)z->shape[0]) {
         char sz[64], sv[64];
-        shape_str(z, sz, sizeof sz);
-        shape_str(v, sv, sizeof sv);
+        clasp_ops_shape_str(z, sz, sizeof sz);
+        clasp_ops_shape_str(v, sv, sizeof sv);
         return clasp_error(CLASP_ERR_INVALID, "%s: %s %s has %d rows but %s %s has %zu elements",
                            op, zn, sz, z->shape[0], name, sv, v->numel);
     }
@@ -69,32 +44,18 @@ static clasp_status check_vec(const char *op, const char *zn, const clasp_tensor
 static clasp_status check_like(const char *op, const char *zn, const clasp_tensor *z,
                                const char *name, const clasp_tensor *t)
 {
-    CLASP_TRY(check_tensor(op, name, t, CLASP_F32));
+    CLASP_TRY(clasp_ops_check_tensor(op, name, t, CLASP_F32));
     if (t->ctx != z->ctx)
         return clasp_error(CLASP_ERR_INVALID, "%s: %s and %s belong to different contexts", op,
                            zn, name);
     if (t->numel != z->numel || t->ndim < 1 || t->shape[0] != z->shape[0]) {
         char sz[64], st[64];
-        shape_str(z, sz, sizeof sz);
-        shape_str(t, st, sizeof st);
+        clasp_ops_shape_str(z, sz, sizeof sz);
+        clasp_ops_shape_str(t, st, sizeof st);
         return clasp_error(CLASP_ERR_INVALID, "%s: %s is %s but %s is %s (must match)", op, name,
                            st, zn, sz);
     }
     return CLASP_OK;
-}
-
-/* One work-item per row. */
-static clasp_status launch_rows(clasp_ctx *ctx, cl_kernel k, const char *op, int n)
-{
-    size_t lws = 64;
-    size_t kmax = 0;
-    if (clGetKernelWorkGroupInfo(k, ctx->device, CL_KERNEL_WORK_GROUP_SIZE, sizeof kmax, &kmax,
-                                 NULL) == CL_SUCCESS && kmax > 0 && kmax < lws)
-        lws = kmax;
-    if (ctx->info.max_work_group && ctx->info.max_work_group < lws)
-        lws = ctx->info.max_work_group;
-    size_t gws = clasp_round_up((size_t)n, lws);
-    return clasp_launch(ctx, k, op, 1, &gws, &lws);
 }
 
 clasp_status clasp_softmax_xent(const clasp_tensor *z, const clasp_tensor *y, float t,
@@ -124,7 +85,7 @@ clasp_status clasp_softmax_xent(const clasp_tensor *z, const clasp_tensor *y, fl
     CLASP_TRY(clasp_kernel_args(k, 12, KARG(mz), KARG(my), KARG(mw), KARG(hw), KARG(cn),
                                 KARG(ck), KARG(ct), KARG(gs), KARG(ml), KARG(hl), KARG(md),
                                 KARG(hd)));
-    return launch_rows(z->ctx, k, "softmax_xent", n);
+    return clasp_ops_launch_1d(z->ctx, k, "softmax_xent", n, 64);
 }
 
 clasp_status clasp_kl_div(const clasp_tensor *zp, const clasp_tensor *zq, float grad_scale,
@@ -148,7 +109,7 @@ clasp_status clasp_kl_div(const clasp_tensor *zp, const clasp_tensor *zq, float 
     cl_float gs = grad_scale;
     CLASP_TRY(clasp_kernel_args(k, 11, KARG(mp), KARG(mq), KARG(cn), KARG(ck), KARG(gs),
                                 KARG(ml), KARG(hl), KARG(mdp), KARG(hp), KARG(mdq), KARG(hq)));
-    return launch_rows(zp->ctx, k, "kl_div", n);
+    return clasp_ops_launch_1d(zp->ctx, k, "kl_div", n, 64);
 }
 
 clasp_status clasp_cw_margin(const clasp_tensor *z, const clasp_tensor *y, float kappa,
@@ -175,5 +136,5 @@ clasp_status clasp_cw_margin(const clasp_tensor *z, const clasp_tensor *y, float
     cl_float kp = kappa;
     CLASP_TRY(clasp_kernel_args(k, 11, KARG(mz), KARG(my), KARG(cn), KARG(ck), KARG(kp),
                                 KARG(ms), KARG(hs), KARG(mf), KARG(hf), KARG(md), KARG(hd)));
-    return launch_rows(z->ctx, k, "cw_margin", n);
+    return clasp_ops_launch_1d(z->ctx, k, "cw_margin", n, 64);
 }

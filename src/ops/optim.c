@@ -5,20 +5,8 @@
 #include <stdio.h>
 
 #include "clasp/ops.h"
+#include "ops/ops_common.h"
 #include "runtime/internal.h"
-
-static const char *dtype_name(clasp_dtype d)
-{
-    return d == CLASP_I32 ? "int32" : "float32";
-}
-
-static void shape_str(const clasp_tensor *t, char *buf, size_t size)
-{
-    size_t used = (size_t)snprintf(buf, size, "[");
-    for (int i = 0; i < t->ndim && used < size; i++)
-        used += (size_t)snprintf(buf + used, size - used, i ? ",%d" : "%d", t->shape[i]);
-    if (used < size) snprintf(buf + used, size - used, "]");
-}
 
 /* A float tensor named `name` with the same context and size as w. */
 static clasp_status check_like_w(const char *op, const clasp_tensor *w, const char *name,
@@ -27,15 +15,15 @@ static clasp_status check_like_w(const char *op, const clasp_tensor *w, const ch
     if (!t) return clasp_error(CLASP_ERR_INVALID, "%s: %s is NULL", op, name);
     if (t->dtype != CLASP_F32)
         return clasp_error(CLASP_ERR_INVALID, "%s: %s must be float32, got %s", op, name,
-                           dtype_name(t->dtype));
+                           clasp_ops_dtype_name(t->dtype));
     if (t == w) return CLASP_OK;
     if (t->ctx != w->ctx)
         return clasp_error(CLASP_ERR_INVALID, "%s: w and %s belong to different contexts", op,
                            name);
     if (t->numel != w->numel) {
         char sw[64], st[64];
-        shape_str(w, sw, sizeof sw);
-        shape_str(t, st, sizeof st);
+        clasp_ops_shape_str(w, sw, sizeof sw);
+        clasp_ops_shape_str(t, st, sizeof st);
         return clasp_error(CLASP_ERR_INVALID, "%s: w %s has %zu elements but %s %s has %zu",
                            op, sw, w->numel, name, st, t->numel);
     }
@@ -49,19 +37,6 @@ static clasp_status check_w(const char *op, const clasp_tensor *w)
         return clasp_error(CLASP_ERR_UNSUPPORTED, "%s: w has %zu elements (at most 2^32-1)", op,
                            w->numel);
     return CLASP_OK;
-}
-
-static clasp_status launch_1d(clasp_ctx *ctx, cl_kernel k, const char *op, size_t n)
-{
-    size_t lws = 256;
-    size_t kmax = 0;
-    if (clGetKernelWorkGroupInfo(k, ctx->device, CL_KERNEL_WORK_GROUP_SIZE, sizeof kmax, &kmax,
-                                 NULL) == CL_SUCCESS && kmax > 0 && kmax < lws)
-        lws = kmax;
-    if (ctx->info.max_work_group && ctx->info.max_work_group < lws)
-        lws = ctx->info.max_work_group;
-    size_t gws = clasp_round_up(n, lws);
-    return clasp_launch(ctx, k, op, 1, &gws, &lws);
 }
 
 clasp_status clasp_sgd_update(clasp_tensor *w, const clasp_tensor *g, clasp_tensor *v,
@@ -87,7 +62,7 @@ clasp_status clasp_sgd_update(clasp_tensor *w, const clasp_tensor *g, clasp_tens
     cl_float l = lr, mo = momentum, wd = weight_decay;
     CLASP_TRY(clasp_kernel_args(k, 8, KARG(mw), KARG(mg), KARG(mv), KARG(hv), KARG(n), KARG(l),
                                 KARG(mo), KARG(wd)));
-    return launch_1d(w->ctx, k, "sgd_update", w->numel);
+    return clasp_ops_launch_1d(w->ctx, k, "sgd_update", w->numel, 256);
 }
 
 clasp_status clasp_adam_update(clasp_tensor *w, const clasp_tensor *g, clasp_tensor *m,
@@ -118,5 +93,5 @@ clasp_status clasp_adam_update(clasp_tensor *w, const clasp_tensor *g, clasp_ten
     cl_float cb1 = b1, cb2 = b2, ce = eps;
     CLASP_TRY(clasp_kernel_args(k, 10, KARG(mw), KARG(mg), KARG(mm), KARG(mv), KARG(n),
                                 KARG(cb1), KARG(cb2), KARG(ce), KARG(step), KARG(bc2_sqrt)));
-    return launch_1d(w->ctx, k, "adam_update", w->numel);
+    return clasp_ops_launch_1d(w->ctx, k, "adam_update", w->numel, 256);
 }

@@ -4,81 +4,25 @@
 #include <stdio.h>
 
 #include "clasp/ops.h"
+#include "ops/ops_common.h"
 #include "runtime/internal.h"
-
-static const char *dtype_name(clasp_dtype d)
-{
-    return d == CLASP_I32 ? "int32" : "float32";
-}
-
-static void shape_str(const clasp_tensor *t, char *buf, size_t size)
-{
-    size_t used = (size_t)snprintf(buf, size, "[");
-    for (int i = 0; i < t->ndim && used < size; i++)
-        used += (size_t)snprintf(buf + used, size - used, i ? ",%d" : "%d", t->shape[i]);
-    if (used < size) snprintf(buf + used, size - used, "]");
-}
-
-static clasp_status check_tensor(const char *op, const char *name, const clasp_tensor *t,
-                                 clasp_dtype dt)
-{
-    if (!t) return clasp_error(CLASP_ERR_INVALID, "%s: %s is NULL", op, name);
-    if (t->dtype != dt)
-        return clasp_error(CLASP_ERR_INVALID, "%s: %s must be %s, got %s", op, name,
-                           dtype_name(dt), dtype_name(t->dtype));
-    if (t->numel > UINT32_MAX)
-        return clasp_error(CLASP_ERR_UNSUPPORTED, "%s: %s has %zu elements (at most 2^32-1)",
-                           op, name, t->numel);
-    return CLASP_OK;
-}
-
-static clasp_status check_ctx(const char *op, const char *an, const clasp_tensor *a,
-                              const char *bn, const clasp_tensor *b)
-{
-    if (a->ctx != b->ctx)
-        return clasp_error(CLASP_ERR_INVALID, "%s: %s and %s belong to different contexts", op,
-                           an, bn);
-    return CLASP_OK;
-}
 
 /* v must hold one element per row of x (x's first dimension). */
 static clasp_status check_per_row(const char *op, const char *xn, const clasp_tensor *x,
                                   const char *vn, const clasp_tensor *v)
 {
-    CLASP_TRY(check_ctx(op, xn, x, vn, v));
+    CLASP_TRY(clasp_ops_check_ctx(op, xn, x, vn, v));
     if (x->ndim < 1)
         return clasp_error(CLASP_ERR_INVALID, "%s: %s must have a leading row dimension", op,
                            xn);
     if (v->numel != (size_t)x->shape[0]) {
         char sx[64], sv[64];
-        shape_str(x, sx, sizeof sx);
-        shape_str(v, sv, sizeof sv);
+        clasp_ops_shape_str(x, sx, sizeof sx);
+        clasp_ops_shape_str(v, sv, sizeof sv);
         return clasp_error(CLASP_ERR_INVALID, "%s: %s %s has %d rows but %s %s has %zu elements",
                            op, xn, sx, x->shape[0], vn, sv, v->numel);
     }
     return CLASP_OK;
-}
-
-/* Power-of-two local size, at most cap, within device and kernel limits. */
-static size_t local_size(clasp_ctx *ctx, cl_kernel k, size_t cap)
-{
-    size_t kmax = 0;
-    if (clGetKernelWorkGroupInfo(k, ctx->device, CL_KERNEL_WORK_GROUP_SIZE, sizeof kmax, &kmax,
-                                 NULL) != CL_SUCCESS || kmax == 0)
-        kmax = 1;
-    if (ctx->info.max_work_group && ctx->info.max_work_group < kmax)
-        kmax = ctx->info.max_work_group;
-    if (cap < kmax) kmax = cap;
-    size_t p = 1;
-    while (p * 2 <= kmax) p *= 2;
-    return p;
-}
-
-static clasp_status launch_1d(clasp_ctx *ctx, cl_kernel k, const char *op, size_t n)
-{
-    size_t lws = local_size(ctx, k, 256);
-    size_t gws = clasp_round_up(n, lws);
-    return clasp_launch(ctx, k, op, 1, &gws, &lws);
 }
 
 /* Most groups the first stage of the sum uses: enough to occupy every
@@ -89,19 +33,19 @@ static clasp_status launch_1d(clasp_ctx *ctx, cl_kernel k, const char *op, size_
 clasp_status clasp_sum(const clasp_tensor *x, clasp_tensor *out)
 {
     static const char op[] = "clasp_sum";
-    CLASP_TRY(check_tensor(op, "x", x, CLASP_F32));
-    CLASP_TRY(check_tensor(op, "out", out, CLASP_F32));
-    CLASP_TRY(check_ctx(op, "x", x, "out", out));
+    CLASP_TRY(clasp_ops_check_tensor(op, "x", x, CLASP_F32));
+    CLASP_TRY(clasp_ops_check_tensor(op, "out", out, CLASP_F32));
+    CLASP_TRY(clasp_ops_check_ctx(op, "x", x, "out", out));
     if (out->numel != 1) {
         char so[64];
-        shape_str(out, so, sizeof so);
+        clasp_ops_shape_str(out, so, sizeof so);
         return clasp_error(CLASP_ERR_INVALID, "%s: out must have 1 element, is %s", op, so);
     }
     clasp_ctx *ctx = x->ctx;
     if (!x->numel) return clasp_tensor_fill(out, 0.0f);
     cl_kernel k;
     CLASP_TRY(clasp_kernel_get(ctx, "reduce", NULL, "sum_stage", &k));
-    size_t lws = local_size(ctx, k, 256);
+    size_t lws = clasp_ops_local_size(ctx, k, 256);
     size_t groups = (x->numel + lws - 1) / lws;
     if (groups > CLASP_SUM_MAX_GROUPS) groups = CLASP_SUM_MAX_GROUPS;
     cl_mem mx = clasp_mem(x), mo = clasp_mem(out);
@@ -135,8 +79,8 @@ clasp_status clasp_sum(const clasp_tensor *x, clasp_tensor *out)
 clasp_status clasp_argmax_rows(const clasp_tensor *z, clasp_tensor *out)
 {
     static const char op[] = "clasp_argmax_rows";
-    CLASP_TRY(check_tensor(op, "z", z, CLASP_F32));
-    CLASP_TRY(check_tensor(op, "out", out, CLASP_I32));
+    CLASP_TRY(clasp_ops_check_tensor(op, "z", z, CLASP_F32));
+    CLASP_TRY(clasp_ops_check_tensor(op, "out", out, CLASP_I32));
     CLASP_TRY(check_per_row(op, "z", z, "out", out));
     size_t rows = (size_t)z->shape[0];
     if (!rows) return CLASP_OK;
@@ -146,7 +90,7 @@ clasp_status clasp_argmax_rows(const clasp_tensor *z, clasp_tensor *out)
     cl_mem mz = clasp_mem(z), mo = clasp_mem(out);
     cl_uint n = (cl_uint)rows, kc = (cl_uint)(z->numel / rows);
     CLASP_TRY(clasp_kernel_args(k, 4, KARG(mz), KARG(n), KARG(kc), KARG(mo)));
-    return launch_1d(z->ctx, k, "argmax_rows", rows);
+    return clasp_ops_launch_1d(z->ctx, k, "argmax_rows", rows, 256);
 }
 
 clasp_status clasp_gather_rows(const clasp_tensor *src, const clasp_tensor *idx,
@@ -154,10 +98,10 @@ clasp_status clasp_gather_rows(const clasp_tensor *src, const clasp_tensor *idx,
 {
     static const char op[] = "clasp_gather_rows";
     if (!src) return clasp_error(CLASP_ERR_INVALID, "%s: src is NULL", op);
-    CLASP_TRY(check_tensor(op, "src", src, src->dtype));
-    CLASP_TRY(check_tensor(op, "idx", idx, CLASP_I32));
-    CLASP_TRY(check_tensor(op, "dst", dst, src->dtype));
-    CLASP_TRY(check_ctx(op, "src", src, "idx", idx));
+    CLASP_TRY(clasp_ops_check_tensor(op, "src", src, src->dtype));
+    CLASP_TRY(clasp_ops_check_tensor(op, "idx", idx, CLASP_I32));
+    CLASP_TRY(clasp_ops_check_tensor(op, "dst", dst, src->dtype));
+    CLASP_TRY(clasp_ops_check_ctx(op, "src", src, "idx", idx));
     CLASP_TRY(check_per_row(op, "dst", dst, "idx", idx));
     if (src->ndim < 1)
         return clasp_error(CLASP_ERR_INVALID, "%s: src must have a leading row dimension", op);
@@ -167,8 +111,8 @@ clasp_status clasp_gather_rows(const clasp_tensor *src, const clasp_tensor *idx,
     /* Row sizes must agree; with no source rows only an empty gather fits. */
     if ((m && rows && d != dd) || (!m && dst->numel)) {
         char ss[64], sd[64];
-        shape_str(src, ss, sizeof ss);
-        shape_str(dst, sd, sizeof sd);
+        clasp_ops_shape_str(src, ss, sizeof ss);
+        clasp_ops_shape_str(dst, sd, sizeof sd);
         return clasp_error(CLASP_ERR_INVALID,
                            "%s: src %s rows have %zu elements but dst %s rows have %zu", op, ss,
                            d, sd, dd);
@@ -180,22 +124,22 @@ clasp_status clasp_gather_rows(const clasp_tensor *src, const clasp_tensor *idx,
     cl_uint cm = (cl_uint)m, cn = (cl_uint)rows, cd = (cl_uint)d;
     CLASP_TRY(clasp_kernel_args(k, 6, KARG(ms), KARG(cm), KARG(mi), KARG(md), KARG(cn),
                                 KARG(cd)));
-    return launch_1d(src->ctx, k, "gather_rows", dst->numel);
+    return clasp_ops_launch_1d(src->ctx, k, "gather_rows", dst->numel, 256);
 }
 
 clasp_status clasp_gather_class(const clasp_tensor *table, const clasp_tensor *y,
                                 clasp_tensor *out)
 {
     static const char op[] = "clasp_gather_class";
-    CLASP_TRY(check_tensor(op, "table", table, CLASP_F32));
-    CLASP_TRY(check_tensor(op, "y", y, CLASP_I32));
-    CLASP_TRY(check_tensor(op, "out", out, CLASP_F32));
-    CLASP_TRY(check_ctx(op, "table", table, "y", y));
-    CLASP_TRY(check_ctx(op, "table", table, "out", out));
+    CLASP_TRY(clasp_ops_check_tensor(op, "table", table, CLASP_F32));
+    CLASP_TRY(clasp_ops_check_tensor(op, "y", y, CLASP_I32));
+    CLASP_TRY(clasp_ops_check_tensor(op, "out", out, CLASP_F32));
+    CLASP_TRY(clasp_ops_check_ctx(op, "table", table, "y", y));
+    CLASP_TRY(clasp_ops_check_ctx(op, "table", table, "out", out));
     if (out->numel != y->numel) {
         char sy[64], so[64];
-        shape_str(y, sy, sizeof sy);
-        shape_str(out, so, sizeof so);
+        clasp_ops_shape_str(y, sy, sizeof sy);
+        clasp_ops_shape_str(out, so, sizeof so);
         return clasp_error(CLASP_ERR_INVALID, "%s: y %s has %zu elements but out %s has %zu",
                            op, sy, y->numel, so, out->numel);
     }
@@ -205,5 +149,5 @@ clasp_status clasp_gather_class(const clasp_tensor *table, const clasp_tensor *y
     cl_mem mt = clasp_mem(table), my = clasp_mem(y), mo = clasp_mem(out);
     cl_uint kc = (cl_uint)table->numel, n = (cl_uint)y->numel;
     CLASP_TRY(clasp_kernel_args(k, 5, KARG(mt), KARG(kc), KARG(my), KARG(mo), KARG(n)));
-    return launch_1d(table->ctx, k, "gather_class", y->numel);
+    return clasp_ops_launch_1d(table->ctx, k, "gather_class", y->numel, 256);
 }

@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "clasp/ops.h"
+#include "ops/ops_common.h"
 #include "runtime/internal.h"
 
 #define PHILOX_M0 0xD2511F53u
@@ -67,19 +68,6 @@ static clasp_status check_fill(const char *op, const clasp_rng *rng, const clasp
     return CLASP_OK;
 }
 
-static clasp_status launch_blocks(clasp_ctx *ctx, cl_kernel k, const char *op, uint64_t blocks)
-{
-    size_t lws = 64;
-    size_t kmax = 0;
-    if (clGetKernelWorkGroupInfo(k, ctx->device, CL_KERNEL_WORK_GROUP_SIZE, sizeof kmax, &kmax,
-                                 NULL) == CL_SUCCESS && kmax > 0 && kmax < lws)
-        lws = kmax;
-    if (ctx->info.max_work_group && ctx->info.max_work_group < lws)
-        lws = ctx->info.max_work_group;
-    size_t gws = clasp_round_up((size_t)blocks, lws);
-    return clasp_launch(ctx, k, op, 1, &gws, &lws);
-}
-
 clasp_status clasp_rng_uniform(clasp_rng *rng, clasp_tensor *x, float lo, float hi)
 {
     static const char op[] = "clasp_rng_uniform";
@@ -98,7 +86,7 @@ clasp_status clasp_rng_uniform(clasp_rng *rng, clasp_tensor *x, float lo, float 
     CLASP_TRY(clasp_kernel_args(k, 7, KARG(mx), KARG(n), KARG(ctr), KARG(seed), KARG(l), KARG(s),
                                 KARG(h)));
     uint64_t blocks = blocks_for(x->numel);
-    CLASP_TRY(launch_blocks(x->ctx, k, "rng_uniform", blocks));
+    CLASP_TRY(clasp_ops_launch_1d(x->ctx, k, "rng_uniform", blocks, 64));
     rng->counter += blocks;
     return CLASP_OK;
 }
@@ -119,7 +107,7 @@ clasp_status clasp_rng_normal(clasp_rng *rng, clasp_tensor *x, float mean, float
     CLASP_TRY(clasp_kernel_args(k, 6, KARG(mx), KARG(n), KARG(ctr), KARG(seed), KARG(m),
                                 KARG(s)));
     uint64_t blocks = blocks_for(x->numel);
-    CLASP_TRY(launch_blocks(x->ctx, k, "rng_normal", blocks));
+    CLASP_TRY(clasp_ops_launch_1d(x->ctx, k, "rng_normal", blocks, 64));
     rng->counter += blocks;
     return CLASP_OK;
 }
