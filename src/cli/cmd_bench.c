@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "ops/tune.h"
 
 typedef struct bench {
     clasp_ctx *ctx;
@@ -86,6 +87,7 @@ int cmd_bench(int argc, char **argv)
     clasp_status st = clasp_ctx_new(NULL, &b.ctx);
     if (st != CLASP_OK) return cli_fail("creating the OpenCL context");
     st = clasp_model_new_default(b.ctx, 1, 28, 28, 10, &b.m);
+    if (st == CLASP_OK) clasp_tune_ensure(b.ctx, b.m, batch, 60); /* first use of the device */
     if (st == CLASP_OK) st = clasp_model_init(b.m, 1);
     if (st == CLASP_OK) st = clasp_sgd_new(b.m, 0.01f, 0.9f, 5e-4f, &b.opt);
     if (st == CLASP_OK) st = clasp_tensor_new4(b.ctx, batch, 1, 28, 28, &b.x);

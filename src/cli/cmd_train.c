@@ -6,6 +6,7 @@
 
 #include "clasp/batch.h"
 #include "cli/cli.h"
+#include "ops/tune.h"
 
 typedef struct train_opts {
     int epochs, batch;
@@ -77,6 +78,7 @@ static int run(const train_opts *o)
         what = "building the model";
         st = clasp_model_new_default(ctx, train.c, train.h, train.w, train.num_classes, &m);
     }
+    if (st == CLASP_OK) clasp_tune_ensure(ctx, m, o->batch, 60); /* first use of the device */
     if (st == CLASP_OK) st = clasp_model_init(m, o->seed);
     if (st == CLASP_OK) st = clasp_sgd_new(m, (float)o->lr, (float)o->momentum, (float)o->weight_decay, &opt);
     if (st == CLASP_OK) st = clasp_batcher_new(ctx, &train, o->batch, &b);

@@ -18,14 +18,17 @@
  *
  * Choice, first match wins: clasp_gemm_force, the CLASP_GEMM environment
  * variable (auto|own|tiled|general|clblast), a choice recorded for the
- * exact problem with clasp_gemm_set_choice (the autotuner's hook), the
- * heuristic. Everything is enqueued on the in-order queue; nothing waits. */
+ * exact problem with clasp_gemm_set_choice (the autotuner's hook; the
+ * device's tuning file from tune.c is loaded into these when a context
+ * first uses GEMM), the heuristic. Everything is enqueued on the in-order
+ * queue; nothing waits. */
 #include <clblast_c.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "ops/gemm_internal.h"
+#include "ops/tune.h"
 #include "runtime/internal.h"
 
 /* ---- per-context state ---------------------------------------------- */
@@ -42,6 +45,10 @@ typedef struct gemm_state {
     int env;
     gemm_choice *choices;
     size_t n_choices, cap_choices;
+    /* clasp_gemm_record: the distinct problems clasp_gemm ran while on. */
+    int recording;
+    clasp_gemm_problem *rec;
+    size_t n_rec, cap_rec;
 } gemm_state;
 
 static void gemm_state_free(void *p)
@@ -49,6 +56,7 @@ static void gemm_state_free(void *p)
     gemm_state *s = p;
     if (!s) return;
     free(s->choices);
+    free(s->rec);
     free(s);
 }
 
@@ -71,6 +79,9 @@ static clasp_status get_state(clasp_ctx *ctx, gemm_state **out)
         s->env = env_mode();
         ctx->gemm_state = s;
         ctx->gemm_state_free = gemm_state_free;
+        /* The device's tuning file, if any, before the first choice; it
+         * only ever warns, a bad file leaves the heuristic in charge. */
+        clasp_tune_load(ctx);
     }
     *out = ctx->gemm_state;
     return CLASP_OK;
@@ -137,6 +148,45 @@ clasp_status clasp_gemm_set_choice(clasp_ctx *ctx, int ta, int tb, int m, int n,
     }
     s->choices[s->n_choices++] = (gemm_choice){ta, tb, m, n, k, *p};
     return CLASP_OK;
+}
+
+clasp_status clasp_gemm_record(clasp_ctx *ctx, int on)
+{
+    gemm_state *s;
+    CLASP_TRY(get_state(ctx, &s));
+    if (on) s->n_rec = 0;
+    s->recording = !!on;
+    return CLASP_OK;
+}
+
+size_t clasp_gemm_recorded(clasp_ctx *ctx, clasp_gemm_problem *out, size_t max)
+{
+    gemm_state *s = ctx->gemm_state;
+    if (!s) return 0;
+    for (size_t i = 0; i < s->n_rec && i < max; i++) out[i] = s->rec[i];
+    return s->n_rec;
+}
+
+/* Adds a problem to the recording unless it is there already. A problem
+ * that cannot be stored is only lost to the tuner, so no error. */
+static void record_problem(gemm_state *s, int ta, int tb, int m, int n, int k)
+{
+    clasp_gemm_problem p = {!!ta, !!tb, m, n, k, 1};
+    for (size_t i = 0; i < s->n_rec; i++) {
+        clasp_gemm_problem *r = &s->rec[i];
+        if (r->ta == p.ta && r->tb == p.tb && r->m == m && r->n == n && r->k == k) {
+            r->calls++;
+            return;
+        }
+    }
+    if (s->n_rec == s->cap_rec) {
+        size_t cap = s->cap_rec ? 2 * s->cap_rec : 16;
+        clasp_gemm_problem *grown = realloc(s->rec, cap * sizeof *grown);
+        if (!grown) return;
+        s->rec = grown;
+        s->cap_rec = cap;
+    }
+    s->rec[s->n_rec++] = p;
 }
 
 /* ---- planning the tiled path ---------------------------------------- */
@@ -346,6 +396,14 @@ static clasp_status choose(clasp_ctx *ctx, int ta, int tb, int m, int n, int k,
     }
     *out = p;
     return CLASP_OK;
+}
+
+clasp_status clasp_gemm_resolve(const clasp_ctx *ctx, int ta, int tb, int m, int n, int k,
+                                clasp_gemm_params *p)
+{
+    if (m < 0 || n < 0 || k < 0)
+        return clasp_error(CLASP_ERR_INVALID, "gemm: negative size m=%d n=%d k=%d", m, n, k);
+    return resolve(ctx, !!ta, !!tb, m, n, k, p);
 }
 
 clasp_status clasp_gemm_choose(clasp_ctx *ctx, int ta, int tb, int m, int n, int k,
@@ -714,6 +772,8 @@ clasp_status clasp_gemm(clasp_ctx *ctx, int trans_a, int trans_b, int m, int n, 
     if (m == 0 || n == 0) return CLASP_OK;
     clasp_gemm_params p;
     CLASP_TRY(choose(ctx, !!trans_a, !!trans_b, m, n, k, &p));
+    gemm_state *s = ctx->gemm_state; /* made by choose */
+    if (s->recording) record_problem(s, trans_a, trans_b, m, n, k);
     gemm_args g = make_args(trans_a, trans_b, m, n, k, alpha, a, off_a, lda, b, off_b, ldb, beta,
                             c, off_c, ldc);
     return run(ctx, &p, &g);

@@ -43,6 +43,13 @@ clasp_status clasp_gemm_set_choice(clasp_ctx *ctx, int trans_a, int trans_b, int
 clasp_status clasp_gemm_choose(clasp_ctx *ctx, int trans_a, int trans_b, int m, int n, int k,
                                clasp_gemm_params *out);
 
+/* Completes p for this problem as clasp_gemm_with would (path AUTO: the
+ * heuristic's pick), ignoring forced and recorded choices;
+ * CLASP_ERR_UNSUPPORTED when p cannot run it. The tuner's check that a
+ * stored choice still fits. */
+clasp_status clasp_gemm_resolve(const clasp_ctx *ctx, int trans_a, int trans_b, int m, int n,
+                                int k, clasp_gemm_params *p);
+
 /* The candidates worth timing for a problem, the heuristic's pick first;
  * writes at most max and returns how many there are in all. */
 int clasp_gemm_candidates(clasp_ctx *ctx, int trans_a, int trans_b, int m, int n, int k,
@@ -55,5 +62,21 @@ clasp_status clasp_gemm_with(clasp_ctx *ctx, const clasp_gemm_params *p, int tra
                              const clasp_tensor *a, size_t off_a, int lda,
                              const clasp_tensor *b, size_t off_b, int ldb, float beta,
                              clasp_tensor *c, size_t off_c, int ldc);
+
+/* One GEMM problem as clasp_gemm sees it; calls counts how often a
+ * recording saw it (0 elsewhere). */
+typedef struct clasp_gemm_problem {
+    int ta, tb, m, n, k;
+    int calls;
+} clasp_gemm_problem;
+
+/* Starts (on: forgetting earlier ones) or stops recording the distinct
+ * problems that clasp_gemm runs on ctx, for the tuner: it times exactly
+ * what a workload issues. clasp_gemm_with is never recorded. */
+clasp_status clasp_gemm_record(clasp_ctx *ctx, int on);
+
+/* Copies at most max recorded problems, in first-seen order, and returns
+ * how many there are. */
+size_t clasp_gemm_recorded(clasp_ctx *ctx, clasp_gemm_problem *out, size_t max);
 
 #endif
