@@ -19,7 +19,7 @@ static const command commands[] = {
     {"plugins", cmd_plugins, "list attack and defense plugins with their parameters"},
     {"devices", cmd_devices, "list OpenCL devices and mark the one clasp uses"},
     {"bench", cmd_bench, "images/s for inference, training and PGD-10 training"},
-    {"tune", cmd_tune, "tune GEMM kernels for this device: clasp tune [--show]"},
+    {"tune", cmd_tune, "tune GEMM kernels for this device: clasp tune [--seconds S] [--show] [--reset]"},
 };
 
 static void usage(FILE *f)
@@ -28,7 +28,8 @@ static void usage(FILE *f)
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].help);
     fprintf(f, "\nenvironment: CLASP_DEVICE (P:D or name), CLASP_PLUGIN_PATH, CLASP_CACHE_DIR\n"
-               "(\"off\" disables the kernel cache), CLASP_PROFILE=1 (per-op device times)\n");
+               "(\"off\" disables the kernel cache), CLASP_PROFILE=1 (per-op device times),\n"
+               "CLASP_TUNE=0 (no GEMM tuning on first use), CLASP_GEMM (own|clblast|...)\n");
 }
 
 int main(int argc, char **argv)

@@ -15,6 +15,7 @@
 
 #include "clasp_config.h"
 #include "experiment/runner_internal.h"
+#include "ops/tune.h"
 
 static long long env_limit(const char *name)
 {
@@ -348,6 +349,15 @@ static clasp_status prepare(runner *R)
     CLASP_TRY(clasp_ctx_new(p->device, &R->ctx));
     run_say(R, "device: %s; %zu training, %zu validation (%zu evaluated per epoch), %zu test examples, %d classes",
         clasp_ctx_device(R->ctx)->name, R->train.n, R->val.n, R->val_eval.n, R->test.n, R->K);
+    {
+        /* First use of the device: tune GEMM for this experiment's model
+         * before anything trains, so every model of the run (and a resumed
+         * one) uses the same kernels. */
+        clasp_model *probe = NULL;
+        if (new_model(R, &probe) == CLASP_OK) clasp_tune_ensure(R->ctx, probe, p->batch, 60);
+        clasp_model_free(probe);
+        clasp_error_clear();
+    }
     CLASP_TRY(clasp_batcher_new(R->ctx, &R->train, p->batch, &R->train_b));
     CLASP_TRY(clasp_batcher_new(R->ctx, &R->val_eval, p->eval_batch, &R->val_b));
     CLASP_TRY(clasp_batcher_new(R->ctx, &R->test, p->eval_batch, &R->test_b));
