@@ -52,3 +52,102 @@ __kernel void maxpool_bwd(__global const float *restrict dy, __global const int 
         if ((uint)t < (uint)HW) out[t] += g[i];
     }
 }
+
+/* ---- 2x2 windows, stride 2, on explicit vectors ----------------------------
+ *
+ * The common CNN pooling. PoCL compiles maxpool_fwd's window loops mostly
+ * to scalar code; here a work-item takes MP_VEC outputs of one row: it
+ * loads the two input rows as vectors of 2*MP_VEC floats, splits even and
+ * odd columns with shuffles and compares the four window positions in
+ * scan order, (0,0), (0,1), (1,0), (1,1), keeping the first maximum on
+ * ties (strict >, so a NaN never replaces the current best: the same
+ * results as maxpool_fwd). */
+#define MP_VEC 16
+
+/* The first `rem` lanes of v at p (all 16 when rem >= 16), stored by halves
+ * so nothing past p[rem - 1] is written. */
+#define MP_STORE_PART(T, v, rem, p)                                                 \
+    do {                                                                            \
+        if ((rem) >= MP_VEC) {                                                      \
+            vstore16((v), 0, (p));                                                  \
+            break;                                                                  \
+        }                                                                           \
+        __global T *q_ = (p);                                                       \
+        T##8 r8_ = (v).lo;                                                          \
+        if ((rem) & 8) {                                                            \
+            vstore8((v).lo, 0, q_);                                                 \
+            r8_ = (v).hi;                                                           \
+            q_ += 8;                                                                \
+        }                                                                           \
+        T##4 r4_ = r8_.lo;                                                          \
+        if ((rem) & 4) {                                                            \
+            vstore4(r8_.lo, 0, q_);                                                 \
+            r4_ = r8_.hi;                                                           \
+            q_ += 4;                                                                \
+        }                                                                           \
+        T##2 r2_ = r4_.lo;                                                          \
+        if ((rem) & 2) {                                                            \
+            vstore2(r4_.lo, 0, q_);                                                 \
+            r2_ = r4_.hi;                                                           \
+            q_ += 2;                                                                \
+        }                                                                           \
+        if ((rem) & 1) q_[0] = r2_.x;                                               \
+    } while (0)
+
+/* 2*MP_VEC floats from p: one pair of vector loads when `whole` (they lie
+ * inside the tensor), else only the first `valid` one by one (the rest
+ * zero; those lanes are not stored). */
+static inline void mp_load_row(__global const float *p, int whole, int valid, float16 *a,
+                               float16 *b)
+{
+    if (whole) {
+        *a = vload16(0, p);
+        *b = vload16(1, p);
+        return;
+    }
+    float t[2 * MP_VEC];
+    for (int i = 0; i < 2 * MP_VEC; i++) t[i] = i < valid ? p[i] : 0.0f;
+    *a = vload16(0, t);
+    *b = vload16(1, t);
+}
+
+/* gws = (ceil(OW / MP_VEC), OH, planes); the host may round dimension 2
+ * up, hence the plane guard. */
+__kernel void maxpool2_fwd(__global const float *restrict x, int H, int W, int OH, int OW,
+                           int planes, __global float *restrict y, __global int *restrict idx)
+{
+    int x0 = get_global_id(0) * MP_VEC;
+    int oh = get_global_id(1);
+    int pl = get_global_id(2);
+    if (x0 >= OW || oh >= OH || pl >= planes) return;
+    int r0 = 2 * oh * W + 2 * x0; /* offset in the plane of the strip's first input */
+    __global const float *p0 = x + pl * H * W + r0;
+    /* The loads reach 2*MP_VEC floats into each of the two rows: past the
+     * row's end (harmless, unused lanes) and, at the tensor's last rows,
+     * past the buffer; there the lanes are loaded one by one. */
+    int whole = pl * H * W + r0 + W + 2 * MP_VEC <= planes * H * W;
+    int valid = W - 2 * x0;
+    float16 a0, b0, a1, b1;
+    mp_load_row(p0, whole, valid, &a0, &b0);
+    mp_load_row(p0 + W, whole, valid, &a1, &b1);
+    const uint16 ev = (uint16)(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const uint16 od = ev + (uint16)(1);
+    float16 v01 = shuffle2(a0, b0, od), v10 = shuffle2(a1, b1, ev), v11 = shuffle2(a1, b1, od);
+    float16 best = shuffle2(a0, b0, ev);
+    /* Plane offsets of each lane's window position (0,0). */
+    int16 base = (int16)(r0) + convert_int16(ev);
+    int16 bi = base;
+    int16 c = v01 > best;
+    best = select(best, v01, c);
+    bi = select(bi, base + 1, c);
+    c = v10 > best;
+    best = select(best, v10, c);
+    bi = select(bi, base + W, c);
+    c = v11 > best;
+    best = select(best, v11, c);
+    bi = select(bi, base + W + 1, c);
+    int rem = OW - x0;
+    int out = (pl * OH + oh) * OW + x0;
+    MP_STORE_PART(float, best, rem, y + out);
+    MP_STORE_PART(int, bi, rem, idx + out);
+}

@@ -440,6 +440,105 @@ static void test_conv_backward_partial(void **state)
     free(x), free(w), free(r), free(xd), free(wd), free(rd), free(dx), free(dw), free(db);
 }
 
+/* ---- direct and vector paths ------------------------------------------- */
+
+/* One input channel with stride 1 runs the direct kernels (conv1_fwd,
+ * conv1_bwd_dx; dw stays im2col + GEMM). The shapes cover output-channel
+ * counts that leave a partial group of 16, rows narrower than, equal to
+ * and wider than the 16-lane strips and 32-column blocks, row counts that
+ * are not multiples of the 4-row blocks, and several paddings. */
+static void test_conv_one_channel_direct(void **state)
+{
+    (void)state;
+    static const conv_cfg fwd[] = {
+        /* n  c   h   w   o kh kw s p */
+        {2, 1, 28, 28, 32, 5, 5, 1, 2}, {3, 1, 9, 16, 17, 3, 3, 1, 1},
+        {2, 1, 33, 35, 16, 5, 3, 1, 2}, {1, 1, 6, 40, 33, 3, 5, 1, 0},
+        {3, 1, 17, 15, 1, 1, 1, 1, 0},  {2, 1, 5, 70, 5, 5, 5, 1, 3},
+    };
+    for (size_t i = 0; i < sizeof fwd / sizeof fwd[0]; i++) {
+        conv_forward_case(&fwd[i], 1, 1100 + (uint32_t)i);
+        conv_forward_case(&fwd[i], 0, 1120 + (uint32_t)i);
+        conv_grad_case(&fwd[i], 1140 + (uint32_t)i);
+    }
+    /* Finite differences through the direct input gradient, including
+     * blocks that reach the first and last rows of the tensor (where the
+     * kernel loads lane by lane) and a row wider than one 32-column block. */
+    static const conv_cfg fd[] = {
+        {2, 1, 6, 7, 3, 3, 3, 1, 1}, {1, 1, 5, 34, 2, 3, 5, 1, 2}, {3, 1, 9, 5, 2, 5, 3, 1, 0},
+    };
+    for (size_t i = 0; i < sizeof fd / sizeof fd[0]; i++)
+        conv_fd_case(&fd[i], 1160 + 10 * (uint32_t)i);
+}
+
+/* The input gradient alone (what attacks ask for) and the weight gradient
+ * alone on the direct path. */
+static void test_conv_one_channel_partial(void **state)
+{
+    (void)state;
+    conv_cfg g = {5, 1, 28, 28, 32, 5, 5, 1, 2};
+    int oh = conv_oh(&g), ow = conv_ow(&g);
+    size_t nx = (size_t)g.n * g.h * g.w, nw = (size_t)g.o * g.kh * g.kw;
+    size_t ny = (size_t)g.n * g.o * oh * ow;
+    float *x = rnd(nx, 21, -1, 1), *w = rnd(nw, 22, -1, 1), *r = rnd(ny, 23, -1, 1);
+    double *xd = to_double(x, nx), *wd = to_double(w, nw), *rd = to_double(r, ny);
+    double *dx = malloc(nx * sizeof *dx), *dw = malloc(nw * sizeof *dw);
+    double *db = malloc((size_t)g.o * sizeof *db);
+    conv_bwd_ref(&g, xd, wd, rd, dx, dw, db);
+    clasp_tensor *tx = t4(g.n, 1, g.h, g.w, x), *tw = t4(g.o, 1, g.kh, g.kw, w);
+    clasp_tensor *tdy = t4(g.n, g.o, oh, ow, r);
+    clasp_tensor *tdx = t4(g.n, 1, g.h, g.w, NULL), *tdw = t4(g.o, 1, g.kh, g.kw, NULL);
+    assert_ok(clasp_tensor_fill(tdx, 7.0f));
+    assert_ok(clasp_tensor_fill(tdw, 7.0f));
+    assert_ok(clasp_conv2d_backward(tx, tw, tdy, 1, 2, tdx, NULL, NULL));
+    float *h = tu_read(tdx), *hw = tu_read(tdw);
+    check_close("conv1 dx only", h, dx, nx, 1e-4);
+    for (size_t i = 0; i < nw; i++) assert_true(hw[i] == 7.0f); /* untouched */
+    free(h), free(hw);
+    assert_ok(clasp_tensor_fill(tdx, 7.0f));
+    assert_ok(clasp_conv2d_backward(tx, tw, tdy, 1, 2, NULL, tdw, NULL));
+    h = tu_read(tdx), hw = tu_read(tdw);
+    check_close("conv1 dw only", hw, dw, nw, 1e-3);
+    for (size_t i = 0; i < nx; i++) assert_true(h[i] == 7.0f);
+    free(h), free(hw);
+    clasp_tensor_free(tx), clasp_tensor_free(tw), clasp_tensor_free(tdy);
+    clasp_tensor_free(tdx), clasp_tensor_free(tdw);
+    free(x), free(w), free(r), free(xd), free(wd), free(rd), free(dx), free(dw), free(db);
+}
+
+/* Images large enough that the direct forward's padded planes do not fit
+ * the op's scratch budget at once (several chunks on CPU devices). */
+static void test_conv_one_channel_chunked(void **state)
+{
+    (void)state;
+    conv_cfg g = {3, 1, 600, 600, 2, 3, 3, 1, 1};
+    conv_forward_case(&g, 1, 1200);
+}
+
+/* Stride 1 with several channels runs im2col_s1 and col2im_s1 (vector
+ * copies and masked vector gathers): rows narrower and wider than the
+ * 16-lane vectors, no padding (the planes are still copied), padding wider
+ * than the window's reach, and odd windows. */
+static void test_conv_stride1_vector(void **state)
+{
+    (void)state;
+    static const conv_cfg cfgs[] = {
+        /* n  c   h   w  o kh kw s p */
+        {2, 3, 14, 14, 5, 5, 5, 1, 2}, {1, 2, 9, 40, 3, 3, 5, 1, 0},
+        {3, 4, 16, 16, 2, 3, 3, 1, 1}, {2, 3, 5, 33, 4, 1, 1, 1, 0},
+        {1, 2, 7, 17, 3, 5, 3, 1, 3},  {2, 5, 3, 3, 2, 3, 3, 1, 2},
+    };
+    for (size_t i = 0; i < sizeof cfgs / sizeof cfgs[0]; i++) {
+        conv_forward_case(&cfgs[i], 1, 1300 + (uint32_t)i);
+        conv_grad_case(&cfgs[i], 1320 + (uint32_t)i);
+    }
+    static const conv_cfg fd[] = {
+        {1, 2, 5, 18, 2, 3, 3, 1, 1}, {2, 3, 4, 4, 2, 3, 3, 1, 0}, {1, 2, 6, 5, 3, 5, 5, 1, 3},
+    };
+    for (size_t i = 0; i < sizeof fd / sizeof fd[0]; i++)
+        conv_fd_case(&fd[i], 1340 + 10 * (uint32_t)i);
+}
+
 /* ---- linear ------------------------------------------------------------ */
 
 static void linear_case(int n, int in, int out, int with_bias, int fd, uint32_t seed)
@@ -659,6 +758,61 @@ static void test_maxpool(void **state)
     pool_case(2, 3, 1, 1, 1, 1, 0, 69);
 }
 
+/* 2x2 windows with stride 2 run maxpool2_fwd (vectors of 16 outputs):
+ * rows of fewer, exactly and more than 16 outputs, odd input sizes (the
+ * last row or column is not pooled), planes that do not fill the last
+ * group, and the tensor's last rows, where loads go lane by lane. */
+static void test_maxpool_2x2(void **state)
+{
+    (void)state;
+    pool_case(1, 1, 2, 2, 2, 2, 1, 80);
+    pool_case(2, 3, 5, 35, 2, 2, 1, 81);
+    pool_case(2, 32, 28, 28, 2, 2, 0, 82);
+    pool_case(3, 7, 14, 14, 2, 2, 0, 83);
+    pool_case(1, 5, 9, 32, 2, 2, 0, 84);
+    pool_case(2, 3, 11, 71, 2, 2, 0, 85);
+    pool_case(1, 1, 64, 65, 2, 2, 0, 86);
+}
+
+/* maxpool2_fwd on ties and NaN: the first maximum in scan order, and a NaN
+ * never replaces the current best (maxpool_fwd's semantics). */
+static void test_maxpool_2x2_ties(void **state)
+{
+    (void)state;
+    enum { H = 4, W = 36, OH = 2, OW = 18 };
+    float x[H * W];
+    for (int i = 0; i < H * W; i++) x[i] = 1.0f;
+    /* Window 1: the later positions tie the first. Window 2: the maximum
+     * twice, second row. Window 3: NaN first, then larger values. Window
+     * 17 (second vector): maximum at (1, 1). */
+    x[0 * W + 3] = 2.0f, x[1 * W + 2] = 2.0f, x[1 * W + 3] = 2.0f;
+    x[0 * W + 4] = 0.0f, x[0 * W + 5] = 0.0f, x[1 * W + 4] = 3.0f, x[1 * W + 5] = 3.0f;
+    x[0 * W + 6] = NAN, x[0 * W + 7] = 5.0f;
+    x[1 * W + 35] = 9.0f;
+    clasp_tensor *tx = t4(1, 1, H, W, x), *ty = t4(1, 1, OH, OW, NULL);
+    clasp_tensor *ti = tu_tensor_i32(g_ctx, 4, (int[]){1, 1, OH, OW}, NULL);
+    assert_ok(clasp_maxpool2d_forward(tx, 2, 2, ty, ti));
+    int32_t idx[OH * OW];
+    float y[OH * OW];
+    assert_ok(clasp_tensor_read(ti, idx));
+    assert_ok(clasp_tensor_read(ty, y));
+    int32_t want[OH * OW];
+    float *xs = malloc(sizeof x);
+    memcpy(xs, x, sizeof x);
+    double *xd = to_double(xs, H * W), yd[OH * OW];
+    pool_ref(1, H, W, 2, 2, xd, yd, want);
+    assert_memory_equal(idx, want, sizeof idx);
+    assert_int_equal(idx[0], 0);
+    assert_int_equal(idx[1], 0 * W + 3);
+    assert_int_equal(idx[2], 1 * W + 4);
+    assert_int_equal(idx[3], 0 * W + 6);
+    assert_true(isnan(y[3]));
+    assert_int_equal(idx[17], 1 * W + 35);
+    assert_true(y[17] == 9.0f);
+    clasp_tensor_free(tx), clasp_tensor_free(ty), clasp_tensor_free(ti);
+    free(xs), free(xd);
+}
+
 /* Ties keep the first maximum in scan order. */
 static void test_maxpool_ties(void **state)
 {
@@ -739,6 +893,27 @@ static void test_cnn_shapes(void **state)
     linear_case(2, 1024, 10, 1, 0, 1070);
 }
 
+/* ---- the generic kernels ----------------------------------------------- */
+
+/* GPUs run the per-element kernels where CPUs run the vector ones (direct
+ * one-channel conv, im2col_s1, col2im_s1, maxpool2_fwd, ...);
+ * CLASP_KERNELS=generic selects them here so both sets stay tested. */
+static void test_generic_kernels(void **state)
+{
+    (void)state;
+    assert_int_equal(setenv("CLASP_KERNELS", "generic", 1), 0);
+    conv_cfg c1 = {2, 1, 28, 28, 32, 5, 5, 1, 2}, c2 = {2, 32, 14, 14, 64, 5, 5, 1, 2};
+    conv_forward_case(&c1, 1, 1400);
+    conv_grad_case(&c1, 1410);
+    conv_forward_case(&c2, 1, 1420);
+    conv_grad_case(&c2, 1430);
+    conv_cfg fd = {2, 2, 6, 7, 3, 3, 3, 1, 1};
+    conv_fd_case(&fd, 1440);
+    pool_case(2, 3, 5, 35, 2, 2, 1, 1450);
+    pool_case(2, 32, 28, 28, 2, 2, 0, 1460);
+    assert_int_equal(unsetenv("CLASP_KERNELS"), 0);
+}
+
 /* ---- shape errors ------------------------------------------------------ */
 
 static void expect_invalid(clasp_status st, const char *needle)
@@ -805,13 +980,20 @@ int main(void)
         cmocka_unit_test(test_conv_backward_partial),
         cmocka_unit_test(test_conv_backward_deterministic),
         cmocka_unit_test(test_conv_chunked),
+        cmocka_unit_test(test_conv_one_channel_direct),
+        cmocka_unit_test(test_conv_one_channel_partial),
+        cmocka_unit_test(test_conv_one_channel_chunked),
+        cmocka_unit_test(test_conv_stride1_vector),
         cmocka_unit_test(test_linear),
         cmocka_unit_test(test_linear_flattens),
         cmocka_unit_test(test_relu),
         cmocka_unit_test(test_maxpool),
         cmocka_unit_test(test_maxpool_ties),
+        cmocka_unit_test(test_maxpool_2x2),
+        cmocka_unit_test(test_maxpool_2x2_ties),
         cmocka_unit_test(test_bias_grad),
         cmocka_unit_test(test_cnn_shapes),
+        cmocka_unit_test(test_generic_kernels),
         cmocka_unit_test(test_shape_errors),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -12,6 +12,13 @@
  * cols is recomputed from x rather than kept from the forward pass, since
  * the API is stateless and im2col costs far less than the GEMMs.
  *
+ * On CPU devices (see use_vector_kernels) the data-movement kernels work on
+ * explicit float16 vectors (PoCL's implicit vectoriser leaves the generic
+ * ones scalar), and a conv with one input channel and stride 1 (an image
+ * model's first layer) skips im2col + GEMM for direct kernels in the
+ * forward pass and the input gradient: there the GEMM's K would be just
+ * KH*KW. Its weight gradient keeps the GEMM path.
+ *
  * Chunks bound the scratch memory (cols, yt or dyt, padded input planes).
  * On GPUs the bound is 64 MB: few, wide GEMMs. On CPU devices it is an
  * eighth of the last-level cache (4 MB for 32 MB), which measured ~10-25%
@@ -20,6 +27,8 @@
  * thousand columns) stays wide enough. */
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "clasp/ops.h"
 #include "runtime/internal.h"
@@ -27,6 +36,8 @@
 #define CONV_SCRATCH_GPU ((size_t)64 << 20)
 #define CONV_SCRATCH_CPU_MIN ((size_t)1 << 20)
 #define CONV_SCRATCH_CPU_DEFAULT ((size_t)4 << 20)
+/* Floats after the padded planes for im2col_s1's whole-vector loads. */
+#define IM2COL_SLACK 16
 
 typedef struct conv_geom {
     int n, c, h, w;     /* input */
@@ -35,6 +46,7 @@ typedef struct conv_geom {
     int oh, ow;         /* output */
     int k;              /* C*KH*KW */
     int p;              /* OH*OW */
+    int vec;            /* use the vector kernels (use_vector_kernels) */
 } conv_geom;
 
 static clasp_status check_f32(const char *op, const char *name, const clasp_tensor *t)
@@ -65,14 +77,38 @@ static clasp_status check_shape4(const char *op, const char *name, const clasp_t
     return CLASP_OK;
 }
 
+/* im2col reads from a padded copy of the input planes when there is
+ * padding, and with stride 1 on the vector path even without: im2col_s1
+ * reads whole vectors up to 15 floats past a row, and the copy (unlike
+ * the caller's tensor) has slack after it. */
+static int copies_planes(const conv_geom *g)
+{
+    return g->pad || (g->vec && g->stride == 1);
+}
+
 /* Scratch per image: its columns, its channel-major output (or output
  * gradient) and its padded input planes. */
 static size_t conv_floats_per_image(const conv_geom *g)
 {
-    size_t padded = g->pad ? (size_t)g->c * (size_t)(g->h + 2 * g->pad) *
-                                 (size_t)(g->w + 2 * g->pad)
-                           : 0;
+    size_t padded = copies_planes(g) ? (size_t)g->c * (size_t)(g->h + 2 * g->pad) *
+                                           (size_t)(g->w + 2 * g->pad)
+                                     : 0;
     return ((size_t)g->k + (size_t)g->o) * (size_t)g->p + padded;
+}
+
+/* The kernels on explicit float16 vectors (direct conv for one channel,
+ * im2col_s1, col2im_s1, conv_out_v, conv_dy_t_v) are written for CPU
+ * devices, where a work-item is a loop iteration and a float16 is one
+ * AVX-512 register; on GPUs a work-item per element (the other kernels)
+ * suits the hardware better. CLASP_KERNELS=generic or =vector overrides the
+ * choice (pool.c reads it too), which lets the tests run both sets on one
+ * device. */
+static int use_vector_kernels(const clasp_ctx *ctx)
+{
+    const char *e = getenv("CLASP_KERNELS");
+    if (e && !strcmp(e, "generic")) return 0;
+    if (e && !strcmp(e, "vector")) return 1;
+    return !ctx->info.is_gpu;
 }
 
 /* Checks x and w and derives the output geometry. */
@@ -116,6 +152,7 @@ static clasp_status conv_geometry(const char *op, const clasp_tensor *x, const c
     g->ow = (g->w + 2 * pad - g->kw) / stride + 1;
     g->k = g->c * g->kh * g->kw;
     g->p = g->oh * g->ow;
+    g->vec = use_vector_kernels(x->ctx);
     /* One image's scratch must be indexable with int. */
     if (conv_floats_per_image(g) > (size_t)INT_MAX)
         return clasp_error(CLASP_ERR_INVALID,
@@ -150,9 +187,10 @@ static size_t scratch_budget(clasp_ctx *ctx)
 /* Scratch of one conv call, sized for chunks of nb_max images. */
 typedef struct conv_scratch {
     int nb_max;
-    clasp_tensor *cols; /* [K, nb*P]: columns, then column gradients */
+    clasp_tensor *cols; /* [K, nb*P] from cols_off: columns, then column gradients */
+    int cols_off;       /* slack before the matrix (see col2im_s1) */
     clasp_tensor *t;    /* [O, nb*P]: yt (forward) or dyt (backward) */
-    clasp_tensor *xp;   /* padded input planes, when pad > 0 */
+    clasp_tensor *xp;   /* padded input planes, when copies_planes() */
 } conv_scratch;
 
 static void scratch_free(conv_scratch *s)
@@ -180,10 +218,15 @@ static clasp_status scratch_new(clasp_ctx *ctx, const conv_geom *g, int need_xp,
         s->nb_max = (int)(((size_t)g->n + chunks - 1) / chunks);
     }
     int cols_n = s->nb_max * g->p;
-    clasp_status st = clasp_tensor_new1(ctx, g->k * cols_n, &s->cols);
+    /* col2im_s1's whole-vector loads reach a little before and after the
+     * matrix; the slack keeps them inside the buffer. */
+    s->cols_off = g->kw + 16;
+    clasp_status st = clasp_tensor_new1(ctx, g->k * cols_n + 2 * s->cols_off, &s->cols);
     if (st == CLASP_OK) st = clasp_tensor_new1(ctx, g->o * cols_n, &s->t);
-    if (st == CLASP_OK && need_xp && g->pad)
-        st = clasp_tensor_new1(ctx, s->nb_max * g->c * (g->h + 2 * g->pad) * (g->w + 2 * g->pad),
+    if (st == CLASP_OK && need_xp && copies_planes(g))
+        st = clasp_tensor_new1(ctx,
+                               s->nb_max * g->c * (g->h + 2 * g->pad) * (g->w + 2 * g->pad) +
+                                   IM2COL_SLACK,
                                &s->xp);
     if (st != CLASP_OK) scratch_free(s);
     return st;
@@ -229,6 +272,15 @@ static void plane_lws(clasp_ctx *ctx, cl_kernel k, size_t w, size_t h, size_t lw
     lws[2] = 1;
 }
 
+/* im2col_s1 / col2im_s1: one work-item per row of a plane, one plane per
+ * group. (Several small planes per group measured no different on PoCL.) */
+static void rows_lws(clasp_ctx *ctx, cl_kernel k, const size_t gws[2], size_t lws[2])
+{
+    size_t max_wg = kernel_max_wg(ctx, k);
+    lws[0] = gws[0] <= max_wg ? gws[0] : lws_for(gws[0]);
+    lws[1] = 1;
+}
+
 /* The specialised program for this window and stride (see cl/conv.cl). */
 static clasp_status conv_kernel(clasp_ctx *ctx, const conv_geom *g, const char *name,
                                 cl_kernel *k)
@@ -239,17 +291,17 @@ static clasp_status conv_kernel(clasp_ctx *ctx, const conv_geom *g, const char *
     return clasp_kernel_get(ctx, "conv", defs, name, k);
 }
 
-/* Lowers images n0 .. n0+nb-1 of x into cols; xp is scratch for the
- * padded planes (unused when pad is 0). */
+/* Lowers images n0 .. n0+nb-1 of x into cols (from element cols_off); xp
+ * is scratch for the padded planes (unused unless copies_planes()). */
 static clasp_status launch_im2col(clasp_ctx *ctx, const char *op, const char *op_pad,
                                   const clasp_tensor *x, const conv_geom *g, int n0, int nb,
-                                  clasp_tensor *xp, clasp_tensor *cols)
+                                  clasp_tensor *xp, clasp_tensor *cols, int cols_off)
 {
     cl_kernel k;
     int hp = g->h + 2 * g->pad, wp = g->w + 2 * g->pad;
     int x_off = n0 * g->c * g->h * g->w, xp_off = 0;
     cl_mem src = clasp_mem(x);
-    if (g->pad) {
+    if (copies_planes(g)) {
         CLASP_TRY(clasp_kernel_get(ctx, "conv", NULL, "pad_planes", &k));
         cl_mem xm = clasp_mem(x), xpm = clasp_mem(xp);
         CLASP_TRY(clasp_kernel_args(k, 6, KARG(xm), KARG(x_off), KARG(g->h), KARG(g->w),
@@ -261,36 +313,74 @@ static clasp_status launch_im2col(clasp_ctx *ctx, const char *op, const char *op
     } else {
         xp_off = x_off;
     }
-    CLASP_TRY(conv_kernel(ctx, g, "im2col", &k));
     cl_mem cm = clasp_mem(cols);
     int ncols = nb * g->p;
-    CLASP_TRY(clasp_kernel_args(k, 12, KARG(src), KARG(xp_off), KARG(g->c), KARG(hp), KARG(wp),
+    if (g->vec && g->stride == 1) {
+        CLASP_TRY(conv_kernel(ctx, g, "im2col_s1", &k));
+        int planes = nb * g->c;
+        CLASP_TRY(clasp_kernel_args(k, 11, KARG(src), KARG(xp_off), KARG(g->c), KARG(hp),
+                                    KARG(wp), KARG(g->oh), KARG(g->ow), KARG(ncols), KARG(cm),
+                                    KARG(cols_off), KARG(planes)));
+        size_t gws[2] = {(size_t)g->oh, (size_t)planes}, lws[2];
+        rows_lws(ctx, k, gws, lws);
+        return clasp_launch(ctx, k, op, 2, gws, lws);
+    }
+    CLASP_TRY(conv_kernel(ctx, g, "im2col", &k));
+    CLASP_TRY(clasp_kernel_args(k, 13, KARG(src), KARG(xp_off), KARG(g->c), KARG(hp), KARG(wp),
                                 KARG(g->kh), KARG(g->kw), KARG(g->stride), KARG(g->oh),
-                                KARG(g->ow), KARG(ncols), KARG(cm)));
+                                KARG(g->ow), KARG(ncols), KARG(cm), KARG(cols_off)));
     size_t gws[3] = {(size_t)g->ow, (size_t)g->oh, (size_t)nb * (size_t)g->c}, lws[3];
     plane_lws(ctx, k, (size_t)g->ow, (size_t)g->oh, lws);
     return clasp_launch(ctx, k, op, 3, gws, lws);
 }
 
-static clasp_status launch_col2im(clasp_ctx *ctx, const clasp_tensor *cols, const conv_geom *g,
-                                  int n0, int nb, clasp_tensor *dx)
+static clasp_status launch_col2im(clasp_ctx *ctx, const clasp_tensor *cols, int cols_off,
+                                  const conv_geom *g, int n0, int nb, clasp_tensor *dx)
 {
     cl_kernel k;
-    CLASP_TRY(conv_kernel(ctx, g, "col2im", &k));
     cl_mem cm = clasp_mem(cols), dxm = clasp_mem(dx);
     int ncols = nb * g->p;
     int dx_off = n0 * g->c * g->h * g->w;
-    CLASP_TRY(clasp_kernel_args(k, 13, KARG(cm), KARG(g->c), KARG(g->h), KARG(g->w),
-                                KARG(g->kh), KARG(g->kw), KARG(g->stride), KARG(g->pad),
-                                KARG(g->oh), KARG(g->ow), KARG(ncols), KARG(dxm), KARG(dx_off)));
+    if (g->vec && g->stride == 1) {
+        CLASP_TRY(conv_kernel(ctx, g, "col2im_s1", &k));
+        int planes = nb * g->c;
+        CLASP_TRY(clasp_kernel_args(k, 12, KARG(cm), KARG(cols_off), KARG(g->c), KARG(g->h),
+                                    KARG(g->w), KARG(g->pad), KARG(g->oh), KARG(g->ow),
+                                    KARG(ncols), KARG(dxm), KARG(dx_off), KARG(planes)));
+        size_t gws[2] = {(size_t)g->h, (size_t)planes}, lws[2];
+        rows_lws(ctx, k, gws, lws);
+        return clasp_launch(ctx, k, "conv2d_bwd:col2im", 2, gws, lws);
+    }
+    CLASP_TRY(conv_kernel(ctx, g, "col2im", &k));
+    CLASP_TRY(clasp_kernel_args(k, 14, KARG(cm), KARG(cols_off), KARG(g->c), KARG(g->h),
+                                KARG(g->w), KARG(g->kh), KARG(g->kw), KARG(g->stride),
+                                KARG(g->pad), KARG(g->oh), KARG(g->ow), KARG(ncols), KARG(dxm),
+                                KARG(dx_off)));
     size_t gws[3] = {(size_t)g->w, (size_t)g->h, (size_t)nb * (size_t)g->c}, lws[3];
     plane_lws(ctx, k, (size_t)g->w, (size_t)g->h, lws);
     return clasp_launch(ctx, k, "conv2d_bwd:col2im", 3, gws, lws);
 }
 
+/* Sets one more argument after clasp_kernel_args (the vector variants of a
+ * kernel take one argument more than the others). */
+static clasp_status set_arg(cl_kernel k, cl_uint i, size_t size, const void *value)
+{
+    cl_int err = clSetKernelArg(k, i, size, value);
+    return err == CL_SUCCESS ? CLASP_OK : clasp_cl_check(err, "clSetKernelArg");
+}
+
+/* conv_out_v / conv_dy_t_v: one work-item per row of P floats, copied in
+ * vectors; groups of up to 64 rows keep the number of groups low. */
+static size_t rows_wg(clasp_ctx *ctx, cl_kernel k, size_t rows)
+{
+    size_t max_wg = kernel_max_wg(ctx, k);
+    size_t wg = max_wg < 64 ? max_wg : 64;
+    return rows < wg ? rows : wg;
+}
+
 /* conv_out / conv_dy_t: rows of P floats, one group per (image, channel)
  * row when it fits. */
-static void rows_lws(clasp_ctx *ctx, cl_kernel k, const conv_geom *g, int nb, size_t gws[2],
+static void chan_lws(clasp_ctx *ctx, cl_kernel k, const conv_geom *g, int nb, size_t gws[2],
                      size_t lws[2])
 {
     size_t max_wg = kernel_max_wg(ctx, k);
@@ -298,6 +388,93 @@ static void rows_lws(clasp_ctx *ctx, cl_kernel k, const conv_geom *g, int nb, si
     gws[1] = (size_t)nb * (size_t)g->o;
     lws[0] = gws[0] <= max_wg ? gws[0] : lws_for(gws[0]);
     lws[1] = 1;
+}
+
+/* ---- one input channel, stride 1: direct kernels ------------------------ */
+
+/* Pixels per work-item of the direct kernels: C1_VEC in cl/conv.cl. */
+#define CONV1_VEC 16
+/* Block of dx per conv1_bwd_dx work-item: C1_ROWS rows by
+ * C1_STRIPS * C1_VEC columns in cl/conv.cl. */
+#define CONV1_DX_ROWS 4
+#define CONV1_DX_COLS 32
+/* Output channels per conv1_fwd work-item: CONV_OB in cl/conv.cl. */
+#define CONV1_OB 16
+
+/* The direct kernels replace im2col + GEMM when the GEMM would be thin:
+ * one input channel gives it K = KH*KW. Stride 1 keeps their loads
+ * contiguous along a row. */
+static int conv1_direct(const conv_geom *g)
+{
+    return g->vec && g->c == 1 && g->stride == 1;
+}
+
+/* Padded-plane geometry for conv1_fwd: rows and columns so that every
+ * work-item of a rounded-up row reads inside its plane. */
+static void conv1_padded(const conv_geom *g, int *hq, int *wq)
+{
+    *hq = g->oh + g->kh - 1;
+    *wq = (int)clasp_round_up((size_t)g->ow, CONV1_VEC) + g->kw - 1;
+}
+
+static clasp_status conv1_forward(clasp_ctx *ctx, const conv_geom *g, const clasp_tensor *x,
+                                  const clasp_tensor *w, const clasp_tensor *b, clasp_tensor *y)
+{
+    int hq, wq;
+    conv1_padded(g, &hq, &wq);
+    /* Only the padded planes need scratch; chunks keep them in budget. */
+    size_t per = (size_t)hq * (size_t)wq;
+    if (per > (size_t)INT_MAX)
+        return clasp_error(CLASP_ERR_INVALID, "conv2d: padded plane of %zu elements too large",
+                           per);
+    size_t cap = scratch_budget(ctx) / 4 / per;
+    if (cap > (size_t)INT_MAX / per) cap = (size_t)INT_MAX / per;
+    if (cap < 1) cap = 1;
+    int nb_max = cap >= (size_t)g->n ? g->n : (int)cap;
+    clasp_tensor *xq = NULL;
+    CLASP_TRY(clasp_tensor_new1(ctx, nb_max * hq * wq, &xq));
+    cl_kernel kp = NULL, kc = NULL;
+    clasp_status st = conv_kernel(ctx, g, "pad_planes_to", &kp);
+    if (st == CLASP_OK) st = conv_kernel(ctx, g, "conv1_fwd", &kc);
+    cl_mem xm = clasp_mem(x), xqm = clasp_mem(xq), wm = clasp_mem(w);
+    cl_mem bm = b ? clasp_mem(b) : xqm, ym = clasp_mem(y);
+    int has_bias = b != NULL, groups = (g->o + CONV1_OB - 1) / CONV1_OB;
+    for (int n0 = 0; st == CLASP_OK && n0 < g->n; n0 += nb_max) {
+        int nb = g->n - n0 < nb_max ? g->n - n0 : nb_max;
+        int x_off = n0 * g->h * g->w, y_off = n0 * g->o * g->p;
+        st = clasp_kernel_args(kp, 8, KARG(xm), KARG(x_off), KARG(g->h), KARG(g->w),
+                               KARG(g->pad), KARG(hq), KARG(wq), KARG(xqm));
+        size_t gws_p[3] = {(size_t)wq, (size_t)hq, (size_t)nb}, lws_p[3];
+        plane_lws(ctx, kp, (size_t)wq, (size_t)hq, lws_p);
+        if (st == CLASP_OK) st = clasp_launch(ctx, kp, "conv2d_fwd:pad", 3, gws_p, lws_p);
+        if (st == CLASP_OK)
+            st = clasp_kernel_args(kc, 11, KARG(xqm), KARG(hq), KARG(wq), KARG(wm), KARG(bm),
+                                   KARG(has_bias), KARG(g->o), KARG(g->oh), KARG(g->ow),
+                                   KARG(ym), KARG(y_off));
+        size_t strips = ((size_t)g->ow + CONV1_VEC - 1) / CONV1_VEC;
+        size_t gws[3] = {strips, (size_t)g->oh, (size_t)nb * (size_t)groups}, lws[3];
+        plane_lws(ctx, kc, strips, (size_t)g->oh, lws);
+        if (st == CLASP_OK) st = clasp_launch(ctx, kc, "conv2d_fwd:direct1", 3, gws, lws);
+    }
+    clasp_tensor_free(xq);
+    return st;
+}
+
+static clasp_status conv1_backward_dx(clasp_ctx *ctx, const conv_geom *g,
+                                      const clasp_tensor *w, const clasp_tensor *dy,
+                                      clasp_tensor *dx)
+{
+    cl_kernel k;
+    CLASP_TRY(conv_kernel(ctx, g, "conv1_bwd_dx", &k));
+    cl_mem dym = clasp_mem(dy), wm = clasp_mem(w), dxm = clasp_mem(dx);
+    CLASP_TRY(clasp_kernel_args(k, 10, KARG(dym), KARG(g->o), KARG(g->oh), KARG(g->ow),
+                                KARG(g->pad), KARG(wm), KARG(g->n), KARG(g->h), KARG(g->w),
+                                KARG(dxm)));
+    size_t cols = ((size_t)g->w + CONV1_DX_COLS - 1) / CONV1_DX_COLS;
+    size_t rows = ((size_t)g->h + CONV1_DX_ROWS - 1) / CONV1_DX_ROWS;
+    size_t gws[3] = {cols, rows, (size_t)g->n}, lws[3];
+    plane_lws(ctx, k, cols, rows, lws);
+    return clasp_launch(ctx, k, "conv2d_bwd:direct1_dx", 3, gws, lws);
 }
 
 clasp_status clasp_conv2d_forward(const clasp_tensor *x, const clasp_tensor *w,
@@ -310,27 +487,35 @@ clasp_status clasp_conv2d_forward(const clasp_tensor *x, const clasp_tensor *w,
     CLASP_TRY(check_shape4(op, "y", y, g.n, g.o, g.oh, g.ow));
     if (g.n == 0) return CLASP_OK;
     clasp_ctx *ctx = x->ctx;
+    if (conv1_direct(&g)) return conv1_forward(ctx, &g, x, w, b, y);
 
     conv_scratch s;
     CLASP_TRY(scratch_new(ctx, &g, 1, &s));
     cl_kernel kout = NULL;
-    clasp_status st = clasp_kernel_get(ctx, "conv", NULL, "conv_out", &kout);
+    clasp_status st =
+        clasp_kernel_get(ctx, "conv", NULL, g.vec ? "conv_out_v" : "conv_out", &kout);
     for (int n0 = 0; st == CLASP_OK && n0 < g.n; n0 += s.nb_max) {
         int nb = g.n - n0 < s.nb_max ? g.n - n0 : s.nb_max;
         int ncols = nb * g.p;
         st = launch_im2col(ctx, "conv2d_fwd:im2col", "conv2d_fwd:pad", x, &g, n0, nb, s.xp,
-                           s.cols);
+                           s.cols, s.cols_off);
         if (st == CLASP_OK)
-            st = clasp_gemm(ctx, 0, 0, g.o, ncols, g.k, 1.0f, w, 0, g.k, s.cols, 0, ncols, 0.0f,
-                            s.t, 0, ncols);
+            st = clasp_gemm(ctx, 0, 0, g.o, ncols, g.k, 1.0f, w, 0, g.k, s.cols,
+                            (size_t)s.cols_off, ncols, 0.0f, s.t, 0, ncols);
         if (st != CLASP_OK) break;
         cl_mem ytm = clasp_mem(s.t), bm = b ? clasp_mem(b) : NULL, ym = clasp_mem(y);
-        int has_bias = b != NULL, y_off = n0 * g.o * g.p;
+        int has_bias = b != NULL, y_off = n0 * g.o * g.p, total = (int)s.t->numel;
         st = clasp_kernel_args(kout, 8, KARG(ytm), KARG(nb), KARG(g.o), KARG(g.p), KARG(bm),
                                KARG(has_bias), KARG(ym), KARG(y_off));
-        size_t gws[2], lws[2];
-        rows_lws(ctx, kout, &g, nb, gws, lws);
-        if (st == CLASP_OK) st = clasp_launch(ctx, kout, "conv2d_fwd:out", 2, gws, lws);
+        if (st == CLASP_OK && g.vec) {
+            st = set_arg(kout, 8, KARG(total));
+            size_t gws = (size_t)nb * (size_t)g.o, lws = rows_wg(ctx, kout, gws);
+            if (st == CLASP_OK) st = clasp_launch(ctx, kout, "conv2d_fwd:out", 1, &gws, &lws);
+        } else if (st == CLASP_OK) {
+            size_t gws[2], lws[2];
+            chan_lws(ctx, kout, &g, nb, gws, lws);
+            st = clasp_launch(ctx, kout, "conv2d_fwd:out", 2, gws, lws);
+        }
     }
     scratch_free(&s);
     return st;
@@ -358,33 +543,48 @@ clasp_status clasp_conv2d_backward(const clasp_tensor *x, const clasp_tensor *w,
         return dw ? clasp_tensor_fill(dw, 0.0f) : CLASP_OK;
     }
 
+    if (dx && conv1_direct(&g)) {
+        CLASP_TRY(conv1_backward_dx(ctx, &g, w, dy, dx));
+        if (!dw) return CLASP_OK;
+        dx = NULL; /* done: the loop below computes dw only */
+    }
+
     conv_scratch s;
     CLASP_TRY(scratch_new(ctx, &g, dw != NULL, &s));
     cl_kernel kt = NULL;
-    clasp_status st = clasp_kernel_get(ctx, "conv", NULL, "conv_dy_t", &kt);
+    clasp_status st =
+        clasp_kernel_get(ctx, "conv", NULL, g.vec ? "conv_dy_t_v" : "conv_dy_t", &kt);
     for (int n0 = 0; st == CLASP_OK && n0 < g.n; n0 += s.nb_max) {
         int nb = g.n - n0 < s.nb_max ? g.n - n0 : s.nb_max;
         int ncols = nb * g.p;
         cl_mem dym = clasp_mem(dy), dytm = clasp_mem(s.t);
         int dy_off = n0 * g.o * g.p;
+        int total = (int)dy->numel;
         st = clasp_kernel_args(kt, 6, KARG(dym), KARG(dy_off), KARG(nb), KARG(g.o), KARG(g.p),
                                KARG(dytm));
-        size_t gws_t[2], lws_t[2];
-        rows_lws(ctx, kt, &g, nb, gws_t, lws_t);
-        if (st == CLASP_OK) st = clasp_launch(ctx, kt, "conv2d_bwd:dy_t", 2, gws_t, lws_t);
+        if (st == CLASP_OK && g.vec) {
+            st = set_arg(kt, 6, KARG(total));
+            size_t gws_t = (size_t)nb * (size_t)g.o, lws_t = rows_wg(ctx, kt, gws_t);
+            if (st == CLASP_OK)
+                st = clasp_launch(ctx, kt, "conv2d_bwd:dy_t", 1, &gws_t, &lws_t);
+        } else if (st == CLASP_OK) {
+            size_t gws_t[2], lws_t[2];
+            chan_lws(ctx, kt, &g, nb, gws_t, lws_t);
+            st = clasp_launch(ctx, kt, "conv2d_bwd:dy_t", 2, gws_t, lws_t);
+        }
         if (st == CLASP_OK && dw) {
             st = launch_im2col(ctx, "conv2d_bwd:im2col", "conv2d_bwd:pad", x, &g, n0, nb, s.xp,
-                               s.cols);
+                               s.cols, s.cols_off);
             /* Chunks after the first accumulate into dw. */
             if (st == CLASP_OK)
-                st = clasp_gemm(ctx, 0, 1, g.o, g.k, ncols, 1.0f, s.t, 0, ncols, s.cols, 0,
-                                ncols, n0 ? 1.0f : 0.0f, dw, 0, g.k);
+                st = clasp_gemm(ctx, 0, 1, g.o, g.k, ncols, 1.0f, s.t, 0, ncols, s.cols,
+                                (size_t)s.cols_off, ncols, n0 ? 1.0f : 0.0f, dw, 0, g.k);
         }
         if (st == CLASP_OK && dx) {
             /* The in-order queue runs the dW GEMM before this overwrites cols. */
             st = clasp_gemm(ctx, 1, 0, g.k, ncols, g.o, 1.0f, w, 0, g.k, s.t, 0, ncols, 0.0f,
-                            s.cols, 0, ncols);
-            if (st == CLASP_OK) st = launch_col2im(ctx, s.cols, &g, n0, nb, dx);
+                            s.cols, (size_t)s.cols_off, ncols);
+            if (st == CLASP_OK) st = launch_col2im(ctx, s.cols, s.cols_off, &g, n0, nb, dx);
         }
     }
     scratch_free(&s);

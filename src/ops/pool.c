@@ -1,5 +1,7 @@
 /* 2-d max pooling with argmax indices for the backward pass. */
 #include <limits.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "clasp/ops.h"
 #include "runtime/internal.h"
@@ -18,6 +20,32 @@ static clasp_status check4(const char *op, const char *name, const clasp_tensor 
         return clasp_error(CLASP_ERR_INVALID, "%s: %s has %zu elements, at most %d supported",
                            op, name, t->numel, INT_MAX);
     return CLASP_OK;
+}
+
+/* Outputs per work-item of maxpool2_fwd: MP_VEC in cl/pool.cl. */
+#define MP_VEC 16
+/* Work-items per maxpool2_fwd group to aim for when planes are small. */
+#define MP_WG_TARGET 64
+
+/* maxpool2_fwd is written for CPU devices (a float16 per work-item is one
+ * AVX-512 register); GPUs keep maxpool_fwd. CLASP_KERNELS=generic|vector
+ * overrides, as for conv (src/ops/conv.c). */
+static int use_vector_kernels(const clasp_ctx *ctx)
+{
+    const char *e = getenv("CLASP_KERNELS");
+    if (e && !strcmp(e, "generic")) return 0;
+    if (e && !strcmp(e, "vector")) return 1;
+    return !ctx->info.is_gpu;
+}
+
+/* The most work-items one group of kernel k may have on this device. */
+static size_t pool_max_wg(clasp_ctx *ctx, cl_kernel k)
+{
+    size_t wg = 0;
+    if (clGetKernelWorkGroupInfo(k, ctx->device, CL_KERNEL_WORK_GROUP_SIZE, sizeof wg, &wg,
+                                 NULL) != CL_SUCCESS || wg == 0)
+        wg = 64;
+    return wg < 1024 ? wg : 1024;
 }
 
 static int same_shape(const clasp_tensor *a, const clasp_tensor *b)
@@ -52,6 +80,26 @@ clasp_status clasp_maxpool2d_forward(const clasp_tensor *x, int k, int s, clasp_
     int planes = n * c;
     if (!planes) return CLASP_OK;
     cl_kernel kk;
+    if (k == 2 && s == 2 && use_vector_kernels(x->ctx)) {
+        /* The common 2x2/2 pooling on explicit vectors (see cl/pool.cl). */
+        CLASP_TRY(clasp_kernel_get(x->ctx, "pool", NULL, "maxpool2_fwd", &kk));
+        cl_mem xm = clasp_mem(x), ym = clasp_mem(y), im = clasp_mem(idx);
+        CLASP_TRY(clasp_kernel_args(kk, 8, KARG(xm), KARG(h), KARG(w), KARG(oh), KARG(ow),
+                                    KARG(planes), KARG(ym), KARG(im)));
+        /* A work-item per MP_VEC outputs of a row; a group takes whole
+         * planes, several when they are small, since PoCL pays per group. */
+        size_t strips = ((size_t)ow + MP_VEC - 1) / MP_VEC;
+        size_t gws[3] = {strips, (size_t)oh, (size_t)planes}, lws[3] = {strips, 1, 1};
+        size_t max_wg = pool_max_wg(x->ctx, kk);
+        if (strips * (size_t)oh <= max_wg) {
+            lws[1] = (size_t)oh;
+            size_t per = MP_WG_TARGET / (strips * (size_t)oh);
+            lws[2] = per < 1 ? 1 : per < (size_t)planes ? per : (size_t)planes;
+        } else if (strips > max_wg) {
+            lws[0] = 1;
+        }
+        return clasp_launch(x->ctx, kk, "maxpool_fwd", 3, gws, lws);
+    }
     CLASP_TRY(clasp_kernel_get(x->ctx, "pool", NULL, "maxpool_fwd", &kk));
     cl_mem xm = clasp_mem(x), ym = clasp_mem(y), im = clasp_mem(idx);
     CLASP_TRY(clasp_kernel_args(kk, 9, KARG(xm), KARG(h), KARG(w), KARG(k), KARG(s), KARG(oh),
