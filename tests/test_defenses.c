@@ -22,11 +22,8 @@ static int setup(void **state)
 {
     (void)state;
     ctx = tu_ctx();
-    if (clasp_registry_open(&reg) != CLASP_OK) return -1;
-    for (int i = 0; i < clasp_registry_refusal_count(reg); i++)
-        fprintf(stderr, "refused: %s: %s\n", clasp_registry_refusal(reg, i)->path,
-                clasp_registry_refusal(reg, i)->reason);
-    return 0;
+    reg = tu_registry();
+    return reg ? 0 : -1;
 }
 
 static int teardown(void **state)

@@ -17,22 +17,8 @@
 
 #include "clasp/ops.h"
 
-static clasp_ctx *g_ctx;
-
-static int setup(void **state)
-{
-    (void)state;
-    g_ctx = tu_ctx();
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    clasp_ctx_free(g_ctx);
-    g_ctx = NULL;
-    return 0;
-}
+/* All tests here share one context. */
+#define g_ctx tu_shared_ctx
 
 static float *rnd(size_t n, uint32_t seed, float lo, float hi)
 {
@@ -996,5 +982,5 @@ int main(void)
         cmocka_unit_test(test_generic_kernels),
         cmocka_unit_test(test_shape_errors),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, tu_setup_ctx, tu_teardown_ctx);
 }

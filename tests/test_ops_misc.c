@@ -18,22 +18,8 @@
 
 #include "clasp/ops.h"
 
-static clasp_ctx *g_ctx;
-
-static int setup(void **state)
-{
-    (void)state;
-    g_ctx = tu_ctx();
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    clasp_ctx_free(g_ctx);
-    g_ctx = NULL;
-    return 0;
-}
+/* All tests here share one context. */
+#define g_ctx tu_shared_ctx
 
 static const int k_sizes[] = {1, 3, 7, 31, 33, 1001};
 #define N_SIZES (sizeof k_sizes / sizeof k_sizes[0])
@@ -1253,5 +1239,5 @@ int main(void)
         cmocka_unit_test(test_rng_normal),
         cmocka_unit_test(test_validation),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, tu_setup_ctx, tu_teardown_ctx);
 }

@@ -1,5 +1,7 @@
 #include "testutil.h"
 
+#include "clasp/registry.h"
+
 #include <dirent.h>
 #include <math.h>
 #include <stdio.h>
@@ -90,4 +92,31 @@ float *tu_read(const clasp_tensor *t)
     assert_non_null(h);
     assert_ok(clasp_tensor_read(t, h));
     return h;
+}
+
+clasp_ctx *tu_shared_ctx;
+
+int tu_setup_ctx(void **state)
+{
+    (void)state;
+    tu_shared_ctx = tu_ctx();
+    return 0;
+}
+
+int tu_teardown_ctx(void **state)
+{
+    (void)state;
+    clasp_ctx_free(tu_shared_ctx);
+    tu_shared_ctx = NULL;
+    return 0;
+}
+
+void *tu_registry(void)
+{
+    clasp_registry *reg = NULL;
+    if (clasp_registry_open(&reg) != CLASP_OK) return NULL;
+    for (int i = 0; i < clasp_registry_refusal_count(reg); i++)
+        fprintf(stderr, "refused: %s: %s\n", clasp_registry_refusal(reg, i)->path,
+                clasp_registry_refusal(reg, i)->reason);
+    return reg;
 }

@@ -38,6 +38,16 @@ clasp_ctx *tu_ctx(void);
 clasp_tensor *tu_tensor(clasp_ctx *ctx, int ndim, const int *shape, const float *host);
 /* A new int32 tensor holding host data. */
 clasp_tensor *tu_tensor_i32(clasp_ctx *ctx, int ndim, const int *shape, const int32_t *host);
+/* A context shared by the tests of one program: pass tu_setup_ctx and
+ * tu_teardown_ctx to cmocka_run_group_tests and use tu_shared_ctx. */
+extern clasp_ctx *tu_shared_ctx;
+int tu_setup_ctx(void **state);
+int tu_teardown_ctx(void **state);
+
+/* Opens the plugin registry (printing each refused plugin); NULL when it
+ * cannot be opened. Returns a clasp_registry *. */
+void *tu_registry(void);
+
 /* Reads a tensor into a new malloc'd host array. */
 float *tu_read(const clasp_tensor *t);
 
