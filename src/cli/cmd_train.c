@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "clasp/batch.h"
+#include "clasp/eval.h"
 #include "cli/cli.h"
 #include "ops/tune.h"
 
@@ -24,36 +25,19 @@ static void usage(void)
             "                   [--limit N] [--save FILE.safetensors]\n");
 }
 
-/* Clean accuracy per class of m on d. */
+/* Clean accuracy per class of m on d, through the shared evaluation. */
 static clasp_status evaluate(clasp_ctx *ctx, clasp_model *m, const clasp_dataset *d, int batch,
                              int64_t *count, int64_t *correct)
 {
     clasp_batcher *b;
     CLASP_TRY(clasp_batcher_new(ctx, d, batch, &b));
-    clasp_tensor *pred = NULL;
-    int32_t *hp = malloc((size_t)batch * sizeof *hp);
-    clasp_status st = hp ? CLASP_OK : clasp_error(CLASP_ERR_NOMEM, "out of memory");
-    memset(count, 0, (size_t)d->num_classes * sizeof *count);
-    memset(correct, 0, (size_t)d->num_classes * sizeof *correct);
-    clasp_model_set_train(m, 0);
-    for (;;) {
-        clasp_tensor *x, *y;
-        int n;
-        size_t first;
-        if (st == CLASP_OK) st = clasp_batcher_next(b, &x, &y, &n, &first);
-        if (st != CLASP_OK || n == 0) break;
-        st = clasp_tensor_ensure(ctx, &pred, CLASP_I32, 1, (int[]){n});
-        if (st == CLASP_OK) st = clasp_model_predict(m, x, pred);
-        if (st == CLASP_OK) st = clasp_tensor_read(pred, hp);
-        for (int i = 0; st == CLASP_OK && i < n; i++) {
-            int32_t label = d->y[clasp_batcher_index(b, first + (size_t)i)];
-            count[label]++;
-            correct[label] += hp[i] == label;
-        }
+    clasp_eval_result r = {0};
+    clasp_status st = clasp_eval_run(m, b, NULL, &r);
+    if (st == CLASP_OK) {
+        memcpy(count, r.count, (size_t)d->num_classes * sizeof *count);
+        memcpy(correct, r.clean_correct, (size_t)d->num_classes * sizeof *correct);
     }
-    clasp_model_set_train(m, 1);
-    free(hp);
-    clasp_tensor_free(pred);
+    clasp_eval_result_free(&r);
     clasp_batcher_free(b);
     return st;
 }
