@@ -25,6 +25,16 @@ static clasp_status check_same(const char *op, const char *an, const clasp_tenso
     return CLASP_OK;
 }
 
+/* Both float32 (checked in this order) and of the same size and context:
+ * the common precondition of the two-tensor elementwise ops. */
+static clasp_status check_f32_pair(const char *op, const char *an, const clasp_tensor *a,
+                                   const char *bn, const clasp_tensor *b)
+{
+    CLASP_TRY(clasp_ops_check_tensor(op, an, a, CLASP_F32));
+    CLASP_TRY(clasp_ops_check_tensor(op, bn, b, CLASP_F32));
+    return check_same(op, an, a, bn, b);
+}
+
 /* Examples: the first dimension; a tensor without one has no examples. */
 static clasp_status check_rows(const char *op, const char *name, const clasp_tensor *t)
 {
@@ -72,9 +82,7 @@ clasp_status clasp_clamp(clasp_tensor *x, float lo, float hi)
 clasp_status clasp_project_linf(clasp_tensor *x, const clasp_tensor *x0, float eps)
 {
     static const char op[] = "clasp_project_linf";
-    CLASP_TRY(clasp_ops_check_tensor(op, "x", x, CLASP_F32));
-    CLASP_TRY(clasp_ops_check_tensor(op, "x0", x0, CLASP_F32));
-    CLASP_TRY(check_same(op, "x", x, "x0", x0));
+    CLASP_TRY(check_f32_pair(op, "x", x, "x0", x0));
     if (!(eps >= 0))
         return clasp_error(CLASP_ERR_INVALID, "%s: eps %g must be >= 0", op, (double)eps);
     if (!x->numel) return CLASP_OK;
@@ -90,9 +98,7 @@ clasp_status clasp_project_linf(clasp_tensor *x, const clasp_tensor *x0, float e
 clasp_status clasp_sign_step(clasp_tensor *x, const clasp_tensor *g, float alpha)
 {
     static const char op[] = "clasp_sign_step";
-    CLASP_TRY(clasp_ops_check_tensor(op, "x", x, CLASP_F32));
-    CLASP_TRY(clasp_ops_check_tensor(op, "g", g, CLASP_F32));
-    CLASP_TRY(check_same(op, "x", x, "g", g));
+    CLASP_TRY(check_f32_pair(op, "x", x, "g", g));
     if (!x->numel) return CLASP_OK;
     cl_kernel k;
     CLASP_TRY(clasp_kernel_get(x->ctx, "elementwise", NULL, "sign_step", &k));
@@ -153,9 +159,7 @@ clasp_status clasp_l2_norm_per_sample(const clasp_tensor *x, clasp_tensor *out)
 clasp_status clasp_axpy(clasp_tensor *y, float alpha, const clasp_tensor *x)
 {
     static const char op[] = "clasp_axpy";
-    CLASP_TRY(clasp_ops_check_tensor(op, "y", y, CLASP_F32));
-    CLASP_TRY(clasp_ops_check_tensor(op, "x", x, CLASP_F32));
-    CLASP_TRY(check_same(op, "y", y, "x", x));
+    CLASP_TRY(check_f32_pair(op, "y", y, "x", x));
     if (!y->numel) return CLASP_OK;
     cl_kernel k;
     CLASP_TRY(clasp_kernel_get(y->ctx, "elementwise", NULL, "axpy", &k));
