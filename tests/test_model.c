@@ -50,12 +50,19 @@ static void default_model_shapes(void **state)
     clasp_model_arch(m, arch, sizeof arch);
     assert_string_equal(arch, "conv5x5-32p2,relu,maxpool2,conv5x5-64p2,relu,maxpool2,flatten,fc1024,relu,fc10");
     assert_ok(clasp_model_init(m, 3));
-    float *h = tu_read(w);
-    double s2 = 0;
-    for (size_t i = 0; i < w->numel; i++) s2 += (double)h[i] * h[i];
-    /* He init: variance 2 / fan_in. */
-    assert_true(fabs(s2 / (double)w->numel - 2.0 / 3136.0) < 0.05 * 2.0 / 3136.0);
-    free(h);
+    /* PyTorch's default: weights and biases uniform within 1/sqrt(fan_in),
+     * variance 1 / (3 fan_in). */
+    for (int j = 4; j <= 5; j++) {
+        clasp_tensor *t = clasp_model_param(m, j);
+        float *h = tu_read(t);
+        double s2 = 0, bound = 1.0 / sqrt(3136.0);
+        for (size_t i = 0; i < t->numel; i++) {
+            assert_true(fabs(h[i]) <= bound);
+            s2 += (double)h[i] * h[i];
+        }
+        assert_true(fabs(s2 / (double)t->numel - 1.0 / (3 * 3136.0)) < 0.1 / (3 * 3136.0));
+        free(h);
+    }
     clasp_tensor *x = tu_tensor(ctx, 4, (int[]){3, 1, 28, 28}, NULL);
     assert_ok(clasp_tensor_fill(x, 0.5f));
     const clasp_tensor *z;

@@ -57,8 +57,15 @@ void clasp_model_arch(const clasp_model *m, char *buf, size_t size);
 
 void clasp_model_free(clasp_model *m);
 
-/* He (Kaiming normal, fan-in) weights and zero biases from a seed; the same
- * seed gives the same weights on every device. */
+/* PyTorch's default initialisation of Conv2d and Linear from a seed:
+ * weights and biases uniform in [-1/sqrt(fan_in), 1/sqrt(fan_in)) (what
+ * PyTorch's kaiming_uniform with a = sqrt(5) works out to). The same seed
+ * gives the same weights on every device.
+ *
+ * Not He-normal: with sqrt(2/fan_in) on every layer, including the
+ * classifier, the default CNN's first logits are ~5x larger, and PGD-AT at
+ * lr 0.05 stalls at chance for a whole epoch in clasp and in PyTorch alike
+ * from those weights, where PyTorch's own initialisation trains. */
 clasp_status clasp_model_init(clasp_model *m, uint64_t seed);
 
 /* Input and output shapes. */

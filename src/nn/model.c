@@ -175,18 +175,19 @@ clasp_status clasp_model_init(clasp_model *m, uint64_t seed)
     for (int i = 0; i < m->n_layers; i++) {
         clasp_layer *L = &m->layers[i];
         if (L->param < 0) continue;
-        clasp_tensor *w = m->params[L->param];
-        size_t fan_in = clasp_tensor_per_example(w);
-        float *h = malloc(w->numel * sizeof *h);
-        if (!h) return clasp_error(CLASP_ERR_NOMEM, "out of memory");
-        /* One stream per parameter, so adding a layer does not shift the
-         * others' initial values. */
-        clasp_rng rng = clasp_rng_make(seed, (uint64_t)L->param + 1);
-        clasp_rng_normal_host(&rng, h, w->numel, 0.0f, sqrtf(2.0f / (float)fan_in));
-        clasp_status st = clasp_tensor_write(w, h);
-        free(h);
-        CLASP_TRY(st);
-        CLASP_TRY(clasp_tensor_fill(m->params[L->param + 1], 0.0f));
+        /* One stream per parameter tensor, so adding a layer does not
+         * shift the others' initial values. */
+        for (int j = 0; j < 2; j++) {
+            clasp_tensor *t = m->params[L->param + j];
+            float bound = 1.0f / sqrtf((float)clasp_tensor_per_example(m->params[L->param]));
+            float *h = malloc(t->numel * sizeof *h);
+            if (!h) return clasp_error(CLASP_ERR_NOMEM, "out of memory");
+            clasp_rng rng = clasp_rng_make(seed, (uint64_t)(L->param + j) + 1);
+            clasp_rng_uniform_host(&rng, h, t->numel, -bound, bound);
+            clasp_status st = clasp_tensor_write(t, h);
+            free(h);
+            CLASP_TRY(st);
+        }
     }
     return CLASP_OK;
 }
