@@ -264,7 +264,10 @@ static void byte_layout_is_exact(void **state)
     size_t len;
     unsigned char *buf = slurp(path, &len);
     uint64_t n = le64(buf);
-    const char *json = "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+    /* The checksum: zlib's CRC-32 of "a\0", the 8 bytes of a, "b\0" and
+     * the 4 bytes of b (computed independently with Python's zlib.crc32). */
+    const char *json = "{\"__metadata__\":{\"clasp.crc32\":\"e1f3cdb9\"},"
+                       "\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
                        "\"b\":{\"dtype\":\"I32\",\"shape\":[1],\"data_offsets\":[8,12]}}";
     size_t jlen = strlen(json);
     assert_int_equal((8 + n) % 8, 0);                   /* aligned data area */
@@ -627,6 +630,65 @@ static void add_rejects_bad_tensors(void **state)
     assert_null(clasp_st_meta(&zeroed, "k"));
 }
 
+/* ---------------------------------------------------------- corruption */
+
+/* Every single changed byte of a clasp-written file, in the metadata or in
+ * the data, is refused as corrupt (or as malformed, where it breaks the
+ * framing first); none is read back as a different file. */
+static void changed_bytes_are_refused(void **state)
+{
+    fixture *fx = *state;
+    char path[512];
+    join(path, sizeof path, fx->dir, "c.safetensors");
+    float w[6] = {0.5f, -1.0f, 2.0f, 3.5f, -0.25f, 8.0f};
+    int64_t shape[2] = {2, 3};
+    clasp_st_file f;
+    clasp_st_init(&f);
+    assert_ok(clasp_st_add(&f, "w", CLASP_ST_F32, 2, shape, w));
+    assert_ok(clasp_st_set_meta(&f, "clasp.state", "{\"epoch\":3}"));
+    assert_ok(clasp_st_write(&f, path));
+    clasp_st_free(&f);
+    size_t len;
+    unsigned char *good = slurp(path, &len);
+    uint64_t hdr = le64(good);
+    int corrupt = 0;
+    for (size_t i = 8; i < len; i++) {
+        if (i >= 8 + hdr - 8 && i < 8 + hdr && good[i] == ' ') continue; /* padding */
+        unsigned char *bad = malloc(len);
+        assert_non_null(bad);
+        memcpy(bad, good, len);
+        bad[i] ^= 0x10;
+        FILE *fp = fopen(path, "wb");
+        assert_non_null(fp);
+        assert_int_equal(fwrite(bad, 1, len, fp), len);
+        fclose(fp);
+        free(bad);
+        clasp_status st = clasp_st_read(path, &f);
+        if (st == CLASP_OK) {
+            /* Only a changed checksum key name passes: the file then looks
+             * like one without a checksum, and says so. */
+            if (f.verified) fail_msg("byte %zu changed, yet the file was read as verified", i);
+            assert_null(clasp_st_meta(&f, "clasp.crc32"));
+            clasp_st_free(&f);
+            continue;
+        }
+        assert_int_equal(st, CLASP_ERR_FORMAT);
+        if (strstr(clasp_last_error(), "is corrupt")) corrupt++;
+        assert_int_equal(f.n_tensors, 0); /* nothing half-loaded */
+    }
+    /* The data bytes and the metadata value are caught by the checksum. */
+    assert_true(corrupt >= 24 + 10);
+    /* The intact file reads back verified. */
+    FILE *fp = fopen(path, "wb");
+    assert_non_null(fp);
+    assert_int_equal(fwrite(good, 1, len, fp), len);
+    fclose(fp);
+    assert_ok(clasp_st_read(path, &f));
+    assert_true(f.verified);
+    clasp_st_free(&f);
+    free(good);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -647,6 +709,7 @@ int main(void)
         T(failed_rename_removes_temp_file),
         T(read_only_folder_keeps_old_file),
         T(add_rejects_bad_tensors),
+        T(changed_bytes_are_refused),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -36,6 +36,11 @@ typedef struct clasp_st_file {
     size_t n_meta;
     char **meta_keys;                  /* owned */
     char **meta_values;                /* owned */
+    /* After clasp_st_read: 1 when the file carried clasp's checksum
+     * (metadata "clasp.crc32", written by clasp_st_write) and it matched.
+     * A mismatch is a read error; 0 means a file without one (written by
+     * other software or an older clasp), taken as it is. */
+    int verified;
 } clasp_st_file;
 
 /* Empty file object; add tensors and metadata, then write. */
@@ -50,7 +55,9 @@ clasp_status clasp_st_add(clasp_st_file *f, const char *name,
 clasp_status clasp_st_set_meta(clasp_st_file *f, const char *key,
                                const char *value);
 
-/* Writes atomically to `path` (temporary file + rename). */
+/* Writes atomically to `path` (temporary file + fsync + rename), with a
+ * CRC-32 of the metadata, tensor names and data in the metadata key
+ * "clasp.crc32", which clasp_st_read checks and does not return. */
 clasp_status clasp_st_write(const clasp_st_file *f, const char *path);
 
 /* Reads and validates a whole file: header length within the file, JSON

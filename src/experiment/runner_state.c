@@ -333,6 +333,15 @@ clasp_status run_state_load(runner *R)
         return clasp_error(CLASP_ERR_FORMAT, "cannot resume: the state file is unreadable (%s); delete it to start over",
                            msg);
     }
+    /* Only clasp writes state files, always with a checksum: one without
+     * (a damaged checksum key) is not trusted. */
+    if (!st_file.verified) {
+        clasp_st_free(&st_file);
+        return clasp_error(CLASP_ERR_FORMAT,
+                           "cannot resume: %s carries no valid checksum (damaged, or written by an older "
+                           "clasp); delete it to start over",
+                           path);
+    }
     const char *text = clasp_st_meta(&st_file, STATE_KEY);
     json_object *o = text ? json_tokener_parse(text) : NULL;
     clasp_st_free(&st_file);

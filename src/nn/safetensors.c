@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include <json-c/json.h>
+#include <zlib.h>
 
 /* Tensor bytes are copied to and from the file unchanged, which is only
  * correct when the host stores numbers the way the format does. */
@@ -31,6 +32,8 @@
 #define ST_ELEM_SIZE 4u                 /* F32 and I32 alike */
 #define ST_ALIGN 8u                     /* data area alignment in the file */
 #define ST_MAX_HEADER 100000000ull      /* same cap as the reference format */
+/* Metadata key of the checksum clasp writes (8 hex digits). */
+#define ST_CRC_KEY "clasp.crc32"
 
 static const char *const st_dtype_names[] = { "F32", "I32" };
 
@@ -260,25 +263,70 @@ static json_object *st_tensor_entry(const clasp_st_tensor *t, uint64_t begin)
     return e;
 }
 
-static json_object *st_meta_object(const clasp_st_file *f)
+static int st_cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* CRC-32 over what a reader takes from the file: every metadata pair but
+ * the checksum's own (in key order, so the header's order does not
+ * matter), then each tensor's name and bytes in file order. Truncation is
+ * caught by the layout checks; this catches changed bytes, so a corrupt
+ * checkpoint or state file is refused instead of half-loaded. */
+static clasp_status st_crc(const clasp_st_file *f, const char *path, uint32_t *out)
+{
+    const char **keys = malloc((f->n_meta ? f->n_meta : 1) * sizeof *keys);
+    if (!keys) return clasp_error(CLASP_ERR_NOMEM, "%s: out of memory", path);
+    size_t n = 0;
+    for (size_t i = 0; i < f->n_meta; i++)
+        if (strcmp(f->meta_keys[i], ST_CRC_KEY) != 0) keys[n++] = f->meta_keys[i];
+    qsort(keys, n, sizeof *keys, st_cmp_str);
+    uLong c = crc32(0L, Z_NULL, 0);
+    for (size_t i = 0; i < n; i++) {
+        const char *v = clasp_st_meta(f, keys[i]);
+        c = crc32(c, (const Bytef *)keys[i], (uInt)strlen(keys[i]) + 1);
+        c = crc32(c, (const Bytef *)v, (uInt)strlen(v) + 1);
+    }
+    free(keys);
+    for (size_t i = 0; i < f->n_tensors; i++) {
+        const clasp_st_tensor *t = &f->tensors[i];
+        c = crc32(c, (const Bytef *)t->name, (uInt)strlen(t->name) + 1);
+        /* crc32_z takes a size_t length: tensors may pass 4 GiB. */
+        if (t->numel) c = crc32_z(c, (const Bytef *)t->data, t->numel * ST_ELEM_SIZE);
+    }
+    *out = (uint32_t)c;
+    return CLASP_OK;
+}
+
+static json_object *st_meta_object(const clasp_st_file *f, uint32_t crc)
 {
     json_object *m = json_object_new_object();
-    for (size_t i = 0; m && i < f->n_meta; i++)
+    for (size_t i = 0; m && i < f->n_meta; i++) {
+        if (!strcmp(f->meta_keys[i], ST_CRC_KEY)) continue; /* recomputed below */
         if (!st_json_put(m, f->meta_keys[i], json_object_new_string(f->meta_values[i]))) {
             json_object_put(m);
             return NULL;
         }
+    }
+    char hex[16];
+    snprintf(hex, sizeof hex, "%08" PRIx32, crc);
+    if (m && !st_json_put(m, ST_CRC_KEY, json_object_new_string(hex))) {
+        json_object_put(m);
+        return NULL;
+    }
     return m;
 }
 
-/* The header JSON object: metadata first (when any), then each tensor with
+/* The header JSON object: metadata first (with the checksum), then each tensor with
  * its offsets, laid out contiguously in order. */
 static clasp_status st_header_json(const clasp_st_file *f, const char *path,
                                    json_object **out)
 {
+    uint32_t crc;
+    CLASP_TRY(st_crc(f, path, &crc));
     json_object *root = json_object_new_object();
     bool ok = root != NULL;
-    if (ok && f->n_meta > 0) ok = st_json_put(root, ST_META_KEY, st_meta_object(f));
+    if (ok) ok = st_json_put(root, ST_META_KEY, st_meta_object(f, crc));
     uint64_t offset = 0;
     for (size_t i = 0; ok && i < f->n_tensors; i++) {
         const clasp_st_tensor *t = &f->tensors[i];
@@ -769,6 +817,39 @@ static clasp_status st_read_data(int fd, const char *path, uint64_t data_start,
     return CLASP_OK;
 }
 
+/* Files written by clasp carry a checksum; files from elsewhere (PyTorch's
+ * safetensors) have none and are taken as they are. */
+static clasp_status st_check_crc(const char *path, clasp_st_file *f)
+{
+    const char *stored = clasp_st_meta(f, ST_CRC_KEY);
+    if (!stored) return CLASP_OK;
+    char *end;
+    errno = 0;
+    unsigned long want = strtoul(stored, &end, 16);
+    if (strlen(stored) != 8 || *end || errno)
+        return clasp_error(CLASP_ERR_FORMAT, "%s: metadata \"%s\" is \"%.40s\", expected 8 hex "
+                           "digits", path, ST_CRC_KEY, stored);
+    uint32_t got;
+    CLASP_TRY(st_crc(f, path, &got));
+    if (got != (uint32_t)want)
+        return clasp_error(CLASP_ERR_FORMAT, "%s: the file is corrupt: its contents do not match "
+                           "the checksum in its header (CRC-32 %08" PRIx32 " computed, %s stored)",
+                           path, got, stored);
+    f->verified = 1;
+    /* Checked: like the header length, the checksum is framing, not
+     * metadata a caller set, so it does not come back as such. */
+    for (size_t i = 0; i < f->n_meta; i++)
+        if (!strcmp(f->meta_keys[i], ST_CRC_KEY)) {
+            free(f->meta_keys[i]);
+            free(f->meta_values[i]);
+            memmove(f->meta_keys + i, f->meta_keys + i + 1, (f->n_meta - i - 1) * sizeof *f->meta_keys);
+            memmove(f->meta_values + i, f->meta_values + i + 1, (f->n_meta - i - 1) * sizeof *f->meta_values);
+            f->n_meta--;
+            break;
+        }
+    return CLASP_OK;
+}
+
 /* Everything after opening: header, validation, data. */
 static clasp_status st_read_fd(int fd, const char *path, clasp_st_file *out)
 {
@@ -795,6 +876,7 @@ static clasp_status st_read_fd(int fd, const char *path, clasp_st_file *out)
     if (s == CLASP_OK) s = st_parse_entries(path, root, data_size, out, ranges);
     if (s == CLASP_OK) s = st_check_layout(path, out, ranges, data_size);
     if (s == CLASP_OK) s = st_read_data(fd, path, data_start, out, ranges);
+    if (s == CLASP_OK) s = st_check_crc(path, out);
     free(ranges);
     json_object_put(root);
     return s;
