@@ -21,44 +21,6 @@
 static clasp_registry *reg;
 static char dir[256], yaml_path[300], out[300];
 
-static void put_be32(unsigned char *p, uint32_t v)
-{
-    p[0] = (unsigned char)(v >> 24), p[1] = (unsigned char)(v >> 16);
-    p[2] = (unsigned char)(v >> 8), p[3] = (unsigned char)v;
-}
-
-/* Four classes of bright bars (top, bottom, left, right) on noise, as IDX
- * files named like MNIST's. */
-static void write_idx(const char *prefix, int n, uint32_t seed)
-{
-    size_t img_bytes = 16 + (size_t)n * SIDE * SIDE, lab_bytes = 8 + (size_t)n;
-    unsigned char *img = calloc(img_bytes, 1), *lab = calloc(lab_bytes, 1);
-    float *noise = malloc((size_t)n * SIDE * SIDE * sizeof *noise);
-    assert_non_null(img);
-    assert_non_null(lab);
-    assert_non_null(noise);
-    tu_fill_random(noise, (size_t)n * SIDE * SIDE, seed, 0.0f, 200.0f);
-    put_be32(img, 0x803), put_be32(img + 4, (uint32_t)n), put_be32(img + 8, SIDE), put_be32(img + 12, SIDE);
-    put_be32(lab, 0x801), put_be32(lab + 4, (uint32_t)n);
-    for (int i = 0; i < n; i++) {
-        int k = (int)((i * 7 + seed) % 4), off = (i * 13) % 3;
-        lab[8 + i] = (unsigned char)k;
-        unsigned char *px = img + 16 + (size_t)i * SIDE * SIDE;
-        for (int j = 0; j < SIDE * SIDE; j++) px[j] = (unsigned char)noise[(size_t)i * SIDE * SIDE + j];
-        for (int a = 0; a < SIDE; a++) {
-            int r = k == 0 ? 1 + off : k == 1 ? 8 + off : a;
-            int c = k == 2 ? 1 + off : k == 3 ? 8 + off : a;
-            px[r * SIDE + c] = 210;
-        }
-    }
-    char path[400];
-    snprintf(path, sizeof path, "%s/%s-images-idx3-ubyte", dir, prefix);
-    tu_write_file(path, img, img_bytes);
-    snprintf(path, sizeof path, "%s/%s-labels-idx1-ubyte", dir, prefix);
-    tu_write_file(path, lab, lab_bytes);
-    free(img), free(lab), free(noise);
-}
-
 static const char *experiment_yaml(uint64_t seed)
 {
     static char buf[4096];
@@ -210,8 +172,8 @@ static int setup(void **state)
     tu_tmpdir(dir, sizeof dir);
     snprintf(yaml_path, sizeof yaml_path, "%s/tiny.yaml", dir);
     snprintf(out, sizeof out, "%s/out", dir);
-    write_idx("train", N_TRAIN, 1);
-    write_idx("t10k", 120, 2);
+    tu_write_bars_idx(dir, "train", N_TRAIN, SIDE, 1);
+    tu_write_bars_idx(dir, "t10k", 120, SIDE, 2);
     write_yaml(5);
     return clasp_registry_open(&reg) == CLASP_OK ? 0 : -1;
 }

@@ -120,3 +120,42 @@ void *tu_registry(void)
                 clasp_registry_refusal(reg, i)->reason);
     return reg;
 }
+
+static void put_be32(unsigned char *p, uint32_t v)
+{
+    p[0] = (unsigned char)(v >> 24), p[1] = (unsigned char)(v >> 16);
+    p[2] = (unsigned char)(v >> 8), p[3] = (unsigned char)v;
+}
+
+void tu_write_bars_idx(const char *dir, const char *prefix, int n, int side, uint32_t seed)
+{
+    size_t px_n = (size_t)side * (size_t)side;
+    size_t img_bytes = 16 + (size_t)n * px_n, lab_bytes = 8 + (size_t)n;
+    unsigned char *img = calloc(img_bytes, 1), *lab = calloc(lab_bytes, 1);
+    float *noise = malloc((size_t)n * px_n * sizeof *noise);
+    assert_non_null(img);
+    assert_non_null(lab);
+    assert_non_null(noise);
+    tu_fill_random(noise, (size_t)n * px_n, seed, 0.0f, 200.0f);
+    put_be32(img, 0x803), put_be32(img + 4, (uint32_t)n), put_be32(img + 8, (uint32_t)side);
+    put_be32(img + 12, (uint32_t)side);
+    put_be32(lab, 0x801), put_be32(lab + 4, (uint32_t)n);
+    int lo = side / 12, hi = side * 2 / 3; /* bar rows/columns: near one edge or the other */
+    for (int i = 0; i < n; i++) {
+        int k = (int)((i * 7 + seed) % 4), off = (i * 13) % 3;
+        lab[8 + i] = (unsigned char)k;
+        unsigned char *px = img + 16 + (size_t)i * px_n;
+        for (size_t j = 0; j < px_n; j++) px[j] = (unsigned char)noise[(size_t)i * px_n + j];
+        for (int a = 0; a < side; a++) {
+            int r = k == 0 ? lo + off : k == 1 ? hi + off : a;
+            int c = k == 2 ? lo + off : k == 3 ? hi + off : a;
+            px[r * side + c] = 210;
+        }
+    }
+    char path[600];
+    snprintf(path, sizeof path, "%s/%s-images-idx3-ubyte", dir, prefix);
+    tu_write_file(path, img, img_bytes);
+    snprintf(path, sizeof path, "%s/%s-labels-idx1-ubyte", dir, prefix);
+    tu_write_file(path, lab, lab_bytes);
+    free(img), free(lab), free(noise);
+}

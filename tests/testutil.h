@@ -48,6 +48,12 @@ int tu_teardown_ctx(void **state);
  * cannot be opened. Returns a clasp_registry *. */
 void *tu_registry(void);
 
+/* A small learnable data set as MNIST-named IDX files in dir
+ * (PREFIX-images-idx3-ubyte, PREFIX-labels-idx1-ubyte): n images of
+ * side x side pixels, four classes of bright bars (top, bottom, left,
+ * right) on noise; labels 0..3 (declared as 10 classes by the reader). */
+void tu_write_bars_idx(const char *dir, const char *prefix, int n, int side, uint32_t seed);
+
 /* Reads a tensor into a new malloc'd host array. */
 float *tu_read(const clasp_tensor *t);
 

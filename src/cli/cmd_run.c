@@ -1,5 +1,5 @@
 /* clasp run: run an experiment file (train, evaluate, report), with
- * Ctrl-C saving a resumable state. */
+ * Ctrl-C or SIGTERM saving a resumable state. */
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,14 +7,11 @@
 #include "clasp/experiment.h"
 #include "cli/cli.h"
 
-/* Set by the SIGINT handler; read by the runner between batches. */
+/* Set by the SIGINT/SIGTERM handler to the signal's number; read by the
+ * runner between batches. */
 static volatile sig_atomic_t run_stop;
 
-static void on_sigint(int sig)
-{
-    (void)sig;
-    run_stop = 1;
-}
+static void on_stop_signal(int sig) { run_stop = sig; }
 
 typedef struct run_ui {
     cli_progress bar;
@@ -57,7 +54,9 @@ static void usage(void)
             "  --output DIR  write checkpoints and the report into DIR (default: output.dir of the\n"
             "                file, else runs/<experiment name>)\n"
             "  --resume      continue an interrupted run from DIR/state.safetensors\n"
-            "Ctrl-C stops between batches and saves the state; a second Ctrl-C quits at once.\n");
+            "Ctrl-C (or SIGTERM, as batch schedulers send) stops between batches and saves the\n"
+            "state; a second one quits at once. The state is also saved after every epoch and\n"
+            "every attack, so after a hard kill --resume continues from the last of those.\n");
 }
 
 int cmd_run(int argc, char **argv)
@@ -96,15 +95,17 @@ int cmd_run(int argc, char **argv)
         clasp_registry_free(reg);
         return cli_fail("--output");
     }
-    /* The handler only sets the flag; SA_RESETHAND makes a second Ctrl-C
+    /* The handler only sets the flag; SA_RESETHAND makes a second signal
      * end the process the ordinary way (the state file is written
-     * atomically, so that never leaves a broken one). */
+     * atomically, so that never leaves a broken one). Batch schedulers
+     * send SIGTERM before their hard kill: it saves the state like Ctrl-C. */
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_sigint;
+    sa.sa_handler = on_stop_signal;
     sa.sa_flags = SA_RESETHAND;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
 
     run_ui ui = {0};
     clasp_run_options opt = {0};
@@ -125,7 +126,9 @@ int cmd_run(int argc, char **argv)
     } else if (st == CLASP_ERR_INTERRUPTED) {
         fprintf(stderr, "clasp: %s\nresume with: clasp run %s --resume%s%s\n", clasp_last_error(), file,
                 output ? " --output " : "", output ? output : "");
-        rc = 130;
+        /* The shell's convention for a death by signal: 130 for Ctrl-C,
+         * 143 for SIGTERM. */
+        rc = 128 + (run_stop ? (int)run_stop : SIGINT);
     } else {
         fprintf(stderr, "clasp: %s\n", clasp_last_error());
         rc = 1;

@@ -6,7 +6,9 @@
  * it is used (model, epoch, batch, purpose), never of a running counter,
  * so a run resumed from its state file continues with the very numbers an
  * uninterrupted run would have used. */
+#include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -211,6 +213,7 @@ static clasp_status evaluate(runner *R, model_run *mr)
         R->pos.attack = j + 1;
         if (R->stop_attacks && ++R->attacks_done >= R->stop_attacks) R->sim_stop = 1;
         if (run_stop_requested(R)) return run_interrupted(R, mr);
+        CLASP_TRY(run_state_save(R, mr->m, NULL));
     }
     return CLASP_OK;
 }
@@ -257,6 +260,10 @@ static clasp_status run_model(runner *R, int mi)
             if (st == CLASP_OK) st = clasp_model_init(mr.m, p->seed);
             if (st == CLASP_OK)
                 st = clasp_sgd_new(mr.m, (float)p->lr, (float)p->momentum, (float)p->weight_decay, &mr.sgd);
+            /* From the first batch on there is always a state to resume:
+             * a kill inside the first epoch restarts this model, not the
+             * models before it. */
+            if (st == CLASP_OK) st = run_state_save(R, mr.m, mr.sgd);
         }
         mr.env.model = mr.m;
         if (st == CLASP_OK) clasp_model_set_train(mr.m, 1);
@@ -268,6 +275,7 @@ static clasp_status run_model(runner *R, int mi)
             clasp_sgd_free(mr.sgd);
             mr.sgd = NULL;
             if (run_stop_requested(R)) st = run_interrupted(R, &mr);
+            else st = run_state_save(R, mr.m, NULL);
         }
     } else if (st == CLASP_OK) {
         char path[1400];
@@ -313,6 +321,27 @@ static clasp_status write_report(runner *R)
 
 /* ---- the run ------------------------------------------------------------ */
 
+/* A process killed while writing a checkpoint or the state leaves its
+ * temporary file (NAME.safetensors.tmp.PID) behind; the file it was
+ * replacing is intact. Removes those of processes that no longer run. */
+static void remove_stale_temps(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        const char *t = strstr(e->d_name, ".safetensors.tmp.");
+        if (!t) continue;
+        char *end;
+        long pid = strtol(t + strlen(".safetensors.tmp."), &end, 10);
+        if (*end || pid <= 0 || (kill((pid_t)pid, 0) == 0 || errno == EPERM)) continue;
+        char path[1400];
+        if (run_join_path(path, sizeof path, dir, e->d_name) == CLASP_OK) (void)unlink(path);
+    }
+    closedir(d);
+    clasp_error_clear();
+}
+
 static clasp_status prepare(runner *R)
 {
     const clasp_plan *p = R->p;
@@ -320,6 +349,7 @@ static clasp_status prepare(runner *R)
     clasp_experiment_state_path(p, R->state_path, sizeof R->state_path);
     CLASP_TRY(clasp_plan_hash(p, R->hash, sizeof R->hash));
     CLASP_TRY(run_make_dirs(R->outdir));
+    remove_stale_temps(R->outdir);
     char report[1100];
     snprintf(report, sizeof report, "%s/report.json", R->outdir);
     if (!R->opt->resume) {

@@ -136,7 +136,8 @@ clasp_status run_train_epoch(runner *R, int mi, model_run *mr, int e)
     R->pos.batch = 0;
     R->pos.loss_sum = R->pos.loss_n = 0;
     if (run_stop_requested(R)) return run_interrupted(R, mr);
-    return CLASP_OK;
+    /* A completed epoch is never lost: a kill from now on resumes here. */
+    return run_state_save(R, mr->m, mr->sgd);
 }
 
 /* After the last epoch: the finish hook with the whole validation split on

@@ -1,0 +1,319 @@
+/* Nothing lost when a run is killed: the real `clasp run` (its path in
+ * CLASP_CLI) is killed with SIGKILL in the middle of an epoch, in a later
+ * model's first epoch, in the middle of an evaluation and halfway through
+ * writing the state file (tests/kill_writer.c), and is stopped by SIGTERM;
+ * each time `clasp run --resume` continues, and the final report.json equals
+ * an uninterrupted run's (timings aside). A truncated state file is refused
+ * with a clear message and left in place; a failing write keeps the old
+ * state.
+ *
+ * The kills follow the run's own log lines on stderr, so where exactly they
+ * land inside an epoch or an attack varies from run to run: the property
+ * checked is that any such moment is safe.
+ *
+ * The children are started with fork + exec only: this process never makes
+ * an OpenCL context, so nothing device-side is duplicated. */
+#include "testutil.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <json-c/json.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static char dir[256], yaml_path[300], ref_out[300], out[300], st_path[400];
+
+static void write_yaml(void)
+{
+    char buf[2048];
+    snprintf(buf, sizeof buf,
+             "experiment: {name: kill, seed: 3}\n"
+             "data: {dataset: mnist, path: '%s', val_size: 100}\n"
+             "model: {arch: 'conv3x3-4p1,relu,maxpool2,flatten,fc10'}\n"
+             "train:\n"
+             "  epochs: 3\n"
+             "  batch: 32\n"
+             "  optimiser: {lr: 0.1}\n"
+             "  val_eval_size: 60\n"
+             "  models:\n"
+             "    - name: standard\n"
+             "    - defense: {name: pgd-at, attack: {name: pgd, params: {eps: 0.15, steps: 2, alpha: 0}}}\n"
+             "evaluate:\n"
+             "  test_size: 120\n"
+             "  batch: 20\n"
+             "  attacks:\n"
+             "    - {name: fgsm, params: {eps: 0.15}}\n"
+             "    - {name: pgd, params: {eps: 0.15, steps: 5, alpha: 0}}\n",
+             dir);
+    tu_write_file(yaml_path, buf, strlen(buf));
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    if (!getenv("CLASP_CLI")) {
+        fprintf(stderr, "CLASP_CLI must name the clasp program\n");
+        return -1;
+    }
+    tu_tmpdir(dir, sizeof dir);
+    snprintf(yaml_path, sizeof yaml_path, "%s/kill.yaml", dir);
+    snprintf(ref_out, sizeof ref_out, "%s/ref", dir);
+    snprintf(out, sizeof out, "%s/out", dir);
+    snprintf(st_path, sizeof st_path, "%s/state.safetensors", out);
+    tu_write_bars_idx(dir, "train", 400, 12, 1);
+    tu_write_bars_idx(dir, "t10k", 120, 12, 2);
+    write_yaml();
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+/* How a child ended: its exit code, or 128 + the signal that killed it. */
+typedef struct ended {
+    int code;
+    char err[8192];      /* the tail of its stderr */
+} ended;
+
+/* Runs `clasp run kill.yaml --output DIR [--resume]`. When `trigger` is
+ * not NULL, sends `sig` once a stderr line contains it. fsize_limit > 0
+ * caps the size of any file the child writes (RLIMIT_FSIZE). kill_writing:
+ * the child dies halfway through writing the first file whose path
+ * contains this text (tests/kill_writer.c, preloaded). */
+static ended run_clasp_ex(const char *outdir, int resume, const char *trigger, int sig, rlim_t fsize_limit,
+                          const char *kill_writing)
+{
+    ended e = {0};
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        dup2(fds[1], 2);
+        close(fds[0]), close(fds[1]);
+        int devnull = open("/dev/null", O_WRONLY);
+        if (devnull >= 0) dup2(devnull, 1);
+        struct rlimit none = {0, 0};
+        setrlimit(RLIMIT_CORE, &none);
+        if (fsize_limit) {
+            struct rlimit lim = {fsize_limit, fsize_limit};
+            setrlimit(RLIMIT_FSIZE, &lim);
+        }
+        if (kill_writing) {
+            setenv("CLASP_TEST_KILL_WRITING", kill_writing, 1);
+            setenv("LD_PRELOAD", getenv("CLASP_TEST_KILL_WRITER"), 1);
+            /* Under AddressSanitizer its runtime need not come first. */
+            char asan[600];
+            const char *cur = getenv("ASAN_OPTIONS");
+            snprintf(asan, sizeof asan, "%s%sverify_asan_link_order=0", cur ? cur : "", cur && *cur ? ":" : "");
+            setenv("ASAN_OPTIONS", asan, 1);
+        }
+        const char *cli = getenv("CLASP_CLI");
+        if (resume) execl(cli, cli, "run", yaml_path, "--output", outdir, "--resume", (char *)NULL);
+        else execl(cli, cli, "run", yaml_path, "--output", outdir, (char *)NULL);
+        _exit(127);
+    }
+    close(fds[1]);
+    FILE *f = fdopen(fds[0], "r");
+    assert_non_null(f);
+    char *line = NULL;
+    size_t cap = 0, used = 0;
+    int sent = 0;
+    while (getline(&line, &cap, f) > 0) {
+        if (trigger && !sent && strstr(line, trigger)) {
+            kill(pid, sig);
+            sent = 1;
+        }
+        size_t n = strlen(line);
+        if (used + n >= sizeof e.err) used = 0; /* keep the tail */
+        memcpy(e.err + used, line, n + 1);
+        used += n;
+        if (getenv("CLASP_TEST_VERBOSE")) fputs(line, stderr);
+    }
+    free(line);
+    fclose(f);
+    int status;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+    e.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    if (trigger && !sent) fail_msg("the run never printed '%s'; stderr ends:\n%s", trigger, e.err);
+    return e;
+}
+
+/* The exit code with the child's stderr when it is not the one expected. */
+#define assert_code(e, want)                                                           \
+    do {                                                                               \
+        if ((e).code != (want)) fail_msg("exit %d, expected %d; stderr ends:\n%s", (e).code, (want), (e).err); \
+    } while (0)
+
+static ended run_clasp(const char *outdir, int resume, const char *trigger, int sig, rlim_t fsize_limit)
+{
+    return run_clasp_ex(outdir, resume, trigger, sig, fsize_limit, NULL);
+}
+
+static int exists(const char *path)
+{
+    struct stat sb;
+    return stat(path, &sb) == 0;
+}
+
+static unsigned char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) fail_msg("cannot open %s", path);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *b = malloc((size_t)n + 1);
+    assert_non_null(b);
+    assert_int_equal(fread(b, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    *len = (size_t)n;
+    return b;
+}
+
+/* Files NAME.safetensors.tmp.PID in the output folder. */
+static int count_temps(void)
+{
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "ls '%s' | grep -c '\\.safetensors\\.tmp\\.' >/dev/null", out);
+    return system(cmd) == 0;
+}
+
+static int is_timing(const char *key)
+{
+    return strstr(key, "seconds") || !strcmp(key, "started");
+}
+
+static void assert_same_json(json_object *a, json_object *b, const char *path)
+{
+    char sub[600];
+    if (json_object_get_type(a) != json_object_get_type(b)) fail_msg("%s: types differ", path);
+    if (json_object_is_type(a, json_type_object)) {
+        json_object_object_foreach(a, key, va) {
+            if (is_timing(key)) continue;
+            json_object *vb = NULL;
+            if (!json_object_object_get_ex(b, key, &vb)) fail_msg("%s.%s missing", path, key);
+            snprintf(sub, sizeof sub, "%s.%s", path, key);
+            assert_same_json(va, vb, sub);
+        }
+        if (json_object_object_length(a) != json_object_object_length(b)) fail_msg("%s: key counts differ", path);
+    } else if (json_object_is_type(a, json_type_array)) {
+        size_t n = json_object_array_length(a);
+        if (n != json_object_array_length(b)) fail_msg("%s: array lengths differ", path);
+        for (size_t i = 0; i < n; i++) {
+            snprintf(sub, sizeof sub, "%s[%zu]", path, i);
+            assert_same_json(json_object_array_get_idx(a, i), json_object_array_get_idx(b, i), sub);
+        }
+    } else if (strcmp(json_object_to_json_string(a), json_object_to_json_string(b)) != 0) {
+        fail_msg("%s: %s vs %s", path, json_object_to_json_string(a), json_object_to_json_string(b));
+    }
+}
+
+static void test_killed_anywhere_resumes_to_the_same_report(void **state)
+{
+    (void)state;
+    /* The uninterrupted run, in the same folder (the report records it),
+     * then moved aside. */
+    ended e = run_clasp(out, 0, NULL, 0, 0);
+    if (e.code != 0) fail_msg("uninterrupted run: exit %d\n%s", e.code, e.err);
+    assert_int_equal(rename(out, ref_out), 0);
+
+    /* 1. SIGKILL during the standard model's second epoch. */
+    e = run_clasp(out, 0, "epoch 1/3:", SIGKILL, 0);
+    assert_code(e, 128 + SIGKILL);
+    assert_true(exists(st_path));
+    char report[400];
+    snprintf(report, sizeof report, "%s/report.json", out);
+    assert_false(exists(report));
+
+    /* A plain run refuses to start over the killed one. */
+    e = run_clasp(out, 0, NULL, 0, 0);
+    assert_code(e, 1);
+    assert_non_null(strstr(e.err, "--resume"));
+
+    /* 2. SIGKILL during the evaluation of the first model (its PGD). */
+    e = run_clasp(out, 1, " fgsm ", SIGKILL, 0);
+    assert_code(e, 128 + SIGKILL);
+
+    /* 3. SIGKILL in the first epoch of the second model. */
+    e = run_clasp(out, 1, "model 2/2", SIGKILL, 0);
+    assert_code(e, 128 + SIGKILL);
+
+    /* A truncated state is refused, clearly, and left as it was. */
+    size_t len;
+    unsigned char *good = slurp(st_path, &len);
+    tu_write_file(st_path, good, len / 2);
+    e = run_clasp(out, 1, NULL, 0, 0);
+    assert_code(e, 1);
+    assert_non_null(strstr(e.err, "cannot resume"));
+    assert_non_null(strstr(e.err, "state.safetensors"));
+    size_t len2;
+    unsigned char *after = slurp(st_path, &len2);
+    assert_int_equal(len2, len / 2);
+    free(after);
+    tu_write_file(st_path, good, len);
+
+    /* 4. SIGKILL inside the state write: halfway through the new state's
+     * temporary file. The old state survives byte for byte; the partial
+     * temporary file is left behind. */
+    e = run_clasp_ex(out, 1, NULL, 0, 0, "state.safetensors.tmp");
+    assert_code(e, 128 + SIGKILL);
+    after = slurp(st_path, &len2);
+    assert_int_equal(len2, len);
+    assert_memory_equal(after, good, len);
+    free(after);
+    assert_true(count_temps());
+
+    /* A write that fails (here: a file-size limit at half the state's
+     * size, as with a full disk) is an error naming the file; the old
+     * state survives too. (The OpenCL compiler's own signal handler takes
+     * SIGXFSZ, so the write sees EFBIG rather than the process dying.) */
+    e = run_clasp(out, 1, NULL, 0, (rlim_t)(len / 2));
+    if (e.code != 128 + SIGXFSZ) {
+        assert_code(e, 1);
+        assert_non_null(strstr(e.err, "state.safetensors"));
+    }
+    after = slurp(st_path, &len2);
+    assert_int_equal(len2, len);
+    assert_memory_equal(after, good, len);
+    free(after);
+    free(good);
+
+    /* 5. SIGTERM behaves like Ctrl-C: a saved state, exit 143, the hint. */
+    e = run_clasp(out, 1, "epoch 2/3:", SIGTERM, 0);
+    assert_code(e, 128 + SIGTERM);
+    assert_non_null(strstr(e.err, "resume with: clasp run"));
+    assert_false(count_temps()); /* the dead writer's temporary file is gone */
+
+    /* The end: the same report as the uninterrupted run, and no state. */
+    e = run_clasp(out, 1, NULL, 0, 0);
+    if (e.code != 0) fail_msg("final resume: exit %d\n%s", e.code, e.err);
+    assert_false(exists(st_path));
+    char ref_report[400];
+    snprintf(ref_report, sizeof ref_report, "%s/report.json", ref_out);
+    json_object *a = json_object_from_file(ref_report), *b = json_object_from_file(report);
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_same_json(a, b, "report");
+    json_object_put(a);
+    json_object_put(b);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_killed_anywhere_resumes_to_the_same_report),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
