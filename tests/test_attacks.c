@@ -101,7 +101,7 @@ static clasp_model *small_cnn(uint64_t seed)
 /* flatten + fc(k) on 1x2x2 inputs with the given weights [k,4] and biases. */
 static clasp_model *linear_model(int k, const float *w, const float *b)
 {
-    clasp_layer_spec ls[] = {{CLASP_LAYER_FLATTEN, 0, 0, 0, 0}, {CLASP_LAYER_LINEAR, k, 0, 0, 0}};
+    clasp_layer_spec ls[] = {{.kind = CLASP_LAYER_FLATTEN}, {.kind = CLASP_LAYER_LINEAR, .out = k}};
     clasp_model *m;
     assert_ok(clasp_model_new(ctx, ls, 2, 1, 2, 2, &m));
     assert_ok(clasp_tensor_write(clasp_model_param(m, 0), w));

@@ -727,7 +727,7 @@ static void make_val(float *x, int32_t *y, float lo2, float hi2, int rare2)
 /* z = 4 x_k + b_k with class 2 handicapped by b_2 = bias2. */
 static clasp_model *biased_linear(float bias2)
 {
-    clasp_layer_spec ls[] = {{CLASP_LAYER_FLATTEN, 0, 0, 0, 0}, {CLASP_LAYER_LINEAR, K, 0, 0, 0}};
+    clasp_layer_spec ls[] = {{.kind = CLASP_LAYER_FLATTEN}, {.kind = CLASP_LAYER_LINEAR, .out = K}};
     clasp_model *m;
     assert_ok(clasp_model_new(ctx, ls, 2, 1, 2, 2, &m));
     const float w[K * DV] = {4, 0, 0, 0, 0, 4, 0, 0, 0, 0, 4, 0};

@@ -75,7 +75,7 @@ static void default_model_shapes(void **state)
     clasp_tensor_free(x);
     clasp_model_free(m);
     /* Layers that do not fit are refused. */
-    clasp_layer_spec ls[] = {{CLASP_LAYER_CONV2D, 4, 5, 1, 0}, {CLASP_LAYER_LINEAR, 3, 0, 0, 0}};
+    clasp_layer_spec ls[] = {{.kind = CLASP_LAYER_CONV2D, .out = 4, .kernel = 5, .stride = 1}, {.kind = CLASP_LAYER_LINEAR, .out = 3}};
     assert_int_equal(clasp_model_new(ctx, ls, 2, 1, 6, 6, &m), CLASP_ERR_CONFIG);
     assert_non_null(strstr(clasp_last_error(), "flatten"));
     assert_int_equal(clasp_model_new(ctx, ls, 1, 1, 3, 3, &m), CLASP_ERR_CONFIG);

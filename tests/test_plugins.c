@@ -382,7 +382,7 @@ static void test_instances(void **state)
 
     /* Run it: the host checks shapes and restores the model's mode. */
     clasp_ctx *ctx = tu_ctx();
-    clasp_layer_spec ls[] = {{CLASP_LAYER_FLATTEN, 0, 0, 0, 0}, {CLASP_LAYER_LINEAR, 3, 0, 0, 0}};
+    clasp_layer_spec ls[] = {{.kind = CLASP_LAYER_FLATTEN}, {.kind = CLASP_LAYER_LINEAR, .out = 3}};
     clasp_model *m;
     assert_ok(clasp_model_new(ctx, ls, 2, 1, 2, 2, &m));
     assert_ok(clasp_model_init(m, 1));
@@ -460,7 +460,7 @@ static void test_out_of_tree_example(void **state)
     assert_ok(clasp_registry_find(r, "noise", CLASP_PLUGIN_ATTACK, &d));
 
     clasp_ctx *ctx = tu_ctx();
-    clasp_layer_spec ls[] = {{CLASP_LAYER_FLATTEN, 0, 0, 0, 0}, {CLASP_LAYER_LINEAR, 2, 0, 0, 0}};
+    clasp_layer_spec ls[] = {{.kind = CLASP_LAYER_FLATTEN}, {.kind = CLASP_LAYER_LINEAR, .out = 2}};
     clasp_model *m;
     assert_ok(clasp_model_new(ctx, ls, 2, 1, 4, 4, &m));
     assert_ok(clasp_model_init(m, 3));

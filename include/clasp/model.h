@@ -23,20 +23,51 @@ typedef enum clasp_layer_kind {
     CLASP_LAYER_RELU,
     CLASP_LAYER_MAXPOOL2D,
     CLASP_LAYER_FLATTEN,
+    CLASP_LAYER_BATCHNORM2D,   /* PyTorch's BatchNorm2d (eps 1e-5, momentum 0.1) */
+    CLASP_LAYER_ADD,           /* sum of two inputs of the same shape (skip connections) */
+    CLASP_LAYER_AVGPOOL2D,     /* average over kernel x kernel windows */
+    CLASP_LAYER_NORMALIZE,     /* (x - mean[c]) / std[c]: inputs and eps stay in [0,1] */
 } clasp_layer_kind;
 
+#define CLASP_LAYER_NAME_MAX 48
+#define CLASP_LAYER_MAX_INPUTS 2
+#define CLASP_NORMALIZE_MAX_C 4
+#define CLASP_PARAM_NAME_MAX 64
+
+/* Initialisation of a conv or linear layer's weight. */
+enum {
+    CLASP_INIT_DEFAULT = 0,        /* PyTorch's default (see clasp_model_init) */
+    CLASP_INIT_KAIMING_FAN_OUT = 1 /* normal, std sqrt(2 / (out*kh*kw)), zero bias (WideResNet) */
+};
+
+/* One layer. The first five members are all a plain chain needs; the rest
+ * default to zero: a bias, the previous layer as input, automatic names. */
 typedef struct clasp_layer_spec {
     clasp_layer_kind kind;
     int out;        /* conv: output channels; linear: output features */
-    int kernel;     /* conv and max-pool window */
-    int stride;     /* conv and max-pool stride (0 = kernel for pool, 1 for conv) */
+    int kernel;     /* conv, max-pool and avg-pool window */
+    int stride;     /* conv and pool stride (0 = kernel for pools, 1 for conv) */
     int pad;        /* conv zero padding */
+    int no_bias;    /* conv/linear without a bias (as ResNets' convolutions) */
+    /* Inputs: n_inputs 0 means the previous layer (the model input for the
+     * first); otherwise indices of earlier layers, -1 for the model input. */
+    int n_inputs;
+    int inputs[CLASP_LAYER_MAX_INPUTS];
+    /* PyTorch module path giving the state-dict names ("layer1.0.conv1" ->
+     * "layer1.0.conv1.weight"); "" = automatic (conv1, fc1, bn1, ... in
+     * order of kind). */
+    char name[CLASP_LAYER_NAME_MAX];
+    int init;       /* CLASP_INIT_* for conv/linear */
+    /* normalize: per-channel mean and std (the model's input channels). */
+    float mean[CLASP_NORMALIZE_MAX_C], std[CLASP_NORMALIZE_MAX_C];
 } clasp_layer_spec;
 
 typedef struct clasp_model clasp_model;
 
-/* Builds a model for inputs [N, in_c, in_h, in_w]; checks that the layers fit
- * together (a linear layer after a 4-d output needs a flatten first, sizes
+/* Builds a model for inputs [N, in_c, in_h, in_w] from a layer graph in
+ * topological order (each layer's inputs come before it; the last layer's
+ * output is the logits); checks that the layers fit together (a linear
+ * layer after a 4-d output needs a flatten first, add's inputs agree, sizes
  * stay positive). Parameters are allocated but not initialised. */
 clasp_status clasp_model_new(clasp_ctx *ctx, const clasp_layer_spec *layers, int n_layers,
                              int in_c, int in_h, int in_w, clasp_model **out);
@@ -47,10 +78,32 @@ clasp_status clasp_model_new(clasp_ctx *ctx, const clasp_layer_spec *layers, int
 clasp_status clasp_model_new_default(clasp_ctx *ctx, int in_c, int in_h, int in_w,
                                      int num_classes, clasp_model **out);
 
-/* Architecture as text, e.g. "conv5x5-32p2,relu,maxpool2,flatten,fc1024,relu,fc10"
- * (conv{K}x{K}-{out}[s{stride}][p{pad}], maxpool{K}[s{stride}], fc{out},
- * relu, flatten). Parse fills *layers (malloc'd; free()) and *n; errors give
- * the position of the bad item. */
+/* Preset architectures whose parameter and buffer names are those of the
+ * common PyTorch definitions of robust CIFAR models, so their state dicts
+ * load unchanged:
+ *   "resnet18", "preact-resnet18": 3x3 stem, four stages of two basic
+ *     blocks (64, 128, 256, 512 channels times width/64), 4x4 average pool
+ *     on 32x32 inputs (the global pool for other sizes), "linear";
+ *   "wrn-D-W" (D = 6n+4, e.g. wrn-34-10, wrn-16-2): three groups of n
+ *     pre-activation blocks of 16W, 32W, 64W channels, "fc".
+ * A suffix "-wN" sets the base width (resnets: N instead of 64; WRN: the
+ * 16 of the stem) so small variants run on a CPU: "preact-resnet18-w16".
+ * normalize (NULL: none) puts a NORMALIZE layer with mean/std first. */
+clasp_status clasp_model_new_preset(clasp_ctx *ctx, const char *name, int in_c, int in_h,
+                                    int in_w, int num_classes, const float *mean,
+                                    const float *std, clasp_model **out);
+/* 1 when `name` is a preset's name (with or without a width suffix). */
+int clasp_model_is_preset(const char *name);
+
+/* Architecture as text, e.g. "conv5x5-32p2,relu,maxpool2,flatten,fc1024,relu,fc10":
+ * conv{K}x{K}-{out}[s{stride}][p{pad}][nb] (nb: no bias), maxpool{K}[s{stride}],
+ * avgpool{K}[s{stride}], fc{out}[nb], relu, flatten, bn, add. Any item may
+ * take a label, "item:label", and name its inputs, "item(a)" or
+ * "add(a+b)", where a and b are earlier labels or "in" (the model input);
+ * without inputs an item reads the item before it. A skip connection:
+ * "conv3x3-8p1:c,relu,conv3x3-8p1:d,add(c+d)".
+ * Parse fills *layers (malloc'd; free()) and *n; errors give the position
+ * of the bad item. */
 clasp_status clasp_arch_parse(const char *text, clasp_layer_spec **layers, int *n);
 /* Writes the text form of a model's layers into buf. */
 void clasp_model_arch(const clasp_model *m, char *buf, size_t size);
@@ -72,9 +125,10 @@ clasp_status clasp_model_init(clasp_model *m, uint64_t seed);
 void clasp_model_input_shape(const clasp_model *m, int *c, int *h, int *w);
 int clasp_model_num_classes(const clasp_model *m);
 
-/* Train mode (default) or eval mode. The layers here behave the same in
- * both; eval mode also applies the calibration below, if set. Attacks run
- * in eval mode. */
+/* Train mode (default) or eval mode. BatchNorm normalises with batch
+ * statistics and updates its running ones in train mode, and uses the
+ * running ones in eval mode; eval mode also applies the calibration below,
+ * if set. Attacks run in eval mode. */
 void clasp_model_set_train(clasp_model *m, int train);
 int clasp_model_is_train(const clasp_model *m);
 
@@ -116,6 +170,17 @@ clasp_tensor *clasp_model_param(clasp_model *m, int i);
 clasp_tensor *clasp_model_grad(clasp_model *m, int i);
 const char *clasp_model_param_name(const clasp_model *m, int i);
 size_t clasp_model_param_count(const clasp_model *m); /* total scalars */
+/* 1 when SGD's weight decay applies to parameter i: conv and linear
+ * weights; not biases, BatchNorm's affine parameters. */
+int clasp_model_param_decays(const clasp_model *m, int i);
+
+/* Buffers: saved and loaded with the parameters, not trained (BatchNorm's
+ * running_mean, running_var and the int64 num_batches_tracked). buffer()
+ * is NULL for an int64 counter, whose value buffer_i64() points to. */
+int clasp_model_num_buffers(const clasp_model *m);
+const char *clasp_model_buffer_name(const clasp_model *m, int i);
+clasp_tensor *clasp_model_buffer(clasp_model *m, int i);
+int64_t *clasp_model_buffer_i64(clasp_model *m, int i);
 
 /* ---- SGD ------------------------------------------------------------- */
 

@@ -3,7 +3,7 @@
  * Layout: 8-byte little-endian header length N, N bytes of JSON header
  * ({"name": {"dtype": "F32", "shape": [...], "data_offsets": [b, e]}, ...,
  * "__metadata__": {"key": "value"}}), then the raw little-endian data.
- * clasp writes only F32 and I32 tensors; reading accepts F32 and I32.
+ * F32, I32 and I64 (PyTorch's BatchNorm num_batches_tracked) tensors.
  * Writes are atomic: a temporary file in the same folder, fsync, rename. */
 #ifndef CLASP_SAFETENSORS_H
 #define CLASP_SAFETENSORS_H
@@ -19,7 +19,7 @@ extern "C" {
 
 #define CLASP_ST_MAX_DIMS 8
 
-typedef enum clasp_st_dtype { CLASP_ST_F32 = 0, CLASP_ST_I32 = 1 } clasp_st_dtype;
+typedef enum clasp_st_dtype { CLASP_ST_F32 = 0, CLASP_ST_I32 = 1, CLASP_ST_I64 = 2 } clasp_st_dtype;
 
 typedef struct clasp_st_tensor {
     char *name;                        /* owned */

@@ -1,28 +1,47 @@
-/* Architecture text form: "conv5x5-32p2,relu,maxpool2,flatten,fc1024,relu,fc10". */
+/* Architecture text form: "conv5x5-32p2,relu,maxpool2,flatten,fc1024,relu,fc10",
+ * with optional labels and inputs for graphs: "conv3x3-8p1:a,relu,conv3x3-8p1:b,add(a+b)".
+ * See clasp_arch_parse in clasp/model.h. */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "clasp/model.h"
+#include "nn/nn_internal.h"
 
-static clasp_status parse_item(const char *s, size_t len, size_t pos, clasp_layer_spec *l)
+#define ITEM_MAX 96
+
+static clasp_status bad_item(const char *item, size_t pos)
 {
-    char item[64];
-    if (len == 0 || len >= sizeof item)
-        return clasp_error(CLASP_ERR_CONFIG, "architecture: empty or too long item at character %zu",
-                           pos + 1);
-    memcpy(item, s, len);
-    item[len] = '\0';
-    memset(l, 0, sizeof *l);
+    return clasp_error(CLASP_ERR_CONFIG,
+                       "architecture: '%s' at character %zu is not a layer; expected "
+                       "conv<K>x<K>-<out>[s<stride>][p<pad>][nb], maxpool<K>[s<stride>], "
+                       "avgpool<K>[s<stride>], fc<out>[nb], relu, flatten, bn or add, each "
+                       "optionally with :label and (input[+input])",
+                       item, pos + 1);
+}
+
+/* "<K>[s<stride>]" after a pool's name. */
+static int parse_pool(const char *rest, clasp_layer_spec *l)
+{
+    int k = 0, s = 0, used = 0, u2 = 0;
+    if (sscanf(rest, "%d%n", &k, &used) != 1 || k <= 0) return 0;
+    l->kernel = k;
+    l->stride = k;
+    if (!rest[used]) return 1;
+    if (sscanf(rest + used, "s%d%n", &s, &u2) != 1 || s <= 0 || rest[used + u2]) return 0;
+    l->stride = s;
+    return 1;
+}
+
+/* The layer part of an item (no label, no inputs). */
+static int parse_kind(const char *item, clasp_layer_spec *l)
+{
     int a = 0, b = 0, c = 0, used = 0;
-    if (!strcmp(item, "relu")) {
-        l->kind = CLASP_LAYER_RELU;
-        return CLASP_OK;
-    }
-    if (!strcmp(item, "flatten")) {
-        l->kind = CLASP_LAYER_FLATTEN;
-        return CLASP_OK;
-    }
+    if (!strcmp(item, "relu")) return l->kind = CLASP_LAYER_RELU, 1;
+    if (!strcmp(item, "flatten")) return l->kind = CLASP_LAYER_FLATTEN, 1;
+    if (!strcmp(item, "bn")) return l->kind = CLASP_LAYER_BATCHNORM2D, 1;
+    if (!strcmp(item, "add")) return l->kind = CLASP_LAYER_ADD, 1;
     if (sscanf(item, "conv%dx%d-%d%n", &a, &b, &c, &used) == 3 && a == b && a > 0 && c > 0) {
         l->kind = CLASP_LAYER_CONV2D;
         l->kernel = a;
@@ -31,36 +50,88 @@ static clasp_status parse_item(const char *s, size_t len, size_t pos, clasp_laye
         const char *rest = item + used;
         while (*rest) {
             int v = 0, u = 0;
-            if (sscanf(rest, "s%d%n", &v, &u) == 1 && v > 0)
-                l->stride = v;
-            else if (sscanf(rest, "p%d%n", &v, &u) == 1 && v >= 0)
-                l->pad = v;
-            else
-                goto bad;
+            if (!strncmp(rest, "nb", 2)) l->no_bias = 1, u = 2;
+            else if (sscanf(rest, "s%d%n", &v, &u) == 1 && v > 0) l->stride = v;
+            else if (sscanf(rest, "p%d%n", &v, &u) == 1 && v >= 0) l->pad = v;
+            else return 0;
             rest += u;
         }
-        return CLASP_OK;
+        return 1;
     }
-    if (sscanf(item, "maxpool%d%n", &a, &used) == 1 && a > 0) {
-        l->kind = CLASP_LAYER_MAXPOOL2D;
-        l->kernel = a;
-        l->stride = a;
-        if (item[used] && !(sscanf(item + used, "s%d%n", &b, &c) == 1 && b > 0 && !item[used + c]))
-            goto bad;
-        if (item[used]) l->stride = b;
-        return CLASP_OK;
-    }
-    if (sscanf(item, "fc%d%n", &a, &used) == 1 && a > 0 && !item[used]) {
+    if (!strncmp(item, "maxpool", 7)) return l->kind = CLASP_LAYER_MAXPOOL2D, parse_pool(item + 7, l);
+    if (!strncmp(item, "avgpool", 7)) return l->kind = CLASP_LAYER_AVGPOOL2D, parse_pool(item + 7, l);
+    if (sscanf(item, "fc%d%n", &a, &used) == 1 && a > 0) {
         l->kind = CLASP_LAYER_LINEAR;
         l->out = a;
-        return CLASP_OK;
+        if (!item[used]) return 1;
+        if (!strcmp(item + used, "nb")) return l->no_bias = 1, 1;
     }
-bad:
-    return clasp_error(CLASP_ERR_CONFIG,
-                       "architecture: '%s' at character %zu is not a layer; expected "
-                       "conv<K>x<K>-<out>[s<stride>][p<pad>], maxpool<K>[s<stride>], "
-                       "fc<out>, relu or flatten",
-                       item, pos + 1);
+    return 0;
+}
+
+typedef struct label {
+    char name[32];
+} label;
+
+static int find_label(const label *labels, int n, const char *name)
+{
+    if (!strcmp(name, "in")) return -1;
+    for (int i = n - 1; i >= 0; i--)
+        if (!strcmp(labels[i].name, name)) return i;
+    return -2;
+}
+
+static clasp_status parse_item(const char *s, size_t len, size_t pos, int index, label *labels,
+                               clasp_layer_spec *l)
+{
+    char item[ITEM_MAX];
+    if (len == 0 || len >= sizeof item)
+        return clasp_error(CLASP_ERR_CONFIG, "architecture: empty or too long item at character %zu",
+                           pos + 1);
+    memcpy(item, s, len);
+    item[len] = '\0';
+    memset(l, 0, sizeof *l);
+    /* item[:label][(a[+b])] */
+    char *inputs = NULL, *lab = NULL;
+    char *paren = strchr(item, '(');
+    if (paren) {
+        if (item[len - 1] != ')') return bad_item(item, pos);
+        item[len - 1] = '\0';
+        *paren = '\0';
+        inputs = paren + 1;
+    }
+    char *colon = strchr(item, ':');
+    if (colon) {
+        *colon = '\0';
+        lab = colon + 1;
+        if (!*lab || strlen(lab) >= sizeof labels[index].name || !strcmp(lab, "in"))
+            return clasp_error(CLASP_ERR_CONFIG, "architecture: bad label '%s' at character %zu", lab, pos + 1);
+        snprintf(labels[index].name, sizeof labels[index].name, "%s", lab);
+    }
+    if (!parse_kind(item, l)) {
+        if (paren) *paren = '(';
+        if (colon) *colon = ':';
+        return bad_item(item, pos);
+    }
+    if (inputs) {
+        char *tok = inputs;
+        for (;;) {
+            char *plus = strchr(tok, '+');
+            if (plus) *plus = '\0';
+            if (l->n_inputs == CLASP_LAYER_MAX_INPUTS)
+                return clasp_error(CLASP_ERR_CONFIG, "architecture: more than %d inputs at character %zu",
+                                   CLASP_LAYER_MAX_INPUTS, pos + 1);
+            int src = find_label(labels, index, tok);
+            if (src < -1)
+                return clasp_error(CLASP_ERR_CONFIG,
+                                   "architecture: input '%s' at character %zu is not an earlier label or 'in'",
+                                   tok, pos + 1);
+            l->inputs[l->n_inputs++] = src;
+            if (!plus) break;
+            tok = plus + 1;
+        }
+    }
+    return CLASP_OK;
 }
 
 clasp_status clasp_arch_parse(const char *text, clasp_layer_spec **layers, int *n)
@@ -70,7 +141,11 @@ clasp_status clasp_arch_parse(const char *text, clasp_layer_spec **layers, int *
     size_t cap = 1;
     for (const char *p = text; *p; p++) cap += *p == ',';
     clasp_layer_spec *ls = calloc(cap, sizeof *ls);
-    if (!ls) return clasp_error(CLASP_ERR_NOMEM, "out of memory");
+    label *labels = calloc(cap, sizeof *labels);
+    if (!ls || !labels) {
+        free(ls), free(labels);
+        return clasp_error(CLASP_ERR_NOMEM, "out of memory");
+    }
     int count = 0;
     const char *start = text;
     for (const char *p = text;; p++) {
@@ -78,9 +153,9 @@ clasp_status clasp_arch_parse(const char *text, clasp_layer_spec **layers, int *
             const char *b = start, *e = p;
             while (b < e && (*b == ' ' || *b == '\t')) b++;
             while (e > b && (e[-1] == ' ' || e[-1] == '\t')) e--;
-            clasp_status st = parse_item(b, (size_t)(e - b), (size_t)(b - text), &ls[count]);
+            clasp_status st = parse_item(b, (size_t)(e - b), (size_t)(b - text), count, labels, &ls[count]);
             if (st != CLASP_OK) {
-                free(ls);
+                free(ls), free(labels);
                 return st;
             }
             count++;
@@ -88,42 +163,81 @@ clasp_status clasp_arch_parse(const char *text, clasp_layer_spec **layers, int *
             start = p + 1;
         }
     }
+    free(labels);
     *layers = ls;
     *n = count;
     return CLASP_OK;
 }
 
+/* Appends to buf; returns 0 once it no longer fits. */
+#if defined(__GNUC__)
+__attribute__((format(printf, 4, 5)))
+#endif
+static int put(char *buf, size_t size, size_t *len, const char *fmt, ...)
+{
+    if (*len >= size) return 0;
+    va_list ap;
+    va_start(ap, fmt);
+    int w = vsnprintf(buf + *len, size - *len, fmt, ap);
+    va_end(ap);
+    if (w < 0 || (size_t)w >= size - *len) {
+        *len = size;
+        return 0;
+    }
+    *len += (size_t)w;
+    return 1;
+}
+
+/* Whether layer i's input list differs from "the layer before it". */
+static int explicit_inputs(const clasp_layer_spec *l, int i)
+{
+    return l->n_inputs && !(l->n_inputs == 1 && l->inputs[0] == i - 1);
+}
+
 void clasp_arch_format(const clasp_layer_spec *ls, int n, char *buf, size_t size)
 {
     size_t len = 0;
+    if (!size) return;
     buf[0] = '\0';
-    for (int i = 0; i < n && len < size; i++) {
+    /* A layer read out of order gets a label "l<index>". */
+    char *needs_label = calloc((size_t)n + 1, 1);
+    if (!needs_label) return;
+    for (int i = 0; i < n; i++)
+        if (explicit_inputs(&ls[i], i))
+            for (int j = 0; j < ls[i].n_inputs; j++)
+                if (ls[i].inputs[j] >= 0) needs_label[ls[i].inputs[j]] = 1;
+    for (int i = 0; i < n; i++) {
         const clasp_layer_spec *l = &ls[i];
-        const char *sep = i ? "," : "";
-        int w = 0;
+        if (i && !put(buf, size, &len, ",")) break;
         switch (l->kind) {
         case CLASP_LAYER_CONV2D:
-            w = snprintf(buf + len, size - len, "%sconv%dx%d-%d", sep, l->kernel, l->kernel, l->out);
-            if (w > 0 && (size_t)w < size - len && l->stride > 1) {
-                len += (size_t)w;
-                w = snprintf(buf + len, size - len, "s%d", l->stride);
-            }
-            if (w > 0 && (size_t)w < size - len && l->pad > 0) {
-                len += (size_t)w;
-                w = snprintf(buf + len, size - len, "p%d", l->pad);
-            }
+            put(buf, size, &len, "conv%dx%d-%d", l->kernel, l->kernel, l->out);
+            if (l->stride > 1) put(buf, size, &len, "s%d", l->stride);
+            if (l->pad > 0) put(buf, size, &len, "p%d", l->pad);
+            if (l->no_bias) put(buf, size, &len, "nb");
             break;
         case CLASP_LAYER_MAXPOOL2D:
-            if (l->stride && l->stride != l->kernel)
-                w = snprintf(buf + len, size - len, "%smaxpool%ds%d", sep, l->kernel, l->stride);
-            else
-                w = snprintf(buf + len, size - len, "%smaxpool%d", sep, l->kernel);
+        case CLASP_LAYER_AVGPOOL2D:
+            put(buf, size, &len, "%s%d", l->kind == CLASP_LAYER_MAXPOOL2D ? "maxpool" : "avgpool", l->kernel);
+            if (l->stride && l->stride != l->kernel) put(buf, size, &len, "s%d", l->stride);
             break;
-        case CLASP_LAYER_LINEAR: w = snprintf(buf + len, size - len, "%sfc%d", sep, l->out); break;
-        case CLASP_LAYER_RELU: w = snprintf(buf + len, size - len, "%srelu", sep); break;
-        case CLASP_LAYER_FLATTEN: w = snprintf(buf + len, size - len, "%sflatten", sep); break;
+        case CLASP_LAYER_LINEAR: put(buf, size, &len, "fc%d%s", l->out, l->no_bias ? "nb" : ""); break;
+        case CLASP_LAYER_RELU: put(buf, size, &len, "relu"); break;
+        case CLASP_LAYER_FLATTEN: put(buf, size, &len, "flatten"); break;
+        case CLASP_LAYER_BATCHNORM2D: put(buf, size, &len, "bn"); break;
+        case CLASP_LAYER_ADD: put(buf, size, &len, "add"); break;
+        case CLASP_LAYER_NORMALIZE: put(buf, size, &len, "normalize"); break;
         }
-        if (w < 0) return;
-        len += (size_t)w;
+        if (needs_label[i]) put(buf, size, &len, ":l%d", i);
+        if (explicit_inputs(l, i)) {
+            put(buf, size, &len, "(");
+            for (int j = 0; j < l->n_inputs; j++) {
+                if (l->inputs[j] < 0) put(buf, size, &len, "%sin", j ? "+" : "");
+                else put(buf, size, &len, "%sl%d", j ? "+" : "", l->inputs[j]);
+            }
+            put(buf, size, &len, ")");
+        }
     }
+    free(needs_label);
+    if (len >= size) buf[size - 1] = '\0';
 }

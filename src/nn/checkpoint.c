@@ -49,8 +49,15 @@ clasp_status clasp_model_save(clasp_model *m, const clasp_sgd *o, const clasp_kv
     }
     for (int i = 0; st == CLASP_OK && i < n_extra; i++)
         st = clasp_st_set_meta(&f, extra[i].key, extra[i].value);
+    /* The state dict: parameters and buffers in layer order, as
+     * PyTorch's state_dict() lists them per module. */
     for (int i = 0; st == CLASP_OK && i < m->n_params; i++)
         st = add_tensor(&f, m->names[i], m->params[i]);
+    for (int i = 0; st == CLASP_OK && i < m->n_buffers; i++) {
+        const model_buffer *b = &m->buffers[i];
+        if (b->is_i64) st = clasp_st_add(&f, b->name, CLASP_ST_I64, 0, NULL, &b->i64);
+        else st = add_tensor(&f, b->name, b->t);
+    }
     for (int i = 0; st == CLASP_OK && o && i < m->n_params; i++) {
         clasp_tensor *v = clasp_sgd_velocity((clasp_sgd *)o, i);
         if (!v) continue;
@@ -82,6 +89,18 @@ static clasp_status load_into(clasp_tensor *t, const clasp_st_file *f, const cha
                            path, name, got, s->dtype == CLASP_ST_F32 ? "" : " I32", want);
     }
     return clasp_tensor_write(t, s->data);
+}
+
+/* A scalar int64 (PyTorch's num_batches_tracked); an I32 is taken too. */
+static clasp_status load_i64(int64_t *v, const clasp_st_file *f, const char *name, const char *path)
+{
+    const clasp_st_tensor *s = clasp_st_find(f, name);
+    if (!s) return clasp_error(CLASP_ERR_FORMAT, "%s: tensor '%s' is missing", path, name);
+    if (s->numel != 1 || (s->dtype != CLASP_ST_I64 && s->dtype != CLASP_ST_I32))
+        return clasp_error(CLASP_ERR_FORMAT, "%s: tensor '%s' must be one integer (I64), has %zu values", path,
+                           name, s->numel);
+    *v = s->dtype == CLASP_ST_I64 ? *(const int64_t *)s->data : (int64_t) * (const int32_t *)s->data;
+    return CLASP_OK;
 }
 
 static clasp_status parse_floats(const char *text, float *out, int n, const char *path)
@@ -148,6 +167,11 @@ clasp_status clasp_model_load(clasp_ctx *ctx, const char *path, const char *arch
     free(ls);
     for (int i = 0; st == CLASP_OK && i < m->n_params; i++)
         st = load_into(m->params[i], &f, m->names[i], path);
+    for (int i = 0; st == CLASP_OK && i < m->n_buffers; i++) {
+        model_buffer *b = &m->buffers[i];
+        if (b->is_i64) st = load_i64(&b->i64, &f, b->name, path);
+        else st = load_into(b->t, &f, b->name, path);
+    }
     if (st == CLASP_OK) st = load_calibration(m, &f, path);
     clasp_st_free(&f);
     if (st != CLASP_OK) {
@@ -163,7 +187,7 @@ clasp_status clasp_sgd_load(clasp_sgd *o, const char *path)
     clasp_st_file f;
     CLASP_TRY(clasp_st_read(path, &f));
     clasp_status st = CLASP_OK;
-    for (int i = 0; st == CLASP_OK && i < CLASP_MODEL_MAX_PARAMS; i++) {
+    for (int i = 0; st == CLASP_OK && i < clasp_sgd_num_velocities(o); i++) {
         clasp_tensor *v = clasp_sgd_velocity(o, i);
         if (!v) continue;
         char name[64];

@@ -1,98 +1,153 @@
-/* Sequential model: shapes, parameters, forward and backward. */
+/* The model: a graph of layer nodes in topological order (see
+ * layers/layer.h for what a layer kind provides). This file owns what is
+ * common to every kind: wiring and shapes, parameters and buffers, the
+ * forward walk, the backward walk that sums the gradients of a tensor read
+ * by several nodes, and in-place execution.
+ *
+ * In place: relu and flatten run on their input's buffer when nothing else
+ * reads it and the input's own backward does not need its output. That
+ * saves a buffer and a pass per activation, as the first sequential model
+ * did, and stays correct at fan-out points (a ResNet block's input feeds
+ * both branches, so nothing runs in place on it). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "nn/nn_internal.h"
+#include "nn/layers/layer.h"
 
-static clasp_status plan_layers(clasp_model *m)
+/* ---- parameters and buffers ------------------------------------------- */
+
+static clasp_status grow_params(clasp_model *m)
 {
-    int c = m->in_c, h = m->in_h, w = m->in_w, is4d = 1;
-    int n_conv = 0, n_fc = 0;
-    for (int i = 0; i < m->n_layers; i++) {
-        clasp_layer *L = &m->layers[i];
-        clasp_layer_spec *s = &L->spec;
-        L->in_c = c, L->in_h = h, L->in_w = w;
-        L->param = -1;
-        switch (s->kind) {
-        case CLASP_LAYER_CONV2D: {
-            if (!is4d) return clasp_error(CLASP_ERR_CONFIG, "layer %d: conv after flatten", i + 1);
-            if (s->stride <= 0) s->stride = 1;
-            int oh = (h + 2 * s->pad - s->kernel) / s->stride + 1;
-            int ow = (w + 2 * s->pad - s->kernel) / s->stride + 1;
-            if (h + 2 * s->pad < s->kernel || oh <= 0 || ow <= 0)
-                return clasp_error(CLASP_ERR_CONFIG,
-                                   "layer %d: conv %dx%d does not fit a %dx%d input", i + 1,
-                                   s->kernel, s->kernel, h, w);
-            if (m->n_params + 2 > CLASP_MODEL_MAX_PARAMS)
-                return clasp_error(CLASP_ERR_CONFIG, "too many layers with parameters");
-            L->param = m->n_params;
-            n_conv++;
-            snprintf(m->names[m->n_params++], 32, "conv%d.weight", n_conv);
-            snprintf(m->names[m->n_params++], 32, "conv%d.bias", n_conv);
-            c = s->out, h = oh, w = ow;
-            break;
-        }
-        case CLASP_LAYER_MAXPOOL2D:
-            if (!is4d) return clasp_error(CLASP_ERR_CONFIG, "layer %d: max-pool after flatten", i + 1);
-            if (s->stride <= 0) s->stride = s->kernel;
-            if (h < s->kernel || w < s->kernel)
-                return clasp_error(CLASP_ERR_CONFIG, "layer %d: max-pool %d on a %dx%d input",
-                                   i + 1, s->kernel, h, w);
-            h = (h - s->kernel) / s->stride + 1;
-            w = (w - s->kernel) / s->stride + 1;
-            break;
-        case CLASP_LAYER_RELU:
-            L->alias = 1;
-            break;
-        case CLASP_LAYER_FLATTEN:
-            L->alias = 1;
-            c = c * h * w, h = 1, w = 1, is4d = 0;
-            break;
-        case CLASP_LAYER_LINEAR:
-            if (is4d && (h != 1 || w != 1))
-                return clasp_error(CLASP_ERR_CONFIG,
-                                   "layer %d: fully connected layer needs a flatten before it", i + 1);
-            if (m->n_params + 2 > CLASP_MODEL_MAX_PARAMS)
-                return clasp_error(CLASP_ERR_CONFIG, "too many layers with parameters");
-            L->param = m->n_params;
-            n_fc++;
-            snprintf(m->names[m->n_params++], 32, "fc%d.weight", n_fc);
-            snprintf(m->names[m->n_params++], 32, "fc%d.bias", n_fc);
-            c = s->out, h = 1, w = 1, is4d = 0;
-            break;
-        default:
-            return clasp_error(CLASP_ERR_CONFIG, "layer %d: unknown kind %d", i + 1, (int)s->kind);
-        }
-        L->out_c = c, L->out_h = h, L->out_w = w, L->out_4d = is4d;
-    }
-    if (m->n_layers == 0 || is4d)
-        return clasp_error(CLASP_ERR_CONFIG, "the model must end with a fully connected layer");
-    m->num_classes = c;
+    if (m->n_params < m->cap_params) return CLASP_OK;
+    int cap = m->cap_params ? 2 * m->cap_params : 16;
+    clasp_tensor **p = realloc(m->params, (size_t)cap * sizeof *p);
+    if (p) m->params = p;
+    clasp_tensor **g = p ? realloc(m->grads, (size_t)cap * sizeof *g) : NULL;
+    if (g) m->grads = g;
+    char(*nm)[CLASP_PARAM_NAME_MAX] = g ? realloc(m->names, (size_t)cap * sizeof *nm) : NULL;
+    if (nm) m->names = nm;
+    int *d = nm ? realloc(m->decay, (size_t)cap * sizeof *d) : NULL;
+    if (!d) return clasp_error(CLASP_ERR_NOMEM, "out of memory");
+    m->decay = d;
+    m->cap_params = cap;
     return CLASP_OK;
 }
 
-static clasp_status alloc_params(clasp_model *m)
+static clasp_status full_name(const clasp_node *n, const char *suffix, char *buf)
 {
-    for (int i = 0; i < m->n_layers; i++) {
-        clasp_layer *L = &m->layers[i];
-        if (L->param < 0) continue;
-        int wshape[4], wdims, bshape[1] = {L->spec.out};
-        if (L->spec.kind == CLASP_LAYER_CONV2D) {
-            wdims = 4;
-            wshape[0] = L->spec.out, wshape[1] = L->in_c;
-            wshape[2] = wshape[3] = L->spec.kernel;
-        } else {
-            wdims = 2;
-            wshape[0] = L->spec.out, wshape[1] = L->in_c * L->in_h * L->in_w;
-        }
-        CLASP_TRY(clasp_tensor_new(m->ctx, CLASP_F32, wdims, wshape, &m->params[L->param]));
-        CLASP_TRY(clasp_tensor_new(m->ctx, CLASP_F32, wdims, wshape, &m->grads[L->param]));
-        CLASP_TRY(clasp_tensor_new(m->ctx, CLASP_F32, 1, bshape, &m->params[L->param + 1]));
-        CLASP_TRY(clasp_tensor_new(m->ctx, CLASP_F32, 1, bshape, &m->grads[L->param + 1]));
-        CLASP_TRY(clasp_tensor_fill(m->params[L->param + 1], 0.0f));
+    int w = snprintf(buf, CLASP_PARAM_NAME_MAX, "%s.%s", n->name, suffix);
+    if (w < 0 || w >= CLASP_PARAM_NAME_MAX)
+        return clasp_error(CLASP_ERR_CONFIG, "layer '%s': parameter name too long", n->name);
+    return CLASP_OK;
+}
+
+clasp_status model_add_param(clasp_model *m, clasp_node *n, const char *suffix, int ndim,
+                             const int *shape, int decay, int *index)
+{
+    CLASP_TRY(grow_params(m));
+    int i = m->n_params;
+    CLASP_TRY(full_name(n, suffix, m->names[i]));
+    m->params[i] = m->grads[i] = NULL;
+    m->decay[i] = decay;
+    m->n_params++;
+    CLASP_TRY(clasp_tensor_new(m->ctx, CLASP_F32, ndim, shape, &m->params[i]));
+    CLASP_TRY(clasp_tensor_new(m->ctx, CLASP_F32, ndim, shape, &m->grads[i]));
+    *index = i;
+    return CLASP_OK;
+}
+
+clasp_status model_add_buffer(clasp_model *m, clasp_node *n, const char *suffix, int ndim,
+                              const int *shape, int i64, int *index)
+{
+    if (m->n_buffers == m->cap_buffers) {
+        int cap = m->cap_buffers ? 2 * m->cap_buffers : 16;
+        model_buffer *b = realloc(m->buffers, (size_t)cap * sizeof *b);
+        if (!b) return clasp_error(CLASP_ERR_NOMEM, "out of memory");
+        m->buffers = b;
+        m->cap_buffers = cap;
     }
+    model_buffer *b = &m->buffers[m->n_buffers];
+    memset(b, 0, sizeof *b);
+    CLASP_TRY(full_name(n, suffix, b->name));
+    m->n_buffers++;
+    b->is_i64 = i64;
+    if (!i64) CLASP_TRY(clasp_tensor_new(m->ctx, CLASP_F32, ndim, shape, &b->t));
+    *index = m->n_buffers - 1;
+    return CLASP_OK;
+}
+
+/* ---- building ------------------------------------------------------------ */
+
+/* Automatic names for unnamed conv, linear and BatchNorm layers: conv1,
+ * fc1, bn1, ... counted per kind, as the first model named them. */
+static void auto_name(clasp_node *n, int *counts)
+{
+    if (n->spec.name[0]) {
+        snprintf(n->name, sizeof n->name, "%s", n->spec.name);
+        return;
+    }
+    const char *stem = NULL;
+    int *c = NULL;
+    switch (n->spec.kind) {
+    case CLASP_LAYER_CONV2D: stem = "conv", c = &counts[0]; break;
+    case CLASP_LAYER_LINEAR: stem = "fc", c = &counts[1]; break;
+    case CLASP_LAYER_BATCHNORM2D: stem = "bn", c = &counts[2]; break;
+    default: stem = n->ops->name, c = &counts[3]; break;
+    }
+    snprintf(n->name, sizeof n->name, "%s%d", stem, ++*c);
+}
+
+static clasp_status wire(clasp_model *m)
+{
+    int counts[4] = {0};
+    for (int i = 0; i < m->n_nodes; i++) {
+        clasp_node *n = &m->nodes[i];
+        const clasp_layer_spec *s = &n->spec;
+        n->ops = layer_ops_of(s->kind);
+        if (!n->ops) return clasp_error(CLASP_ERR_CONFIG, "layer %d: unknown kind %d", i + 1, (int)s->kind);
+        auto_name(n, counts);
+        for (int j = 0; j < CLASP_NODE_MAX_PARAMS; j++) n->param[j] = n->buffer[j] = -1;
+        n->n_in = s->n_inputs ? s->n_inputs : 1;
+        if (n->n_in != n->ops->n_inputs)
+            return clasp_error(CLASP_ERR_CONFIG, "layer %d (%s): takes %d input(s), %d given", i + 1,
+                               n->ops->name, n->ops->n_inputs, n->n_in);
+        for (int j = 0; j < n->n_in; j++) {
+            int src = s->n_inputs ? s->inputs[j] : i - 1;
+            if (src < -1 || src >= i)
+                return clasp_error(CLASP_ERR_CONFIG,
+                                   "layer %d (%s): input %d must be an earlier layer or the model input",
+                                   i + 1, n->ops->name, src + 1);
+            n->in_idx[j] = src;
+            n->in[j] = src < 0 ? (node_shape){m->in_c, m->in_h, m->in_w, 1} : m->nodes[src].out;
+            if (src >= 0) m->nodes[src].consumers++;
+        }
+        CLASP_TRY(n->ops->plan(m, n));
+        n->params_upstream = n->param[0] >= 0;
+        for (int j = 0; j < n->n_in; j++)
+            if (n->in_idx[j] >= 0 && m->nodes[n->in_idx[j]].params_upstream) n->params_upstream = 1;
+        if (n->out.c <= 0 || n->out.h <= 0 || n->out.w <= 0)
+            return clasp_error(CLASP_ERR_CONFIG, "layer %d (%s): empty output", i + 1, n->ops->name);
+    }
+    clasp_node *last = &m->nodes[m->n_nodes - 1];
+    last->consumers++;
+    if (last->out.is4d && (last->out.h != 1 || last->out.w != 1))
+        return clasp_error(CLASP_ERR_CONFIG, "the model must end with a fully connected layer");
+    m->num_classes = last->out.c;
+    /* In place where it is safe (see the top of this file). */
+    for (int i = 0; i < m->n_nodes; i++) {
+        clasp_node *n = &m->nodes[i];
+        n->owner = i;
+        int src = n->in_idx[0];
+        if (n->ops->in_place && src >= 0 && m->nodes[src].consumers == 1 &&
+            (n->ops->in_place == 2 || !m->nodes[src].ops->backward_needs_out)) {
+            n->in_place = 1;
+            n->owner = m->nodes[src].owner;
+        }
+    }
+    m->grad_ready = calloc((size_t)m->n_nodes + 1, 1);
+    if (!m->grad_ready) return clasp_error(CLASP_ERR_NOMEM, "out of memory");
     return CLASP_OK;
 }
 
@@ -105,19 +160,18 @@ clasp_status clasp_model_new(clasp_ctx *ctx, const clasp_layer_spec *layers, int
                            in_c, in_h, in_w);
     clasp_model *m = calloc(1, sizeof *m);
     if (!m) return clasp_error(CLASP_ERR_NOMEM, "out of memory");
-    m->layers = calloc((size_t)n_layers, sizeof *m->layers);
-    if (!m->layers) {
+    m->nodes = calloc((size_t)n_layers, sizeof *m->nodes);
+    if (!m->nodes) {
         free(m);
         return clasp_error(CLASP_ERR_NOMEM, "out of memory");
     }
     m->ctx = ctx;
     m->in_c = in_c, m->in_h = in_h, m->in_w = in_w;
-    m->n_layers = n_layers;
+    m->n_nodes = n_layers;
     m->train = 1;
     m->calib_t = 1.0f;
-    for (int i = 0; i < n_layers; i++) m->layers[i].spec = layers[i];
-    clasp_status st = plan_layers(m);
-    if (st == CLASP_OK) st = alloc_params(m);
+    for (int i = 0; i < n_layers; i++) m->nodes[i].spec = layers[i];
+    clasp_status st = wire(m);
     if (st != CLASP_OK) {
         clasp_model_free(m);
         return st;
@@ -130,11 +184,11 @@ clasp_status clasp_model_new_default(clasp_ctx *ctx, int in_c, int in_h, int in_
                                      int num_classes, clasp_model **out)
 {
     const clasp_layer_spec madry[] = {
-        {CLASP_LAYER_CONV2D, 32, 5, 1, 2}, {CLASP_LAYER_RELU, 0, 0, 0, 0},
-        {CLASP_LAYER_MAXPOOL2D, 0, 2, 2, 0}, {CLASP_LAYER_CONV2D, 64, 5, 1, 2},
-        {CLASP_LAYER_RELU, 0, 0, 0, 0}, {CLASP_LAYER_MAXPOOL2D, 0, 2, 2, 0},
-        {CLASP_LAYER_FLATTEN, 0, 0, 0, 0}, {CLASP_LAYER_LINEAR, 1024, 0, 0, 0},
-        {CLASP_LAYER_RELU, 0, 0, 0, 0}, {CLASP_LAYER_LINEAR, num_classes, 0, 0, 0},
+        {.kind = CLASP_LAYER_CONV2D, .out = 32, .kernel = 5, .stride = 1, .pad = 2}, {.kind = CLASP_LAYER_RELU},
+        {.kind = CLASP_LAYER_MAXPOOL2D, .kernel = 2, .stride = 2}, {.kind = CLASP_LAYER_CONV2D, .out = 64, .kernel = 5, .stride = 1, .pad = 2},
+        {.kind = CLASP_LAYER_RELU}, {.kind = CLASP_LAYER_MAXPOOL2D, .kernel = 2, .stride = 2},
+        {.kind = CLASP_LAYER_FLATTEN}, {.kind = CLASP_LAYER_LINEAR, .out = 1024},
+        {.kind = CLASP_LAYER_RELU}, {.kind = CLASP_LAYER_LINEAR, .out = num_classes},
     };
     return clasp_model_new(ctx, madry, (int)(sizeof madry / sizeof madry[0]), in_c, in_h, in_w,
                            out);
@@ -142,52 +196,70 @@ clasp_status clasp_model_new_default(clasp_ctx *ctx, int in_c, int in_h, int in_
 
 void clasp_model_arch(const clasp_model *m, char *buf, size_t size)
 {
-    clasp_layer_spec ls[256];
-    int n = m->n_layers < 256 ? m->n_layers : 256;
-    for (int i = 0; i < n; i++) ls[i] = m->layers[i].spec;
-    clasp_arch_format(ls, n, buf, size);
+    if (m->preset[0]) {
+        snprintf(buf, size, "%s", m->preset);
+        return;
+    }
+    clasp_layer_spec *ls = malloc((size_t)m->n_nodes * sizeof *ls);
+    if (!ls) {
+        if (size) buf[0] = '\0';
+        return;
+    }
+    for (int i = 0; i < m->n_nodes; i++) ls[i] = m->nodes[i].spec;
+    clasp_arch_format(ls, m->n_nodes, buf, size);
+    free(ls);
 }
 
 void clasp_model_free(clasp_model *m)
 {
     if (!m) return;
-    for (int i = 0; i < m->n_layers; i++) {
-        clasp_tensor_free(m->layers[i].out);
-        clasp_tensor_free(m->layers[i].grad);
-        clasp_tensor_free(m->layers[i].idx);
+    for (int i = 0; m->nodes && i < m->n_nodes; i++) {
+        clasp_tensor_free(m->nodes[i].out_t);
+        clasp_tensor_free(m->nodes[i].grad_t);
+        for (int j = 0; j < CLASP_NODE_MAX_SCRATCH; j++) clasp_tensor_free(m->nodes[i].scratch[j]);
     }
     for (int i = 0; i < m->n_params; i++) {
         clasp_tensor_free(m->params[i]);
         clasp_tensor_free(m->grads[i]);
     }
+    for (int i = 0; i < m->n_buffers; i++) clasp_tensor_free(m->buffers[i].t);
+    for (int j = 0; j < CLASP_LAYER_MAX_INPUTS; j++) clasp_tensor_free(m->fan_scratch[j]);
+    free(m->params), free(m->grads), free(m->names), free(m->decay), free(m->buffers);
     clasp_tensor_free(m->calib_dev);
     clasp_tensor_free(m->calib_out);
-    clasp_tensor_free(m->calib_grad);
     clasp_tensor_free(m->dlogits);
     clasp_tensor_free(m->loss);
     free(m->calib_offsets);
-    free(m->layers);
+    free(m->grad_ready);
+    free(m->nodes);
     free(m);
+}
+
+clasp_status layer_init_default(clasp_model *m, int weight, int bias, uint64_t seed)
+{
+    float bound = 1.0f / sqrtf((float)clasp_tensor_per_example(m->params[weight]));
+    for (int k = 0; k < 2; k++) {
+        int p = k ? bias : weight;
+        if (p < 0) continue;
+        clasp_tensor *t = m->params[p];
+        float *h = malloc((t->numel ? t->numel : 1) * sizeof *h);
+        if (!h) return clasp_error(CLASP_ERR_NOMEM, "out of memory");
+        /* One stream per parameter tensor, so adding a layer does not
+         * shift the others' initial values. */
+        clasp_rng rng = clasp_rng_make(seed, (uint64_t)p + 1);
+        clasp_rng_uniform_host(&rng, h, t->numel, -bound, bound);
+        clasp_status st = clasp_tensor_write(t, h);
+        free(h);
+        CLASP_TRY(st);
+    }
+    return CLASP_OK;
 }
 
 clasp_status clasp_model_init(clasp_model *m, uint64_t seed)
 {
-    for (int i = 0; i < m->n_layers; i++) {
-        clasp_layer *L = &m->layers[i];
-        if (L->param < 0) continue;
-        /* One stream per parameter tensor, so adding a layer does not
-         * shift the others' initial values. */
-        for (int j = 0; j < 2; j++) {
-            clasp_tensor *t = m->params[L->param + j];
-            float bound = 1.0f / sqrtf((float)clasp_tensor_per_example(m->params[L->param]));
-            float *h = malloc(t->numel * sizeof *h);
-            if (!h) return clasp_error(CLASP_ERR_NOMEM, "out of memory");
-            clasp_rng rng = clasp_rng_make(seed, (uint64_t)(L->param + j) + 1);
-            clasp_rng_uniform_host(&rng, h, t->numel, -bound, bound);
-            clasp_status st = clasp_tensor_write(t, h);
-            free(h);
-            CLASP_TRY(st);
-        }
+    for (int i = 0; i < m->n_nodes; i++) {
+        clasp_node *n = &m->nodes[i];
+        if (n->ops->init) CLASP_TRY(n->ops->init(m, n, seed));
     }
     return CLASP_OK;
 }
@@ -204,6 +276,14 @@ int clasp_model_num_params(const clasp_model *m) { return m->n_params; }
 clasp_tensor *clasp_model_param(clasp_model *m, int i) { return m->params[i]; }
 clasp_tensor *clasp_model_grad(clasp_model *m, int i) { return m->grads[i]; }
 const char *clasp_model_param_name(const clasp_model *m, int i) { return m->names[i]; }
+int clasp_model_param_decays(const clasp_model *m, int i) { return m->decay[i]; }
+int clasp_model_num_buffers(const clasp_model *m) { return m->n_buffers; }
+const char *clasp_model_buffer_name(const clasp_model *m, int i) { return m->buffers[i].name; }
+clasp_tensor *clasp_model_buffer(clasp_model *m, int i) { return m->buffers[i].t; }
+int64_t *clasp_model_buffer_i64(clasp_model *m, int i)
+{
+    return m->buffers[i].is_i64 ? &m->buffers[i].i64 : NULL;
+}
 
 size_t clasp_model_param_count(const clasp_model *m)
 {
@@ -242,18 +322,19 @@ int clasp_model_calibration(const clasp_model *m, float *offsets, float *tempera
     return 1;
 }
 
-static const clasp_tensor *layer_input(const clasp_model *m, int i)
+/* ---- forward ------------------------------------------------------------- */
+
+clasp_status layer_ensure_out(clasp_model *m, const clasp_node *n, clasp_tensor **t)
 {
-    for (int j = i - 1; j >= 0; j--)
-        if (!m->layers[j].alias) return m->layers[j].out;
-    return m->input;
+    if (n->out.is4d)
+        return clasp_tensor_ensure(m->ctx, t, CLASP_F32, 4, (int[]){m->batch, n->out.c, n->out.h, n->out.w});
+    return clasp_tensor_ensure(m->ctx, t, CLASP_F32, 2, (int[]){m->batch, n->out.c});
 }
 
-static clasp_status ensure_out(clasp_model *m, clasp_layer *L, int n, clasp_tensor **t)
+/* The tensor holding node i's output (i = -1: the model input). */
+static const clasp_tensor *node_out(const clasp_model *m, int i)
 {
-    if (L->out_4d)
-        return clasp_tensor_ensure(m->ctx, t, CLASP_F32, 4, (int[]){n, L->out_c, L->out_h, L->out_w});
-    return clasp_tensor_ensure(m->ctx, t, CLASP_F32, 2, (int[]){n, L->out_c});
+    return i < 0 ? m->input : m->nodes[m->nodes[i].owner].out_t;
 }
 
 clasp_status clasp_model_forward(clasp_model *m, const clasp_tensor *x, const clasp_tensor **logits)
@@ -262,38 +343,24 @@ clasp_status clasp_model_forward(clasp_model *m, const clasp_tensor *x, const cl
         x->shape[3] != m->in_w)
         return clasp_error(CLASP_ERR_INVALID, "model: input must be [N,%d,%d,%d]", m->in_c, m->in_h,
                            m->in_w);
-    int n = x->shape[0];
     m->input = x;
-    m->batch = n;
-    for (int i = 0; i < m->n_layers; i++) {
-        clasp_layer *L = &m->layers[i];
-        const clasp_tensor *in = layer_input(m, i);
-        /* A leading relu must not write into the caller's x. */
-        if (L->alias && in == x && L->spec.kind == CLASP_LAYER_RELU) L->alias = 0;
-        if (L->alias) {
-            if (L->spec.kind == CLASP_LAYER_RELU)
-                CLASP_TRY(clasp_relu_forward(in, (clasp_tensor *)in));
-            continue;
+    m->batch = x->shape[0];
+    for (int i = 0; i < m->n_nodes; i++) {
+        clasp_node *n = &m->nodes[i];
+        const clasp_tensor *in[CLASP_LAYER_MAX_INPUTS] = {NULL, NULL};
+        for (int j = 0; j < n->n_in; j++) in[j] = node_out(m, n->in_idx[j]);
+        clasp_tensor *out;
+        if (n->in_place) {
+            out = (clasp_tensor *)in[0];
+        } else {
+            CLASP_TRY(layer_ensure_out(m, n, &n->out_t));
+            out = n->out_t;
         }
-        CLASP_TRY(ensure_out(m, L, n, &L->out));
-        const clasp_tensor *w = L->param >= 0 ? m->params[L->param] : NULL;
-        const clasp_tensor *b = L->param >= 0 ? m->params[L->param + 1] : NULL;
-        switch (L->spec.kind) {
-        case CLASP_LAYER_CONV2D:
-            CLASP_TRY(clasp_conv2d_forward(in, w, b, L->spec.stride, L->spec.pad, L->out));
-            break;
-        case CLASP_LAYER_LINEAR: CLASP_TRY(clasp_linear_forward(in, w, b, L->out)); break;
-        case CLASP_LAYER_MAXPOOL2D:
-            CLASP_TRY(clasp_tensor_ensure(m->ctx, &L->idx, CLASP_I32, 4, L->out->shape));
-            CLASP_TRY(clasp_maxpool2d_forward(in, L->spec.kernel, L->spec.stride, L->out, L->idx));
-            break;
-        case CLASP_LAYER_RELU: CLASP_TRY(clasp_relu_forward(in, L->out)); break;
-        case CLASP_LAYER_FLATTEN: CLASP_TRY(clasp_tensor_copy(L->out, in)); break;
-        }
+        CLASP_TRY(n->ops->forward(m, n, in, out));
     }
-    const clasp_tensor *z = layer_input(m, m->n_layers);
+    const clasp_tensor *z = node_out(m, m->n_nodes - 1);
     if (!m->train && m->calibrated) {
-        CLASP_TRY(clasp_tensor_ensure(m->ctx, &m->calib_out, CLASP_F32, 2, (int[]){n, m->num_classes}));
+        CLASP_TRY(clasp_tensor_ensure(m->ctx, &m->calib_out, CLASP_F32, 2, (int[]){m->batch, m->num_classes}));
         CLASP_TRY(clasp_tensor_copy(m->calib_out, z));
         CLASP_TRY(clasp_logit_adjust(m->calib_out, m->calib_dev, m->calib_t));
         z = m->calib_out;
@@ -303,16 +370,13 @@ clasp_status clasp_model_forward(clasp_model *m, const clasp_tensor *x, const cl
     return CLASP_OK;
 }
 
-/* Gradient buffer for the output of layer i (walking back over aliases). */
-static clasp_status grad_of_output(clasp_model *m, int i, clasp_tensor **g)
+/* ---- backward ------------------------------------------------------------ */
+
+/* The gradient buffer of owner node o (its output's shape). */
+static clasp_status owner_grad(clasp_model *m, int o, clasp_tensor **g)
 {
-    while (i >= 0 && m->layers[i].alias) i--;
-    if (i < 0) {
-        *g = NULL;
-        return CLASP_OK;
-    }
-    CLASP_TRY(ensure_out(m, &m->layers[i], m->batch, &m->layers[i].grad));
-    *g = m->layers[i].grad;
+    CLASP_TRY(layer_ensure_out(m, &m->nodes[o], &m->nodes[o].grad_t));
+    *g = m->nodes[o].grad_t;
     return CLASP_OK;
 }
 
@@ -326,58 +390,57 @@ clasp_status clasp_model_backward(clasp_model *m, const clasp_tensor *dlogits, i
     if (dx && dx->numel != m->input->numel)
         return clasp_error(CLASP_ERR_INVALID, "model: dx has %zu values, the input %zu", dx->numel,
                            m->input->numel);
-    /* dy: gradient w.r.t. the current layer's output. The caller's dlogits is
-     * copied once so in-place layer backwards never write into it. */
-    clasp_tensor *dy;
-    CLASP_TRY(grad_of_output(m, m->n_layers - 1, &dy));
-    CLASP_TRY(clasp_tensor_copy(dy, dlogits));
-    if (!m->train && m->calibrated && m->calib_t != 1.0f)
-        CLASP_TRY(clasp_scale(dy, 1.0f / m->calib_t));
-    for (int i = m->n_layers - 1; i >= 0; i--) {
-        clasp_layer *L = &m->layers[i];
-        const clasp_tensor *in = layer_input(m, i);
-        int first = 1; /* no layer with work below this one */
-        for (int j = i - 1; j >= 0; j--)
-            if (!m->layers[j].alias) first = 0;
-        if (L->alias) {
-            if (L->spec.kind == CLASP_LAYER_RELU) {
-                /* The relu output is its (aliased) input buffer. */
-                if (first && dx) {
-                    CLASP_TRY(clasp_relu_backward(in, dy, dx));
-                    return CLASP_OK;
-                }
-                CLASP_TRY(clasp_relu_backward(in, dy, dy));
-            } else if (first && dx) {
-                return clasp_tensor_copy(dx, dy);
+    m->want_param_grads = param_grads != 0;
+    /* grad_ready[o + 1]: owner o's gradient holds a value in this pass
+     * (index 0: the model input, i.e. dx). */
+    memset(m->grad_ready, 0, (size_t)m->n_nodes + 1);
+    int last = m->nodes[m->n_nodes - 1].owner;
+    clasp_tensor *g;
+    CLASP_TRY(owner_grad(m, last, &g));
+    /* The caller's dlogits is copied once, so in-place backwards never
+     * write into it. */
+    CLASP_TRY(clasp_tensor_copy(g, dlogits));
+    if (!m->train && m->calibrated && m->calib_t != 1.0f) CLASP_TRY(clasp_scale(g, 1.0f / m->calib_t));
+    m->grad_ready[last + 1] = 1;
+    for (int i = m->n_nodes - 1; i >= 0; i--) {
+        clasp_node *n = &m->nodes[i];
+        if (!m->grad_ready[n->owner + 1]) continue; /* nothing flows back through it */
+        clasp_tensor *dout = m->nodes[n->owner].grad_t;
+        clasp_tensor *din[CLASP_LAYER_MAX_INPUTS] = {NULL, NULL}, *target[CLASP_LAYER_MAX_INPUTS] = {NULL, NULL};
+        int any = m->want_param_grads && n->param[0] >= 0;
+        for (int j = 0; j < n->n_in; j++) {
+            int src = n->in_idx[j];
+            if (n->in_place) {
+                din[j] = dout; /* the input's gradient is this very buffer */
+                any = 1;
+                continue;
             }
-            continue;
+            int o = src < 0 ? -1 : m->nodes[src].owner;
+            clasp_tensor *t = NULL;
+            /* Only gradients someone asked for: the input's (dx), or on the
+             * way to a parameter. */
+            if (src < 0) t = dx;
+            else if (dx || (m->want_param_grads && m->nodes[src].params_upstream))
+                CLASP_TRY(owner_grad(m, o, &t));
+            if (!t) continue;
+            any = 1;
+            if (!m->grad_ready[o + 1]) {
+                din[j] = t; /* the first contribution is written directly */
+                m->grad_ready[o + 1] = 1;
+            } else {
+                /* A tensor read by several nodes: this node's share goes
+                 * through scratch and is added. */
+                CLASP_TRY(clasp_tensor_ensure(m->ctx, &m->fan_scratch[j], CLASP_F32, t->ndim, t->shape));
+                din[j] = m->fan_scratch[j];
+                target[j] = t;
+            }
         }
-        clasp_tensor *din = NULL;
-        if (!first) CLASP_TRY(grad_of_output(m, i - 1, &din));
-        else din = dx;
-        clasp_tensor *dw = param_grads && L->param >= 0 ? m->grads[L->param] : NULL;
-        clasp_tensor *db = param_grads && L->param >= 0 ? m->grads[L->param + 1] : NULL;
-        const clasp_tensor *w = L->param >= 0 ? m->params[L->param] : NULL;
-        switch (L->spec.kind) {
-        case CLASP_LAYER_CONV2D:
-            if (din || dw)
-                CLASP_TRY(clasp_conv2d_backward(in, w, dy, L->spec.stride, L->spec.pad, din, dw, db));
-            break;
-        case CLASP_LAYER_LINEAR:
-            if (din || dw) CLASP_TRY(clasp_linear_backward(in, w, dy, din, dw, db));
-            break;
-        case CLASP_LAYER_MAXPOOL2D:
-            if (din) CLASP_TRY(clasp_maxpool2d_backward(dy, L->idx, din));
-            break;
-        case CLASP_LAYER_RELU:
-            if (din) CLASP_TRY(clasp_relu_backward(L->out, dy, din));
-            break;
-        case CLASP_LAYER_FLATTEN:
-            if (din) CLASP_TRY(clasp_tensor_copy(din, dy));
-            break;
-        }
-        if (first) break;
-        dy = din;
+        if (!any) continue;
+        const clasp_tensor *in[CLASP_LAYER_MAX_INPUTS] = {NULL, NULL};
+        for (int j = 0; j < n->n_in; j++) in[j] = node_out(m, n->in_idx[j]);
+        CLASP_TRY(n->ops->backward(m, n, in, node_out(m, i), dout, din));
+        for (int j = 0; j < n->n_in; j++)
+            if (target[j]) CLASP_TRY(clasp_axpy(target[j], 1.0f, din[j]));
     }
     return CLASP_OK;
 }

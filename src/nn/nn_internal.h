@@ -4,31 +4,56 @@
 
 #include "clasp/model.h"
 
-/* One layer and the buffers of its last forward/backward. */
-typedef struct clasp_layer {
-    clasp_layer_spec spec;
-    int in_c, in_h, in_w;      /* input shape per example (in_h = in_w = 1 for 2-d) */
-    int out_c, out_h, out_w;   /* output shape per example */
-    int out_4d;                /* output is [N,C,H,W] (else [N,features]) */
-    int alias;                 /* relu/flatten: output shares the input's buffer */
-    int param;                 /* index of the weight in the model's params, or -1 */
-    clasp_tensor *out;         /* owned output buffer (NULL when alias) */
-    clasp_tensor *grad;        /* owned gradient w.r.t. the output (NULL when alias) */
-    clasp_tensor *idx;         /* max-pool argmax positions */
-} clasp_layer;
+/* Per-example shape of a tensor flowing between nodes. */
+typedef struct node_shape {
+    int c, h, w;
+    int is4d;                  /* [N,C,H,W]; else [N,C] (h = w = 1) */
+} node_shape;
 
-#define CLASP_MODEL_MAX_PARAMS 64
+#define CLASP_NODE_MAX_PARAMS 4
+#define CLASP_NODE_MAX_SCRATCH 3
+
+/* One node of the model graph and the buffers of its last forward/backward. */
+typedef struct clasp_node {
+    clasp_layer_spec spec;
+    const struct layer_ops *ops;
+    char name[CLASP_LAYER_NAME_MAX];     /* resolved module path: "conv1", "layer1.0.bn2" */
+    int n_in;
+    int in_idx[CLASP_LAYER_MAX_INPUTS];  /* node indices; -1 = the model input */
+    node_shape in[CLASP_LAYER_MAX_INPUTS], out;
+    int param[CLASP_NODE_MAX_PARAMS];    /* indices into the model's params, -1 = none */
+    int buffer[CLASP_NODE_MAX_PARAMS];   /* indices into the model's buffers, -1 = none */
+    int consumers;             /* nodes reading this output (+1 for the logits) */
+    int params_upstream;       /* this node or one it reads from has parameters */
+    int in_place;              /* computes on its input's buffer */
+    int owner;                 /* node whose tensors hold this output (itself unless in place) */
+    clasp_tensor *out_t;       /* owned output buffer (owner only) */
+    clasp_tensor *grad_t;      /* owned gradient w.r.t. the output (owner only) */
+    clasp_tensor *scratch[CLASP_NODE_MAX_SCRATCH]; /* kind-specific: argmax, batch statistics */
+} clasp_node;
+
+/* A saved, untrained tensor: a float device tensor, or a host int64
+ * counter (PyTorch's BatchNorm num_batches_tracked). */
+typedef struct model_buffer {
+    char name[CLASP_PARAM_NAME_MAX];
+    clasp_tensor *t;           /* NULL for the int64 counter */
+    int is_i64;
+    int64_t i64;
+} model_buffer;
 
 struct clasp_model {
     clasp_ctx *ctx;
     int in_c, in_h, in_w;
     int num_classes;
-    int n_layers;
-    clasp_layer *layers;
-    int n_params;
-    clasp_tensor *params[CLASP_MODEL_MAX_PARAMS];
-    clasp_tensor *grads[CLASP_MODEL_MAX_PARAMS];
-    char names[CLASP_MODEL_MAX_PARAMS][32];
+    int n_nodes;
+    clasp_node *nodes;
+    int n_params, cap_params;
+    clasp_tensor **params, **grads;
+    char (*names)[CLASP_PARAM_NAME_MAX];
+    int *decay;                  /* weight decay applies to params[i] */
+    int n_buffers, cap_buffers;
+    model_buffer *buffers;
+    char preset[64];             /* the preset it was built from, "" for a layer list */
     int train;
     /* Calibration (eval mode only). */
     int calibrated;
@@ -36,11 +61,15 @@ struct clasp_model {
     float *calib_offsets;        /* host copy, num_classes */
     clasp_tensor *calib_dev;     /* device copy of the offsets */
     clasp_tensor *calib_out;     /* calibrated logits */
-    clasp_tensor *calib_grad;    /* gradient w.r.t. the raw logits */
     /* Forward state. */
     const clasp_tensor *input;   /* x of the last forward */
     const clasp_tensor *logits;  /* what the last forward returned */
     int batch;
+    /* Backward state: parameter gradients wanted; which owners' gradient
+     * buffers hold a value in this pass; scratch for fan-out sums. */
+    int want_param_grads;
+    unsigned char *grad_ready;
+    clasp_tensor *fan_scratch[CLASP_LAYER_MAX_INPUTS];
     /* Scratch for input_grad / predict / train_step. */
     clasp_tensor *dlogits, *loss;
 };
@@ -50,6 +79,7 @@ void clasp_arch_format(const clasp_layer_spec *ls, int n, char *buf, size_t size
 
 /* Momentum buffer of parameter i (NULL without momentum). */
 clasp_tensor *clasp_sgd_velocity(clasp_sgd *o, int i);
+int clasp_sgd_num_velocities(const clasp_sgd *o);
 
 /* Name of the parameter the i-th momentum buffer belongs to. */
 const char *clasp_sgd_model_param_name(clasp_sgd *o, int i);

@@ -29,13 +29,16 @@
 #endif
 
 #define ST_META_KEY "__metadata__"
-#define ST_ELEM_SIZE 4u                 /* F32 and I32 alike */
+#define ST_MAX_ELEM 8u                  /* the widest dtype, I64 */
 #define ST_ALIGN 8u                     /* data area alignment in the file */
 #define ST_MAX_HEADER 100000000ull      /* same cap as the reference format */
 /* Metadata key of the checksum clasp writes (8 hex digits). */
 #define ST_CRC_KEY "clasp.crc32"
 
-static const char *const st_dtype_names[] = { "F32", "I32" };
+static const char *const st_dtype_names[] = { "F32", "I32", "I64" };
+#define ST_N_DTYPES 3
+
+static size_t st_elem_size(clasp_st_dtype d) { return d == CLASP_ST_I64 ? 8u : 4u; }
 
 /* ---------------------------------------------------------------- memory */
 
@@ -82,7 +85,7 @@ const char *clasp_st_meta(const clasp_st_file *f, const char *key)
  * the other extents alone would overflow. */
 static bool st_numel(int ndim, const int64_t *shape, size_t *numel)
 {
-    uint64_t limit = (SIZE_MAX < INT64_MAX ? SIZE_MAX : INT64_MAX) / ST_ELEM_SIZE;
+    uint64_t limit = (SIZE_MAX < INT64_MAX ? SIZE_MAX : INT64_MAX) / ST_MAX_ELEM;
     uint64_t n = 1;
     for (int i = 0; i < ndim; i++)
         if (shape[i] == 0) {
@@ -99,9 +102,9 @@ static bool st_numel(int ndim, const int64_t *shape, size_t *numel)
 
 /* Never returns NULL for an empty tensor, so callers may always pass
  * t->data to memcpy and friends. */
-static void *st_alloc_data(size_t numel)
+static void *st_alloc_data(size_t numel, clasp_st_dtype d)
 {
-    return malloc(numel ? numel * ST_ELEM_SIZE : 1);
+    return malloc(numel ? numel * st_elem_size(d) : 1);
 }
 
 /* ------------------------------------------------------------- building */
@@ -113,7 +116,7 @@ static clasp_status st_check_new_tensor(const clasp_st_file *f, const char *name
 {
     if (!f || !name)
         return clasp_error(CLASP_ERR_INVALID, "clasp_st_add: NULL file or name");
-    if (dtype != CLASP_ST_F32 && dtype != CLASP_ST_I32)
+    if (dtype != CLASP_ST_F32 && dtype != CLASP_ST_I32 && dtype != CLASP_ST_I64)
         return clasp_error(CLASP_ERR_INVALID, "clasp_st_add: tensor \"%s\": "
                            "unknown dtype %d", name, (int)dtype);
     if (ndim < 0 || ndim > CLASP_ST_MAX_DIMS || (ndim > 0 && !shape))
@@ -149,7 +152,7 @@ clasp_status clasp_st_add(clasp_st_file *f, const char *name,
     CLASP_TRY(st_check_new_tensor(f, name, dtype, ndim, shape, data, &numel));
 
     char *name_copy = strdup(name);
-    void *data_copy = st_alloc_data(numel);
+    void *data_copy = st_alloc_data(numel, dtype);
     clasp_st_tensor *grown = NULL;
     if (name_copy && data_copy)
         grown = realloc(f->tensors, (f->n_tensors + 1) * sizeof *grown);
@@ -160,7 +163,7 @@ clasp_status clasp_st_add(clasp_st_file *f, const char *name,
                            "of memory", name);
     }
     f->tensors = grown;
-    if (numel) memcpy(data_copy, data, numel * ST_ELEM_SIZE);
+    if (numel) memcpy(data_copy, data, numel * st_elem_size(dtype));
 
     clasp_st_tensor *t = &f->tensors[f->n_tensors++];
     memset(t, 0, sizeof *t);
@@ -250,7 +253,7 @@ static json_object *st_int_array(const int64_t *v, int n)
 static json_object *st_tensor_entry(const clasp_st_tensor *t, uint64_t begin)
 {
     int64_t offsets[2] = { (int64_t)begin,
-                           (int64_t)(begin + (uint64_t)t->numel * ST_ELEM_SIZE) };
+                           (int64_t)(begin + (uint64_t)t->numel * st_elem_size(t->dtype)) };
     json_object *e = json_object_new_object();
     if (!e) return NULL;
     /* Key order here is the order readers see; keep the reference's. */
@@ -292,7 +295,7 @@ static clasp_status st_crc(const clasp_st_file *f, const char *path, uint32_t *o
         const clasp_st_tensor *t = &f->tensors[i];
         c = crc32(c, (const Bytef *)t->name, (uInt)strlen(t->name) + 1);
         /* crc32_z takes a size_t length: tensors may pass 4 GiB. */
-        if (t->numel) c = crc32_z(c, (const Bytef *)t->data, t->numel * ST_ELEM_SIZE);
+        if (t->numel) c = crc32_z(c, (const Bytef *)t->data, t->numel * st_elem_size(t->dtype));
     }
     *out = (uint32_t)c;
     return CLASP_OK;
@@ -339,7 +342,7 @@ static clasp_status st_header_json(const clasp_st_file *f, const char *path,
                                "\"%s\"", path, t->name);
         }
         ok = st_json_put(root, t->name, st_tensor_entry(t, offset));
-        offset += (uint64_t)t->numel * ST_ELEM_SIZE;
+        offset += (uint64_t)t->numel * st_elem_size(t->dtype);
     }
     if (!ok) {
         json_object_put(root);
@@ -384,7 +387,7 @@ static clasp_status st_write_stream(FILE *fp, const char *tmp, const char *path,
     bool ok = fwrite(len_le, 1, 8, fp) == 8 &&
               fwrite(hdr, 1, hdr_len, fp) == hdr_len;
     for (size_t i = 0; ok && i < f->n_tensors; i++) {
-        size_t bytes = f->tensors[i].numel * ST_ELEM_SIZE;
+        size_t bytes = f->tensors[i].numel * st_elem_size(f->tensors[i].dtype);
         ok = bytes == 0 || fwrite(f->tensors[i].data, 1, bytes, fp) == bytes;
     }
     /* The data must be on disk before the rename makes it visible, or a
@@ -606,13 +609,13 @@ static clasp_status st_parse_dtype(const char *path, const char *name,
     json_object *v;
     CLASP_TRY(st_member(path, name, entry, "dtype", json_type_string, &v));
     const char *s = json_object_get_string(v);
-    for (int d = 0; d < 2; d++)
+    for (int d = 0; d < ST_N_DTYPES; d++)
         if (strcmp(s, st_dtype_names[d]) == 0) {
             *out = (clasp_st_dtype)d;
             return CLASP_OK;
         }
     return clasp_error(CLASP_ERR_FORMAT, "%s: tensor \"%s\": unknown dtype \"%s\" "
-                       "(supported: F32, I32)", path, name, s);
+                       "(supported: F32, I32, I64)", path, name, s);
 }
 
 static clasp_status st_parse_shape(const char *path, const char *name,
@@ -660,7 +663,7 @@ static clasp_status st_parse_offsets(const char *path, const char *name,
         return clasp_error(CLASP_ERR_FORMAT, "%s: tensor \"%s\": data_offsets end %"
                            PRIu64 " is beyond the %" PRIu64 "-byte data area", path,
                            name, r->end, data_size);
-    uint64_t want = (uint64_t)t->numel * ST_ELEM_SIZE;
+    uint64_t want = (uint64_t)t->numel * st_elem_size(t->dtype);
     if (r->end - r->begin != want)
         return clasp_error(CLASP_ERR_FORMAT, "%s: tensor \"%s\": data_offsets span %"
                            PRIu64 " bytes, expected %" PRIu64 " (%zu %s elements)",
@@ -807,11 +810,11 @@ static clasp_status st_read_data(int fd, const char *path, uint64_t data_start,
 {
     for (size_t i = 0; i < f->n_tensors; i++) {
         clasp_st_tensor *t = &f->tensors[i];
-        t->data = st_alloc_data(t->numel);
+        t->data = st_alloc_data(t->numel, t->dtype);
         if (!t->data)
             return clasp_error(CLASP_ERR_NOMEM, "%s: tensor \"%s\": out of memory "
                                "for %zu elements", path, t->name, t->numel);
-        CLASP_TRY(st_pread(fd, path, t->data, t->numel * ST_ELEM_SIZE,
+        CLASP_TRY(st_pread(fd, path, t->data, t->numel * st_elem_size(t->dtype),
                            data_start + ranges[i].begin));
     }
     return CLASP_OK;

@@ -6,7 +6,8 @@
 struct clasp_sgd {
     clasp_model *m;
     float lr, momentum, weight_decay;
-    clasp_tensor *velocity[CLASP_MODEL_MAX_PARAMS];
+    int n;
+    clasp_tensor **velocity;    /* one per parameter; NULLs without momentum */
 };
 
 clasp_status clasp_sgd_new(clasp_model *m, float lr, float momentum, float weight_decay,
@@ -17,6 +18,12 @@ clasp_status clasp_sgd_new(clasp_model *m, float lr, float momentum, float weigh
     if (!o) return clasp_error(CLASP_ERR_NOMEM, "out of memory");
     o->m = m;
     o->lr = lr, o->momentum = momentum, o->weight_decay = weight_decay;
+    o->n = m->n_params;
+    o->velocity = calloc((size_t)(o->n ? o->n : 1), sizeof *o->velocity);
+    if (!o->velocity) {
+        free(o);
+        return clasp_error(CLASP_ERR_NOMEM, "out of memory");
+    }
     for (int i = 0; momentum != 0.0f && i < m->n_params; i++) {
         clasp_status st = clasp_tensor_new(m->ctx, CLASP_F32, m->params[i]->ndim,
                                            m->params[i]->shape, &o->velocity[i]);
@@ -36,9 +43,9 @@ clasp_status clasp_sgd_step(clasp_sgd *o)
 {
     clasp_model *m = o->m;
     for (int i = 0; i < m->n_params; i++) {
-        /* Like PyTorch's common practice, biases get no weight decay only
-         * when asked; here weight decay applies to weights alone. */
-        float wd = (i % 2 == 0) ? o->weight_decay : 0.0f;
+        /* Weight decay on conv and linear weights alone: not on biases
+         * nor on BatchNorm's affine parameters. */
+        float wd = m->decay[i] ? o->weight_decay : 0.0f;
         CLASP_TRY(clasp_sgd_update(m->params[i], m->grads[i], o->velocity[i], o->lr, o->momentum, wd));
     }
     return CLASP_OK;
@@ -47,14 +54,17 @@ clasp_status clasp_sgd_step(clasp_sgd *o)
 void clasp_sgd_free(clasp_sgd *o)
 {
     if (!o) return;
-    for (int i = 0; i < CLASP_MODEL_MAX_PARAMS; i++) clasp_tensor_free(o->velocity[i]);
+    for (int i = 0; i < o->n; i++) clasp_tensor_free(o->velocity[i]);
+    free(o->velocity);
     free(o);
 }
 
 clasp_tensor *clasp_sgd_velocity(clasp_sgd *o, int i)
 {
-    return o->velocity[i];
+    return i >= 0 && i < o->n ? o->velocity[i] : NULL;
 }
+
+int clasp_sgd_num_velocities(const clasp_sgd *o) { return o->n; }
 
 clasp_status clasp_model_ce_grads(clasp_model *m, const clasp_tensor *x, const clasp_tensor *y,
                                   const clasp_tensor *w, float *loss)

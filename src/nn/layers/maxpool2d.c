@@ -1,0 +1,32 @@
+/* maxpool2d: window k, stride s, no padding; the argmax positions of the
+ * forward (scratch[0]) route the gradient back. */
+#include "nn/layers/layer.h"
+
+static clasp_status plan(clasp_model *m, clasp_node *n)
+{
+    (void)m;
+    clasp_layer_spec *s = &n->spec;
+    const node_shape *in = &n->in[0];
+    if (!in->is4d) return clasp_error(CLASP_ERR_CONFIG, "layer %s: max-pool after flatten", n->name);
+    if (s->stride <= 0) s->stride = s->kernel;
+    if (s->kernel <= 0 || in->h < s->kernel || in->w < s->kernel)
+        return clasp_error(CLASP_ERR_CONFIG, "layer %s: max-pool %d on a %dx%d input", n->name, s->kernel,
+                           in->h, in->w);
+    n->out = (node_shape){in->c, (in->h - s->kernel) / s->stride + 1, (in->w - s->kernel) / s->stride + 1, 1};
+    return CLASP_OK;
+}
+
+static clasp_status forward(clasp_model *m, clasp_node *n, const clasp_tensor *const *in, clasp_tensor *out)
+{
+    CLASP_TRY(clasp_tensor_ensure(m->ctx, &n->scratch[0], CLASP_I32, 4, out->shape));
+    return clasp_maxpool2d_forward(in[0], n->spec.kernel, n->spec.stride, out, n->scratch[0]);
+}
+
+static clasp_status backward(clasp_model *m, clasp_node *n, const clasp_tensor *const *in,
+                             const clasp_tensor *out, const clasp_tensor *dout, clasp_tensor **din)
+{
+    (void)m, (void)in, (void)out;
+    return din[0] ? clasp_maxpool2d_backward(dout, n->scratch[0], din[0]) : CLASP_OK;
+}
+
+const layer_ops layer_maxpool2d = {"maxpool2d", 1, 0, 0, plan, NULL, forward, backward};
