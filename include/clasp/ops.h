@@ -64,6 +64,20 @@ clasp_status clasp_maxpool2d_forward(const clasp_tensor *x, int k, int s, clasp_
 clasp_status clasp_maxpool2d_backward(const clasp_tensor *dy, const clasp_tensor *idx,
                                       clasp_tensor *dx);
 
+/* ---- average pooling ------------------------------------------------ */
+
+/* Average pooling of x [N,C,H,W] over kernel x kernel windows with the
+ * given stride, no padding (PyTorch's avg_pool2d(x, kernel, stride));
+ * y [N,C,OH,OW], OH = (H - kernel)/stride + 1, likewise OW. kernel = H = W
+ * is global average pooling (y [N,C,1,1]). */
+clasp_status clasp_avgpool2d_forward(const clasp_tensor *x, int kernel, int stride,
+                                     clasp_tensor *y);
+/* Its backward: dx [N,C,H,W] gets dy / (kernel*kernel) spread over each
+ * window; where windows overlap (stride < kernel) the shares add up;
+ * elements no window covers get 0. dx is written, not added to. */
+clasp_status clasp_avgpool2d_backward(const clasp_tensor *dy, int kernel, int stride,
+                                      clasp_tensor *dx);
+
 /* ---- losses ---------------------------------------------------------- */
 
 /* Softmax cross-entropy with temperature T > 0 on logits z[N,K] and int32
