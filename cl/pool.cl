@@ -1,4 +1,4 @@
-/* Max pooling (window k, stride s, no padding) on NCHW planes. */
+/* Max and average pooling (window k, stride s, no padding) on NCHW planes. */
 
 /* y and idx [planes, OH, OW]; idx = h*W + w of the window's first maximum
  * in row-major scan order (strict > keeps the first on ties).
@@ -150,4 +150,46 @@ __kernel void maxpool2_fwd(__global const float *restrict x, int H, int W, int O
     int out = (pl * OH + oh) * OW + x0;
     MP_STORE_PART(float, best, rem, y + out);
     MP_STORE_PART(int, bi, rem, idx + out);
+}
+
+/* ---- average pooling ------------------------------------------------------
+ *
+ * Window k, stride s, no padding. The backward gathers instead of
+ * scattering: each input element sums, in a fixed order, the outputs of
+ * the windows that cover it, so overlapping windows (s < k) need no atomics
+ * and every element of dx is written once. Both use a flat 1-d range over
+ * their output, guarded. */
+
+/* y [planes, OH, OW] = mean of each k x k window of x [planes, H, W]. */
+__kernel void avgpool_fwd(__global const float *restrict x, int H, int W, int k, int s,
+                          int OH, int OW, int total, __global float *restrict y)
+{
+    int i = get_global_id(0);
+    if (i >= total) return;
+    int ow = i % OW, t = i / OW;
+    int oh = t % OH, pl = t / OH;
+    __global const float *p = x + (size_t)pl * H * W + (size_t)(oh * s) * W + ow * s;
+    float acc = 0.0f;
+    for (int kh = 0; kh < k; kh++)
+        for (int kw = 0; kw < k; kw++) acc += p[kh * W + kw];
+    y[i] = acc / (float)(k * k);
+}
+
+/* dx [planes, H, W] = sum over the windows (oh, ow) covering (h, w) of
+ * dy [planes, OH, OW] / (k*k): oh from ceil((h - k + 1) / s) to h / s,
+ * clipped to [0, OH). Elements no window reaches get 0. */
+__kernel void avgpool_bwd(__global const float *restrict dy, int H, int W, int k, int s,
+                          int OH, int OW, int total, __global float *restrict dx)
+{
+    int i = get_global_id(0);
+    if (i >= total) return;
+    int w = i % W, t = i / W;
+    int h = t % H, pl = t / H;
+    int oh0 = h >= k ? (h - k) / s + 1 : 0, oh1 = min(h / s, OH - 1);
+    int ow0 = w >= k ? (w - k) / s + 1 : 0, ow1 = min(w / s, OW - 1);
+    __global const float *g = dy + (size_t)pl * OH * OW;
+    float acc = 0.0f;
+    for (int oh = oh0; oh <= oh1; oh++)
+        for (int ow = ow0; ow <= ow1; ow++) acc += g[oh * OW + ow];
+    dx[i] = acc / (float)(k * k);
 }

@@ -64,6 +64,75 @@ clasp_status clasp_maxpool2d_forward(const clasp_tensor *x, int k, int s, clasp_
 clasp_status clasp_maxpool2d_backward(const clasp_tensor *dy, const clasp_tensor *idx,
                                       clasp_tensor *dx);
 
+/* ---- normalisation and average pooling (ResNet building blocks) ------ */
+
+/* BatchNorm2d over x [N,C,H,W] with per-channel gamma, beta [C], as
+ * PyTorch. Train mode normalises with the batch mean and the biased
+ * variance over the N*H*W values of each channel:
+ *   y = (x - mean) / sqrt(var_biased + eps) * gamma + beta,
+ * and updates running_mean and running_var [C] in place:
+ *   running = (1 - momentum) * running + momentum * batch_stat
+ * with the UNBIASED batch variance (times n/(n-1), n = N*H*W) for
+ * running_var. Writes the batch mean and 1/sqrt(var_biased + eps) per
+ * channel into save_mean and save_invstd [C] (outputs, needed by the
+ * backward). All tensors are required; per-channel tensors need C
+ * elements, any shape. y [N,C,H,W] may not alias x. eps > 0, momentum in
+ * [0, 1], and N*H*W >= 2 (an unbiased variance needs two values).
+ * Per-channel sums run in a fixed order: the same inputs give the same
+ * bits on every run. */
+clasp_status clasp_batchnorm_forward_train(const clasp_tensor *x, const clasp_tensor *gamma,
+                                           const clasp_tensor *beta, clasp_tensor *running_mean,
+                                           clasp_tensor *running_var, float momentum, float eps,
+                                           clasp_tensor *save_mean, clasp_tensor *save_invstd,
+                                           clasp_tensor *y);
+/* Eval mode: y = (x - running_mean) / sqrt(running_var + eps) * gamma + beta;
+ * nothing is updated. y may not alias x. */
+clasp_status clasp_batchnorm_forward_eval(const clasp_tensor *x, const clasp_tensor *gamma,
+                                          const clasp_tensor *beta,
+                                          const clasp_tensor *running_mean,
+                                          const clasp_tensor *running_var, float eps,
+                                          clasp_tensor *y);
+/* Backward of the train-mode forward (the batch statistics depend on x),
+ * given dy [N,C,H,W] and the forward's save_mean and save_invstd. Outputs,
+ * each NULL when not wanted: dx [N,C,H,W] (may not alias x or dy),
+ * dgamma = sum dy * xhat and dbeta = sum dy [C] (xhat the normalised x);
+ * all are written, not added to. */
+clasp_status clasp_batchnorm_backward_train(const clasp_tensor *x, const clasp_tensor *dy,
+                                            const clasp_tensor *gamma,
+                                            const clasp_tensor *save_mean,
+                                            const clasp_tensor *save_invstd, clasp_tensor *dx,
+                                            clasp_tensor *dgamma, clasp_tensor *dbeta);
+/* Backward of the eval-mode forward (a per-channel affine map):
+ * dx = dy * gamma / sqrt(running_var + eps); dgamma, dbeta as for the train
+ * backward with xhat = (x - running_mean) / sqrt(running_var + eps); any
+ * of the three outputs may be NULL; written, not added to. */
+clasp_status clasp_batchnorm_backward_eval(const clasp_tensor *x, const clasp_tensor *dy,
+                                           const clasp_tensor *gamma,
+                                           const clasp_tensor *running_mean,
+                                           const clasp_tensor *running_var, float eps,
+                                           clasp_tensor *dx, clasp_tensor *dgamma,
+                                           clasp_tensor *dbeta);
+
+/* Average pooling of x [N,C,H,W] over kernel x kernel windows with the
+ * given stride, no padding (PyTorch's avg_pool2d(x, kernel, stride));
+ * y [N,C,OH,OW], OH = (H - kernel)/stride + 1, likewise OW. kernel = H = W
+ * is global average pooling (y [N,C,1,1]). */
+clasp_status clasp_avgpool2d_forward(const clasp_tensor *x, int kernel, int stride,
+                                     clasp_tensor *y);
+/* Its backward: dx [N,C,H,W] gets dy / (kernel*kernel) spread over each
+ * window; where windows overlap (stride < kernel) the shares add up;
+ * elements no window covers get 0. dx is written, not added to. */
+clasp_status clasp_avgpool2d_backward(const clasp_tensor *dy, int kernel, int stride,
+                                      clasp_tensor *dx);
+
+/* Per-channel affine map y[n,c,h,w] = x[n,c,h,w] * scale[c] + shift[c] on
+ * [N,C,H,W] tensors; scale and shift have C elements, shift may be NULL
+ * (zero). Input normalisation (x - mean) / std is scale = 1/std,
+ * shift = -mean/std. y may alias x (in place), not scale or shift. The
+ * input gradient is clasp_channel_affine(dy, scale, NULL, dx). */
+clasp_status clasp_channel_affine(const clasp_tensor *x, const clasp_tensor *scale,
+                                  const clasp_tensor *shift, clasp_tensor *y);
+
 /* ---- losses ---------------------------------------------------------- */
 
 /* Softmax cross-entropy with temperature T > 0 on logits z[N,K] and int32

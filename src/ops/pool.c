@@ -1,9 +1,11 @@
-/* 2-d max pooling with argmax indices for the backward pass. */
+/* 2-d pooling: max pooling with argmax indices for the backward pass, and
+ * average pooling. */
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "clasp/ops.h"
+#include "ops/ops_common.h"
 #include "runtime/internal.h"
 
 static clasp_status check4(const char *op, const char *name, const clasp_tensor *t,
@@ -150,4 +152,60 @@ clasp_status clasp_maxpool2d_backward(const clasp_tensor *dy, const clasp_tensor
                                 KARG(dxm)));
     size_t gws = (size_t)planes, lws = 16;
     return clasp_launch(dx->ctx, kk, "maxpool_bwd", 1, &gws, &lws);
+}
+
+/* k, s >= 1, the window fits in x, and y is [N,C,(H-k)/s+1,(W-k)/s+1]. */
+static clasp_status check_avgpool(const char *op, const clasp_tensor *x, int k, int s,
+                                  const char *yn, const clasp_tensor *y)
+{
+    if (k < 1 || s < 1)
+        return clasp_error(CLASP_ERR_INVALID, "%s: window %d and stride %d must be >= 1", op, k, s);
+    int n = x->shape[0], c = x->shape[1], h = x->shape[2], w = x->shape[3];
+    if (h < k || w < k)
+        return clasp_error(CLASP_ERR_INVALID, "%s: window %d larger than the input %dx%d", op,
+                           k, h, w);
+    int oh = (h - k) / s + 1, ow = (w - k) / s + 1;
+    if (y->shape[0] != n || y->shape[1] != c || y->shape[2] != oh || y->shape[3] != ow)
+        return clasp_error(CLASP_ERR_INVALID, "%s: %s is [%d,%d,%d,%d], expected [%d,%d,%d,%d]",
+                           op, yn, y->shape[0], y->shape[1], y->shape[2], y->shape[3], n, c, oh,
+                           ow);
+    if (x->ctx != y->ctx)
+        return clasp_error(CLASP_ERR_INVALID, "%s: tensors belong to different contexts", op);
+    return CLASP_OK;
+}
+
+/* One avgpool kernel over `total` outputs of its own (y or dx), 1-d. */
+static clasp_status avgpool_launch(const char *kernel, const char *prof, const clasp_tensor *in,
+                                   const clasp_tensor *x, int k, int s, const clasp_tensor *y,
+                                   clasp_tensor *out)
+{
+    int h = x->shape[2], w = x->shape[3];
+    int oh = y->shape[2], ow = y->shape[3], total = (int)out->numel;
+    if (!total) return CLASP_OK;
+    cl_kernel kk;
+    CLASP_TRY(clasp_kernel_get(out->ctx, "pool", NULL, kernel, &kk));
+    cl_mem im = clasp_mem(in), om = clasp_mem(out);
+    CLASP_TRY(clasp_kernel_args(kk, 9, KARG(im), KARG(h), KARG(w), KARG(k), KARG(s), KARG(oh),
+                                KARG(ow), KARG(total), KARG(om)));
+    return clasp_ops_launch_1d(out->ctx, kk, prof, (size_t)total, 256);
+}
+
+clasp_status clasp_avgpool2d_forward(const clasp_tensor *x, int kernel, int stride,
+                                     clasp_tensor *y)
+{
+    static const char *op = "clasp_avgpool2d_forward";
+    CLASP_TRY(check4(op, "x", x, CLASP_F32));
+    CLASP_TRY(check4(op, "y", y, CLASP_F32));
+    CLASP_TRY(check_avgpool(op, x, kernel, stride, "y", y));
+    return avgpool_launch("avgpool_fwd", "avgpool_fwd", x, x, kernel, stride, y, y);
+}
+
+clasp_status clasp_avgpool2d_backward(const clasp_tensor *dy, int kernel, int stride,
+                                      clasp_tensor *dx)
+{
+    static const char *op = "clasp_avgpool2d_backward";
+    CLASP_TRY(check4(op, "dy", dy, CLASP_F32));
+    CLASP_TRY(check4(op, "dx", dx, CLASP_F32));
+    CLASP_TRY(check_avgpool(op, dx, kernel, stride, "dy", dy));
+    return avgpool_launch("avgpool_bwd", "avgpool_bwd", dy, dx, kernel, stride, dy, dx);
 }
