@@ -20,6 +20,25 @@ static clasp_status add_tensor(clasp_st_file *f, const char *name, clasp_tensor 
     return st;
 }
 
+/* The first normalize layer's mean and std, as "m0,m1,m2/s0,s1,s2": the
+ * layer has no tensors, so its constants travel in metadata. */
+static clasp_status save_normalize(const clasp_model *m, clasp_st_file *f)
+{
+    for (int i = 0; i < m->n_nodes; i++) {
+        const clasp_layer_spec *l = &m->nodes[i].spec;
+        if (l->kind != CLASP_LAYER_NORMALIZE) continue;
+        char buf[256];
+        size_t len = 0;
+        for (int k = 0; k < 2 * m->in_c; k++) {
+            float v = k < m->in_c ? l->mean[k] : l->std[k - m->in_c];
+            const char *sep = k == 0 ? "" : k == m->in_c ? "/" : ",";
+            len += (size_t)snprintf(buf + len, sizeof buf - len, "%s%.9g", sep, (double)v);
+        }
+        return clasp_st_set_meta(f, "clasp.normalize", buf);
+    }
+    return CLASP_OK;
+}
+
 clasp_status clasp_model_save(clasp_model *m, const clasp_sgd *o, const clasp_kv *extra,
                               int n_extra, const char *path)
 {
@@ -32,6 +51,9 @@ clasp_status clasp_model_save(clasp_model *m, const clasp_sgd *o, const clasp_kv
     if (st == CLASP_OK) st = clasp_st_set_meta(&f, "clasp.arch", arch);
     snprintf(buf, sizeof buf, "%d,%d,%d", m->in_c, m->in_h, m->in_w);
     if (st == CLASP_OK) st = clasp_st_set_meta(&f, "clasp.input", buf);
+    snprintf(buf, sizeof buf, "%d", m->num_classes);
+    if (st == CLASP_OK) st = clasp_st_set_meta(&f, "clasp.classes", buf);
+    if (st == CLASP_OK) st = save_normalize(m, &f);
     if (st == CLASP_OK && m->calibrated) {
         /* Calibration lives in metadata so the tensors stay a plain PyTorch
          * state dict. */
@@ -91,6 +113,27 @@ static clasp_status load_into(clasp_tensor *t, const clasp_st_file *f, const cha
     return clasp_tensor_write(t, s->data);
 }
 
+/* Every tensor of the file must be one the model expects (or a momentum
+ * buffer of a state file): an unexpected name means another
+ * architecture, and is reported before any missing one. */
+static clasp_status check_names(const clasp_model *m, const clasp_st_file *f, const char *path)
+{
+    for (size_t t = 0; t < f->n_tensors; t++) {
+        const char *name = f->tensors[t].name;
+        if (!strncmp(name, "optimizer.", 10)) continue;
+        int known = 0;
+        for (int i = 0; !known && i < m->n_params; i++) known = !strcmp(name, m->names[i]);
+        for (int i = 0; !known && i < m->n_buffers; i++) known = !strcmp(name, m->buffers[i].name);
+        if (!known) {
+            char arch[200];
+            clasp_model_arch(m, arch, sizeof arch);
+            return clasp_error(CLASP_ERR_FORMAT, "%s: unexpected tensor '%s' for the architecture '%s'", path, name,
+                               arch);
+        }
+    }
+    return CLASP_OK;
+}
+
 /* A scalar int64 (PyTorch's num_batches_tracked); an I32 is taken too. */
 static clasp_status load_i64(int64_t *v, const clasp_st_file *f, const char *name, const char *path)
 {
@@ -138,6 +181,57 @@ static clasp_status load_calibration(clasp_model *m, const clasp_st_file *f, con
     return st;
 }
 
+/* "m0,m1,m2/s0,s1,s2" of clasp.normalize into mean/std (c values each). */
+static clasp_status parse_normalize(const char *text, int c, float *mean, float *std, const char *path)
+{
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", text);
+    char *slash = strchr(buf, '/');
+    if (!slash || c > CLASP_NORMALIZE_MAX_C)
+        return clasp_error(CLASP_ERR_FORMAT, "%s: metadata clasp.normalize '%s' is not MEAN,.../STD,...", path, text);
+    *slash = '\0';
+    CLASP_TRY(parse_floats(buf, mean, c, path));
+    return parse_floats(slash + 1, std, c, path);
+}
+
+/* The architecture a PyTorch state dict without clasp metadata was saved
+ * from, told by its tensor names (and, for widths, their shapes). */
+static const char *detect_arch(const clasp_st_file *f, char *buf, size_t size)
+{
+    const clasp_st_tensor *c1 = clasp_st_find(f, "conv1.weight");
+    if (!c1 || c1->ndim != 4) return NULL;
+    int w0 = (int)c1->shape[0];
+    if (clasp_st_find(f, "block1.layer.0.conv1.weight")) {
+        int n = 0;
+        char name[96];
+        for (;; n++) {
+            snprintf(name, sizeof name, "block1.layer.%d.conv1.weight", n);
+            if (!clasp_st_find(f, name)) break;
+        }
+        const clasp_st_tensor *b1 = clasp_st_find(f, "block1.layer.0.conv1.weight");
+        int width = (int)b1->shape[0] / 16;
+        if (width <= 0 || b1->shape[0] % 16) return NULL;
+        if (w0 == 16) snprintf(buf, size, "wrn-%d-%d", 6 * n + 4, width);
+        else snprintf(buf, size, "wrn-%d-%d-w%d", 6 * n + 4, width, w0);
+        return buf;
+    }
+    if (clasp_st_find(f, "layer1.0.conv1.weight") && clasp_st_find(f, "linear.weight")) {
+        const char *base = clasp_st_find(f, "bn1.weight") ? "resnet18" : "preact-resnet18";
+        if (w0 == 64) snprintf(buf, size, "%s", base);
+        else snprintf(buf, size, "%s-w%d", base, w0);
+        return buf;
+    }
+    return NULL;
+}
+
+/* The number of classes of a preset from its classifier's weight. */
+static int preset_classes(const clasp_st_file *f)
+{
+    const clasp_st_tensor *t = clasp_st_find(f, "linear.weight");
+    if (!t) t = clasp_st_find(f, "fc.weight");
+    return t && t->ndim == 2 ? (int)t->shape[0] : 0;
+}
+
 clasp_status clasp_model_load(clasp_ctx *ctx, const char *path, const char *arch_fallback,
                               const int *in_chw, clasp_model **out)
 {
@@ -146,9 +240,17 @@ clasp_status clasp_model_load(clasp_ctx *ctx, const char *path, const char *arch
     CLASP_TRY(clasp_st_read(path, &f));
     const char *arch = clasp_st_meta(&f, "clasp.arch");
     const char *input = clasp_st_meta(&f, "clasp.input");
+    const char *norm = clasp_st_meta(&f, "clasp.normalize");
     int c = 0, h = 0, w = 0;
+    char detected[64];
     clasp_status st = CLASP_OK;
     if (!arch) arch = arch_fallback;
+    /* A state dict whose names say which preset it is: that, unless the
+     * caller named a preset itself. */
+    if (!clasp_st_meta(&f, "clasp.arch") && !clasp_model_is_preset(arch)) {
+        const char *d = detect_arch(&f, detected, sizeof detected);
+        if (d) arch = d;
+    }
     if (input) {
         if (sscanf(input, "%d,%d,%d", &c, &h, &w) != 3)
             st = clasp_error(CLASP_ERR_FORMAT, "%s: metadata clasp.input '%s' is not C,H,W", path, input);
@@ -159,12 +261,29 @@ clasp_status clasp_model_load(clasp_ctx *ctx, const char *path, const char *arch
         st = clasp_error(CLASP_ERR_FORMAT,
                          "%s: no clasp.arch/clasp.input metadata; give the architecture and input shape",
                          path);
-    clasp_layer_spec *ls = NULL;
-    int n = 0;
-    if (st == CLASP_OK) st = clasp_arch_parse(arch, &ls, &n);
+    float mean[CLASP_NORMALIZE_MAX_C] = {0}, stdv[CLASP_NORMALIZE_MAX_C] = {0};
+    if (st == CLASP_OK && norm) st = parse_normalize(norm, c, mean, stdv, path);
     clasp_model *m = NULL;
-    if (st == CLASP_OK) st = clasp_model_new(ctx, ls, n, c, h, w, &m);
-    free(ls);
+    if (st == CLASP_OK && clasp_model_is_preset(arch)) {
+        const char *cls = clasp_st_meta(&f, "clasp.classes");
+        int k = cls ? atoi(cls) : preset_classes(&f);
+        if (k <= 0)
+            st = clasp_error(CLASP_ERR_FORMAT, "%s: cannot tell the number of classes (no linear.weight or fc.weight)",
+                             path);
+        if (st == CLASP_OK) st = clasp_model_new_preset(ctx, arch, c, h, w, k, norm ? mean : NULL, stdv, &m);
+    } else if (st == CLASP_OK) {
+        clasp_layer_spec *ls = NULL;
+        int n = 0;
+        st = clasp_arch_parse(arch, &ls, &n);
+        for (int i = 0; st == CLASP_OK && i < n; i++)
+            if (ls[i].kind == CLASP_LAYER_NORMALIZE) {
+                if (!norm) st = clasp_error(CLASP_ERR_FORMAT, "%s: a normalize layer without clasp.normalize", path);
+                memcpy(ls[i].mean, mean, sizeof mean), memcpy(ls[i].std, stdv, sizeof stdv);
+            }
+        if (st == CLASP_OK) st = clasp_model_new(ctx, ls, n, c, h, w, &m);
+        free(ls);
+    }
+    if (st == CLASP_OK) st = check_names(m, &f, path);
     for (int i = 0; st == CLASP_OK && i < m->n_params; i++)
         st = load_into(m->params[i], &f, m->names[i], path);
     for (int i = 0; st == CLASP_OK && i < m->n_buffers; i++) {

@@ -7,7 +7,10 @@ static const layer_ops *const table[] = {
     [CLASP_LAYER_RELU] = &layer_relu,
     [CLASP_LAYER_MAXPOOL2D] = &layer_maxpool2d,
     [CLASP_LAYER_FLATTEN] = &layer_flatten,
+    [CLASP_LAYER_BATCHNORM2D] = &layer_batchnorm2d,
     [CLASP_LAYER_ADD] = &layer_add,
+    [CLASP_LAYER_AVGPOOL2D] = &layer_avgpool2d,
+    [CLASP_LAYER_NORMALIZE] = &layer_normalize,
 };
 
 const layer_ops *layer_ops_of(clasp_layer_kind kind)
