@@ -90,8 +90,10 @@ typedef struct clasp_plan {
     char data_loc[160];         /* "file:line:col" of the data section, for
                                    errors found when the data is loaded */
     /* model */
-    char *arch;                 /* "default" or a clasp_arch_parse string */
+    char *arch;                 /* "default", a preset ("wrn-34-10") or a clasp_arch_parse string */
     char arch_loc[160];
+    int normalize;              /* channels of norm_mean/norm_std; 0: no input normalisation */
+    float norm_mean[CLASP_NORMALIZE_MAX_C], norm_std[CLASP_NORMALIZE_MAX_C];
     /* train */
     int epochs, batch;
     double lr, momentum, weight_decay;

@@ -95,6 +95,14 @@ clasp_status clasp_model_new_preset(clasp_ctx *ctx, const char *name, int in_c, 
 /* 1 when `name` is a preset's name (with or without a width suffix). */
 int clasp_model_is_preset(const char *name);
 
+/* Any architecture by its text: "default" (the CNN above), a preset, or a
+ * layer list (clasp_arch_parse); mean/std (NULL: none) put input
+ * normalisation first. A model whose outputs are not num_classes is an
+ * error saying both numbers. */
+clasp_status clasp_model_new_arch(clasp_ctx *ctx, const char *arch, int in_c, int in_h, int in_w,
+                                  int num_classes, const float *mean, const float *std,
+                                  clasp_model **out);
+
 /* Architecture as text, e.g. "conv5x5-32p2,relu,maxpool2,flatten,fc1024,relu,fc10":
  * conv{K}x{K}-{out}[s{stride}][p{pad}][nb] (nb: no bias), maxpool{K}[s{stride}],
  * avgpool{K}[s{stride}], fc{out}[nb], relu, flatten, bn, add. Any item may
@@ -105,7 +113,10 @@ int clasp_model_is_preset(const char *name);
  * Parse fills *layers (malloc'd; free()) and *n; errors give the position
  * of the bad item. */
 clasp_status clasp_arch_parse(const char *text, clasp_layer_spec **layers, int *n);
-/* Writes the text form of a model's layers into buf. */
+/* The text form of a layer list, as clasp_arch_parse reads it (layers read
+ * out of order are labelled l<index>). */
+void clasp_arch_format(const clasp_layer_spec *ls, int n, char *buf, size_t size);
+/* Writes the text form of a model's layers (or its preset's name) into buf. */
 void clasp_model_arch(const clasp_model *m, char *buf, size_t size);
 
 void clasp_model_free(clasp_model *m);

@@ -171,22 +171,83 @@ static clasp_status parse_data(pctx *c, yaml_node_t *n)
     return st;
 }
 
+/* A list of 1 to CLASP_NORMALIZE_MAX_C numbers (each > 0 when positive). */
+static clasp_status get_floats(pctx *c, yaml_node_t *v, const char *what, int positive, float *out, int *n)
+{
+    *n = 0;
+    if (!v || v->type != YAML_SEQUENCE_NODE || yseq_len(v) < 1 || yseq_len(v) > CLASP_NORMALIZE_MAX_C)
+        return plan_err(c, v, "%s expects a list of 1 to %d numbers (one per input channel), got %s", what,
+                        CLASP_NORMALIZE_MAX_C, ykind(v));
+    for (int i = 0; i < yseq_len(v); i++) {
+        yaml_node_t *it = yseq_item(c, v, i);
+        const char *s = yscalar(it);
+        char *end;
+        double d = s ? strtod(s, &end) : 0;
+        if (!s || !*s || *end || !isfinite(d) || (positive && !(d > 0)))
+            return plan_err(c, it, "%s: each value must be a %snumber, got %s", what, positive ? "positive " : "",
+                            s ? s : ykind(it));
+        out[(*n)++] = (float)d;
+    }
+    return CLASP_OK;
+}
+
 static clasp_status parse_model(pctx *c, yaml_node_t *n)
 {
-    static const char *const known[] = {"arch", NULL};
+    static const char *const known[] = {"arch", "depth", "width", "normalize", NULL};
+    static const char *const norm_keys[] = {"mean", "std", NULL};
     clasp_plan *p = c->plan;
     if (!n) return (p->arch = strdup("default")) ? CLASP_OK : clasp_error(CLASP_ERR_NOMEM, "out of memory");
     ymap m;
     CLASP_TRY(ymap_open(c, n, "model", &m));
     clasp_status st = ymap_only(c, &m, "model", known);
-    if (st == CLASP_OK) st = get_text(c, &m, "model", "arch", "default", &p->arch);
+    char *arch = NULL;
+    if (st == CLASP_OK) st = get_text(c, &m, "model", "arch", "default", &arch);
     yaml_node_t *v = ymap_get(&m, "arch");
     plan_loc(c, v ? v : n, p->arch_loc, sizeof p->arch_loc);
-    if (st == CLASP_OK && strcmp(p->arch, "default") != 0) {
+    double depth = 0, width = 0;
+    int is_wrn = arch && !strcmp(arch, "wrn"), is_resnet = arch && (!strcmp(arch, "resnet18") ||
+                                                                  !strcmp(arch, "preact-resnet18"));
+    if (st == CLASP_OK) st = get_whole(c, &m, "model", "depth", 10, 1000, 28, &depth);
+    if (st == CLASP_OK) st = get_whole(c, &m, "model", "width", 1, 4096, is_wrn ? 10 : 64, &width);
+    yaml_node_t *dv = ymap_get(&m, "depth"), *wv = ymap_get(&m, "width");
+    if (st == CLASP_OK && dv && !is_wrn)
+        st = plan_err(c, dv, "model.depth applies to arch 'wrn' only (this one is '%s')", arch);
+    if (st == CLASP_OK && wv && !is_wrn && !is_resnet)
+        st = plan_err(c, wv, "model.width applies to arch wrn (widen factor), resnet18 and preact-resnet18 (base "
+                             "width) only");
+    if (st == CLASP_OK && is_wrn && ((int)depth - 4) % 6 != 0)
+        st = plan_err(c, dv ? dv : n, "model.depth of a WideResNet must be 6n+4 (10, 16, 22, 28, 34, ...), got %d",
+                      (int)depth);
+    char resolved[96];
+    if (st == CLASP_OK) {
+        /* One text names the architecture everywhere (checkpoints, reports). */
+        if (is_wrn) snprintf(resolved, sizeof resolved, "wrn-%d-%d", (int)depth, (int)width);
+        else if (is_resnet && (int)width != 64) snprintf(resolved, sizeof resolved, "%s-w%d", arch, (int)width);
+        else snprintf(resolved, sizeof resolved, "%s", arch);
+        p->arch = strdup(resolved);
+        if (!p->arch) st = clasp_error(CLASP_ERR_NOMEM, "out of memory");
+    }
+    free(arch);
+    if (st == CLASP_OK && strcmp(p->arch, "default") != 0 && !clasp_model_is_preset(p->arch)) {
         clasp_layer_spec *layers = NULL;
         int nl = 0;
         if (clasp_arch_parse(p->arch, &layers, &nl) != CLASP_OK) st = plan_wrap(c, v, "model.arch");
         free(layers);
+    }
+    yaml_node_t *nv = ymap_get(&m, "normalize");
+    if (st == CLASP_OK && !yis_null(nv)) {
+        ymap nm;
+        st = ymap_open(c, nv, "model.normalize", &nm);
+        if (st == CLASP_OK) {
+            int a = 0, b = 0;
+            st = ymap_only(c, &nm, "model.normalize", norm_keys);
+            if (st == CLASP_OK) st = get_floats(c, ymap_get(&nm, "mean"), "model.normalize.mean", 0, p->norm_mean, &a);
+            if (st == CLASP_OK) st = get_floats(c, ymap_get(&nm, "std"), "model.normalize.std", 1, p->norm_std, &b);
+            if (st == CLASP_OK && a != b)
+                st = plan_err(c, nv, "model.normalize: mean has %d values, std %d", a, b);
+            p->normalize = a;
+            ymap_close(&nm);
+        }
     }
     ymap_close(&m);
     return st;

@@ -158,6 +158,21 @@ static void emit_plan(em *m, const clasp_plan *p, int with_output)
     scalar(m, "model");
     map_start(m, 0);
     kv(m, "arch", p->arch);
+    if (p->normalize) {
+        scalar(m, "normalize");
+        map_start(m, 1);
+        for (int k = 0; k < 2; k++) {
+            scalar(m, k ? "std" : "mean");
+            seq_start(m, 1);
+            for (int i = 0; i < p->normalize; i++) {
+                char b[32];
+                snprintf(b, sizeof b, "%.9g", (double)(k ? p->norm_std[i] : p->norm_mean[i]));
+                scalar(m, b);
+            }
+            seq_end(m);
+        }
+        map_end(m);
+    }
     map_end(m);
 
     scalar(m, "train");

@@ -73,27 +73,15 @@ static clasp_status new_model(runner *R, clasp_model **out)
 {
     const clasp_plan *p = R->p;
     const clasp_dataset *d = &R->train;
-    clasp_status st;
-    if (!strcmp(p->arch, "default")) {
-        st = clasp_model_new_default(R->ctx, d->c, d->h, d->w, R->K, out);
-    } else {
-        clasp_layer_spec *layers = NULL;
-        int n = 0;
-        st = clasp_arch_parse(p->arch, &layers, &n);
-        if (st == CLASP_OK) st = clasp_model_new(R->ctx, layers, n, d->c, d->h, d->w, out);
-        free(layers);
-    }
+    if (p->normalize && p->normalize != d->c)
+        return clasp_error(CLASP_ERR_CONFIG, "%s: model.normalize has %d values per list but the data has %d channels",
+                           p->arch_loc, p->normalize, d->c);
+    clasp_status st = clasp_model_new_arch(R->ctx, p->arch, d->c, d->h, d->w, R->K,
+                                           p->normalize ? p->norm_mean : NULL, p->norm_std, out);
     if (st != CLASP_OK) {
         char msg[900];
         snprintf(msg, sizeof msg, "%s", clasp_last_error());
         return clasp_error(CLASP_ERR_CONFIG, "%s: model.arch: %s", p->arch_loc, msg);
-    }
-    if (clasp_model_num_classes(*out) != R->K) {
-        int k = clasp_model_num_classes(*out);
-        clasp_model_free(*out);
-        *out = NULL;
-        return clasp_error(CLASP_ERR_CONFIG, "%s: model.arch ends with %d outputs but the data set has %d classes",
-                           p->arch_loc, k, R->K);
     }
     return CLASP_OK;
 }

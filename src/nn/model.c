@@ -442,6 +442,14 @@ clasp_status clasp_model_backward(clasp_model *m, const clasp_tensor *dlogits, i
         for (int j = 0; j < n->n_in; j++)
             if (target[j]) CLASP_TRY(clasp_axpy(target[j], 1.0f, din[j]));
     }
+    /* Parameters no gradient reached (a branch the logits do not depend
+     * on) have gradient zero, as the caller will read them all. */
+    for (int i = 0; m->want_param_grads && i < m->n_nodes; i++) {
+        const clasp_node *n = &m->nodes[i];
+        if (m->grad_ready[n->owner + 1]) continue;
+        for (int j = 0; j < CLASP_NODE_MAX_PARAMS && n->param[j] >= 0; j++)
+            CLASP_TRY(clasp_tensor_fill(m->grads[n->param[j]], 0.0f));
+    }
     return CLASP_OK;
 }
 

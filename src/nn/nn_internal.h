@@ -74,8 +74,6 @@ struct clasp_model {
     clasp_tensor *dlogits, *loss;
 };
 
-/* The text form of a layer list (see clasp_arch_parse). */
-void clasp_arch_format(const clasp_layer_spec *ls, int n, char *buf, size_t size);
 
 /* Momentum buffer of parameter i (NULL without momentum). */
 clasp_tensor *clasp_sgd_velocity(clasp_sgd *o, int i);

@@ -228,3 +228,49 @@ clasp_status clasp_model_new_preset(clasp_ctx *ctx, const char *name, int in_c, 
     if (st == CLASP_OK) snprintf((*out)->preset, sizeof (*out)->preset, "%s", name);
     return st;
 }
+
+clasp_status clasp_model_new_arch(clasp_ctx *ctx, const char *arch, int in_c, int in_h, int in_w,
+                                  int num_classes, const float *mean, const float *std, clasp_model **out)
+{
+    *out = NULL;
+    if (mean && in_c > CLASP_NORMALIZE_MAX_C)
+        return clasp_error(CLASP_ERR_CONFIG, "normalize takes at most %d channels", CLASP_NORMALIZE_MAX_C);
+    if (clasp_model_is_preset(arch))
+        return clasp_model_new_preset(ctx, arch, in_c, in_h, in_w, num_classes, mean, std, out);
+    clasp_layer_spec *ls = NULL;
+    int n = 0;
+    clasp_status st;
+    if (!arch || !strcmp(arch, "default")) {
+        char text[160];
+        snprintf(text, sizeof text, "conv5x5-32p2,relu,maxpool2,conv5x5-64p2,relu,maxpool2,flatten,fc1024,relu,fc%d",
+                 num_classes);
+        st = clasp_arch_parse(text, &ls, &n);
+    } else {
+        st = clasp_arch_parse(arch, &ls, &n);
+    }
+    if (st == CLASP_OK && mean) {
+        /* Normalisation first; the list's own inputs shift by one. */
+        clasp_layer_spec *g = realloc(ls, (size_t)(n + 1) * sizeof *g);
+        if (!g) st = clasp_error(CLASP_ERR_NOMEM, "out of memory");
+        else {
+            ls = g;
+            memmove(ls + 1, ls, (size_t)n * sizeof *ls);
+            memset(ls, 0, sizeof *ls);
+            ls[0].kind = CLASP_LAYER_NORMALIZE;
+            for (int c = 0; c < in_c; c++) ls[0].mean[c] = mean[c], ls[0].std[c] = std[c];
+            for (int i = 1; i <= n; i++)
+                for (int j = 0; j < ls[i].n_inputs; j++) ls[i].inputs[j] += 1;
+            n++;
+        }
+    }
+    if (st == CLASP_OK) st = clasp_model_new(ctx, ls, n, in_c, in_h, in_w, out);
+    free(ls);
+    if (st == CLASP_OK && clasp_model_num_classes(*out) != num_classes) {
+        int k = clasp_model_num_classes(*out);
+        clasp_model_free(*out);
+        *out = NULL;
+        return clasp_error(CLASP_ERR_CONFIG, "the architecture ends with %d outputs but the data set has %d classes",
+                           k, num_classes);
+    }
+    return st;
+}
