@@ -383,6 +383,17 @@ static void svhn_ok(void **state)
     check_svhn(&d);
     clasp_dataset_free(&d);
 
+    /* One image, as MATLAB saves it: X of rank 3, y 1x1. */
+    mat_var x1 = {"X", MAT_C_UINT8, MAT_T_UINT8, 3, {32, 32, 3, 0}, svhn_x};
+    mat_var y1 = {"y", MAT_C_DOUBLE, MAT_T_DOUBLE, 2, {1, 1, 0, 0}, svhn_y};
+    mat_var one[2] = {x1, y1};
+    write_mat(p, one, 2, 0);
+    assert_ok(clasp_svhn_load(dir, 0, &d));
+    assert_int_equal(d.n, 1);
+    assert_int_equal(d.y[0], 0);
+    assert_true(d.x[2 * 1024 + 3 * 32 + 20] == px(pattern(0, 3 + 32 * 20 + 1024 * 2)));
+    clasp_dataset_free(&d);
+
     /* Version 7.3 (HDF5), where this libmatio can write it. */
     if (write_mat(p, vars, 2, 2)) {
         assert_ok(clasp_svhn_load(dir, 0, &d));

@@ -94,7 +94,9 @@ static clasp_status check_mat5_length(const char *path, long long size)
         s = clasp_error(CLASP_ERR_FORMAT, "%s: truncated at byte %lld, expected a %d-byte header",
                         path, size, MAT5_HEADER);
     }
-    /* The endian indicator reads "IM" when the file's byte order is ours. */
+    /* The endian indicator, the characters 'M','I' as one 16-bit value,
+     * reads "IM" byte by byte in a little-endian file, "MI" in a big-endian
+     * one. */
     int swap = s == CLASP_OK && hdr[126] == 'M' && hdr[127] == 'I';
     long long at = MAT5_HEADER;
     while (s == CLASP_OK && size - at >= 8) {
@@ -143,20 +145,22 @@ static clasp_status check_vars(mat_t *mat, const char *path, size_t *n, int *y_d
     } else if (!x || !y) {
         s = clasp_error(CLASP_ERR_FORMAT, "%s: no variable '%s', expected %s", path,
                         x ? "y" : "X", x ? y_expected : x_expected);
-    } else if (x->class_type != MAT_C_UINT8 || x->isComplex || x->isLogical || x->rank != 4 ||
-               x->dims[0] != SVHN_SIDE || x->dims[1] != SVHN_SIDE || x->dims[2] != 3 ||
-               x->dims[3] == 0) {
+    } else if (x->class_type != MAT_C_UINT8 || x->isComplex || x->isLogical ||
+               (x->rank != 4 && x->rank != 3) || x->dims[0] != SVHN_SIDE ||
+               x->dims[1] != SVHN_SIDE || x->dims[2] != 3 || (x->rank == 4 && x->dims[3] == 0)) {
+        /* Rank 3 is one image: MATLAB drops trailing singleton dims. */
         s = bad_var(path, x, "X", x_expected);
     } else if ((y->class_type != MAT_C_DOUBLE && y->class_type != MAT_C_UINT8) ||
                y->isComplex || y->isLogical || y->rank != 2 ||
                (y->dims[1] != 1 && y->dims[0] != 1)) {
         s = bad_var(path, y, "y", y_expected);
-    } else if (y->dims[0] * y->dims[1] != x->dims[3]) {
+    } else if (y->dims[0] * y->dims[1] != (x->rank == 4 ? x->dims[3] : 1)) {
+        size_t images = x->rank == 4 ? x->dims[3] : 1;
         s = clasp_error(CLASP_ERR_FORMAT,
                         "%s: variable 'y' is %s, but 'X' holds %zu images; expected %zux1",
-                        path, describe(y, got, sizeof got), x->dims[3], x->dims[3]);
+                        path, describe(y, got, sizeof got), images, images);
     } else {
-        *n = x->dims[3];
+        *n = x->rank == 4 ? x->dims[3] : 1;
         *y_double = y->class_type == MAT_C_DOUBLE;
     }
     Mat_VarFree(x);
