@@ -28,7 +28,7 @@ static void usage(FILE *f)
             "                    [--dataset NAME] [--data DIR]\n"
             "                    [--save-adv OUT.safetensors]\n"
             "  --dataset NAME  fashion-mnist (default), mnist, cifar10, cifar100,\n"
-            "                cifar100-coarse, svhn or stl10; all but fashion-mnist need --data\n"
+            "                  cifar100-coarse, svhn or stl10; all but fashion-mnist need --data\n"
             "  --samples N   attack the first N test examples (default 1000; 0 = all)\n"
             "  --set K=V     an attack parameter; `clasp plugins NAME` lists them\n"
             "  --save-adv F  write x_adv, labels, clean_pred and adv_pred to F\n");
