@@ -1,6 +1,7 @@
 /* Experiment files: YAML errors with exact file:line:col, defaults, grids,
  * anchors and merge keys, and the resolved YAML parsing back to the same
  * plan. Uses the built plugins (CLASP_PLUGIN_PATH from the test env). */
+#include "clasp/data.h"
 #include "testutil.h"
 
 #include <math.h>
@@ -196,6 +197,27 @@ static void test_error_unknown_keys(void **state)
     assert_starts(m, loc_of(y, "epss", "epss"));
     assert_has(m, "unknown parameter 'epss' (did you mean 'eps'?)");
     assert_has(m, "known: eps, alpha, steps");
+}
+
+/* Every name the loader knows is a valid data.dataset; others are refused
+ * with the list. */
+static void test_dataset_names(void **state)
+{
+    (void)state;
+    for (int i = 0; clasp_dataset_names[i]; i++) {
+        char y[512];
+        snprintf(y, sizeof y, BASE_HEAD "data: {dataset: %s, path: /tmp/x}\n" BASE_TRAIN BASE_EVAL,
+                 clasp_dataset_names[i]);
+        clasp_plan *p = parse_ok(y);
+        assert_string_equal(p->dataset, clasp_dataset_names[i]);
+        clasp_plan_free(p);
+    }
+    const char *y = BASE_HEAD "data: {dataset: cifar1000, path: /tmp/x}\n" BASE_TRAIN BASE_EVAL;
+    const char *m = parse_err(y);
+    assert_starts(m, loc_of(y, "cifar1000", "cifar1000"));
+    assert_has(m, "cifar100, cifar100-coarse, svhn, stl10");
+    y = BASE_HEAD "data: {dataset: svhn}\n" BASE_TRAIN BASE_EVAL;
+    assert_has(parse_err(y), "the svhn data set needs 'path'");
 }
 
 static void test_error_types(void **state)
@@ -503,6 +525,7 @@ int main(void)
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_values_and_step_schedule),
         cmocka_unit_test(test_error_unknown_keys),
+        cmocka_unit_test(test_dataset_names),
         cmocka_unit_test(test_error_types),
         cmocka_unit_test(test_error_ranges),
         cmocka_unit_test(test_error_plugins),

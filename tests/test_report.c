@@ -526,6 +526,85 @@ static void slugs_and_escaping(void **state)
     assert_true(clasp_rate(3, 0) == 0);
 }
 
+/* CIFAR-100 has 100 classes, CLASP_MAX_CLASSES: the writer must have no
+ * ten-class limit left (a fixed array here would show up under ASan), and
+ * every class must reach every output. Names use the full 31 characters. */
+static void hundred_classes(void **state)
+{
+    (void)state;
+    enum { H = 100 };
+    static char names[H][32];
+    static int64_t count[H], clean[H], robust[H], success[H], flow[H * H];
+    static int64_t vcount[H], vclean[H], vrobust[H];
+    static float weights[H], offsets[H];
+    for (int i = 0; i < H; i++) {
+        snprintf(names[i], sizeof names[i], "class-%02d-%s", i, "abcdefghijklmnopqrstuv");
+        assert_int_equal(strlen(names[i]), 31);
+        count[i] = 10 + i % 7;
+        clean[i] = count[i] - i % 3;
+        robust[i] = clean[i] / 2;
+        success[i] = clean[i] - robust[i];
+        memset(flow + (size_t)i * H, 0, H * sizeof *flow);
+        flow[(size_t)i * H + i] = robust[i];
+        flow[(size_t)i * H + (i + 37) % H] = count[i] - robust[i];
+        vcount[i] = 5;
+        vclean[i] = 4;
+        vrobust[i] = i % 5;
+        weights[i] = 1.0f + (float)i / H;
+        offsets[i] = 0.01f * (float)(i - 50);
+    }
+    clasp_attack_report a = {.count = count, .clean_correct = clean, .robust_correct = robust,
+                             .success = success, .flow = flow, .seconds = 1};
+    snprintf(a.label, sizeof a.label, "pgd eps=0.03");
+    snprintf(a.plugin, sizeof a.plugin, "pgd");
+    clasp_epoch_report e = {.epoch = 1, .train_loss = 2, .lr = 0.05, .seconds = 1,
+                            .val_count = vcount, .val_clean = vclean, .val_robust = vrobust,
+                            .class_weights = weights};
+    clasp_model_report m = {.n_epochs = 1, .epochs = &e, .n_attacks = 1, .attacks = &a,
+                            .calibrated = 1, .calib_offsets = offsets, .calib_temperature = 1};
+    snprintf(m.name, sizeof m.name, "standard");
+    clasp_report r = {.seed = 1, .num_classes = H, .class_names = names, .n_models = 1,
+                      .models = &m, .config_yaml = "", .config_path = "c.yaml"};
+    snprintf(r.experiment, sizeof r.experiment, "hundred");
+    snprintf(r.dataset, sizeof r.dataset, "cifar100");
+    char dir[256], path[512];
+    tu_tmpdir(dir, sizeof dir);
+    assert_ok(clasp_report_write(&r, dir));
+
+    path_in(path, sizeof path, dir, "report.json");
+    json_object *root = json_object_from_file(path);
+    assert_non_null(root);
+    json_object *ds = jget(root, "dataset");
+    assert_int_equal(jint(ds, "num_classes"), H);
+    json_object *jn = jget(root, "class_names");
+    assert_int_equal(json_object_array_length(jn), H);
+    assert_string_equal(json_object_get_string(json_object_array_get_idx(jn, H - 1)), names[H - 1]);
+    json_object_put(root);
+
+    path_in(path, sizeof path, dir, "per_class.csv");
+    char *csv = read_all(path);
+    assert_int_equal(count_str(csv, "\n"), 1 + H);
+    assert_non_null(strstr(csv, names[H - 1]));
+    free(csv);
+
+    path_in(path, sizeof path, dir, "report.md");
+    char *md = read_all(path);
+    assert_non_null(strstr(md, names[H - 1]));
+    free(md);
+
+    static const char *const charts[] = {"charts/standard-pgd-eps-0-03-classes.svg",
+                                         "charts/standard-pgd-eps-0-03-flow.svg",
+                                         "charts/standard-epochs.svg"};
+    for (int i = 0; i < 3; i++) {
+        path_in(path, sizeof path, dir, charts[i]);
+        char *svg = read_all(path);
+        check_xml_nesting(svg, path);
+        assert_non_null(strstr(svg, names[H - 1]));
+        free(svg);
+    }
+    remove_report(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -533,6 +612,7 @@ int main(void)
         cmocka_unit_test(missing_folder_is_named),
         cmocka_unit_test(slug_clashes_get_distinct_charts),
         cmocka_unit_test(slugs_and_escaping),
+        cmocka_unit_test(hundred_classes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

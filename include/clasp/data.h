@@ -1,5 +1,6 @@
-/* clasp — data sets on the host: IDX (MNIST, Fashion-MNIST) and CIFAR-10
- * binary batches, validation splits and seeded shuffling.
+/* clasp — data sets on the host: IDX (MNIST, Fashion-MNIST), CIFAR-10 and
+ * CIFAR-100 binary files, SVHN (MATLAB files), STL-10 binary files,
+ * validation splits and seeded shuffling.
  *
  * Images are stored as float32 in [0,1], NCHW, one contiguous array; labels
  * as int32 in [0, num_classes). */
@@ -50,8 +51,42 @@ clasp_status clasp_mnist_load(const char *dir, int train, int fashion,
  * otherwise the standard ten. Each record: 1 label byte + 3072 pixel bytes. */
 clasp_status clasp_cifar10_load(const char *dir, int train, clasp_dataset *out);
 
-/* Loads a data set by name: "fashion-mnist" (dir NULL = the default
- * folder), "mnist" or "cifar10" (dir required). */
+/* Loads CIFAR-100's binary version from `dir`: train.bin or test.bin,
+ * records of 1 coarse label byte (< 20), 1 fine label byte (< 100) and the
+ * 3072 pixel bytes laid out as in CIFAR-10. `coarse` = 0 gives the 100
+ * fine classes, 1 the 20 superclasses; both labels are range-checked
+ * either way. Class names from fine_label_names.txt (or
+ * coarse_label_names.txt) when present, one per line, else the standard
+ * ones. Errors name the file and the byte offset. */
+clasp_status clasp_cifar100_load(const char *dir, int train, int coarse, clasp_dataset *out);
+
+/* Loads SVHN's cropped digits from `dir`: train_32x32.mat or
+ * test_32x32.mat (MATLAB files, read with libmatio). Variable X must be
+ * uint8 of dims 32x32x3xN (X(row, col, channel, n)), variable y double or
+ * uint8 of dims Nx1 (1xN is accepted too) with labels 1..10, where 10 means
+ * the digit 0. Classes are the digits: label d (10 -> 0) is class d, named
+ * "0".."9". Errors name the file, the variable and what was expected. */
+clasp_status clasp_svhn_load(const char *dir, int train, clasp_dataset *out);
+
+/* Loads STL-10's binary version from `dir`: train_X.bin + train_y.bin or
+ * test_X.bin + test_y.bin. Images are 3x96x96 uint8, each channel plane
+ * column-major (pixel (r, c) of channel ch of image i at byte
+ * i*27648 + ch*9216 + c*96 + r); labels are one byte each, 1..10, stored
+ * here as 0..9. Class names from class_names.txt when present, else the
+ * standard ten. Errors name the file and the byte offset. */
+clasp_status clasp_stl10_load(const char *dir, int train, clasp_dataset *out);
+
+/* Names clasp_dataset_load knows, NULL-terminated: "fashion-mnist",
+ * "mnist", "cifar10", "cifar100", "cifar100-coarse", "svhn", "stl10". */
+extern const char *const clasp_dataset_names[];
+
+/* 1 when `name` is one of clasp_dataset_names (NULL gives 0). */
+int clasp_dataset_known(const char *name);
+
+/* Loads a data set by name (see clasp_dataset_names): "fashion-mnist"
+ * (dir NULL = the default folder); every other needs dir. "cifar100" has
+ * the fine labels, "cifar100-coarse" the 20 superclasses. On failure *out
+ * is zeroed. */
 clasp_status clasp_dataset_load(const char *name, const char *dir, int train, clasp_dataset *out);
 
 /* Frees the arrays; safe on a zeroed or NULL dataset. */
@@ -79,6 +114,10 @@ void clasp_dataset_class_counts(const clasp_dataset *d, size_t *counts);
 /* Class names. */
 extern const char *const clasp_fashion_mnist_classes[10];
 extern const char *const clasp_cifar10_classes[10];
+extern const char *const clasp_cifar100_fine_classes[100];
+extern const char *const clasp_cifar100_coarse_classes[20];
+extern const char *const clasp_stl10_classes[10];
+extern const char *const clasp_digit_classes[10]; /* "0".."9" */
 
 #ifdef __cplusplus
 }

@@ -25,8 +25,10 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: clasp attack --model FILE.safetensors --attack NAME [--set KEY=VALUE]...\n"
             "                    [--samples N] [--batch N] [--seed N]\n"
-            "                    [--dataset fashion-mnist|mnist|cifar10] [--data DIR]\n"
+            "                    [--dataset NAME] [--data DIR]\n"
             "                    [--save-adv OUT.safetensors]\n"
+            "  --dataset NAME  fashion-mnist (default), mnist, cifar10, cifar100,\n"
+            "                  cifar100-coarse, svhn or stl10; all but fashion-mnist need --data\n"
             "  --samples N   attack the first N test examples (default 1000; 0 = all)\n"
             "  --set K=V     an attack parameter; `clasp plugins NAME` lists them\n"
             "  --save-adv F  write x_adv, labels, clean_pred and adv_pred to F\n");
@@ -272,8 +274,10 @@ int cmd_attack(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    if (strcmp(o.dataset, "fashion-mnist") && strcmp(o.dataset, "mnist") && strcmp(o.dataset, "cifar10")) {
-        fprintf(stderr, "clasp attack: --dataset must be fashion-mnist, mnist or cifar10, got '%s'\n",
+    if (!clasp_dataset_known(o.dataset)) {
+        fprintf(stderr,
+                "clasp attack: --dataset must be fashion-mnist, mnist, cifar10, cifar100, "
+                "cifar100-coarse, svhn or stl10, got '%s'\n",
                 o.dataset);
         return 2;
     }

@@ -21,8 +21,10 @@ static void usage(void)
 {
     fprintf(stderr,
             "usage: clasp train [--epochs N] [--batch N] [--lr X] [--momentum X] [--wd X]\n"
-            "                   [--seed N] [--dataset fashion-mnist|mnist|cifar10] [--data DIR]\n"
-            "                   [--limit N] [--save FILE.safetensors]\n");
+            "                   [--seed N] [--dataset NAME] [--data DIR]\n"
+            "                   [--limit N] [--save FILE.safetensors]\n"
+            "  --dataset NAME  fashion-mnist (default), mnist, cifar10, cifar100,\n"
+            "                  cifar100-coarse, svhn or stl10; all but fashion-mnist need --data\n");
 }
 
 /* Clean accuracy per class of m on d, through the shared evaluation. */
@@ -157,6 +159,11 @@ int cmd_train(int argc, char **argv)
             usage();
             return 2;
         }
+    }
+    if (!clasp_dataset_known(o.dataset)) {
+        fprintf(stderr, "clasp train: unknown --dataset '%s'\n", o.dataset);
+        usage();
+        return 2;
     }
     return run(&o);
 }

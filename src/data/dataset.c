@@ -4,16 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-const char *const clasp_fashion_mnist_classes[10] = {
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-    "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot",
-};
-
-const char *const clasp_cifar10_classes[10] = {
-    "airplane", "automobile", "bird", "cat", "deer",
-    "dog",      "frog",       "horse", "ship", "truck",
-};
-
 /* The split draws from its own epoch so it never coincides with the
  * training order of epoch 0 under the same seed. */
 #define SPLIT_EPOCH UINT64_MAX
@@ -162,15 +152,34 @@ void clasp_dataset_class_counts(const clasp_dataset *d, size_t *counts)
         if (d->y[i] >= 0 && d->y[i] < d->num_classes) counts[d->y[i]]++;
 }
 
+const char *const clasp_dataset_names[] = {
+    "fashion-mnist", "mnist", "cifar10", "cifar100", "cifar100-coarse", "svhn", "stl10", NULL,
+};
+
+int clasp_dataset_known(const char *name)
+{
+    for (int i = 0; name && clasp_dataset_names[i]; i++)
+        if (!strcmp(name, clasp_dataset_names[i])) return 1;
+    return 0;
+}
+
 clasp_status clasp_dataset_load(const char *name, const char *dir, int train, clasp_dataset *out)
 {
+    if (!out) return clasp_error(CLASP_ERR_INVALID, "clasp_dataset_load: out is NULL");
+    memset(out, 0, sizeof *out);
+    if (!name) return clasp_error(CLASP_ERR_INVALID, "clasp_dataset_load: name is NULL");
     if (!strcmp(name, "fashion-mnist")) return clasp_mnist_load(dir, train, 1, out);
-    if (!strcmp(name, "mnist") || !strcmp(name, "cifar10")) {
-        if (!dir || !*dir)
-            return clasp_error(CLASP_ERR_INVALID, "data set '%s' needs a folder (data path)", name);
-        return !strcmp(name, "mnist") ? clasp_mnist_load(dir, train, 0, out)
-                                      : clasp_cifar10_load(dir, train, out);
-    }
-    return clasp_error(CLASP_ERR_INVALID, "unknown data set '%s' (known: fashion-mnist, mnist, cifar10)",
-                       name);
+    if (!clasp_dataset_known(name))
+        return clasp_error(CLASP_ERR_INVALID,
+                           "unknown data set '%s' (known: fashion-mnist, mnist, cifar10, cifar100, "
+                           "cifar100-coarse, svhn, stl10)", name);
+    /* Only Fashion-MNIST has a packaged default folder. */
+    if (!dir || !*dir)
+        return clasp_error(CLASP_ERR_INVALID, "data set '%s' needs a folder (data path)", name);
+    if (!strcmp(name, "mnist")) return clasp_mnist_load(dir, train, 0, out);
+    if (!strcmp(name, "cifar10")) return clasp_cifar10_load(dir, train, out);
+    if (!strcmp(name, "cifar100")) return clasp_cifar100_load(dir, train, 0, out);
+    if (!strcmp(name, "cifar100-coarse")) return clasp_cifar100_load(dir, train, 1, out);
+    if (!strcmp(name, "svhn")) return clasp_svhn_load(dir, train, out);
+    return clasp_stl10_load(dir, train, out);
 }
