@@ -1215,12 +1215,65 @@ static void test_validation(void **state)
     clasp_tensor_free(zi);
 }
 
+/* Crop-and-flip augmentation: every example equals a plain C crop/flip of
+ * itself for some shift in [-pad, pad]^2 and flip bit, the shifts and flips
+ * vary over the batch, and the same rng state gives the same batch. */
+static void test_augment_crop_flip(void **state)
+{
+    (void)state;
+    enum { N = 64, C = 3, H = 5, W = 7, PAD = 2 };
+    float x[N * C * H * W];
+    tu_fill_random(x, sizeof x / sizeof x[0], 3, 0.1f, 1.0f); /* no zeros: padding is visible */
+    clasp_tensor *xt = tu_tensor(g_ctx, 4, (int[]){N, C, H, W}, x);
+    clasp_tensor *y1 = tu_tensor(g_ctx, 4, (int[]){N, C, H, W}, NULL), *y2 = tu_tensor(g_ctx, 4, (int[]){N, C, H, W}, NULL);
+    clasp_rng r1 = clasp_rng_make(9, 4), r2 = clasp_rng_make(9, 4);
+    assert_ok(clasp_augment_crop_flip(xt, PAD, 1, &r1, y1));
+    assert_ok(clasp_augment_crop_flip(xt, PAD, 1, &r2, y2));
+    float *a = tu_read(y1), *b = tu_read(y2);
+    assert_memory_equal(a, b, sizeof x);
+    int seen_flip[2] = {0, 0}, seen_shift[2 * PAD + 1] = {0};
+    for (int n = 0; n < N; n++) {
+        int match = 0;
+        for (int f = 0; f < 2 && !match; f++)
+            for (int dy = -PAD; dy <= PAD && !match; dy++)
+                for (int dx = -PAD; dx <= PAD && !match; dx++) {
+                    int ok = 1;
+                    for (int c = 0; c < C && ok; c++)
+                        for (int r = 0; r < H && ok; r++)
+                            for (int q = 0; q < W && ok; q++) {
+                                int sq = (f ? W - 1 - q : q) + dx, sr = r + dy;
+                                float want = sr >= 0 && sr < H && sq >= 0 && sq < W
+                                                 ? x[((n * C + c) * H + sr) * W + sq] : 0.0f;
+                                ok = a[((n * C + c) * H + r) * W + q] == want;
+                            }
+                    if (ok) match = 1, seen_flip[f] = 1, seen_shift[dy + PAD] = 1;
+                }
+        if (!match) fail_msg("example %d is no crop/flip of its input", n);
+    }
+    assert_true(seen_flip[0] && seen_flip[1]);
+    for (int k = 0; k < 2 * PAD + 1; k++) assert_true(seen_shift[k]);
+    /* Another stream, another batch; pad 0 without flip is the identity. */
+    clasp_rng r3 = clasp_rng_make(9, 5);
+    assert_ok(clasp_augment_crop_flip(xt, PAD, 1, &r3, y2));
+    free(b);
+    b = tu_read(y2);
+    assert_true(memcmp(a, b, sizeof x) != 0);
+    assert_ok(clasp_augment_crop_flip(xt, 0, 0, &r3, y2));
+    free(b);
+    b = tu_read(y2);
+    assert_memory_equal(b, x, sizeof x);
+    assert_int_equal(clasp_augment_crop_flip(xt, 1, 1, &r3, xt), CLASP_ERR_INVALID);
+    free(a), free(b);
+    clasp_tensor_free(xt), clasp_tensor_free(y1), clasp_tensor_free(y2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_clamp_project_sign),
         cmocka_unit_test(test_pgd_step),
         cmocka_unit_test(test_blas1),
+        cmocka_unit_test(test_augment_crop_flip),
         cmocka_unit_test(test_per_sample),
         cmocka_unit_test(test_select_rows_i32),
         cmocka_unit_test(test_logit_adjust),

@@ -190,7 +190,7 @@ static void test_error_unknown_keys(void **state)
     m = parse_err(y);
     assert_starts(m, loc_of(y, "epoch: 3", "epoch"));
     assert_has(m, "unknown key 'epoch' in train (did you mean 'epochs'?)");
-    assert_has(m, "known: epochs, batch, optimiser, schedule, val_eval_size, models");
+    assert_has(m, "known: epochs, batch, optimiser, schedule, val_eval_size, augment, models");
 
     y = BASE_HEAD BASE_TRAIN "evaluate:\n  attacks:\n    - name: pgd\n      params: {epss: 0.1}\n";
     m = parse_err(y);
@@ -454,6 +454,57 @@ static void test_anchors(void **state)
 
 /* ---- the resolved YAML ---------------------------------------------------- */
 
+/* model: presets with depth and width, input normalisation; train.augment
+ * and its per-data-set default; both survive the resolved YAML. */
+static void test_models_and_augment(void **state)
+{
+    (void)state;
+    const char *y = BASE_HEAD "data: {dataset: cifar10, path: /tmp/x}\n"
+        "model: {arch: wrn, depth: 16, width: 2, normalize: {mean: [0.5, 0.4, 0.3], std: [0.2, 0.2, 0.25]}}\n"
+        BASE_TRAIN BASE_EVAL;
+    clasp_plan *p = parse_ok(y);
+    assert_string_equal(p->arch, "wrn-16-2");
+    assert_int_equal(p->normalize, 3);
+    assert_true(p->norm_std[2] == 0.25f);
+    assert_int_equal(p->augment_pad, 4); /* CIFAR: on by default */
+    assert_true(p->augment_flip);
+    char *text = NULL;
+    assert_ok(clasp_plan_to_yaml(p, 1, &text));
+    clasp_plan *q = NULL;
+    assert_ok(clasp_plan_parse(reg, text, strlen(text), "resolved.yaml", &q));
+    assert_string_equal(q->arch, "wrn-16-2");
+    assert_int_equal(q->normalize, 3);
+    assert_true(q->norm_mean[1] == 0.4f);
+    assert_int_equal(q->augment_pad, 4);
+    free(text);
+    clasp_plan_free(q);
+    clasp_plan_free(p);
+
+    p = parse_ok(BASE_HEAD "model: {arch: preact-resnet18, width: 16}\n"
+                 "train:\n  augment: {crop: 2, flip: false}\n  models: [{name: s}]\n" BASE_EVAL);
+    assert_string_equal(p->arch, "preact-resnet18-w16");
+    assert_int_equal(p->augment_pad, 2);
+    assert_false(p->augment_flip);
+    clasp_plan_free(p);
+    p = parse_ok(BASE_HEAD BASE_TRAIN BASE_EVAL); /* Fashion-MNIST: off */
+    assert_int_equal(p->augment_pad, 0);
+    assert_false(p->augment_flip);
+    clasp_plan_free(p);
+
+    y = BASE_HEAD "model: {arch: wrn, depth: 20}\n" BASE_TRAIN BASE_EVAL;
+    assert_has(parse_err(y), "must be 6n+4");
+    y = BASE_HEAD "model: {arch: default, depth: 16}\n" BASE_TRAIN BASE_EVAL;
+    assert_has(parse_err(y), "model.depth applies to arch 'wrn' only");
+    y = BASE_HEAD "model: {arch: resnet18, normalize: {mean: [0.5], std: [0]}}\n" BASE_TRAIN BASE_EVAL;
+    assert_has(parse_err(y), "each value must be a positive number");
+    y = BASE_HEAD "model: {arch: resnet18, normalize: {mean: [0.5, 0.5], std: [1]}}\n" BASE_TRAIN BASE_EVAL;
+    assert_has(parse_err(y), "mean has 2 values, std 1");
+    y = BASE_HEAD "train:\n  augment: maybe\n  models: [{name: s}]\n" BASE_EVAL;
+    const char *m = parse_err(y);
+    assert_starts(m, loc_of(y, "augment: maybe", "maybe"));
+    assert_has(m, "train.augment expects true, false");
+}
+
 static void test_resolved_roundtrip(void **state)
 {
     (void)state;
@@ -534,6 +585,7 @@ int main(void)
         cmocka_unit_test(test_grid_attacks),
         cmocka_unit_test(test_grid_models),
         cmocka_unit_test(test_anchors),
+        cmocka_unit_test(test_models_and_augment),
         cmocka_unit_test(test_resolved_roundtrip),
         cmocka_unit_test(test_estimate),
     };

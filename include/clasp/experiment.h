@@ -102,6 +102,8 @@ typedef struct clasp_plan {
     int milestones[CLASP_PLAN_MAX_MILESTONES];
     double gamma;
     size_t val_eval_size;       /* validation examples evaluated per epoch (0: all) */
+    int augment_pad;            /* random-crop padding in pixels (0: no crop) */
+    int augment_flip;           /* random horizontal flips */
     int n_models;
     clasp_plan_model *models;
     /* evaluate */

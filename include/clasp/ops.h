@@ -242,6 +242,14 @@ static inline clasp_rng clasp_rng_make(uint64_t seed, uint64_t stream)
     return r;
 }
 
+/* Training augmentation of a batch x [N,C,H,W] into y (same size, not x):
+ * example i is cut from x zero-padded by `pad` pixels at a random offset
+ * (each of the two shifts uniform in [-pad, pad]) and, when flip, mirrored
+ * left-right with probability 1/2; the draws come from rng (on the host,
+ * so every device makes the same batch for a seed). */
+clasp_status clasp_augment_crop_flip(const clasp_tensor *x, int pad, int flip, clasp_rng *rng,
+                                     clasp_tensor *y);
+
 /* Fills x with uniform numbers in [lo, hi). */
 clasp_status clasp_rng_uniform(clasp_rng *rng, clasp_tensor *x, float lo, float hi);
 /* Fills x with normal numbers N(mean, std^2). */

@@ -325,9 +325,55 @@ static clasp_status parse_schedule(pctx *c, yaml_node_t *n)
     return st;
 }
 
+/* true/false (YAML 1.1 spellings as elsewhere in the plan). */
+static int bool_text(const char *s, int *out)
+{
+    if (!s) return 0;
+    if (!strcmp(s, "true") || !strcmp(s, "yes") || !strcmp(s, "on")) return *out = 1, 1;
+    if (!strcmp(s, "false") || !strcmp(s, "no") || !strcmp(s, "off")) return *out = 0, 1;
+    return 0;
+}
+
+/* train.augment: true, false, or {crop: PAD, flip: BOOL}. The default
+ * follows the data: crop and flip for natural-image sets (CIFAR-10/100:
+ * pad 4; STL-10: pad 12), none for digits and clothing (MNIST, Fashion-MNIST,
+ * SVHN), where flips change the class or nothing is gained. */
+static clasp_status parse_augment(pctx *c, yaml_node_t *n)
+{
+    static const char *const known[] = {"crop", "flip", NULL};
+    clasp_plan *p = c->plan;
+    int natural = !strncmp(p->dataset, "cifar", 5) || !strcmp(p->dataset, "stl10");
+    int def_pad = !strcmp(p->dataset, "stl10") ? 12 : 4;
+    p->augment_pad = natural ? def_pad : 0;
+    p->augment_flip = natural;
+    if (yis_null(n)) return CLASP_OK;
+    if (n->type == YAML_SCALAR_NODE) {
+        int on;
+        if (!bool_text(yscalar(n), &on))
+            return plan_err(c, n, "train.augment expects true, false or {crop: <pixels>, flip: true|false}, got '%s'",
+                            yscalar(n));
+        p->augment_pad = on ? def_pad : 0;
+        p->augment_flip = on;
+        return CLASP_OK;
+    }
+    ymap m;
+    CLASP_TRY(ymap_open(c, n, "train.augment", &m));
+    clasp_status st = ymap_only(c, &m, "train.augment", known);
+    double v = 0;
+    if (st == CLASP_OK) st = get_whole(c, &m, "train.augment", "crop", 0, 64, 0, &v);
+    p->augment_pad = (int)v;
+    yaml_node_t *f = ymap_get(&m, "flip");
+    p->augment_flip = 0;
+    if (st == CLASP_OK && !yis_null(f) && !bool_text(yscalar(f), &p->augment_flip))
+        st = plan_err(c, f, "train.augment.flip expects true or false, got %s", yscalar(f) ? yscalar(f) : ykind(f));
+    ymap_close(&m);
+    return st;
+}
+
 static clasp_status parse_train(pctx *c, yaml_node_t *n)
 {
-    static const char *const known[] = {"epochs", "batch", "optimiser", "schedule", "val_eval_size", "models", NULL};
+    static const char *const known[] = {"epochs", "batch", "optimiser", "schedule", "val_eval_size", "augment",
+                                        "models", NULL};
     ymap m;
     CLASP_TRY(ymap_open(c, n, "train", &m));
     clasp_plan *p = c->plan;
@@ -341,6 +387,7 @@ static clasp_status parse_train(pctx *c, yaml_node_t *n)
     if (st == CLASP_OK) st = parse_schedule(c, ymap_get(&m, "schedule"));
     if (st == CLASP_OK) st = get_whole(c, &m, "train", "val_eval_size", 0, 1e9, 1000, &v);
     p->val_eval_size = (size_t)v;
+    if (st == CLASP_OK) st = parse_augment(c, ymap_get(&m, "augment"));
     yaml_node_t *models = ymap_get(&m, "models");
     if (st == CLASP_OK && !models)
         st = plan_err(c, n, "train: missing required key 'models' (a list such as [{name: standard}, {defense: pgd-at}])");

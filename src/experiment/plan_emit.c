@@ -202,6 +202,11 @@ static void emit_plan(em *m, const clasp_plan *p, int with_output)
     }
     map_end(m);
     kv_size(m, "val_eval_size", p->val_eval_size);
+    scalar(m, "augment");
+    map_start(m, 1);
+    kv_size(m, "crop", (unsigned long long)p->augment_pad);
+    kv(m, "flip", p->augment_flip ? "true" : "false");
+    map_end(m);
     scalar(m, "models");
     seq_start(m, 0);
     for (int i = 0; i < p->n_models; i++) {

@@ -410,6 +410,7 @@ clasp_status clasp_experiment_run(const clasp_plan *p, const clasp_registry *r, 
     free(R.attacks);
     for (int i = 0; R.reports && i < p->n_models; i++) run_report_free(&R.reports[i]);
     free(R.reports);
+    clasp_tensor_free(R.augmented);
     clasp_batcher_free(R.train_b);
     clasp_batcher_free(R.val_b);
     clasp_batcher_free(R.test_b);

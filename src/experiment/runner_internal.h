@@ -34,6 +34,7 @@ typedef struct runner {
     clasp_dataset train, val, test;
     clasp_dataset val_eval;     /* a view of val's first examples (not owned) */
     clasp_batcher *train_b, *val_b, *test_b;
+    clasp_tensor *augmented;    /* the augmented training batch */
     clasp_attack_instance **attacks;
     int K;
     /* One report per planned model; reports[i] is complete for i < pos.model
@@ -52,7 +53,7 @@ typedef struct runner {
     double t0;
 } runner;
 
-enum { PURPOSE_TRAIN = 1, PURPOSE_VAL = 2, PURPOSE_FINISH = 3, PURPOSE_TEST = 4 };
+enum { PURPOSE_TRAIN = 1, PURPOSE_VAL = 2, PURPOSE_FINISH = 3, PURPOSE_TEST = 4, PURPOSE_AUGMENT = 5 };
 
 /* The model under way with its optimiser and plugin instances. */
 typedef struct model_run {

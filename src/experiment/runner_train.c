@@ -99,6 +99,16 @@ clasp_status run_train_epoch(runner *R, int mi, model_run *mr, int e)
         int n;
         st = clasp_batcher_next(R->train_b, &x, &y, &n, NULL);
         if (st != CLASP_OK || n == 0) break;
+        if (p->augment_pad || p->augment_flip) {
+            /* Crops and flips are a function of (seed, model, epoch, batch),
+             * like every other random choice, so a resumed run makes the
+             * same ones. */
+            clasp_rng arng = clasp_rng_make(run_stream_key(p->seed, mi, e, PURPOSE_AUGMENT), (uint64_t)b);
+            st = clasp_tensor_ensure(R->ctx, &R->augmented, CLASP_F32, x->ndim, x->shape);
+            if (st == CLASP_OK) st = clasp_augment_crop_flip(x, p->augment_pad, p->augment_flip, &arng, R->augmented);
+            if (st != CLASP_OK) break;
+            x = R->augmented;
+        }
         clasp_sgd_set_lr(mr->sgd, (float)clasp_plan_lr(p, e, (size_t)b, nb));
         clasp_rng rng = clasp_rng_make(run_stream_key(p->seed, mi, e, PURPOSE_TRAIN), (uint64_t)b);
         float loss = 0;
