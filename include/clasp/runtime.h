@@ -59,6 +59,11 @@ const clasp_device_info *clasp_ctx_device(const clasp_ctx *ctx);
 /* Waits for all queued work. */
 clasp_status clasp_ctx_finish(clasp_ctx *ctx);
 
+/* Bytes of device memory the context's tensors hold now (in use or kept
+ * for reuse), and in *peak (may be NULL) the most they ever held.
+ * Buffers of libraries beneath (CLBlast's, the driver's) are not counted. */
+size_t clasp_ctx_device_bytes(const clasp_ctx *ctx, size_t *peak);
+
 /* Profiling (OpenCL event profiling): on when the environment has
  * CLASP_PROFILE=1 when the context is created. */
 int clasp_profile_enabled(const clasp_ctx *ctx);

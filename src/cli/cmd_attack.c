@@ -12,7 +12,7 @@
 #define MAX_SETS 64
 
 typedef struct attack_opts {
-    const char *model, *attack, *data, *dataset, *save_adv;
+    const char *model, *attack, *data, *dataset, *save_adv, *arch;
     const char *sets[MAX_SETS];
     int n_sets;
     long samples;
@@ -24,11 +24,15 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: clasp attack --model FILE.safetensors --attack NAME [--set KEY=VALUE]...\n"
-            "                    [--samples N] [--batch N] [--seed N]\n"
+            "                    [--arch ARCH] [--samples N] [--batch N] [--seed N]\n"
             "                    [--dataset NAME] [--data DIR]\n"
             "                    [--save-adv OUT.safetensors]\n"
             "  --dataset NAME  fashion-mnist (default), mnist, cifar10, cifar100,\n"
             "                  cifar100-coarse, svhn or stl10; all but fashion-mnist need --data\n"
+            "  --arch ARCH   the architecture of a checkpoint without clasp metadata (a PyTorch\n"
+            "                state dict): resnet18, preact-resnet18, wrn-D-W (with -wN for a base\n"
+            "                width) or a layer list; default: told by the tensor names, else the\n"
+            "                default CNN\n"
             "  --samples N   attack the first N test examples (default 1000; 0 = all)\n"
             "  --set K=V     an attack parameter; `clasp plugins NAME` lists them\n"
             "  --save-adv F  write x_adv, labels, clean_pred and adv_pred to F\n");
@@ -156,7 +160,7 @@ static int run(const attack_opts *o)
         what = "loading the model";
         char arch[160];
         default_arch(test.num_classes, arch, sizeof arch);
-        st = clasp_model_load(ctx, o->model, arch, (int[]){test.c, test.h, test.w}, &m);
+        st = clasp_model_load(ctx, o->model, o->arch ? o->arch : arch, (int[]){test.c, test.h, test.w}, &m);
     }
     if (st != CLASP_OK) goto done;
     int c, h, w;
@@ -260,6 +264,7 @@ int cmd_attack(int argc, char **argv)
         else if ((v = cli_opt(argc, argv, &i, "--data"))) o.data = v;
         else if ((v = cli_opt(argc, argv, &i, "--dataset"))) o.dataset = v;
         else if ((v = cli_opt(argc, argv, &i, "--save-adv"))) o.save_adv = v;
+        else if ((v = cli_opt(argc, argv, &i, "--arch"))) o.arch = v;
         else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
             usage(stdout);
             return 0;

@@ -1,6 +1,8 @@
-/* clasp bench: images/s of the default CNN for inference, standard training
- * and PGD-10 adversarial training on the chosen device. A benchmark, not a
- * test: the numbers depend on the machine. */
+/* clasp bench: images/s of a model (the default CNN, a preset such as
+ * resnet18, or a layer list) for inference, standard training, PGD-10
+ * adversarial training and the PGD-10 attack alone, on the chosen device,
+ * and the peak device memory. A benchmark, not a test: the numbers depend
+ * on the machine. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -44,6 +46,23 @@ static clasp_status step_pgd10(bench *b)
     return clasp_train_step(b->m, b->opt, b->xadv, b->y, NULL, NULL);
 }
 
+/* The attack alone, as evaluation runs it: random start and 10 steps in
+ * eval mode, no training step. */
+static clasp_status step_pgd10_attack(bench *b)
+{
+    const float eps = 8.0f / 255.0f, alpha = 2.0f / 255.0f;
+    CLASP_TRY(clasp_rng_uniform(&b->rng, b->xadv, -eps, eps));
+    CLASP_TRY(clasp_axpy(b->xadv, 1.0f, b->x));
+    CLASP_TRY(clasp_clamp(b->xadv, 0.0f, 1.0f));
+    clasp_model_set_train(b->m, 0);
+    for (int s = 0; s < 10; s++) {
+        CLASP_TRY(clasp_model_input_grad(b->m, b->xadv, b->y, 1.0f, b->grad, NULL, NULL));
+        CLASP_TRY(clasp_pgd_step(b->xadv, b->grad, b->x, alpha, eps, 0.0f, 1.0f));
+    }
+    clasp_model_set_train(b->m, 1);
+    return CLASP_OK;
+}
+
 /* Runs `step` until `seconds` have passed (at least min_iters times) after
  * `warmup` untimed runs; returns images per second. */
 static clasp_status measure(bench *b, clasp_status (*step)(bench *), int warmup, int min_iters,
@@ -66,46 +85,75 @@ static clasp_status measure(bench *b, clasp_status (*step)(bench *), int warmup,
     return CLASP_OK;
 }
 
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: clasp bench [--arch ARCH] [--input CxHxW] [--classes K] [--batch N] [--seconds S]\n"
+               "                   [--only inference|train|pgd10-at|pgd10-attack]\n"
+               "  --arch ARCH     default (the default CNN, on 1x28x28), resnet18, preact-resnet18,\n"
+               "                  wrn-D-W (presets, on 3x32x32; -wN sets a base width) or a layer list\n"
+               "  --input CxHxW   input shape (default: by architecture, as above)\n");
+}
+
 int cmd_bench(int argc, char **argv)
 {
-    int batch = 128;
+    int batch = 128, classes = 10, c = 0, h = 0, w = 0;
     double seconds = 5;
-    const char *only = NULL;
+    const char *only = NULL, *arch = "default";
     for (int i = 1; i < argc; i++) {
         const char *v;
         if ((v = cli_opt(argc, argv, &i, "--batch"))) batch = (int)cli_parse_long("--batch", v, 1, 4096);
         else if ((v = cli_opt(argc, argv, &i, "--seconds"))) seconds = cli_parse_double("--seconds", v, 0, 3600);
         else if ((v = cli_opt(argc, argv, &i, "--only"))) only = v;
-        else {
-            fprintf(stderr, "usage: clasp bench [--batch N] [--seconds S] [--only inference|train|pgd10-at]\n");
+        else if ((v = cli_opt(argc, argv, &i, "--arch"))) arch = v;
+        else if ((v = cli_opt(argc, argv, &i, "--classes"))) classes = (int)cli_parse_long("--classes", v, 2, 1000);
+        else if ((v = cli_opt(argc, argv, &i, "--input"))) {
+            char end;
+            if (sscanf(v, "%dx%dx%d%c", &c, &h, &w, &end) != 3 || c <= 0 || h <= 0 || w <= 0) {
+                fprintf(stderr, "clasp bench: --input expects CxHxW such as 3x32x32, got '%s'\n", v);
+                return 2;
+            }
+        } else {
+            usage(stderr);
             return 2;
         }
+    }
+    if (only && strcmp(only, "inference") && strcmp(only, "train") && strcmp(only, "pgd10-at") &&
+        strcmp(only, "pgd10-attack")) {
+        usage(stderr);
+        return 2;
+    }
+    if (!c) {
+        int preset = clasp_model_is_preset(arch);
+        c = preset ? 3 : 1, h = w = preset ? 32 : 28;
     }
     bench b = {0};
     b.batch = batch;
     b.rng = clasp_rng_make(1, 99);
     clasp_status st = clasp_ctx_new(NULL, &b.ctx);
     if (st != CLASP_OK) return cli_fail("creating the OpenCL context");
-    st = clasp_model_new_default(b.ctx, 1, 28, 28, 10, &b.m);
+    st = clasp_model_new_arch(b.ctx, arch, c, h, w, classes, NULL, NULL, &b.m);
     if (st == CLASP_OK) clasp_tune_ensure(b.ctx, b.m, batch, 60); /* first use of the device */
     if (st == CLASP_OK) st = clasp_model_init(b.m, 1);
     if (st == CLASP_OK) st = clasp_sgd_new(b.m, 0.01f, 0.9f, 5e-4f, &b.opt);
-    if (st == CLASP_OK) st = clasp_tensor_new4(b.ctx, batch, 1, 28, 28, &b.x);
-    if (st == CLASP_OK) st = clasp_tensor_new4(b.ctx, batch, 1, 28, 28, &b.xadv);
-    if (st == CLASP_OK) st = clasp_tensor_new4(b.ctx, batch, 1, 28, 28, &b.grad);
+    if (st == CLASP_OK) st = clasp_tensor_new4(b.ctx, batch, c, h, w, &b.x);
+    if (st == CLASP_OK) st = clasp_tensor_new4(b.ctx, batch, c, h, w, &b.xadv);
+    if (st == CLASP_OK) st = clasp_tensor_new4(b.ctx, batch, c, h, w, &b.grad);
     if (st == CLASP_OK) st = clasp_tensor_new(b.ctx, CLASP_I32, 1, &batch, &b.y);
     if (st == CLASP_OK) st = clasp_tensor_new(b.ctx, CLASP_I32, 1, &batch, &b.pred);
     if (st == CLASP_OK) st = clasp_rng_uniform(&b.rng, b.x, 0.0f, 1.0f);
     if (st == CLASP_OK) {
         int32_t *labels = malloc((size_t)batch * sizeof *labels);
         if (!labels) st = clasp_error(CLASP_ERR_NOMEM, "out of memory");
-        for (int i = 0; labels && i < batch; i++) labels[i] = i % 10;
+        for (int i = 0; labels && i < batch; i++) labels[i] = i % classes;
         if (labels) st = clasp_tensor_write(b.y, labels);
         free(labels);
     }
     if (st == CLASP_OK) {
+        char name[200];
+        clasp_model_arch(b.m, name, sizeof name);
         printf("device     %s\n", clasp_ctx_device(b.ctx)->name);
-        printf("model      default CNN (%zu parameters), batch %d\n", clasp_model_param_count(b.m), batch);
+        printf("model      %s (%zu parameters) on %dx%dx%d, batch %d\n", strcmp(arch, "default") ? name : "default CNN",
+               clasp_model_param_count(b.m), c, h, w, batch);
         fflush(stdout);
     }
     static const struct {
@@ -116,14 +164,20 @@ int cmd_bench(int argc, char **argv)
         {"inference", step_inference, 3, 10},
         {"train", step_train, 2, 5},
         {"pgd10-at", step_pgd10, 1, 3},
+        {"pgd10-attack", step_pgd10_attack, 1, 3},
     };
     for (size_t w = 0; st == CLASP_OK && w < sizeof work / sizeof work[0]; w++) {
         if (only && strcmp(only, work[w].name)) continue;
         double ips = 0;
         st = measure(&b, work[w].step, work[w].warmup, work[w].min_iters, seconds, &ips);
-        if (st == CLASP_OK) printf("%-10s images/s  %.1f\n", work[w].name, ips);
+        if (st == CLASP_OK) printf("%-12s images/s  %.1f\n", work[w].name, ips);
         fflush(stdout);
         if (st == CLASP_OK && clasp_profile_enabled(b.ctx)) clasp_profile_print(b.ctx, stderr);
+    }
+    if (st == CLASP_OK) {
+        size_t peak = 0;
+        clasp_ctx_device_bytes(b.ctx, &peak);
+        printf("%-12s MiB       %.1f\n", "peak-memory", (double)peak / (1024.0 * 1024.0));
     }
     int rc = st == CLASP_OK ? 0 : cli_fail("benchmark");
     clasp_tensor_free(b.x);

@@ -55,6 +55,7 @@ struct clasp_ctx {
 
     clasp_pool_buf *pool;          /* free buffers waiting for reuse */
     size_t n_pool, cap_pool;
+    size_t dev_bytes, dev_peak;    /* tensor buffers held (in use or pooled), and the most ever */
 
     int profiling;
     clasp_prof_op *prof;

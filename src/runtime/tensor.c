@@ -25,7 +25,10 @@ static clasp_status pool_take(clasp_ctx *ctx, size_t bytes, cl_mem *mem, size_t 
     if (err == CL_MEM_OBJECT_ALLOCATION_FAILURE || err == CL_OUT_OF_RESOURCES ||
         err == CL_OUT_OF_HOST_MEMORY) {
         /* Give the pooled buffers back to the device and try once more. */
-        for (size_t i = 0; i < ctx->n_pool; i++) clReleaseMemObject(ctx->pool[i].mem);
+        for (size_t i = 0; i < ctx->n_pool; i++) {
+            clReleaseMemObject(ctx->pool[i].mem);
+            ctx->dev_bytes -= ctx->pool[i].bytes;
+        }
         ctx->n_pool = 0;
         *mem = clCreateBuffer(ctx->context, CL_MEM_READ_WRITE, bytes, NULL, &err);
     }
@@ -33,6 +36,8 @@ static clasp_status pool_take(clasp_ctx *ctx, size_t bytes, cl_mem *mem, size_t 
         return clasp_error(CLASP_ERR_NOMEM, "clCreateBuffer(%zu bytes) failed: %s (%d)", bytes,
                            clasp_cl_error_name(err), (int)err);
     *got = bytes;
+    ctx->dev_bytes += bytes;
+    if (ctx->dev_bytes > ctx->dev_peak) ctx->dev_peak = ctx->dev_bytes;
     return CLASP_OK;
 }
 
@@ -43,6 +48,7 @@ static void pool_give(clasp_ctx *ctx, cl_mem mem, size_t bytes)
         clasp_pool_buf *grown = realloc(ctx->pool, cap * sizeof *grown);
         if (!grown) {
             clReleaseMemObject(mem);
+            ctx->dev_bytes -= bytes;
             return;
         }
         ctx->pool = grown;
@@ -223,4 +229,10 @@ int clasp_tensor_dim(const clasp_tensor *t, int i)
 size_t clasp_tensor_per_example(const clasp_tensor *t)
 {
     return t->ndim && t->shape[0] ? t->numel / (size_t)t->shape[0] : t->numel;
+}
+
+size_t clasp_ctx_device_bytes(const clasp_ctx *ctx, size_t *peak)
+{
+    if (peak) *peak = ctx->dev_peak;
+    return ctx->dev_bytes;
 }

@@ -3,10 +3,13 @@
 # (when Debian's python3-torch is installed), run one after the other on this
 # machine, with the ratio clasp / PyTorch per workload. A benchmark, not a
 # test: the figures depend on the machine and on what else is running.
-#   usage: tests/bench/compare.sh [SECONDS_PER_WORKLOAD]
+#   usage: tests/bench/compare.sh [SECONDS_PER_WORKLOAD] [ARCH] [BATCH]
+#   ARCH: default (the default CNN), resnet18, preact-resnet18, wrn-D-W, ...
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 secs="${1:-10}"
+arch="${2:-default}"
+batch="${3:-128}"
 clasp=build/src/cli/clasp
 [ -x "$clasp" ] || { echo "build clasp first (.ci/setup)" >&2; exit 1; }
 export POCL_AFFINITY="${POCL_AFFINITY:-1}"
@@ -14,7 +17,7 @@ export POCL_AFFINITY="${POCL_AFFINITY:-1}"
 out_c=$(mktemp) out_t=$(mktemp)
 trap 'rm -f "$out_c" "$out_t"' EXIT
 echo "== clasp"
-"$clasp" bench --seconds "$secs" | tee "$out_c"
+"$clasp" bench --seconds "$secs" --arch "$arch" --batch "$batch" | tee "$out_c"
 py=/usr/bin/python3
 if "$py" -c "import torch" 2>/dev/null; then
   # Debian's torch calls whatever libblas.so.3 points to; the reference BLAS
@@ -25,13 +28,13 @@ if "$py" -c "import torch" 2>/dev/null; then
     *) echo "warning: libblas.so.3 is $blas, not OpenBLAS (apt-get install libopenblas0-pthread)" >&2 ;;
   esac
   echo "== PyTorch"
-  "$py" tests/bench/torch_bench.py --seconds "$secs" | tee "$out_t"
+  "$py" tests/bench/torch_bench.py --seconds "$secs" --arch "$arch" --batch "$batch" ${TORCH_DEVICE:+--device "$TORCH_DEVICE"} | tee "$out_t"
   echo "== ratio clasp / PyTorch (images/s)"
-  for w in inference train pgd10-at; do
+  for w in inference train pgd10-at pgd10-attack; do
     c=$(awk -v w="$w" '$1==w {print $3}' "$out_c")
     t=$(awk -v w="$w" '$1==w {print $3}' "$out_t")
     [ -n "$c" ] && [ -n "$t" ] && awk -v w="$w" -v c="$c" -v t="$t" \
-      'BEGIN {printf "%-10s %8.1f / %8.1f = %.2f\n", w, c, t, c / t}'
+      'BEGIN {printf "%-12s %8.1f / %8.1f = %.2f\n", w, c, t, c / t}'
   done
 else
   echo "PyTorch not found for $py (apt-get install python3-torch); clasp figures only"
