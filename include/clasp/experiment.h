@@ -65,6 +65,7 @@ typedef struct clasp_plan_defense {
 typedef struct clasp_plan_model {
     char name[128];             /* unique, e.g. "standard", "pgd-at eps=0.05" */
     char file[160];             /* checkpoint file name in the output folder */
+    char arch[256];             /* this model's architecture; "" = model.arch */
     clasp_plan_defense *defense;        /* NULL: standard training */
 } clasp_plan_model;
 

@@ -106,6 +106,7 @@ int cmd_check(int argc, char **argv)
             printf("  %-28s ", p->models[i].name);
             if (p->models[i].defense) print_defense(p->models[i].defense);
             else printf("standard training");
+            if (p->models[i].arch[0]) printf(" [arch %s]", p->models[i].arch);
             printf("\n");
         }
         printf("attacks (%d), on %zu test examples, batch %d:\n", p->n_attacks, test, p->eval_batch);

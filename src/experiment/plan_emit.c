@@ -212,6 +212,7 @@ static void emit_plan(em *m, const clasp_plan *p, int with_output)
     for (int i = 0; i < p->n_models; i++) {
         map_start(m, 0);
         kv(m, "name", p->models[i].name);
+        if (p->models[i].arch[0]) kv(m, "arch", p->models[i].arch);
         if (p->models[i].defense) {
             scalar(m, "defense");
             emit_defense(m, p->models[i].defense);

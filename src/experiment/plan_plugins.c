@@ -339,7 +339,7 @@ static void file_name(const char *name, char *buf, size_t size)
     if (buf[0] == '.') buf[0] = '_';
 }
 
-static clasp_status add_model(pctx *c, yaml_node_t *at, const char *name, clasp_plan_defense *d)
+static clasp_status add_model(pctx *c, yaml_node_t *at, const char *name, const char *arch, clasp_plan_defense *d)
 {
     clasp_plan *p = c->plan;
     clasp_status st = CLASP_OK;
@@ -367,13 +367,14 @@ static clasp_status add_model(pctx *c, yaml_node_t *at, const char *name, clasp_
     memset(m, 0, sizeof *m);
     snprintf(m->name, sizeof m->name, "%s", name);
     snprintf(m->file, sizeof m->file, "%s", file);
+    snprintf(m->arch, sizeof m->arch, "%s", arch ? arch : "");
     m->defense = d;
     return CLASP_OK;
 }
 
 clasp_status plan_parse_models(pctx *c, yaml_node_t *seq)
 {
-    static const char *const known[] = {"name", "defense", NULL};
+    static const char *const known[] = {"name", "arch", "defense", NULL};
     if (seq->type != YAML_SEQUENCE_NODE || yseq_len(seq) == 0)
         return plan_err(c, seq, "train.models expects a non-empty list of models ({name, defense}), got %s",
                         ykind(seq));
@@ -386,10 +387,22 @@ clasp_status plan_parse_models(pctx *c, yaml_node_t *seq)
         yaml_node_t *nn = ymap_get(&m, "name"), *dn = ymap_get(&m, "defense");
         if (st == CLASP_OK && nn && (!yscalar(nn) || yis_null(nn)))
             st = plan_err(c, nn, "model name expects a text value, got %s", ykind(nn));
+        /* A model of its own architecture (a preset or a layer list), so
+         * one experiment can set architectures side by side. */
+        yaml_node_t *an = ymap_get(&m, "arch");
+        const char *arch = an ? yscalar(an) : NULL;
+        if (st == CLASP_OK && an && (!arch || !*arch || strlen(arch) >= sizeof c->plan->models[0].arch))
+            st = plan_err(c, an, "a model's arch expects a preset name or a layer list, got %s", ykind(an));
+        if (st == CLASP_OK && arch && !clasp_model_is_preset(arch) && strcmp(arch, "default") != 0) {
+            clasp_layer_spec *ls = NULL;
+            int nl = 0;
+            if (clasp_arch_parse(arch, &ls, &nl) != CLASP_OK) st = plan_wrap(c, an, "arch");
+            free(ls);
+        }
         rblock *b = NULL;
         if (st == CLASP_OK && !yis_null(dn)) st = parse_block(c, dn, CLASP_PLUGIN_DEFENSE, 0, 0, &b);
         if (st == CLASP_OK && !b) {
-            st = add_model(c, nn ? nn : item, nn ? yscalar(nn) : "standard", NULL);
+            st = add_model(c, nn ? nn : item, nn ? yscalar(nn) : "standard", arch, NULL);
         } else if (st == CLASP_OK) {
             axes ax = {0};
             int total = 0, choice[MAX_AXES];
@@ -401,7 +414,7 @@ clasp_status plan_parse_models(pctx *c, yaml_node_t *seq)
                 grid_point(&ax, g, choice);
                 grid_label(c, &ax, choice, nn ? yscalar(nn) : b->desc->name, name, sizeof name);
                 st = resolve_defense(c, b, &ax, choice, &d);
-                if (st == CLASP_OK) st = add_model(c, nn ? nn : item, name, d);
+                if (st == CLASP_OK) st = add_model(c, nn ? nn : item, name, arch, d);
             }
         }
         rblock_free(b);

@@ -69,18 +69,20 @@ static clasp_status load_data(runner *R)
 
 /* ---- models ------------------------------------------------------------- */
 
-static clasp_status new_model(runner *R, clasp_model **out)
+static clasp_status new_model(runner *R, int mi, clasp_model **out)
 {
     const clasp_plan *p = R->p;
+    const char *arch = mi >= 0 && p->models[mi].arch[0] ? p->models[mi].arch : p->arch;
     const clasp_dataset *d = &R->train;
     if (p->normalize && p->normalize != d->c)
         return clasp_error(CLASP_ERR_CONFIG, "%s: model.normalize has %d values per list but the data has %d channels",
                            p->arch_loc, p->normalize, d->c);
-    clasp_status st = clasp_model_new_arch(R->ctx, p->arch, d->c, d->h, d->w, R->K,
+    clasp_status st = clasp_model_new_arch(R->ctx, arch, d->c, d->h, d->w, R->K,
                                            p->normalize ? p->norm_mean : NULL, p->norm_std, out);
     if (st != CLASP_OK) {
         char msg[900];
         snprintf(msg, sizeof msg, "%s", clasp_last_error());
+        if (arch != p->arch) return clasp_error(CLASP_ERR_CONFIG, "model '%s': arch %s: %s", p->models[mi].name, arch, msg);
         return clasp_error(CLASP_ERR_CONFIG, "%s: model.arch: %s", p->arch_loc, msg);
     }
     return CLASP_OK;
@@ -244,7 +246,7 @@ static clasp_status run_model(runner *R, int mi)
                 st = clasp_defense_run_epoch_end(mr.def, &mr.env, &cm);
             }
         } else {
-            st = new_model(R, &mr.m);
+            st = new_model(R, mi, &mr.m);
             if (st == CLASP_OK) st = clasp_model_init(mr.m, p->seed);
             if (st == CLASP_OK)
                 st = clasp_sgd_new(mr.m, (float)p->lr, (float)p->momentum, (float)p->weight_decay, &mr.sgd);
@@ -372,7 +374,7 @@ static clasp_status prepare(runner *R)
          * before anything trains, so every model of the run (and a resumed
          * one) uses the same kernels. */
         clasp_model *probe = NULL;
-        if (new_model(R, &probe) == CLASP_OK) clasp_tune_ensure(R->ctx, probe, p->batch, 60);
+        if (new_model(R, -1, &probe) == CLASP_OK) clasp_tune_ensure(R->ctx, probe, p->batch, 60);
         clasp_model_free(probe);
         clasp_error_clear();
     }
