@@ -395,6 +395,39 @@ static void test_pgd_at(void **state)
     clasp_attack_free(a);
 }
 
+/* pgd-at's inner attack runs in eval mode unless attack_train_mode: counted
+ * by BatchNorm's num_batches_tracked, which only train-mode forwards move.
+ * The host restores train mode either way. */
+static void test_pgd_at_attack_mode(void **state)
+{
+    (void)state;
+    float xh[N * D];
+    int32_t yh[N];
+    make_images(xh, yh, N, 5);
+    clasp_tensor *x = tu_tensor(ctx, 4, (int[]){N, 1, 8, 8}, xh);
+    clasp_tensor *y = tu_tensor_i32(ctx, 1, (int[]){N}, yh);
+    clasp_attack_instance *a =
+        attack("pgd", (const char *[]){"eps=0.1", "steps=3", "alpha=0.04", "rand_init=false", NULL});
+    for (int tm = 0; tm < 2; tm++) {
+        clasp_model *m;
+        assert_ok(clasp_model_new_arch(ctx, "conv3x3-4p1nb,bn,relu,flatten,fc3", 1, 8, 8, K, NULL, NULL, &m));
+        assert_ok(clasp_model_init(m, 2));
+        clasp_defense_instance *d = defense("pgd-at", (const char *[]){tm ? "attack_train_mode=true" : "mix=0", NULL});
+        clasp_defense_env env = env_for(m);
+        env.attack = a;
+        clasp_rng rng = clasp_rng_make(1, 0);
+        assert_ok(clasp_defense_run_step(d, &env, x, y, &rng, NULL));
+        assert_true(clasp_model_is_train(m));
+        /* eval: the loss's forward only; train: 3 attack steps, the
+         * attack's closing prediction, and the loss. */
+        assert_int_equal(*clasp_model_buffer_i64(m, 2), tm ? 5 : 1);
+        clasp_defense_free(d);
+        clasp_model_free(m);
+    }
+    clasp_attack_free(a);
+    clasp_tensor_free(x), clasp_tensor_free(y);
+}
+
 /* ---- one PGD-AT step against a plain C reference ------------------------- */
 
 enum { MH = 16 }; /* hidden units of the MLP below */
@@ -916,6 +949,7 @@ int main(void)
         cmocka_unit_test(test_trades_beta0_is_standard),
         cmocka_unit_test(test_trades_beta_positive),
         cmocka_unit_test(test_pgd_at),
+        cmocka_unit_test(test_pgd_at_attack_mode),
         cmocka_unit_test(test_pgd_at_step_matches_reference),
         cmocka_unit_test(test_pgd_at_does_not_collapse),
         cmocka_unit_test(test_reweight),

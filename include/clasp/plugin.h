@@ -117,6 +117,14 @@ typedef struct clasp_attack_instance clasp_attack_instance;
 clasp_status clasp_attack_run(clasp_attack_instance *a, clasp_model *model,
                               const clasp_tensor *x, const clasp_tensor *y, clasp_rng *rng,
                               clasp_tensor *x_adv, clasp_tensor *pred);
+/* The same with the model in train mode when train is non-zero (BatchNorm
+ * then normalises with each attack batch's statistics and updates its
+ * running ones, as some adversarial-training recipes run their inner
+ * attack); clasp_attack_run is this with train = 0. The model's mode is
+ * restored afterwards either way. */
+clasp_status clasp_attack_run_mode(clasp_attack_instance *a, clasp_model *model,
+                                   const clasp_tensor *x, const clasp_tensor *y, clasp_rng *rng,
+                                   clasp_tensor *x_adv, clasp_tensor *pred, int train);
 
 /* A defense instance the host made for another defense (e.g. reweight wraps
  * pgd-at or trades). */

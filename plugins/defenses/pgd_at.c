@@ -7,8 +7,9 @@
  * host (or a wrapping defense such as reweight) sets class weights.
  *
  * mix = 0 is Madry's pure adversarial loss; mix = 1 is standard training
- * (the attack is then not run at all). The attack runs in eval mode (the
- * host's clasp_attack_run handles it); the loss in the host's train mode. */
+ * (the attack is then not run at all). The attack runs in eval mode
+ * (BatchNorm on running statistics) unless attack_train_mode is set, as
+ * recipes differ there; the loss in the host's train mode. */
 #include <stdlib.h>
 
 #include <clasp/plugin.h>
@@ -19,6 +20,7 @@
 
 typedef struct pgd_at {
     float mix;
+    int attack_train_mode;
     /* Device scratch, reused across batches (clasp_tensor_ensure). */
     clasp_tensor *x_adv, *pred, *w;
     def_grads clean;     /* the clean term's gradients while the adversarial ones are made */
@@ -29,6 +31,7 @@ static clasp_status pgd_at_create(const clasp_params *p, void **state)
     pgd_at *s = calloc(1, sizeof *s);
     if (!s) return clasp_error(CLASP_ERR_NOMEM, "out of memory");
     s->mix = (float)clasp_params_num(p, "mix");
+    s->attack_train_mode = clasp_params_num(p, "attack_train_mode") != 0;
     *state = s;
     return CLASP_OK;
 }
@@ -52,7 +55,7 @@ static clasp_status pgd_at_step(void *state, const clasp_defense_env *env, const
     int n = x->shape[0];
     CLASP_TRY(clasp_tensor_ensure(x->ctx, &s->x_adv, CLASP_F32, x->ndim, x->shape));
     CLASP_TRY(clasp_tensor_ensure(x->ctx, &s->pred, CLASP_I32, 1, &n));
-    CLASP_TRY(clasp_attack_run(attack, m, x, y, rng, s->x_adv, s->pred));
+    CLASP_TRY(clasp_attack_run_mode(attack, m, x, y, rng, s->x_adv, s->pred, s->attack_train_mode));
 
     float loss_clean = 0, loss_adv = 0;
     if (s->mix > 0.0f) {
@@ -80,6 +83,9 @@ static const clasp_param_spec pgd_at_params[] = {
     {"mix", CLASP_PARAM_FLOAT, 0.0, 0.0, 1.0, NULL,
      "share of the clean loss: (1-mix)*CE(x_adv) + mix*CE(x); 0 = pure adversarial, "
      "1 = standard training"},
+    {"attack_train_mode", CLASP_PARAM_BOOL, 0, 0, 1, NULL,
+     "run the inner attack with the model in train mode (BatchNorm on each attack batch's "
+     "statistics, updating the running ones) instead of eval mode"},
 };
 
 static const clasp_defense_fns pgd_at_fns = {

@@ -108,6 +108,13 @@ clasp_status clasp_attack_run(clasp_attack_instance *a, clasp_model *model, cons
                               const clasp_tensor *y, clasp_rng *rng, clasp_tensor *x_adv,
                               clasp_tensor *pred)
 {
+    return clasp_attack_run_mode(a, model, x, y, rng, x_adv, pred, 0);
+}
+
+clasp_status clasp_attack_run_mode(clasp_attack_instance *a, clasp_model *model, const clasp_tensor *x,
+                                   const clasp_tensor *y, clasp_rng *rng, clasp_tensor *x_adv,
+                                   clasp_tensor *pred, int train_mode)
+{
     if (!a || !model || !x || !y || !rng || !x_adv || !pred)
         return clasp_error(CLASP_ERR_INVALID, "clasp_attack_run: NULL argument");
     int c, h, w;
@@ -124,7 +131,7 @@ clasp_status clasp_attack_run(clasp_attack_instance *a, clasp_model *model, cons
     if (x_adv == x || x_adv->buf == x->buf)
         return clasp_error(CLASP_ERR_INVALID, "attack %s: x_adv must not be x", name);
     int train = clasp_model_is_train(model);
-    clasp_model_set_train(model, 0);
+    clasp_model_set_train(model, train_mode);
     clasp_error_clear();
     clasp_status st = a->desc->attack->perturb(a->state, model, x, y, rng, x_adv, pred);
     clasp_model_set_train(model, train);
