@@ -55,6 +55,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fuzz_check(clasp_plan_hash(p, h1, sizeof h1) == CLASP_OK &&
                    clasp_plan_hash(q, h2, sizeof h2) == CLASP_OK && !strcmp(h1, h2),
                "plan: the resume hash changes when the plan is parsed back");
+    /* What `clasp check` and the runner compute from any accepted plan. */
+    clasp_plan_work w;
+    clasp_plan_estimate(p, 60000, 5000, 10000, &w);
+    fuzz_check(w.train >= 0 && w.validate >= 0 && w.evaluate >= 0, "plan: negative work estimate");
+    for (int e = 0; e < p->epochs && e < 64; e++) {
+        double lr = clasp_plan_lr(p, e, 3, 7);
+        fuzz_check(lr >= 0 && lr <= p->lr, "plan: learning rate %g at epoch %d, outside [0, %g]", lr,
+                   e, p->lr);
+    }
     free(text);
     free(again);
     clasp_plan_free(q);
