@@ -439,14 +439,15 @@ static void test_alias_blowups(void **state)
     (void)state;
     /* Merge lists naming the same anchor 16 times, 7 levels deep: 16^7
      * visits if merged naively. */
-    char node[8][4096], y[40000];
-    snprintf(node[0], sizeof node[0], "&a0 {x: 1}");
+    char node[4096], prev[4096], y[40000];
+    snprintf(node, sizeof node, "&a0 {x: 1}");
     for (int k = 1; k < 8; k++) {
-        int len = snprintf(node[k], sizeof node[k], "&a%d {<<: [%s", k, node[k - 1]);
-        for (int i = 0; i < 15; i++) len += snprintf(node[k] + len, sizeof node[k] - (size_t)len, ", *a%d", k - 1);
-        snprintf(node[k] + len, sizeof node[k] - (size_t)len, "]}");
+        memcpy(prev, node, sizeof prev);
+        int len = snprintf(node, sizeof node, "&a%d {<<: [%s", k, prev);
+        for (int i = 0; i < 15; i++) len += snprintf(node + len, sizeof node - (size_t)len, ", *a%d", k - 1);
+        snprintf(node + len, sizeof node - (size_t)len, "]}");
     }
-    snprintf(y, sizeof y, "experiment: {<<: [%s], name: t}\n" BASE_TRAIN BASE_EVAL, node[7]);
+    snprintf(y, sizeof y, "experiment: {<<: [%s], name: t}\n" BASE_TRAIN BASE_EVAL, node);
     const char *m = parse_err(y);
     assert_starts(m, "t.yaml:1:");
     assert_has(m, "merge keys ('<<') bring in more than 256 mappings");
