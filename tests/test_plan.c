@@ -505,6 +505,51 @@ static void test_models_and_augment(void **state)
     assert_has(m, "train.augment expects true, false");
 }
 
+/* Aliases make small files that expand enormously; each such file must be
+ * refused at once with a message, not parsed for minutes. */
+static void test_alias_blowups(void **state)
+{
+    (void)state;
+    /* Merge lists naming the same anchor 16 times, 7 levels deep: 16^7
+     * visits if merged naively. */
+    char node[4096], prev[4096], y[40000];
+    snprintf(node, sizeof node, "&a0 {x: 1}");
+    for (int k = 1; k < 8; k++) {
+        memcpy(prev, node, sizeof prev);
+        int len = snprintf(node, sizeof node, "&a%d {<<: [%s", k, prev);
+        for (int i = 0; i < 15; i++) len += snprintf(node + len, sizeof node - (size_t)len, ", *a%d", k - 1);
+        snprintf(node + len, sizeof node - (size_t)len, "]}");
+    }
+    snprintf(y, sizeof y, "experiment: {<<: [%s], name: t}\n" BASE_TRAIN BASE_EVAL, node);
+    const char *m = parse_err(y);
+    assert_starts(m, "t.yaml:1:");
+    assert_has(m, "merge keys ('<<') bring in more than 256 mappings");
+
+    /* More than 16 mappings in one merge list were silently ignored. */
+    int len = snprintf(y, sizeof y, "experiment: {<<: [&b {seed: 2}");
+    for (int i = 0; i < 16; i++) len += snprintf(y + len, sizeof y - (size_t)len, ", *b");
+    snprintf(y + len, sizeof y - (size_t)len, "], name: t}\n" BASE_TRAIN BASE_EVAL);
+    assert_has(parse_err(y), "more than 16 merged mappings in one mapping");
+
+    /* A 1024-point grid repeated through an alias: a hundred thousand
+     * models (or attacks) before the cap, each checked against the rest. */
+    static const char grid[] = "{eps: [0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.07, 0.08],"
+                               " steps: [1, 2, 3, 4, 5, 6, 7, 8], alpha: [0, 0.1, 0.2, 0.25, 0.3,"
+                               " 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.8, 0.9, 1]}";
+    len = snprintf(y, sizeof y, BASE_HEAD BASE_EVAL "train:\n  models:\n"
+                   "    - {name: m0, defense: &d {name: pgd-at, attack: {name: pgd, params: %s}}}\n", grid);
+    for (int i = 1; i < 3; i++) len += snprintf(y + len, sizeof y - (size_t)len, "    - {name: m%d, defense: *d}\n", i);
+    m = parse_err(y);
+    assert_starts(m, loc_of(y, "name: m1", "m1"));
+    assert_has(m, "train.models expands to more than 1024 models (grids included)");
+
+    snprintf(y, sizeof y, BASE_HEAD BASE_TRAIN "evaluate:\n  attacks:\n"
+             "    - {name: pgd, params: &g %s}\n    - {name: pgd, label: again, params: *g}\n", grid);
+    m = parse_err(y);
+    assert_starts(m, loc_of(y, "label: again", "{"));
+    assert_has(m, "evaluate.attacks expands to more than 1024 attacks (grids included)");
+}
+
 static void test_resolved_roundtrip(void **state)
 {
     (void)state;
@@ -586,6 +631,7 @@ int main(void)
         cmocka_unit_test(test_grid_models),
         cmocka_unit_test(test_anchors),
         cmocka_unit_test(test_models_and_augment),
+        cmocka_unit_test(test_alias_blowups),
         cmocka_unit_test(test_resolved_roundtrip),
         cmocka_unit_test(test_estimate),
     };

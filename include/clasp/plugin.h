@@ -86,7 +86,20 @@ typedef struct clasp_params {
     const clasp_param_value *values;
 } clasp_params;
 
-/* Lookups by name; an unknown name aborts loudly (a plugin bug). */
+/* Lookups by name, for use inside create() (where `p` is valid).
+ * clasp_params_num reads a FLOAT, INT or BOOL parameter, clasp_params_str a
+ * STRING one (the string is owned by the host, valid as long as `p`).
+ *
+ * Asking for a name the schema does not declare (or NULL), or for a
+ * parameter of the other kind, is a bug in the plugin, and it never stops
+ * the host: the lookup returns a neutral value (0.0, or "" — never NULL)
+ * and is recorded for this thread. When the plugin function that made it
+ * returns, the host fails that call with CLASP_ERR_PLUGIN, even if the
+ * plugin returned CLASP_OK, and a message naming the plugin, the name asked
+ * for and the schema, e.g. "attack plugin pgd asked for unknown parameter
+ * 'epss' in create (clasp_params_num; the schema has: eps (float), ...)".
+ * A create() that returned CLASP_OK before failing this way gets its
+ * state passed to destroy() (when set) at once. */
 double clasp_params_num(const clasp_params *p, const char *name);
 const char *clasp_params_str(const clasp_params *p, const char *name);
 

@@ -31,6 +31,7 @@ typedef struct ymap {
     yaml_node_t *node;
     ypair *p;
     int n, cap;
+    int merged;                 /* mappings merged in so far, aliases counted each time */
 } ymap;
 
 /* "file:line:col" (1-based) of a node. */

@@ -17,6 +17,11 @@
 
 #define MAX_AXES 16
 #define MAX_GRID 1024
+/* Models, and attacks, one experiment may expand to. Every new one is
+ * checked against all before it for a distinct name, and aliases make big
+ * lists cheap to write: without a cap a 3 KB file of aliased grids plans a
+ * hundred thousand models and takes minutes. A real study is far smaller. */
+#define MAX_PLANNED 1024
 
 typedef struct rblock {
     yaml_node_t *node, *name_node, *label;
@@ -305,6 +310,9 @@ clasp_status plan_parse_attacks(pctx *c, yaml_node_t *seq)
         int total = 0, choice[MAX_AXES];
         st = collect_axes(c, b, &ax);
         if (st == CLASP_OK) st = grid_size(c, &ax, item, &total);
+        if (st == CLASP_OK && p->n_attacks + total > MAX_PLANNED)
+            st = plan_err(c, item, "evaluate.attacks expands to more than %d attacks (grids included)",
+                          MAX_PLANNED);
         clasp_plan_attack *grown = st == CLASP_OK ? realloc(p->attacks, (size_t)(p->n_attacks + total) * sizeof *grown) : NULL;
         if (st == CLASP_OK && !grown) st = clasp_error(CLASP_ERR_NOMEM, "out of memory");
         if (grown) p->attacks = grown;
@@ -344,7 +352,9 @@ static clasp_status add_model(pctx *c, yaml_node_t *at, const char *name, const 
     clasp_plan *p = c->plan;
     clasp_status st = CLASP_OK;
     char file[160];
-    if (strlen(name) >= sizeof p->models[0].name)
+    if (p->n_models == MAX_PLANNED)
+        st = plan_err(c, at, "train.models expands to more than %d models (grids included)", MAX_PLANNED);
+    else if (strlen(name) >= sizeof p->models[0].name)
         st = plan_err(c, at, "model name '%s' is too long (at most %zu characters)", name, sizeof p->models[0].name - 1);
     file_name(name, file, sizeof file - 16);
     if (st == CLASP_OK && (!strcmp(file, "state") || !strcmp(file, "report")))

@@ -104,26 +104,41 @@ static clasp_status ymap_push(ymap *m, yaml_node_t *k, yaml_node_t *v)
     return CLASP_OK;
 }
 
+/* Mappings one mapping may merge in, counting every use of an alias.
+ * Depth alone does not bound the work: a merge list may name the same
+ * anchor again and again at every level, and a file of a few hundred bytes
+ * would then make billions of visits (16 merges x 8 levels). */
+#define MAX_MERGED 256
+/* Mappings one "<<" (or several in one mapping) may name; more were
+ * silently dropped before, which changed the meaning of the file. */
+#define MAX_MERGES 16
+
 /* Adds the pairs of mapping n; own pairs may not repeat a key, merged ones
  * only fill keys still missing (YAML's merge-key rule). Depth bounds alias
- * cycles. */
+ * cycles, MAX_MERGED repeated aliases. */
 static clasp_status ymap_add(const pctx *c, yaml_node_t *n, int merged, int depth, ymap *m)
 {
     if (depth > 8) return plan_err(c, n, "merge keys ('<<') nest too deeply");
+    if (merged && ++m->merged > MAX_MERGED)
+        return plan_err(c, n, "merge keys ('<<') bring in more than %d mappings, expected a few "
+                        "(is an alias repeated inside merged mappings?)", MAX_MERGED);
     yaml_node_pair_t *p = n->data.mapping.pairs.start, *end = n->data.mapping.pairs.top;
-    yaml_node_t *merges[16];
+    yaml_node_t *merges[MAX_MERGES];
     int n_merges = 0;
     for (; p < end; p++) {
         yaml_node_t *k = ynode(c, p->key), *v = ynode(c, p->value);
         if (is_merge_key(k)) {
             if (v->type == YAML_MAPPING_NODE) {
-                if (n_merges < 16) merges[n_merges++] = v;
+                if (n_merges == MAX_MERGES) return plan_err(c, v, "more than %d merged mappings in one mapping", MAX_MERGES);
+                merges[n_merges++] = v;
             } else if (v->type == YAML_SEQUENCE_NODE) {
                 for (int i = 0; i < yseq_len(v); i++) {
                     yaml_node_t *it = yseq_item(c, v, i);
                     if (it->type != YAML_MAPPING_NODE)
                         return plan_err(c, it, "a merge key ('<<') takes mappings, got %s", ykind(it));
-                    if (n_merges < 16) merges[n_merges++] = it;
+                    if (n_merges == MAX_MERGES)
+                        return plan_err(c, it, "more than %d merged mappings in one mapping", MAX_MERGES);
+                    merges[n_merges++] = it;
                 }
             } else {
                 return plan_err(c, v, "a merge key ('<<') takes a mapping or a list of mappings, got %s",

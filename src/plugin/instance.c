@@ -34,6 +34,29 @@ static clasp_status plugin_failed(clasp_status st, const clasp_plugin_desc *d, c
     return clasp_error(st, "%s %s: %s", clasp_plugin_kind_name(d->kind), d->name, msg);
 }
 
+/* Every call into a plugin goes between these two: the start clears the
+ * error message and the record of bad parameter lookups; the end fails the
+ * call when the plugin looked up a parameter its schema lacks, even if the
+ * plugin then returned CLASP_OK (it worked with a made-up 0 or ""). */
+static void call_start(plugin_misuse *saved)
+{
+    clasp_error_clear();
+    plugin_misuse_enter(saved);
+}
+
+static clasp_status call_end(clasp_status st, const plugin_misuse *saved, const clasp_plugin_desc *d,
+                             const char *call)
+{
+    plugin_misuse bad;
+    if (!plugin_misuse_leave(saved, &bad)) return st == CLASP_OK ? CLASP_OK : plugin_failed(st, d, call);
+    char own[600] = "";
+    if (st != CLASP_OK) snprintf(own, sizeof own, "; %s then failed: %s", call, clasp_last_error());
+    char more[64] = "";
+    if (bad.count > 1) snprintf(more, sizeof more, " (and %d more bad lookups)", bad.count - 1);
+    return clasp_error(CLASP_ERR_PLUGIN, "%s plugin %s %s in %s (%s)%s%s", clasp_plugin_kind_name(d->kind),
+                       d->name, bad.what, call, bad.detail, more, own);
+}
+
 static clasp_status make(const clasp_plugin_desc *desc, clasp_plugin_kind kind,
                          const char *const *keys, const char *const *values,
                          const char *const *where, int n, clasp_params *params, void **state)
@@ -45,12 +68,22 @@ static clasp_status make(const clasp_plugin_desc *desc, clasp_plugin_kind kind,
                            clasp_plugin_kind_name(desc->kind), kind == CLASP_PLUGIN_ATTACK ? "an" : "a",
                            clasp_plugin_kind_name(kind));
     CLASP_TRY(clasp_params_build(desc, keys, values, where, n, params));
-    clasp_error_clear();
-    clasp_status st = kind == CLASP_PLUGIN_ATTACK ? desc->attack->create(params, state)
-                                                  : desc->defense->create(params, state);
+    plugin_misuse saved;
+    call_start(&saved);
+    clasp_status made = kind == CLASP_PLUGIN_ATTACK ? desc->attack->create(params, state)
+                                                    : desc->defense->create(params, state);
+    clasp_status st = call_end(made, &saved, desc, "create");
     if (st != CLASP_OK) {
-        /* create() failed: its state is not ours to destroy (plugin.h). */
-        st = plugin_failed(st, desc, "create");
+        /* A failed create() leaves no state of ours (plugin.h); one that
+         * succeeded after a bad lookup did, and nothing else will free it. */
+        if (made == CLASP_OK) {
+            if (kind == CLASP_PLUGIN_ATTACK && CLASP_FNS_HAS(desc->attack, clasp_attack_fns, destroy) &&
+                desc->attack->destroy)
+                desc->attack->destroy(*state);
+            if (kind == CLASP_PLUGIN_DEFENSE && CLASP_FNS_HAS(desc->defense, clasp_defense_fns, destroy) &&
+                desc->defense->destroy)
+                desc->defense->destroy(*state);
+        }
         clasp_params_free(params);
         *state = NULL;
     }
@@ -132,10 +165,11 @@ clasp_status clasp_attack_run_mode(clasp_attack_instance *a, clasp_model *model,
         return clasp_error(CLASP_ERR_INVALID, "attack %s: x_adv must not be x", name);
     int train = clasp_model_is_train(model);
     clasp_model_set_train(model, train_mode);
-    clasp_error_clear();
+    plugin_misuse saved;
+    call_start(&saved);
     clasp_status st = a->desc->attack->perturb(a->state, model, x, y, rng, x_adv, pred);
     clasp_model_set_train(model, train);
-    return st == CLASP_OK ? CLASP_OK : plugin_failed(st, a->desc, "perturb");
+    return call_end(st, &saved, a->desc, "perturb");
 }
 
 /* ---- defenses ---------------------------------------------------------- */
@@ -185,9 +219,10 @@ clasp_status clasp_defense_run_step(clasp_defense_instance *d, const clasp_defen
 {
     if (!d || !env || !x || !y || !rng)
         return clasp_error(CLASP_ERR_INVALID, "clasp_defense_run_step: NULL argument");
-    clasp_error_clear();
+    plugin_misuse saved;
+    call_start(&saved);
     clasp_status st = d->desc->defense->train_step(d->state, env, x, y, rng, loss);
-    return st == CLASP_OK ? CLASP_OK : plugin_failed(st, d->desc, "train_step");
+    return call_end(st, &saved, d->desc, "train_step");
 }
 
 clasp_status clasp_defense_run_epoch_end(clasp_defense_instance *d, const clasp_defense_env *env,
@@ -196,9 +231,10 @@ clasp_status clasp_defense_run_epoch_end(clasp_defense_instance *d, const clasp_
     if (!d || !env) return clasp_error(CLASP_ERR_INVALID, "clasp_defense_run_epoch_end: NULL argument");
     const clasp_defense_fns *f = d->desc->defense;
     if (!CLASP_FNS_HAS(f, clasp_defense_fns, epoch_end) || !f->epoch_end) return CLASP_OK;
-    clasp_error_clear();
+    plugin_misuse saved;
+    call_start(&saved);
     clasp_status st = f->epoch_end(d->state, env, val);
-    return st == CLASP_OK ? CLASP_OK : plugin_failed(st, d->desc, "epoch_end");
+    return call_end(st, &saved, d->desc, "epoch_end");
 }
 
 clasp_status clasp_defense_run_finish(clasp_defense_instance *d, const clasp_defense_env *env,
@@ -207,9 +243,10 @@ clasp_status clasp_defense_run_finish(clasp_defense_instance *d, const clasp_def
     if (!d || !env || !rng) return clasp_error(CLASP_ERR_INVALID, "clasp_defense_run_finish: NULL argument");
     const clasp_defense_fns *f = d->desc->defense;
     if (!CLASP_FNS_HAS(f, clasp_defense_fns, finish) || !f->finish) return CLASP_OK;
-    clasp_error_clear();
+    plugin_misuse saved;
+    call_start(&saved);
     clasp_status st = f->finish(d->state, env, rng);
-    return st == CLASP_OK ? CLASP_OK : plugin_failed(st, d->desc, "finish");
+    return call_end(st, &saved, d->desc, "finish");
 }
 
 int clasp_defense_class_weights(clasp_defense_instance *d, float *out, int num_classes)

@@ -2,6 +2,7 @@
  * user text into validated parameter values. */
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -361,32 +362,66 @@ static int find_param(const clasp_params *p, const char *name)
     return -1;
 }
 
-/* A plugin asking for a parameter it did not declare is a bug in the
- * plugin, not a user error: stop loudly, naming what exists. */
-static void plugin_bug(const clasp_params *p, const char *name, const char *what)
+/* This thread's record of bad lookups in the current call into a plugin
+ * (see plugin_internal.h). */
+static _Thread_local plugin_misuse misuse;
+
+void plugin_misuse_enter(plugin_misuse *saved)
 {
-    fprintf(stderr, "clasp: plugin bug: %s '%s'; the schema has:", what, name ? name : "(null)");
-    for (int i = 0; p && i < p->n; i++)
-        fprintf(stderr, " %s (%s)", p->schema[i].name, clasp_param_type_name(p->schema[i].type));
-    fputc('\n', stderr);
-    abort();
+    *saved = misuse;
+    memset(&misuse, 0, sizeof misuse);
+}
+
+int plugin_misuse_leave(const plugin_misuse *saved, plugin_misuse *out)
+{
+    *out = misuse;
+    misuse = *saved;
+    return out->count;
+}
+
+/* A plugin asking for a parameter it did not declare is a bug in the
+ * plugin, not a user error; it must not stop the host (which may be in the
+ * middle of a long experiment), so the lookup is only recorded, naming what
+ * the schema has, and the host fails the call (instance.c). */
+static void bad_lookup(const clasp_params *p, const char *fn, const char *kind, const char *name,
+                       const char *as)
+{
+    if (misuse.count < INT_MAX) misuse.count++;
+    if (misuse.count > 1) return; /* the first one explains the rest */
+    snprintf(misuse.what, sizeof misuse.what, "asked for %s '%.64s'%s", kind, name ? name : "(null)", as);
+    size_t len = (size_t)snprintf(misuse.detail, sizeof misuse.detail, "%s; the schema has:", fn);
+    if (!p || p->n == 0) snprintf(misuse.detail + len, sizeof misuse.detail - len, " no parameters");
+    for (int i = 0; p && i < p->n && len < sizeof misuse.detail; i++)
+        len += (size_t)snprintf(misuse.detail + len, sizeof misuse.detail - len, "%s %s (%s)",
+                                i ? "," : "", p->schema[i].name,
+                                clasp_param_type_name(p->schema[i].type));
 }
 
 double clasp_params_num(const clasp_params *p, const char *name)
 {
     int i = name ? find_param(p, name) : -1;
-    if (i < 0) plugin_bug(p, name, "clasp_params_num asked for unknown parameter");
-    if (p->schema[i].type == CLASP_PARAM_STRING)
-        plugin_bug(p, name, "clasp_params_num asked for string parameter");
+    if (i < 0) {
+        bad_lookup(p, "clasp_params_num", "unknown parameter", name, "");
+        return 0.0;
+    }
+    if (p->schema[i].type == CLASP_PARAM_STRING) {
+        bad_lookup(p, "clasp_params_num", "string parameter", name, " as a number");
+        return 0.0;
+    }
     return p->values[i].num;
 }
 
 const char *clasp_params_str(const clasp_params *p, const char *name)
 {
     int i = name ? find_param(p, name) : -1;
-    if (i < 0) plugin_bug(p, name, "clasp_params_str asked for unknown parameter");
-    if (p->schema[i].type != CLASP_PARAM_STRING)
-        plugin_bug(p, name, "clasp_params_str asked for non-string parameter");
+    if (i < 0) {
+        bad_lookup(p, "clasp_params_str", "unknown parameter", name, "");
+        return "";
+    }
+    if (p->schema[i].type != CLASP_PARAM_STRING) {
+        bad_lookup(p, "clasp_params_str", "non-string parameter", name, " as text");
+        return "";
+    }
     return p->values[i].str;
 }
 

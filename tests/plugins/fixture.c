@@ -5,6 +5,24 @@
 
 #include <clasp/plugin.h>
 
+#include <stdlib.h>
+
+#if defined(FIXTURE_MISUSE)
+/* A plugin with typos in its lookups: it reads a parameter its schema
+ * lacks and a number as text, then reports success with state to free. The
+ * host must fail the call, name the parameter, free the state through
+ * destroy() (the leak checker watches) and keep running. */
+static clasp_status fx_create(const clasp_params *p, void **state)
+{
+    *state = malloc(16);
+    if (!*state) return clasp_error(CLASP_ERR_NOMEM, "out of memory");
+    double eps = clasp_params_num(p, "epss");
+    const char *steps = clasp_params_str(p, "steps");
+    return eps == 0.0 && steps && !*steps ? CLASP_OK : CLASP_ERR_INVALID;
+}
+
+static void fx_destroy(void *state) { free(state); }
+#else
 static clasp_status fx_create(const clasp_params *p, void **state)
 {
     *state = NULL;
@@ -13,6 +31,7 @@ static clasp_status fx_create(const clasp_params *p, void **state)
                            clasp_params_str(p, "mode"));
     return CLASP_OK;
 }
+#endif
 
 #if !defined(FIXTURE_NULLFNS)
 /* Copies x and predicts: the identity attack. */
@@ -68,6 +87,9 @@ static const clasp_attack_fns attack_fns = {
 #if !defined(FIXTURE_NULLFNS)
     .perturb = fx_perturb,
 #endif
+#if defined(FIXTURE_MISUSE)
+    .destroy = fx_destroy,
+#endif
 };
 
 static const clasp_defense_fns defense_fns = {
@@ -88,6 +110,9 @@ static const clasp_plugin_desc desc = {
 #elif defined(FIXTURE_SHADOW)
     .kind = CLASP_PLUGIN_ATTACK,
     .name = "fgsm",                 /* the name of a built-in */
+#elif defined(FIXTURE_MISUSE)
+    .kind = CLASP_PLUGIN_ATTACK,
+    .name = "fixture-misuse",
 #elif defined(FIXTURE_BADNAME)
     .kind = CLASP_PLUGIN_ATTACK,
     .name = "Bad Name",

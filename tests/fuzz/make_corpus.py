@@ -1,0 +1,179 @@
+#!/usr/bin/env python3
+"""Writes the seed corpus of the fuzz targets into tests/fuzz/corpus/.
+
+Seeds are small valid files plus typical malformations, laid out the way
+the cmocka tests make theirs, and framed the way each harness reads its
+input (see the comment at the top of each fuzz_<target>.c). The output is
+committed; run this again only to change the seeds.
+"""
+import gzip
+import json
+import os
+import shutil
+import struct
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.join(HERE, "corpus")
+
+
+def put(target, name, data):
+    if isinstance(data, str):
+        data = data.encode()
+    with open(os.path.join(ROOT, target, name), "wb") as f:
+        f.write(data)
+
+
+# ---- plan: YAML experiment files ------------------------------------------
+
+HEAD = "experiment:\n  name: t\n"
+TRAIN = "train:\n  models:\n    - name: standard\n"
+EVAL = "evaluate:\n  attacks:\n    - fgsm\n"
+
+PLANS = {
+    "minimal.yaml": HEAD + TRAIN + EVAL,
+    "full.yaml": HEAD + "  seed: 7\n  device: cpu\n"
+    "data: {dataset: mnist, path: data/mnist, val_size: 100, train_size: 500}\n"
+    "model: {arch: 'conv3x3-8p1,relu,maxpool2,flatten,fc10'}\n"
+    "train:\n  epochs: 4\n  batch: 32\n"
+    "  optimiser: {name: sgd, lr: 0.1, momentum: 0, weight_decay: 0}\n"
+    "  schedule: {name: step, milestones: [2, 3], gamma: 0.5}\n"
+    "  val_eval_size: 0\n  models: [{name: plain}]\n"
+    "evaluate: {test_size: 300, batch: 50, attacks: [pgd]}\n"
+    "output: {dir: out}\n",
+    "defenses.yaml": HEAD + "data: {dataset: cifar10, path: c10}\n"
+    "train:\n  epochs: 2\n  schedule: cosine\n  models:\n"
+    "    - name: standard\n"
+    "    - name: pgd-at\n      defense:\n        name: pgd-at\n"
+    "        attack: {name: pgd, params: &a {eps: 0.1, steps: 5, alpha: 0.04}}\n"
+    "    - name: reweight\n      defense:\n        name: reweight\n"
+    "        params: {strength: 2, momentum: 0.5}\n"
+    "        inner: {name: pgd-at, attack: {name: pgd, params: *a}}\n"
+    "    - name: cal\n      defense:\n        name: calibrate\n"
+    "        params: {max_avg_drop: 0.02, fit_temperature: true}\n"
+    "        attack: {name: pgd, params: *a}\n        inner: {name: pgd-at}\n"
+    "    - defense: {name: trades, params: {beta: [1, 6], eps: 0.1}}\n"
+    "evaluate:\n  attacks:\n    - {name: fgsm, params: {eps: [0.05, 0.1]}}\n"
+    "    - {name: pgd, label: pgd-20, params: &p {eps: 0.1, steps: 20, alpha: 0}}\n"
+    "    - {name: tpgd, params: {<<: *p, T: [0.5, 2]}}\n"
+    "    - {name: cw, params: {binary_search_steps: 2, max_iterations: 30, initial_const: 1}}\n",
+    "bad-key.yaml": HEAD + "trian:\n  models: [{name: a}]\n" + EVAL,
+    "bad-param.yaml": HEAD + TRAIN + "evaluate:\n  attacks:\n    - name: pgd\n      params: {epss: 0.1, steps: 2.5}\n",
+    "bad-syntax.yaml": HEAD + "train: {models: [{name: a}\n" + EVAL,
+    "two-docs.yaml": HEAD + TRAIN + EVAL + "---\nexperiment: {name: u}\n",
+    "merge-loop.yaml": "base: &b {x: 1}\n" + HEAD + TRAIN + "evaluate:\n  attacks:\n    - {<<: [*b, *b], name: fgsm}\n",
+}
+
+# ---- safetensors ----------------------------------------------------------
+
+
+def safetensors(entries, meta=None, data=b"", pad=True, raw_header=None):
+    hdr = {}
+    if meta is not None:
+        hdr["__metadata__"] = meta
+    hdr.update(entries)
+    text = raw_header if raw_header is not None else json.dumps(hdr, separators=(",", ":")).encode()
+    if pad:
+        text += b" " * (-len(text) % 8)
+    return struct.pack("<Q", len(text)) + text + data
+
+
+def f32(*v):
+    return struct.pack("<%df" % len(v), *v)
+
+
+def i32(*v):
+    return struct.pack("<%di" % len(v), *v)
+
+
+W = {"dtype": "F32", "shape": [2, 2], "data_offsets": [0, 16]}
+B = {"dtype": "I32", "shape": [3], "data_offsets": [16, 28]}
+E = {"dtype": "F32", "shape": [0, 5], "data_offsets": [28, 28]}
+GOOD = f32(0.5, -1, 2, 3.25) + i32(1, -2, 3)
+
+SAFETENSORS = {
+    "good.safetensors": safetensors({"w": W, "b": B, "e": E},
+                                    {"arch": "default", "input": "1,28,28"}, GOOD),
+    "scalar.safetensors": safetensors({"s": {"dtype": "F32", "shape": [], "data_offsets": [0, 4]}},
+                                      None, f32(1.5)),
+    "empty.safetensors": safetensors({}, {}),
+    "overlap.safetensors": safetensors({"w": W, "b": {"dtype": "I32", "shape": [3],
+                                                      "data_offsets": [12, 24]}}, None, GOOD[:24]),
+    "gap.safetensors": safetensors({"w": W}, None, GOOD),
+    "dtype.safetensors": safetensors({"w": dict(W, dtype="F16")}, None, GOOD[:16]),
+    "truncated.safetensors": safetensors({"w": W, "b": B}, None, GOOD)[:40],
+    "badjson.safetensors": safetensors({}, raw_header=b'{"w": {"dtype": "F32", "shape": [1,'),
+    "huge-len.safetensors": struct.pack("<Q", 1 << 40) + b"{}",
+}
+
+# ---- idx: [u16 label-file length][label file][image file] ------------------
+
+
+def be32(*v):
+    return struct.pack(">%dI" % len(v), *v)
+
+
+def idx_images(n, rows, cols, keep=None):
+    px = bytes((k * 7 + 3) & 255 for k in range(n * rows * cols))
+    return be32(0x803, n, rows, cols) + px[: len(px) if keep is None else keep]
+
+
+def idx_labels(labels, n=None):
+    return be32(0x801, len(labels) if n is None else n) + bytes(labels)
+
+
+def idx_input(labels, images):
+    return struct.pack("<H", len(labels)) + labels + images
+
+
+def gz(data):
+    return gzip.compress(data, mtime=0)
+
+
+IDX = {
+    "raw": idx_input(idx_labels([1, 9, 0]), idx_images(3, 2, 3)),
+    "gzip": idx_input(gz(idx_labels([1, 9, 0])), gz(idx_images(3, 2, 3))),
+    "mixed": idx_input(idx_labels([4, 2]), gz(idx_images(2, 4, 4))),
+    "truncated": idx_input(idx_labels([1, 9, 0]), idx_images(3, 2, 3, keep=10)),
+    "count-mismatch": idx_input(idx_labels([1, 9]), idx_images(3, 2, 3)),
+    "label-range": idx_input(idx_labels([1, 10, 0]), idx_images(3, 2, 3)),
+    "swapped-magic": idx_input(idx_images(1, 1, 1), idx_labels([1])),
+    "trailing": idx_input(idx_labels([3]), idx_images(1, 2, 2) + b"x"),
+    "bad-dim": idx_input(idx_labels([3]), be32(0x803, 1, 5000, 1)),
+    "corrupt-gzip": idx_input(idx_labels([1]), gz(idx_images(1, 2, 2))[:-6] + b"\xff" * 6),
+}
+
+# ---- cifar: [u16 meta length][batches.meta.txt][test_batch.bin] ------------
+
+CLASSES = "airplane\nautomobile\nbird\ncat\ndeer\ndog\nfrog\nhorse\nship\ntruck\n"
+
+
+def record(label, seed):
+    return bytes([label]) + bytes((k * 13 + seed) & 255 for k in range(3072))
+
+
+def cifar_input(meta, batch):
+    meta = meta.encode()
+    return struct.pack("<H", len(meta)) + meta + batch
+
+
+CIFAR = {
+    "one-record": cifar_input("", record(3, 1)),
+    "with-meta": cifar_input(CLASSES, record(9, 5)),
+    "bad-label": cifar_input("", record(10, 1)),
+    "short-record": cifar_input("", record(1, 1)[:100]),
+    "empty": cifar_input("", b""),
+    "meta-eleven": cifar_input(CLASSES + "extra\n", b"\x02" * 3073),
+}
+
+
+def main():
+    shutil.rmtree(ROOT, ignore_errors=True)
+    for target, seeds in (("plan", PLANS), ("safetensors", SAFETENSORS), ("idx", IDX),
+                          ("cifar", CIFAR)):
+        os.makedirs(os.path.join(ROOT, target))
+        for name, data in seeds.items():
+            put(target, name, data)
+
+
+if __name__ == "__main__":
+    main()
