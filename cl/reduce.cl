@@ -60,6 +60,20 @@ __kernel void gather_rows(__global const uint *src, const uint m, __global const
     dst[i] = (r >= 0 && (uint)r < m) ? src[(size_t)r * d + col] : 0u;
 }
 
+/* gather_rows for a data set kept as bytes: row r of d bytes becomes d
+ * floats through a 256-entry table (the host's own byte-to-float values,
+ * so the batch equals the host data bit for bit). Out-of-range rows are
+ * zeros, as above. */
+__kernel void gather_rows_u8(__global const uchar *src, __global const float *table, const uint m,
+                             __global const int *idx, __global float *dst, const uint n, const uint d)
+{
+    size_t i = get_global_id(0);
+    if (i >= (size_t)n * d) return;
+    size_t row = i / d, col = i - row * d;
+    int r = idx[row];
+    dst[i] = (r >= 0 && (uint)r < m) ? table[src[(size_t)r * d + col]] : 0.0f;
+}
+
 /* Labels outside [0, k) give weight 0 (same reasoning as gather_rows). */
 __kernel void gather_class(__global const float *table, const uint k, __global const int *y,
                            __global float *out, const uint n)

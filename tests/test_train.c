@@ -100,12 +100,16 @@ static void default_cnn_learns_bars(void **state)
     clasp_ctx_free(ctx);
 }
 
-static void batcher_serves_every_example_once(void **state)
+/* Every example once per pass, bit for bit: with pixels that are bytes /
+ * 255 (kept on the device as bytes, as every reader's are) and with
+ * arbitrary floats (kept as floats). */
+static void serve_every_example_once(int bytes)
 {
-    (void)state;
     clasp_ctx *ctx = tu_ctx();
     clasp_dataset d;
     make_bars(&d, 37, 3);
+    for (size_t i = 0; i < 37 * 144; i++)
+        d.x[i] = bytes ? (float)((int)(d.x[i] * 255.0f + 0.5f)) / 255.0f : d.x[i] * 0.7f + 1e-3f;
     clasp_batcher *b;
     assert_ok(clasp_batcher_new(ctx, &d, 8, &b));
     assert_int_equal(clasp_batcher_count(b), 5);
@@ -135,6 +139,13 @@ static void batcher_serves_every_example_once(void **state)
     clasp_batcher_free(b);
     clasp_dataset_free(&d);
     clasp_ctx_free(ctx);
+}
+
+static void batcher_serves_every_example_once(void **state)
+{
+    (void)state;
+    serve_every_example_once(1);
+    serve_every_example_once(0);
 }
 
 int main(void)

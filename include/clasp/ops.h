@@ -206,6 +206,11 @@ clasp_status clasp_argmax_rows(const clasp_tensor *z, clasp_tensor *out);
  * float and int32 tensors (dst has src's dtype). */
 clasp_status clasp_gather_rows(const clasp_tensor *src, const clasp_tensor *idx,
                                clasp_tensor *dst);
+/* The same from a data set kept as bytes: src holds m rows of d bytes
+ * (packed into 32-bit words; d = dst's row size) and row r's byte b
+ * becomes table[b] (256 floats). */
+clasp_status clasp_gather_rows_u8(const clasp_tensor *src, const clasp_tensor *table, size_t m,
+                                  const clasp_tensor *idx, clasp_tensor *dst);
 /* out[i] = table[y[i]] for float table[K], int32 y[N]: per-class weights to
  * per-sample weights. */
 clasp_status clasp_gather_class(const clasp_tensor *table, const clasp_tensor *y,

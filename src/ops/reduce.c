@@ -127,6 +127,28 @@ clasp_status clasp_gather_rows(const clasp_tensor *src, const clasp_tensor *idx,
     return clasp_ops_launch_1d(src->ctx, k, "gather_rows", dst->numel, 256);
 }
 
+clasp_status clasp_gather_rows_u8(const clasp_tensor *src, const clasp_tensor *table, size_t m,
+                                  const clasp_tensor *idx, clasp_tensor *dst)
+{
+    static const char op[] = "clasp_gather_rows_u8";
+    if (!src) return clasp_error(CLASP_ERR_INVALID, "%s: src is NULL", op);
+    CLASP_TRY(clasp_ops_check_tensor(op, "table", table, CLASP_F32));
+    CLASP_TRY(clasp_ops_check_tensor(op, "idx", idx, CLASP_I32));
+    CLASP_TRY(clasp_ops_check_tensor(op, "dst", dst, CLASP_F32));
+    CLASP_TRY(check_per_row(op, "dst", dst, "idx", idx));
+    size_t rows = (size_t)dst->shape[0], d = rows ? dst->numel / rows : 0;
+    if (table->numel != 256 || m * d > src->numel * 4)
+        return clasp_error(CLASP_ERR_INVALID, "%s: %zu rows of %zu bytes do not fit src (%zu bytes) or the "
+                           "table has %zu entries (256 needed)", op, m, d, src->numel * 4, table->numel);
+    if (!dst->numel) return CLASP_OK;
+    cl_kernel k;
+    CLASP_TRY(clasp_kernel_get(src->ctx, "reduce", NULL, "gather_rows_u8", &k));
+    cl_mem ms = clasp_mem(src), mt = clasp_mem(table), mi = clasp_mem(idx), md = clasp_mem(dst);
+    cl_uint cm = (cl_uint)m, cn = (cl_uint)rows, cd = (cl_uint)d;
+    CLASP_TRY(clasp_kernel_args(k, 7, KARG(ms), KARG(mt), KARG(cm), KARG(mi), KARG(md), KARG(cn), KARG(cd)));
+    return clasp_ops_launch_1d(src->ctx, k, "gather_rows_u8", dst->numel, 256);
+}
+
 clasp_status clasp_gather_class(const clasp_tensor *table, const clasp_tensor *y,
                                 clasp_tensor *out)
 {
