@@ -125,47 +125,6 @@ static json_object *get(json_object *o, const char *key)
     return v;
 }
 
-/* Wall times differ between runs; everything else must not. */
-static int is_timing(const char *key)
-{
-    return strstr(key, "seconds") || !strcmp(key, "started");
-}
-
-static void assert_same_json(json_object *a, json_object *b, const char *path)
-{
-    char sub[600];
-    if (json_object_get_type(a) != json_object_get_type(b)) fail_msg("%s: types differ", path);
-    switch (json_object_get_type(a)) {
-    case json_type_object: {
-        json_object_object_foreach(a, key, va) {
-            if (is_timing(key)) continue;
-            json_object *vb = NULL;
-            if (!json_object_object_get_ex(b, key, &vb)) fail_msg("%s.%s missing in the resumed report", path, key);
-            snprintf(sub, sizeof sub, "%s.%s", path, key);
-            assert_same_json(va, vb, sub);
-        }
-        if (json_object_object_length(a) != json_object_object_length(b)) fail_msg("%s: key counts differ", path);
-        break;
-    }
-    case json_type_array: {
-        size_t n = json_object_array_length(a);
-        if (n != json_object_array_length(b)) fail_msg("%s: array lengths differ", path);
-        for (size_t i = 0; i < n; i++) {
-            snprintf(sub, sizeof sub, "%s[%zu]", path, i);
-            assert_same_json(json_object_array_get_idx(a, i), json_object_array_get_idx(b, i), sub);
-        }
-        break;
-    }
-    case json_type_double:
-        if (json_object_get_double(a) != json_object_get_double(b))
-            fail_msg("%s: %.17g vs %.17g", path, json_object_get_double(a), json_object_get_double(b));
-        break;
-    default:
-        if (strcmp(json_object_to_json_string(a), json_object_to_json_string(b)) != 0)
-            fail_msg("%s: %s vs %s", path, json_object_to_json_string(a), json_object_to_json_string(b));
-    }
-}
-
 static int setup(void **state)
 {
     (void)state;
@@ -301,7 +260,7 @@ static void test_interrupt_and_resume(void **state)
     assert_int_equal(run(1, 0, 0), CLASP_OK);
     assert_false(exists(out, "state.safetensors"));
     json_object *r = read_report();
-    assert_same_json(reference, r, "report");
+    tu_assert_same_json(reference, r, "report");
     json_object_put(r);
     /* Nothing left to resume. */
     assert_int_equal(run(1, 0, 0), CLASP_ERR_NOT_FOUND);

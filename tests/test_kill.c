@@ -190,36 +190,6 @@ static int count_temps(void)
     return system(cmd) == 0;
 }
 
-static int is_timing(const char *key)
-{
-    return strstr(key, "seconds") || !strcmp(key, "started");
-}
-
-static void assert_same_json(json_object *a, json_object *b, const char *path)
-{
-    char sub[600];
-    if (json_object_get_type(a) != json_object_get_type(b)) fail_msg("%s: types differ", path);
-    if (json_object_is_type(a, json_type_object)) {
-        json_object_object_foreach(a, key, va) {
-            if (is_timing(key)) continue;
-            json_object *vb = NULL;
-            if (!json_object_object_get_ex(b, key, &vb)) fail_msg("%s.%s missing", path, key);
-            snprintf(sub, sizeof sub, "%s.%s", path, key);
-            assert_same_json(va, vb, sub);
-        }
-        if (json_object_object_length(a) != json_object_object_length(b)) fail_msg("%s: key counts differ", path);
-    } else if (json_object_is_type(a, json_type_array)) {
-        size_t n = json_object_array_length(a);
-        if (n != json_object_array_length(b)) fail_msg("%s: array lengths differ", path);
-        for (size_t i = 0; i < n; i++) {
-            snprintf(sub, sizeof sub, "%s[%zu]", path, i);
-            assert_same_json(json_object_array_get_idx(a, i), json_object_array_get_idx(b, i), sub);
-        }
-    } else if (strcmp(json_object_to_json_string(a), json_object_to_json_string(b)) != 0) {
-        fail_msg("%s: %s vs %s", path, json_object_to_json_string(a), json_object_to_json_string(b));
-    }
-}
-
 static void test_killed_anywhere_resumes_to_the_same_report(void **state)
 {
     (void)state;
@@ -305,7 +275,7 @@ static void test_killed_anywhere_resumes_to_the_same_report(void **state)
     json_object *a = json_object_from_file(ref_report), *b = json_object_from_file(report);
     assert_non_null(a);
     assert_non_null(b);
-    assert_same_json(a, b, "report");
+    tu_assert_same_json(a, b, "report");
     json_object_put(a);
     json_object_put(b);
 }

@@ -1,4 +1,5 @@
 #include "testutil.h"
+#include <json-c/json.h>
 
 #include "clasp/registry.h"
 
@@ -158,4 +159,46 @@ void tu_write_bars_idx(const char *dir, const char *prefix, int n, int side, uin
     snprintf(path, sizeof path, "%s/%s-labels-idx1-ubyte", dir, prefix);
     tu_write_file(path, lab, lab_bytes);
     free(img), free(lab), free(noise);
+}
+
+/* Wall times differ between runs; everything else must not. */
+static int is_timing(const char *key)
+{
+    return strstr(key, "seconds") || !strcmp(key, "started");
+}
+
+void tu_assert_same_json(void *va_, void *vb_, const char *path)
+{
+    json_object *a = va_, *b = vb_;
+    char sub[600];
+    if (json_object_get_type(a) != json_object_get_type(b)) fail_msg("%s: types differ", path);
+    switch (json_object_get_type(a)) {
+    case json_type_object: {
+        json_object_object_foreach(a, key, va) {
+            if (is_timing(key)) continue;
+            json_object *vb = NULL;
+            if (!json_object_object_get_ex(b, key, &vb)) fail_msg("%s.%s missing in the second report", path, key);
+            snprintf(sub, sizeof sub, "%s.%s", path, key);
+            tu_assert_same_json(va, vb, sub);
+        }
+        if (json_object_object_length(a) != json_object_object_length(b)) fail_msg("%s: key counts differ", path);
+        break;
+    }
+    case json_type_array: {
+        size_t n = json_object_array_length(a);
+        if (n != json_object_array_length(b)) fail_msg("%s: array lengths differ", path);
+        for (size_t i = 0; i < n; i++) {
+            snprintf(sub, sizeof sub, "%s[%zu]", path, i);
+            tu_assert_same_json(json_object_array_get_idx(a, i), json_object_array_get_idx(b, i), sub);
+        }
+        break;
+    }
+    case json_type_double:
+        if (json_object_get_double(a) != json_object_get_double(b))
+            fail_msg("%s: %.17g vs %.17g", path, json_object_get_double(a), json_object_get_double(b));
+        break;
+    default:
+        if (strcmp(json_object_to_json_string(a), json_object_to_json_string(b)) != 0)
+            fail_msg("%s: %s vs %s", path, json_object_to_json_string(a), json_object_to_json_string(b));
+    }
 }

@@ -54,6 +54,11 @@ void *tu_registry(void);
  * right) on noise; labels 0..3 (declared as 10 classes by the reader). */
 void tu_write_bars_idx(const char *dir, const char *prefix, int n, int side, uint32_t seed);
 
+/* Fails the test where two report.json trees differ (path names the
+ * place), ignoring timings: keys containing "seconds", and "started".
+ * a and b are json_object pointers. */
+void tu_assert_same_json(void *a, void *b, const char *path);
+
 /* Reads a tensor into a new malloc'd host array. */
 float *tu_read(const clasp_tensor *t);
 

@@ -5,15 +5,7 @@
 static clasp_status plan(clasp_model *m, clasp_node *n)
 {
     (void)m;
-    clasp_layer_spec *s = &n->spec;
-    const node_shape *in = &n->in[0];
-    if (!in->is4d) return clasp_error(CLASP_ERR_CONFIG, "layer %s: avg-pool after flatten", n->name);
-    if (s->stride <= 0) s->stride = s->kernel;
-    if (s->kernel <= 0 || in->h < s->kernel || in->w < s->kernel)
-        return clasp_error(CLASP_ERR_CONFIG, "layer %s: avg-pool %d on a %dx%d input", n->name, s->kernel,
-                           in->h, in->w);
-    n->out = (node_shape){in->c, (in->h - s->kernel) / s->stride + 1, (in->w - s->kernel) / s->stride + 1, 1};
-    return CLASP_OK;
+    return layer_plan_pool(n, "avg-pool");
 }
 
 static clasp_status forward(clasp_model *m, clasp_node *n, const clasp_tensor *const *in, clasp_tensor *out)

@@ -61,6 +61,10 @@ clasp_status model_add_buffer(clasp_model *m, clasp_node *n, const char *suffix,
  * (bias may be NULL): uniform within 1/sqrt(fan_in), a stream per tensor. */
 clasp_status layer_init_default(clasp_model *m, int weight, int bias, uint64_t seed);
 
+/* Shapes of a pooling layer (window kernel, stride, no padding; stride 0
+ * means the kernel); `what` names it in messages ("max-pool"). */
+clasp_status layer_plan_pool(clasp_node *n, const char *what);
+
 /* The output tensor of the node with per-example shape n->out for batch N. */
 clasp_status layer_ensure_out(clasp_model *m, const clasp_node *n, clasp_tensor **t);
 
