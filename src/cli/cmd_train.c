@@ -13,7 +13,7 @@ typedef struct train_opts {
     int epochs, batch;
     double lr, momentum, weight_decay;
     uint64_t seed;
-    const char *data, *dataset, *save;
+    const char *data, *dataset, *save, *arch;
     long train_limit;
 } train_opts;
 
@@ -22,7 +22,9 @@ static void usage(void)
     fprintf(stderr,
             "usage: clasp train [--epochs N] [--batch N] [--lr X] [--momentum X] [--wd X]\n"
             "                   [--seed N] [--dataset NAME] [--data DIR]\n"
-            "                   [--limit N] [--save FILE.safetensors]\n"
+            "                   [--limit N] [--arch ARCH] [--save FILE.safetensors]\n"
+            "  --arch ARCH     default (the default CNN), resnet18, preact-resnet18, wrn-D-W\n"
+            "                  (presets; -wN sets a base width, e.g. preact-resnet18-w16) or a layer list\n"
             "  --dataset NAME  fashion-mnist (default), mnist, cifar10, cifar100,\n"
             "                  cifar100-coarse, svhn or stl10; all but fashion-mnist need --data\n");
 }
@@ -62,7 +64,8 @@ static int run(const train_opts *o)
     clasp_status st = clasp_ctx_new(NULL, &ctx);
     if (st == CLASP_OK) {
         what = "building the model";
-        st = clasp_model_new_default(ctx, train.c, train.h, train.w, train.num_classes, &m);
+        st = clasp_model_new_arch(ctx, o->arch ? o->arch : "default", train.c, train.h, train.w,
+                                  train.num_classes, NULL, NULL, &m);
     }
     if (st == CLASP_OK) clasp_tune_ensure(ctx, m, o->batch, 60); /* first use of the device */
     if (st == CLASP_OK) st = clasp_model_init(m, o->seed);
@@ -138,7 +141,7 @@ done:
 
 int cmd_train(int argc, char **argv)
 {
-    train_opts o = {3, 128, 0.05, 0.9, 5e-4, 1, NULL, "fashion-mnist", NULL, 0};
+    train_opts o = {3, 128, 0.05, 0.9, 5e-4, 1, NULL, "fashion-mnist", NULL, NULL, 0};
     for (int i = 1; i < argc; i++) {
         const char *v;
         if ((v = cli_opt(argc, argv, &i, "--epochs"))) o.epochs = (int)cli_parse_long("--epochs", v, 1, 100000);
@@ -151,6 +154,7 @@ int cmd_train(int argc, char **argv)
         else if ((v = cli_opt(argc, argv, &i, "--dataset"))) o.dataset = v;
         else if ((v = cli_opt(argc, argv, &i, "--limit"))) o.train_limit = cli_parse_long("--limit", v, 1, 100000000);
         else if ((v = cli_opt(argc, argv, &i, "--save"))) o.save = v;
+        else if ((v = cli_opt(argc, argv, &i, "--arch"))) o.arch = v;
         else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
             usage();
             return 0;
