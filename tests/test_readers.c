@@ -550,6 +550,66 @@ static void svhn_bad_files(void **state)
     tu_rmdir(dir);
 }
 
+/* Writes X (3 images) then y (4 labels) to path and raises X's image count
+ * in its dimensions to 4, so X claims one image more than its data holds;
+ * compress: X's element is then zlib-compressed the way matio stores it
+ * (tag 15, length, the deflated matrix element). X sits at byte 128. */
+static void write_x_claiming_more(const char *dir, const char *path, int compress)
+{
+    static const double y4[4] = {10, 1, 7, 2};
+    char plain[512];
+    join(plain, sizeof plain, dir, "plain.mat");
+    mat_var vars[2] = {svhn_xvar(), {"y", MAT_C_DOUBLE, MAT_T_DOUBLE, 2, {4, 1, 0, 0}, y4}};
+    write_mat(plain, vars, 2, 0);
+    static unsigned char buf[1 << 16], packed[1 << 16];
+    FILE *f = fopen(plain, "rb");
+    assert_non_null(f);
+    size_t n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    /* X's element at byte 128: tag (8), array flags (16), dims tag (8), then
+     * the four int32 dims, little-endian as this machine wrote them. */
+    assert_int_equal(buf[128], 14);
+    assert_int_equal(buf[128 + 32 + 12], SVHN_N);
+    buf[128 + 32 + 12] = SVHN_N + 1;
+    if (!compress) {
+        tu_write_file(path, buf, n);
+        return;
+    }
+    size_t x_len = 8 + (size_t)(buf[132] | buf[133] << 8 | buf[134] << 16 | (size_t)buf[135] << 24);
+    uLongf packed_len = sizeof packed - 8;
+    assert_int_equal(compress2(packed + 8, &packed_len, buf + 128, x_len, 6), Z_OK);
+    packed[0] = 15, packed[1] = packed[2] = packed[3] = 0;
+    for (int b = 0; b < 4; b++) packed[4 + b] = (unsigned char)(packed_len >> (8 * b));
+    f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(buf, 1, 128, f), 128);
+    assert_int_equal(fwrite(packed, 1, 8 + packed_len, f), 8 + packed_len);
+    assert_int_equal(fwrite(buf + 128 + x_len, 1, n - 128 - x_len, f), n - 128 - x_len);
+    fclose(f);
+}
+
+/* An array whose dimensions call for more values than its data holds (found
+ * by tests/fuzz/fuzz_svhn): matio allocates by the dimensions and fills
+ * what the data gives, so X came back with a fourth image of stale memory
+ * (or, with a large count, asked for gigabytes). */
+static void svhn_dims_beyond_data(void **state)
+{
+    (void)state;
+    char dir[256], p[512];
+    tu_tmpdir(dir, sizeof dir);
+    fill_svhn_x();
+    join(p, sizeof p, dir, "test_32x32.mat");
+    clasp_dataset d;
+    for (int compress = 0; compress < 2; compress++) {
+        write_x_claiming_more(dir, p, compress);
+        clasp_status s = clasp_svhn_load(dir, 0, &d);
+        assert_error(s, CLASP_ERR_FORMAT, "test_32x32.mat: the array at byte 128",
+                     "dimensions call for more values than its");
+        assert_zeroed(&d);
+    }
+    tu_rmdir(dir);
+}
+
 /* ---- loading by name ---------------------------------------------------- */
 
 static void names_and_dispatch(void **state)
@@ -704,6 +764,7 @@ int main(void)
         cmocka_unit_test(svhn_ok),
         cmocka_unit_test(svhn_bad_vars),
         cmocka_unit_test(svhn_bad_files),
+        cmocka_unit_test(svhn_dims_beyond_data),
         cmocka_unit_test(names_and_dispatch),
         cmocka_unit_test(fashion_to_cifar),
     };

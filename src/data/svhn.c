@@ -8,9 +8,14 @@
  * libmatio does the reading. Two things it does not do for us: it reads a
  * variable cut short in an uncompressed file without complaint (the missing
  * bytes arrive as whatever the buffer held), and it reports damaged
- * compressed data only to its log. So the top-level element lengths of a
- * version 5 file are checked against the file size first, and matio's log
- * is captured while we read: anything it reports is an error here. */
+ * compressed data only to its log. Nor does it hold an array's data to its
+ * dimensions: it allocates by the dimensions and fills what the data
+ * gives, so an array claiming more values than it stores came back padded
+ * with stale memory (or asked for gigabytes). So the top-level element
+ * lengths of a version 5 file are checked against the file size first, and
+ * each numeric array's data length against its dimensions (inflating just
+ * the head of a compressed one); and matio's log is captured while we read:
+ * anything it reports is an error here. */
 #include "clasp/data.h"
 
 #include <math.h>
@@ -20,6 +25,7 @@
 #include <string.h>
 
 #include <matio.h>
+#include <zlib.h>
 
 #include "data/data_internal.h"
 
@@ -28,6 +34,9 @@
 #define SVHN_CLASSES 10
 /* Version 5 MAT files: a 128-byte header, then tagged elements. */
 #define MAT5_HEADER 128
+/* Bytes of a matrix element read to find its dimensions and data tag:
+ * flags, up to a few dozen dimensions and a name of up to 63 characters. */
+#define MAT5_MATRIX_HEAD 512
 
 /* ---- matio's log ----------------------------------------------------------- */
 
@@ -82,13 +91,142 @@ static uint32_t get32(const unsigned char *p, int swap)
                 : (uint32_t)p[3] << 24 | (uint32_t)p[2] << 16 | (uint32_t)p[1] << 8 | p[0];
 }
 
+/* Bytes of one value of a version 5 data type; 0 for the types that do not
+ * hold plain numbers (matio judges those). */
+static long long mat5_type_size(uint32_t type)
+{
+    switch (type) {
+    case 1: case 2: return 1;           /* miINT8, miUINT8 */
+    case 3: case 4: return 2;           /* miINT16, miUINT16 */
+    case 5: case 6: case 7: return 4;   /* miINT32, miUINT32, miSINGLE */
+    case 9: case 12: case 13: return 8; /* miDOUBLE, miINT64, miUINT64 */
+    default: return 0;
+    }
+}
+
+/* One sub-element tag at p[*off] of a matrix whose contents are len bytes,
+ * `have` of them at hand: type, byte count, where its data starts, and
+ * *off moved past it. 0 when the tag is not at hand or overruns len. */
+static int mat5_sub(const unsigned char *p, size_t have, long long len, int swap, long long *off,
+                    uint32_t *type, long long *bytes, long long *data)
+{
+    if (*off + 8 > (long long)have) return 0;
+    uint32_t t = get32(p + *off, swap);
+    if (t >> 16) {
+        /* Small data element: up to 4 bytes packed into the tag itself. */
+        *type = t & 0xffff, *bytes = t >> 16, *data = *off + 4;
+        *off += 8;
+        return *bytes <= 4;
+    }
+    *type = t, *bytes = get32(p + *off + 4, swap), *data = *off + 8;
+    *off += 8 + (*bytes + 7) / 8 * 8;
+    return *data + *bytes <= len;
+}
+
+/* Checks the head of one matrix element (p: its first `have` of len bytes
+ * after the tag): a numeric array's real part must hold exactly the values
+ * its dimensions call for, since matio sizes its buffer by the dimensions
+ * and fills what the data provides. Other classes are left to matio and
+ * check_vars. */
+static clasp_status check_matrix(const char *path, long long at, const unsigned char *p,
+                                 size_t have, long long len, int swap)
+{
+    long long off = 0, bytes = 0, data = 0, numel = 1;
+    uint32_t type = 0;
+    if (!mat5_sub(p, have, len, swap, &off, &type, &bytes, &data) || type != 6 || bytes != 8 ||
+        data + 8 > (long long)have)
+        return CLASP_OK; /* no array flags: matio refuses it */
+    uint32_t flags = get32(p + data, swap), cls = flags & 0xff;
+    if (cls < 6 || cls > 15 || flags & 0x800) return CLASP_OK; /* not real numbers */
+    if (!mat5_sub(p, have, len, swap, &off, &type, &bytes, &data) || type != 5 || bytes % 4 ||
+        bytes < 8 || data + bytes > (long long)have)
+        return clasp_error(CLASP_ERR_FORMAT,
+                           "%s: the array at byte %lld has no valid dimensions (2 to %d int32 "
+                           "values)",
+                           path, at, (MAT5_MATRIX_HEAD - 32) / 4);
+    int over = 0;
+    for (long long d = 0; d < bytes; d += 4) {
+        long long dim = (int32_t)get32(p + data + d, swap);
+        if (dim < 0)
+            return clasp_error(CLASP_ERR_FORMAT, "%s: the array at byte %lld has dimension %lld",
+                               path, at, dim);
+        /* A count past the element's length is wrong anyway; capping it
+         * keeps the product from overflowing. */
+        numel *= dim;
+        if (numel > len) numel = len + 1, over = 1;
+    }
+    if (!mat5_sub(p, have, len, swap, &off, &type, &bytes, &data))
+        return clasp_error(CLASP_ERR_FORMAT,
+                           "%s: the array at byte %lld: its name runs past its %lld-byte element",
+                           path, at, len);
+    if (off + 8 > (long long)have) {
+        if (have >= MAT5_MATRIX_HEAD - 8)
+            return clasp_error(CLASP_ERR_FORMAT,
+                               "%s: the array at byte %lld: its header is longer than %d bytes",
+                               path, at, MAT5_MATRIX_HEAD);
+        if (numel && !over)
+            return clasp_error(CLASP_ERR_FORMAT,
+                               "%s: the array at byte %lld: truncated before its data", path, at);
+        if (numel == 0) return CLASP_OK;
+    } else if (!mat5_sub(p, have, len, swap, &off, &type, &bytes, &data)) {
+        return clasp_error(CLASP_ERR_FORMAT,
+                           "%s: the array at byte %lld: its data (%lld bytes) runs past its "
+                           "%lld-byte element",
+                           path, at, bytes, len);
+    }
+    long long size = mat5_type_size(type);
+    if (over)
+        return clasp_error(CLASP_ERR_FORMAT,
+                           "%s: the array at byte %lld: its dimensions call for more values "
+                           "than its %lld-byte element can hold",
+                           path, at, len);
+    if (size && bytes != numel * size)
+        return clasp_error(CLASP_ERR_FORMAT,
+                           "%s: the array at byte %lld: its dimensions call for %lld values of "
+                           "%lld bytes, but its data has %lld bytes",
+                           path, at, numel, size, bytes);
+    return CLASP_OK;
+}
+
+/* The head of a compressed element (`len` bytes at `at`, the tag already
+ * read), inflated into out (size bytes): *got bytes of it, 0 when it does
+ * not inflate. deflate shrinks
+ * by at most 1032:1, so an inflated length claimed beyond that is refused
+ * here, before matio would allocate for it. */
+static clasp_status inflate_head(FILE *f, const char *path, long long at, long long len,
+                                 int swap, unsigned char *out, size_t size, size_t *got)
+{
+    unsigned char in[4096];
+    size_t n = fread(in, 1, len < (long long)sizeof in ? (size_t)len : sizeof in, f);
+    z_stream z;
+    memset(&z, 0, sizeof z);
+    if (inflateInit(&z) != Z_OK)
+        return clasp_error(CLASP_ERR_NOMEM, "%s: zlib could not start", path);
+    z.next_in = in, z.avail_in = (uInt)n;
+    z.next_out = out, z.avail_out = (uInt)size;
+    int r = inflate(&z, Z_SYNC_FLUSH);
+    *got = size - z.avail_out;
+    inflateEnd(&z);
+    /* A stream that does not inflate is left to matio, whose complaint
+     * names the variable. */
+    if (r != Z_OK && r != Z_STREAM_END && r != Z_BUF_ERROR) *got = 0;
+    long long inner = *got >= 8 ? get32(out + 4, swap) : 0;
+    if (inner + 8 > len * 1032 + 64)
+        return clasp_error(CLASP_ERR_FORMAT,
+                           "%s: the compressed element at byte %lld claims %lld bytes inflated, "
+                           "more than its %lld bytes can hold",
+                           path, at, inner + 8, len);
+    return CLASP_OK;
+}
+
 /* Walks the tags of a version 5 file's top-level elements and checks that
- * each fits in the file. Lengths only; matio reads the contents. */
+ * each fits in the file, and that each numeric array's data matches its
+ * dimensions (check_matrix). Headers only; matio reads the contents. */
 static clasp_status check_mat5_length(const char *path, long long size)
 {
     FILE *f = fopen(path, "rb");
     if (!f) return clasp_error(CLASP_ERR_IO, "%s: cannot open", path);
-    unsigned char hdr[MAT5_HEADER], tag[8];
+    unsigned char hdr[MAT5_HEADER], tag[8], head[MAT5_MATRIX_HEAD];
     clasp_status s = CLASP_OK;
     if (fread(hdr, 1, sizeof hdr, f) != sizeof hdr) {
         s = clasp_error(CLASP_ERR_FORMAT, "%s: truncated at byte %lld, expected a %d-byte header",
@@ -109,11 +247,22 @@ static clasp_status check_mat5_length(const char *path, long long size)
         uint32_t type = get32(tag, swap);
         if (type != 14 && type != 15) break;
         long long len = get32(tag + 4, swap);
-        if (len > size - at - 8)
+        if (len > size - at - 8) {
             s = clasp_error(CLASP_ERR_FORMAT,
                             "%s: truncated: the element at byte %lld needs %lld bytes, but the "
                             "file ends at byte %lld",
                             path, at, 8 + len, size);
+            break;
+        }
+        size_t got = 0;
+        if (type == 14) {
+            got = fread(head, 1, len < (long long)sizeof head ? (size_t)len : sizeof head, f);
+            s = check_matrix(path, at, head, got, len, swap);
+        } else {
+            s = inflate_head(f, path, at, len, swap, head, sizeof head, &got);
+            if (s == CLASP_OK && got >= 8 && get32(head, swap) == 14)
+                s = check_matrix(path, at, head + 8, got - 8, get32(head + 4, swap), swap);
+        }
         at += 8 + len;
     }
     fclose(f);
