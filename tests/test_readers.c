@@ -545,6 +545,24 @@ static void svhn_bad_files(void **state)
     tu_write_file(p, "", 0);
     assert_error(clasp_svhn_load(dir, 0, &d), CLASP_ERR_FORMAT,
                  "test_32x32.mat: not a MAT file of version 5 or 7.3", "empty file");
+    /* A good file four bytes along (found by tests/fuzz/fuzz_svhn): matio
+     * took it for version 4 and allocated the 1.7 GB that bytes 16-19
+     * ("AT-f") give as a name length; the header check refuses it first. */
+    write_mat(full, vars, 2, 0);
+    static unsigned char shifted[4 + (1 << 16)];
+    f = fopen(full, "rb");
+    assert_non_null(f);
+    size_t got = fread(shifted + 4, 1, sizeof shifted - 4, f);
+    fclose(f);
+    tu_write_file(p, shifted, 4 + got);
+    assert_error(clasp_svhn_load(dir, 0, &d), CLASP_ERR_FORMAT,
+                 "test_32x32.mat: not a MAT file of version 5 or 7.3",
+                 "no endian mark 'IM' or 'MI' at byte 126");
+    assert_zeroed(&d);
+    shifted[4 + 124] = 0x02, shifted[4 + 125] = 0x07; /* the mark back, a bad version */
+    tu_write_file(p, shifted + 4, got);
+    assert_error(clasp_svhn_load(dir, 0, &d), CLASP_ERR_FORMAT, "test_32x32.mat",
+                 "version at byte 124 is neither 0x0100 nor 0x0200");
     assert_zeroed(&d);
     assert_error(clasp_svhn_load(dir, 1, &d), CLASP_ERR_IO, "train_32x32.mat", "No such file");
     tu_rmdir(dir);

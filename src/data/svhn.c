@@ -269,6 +269,34 @@ static clasp_status check_mat5_length(const char *path, long long size)
     return s;
 }
 
+/* Refuses, before matio sees it, a file without the 128-byte header of
+ * version 5 or 7.3 (version 0x0100 or 0x0200, then the endian mark). matio
+ * takes any such file for version 4, which cannot hold a 4-D uint8 array
+ * anyway, and its version 4 probe allocates whatever the first bytes say a
+ * name's length is: "MATLAB 5.0" four bytes in asked for 1.7 GB. */
+static clasp_status check_mat_header(const char *path, long long size)
+{
+    unsigned char hdr[MAT5_HEADER];
+    size_t got = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) return clasp_error(CLASP_ERR_IO, "%s: cannot open", path);
+    got = fread(hdr, 1, sizeof hdr, f);
+    fclose(f);
+    int swap = got == sizeof hdr && hdr[126] == 'M' && hdr[127] == 'I';
+    int mark = got == sizeof hdr && (swap || (hdr[126] == 'I' && hdr[127] == 'M'));
+    unsigned version = swap ? (unsigned)hdr[124] << 8 | hdr[125] : (unsigned)hdr[125] << 8 | hdr[124];
+    if (!mark || (version != 0x0100 && version != 0x0200))
+        return clasp_error(CLASP_ERR_FORMAT,
+                           "%s: not a MAT file of version 5 or 7.3 (%s), expected variables X "
+                           "(uint8 32x32x3xN) and y",
+                           path,
+                           size == 0            ? "empty file"
+                           : got < sizeof hdr   ? "shorter than the 128-byte header"
+                           : !mark              ? "no endian mark 'IM' or 'MI' at byte 126"
+                                                : "version at byte 124 is neither 0x0100 nor 0x0200");
+    return CLASP_OK;
+}
+
 static clasp_status bad_var(const char *path, const matvar_t *v, const char *name,
                             const char *expected)
 {
@@ -392,6 +420,8 @@ clasp_status clasp_svhn_load(const char *dir, int train, clasp_dataset *out)
     CLASP_TRY(clasp_data_join(path, sizeof path, dir, train ? "train_32x32.mat" : "test_32x32.mat"));
     CLASP_TRY(clasp_data_file_size(path, &size));
 
+    CLASP_TRY(check_mat_header(path, size));
+
     /* matio's log is process-wide; ours only while we read, then its own
      * default (printing to stderr) again. */
     matio_msg[0] = '\0';
@@ -401,13 +431,6 @@ clasp_status clasp_svhn_load(const char *dir, int train, clasp_dataset *out)
     if (!mat)
         s = clasp_error(CLASP_ERR_FORMAT, "%s: not a MAT file of version 5 or 7.3%s%s%s", path,
                         matio_msg[0] ? " (libmatio: " : "", matio_msg, matio_msg[0] ? ")" : "");
-    /* matio takes anything without a version 5 header, even an empty
-     * file, for version 4, which cannot hold a 4-D uint8 array anyway. */
-    if (s == CLASP_OK && Mat_GetVersion(mat) == MAT_FT_MAT4)
-        s = clasp_error(CLASP_ERR_FORMAT,
-                        "%s: not a MAT file of version 5 or 7.3 (%s), expected variables X "
-                        "(uint8 32x32x3xN) and y",
-                        path, size == 0 ? "empty file" : "no version 5 header at byte 0");
     if (s == CLASP_OK && Mat_GetVersion(mat) == MAT_FT_MAT5) s = check_mat5_length(path, size);
     if (s == CLASP_OK) s = svhn_read(mat, path, out);
     if (mat) Mat_Close(mat);
