@@ -60,6 +60,19 @@ static void arch_parse_and_format(void **state)
     assert_int_equal(clasp_arch_parse("relu:a,add(a+z)", &ls, &n), CLASP_ERR_CONFIG);
     assert_non_null(strstr(clasp_last_error(), "input 'z'"));
     assert_int_equal(clasp_arch_parse("relu:in", &ls, &n), CLASP_ERR_CONFIG);
+    /* Naming the item before as the only input is the plain chain: the
+     * specs must equal those of the formatted text, which leaves such a
+     * list out (found by tests/fuzz/fuzz_arch). */
+    assert_ok(clasp_arch_parse("relu(in),conv3x3-16p1nb:a,conv3x3-16s2p1nb(a),bn", &ls, &n));
+    clasp_arch_format(ls, n, buf, sizeof buf);
+    assert_string_equal(buf, "relu,conv3x3-16p1nb,conv3x3-16s2p1nb,bn");
+    assert_ok(clasp_arch_parse(buf, &again, &n2));
+    assert_int_equal(n2, n);
+    assert_memory_equal(again, ls, (size_t)n * sizeof *ls);
+    assert_int_equal(ls[0].n_inputs, 0);
+    assert_int_equal(ls[2].n_inputs, 0);
+    free(again);
+    free(ls);
     /* An add given one input, a layer reading a later one: refused when built. */
     clasp_ctx *ctx = tu_ctx();
     clasp_model *m;

@@ -130,6 +130,10 @@ static clasp_status parse_item(const char *s, size_t len, size_t pos, int index,
             if (!plus) break;
             tok = plus + 1;
         }
+        /* Naming just the item before is the same as naming none; one
+         * spelling for both keeps the specs equal to those parsed from
+         * clasp_arch_format's text, which leaves such a list out. */
+        if (l->n_inputs == 1 && l->inputs[0] == index - 1) l->n_inputs = 0, l->inputs[0] = 0;
     }
     return CLASP_OK;
 }
