@@ -628,6 +628,46 @@ static void svhn_dims_beyond_data(void **state)
     tu_rmdir(dir);
 }
 
+/* Header parts claiming more bytes than their element holds (found by
+ * tests/fuzz/fuzz_svhn): matio allocated what the tags said, 1.7 GB for a
+ * name, before anything could be refused. */
+static void svhn_header_beyond_element(void **state)
+{
+    (void)state;
+    char dir[256], full[512], p[512];
+    tu_tmpdir(dir, sizeof dir);
+    fill_svhn_x();
+    join(full, sizeof full, dir, "full.mat");
+    join(p, sizeof p, dir, "test_32x32.mat");
+    mat_var vars[2] = {svhn_xvar(), svhn_yvar()};
+    write_mat(full, vars, 2, 0);
+    static unsigned char buf[1 << 16];
+    FILE *f = fopen(full, "rb");
+    assert_non_null(f);
+    size_t n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    /* X at byte 128: its tag, the flags tag (length at 140), the flags,
+     * the dims tag and four dims, then the name "X" packed into one
+     * 8-byte tag at 176, here made a full tag of 0x662d5441 bytes. */
+    static const struct {
+        size_t at, n;
+        const char *bytes, *what;
+    } cases[] = {{140, 4, "AT-f", "its flags tag runs past its"},
+                 {176, 8, "\x01\x00\x00\x00" "AT-f", "its name runs past its"}};
+    clasp_dataset d;
+    for (int i = 0; i < 2; i++) {
+        unsigned char keep[8];
+        memcpy(keep, buf + cases[i].at, cases[i].n);
+        memcpy(buf + cases[i].at, cases[i].bytes, cases[i].n);
+        tu_write_file(p, buf, n);
+        memcpy(buf + cases[i].at, keep, cases[i].n);
+        clasp_status s = clasp_svhn_load(dir, 0, &d);
+        assert_error(s, CLASP_ERR_FORMAT, "test_32x32.mat: the array at byte 128", cases[i].what);
+        assert_zeroed(&d);
+    }
+    tu_rmdir(dir);
+}
+
 /* ---- loading by name ---------------------------------------------------- */
 
 static void names_and_dispatch(void **state)
@@ -783,6 +823,7 @@ int main(void)
         cmocka_unit_test(svhn_bad_vars),
         cmocka_unit_test(svhn_bad_files),
         cmocka_unit_test(svhn_dims_beyond_data),
+        cmocka_unit_test(svhn_header_beyond_element),
         cmocka_unit_test(names_and_dispatch),
         cmocka_unit_test(fashion_to_cifar),
     };

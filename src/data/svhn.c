@@ -106,11 +106,12 @@ static long long mat5_type_size(uint32_t type)
 
 /* One sub-element tag at p[*off] of a matrix whose contents are len bytes,
  * `have` of them at hand: type, byte count, where its data starts, and
- * *off moved past it. 0 when the tag is not at hand or overruns len. */
+ * *off moved past it. 1 when it fits in len, 0 when it does not, -1 when
+ * the tag is not at hand. */
 static int mat5_sub(const unsigned char *p, size_t have, long long len, int swap, long long *off,
                     uint32_t *type, long long *bytes, long long *data)
 {
-    if (*off + 8 > (long long)have) return 0;
+    if (*off + 8 > (long long)have) return -1;
     uint32_t t = get32(p + *off, swap);
     if (t >> 16) {
         /* Small data element: up to 4 bytes packed into the tag itself. */
@@ -123,27 +124,50 @@ static int mat5_sub(const unsigned char *p, size_t have, long long len, int swap
     return *data + *bytes <= len;
 }
 
-/* Checks the head of one matrix element (p: its first `have` of len bytes
- * after the tag): a numeric array's real part must hold exactly the values
- * its dimensions call for, since matio sizes its buffer by the dimensions
- * and fills what the data provides. Other classes are left to matio and
- * check_vars. */
+/* A part of an array's header that mat5_sub could not place (r = 0 or
+ * -1): an error when it runs past the element or the element ends first;
+ * left to matio when it lies beyond the bytes at hand (a compressed stream
+ * that does not inflate, which matio reports, or a header longer than
+ * MAT5_MATRIX_HEAD, whose lengths are bounded by the element anyway). */
+static clasp_status sub_missing(const char *path, long long at, int r, size_t have, long long len,
+                                const char *what)
+{
+    if (r < 0 && (long long)have < len) return CLASP_OK;
+    return clasp_error(CLASP_ERR_FORMAT, "%s: the array at byte %lld: its %s %s its %lld-byte element",
+                       path, at, what, r < 0 ? "is missing from" : "runs past", len);
+}
+
+/* Checks the header of one matrix element (p: its first `have` of len bytes
+ * after the tag) before matio reads it: matio allocates what the header
+ * says (a name's length, a numeric array's values by its dimensions) and
+ * fills what the data gives. So every part must fit in the element, the
+ * class must be one matio reads without nesting (numbers or text: an SVHN
+ * file holds X and y), and a numeric real part must hold exactly the
+ * values its dimensions call for. */
 static clasp_status check_matrix(const char *path, long long at, const unsigned char *p,
                                  size_t have, long long len, int swap)
 {
     long long off = 0, bytes = 0, data = 0, numel = 1;
     uint32_t type = 0;
-    if (!mat5_sub(p, have, len, swap, &off, &type, &bytes, &data) || type != 6 || bytes != 8 ||
-        data + 8 > (long long)have)
-        return CLASP_OK; /* no array flags: matio refuses it */
-    uint32_t flags = get32(p + data, swap), cls = flags & 0xff;
-    if (cls < 6 || cls > 15 || flags & 0x800) return CLASP_OK; /* not real numbers */
-    if (!mat5_sub(p, have, len, swap, &off, &type, &bytes, &data) || type != 5 || bytes % 4 ||
-        bytes < 8 || data + bytes > (long long)have)
+    int r = mat5_sub(p, have, len, swap, &off, &type, &bytes, &data);
+    if (r < 1) return sub_missing(path, at, r, have, len, "flags tag");
+    if (type != 6 || bytes != 8 || data + 8 > (long long)have)
         return clasp_error(CLASP_ERR_FORMAT,
-                           "%s: the array at byte %lld has no valid dimensions (2 to %d int32 "
-                           "values)",
-                           path, at, (MAT5_MATRIX_HEAD - 32) / 4);
+                           "%s: the array at byte %lld: its flags are not 8 bytes of uint32", path,
+                           at);
+    uint32_t flags = get32(p + data, swap), cls = flags & 0xff;
+    if (cls != 4 && (cls < 6 || cls > 15))
+        return clasp_error(CLASP_ERR_FORMAT,
+                           "%s: the array at byte %lld is of MATLAB class %u, expected numbers or "
+                           "text (X and y)",
+                           path, at, cls);
+    r = mat5_sub(p, have, len, swap, &off, &type, &bytes, &data);
+    if (r < 1) return sub_missing(path, at, r, have, len, "dimensions tag");
+    if (type != 5 || bytes % 4 || bytes < 8)
+        return clasp_error(CLASP_ERR_FORMAT,
+                           "%s: the array at byte %lld has no valid dimensions (2 or more int32)",
+                           path, at);
+    if (data + bytes > (long long)have) return CLASP_OK; /* beyond the head: bounded by len */
     int over = 0;
     for (long long d = 0; d < bytes; d += 4) {
         long long dim = (int32_t)get32(p + data + d, swap);
@@ -155,32 +179,19 @@ static clasp_status check_matrix(const char *path, long long at, const unsigned 
         numel *= dim;
         if (numel > len) numel = len + 1, over = 1;
     }
-    if (!mat5_sub(p, have, len, swap, &off, &type, &bytes, &data))
-        return clasp_error(CLASP_ERR_FORMAT,
-                           "%s: the array at byte %lld: its name runs past its %lld-byte element",
-                           path, at, len);
-    if (off + 8 > (long long)have) {
-        if (have >= MAT5_MATRIX_HEAD - 8)
-            return clasp_error(CLASP_ERR_FORMAT,
-                               "%s: the array at byte %lld: its header is longer than %d bytes",
-                               path, at, MAT5_MATRIX_HEAD);
-        if (numel && !over)
-            return clasp_error(CLASP_ERR_FORMAT,
-                               "%s: the array at byte %lld: truncated before its data", path, at);
-        if (numel == 0) return CLASP_OK;
-    } else if (!mat5_sub(p, have, len, swap, &off, &type, &bytes, &data)) {
-        return clasp_error(CLASP_ERR_FORMAT,
-                           "%s: the array at byte %lld: its data (%lld bytes) runs past its "
-                           "%lld-byte element",
-                           path, at, bytes, len);
-    }
+    r = mat5_sub(p, have, len, swap, &off, &type, &bytes, &data);
+    if (r < 1) return sub_missing(path, at, r, have, len, "name");
+    r = mat5_sub(p, have, len, swap, &off, &type, &bytes, &data);
+    if (r < 0 && numel == 0 && (long long)have == len) return CLASP_OK; /* empty: no data */
+    if (r < 1) return sub_missing(path, at, r, have, len, "data tag");
     long long size = mat5_type_size(type);
+    if (cls == 4 || !size) return CLASP_OK; /* text, or stored in a type matio converts */
     if (over)
         return clasp_error(CLASP_ERR_FORMAT,
                            "%s: the array at byte %lld: its dimensions call for more values "
                            "than its %lld-byte element can hold",
                            path, at, len);
-    if (size && bytes != numel * size)
+    if (bytes != numel * size)
         return clasp_error(CLASP_ERR_FORMAT,
                            "%s: the array at byte %lld: its dimensions call for %lld values of "
                            "%lld bytes, but its data has %lld bytes",
