@@ -129,12 +129,12 @@ static int mat5_sub(const unsigned char *p, size_t have, long long len, int swap
  * left to matio when it lies beyond the bytes at hand (a compressed stream
  * that does not inflate, which matio reports, or a header longer than
  * MAT5_MATRIX_HEAD, whose lengths are bounded by the element anyway). */
-static clasp_status sub_missing(const char *path, long long at, int r, size_t have, long long len,
-                                const char *what)
+static clasp_status sub_missing(const char *path, const char *where, int r, size_t have,
+                                long long len, const char *what)
 {
     if (r < 0 && (long long)have < len) return CLASP_OK;
-    return clasp_error(CLASP_ERR_FORMAT, "%s: the array at byte %lld: its %s %s its %lld-byte element",
-                       path, at, what, r < 0 ? "is missing from" : "runs past", len);
+    return clasp_error(CLASP_ERR_FORMAT, "%s: %s: its %s %s its %lld-byte element", path, where,
+                       what, r < 0 ? "is missing from" : "runs past", len);
 }
 
 /* Checks the header of one matrix element (p: its first `have` of len bytes
@@ -144,64 +144,60 @@ static clasp_status sub_missing(const char *path, long long at, int r, size_t ha
  * class must be one matio reads without nesting (numbers or text: an SVHN
  * file holds X and y), and a numeric real part must hold exactly the
  * values its dimensions call for. */
-static clasp_status check_matrix(const char *path, long long at, const unsigned char *p,
+static clasp_status check_matrix(const char *path, const char *where, const unsigned char *p,
                                  size_t have, long long len, int swap)
 {
     long long off = 0, bytes = 0, data = 0, numel = 1;
     uint32_t type = 0;
     int r = mat5_sub(p, have, len, swap, &off, &type, &bytes, &data);
-    if (r < 1) return sub_missing(path, at, r, have, len, "flags tag");
+    if (r < 1) return sub_missing(path, where, r, have, len, "flags tag");
     if (type != 6 || bytes != 8 || data + 8 > (long long)have)
         return clasp_error(CLASP_ERR_FORMAT,
-                           "%s: the array at byte %lld: its flags are not 8 bytes of uint32", path,
-                           at);
+                           "%s: %s: its flags are not 8 bytes of uint32", path, where);
     uint32_t flags = get32(p + data, swap), cls = flags & 0xff;
     if (cls != 4 && (cls < 6 || cls > 15))
         return clasp_error(CLASP_ERR_FORMAT,
-                           "%s: the array at byte %lld is of MATLAB class %u, expected numbers or "
-                           "text (X and y)",
-                           path, at, cls);
+                           "%s: %s is of MATLAB class %u, expected numbers or text (X and y)",
+                           path, where, cls);
     r = mat5_sub(p, have, len, swap, &off, &type, &bytes, &data);
-    if (r < 1) return sub_missing(path, at, r, have, len, "dimensions tag");
+    if (r < 1) return sub_missing(path, where, r, have, len, "dimensions tag");
     if (type != 5 || bytes % 4 || bytes < 8)
         return clasp_error(CLASP_ERR_FORMAT,
-                           "%s: the array at byte %lld has no valid dimensions (2 or more int32)",
-                           path, at);
+                           "%s: %s has no valid dimensions (2 or more int32)", path, where);
     if (data + bytes > (long long)have) return CLASP_OK; /* beyond the head: bounded by len */
     int over = 0;
     for (long long d = 0; d < bytes; d += 4) {
         long long dim = (int32_t)get32(p + data + d, swap);
         if (dim < 0)
-            return clasp_error(CLASP_ERR_FORMAT, "%s: the array at byte %lld has dimension %lld",
-                               path, at, dim);
+            return clasp_error(CLASP_ERR_FORMAT, "%s: %s has dimension %lld", path, where, dim);
         /* A count past the element's length is wrong anyway; capping it
          * keeps the product from overflowing. */
         numel *= dim;
         if (numel > len) numel = len + 1, over = 1;
     }
     r = mat5_sub(p, have, len, swap, &off, &type, &bytes, &data);
-    if (r < 1) return sub_missing(path, at, r, have, len, "name");
+    if (r < 1) return sub_missing(path, where, r, have, len, "name");
     r = mat5_sub(p, have, len, swap, &off, &type, &bytes, &data);
     if (r < 0 && numel == 0 && (long long)have == len) return CLASP_OK; /* empty: no data */
-    if (r < 1) return sub_missing(path, at, r, have, len, "data tag");
+    if (r < 1) return sub_missing(path, where, r, have, len, "data tag");
     long long size = mat5_type_size(type);
     if (cls == 4 || !size) return CLASP_OK; /* text, or stored in a type matio converts */
     if (over)
         return clasp_error(CLASP_ERR_FORMAT,
-                           "%s: the array at byte %lld: its dimensions call for more values "
-                           "than its %lld-byte element can hold",
-                           path, at, len);
+                           "%s: %s: its dimensions call for more values than its %lld-byte "
+                           "element can hold",
+                           path, where, len);
     if (bytes != numel * size)
         return clasp_error(CLASP_ERR_FORMAT,
-                           "%s: the array at byte %lld: its dimensions call for %lld values of "
-                           "%lld bytes, but its data has %lld bytes",
-                           path, at, numel, size, bytes);
+                           "%s: %s: its dimensions call for %lld values of %lld bytes, but its "
+                           "data has %lld bytes",
+                           path, where, numel, size, bytes);
     return CLASP_OK;
 }
 
 /* The head of a compressed element (`len` bytes at `at`, the tag already
- * read), inflated into out (size bytes): *got bytes of it, 0 when it does
- * not inflate. deflate shrinks
+ * read), inflated into out (size bytes): *got bytes of it, as far as it
+ * inflates. deflate shrinks
  * by at most 1032:1, so an inflated length claimed beyond that is refused
  * here, before matio would allocate for it. */
 static clasp_status inflate_head(FILE *f, const char *path, long long at, long long len,
@@ -215,12 +211,13 @@ static clasp_status inflate_head(FILE *f, const char *path, long long at, long l
         return clasp_error(CLASP_ERR_NOMEM, "%s: zlib could not start", path);
     z.next_in = in, z.avail_in = (uInt)n;
     z.next_out = out, z.avail_out = (uInt)size;
-    int r = inflate(&z, Z_SYNC_FLUSH);
+    inflate(&z, Z_SYNC_FLUSH);
     *got = size - z.avail_out;
     inflateEnd(&z);
-    /* A stream that does not inflate is left to matio, whose complaint
-     * names the variable. */
-    if (r != Z_OK && r != Z_STREAM_END && r != Z_BUF_ERROR) *got = 0;
+    /* What inflated before damage is checked all the same: matio stops
+     * once it has the bytes it wants, so it never sees a bad checksum at
+     * the end of a short stream. Damage before the header ends is left to
+     * matio, whose complaint names the variable. */
     long long inner = *got >= 8 ? get32(out + 4, swap) : 0;
     if (inner + 8 > len * 1032 + 64)
         return clasp_error(CLASP_ERR_FORMAT,
@@ -266,13 +263,16 @@ static clasp_status check_mat5_length(const char *path, long long size)
             break;
         }
         size_t got = 0;
+        char where[64];
+        snprintf(where, sizeof where, "the %sarray at byte %lld", type == 15 ? "compressed " : "",
+                 at);
         if (type == 14) {
             got = fread(head, 1, len < (long long)sizeof head ? (size_t)len : sizeof head, f);
-            s = check_matrix(path, at, head, got, len, swap);
+            s = check_matrix(path, where, head, got, len, swap);
         } else {
             s = inflate_head(f, path, at, len, swap, head, sizeof head, &got);
             if (s == CLASP_OK && got >= 8 && get32(head, swap) == 14)
-                s = check_matrix(path, at, head + 8, got - 8, get32(head + 4, swap), swap);
+                s = check_matrix(path, where, head + 8, got - 8, get32(head + 4, swap), swap);
         }
         at += 8 + len;
     }
