@@ -5,17 +5,19 @@
  * where 10 stands for the digit 0. The output is NCHW with class d for
  * digit d.
  *
- * libmatio does the reading. Two things it does not do for us: it reads a
+ * libmatio does the reading. What it does not do for us: it reads a
  * variable cut short in an uncompressed file without complaint (the missing
- * bytes arrive as whatever the buffer held), and it reports damaged
- * compressed data only to its log. Nor does it hold an array's data to its
- * dimensions: it allocates by the dimensions and fills what the data
- * gives, so an array claiming more values than it stores came back padded
- * with stale memory (or asked for gigabytes). So the top-level element
- * lengths of a version 5 file are checked against the file size first, and
- * each numeric array's data length against its dimensions (inflating just
- * the head of a compressed one); and matio's log is captured while we read:
- * anything it reports is an error here. */
+ * bytes arrive as whatever the buffer held); it reports damaged compressed
+ * data only to its log; and it believes every length in a header,
+ * allocating what a name tag or an array's dimensions say and filling what
+ * the data gives (stale memory, or a request for gigabytes). So before
+ * matio reads: the file must have a version 5 or 7.3 header (matio probes
+ * anything else as version 4, believing its bytes too); each top-level
+ * element of a version 5 file must fit in the file; and each array's header
+ * parts must fit in its element, with a numeric array's data length
+ * matching its dimensions (a compressed array is checked from its inflated
+ * head). And matio's log is captured while we read: anything it reports is
+ * an error here. */
 #include "clasp/data.h"
 
 #include <math.h>
