@@ -60,6 +60,44 @@ static void arch_parse_and_format(void **state)
     assert_int_equal(clasp_arch_parse("relu:a,add(a+z)", &ls, &n), CLASP_ERR_CONFIG);
     assert_non_null(strstr(clasp_last_error(), "input 'z'"));
     assert_int_equal(clasp_arch_parse("relu:in", &ls, &n), CLASP_ERR_CONFIG);
+    /* Naming the item before as the only input is the plain chain: the
+     * specs must equal those of the formatted text, which leaves such a
+     * list out (found by tests/fuzz/fuzz_arch). */
+    assert_ok(clasp_arch_parse("relu(in),conv3x3-16p1nb:a,conv3x3-16s2p1nb(a),bn", &ls, &n));
+    clasp_arch_format(ls, n, buf, sizeof buf);
+    assert_string_equal(buf, "relu,conv3x3-16p1nb,conv3x3-16s2p1nb,bn");
+    assert_ok(clasp_arch_parse(buf, &again, &n2));
+    assert_int_equal(n2, n);
+    assert_memory_equal(again, ls, (size_t)n * sizeof *ls);
+    assert_int_equal(ls[0].n_inputs, 0);
+    assert_int_equal(ls[2].n_inputs, 0);
+    free(again);
+    free(ls);
+    /* Numbers are plain digits that fit an int: sscanf's %d took "fc 10"
+     * and "fc+10" and wrapped fc4294967306 round to fc10. An empty input
+     * name found an unlabelled item. */
+    const char *refused[] = {"fc4294967306", "fc 10", "fc+10", "conv 3x3-8", "conv3x3-+8",
+                             "maxpool2s-1", "conv3x3-8p 1", "relu,relu()", "relu:a,relu,add(a+)"};
+    for (size_t i = 0; i < sizeof refused / sizeof *refused; i++)
+        if (clasp_arch_parse(refused[i], &ls, &n) != CLASP_ERR_CONFIG)
+            fail_msg("'%s' was accepted", refused[i]);
+    assert_non_null(strstr(clasp_last_error(), "input '' at character 13"));
+    assert_ok(clasp_arch_parse("fc2147483647nb,conv03x3-8s2p0nbp1", &ls, &n));
+    assert_int_equal(ls[0].out, 2147483647);
+    clasp_arch_format(ls, n, buf, sizeof buf);
+    assert_string_equal(buf, "fc2147483647nb,conv3x3-8s2p1nb");
+    free(ls);
+    /* Preset names: the whole name counts, and no number overflows
+     * (wrn--2147483647-1 made depth - 4 overflow under UBSan). */
+    assert_true(clasp_model_is_preset("wrn-34-10"));
+    assert_true(clasp_model_is_preset("wrn-16-2-w8"));
+    assert_true(clasp_model_is_preset("preact-resnet18-w16"));
+    assert_true(clasp_model_is_preset("resnet18"));
+    const char *not_presets[] = {"wrn--2147483647-1", "wrn-15-2", "wrn-16-0", "resnet18-w0",
+                                 "wrn-16-2-w99999999999", "resnet18-w 16", "resnet18x",
+                                 "preact-resnet18-w0000000000000000000000000000016x"};
+    for (size_t i = 0; i < sizeof not_presets / sizeof *not_presets; i++)
+        if (clasp_model_is_preset(not_presets[i])) fail_msg("'%s' is taken for a preset", not_presets[i]);
     /* An add given one input, a layer reading a later one: refused when built. */
     clasp_ctx *ctx = tu_ctx();
     clasp_model *m;

@@ -520,7 +520,8 @@ static void svhn_bad_files(void **state)
     /* Compressed, X's stream overwritten with junk (same length). matio
      * stops inflating once it has the bytes it wants and never checks the
      * stream's checksum, so only damage that breaks decoding is caught;
-     * junk over most of the stream does. */
+     * junk over most of the stream does, here already in the array header
+     * the reader inflates itself. */
     copy_cut(full, p, size);
     FILE *f = fopen(p, "r+b");
     assert_non_null(f);
@@ -533,7 +534,8 @@ static void svhn_bad_files(void **state)
     for (long i = x_at + 8 + 20; i < size - 8; i++) fputc(0x55, f);
     fclose(f);
     s = clasp_svhn_load(dir, 0, &d);
-    assert_error(s, CLASP_ERR_FORMAT, "test_32x32.mat: variable 'X'", "libmatio");
+    snprintf(at, sizeof at, "the compressed array at byte %ld", x_at);
+    assert_error(s, CLASP_ERR_FORMAT, "test_32x32.mat", at);
     assert_zeroed(&d);
 
     /* Not a MAT file at all, an empty one, and none. */
@@ -545,8 +547,128 @@ static void svhn_bad_files(void **state)
     tu_write_file(p, "", 0);
     assert_error(clasp_svhn_load(dir, 0, &d), CLASP_ERR_FORMAT,
                  "test_32x32.mat: not a MAT file of version 5 or 7.3", "empty file");
+    /* A good file four bytes along (found by tests/fuzz/fuzz_svhn): matio
+     * took it for version 4 and allocated the 1.7 GB that bytes 16-19
+     * ("AT-f") give as a name length; the header check refuses it first. */
+    write_mat(full, vars, 2, 0);
+    static unsigned char shifted[4 + (1 << 16)];
+    f = fopen(full, "rb");
+    assert_non_null(f);
+    size_t got = fread(shifted + 4, 1, sizeof shifted - 4, f);
+    fclose(f);
+    tu_write_file(p, shifted, 4 + got);
+    assert_error(clasp_svhn_load(dir, 0, &d), CLASP_ERR_FORMAT,
+                 "test_32x32.mat: not a MAT file of version 5 or 7.3",
+                 "no endian mark 'IM' or 'MI' at byte 126");
+    assert_zeroed(&d);
+    shifted[4 + 124] = 0x02, shifted[4 + 125] = 0x07; /* the mark back, a bad version */
+    tu_write_file(p, shifted + 4, got);
+    assert_error(clasp_svhn_load(dir, 0, &d), CLASP_ERR_FORMAT, "test_32x32.mat",
+                 "version at byte 124 is neither 0x0100 nor 0x0200");
     assert_zeroed(&d);
     assert_error(clasp_svhn_load(dir, 1, &d), CLASP_ERR_IO, "train_32x32.mat", "No such file");
+    tu_rmdir(dir);
+}
+
+/* Writes X (3 images) then y (4 labels) to path and raises X's image count
+ * in its dimensions to 4, so X claims one image more than its data holds;
+ * compress: X's element is then zlib-compressed the way matio stores it
+ * (tag 15, length, the deflated matrix element). X sits at byte 128. */
+static void write_x_claiming_more(const char *dir, const char *path, int compress)
+{
+    static const double y4[4] = {10, 1, 7, 2};
+    char plain[512];
+    join(plain, sizeof plain, dir, "plain.mat");
+    mat_var vars[2] = {svhn_xvar(), {"y", MAT_C_DOUBLE, MAT_T_DOUBLE, 2, {4, 1, 0, 0}, y4}};
+    write_mat(plain, vars, 2, 0);
+    static unsigned char buf[1 << 16], packed[1 << 16];
+    FILE *f = fopen(plain, "rb");
+    assert_non_null(f);
+    size_t n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    /* X's element at byte 128: tag (8), array flags (16), dims tag (8), then
+     * the four int32 dims, little-endian as this machine wrote them. */
+    assert_int_equal(buf[128], 14);
+    assert_int_equal(buf[128 + 32 + 12], SVHN_N);
+    buf[128 + 32 + 12] = SVHN_N + 1;
+    if (!compress) {
+        tu_write_file(path, buf, n);
+        return;
+    }
+    size_t x_len = 8 + (size_t)(buf[132] | buf[133] << 8 | buf[134] << 16 | (size_t)buf[135] << 24);
+    uLongf packed_len = sizeof packed - 8;
+    assert_int_equal(compress2(packed + 8, &packed_len, buf + 128, x_len, 6), Z_OK);
+    packed[0] = 15, packed[1] = packed[2] = packed[3] = 0;
+    for (int b = 0; b < 4; b++) packed[4 + b] = (unsigned char)(packed_len >> (8 * b));
+    f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(buf, 1, 128, f), 128);
+    assert_int_equal(fwrite(packed, 1, 8 + packed_len, f), 8 + packed_len);
+    assert_int_equal(fwrite(buf + 128 + x_len, 1, n - 128 - x_len, f), n - 128 - x_len);
+    fclose(f);
+}
+
+/* An array whose dimensions call for more values than its data holds (found
+ * by tests/fuzz/fuzz_svhn): matio allocates by the dimensions and fills
+ * what the data gives, so X came back with a fourth image of stale memory
+ * (or, with a large count, asked for gigabytes). */
+static void svhn_dims_beyond_data(void **state)
+{
+    (void)state;
+    char dir[256], p[512];
+    tu_tmpdir(dir, sizeof dir);
+    fill_svhn_x();
+    join(p, sizeof p, dir, "test_32x32.mat");
+    clasp_dataset d;
+    for (int compress = 0; compress < 2; compress++) {
+        write_x_claiming_more(dir, p, compress);
+        clasp_status s = clasp_svhn_load(dir, 0, &d);
+        assert_error(s, CLASP_ERR_FORMAT,
+                     compress ? "test_32x32.mat: the compressed array at byte 128"
+                              : "test_32x32.mat: the array at byte 128",
+                     "dimensions call for more values than its");
+        assert_zeroed(&d);
+    }
+    tu_rmdir(dir);
+}
+
+/* Header parts claiming more bytes than their element holds (found by
+ * tests/fuzz/fuzz_svhn): matio allocated what the tags said, 1.7 GB for a
+ * name, before anything could be refused. */
+static void svhn_header_beyond_element(void **state)
+{
+    (void)state;
+    char dir[256], full[512], p[512];
+    tu_tmpdir(dir, sizeof dir);
+    fill_svhn_x();
+    join(full, sizeof full, dir, "full.mat");
+    join(p, sizeof p, dir, "test_32x32.mat");
+    mat_var vars[2] = {svhn_xvar(), svhn_yvar()};
+    write_mat(full, vars, 2, 0);
+    static unsigned char buf[1 << 16];
+    FILE *f = fopen(full, "rb");
+    assert_non_null(f);
+    size_t n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    /* X at byte 128: its tag, the flags tag (length at 140), the flags,
+     * the dims tag and four dims, then the name "X" packed into one
+     * 8-byte tag at 176, here made a full tag of 0x662d5441 bytes. */
+    static const struct {
+        size_t at, n;
+        const char *bytes, *what;
+    } cases[] = {{140, 4, "AT-f", "its flags tag runs past its"},
+                 {176, 8, "\x01\x00\x00\x00" "AT-f", "its name runs past its"}};
+    clasp_dataset d;
+    for (int i = 0; i < 2; i++) {
+        unsigned char keep[8];
+        memcpy(keep, buf + cases[i].at, cases[i].n);
+        memcpy(buf + cases[i].at, cases[i].bytes, cases[i].n);
+        tu_write_file(p, buf, n);
+        memcpy(buf + cases[i].at, keep, cases[i].n);
+        clasp_status s = clasp_svhn_load(dir, 0, &d);
+        assert_error(s, CLASP_ERR_FORMAT, "test_32x32.mat: the array at byte 128", cases[i].what);
+        assert_zeroed(&d);
+    }
     tu_rmdir(dir);
 }
 
@@ -704,6 +826,8 @@ int main(void)
         cmocka_unit_test(svhn_ok),
         cmocka_unit_test(svhn_bad_vars),
         cmocka_unit_test(svhn_bad_files),
+        cmocka_unit_test(svhn_dims_beyond_data),
+        cmocka_unit_test(svhn_header_beyond_element),
         cmocka_unit_test(names_and_dispatch),
         cmocka_unit_test(fashion_to_cifar),
     };

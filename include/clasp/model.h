@@ -108,7 +108,8 @@ clasp_status clasp_model_new_arch(clasp_ctx *ctx, const char *arch, int in_c, in
  * avgpool{K}[s{stride}], fc{out}[nb], relu, flatten, bn, add. Any item may
  * take a label, "item:label", and name its inputs, "item(a)" or
  * "add(a+b)", where a and b are earlier labels or "in" (the model input);
- * without inputs an item reads the item before it. A skip connection:
+ * without inputs an item reads the item before it (naming just that item,
+ * or "in" for the first, is the same and gives n_inputs 0). A skip connection:
  * "conv3x3-8p1:c,relu,conv3x3-8p1:d,add(c+d)".
  * Parse fills *layers (malloc'd; free()) and *n; errors give the position
  * of the bad item. */

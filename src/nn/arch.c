@@ -1,6 +1,7 @@
 /* Architecture text form: "conv5x5-32p2,relu,maxpool2,flatten,fc1024,relu,fc10",
  * with optional labels and inputs for graphs: "conv3x3-8p1:a,relu,conv3x3-8p1:b,add(a+b)".
  * See clasp_arch_parse in clasp/model.h. */
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,50 +22,62 @@ static clasp_status bad_item(const char *item, size_t pos)
                        item, pos + 1);
 }
 
+int clasp_nn_read_int(const char **p, int min, int *v)
+{
+    const char *s = *p;
+    long long x = 0;
+    if (*s < '0' || *s > '9') return 0;
+    for (; *s >= '0' && *s <= '9'; s++)
+        if ((x = x * 10 + (*s - '0')) > INT_MAX) return 0;
+    if (x < min) return 0;
+    *v = (int)x;
+    *p = s;
+    return 1;
+}
+
 /* "<K>[s<stride>]" after a pool's name. */
 static int parse_pool(const char *rest, clasp_layer_spec *l)
 {
-    int k = 0, s = 0, used = 0, u2 = 0;
-    if (sscanf(rest, "%d%n", &k, &used) != 1 || k <= 0) return 0;
-    l->kernel = k;
-    l->stride = k;
-    if (!rest[used]) return 1;
-    if (sscanf(rest + used, "s%d%n", &s, &u2) != 1 || s <= 0 || rest[used + u2]) return 0;
-    l->stride = s;
-    return 1;
+    if (!clasp_nn_read_int(&rest, 1, &l->kernel)) return 0;
+    l->stride = l->kernel;
+    if (!*rest) return 1;
+    return *rest++ == 's' && clasp_nn_read_int(&rest, 1, &l->stride) && !*rest;
 }
 
 /* The layer part of an item (no label, no inputs). */
 static int parse_kind(const char *item, clasp_layer_spec *l)
 {
-    int a = 0, b = 0, c = 0, used = 0;
+    int b = 0;
     if (!strcmp(item, "relu")) return l->kind = CLASP_LAYER_RELU, 1;
     if (!strcmp(item, "flatten")) return l->kind = CLASP_LAYER_FLATTEN, 1;
     if (!strcmp(item, "bn")) return l->kind = CLASP_LAYER_BATCHNORM2D, 1;
     if (!strcmp(item, "add")) return l->kind = CLASP_LAYER_ADD, 1;
-    if (sscanf(item, "conv%dx%d-%d%n", &a, &b, &c, &used) == 3 && a == b && a > 0 && c > 0) {
+    if (!strncmp(item, "conv", 4)) {
+        const char *p = item + 4;
+        if (!clasp_nn_read_int(&p, 1, &l->kernel) || *p++ != 'x' ||
+            !clasp_nn_read_int(&p, 1, &b) || b != l->kernel || *p++ != '-' ||
+            !clasp_nn_read_int(&p, 1, &l->out))
+            return 0;
         l->kind = CLASP_LAYER_CONV2D;
-        l->kernel = a;
-        l->out = c;
         l->stride = 1;
-        const char *rest = item + used;
-        while (*rest) {
-            int v = 0, u = 0;
-            if (!strncmp(rest, "nb", 2)) l->no_bias = 1, u = 2;
-            else if (sscanf(rest, "s%d%n", &v, &u) == 1 && v > 0) l->stride = v;
-            else if (sscanf(rest, "p%d%n", &v, &u) == 1 && v >= 0) l->pad = v;
-            else return 0;
-            rest += u;
+        while (*p) {
+            if (!strncmp(p, "nb", 2)) l->no_bias = 1, p += 2;
+            else if (*p == 's') {
+                if (p++, !clasp_nn_read_int(&p, 1, &l->stride)) return 0;
+            } else if (*p == 'p') {
+                if (p++, !clasp_nn_read_int(&p, 0, &l->pad)) return 0;
+            } else return 0;
         }
         return 1;
     }
     if (!strncmp(item, "maxpool", 7)) return l->kind = CLASP_LAYER_MAXPOOL2D, parse_pool(item + 7, l);
     if (!strncmp(item, "avgpool", 7)) return l->kind = CLASP_LAYER_AVGPOOL2D, parse_pool(item + 7, l);
-    if (sscanf(item, "fc%d%n", &a, &used) == 1 && a > 0) {
+    if (!strncmp(item, "fc", 2)) {
+        const char *p = item + 2;
+        if (!clasp_nn_read_int(&p, 1, &l->out)) return 0;
         l->kind = CLASP_LAYER_LINEAR;
-        l->out = a;
-        if (!item[used]) return 1;
-        if (!strcmp(item + used, "nb")) return l->no_bias = 1, 1;
+        if (!*p) return 1;
+        if (!strcmp(p, "nb")) return l->no_bias = 1, 1;
     }
     return 0;
 }
@@ -76,6 +89,8 @@ typedef struct label {
 static int find_label(const label *labels, int n, const char *name)
 {
     if (!strcmp(name, "in")) return -1;
+    /* Unlabelled items have the empty name: "add(a+)" must not find one. */
+    if (!*name) return -2;
     for (int i = n - 1; i >= 0; i--)
         if (!strcmp(labels[i].name, name)) return i;
     return -2;
@@ -130,6 +145,10 @@ static clasp_status parse_item(const char *s, size_t len, size_t pos, int index,
             if (!plus) break;
             tok = plus + 1;
         }
+        /* Naming just the item before is the same as naming none; one
+         * spelling for both keeps the specs equal to those parsed from
+         * clasp_arch_format's text, which leaves such a list out. */
+        if (l->n_inputs == 1 && l->inputs[0] == index - 1) l->n_inputs = 0, l->inputs[0] = 0;
     }
     return CLASP_OK;
 }

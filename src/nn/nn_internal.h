@@ -82,4 +82,10 @@ int clasp_sgd_num_velocities(const clasp_sgd *o);
 /* Name of the parameter the i-th momentum buffer belongs to. */
 const char *clasp_sgd_model_param_name(clasp_sgd *o, int i);
 
+/* Reads a decimal number of plain digits at *p (no sign, no spaces, as
+ * architecture and preset names write them) and moves *p past it. 0, with
+ * *p unmoved, when there is none or it is below min or above INT_MAX:
+ * sscanf's %d takes "+ 3" and wraps 4294967306 round to 10. */
+int clasp_nn_read_int(const char **p, int min, int *v);
+
 #endif

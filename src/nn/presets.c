@@ -125,20 +125,21 @@ static int preact_block(builder *b, const char *prefix, int x, int cin, int cout
  * "-wN"; 0 when the name is none of them. */
 static int parse_preset(const char *name, int *kind, int *depth, int *width, int *base)
 {
-    char tail[32] = "";
-    int used = 0;
+    const char *p = name;
     *depth = 18, *width = 1, *base = 0;
-    if (!strncmp(name, "resnet18", 8)) *kind = 0, used = 8;
-    else if (!strncmp(name, "preact-resnet18", 15)) *kind = 1, used = 15;
-    else if (sscanf(name, "wrn-%d-%d%n", depth, width, &used) == 2) *kind = 2;
-    else return 0;
-    snprintf(tail, sizeof tail, "%s", name + used);
-    if (*tail) {
-        int u = 0;
-        if (sscanf(tail, "-w%d%n", base, &u) != 1 || tail[u] || *base <= 0) return 0;
-    }
-    if (*kind == 2 && ((*depth - 4) % 6 != 0 || *depth < 10 || *width <= 0)) return 0;
-    return 1;
+    if (!strncmp(p, "resnet18", 8)) *kind = 0, p += 8;
+    else if (!strncmp(p, "preact-resnet18", 15)) *kind = 1, p += 15;
+    else if (!strncmp(p, "wrn-", 4)) {
+        p += 4;
+        if (!clasp_nn_read_int(&p, 10, depth) || *p++ != '-' || !clasp_nn_read_int(&p, 1, width))
+            return 0;
+        *kind = 2;
+    } else
+        return 0;
+    /* The whole name counts: no silent cut after some length. */
+    if (!strncmp(p, "-w", 2) && (p += 2, !clasp_nn_read_int(&p, 1, base))) return 0;
+    if (*p) return 0;
+    return *kind != 2 || (*depth - 4) % 6 == 0;
 }
 
 int clasp_model_is_preset(const char *name)

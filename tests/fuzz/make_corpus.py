@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import struct
+import zlib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, "corpus")
@@ -165,11 +166,141 @@ CIFAR = {
     "meta-eleven": cifar_input(CLASSES + "extra\n", b"\x02" * 3073),
 }
 
+# ---- cifar100: [u8 mode][u16 names length][names file][train.bin|test.bin] --
+# mode bit 0: coarse labels (coarse_label_names.txt), bit 1: train.bin.
+
+
+def record100(coarse, fine, seed):
+    return bytes([coarse, fine]) + bytes((k * 11 + seed) & 255 for k in range(3072))
+
+
+def cifar100_input(mode, names, records):
+    names = names.encode()
+    return struct.pack("<BH", mode, len(names)) + names + records
+
+
+COARSE_NAMES = "".join("super%d\n" % k for k in range(20))
+FINE_NAMES = "".join("class%d\n" % k for k in range(100))
+
+CIFAR100 = {
+    "fine": cifar100_input(0, "", record100(4, 99, 1) + record100(19, 0, 2)),
+    "coarse-train": cifar100_input(3, "", record100(0, 7, 3)),
+    "fine-names": cifar100_input(0, FINE_NAMES, record100(1, 42, 4)),
+    "coarse-names": cifar100_input(1, COARSE_NAMES, record100(2, 5, 5)),
+    "bad-fine": cifar100_input(1, "", record100(3, 100, 1)),
+    "bad-coarse": cifar100_input(0, "", record100(20, 1, 1)),
+    "short-record": cifar100_input(0, "", record100(1, 1, 1)[:3073]),
+    "names-short": cifar100_input(1, "a\nb\n", record100(1, 1, 1)),
+}
+
+# ---- stl10: [u16 names length][u16 labels length][names][test_y][test_X] ---
+
+STL_IMAGE = 3 * 96 * 96
+
+
+def stl10_input(names, labels, images):
+    names = names.encode()
+    return struct.pack("<HH", len(names), len(labels)) + names + bytes(labels) + images
+
+
+STL_NAMES = "airplane\nbird\ncar\ncat\ndeer\ndog\nhorse\nmonkey\nship\ntruck\n"
+STL_X = bytes((k * 5 + k // 96) & 255 for k in range(STL_IMAGE))
+
+STL10 = {
+    "one-image": stl10_input("", [10], STL_X),
+    "with-names": stl10_input(STL_NAMES, [1], STL_X),
+    "label-zero": stl10_input("", [0], STL_X),
+    "label-eleven": stl10_input("", [11], STL_X),
+    "count-mismatch": stl10_input("", [1, 2], STL_X),
+    "short-image": stl10_input("", [3], STL_X[:1000]),
+    "names-eleven": stl10_input(STL_NAMES + "extra\n", [2], STL_X),
+}
+
+# ---- svhn: a MATLAB version 5 file (test_32x32.mat) -------------------------
+# Written by hand (the format is tagged elements), so no extra Python package
+# is needed: a 128-byte header, then one matrix element per variable,
+# optionally zlib-compressed.
+
+MI_INT8, MI_UINT8, MI_INT32, MI_UINT32, MI_DOUBLE, MI_MATRIX, MI_COMPRESSED = 1, 2, 5, 6, 9, 14, 15
+MX_DOUBLE, MX_INT8, MX_UINT8 = 6, 8, 9
+
+
+def mat_element(mtype, data):
+    return struct.pack("<II", mtype, len(data)) + data + b"\0" * (-len(data) % 8)
+
+
+def mat_var(name, mx, mtype, dims, data, compress=False):
+    body = (mat_element(MI_UINT32, struct.pack("<II", mx, 0))
+            + mat_element(MI_INT32, struct.pack("<%di" % len(dims), *dims))
+            + mat_element(MI_INT8, name.encode())
+            + mat_element(mtype, data))
+    elem = struct.pack("<II", MI_MATRIX, len(body)) + body
+    if compress:
+        packed = zlib.compress(elem)
+        return struct.pack("<II", MI_COMPRESSED, len(packed)) + packed
+    return elem
+
+
+def mat_file(*variables):
+    text = b"MATLAB 5.0 MAT-file, written for the clasp fuzz seeds"
+    head = text + b" " * (116 - len(text)) + b"\0" * 8 + struct.pack("<H", 0x0100) + b"IM"
+    return head + b"".join(variables)
+
+
+def svhn_x(n, dims=None, **kw):
+    px = bytes((k * 3 + k // 1024) & 255 for k in range(n * 3072))
+    return mat_var("X", MX_UINT8, MI_UINT8, dims or ([32, 32, 3, n] if n > 1 else [32, 32, 3]),
+                   px, **kw)
+
+
+def svhn_y(labels, dims=None, uint8=False, **kw):
+    dims = dims or [len(labels), 1]
+    if uint8:
+        return mat_var("y", MX_UINT8, MI_UINT8, dims, bytes(labels), **kw)
+    return mat_var("y", MX_DOUBLE, MI_DOUBLE, dims, struct.pack("<%dd" % len(labels), *labels), **kw)
+
+
+SVHN = {
+    "one-image.mat": mat_file(svhn_x(1), svhn_y([3])),
+    "two-images.mat": mat_file(svhn_x(2), svhn_y([10, 1], dims=[1, 2], uint8=True)),
+    "compressed.mat": mat_file(svhn_x(2, compress=True), svhn_y([7, 10], compress=True)),
+    "y-first.mat": mat_file(svhn_y([5], compress=True), svhn_x(1)),
+    "bad-label.mat": mat_file(svhn_x(1), svhn_y([11])),
+    "fractional-label.mat": mat_file(svhn_x(1), svhn_y([2.5])),
+    "no-y.mat": mat_file(svhn_x(1)),
+    "grey.mat": mat_file(mat_var("X", MX_UINT8, MI_UINT8, [32, 32, 1, 3], bytes(3072)),
+                         svhn_y([1, 2, 3])),
+    "int8-x.mat": mat_file(mat_var("X", MX_INT8, MI_INT8, [32, 32, 3], bytes(3072)), svhn_y([1])),
+    "count-mismatch.mat": mat_file(svhn_x(2), svhn_y([1])),
+    "dims-beyond-data.mat": mat_file(svhn_x(1, dims=[32, 32, 3, 1000]), svhn_y([1] * 1000, uint8=True)),
+    "truncated.mat": mat_file(svhn_x(1), svhn_y([3]))[:2000],
+    "header-only.mat": mat_file(),
+}
+
+# ---- arch: architecture text (clasp_arch_parse), presets ---------------------
+
+ARCH = {
+    "default": "conv5x5-32p2,relu,maxpool2,flatten,fc1024,relu,fc10",
+    "skip": "conv3x3-8p1:c,relu,conv3x3-8p1:d,add(c+d)",
+    "block": "conv3x3-16p1nb:a,bn,relu,conv3x3-16s2p1nb(a),bn:b,conv1x1-16s2nb(a),add(in+b),"
+             "avgpool2s1,maxpool3s2,flatten,fc10nb",
+    "spaces": " relu , bn\t,fc3 ",
+    "relabel": "relu:x,relu:x,add(x+x),relu(in)",
+    "preset": "preact-resnet18-w16",
+    "wrn": "wrn-34-10",
+    "resnet": "resnet18",
+    "bad-size": "conv3x3-0,fc10",
+    "bad-input": "relu,add(a+b)",
+    "three-inputs": "relu:a,add(a+a+a)",
+    "bad-wrn": "wrn-33-10-w0",
+}
+
 
 def main():
     shutil.rmtree(ROOT, ignore_errors=True)
     for target, seeds in (("plan", PLANS), ("safetensors", SAFETENSORS), ("idx", IDX),
-                          ("cifar", CIFAR)):
+                          ("cifar", CIFAR), ("cifar100", CIFAR100), ("stl10", STL10),
+                          ("svhn", SVHN), ("arch", ARCH)):
         os.makedirs(os.path.join(ROOT, target))
         for name, data in seeds.items():
             put(target, name, data)

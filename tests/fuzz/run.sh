@@ -14,14 +14,16 @@ cd "$(dirname "$0")/../.."
 
 secs=${1:-60}
 shift || true
-all=(plan safetensors idx cifar)
+all=(plan safetensors idx cifar cifar100 stl10 svhn arch)
 targets=("${all[@]}")
 (($#)) && targets=("$@")
 [[ $secs =~ ^[0-9]+$ && $secs -gt 0 ]] || { echo "usage: $0 [SECONDS] [TARGET...]" >&2; exit 2; }
 
-# Longest input per target: enough for every seed (CIFAR-10 needs one
-# 3073-byte record) and small enough that each run stays fast.
-declare -A max_len=([plan]=4096 [safetensors]=4096 [idx]=4096 [cifar]=8192)
+# Longest input per target: enough for every seed (a CIFAR-10 record is
+# 3073 bytes, a CIFAR-100 one 3074, an STL-10 image 27648, an SVHN MAT file
+# with one image about 3.2 kB) and small enough that each run stays fast.
+declare -A max_len=([plan]=4096 [safetensors]=4096 [idx]=4096 [cifar]=8192 [cifar100]=8192
+                    [stl10]=32768 [svhn]=8192 [arch]=2048)
 
 build=build-fuzz
 work=$build/fuzz-work
