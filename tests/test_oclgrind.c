@@ -25,6 +25,19 @@
 #include "clasp/runtime.h"
 #include "ops/gemm_internal.h"
 
+/* Oclgrind 21.10's uninitialised-value check (OCLGRIND_UNINITIALIZED=1)
+ * is usable here only in part: it stops on LLVM's `freeze` instruction and
+ * crashes in clasp's float16 kernels (TILED and DOT GEMM, the vectorised
+ * conv kernels), and it sizes its record of a buffer by the first host
+ * write, so in a process that reuses pooled buffers it reports reads past
+ * that first write. With it on, only the end-to-end run is checked, in a
+ * fresh process, on the scalar kernels a GPU runs (GENERAL GEMM). */
+static int uninit_check(void)
+{
+    const char *e = getenv("OCLGRIND_UNINITIALIZED");
+    return e && *e && strcmp(e, "0") != 0;
+}
+
 static clasp_ctx *dev; /* the device under test */
 static clasp_ctx *ref; /* a CPU device for reference results; may be dev */
 static clasp_registry *reg;
@@ -54,6 +67,8 @@ static clasp_ctx *reference_ctx(void)
 static int setup(void **state)
 {
     (void)state;
+    /* Read by each context when it first runs a GEMM, and by the child. */
+    if (uninit_check() && setenv("CLASP_GEMM", "general", 1) != 0) return -1;
     dev = tu_ctx();
     ref = reference_ctx();
     fprintf(stderr, "device under test: %s; reference: %s\n", clasp_ctx_device(dev)->name,
@@ -96,6 +111,7 @@ static void gemm_host(int ta, int tb, int m, int n, int k, float alpha, const fl
 static void test_gemm_paths(void **state)
 {
     (void)state;
+    if (uninit_check()) skip();
     static const int shapes[][3] = {{5, 19, 7}, {18, 33, 40}, {2, 40, 2100}};
     static const clasp_gemm_path paths[] = {CLASP_GEMM_GENERAL, CLASP_GEMM_TILED,
                                             CLASP_GEMM_DOT, CLASP_GEMM_CLBLAST};
@@ -191,6 +207,7 @@ static float *layers_on(clasp_ctx *ctx, const conv_case *cc, size_t *len)
 static void test_layers(void **state)
 {
     (void)state;
+    if (uninit_check()) skip();
     static const conv_case cases[] = {
         {2, 3, 9, 9, 4, 3, 1, 1},   /* im2col + GEMM, padded */
         {2, 1, 12, 12, 5, 5, 1, 2}, /* one input channel: direct kernels on CPUs */
@@ -262,6 +279,7 @@ static float *model_on(clasp_ctx *ctx, size_t *len)
 static void test_model_grads(void **state)
 {
     (void)state;
+    if (uninit_check()) skip();
     size_t n1, n2;
     float *got = model_on(dev, &n1), *want = model_on(ref, &n2);
     assert_int_equal(n1, n2);
@@ -274,6 +292,7 @@ static void test_model_grads(void **state)
 static void test_attacks(void **state)
 {
     (void)state;
+    if (uninit_check()) skip();
     struct {
         const char *name;
         const char *key[3], *val[3];
