@@ -1,13 +1,15 @@
 /* The GPU code path on small shapes, for a checking OpenCL implementation.
  *
  * Oclgrind reports itself as a GPU and checks every work-item's memory
- * accesses, races and uninitialised reads, at a few thousand times the
- * cost of real hardware. The other suites are sized for PoCL; this one
+ * accesses, races and uninitialised reads, interpreting each instruction.
+ * The other suites are sized for PoCL and would take hours there; this one
  * runs every family on shapes small enough for Oclgrind: each GEMM path
  * and transpose, conv/pool/relu/linear forward and backward with both
  * kernel sets, a small CNN's gradients, the attacks, and one `clasp attack`
- * end to end. Results on the default device (a GPU when there is one) are
- * compared with a CPU device's when one is present, else with plain C.
+ * end to end, on the default device (a GPU when there is one). GEMM is
+ * checked against plain C; layers and model against a CPU device's results
+ * when there is one (else the device is compared with itself, and only the
+ * checker's reports count).
  *
  * .ci/test runs it with Oclgrind's checks on and fails on any report they
  * print; on PoCL alone it passes in a few seconds. */
