@@ -321,11 +321,11 @@ static clasp_gemm_params own_heuristic(const clasp_ctx *ctx, int ta, int tb, int
 }
 
 /* Below this many rows or columns of C a product is "thin" (a linear
- * layer on a small batch). CLBlast pads both to its work-group tile (8 to
- * 64 on its untuned and tuned GPU parameters), so a 2-row product costs as
- * much as an 8-row one or more; clasp's DOT and TILED kernels run it at its
- * own size. Measured on Oclgrind for [2 x 256, K 784], NT: CLBlast 11.7 s,
- * DOT 0.07 s. */
+ * layer on a small batch). CLBlast pads both to multiples of its
+ * work-group tile (a 2-row product ran as 8 rows with its untuned
+ * parameters, and tuned tiles are wider), while clasp's DOT and TILED
+ * kernels run it at its own size. Measured on Oclgrind for [2 x 256,
+ * K 784], NT: CLBlast 11.7 s, DOT 0.07 s. */
 #define GEMM_THIN 16
 
 /* A device that reports itself as both GPU and CPU is a simulator (Oclgrind
