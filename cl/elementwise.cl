@@ -3,6 +3,17 @@
  * Pointers are not `restrict`: several ops allow the output to alias an
  * input, and the per-element read-then-write order keeps that safe. */
 
+/* clasp_tensor_fill: one 32-bit pattern (a float's or an int32's bits) into
+ * n words. A kernel rather than clEnqueueFillBuffer because Oclgrind's
+ * uninitialised-value check does not count a fill command as a write, and
+ * would report every later read of a cleared buffer. */
+__kernel void fill_u32(__global uint *x, const uint value, const ulong n)
+{
+    size_t i = get_global_id(0);
+    if (i >= n) return;
+    x[i] = value;
+}
+
 __kernel void clamp_f32(__global float *x, const uint n, const float lo, const float hi)
 {
     size_t i = get_global_id(0);

@@ -203,11 +203,17 @@ clasp_status clasp_tensor_fill(clasp_tensor *t, float value)
     if (!t->numel) return CLASP_OK;
     clasp_ctx *ctx = t->ctx;
     int32_t iv = (int32_t)value;
-    const void *pattern = t->dtype == CLASP_I32 ? (const void *)&iv : (const void *)&value;
-    CLASP_CL_TRY(clEnqueueFillBuffer(ctx->queue, clasp_mem(t), pattern, 4, 0, t->numel * 4, 0,
-                                     NULL, clasp_profile_event(ctx, "fill")),
-                 "clEnqueueFillBuffer");
-    return CLASP_OK;
+    cl_uint bits;
+    if (t->dtype == CLASP_I32) memcpy(&bits, &iv, sizeof bits);
+    else memcpy(&bits, &value, sizeof bits);
+    /* A kernel, not clEnqueueFillBuffer: see fill_u32 in cl/elementwise.cl. */
+    cl_kernel k;
+    CLASP_TRY(clasp_kernel_get(ctx, "elementwise", NULL, "fill_u32", &k));
+    cl_mem m = clasp_mem(t);
+    cl_ulong n = t->numel;
+    CLASP_TRY(clasp_kernel_args(k, 3, KARG(m), KARG(bits), KARG(n)));
+    size_t lws = 64, gws = (size_t)n;
+    return clasp_launch(ctx, k, "fill", 1, &gws, &lws);
 }
 
 clasp_status clasp_tensor_clone(const clasp_tensor *src, clasp_tensor **out)
