@@ -273,6 +273,13 @@ static clasp_status check_mat5_length(const char *path, long long size)
             s = check_matrix(path, where, head, got, len, swap);
         } else {
             s = inflate_head(f, path, at, len, swap, head, sizeof head, &got);
+            /* A stream that stops before the element it announces is
+             * damaged: matio would go on with a tag it never read. */
+            if (s == CLASP_OK && got < sizeof head && (got < 8 || (long long)got < 8 + (long long)get32(head + 4, swap)))
+                s = clasp_error(CLASP_ERR_FORMAT,
+                                "%s: %s: the compressed stream ends after %zu bytes, short of the "
+                                "element it announces",
+                                path, where, got);
             if (s == CLASP_OK && got >= 8 && get32(head, swap) == 14)
                 s = check_matrix(path, where, head + 8, got - 8, get32(head + 4, swap), swap);
         }
