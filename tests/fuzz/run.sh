@@ -67,7 +67,7 @@ for t in "${targets[@]}"; do
   dict=()
   [ -f tests/fuzz/dict/$t.dict ] && dict=(-dict=tests/fuzz/dict/$t.dict)
   rc=0
-  "$exe" "${dict[@]}" -max_total_time="$secs" -max_len="${max_len[$t]}" -timeout=10 -rss_limit_mb=2048 \
+  "$exe" "${dict[@]}" ${CLASP_FUZZ_SEED:+-seed="$CLASP_FUZZ_SEED"} -max_total_time="$secs" -max_len="${max_len[$t]}" -timeout=10 -rss_limit_mb=2048 \
     -print_final_stats=1 -artifact_prefix="$findings/$t/" "$work/$t/corpus" >"$log" 2>&1 || rc=$?
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
   found=$(find "$findings/$t" -type f | sort)
