@@ -53,8 +53,15 @@ typedef struct gemm_state {
     size_t n_rec, cap_rec;
 } gemm_state;
 
+/* Called by clasp_ctx_free before the context is released. */
 static void gemm_state_free(void *p)
 {
+    /* CLBlast caches its programs process-wide and would otherwise release
+     * them at exit, after their context is gone: Oclgrind then frees a
+     * program whose context it already destroyed and corrupts the heap
+     * ("corrupted double-linked list" at exit of `oclgrind clasp attack`).
+     * The GEMM module is CLBlast's one user, so it clears the cache. */
+    CLBlastClearCache();
     gemm_state *s = p;
     if (!s) return;
     free(s->choices);
@@ -734,6 +741,10 @@ static clasp_status run_tiled(clasp_ctx *ctx, const clasp_gemm_params *p, const 
 
 static clasp_status run_clblast(clasp_ctx *ctx, const gemm_args *g)
 {
+    /* The state's free hook clears CLBlast's cache with the context; make
+     * sure it is there once CLBlast has run (clasp_gemm_with makes none). */
+    gemm_state *state;
+    CLASP_TRY(get_state(ctx, &state));
     cl_event *ev = clasp_profile_event(ctx, "gemm_clblast");
     CLBlastStatusCode s = CLBlastSgemm(
         CLBlastLayoutRowMajor, g->ta ? CLBlastTransposeYes : CLBlastTransposeNo,

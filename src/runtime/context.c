@@ -1,5 +1,4 @@
 /* Context creation, OpenCL error names, kernel lookup and launch. */
-#include <clblast_c.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,11 +121,6 @@ void clasp_ctx_free(clasp_ctx *ctx)
     free(ctx->programs);
     for (size_t i = 0; i < ctx->n_pool; i++) clReleaseMemObject(ctx->pool[i].mem);
     free(ctx->pool);
-    /* CLBlast caches its programs process-wide and would otherwise release
-     * them at exit, after their context is gone: Oclgrind then frees a
-     * program whose context it already destroyed and corrupts the heap
-     * ("corrupted double-linked list" at exit of `oclgrind clasp attack`). */
-    CLBlastClearCache();
     clReleaseCommandQueue(ctx->queue);
     clReleaseContext(ctx->context);
     free(ctx);
