@@ -5,12 +5,13 @@
 # test: the figures depend on the machine and on what else is running.
 #   usage: tests/bench/compare.sh [SECONDS_PER_WORKLOAD] [ARCH] [BATCH]
 #   ARCH: default (the default CNN), resnet18, preact-resnet18, wrn-D-W, ...
+#   TORCH_DEVICE=cuda runs the PyTorch side on the GPU.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 secs="${1:-10}"
 arch="${2:-default}"
 batch="${3:-128}"
-clasp=build/src/cli/clasp
+clasp="${CLASP:-build/src/cli/clasp}"   # CLASP=path: another build
 [ -x "$clasp" ] || { echo "build clasp first (.ci/setup)" >&2; exit 1; }
 export POCL_AFFINITY="${POCL_AFFINITY:-1}"
 
@@ -18,7 +19,7 @@ out_c=$(mktemp) out_t=$(mktemp)
 trap 'rm -f "$out_c" "$out_t"' EXIT
 echo "== clasp"
 "$clasp" bench --seconds "$secs" --arch "$arch" --batch "$batch" | tee "$out_c"
-py=/usr/bin/python3
+py="${PYTHON:-/usr/bin/python3}"   # PYTHON=path: another interpreter with torch
 if "$py" -c "import torch" 2>/dev/null; then
   # Debian's torch calls whatever libblas.so.3 points to; the reference BLAS
   # is many times slower than OpenBLAS and would make the ratio meaningless.

@@ -36,21 +36,12 @@ say "ops and model tests on the device"
 timeout 300 meson test -C build-gpu --suite ops --print-errorlogs --num-processes 1 2>&1 | tail -15
 
 bench() { # arch batch
-  say "clasp bench --arch $1 --batch $2"
-  timeout 120 "$clasp" bench --arch "$1" --batch "$2" --seconds "$secs" | tee "/tmp/clasp-gpu-$1.txt"
   if python3 -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
-    say "PyTorch CUDA --arch $1"
-    timeout 120 python3 tests/bench/torch_bench.py --device cuda --arch "$1" --batch "$2" --seconds "$secs" \
-      | tee "/tmp/torch-gpu-$1.txt"
-    echo "-- ratio clasp / PyTorch (images/s)"
-    for w in inference train pgd10-at pgd10-attack; do
-      c=$(awk -v w="$w" '$1==w {print $3}' "/tmp/clasp-gpu-$1.txt")
-      t=$(awk -v w="$w" '$1==w {print $3}' "/tmp/torch-gpu-$1.txt")
-      [ -n "$c" ] && [ -n "$t" ] && awk -v w="$w" -v c="$c" -v t="$t" \
-        'BEGIN {printf "%-12s %9.1f / %9.1f = %.2f\n", w, c, t, c / t}'
-    done
+    say "clasp and PyTorch CUDA, --arch $1 --batch $2"
+    CLASP="$clasp" PYTHON="$(command -v python3)" TORCH_DEVICE=cuda timeout 300 tests/bench/compare.sh "$secs" "$1" "$2"
   else
-    echo "(no PyTorch with CUDA here: clasp figures only)"
+    say "clasp bench --arch $1 --batch $2 (no PyTorch with CUDA here: clasp figures only)"
+    timeout 120 "$clasp" bench --arch "$1" --batch "$2" --seconds "$secs"
   fi
 }
 bench default 128
