@@ -232,6 +232,7 @@ static void emit_plan(em *m, const clasp_plan *p, int with_output)
         const clasp_plan_attack *a = &p->attacks[i];
         if (!a->n_members) {
             emit_plugin(m, &a->plugin, a->label);
+            map_end(m);
             continue;
         }
         /* An ensemble (the preset included) in full: it reads back as the
@@ -240,9 +241,11 @@ static void emit_plan(em *m, const clasp_plan *p, int with_output)
         kv(m, "label", a->label);
         scalar(m, "ensemble");
         seq_start(m, 0);
-        for (int j = 0; j < a->n_members; j++) emit_plugin(m, &a->members[j], NULL);
+        for (int j = 0; j < a->n_members; j++) {
+            emit_plugin(m, &a->members[j], NULL);
+            map_end(m);
+        }
         seq_end(m);
-        map_end(m);
         map_end(m);
     }
     seq_end(m);
