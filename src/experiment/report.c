@@ -859,14 +859,14 @@ static void md_flow_table(clasp_buf *b, const clasp_report *r, const clasp_attac
  * flipped the class's examples first, then the worst case's flow. */
 static void md_worst(clasp_buf *b, const clasp_report *r, const clasp_model_report *m)
 {
-    int k = r->num_classes, budgets = 0, derived = 0;
-    double first_eps = 0;
+    int k = r->num_classes, budgets = 0;
+    double seen[16];
     for (int j = 0; j < m->n_attacks; j++) {
         const clasp_attack_report *a = &m->attacks[j];
-        if (!a->derived) continue;
-        derived++;
-        if (budgets == 0 || a->linf_eps != first_eps) budgets++;
-        first_eps = a->linf_eps;
+        if (a->derived || a->linf_eps <= 0) continue;
+        int known = 0;
+        for (int i = 0; i < budgets; i++) known |= seen[i] == a->linf_eps;
+        if (!known && budgets < 16) seen[budgets++] = a->linf_eps;
     }
     for (int j = 0; j < m->n_attacks; j++) {
         const clasp_attack_report *a = &m->attacks[j];
@@ -885,9 +885,12 @@ static void md_worst(clasp_buf *b, const clasp_report *r, const clasp_model_repo
             clasp_buf_puts(b, ". An example counts as robust only if it is classified correctly clean "
                               "and none of them flipped it; \"flipped first\" credits the first in list "
                               "order. Unbounded attacks (no eps, e.g. cw) are left out.");
-            if (budgets > 1)
-                clasp_buf_puts(b, " The listed attacks use different budgets, so there is one worst "
-                                  "case per eps.");
+            if (budgets > 1) {
+                clasp_buf_puts(b, " The listed L-inf attacks use different budgets (eps");
+                for (int i = 0; i < budgets; i++) clasp_buf_printf(b, "%s %g", i ? "," : "", seen[i]);
+                clasp_buf_puts(b, "), so worst cases are grouped by eps; a budget with a single "
+                                  "attack has none.");
+            }
             clasp_buf_puts(b, "\n\n");
         } else {
             clasp_buf_puts(b, "A cascade: each attack runs only on the clean-correct examples that "
@@ -931,7 +934,6 @@ static void md_worst(clasp_buf *b, const clasp_report *r, const clasp_model_repo
                           "prediction):\n\n");
         md_flow_table(b, r, a);
     }
-    (void)derived;
 }
 
 static void md_weights(clasp_buf *b, const clasp_report *r, const float *w, const char *fmt)
