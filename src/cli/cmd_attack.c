@@ -230,25 +230,27 @@ static int run(const attack_opts *o)
     printf("attack %s (%s) on %lld examples of %s\n", o->attack, params, (long long)res.total,
            o->model);
     if (ens.n) {
-        /* Per class: clean, robust under the cascade, and the examples each
-         * member flipped first. */
-        const char *cols[2 + 16];
-        const int64_t *v[2 + 16];
-        int64_t *ff = calloc((size_t)ens.n * (size_t)test.num_classes + 1, sizeof *ff);
-        if (!ff) {
-            st = clasp_error(CLASP_ERR_NOMEM, "out of memory");
-            goto done;
+        /* Per class: clean and robust accuracy under the cascade, then the
+         * number of examples each member flipped first. */
+        printf("robust: correct clean and flipped by no member; then the examples each member flipped first\n");
+        printf("  %-14s %6s %10s %10s", "class", "n", "clean", "robust");
+        for (int j = 0; j < ens.n; j++) printf(" %10.10s", ens.labels[j]);
+        printf("\n");
+        for (int c = 0; c <= test.num_classes; c++) {
+            int all = c == test.num_classes;
+            int64_t n = all ? res.total : res.count[c];
+            int64_t cc = all ? clasp_eval_sum(&res, res.clean_correct) : res.clean_correct[c];
+            int64_t rc = all ? clasp_eval_sum(&res, res.robust_correct) : res.robust_correct[c];
+            printf("  %-14s %6lld %9.2f%% %9.2f%%", all ? "all" : test.class_names[c], (long long)n,
+                   n ? 100.0 * (double)cc / (double)n : 0.0, n ? 100.0 * (double)rc / (double)n : 0.0);
+            for (int j = 0; j < ens.n; j++) {
+                int64_t f = 0;
+                for (int k = all ? 0 : c; k < (all ? test.num_classes : c + 1); k++)
+                    f += res.first_flip[(size_t)k * (size_t)ens.n + (size_t)j];
+                printf(" %10lld", (long long)f);
+            }
+            printf("\n");
         }
-        cols[0] = "clean", cols[1] = "robust", v[0] = res.clean_correct, v[1] = res.robust_correct;
-        for (int j = 0; j < ens.n && j < 16; j++) {
-            for (int c = 0; c < test.num_classes; c++)
-                ff[(size_t)j * (size_t)test.num_classes + (size_t)c] = res.first_flip[(size_t)c * (size_t)ens.n + (size_t)j];
-            cols[2 + j] = ens.labels[j];
-            v[2 + j] = ff + (size_t)j * (size_t)test.num_classes;
-        }
-        printf("robust: correct clean and flipped by no member; further columns: share of the class each member flipped first\n");
-        cli_print_class_table(stdout, &test, 2 + (ens.n < 16 ? ens.n : 16), cols, v, res.count);
-        free(ff);
     } else {
         const char *cols[] = {"clean", "robust"};
         const int64_t *vals2[] = {res.clean_correct, res.robust_correct};
