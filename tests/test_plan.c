@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
 #include "clasp/ensemble.h"
 #include "clasp/experiment.h"
@@ -764,6 +765,35 @@ static void test_ensemble_spec(void **state)
     assert_null(e.members);
 }
 
+/* The command line refuses a bad list before it loads anything: exit 2
+ * and the message on stderr. */
+static void test_attack_cli_lists(void **state)
+{
+    (void)state;
+    const char *cli = getenv("CLASP_CLI");
+    if (!cli) skip();
+    static const struct {
+        const char *args, *text;
+    } cases[] = {
+        {"--attack fgsm,pgd --set T=1", "--set: no attack of 'fgsm,pgd' has a parameter 'T'"},
+        {"--attack fgsm,,pgd", "a comma-separated list"},
+        {"--attack autoattack --set eps=0.1 --set version=slow", "autoattack version must be standard"},
+        {"--attack fgsm,autoattack", "autoattack is a preset of its own"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char cmd[1024], out[2048] = "";
+        snprintf(cmd, sizeof cmd, "'%s' attack --model /nonexistent.safetensors %s 2>&1", cli, cases[i].args);
+        FILE *f = popen(cmd, "r");
+        assert_non_null(f);
+        size_t n = fread(out, 1, sizeof out - 1, f);
+        out[n] = '\0';
+        int rc = pclose(f);
+        assert_true(WIFEXITED(rc));
+        assert_int_equal(WEXITSTATUS(rc), 2);
+        assert_has(out, cases[i].text);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -787,6 +817,7 @@ int main(void)
         cmocka_unit_test(test_ensemble_errors),
         cmocka_unit_test(test_autoattack_preset),
         cmocka_unit_test(test_ensemble_spec),
+        cmocka_unit_test(test_attack_cli_lists),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
