@@ -63,7 +63,8 @@ typedef struct clasp_eval_options {
      * clasp/ensemble.h): member 0 on the clean-correct examples, each later
      * one on those no earlier one flipped. robust_correct then counts the
      * clean-correct examples no member flipped, and the flow holds the
-     * worst-case prediction (the clean one for misclassified examples). */
+     * worst-case prediction (the clean one for misclassified examples);
+     * on_batch gets the worst-case images (x itself where none flipped). */
     clasp_attack_instance *const *members;
     int n_members;
     /* Random numbers of batch b come from stream (seed, b + 1), so a batch's

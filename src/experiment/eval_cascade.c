@@ -50,7 +50,8 @@ clasp_status eval_cascade_batch(clasp_model *m, const clasp_eval_options *opt, e
     CLASP_TRY(clasp_tensor_read(x, C->x));
     memcpy(C->x_adv, C->x, per * (size_t)n * sizeof(float));
     /* Misclassified clean examples are not robust and not attacked: their
-     * worst case is the clean prediction. */
+     * worst case is the clean prediction. (A prediction is a class index,
+     * so the labels of the examples kept are valid ones.) */
     int left = 0;
     for (int i = 0; i < n; i++) {
         B->ap[i] = B->cp[i];

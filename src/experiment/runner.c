@@ -226,8 +226,14 @@ static clasp_status evaluate(runner *R, model_run *mr)
         CLASP_TRY(st);
         clasp_attack_report *ar = &rep->attacks[j];
         snprintf(ar->label, sizeof ar->label, "%s", pa->label);
-        snprintf(ar->plugin, sizeof ar->plugin, "%s", pa->plugin.name);
+        snprintf(ar->plugin, sizeof ar->plugin, "%s", pa->n_members ? "ensemble" : pa->plugin.name);
         snprintf(ar->params, sizeof ar->params, "%s", pa->plugin.params_text);
+        /* An ensemble: "apgd(eps=0.1, ...); square(...)", cut at the field's size. */
+        for (int i = 0; i < pa->n_members; i++) {
+            size_t len = strlen(ar->params);
+            snprintf(ar->params + len, sizeof ar->params - len, "%s%s(%s)", i ? "; " : "", pa->members[i].name,
+                     pa->members[i].params_text);
+        }
         ar->count = run_dup64(res.count, (size_t)K);
         ar->clean_correct = run_dup64(res.clean_correct, (size_t)K);
         ar->robust_correct = run_dup64(res.robust_correct, (size_t)K);
