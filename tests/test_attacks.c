@@ -477,6 +477,56 @@ static void test_trained_blobs(void **state)
     assert_true(fg.attack_seconds > 0 && fg.attack_seconds <= fg.seconds);
     assert_false(clasp_model_is_train(m) == 0); /* mode restored (train) */
 
+    /* A cascade of fgsm then pgd (from x, so both are deterministic and
+     * each member meets, per example, exactly what it would alone). */
+    clasp_attack_instance *pgd0 =
+        attack("pgd", (const char *[]){"eps=0.15", "steps=20", "alpha=0", "rand_init=false", NULL});
+    clasp_eval_result p0, ens, ens2, ens3;
+    opt = (clasp_eval_options){.attack = pgd0, .seed = 1};
+    assert_ok(clasp_eval_run(m, eb, &opt, &p0));
+    clasp_attack_instance *members[2] = {fgsm, pgd0};
+    batch_log elog = {0};
+    opt = (clasp_eval_options){.members = members, .n_members = 2, .seed = 1, .on_batch = on_batch, .user = &elog};
+    assert_ok(clasp_eval_run(m, eb, &opt, &ens));
+    check_result(&ens, test.n, 1);
+    assert_int_equal(elog.examples, test.n);
+    assert_int_equal(ens.n_members, 2);
+    int64_t flipped_total = 0;
+    for (int k = 0; k < K; k++) {
+        /* Never more robust than either member alone. */
+        assert_true(ens.robust_correct[k] <= fg.robust_correct[k]);
+        assert_true(ens.robust_correct[k] <= p0.robust_correct[k]);
+        /* The first flippers account for every clean-correct example lost. */
+        int64_t f = ens.first_flip[k * 2 + 0] + ens.first_flip[k * 2 + 1];
+        assert_int_equal(f, ens.clean_correct[k] - ens.robust_correct[k]);
+        assert_int_equal(ens.attack_success[k], f);
+        flipped_total += f;
+    }
+    assert_true(flipped_total > 0);
+    assert_true(ens.member_seconds[0] > 0 && ens.member_seconds[0] + ens.member_seconds[1] <= ens.attack_seconds + 1e-9);
+    /* Per example: robust under the cascade iff correct clean and under
+     * both members alone; otherwise the first member that flips it (in
+     * order) gives the prediction, and misclassified clean ones keep the
+     * clean prediction. */
+    for (size_t i = 0; i < test.n; i++) {
+        int t = ens.ex_label[i], c = ens.ex_clean[i];
+        int a0 = fg.ex_adv[i], a1 = p0.ex_adv[i];
+        assert_int_equal(t, test.y[i]);
+        int want = c != t ? c : a0 != t ? a0 : a1 != t ? a1 : t;
+        assert_int_equal(ens.ex_adv[i], want);
+    }
+    /* Same seed, same result, with a random member too. */
+    clasp_attack_instance *rmembers[2] = {fgsm, pgd};
+    opt = (clasp_eval_options){.members = rmembers, .n_members = 2, .seed = 7};
+    assert_ok(clasp_eval_run(m, eb, &opt, &ens2));
+    assert_ok(clasp_eval_run(m, eb, &opt, &ens3));
+    assert_memory_equal(ens2.ex_adv, ens3.ex_adv, test.n * sizeof(int32_t));
+    assert_memory_equal(ens2.first_flip, ens3.first_flip, K * 2 * sizeof(int64_t));
+    assert_memory_equal(ens2.flow, ens3.flow, K * K * sizeof(int64_t));
+    clasp_eval_result_free(&p0), clasp_eval_result_free(&ens);
+    clasp_eval_result_free(&ens2), clasp_eval_result_free(&ens3);
+    clasp_attack_free(pgd0);
+
     clasp_eval_result_free(&clean), clasp_eval_result_free(&fg), clasp_eval_result_free(&pg);
     clasp_attack_free(fgsm), clasp_attack_free(pgd);
     clasp_batcher_free(tb), clasp_batcher_free(eb);

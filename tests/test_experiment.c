@@ -179,7 +179,11 @@ static void test_full_run(void **state)
             /* Robust validation exactly for the models with an attack. */
             assert_int_equal(json_object_get_type(get(v, "robust_correct")) == json_type_null, m == 0);
         }
-        assert_int_equal(json_object_array_length(attacks), 2);
+        /* fgsm and pgd, and the report's worst case over both (same eps). */
+        assert_int_equal(json_object_array_length(attacks), 3);
+        json_object *worst = json_object_array_get_idx(attacks, 2);
+        assert_true(json_object_get_boolean(get(worst, "derived")));
+        assert_int_equal(json_object_array_length(get(worst, "ensemble")), 2);
         int64_t clean_tot[2], robust_tot[2];
         for (size_t a = 0; a < 2; a++) {
             json_object *ao = json_object_array_get_idx(attacks, a);
@@ -332,6 +336,101 @@ static void test_failures_leave_no_report(void **state)
     rm_tree(out);
 }
 
+/* An ensemble entry next to its members, and cw: a 1-model experiment. */
+static const char *ensemble_yaml(const char *outdir)
+{
+    static char buf[4096];
+    snprintf(buf, sizeof buf,
+             "experiment: {name: tiny-ens, seed: 3}\n"
+             "data: {dataset: mnist, path: '%s', val_size: 100}\n"
+             "model: {arch: 'conv3x3-4p1,relu,maxpool2,flatten,fc10'}\n"
+             "train: {epochs: 1, batch: 32, optimiser: {lr: 0.1}, val_eval_size: 20, models: [{name: standard}]}\n"
+             "evaluate:\n"
+             "  test_size: %d\n"
+             "  batch: 40\n"
+             "  attacks:\n"
+             "    - {name: fgsm, params: {eps: 0.05}}\n"
+             "    - {name: pgd, params: &p {eps: 0.05, steps: 3, alpha: 0, rand_init: false}}\n"
+             "    - {label: cascade, ensemble: [{name: fgsm, params: {eps: 0.05}}, {name: pgd, params: *p}]}\n"
+             "    - {name: cw, params: {max_iterations: 2, binary_search_steps: 1}}\n"
+             "output: {dir: '%s'}\n",
+             dir, N_TEST, outdir);
+    return buf;
+}
+
+static int64_t iget(json_object *arr, size_t i) { return json_object_get_int64(json_object_array_get_idx(arr, i)); }
+
+static void test_ensemble_run(void **state)
+{
+    (void)state;
+    char eout[400], path[400];
+    snprintf(eout, sizeof eout, "%s/ens", dir);
+    snprintf(path, sizeof path, "%s/ens.yaml", dir);
+    const char *y = ensemble_yaml(eout);
+    tu_write_file(path, y, strlen(y));
+    clasp_plan *p = NULL;
+    assert_ok(clasp_plan_load(reg, path, &p));
+    assert_int_equal(p->n_attacks, 4);
+    assert_int_equal(p->attacks[2].n_members, 2);
+    assert_true(clasp_plan_attack_linf_eps(&p->attacks[2]) == 0.05);
+    assert_true(clasp_plan_attack_linf_eps(&p->attacks[3]) == 0); /* cw: unbounded */
+    clasp_run_options opt = {0};
+    opt.hooks.log = quiet_log;
+    assert_ok(clasp_experiment_run(p, reg, &opt));
+    char rp[500];
+    snprintf(rp, sizeof rp, "%s/report.json", eout);
+    json_object *r = json_object_from_file(rp);
+    assert_non_null(r);
+    json_object *attacks = get(json_object_array_get_idx(get(r, "models"), 0), "attacks");
+    /* fgsm, pgd, cascade, cw, then the worst case over the three L-inf
+     * entries (cw left out). */
+    assert_int_equal(json_object_array_length(attacks), 5);
+    json_object *fg = json_object_array_get_idx(attacks, 0), *pg = json_object_array_get_idx(attacks, 1);
+    json_object *ens = json_object_array_get_idx(attacks, 2), *worst = json_object_array_get_idx(attacks, 4);
+    assert_string_equal(json_object_get_string(get(worst, "label")), "worst case eps=0.05");
+    json_object *wm = get(worst, "ensemble");
+    assert_int_equal(json_object_array_length(wm), 3);
+    assert_string_equal(json_object_get_string(get(json_object_array_get_idx(wm, 2), "label")), "cascade");
+    json_object *em = get(ens, "ensemble");
+    for (int k = 0; k < 10; k++) {
+        json_object *er = json_object_array_get_idx(get(ens, "per_class"), (size_t)k);
+        int64_t clean = json_object_get_int64(get(er, "clean_correct"));
+        int64_t robust = json_object_get_int64(get(er, "robust_correct"));
+        /* Never more robust than a member alone (both are deterministic
+         * here, so each member meets the very examples it would alone). */
+        for (int a = 0; a < 2; a++) {
+            json_object *ar = json_object_array_get_idx(get(a ? pg : fg, "per_class"), (size_t)k);
+            assert_true(robust <= json_object_get_int64(get(ar, "robust_correct")));
+        }
+        /* First flippers add up to the examples lost. */
+        int64_t f = iget(get(json_object_array_get_idx(em, 0), "flipped_first"), (size_t)k) +
+                    iget(get(json_object_array_get_idx(em, 1), "flipped_first"), (size_t)k);
+        assert_int_equal(f, clean - robust);
+        /* The worst case is at most the cascade. */
+        json_object *wr = json_object_array_get_idx(get(worst, "per_class"), (size_t)k);
+        assert_true(json_object_get_int64(get(wr, "robust_correct")) <= robust);
+        /* Each flow row holds the class's examples. */
+        int64_t row = 0;
+        for (int j = 0; j < 10; j++) row += iget(json_object_array_get_idx(get(ens, "flow"), (size_t)k), (size_t)j);
+        assert_int_equal(row, json_object_get_int64(get(er, "count")));
+    }
+    /* An ensemble is one entry for resuming: stop right after it, resume,
+     * and get the same report. */
+    json_object *ref = r;
+    setenv("CLASP_STOP_AFTER_ATTACKS", "3", 1);
+    assert_int_equal(clasp_experiment_run(p, reg, &opt), CLASP_ERR_INTERRUPTED);
+    unsetenv("CLASP_STOP_AFTER_ATTACKS");
+    opt.resume = 1;
+    assert_ok(clasp_experiment_run(p, reg, &opt));
+    r = json_object_from_file(rp);
+    assert_non_null(r);
+    tu_assert_same_json(ref, r, "report");
+    json_object_put(r);
+    json_object_put(ref);
+    clasp_plan_free(p);
+    rm_tree(eout);
+}
+
 static int free_reference(void **state)
 {
     (void)state;
@@ -347,6 +446,7 @@ int main(void)
         cmocka_unit_test_teardown(test_interrupt_and_resume, free_reference),
         cmocka_unit_test(test_resume_refusals),
         cmocka_unit_test(test_failures_leave_no_report),
+        cmocka_unit_test(test_ensemble_run),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -8,7 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
+#include "clasp/ensemble.h"
 #include "clasp/experiment.h"
 
 static clasp_registry *reg;
@@ -615,6 +617,183 @@ static void test_estimate(void **state)
     clasp_plan_free(p);
 }
 
+/* ---- ensembles and the autoattack preset ------------------------------- */
+
+static void test_ensembles(void **state)
+{
+    (void)state;
+    const char *y = BASE_HEAD BASE_TRAIN "evaluate:\n  attacks:\n    - fgsm\n"
+                    "    - {ensemble: [{name: fgsm, params: {eps: 0.2}}, {name: pgd, params: {eps: 0.2, steps: 3}}]}\n"
+                    "    - {label: twice, ensemble: [pgd, pgd]}\n"
+                    "    - {name: cw}\n";
+    clasp_plan *p = parse_ok(y);
+    assert_int_equal(p->n_attacks, 4);
+    const clasp_plan_attack *e = &p->attacks[1];
+    assert_string_equal(e->label, "ensemble(fgsm,pgd)");
+    assert_int_equal(e->n_members, 2);
+    assert_null(e->plugin.desc);
+    assert_string_equal(param(&e->members[1], "steps"), "3");
+    assert_true(clasp_plan_attack_linf_eps(e) == 0.2);
+    assert_true(clasp_plan_attack_linf_eps(&p->attacks[0]) == 0.1);
+    assert_true(clasp_plan_attack_linf_eps(&p->attacks[3]) == 0); /* cw has no eps */
+    assert_string_equal(p->attacks[2].label, "twice");
+    /* The resolved YAML writes ensembles out and reads back the same. */
+    char *text = NULL, *text2 = NULL;
+    assert_ok(clasp_plan_to_yaml(p, 1, &text));
+    clasp_plan *q = NULL;
+    if (clasp_plan_parse(reg, text, strlen(text), "resolved.yaml", &q) != CLASP_OK)
+        fail_msg("resolved YAML does not parse: %s\n%s", clasp_last_error(), text);
+    assert_ok(clasp_plan_to_yaml(q, 1, &text2));
+    assert_string_equal(text, text2);
+    assert_int_equal(q->attacks[1].n_members, 2);
+    assert_string_equal(q->attacks[1].label, "ensemble(fgsm,pgd)");
+    free(text), free(text2);
+    clasp_plan_free(q);
+    /* Mixed budgets: not one L-inf budget. */
+    clasp_plan *m = parse_ok(BASE_HEAD BASE_TRAIN "evaluate:\n  attacks:\n"
+                             "    - {ensemble: [{name: fgsm, params: {eps: 0.2}}, pgd]}\n");
+    assert_true(clasp_plan_attack_linf_eps(&m->attacks[0]) == 0);
+    clasp_plan_free(m);
+    /* An ensemble costs what its members cost together (an upper bound). */
+    clasp_plan_work w;
+    clasp_plan_estimate(p, 0, 0, 1, &w);
+    assert_true(w.evaluate == (1 + 1) + (1 + 1 + 3) + (1 + 20 + 20) + (1 + 5 * 100));
+    clasp_plan_free(p);
+}
+
+static void test_ensemble_errors(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *entry, *token, *text;
+    } cases[] = {
+        {"{ensemble: []}", "[]", "ensemble expects a non-empty list of attack blocks ({name, params}), got an empty list"},
+        {"{ensemble: fgsm}", "fgsm", "got a text value"},
+        {"{name: mine, ensemble: [fgsm]}", "name", "an ensemble entry is named by 'label:'"},
+        {"{ensemble: [fgsm], params: {eps: 1}}", "params", "an ensemble entry has no 'params:'"},
+        {"{ensemble: [fgsm], lable: x}", "lable", "unknown key 'lable'"},
+        {"{ensemble: [fgsm, {name: pgd, params: {epz: 1}}]}", "epz", "pgd: unknown parameter 'epz'"},
+        {"{ensemble: [fgsm, {name: pgd, params: {eps: [0.1, 0.2]}}]}", "[0.1", "a list (a grid) inside an ensemble is not supported"},
+        {"{ensemble: [fgsm, nosuch]}", "nosuch", "nosuch"},
+        {"{ensemble: [fgsm, {ensemble: [pgd]}]}", "{ensemble: [pgd]}", "an ensemble cannot hold another ensemble"},
+        {"{ensemble: [fgsm, autoattack]}", "autoattack", "an ensemble cannot hold another ensemble or the autoattack preset"},
+        {"autoattack", "autoattack", "autoattack needs params: {eps: BUDGET}"},
+        {"{name: autoattack, params: {eps: 0.1, version: slow}}", "slow", "autoattack version must be standard"},
+        {"{name: autoattack, params: {eps: 0.1, steps: 3}}", "steps", "unknown key 'steps' in autoattack params"},
+        {"{name: autoattack, params: {version: fast}}", "{version", "autoattack params: missing required key 'eps'"},
+        {"{name: autoattack, params: {eps: []}}", "[]", "autoattack: eps is an empty list"},
+        {"{name: autoattack, label: x, ensemble: [fgsm]}", "name", "an ensemble entry is named by 'label:'"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char y[1024];
+        snprintf(y, sizeof y, BASE_HEAD BASE_TRAIN "evaluate:\n  attacks:\n    - fgsm\n    - %s\n", cases[i].entry);
+        const char *msg = parse_err(y);
+        assert_starts(msg, loc_of(y, cases[i].entry, cases[i].token));
+        assert_has(msg, cases[i].text);
+    }
+    /* Two entries with one label. */
+    const char *y = BASE_HEAD BASE_TRAIN "evaluate:\n  attacks:\n    - {label: a, ensemble: [fgsm]}\n"
+                    "    - {label: a, ensemble: [pgd]}\n";
+    assert_has(parse_err(y), "two attacks are labelled 'a'");
+}
+
+/* The preset: its members where their plugins are loaded, else an error
+ * that names the missing plugin at the entry. */
+static void test_autoattack_preset(void **state)
+{
+    (void)state;
+    const char *y = BASE_HEAD BASE_TRAIN "evaluate:\n  attacks:\n"
+                    "    - {name: autoattack, params: {eps: [0.05, 0.1], version: standard}}\n"
+                    "    - {name: autoattack, label: aa-fast, params: {eps: 0.1, version: fast}}\n";
+    const char *names[] = {"apgd", "apgd-t", "fab", "square"};
+    const clasp_plugin_desc *d;
+    int missing = -1;
+    for (int i = 0; i < 4 && missing < 0; i++)
+        if (clasp_registry_find(reg, names[i], CLASP_PLUGIN_ATTACK, &d) != CLASP_OK) missing = i;
+    clasp_error_clear();
+    if (missing >= 0) {
+        const char *msg = parse_err(y);
+        char want[160];
+        snprintf(want, sizeof want, "autoattack needs the attack plugin '%s', which is not loaded", names[missing]);
+        assert_has(msg, want);
+        assert_starts(msg, loc_of(y, "eps: [0.05", "autoattack"));
+        return;
+    }
+    clasp_plan *p = parse_ok(y);
+    assert_int_equal(p->n_attacks, 3);
+    assert_string_equal(p->attacks[0].label, "autoattack eps=0.05");
+    assert_string_equal(p->attacks[1].label, "autoattack eps=0.1");
+    assert_string_equal(p->attacks[2].label, "aa-fast");
+    assert_int_equal(p->attacks[0].n_members, 4);
+    assert_int_equal(p->attacks[2].n_members, 2);
+    for (int j = 0; j < 4; j++) {
+        assert_string_equal(p->attacks[1].members[j].name, names[j]);
+        assert_string_equal(param(&p->attacks[1].members[j], "eps"), "0.1");
+    }
+    assert_true(clasp_plan_attack_linf_eps(&p->attacks[0]) == 0.05);
+    clasp_plan_free(p);
+}
+
+/* `clasp attack --attack a,b --set k=v`. */
+static void test_ensemble_spec(void **state)
+{
+    (void)state;
+    clasp_ensemble e;
+    const char *k[] = {"eps", "steps"}, *v[] = {"0.2", "4"}, *w[] = {"--set", "--set"};
+    assert_ok(clasp_ensemble_from_spec(reg, "fgsm,pgd,pgd", k, v, w, 2, &e));
+    assert_int_equal(e.n, 3);
+    assert_string_equal(e.labels[0], "fgsm");
+    assert_string_equal(e.labels[2], "pgd#2");
+    /* eps reaches every member; steps only those that have it. */
+    assert_true(clasp_params_num(clasp_attack_params(e.members[0]), "eps") == 0.2f ||
+                fabs(clasp_params_num(clasp_attack_params(e.members[0]), "eps") - 0.2) < 1e-9);
+    assert_true(clasp_params_num(clasp_attack_params(e.members[1]), "steps") == 4);
+    clasp_ensemble_free(&e);
+    const char *bk[] = {"T"}, *bv[] = {"1"};
+    assert_int_equal(clasp_ensemble_from_spec(reg, "fgsm,pgd", bk, bv, w, 1, &e), CLASP_ERR_CONFIG);
+    assert_has(clasp_last_error(), "no attack of 'fgsm,pgd' has a parameter 'T'");
+    assert_int_equal(clasp_ensemble_from_spec(reg, "fgsm,,pgd", NULL, NULL, NULL, 0, &e), CLASP_ERR_CONFIG);
+    assert_has(clasp_last_error(), "a comma-separated list");
+    assert_int_equal(clasp_ensemble_from_spec(reg, "fgsm,nosuch", NULL, NULL, NULL, 0, &e), CLASP_ERR_NOT_FOUND);
+    assert_has(clasp_last_error(), "nosuch");
+    const char *vk[] = {"version"}, *vv[] = {"slow"};
+    assert_int_equal(clasp_ensemble_from_spec(reg, "autoattack", vk, vv, w, 1, &e), CLASP_ERR_CONFIG);
+    assert_has(clasp_last_error(), "autoattack version must be standard");
+    const char *bad_eps[] = {"2"};
+    assert_int_equal(clasp_ensemble_from_spec(reg, "fgsm,pgd", k, bad_eps, w, 1, &e), CLASP_ERR_CONFIG);
+    assert_has(clasp_last_error(), "--set");
+    assert_null(e.members);
+}
+
+/* The command line refuses a bad list before it loads anything: exit 2
+ * and the message on stderr. */
+static void test_attack_cli_lists(void **state)
+{
+    (void)state;
+    const char *cli = getenv("CLASP_CLI");
+    if (!cli) skip();
+    static const struct {
+        const char *args, *text;
+    } cases[] = {
+        {"--attack fgsm,pgd --set T=1", "--set: no attack of 'fgsm,pgd' has a parameter 'T'"},
+        {"--attack fgsm,,pgd", "a comma-separated list"},
+        {"--attack autoattack --set eps=0.1 --set version=slow", "autoattack version must be standard"},
+        {"--attack fgsm,autoattack", "autoattack is a preset of its own"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char cmd[1024], out[2048] = "";
+        snprintf(cmd, sizeof cmd, "'%s' attack --model /nonexistent.safetensors %s 2>&1", cli, cases[i].args);
+        FILE *f = popen(cmd, "r");
+        assert_non_null(f);
+        size_t n = fread(out, 1, sizeof out - 1, f);
+        out[n] = '\0';
+        int rc = pclose(f);
+        assert_true(WIFEXITED(rc));
+        assert_int_equal(WEXITSTATUS(rc), 2);
+        assert_has(out, cases[i].text);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -634,6 +813,11 @@ int main(void)
         cmocka_unit_test(test_alias_blowups),
         cmocka_unit_test(test_resolved_roundtrip),
         cmocka_unit_test(test_estimate),
+        cmocka_unit_test(test_ensembles),
+        cmocka_unit_test(test_ensemble_errors),
+        cmocka_unit_test(test_autoattack_preset),
+        cmocka_unit_test(test_ensemble_spec),
+        cmocka_unit_test(test_attack_cli_lists),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -320,7 +320,7 @@ static void check_csv(const fixture *f)
     /* header + models x attacks x classes */
     assert_int_equal(count_str(s, "\n"), 1 + 2 * 2 * K);
     const char *header = "model,attack,class_index,class,count,clean_correct,clean_acc,"
-                         "robust_correct,robust_acc,success,success_rate\n";
+                         "robust_correct,robust_acc,success,success_rate,flipped_first_by\n";
     assert_true(strncmp(s, header, strlen(header)) == 0);
     assert_non_null(strstr(s, ",0,\"cat, fluffy\",10,9,"));
     assert_non_null(strstr(s, "standard,pgd eps=0.1 steps=20,2,dog,8,6,0.750000,0,0.000000,6,"));
@@ -605,6 +605,113 @@ static void hundred_classes(void **state)
     remove_report(dir);
 }
 
+/* ---- worst case per example --------------------------------------------- */
+
+#define WN 30
+
+/* One model, 30 examples, four entries: two L-inf attacks at eps 0.1, an
+ * unbounded one (linf_eps 0, like cw) and one alone at eps 0.2. Only the
+ * first two make a worst case, and it must be the per-example AND of their
+ * outcomes, computed here by hand. */
+static void worst_case_is_the_per_example_and(void **state)
+{
+    (void)state;
+    fixture *f = calloc(1, sizeof *f);
+    assert_non_null(f);
+    fill_report(f);
+    clasp_report *r = &f->r;
+    r->n_models = 1;
+    clasp_model_report *m = &f->models[0];
+    int32_t labels[WN], clean[WN], adv[4][WN];
+    static attack_data ad[4];
+    static clasp_attack_report at[4];
+    for (int i = 0; i < WN; i++) {
+        labels[i] = i % K;
+        clean[i] = (i % 7 == 3) ? (labels[i] + 1) % K : labels[i];  /* a few wrong clean */
+        adv[0][i] = (i % 3 == 0) ? (labels[i] + 1) % K : labels[i];
+        adv[1][i] = (i % 5 == 0) ? (labels[i] + 2) % K : labels[i];
+        adv[2][i] = (labels[i] + 1) % K;                              /* unbounded: flips all */
+        adv[3][i] = (i % 2) ? (labels[i] + 1) % K : labels[i];
+    }
+    static const double eps[4] = {0.1, 0.1, 0, 0.2};
+    static const char *const lab[4] = {"a", "b", "cw", "c"};
+    for (int j = 0; j < 4; j++) {
+        memset(&ad[j], 0, sizeof ad[j]);
+        for (int i = 0; i < WN; i++) {
+            int t = labels[i];
+            ad[j].count[t]++;
+            ad[j].clean[t] += clean[i] == t;
+            ad[j].robust[t] += adv[j][i] == t;
+            ad[j].flow[t * K + adv[j][i]]++;
+        }
+        link_attack(&at[j], &ad[j], lab[j], lab[j], 1.0);
+        at[j].linf_eps = eps[j];
+        at[j].adv_pred = adv[j];
+    }
+    m->n_attacks = 4;
+    m->attacks = at;
+    m->n_examples = WN;
+    m->labels = labels;
+    m->clean_pred = clean;
+    tu_tmpdir(f->dir, sizeof f->dir);
+    assert_ok(clasp_report_write(r, f->dir));
+
+    char path[512];
+    path_in(path, sizeof path, f->dir, "report.json");
+    json_object *root = json_object_from_file(path);
+    assert_non_null(root);
+    json_object *atk = jget(json_object_array_get_idx(jget(root, "models"), 0), "attacks");
+    assert_int_equal(json_object_array_length(atk), 5); /* one worst case only */
+    json_object *w = json_object_array_get_idx(atk, 4);
+    assert_string_equal(json_object_get_string(jget(w, "label")), "worst case eps=0.1");
+    assert_true(json_object_get_boolean(jget(w, "derived")));
+    json_object *mem = jget(w, "ensemble");
+    assert_int_equal(json_object_array_length(mem), 2);
+    int64_t robust[K] = {0}, first[2][K] = {{0}}, flow[K * K] = {0};
+    for (int i = 0; i < WN; i++) {
+        int t = labels[i], pred = clean[i];
+        if (clean[i] == t) {
+            int ok0 = adv[0][i] == t, ok1 = adv[1][i] == t;
+            robust[t] += ok0 && ok1;
+            if (!ok0) first[0][t]++, pred = adv[0][i];
+            else if (!ok1) first[1][t]++, pred = adv[1][i];
+        }
+        flow[t * K + pred]++;
+    }
+    json_object *rows = jget(w, "per_class"), *jflow = jget(w, "flow");
+    for (int c = 0; c < K; c++) {
+        json_object *row = json_object_array_get_idx(rows, (size_t)c);
+        assert_int_equal(json_object_get_int64(jget(row, "robust_correct")), robust[c]);
+        for (int j = 0; j < 2; j++)
+            assert_int_equal(json_object_get_int64(json_object_array_get_idx(
+                                 jget(json_object_array_get_idx(mem, (size_t)j), "flipped_first"), (size_t)c)),
+                             first[j][c]);
+        for (int d = 0; d < K; d++)
+            assert_int_equal(json_object_get_int64(json_object_array_get_idx(
+                                 json_object_array_get_idx(jflow, (size_t)c), (size_t)d)),
+                             flow[c * K + d]);
+        /* Never above either attack alone. */
+        assert_true(robust[c] <= ad[0].robust[c] && robust[c] <= ad[1].robust[c]);
+    }
+    /* cw is no L-inf attack: null budget, and never a member. */
+    assert_int_equal(json_object_get_type(jget(json_object_array_get_idx(atk, 2), "linf_eps")), json_type_null);
+    json_object_put(root);
+    path_in(path, sizeof path, f->dir, "report.md");
+    char *md = read_all(path);
+    assert_non_null(strstr(md, "### Worst case per example: worst case eps=0.1"));
+    assert_non_null(strstr(md, "flipped first by a | flipped first by b |"));
+    assert_non_null(strstr(md, "use different budgets (eps 0.1, 0.2), so worst cases are grouped by eps"));
+    free(md);
+    path_in(path, sizeof path, f->dir, "per_class.csv");
+    char *csv = read_all(path);
+    char want[64];
+    snprintf(want, sizeof want, ",a=%lld;b=%lld\n", (long long)first[0][0], (long long)first[1][0]);
+    assert_non_null(strstr(csv, want));
+    free(csv);
+    remove_report(f->dir);
+    free(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -613,6 +720,7 @@ int main(void)
         cmocka_unit_test(slug_clashes_get_distinct_charts),
         cmocka_unit_test(slugs_and_escaping),
         cmocka_unit_test(hundred_classes),
+        cmocka_unit_test(worst_case_is_the_per_example_and),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

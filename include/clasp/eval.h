@@ -31,6 +31,17 @@ typedef struct clasp_eval_result {
     int64_t *flow;                /* [K*K] under attack: flow[true*K + predicted] */
     double seconds;               /* wall time of the whole pass */
     double attack_seconds;        /* of which inside the attack */
+    /* Per example, in pass order (total entries): label, clean prediction
+     * and prediction under the attack (an ensemble's worst case). */
+    int32_t *ex_label, *ex_clean, *ex_adv;
+    size_t ex_cap;                /* (allocated entries) */
+    /* Ensembles (n_members > 0): first_flip[class * n_members + j] counts
+     * the clean-correct examples member j flipped first (they sum, per
+     * class, to clean_correct - robust_correct); member_seconds[j] is the
+     * time inside member j. */
+    int n_members;
+    int64_t *first_flip;
+    double *member_seconds;
 } clasp_eval_result;
 
 /* Called after each batch with examples done so far and the total. */
@@ -48,8 +59,17 @@ typedef clasp_status (*clasp_eval_batch_fn)(void *user, size_t first, const clas
 
 typedef struct clasp_eval_options {
     clasp_attack_instance *attack;   /* NULL: clean evaluation only */
+    /* n_members > 0: a cascade of these attacks instead of `attack` (see
+     * clasp/ensemble.h): member 0 on the clean-correct examples, each later
+     * one on those no earlier one flipped. robust_correct then counts the
+     * clean-correct examples no member flipped, and the flow holds the
+     * worst-case prediction (the clean one for misclassified examples);
+     * on_batch gets the worst-case images (x itself where none flipped). */
+    clasp_attack_instance *const *members;
+    int n_members;
     /* Random numbers of batch b come from stream (seed, b + 1), so a batch's
-     * result does not depend on the batches before it. */
+     * result does not depend on the batches before it (each member of a
+     * cascade starts that stream afresh). */
     uint64_t seed;
     clasp_eval_progress_fn progress; /* may be NULL */
     size_t total;                    /* examples in the pass, for progress

@@ -10,7 +10,9 @@
  *   train:      {epochs, batch, optimiser: {name: sgd, lr, momentum,
  *                weight_decay}, schedule: {name, milestones, gamma},
  *                val_eval_size, models: [{name, defense: BLOCK}]}
- *   evaluate:   {test_size, batch, attacks: [{name, label, params}]}
+ *   evaluate:   {test_size, batch, attacks: [{name, label, params}
+ *                | {ensemble: [{name, params}, ...], label}
+ *                | {name: autoattack, label, params: {eps, version}}]}
  *   output:     {dir}
  *
  * where a defense BLOCK is {name, params, attack: {name, params},
@@ -47,11 +49,20 @@ typedef struct clasp_plan_plugin {
     char loc[160];              /* "file:line:col" of the block */
 } clasp_plan_plugin;
 
-/* An attack to evaluate (one grid point). */
+/* An attack to evaluate (one grid point), or an ensemble: a cascade of
+ * attacks run by the host (clasp/ensemble.h), from an `ensemble:` entry or
+ * the autoattack preset. */
 typedef struct clasp_plan_attack {
     char label[160];            /* unique, e.g. "tpgd T=0.5" */
-    clasp_plan_plugin plugin;
+    clasp_plan_plugin plugin;   /* a single attack (desc NULL for an ensemble) */
+    int n_members;              /* > 0: an ensemble of these, in cascade order */
+    clasp_plan_plugin *members;
 } clasp_plan_attack;
+
+/* The L-infinity budget of a planned attack: its eps when its plugin is
+ * an L-infinity attack (clasp_attack_is_linf), for an ensemble the eps all
+ * its members share; 0 for anything else (cw, mixed budgets). */
+double clasp_plan_attack_linf_eps(const clasp_plan_attack *a);
 
 /* A defense block: the plugin, its inner maximisation attack and the
  * defense it wraps (both optional; a wrapped defense wraps no further). */

@@ -28,6 +28,18 @@ typedef struct clasp_attack_report {
     int64_t *success;         /* per class: clean-correct examples the attack flipped */
     int64_t *flow;            /* [true][adv prediction] counts */
     double seconds;           /* wall time of the attack */
+    /* Ensembles and worst cases (see clasp/ensemble.h). */
+    double linf_eps;          /* L-infinity budget; 0: not an L-infinity attack (cw) */
+    int derived;              /* made by the report: the worst case over the
+                                 entries named in member_labels */
+    int n_members;            /* > 0: an ensemble (or worst case) of these */
+    char (*member_labels)[160];
+    int64_t *first_flip;      /* [class * n_members + j]: clean-correct examples
+                                 member j flipped first */
+    double *member_seconds;   /* [n_members] time inside each member (ensembles) */
+    /* Per example (n_examples of the model report; NULL: not kept): the
+     * prediction under the attack, an ensemble's worst case. */
+    int32_t *adv_pred;
 } clasp_attack_report;
 
 /* One epoch of training. */
@@ -56,6 +68,10 @@ typedef struct clasp_model_report {
     float *calib_offsets;     /* per class, when calibrated */
     float calib_temperature;
     double train_seconds, eval_seconds;
+    /* Per example of the evaluated test subset (0 / NULL: not kept): label
+     * and clean prediction, for worst cases over the attacks' adv_pred. */
+    int64_t n_examples;
+    int32_t *labels, *clean_pred;
 } clasp_model_report;
 
 typedef struct clasp_report {

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clasp/ensemble.h"
 #include "clasp/eval.h"
 #include "clasp/registry.h"
 #include "clasp/safetensors.h"
@@ -23,7 +24,7 @@ typedef struct attack_opts {
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: clasp attack --model FILE.safetensors --attack NAME [--set KEY=VALUE]...\n"
+            "usage: clasp attack --model FILE.safetensors --attack NAME[,NAME...] [--set KEY=VALUE]...\n"
             "                    [--arch ARCH] [--samples N] [--batch N] [--seed N]\n"
             "                    [--dataset NAME] [--data DIR]\n"
             "                    [--save-adv OUT.safetensors]\n"
@@ -33,8 +34,12 @@ static void usage(FILE *f)
             "                state dict): resnet18, preact-resnet18, wrn-D-W (with -wN for a base\n"
             "                width) or a layer list; default: told by the tensor names, else the\n"
             "                default CNN\n"
+            "  --attack A    a plugin; a list a,b,c runs them as a cascade (each on the examples\n"
+            "                the earlier ones failed to flip); autoattack is the preset\n"
+            "                apgd,apgd-t,fab,square (--set version=fast: apgd,apgd-t)\n"
             "  --samples N   attack the first N test examples (default 1000; 0 = all)\n"
-            "  --set K=V     an attack parameter; `clasp plugins NAME` lists them\n"
+            "  --set K=V     an attack parameter; `clasp plugins NAME` lists them; with a list,\n"
+            "                it goes to every member that has it\n"
             "  --save-adv F  write x_adv, labels, clean_pred and adv_pred to F\n");
 }
 
@@ -113,6 +118,8 @@ static int run(const attack_opts *o)
 {
     clasp_registry *reg = NULL;
     clasp_attack_instance *atk = NULL;
+    clasp_ensemble ens = {0};
+    int cascade = strchr(o->attack, ',') || !strcmp(o->attack, CLASP_AUTOATTACK);
     clasp_dataset test = {0};
     clasp_ctx *ctx = NULL;
     clasp_model *m = NULL;
@@ -140,7 +147,8 @@ static int run(const attack_opts *o)
     }
     if (st == CLASP_OK) {
         what = "setting up the attack";
-        st = clasp_attack_new(reg, o->attack, keys, vals, where, o->n_sets, &atk);
+        if (cascade) st = clasp_ensemble_from_spec(reg, o->attack, keys, vals, where, o->n_sets, &ens);
+        else st = clasp_attack_new(reg, o->attack, keys, vals, where, o->n_sets, &atk);
         if (st == CLASP_ERR_NOT_FOUND || st == CLASP_ERR_CONFIG) {
             fprintf(stderr, "clasp attack: %s\n", clasp_last_error());
             clasp_registry_free(reg);
@@ -188,8 +196,14 @@ static int run(const attack_opts *o)
         }
     }
 
-    char params[512];
-    clasp_params_format(clasp_attack_params(atk), params, sizeof params);
+    char params[512] = "";
+    if (atk) clasp_params_format(clasp_attack_params(atk), params, sizeof params);
+    for (int j = 0; j < ens.n; j++) {
+        char mp[400];
+        size_t len = strlen(params);
+        clasp_params_format(clasp_attack_params(ens.members[j]), mp, sizeof mp);
+        snprintf(params + len, sizeof params - len, "%s%s: %s", j ? "; " : "", ens.labels[j], mp);
+    }
     fprintf(stderr, "device: %s\nattack: %s (%s) on %zu %s test images, batch %d, seed %llu\n",
             clasp_ctx_device(ctx)->name, o->attack, params, test.n, o->dataset, o->batch,
             (unsigned long long)o->seed);
@@ -197,6 +211,8 @@ static int run(const attack_opts *o)
     cli_progress_start(&rctx.bar, o->attack, test.n);
     clasp_eval_options opt = {
         .attack = atk,
+        .members = ens.members,
+        .n_members = ens.n,
         .seed = o->seed,
         .progress = on_progress,
         .on_batch = o->save_adv ? on_batch : NULL,
@@ -213,15 +229,44 @@ static int run(const attack_opts *o)
     int64_t success = clasp_eval_sum(&res, res.attack_success);
     printf("attack %s (%s) on %lld examples of %s\n", o->attack, params, (long long)res.total,
            o->model);
-    const char *cols[] = {"clean", "robust"};
-    const int64_t *vals2[] = {res.clean_correct, res.robust_correct};
-    cli_print_class_table(stdout, &test, 2, cols, vals2, res.count);
+    if (ens.n) {
+        /* Per class: clean and robust accuracy under the cascade, then the
+         * number of examples each member flipped first. */
+        printf("robust: correct clean and flipped by no member; then the examples each member flipped first\n");
+        printf("  %-14s %6s %10s %10s", "class", "n", "clean", "robust");
+        for (int j = 0; j < ens.n; j++) printf(" %10.10s", ens.labels[j]);
+        printf("\n");
+        for (int c = 0; c <= test.num_classes; c++) {
+            int all = c == test.num_classes;
+            int64_t n = all ? res.total : res.count[c];
+            int64_t cc = all ? clasp_eval_sum(&res, res.clean_correct) : res.clean_correct[c];
+            int64_t rc = all ? clasp_eval_sum(&res, res.robust_correct) : res.robust_correct[c];
+            printf("  %-14s %6lld %9.2f%% %9.2f%%", all ? "all" : test.class_names[c], (long long)n,
+                   n ? 100.0 * (double)cc / (double)n : 0.0, n ? 100.0 * (double)rc / (double)n : 0.0);
+            for (int j = 0; j < ens.n; j++) {
+                int64_t f = 0;
+                for (int k = all ? 0 : c; k < (all ? test.num_classes : c + 1); k++)
+                    f += res.first_flip[(size_t)k * (size_t)ens.n + (size_t)j];
+                printf(" %10lld", (long long)f);
+            }
+            printf("\n");
+        }
+    } else {
+        const char *cols[] = {"clean", "robust"};
+        const int64_t *vals2[] = {res.clean_correct, res.robust_correct};
+        cli_print_class_table(stdout, &test, 2, cols, vals2, res.count);
+    }
     printf("clean accuracy %.2f%%, robust accuracy %.2f%%, attack success %.2f%% of clean-correct\n",
            res.total ? 100.0 * (double)clean / (double)res.total : 0.0,
            res.total ? 100.0 * (double)robust / (double)res.total : 0.0,
            clean ? 100.0 * (double)success / (double)clean : 0.0);
     printf("time %.2f s (attack %.2f s, %.1f images/s)\n", res.seconds, res.attack_seconds,
            res.seconds > 0 ? (double)res.total / res.seconds : 0.0);
+    for (int j = 0; j < ens.n; j++) {
+        int64_t f = 0;
+        for (int c = 0; c < test.num_classes; c++) f += res.first_flip[(size_t)c * (size_t)ens.n + (size_t)j];
+        printf("  %d. %-12s %8.2f s, flipped first %lld\n", j + 1, ens.labels[j], res.member_seconds[j], (long long)f);
+    }
     if (o->save_adv) {
         what = "saving adversarial examples";
         st = save_adv(o, &test, &store, params);
@@ -235,6 +280,7 @@ done:
     clasp_eval_result_free(&res);
     /* The attack keeps device buffers of ctx: free it before ctx. */
     clasp_attack_free(atk);
+    clasp_ensemble_free(&ens);
     clasp_batcher_free(b);
     clasp_model_free(m);
     clasp_ctx_free(ctx);

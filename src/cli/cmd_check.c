@@ -111,14 +111,21 @@ int cmd_check(int argc, char **argv)
         }
         printf("attacks (%d), on %zu test examples, batch %d:\n", p->n_attacks, test, p->eval_batch);
         for (int i = 0; i < p->n_attacks; i++) {
-            printf("  %-28s ", p->attacks[i].label);
-            print_plugin(&p->attacks[i].plugin);
+            const clasp_plan_attack *a = &p->attacks[i];
+            printf("  %-28s ", a->label);
+            if (!a->n_members) print_plugin(&a->plugin);
+            else printf("ensemble, a cascade of %d:", a->n_members);
+            for (int j = 0; j < a->n_members; j++) {
+                printf("\n    %d. ", j + 1);
+                print_plugin(&a->members[j]);
+            }
             printf("\n");
         }
         clasp_plan_work w;
         clasp_plan_estimate(p, train, val, test, &w);
         printf("estimated work (forward+backward passes of one example; an attack costs steps x restarts,\n"
-               "cw binary_search_steps x max_iterations):\n");
+               "cw binary_search_steps x max_iterations; an ensemble the sum of its members on every example,\n"
+               "an upper bound):\n");
         print_passes("training", w.train);
         print_passes("validation", w.validate);
         print_passes("evaluation", w.evaluate);

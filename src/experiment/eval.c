@@ -5,8 +5,9 @@
 #include <time.h>
 
 #include "clasp/eval.h"
+#include "experiment/eval_internal.h"
 
-static double now_seconds(void)
+double eval_now(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -22,6 +23,9 @@ void clasp_eval_result_free(clasp_eval_result *r)
     free(r->attack_success);
     free(r->confusion);
     free(r->flow);
+    free(r->ex_label), free(r->ex_clean), free(r->ex_adv);
+    free(r->first_flip);
+    free(r->member_seconds);
     memset(r, 0, sizeof *r);
 }
 
@@ -32,7 +36,7 @@ int64_t clasp_eval_sum(const clasp_eval_result *r, const int64_t *per_class)
     return s;
 }
 
-static clasp_status result_alloc(clasp_eval_result *r, int k)
+static clasp_status result_alloc(clasp_eval_result *r, int k, int members)
 {
     memset(r, 0, sizeof *r);
     r->num_classes = k;
@@ -43,22 +47,22 @@ static clasp_status result_alloc(clasp_eval_result *r, int k)
     r->attack_success = calloc((size_t)k, sizeof(int64_t));
     r->confusion = calloc(kk, sizeof(int64_t));
     r->flow = calloc(kk, sizeof(int64_t));
+    if (members > 0) {
+        r->n_members = members;
+        r->first_flip = calloc((size_t)k * (size_t)members, sizeof(int64_t));
+        r->member_seconds = calloc((size_t)members, sizeof(double));
+    }
     if (!r->count || !r->clean_correct || !r->robust_correct || !r->attack_success ||
-        !r->confusion || !r->flow) {
+        !r->confusion || !r->flow || (members > 0 && (!r->first_flip || !r->member_seconds))) {
         clasp_eval_result_free(r);
         return clasp_error(CLASP_ERR_NOMEM, "out of memory");
     }
     return CLASP_OK;
 }
 
-typedef struct eval_buffers {
-    clasp_tensor *x_adv, *clean_pred, *adv_pred;
-    int32_t *y, *cp, *ap;       /* host copies of labels and predictions */
-    int cap;
-} eval_buffers;
-
 static void buffers_free(eval_buffers *b)
 {
+    cascade_free(&b->cascade);
     clasp_tensor_free(b->x_adv);
     clasp_tensor_free(b->clean_pred);
     clasp_tensor_free(b->adv_pred);
@@ -76,6 +80,28 @@ static clasp_status buffers_fit(eval_buffers *b, int n)
     return b->cap ? CLASP_OK : clasp_error(CLASP_ERR_NOMEM, "out of memory");
 }
 
+/* Appends the batch's labels and predictions to the per-example arrays. */
+static clasp_status keep_examples(clasp_eval_result *r, const eval_buffers *B, int n)
+{
+    size_t need = (size_t)r->total + (size_t)n;
+    if (need > r->ex_cap) {
+        size_t cap = r->ex_cap ? r->ex_cap : 256;
+        while (cap < need) cap *= 2;
+        int32_t *a = realloc(r->ex_label, cap * sizeof *a);
+        if (a) r->ex_label = a;
+        int32_t *b = a ? realloc(r->ex_clean, cap * sizeof *b) : NULL;
+        if (b) r->ex_clean = b;
+        int32_t *c = b ? realloc(r->ex_adv, cap * sizeof *c) : NULL;
+        if (!c) return clasp_error(CLASP_ERR_NOMEM, "out of memory");
+        r->ex_adv = c;
+        r->ex_cap = cap;
+    }
+    memcpy(r->ex_label + r->total, B->y, (size_t)n * sizeof(int32_t));
+    memcpy(r->ex_clean + r->total, B->cp, (size_t)n * sizeof(int32_t));
+    memcpy(r->ex_adv + r->total, B->ap, (size_t)n * sizeof(int32_t));
+    return CLASP_OK;
+}
+
 /* One batch: predictions, attack, counting. */
 static clasp_status eval_batch(clasp_model *m, const clasp_eval_options *opt, eval_buffers *B,
                                clasp_tensor *x, clasp_tensor *y, int n, size_t first,
@@ -87,20 +113,27 @@ static clasp_status eval_batch(clasp_model *m, const clasp_eval_options *opt, ev
     CLASP_TRY(clasp_tensor_ensure(ctx, &B->clean_pred, CLASP_I32, 1, (int[]){n}));
     CLASP_TRY(clasp_model_predict(m, x, B->clean_pred));
     const clasp_tensor *x_adv = x, *adv_pred = B->clean_pred;
-    if (opt->attack) {
+    if (opt->n_members > 0) {
+        CLASP_TRY(clasp_tensor_read(y, B->y));
+        CLASP_TRY(clasp_tensor_read(B->clean_pred, B->cp));
+        CLASP_TRY(eval_cascade_batch(m, opt, B, x, n, batch_index, r));
+        x_adv = B->x_adv, adv_pred = B->adv_pred;
+    } else if (opt->attack) {
         CLASP_TRY(clasp_tensor_ensure(ctx, &B->x_adv, CLASP_F32, x->ndim, x->shape));
         CLASP_TRY(clasp_tensor_ensure(ctx, &B->adv_pred, CLASP_I32, 1, (int[]){n}));
         clasp_rng rng = clasp_rng_make(opt->seed, batch_index + 1);
-        double t0 = now_seconds();
+        double t0 = eval_now();
         CLASP_TRY(clasp_attack_run(opt->attack, m, x, y, &rng, B->x_adv, B->adv_pred));
         CLASP_TRY(clasp_ctx_finish(ctx));
-        r->attack_seconds += now_seconds() - t0;
+        r->attack_seconds += eval_now() - t0;
         x_adv = B->x_adv, adv_pred = B->adv_pred;
     }
-    CLASP_TRY(clasp_tensor_read(y, B->y));
-    CLASP_TRY(clasp_tensor_read(B->clean_pred, B->cp));
-    if (opt->attack) CLASP_TRY(clasp_tensor_read(B->adv_pred, B->ap));
-    else memcpy(B->ap, B->cp, (size_t)n * sizeof(int32_t));
+    if (opt->n_members <= 0) {
+        CLASP_TRY(clasp_tensor_read(y, B->y));
+        CLASP_TRY(clasp_tensor_read(B->clean_pred, B->cp));
+        if (opt->attack) CLASP_TRY(clasp_tensor_read(B->adv_pred, B->ap));
+        else memcpy(B->ap, B->cp, (size_t)n * sizeof(int32_t));
+    }
     for (int i = 0; i < n; i++) {
         int t = B->y[i], c = B->cp[i], a = B->ap[i];
         if (t < 0 || t >= k || c < 0 || c >= k || a < 0 || a >= k)
@@ -115,6 +148,7 @@ static clasp_status eval_batch(clasp_model *m, const clasp_eval_options *opt, ev
         if (a == t) r->robust_correct[t]++;
         if (c == t && a != t) r->attack_success[t]++;
     }
+    CLASP_TRY(keep_examples(r, B, n));
     r->total += n;
     if (opt->on_batch)
         CLASP_TRY(opt->on_batch(opt->user, first, x, y, x_adv, B->clean_pred, adv_pred));
@@ -126,8 +160,8 @@ clasp_status clasp_eval_run(clasp_model *m, clasp_batcher *b, const clasp_eval_o
 {
     static const clasp_eval_options none = {0};
     if (!opt) opt = &none;
-    CLASP_TRY(result_alloc(out, clasp_model_num_classes(m)));
-    double t0 = now_seconds();
+    CLASP_TRY(result_alloc(out, clasp_model_num_classes(m), opt->n_members));
+    double t0 = eval_now();
     int train = clasp_model_is_train(m);
     clasp_model_set_train(m, 0);
     clasp_batcher_start(b, 0, 0, 0);
@@ -151,6 +185,6 @@ clasp_status clasp_eval_run(clasp_model *m, clasp_batcher *b, const clasp_eval_o
         clasp_eval_result_free(out);
         return st;
     }
-    out->seconds = now_seconds() - t0;
+    out->seconds = eval_now() - t0;
     return CLASP_OK;
 }

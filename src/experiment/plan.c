@@ -558,7 +558,7 @@ void clasp_plan_free(clasp_plan *p)
     free(p->arch);
     for (int i = 0; i < p->n_models; i++) plan_defense_free(p->models[i].defense);
     free(p->models);
-    for (int i = 0; i < p->n_attacks; i++) plan_plugin_clear(&p->attacks[i].plugin);
+    for (int i = 0; i < p->n_attacks; i++) plan_attack_clear(&p->attacks[i]);
     free(p->attacks);
     free(p->output);
     free(p);

@@ -229,7 +229,23 @@ static void emit_plan(em *m, const clasp_plan *p, int with_output)
     scalar(m, "attacks");
     seq_start(m, 0);
     for (int i = 0; i < p->n_attacks; i++) {
-        emit_plugin(m, &p->attacks[i].plugin, p->attacks[i].label);
+        const clasp_plan_attack *a = &p->attacks[i];
+        if (!a->n_members) {
+            emit_plugin(m, &a->plugin, a->label);
+            map_end(m);
+            continue;
+        }
+        /* An ensemble (the preset included) in full: it reads back as the
+         * same cascade with every parameter shown. */
+        map_start(m, 0);
+        kv(m, "label", a->label);
+        scalar(m, "ensemble");
+        seq_start(m, 0);
+        for (int j = 0; j < a->n_members; j++) {
+            emit_plugin(m, &a->members[j], NULL);
+            map_end(m);
+        }
+        seq_end(m);
         map_end(m);
     }
     seq_end(m);
@@ -333,6 +349,12 @@ double clasp_plan_attack_cost(const clasp_plan_plugin *a)
     double steps = param_or(a, "steps", param_or(a, "max_iterations", 1));
     double restarts = param_or(a, "restarts", 1);
     double search = param_or(a, "binary_search_steps", param_or(a, "search_steps", 1));
+    /* Targeted attacks over several classes (apgd-t, fab) run once per
+     * target; a score-based attack (square) spends n_queries forward
+     * passes, counted as half a forward+backward pass each. */
+    double targets = param_or(a, "n_target_classes", 1);
+    if (targets > 1) search *= targets;
+    if (param_or(a, "n_queries", 0) > 0) steps = param_or(a, "n_queries", 0) / 2;
     if (steps < 1) steps = 1;
     if (restarts < 1) restarts = 1;
     if (search < 1) search = 1;
@@ -355,7 +377,14 @@ void clasp_plan_estimate(const clasp_plan *p, size_t train_n, size_t val_n, size
     if (p->val_eval_size && p->val_eval_size < val_n) val_n = p->val_eval_size;
     if (p->test_size && p->test_size < test_n) test_n = p->test_size;
     double per_test = 0;
-    for (int a = 0; a < p->n_attacks; a++) per_test += 1 + clasp_plan_attack_cost(&p->attacks[a].plugin);
+    for (int a = 0; a < p->n_attacks; a++) {
+        const clasp_plan_attack *pa = &p->attacks[a];
+        /* An ensemble: every member on every example, an upper bound (later
+         * members see only what the earlier ones left). */
+        per_test += 1;
+        if (!pa->n_members) per_test += clasp_plan_attack_cost(&pa->plugin);
+        for (int j = 0; j < pa->n_members; j++) per_test += clasp_plan_attack_cost(&pa->members[j]);
+    }
     for (int i = 0; i < p->n_models; i++) {
         double atk = clasp_plan_attack_cost(clasp_plan_model_attack(&p->models[i]));
         out->train += (double)p->epochs * (double)train_n * (1 + defense_cost(&p->models[i]));

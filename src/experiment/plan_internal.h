@@ -76,6 +76,19 @@ clasp_status plan_parse_attacks(pctx *c, yaml_node_t *seq);
 clasp_status plan_parse_models(pctx *c, yaml_node_t *seq);
 void plan_plugin_clear(clasp_plan_plugin *p);
 void plan_defense_free(clasp_plan_defense *d);
+/* One plugin resolved from text pairs (defaults filled in, validated);
+ * wh[i] is the location for pair i's messages; node locates the block. */
+clasp_status plan_plugin_fill(pctx *c, const clasp_plugin_desc *desc, const char **keys,
+                              const char **vals, char **wh, int n, const yaml_node_t *node,
+                              clasp_plan_plugin *out);
+/* One attack block ("name" or {name, params}) without grids. */
+clasp_status plan_resolve_single(pctx *c, yaml_node_t *n, clasp_plan_plugin *out);
+/* Ensembles and presets (plan_ensemble.c): whether an evaluate entry is
+ * one, and its parsing (appends to c->plan->attacks). */
+int plan_is_ensemble(const pctx *c, const yaml_node_t *item);
+clasp_status plan_parse_ensemble(pctx *c, yaml_node_t *item);
+void plan_attack_clear(clasp_plan_attack *a);
+#define PLAN_MAX_PLANNED 1024
 /* Shortest text that reads back as the same double. */
 void plan_fmt_double(double v, char *buf, size_t size);
 

@@ -21,7 +21,7 @@
  * checked against all before it for a distinct name, and aliases make big
  * lists cheap to write: without a cap a 3 KB file of aliased grids plans a
  * hundred thousand models and takes minutes. A real study is far smaller. */
-#define MAX_PLANNED 1024
+#define MAX_PLANNED PLAN_MAX_PLANNED
 
 typedef struct rblock {
     yaml_node_t *node, *name_node, *label;
@@ -205,11 +205,23 @@ static clasp_status resolve_plugin(pctx *c, const rblock *b, const axes *ax, con
         if (!(wh[i] = malloc(300))) st = clasp_error(CLASP_ERR_NOMEM, "out of memory");
         else plan_loc(c, known ? v : b->params.p[i].key, wh[i], 300);
     }
+    if (st == CLASP_OK) st = plan_plugin_fill(c, b->desc, keys, vals, wh, n, b->node, out);
+    for (int i = 0; wh && i < n; i++) free(wh[i]);
+    free(keys), free(vals), free(wh);
+    return st;
+}
+
+clasp_status plan_plugin_fill(pctx *c, const clasp_plugin_desc *desc, const char **keys,
+                              const char **vals, char **wh, int n, const yaml_node_t *node,
+                              clasp_plan_plugin *out)
+{
+    memset(out, 0, sizeof *out);
+    int np = desc->n_params;
     clasp_params params = {0};
-    if (st == CLASP_OK) st = clasp_params_build(b->desc, keys, vals, (const char *const *)wh, n, &params);
-    out->desc = b->desc;
-    snprintf(out->name, sizeof out->name, "%s", b->desc->name);
-    plan_loc(c, b->node, out->loc, sizeof out->loc);
+    clasp_status st = clasp_params_build(desc, keys, vals, (const char *const *)wh, n, &params);
+    out->desc = desc;
+    snprintf(out->name, sizeof out->name, "%s", desc->name);
+    plan_loc(c, node, out->loc, sizeof out->loc);
     if (st == CLASP_OK) {
         clasp_params_format(&params, out->params_text, sizeof out->params_text);
         out->keys = calloc((size_t)np + 1, sizeof *out->keys);
@@ -238,9 +250,24 @@ static clasp_status resolve_plugin(pctx *c, const rblock *b, const axes *ax, con
         if (!out->keys[i] || !out->values[i] || !out->where[i]) st = clasp_error(CLASP_ERR_NOMEM, "out of memory");
     }
     clasp_params_free(&params);
-    for (int i = 0; wh && i < n; i++) free(wh[i]);
-    free(keys), free(vals), free(wh);
     if (st != CLASP_OK) plan_plugin_clear(out);
+    return st;
+}
+
+clasp_status plan_resolve_single(pctx *c, yaml_node_t *n, clasp_plan_plugin *out)
+{
+    memset(out, 0, sizeof *out);
+    rblock *b;
+    CLASP_TRY(parse_block(c, n, CLASP_PLUGIN_ATTACK, 0, 0, &b));
+    axes ax = {0};
+    clasp_status st = collect_axes(c, b, &ax);
+    if (st == CLASP_OK && ax.n)
+        st = plan_err(c, ax.seq[0],
+                      "%s: a list (a grid) inside an ensemble is not supported; write one ensemble "
+                      "per value",
+                      b->desc->name);
+    if (st == CLASP_OK) st = resolve_plugin(c, b, &ax, NULL, out);
+    rblock_free(b);
     return st;
 }
 
@@ -304,6 +331,10 @@ clasp_status plan_parse_attacks(pctx *c, yaml_node_t *seq)
     clasp_status st = CLASP_OK;
     for (int i = 0; st == CLASP_OK && i < yseq_len(seq); i++) {
         yaml_node_t *item = yseq_item(c, seq, i);
+        if (plan_is_ensemble(c, item)) {
+            st = plan_parse_ensemble(c, item);
+            continue;
+        }
         rblock *b;
         CLASP_TRY(parse_block(c, item, CLASP_PLUGIN_ATTACK, 1, 0, &b));
         axes ax = {0};

@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "experiment/report_worst.h"
 #include "experiment/svg.h"
 
 double clasp_rate(int64_t num, int64_t den)
@@ -96,7 +97,7 @@ static int strongest_attack(const clasp_model_report *m, int k)
 {
     int best = 0;
     for (int i = 1; i < m->n_attacks; i++)
-        if (summarize(&m->attacks[i], k).robust_acc <
+        if (!m->attacks[i].derived && summarize(&m->attacks[i], k).robust_acc <
             summarize(&m->attacks[best], k).robust_acc)
             best = i;
     return best;
@@ -368,6 +369,33 @@ static json_object *json_flow(const clasp_attack_report *a, int k, int *bad)
     return rows;
 }
 
+/* An ensemble's or worst case's members: in order, with the per-class
+ * counts of clean-correct examples each flipped first (and, for an
+ * ensemble run as a cascade, the time inside each). */
+static json_object *json_members(const clasp_report *r, const clasp_attack_report *a, int *bad)
+{
+    int k = r->num_classes, n = a->n_members;
+    json_object *arr = json_object_new_array();
+    for (int j = 0; j < n; j++) {
+        json_object *o = json_object_new_object();
+        jset_str(o, "label", a->member_labels[j], bad);
+        json_object *ff = json_object_new_array();
+        int64_t total = 0;
+        for (int c = 0; c < k; c++) {
+            int64_t v = a->first_flip[(size_t)c * (size_t)n + (size_t)j];
+            total += v;
+            jpush(ff, json_object_new_int64(v), bad);
+        }
+        if (!ff) *bad = 1;
+        jset(o, "flipped_first", ff, bad);
+        jset_int(o, "flipped_first_total", total, bad);
+        if (a->member_seconds) jset_num(o, "seconds", a->member_seconds[j], bad);
+        jpush(arr, o, bad);
+    }
+    if (!arr) *bad = 1;
+    return arr;
+}
+
 static json_object *json_attack(const clasp_report *r, const clasp_attack_report *a,
                                 const char *stem, int *bad)
 {
@@ -377,6 +405,10 @@ static json_object *json_attack(const clasp_report *r, const clasp_attack_report
     jset_str(o, "plugin", a->plugin, bad);
     jset_str(o, "params", a->params, bad);
     jset_num(o, "seconds", a->seconds, bad);
+    if (a->linf_eps > 0) jset_num(o, "linf_eps", a->linf_eps, bad);
+    else jset_null(o, "linf_eps", bad);
+    jset(o, "derived", json_object_new_boolean(a->derived != 0), bad);
+    if (a->n_members) jset(o, "ensemble", json_members(r, a, bad), bad);
     json_object *rows = json_object_new_array();
     for (int c = 0; c < k; c++) jpush(rows, json_class_row(r, a, c, bad), bad);
     if (!rows) *bad = 1;
@@ -433,8 +465,9 @@ static void json_model_runs(json_object *o, const clasp_report *r, const clasp_m
     for (int i = 0; i < m->n_attacks; i++) {
         jpush(attacks, json_attack(r, &m->attacks[i], plan->pair[plan->first[mi] + i], bad), bad);
         for (int j = i + 1; j < m->n_attacks; j++)
-            jpush(pairs, json_pair(r, make_pair(&m->attacks[i], &m->attacks[j], r->num_classes),
-                                   bad), bad);
+            if (!m->attacks[i].derived && !m->attacks[j].derived)
+                jpush(pairs, json_pair(r, make_pair(&m->attacks[i], &m->attacks[j], r->num_classes),
+                                       bad), bad);
     }
     if (!attacks || !pairs) *bad = 1;
     jset(o, "attacks", attacks, bad);
@@ -544,10 +577,19 @@ static void csv_row(clasp_buf *b, const clasp_report *r, const clasp_model_repor
     csv_field(b, a->label);
     clasp_buf_printf(b, ",%d,", c);
     csv_field(b, r->class_names[c]);
-    clasp_buf_printf(b, ",%lld,%lld,%.6f,%lld,%.6f,%lld,%.6f\n", (long long)a->count[c],
+    clasp_buf_printf(b, ",%lld,%lld,%.6f,%lld,%.6f,%lld,%.6f,", (long long)a->count[c],
                      (long long)a->clean_correct[c], clasp_rate(a->clean_correct[c], a->count[c]),
                      (long long)a->robust_correct[c], class_robust(a, c),
                      (long long)a->success[c], clasp_rate(a->success[c], a->clean_correct[c]));
+    /* Ensembles and worst cases: "member=count;..." of the examples each
+     * member flipped first. */
+    clasp_buf ff = {0};
+    for (int j = 0; j < a->n_members; j++)
+        clasp_buf_printf(&ff, "%s%s=%lld", j ? ";" : "", a->member_labels[j],
+                         (long long)a->first_flip[(size_t)c * (size_t)a->n_members + (size_t)j]);
+    csv_field(b, ff.data ? ff.data : "");
+    clasp_buf_free(&ff);
+    clasp_buf_puts(b, "\n");
 }
 
 static clasp_status write_csv(const clasp_report *r, const chart_plan *plan, const char *path)
@@ -555,7 +597,7 @@ static clasp_status write_csv(const clasp_report *r, const chart_plan *plan, con
     (void)plan;
     clasp_buf b = {0};
     clasp_buf_puts(&b, "model,attack,class_index,class,count,clean_correct,clean_acc,"
-                       "robust_correct,robust_acc,success,success_rate\n");
+                       "robust_correct,robust_acc,success,success_rate,flipped_first_by\n");
     for (int i = 0; i < r->n_models; i++) {
         const clasp_model_report *m = &r->models[i];
         for (int j = 0; j < m->n_attacks; j++)
@@ -725,7 +767,10 @@ static void md_attack_line(clasp_buf *b, const clasp_report *r, const clasp_atta
  * strongest attack, so the table stays readable. */
 static int md_pair_shown(const clasp_model_report *m, int i, int j, int strongest)
 {
-    int pairs = m->n_attacks * (m->n_attacks - 1) / 2;
+    int listed = 0;
+    for (int a = 0; a < m->n_attacks; a++) listed += !m->attacks[a].derived;
+    int pairs = listed * (listed - 1) / 2;
+    if (m->attacks[i].derived || m->attacks[j].derived) return 0;
     return pairs <= 6 || i == strongest || j == strongest;
 }
 
@@ -771,6 +816,8 @@ static void md_gains(clasp_buf *b, const clasp_report *r, const clasp_model_repo
  * and report.json carry it instead. */
 #define MD_FLOW_MAX_CLASSES 20
 
+static void md_flow_table(clasp_buf *b, const clasp_report *r, const clasp_attack_report *a);
+
 static void md_flow(clasp_buf *b, const clasp_report *r, const clasp_model_report *m)
 {
     int k = r->num_classes;
@@ -778,6 +825,12 @@ static void md_flow(clasp_buf *b, const clasp_report *r, const clasp_model_repor
     clasp_buf_puts(b, "\n### Flow under the strongest attack (");
     md_text(b, a->label);
     clasp_buf_puts(b, ")\n\n");
+    md_flow_table(b, r, a);
+}
+
+static void md_flow_table(clasp_buf *b, const clasp_report *r, const clasp_attack_report *a)
+{
+    int k = r->num_classes;
     if (k > MD_FLOW_MAX_CLASSES) {
         clasp_buf_puts(b, "Too many classes for a table: see the flow chart below and "
                           "report.json.\n");
@@ -800,6 +853,87 @@ static void md_flow(clasp_buf *b, const clasp_report *r, const clasp_model_repor
             clasp_buf_printf(b, " %lld |", (long long)a->flow[(size_t)i * k + j]);
     }
     clasp_buf_puts(b, "\n");
+}
+
+/* Ensembles and worst cases: per class, robust accuracy and which member
+ * flipped the class's examples first, then the worst case's flow. */
+static void md_worst(clasp_buf *b, const clasp_report *r, const clasp_model_report *m)
+{
+    int k = r->num_classes, budgets = 0;
+    double seen[16];
+    for (int j = 0; j < m->n_attacks; j++) {
+        const clasp_attack_report *a = &m->attacks[j];
+        if (a->derived || a->linf_eps <= 0) continue;
+        int known = 0;
+        for (int i = 0; i < budgets; i++) known |= seen[i] == a->linf_eps;
+        if (!known && budgets < 16) seen[budgets++] = a->linf_eps;
+    }
+    for (int j = 0; j < m->n_attacks; j++) {
+        const clasp_attack_report *a = &m->attacks[j];
+        if (!a->n_members) continue;
+        attack_summary s = summarize(a, k);
+        clasp_buf_puts(b, "\n### ");
+        clasp_buf_puts(b, a->derived ? "Worst case per example: " : "Ensemble: ");
+        md_text(b, a->label);
+        clasp_buf_puts(b, "\n\n");
+        if (a->derived) {
+            clasp_buf_printf(b, "Over every listed L-inf attack with eps = %g: ", a->linf_eps);
+            for (int i = 0; i < a->n_members; i++) {
+                clasp_buf_puts(b, i ? ", " : "");
+                md_text(b, a->member_labels[i]);
+            }
+            clasp_buf_puts(b, ". An example counts as robust only if it is classified correctly clean "
+                              "and none of them flipped it; \"flipped first\" credits the first in list "
+                              "order. Unbounded attacks (no eps, e.g. cw) are left out.");
+            if (budgets > 1) {
+                clasp_buf_puts(b, " The listed L-inf attacks use different budgets (eps");
+                for (int i = 0; i < budgets; i++) clasp_buf_printf(b, "%s %g", i ? "," : "", seen[i]);
+                clasp_buf_puts(b, "), so worst cases are grouped by eps; a budget with a single "
+                                  "attack has none.");
+            }
+            clasp_buf_puts(b, "\n\n");
+        } else {
+            clasp_buf_puts(b, "A cascade: each attack runs only on the clean-correct examples that "
+                              "every earlier one failed to flip; an example counts as robust only if "
+                              "all failed. Time: ");
+            md_duration(b, a->seconds);
+            for (int i = 0; i < a->n_members; i++) {
+                clasp_buf_puts(b, i ? ", " : " (");
+                md_text(b, a->member_labels[i]);
+                clasp_buf_puts(b, " ");
+                md_duration(b, a->member_seconds ? a->member_seconds[i] : 0);
+            }
+            clasp_buf_puts(b, ").\n\n");
+        }
+        clasp_buf_puts(b, "| Class | n | Clean-correct | Robust |");
+        for (int i = 0; i < a->n_members; i++) {
+            clasp_buf_puts(b, " flipped first by ");
+            md_text(b, a->member_labels[i]);
+            clasp_buf_puts(b, " |");
+        }
+        clasp_buf_puts(b, "\n|---|---:|---:|---:|");
+        for (int i = 0; i < a->n_members; i++) clasp_buf_puts(b, "---:|");
+        for (int c = 0; c <= k; c++) {
+            clasp_buf_puts(b, "\n| ");
+            if (c < k) md_text(b, r->class_names[c]);
+            else clasp_buf_puts(b, "**all**");
+            if (c < k)
+                clasp_buf_printf(b, " | %lld | %lld | %.1f |", (long long)a->count[c],
+                                 (long long)a->clean_correct[c], 100 * class_robust(a, c));
+            else
+                clasp_buf_printf(b, " | %lld | %lld | %.1f |", (long long)s.count, (long long)s.clean,
+                                 100 * s.robust_acc);
+            for (int i = 0; i < a->n_members; i++) {
+                int64_t v = 0;
+                for (int cc = c < k ? c : 0; cc < (c < k ? c + 1 : k); cc++)
+                    v += a->first_flip[(size_t)cc * (size_t)a->n_members + (size_t)i];
+                clasp_buf_printf(b, " %lld |", (long long)v);
+            }
+        }
+        clasp_buf_puts(b, "\n\nFlow of the worst case (misclassified clean examples keep their clean "
+                          "prediction):\n\n");
+        md_flow_table(b, r, a);
+    }
 }
 
 static void md_weights(clasp_buf *b, const clasp_report *r, const float *w, const char *fmt)
@@ -887,6 +1021,7 @@ static void md_model(clasp_buf *b, const clasp_report *r, const chart_plan *plan
         for (int j = 0; j < m->n_attacks; j++) md_attack_line(b, r, &m->attacks[j]);
         if (m->n_attacks > 1) md_gains(b, r, m);
         md_flow(b, r, m);
+        md_worst(b, r, m);
     } else {
         clasp_buf_puts(b, "\nNo attacks were evaluated on this model.\n");
     }
@@ -1007,12 +1142,20 @@ static clasp_status check_report(const clasp_report *r, const char *dir)
     return CLASP_OK;
 }
 
-clasp_status clasp_report_write(const clasp_report *r, const char *dir)
+clasp_status clasp_report_write(const clasp_report *given, const char *dir)
 {
-    CLASP_TRY(check_report(r, dir));
+    CLASP_TRY(check_report(given, dir));
+    /* The worst cases over the listed attacks join each model's entries. */
+    clasp_report aug;
+    CLASP_TRY(report_worst_augment(given, &aug));
+    const clasp_report *r = &aug;
     chart_plan plan = {0};
-    CLASP_TRY(plan_charts(r, &plan));
-    clasp_status s = write_charts(r, &plan, dir);
+    clasp_status s = plan_charts(r, &plan);
+    if (s != CLASP_OK) {
+        report_worst_free(&aug);
+        return s;
+    }
+    s = write_charts(r, &plan, dir);
     if (s == CLASP_OK) s = write_file(r, &plan, dir, "per_class.csv", write_csv);
     if (s == CLASP_OK) s = write_file(r, &plan, dir, "report.md", write_md);
     if (s == CLASP_OK) {
@@ -1023,5 +1166,6 @@ clasp_status clasp_report_write(const clasp_report *r, const char *dir)
     }
     if (s == CLASP_OK) sync_dir(dir);
     plan_free(&plan);
+    report_worst_free(&aug);
     return s;
 }

@@ -153,6 +153,46 @@ static clasp_status eval_batch_check(void *user, size_t first, const clasp_tenso
     return run_stop_requested(R) ? clasp_error(CLASP_ERR_INTERRUPTED, "interrupted") : CLASP_OK;
 }
 
+/* The per-example outcomes and an ensemble's first flippers, for the
+ * report's worst cases (and the state file, so a resumed run has them). */
+static clasp_status keep_outcomes(runner *R, clasp_model_report *rep, clasp_attack_report *ar,
+                                  const clasp_plan_attack *pa, clasp_eval_result *res)
+{
+    int K = R->K, nm = res->n_members;
+    ar->linf_eps = clasp_plan_attack_linf_eps(pa);
+    if (!rep->labels) {
+        rep->n_examples = res->total;
+        rep->labels = malloc((size_t)res->total * sizeof(int32_t) + 1);
+        rep->clean_pred = malloc((size_t)res->total * sizeof(int32_t) + 1);
+        if (!rep->labels || !rep->clean_pred) return clasp_error(CLASP_ERR_NOMEM, "out of memory");
+        memcpy(rep->labels, res->ex_label, (size_t)res->total * sizeof(int32_t));
+        memcpy(rep->clean_pred, res->ex_clean, (size_t)res->total * sizeof(int32_t));
+    } else if (rep->n_examples != res->total) {
+        return clasp_error(CLASP_ERR_INVALID, "evaluation: %lld examples, %lld before", (long long)res->total,
+                           (long long)rep->n_examples);
+    }
+    ar->adv_pred = malloc((size_t)res->total * sizeof(int32_t) + 1);
+    if (!ar->adv_pred) return clasp_error(CLASP_ERR_NOMEM, "out of memory");
+    memcpy(ar->adv_pred, res->ex_adv, (size_t)res->total * sizeof(int32_t));
+    if (nm > 0) {
+        ar->member_labels = calloc((size_t)nm, sizeof *ar->member_labels);
+        ar->member_seconds = run_dup_doubles(res->member_seconds, (size_t)nm);
+        ar->first_flip = run_dup64(res->first_flip, (size_t)K * (size_t)nm);
+        if (!ar->member_labels || !ar->member_seconds || !ar->first_flip)
+            return clasp_error(CLASP_ERR_NOMEM, "out of memory");
+        ar->n_members = nm;
+        for (int j = 0; j < nm; j++)
+            snprintf(ar->member_labels[j], sizeof ar->member_labels[j], "%s", R->ensembles[pa - R->p->attacks].labels[j]);
+        for (int j = 0; j < nm; j++) {
+            int64_t f = 0;
+            for (int c = 0; c < K; c++) f += res->first_flip[(size_t)c * (size_t)nm + (size_t)j];
+            run_say(R, "    %d. %-20s flipped first %lld  (%.1f s)", j + 1, R->ensembles[pa - R->p->attacks].labels[j],
+                    (long long)f, res->member_seconds[j]);
+        }
+    }
+    return CLASP_OK;
+}
+
 static clasp_status evaluate(runner *R, model_run *mr)
 {
     const clasp_plan *p = R->p;
@@ -167,6 +207,8 @@ static clasp_status evaluate(runner *R, model_run *mr)
         const clasp_plan_attack *pa = &p->attacks[j];
         clasp_eval_options o = {0};
         o.attack = R->attacks[j];
+        o.members = R->ensembles[j].members;
+        o.n_members = R->ensembles[j].n;
         /* One seed for every attack and model: tpgd with T = 1 then
          * reproduces pgd exactly, and models meet the same random starts. */
         o.seed = run_stream_key(p->seed, 0, 0, PURPOSE_TEST);
@@ -184,14 +226,21 @@ static clasp_status evaluate(runner *R, model_run *mr)
         CLASP_TRY(st);
         clasp_attack_report *ar = &rep->attacks[j];
         snprintf(ar->label, sizeof ar->label, "%s", pa->label);
-        snprintf(ar->plugin, sizeof ar->plugin, "%s", pa->plugin.name);
+        snprintf(ar->plugin, sizeof ar->plugin, "%s", pa->n_members ? "ensemble" : pa->plugin.name);
         snprintf(ar->params, sizeof ar->params, "%s", pa->plugin.params_text);
+        /* An ensemble: "apgd(eps=0.1, ...); square(...)", cut at the field's size. */
+        for (int i = 0; i < pa->n_members; i++) {
+            size_t len = strlen(ar->params);
+            snprintf(ar->params + len, sizeof ar->params - len, "%s%s(%s)", i ? "; " : "", pa->members[i].name,
+                     pa->members[i].params_text);
+        }
         ar->count = run_dup64(res.count, (size_t)K);
         ar->clean_correct = run_dup64(res.clean_correct, (size_t)K);
         ar->robust_correct = run_dup64(res.robust_correct, (size_t)K);
         ar->success = run_dup64(res.attack_success, (size_t)K);
         ar->flow = run_dup64(res.flow, (size_t)K * (size_t)K);
         ar->seconds = res.seconds;
+        CLASP_TRY(keep_outcomes(R, rep, ar, pa, &res));
         rep->eval_seconds += res.seconds;
         rep->n_attacks = j + 1;
         int64_t n = res.total;
@@ -363,7 +412,8 @@ static clasp_status prepare(runner *R)
     strftime(R->started, sizeof R->started, "%Y-%m-%dT%H:%M:%SZ", &tm);
     R->reports = calloc((size_t)p->n_models, sizeof *R->reports);
     R->attacks = calloc((size_t)p->n_attacks, sizeof *R->attacks);
-    if (!R->reports || !R->attacks) return clasp_error(CLASP_ERR_NOMEM, "out of memory");
+    R->ensembles = calloc((size_t)p->n_attacks, sizeof *R->ensembles);
+    if (!R->reports || !R->attacks || !R->ensembles) return clasp_error(CLASP_ERR_NOMEM, "out of memory");
     run_say(R, "loading %s", p->dataset);
     CLASP_TRY(load_data(R));
     CLASP_TRY(clasp_ctx_new(p->device, &R->ctx));
@@ -381,7 +431,22 @@ static clasp_status prepare(runner *R)
     CLASP_TRY(clasp_batcher_new(R->ctx, &R->train, p->batch, &R->train_b));
     CLASP_TRY(clasp_batcher_new(R->ctx, &R->val_eval, p->eval_batch, &R->val_b));
     CLASP_TRY(clasp_batcher_new(R->ctx, &R->test, p->eval_batch, &R->test_b));
-    for (int j = 0; j < p->n_attacks; j++) CLASP_TRY(new_attack(&p->attacks[j].plugin, &R->attacks[j]));
+    for (int j = 0; j < p->n_attacks; j++) {
+        const clasp_plan_attack *pa = &p->attacks[j];
+        if (!pa->n_members) {
+            CLASP_TRY(new_attack(&pa->plugin, &R->attacks[j]));
+            continue;
+        }
+        clasp_ensemble *e = &R->ensembles[j];
+        e->members = calloc((size_t)pa->n_members, sizeof *e->members);
+        e->labels = calloc((size_t)pa->n_members, sizeof *e->labels);
+        if (!e->members || !e->labels) return clasp_error(CLASP_ERR_NOMEM, "out of memory");
+        e->n = pa->n_members;
+        const char *names[16];
+        for (int i = 0; i < pa->n_members && i < 16; i++) names[i] = pa->members[i].name;
+        clasp_ensemble_member_labels(names, pa->n_members < 16 ? pa->n_members : 16, e->labels);
+        for (int i = 0; i < pa->n_members; i++) CLASP_TRY(new_attack(&pa->members[i], &e->members[i]));
+    }
     if (R->opt->resume) {
         CLASP_TRY(run_state_load(R));
         R->resumed = 1;
@@ -410,6 +475,8 @@ clasp_status clasp_experiment_run(const clasp_plan *p, const clasp_registry *r, 
     }
     for (int j = 0; R.attacks && j < p->n_attacks; j++) clasp_attack_free(R.attacks[j]);
     free(R.attacks);
+    for (int j = 0; R.ensembles && j < p->n_attacks; j++) clasp_ensemble_free(&R.ensembles[j]);
+    free(R.ensembles);
     for (int i = 0; R.reports && i < p->n_models; i++) run_report_free(&R.reports[i]);
     free(R.reports);
     clasp_tensor_free(R.augmented);

@@ -5,6 +5,7 @@
 
 #include "clasp/batch.h"
 #include "clasp/data.h"
+#include "clasp/ensemble.h"
 #include "clasp/eval.h"
 #include "clasp/experiment.h"
 #include "clasp/report.h"
@@ -36,6 +37,7 @@ typedef struct runner {
     clasp_batcher *train_b, *val_b, *test_b;
     clasp_tensor *augmented;    /* the augmented training batch */
     clasp_attack_instance **attacks;
+    clasp_ensemble *ensembles;  /* per planned attack: its members (n 0 for a single attack) */
     int K;
     /* One report per planned model; reports[i] is complete for i < pos.model
      * and partial for pos.model. */
@@ -86,6 +88,7 @@ clasp_status run_interrupted(runner *R, model_run *mr);
 double run_pct(int64_t a, int64_t b);
 int64_t run_sum64(const int64_t *v, int n);
 int64_t *run_dup64(const int64_t *v, size_t n);
+double *run_dup_doubles(const double *v, size_t n);
 clasp_status run_make_dirs(const char *path);
 clasp_status run_join_path(char *buf, size_t size, const char *dir, const char *name);
 int run_file_exists(const char *path);

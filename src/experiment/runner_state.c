@@ -16,7 +16,7 @@
 #include "clasp/safetensors.h"
 #include "experiment/runner_internal.h"
 
-#define STATE_VERSION 1
+#define STATE_VERSION 2 /* 2: per-example outcomes and ensembles */
 #define STATE_KEY "clasp.state"
 
 double run_now(void)
@@ -37,9 +37,11 @@ void run_report_free(clasp_model_report *r)
     for (int a = 0; r->attacks && a < r->n_attacks; a++) {
         clasp_attack_report *ar = &r->attacks[a];
         free(ar->count), free(ar->clean_correct), free(ar->robust_correct), free(ar->success), free(ar->flow);
+        free(ar->member_labels), free(ar->first_flip), free(ar->member_seconds), free(ar->adv_pred);
     }
     free(r->attacks);
     free(r->calib_offsets);
+    free(r->labels), free(r->clean_pred);
     memset(r, 0, sizeof *r);
 }
 
@@ -82,6 +84,20 @@ static void put_i64s(jb *b, json_object *o, const char *key, const int64_t *v, i
     put(b, o, key, a);
 }
 
+static void put_i32s(jb *b, json_object *o, const char *key, const int32_t *v, int64_t n)
+{
+    if (!v) {
+        if (json_object_object_add(o, key, NULL) != 0) b->ok = 0;
+        return;
+    }
+    json_object *a = json_object_new_array();
+    for (int64_t i = 0; a && i < n; i++) {
+        json_object *x = json_object_new_int(v[i]);
+        if (!x || json_object_array_add(a, x) != 0) json_object_put(x), b->ok = 0;
+    }
+    put(b, o, key, a);
+}
+
 static void put_floats(jb *b, json_object *o, const char *key, const float *v, int n)
 {
     if (!v) {
@@ -109,6 +125,9 @@ static json_object *model_json(jb *b, const clasp_model_report *r, int K)
     put(b, o, "calib_temperature", jdouble((double)r->calib_temperature));
     put(b, o, "train_seconds", jdouble(r->train_seconds));
     put(b, o, "eval_seconds", jdouble(r->eval_seconds));
+    put(b, o, "n_examples", json_object_new_int64(r->n_examples));
+    put_i32s(b, o, "labels", r->labels, r->n_examples);
+    put_i32s(b, o, "clean_pred", r->clean_pred, r->n_examples);
     json_object *eps = json_object_new_array();
     for (int e = 0; eps && e < r->n_epochs; e++) {
         const clasp_epoch_report *ep = &r->epochs[e];
@@ -145,6 +164,23 @@ static json_object *model_json(jb *b, const clasp_model_report *r, int K)
         put_i64s(b, x, "success", ar->success, K);
         put_i64s(b, x, "flow", ar->flow, K * K);
         put(b, x, "seconds", jdouble(ar->seconds));
+        put(b, x, "linf_eps", jdouble(ar->linf_eps));
+        put_i32s(b, x, "adv_pred", ar->adv_pred, r->n_examples);
+        json_object *mem = json_object_new_array();
+        for (int j = 0; mem && j < ar->n_members; j++) {
+            json_object *s = json_object_new_string(ar->member_labels[j]);
+            if (!s || json_object_array_add(mem, s) != 0) json_object_put(s), b->ok = 0;
+        }
+        put(b, x, "members", mem);
+        if (ar->n_members) {
+            put_i64s(b, x, "first_flip", ar->first_flip, K * ar->n_members);
+            json_object *ms = json_object_new_array();
+            for (int j = 0; ms && j < ar->n_members; j++) {
+                json_object *s = jdouble(ar->member_seconds[j]);
+                if (!s || json_object_array_add(ms, s) != 0) json_object_put(s), b->ok = 0;
+            }
+            put(b, x, "member_seconds", ms);
+        }
         if (json_object_array_add(ats, x) != 0) json_object_put(x), b->ok = 0;
     }
     put(b, o, "attacks", ats);
@@ -254,6 +290,21 @@ static int64_t *ri64_array(jr *r, json_object *o, const char *key, int n, int nu
     return a;
 }
 
+static int32_t *ri32_array(jr *r, json_object *o, const char *key, int64_t n)
+{
+    json_object *v = field(r, o, key, json_type_null);
+    if (r->bad || json_object_is_type(v, json_type_null)) return NULL;
+    if (!json_object_is_type(v, json_type_array) || (int64_t)json_object_array_length(v) != n || n <= 0) {
+        if (!r->bad) snprintf(r->what, sizeof r->what, "'%s' is not an array of %lld numbers", key, (long long)n);
+        r->bad = 1;
+        return NULL;
+    }
+    int32_t *a = calloc((size_t)n, sizeof *a);
+    if (!a) return r->bad = 1, NULL;
+    for (int64_t i = 0; i < n; i++) a[i] = json_object_get_int(json_object_array_get_idx(v, (size_t)i));
+    return a;
+}
+
 static float *rfloat_array(jr *r, json_object *o, const char *key, int n)
 {
     json_object *v = field(r, o, key, json_type_null);
@@ -282,6 +333,9 @@ static void read_model(jr *r, json_object *o, int K, clasp_model_report *m)
     m->calib_temperature = (float)rdouble(r, o, "calib_temperature");
     m->train_seconds = rdouble(r, o, "train_seconds");
     m->eval_seconds = rdouble(r, o, "eval_seconds");
+    m->n_examples = rint64(r, o, "n_examples");
+    m->labels = ri32_array(r, o, "labels", m->n_examples);
+    m->clean_pred = ri32_array(r, o, "clean_pred", m->n_examples);
     json_object *eps = field(r, o, "epochs", json_type_array);
     int ne = eps ? (int)json_object_array_length(eps) : 0;
     m->epochs = ne ? calloc((size_t)ne, sizeof *m->epochs) : NULL;
@@ -314,6 +368,27 @@ static void read_model(jr *r, json_object *o, int K, clasp_model_report *m)
         ar->success = ri64_array(r, x, "success", K, 0);
         ar->flow = ri64_array(r, x, "flow", K * K, 0);
         ar->seconds = rdouble(r, x, "seconds");
+        ar->linf_eps = rdouble(r, x, "linf_eps");
+        ar->adv_pred = ri32_array(r, x, "adv_pred", m->n_examples);
+        json_object *mem = field(r, x, "members", json_type_array);
+        int nm = mem ? (int)json_object_array_length(mem) : 0;
+        if (nm > 0 && !r->bad) {
+            ar->member_labels = calloc((size_t)nm, sizeof *ar->member_labels);
+            ar->member_seconds = calloc((size_t)nm, sizeof *ar->member_seconds);
+            json_object *ms = field(r, x, "member_seconds", json_type_array);
+            if (!ar->member_labels || !ar->member_seconds || !ms || (int)json_object_array_length(ms) != nm) {
+                if (!r->bad) snprintf(r->what, sizeof r->what, "an ensemble's members are inconsistent");
+                r->bad = 1;
+            } else {
+                ar->n_members = nm;
+                for (int j = 0; j < nm; j++) {
+                    snprintf(ar->member_labels[j], sizeof ar->member_labels[j], "%s",
+                             json_object_get_string(json_object_array_get_idx(mem, (size_t)j)));
+                    ar->member_seconds[j] = strtod(json_object_get_string(json_object_array_get_idx(ms, (size_t)j)), NULL);
+                }
+                ar->first_flip = ri64_array(r, x, "first_flip", K * nm, 0);
+            }
+        }
     }
 }
 

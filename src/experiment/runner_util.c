@@ -73,6 +73,13 @@ int64_t *run_dup64(const int64_t *v, size_t n)
     return d;
 }
 
+double *run_dup_doubles(const double *v, size_t n)
+{
+    double *d = malloc(n * sizeof *d + 1);
+    if (d) memcpy(d, v, n * sizeof *d);
+    return d;
+}
+
 /* mkdir -p. */
 clasp_status run_make_dirs(const char *path)
 {
