@@ -125,6 +125,9 @@ void run_eval_progress(void *user, size_t done, size_t total)
 clasp_status run_interrupted(runner *R, model_run *mr)
 {
     CLASP_TRY(run_state_save(R, mr->m, mr->sgd));
+    /* No rank ends before rank 0 has written the state: a launcher may end
+     * the whole job when the first rank exits with a nonzero status. */
+    dist_barrier();
     return clasp_error(CLASP_ERR_INTERRUPTED, "interrupted; the state is saved in %s", R->state_path);
 }
 
