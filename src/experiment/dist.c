@@ -305,14 +305,25 @@ clasp_status dist_bcast_buffers(clasp_model *m)
 {
 #if CLASP_HAVE_MPI
     if (g_size <= 1) return CLASP_OK;
+    /* All float buffers in one message (int64 counters advance alike on
+     * every rank). */
     int nb = clasp_model_num_buffers(m);
-    for (int i = 0; i < nb; i++) {
+    size_t total = 0, off = 0;
+    for (int i = 0; i < nb; i++) total += clasp_model_buffer(m, i) ? clasp_model_buffer(m, i)->numel : 0;
+    if (!total) return CLASP_OK;
+    CLASP_TRY(ensure_buf(total));
+    for (int i = 0; g_rank == 0 && i < nb; i++) {
         clasp_tensor *t = clasp_model_buffer(m, i);
-        if (!t) continue; /* int64 counters advance alike on every rank */
-        CLASP_TRY(ensure_buf(t->numel));
-        if (g_rank == 0) CLASP_TRY(clasp_tensor_read(t, g_buf));
-        MPI_Bcast(g_buf, (int)t->numel, MPI_FLOAT, 0, MPI_COMM_WORLD);
-        if (g_rank != 0) CLASP_TRY(clasp_tensor_write(t, g_buf));
+        if (!t) continue;
+        CLASP_TRY(clasp_tensor_read(t, g_buf + off));
+        off += t->numel;
+    }
+    MPI_Bcast(g_buf, (int)total, MPI_FLOAT, 0, MPI_COMM_WORLD);
+    for (int i = 0; g_rank != 0 && i < nb; i++) {
+        clasp_tensor *t = clasp_model_buffer(m, i);
+        if (!t) continue;
+        CLASP_TRY(clasp_tensor_write(t, g_buf + off));
+        off += t->numel;
     }
     return CLASP_OK;
 #else
