@@ -51,8 +51,9 @@ for r in $(seq "$reps"); do
     else
       "${mpi[@]}" "$clasp" run "$work/bench.yaml" --output "$out" > "$out.log" 2>&1
     fi
-    secs=$("$py" -c "import json,sys; print(json.load(open(sys.argv[1]))['models'][0]['train_seconds'])" "$out/report.json")
+    secs=$("$py" -c "import json,sys; print(json.load(open(sys.argv[1]))['models'][0]['timings']['train_seconds'])" "$out/report.json")
     ar=$(tr '\r' '\n' < "$out.log" | sed -n 's/.*allreduce: \([0-9.]*\) s.*waiting on MPI \([0-9.]*\) s.*/\1 \2/p' | tail -1)
+    [ -n "$ar" ] || ar="- -"
     printf "%-6s %-5s %10.1f %10.2f %14s %12s\n" "$r" "$ranks" "$("$py" -c "print($n / $secs)")" "$secs" \
       "${ar%% *}" "${ar##* }"
   done
