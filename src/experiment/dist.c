@@ -20,7 +20,6 @@
 #endif
 
 static int g_rank = 0, g_size = 1, g_local_rank = 0, g_local_size = 1;
-static int g_started;           /* this process called MPI_Init */
 
 /* Gradient traffic, for the training summary and the benchmark. */
 static double g_grad_seconds, g_wait_seconds;
@@ -30,6 +29,9 @@ static size_t g_grad_bytes;
 /* Host staging for gradients and checksums. */
 static float *g_buf;
 static size_t g_cap;
+
+#if CLASP_HAVE_MPI
+static int g_started;           /* this process called MPI_Init */
 
 static double now_seconds(void)
 {
@@ -47,13 +49,21 @@ static clasp_status ensure_buf(size_t n)
     return CLASP_OK;
 }
 
+/* FNV-1a over bytes. */
+static uint64_t fnv(uint64_t h, const void *p, size_t n)
+{
+    const unsigned char *c = p;
+    for (size_t i = 0; i < n; i++) h = (h ^ c[i]) * 0x100000001b3ull;
+    return h;
+}
+#endif
+
 int clasp_dist_built(void) { return CLASP_HAVE_MPI; }
 int clasp_dist_rank(void) { return g_rank; }
 int clasp_dist_size(void) { return g_size; }
 int dist_local_rank(void) { return g_local_rank; }
 int dist_local_size(void) { return g_local_size; }
 
-#if CLASP_HAVE_MPI
 /* Set by mpirun/mpiexec (Open MPI, MPICH, Intel MPI) and by srun (PMI/PMIx). */
 static int launched_by_mpi(void)
 {
@@ -62,6 +72,8 @@ static int launched_by_mpi(void)
         if (getenv(vars[i])) return 1;
     return 0;
 }
+
+#if CLASP_HAVE_MPI
 
 /* PoCL's CPU device starts one thread per core it sees: with several ranks
  * on a node each would start them all. Each rank gets its share: the cores
@@ -102,6 +114,15 @@ clasp_status clasp_dist_init(int *argc, char ***argv)
     share_cores();
 #else
     (void)argc, (void)argv;
+    /* Copies that do not know of each other would write one output
+     * folder at once. */
+    const char *n = getenv("OMPI_COMM_WORLD_SIZE");
+    if (!n) n = getenv("PMI_SIZE");
+    if (launched_by_mpi() && n && atoi(n) > 1)
+        return clasp_error(CLASP_ERR_CONFIG,
+                           "started by an MPI launcher with %s processes, but this clasp was built without MPI; "
+                           "install an MPI library (Debian: libopenmpi-dev) and rebuild, or run one process",
+                           n);
 #endif
     return CLASP_OK;
 }
@@ -330,14 +351,6 @@ clasp_status dist_bcast_buffers(clasp_model *m)
     (void)m;
     return CLASP_OK;
 #endif
-}
-
-/* FNV-1a over bytes. */
-static uint64_t fnv(uint64_t h, const void *p, size_t n)
-{
-    const unsigned char *c = p;
-    for (size_t i = 0; i < n; i++) h = (h ^ c[i]) * 0x100000001b3ull;
-    return h;
 }
 
 clasp_status dist_check_params(clasp_model *m, const char *when)

@@ -26,6 +26,9 @@ data=/usr/share/datasets/fashion-mnist
 # Open MPI's components stay loaded until exit, so that a leak checker
 # (the sanitizer build, tests/lsan.supp) can name their frames.
 export OMPI_MCA_mca_base_component_disable_dlclose=1
+# Containers often forbid the cross-process memory copies Open MPI's
+# shared-memory transport tries first; plain copies work everywhere.
+export OMPI_MCA_btl_vader_single_copy_mechanism=none
 # Open MPI's frames defeat the sanitizers' fast unwinder: leaks inside it
 # then show one frame and escape tests/lsan.supp. (Only a sanitizer build
 # reads this.)
