@@ -228,6 +228,33 @@ static void tensors_round_trip_and_pool_reuse(void **state)
     clasp_ctx_free(NULL);
 }
 
+/* A device copy of a range lands at the offset asked for and nowhere
+ * else; a range past either end is refused. */
+static void tensor_copy_part_ranges(void **state)
+{
+    (void)state;
+    clasp_ctx *ctx = tu_ctx();
+    float h[20], back[12];
+    tu_fill_random(h, 20, 3, -1, 1);
+    clasp_tensor *src = tu_tensor(ctx, 2, (int[]){4, 5}, h);
+    clasp_tensor *dst = NULL;
+    assert_ok(clasp_tensor_new(ctx, CLASP_F32, 1, (int[]){12}, &dst));
+    assert_ok(clasp_tensor_fill(dst, -7.0f));
+    assert_ok(clasp_tensor_copy_part(dst, 2, src, 10, 9)); /* rows 2..3 and past: elements 10..18 */
+    assert_ok(clasp_tensor_read(dst, back));
+    for (int i = 0; i < 12; i++) {
+        if (i >= 2 && i < 11) assert_true(back[i] == h[10 + i - 2]);
+        else assert_true(back[i] == -7.0f);
+    }
+    assert_ok(clasp_tensor_copy_part(dst, 12, src, 20, 0));
+    assert_int_equal(clasp_tensor_copy_part(dst, 4, src, 10, 9), CLASP_ERR_INVALID);
+    assert_int_equal(clasp_tensor_copy_part(dst, 0, src, 15, 6), CLASP_ERR_INVALID);
+    assert_int_equal(clasp_tensor_copy_part(dst, 13, src, 0, 0), CLASP_ERR_INVALID);
+    clasp_tensor_free(dst);
+    clasp_tensor_free(src);
+    clasp_ctx_free(ctx);
+}
+
 static void opencl_errors_have_names(void **state)
 {
     (void)state;
@@ -249,6 +276,7 @@ int main(void)
         cmocka_unit_test(cache_hit_miss_corrupt),
         cmocka_unit_test(build_error_names_call),
         cmocka_unit_test(tensors_round_trip_and_pool_reuse),
+        cmocka_unit_test(tensor_copy_part_ranges),
         cmocka_unit_test(opencl_errors_have_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

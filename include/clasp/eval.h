@@ -76,6 +76,13 @@ typedef struct clasp_eval_options {
                                         (0: estimated from the first batch) */
     clasp_eval_batch_fn on_batch;    /* may be NULL */
     void *user;                      /* passed to both callbacks */
+    /* A shard of a larger in-order pass (several processes): the batcher
+     * holds that pass's examples from shard_first on, which begin its batch
+     * shard_batch (same batch size). Random streams and the positions given
+     * to on_batch and in errors are the whole pass's, so the shards' counts
+     * add up to exactly the whole pass's. Zero for a whole pass. */
+    uint64_t shard_batch;
+    size_t shard_first;
 } clasp_eval_options;
 
 /* Evaluates m on one in-order pass of b (labels must be < the model's

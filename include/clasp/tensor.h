@@ -61,6 +61,11 @@ clasp_status clasp_tensor_read_part(const clasp_tensor *t, size_t offset, size_t
 /* Device-side copy (same numel and dtype) and fill. */
 clasp_status clasp_tensor_copy(clasp_tensor *dst, const clasp_tensor *src);
 clasp_status clasp_tensor_fill(clasp_tensor *t, float value);
+/* Device-side copy of `count` elements from src (from element src_offset)
+ * into dst (from dst_offset); both must hold them and share the dtype's
+ * size. */
+clasp_status clasp_tensor_copy_part(clasp_tensor *dst, size_t dst_offset, const clasp_tensor *src,
+                                    size_t src_offset, size_t count);
 
 /* A new tensor with the same shape/dtype and a copy of the data. */
 clasp_status clasp_tensor_clone(const clasp_tensor *src, clasp_tensor **out);

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clasp/dist.h"
 #include "clasp/experiment.h"
 #include "cli/cli.h"
 
@@ -107,6 +108,9 @@ int cmd_run(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
 
+    /* Several ranks (mpirun): rank 0 speaks for all; the others report
+     * only their own errors. */
+    int root = clasp_dist_rank() == 0;
     run_ui ui = {0};
     clasp_run_options opt = {0};
     opt.resume = resume;
@@ -116,21 +120,25 @@ int cmd_run(int argc, char **argv)
     opt.hooks.progress_start = ui_start;
     opt.hooks.progress_update = ui_update;
     opt.hooks.progress_end = ui_end;
-    fprintf(stderr, "experiment %s (%s): %d model(s), %d attack(s), output %s\n", plan->name, file,
-            plan->n_models, plan->n_attacks, plan->output);
+    if (root)
+        fprintf(stderr, "experiment %s (%s): %d model(s), %d attack(s), output %s\n", plan->name, file,
+                plan->n_models, plan->n_attacks, plan->output);
     clasp_status st = clasp_experiment_run(plan, reg, &opt);
     ui_end(&ui);
     int rc = 0;
     if (st == CLASP_OK) {
-        printf("report: %s/report.md (and report.json, per_class.csv, charts/)\n", plan->output);
+        if (root) printf("report: %s/report.md (and report.json, per_class.csv, charts/)\n", plan->output);
     } else if (st == CLASP_ERR_INTERRUPTED) {
-        fprintf(stderr, "clasp: %s\nresume with: clasp run %s --resume%s%s\n", clasp_last_error(), file,
-                output ? " --output " : "", output ? output : "");
+        if (root)
+            fprintf(stderr, "clasp: %s\nresume with: %sclasp run %s --resume%s%s\n", clasp_last_error(),
+                    clasp_dist_size() > 1 ? "mpirun ... " : "", file, output ? " --output " : "",
+                    output ? output : "");
         /* The shell's convention for a death by signal: 130 for Ctrl-C,
          * 143 for SIGTERM. */
         rc = 128 + (run_stop ? (int)run_stop : SIGINT);
     } else {
-        fprintf(stderr, "clasp: %s\n", clasp_last_error());
+        if (clasp_dist_size() > 1) fprintf(stderr, "clasp (rank %d): %s\n", clasp_dist_rank(), clasp_last_error());
+        else fprintf(stderr, "clasp: %s\n", clasp_last_error());
         rc = 1;
     }
     clasp_plan_free(plan);

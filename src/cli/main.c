@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "clasp/dist.h"
 #include "cli/cli.h"
 #include "clasp_config.h"
 
@@ -29,7 +30,8 @@ static void usage(FILE *f)
         fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].help);
     fprintf(f, "\nenvironment: CLASP_DEVICE (P:D or name), CLASP_PLUGIN_PATH, CLASP_CACHE_DIR\n"
                "(\"off\" disables the kernel cache), CLASP_PROFILE=1 (per-op device times),\n"
-               "CLASP_TUNE=0 (no GEMM tuning on first use), CLASP_GEMM (own|clblast|...)\n");
+               "CLASP_TUNE=0 (no GEMM tuning on first use), CLASP_GEMM (own|clblast|...)\n"
+               "\nunder mpirun, `clasp run` trains data-parallel and evaluates sharded (see README)\n");
 }
 
 int main(int argc, char **argv)
@@ -43,7 +45,19 @@ int main(int argc, char **argv)
         return 0;
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        if (!strcmp(argv[1], commands[i].name)) return commands[i].fn(argc - 1, argv + 1);
+        if (!strcmp(argv[1], commands[i].name)) {
+            /* Under mpirun: MPI starts here, before any OpenCL (README,
+             * "Several processes with MPI"); a plain start is one process. */
+            if (clasp_dist_init(&argc, &argv) != CLASP_OK) {
+                fprintf(stderr, "clasp: %s\n", clasp_last_error());
+                return 1;
+            }
+            int rc = commands[i].fn(argc - 1, argv + 1);
+            /* A failed rank ends the job; an interrupted one (128 + signal)
+             * ends after the others saved the state. */
+            clasp_dist_finalize(rc != 0 && rc < 128);
+            return rc;
+        }
     fprintf(stderr, "clasp: unknown command '%s'\n\n", argv[1]);
     usage(stderr);
     return 2;

@@ -116,12 +116,12 @@ static clasp_status eval_batch(clasp_model *m, const clasp_eval_options *opt, ev
     if (opt->n_members > 0) {
         CLASP_TRY(clasp_tensor_read(y, B->y));
         CLASP_TRY(clasp_tensor_read(B->clean_pred, B->cp));
-        CLASP_TRY(eval_cascade_batch(m, opt, B, x, n, batch_index, r));
+        CLASP_TRY(eval_cascade_batch(m, opt, B, x, n, opt->shard_batch + batch_index, r));
         x_adv = B->x_adv, adv_pred = B->adv_pred;
     } else if (opt->attack) {
         CLASP_TRY(clasp_tensor_ensure(ctx, &B->x_adv, CLASP_F32, x->ndim, x->shape));
         CLASP_TRY(clasp_tensor_ensure(ctx, &B->adv_pred, CLASP_I32, 1, (int[]){n}));
-        clasp_rng rng = clasp_rng_make(opt->seed, batch_index + 1);
+        clasp_rng rng = clasp_rng_make(opt->seed, opt->shard_batch + batch_index + 1);
         double t0 = eval_now();
         CLASP_TRY(clasp_attack_run(opt->attack, m, x, y, &rng, B->x_adv, B->adv_pred));
         CLASP_TRY(clasp_ctx_finish(ctx));
@@ -174,6 +174,7 @@ clasp_status clasp_eval_run(clasp_model *m, clasp_batcher *b, const clasp_eval_o
         size_t first;
         st = clasp_batcher_next(b, &x, &y, &n, &first);
         if (st != CLASP_OK || n == 0) break;
+        first += opt->shard_first;
         if (!total) total = batches * (size_t)n; /* the last batch may be smaller */
         st = eval_batch(m, opt, &B, x, y, n, first, bi, out);
         done += (size_t)n;

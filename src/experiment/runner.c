@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "clasp_config.h"
+#include "experiment/dist_internal.h"
 #include "experiment/runner_internal.h"
 #include "ops/tune.h"
 
@@ -150,6 +151,7 @@ static clasp_status eval_batch_check(void *user, size_t first, const clasp_tenso
 {
     (void)first, (void)x, (void)y, (void)x_adv, (void)clean_pred, (void)adv_pred;
     runner *R = user;
+    R->stop_syncs++;
     return run_stop_requested(R) ? clasp_error(CLASP_ERR_INTERRUPTED, "interrupted") : CLASP_OK;
 }
 
@@ -193,6 +195,65 @@ static clasp_status keep_outcomes(runner *R, clasp_model_report *rep, clasp_atta
     return CLASP_OK;
 }
 
+/* A shard's per-example outcomes, in pass order, and an ensemble's first
+ * flippers summed over the ranks (the slowest rank's member times). */
+static clasp_status gather_outcomes(runner *R, clasp_eval_result *res, int nm)
+{
+    if (clasp_dist_size() <= 1) return CLASP_OK;
+    size_t local = R->test_shard.n, total = (size_t)res->total;
+    int32_t **arrays[] = {&res->ex_label, &res->ex_clean, &res->ex_adv};
+    for (size_t i = 0; i < sizeof arrays / sizeof arrays[0]; i++) {
+        int32_t *all = malloc(total * sizeof *all + 1);
+        if (!all) return clasp_error(CLASP_ERR_NOMEM, "out of memory");
+        clasp_status st = dist_gather_examples(*arrays[i], local, sizeof(int32_t), all, total);
+        if (st != CLASP_OK) {
+            free(all);
+            return st;
+        }
+        free(*arrays[i]);
+        *arrays[i] = all;
+    }
+    if (nm > 0) {
+        if (!res->first_flip || !res->member_seconds) {
+            /* A rank with no batches: zeros to add. */
+            free(res->first_flip), free(res->member_seconds);
+            res->first_flip = calloc((size_t)R->K * (size_t)nm, sizeof *res->first_flip);
+            res->member_seconds = calloc((size_t)nm, sizeof *res->member_seconds);
+            if (!res->first_flip || !res->member_seconds) return clasp_error(CLASP_ERR_NOMEM, "out of memory");
+            res->n_members = nm;
+        }
+        CLASP_TRY(dist_sum_i64(res->first_flip, (size_t)R->K * (size_t)nm));
+        CLASP_TRY(dist_max_f64(res->member_seconds, (size_t)nm));
+    }
+    return CLASP_OK;
+}
+
+/* One pass of attack j over this rank's shard of the test set, summed over
+ * the ranks. Every rank checks for a stop after each batch, and as often
+ * as the rank with the most batches, so the checks (collectives) pair up. */
+static clasp_status evaluate_shard(runner *R, model_run *mr, clasp_eval_options *o, clasp_eval_result *res)
+{
+    o->shard_batch = R->test_b0;
+    o->shard_first = R->test_b0 * (size_t)R->p->eval_batch;
+    o->total = R->test_shard.n;
+    R->stop_syncs = 0;
+    clasp_status st = CLASP_OK;
+    if (R->test_b) {
+        st = clasp_eval_run(mr->m, R->test_b, o, res);
+    } else {
+        memset(res, 0, sizeof *res);
+        res->num_classes = R->K;
+    }
+    while (st == CLASP_OK && R->stop_syncs < (long long)R->test_nb_max) {
+        R->stop_syncs++;
+        if (run_stop_requested(R)) st = clasp_error(CLASP_ERR_INTERRUPTED, "interrupted");
+    }
+    if (st == CLASP_OK) st = dist_reduce_eval(res);
+    if (st == CLASP_OK) st = gather_outcomes(R, res, o->n_members);
+    if (st != CLASP_OK) clasp_eval_result_free(res);
+    return st;
+}
+
 static clasp_status evaluate(runner *R, model_run *mr)
 {
     const clasp_plan *p = R->p;
@@ -213,14 +274,13 @@ static clasp_status evaluate(runner *R, model_run *mr)
          * reproduces pgd exactly, and models meet the same random starts. */
         o.seed = run_stream_key(p->seed, 0, 0, PURPOSE_TEST);
         o.progress = run_eval_progress;
-        o.total = R->test.n;
         o.on_batch = eval_batch_check;
         o.user = R;
         char label[220];
         snprintf(label, sizeof label, "  %s", pa->label);
-        run_progress_start(R, label, R->test.n);
+        run_progress_start(R, label, R->test_shard.n);
         clasp_eval_result res;
-        clasp_status st = clasp_eval_run(mr->m, R->test_b, &o, &res);
+        clasp_status st = evaluate_shard(R, mr, &o, &res);
         run_progress_end(R);
         if (st == CLASP_ERR_INTERRUPTED) return run_interrupted(R, mr);
         CLASP_TRY(st);
@@ -305,6 +365,9 @@ static clasp_status run_model(runner *R, int mi)
             if (st == CLASP_OK) st = run_state_save(R, mr.m, mr.sgd);
         }
         mr.env.model = mr.m;
+        /* Every rank starts from the same weights: the seed's, or the
+         * state file's (which all ranks read; see README). */
+        if (st == CLASP_OK) st = dist_check_params(mr.m, resuming ? "after loading the state" : "at the start");
         if (st == CLASP_OK) clasp_model_set_train(mr.m, 1);
         for (int e = R->pos.epoch; st == CLASP_OK && e < p->epochs; e++) st = run_train_epoch(R, mi, &mr, e);
         if (st == CLASP_OK) st = run_finish_model(R, mi, &mr);
@@ -381,6 +444,22 @@ static void remove_stale_temps(const char *dir)
     clasp_error_clear();
 }
 
+/* This rank's share of an in-order pass over d in batches of `batch`:
+ * whole batches, contiguous, so each batch is the very batch (examples,
+ * size, random stream) a single process evaluates. */
+static void shard(const clasp_dataset *d, int batch, clasp_dataset *view, size_t *b0, size_t *nb_max)
+{
+    size_t nb = (d->n + (size_t)batch - 1) / (size_t)batch, b1;
+    dist_shard(nb, b0, &b1);
+    size_t first = *b0 * (size_t)batch, end = b1 * (size_t)batch < d->n ? b1 * (size_t)batch : d->n;
+    size_t per = (size_t)d->c * (size_t)d->h * (size_t)d->w;
+    *view = *d;
+    view->n = end > first ? end - first : 0;
+    view->x = d->x + (view->n ? first * per : 0);
+    view->y = d->y + (view->n ? first : 0);
+    *nb_max = dist_shard_max(nb);
+}
+
 static clasp_status prepare(runner *R)
 {
     const clasp_plan *p = R->p;
@@ -388,7 +467,8 @@ static clasp_status prepare(runner *R)
     clasp_experiment_state_path(p, R->state_path, sizeof R->state_path);
     CLASP_TRY(clasp_plan_hash(p, R->hash, sizeof R->hash));
     CLASP_TRY(run_make_dirs(R->outdir));
-    remove_stale_temps(R->outdir);
+    int root = clasp_dist_rank() == 0;
+    if (root) remove_stale_temps(R->outdir);
     char report[1100];
     snprintf(report, sizeof report, "%s/report.json", R->outdir);
     if (!R->opt->resume) {
@@ -399,7 +479,7 @@ static clasp_status prepare(runner *R)
                                R->state_path);
         /* A report left from an earlier run would look complete while this
          * one is under way. */
-        if (unlink(report) != 0 && errno != ENOENT)
+        if (root && unlink(report) != 0 && errno != ENOENT)
             return clasp_error(CLASP_ERR_IO, "%s: cannot remove the old report: %s", report, strerror(errno));
     } else if (!run_file_exists(R->state_path)) {
         return clasp_error(CLASP_ERR_NOT_FOUND, "cannot resume: no state file %s%s", R->state_path,
@@ -416,21 +496,33 @@ static clasp_status prepare(runner *R)
     if (!R->reports || !R->attacks || !R->ensembles) return clasp_error(CLASP_ERR_NOMEM, "out of memory");
     run_say(R, "loading %s", p->dataset);
     CLASP_TRY(load_data(R));
-    CLASP_TRY(clasp_ctx_new(p->device, &R->ctx));
+    char spec[32];
+    CLASP_TRY(clasp_ctx_new(p->device ? p->device : dist_device_spec(spec, sizeof spec), &R->ctx));
     run_say(R, "device: %s; %zu training, %zu validation (%zu evaluated per epoch), %zu test examples, %d classes",
         clasp_ctx_device(R->ctx)->name, R->train.n, R->val.n, R->val_eval.n, R->test.n, R->K);
-    {
-        /* First use of the device: tune GEMM for this experiment's model
-         * before anything trains, so every model of the run (and a resumed
-         * one) uses the same kernels. */
-        clasp_model *probe = NULL;
-        if (new_model(R, -1, &probe) == CLASP_OK) clasp_tune_ensure(R->ctx, probe, p->batch, 60);
-        clasp_model_free(probe);
-        clasp_error_clear();
+    if (clasp_dist_size() > 1) {
+        const char *threads = getenv("POCL_MAX_PTHREAD_COUNT");
+        run_say(R, "MPI: %d ranks (%d on this node), batch %d split across them; PoCL threads per rank: %s",
+                clasp_dist_size(), dist_local_size(), p->batch, threads ? threads : "all");
     }
+    /* First use of the device: tune GEMM for this experiment's model before
+     * anything trains, so every model of the run (and a resumed one) uses
+     * the same kernels. With several ranks, rank 0 first: ranks sharing its
+     * cache then read its choice instead of timing their own. */
+    for (int turn = 0; turn < 2; turn++) {
+        if ((turn == 0) == root) {
+            clasp_model *probe = NULL;
+            if (new_model(R, -1, &probe) == CLASP_OK) clasp_tune_ensure(R->ctx, probe, p->batch, 60);
+            clasp_model_free(probe);
+            clasp_error_clear();
+        }
+        dist_barrier();
+    }
+    shard(&R->val_eval, p->eval_batch, &R->val_shard, &R->val_b0, &R->val_nb_max);
+    shard(&R->test, p->eval_batch, &R->test_shard, &R->test_b0, &R->test_nb_max);
     CLASP_TRY(clasp_batcher_new(R->ctx, &R->train, p->batch, &R->train_b));
-    CLASP_TRY(clasp_batcher_new(R->ctx, &R->val_eval, p->eval_batch, &R->val_b));
-    CLASP_TRY(clasp_batcher_new(R->ctx, &R->test, p->eval_batch, &R->test_b));
+    if (R->val_shard.n) CLASP_TRY(clasp_batcher_new(R->ctx, &R->val_shard, p->eval_batch, &R->val_b));
+    if (R->test_shard.n) CLASP_TRY(clasp_batcher_new(R->ctx, &R->test_shard, p->eval_batch, &R->test_b));
     for (int j = 0; j < p->n_attacks; j++) {
         const clasp_plan_attack *pa = &p->attacks[j];
         if (!pa->n_members) {
@@ -453,6 +545,9 @@ static clasp_status prepare(runner *R)
         run_say(R, "resuming: model %d/%d, %s", R->pos.model + 1, p->n_models,
             R->pos.phase == RUN_PHASE_TRAIN ? "training" : "evaluation");
     }
+    /* Every rank has checked the folder and read the state before rank 0
+     * writes anything there. */
+    dist_barrier();
     return CLASP_OK;
 }
 
@@ -467,9 +562,9 @@ clasp_status clasp_experiment_run(const clasp_plan *p, const clasp_registry *r, 
     R.stop_attacks = env_limit("CLASP_STOP_AFTER_ATTACKS");
     clasp_status st = prepare(&R);
     for (int mi = R.resumed ? R.pos.model : 0; st == CLASP_OK && mi < p->n_models; mi++) st = run_model(&R, mi);
-    if (st == CLASP_OK) st = write_report(&R);
+    if (st == CLASP_OK && clasp_dist_rank() == 0) st = write_report(&R);
     if (st == CLASP_OK) {
-        if (unlink(R.state_path) != 0 && errno != ENOENT)
+        if (clasp_dist_rank() == 0 && unlink(R.state_path) != 0 && errno != ENOENT)
             run_say(&R, "warning: cannot remove %s: %s", R.state_path, strerror(errno));
         run_say(&R, "report written to %s (%.1f s)", R.outdir, R.wall_before + (run_now() - R.t0));
     }
@@ -480,6 +575,8 @@ clasp_status clasp_experiment_run(const clasp_plan *p, const clasp_registry *r, 
     for (int i = 0; R.reports && i < p->n_models; i++) run_report_free(&R.reports[i]);
     free(R.reports);
     clasp_tensor_free(R.augmented);
+    clasp_tensor_free(R.part_x);
+    clasp_tensor_free(R.part_y);
     clasp_batcher_free(R.train_b);
     clasp_batcher_free(R.val_b);
     clasp_batcher_free(R.test_b);

@@ -34,8 +34,17 @@ typedef struct runner {
     clasp_ctx *ctx;
     clasp_dataset train, val, test;
     clasp_dataset val_eval;     /* a view of val's first examples (not owned) */
+    /* This rank's share of the in-order passes over val_eval and test
+     * (views, not owned; the whole sets with one process): whole batches
+     * from batch *_b0 on; *_nb_max is the most batches any rank has. */
+    clasp_dataset val_shard, test_shard;
+    size_t val_b0, test_b0, val_nb_max, test_nb_max;
+    /* train_b serves the global batch; val_b and test_b the shards (NULL
+     * for a rank whose share is empty). */
     clasp_batcher *train_b, *val_b, *test_b;
     clasp_tensor *augmented;    /* the augmented training batch */
+    clasp_tensor *part_x, *part_y; /* this rank's slice of it (several ranks) */
+    long long stop_syncs;       /* stop checks of the evaluation under way */
     clasp_attack_instance **attacks;
     clasp_ensemble *ensembles;  /* per planned attack: its members (n 0 for a single attack) */
     int K;
@@ -72,6 +81,8 @@ typedef struct model_run {
 /* A Philox key for (model, epoch, purpose); the batch index becomes the
  * stream number of clasp_rng_make (which has 24 bits for it). */
 uint64_t run_stream_key(uint64_t seed, int model, int epoch, int purpose);
+/* The key of this rank's share of a stream (the key itself with one rank). */
+uint64_t run_rank_key(uint64_t key);
 void run_say(runner *R, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 2, 3)))
@@ -82,6 +93,8 @@ void run_progress_update(runner *R, size_t done, const char *extra);
 void run_progress_end(runner *R);
 /* clasp_eval_progress_fn with user = the runner. */
 void run_eval_progress(void *user, size_t done, size_t total);
+/* Whether to stop: a signal or a simulated limit on any rank. With several
+ * ranks a collective: every rank asks at the same points. */
 int run_stop_requested(runner *R);
 /* Saves the state and returns CLASP_ERR_INTERRUPTED with the news. */
 clasp_status run_interrupted(runner *R, model_run *mr);

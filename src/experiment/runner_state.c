@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clasp/dist.h"
 #include "clasp/safetensors.h"
 #include "experiment/runner_internal.h"
 
@@ -189,12 +190,15 @@ static json_object *model_json(jb *b, const clasp_model_report *r, int K)
 
 clasp_status run_state_save(runner *R, clasp_model *model, const clasp_sgd *sgd)
 {
+    /* Rank 0 writes the state; the other ranks hold the same. */
+    if (clasp_dist_rank() != 0) return CLASP_OK;
     jb b = {1};
     json_object *o = json_object_new_object();
     if (!o) return clasp_error(CLASP_ERR_NOMEM, "out of memory");
     put(&b, o, "version", json_object_new_int(STATE_VERSION));
     put(&b, o, "config_hash", json_object_new_string(R->hash));
     put(&b, o, "device", json_object_new_string(clasp_ctx_device(R->ctx)->name));
+    put(&b, o, "ranks", json_object_new_int(clasp_dist_size()));
     put(&b, o, "started", json_object_new_string(R->started));
     put(&b, o, "wall_seconds", jdouble(R->wall_before + (run_now() - R->t0)));
     put(&b, o, "num_classes", json_object_new_int(R->K));
@@ -466,6 +470,22 @@ clasp_status run_state_load(runner *R)
                  "warning: the run started on '%s' and resumes on '%s'; numbers may differ slightly from an "
                  "uninterrupted run",
                  device, clasp_ctx_device(R->ctx)->name);
+        R->opt->hooks.log(R->opt->hooks.user, line);
+    }
+    /* Training splits each batch by the number of ranks: another number
+     * continues correctly but not with the numbers the run would have had.
+     * (States from before MPI support name no ranks: one.) */
+    json_object *ranks = NULL;
+    int before = json_object_object_get_ex(o, "ranks", &ranks) && json_object_is_type(ranks, json_type_int)
+                     ? json_object_get_int(ranks)
+                     : 1;
+    if (st == CLASP_OK && before != clasp_dist_size() && R->pos.phase == RUN_PHASE_TRAIN && R->opt->hooks.log &&
+        clasp_dist_rank() == 0) {
+        char line[300];
+        snprintf(line, sizeof line,
+                 "warning: the run trained with %d rank(s) and resumes with %d; training from here on differs "
+                 "from an uninterrupted run (evaluation counts do not depend on it)",
+                 before, clasp_dist_size());
         R->opt->hooks.log(R->opt->hooks.user, line);
     }
     json_object_put(o);

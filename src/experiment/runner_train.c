@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "experiment/dist_internal.h"
 #include "experiment/runner_internal.h"
 
 /* Validation at an epoch end: clean and, with an attack, robust. */
@@ -16,12 +17,35 @@ static clasp_status validate(runner *R, int mi, model_run *mr, int epoch, clasp_
     o.attack = mr->attack;
     o.seed = run_stream_key(R->p->seed, mi, epoch, PURPOSE_VAL);
     o.progress = run_eval_progress;
-    o.total = R->val_eval.n;
+    o.total = R->val_shard.n;
     o.user = R;
-    run_progress_start(R, mr->attack ? "  validating (clean + robust)" : "  validating", R->val_eval.n);
-    clasp_status st = clasp_eval_run(mr->m, R->val_b, &o, res);
+    /* Each rank validates its shard; the counts are summed exactly. */
+    o.shard_batch = R->val_b0;
+    o.shard_first = R->val_b0 * (size_t)R->p->eval_batch;
+    run_progress_start(R, mr->attack ? "  validating (clean + robust)" : "  validating", R->val_shard.n);
+    clasp_status st = CLASP_OK;
+    if (R->val_b) {
+        st = clasp_eval_run(mr->m, R->val_b, &o, res);
+    } else {
+        memset(res, 0, sizeof *res);
+        res->num_classes = R->K;
+    }
     run_progress_end(R);
+    if (st == CLASP_OK) st = dist_reduce_eval(res);
+    if (st != CLASP_OK) clasp_eval_result_free(res);
     return st;
+}
+
+/* Training news under MPI: the time gradients took to travel. */
+static void say_allreduce(runner *R, double secs0, double wait0, long long calls0, double epoch_secs)
+{
+    if (clasp_dist_size() < 2) return;
+    double secs, wait;
+    long long calls;
+    size_t bytes;
+    dist_grad_stats(&secs, &wait, &calls, &bytes);
+    run_say(R, "  allreduce: %.1f s of the epoch's %.1f s (%lld steps of %.2f MB; waiting on MPI %.1f s), %d ranks",
+            secs - secs0, epoch_secs, calls - calls0, (double)bytes / 1e6, wait - wait0, clasp_dist_size());
 }
 
 /* Records epoch `epoch` in the report and feeds the defense its metrics. */
@@ -85,6 +109,11 @@ clasp_status run_train_epoch(runner *R, int mi, model_run *mr, int e)
     snprintf(label, sizeof label, "  epoch %d/%d", e + 1, p->epochs);
     double t0 = run_now();
     clasp_status st = CLASP_OK;
+    int size = clasp_dist_size(), rank = clasp_dist_rank();
+    double ar0, aw0;
+    long long ac0;
+    size_t abytes;
+    dist_grad_stats(&ar0, &aw0, &ac0, &abytes);
     /* Resuming inside an epoch: the pass is a function of (seed, epoch), so
      * skipping its first batches lands where the interrupted run stopped. */
     for (long long b = 0; b < b0 && st == CLASP_OK; b++) {
@@ -109,22 +138,48 @@ clasp_status run_train_epoch(runner *R, int mi, model_run *mr, int e)
             if (st != CLASP_OK) break;
             x = R->augmented;
         }
+        /* Data parallel: this rank's slice [lo, hi) of the global batch
+         * (uneven by one example when the ranks do not divide it); the
+         * gradients are averaged over the whole batch below. */
+        size_t lo = (size_t)n * (size_t)rank / (size_t)size, hi = (size_t)n * (size_t)(rank + 1) / (size_t)size;
+        int nl = (int)(hi - lo);
+        if (size > 1 && nl > 0) {
+            size_t per = clasp_tensor_per_example(x);
+            int shape[CLASP_MAX_DIMS];
+            memcpy(shape, x->shape, sizeof shape);
+            shape[0] = nl;
+            st = clasp_tensor_ensure(R->ctx, &R->part_x, CLASP_F32, x->ndim, shape);
+            if (st == CLASP_OK) st = clasp_tensor_ensure(R->ctx, &R->part_y, CLASP_I32, 1, (int[]){nl});
+            if (st == CLASP_OK) st = clasp_tensor_copy_part(R->part_x, 0, x, lo * per, (size_t)nl * per);
+            if (st == CLASP_OK) st = clasp_tensor_copy_part(R->part_y, 0, y, lo, (size_t)nl);
+            if (st != CLASP_OK) break;
+            x = R->part_x, y = R->part_y;
+        }
         clasp_sgd_set_lr(mr->sgd, (float)clasp_plan_lr(p, e, (size_t)b, nb));
-        clasp_rng rng = clasp_rng_make(run_stream_key(p->seed, mi, e, PURPOSE_TRAIN), (uint64_t)b);
+        clasp_rng rng = clasp_rng_make(run_rank_key(run_stream_key(p->seed, mi, e, PURPOSE_TRAIN)), (uint64_t)b);
         float loss = 0;
         mr->env.epoch = e;
-        if (mr->def) st = clasp_defense_run_step(mr->def, &mr->env, x, y, &rng, &loss);
-        else st = clasp_model_ce_grads(mr->m, x, y, NULL, &loss);
+        /* BatchNorm normalises with this rank's batch statistics; its
+         * running statistics are rank 0's (PyTorch DDP's default). */
+        st = dist_bcast_buffers(mr->m);
+        if (st == CLASP_OK && nl > 0) {
+            if (mr->def) st = clasp_defense_run_step(mr->def, &mr->env, x, y, &rng, &loss);
+            else st = clasp_model_ce_grads(mr->m, x, y, NULL, &loss);
+        }
+        if (st == CLASP_OK) st = dist_allreduce_grads(mr->m, (float)nl / (float)n, nl > 0);
         if (st == CLASP_OK) st = clasp_sgd_step(mr->sgd);
         if (st != CLASP_OK) break;
-        if (!isfinite(loss)) {
+        double ln[2] = {(double)loss * nl, nl};
+        st = dist_sum_f64(ln, 2);
+        if (st != CLASP_OK) break;
+        if (!isfinite(ln[0])) {
             st = clasp_error(CLASP_ERR_INVALID,
                              "model '%s': the training loss is %g at epoch %d, batch %lld; lower train.optimiser.lr",
-                             p->models[mi].name, (double)loss, e + 1, b + 1);
+                             p->models[mi].name, ln[0] / ln[1], e + 1, b + 1);
             break;
         }
-        R->pos.loss_sum += (double)loss * n;
-        R->pos.loss_n += n;
+        R->pos.loss_sum += ln[0];
+        R->pos.loss_n += ln[1];
         R->pos.batch = b + 1;
         done += (size_t)n;
         char extra[64];
@@ -141,6 +196,13 @@ clasp_status run_train_epoch(runner *R, int mi, model_run *mr, int e)
     if (st != CLASP_OK) return st;
     double secs = run_now() - t0;
     mr->rep->train_seconds += secs;
+    say_allreduce(R, ar0, aw0, ac0, secs);
+    /* Validation and the checkpoint see rank 0's running statistics on
+     * every rank, and the same parameters everywhere, checked. */
+    CLASP_TRY(dist_bcast_buffers(mr->m));
+    char when[64];
+    snprintf(when, sizeof when, "after epoch %d", e + 1);
+    CLASP_TRY(dist_check_params(mr->m, when));
     CLASP_TRY(epoch_end(R, mi, mr, e, secs));
     R->pos.epoch = e + 1;
     R->pos.batch = 0;
@@ -194,7 +256,8 @@ clasp_status run_finish_model(runner *R, int mi, model_run *mr)
         {"clasp.experiment", p->name}, {"clasp.model", rep->name}, {"clasp.defense", rep->defense},
         {"clasp.defense_params", rep->params}, {"clasp.seed", seed},
     };
-    CLASP_TRY(clasp_model_save(mr->m, NULL, extra, (int)(sizeof extra / sizeof extra[0]), path));
+    /* Rank 0 writes; every rank holds the same model. */
+    if (clasp_dist_rank() == 0) CLASP_TRY(clasp_model_save(mr->m, NULL, extra, (int)(sizeof extra / sizeof extra[0]), path));
     run_say(R, "  saved %s", path);
     return CLASP_OK;
 }

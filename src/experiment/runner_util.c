@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "experiment/dist_internal.h"
 #include "experiment/runner_internal.h"
 
 static uint64_t run_mix64(uint64_t z)
@@ -25,10 +26,17 @@ uint64_t run_stream_key(uint64_t seed, int model, int epoch, int purpose)
     return run_mix64(seed ^ run_mix64(id));
 }
 
+uint64_t run_rank_key(uint64_t key)
+{
+    int rank = clasp_dist_rank();
+    return clasp_dist_size() > 1 ? run_mix64(key ^ run_mix64(0x72616e6b00000000ull + (uint64_t)rank)) : key;
+}
+
+/* News and progress come from rank 0 only. */
 void run_say(runner *R, const char *fmt, ...)
 {
     const clasp_run_hooks *h = &R->opt->hooks;
-    if (!h->log) return;
+    if (!h->log || clasp_dist_rank() != 0) return;
     char line[1024];
     va_list ap;
     va_start(ap, fmt);
@@ -39,22 +47,24 @@ void run_say(runner *R, const char *fmt, ...)
 
 void run_progress_start(runner *R, const char *label, size_t total)
 {
-    if (R->opt->hooks.progress_start) R->opt->hooks.progress_start(R->opt->hooks.user, label, total);
+    if (R->opt->hooks.progress_start && clasp_dist_rank() == 0) R->opt->hooks.progress_start(R->opt->hooks.user, label, total);
 }
 
 void run_progress_update(runner *R, size_t done, const char *extra)
 {
-    if (R->opt->hooks.progress_update) R->opt->hooks.progress_update(R->opt->hooks.user, done, extra);
+    if (R->opt->hooks.progress_update && clasp_dist_rank() == 0) R->opt->hooks.progress_update(R->opt->hooks.user, done, extra);
 }
 
 void run_progress_end(runner *R)
 {
-    if (R->opt->hooks.progress_end) R->opt->hooks.progress_end(R->opt->hooks.user);
+    if (R->opt->hooks.progress_end && clasp_dist_rank() == 0) R->opt->hooks.progress_end(R->opt->hooks.user);
 }
 
 int run_stop_requested(runner *R)
 {
-    return R->sim_stop || (R->opt->stop && *R->opt->stop);
+    /* A signal to any one rank (a scheduler's SIGTERM, Ctrl-C) stops all. */
+    if (dist_any(R->sim_stop || (R->opt->stop && *R->opt->stop))) R->sim_stop = 1;
+    return R->sim_stop;
 }
 
 double run_pct(int64_t a, int64_t b) { return b ? 100.0 * (double)a / (double)b : 0.0; }
@@ -122,6 +132,9 @@ void run_eval_progress(void *user, size_t done, size_t total)
 clasp_status run_interrupted(runner *R, model_run *mr)
 {
     CLASP_TRY(run_state_save(R, mr->m, mr->sgd));
+    /* No rank ends before rank 0 has written the state: a launcher may end
+     * the whole job when the first rank exits with a nonzero status. */
+    dist_barrier();
     return clasp_error(CLASP_ERR_INTERRUPTED, "interrupted; the state is saved in %s", R->state_path);
 }
 

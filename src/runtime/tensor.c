@@ -198,6 +198,21 @@ clasp_status clasp_tensor_copy(clasp_tensor *dst, const clasp_tensor *src)
     return CLASP_OK;
 }
 
+clasp_status clasp_tensor_copy_part(clasp_tensor *dst, size_t dst_offset, const clasp_tensor *src,
+                                    size_t src_offset, size_t count)
+{
+    if (dst_offset > dst->numel || count > dst->numel - dst_offset || src_offset > src->numel ||
+        count > src->numel - src_offset)
+        return clasp_error(CLASP_ERR_INVALID, "copy of %zu elements from %zu of %zu into %zu of %zu", count,
+                           src_offset, src->numel, dst_offset, dst->numel);
+    if (!count) return CLASP_OK;
+    clasp_ctx *ctx = dst->ctx;
+    CLASP_CL_TRY(clEnqueueCopyBuffer(ctx->queue, clasp_mem(src), clasp_mem(dst), src_offset * 4, dst_offset * 4,
+                                     count * 4, 0, NULL, clasp_profile_event(ctx, "copy")),
+                 "clEnqueueCopyBuffer");
+    return CLASP_OK;
+}
+
 clasp_status clasp_tensor_fill(clasp_tensor *t, float value)
 {
     if (!t->numel) return CLASP_OK;

@@ -1,0 +1,38 @@
+/* clasp — several processes on one experiment (MPI).
+ *
+ * `clasp run` started by mpirun trains data-parallel and evaluates sharded
+ * (README, "Several processes with MPI"). A program calls clasp_dist_init
+ * once, before anything touches OpenCL, and clasp_dist_finalize at the end.
+ * MPI is started only when the process was launched by an MPI launcher
+ * (its environment says so); otherwise, and in a build without MPI, the
+ * process is rank 0 of 1 and everything runs as a single process. */
+#ifndef CLASP_DIST_H
+#define CLASP_DIST_H
+
+#include "clasp/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* 1 when this clasp was built with MPI. */
+int clasp_dist_built(void);
+
+/* Starts MPI when launched by mpirun (or another MPI launcher) and, when
+ * several ranks share a node, gives each its share of the CPU cores for
+ * PoCL (POCL_MAX_PTHREAD_COUNT, unless already set). Safe to call once;
+ * argc/argv may be NULL. */
+clasp_status clasp_dist_init(int *argc, char ***argv);
+
+/* This process's rank and the number of ranks (0 and 1 without MPI). */
+int clasp_dist_rank(void);
+int clasp_dist_size(void);
+
+/* Ends MPI. failed != 0 with several ranks aborts the whole job
+ * (MPI_Abort), so that no rank waits forever on one that gave up. */
+void clasp_dist_finalize(int failed);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
