@@ -256,6 +256,58 @@ static void test_tpgd_t1_is_pgd(void **state)
     clasp_model_free(m);
 }
 
+/* ---- calibration: no gradient masking ----------------------------------- */
+
+/* A calibrated model's temperature never changes a prediction, so it must
+ * not change what an attack sees either: the input gradient (in eval mode,
+ * where calibration applies) and PGD's result are bit for bit the same for
+ * T = 0.1, 1 and 10, while the offsets do change the gradient. */
+static void test_calibration_temperature_invisible(void **state)
+{
+    (void)state;
+    clasp_model *m = small_cnn(21);
+    float xh[NB * DB];
+    int32_t yh[NB];
+    batch_data(xh, yh);
+    clasp_tensor *x = tu_tensor(ctx, 4, (int[]){NB, 1, 8, 8}, xh);
+    clasp_tensor *y = tu_tensor_i32(ctx, 1, (int[]){NB}, yh);
+    clasp_tensor *dx = tu_tensor(ctx, 4, (int[]){NB, 1, 8, 8}, NULL);
+    const float offs[3] = {0.4f, -0.3f, 0.1f};
+    const float temps[3] = {0.1f, 1.0f, 10.0f};
+    float *g0 = NULL, *adv0 = NULL;
+    int32_t *pred0 = NULL;
+    clasp_model_set_train(m, 0);
+    for (int t = 0; t < 3; t++) {
+        assert_ok(clasp_model_set_calibration(m, offs, temps[t]));
+        assert_ok(clasp_model_input_grad(m, x, y, 1.0f, dx, NULL, NULL));
+        float *g = tu_read(dx);
+        clasp_attack_instance *a = attack("pgd", (const char *[]){"eps=0.1", "steps=5", NULL});
+        float *adv;
+        int32_t *pred;
+        run(a, m, xh, yh, NB, 5, &adv, &pred);
+        clasp_attack_free(a);
+        if (!g0) {
+            g0 = g, adv0 = adv, pred0 = pred;
+            double norm = 0;
+            for (int i = 0; i < NB * DB; i++) norm += fabs((double)g[i]);
+            assert_true(norm > 1e-6); /* a gradient that could differ */
+            continue;
+        }
+        if (memcmp(g, g0, sizeof xh) != 0) fail_msg("T=%g: input gradient differs from T=0.1", (double)temps[t]);
+        if (memcmp(adv, adv0, sizeof xh) != 0) fail_msg("T=%g: PGD's result differs from T=0.1", (double)temps[t]);
+        assert_memory_equal(pred, pred0, NB * sizeof *pred);
+        free(g), free(adv), free(pred);
+    }
+    /* The offsets are what the attack sees: without them the gradient changes. */
+    assert_ok(clasp_model_set_calibration(m, NULL, 1.0f));
+    assert_ok(clasp_model_input_grad(m, x, y, 1.0f, dx, NULL, NULL));
+    float *g = tu_read(dx);
+    assert_true(memcmp(g, g0, sizeof xh) != 0);
+    free(g), free(g0), free(adv0), free(pred0);
+    clasp_tensor_free(x), clasp_tensor_free(y), clasp_tensor_free(dx);
+    clasp_model_free(m);
+}
+
 /* ---- known answers on linear models ------------------------------------- */
 
 /* For z = W x + b with two classes, ∇x CE(z, y) = p_o (w_o - w_y): FGSM
@@ -492,6 +544,7 @@ int main(void)
         cmocka_unit_test(test_eps_zero),
         cmocka_unit_test(test_same_seed_same_output),
         cmocka_unit_test(test_tpgd_t1_is_pgd),
+        cmocka_unit_test(test_calibration_temperature_invisible),
         cmocka_unit_test(test_fgsm_linear),
         cmocka_unit_test(test_cw_linear),
         cmocka_unit_test(test_trained_blobs),

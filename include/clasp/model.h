@@ -144,9 +144,14 @@ int clasp_model_num_classes(const clasp_model *m);
 void clasp_model_set_train(clasp_model *m, int train);
 int clasp_model_is_train(const clasp_model *m);
 
-/* Inference-time calibration: logits become (z + offsets) / temperature in
- * eval mode. offsets (num_classes floats) NULL clears them; temperature 1
- * leaves the scale. Saved in checkpoints. */
+/* Inference-time calibration: in eval mode the logits become z + offsets,
+ * what decides the prediction and what attacks differentiate. The
+ * temperature is stored beside them (saved in checkpoints, shown in the
+ * report) for probabilities only, softmax((z + offsets) / temperature); it
+ * never scales the logits of a forward pass, since it cannot change a
+ * prediction and a small one would only saturate the softmax every attack
+ * differentiates (gradient masking). offsets (num_classes floats) NULL
+ * clears them. */
 clasp_status clasp_model_set_calibration(clasp_model *m, const float *offsets,
                                          float temperature);
 /* Reads the calibration; returns 0 when none is set. offsets may be NULL. */

@@ -362,7 +362,10 @@ clasp_status clasp_model_forward(clasp_model *m, const clasp_tensor *x, const cl
     if (!m->train && m->calibrated) {
         CLASP_TRY(clasp_tensor_ensure(m->ctx, &m->calib_out, CLASP_F32, 2, (int[]){m->batch, m->num_classes}));
         CLASP_TRY(clasp_tensor_copy(m->calib_out, z));
-        CLASP_TRY(clasp_logit_adjust(m->calib_out, m->calib_dev, m->calib_t));
+        /* Offsets only: the temperature never changes a prediction, and
+         * dividing the logits every attack differentiates by a small T
+         * would saturate the softmax and hide the gradient (masking). */
+        CLASP_TRY(clasp_logit_adjust(m->calib_out, m->calib_dev, 1.0f));
         z = m->calib_out;
     }
     m->logits = z;
@@ -400,7 +403,6 @@ clasp_status clasp_model_backward(clasp_model *m, const clasp_tensor *dlogits, i
     /* The caller's dlogits is copied once, so in-place backwards never
      * write into it. */
     CLASP_TRY(clasp_tensor_copy(g, dlogits));
-    if (!m->train && m->calibrated && m->calib_t != 1.0f) CLASP_TRY(clasp_scale(g, 1.0f / m->calib_t));
     m->grad_ready[last + 1] = 1;
     for (int i = m->n_nodes - 1; i >= 0; i--) {
         clasp_node *n = &m->nodes[i];
