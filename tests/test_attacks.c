@@ -256,6 +256,92 @@ static void test_tpgd_t1_is_pgd(void **state)
     clasp_model_free(m);
 }
 
+/* ---- L2 distances of attack successes ------------------------------------ */
+
+enum { NL = 6 };
+
+typedef struct l2_log {
+    float x[NL * 4], xa[NL * 4];
+    int32_t y[NL], cp[NL], ap[NL];
+} l2_log;
+
+static clasp_status l2_on_batch(void *user, size_t first, const clasp_tensor *x, const clasp_tensor *y,
+                                const clasp_tensor *x_adv, const clasp_tensor *cp, const clasp_tensor *ap)
+{
+    l2_log *l = user;
+    CLASP_TRY(clasp_tensor_read(x, l->x + first * 4));
+    CLASP_TRY(clasp_tensor_read(x_adv, l->xa + first * 4));
+    CLASP_TRY(clasp_tensor_read(y, l->y + first));
+    CLASP_TRY(clasp_tensor_read(cp, l->cp + first));
+    return clasp_tensor_read(ap, l->ap + first);
+}
+
+/* The evaluation's L2 distances, per class and ascending. A linear model
+ * z1 - z0 = -2 x0 + 4 x1 - 2 x2 + 2 x3 on six examples away from the box
+ * edges: FGSM moves every pixel by eps = 0.1, so each success lies at L2
+ * distance 0.2 exactly; the successes are the clean-correct examples with
+ * |z1 - z0| < 1 (FGSM changes it by 0.1 * 10): example 1 of class 0 and
+ * examples 0 and 4 of class 1 (example 5 is misclassified already). CW's
+ * distances vary; they are checked against a computation on the host. */
+static void test_eval_l2_distances(void **state)
+{
+    (void)state;
+    const float w[8] = {1, -2, 1, -1, -1, 2, -1, 1};
+    const float b[2] = {0, 0};
+    clasp_model *m = linear_model(2, w, b);
+    float xs[NL * 4] = {0.5f, 0.3f, 0.5f, 0.5f, 0.5f, 0.2f, 0.5f, 0.5f, 0.3f, 0.7f, 0.3f, 0.6f,
+                        0.7f, 0.2f, 0.6f, 0.3f, 0.4f, 0.4f, 0.4f, 0.4f, 0.6f, 0.3f, 0.5f, 0.4f};
+    int32_t ys[NL] = {1, 0, 1, 0, 1, 1};
+    clasp_dataset d = {.n = NL, .c = 1, .h = 2, .w = 2, .num_classes = 2, .x = xs, .y = ys};
+    clasp_batcher *bt;
+    assert_ok(clasp_batcher_new(ctx, &d, 4, &bt)); /* two batches: 4 + 2 */
+
+    clasp_attack_instance *fg = attack("fgsm", (const char *[]){"eps=0.1", NULL});
+    clasp_eval_options opt = {.attack = fg, .seed = 1, .l2 = 1};
+    clasp_eval_result r;
+    assert_ok(clasp_eval_run(m, bt, &opt, &r));
+    assert_int_equal(r.attack_success[0], 1);
+    assert_int_equal(r.attack_success[1], 2);
+    assert_non_null(r.l2_success);
+    for (int i = 0; i < 3; i++)
+        if (fabsf(r.l2_success[i] - 0.2f) > 1e-6f) fail_msg("fgsm success %d at L2 %.7f, expected 0.2", i, (double)r.l2_success[i]);
+    clasp_eval_result_free(&r);
+    /* Without the option nothing is measured. */
+    opt.l2 = 0;
+    assert_ok(clasp_eval_run(m, bt, &opt, &r));
+    assert_null(r.l2_success);
+    clasp_eval_result_free(&r);
+
+    clasp_attack_instance *cw = attack("cw", (const char *[]){"max_iterations=30", "binary_search_steps=3", NULL});
+    l2_log log;
+    memset(&log, 0, sizeof log);
+    opt = (clasp_eval_options){.attack = cw, .seed = 1, .l2 = 1, .on_batch = l2_on_batch, .user = &log};
+    assert_ok(clasp_eval_run(m, bt, &opt, &r));
+    float want[NL];
+    int nw = 0;
+    for (int k = 0; k < 2; k++) {
+        int from = nw;
+        for (int i = 0; i < NL; i++) {
+            if (log.y[i] != k || log.cp[i] != k || log.ap[i] == k) continue;
+            double s = 0;
+            for (int j = 0; j < 4; j++) s += ((double)log.xa[i * 4 + j] - log.x[i * 4 + j]) * ((double)log.xa[i * 4 + j] - log.x[i * 4 + j]);
+            float v = (float)sqrt(s);
+            int at = nw++;
+            while (at > from && want[at - 1] > v) want[at] = want[at - 1], at--;
+            want[at] = v;
+        }
+        assert_int_equal(nw - from, r.attack_success[k]);
+    }
+    assert_true(nw > 0);
+    for (int i = 0; i < nw; i++)
+        if (fabsf(r.l2_success[i] - want[i]) > 1e-6f)
+            fail_msg("cw success %d at L2 %.7f, expected %.7f", i, (double)r.l2_success[i], (double)want[i]);
+    clasp_eval_result_free(&r);
+    clasp_attack_free(fg), clasp_attack_free(cw);
+    clasp_batcher_free(bt);
+    clasp_model_free(m);
+}
+
 /* ---- calibration: no gradient masking ----------------------------------- */
 
 /* A calibrated model's temperature never changes a prediction, so it must
@@ -545,6 +631,7 @@ int main(void)
         cmocka_unit_test(test_same_seed_same_output),
         cmocka_unit_test(test_tpgd_t1_is_pgd),
         cmocka_unit_test(test_calibration_temperature_invisible),
+        cmocka_unit_test(test_eval_l2_distances),
         cmocka_unit_test(test_fgsm_linear),
         cmocka_unit_test(test_cw_linear),
         cmocka_unit_test(test_trained_blobs),

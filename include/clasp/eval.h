@@ -31,6 +31,10 @@ typedef struct clasp_eval_result {
     int64_t *flow;                /* [K*K] under attack: flow[true*K + predicted] */
     double seconds;               /* wall time of the whole pass */
     double attack_seconds;        /* of which inside the attack */
+    /* With opt->l2: the L2 distance ||x_adv - x||_2 of every attack
+     * success, grouped by true class (attack_success[0] values for class 0,
+     * then class 1's, ...), ascending within a class; NULL otherwise. */
+    float *l2_success;
 } clasp_eval_result;
 
 /* Called after each batch with examples done so far and the total. */
@@ -56,6 +60,10 @@ typedef struct clasp_eval_options {
                                         (0: estimated from the first batch) */
     clasp_eval_batch_fn on_batch;    /* may be NULL */
     void *user;                      /* passed to both callbacks */
+    /* Non-zero: measure the L2 distance of each attack success (for
+     * unbounded attacks such as CW, whose successes are only meaningful
+     * with their size); the batch's images are read back to the host. */
+    int l2;
 } clasp_eval_options;
 
 /* Evaluates m on one in-order pass of b (labels must be < the model's

@@ -181,6 +181,12 @@ clasp_status clasp_model_input_grad(clasp_model *m, const clasp_tensor *x,
                                     const clasp_tensor *y, float t, clasp_tensor *dx,
                                     clasp_tensor *pred, clasp_tensor *loss);
 
+/* The L2 norm of each class's row of the classifier's weight: the last
+ * linear layer of the graph, whose [K, in] weight maps features to the K
+ * logits (a read to the host). CLASP_ERR_NOT_FOUND when the model has no
+ * linear layer with num_classes outputs. out: num_classes floats. */
+clasp_status clasp_model_class_weight_norms(clasp_model *m, float *out);
+
 /* Parameters, in layer order, weight before bias. */
 int clasp_model_num_params(const clasp_model *m);
 clasp_tensor *clasp_model_param(clasp_model *m, int i);

@@ -28,6 +28,16 @@ typedef struct clasp_attack_report {
     int64_t *success;         /* per class: clean-correct examples the attack flipped */
     int64_t *flow;            /* [true][adv prediction] counts */
     double seconds;           /* wall time of the attack */
+    /* 0 (the default): an L-infinity attack with a budget (its plugin's
+     * schema has a float parameter "eps", see clasp_plugin_linf_eps).
+     * 1: unbounded (e.g. cw, an L2 attack without a budget): never "the
+     * strongest" next to L-infinity attacks, never in the gain tables or
+     * the relations, reported with its L2 distances instead. */
+    int unbounded;
+    /* Unbounded attacks: the L2 distance of each success (clean-correct
+     * example flipped), grouped by class (success[c] values for class c),
+     * ascending within a class; NULL when not measured. */
+    float *l2_dist;
 } clasp_attack_report;
 
 /* One epoch of training. */
@@ -56,6 +66,9 @@ typedef struct clasp_model_report {
     float *calib_offsets;     /* per class, when calibrated */
     float calib_temperature;
     double train_seconds, eval_seconds;
+    /* Per class: the L2 norm of the class's row of the last linear layer's
+     * weight (the classifier); NULL when the model has none. */
+    float *class_weight_norms;
 } clasp_model_report;
 
 typedef struct clasp_report {
@@ -73,6 +86,11 @@ typedef struct clasp_report {
     double wall_seconds;
     int n_models;
     clasp_model_report *models;
+    /* L2 budgets at which unbounded attacks' robust accuracy is reported
+     * (an example counts as robust there unless the attack flipped it
+     * within the budget); may be 0. */
+    int n_l2_eps;
+    const double *l2_eps;
 } clasp_report;
 
 /* Writes report.json, per_class.csv, report.md and the charts
@@ -82,6 +100,12 @@ typedef struct clasp_report {
  * which must exist. Each file is written atomically (temp + rename);
  * report.json is written last, so its presence marks a complete report. */
 clasp_status clasp_report_write(const clasp_report *r, const char *dir);
+
+/* Spearman's rank correlation of x and y (n pairs): Pearson's correlation
+ * of their ranks, tied values sharing the average of the ranks they span.
+ * NaN when undefined: n < 2, a non-finite value, or either vector constant
+ * (report.json writes null, report.md a dash). */
+double clasp_spearman(const double *x, const double *y, int n);
 
 /* Per-class accuracy helpers (0 when count is 0). */
 double clasp_rate(int64_t num, int64_t den);

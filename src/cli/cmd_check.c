@@ -41,14 +41,34 @@ static int data_sizes(const clasp_plan *p, size_t *train, size_t *val, size_t *t
         return 1;
     }
     size_t n = d.n;
-    clasp_dataset_free(&d);
     if (p->val_size >= n) {
+        clasp_dataset_free(&d);
         fprintf(stderr, "clasp: %s: data.val_size %zu leaves no training examples (the training set has %zu)\n",
                 at, p->val_size, n);
         return 1;
     }
     *val = p->val_size;
     *train = n - p->val_size;
+    if (p->n_exclude) {
+        /* The runner's order: split, then leave the classes out of both. */
+        int mask[CLASP_MAX_CLASSES];
+        clasp_dataset tr = {0}, va = {0};
+        if (clasp_plan_exclude_mask(p, d.num_classes, d.class_names, mask) != CLASP_OK ||
+            clasp_dataset_split(&d, p->val_size, p->seed, &tr, &va) != CLASP_OK) {
+            fprintf(stderr, "clasp: %s\n", clasp_last_error());
+            clasp_dataset_free(&d);
+            return 1;
+        }
+        clasp_dataset_exclude(&tr, mask);
+        clasp_dataset_exclude(&va, mask);
+        *train = tr.n, *val = va.n;
+        printf("excluded from training and validation (still evaluated):");
+        for (int k = 0, first = 1; k < tr.num_classes; k++)
+            if (mask[k]) printf("%s %d (%s)", first ? "" : ",", k, tr.class_names[k]), first = 0;
+        printf("\n");
+        clasp_dataset_free(&tr), clasp_dataset_free(&va);
+    }
+    clasp_dataset_free(&d);
     if (p->train_size && p->train_size < *train) *train = p->train_size;
     if (clasp_dataset_load(p->dataset, p->data_path, 0, &d) != CLASP_OK) {
         fprintf(stderr, "clasp: %s: data: %s\n", at, clasp_last_error());
@@ -110,6 +130,11 @@ int cmd_check(int argc, char **argv)
             printf("\n");
         }
         printf("attacks (%d), on %zu test examples, batch %d:\n", p->n_attacks, test, p->eval_batch);
+        if (p->n_l2_eps) {
+            printf("  unbounded attacks are also reported at L2 budgets");
+            for (int i = 0; i < p->n_l2_eps; i++) printf("%s %g", i ? "," : "", p->l2_eps[i]);
+            printf("\n");
+        }
         for (int i = 0; i < p->n_attacks; i++) {
             printf("  %-28s ", p->attacks[i].label);
             print_plugin(&p->attacks[i].plugin);

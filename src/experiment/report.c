@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "experiment/report_relations.h"
 #include "experiment/svg.h"
 
 double clasp_rate(int64_t num, int64_t den)
@@ -91,9 +92,13 @@ static attack_pair make_pair(const clasp_attack_report *x, const clasp_attack_re
     return p;
 }
 
-/* The attack with the lowest overall robust accuracy (first on a tie). */
+/* The attack with the lowest overall robust accuracy (first on a tie):
+ * among the L-infinity attacks when there is one, since an unbounded
+ * attack's robust accuracy is not on the same scale. */
 static int strongest_attack(const clasp_model_report *m, int k)
 {
+    int linf = report_strongest_linf(m, k);
+    if (linf >= 0) return linf;
     int best = 0;
     for (int i = 1; i < m->n_attacks; i++)
         if (summarize(&m->attacks[i], k).robust_acc <
@@ -383,6 +388,10 @@ static json_object *json_attack(const clasp_report *r, const clasp_attack_report
     jset(o, "per_class", rows, bad);
     jset(o, "flow", json_flow(a, k, bad), bad);
     jset(o, "summary", json_summary(r, a, bad), bad);
+    jset(o, "unbounded", json_object_new_boolean(a->unbounded != 0), bad);
+    json_object *l2 = report_json_l2(r, a, bad);
+    if (l2) jset(o, "l2", l2, bad);
+    else jset_null(o, "l2", bad);
     char rel[STEM_MAX + 32];
     json_object *charts = json_object_new_object();
     chart_rel(rel, sizeof rel, stem, "classes");
@@ -433,8 +442,9 @@ static void json_model_runs(json_object *o, const clasp_report *r, const clasp_m
     for (int i = 0; i < m->n_attacks; i++) {
         jpush(attacks, json_attack(r, &m->attacks[i], plan->pair[plan->first[mi] + i], bad), bad);
         for (int j = i + 1; j < m->n_attacks; j++)
-            jpush(pairs, json_pair(r, make_pair(&m->attacks[i], &m->attacks[j], r->num_classes),
-                                   bad), bad);
+            if (!m->attacks[i].unbounded && !m->attacks[j].unbounded)
+                jpush(pairs, json_pair(r, make_pair(&m->attacks[i], &m->attacks[j], r->num_classes),
+                                       bad), bad);
     }
     if (!attacks || !pairs) *bad = 1;
     jset(o, "attacks", attacks, bad);
@@ -455,6 +465,7 @@ static json_object *json_model(const clasp_report *r, const clasp_model_report *
     jset_num(t, "eval_seconds", m->eval_seconds, bad);
     jset(o, "timings", t, bad);
     json_model_runs(o, r, m, plan, mi, bad);
+    jset(o, "relations", report_json_relations(r, m, bad), bad);
     json_object *charts = json_object_new_object();
     if (clasp_svg_epochs_wanted(r, m)) {
         char rel[STEM_MAX + 32];
@@ -725,7 +736,10 @@ static void md_attack_line(clasp_buf *b, const clasp_report *r, const clasp_atta
  * strongest attack, so the table stays readable. */
 static int md_pair_shown(const clasp_model_report *m, int i, int j, int strongest)
 {
-    int pairs = m->n_attacks * (m->n_attacks - 1) / 2;
+    if (m->attacks[i].unbounded || m->attacks[j].unbounded) return 0; /* L-infinity pairs only */
+    int n = 0;
+    for (int a = 0; a < m->n_attacks; a++) n += !m->attacks[a].unbounded;
+    int pairs = n * (n - 1) / 2;
     return pairs <= 6 || i == strongest || j == strongest;
 }
 
@@ -734,7 +748,8 @@ static void md_gains(clasp_buf *b, const clasp_report *r, const clasp_model_repo
     int k = r->num_classes, strongest = strongest_attack(m, k);
     clasp_buf_puts(b, "\n### Gains of stronger attacks\n\nPoints of robust accuracy that "
                       "the stronger attack (b) removes beyond the weaker one (a), "
-                      "as \"b over a\"; negative where a is stronger on that class.\n\n"
+                      "as \"b over a\"; negative where a is stronger on that class. "
+                      "L\u221e attacks only: unbounded ones (cw) have their own L2 section.\n\n"
                       "| Class |");
     for (int i = 0; i < m->n_attacks; i++)
         for (int j = i + 1; j < m->n_attacks; j++) {
@@ -885,8 +900,12 @@ static void md_model(clasp_buf *b, const clasp_report *r, const chart_plan *plan
         md_class_table(b, r, m);
         clasp_buf_puts(b, "\n");
         for (int j = 0; j < m->n_attacks; j++) md_attack_line(b, r, &m->attacks[j]);
-        if (m->n_attacks > 1) md_gains(b, r, m);
+        int n_linf = 0;
+        for (int j = 0; j < m->n_attacks; j++) n_linf += !m->attacks[j].unbounded;
+        if (n_linf > 1) md_gains(b, r, m);
         md_flow(b, r, m);
+        report_md_l2(b, r, m);
+        report_md_relations(b, r, m);
     } else {
         clasp_buf_puts(b, "\nNo attacks were evaluated on this model.\n");
     }

@@ -54,6 +54,16 @@ static clasp_status load_data(runner *R)
     clasp_status st = clasp_dataset_split(&all, p->val_size, p->seed, &R->train, &R->val);
     clasp_dataset_free(&all);
     CLASP_TRY(st);
+    /* Excluded classes leave training and validation after the split, so
+     * the remaining examples are those of the same run without exclusion;
+     * the test set keeps every class (where do the excluded classes'
+     * examples go?) and the model keeps an output for each. */
+    if (p->n_exclude) {
+        int mask[CLASP_MAX_CLASSES];
+        CLASP_TRY(clasp_plan_exclude_mask(p, R->train.num_classes, R->train.class_names, mask));
+        clasp_dataset_exclude(&R->train, mask);
+        clasp_dataset_exclude(&R->val, mask);
+    }
     if (p->train_size) clasp_dataset_truncate(&R->train, p->train_size);
     if (clasp_dataset_load(p->dataset, p->data_path, 0, &R->test) != CLASP_OK) {
         char msg[900];
@@ -159,6 +169,16 @@ static clasp_status evaluate(runner *R, model_run *mr)
     int K = R->K;
     clasp_model_report *rep = mr->rep;
     /* A resumed report holds only the attacks done so far. */
+    /* The classifier's row norms, for the report's relations (a model
+     * without a linear classifier has none). */
+    if (!rep->class_weight_norms) {
+        float *w = malloc((size_t)K * sizeof *w);
+        if (!w) return clasp_error(CLASP_ERR_NOMEM, "out of memory");
+        clasp_status ws = clasp_model_class_weight_norms(mr->m, w);
+        if (ws == CLASP_OK) rep->class_weight_norms = w;
+        else free(w);
+        if (ws != CLASP_OK && ws != CLASP_ERR_NOT_FOUND) return ws;
+    }
     clasp_attack_report *all = realloc(rep->attacks, (size_t)p->n_attacks * sizeof *all);
     if (!all) return clasp_error(CLASP_ERR_NOMEM, "out of memory");
     memset(all + rep->n_attacks, 0, (size_t)(p->n_attacks - rep->n_attacks) * sizeof *all);
@@ -174,6 +194,8 @@ static clasp_status evaluate(runner *R, model_run *mr)
         o.total = R->test.n;
         o.on_batch = eval_batch_check;
         o.user = R;
+        int unbounded = !clasp_plugin_is_linf(pa->plugin.desc);
+        o.l2 = unbounded;
         char label[220];
         snprintf(label, sizeof label, "  %s", pa->label);
         run_progress_start(R, label, R->test.n);
@@ -192,13 +214,20 @@ static clasp_status evaluate(runner *R, model_run *mr)
         ar->success = run_dup64(res.attack_success, (size_t)K);
         ar->flow = run_dup64(res.flow, (size_t)K * (size_t)K);
         ar->seconds = res.seconds;
+        ar->unbounded = unbounded;
+        if (unbounded) {
+            int64_t ns = run_sum64(res.attack_success, K);
+            ar->l2_dist = malloc((size_t)(ns ? ns : 1) * sizeof *ar->l2_dist);
+            if (ar->l2_dist && res.l2_success) memcpy(ar->l2_dist, res.l2_success, (size_t)ns * sizeof *ar->l2_dist);
+        }
         rep->eval_seconds += res.seconds;
         rep->n_attacks = j + 1;
         int64_t n = res.total;
         run_say(R, "  %-24s clean %.2f%%  robust %.2f%%  (%.1f s)", pa->label, run_pct(run_sum64(res.clean_correct, K), n),
             run_pct(run_sum64(res.robust_correct, K), n), res.seconds);
         clasp_eval_result_free(&res);
-        if (!ar->count || !ar->clean_correct || !ar->robust_correct || !ar->success || !ar->flow)
+        if (!ar->count || !ar->clean_correct || !ar->robust_correct || !ar->success || !ar->flow ||
+            (unbounded && !ar->l2_dist))
             return clasp_error(CLASP_ERR_NOMEM, "out of memory");
         R->pos.attack = j + 1;
         if (R->stop_attacks && ++R->attacks_done >= R->stop_attacks) R->sim_stop = 1;
@@ -304,6 +333,8 @@ static clasp_status write_report(runner *R)
     rep.wall_seconds = R->wall_before + (run_now() - R->t0);
     rep.n_models = p->n_models;
     rep.models = R->reports;
+    rep.n_l2_eps = p->n_l2_eps;
+    rep.l2_eps = p->l2_eps;
     clasp_status st = clasp_report_write(&rep, R->outdir);
     free(yaml);
     return st;

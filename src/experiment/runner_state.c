@@ -16,7 +16,7 @@
 #include "clasp/safetensors.h"
 #include "experiment/runner_internal.h"
 
-#define STATE_VERSION 1
+#define STATE_VERSION 2 /* 2: L2 distances, unbounded flags, classifier row norms */
 #define STATE_KEY "clasp.state"
 
 double run_now(void)
@@ -37,9 +37,11 @@ void run_report_free(clasp_model_report *r)
     for (int a = 0; r->attacks && a < r->n_attacks; a++) {
         clasp_attack_report *ar = &r->attacks[a];
         free(ar->count), free(ar->clean_correct), free(ar->robust_correct), free(ar->success), free(ar->flow);
+        free(ar->l2_dist);
     }
     free(r->attacks);
     free(r->calib_offsets);
+    free(r->class_weight_norms);
     memset(r, 0, sizeof *r);
 }
 
@@ -109,6 +111,7 @@ static json_object *model_json(jb *b, const clasp_model_report *r, int K)
     put(b, o, "calib_temperature", jdouble((double)r->calib_temperature));
     put(b, o, "train_seconds", jdouble(r->train_seconds));
     put(b, o, "eval_seconds", jdouble(r->eval_seconds));
+    put_floats(b, o, "class_weight_norms", r->class_weight_norms, K);
     json_object *eps = json_object_new_array();
     for (int e = 0; eps && e < r->n_epochs; e++) {
         const clasp_epoch_report *ep = &r->epochs[e];
@@ -145,6 +148,8 @@ static json_object *model_json(jb *b, const clasp_model_report *r, int K)
         put_i64s(b, x, "success", ar->success, K);
         put_i64s(b, x, "flow", ar->flow, K * K);
         put(b, x, "seconds", jdouble(ar->seconds));
+        put(b, x, "unbounded", json_object_new_int(ar->unbounded));
+        put_floats(b, x, "l2_dist", ar->l2_dist, ar->l2_dist ? (int)run_sum64(ar->success, K) : 0);
         if (json_object_array_add(ats, x) != 0) json_object_put(x), b->ok = 0;
     }
     put(b, o, "attacks", ats);
@@ -282,6 +287,7 @@ static void read_model(jr *r, json_object *o, int K, clasp_model_report *m)
     m->calib_temperature = (float)rdouble(r, o, "calib_temperature");
     m->train_seconds = rdouble(r, o, "train_seconds");
     m->eval_seconds = rdouble(r, o, "eval_seconds");
+    m->class_weight_norms = rfloat_array(r, o, "class_weight_norms", K);
     json_object *eps = field(r, o, "epochs", json_type_array);
     int ne = eps ? (int)json_object_array_length(eps) : 0;
     m->epochs = ne ? calloc((size_t)ne, sizeof *m->epochs) : NULL;
@@ -314,6 +320,16 @@ static void read_model(jr *r, json_object *o, int K, clasp_model_report *m)
         ar->success = ri64_array(r, x, "success", K, 0);
         ar->flow = ri64_array(r, x, "flow", K * K, 0);
         ar->seconds = rdouble(r, x, "seconds");
+        ar->unbounded = (int)rint64(r, x, "unbounded");
+        if (!r->bad && ar->success) {
+            int64_t ns = run_sum64(ar->success, K);
+            if (ns < 0 || ns > INT32_MAX) {
+                snprintf(r->what, sizeof r->what, "attack '%s' has impossible success counts", ar->label);
+                r->bad = 1;
+            } else {
+                ar->l2_dist = rfloat_array(r, x, "l2_dist", (int)ns);
+            }
+        }
     }
 }
 

@@ -322,6 +322,27 @@ int clasp_model_calibration(const clasp_model *m, float *offsets, float *tempera
     return 1;
 }
 
+clasp_status clasp_model_class_weight_norms(clasp_model *m, float *out)
+{
+    const clasp_node *last = NULL;
+    for (int i = 0; i < m->n_nodes; i++)
+        if (m->nodes[i].spec.kind == CLASP_LAYER_LINEAR) last = &m->nodes[i];
+    if (!last || last->param[0] < 0 || last->out.c != m->num_classes)
+        return clasp_error(CLASP_ERR_NOT_FOUND, "model: no linear layer with %d outputs", m->num_classes);
+    const clasp_tensor *w = m->params[last->param[0]];
+    size_t in = w->numel / (size_t)m->num_classes;
+    float *h = malloc(w->numel * sizeof *h);
+    if (!h) return clasp_error(CLASP_ERR_NOMEM, "out of memory");
+    clasp_status st = clasp_tensor_read(w, h);
+    for (int k = 0; st == CLASP_OK && k < m->num_classes; k++) {
+        double s = 0;
+        for (size_t j = 0; j < in; j++) s += (double)h[(size_t)k * in + j] * (double)h[(size_t)k * in + j];
+        out[k] = (float)sqrt(s);
+    }
+    free(h);
+    return st;
+}
+
 /* ---- forward ------------------------------------------------------------- */
 
 clasp_status layer_ensure_out(clasp_model *m, const clasp_node *n, clasp_tensor **t)
