@@ -32,7 +32,7 @@ static void print_passes(const char *what, double v)
 
 /* Sizes after the split and the subsets; the data files are read (on the
  * host only) so that a wrong path is caught here too. */
-static int data_sizes(const clasp_plan *p, size_t *train, size_t *val, size_t *test)
+static int data_sizes(const clasp_plan *p, size_t *train, size_t *val, size_t *test, char *excl, size_t excl_size)
 {
     clasp_dataset d = {0};
     const char *at = *p->data_loc ? p->data_loc : p->source;
@@ -62,10 +62,13 @@ static int data_sizes(const clasp_plan *p, size_t *train, size_t *val, size_t *t
         clasp_dataset_exclude(&tr, mask);
         clasp_dataset_exclude(&va, mask);
         *train = tr.n, *val = va.n;
-        printf("excluded from training and validation (still evaluated):");
-        for (int k = 0, first = 1; k < tr.num_classes; k++)
-            if (mask[k]) printf("%s %d (%s)", first ? "" : ",", k, tr.class_names[k]), first = 0;
-        printf("\n");
+        size_t len = (size_t)snprintf(excl, excl_size, "excluded from training and validation (still evaluated):");
+        for (int k = 0, first = 1; k < tr.num_classes && len < excl_size; k++)
+            if (mask[k]) {
+                len += (size_t)snprintf(excl + len, excl_size - len, "%s %d (%s)", first ? "" : ",", k,
+                                        tr.class_names[k]);
+                first = 0;
+            }
         clasp_dataset_free(&tr), clasp_dataset_free(&va);
     }
     clasp_dataset_free(&d);
@@ -110,7 +113,8 @@ int cmd_check(int argc, char **argv)
         return 1;
     }
     size_t train = 0, val = 0, test = 0;
-    int rc = data_sizes(p, &train, &val, &test);
+    char excl[2048] = "";
+    int rc = data_sizes(p, &train, &val, &test, excl, sizeof excl);
     if (rc == 0) {
         static const char *const sched[] = {"constant", "cosine", "step"};
         size_t val_eval = p->val_eval_size && p->val_eval_size < val ? p->val_eval_size : val;
@@ -118,6 +122,7 @@ int cmd_check(int argc, char **argv)
                p->device ? ", device " : "", p->device ? p->device : "");
         printf("data: %s (%s): %zu training, %zu validation (%zu evaluated per epoch), %zu test\n", p->dataset,
                p->data_path, train, val, val_eval, test);
+        if (excl[0]) printf("  %s\n", excl);
         printf("model: %s\n", p->arch);
         printf("training: %d epochs, batch %d, sgd lr %g momentum %g weight_decay %g, %s schedule\n", p->epochs,
                p->batch, p->lr, p->momentum, p->weight_decay, sched[p->schedule]);
