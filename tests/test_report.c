@@ -766,6 +766,53 @@ static void unbounded_and_relations(void **state)
     free(f);
 }
 
+/* The gradient-free check: square against the strongest gradient attack
+ * with the same eps (pgd here, not fgsm at another eps). */
+static void gradient_free_check(void **state)
+{
+    (void)state;
+    fixture *f = calloc(1, sizeof *f);
+    assert_non_null(f);
+    fill_report(f);
+    static const int64_t clean[K] = {9, 11, 6};
+    static const int64_t rob[3][K] = {{1, 1, 1}, {3, 5, 1}, {2, 5, 1}};
+    static const char *const plugins[3] = {"fgsm", "pgd", "square"};
+    static const char *const params[3] = {"eps=0.3", "eps=0.1, steps=20", "eps=0.1, n_queries=100, p_init=0.8"};
+    attack_data ad[3];
+    clasp_attack_report ar[3];
+    for (int j = 0; j < 3; j++) {
+        fill_attack(&ad[j], clean, rob[j]);
+        link_attack(&ar[j], &ad[j], plugins[j], plugins[j], 1.0);
+        snprintf(ar[j].params, sizeof ar[j].params, "%s", params[j]);
+    }
+    f->models[1].attacks = ar;
+    f->models[1].n_attacks = 3;
+    tu_tmpdir(f->dir, sizeof f->dir);
+    assert_ok(clasp_report_write(&f->r, f->dir));
+    char path[512];
+    path_in(path, sizeof path, f->dir, "report.json");
+    json_object *root = json_object_from_file(path);
+    assert_non_null(root);
+    json_object *models = jget(root, "models");
+    assert_true(json_object_is_type(jget(json_object_array_get_idx(models, 0), "gradient_free_check"), json_type_null));
+    json_object *g = jget(json_object_array_get_idx(models, 1), "gradient_free_check");
+    assert_string_equal(json_object_get_string(jget(g, "gradient_free")), "square");
+    assert_string_equal(json_object_get_string(jget(g, "gradient")), "pgd");
+    json_object *more = jget(g, "classes_gradient_free_finds_more");
+    assert_int_equal(json_object_array_length(more), 1);
+    assert_int_equal(json_object_get_int(json_object_array_get_idx(more, 0)), 0);
+    assert_true(fabs(jdbl(g, "overall_diff") + 1.0 / 30) < EPS);
+    json_object_put(root);
+    path_in(path, sizeof path, f->dir, "report.md");
+    char *md = read_all(path);
+    assert_non_null(strstr(md, "### Gradient-free check"));
+    assert_non_null(strstr(md, "gradient masking"));
+    assert_non_null(strstr(md, "*cat, fluffy* (-10.0 points)"));
+    free(md);
+    remove_report(f->dir);
+    free(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -776,6 +823,7 @@ int main(void)
         cmocka_unit_test(hundred_classes),
         cmocka_unit_test(spearman_known_values),
         cmocka_unit_test(unbounded_and_relations),
+        cmocka_unit_test(gradient_free_check),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -466,6 +466,9 @@ static json_object *json_model(const clasp_report *r, const clasp_model_report *
     jset(o, "timings", t, bad);
     json_model_runs(o, r, m, plan, mi, bad);
     jset(o, "relations", report_json_relations(r, m, bad), bad);
+    json_object *masking = report_json_masking(r, m, bad);
+    if (masking) jset(o, "gradient_free_check", masking, bad);
+    else jset_null(o, "gradient_free_check", bad);
     json_object *charts = json_object_new_object();
     if (clasp_svg_epochs_wanted(r, m)) {
         char rel[STEM_MAX + 32];
@@ -719,7 +722,8 @@ static void md_attack_line(clasp_buf *b, const clasp_report *r, const clasp_atta
     attack_summary s = summarize(a, r->num_classes);
     clasp_buf_puts(b, "- **");
     md_text(b, a->label);
-    clasp_buf_printf(b, "**: robust %.1f%% (clean %.1f%%), attack success %.1f%%",
+    clasp_buf_puts(b, a->unbounded ? "** (unbounded, see its L2 section" : "**");
+    clasp_buf_printf(b, "%s: robust %.1f%% (clean %.1f%%), attack success %.1f%%", a->unbounded ? ")" : "",
                      100 * s.robust_acc, 100 * s.clean_acc, 100 * s.success_rate);
     if (s.worst >= 0) {
         clasp_buf_puts(b, "; worst class ");
@@ -859,7 +863,9 @@ static void md_training(clasp_buf *b, const clasp_report *r, const clasp_model_r
         for (int i = 0; i < m->n_epochs; i++) md_epoch(b, r, &m->epochs[i]);
     }
     if (m->calibrated) {
-        clasp_buf_printf(b, "\n### Calibration\n\nTemperature %.3f",
+        clasp_buf_printf(b, "\n### Calibration\n\nTemperature %.3f (for probabilities only: "
+                            "predictions and every attack use the logits plus the offsets, never "
+                            "divided by the temperature, so it cannot mask gradients)",
                          (double)m->calib_temperature);
         if (m->calib_offsets) {
             clasp_buf_puts(b, "; per-class logit offsets: ");
@@ -904,6 +910,7 @@ static void md_model(clasp_buf *b, const clasp_report *r, const chart_plan *plan
         for (int j = 0; j < m->n_attacks; j++) n_linf += !m->attacks[j].unbounded;
         if (n_linf > 1) md_gains(b, r, m);
         md_flow(b, r, m);
+        report_md_masking(b, r, m);
         report_md_l2(b, r, m);
         report_md_relations(b, r, m);
     } else {

@@ -22,7 +22,12 @@
  *     powerful on vulnerable classes, which reads as a negative
  *     correlation);
  *   - T-PGD against PGD at the same budget (every parameter of pgd equal
- *     in tpgd): the per-class difference of robust accuracy, per T. */
+ *     in tpgd): the per-class difference of robust accuracy, per T.
+ *
+ * Gradient masking: a gradient-free attack (square, forward passes only)
+ * that finds more than the strongest gradient attack at the same budget
+ * means the gradients mislead (e.g. a saturated softmax); shown per class
+ * whenever a model is attacked by both. */
 #include "experiment/report_relations.h"
 
 #include <math.h>
@@ -571,4 +576,84 @@ void report_md_relations(clasp_buf *b, const clasp_report *r, const clasp_model_
         clasp_buf_puts(b, "\n");
     }
     free(v);
+}
+
+/* ---- gradient-free check ------------------------------------------------------ */
+
+static int is_gradient_free(const clasp_attack_report *a)
+{
+    return !strcmp(a->plugin, "square");
+}
+
+/* The gradient-free attack and the strongest gradient-based L-infinity
+ * attack with the same eps; 0 when there is no such pair. */
+static int masking_pair(const clasp_model_report *m, int k, int *sq, int *gr)
+{
+    *sq = *gr = -1;
+    for (int i = 0; i < m->n_attacks && *sq < 0; i++)
+        if (!m->attacks[i].unbounded && is_gradient_free(&m->attacks[i])) *sq = i;
+    if (*sq < 0) return 0;
+    char e1[64], e2[64];
+    if (!param_value(m->attacks[*sq].params, "eps", e1, sizeof e1)) return 0;
+    for (int i = 0; i < m->n_attacks; i++) {
+        const clasp_attack_report *a = &m->attacks[i];
+        if (a->unbounded || is_gradient_free(a) || !param_value(a->params, "eps", e2, sizeof e2) ||
+            strtod(e1, NULL) != strtod(e2, NULL))
+            continue;
+        if (*gr < 0 || report_robust_all(a, k) < report_robust_all(&m->attacks[*gr], k)) *gr = i;
+    }
+    return *gr >= 0;
+}
+
+json_object *report_json_masking(const clasp_report *r, const clasp_model_report *m, int *bad)
+{
+    int k = r->num_classes, sq, gr;
+    if (!masking_pair(m, k, &sq, &gr)) return NULL;
+    const clasp_attack_report *S = &m->attacks[sq], *G = &m->attacks[gr];
+    json_object *o = jobj(bad), *diff = jarr(bad), *worse = jarr(bad);
+    jadd(o, "gradient_free", jstr(S->label, bad), bad);
+    jadd(o, "gradient", jstr(G->label, bad), bad);
+    for (int c = 0; c < k; c++) {
+        double d = rate(S->robust_correct[c], S->count[c]) - rate(G->robust_correct[c], G->count[c]);
+        jpush(diff, jnum(d, bad), bad);
+        if (S->robust_correct[c] < G->robust_correct[c] && S->count[c] == G->count[c])
+            jpush(worse, json_object_new_int(c), bad);
+    }
+    jadd(o, "robust_diff", diff, bad);
+    jadd(o, "overall_diff", jnum(report_robust_all(S, k) - report_robust_all(G, k), bad), bad);
+    jadd(o, "classes_gradient_free_finds_more", worse, bad);
+    return o;
+}
+
+void report_md_masking(clasp_buf *b, const clasp_report *r, const clasp_model_report *m)
+{
+    int k = r->num_classes, sq, gr;
+    if (!masking_pair(m, k, &sq, &gr)) return;
+    const clasp_attack_report *S = &m->attacks[sq], *G = &m->attacks[gr];
+    double d = report_robust_all(S, k) - report_robust_all(G, k);
+    clasp_buf_puts(b, "\n### Gradient-free check\n\nThe gradient-free attack ");
+    md_text(b, S->label);
+    clasp_buf_printf(b, " leaves %.1f%% robust, the strongest gradient attack at the same eps (", 100 * report_robust_all(S, k));
+    md_text(b, G->label);
+    clasp_buf_printf(b, ") %.1f%%. ", 100 * report_robust_all(G, k));
+    int n = 0;
+    for (int c = 0; c < k; c++) n += S->robust_correct[c] < G->robust_correct[c] && S->count[c] == G->count[c];
+    if (d < 0)
+        clasp_buf_puts(b, "An attack that never looks at a gradient finds more: the gradients mislead "
+                          "(gradient masking), and the gradient attacks' numbers overstate robustness.");
+    else
+        clasp_buf_puts(b, "No sign of gradient masking overall: the gradient attack finds at least as much.");
+    if (n > 0) {
+        clasp_buf_puts(b, " Classes where the gradient-free attack finds more:");
+        for (int c = 0, first = 1; c < k; c++)
+            if (S->robust_correct[c] < G->robust_correct[c] && S->count[c] == G->count[c]) {
+                clasp_buf_puts(b, first ? " *" : ", *");
+                md_text(b, r->class_names[c]);
+                clasp_buf_printf(b, "* (%+.1f points)",
+                                 100 * (rate(S->robust_correct[c], S->count[c]) - rate(G->robust_correct[c], G->count[c])));
+                first = 0;
+            }
+        clasp_buf_puts(b, ".");
+    }
+    clasp_buf_puts(b, "\n");
 }

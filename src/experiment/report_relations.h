@@ -30,6 +30,12 @@ json_object *report_json_l2(const clasp_report *r, const clasp_attack_report *a,
 /* The model's "relations" object. */
 json_object *report_json_relations(const clasp_report *r, const clasp_model_report *m, int *bad);
 
+/* The gradient-free check: the model's gradient-free L-infinity attack
+ * (plugin "square") against its strongest gradient-based one, overall and
+ * per class; NULL when the model lacks either. */
+json_object *report_json_masking(const clasp_report *r, const clasp_model_report *m, int *bad);
+void report_md_masking(clasp_buf *b, const clasp_report *r, const clasp_model_report *m);
+
 /* report.md: the L2 section (nothing when the model has no unbounded
  * attack) and the relations section. */
 void report_md_l2(clasp_buf *b, const clasp_report *r, const clasp_model_report *m);
