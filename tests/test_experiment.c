@@ -392,6 +392,11 @@ static void test_exclude_classes_run(void **state)
         if (k == 0 || k == 3) test_excluded += json_object_get_int64(get(json_object_array_get_idx(rows, k), "count"));
     }
     assert_true(val_total > 0 && val_total < 100);
+    /* The report knows, and keeps them out of the correlations. */
+    json_object *left = get(get(m, "relations"), "classes_left_out");
+    assert_int_equal(json_object_array_length(left), 2);
+    assert_int_equal(json_object_get_int(json_object_array_get_idx(left, 0)), 0);
+    assert_int_equal(json_object_get_int(json_object_array_get_idx(left, 1)), 3);
     assert_true(test_excluded > 0);
     /* The training set shrank by the excluded classes' share. */
     assert_true(json_object_get_int64(get(get(r, "dataset"), "train_size")) < N_TRAIN - 100);

@@ -761,6 +761,31 @@ static void unbounded_and_relations(void **state)
     assert_non_null(strstr(md, "robust accuracy under the strongest L\u221e attack (tpgd T=0.5): \u03c1 = \u2014"));
     assert_non_null(strstr(md, "| fgsm | pgd | +10.0 | -1.00 |"));
     free(md);
+
+    /* Norms 1, 3, 5 against robust .2, .417, .125 (tpgd): rho = -0.5 over
+     * all classes; with class 2 left out of training it is left out of the
+     * correlation too: rho = 1. */
+    norms[0] = 1, norms[1] = 3, norms[2] = 5;
+    for (int pass = 0; pass < 2; pass++) {
+        const int excluded[K] = {0, 0, 1};
+        f->r.excluded = pass ? excluded : NULL;
+        assert_ok(clasp_report_write(&f->r, f->dir));
+        path_in(path, sizeof path, f->dir, "report.json");
+        root = json_object_from_file(path);
+        assert_non_null(root);
+        jm = json_object_array_get_idx(jget(root, "models"), 0);
+        rel = jget(jm, "relations");
+        double rho = jdbl(jget(rel, "weight_norm_vs_robust"), "spearman");
+        assert_true(fabs(rho - (pass ? 1.0 : -0.5)) < 1e-12);
+        json_object *left = jget(rel, "classes_left_out");
+        assert_int_equal(json_object_array_length(left), pass);
+        json_object_put(root);
+        path_in(path, sizeof path, f->dir, "report.md");
+        md = read_all(path);
+        if (pass) assert_non_null(strstr(md, "are left out of every \u03c1 too: *dog*."));
+        else assert_null(strstr(md, "left out of every"));
+        free(md);
+    }
     if (getenv("CLASP_KEEP_REPORT")) printf("report kept in %s\n", f->dir);
     else remove_report(f->dir);
     free(f);

@@ -91,6 +91,11 @@ typedef struct clasp_report {
      * within the budget); may be 0. */
     int n_l2_eps;
     const double *l2_eps;
+    /* Per class, 1 when the class was left out of training and validation
+     * (data.exclude_classes): still evaluated, but left out of the
+     * class-wise correlations, which would only measure the exclusion.
+     * NULL: none. */
+    const int *excluded;
 } clasp_report;
 
 /* Writes report.json, per_class.csv, report.md and the charts

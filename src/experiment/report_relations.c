@@ -331,15 +331,17 @@ void report_md_l2(clasp_buf *b, const clasp_report *r, const clasp_model_report 
 
 /* ---- relations -------------------------------------------------------------- */
 
-/* Spearman over the classes with test examples (count > 0 in attack a). */
-static double rho_classes(const clasp_attack_report *a, const double *x, const double *y, int k)
+/* Spearman over the classes with test examples (count > 0 in attack a)
+ * that were trained on. */
+static double rho_classes(const clasp_report *r, const clasp_attack_report *a, const double *x,
+                          const double *y, int k)
 {
     double *xs = malloc(2 * (size_t)k * sizeof *xs);
     if (!xs) return NAN;
     double *ys = xs + k;
     int n = 0;
     for (int c = 0; c < k; c++)
-        if (a->count[c] > 0) xs[n] = x[c], ys[n] = y[c], n++;
+        if (a->count[c] > 0 && !(r->excluded && r->excluded[c])) xs[n] = x[c], ys[n] = y[c], n++;
     double rho = clasp_spearman(xs, ys, n);
     free(xs);
     return rho;
@@ -399,7 +401,8 @@ typedef struct pair_rel {
     double rho;
 } pair_rel;
 
-static pair_rel make_rel(const clasp_model_report *m, int i, int j, int k, double *ra, double *gain)
+static pair_rel make_rel(const clasp_report *r, const clasp_model_report *m, int i, int j, int k, double *ra,
+                         double *gain)
 {
     pair_rel p = {i, j, 0, NAN};
     double ri = report_robust_all(&m->attacks[i], k), rj = report_robust_all(&m->attacks[j], k);
@@ -410,7 +413,7 @@ static pair_rel make_rel(const clasp_model_report *m, int i, int j, int k, doubl
         ra[c] = rate(A->robust_correct[c], A->count[c]);
         gain[c] = ra[c] - rate(B->robust_correct[c], B->count[c]);
     }
-    p.rho = rho_classes(A, ra, gain, k);
+    p.rho = rho_classes(r, A, ra, gain, k);
     return p;
 }
 
@@ -436,7 +439,7 @@ json_object *report_json_relations(const clasp_report *r, const clasp_model_repo
     if (s >= 0 && m->class_weight_norms) {
         robust_vec(&m->attacks[s], k, v);
         for (int c = 0; c < k; c++) w[c] = m->class_weight_norms[c];
-        rho = rho_classes(&m->attacks[s], w, v, k);
+        rho = rho_classes(r, &m->attacks[s], w, v, k);
     }
     jadd(norm, "spearman", jnum(rho, bad), bad);
     jadd(o, "weight_norm_vs_robust", norm, bad);
@@ -448,7 +451,7 @@ json_object *report_json_relations(const clasp_report *r, const clasp_model_repo
     for (int i = 0; ra && i < m->n_attacks; i++)
         for (int j = i + 1; j < m->n_attacks; j++) {
             if (m->attacks[i].unbounded || m->attacks[j].unbounded) continue;
-            pair_rel p = make_rel(m, i, j, k, ra, ra + k);
+            pair_rel p = make_rel(r, m, i, j, k, ra, ra + k);
             json_object *x = jobj(bad);
             jadd(x, "a", jstr(m->attacks[p.a].label, bad), bad);
             jadd(x, "b", jstr(m->attacks[p.b].label, bad), bad);
@@ -479,6 +482,10 @@ json_object *report_json_relations(const clasp_report *r, const clasp_model_repo
             jpush(tp, x, bad);
         }
     jadd(o, "tpgd_vs_pgd", tp, bad);
+    json_object *ex = jarr(bad);
+    for (int c = 0; r->excluded && c < k; c++)
+        if (r->excluded[c]) jpush(ex, json_object_new_int(c), bad);
+    jadd(o, "classes_left_out", ex, bad);
     free(v);
     return o;
 }
@@ -495,7 +502,20 @@ void report_md_relations(clasp_buf *b, const clasp_report *r, const clasp_model_
                       "KDD 2021; ICLR 2021 version) as Spearman rank correlations \u03c1 over the "
                       "classes with test examples (tied values share their average rank; \u2014 "
                       "where \u03c1 is undefined: fewer than two classes, or a column with one value "
-                      "throughout). L\u221e attacks only.\n");
+                      "throughout). L\u221e attacks only.");
+    if (r->excluded) {
+        clasp_buf_puts(b, " Classes left out of training (data.exclude\\_classes) are left out of "
+                          "every \u03c1 too:");
+        for (int c = 0, first = 1; c < k; c++)
+            if (r->excluded[c]) {
+                clasp_buf_puts(b, first ? " *" : ", *");
+                md_text(b, r->class_names[c]);
+                clasp_buf_puts(b, "*");
+                first = 0;
+            }
+        clasp_buf_puts(b, ".");
+    }
+    clasp_buf_puts(b, "\n");
     if (m->class_weight_norms) {
         robust_vec(&m->attacks[s], k, v);
         for (int c = 0; c < k; c++) w[c] = m->class_weight_norms[c];
@@ -504,7 +524,7 @@ void report_md_relations(clasp_buf *b, const clasp_report *r, const clasp_model_
                           "strongest L\u221e attack (");
         md_text(b, m->attacks[s].label);
         clasp_buf_puts(b, "): \u03c1 = ");
-        md_rho(b, rho_classes(&m->attacks[s], w, v, k));
+        md_rho(b, rho_classes(r, &m->attacks[s], w, v, k));
         clasp_buf_puts(b, " (the study finds a positive correlation).\n\n| Class | weight norm | robust |\n"
                           "|---|---:|---:|");
         for (int c = 0; c < k; c++) {
@@ -528,7 +548,7 @@ void report_md_relations(clasp_buf *b, const clasp_report *r, const clasp_model_
         for (int i = 0; i < m->n_attacks; i++)
             for (int j = i + 1; j < m->n_attacks; j++) {
                 if (m->attacks[i].unbounded || m->attacks[j].unbounded) continue;
-                pair_rel p = make_rel(m, i, j, k, ra, gain);
+                pair_rel p = make_rel(r, m, i, j, k, ra, gain);
                 clasp_buf_puts(b, "\n| ");
                 md_text(b, m->attacks[p.a].label);
                 clasp_buf_puts(b, " | ");

@@ -59,10 +59,10 @@ static clasp_status load_data(runner *R)
      * the test set keeps every class (where do the excluded classes'
      * examples go?) and the model keeps an output for each. */
     if (p->n_exclude) {
-        int mask[CLASP_MAX_CLASSES];
-        CLASP_TRY(clasp_plan_exclude_mask(p, R->train.num_classes, R->train.class_names, mask));
-        clasp_dataset_exclude(&R->train, mask);
-        clasp_dataset_exclude(&R->val, mask);
+        CLASP_TRY(clasp_plan_exclude_mask(p, R->train.num_classes, R->train.class_names, R->excluded));
+        clasp_dataset_exclude(&R->train, R->excluded);
+        clasp_dataset_exclude(&R->val, R->excluded);
+        R->any_excluded = 1;
     }
     if (p->train_size) clasp_dataset_truncate(&R->train, p->train_size);
     if (clasp_dataset_load(p->dataset, p->data_path, 0, &R->test) != CLASP_OK) {
@@ -335,6 +335,7 @@ static clasp_status write_report(runner *R)
     rep.models = R->reports;
     rep.n_l2_eps = p->n_l2_eps;
     rep.l2_eps = p->l2_eps;
+    rep.excluded = R->any_excluded ? R->excluded : NULL;
     clasp_status st = clasp_report_write(&rep, R->outdir);
     free(yaml);
     return st;

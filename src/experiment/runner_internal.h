@@ -37,6 +37,8 @@ typedef struct runner {
     clasp_tensor *augmented;    /* the augmented training batch */
     clasp_attack_instance **attacks;
     int K;
+    int excluded[CLASP_MAX_CLASSES];    /* data.exclude_classes as a mask */
+    int any_excluded;
     /* One report per planned model; reports[i] is complete for i < pos.model
      * and partial for pos.model. */
     clasp_model_report *reports;
