@@ -256,6 +256,144 @@ static void test_tpgd_t1_is_pgd(void **state)
     clasp_model_free(m);
 }
 
+/* ---- L2 distances of attack successes ------------------------------------ */
+
+enum { NL = 6 };
+
+typedef struct l2_log {
+    float x[NL * 4], xa[NL * 4];
+    int32_t y[NL], cp[NL], ap[NL];
+} l2_log;
+
+static clasp_status l2_on_batch(void *user, size_t first, const clasp_tensor *x, const clasp_tensor *y,
+                                const clasp_tensor *x_adv, const clasp_tensor *cp, const clasp_tensor *ap)
+{
+    l2_log *l = user;
+    CLASP_TRY(clasp_tensor_read(x, l->x + first * 4));
+    CLASP_TRY(clasp_tensor_read(x_adv, l->xa + first * 4));
+    CLASP_TRY(clasp_tensor_read(y, l->y + first));
+    CLASP_TRY(clasp_tensor_read(cp, l->cp + first));
+    return clasp_tensor_read(ap, l->ap + first);
+}
+
+/* The evaluation's L2 distances, per class and ascending. A linear model
+ * z1 - z0 = -2 x0 + 4 x1 - 2 x2 + 2 x3 on six examples away from the box
+ * edges: FGSM moves every pixel by eps = 0.1, so each success lies at L2
+ * distance 0.2 exactly; the successes are the clean-correct examples with
+ * |z1 - z0| < 1 (FGSM changes it by 0.1 * 10): example 1 of class 0 and
+ * examples 0 and 4 of class 1 (example 5 is misclassified already). CW's
+ * distances vary; they are checked against a computation on the host. */
+static void test_eval_l2_distances(void **state)
+{
+    (void)state;
+    const float w[8] = {1, -2, 1, -1, -1, 2, -1, 1};
+    const float b[2] = {0, 0};
+    clasp_model *m = linear_model(2, w, b);
+    float xs[NL * 4] = {0.5f, 0.3f, 0.5f, 0.5f, 0.5f, 0.2f, 0.5f, 0.5f, 0.3f, 0.7f, 0.3f, 0.6f,
+                        0.7f, 0.2f, 0.6f, 0.3f, 0.4f, 0.4f, 0.4f, 0.4f, 0.6f, 0.3f, 0.5f, 0.4f};
+    int32_t ys[NL] = {1, 0, 1, 0, 1, 1};
+    clasp_dataset d = {.n = NL, .c = 1, .h = 2, .w = 2, .num_classes = 2, .x = xs, .y = ys};
+    clasp_batcher *bt;
+    assert_ok(clasp_batcher_new(ctx, &d, 4, &bt)); /* two batches: 4 + 2 */
+
+    clasp_attack_instance *fg = attack("fgsm", (const char *[]){"eps=0.1", NULL});
+    clasp_eval_options opt = {.attack = fg, .seed = 1, .l2 = 1};
+    clasp_eval_result r;
+    assert_ok(clasp_eval_run(m, bt, &opt, &r));
+    assert_int_equal(r.attack_success[0], 1);
+    assert_int_equal(r.attack_success[1], 2);
+    assert_non_null(r.l2_success);
+    for (int i = 0; i < 3; i++)
+        if (fabsf(r.l2_success[i] - 0.2f) > 1e-6f) fail_msg("fgsm success %d at L2 %.7f, expected 0.2", i, (double)r.l2_success[i]);
+    clasp_eval_result_free(&r);
+    /* Without the option nothing is measured. */
+    opt.l2 = 0;
+    assert_ok(clasp_eval_run(m, bt, &opt, &r));
+    assert_null(r.l2_success);
+    clasp_eval_result_free(&r);
+
+    clasp_attack_instance *cw = attack("cw", (const char *[]){"max_iterations=30", "binary_search_steps=3", NULL});
+    l2_log log;
+    memset(&log, 0, sizeof log);
+    opt = (clasp_eval_options){.attack = cw, .seed = 1, .l2 = 1, .on_batch = l2_on_batch, .user = &log};
+    assert_ok(clasp_eval_run(m, bt, &opt, &r));
+    float want[NL];
+    int nw = 0;
+    for (int k = 0; k < 2; k++) {
+        int from = nw;
+        for (int i = 0; i < NL; i++) {
+            if (log.y[i] != k || log.cp[i] != k || log.ap[i] == k) continue;
+            double s = 0;
+            for (int j = 0; j < 4; j++) s += ((double)log.xa[i * 4 + j] - log.x[i * 4 + j]) * ((double)log.xa[i * 4 + j] - log.x[i * 4 + j]);
+            float v = (float)sqrt(s);
+            int at = nw++;
+            while (at > from && want[at - 1] > v) want[at] = want[at - 1], at--;
+            want[at] = v;
+        }
+        assert_int_equal(nw - from, r.attack_success[k]);
+    }
+    assert_true(nw > 0);
+    for (int i = 0; i < nw; i++)
+        if (fabsf(r.l2_success[i] - want[i]) > 1e-6f)
+            fail_msg("cw success %d at L2 %.7f, expected %.7f", i, (double)r.l2_success[i], (double)want[i]);
+    clasp_eval_result_free(&r);
+    clasp_attack_free(fg), clasp_attack_free(cw);
+    clasp_batcher_free(bt);
+    clasp_model_free(m);
+}
+
+/* ---- calibration: no gradient masking ----------------------------------- */
+
+/* A calibrated model's temperature never changes a prediction, so it must
+ * not change what an attack sees either: the input gradient (in eval mode,
+ * where calibration applies) and PGD's result are bit for bit the same for
+ * T = 0.1, 1 and 10, while the offsets do change the gradient. */
+static void test_calibration_temperature_invisible(void **state)
+{
+    (void)state;
+    clasp_model *m = small_cnn(21);
+    float xh[NB * DB];
+    int32_t yh[NB];
+    batch_data(xh, yh);
+    clasp_tensor *x = tu_tensor(ctx, 4, (int[]){NB, 1, 8, 8}, xh);
+    clasp_tensor *y = tu_tensor_i32(ctx, 1, (int[]){NB}, yh);
+    clasp_tensor *dx = tu_tensor(ctx, 4, (int[]){NB, 1, 8, 8}, NULL);
+    const float offs[3] = {0.4f, -0.3f, 0.1f};
+    const float temps[3] = {0.1f, 1.0f, 10.0f};
+    float *g0 = NULL, *adv0 = NULL;
+    int32_t *pred0 = NULL;
+    clasp_model_set_train(m, 0);
+    for (int t = 0; t < 3; t++) {
+        assert_ok(clasp_model_set_calibration(m, offs, temps[t]));
+        assert_ok(clasp_model_input_grad(m, x, y, 1.0f, dx, NULL, NULL));
+        float *g = tu_read(dx);
+        clasp_attack_instance *a = attack("pgd", (const char *[]){"eps=0.1", "steps=5", NULL});
+        float *adv;
+        int32_t *pred;
+        run(a, m, xh, yh, NB, 5, &adv, &pred);
+        clasp_attack_free(a);
+        if (!g0) {
+            g0 = g, adv0 = adv, pred0 = pred;
+            double norm = 0;
+            for (int i = 0; i < NB * DB; i++) norm += fabs((double)g[i]);
+            assert_true(norm > 1e-6); /* a gradient that could differ */
+            continue;
+        }
+        if (memcmp(g, g0, sizeof xh) != 0) fail_msg("T=%g: input gradient differs from T=0.1", (double)temps[t]);
+        if (memcmp(adv, adv0, sizeof xh) != 0) fail_msg("T=%g: PGD's result differs from T=0.1", (double)temps[t]);
+        assert_memory_equal(pred, pred0, NB * sizeof *pred);
+        free(g), free(adv), free(pred);
+    }
+    /* The offsets are what the attack sees: without them the gradient changes. */
+    assert_ok(clasp_model_set_calibration(m, NULL, 1.0f));
+    assert_ok(clasp_model_input_grad(m, x, y, 1.0f, dx, NULL, NULL));
+    float *g = tu_read(dx);
+    assert_true(memcmp(g, g0, sizeof xh) != 0);
+    free(g), free(g0), free(adv0), free(pred0);
+    clasp_tensor_free(x), clasp_tensor_free(y), clasp_tensor_free(dx);
+    clasp_model_free(m);
+}
+
 /* ---- known answers on linear models ------------------------------------- */
 
 /* For z = W x + b with two classes, ∇x CE(z, y) = p_o (w_o - w_y): FGSM
@@ -542,6 +680,8 @@ int main(void)
         cmocka_unit_test(test_eps_zero),
         cmocka_unit_test(test_same_seed_same_output),
         cmocka_unit_test(test_tpgd_t1_is_pgd),
+        cmocka_unit_test(test_calibration_temperature_invisible),
+        cmocka_unit_test(test_eval_l2_distances),
         cmocka_unit_test(test_fgsm_linear),
         cmocka_unit_test(test_cw_linear),
         cmocka_unit_test(test_trained_blobs),

@@ -43,9 +43,11 @@ static const char *experiment_yaml(uint64_t seed)
              "evaluate:\n"
              "  test_size: %d\n"
              "  batch: 40\n"
+             "  l2_eps: [0.5, 2]\n"
              "  attacks:\n"
              "    - {name: fgsm, params: {eps: 0.15}}\n"
              "    - {name: pgd, params: {eps: 0.15, steps: 3, alpha: 0}}\n"
+             "    - {name: cw, params: {binary_search_steps: 1, max_iterations: 5}}\n"
              "output: {dir: '%s'}\n",
              (unsigned long long)seed, dir, N_TEST, out);
     return buf;
@@ -179,11 +181,33 @@ static void test_full_run(void **state)
             /* Robust validation exactly for the models with an attack. */
             assert_int_equal(json_object_get_type(get(v, "robust_correct")) == json_type_null, m == 0);
         }
-        /* fgsm and pgd, and the report's worst case over both (same eps). */
-        assert_int_equal(json_object_array_length(attacks), 3);
-        json_object *worst = json_object_array_get_idx(attacks, 2);
+        /* fgsm, pgd, cw, and the report's worst case over fgsm and pgd
+         * (same eps; cw is unbounded). */
+        assert_int_equal(json_object_array_length(attacks), 4);
+        json_object *worst = json_object_array_get_idx(attacks, 3);
         assert_true(json_object_get_boolean(get(worst, "derived")));
         assert_int_equal(json_object_array_length(get(worst, "ensemble")), 2);
+        /* cw is unbounded: L2 distances for each of its successes, robust
+         * accuracy at both budgets between its own and the clean one. */
+        json_object *cw = json_object_array_get_idx(attacks, 2);
+        assert_true(json_object_get_boolean(get(cw, "unbounded")));
+        assert_false(json_object_get_boolean(get(json_object_array_get_idx(attacks, 1), "unbounded")));
+        json_object *l2rows = get(get(cw, "l2"), "per_class"), *cwrows = get(cw, "per_class");
+        for (int k = 0; k < K; k++) {
+            json_object *lr = json_object_array_get_idx(l2rows, (size_t)k), *cr = json_object_array_get_idx(cwrows, (size_t)k);
+            assert_int_equal(json_object_get_int64(get(lr, "successes")), json_object_get_int64(get(cr, "success")));
+            json_object *ab = get(lr, "at_budget");
+            assert_int_equal(json_object_array_length(ab), 2);
+            int64_t r0 = json_object_get_int64(get(json_object_array_get_idx(ab, 0), "robust_correct"));
+            int64_t r1 = json_object_get_int64(get(json_object_array_get_idx(ab, 1), "robust_correct"));
+            assert_true(json_object_get_int64(get(cr, "robust_correct")) <= r1 && r1 <= r0);
+            assert_true(r0 <= json_object_get_int64(get(cr, "clean_correct")));
+        }
+        /* The classifier row norms (fc1 here) and cw kept out of the pairs. */
+        json_object *norms = get(get(get(mo, "relations"), "weight_norm_vs_robust"), "class_weight_norms");
+        assert_int_equal(json_object_array_length(norms), K);
+        assert_true(json_object_get_double(json_object_array_get_idx(norms, 0)) > 0);
+        assert_int_equal(json_object_array_length(get(mo, "attack_pairs")), 1);
         int64_t clean_tot[2], robust_tot[2];
         for (size_t a = 0; a < 2; a++) {
             json_object *ao = json_object_array_get_idx(attacks, a);
@@ -245,8 +269,8 @@ static void test_interrupt_and_resume(void **state)
     /* 10 batches per epoch, 3 epochs, 4 models: interrupt at an epoch's last
      * batch (before its epoch end), mid-epoch in the second epoch, inside
      * the second model, inside reweight's third epoch (its weights come
-     * back by replaying the epoch-end hooks), between reweight's two
-     * attacks, and after the very last attack. */
+     * back by replaying the epoch-end hooks), between reweight's first and
+     * second attacks, and after the very last attack. */
     assert_int_equal(run(0, 10, 0), CLASP_ERR_INTERRUPTED);
     assert_true(exists(out, "state.safetensors"));
     assert_false(exists(out, "report.json"));
@@ -258,8 +282,9 @@ static void test_interrupt_and_resume(void **state)
     assert_int_equal(run(1, 48, 0), CLASP_ERR_INTERRUPTED);
     assert_int_equal(run(1, 0, 1), CLASP_ERR_INTERRUPTED);
     assert_false(exists(out, "report.json"));
-    /* The last attack of the last model: interrupted before the report. */
-    assert_int_equal(run(1, 0, 3), CLASP_ERR_INTERRUPTED);
+    /* The last attack of the last model (reweight's other two, then the
+     * calibrated model's three): interrupted before the report. */
+    assert_int_equal(run(1, 0, 5), CLASP_ERR_INTERRUPTED);
     assert_false(exists(out, "report.json"));
     assert_int_equal(run(1, 0, 0), CLASP_OK);
     assert_false(exists(out, "state.safetensors"));
@@ -431,6 +456,66 @@ static void test_ensemble_run(void **state)
     rm_tree(eout);
 }
 
+/* data.exclude_classes through the runner: classes 0 and 3 are neither
+ * trained nor validated on, yet tested (the model keeps ten outputs); an
+ * unknown class stops the run at its line before anything is trained. */
+static void test_exclude_classes_run(void **state)
+{
+    (void)state;
+    rm_tree(out);
+    char y[1200], path[400];
+    snprintf(y, sizeof y,
+             "experiment: {name: tiny, seed: 3}\n"
+             "data:\n  dataset: mnist\n  path: '%s'\n  val_size: 100\n  exclude_classes: [0, '3']\n"
+             "model: {arch: 'conv3x3-4p1,relu,maxpool2,flatten,fc10'}\n"
+             "train: {epochs: 1, batch: 32, val_eval_size: 0, models: [{name: s}]}\n"
+             "evaluate: {test_size: %d, batch: 40, attacks: [fgsm]}\n"
+             "output: {dir: '%s'}\n",
+             dir, N_TEST, out);
+    snprintf(path, sizeof path, "%s/excl.yaml", dir);
+    tu_write_file(path, y, strlen(y));
+    clasp_plan *pl = NULL;
+    assert_ok(clasp_plan_load(reg, path, &pl));
+    clasp_run_options opt = {0};
+    opt.hooks.log = quiet_log;
+    assert_ok(clasp_experiment_run(pl, reg, &opt));
+    clasp_plan_free(pl);
+    json_object *r = read_report();
+    json_object *m = json_object_array_get_idx(get(r, "models"), 0);
+    json_object *cnt = get(get(json_object_array_get_idx(get(m, "epochs"), 0), "validation"), "count");
+    json_object *rows = get(json_object_array_get_idx(get(m, "attacks"), 0), "per_class");
+    int64_t val_total = 0, test_excluded = 0;
+    for (size_t k = 0; k < 10; k++) {
+        int64_t v = json_object_get_int64(json_object_array_get_idx(cnt, k));
+        if (k == 0 || k == 3) assert_int_equal(v, 0);
+        val_total += v;
+        if (k == 0 || k == 3) test_excluded += json_object_get_int64(get(json_object_array_get_idx(rows, k), "count"));
+    }
+    assert_true(val_total > 0 && val_total < 100);
+    /* The report knows, and keeps them out of the correlations. */
+    json_object *left = get(get(m, "relations"), "classes_left_out");
+    assert_int_equal(json_object_array_length(left), 2);
+    assert_int_equal(json_object_get_int(json_object_array_get_idx(left, 0)), 0);
+    assert_int_equal(json_object_get_int(json_object_array_get_idx(left, 1)), 3);
+    assert_true(test_excluded > 0);
+    /* The training set shrank by the excluded classes' share. */
+    assert_true(json_object_get_int64(get(get(r, "dataset"), "train_size")) < N_TRAIN - 100);
+    json_object_put(r);
+    rm_tree(out);
+
+    char *bad = strdup(y);
+    char *three = strstr(bad, "'3'");
+    memcpy(three, "'x'", 3);
+    tu_write_file(path, bad, strlen(bad));
+    free(bad);
+    assert_ok(clasp_plan_load(reg, path, &pl));
+    assert_int_equal(clasp_experiment_run(pl, reg, &opt), CLASP_ERR_CONFIG);
+    assert_non_null(strstr(clasp_last_error(), "excl.yaml:6:24: data.exclude_classes: unknown class 'x'"));
+    assert_false(exists(out, "report.json"));
+    clasp_plan_free(pl);
+    rm_tree(out);
+}
+
 static int free_reference(void **state)
 {
     (void)state;
@@ -445,6 +530,7 @@ int main(void)
         cmocka_unit_test(test_full_run),
         cmocka_unit_test_teardown(test_interrupt_and_resume, free_reference),
         cmocka_unit_test(test_resume_refusals),
+        cmocka_unit_test(test_exclude_classes_run),
         cmocka_unit_test(test_failures_leave_no_report),
         cmocka_unit_test(test_ensemble_run),
     };

@@ -553,11 +553,12 @@ static void checkpoint_round_trip_and_errors(void **state)
     char meta[64];
     assert_ok(clasp_checkpoint_meta(path, "experiment", meta, sizeof meta));
     assert_string_equal(meta, "unit");
-    /* Calibration applies in eval mode only. */
+    /* Calibration applies in eval mode only, and as offsets only: the
+     * temperature (2 here) never scales the logits. */
     clasp_model_set_train(m2, 1);
     assert_ok(clasp_model_forward(m2, c.x, &z));
     float *zc = tu_read(z);
-    assert_true(fabsf(zc[0] * 0.5f + 0.25f - za[0]) < 1e-4f || fabsf((zc[0] + 0.5f) / 2.0f - za[0]) < 1e-4f);
+    for (int i = 0; i < 6; i++) assert_true(fabsf(zc[i] + offs[i % 3] - za[i]) < 1e-5f);
     clasp_model_free(m2);
 
     /* A tensor with the wrong shape is named in the error. */
@@ -627,6 +628,61 @@ static void same_seed_same_weights(void **state)
     clasp_ctx_free(ctx);
 }
 
+/* The classifier's row norms: the last linear layer, whatever comes before
+ * it (a hand-set linear model; a preset graph whose classifier is named
+ * "linear"); none without a linear layer. */
+static void class_weight_norms(void **state)
+{
+    (void)state;
+    clasp_ctx *ctx = tu_ctx();
+    clasp_layer_spec *ls;
+    int nl;
+    assert_ok(clasp_arch_parse("flatten,fc5,relu,fc3", &ls, &nl));
+    clasp_model *m;
+    assert_ok(clasp_model_new(ctx, ls, nl, 1, 2, 2, &m));
+    free(ls);
+    assert_ok(clasp_model_init(m, 4));
+    /* fc2.weight is [3, 5]: rows (3, 4, 0, 0, 0), zeros, (1, 1, 1, 1, 1). */
+    float w[15] = {3, 4, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1};
+    int wi = -1;
+    for (int i = 0; i < clasp_model_num_params(m); i++)
+        if (!strcmp(clasp_model_param_name(m, i), "fc2.weight")) wi = i;
+    assert_true(wi >= 0);
+    assert_ok(clasp_tensor_write(clasp_model_param(m, wi), w));
+    float n[3];
+    assert_ok(clasp_model_class_weight_norms(m, n));
+    assert_true(fabsf(n[0] - 5.0f) < 1e-6f);
+    assert_true(n[1] == 0.0f);
+    assert_true(fabsf(n[2] - sqrtf(5.0f)) < 1e-6f);
+    clasp_model_free(m);
+
+    assert_ok(clasp_model_new_preset(ctx, "resnet18-w2", 3, 8, 8, 4, NULL, NULL, &m));
+    assert_ok(clasp_model_init(m, 5));
+    int li = -1;
+    for (int i = 0; i < clasp_model_num_params(m); i++)
+        if (!strcmp(clasp_model_param_name(m, i), "linear.weight")) li = i;
+    assert_true(li >= 0);
+    clasp_tensor *lw = clasp_model_param(m, li);
+    float *h = tu_read(lw);
+    size_t in = lw->numel / 4;
+    float got[4];
+    assert_ok(clasp_model_class_weight_norms(m, got));
+    for (int k = 0; k < 4; k++) {
+        double s2 = 0;
+        for (size_t j = 0; j < in; j++) s2 += (double)h[k * in + j] * h[k * in + j];
+        assert_true(fabs(got[k] - sqrt(s2)) < 1e-5 * sqrt(s2) + 1e-7);
+    }
+    free(h);
+    clasp_model_free(m);
+
+    assert_ok(clasp_arch_parse("conv2x2-3,flatten", &ls, &nl));
+    assert_ok(clasp_model_new(ctx, ls, nl, 1, 2, 2, &m));
+    free(ls);
+    assert_int_equal(clasp_model_class_weight_norms(m, got), CLASP_ERR_NOT_FOUND);
+    clasp_model_free(m);
+    clasp_ctx_free(ctx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -640,6 +696,7 @@ int main(void)
         cmocka_unit_test(backward_without_param_grads_leaves_them),
         cmocka_unit_test(checkpoint_round_trip_and_errors),
         cmocka_unit_test(same_seed_same_weights),
+        cmocka_unit_test(class_weight_norms),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 
 #include "clasp/ensemble.h"
+#include "clasp/batch.h"
 #include "clasp/experiment.h"
 
 static clasp_registry *reg;
@@ -794,6 +795,151 @@ static void test_attack_cli_lists(void **state)
     }
 }
 
+/* ---- evaluate.l2_eps and data.exclude_classes ------------------------------ */
+
+static void test_l2_eps(void **state)
+{
+    (void)state;
+    clasp_plan *p = parse_ok(BASE_HEAD BASE_TRAIN "evaluate:\n  l2_eps: [0.5, 1.5]\n  attacks: [cw]\n");
+    assert_int_equal(p->n_l2_eps, 2);
+    assert_true(p->l2_eps[0] == 0.5 && p->l2_eps[1] == 1.5);
+    char *text = NULL;
+    assert_ok(clasp_plan_to_yaml(p, 1, &text));
+    clasp_plan *q = parse_ok(text);
+    assert_int_equal(q->n_l2_eps, 2);
+    assert_true(q->l2_eps[1] == 1.5);
+    free(text);
+    clasp_plan_free(q);
+    clasp_plan_free(p);
+    p = parse_ok(BASE_HEAD BASE_TRAIN "evaluate:\n  l2_eps: 2\n  attacks: [cw]\n");
+    assert_int_equal(p->n_l2_eps, 1);
+    clasp_plan_free(p);
+    /* Without the key the resolved YAML (and so the resume hash) is as before. */
+    p = parse_ok(BASE_HEAD BASE_TRAIN BASE_EVAL);
+    assert_int_equal(p->n_l2_eps, 0);
+    assert_ok(clasp_plan_to_yaml(p, 1, &text));
+    assert_null(strstr(text, "l2_eps"));
+    assert_null(strstr(text, "exclude_classes"));
+    free(text);
+    clasp_plan_free(p);
+
+    const char *y = BASE_HEAD BASE_TRAIN "evaluate:\n  l2_eps: [0.5, -1]\n  attacks: [cw]\n";
+    const char *msg = parse_err(y);
+    assert_starts(msg, loc_of(y, "l2_eps", "-1"));
+    assert_has(msg, "positive number");
+    y = BASE_HEAD BASE_TRAIN "evaluate:\n  l2_eps: [1, 0.5]\n  attacks: [cw]\n";
+    msg = parse_err(y);
+    assert_starts(msg, loc_of(y, "l2_eps", "0.5"));
+    assert_has(msg, "must increase");
+    y = BASE_HEAD BASE_TRAIN "evaluate:\n  l2_eps: {a: 1}\n  attacks: [cw]\n";
+    msg = parse_err(y);
+    assert_starts(msg, loc_of(y, "l2_eps", "{"));
+    y = BASE_HEAD BASE_TRAIN "evaluate:\n  l2_eps: [big]\n  attacks: [cw]\n";
+    assert_has(parse_err(y), "got big");
+}
+
+static void test_exclude_classes(void **state)
+{
+    (void)state;
+    static const char names[4][32] = {"T-shirt/top", "Trouser", "Coat", "Shirt"};
+    const char *y = BASE_HEAD "data:\n  exclude_classes: [coat, 3]\n" BASE_TRAIN BASE_EVAL;
+    clasp_plan *p = parse_ok(y);
+    assert_int_equal(p->n_exclude, 2);
+    int mask[4];
+    assert_ok(clasp_plan_exclude_mask(p, 4, names, mask));
+    assert_int_equal(mask[0], 0);
+    assert_int_equal(mask[1], 0);
+    assert_int_equal(mask[2], 1); /* names match without regard to case */
+    assert_int_equal(mask[3], 1);
+    char *text = NULL;
+    assert_ok(clasp_plan_to_yaml(p, 1, &text));
+    clasp_plan *q = parse_ok(text);
+    assert_int_equal(q->n_exclude, 2);
+    assert_string_equal(q->exclude[0], "coat");
+    free(text);
+    clasp_plan_free(q);
+    /* An unknown name, an index out of range, a class listed twice (by
+     * name and index), everything excluded: errors at the entry. */
+    const char *cases[][3] = {
+        {"[Trouser, Sweater]", "Sweater", "unknown class 'Sweater'"},
+        {"[4]", "4", "index 4 is out of range"},
+        {"[Shirt, 3]", "3", "listed twice"},
+        {"[0, 1, 2, 3]", "0", "leaves no class"},
+    };
+    for (int i = 0; i < 4; i++) {
+        char text2[512];
+        snprintf(text2, sizeof text2, BASE_HEAD "data:\n  exclude_classes: %s\n" BASE_TRAIN BASE_EVAL, cases[i][0]);
+        clasp_plan *e = parse_ok(text2);
+        assert_int_equal(clasp_plan_exclude_mask(e, 4, names, mask), CLASP_ERR_CONFIG);
+        const char *msg = clasp_last_error();
+        assert_starts(msg, loc_of(text2, "exclude_classes", cases[i][1]));
+        assert_has(msg, cases[i][2]);
+        clasp_plan_free(e);
+    }
+    clasp_plan_free(p);
+    /* Wrong shapes fail while parsing. */
+    y = BASE_HEAD "data:\n  exclude_classes: Shirt\n" BASE_TRAIN BASE_EVAL;
+    const char *msg = parse_err(y);
+    assert_starts(msg, loc_of(y, "exclude_classes", "Shirt"));
+    assert_has(msg, "a list of class names or indices");
+    y = BASE_HEAD "data:\n  exclude_classes: [[1]]\n" BASE_TRAIN BASE_EVAL;
+    assert_has(parse_err(y), "each entry must be a class name or index");
+}
+
+/* The data path: after clasp_dataset_exclude no training batch holds an
+ * excluded class, the others keep every example in order, and the class
+ * count (the model's outputs) stays. */
+static void test_exclude_data_path(void **state)
+{
+    (void)state;
+    enum { N = 50, C = 4 };
+    clasp_dataset d = {.n = N, .c = 1, .h = 2, .w = 2, .num_classes = C};
+    d.x = malloc(N * 4 * sizeof(float));
+    d.y = malloc(N * sizeof(int32_t));
+    assert_non_null(d.x);
+    assert_non_null(d.y);
+    for (int i = 0; i < N; i++) {
+        d.y[i] = (i * 7) % C;
+        for (int j = 0; j < 4; j++) d.x[i * 4 + j] = (float)i; /* the example's original index */
+    }
+    const int mask[C] = {0, 1, 0, 1};
+    size_t removed = clasp_dataset_exclude(&d, mask);
+    size_t want = 0;
+    for (int i = 0; i < N; i++) want += mask[(i * 7) % C];
+    assert_int_equal(removed, want);
+    assert_int_equal(d.n, N - want);
+    assert_int_equal(d.num_classes, C);
+    float prev = -1;
+    for (size_t i = 0; i < d.n; i++) {
+        int orig = (int)d.x[i * 4];
+        assert_true(d.x[i * 4] > prev); /* order kept */
+        prev = d.x[i * 4];
+        assert_int_equal(d.y[i], (orig * 7) % C); /* images and labels stay paired */
+        assert_false(mask[d.y[i]]);
+    }
+    clasp_ctx *ctx = tu_ctx();
+    clasp_batcher *b;
+    assert_ok(clasp_batcher_new(ctx, &d, 8, &b));
+    size_t seen = 0;
+    for (uint64_t epoch = 0; epoch < 3; epoch++) {
+        clasp_batcher_start(b, 1, 9, epoch);
+        for (;;) {
+            clasp_tensor *x, *yt;
+            int n;
+            assert_ok(clasp_batcher_next(b, &x, &yt, &n, NULL));
+            if (!n) break;
+            int32_t yh[8];
+            assert_ok(clasp_tensor_read(yt, yh));
+            for (int i = 0; i < n; i++) assert_false(mask[yh[i]]);
+            seen += (size_t)n;
+        }
+    }
+    assert_int_equal(seen, 3 * d.n);
+    clasp_batcher_free(b);
+    clasp_ctx_free(ctx);
+    clasp_dataset_free(&d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -812,6 +958,9 @@ int main(void)
         cmocka_unit_test(test_models_and_augment),
         cmocka_unit_test(test_alias_blowups),
         cmocka_unit_test(test_resolved_roundtrip),
+        cmocka_unit_test(test_l2_eps),
+        cmocka_unit_test(test_exclude_classes),
+        cmocka_unit_test(test_exclude_data_path),
         cmocka_unit_test(test_estimate),
         cmocka_unit_test(test_ensembles),
         cmocka_unit_test(test_ensemble_errors),

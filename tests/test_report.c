@@ -712,6 +712,239 @@ static void worst_case_is_the_per_example_and(void **state)
     free(f);
 }
 
+/* ---- Spearman -------------------------------------------------------------- */
+
+static void spearman_known_values(void **state)
+{
+    (void)state;
+    /* Hand-computed: y's ranks with the tie at 7 are 1, 2, 3.5, 5, 3.5;
+     * centred x ranks -2..2, y ranks -2, -1, .5, 2, .5: sxy 8, sxx 10,
+     * syy 9.5, rho = 8 / sqrt(95). */
+    const double x1[] = {1, 2, 3, 4, 5}, y1[] = {5, 6, 7, 8, 7};
+    assert_true(fabs(clasp_spearman(x1, y1, 5) - 8 / sqrt(95)) < 1e-12);
+    /* Ties in x: ranks 1, 2.5, 2.5, 4 against 1, 3, 2, 4: 4.5 / sqrt(4.5 * 5). */
+    const double x2[] = {10, 20, 20, 30}, y2[] = {1, 3, 2, 4};
+    assert_true(fabs(clasp_spearman(x2, y2, 4) - 4.5 / sqrt(22.5)) < 1e-12);
+    /* Ties in both that cancel: exactly 0. */
+    const double x3[] = {1, 1, 2, 2}, y3[] = {1, 2, 1, 2};
+    assert_true(fabs(clasp_spearman(x3, y3, 4)) < 1e-15);
+    /* Monotone either way, whatever the spacing. */
+    const double x4[] = {0.1, 5, 7}, y4[] = {30, 2, 1}, y5[] = {1, 100, 101};
+    assert_true(clasp_spearman(x4, y4, 3) == -1.0);
+    assert_true(clasp_spearman(x4, y5, 3) == 1.0);
+    /* Undefined: a constant vector, fewer than two pairs, a NaN. */
+    const double c[] = {0.5, 0.5, 0.5, 0.5};
+    assert_true(isnan(clasp_spearman(x2, c, 4)));
+    assert_true(isnan(clasp_spearman(c, x2, 4)));
+    assert_true(isnan(clasp_spearman(x1, y1, 1)));
+    assert_true(isnan(clasp_spearman(x1, y1, 0)));
+    const double xn[] = {1, NAN, 3};
+    assert_true(isnan(clasp_spearman(xn, x4, 3)));
+}
+
+/* ---- unbounded attacks, L2 section, relations -------------------------------- */
+
+static json_object *attack_by_label(json_object *jm, const char *label)
+{
+    json_object *ats = jget(jm, "attacks");
+    for (size_t i = 0; i < json_object_array_length(ats); i++) {
+        json_object *a = json_object_array_get_idx(ats, i);
+        if (!strcmp(json_object_get_string(jget(a, "label")), label)) return a;
+    }
+    fail_msg("no attack %s", label);
+    return NULL;
+}
+
+static void unbounded_and_relations(void **state)
+{
+    (void)state;
+    fixture *f = calloc(1, sizeof *f);
+    assert_non_null(f);
+    fill_report(f);
+    static const int64_t clean[K] = {9, 11, 6};
+    static const int64_t rob[4][K] = {{4, 6, 2}, {3, 5, 1}, {2, 5, 1}, {0, 1, 0}};
+    static const char *const labels[4] = {"fgsm", "pgd", "tpgd T=0.5", "cw"};
+    static const char *const plugins[4] = {"fgsm", "pgd", "tpgd", "cw"};
+    static const char *const params[4] = {"eps=0.1", "eps=0.1, alpha=0.01, steps=20",
+                                          "eps=0.1, alpha=0.01, steps=20, T=0.5", "c=1, steps=100"};
+    attack_data ad[4];
+    clasp_attack_report ar[4];
+    /* cw's successes: 9, 10 and 6 (clean minus robust), distances grouped by
+     * class and ascending. Class 0: 0.1..0.9 (median = mean = 0.5); class 1:
+     * 1..10 (5.5); class 2: 0.2, 0.2, 0.4, 0.4, 3, 3 (median 0.4, mean 1.2). */
+    float dist[25];
+    for (int i = 0; i < 9; i++) dist[i] = 0.1f * (float)(i + 1);
+    for (int i = 0; i < 10; i++) dist[9 + i] = (float)(i + 1);
+    const float d2[6] = {0.2f, 0.2f, 0.4f, 0.4f, 3.0f, 3.0f};
+    memcpy(dist + 19, d2, sizeof d2);
+    for (int j = 0; j < 4; j++) {
+        fill_attack(&ad[j], clean, rob[j]);
+        link_attack(&ar[j], &ad[j], labels[j], plugins[j], 1.0);
+        snprintf(ar[j].params, sizeof ar[j].params, "%s", params[j]);
+    }
+    ar[3].unbounded = 1;
+    ar[3].l2_dist = dist;
+    f->models[0].attacks = ar;
+    f->models[0].n_attacks = 4;
+    float norms[K] = {1, 1, 1};
+    f->models[0].class_weight_norms = norms;
+    const double budgets[2] = {0.45, 4};
+    f->r.n_l2_eps = 2;
+    f->r.l2_eps = budgets;
+    tu_tmpdir(f->dir, sizeof f->dir);
+    assert_ok(clasp_report_write(&f->r, f->dir));
+
+    char path[512];
+    path_in(path, sizeof path, f->dir, "report.json");
+    json_object *root = json_object_from_file(path);
+    assert_non_null(root);
+    json_object *jm = json_object_array_get_idx(jget(root, "models"), 0);
+    /* cw is in no pair: 3 L-infinity attacks give 3 pairs. */
+    json_object *pairs = jget(jm, "attack_pairs");
+    assert_int_equal(json_object_array_length(pairs), 3);
+    for (int i = 0; i < 3; i++) {
+        json_object *p = json_object_array_get_idx(pairs, (size_t)i);
+        assert_string_not_equal(json_object_get_string(jget(p, "a")), "cw");
+        assert_string_not_equal(json_object_get_string(jget(p, "b")), "cw");
+    }
+    json_object *cw = attack_by_label(jm, "cw");
+    assert_true(json_object_get_boolean(jget(cw, "unbounded")));
+    assert_true(json_object_is_type(jget(attack_by_label(jm, "pgd"), "l2"), json_type_null));
+    json_object *rows = jget(jget(cw, "l2"), "per_class");
+    const double med[K] = {0.5, 5.5, 0.4}, mean[K] = {0.5, 5.5, 1.2};
+    /* Robust at L2 <= 0.45: robust + successes beyond 0.45; at <= 4 likewise. */
+    const int64_t at[K][2] = {{5, 0}, {11, 7}, {2, 0}};
+    for (int c = 0; c < K; c++) {
+        json_object *row = json_object_array_get_idx(rows, (size_t)c);
+        assert_int_equal(jint(row, "successes"), clean[c] - rob[3][c]);
+        assert_true(fabs(jdbl(row, "median") - med[c]) < 1e-6);
+        assert_true(fabs(jdbl(row, "mean") - mean[c]) < 1e-6);
+        json_object *ab = jget(row, "at_budget");
+        for (int e = 0; e < 2; e++) {
+            json_object *x = json_object_array_get_idx(ab, (size_t)e);
+            assert_true(jdbl(x, "l2_eps") == budgets[e]);
+            assert_int_equal(jint(x, "robust_correct"), at[c][e]);
+            assert_true(fabs(jdbl(x, "robust_acc") - (double)at[c][e] / (double)ad[3].count[c]) < EPS);
+        }
+    }
+    json_object *sum_at = jget(jget(jget(cw, "l2"), "summary"), "at_budget");
+    assert_int_equal(jint(json_object_array_get_idx(sum_at, 0), "robust_correct"), 18);
+    assert_int_equal(jint(json_object_array_get_idx(sum_at, 1), "robust_correct"), 7);
+
+    /* Relations: the strongest L-infinity attack is tpgd (8/30), not cw
+     * (1/30); constant norms give an undefined correlation (null). */
+    json_object *rel = jget(jm, "relations");
+    json_object *wn = jget(rel, "weight_norm_vs_robust");
+    assert_string_equal(json_object_get_string(jget(wn, "attack")), "tpgd T=0.5");
+    assert_true(json_object_is_type(jget(wn, "spearman"), json_type_null));
+    /* fgsm (a) against pgd (b): robust under a .4, .5, .25 and gains .1,
+     * 1/12, .125 rank in opposite orders: rho = -1. */
+    json_object *rp = jget(rel, "attack_pairs");
+    assert_int_equal(json_object_array_length(rp), 3);
+    json_object *p0 = json_object_array_get_idx(rp, 0);
+    assert_string_equal(json_object_get_string(jget(p0, "a")), "fgsm");
+    assert_string_equal(json_object_get_string(jget(p0, "b")), "pgd");
+    assert_true(fabs(jdbl(p0, "spearman_robust_a_vs_gain") + 1) < 1e-12);
+    /* tpgd T=0.5 shares pgd's budget: per-class differences -0.1, 0, 0. */
+    json_object *tp = jget(rel, "tpgd_vs_pgd");
+    assert_int_equal(json_object_array_length(tp), 1);
+    json_object *t0 = json_object_array_get_idx(tp, 0);
+    assert_true(jdbl(t0, "T") == 0.5);
+    json_object *diff = jget(t0, "robust_diff");
+    const double want[K] = {-0.1, 0, 0};
+    for (int c = 0; c < K; c++)
+        assert_true(fabs(json_object_get_double(json_object_array_get_idx(diff, (size_t)c)) - want[c]) < EPS);
+    json_object_put(root);
+
+    path_in(path, sizeof path, f->dir, "report.md");
+    char *md = read_all(path);
+    assert_non_null(strstr(md, "### Flow under the strongest attack (tpgd T=0.5)"));
+    assert_null(strstr(md, "over cw"));
+    assert_null(strstr(md, "cw over"));
+    assert_non_null(strstr(md, "### Unbounded attacks: L2 distances"));
+    assert_non_null(strstr(md, "| dog | 8 | 6 | 0.400 | 1.200 | 25.0 | 0.0 |"));
+    assert_non_null(strstr(md, "| **all** | 30 | 25 |"));
+    assert_non_null(strstr(md, "### Class-wise relations"));
+    assert_non_null(strstr(md, "robust accuracy under the strongest L\u221e attack (tpgd T=0.5): \u03c1 = \u2014"));
+    assert_non_null(strstr(md, "| fgsm | pgd | +10.0 | -1.00 |"));
+    free(md);
+
+    /* Norms 1, 3, 5 against robust .2, .417, .125 (tpgd): rho = -0.5 over
+     * all classes; with class 2 left out of training it is left out of the
+     * correlation too: rho = 1. */
+    norms[0] = 1, norms[1] = 3, norms[2] = 5;
+    for (int pass = 0; pass < 2; pass++) {
+        const int excluded[K] = {0, 0, 1};
+        f->r.excluded = pass ? excluded : NULL;
+        assert_ok(clasp_report_write(&f->r, f->dir));
+        path_in(path, sizeof path, f->dir, "report.json");
+        root = json_object_from_file(path);
+        assert_non_null(root);
+        jm = json_object_array_get_idx(jget(root, "models"), 0);
+        rel = jget(jm, "relations");
+        double rho = jdbl(jget(rel, "weight_norm_vs_robust"), "spearman");
+        assert_true(fabs(rho - (pass ? 1.0 : -0.5)) < 1e-12);
+        json_object *left = jget(rel, "classes_left_out");
+        assert_int_equal(json_object_array_length(left), pass);
+        json_object_put(root);
+        path_in(path, sizeof path, f->dir, "report.md");
+        md = read_all(path);
+        if (pass) assert_non_null(strstr(md, "are left out of every \u03c1 too: *dog*."));
+        else assert_null(strstr(md, "left out of every"));
+        free(md);
+    }
+    if (getenv("CLASP_KEEP_REPORT")) printf("report kept in %s\n", f->dir);
+    else remove_report(f->dir);
+    free(f);
+}
+
+/* The gradient-free check: square against the strongest gradient attack
+ * with the same eps (pgd here, not fgsm at another eps). */
+static void gradient_free_check(void **state)
+{
+    (void)state;
+    fixture *f = calloc(1, sizeof *f);
+    assert_non_null(f);
+    fill_report(f);
+    static const int64_t clean[K] = {9, 11, 6};
+    static const int64_t rob[3][K] = {{1, 1, 1}, {3, 5, 1}, {2, 5, 1}};
+    static const char *const plugins[3] = {"fgsm", "pgd", "square"};
+    static const char *const params[3] = {"eps=0.3", "eps=0.1, steps=20", "eps=0.1, n_queries=100, p_init=0.8"};
+    attack_data ad[3];
+    clasp_attack_report ar[3];
+    for (int j = 0; j < 3; j++) {
+        fill_attack(&ad[j], clean, rob[j]);
+        link_attack(&ar[j], &ad[j], plugins[j], plugins[j], 1.0);
+        snprintf(ar[j].params, sizeof ar[j].params, "%s", params[j]);
+    }
+    f->models[1].attacks = ar;
+    f->models[1].n_attacks = 3;
+    tu_tmpdir(f->dir, sizeof f->dir);
+    assert_ok(clasp_report_write(&f->r, f->dir));
+    char path[512];
+    path_in(path, sizeof path, f->dir, "report.json");
+    json_object *root = json_object_from_file(path);
+    assert_non_null(root);
+    json_object *models = jget(root, "models");
+    assert_true(json_object_is_type(jget(json_object_array_get_idx(models, 0), "gradient_free_check"), json_type_null));
+    json_object *g = jget(json_object_array_get_idx(models, 1), "gradient_free_check");
+    assert_string_equal(json_object_get_string(jget(g, "gradient_free")), "square");
+    assert_string_equal(json_object_get_string(jget(g, "gradient")), "pgd");
+    json_object *more = jget(g, "classes_gradient_free_finds_more");
+    assert_int_equal(json_object_array_length(more), 1);
+    assert_int_equal(json_object_get_int(json_object_array_get_idx(more, 0)), 0);
+    assert_true(fabs(jdbl(g, "overall_diff") + 1.0 / 30) < EPS);
+    json_object_put(root);
+    path_in(path, sizeof path, f->dir, "report.md");
+    char *md = read_all(path);
+    assert_non_null(strstr(md, "### Gradient-free check"));
+    assert_non_null(strstr(md, "gradient masking"));
+    assert_non_null(strstr(md, "*cat, fluffy* (-10.0 points)"));
+    free(md);
+    remove_report(f->dir);
+    free(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -721,6 +954,9 @@ int main(void)
         cmocka_unit_test(slugs_and_escaping),
         cmocka_unit_test(hundred_classes),
         cmocka_unit_test(worst_case_is_the_per_example_and),
+        cmocka_unit_test(spearman_known_values),
+        cmocka_unit_test(unbounded_and_relations),
+        cmocka_unit_test(gradient_free_check),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

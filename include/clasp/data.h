@@ -108,6 +108,12 @@ void clasp_dataset_truncate(clasp_dataset *d, size_t n);
  * (Fisher–Yates driven by a counter-based generator). */
 void clasp_shuffle(uint32_t *perm, size_t n, uint64_t seed, uint64_t epoch);
 
+/* Removes, in place and keeping the order of the rest, every example whose
+ * label c has mask[c] != 0 (mask: num_classes entries); returns how many
+ * were removed. num_classes and the class names stay: a model trained on
+ * what remains still has an output for every class. */
+size_t clasp_dataset_exclude(clasp_dataset *d, const int *mask);
+
 /* Per-class counts of d->y into counts[num_classes]. */
 void clasp_dataset_class_counts(const clasp_dataset *d, size_t *counts);
 

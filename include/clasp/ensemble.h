@@ -43,10 +43,6 @@ int clasp_autoattack_members(const char *version, const clasp_preset_member **ou
 clasp_status clasp_autoattack_find(const clasp_registry *r, const char *version, const char *plugin,
                                    const clasp_plugin_desc **out);
 
-/* Whether an attack plugin is an L-infinity attack with a budget: its
- * schema has a float parameter "eps". Attacks without one (cw) are
- * unbounded and never enter L-infinity worst cases or comparisons. */
-int clasp_attack_is_linf(const clasp_plugin_desc *d);
 
 /* Labels of an ensemble's members from their plugin names: the name, with
  * "#2", "#3" ... on repeats ("pgd", "pgd#2"). */

@@ -42,6 +42,10 @@ typedef struct clasp_eval_result {
     int n_members;
     int64_t *first_flip;
     double *member_seconds;
+    /* With opt->l2: the L2 distance ||x_adv - x||_2 of every attack
+     * success, grouped by true class (attack_success[0] values for class 0,
+     * then class 1's, ...), ascending within a class; NULL otherwise. */
+    float *l2_success;
 } clasp_eval_result;
 
 /* Called after each batch with examples done so far and the total. */
@@ -83,6 +87,10 @@ typedef struct clasp_eval_options {
      * add up to exactly the whole pass's. Zero for a whole pass. */
     uint64_t shard_batch;
     size_t shard_first;
+    /* Non-zero: measure the L2 distance of each attack success (for
+     * unbounded attacks such as CW, whose successes are only meaningful
+     * with their size); the batch's images are read back to the host. */
+    int l2;
 } clasp_eval_options;
 
 /* Evaluates m on one in-order pass of b (labels must be < the model's

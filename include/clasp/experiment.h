@@ -60,7 +60,7 @@ typedef struct clasp_plan_attack {
 } clasp_plan_attack;
 
 /* The L-infinity budget of a planned attack: its eps when its plugin is
- * an L-infinity attack (clasp_attack_is_linf), for an ensemble the eps all
+ * an L-infinity attack (clasp_plugin_is_linf), for an ensemble the eps all
  * its members share; 0 for anything else (cw, mixed budgets). */
 double clasp_plan_attack_linf_eps(const clasp_plan_attack *a);
 
@@ -87,6 +87,8 @@ typedef enum clasp_lr_schedule {
 } clasp_lr_schedule;
 
 #define CLASP_PLAN_MAX_MILESTONES 16
+#define CLASP_PLAN_MAX_L2_EPS 8
+#define CLASP_PLAN_MAX_EXCLUDE 100
 
 typedef struct clasp_plan {
     char *source;               /* the file as given (or the name given to parse) */
@@ -101,6 +103,12 @@ typedef struct clasp_plan {
     size_t train_size;          /* 0: all that remain after the split */
     char data_loc[160];         /* "file:line:col" of the data section, for
                                    errors found when the data is loaded */
+    /* data.exclude_classes: classes left out of training and validation
+     * (names or indices as written; resolved against the data set's class
+     * names by clasp_plan_exclude_mask once it is loaded). */
+    int n_exclude;
+    char exclude[CLASP_PLAN_MAX_EXCLUDE][32];
+    char exclude_loc[CLASP_PLAN_MAX_EXCLUDE][160];
     /* model */
     char *arch;                 /* "default", a preset ("wrn-34-10") or a clasp_arch_parse string */
     char arch_loc[160];
@@ -121,6 +129,10 @@ typedef struct clasp_plan {
     /* evaluate */
     size_t test_size;           /* first N test examples (0: all) */
     int eval_batch;
+    /* evaluate.l2_eps: L2 budgets at which unbounded attacks (cw) are
+     * reported, ascending, each > 0; n_l2_eps may be 0. */
+    int n_l2_eps;
+    double l2_eps[CLASP_PLAN_MAX_L2_EPS];
     int n_attacks;
     clasp_plan_attack *attacks;
     /* output */
@@ -137,6 +149,14 @@ clasp_status clasp_plan_parse(const clasp_registry *r, const char *text, size_t 
                               const char *name, clasp_plan **out);
 
 void clasp_plan_free(clasp_plan *p);
+
+/* Resolves data.exclude_classes against a data set's K class names:
+ * mask[c] = 1 for each excluded class. An entry of digits only is a class
+ * index (0-based), anything else a class name (case-insensitive). An
+ * unknown name, an index >= K, a class listed twice or every class
+ * excluded is CLASP_ERR_CONFIG at the entry's file:line:col. */
+clasp_status clasp_plan_exclude_mask(const clasp_plan *p, int num_classes,
+                                     const char (*class_names)[32], int *mask);
 
 /* Replaces the output folder (the command line's --output). */
 clasp_status clasp_plan_set_output(clasp_plan *p, const char *dir);

@@ -144,9 +144,14 @@ int clasp_model_num_classes(const clasp_model *m);
 void clasp_model_set_train(clasp_model *m, int train);
 int clasp_model_is_train(const clasp_model *m);
 
-/* Inference-time calibration: logits become (z + offsets) / temperature in
- * eval mode. offsets (num_classes floats) NULL clears them; temperature 1
- * leaves the scale. Saved in checkpoints. */
+/* Inference-time calibration: in eval mode the logits become z + offsets,
+ * what decides the prediction and what attacks differentiate. The
+ * temperature is stored beside them (saved in checkpoints, shown in the
+ * report) for probabilities only, softmax((z + offsets) / temperature); it
+ * never scales the logits of a forward pass, since it cannot change a
+ * prediction and a small one would only saturate the softmax every attack
+ * differentiates (gradient masking). offsets (num_classes floats) NULL
+ * clears them. */
 clasp_status clasp_model_set_calibration(clasp_model *m, const float *offsets,
                                          float temperature);
 /* Reads the calibration; returns 0 when none is set. offsets may be NULL. */
@@ -175,6 +180,12 @@ clasp_status clasp_model_predict(clasp_model *m, const clasp_tensor *x, clasp_te
 clasp_status clasp_model_input_grad(clasp_model *m, const clasp_tensor *x,
                                     const clasp_tensor *y, float t, clasp_tensor *dx,
                                     clasp_tensor *pred, clasp_tensor *loss);
+
+/* The L2 norm of each class's row of the classifier's weight: the last
+ * linear layer of the graph, whose [K, in] weight maps features to the K
+ * logits (a read to the host). CLASP_ERR_NOT_FOUND when the model has no
+ * linear layer with num_classes outputs. out: num_classes floats. */
+clasp_status clasp_model_class_weight_norms(clasp_model *m, float *out);
 
 /* Parameters, in layer order, weight before bias. */
 int clasp_model_num_params(const clasp_model *m);

@@ -126,6 +126,12 @@ void clasp_params_free(clasp_params *p);
 /* "eps=0.1, steps=20, rand_init=true" (every parameter, in schema order). */
 void clasp_params_format(const clasp_params *p, char *buf, size_t size);
 
+/* 1 when the plugin is an attack bounded in L-infinity by a budget: its
+ * schema has a float parameter named "eps" (fgsm, pgd, tpgd, ...). An
+ * attack without one (cw) is unbounded: reports never rank it next to
+ * L-infinity attacks. */
+int clasp_plugin_is_linf(const clasp_plugin_desc *desc);
+
 /* Checks a descriptor the way the loader does (name, kind, functions,
  * parameter schema). On failure the last error says what is wrong. */
 clasp_status clasp_plugin_desc_check(const clasp_plugin_desc *desc);

@@ -40,6 +40,16 @@ typedef struct clasp_attack_report {
     /* Per example (n_examples of the model report; NULL: not kept): the
      * prediction under the attack, an ensemble's worst case. */
     int32_t *adv_pred;
+    /* 0 (the default): an L-infinity attack with a budget (its plugin's
+     * schema has a float parameter "eps", see clasp_plugin_is_linf).
+     * 1: unbounded (e.g. cw, an L2 attack without a budget): never "the
+     * strongest" next to L-infinity attacks, never in the gain tables or
+     * the relations, reported with its L2 distances instead. */
+    int unbounded;
+    /* Unbounded attacks: the L2 distance of each success (clean-correct
+     * example flipped), grouped by class (success[c] values for class c),
+     * ascending within a class; NULL when not measured. */
+    float *l2_dist;
 } clasp_attack_report;
 
 /* One epoch of training. */
@@ -72,6 +82,9 @@ typedef struct clasp_model_report {
      * and clean prediction, for worst cases over the attacks' adv_pred. */
     int64_t n_examples;
     int32_t *labels, *clean_pred;
+    /* Per class: the L2 norm of the class's row of the last linear layer's
+     * weight (the classifier); NULL when the model has none. */
+    float *class_weight_norms;
 } clasp_model_report;
 
 typedef struct clasp_report {
@@ -89,6 +102,16 @@ typedef struct clasp_report {
     double wall_seconds;
     int n_models;
     clasp_model_report *models;
+    /* L2 budgets at which unbounded attacks' robust accuracy is reported
+     * (an example counts as robust there unless the attack flipped it
+     * within the budget); may be 0. */
+    int n_l2_eps;
+    const double *l2_eps;
+    /* Per class, 1 when the class was left out of training and validation
+     * (data.exclude_classes): still evaluated, but left out of the
+     * class-wise correlations, which would only measure the exclusion.
+     * NULL: none. */
+    const int *excluded;
 } clasp_report;
 
 /* Writes report.json, per_class.csv, report.md and the charts
@@ -98,6 +121,12 @@ typedef struct clasp_report {
  * which must exist. Each file is written atomically (temp + rename);
  * report.json is written last, so its presence marks a complete report. */
 clasp_status clasp_report_write(const clasp_report *r, const char *dir);
+
+/* Spearman's rank correlation of x and y (n pairs): Pearson's correlation
+ * of their ranks, tied values sharing the average of the ranks they span.
+ * NaN when undefined: n < 2, a non-finite value, or either vector constant
+ * (report.json writes null, report.md a dash). */
+double clasp_spearman(const double *x, const double *y, int n);
 
 /* Per-class accuracy helpers (0 when count is 0). */
 double clasp_rate(int64_t num, int64_t den);

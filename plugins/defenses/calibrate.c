@@ -1,10 +1,13 @@
 /* calibrate: inference-time calibration for the worst class. Trains like
  * the defense it wraps (the experiment's "inner:", e.g. pgd-at or
  * reweight; without one, standard training), then after the last epoch
- * fits per-class logit offsets b (and optionally a temperature T) that the
- * model applies from then on in eval mode, z → (z + b) / T, and that its
- * checkpoints keep: every later prediction, `clasp attack` included, uses
- * them.
+ * fits per-class logit offsets b (and optionally a temperature T). The
+ * model applies the offsets from then on in eval mode, z → z + b, and its
+ * checkpoints keep both: every later prediction, `clasp attack` included,
+ * uses the offsets. T is kept for probabilities, softmax((z + b) / T), and
+ * never scales the logits an attack differentiates: it cannot change a
+ * prediction, and a small T would only saturate the softmax and hide the
+ * gradient (masking, as defensive distillation does).
  *
  * The fit (finish hook):
  *   1. adversarial examples of the whole validation split with the defense

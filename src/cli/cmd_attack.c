@@ -114,6 +114,23 @@ static void default_arch(int num_classes, char *buf, size_t size)
              num_classes);
 }
 
+/* Unbounded attacks: the median L2 distance of each class's successes
+ * (res->l2_success is grouped by class, ascending). */
+static void print_l2(const clasp_dataset *d, const clasp_eval_result *res)
+{
+    printf("unbounded attack: median L2 distance of the examples it flipped, per class:\n");
+    const float *v = res->l2_success;
+    for (int k = 0; k < res->num_classes; k++) {
+        int64_t n = res->attack_success[k];
+        if (n > 0)
+            printf("  %-16s %8.3f  (%lld flipped)\n", d->class_names[k],
+                   n % 2 ? (double)v[n / 2] : 0.5 * ((double)v[n / 2 - 1] + (double)v[n / 2]), (long long)n);
+        else
+            printf("  %-16s        -  (none flipped)\n", d->class_names[k]);
+        v += n;
+    }
+}
+
 static int run(const attack_opts *o)
 {
     clasp_registry *reg = NULL;
@@ -218,6 +235,9 @@ static int run(const attack_opts *o)
         .on_batch = o->save_adv ? on_batch : NULL,
         .user = &rctx,
         .total = test.n,
+        /* An unbounded attack (no eps budget, e.g. cw) is read by its
+         * distances: measure them. */
+        .l2 = !ens.n && !clasp_plugin_is_linf(clasp_attack_desc(atk)),
     };
     what = "attacking";
     st = clasp_eval_run(m, b, &opt, &res);
@@ -260,6 +280,7 @@ static int run(const attack_opts *o)
            res.total ? 100.0 * (double)clean / (double)res.total : 0.0,
            res.total ? 100.0 * (double)robust / (double)res.total : 0.0,
            clean ? 100.0 * (double)success / (double)clean : 0.0);
+    if (res.l2_success) print_l2(&test, &res);
     printf("time %.2f s (attack %.2f s, %.1f images/s)\n", res.seconds, res.attack_seconds,
            res.seconds > 0 ? (double)res.total / res.seconds : 0.0);
     for (int j = 0; j < ens.n; j++) {

@@ -32,7 +32,7 @@ static void print_passes(const char *what, double v)
 
 /* Sizes after the split and the subsets; the data files are read (on the
  * host only) so that a wrong path is caught here too. */
-static int data_sizes(const clasp_plan *p, size_t *train, size_t *val, size_t *test)
+static int data_sizes(const clasp_plan *p, size_t *train, size_t *val, size_t *test, char *excl, size_t excl_size)
 {
     clasp_dataset d = {0};
     const char *at = *p->data_loc ? p->data_loc : p->source;
@@ -41,14 +41,37 @@ static int data_sizes(const clasp_plan *p, size_t *train, size_t *val, size_t *t
         return 1;
     }
     size_t n = d.n;
-    clasp_dataset_free(&d);
     if (p->val_size >= n) {
+        clasp_dataset_free(&d);
         fprintf(stderr, "clasp: %s: data.val_size %zu leaves no training examples (the training set has %zu)\n",
                 at, p->val_size, n);
         return 1;
     }
     *val = p->val_size;
     *train = n - p->val_size;
+    if (p->n_exclude) {
+        /* The runner's order: split, then leave the classes out of both. */
+        int mask[CLASP_MAX_CLASSES];
+        clasp_dataset tr = {0}, va = {0};
+        if (clasp_plan_exclude_mask(p, d.num_classes, d.class_names, mask) != CLASP_OK ||
+            clasp_dataset_split(&d, p->val_size, p->seed, &tr, &va) != CLASP_OK) {
+            fprintf(stderr, "clasp: %s\n", clasp_last_error());
+            clasp_dataset_free(&d);
+            return 1;
+        }
+        clasp_dataset_exclude(&tr, mask);
+        clasp_dataset_exclude(&va, mask);
+        *train = tr.n, *val = va.n;
+        size_t len = (size_t)snprintf(excl, excl_size, "excluded from training and validation (still evaluated):");
+        for (int k = 0, first = 1; k < tr.num_classes && len < excl_size; k++)
+            if (mask[k]) {
+                len += (size_t)snprintf(excl + len, excl_size - len, "%s %d (%s)", first ? "" : ",", k,
+                                        tr.class_names[k]);
+                first = 0;
+            }
+        clasp_dataset_free(&tr), clasp_dataset_free(&va);
+    }
+    clasp_dataset_free(&d);
     if (p->train_size && p->train_size < *train) *train = p->train_size;
     if (clasp_dataset_load(p->dataset, p->data_path, 0, &d) != CLASP_OK) {
         fprintf(stderr, "clasp: %s: data: %s\n", at, clasp_last_error());
@@ -90,7 +113,8 @@ int cmd_check(int argc, char **argv)
         return 1;
     }
     size_t train = 0, val = 0, test = 0;
-    int rc = data_sizes(p, &train, &val, &test);
+    char excl[2048] = "";
+    int rc = data_sizes(p, &train, &val, &test, excl, sizeof excl);
     if (rc == 0) {
         static const char *const sched[] = {"constant", "cosine", "step"};
         size_t val_eval = p->val_eval_size && p->val_eval_size < val ? p->val_eval_size : val;
@@ -98,6 +122,7 @@ int cmd_check(int argc, char **argv)
                p->device ? ", device " : "", p->device ? p->device : "");
         printf("data: %s (%s): %zu training, %zu validation (%zu evaluated per epoch), %zu test\n", p->dataset,
                p->data_path, train, val, val_eval, test);
+        if (excl[0]) printf("  %s\n", excl);
         printf("model: %s\n", p->arch);
         printf("training: %d epochs, batch %d, sgd lr %g momentum %g weight_decay %g, %s schedule\n", p->epochs,
                p->batch, p->lr, p->momentum, p->weight_decay, sched[p->schedule]);
@@ -110,6 +135,11 @@ int cmd_check(int argc, char **argv)
             printf("\n");
         }
         printf("attacks (%d), on %zu test examples, batch %d:\n", p->n_attacks, test, p->eval_batch);
+        if (p->n_l2_eps) {
+            printf("  unbounded attacks are also reported at L2 budgets");
+            for (int i = 0; i < p->n_l2_eps; i++) printf("%s %g", i ? "," : "", p->l2_eps[i]);
+            printf("\n");
+        }
         for (int i = 0; i < p->n_attacks; i++) {
             const clasp_plan_attack *a = &p->attacks[i];
             printf("  %-28s ", a->label);

@@ -145,6 +145,23 @@ void clasp_dataset_truncate(clasp_dataset *d, size_t n)
     if (y) d->y = y;
 }
 
+size_t clasp_dataset_exclude(clasp_dataset *d, const int *mask)
+{
+    if (!d || !mask || d->n == 0) return 0;
+    size_t img = (size_t)d->c * (size_t)d->h * (size_t)d->w, kept = 0, n = d->n;
+    for (size_t i = 0; i < n; i++) {
+        int32_t y = d->y[i];
+        if (y >= 0 && y < d->num_classes && mask[y]) continue;
+        if (kept != i) {
+            memmove(d->x + kept * img, d->x + i * img, img * sizeof *d->x);
+            d->y[kept] = y;
+        }
+        kept++;
+    }
+    clasp_dataset_truncate(d, kept);
+    return n - kept;
+}
+
 void clasp_dataset_class_counts(const clasp_dataset *d, size_t *counts)
 {
     for (int k = 0; k < d->num_classes; k++) counts[k] = 0;

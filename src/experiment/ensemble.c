@@ -40,13 +40,6 @@ clasp_status clasp_autoattack_find(const clasp_registry *r, const char *version,
                        !strcmp(version, "fast") ? "apgd, apgd-t" : "apgd, apgd-t, fab, square");
 }
 
-int clasp_attack_is_linf(const clasp_plugin_desc *d)
-{
-    for (int i = 0; d && i < d->n_params; i++)
-        if (!strcmp(d->params[i].name, "eps")) return d->params[i].type == CLASP_PARAM_FLOAT;
-    return 0;
-}
-
 void clasp_ensemble_member_labels(const char *const *plugins, int n, char (*labels)[64])
 {
     for (int i = 0; i < n; i++) {

@@ -1,5 +1,6 @@
 /* Class-wise evaluation: clean and attacked predictions per batch, counted
  * on the host from the small int32 prediction vectors. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -26,6 +27,7 @@ void clasp_eval_result_free(clasp_eval_result *r)
     free(r->ex_label), free(r->ex_clean), free(r->ex_adv);
     free(r->first_flip);
     free(r->member_seconds);
+    free(r->l2_success);
     memset(r, 0, sizeof *r);
 }
 
@@ -67,6 +69,57 @@ static void buffers_free(eval_buffers *b)
     clasp_tensor_free(b->clean_pred);
     clasp_tensor_free(b->adv_pred);
     free(b->y), free(b->cp), free(b->ap);
+    free(b->xh), free(b->xah), free(b->l2);
+}
+
+/* The L2 distances of the batch's attack successes, appended to B->l2. */
+static clasp_status measure_l2(eval_buffers *B, const clasp_tensor *x, const clasp_tensor *x_adv, int n,
+                               int k)
+{
+    size_t numel = x->numel, d = numel / (size_t)n;
+    if (numel > B->img_cap) {
+        free(B->xh), free(B->xah);
+        B->xh = malloc(numel * sizeof(float));
+        B->xah = malloc(numel * sizeof(float));
+        B->img_cap = B->xh && B->xah ? numel : 0;
+        if (!B->img_cap) return clasp_error(CLASP_ERR_NOMEM, "out of memory");
+    }
+    CLASP_TRY(clasp_tensor_read(x, B->xh));
+    CLASP_TRY(clasp_tensor_read(x_adv, B->xah));
+    for (int i = 0; i < n; i++) {
+        int t = B->y[i];
+        if (B->cp[i] != t || B->ap[i] == t || t < 0 || t >= k) continue;
+        double s = 0;
+        for (size_t j = 0; j < d; j++) {
+            double e = (double)B->xah[(size_t)i * d + j] - (double)B->xh[(size_t)i * d + j];
+            s += e * e;
+        }
+        if (B->n_l2 == B->l2_cap) {
+            size_t cap = B->l2_cap ? 2 * B->l2_cap : 256;
+            l2_item *p = realloc(B->l2, cap * sizeof *p);
+            if (!p) return clasp_error(CLASP_ERR_NOMEM, "out of memory");
+            B->l2 = p, B->l2_cap = cap;
+        }
+        B->l2[B->n_l2++] = (l2_item){t, (float)sqrt(s)};
+    }
+    return CLASP_OK;
+}
+
+static int l2_item_cmp(const void *a, const void *b)
+{
+    const l2_item *x = a, *y = b;
+    if (x->cls != y->cls) return x->cls < y->cls ? -1 : 1;
+    return (x->dist > y->dist) - (x->dist < y->dist);
+}
+
+/* The result's l2_success from the collected items. */
+static clasp_status finish_l2(eval_buffers *B, clasp_eval_result *r)
+{
+    r->l2_success = malloc((B->n_l2 ? B->n_l2 : 1) * sizeof(float));
+    if (!r->l2_success) return clasp_error(CLASP_ERR_NOMEM, "out of memory");
+    if (B->n_l2) qsort(B->l2, B->n_l2, sizeof *B->l2, l2_item_cmp);
+    for (size_t i = 0; i < B->n_l2; i++) r->l2_success[i] = B->l2[i].dist;
+    return CLASP_OK;
 }
 
 static clasp_status buffers_fit(eval_buffers *b, int n)
@@ -150,6 +203,7 @@ static clasp_status eval_batch(clasp_model *m, const clasp_eval_options *opt, ev
     }
     CLASP_TRY(keep_examples(r, B, n));
     r->total += n;
+    if (opt->l2 && opt->attack) CLASP_TRY(measure_l2(B, x, x_adv, n, k));
     if (opt->on_batch)
         CLASP_TRY(opt->on_batch(opt->user, first, x, y, x_adv, B->clean_pred, adv_pred));
     return CLASP_OK;
@@ -180,6 +234,7 @@ clasp_status clasp_eval_run(clasp_model *m, clasp_batcher *b, const clasp_eval_o
         done += (size_t)n;
         if (st == CLASP_OK && opt->progress) opt->progress(opt->user, done, total < done ? done : total);
     }
+    if (st == CLASP_OK && opt->l2 && opt->attack) st = finish_l2(&B, out);
     buffers_free(&B);
     clasp_model_set_train(m, train);
     if (st != CLASP_OK) {

@@ -20,11 +20,21 @@ typedef struct cascade_buffers {
     clasp_tensor *tx, *ty, *tx_adv, *tpred;
 } cascade_buffers;
 
+/* One attack success's L2 distance, kept until the pass ends. */
+typedef struct l2_item {
+    int32_t cls;
+    float dist;
+} l2_item;
+
 typedef struct eval_buffers {
     clasp_tensor *x_adv, *clean_pred, *adv_pred;
     int32_t *y, *cp, *ap;       /* host copies of labels and predictions */
     int cap;
     cascade_buffers cascade;
+    float *xh, *xah;            /* host images (opt->l2 only) */
+    size_t img_cap;
+    l2_item *l2;                /* successes so far (opt->l2 only) */
+    size_t n_l2, l2_cap;
 } eval_buffers;
 
 double eval_now(void);

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "clasp/data.h"
 #include "clasp/model.h"
@@ -142,9 +143,84 @@ static clasp_status parse_experiment(pctx *c, yaml_node_t *n)
     return st;
 }
 
+/* data.exclude_classes: a list of class names or indices, kept as text
+ * with their positions until the data set's names are known. */
+static clasp_status parse_exclude(pctx *c, yaml_node_t *v)
+{
+    clasp_plan *p = c->plan;
+    if (!v || yis_null(v)) return CLASP_OK;
+    if (v->type != YAML_SEQUENCE_NODE)
+        return plan_err(c, v, "data.exclude_classes expects a list of class names or indices, e.g. [Shirt, 4], got %s",
+                        ykind(v));
+    for (int i = 0; i < yseq_len(v); i++) {
+        yaml_node_t *it = yseq_item(c, v, i);
+        const char *s = yscalar(it);
+        if (!s || !*s)
+            return plan_err(c, it, "data.exclude_classes: each entry must be a class name or index, got %s",
+                            s ? "an empty text" : ykind(it));
+        if (strlen(s) >= sizeof p->exclude[0])
+            return plan_err(c, it, "data.exclude_classes: '%s' is longer than any class name", s);
+        if (p->n_exclude == CLASP_PLAN_MAX_EXCLUDE)
+            return plan_err(c, it, "data.exclude_classes: at most %d entries", CLASP_PLAN_MAX_EXCLUDE);
+        snprintf(p->exclude[p->n_exclude], sizeof p->exclude[0], "%s", s);
+        plan_loc(c, it, p->exclude_loc[p->n_exclude], sizeof p->exclude_loc[0]);
+        p->n_exclude++;
+    }
+    return CLASP_OK;
+}
+
+static int all_digits(const char *s)
+{
+    if (!*s) return 0;
+    for (; *s; s++)
+        if (*s < '0' || *s > '9') return 0;
+    return 1;
+}
+
+clasp_status clasp_plan_exclude_mask(const clasp_plan *p, int num_classes, const char (*class_names)[32],
+                                     int *mask)
+{
+    for (int k = 0; k < num_classes; k++) mask[k] = 0;
+    int n = 0;
+    for (int i = 0; i < p->n_exclude; i++) {
+        const char *e = p->exclude[i];
+        int k = -1;
+        if (all_digits(e)) {
+            long v = strlen(e) > 6 ? -1 : strtol(e, NULL, 10);
+            if (v < 0 || v >= num_classes)
+                return clasp_error(CLASP_ERR_CONFIG,
+                                   "%s: data.exclude_classes: class index %s is out of range (the %s data set has "
+                                   "classes 0 to %d)",
+                                   p->exclude_loc[i], e, p->dataset, num_classes - 1);
+            k = (int)v;
+        } else {
+            for (int j = 0; j < num_classes && k < 0; j++)
+                if (!strcasecmp(e, class_names[j])) k = j;
+            if (k < 0) {
+                char names[1024] = "";
+                size_t len = 0;
+                for (int j = 0; j < num_classes && len + 40 < sizeof names; j++)
+                    len += (size_t)snprintf(names + len, sizeof names - len, "%s%s", j ? ", " : "", class_names[j]);
+                return clasp_error(CLASP_ERR_CONFIG,
+                                   "%s: data.exclude_classes: unknown class '%s'; the %s data set has: %s",
+                                   p->exclude_loc[i], e, p->dataset, names);
+            }
+        }
+        if (mask[k])
+            return clasp_error(CLASP_ERR_CONFIG, "%s: data.exclude_classes: class %d (%s) is listed twice",
+                               p->exclude_loc[i], k, class_names[k]);
+        mask[k] = 1;
+        n++;
+    }
+    if (n > 0 && n >= num_classes)
+        return clasp_error(CLASP_ERR_CONFIG, "%s: data.exclude_classes leaves no class to train on",
+                           p->exclude_loc[0]);
+    return CLASP_OK;
+}
+
 static clasp_status parse_data(pctx *c, yaml_node_t *n)
 {
-    static const char *const known[] = {"dataset", "path", "val_size", "train_size", NULL};
+    static const char *const known[] = {"dataset", "path", "val_size", "train_size", "exclude_classes", NULL};
     /* The loader's own list, so a new data set needs no change here. */
     const char *const *sets = clasp_dataset_names;
     clasp_plan *p = c->plan;
@@ -168,6 +244,7 @@ static clasp_status parse_data(pctx *c, yaml_node_t *n)
     if (st == CLASP_OK) p->val_size = (size_t)v;
     if (st == CLASP_OK) st = get_whole(c, &m, "data", "train_size", 0, 1e9, 0, &v);
     if (st == CLASP_OK) p->train_size = (size_t)v;
+    if (st == CLASP_OK) st = parse_exclude(c, ymap_get(&m, "exclude_classes"));
     ymap_close(&m);
     return st;
 }
@@ -396,9 +473,35 @@ static clasp_status parse_train(pctx *c, yaml_node_t *n)
     return st;
 }
 
+/* evaluate.l2_eps: one positive number or an ascending list of them. */
+static clasp_status parse_l2_eps(pctx *c, yaml_node_t *v)
+{
+    clasp_plan *p = c->plan;
+    if (!v || yis_null(v)) return CLASP_OK;
+    int seq = v->type == YAML_SEQUENCE_NODE, n = seq ? yseq_len(v) : 1;
+    if (!seq && v->type != YAML_SCALAR_NODE)
+        return plan_err(c, v, "evaluate.l2_eps expects a positive number or a list of them, e.g. [1.0, 2.0], got %s",
+                        ykind(v));
+    for (int i = 0; i < n; i++) {
+        yaml_node_t *it = seq ? yseq_item(c, v, i) : v;
+        const char *s = yscalar(it);
+        char *end;
+        double d = s ? strtod(s, &end) : 0;
+        if (!s || !*s || *end || !isfinite(d) || !(d > 0))
+            return plan_err(c, it, "evaluate.l2_eps: each budget must be a positive number (an L2 distance), got %s",
+                            s ? s : ykind(it));
+        if (p->n_l2_eps == CLASP_PLAN_MAX_L2_EPS)
+            return plan_err(c, it, "evaluate.l2_eps: at most %d budgets", CLASP_PLAN_MAX_L2_EPS);
+        if (p->n_l2_eps > 0 && !(d > p->l2_eps[p->n_l2_eps - 1]))
+            return plan_err(c, it, "evaluate.l2_eps must increase (%s after %g)", s, p->l2_eps[p->n_l2_eps - 1]);
+        p->l2_eps[p->n_l2_eps++] = d;
+    }
+    return CLASP_OK;
+}
+
 static clasp_status parse_evaluate(pctx *c, yaml_node_t *n)
 {
-    static const char *const known[] = {"test_size", "batch", "attacks", NULL};
+    static const char *const known[] = {"test_size", "batch", "l2_eps", "attacks", NULL};
     ymap m;
     CLASP_TRY(ymap_open(c, n, "evaluate", &m));
     clasp_plan *p = c->plan;
@@ -408,6 +511,7 @@ static clasp_status parse_evaluate(pctx *c, yaml_node_t *n)
     p->test_size = (size_t)v;
     if (st == CLASP_OK) st = get_whole(c, &m, "evaluate", "batch", 1, 65536, 200, &v);
     p->eval_batch = (int)v;
+    if (st == CLASP_OK) st = parse_l2_eps(c, ymap_get(&m, "l2_eps"));
     yaml_node_t *attacks = ymap_get(&m, "attacks");
     if (st == CLASP_OK && !attacks)
         st = plan_err(c, n, "evaluate: missing required key 'attacks' (a list such as [{name: pgd, params: {eps: 0.1}}])");

@@ -153,6 +153,12 @@ static void emit_plan(em *m, const clasp_plan *p, int with_output)
     kv(m, "path", p->data_path);
     kv_size(m, "val_size", p->val_size);
     kv_size(m, "train_size", p->train_size);
+    if (p->n_exclude) {
+        scalar(m, "exclude_classes");
+        seq_start(m, 1);
+        for (int i = 0; i < p->n_exclude; i++) scalar(m, p->exclude[i]);
+        seq_end(m);
+    }
     map_end(m);
 
     scalar(m, "model");
@@ -226,6 +232,16 @@ static void emit_plan(em *m, const clasp_plan *p, int with_output)
     map_start(m, 0);
     kv_size(m, "test_size", p->test_size);
     kv_size(m, "batch", (unsigned long long)p->eval_batch);
+    if (p->n_l2_eps) {
+        scalar(m, "l2_eps");
+        seq_start(m, 1);
+        for (int i = 0; i < p->n_l2_eps; i++) {
+            char b[40];
+            plan_fmt_double(p->l2_eps[i], b, sizeof b);
+            scalar(m, b);
+        }
+        seq_end(m);
+    }
     scalar(m, "attacks");
     seq_start(m, 0);
     for (int i = 0; i < p->n_attacks; i++) {

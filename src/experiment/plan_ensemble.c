@@ -35,7 +35,7 @@ double clasp_plan_attack_linf_eps(const clasp_plan_attack *a)
     int n = a->n_members ? a->n_members : 1;
     double eps = 0;
     for (int i = 0; i < n; i++) {
-        if (!clasp_attack_is_linf(m[i].desc)) return 0;
+        if (!clasp_plugin_is_linf(m[i].desc)) return 0;
         double e = 0;
         for (int k = 0; k < m[i].n_params; k++)
             if (!strcmp(m[i].keys[k], "eps")) e = strtod(m[i].values[k], NULL);
@@ -156,7 +156,7 @@ static clasp_status parse_preset(pctx *c, yaml_node_t *item, ymap *m)
         if (clasp_autoattack_find(c->reg, version, pre[j].plugin, &descs[j]) != CLASP_OK)
             st = plan_wrap(c, ymap_get(m, "name") ? ymap_get(m, "name") : item, NULL);
     for (int j = 0; st == CLASP_OK && j < nm; j++)
-        if (!clasp_attack_is_linf(descs[j]))
+        if (!clasp_plugin_is_linf(descs[j]))
             st = plan_err(c, item, "%s: the attack plugin '%s' has no float parameter 'eps', so it is not the "
                           "L-infinity attack the preset needs", CLASP_AUTOATTACK, pre[j].plugin);
     int grid = eps && eps->type == YAML_SEQUENCE_NODE;

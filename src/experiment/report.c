@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "experiment/report_worst.h"
+#include "experiment/report_relations.h"
 #include "experiment/svg.h"
 
 double clasp_rate(int64_t num, int64_t den)
@@ -92,9 +93,13 @@ static attack_pair make_pair(const clasp_attack_report *x, const clasp_attack_re
     return p;
 }
 
-/* The attack with the lowest overall robust accuracy (first on a tie). */
+/* The attack with the lowest overall robust accuracy (first on a tie):
+ * among the L-infinity attacks when there is one, since an unbounded
+ * attack's robust accuracy is not on the same scale. */
 static int strongest_attack(const clasp_model_report *m, int k)
 {
+    int linf = report_strongest_linf(m, k);
+    if (linf >= 0) return linf;
     int best = 0;
     for (int i = 1; i < m->n_attacks; i++)
         if (!m->attacks[i].derived && summarize(&m->attacks[i], k).robust_acc <
@@ -415,6 +420,10 @@ static json_object *json_attack(const clasp_report *r, const clasp_attack_report
     jset(o, "per_class", rows, bad);
     jset(o, "flow", json_flow(a, k, bad), bad);
     jset(o, "summary", json_summary(r, a, bad), bad);
+    jset(o, "unbounded", json_object_new_boolean(a->unbounded != 0), bad);
+    json_object *l2 = report_json_l2(r, a, bad);
+    if (l2) jset(o, "l2", l2, bad);
+    else jset_null(o, "l2", bad);
     char rel[STEM_MAX + 32];
     json_object *charts = json_object_new_object();
     chart_rel(rel, sizeof rel, stem, "classes");
@@ -465,7 +474,8 @@ static void json_model_runs(json_object *o, const clasp_report *r, const clasp_m
     for (int i = 0; i < m->n_attacks; i++) {
         jpush(attacks, json_attack(r, &m->attacks[i], plan->pair[plan->first[mi] + i], bad), bad);
         for (int j = i + 1; j < m->n_attacks; j++)
-            if (!m->attacks[i].derived && !m->attacks[j].derived)
+            if (!m->attacks[i].derived && !m->attacks[j].derived && !m->attacks[i].unbounded &&
+                !m->attacks[j].unbounded)
                 jpush(pairs, json_pair(r, make_pair(&m->attacks[i], &m->attacks[j], r->num_classes),
                                        bad), bad);
     }
@@ -488,6 +498,10 @@ static json_object *json_model(const clasp_report *r, const clasp_model_report *
     jset_num(t, "eval_seconds", m->eval_seconds, bad);
     jset(o, "timings", t, bad);
     json_model_runs(o, r, m, plan, mi, bad);
+    jset(o, "relations", report_json_relations(r, m, bad), bad);
+    json_object *masking = report_json_masking(r, m, bad);
+    if (masking) jset(o, "gradient_free_check", masking, bad);
+    else jset_null(o, "gradient_free_check", bad);
     json_object *charts = json_object_new_object();
     if (clasp_svg_epochs_wanted(r, m)) {
         char rel[STEM_MAX + 32];
@@ -750,7 +764,8 @@ static void md_attack_line(clasp_buf *b, const clasp_report *r, const clasp_atta
     attack_summary s = summarize(a, r->num_classes);
     clasp_buf_puts(b, "- **");
     md_text(b, a->label);
-    clasp_buf_printf(b, "**: robust %.1f%% (clean %.1f%%), attack success %.1f%%",
+    clasp_buf_puts(b, a->unbounded ? "** (unbounded, see its L2 section" : "**");
+    clasp_buf_printf(b, "%s: robust %.1f%% (clean %.1f%%), attack success %.1f%%", a->unbounded ? ")" : "",
                      100 * s.robust_acc, 100 * s.clean_acc, 100 * s.success_rate);
     if (s.worst >= 0) {
         clasp_buf_puts(b, "; worst class ");
@@ -767,10 +782,13 @@ static void md_attack_line(clasp_buf *b, const clasp_report *r, const clasp_atta
  * strongest attack, so the table stays readable. */
 static int md_pair_shown(const clasp_model_report *m, int i, int j, int strongest)
 {
-    int listed = 0;
-    for (int a = 0; a < m->n_attacks; a++) listed += !m->attacks[a].derived;
-    int pairs = listed * (listed - 1) / 2;
+    /* Listed L-infinity pairs only: not the derived worst cases, not the
+     * unbounded attacks. */
     if (m->attacks[i].derived || m->attacks[j].derived) return 0;
+    if (m->attacks[i].unbounded || m->attacks[j].unbounded) return 0;
+    int listed = 0;
+    for (int a = 0; a < m->n_attacks; a++) listed += !m->attacks[a].derived && !m->attacks[a].unbounded;
+    int pairs = listed * (listed - 1) / 2;
     return pairs <= 6 || i == strongest || j == strongest;
 }
 
@@ -779,7 +797,8 @@ static void md_gains(clasp_buf *b, const clasp_report *r, const clasp_model_repo
     int k = r->num_classes, strongest = strongest_attack(m, k);
     clasp_buf_puts(b, "\n### Gains of stronger attacks\n\nPoints of robust accuracy that "
                       "the stronger attack (b) removes beyond the weaker one (a), "
-                      "as \"b over a\"; negative where a is stronger on that class.\n\n"
+                      "as \"b over a\"; negative where a is stronger on that class. "
+                      "L\u221e attacks only: unbounded ones (cw) have their own L2 section.\n\n"
                       "| Class |");
     for (int i = 0; i < m->n_attacks; i++)
         for (int j = i + 1; j < m->n_attacks; j++) {
@@ -978,7 +997,9 @@ static void md_training(clasp_buf *b, const clasp_report *r, const clasp_model_r
         for (int i = 0; i < m->n_epochs; i++) md_epoch(b, r, &m->epochs[i]);
     }
     if (m->calibrated) {
-        clasp_buf_printf(b, "\n### Calibration\n\nTemperature %.3f",
+        clasp_buf_printf(b, "\n### Calibration\n\nTemperature %.3f (for probabilities only: "
+                            "predictions and every attack use the logits plus the offsets, never "
+                            "divided by the temperature, so it cannot mask gradients)",
                          (double)m->calib_temperature);
         if (m->calib_offsets) {
             clasp_buf_puts(b, "; per-class logit offsets: ");
@@ -1019,9 +1040,14 @@ static void md_model(clasp_buf *b, const clasp_report *r, const chart_plan *plan
         md_class_table(b, r, m);
         clasp_buf_puts(b, "\n");
         for (int j = 0; j < m->n_attacks; j++) md_attack_line(b, r, &m->attacks[j]);
-        if (m->n_attacks > 1) md_gains(b, r, m);
+        int n_linf = 0;
+        for (int j = 0; j < m->n_attacks; j++) n_linf += !m->attacks[j].unbounded && !m->attacks[j].derived;
+        if (n_linf > 1) md_gains(b, r, m);
         md_flow(b, r, m);
         md_worst(b, r, m);
+        report_md_masking(b, r, m);
+        report_md_l2(b, r, m);
+        report_md_relations(b, r, m);
     } else {
         clasp_buf_puts(b, "\nNo attacks were evaluated on this model.\n");
     }

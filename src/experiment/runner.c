@@ -55,6 +55,16 @@ static clasp_status load_data(runner *R)
     clasp_status st = clasp_dataset_split(&all, p->val_size, p->seed, &R->train, &R->val);
     clasp_dataset_free(&all);
     CLASP_TRY(st);
+    /* Excluded classes leave training and validation after the split, so
+     * the remaining examples are those of the same run without exclusion;
+     * the test set keeps every class (where do the excluded classes'
+     * examples go?) and the model keeps an output for each. */
+    if (p->n_exclude) {
+        CLASP_TRY(clasp_plan_exclude_mask(p, R->train.num_classes, R->train.class_names, R->excluded));
+        clasp_dataset_exclude(&R->train, R->excluded);
+        clasp_dataset_exclude(&R->val, R->excluded);
+        R->any_excluded = 1;
+    }
     if (p->train_size) clasp_dataset_truncate(&R->train, p->train_size);
     if (clasp_dataset_load(p->dataset, p->data_path, 0, &R->test) != CLASP_OK) {
         char msg[900];
@@ -195,6 +205,49 @@ static clasp_status keep_outcomes(runner *R, clasp_model_report *rep, clasp_atta
     return CLASP_OK;
 }
 
+typedef struct l2_pair {
+    int32_t cls;
+    float dist;
+} l2_pair;
+
+static int l2_pair_cmp(const void *a, const void *b)
+{
+    const l2_pair *x = a, *y = b;
+    if (x->cls != y->cls) return x->cls < y->cls ? -1 : 1;
+    return (x->dist > y->dist) - (x->dist < y->dist);
+}
+
+/* The L2 distances of every rank's successes, grouped by class and
+ * ascending within one, as one process would have them (before the counts
+ * are summed: each rank's attack_success says how many it has per class). */
+static clasp_status gather_l2(runner *R, clasp_eval_result *res)
+{
+    if (clasp_dist_size() <= 1) return CLASP_OK;
+    int K = R->K;
+    int64_t mine = 0, total = 0;
+    for (int c = 0; res->attack_success && c < K; c++) mine += res->attack_success[c];
+    total = mine;
+    CLASP_TRY(dist_sum_i64(&total, 1));
+    l2_pair *local = malloc((size_t)mine * sizeof *local + 1), *all = malloc((size_t)total * sizeof *all + 1);
+    clasp_status st = local && all ? CLASP_OK : clasp_error(CLASP_ERR_NOMEM, "out of memory");
+    for (int c = 0, i = 0; st == CLASP_OK && c < K && res->attack_success; c++)
+        for (int64_t j = 0; j < res->attack_success[c]; j++, i++)
+            local[i] = (l2_pair){.cls = c, .dist = res->l2_success ? res->l2_success[i] : 0.0f};
+    /* Every rank takes part in the collective, whatever happened above. */
+    clasp_status g = dist_gather_examples(local, st == CLASP_OK ? (size_t)mine : 0, sizeof *local, all,
+                                          st == CLASP_OK ? (size_t)total : 0);
+    if (st == CLASP_OK) st = g;
+    if (st == CLASP_OK) {
+        qsort(all, (size_t)total, sizeof *all, l2_pair_cmp);
+        float *d = malloc((size_t)total * sizeof *d + 1);
+        if (!d) st = clasp_error(CLASP_ERR_NOMEM, "out of memory");
+        for (int64_t i = 0; d && i < total; i++) d[i] = all[i].dist;
+        if (d) free(res->l2_success), res->l2_success = d;
+    }
+    free(local), free(all);
+    return st;
+}
+
 /* A shard's per-example outcomes, in pass order, and an ensemble's first
  * flippers summed over the ranks (the slowest rank's member times). */
 static clasp_status gather_outcomes(runner *R, clasp_eval_result *res, int nm)
@@ -248,6 +301,7 @@ static clasp_status evaluate_shard(runner *R, model_run *mr, clasp_eval_options 
         R->stop_syncs++;
         if (run_stop_requested(R)) st = clasp_error(CLASP_ERR_INTERRUPTED, "interrupted");
     }
+    if (st == CLASP_OK && o->l2) st = gather_l2(R, res);
     if (st == CLASP_OK) st = dist_reduce_eval(res);
     if (st == CLASP_OK) st = gather_outcomes(R, res, o->n_members);
     if (st != CLASP_OK) clasp_eval_result_free(res);
@@ -260,6 +314,16 @@ static clasp_status evaluate(runner *R, model_run *mr)
     int K = R->K;
     clasp_model_report *rep = mr->rep;
     /* A resumed report holds only the attacks done so far. */
+    /* The classifier's row norms, for the report's relations (a model
+     * without a linear classifier has none). */
+    if (!rep->class_weight_norms) {
+        float *w = malloc((size_t)K * sizeof *w);
+        if (!w) return clasp_error(CLASP_ERR_NOMEM, "out of memory");
+        clasp_status ws = clasp_model_class_weight_norms(mr->m, w);
+        if (ws == CLASP_OK) rep->class_weight_norms = w;
+        else free(w);
+        if (ws != CLASP_OK && ws != CLASP_ERR_NOT_FOUND) return ws;
+    }
     clasp_attack_report *all = realloc(rep->attacks, (size_t)p->n_attacks * sizeof *all);
     if (!all) return clasp_error(CLASP_ERR_NOMEM, "out of memory");
     memset(all + rep->n_attacks, 0, (size_t)(p->n_attacks - rep->n_attacks) * sizeof *all);
@@ -276,6 +340,9 @@ static clasp_status evaluate(runner *R, model_run *mr)
         o.progress = run_eval_progress;
         o.on_batch = eval_batch_check;
         o.user = R;
+        /* An ensemble is L-infinity (the plan accepts no other). */
+        int unbounded = !pa->n_members && !clasp_plugin_is_linf(pa->plugin.desc);
+        o.l2 = unbounded;
         char label[220];
         snprintf(label, sizeof label, "  %s", pa->label);
         run_progress_start(R, label, R->test_shard.n);
@@ -300,6 +367,12 @@ static clasp_status evaluate(runner *R, model_run *mr)
         ar->success = run_dup64(res.attack_success, (size_t)K);
         ar->flow = run_dup64(res.flow, (size_t)K * (size_t)K);
         ar->seconds = res.seconds;
+        ar->unbounded = unbounded;
+        if (unbounded) {
+            int64_t ns = run_sum64(res.attack_success, K);
+            ar->l2_dist = malloc((size_t)(ns ? ns : 1) * sizeof *ar->l2_dist);
+            if (ar->l2_dist && res.l2_success) memcpy(ar->l2_dist, res.l2_success, (size_t)ns * sizeof *ar->l2_dist);
+        }
         CLASP_TRY(keep_outcomes(R, rep, ar, pa, &res));
         rep->eval_seconds += res.seconds;
         rep->n_attacks = j + 1;
@@ -307,7 +380,8 @@ static clasp_status evaluate(runner *R, model_run *mr)
         run_say(R, "  %-24s clean %.2f%%  robust %.2f%%  (%.1f s)", pa->label, run_pct(run_sum64(res.clean_correct, K), n),
             run_pct(run_sum64(res.robust_correct, K), n), res.seconds);
         clasp_eval_result_free(&res);
-        if (!ar->count || !ar->clean_correct || !ar->robust_correct || !ar->success || !ar->flow)
+        if (!ar->count || !ar->clean_correct || !ar->robust_correct || !ar->success || !ar->flow ||
+            (unbounded && !ar->l2_dist))
             return clasp_error(CLASP_ERR_NOMEM, "out of memory");
         R->pos.attack = j + 1;
         if (R->stop_attacks && ++R->attacks_done >= R->stop_attacks) R->sim_stop = 1;
@@ -416,6 +490,9 @@ static clasp_status write_report(runner *R)
     rep.wall_seconds = R->wall_before + (run_now() - R->t0);
     rep.n_models = p->n_models;
     rep.models = R->reports;
+    rep.n_l2_eps = p->n_l2_eps;
+    rep.l2_eps = p->l2_eps;
+    rep.excluded = R->any_excluded ? R->excluded : NULL;
     clasp_status st = clasp_report_write(&rep, R->outdir);
     free(yaml);
     return st;

@@ -48,6 +48,8 @@ typedef struct runner {
     clasp_attack_instance **attacks;
     clasp_ensemble *ensembles;  /* per planned attack: its members (n 0 for a single attack) */
     int K;
+    int excluded[CLASP_MAX_CLASSES];    /* data.exclude_classes as a mask */
+    int any_excluded;
     /* One report per planned model; reports[i] is complete for i < pos.model
      * and partial for pos.model. */
     clasp_model_report *reports;

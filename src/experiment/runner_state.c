@@ -17,7 +17,8 @@
 #include "clasp/safetensors.h"
 #include "experiment/runner_internal.h"
 
-#define STATE_VERSION 2 /* 2: per-example outcomes and ensembles */
+#define STATE_VERSION 2 /* 2: per-example outcomes, ensembles, L2 distances, unbounded flags,
+                            classifier row norms */
 #define STATE_KEY "clasp.state"
 
 double run_now(void)
@@ -43,6 +44,11 @@ void run_report_free(clasp_model_report *r)
     free(r->attacks);
     free(r->calib_offsets);
     free(r->labels), free(r->clean_pred);
+        free(ar->l2_dist);
+    }
+    free(r->attacks);
+    free(r->calib_offsets);
+    free(r->class_weight_norms);
     memset(r, 0, sizeof *r);
 }
 
@@ -129,6 +135,7 @@ static json_object *model_json(jb *b, const clasp_model_report *r, int K)
     put(b, o, "n_examples", json_object_new_int64(r->n_examples));
     put_i32s(b, o, "labels", r->labels, r->n_examples);
     put_i32s(b, o, "clean_pred", r->clean_pred, r->n_examples);
+    put_floats(b, o, "class_weight_norms", r->class_weight_norms, K);
     json_object *eps = json_object_new_array();
     for (int e = 0; eps && e < r->n_epochs; e++) {
         const clasp_epoch_report *ep = &r->epochs[e];
@@ -182,6 +189,8 @@ static json_object *model_json(jb *b, const clasp_model_report *r, int K)
             }
             put(b, x, "member_seconds", ms);
         }
+        put(b, x, "unbounded", json_object_new_int(ar->unbounded));
+        put_floats(b, x, "l2_dist", ar->l2_dist, ar->l2_dist ? (int)run_sum64(ar->success, K) : 0);
         if (json_object_array_add(ats, x) != 0) json_object_put(x), b->ok = 0;
     }
     put(b, o, "attacks", ats);
@@ -340,6 +349,7 @@ static void read_model(jr *r, json_object *o, int K, clasp_model_report *m)
     m->n_examples = rint64(r, o, "n_examples");
     m->labels = ri32_array(r, o, "labels", m->n_examples);
     m->clean_pred = ri32_array(r, o, "clean_pred", m->n_examples);
+    m->class_weight_norms = rfloat_array(r, o, "class_weight_norms", K);
     json_object *eps = field(r, o, "epochs", json_type_array);
     int ne = eps ? (int)json_object_array_length(eps) : 0;
     m->epochs = ne ? calloc((size_t)ne, sizeof *m->epochs) : NULL;
@@ -391,6 +401,16 @@ static void read_model(jr *r, json_object *o, int K, clasp_model_report *m)
                     ar->member_seconds[j] = strtod(json_object_get_string(json_object_array_get_idx(ms, (size_t)j)), NULL);
                 }
                 ar->first_flip = ri64_array(r, x, "first_flip", K * nm, 0);
+            }
+        }
+        ar->unbounded = (int)rint64(r, x, "unbounded");
+        if (!r->bad && ar->success) {
+            int64_t ns = run_sum64(ar->success, K);
+            if (ns < 0 || ns > INT32_MAX) {
+                snprintf(r->what, sizeof r->what, "attack '%s' has impossible success counts", ar->label);
+                r->bad = 1;
+            } else {
+                ar->l2_dist = rfloat_array(r, x, "l2_dist", (int)ns);
             }
         }
     }

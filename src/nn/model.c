@@ -322,6 +322,27 @@ int clasp_model_calibration(const clasp_model *m, float *offsets, float *tempera
     return 1;
 }
 
+clasp_status clasp_model_class_weight_norms(clasp_model *m, float *out)
+{
+    const clasp_node *last = NULL;
+    for (int i = 0; i < m->n_nodes; i++)
+        if (m->nodes[i].spec.kind == CLASP_LAYER_LINEAR) last = &m->nodes[i];
+    if (!last || last->param[0] < 0 || last->out.c != m->num_classes)
+        return clasp_error(CLASP_ERR_NOT_FOUND, "model: no linear layer with %d outputs", m->num_classes);
+    const clasp_tensor *w = m->params[last->param[0]];
+    size_t in = w->numel / (size_t)m->num_classes;
+    float *h = malloc(w->numel * sizeof *h);
+    if (!h) return clasp_error(CLASP_ERR_NOMEM, "out of memory");
+    clasp_status st = clasp_tensor_read(w, h);
+    for (int k = 0; st == CLASP_OK && k < m->num_classes; k++) {
+        double s = 0;
+        for (size_t j = 0; j < in; j++) s += (double)h[(size_t)k * in + j] * (double)h[(size_t)k * in + j];
+        out[k] = (float)sqrt(s);
+    }
+    free(h);
+    return st;
+}
+
 /* ---- forward ------------------------------------------------------------- */
 
 clasp_status layer_ensure_out(clasp_model *m, const clasp_node *n, clasp_tensor **t)
@@ -362,7 +383,10 @@ clasp_status clasp_model_forward(clasp_model *m, const clasp_tensor *x, const cl
     if (!m->train && m->calibrated) {
         CLASP_TRY(clasp_tensor_ensure(m->ctx, &m->calib_out, CLASP_F32, 2, (int[]){m->batch, m->num_classes}));
         CLASP_TRY(clasp_tensor_copy(m->calib_out, z));
-        CLASP_TRY(clasp_logit_adjust(m->calib_out, m->calib_dev, m->calib_t));
+        /* Offsets only: the temperature never changes a prediction, and
+         * dividing the logits every attack differentiates by a small T
+         * would saturate the softmax and hide the gradient (masking). */
+        CLASP_TRY(clasp_logit_adjust(m->calib_out, m->calib_dev, 1.0f));
         z = m->calib_out;
     }
     m->logits = z;
@@ -400,7 +424,6 @@ clasp_status clasp_model_backward(clasp_model *m, const clasp_tensor *dlogits, i
     /* The caller's dlogits is copied once, so in-place backwards never
      * write into it. */
     CLASP_TRY(clasp_tensor_copy(g, dlogits));
-    if (!m->train && m->calibrated && m->calib_t != 1.0f) CLASP_TRY(clasp_scale(g, 1.0f / m->calib_t));
     m->grad_ready[last + 1] = 1;
     for (int i = m->n_nodes - 1; i >= 0; i--) {
         clasp_node *n = &m->nodes[i];

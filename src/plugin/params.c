@@ -448,3 +448,10 @@ void clasp_params_format(const clasp_params *p, char *buf, size_t size)
         len += (size_t)w;
     }
 }
+
+int clasp_plugin_is_linf(const clasp_plugin_desc *desc)
+{
+    for (int i = 0; desc && desc->kind == CLASP_PLUGIN_ATTACK && i < desc->n_params; i++)
+        if (desc->params[i].type == CLASP_PARAM_FLOAT && !strcmp(desc->params[i].name, "eps")) return 1;
+    return 0;
+}
