@@ -294,7 +294,7 @@ static void test_fab_linear_known_answer(void **state)
                 y[i] = fab_argmax(z, k);
                 want[i] = lin_min_dist(&lm, x + (size_t)i * D, y[i], NULL);
             }
-            fab_cfg cfg = {0.5f, 100, k - 1, 1, 0.1, 1.05, 0.9, targeted};
+            fab_cfg cfg = {0.5f, 100, k - 1, 1, 0.1, 1.05, 0.9, targeted, 0};
             clasp_rng rng = clasp_rng_make(1, 1);
             assert_ok(fab_attack(&cfg, &o, x, y, N, &rng, adv, dist));
             int checked = 0;
@@ -330,12 +330,92 @@ static void test_fab_two_classes_same(void **state)
     int32_t y[N];
     tu_fill_random(x, N * D, 62, 0.0f, 1.0f);
     for (int i = 0; i < N; i++) y[i] = i % 2;
-    fab_cfg cfg = {0.3f, 20, 9, 2, 0.1, 1.05, 0.9, 1};
+    fab_cfg cfg = {0.3f, 20, 9, 2, 0.1, 1.05, 0.9, 1, 0};
     clasp_rng r1 = clasp_rng_make(3, 0), r2 = clasp_rng_make(3, 0);
     assert_ok(fab_attack(&cfg, &o, x, y, N, &r1, a1, NULL));
     cfg.targeted = 0;
     assert_ok(fab_attack(&cfg, &o, x, y, N, &r2, a2, NULL));
     assert_memory_equal(a1, a2, sizeof a1);
+}
+
+/* A small ReLU network on the host: z = W2 relu(W1 x + b1) + b2. */
+typedef struct mlp_model {
+    int d, hid, k;
+    float w1[8 * 12], b1[8], w2[3 * 8], b2[3];
+    float hbuf[64 * 8]; /* hidden activations of the last logits call */
+    int n;
+} mlp_model;
+
+static clasp_status mlp_logits(void *self, const float *x, int n, float *z)
+{
+    mlp_model *m = self;
+    assert_true(n <= 64);
+    for (int i = 0; i < n; i++) {
+        float *h = m->hbuf + (size_t)i * m->hid;
+        for (int a = 0; a < m->hid; a++) {
+            double s = m->b1[a];
+            for (int e = 0; e < m->d; e++) s += (double)m->w1[a * m->d + e] * x[(size_t)i * m->d + e];
+            h[a] = s > 0 ? (float)s : 0.0f;
+        }
+        for (int j = 0; j < m->k; j++) {
+            double s = m->b2[j];
+            for (int a = 0; a < m->hid; a++) s += (double)m->w2[j * m->hid + a] * h[a];
+            z[(size_t)i * m->k + j] = (float)s;
+        }
+    }
+    m->n = n;
+    return CLASP_OK;
+}
+
+static clasp_status mlp_vjp(void *self, const float *dz, int n, float *dx)
+{
+    mlp_model *m = self;
+    assert_int_equal(n, m->n);
+    for (int i = 0; i < n; i++) {
+        const float *h = m->hbuf + (size_t)i * m->hid;
+        float dh[8];
+        for (int a = 0; a < m->hid; a++) {
+            double s = 0;
+            for (int j = 0; j < m->k; j++) s += (double)dz[(size_t)i * m->k + j] * m->w2[j * m->hid + a];
+            dh[a] = h[a] > 0 ? (float)s : 0.0f;
+        }
+        for (int e = 0; e < m->d; e++) {
+            double s = 0;
+            for (int a = 0; a < m->hid; a++) s += (double)dh[a] * m->w1[a * m->d + e];
+            dx[(size_t)i * m->d + e] = (float)s;
+        }
+    }
+    return CLASP_OK;
+}
+
+/* Evaluating only the rows that stepped back gives what evaluating all
+ * rows again gives, on a nonlinear model with a batch-independent oracle. */
+static void test_fab_partial_reforward(void **state)
+{
+    (void)state;
+    enum { N = 10, D = 12 };
+    mlp_model m = {.d = D, .hid = 8, .k = 3};
+    tu_fill_random(m.w1, sizeof m.w1 / sizeof m.w1[0], 81, -1.0f, 1.0f);
+    tu_fill_random(m.b1, 8, 82, -0.5f, 0.5f);
+    tu_fill_random(m.w2, 24, 83, -1.0f, 1.0f);
+    tu_fill_random(m.b2, 3, 84, -0.2f, 0.2f);
+    host_oracle o = {&m, 1, 3, 4, 3, mlp_logits, mlp_vjp};
+    float x[N * D], z[N * 3], a1[N * D], a2[N * D], d1[N], d2[N];
+    int32_t y[N];
+    tu_fill_random(x, N * D, 85, 0.0f, 1.0f);
+    mlp_logits(&m, x, N, z);
+    for (int i = 0; i < N; i++) y[i] = fab_argmax(z + 3 * i, 3);
+    for (int targeted = 0; targeted <= 1; targeted++) {
+        fab_cfg cfg = {0.3f, 30, 2, 2, 0.1, 1.05, 0.9, targeted, 0};
+        clasp_rng r1 = clasp_rng_make(8, 0), r2 = clasp_rng_make(8, 0);
+        assert_ok(fab_attack(&cfg, &o, x, y, N, &r1, a1, d1));
+        cfg.reforward_all = 1;
+        assert_ok(fab_attack(&cfg, &o, x, y, N, &r2, a2, d2));
+        assert_memory_equal(a1, a2, sizeof a1);
+        int flipped = 0;
+        for (int i = 0; i < N; i++) flipped += d1[i] < INFINITY && d1[i] > 0;
+        if (flipped < 2) fail_msg("targeted=%d: only %d examples flipped", targeted, flipped);
+    }
 }
 
 /* ---- the plugins ---------------------------------------------------------- */
@@ -542,6 +622,7 @@ int main(void)
         cmocka_unit_test(test_fab_projection),
         cmocka_unit_test(test_fab_linear_known_answer),
         cmocka_unit_test(test_fab_two_classes_same),
+        cmocka_unit_test(test_fab_partial_reforward),
         cmocka_unit_test(test_plugins_invariants),
         cmocka_unit_test(test_plugins_linear),
     };

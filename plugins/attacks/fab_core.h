@@ -30,7 +30,9 @@
  * (fra31/auto-attack: fab_base.py, fab_projections.py) as AutoAttack's
  * standard version runs FAB-T. The check for a misclassified point reuses
  * the forward pass of the next step's linearisation where x1 did not move
- * back. */
+ * back; a point that stepped back is evaluated again, alone with the
+ * others that did when they are at most half of the batch (the rest keep
+ * the gradients of the first pass). */
 #ifndef CLASP_FAB_CORE_H
 #define CLASP_FAB_CORE_H
 
@@ -47,6 +49,8 @@ typedef struct fab_cfg {
     int restarts;
     double alpha_max, eta, beta;
     int targeted;
+    int reforward_all; /* evaluate every row again after any stepped back
+                          (the plain order; slower, same result) */
 } fab_cfg;
 
 typedef struct fab_room {
@@ -138,11 +142,62 @@ static float fab_linf(const float *a, const float *b, size_t d)
 
 /* Scratch shared by the runs of one call. */
 typedef struct fab_work {
-    float *x0, *x1, *g, *gbest, *z, *dz, *d1, *d2, *u;
-    float *df;
-    int *idx, *tgt;
+    float *x0, *x1, *g, *gsel, *z, *dz, *d1, *d2, *u, *near;
+    float *df, *grad;        /* the linearisation per active row */
+    float *xm, *zm, *dfm, *gm; /* rows that stepped back, packed */
+    int *idx, *tgt, *moved;
     fab_room *room;
 } fab_work;
+
+/* Linearises z_t - z_y for nr rows from their logits z (of the oracle's
+ * last logits call, whose batch these rows are): df[r] = z_t - z_y and its
+ * input gradient into grad (nr*d). ex[r] is the row's example, tg[r] its
+ * target (untargeted: the class whose linearised boundary is nearest,
+ * |df| / ||grad||_1, as the untargeted FAB chooses). */
+static clasp_status fab_linearise(const fab_cfg *cfg, const host_oracle *o, const int32_t *y,
+                                  const int *ex, const int *tg, int nr, const float *z,
+                                  fab_work *wk, float *df, float *grad)
+{
+    const int K = o->k;
+    const size_t d = (size_t)o->c * (size_t)o->h * (size_t)o->w;
+    if (cfg->targeted) {
+        memset(wk->dz, 0, (size_t)nr * K * sizeof(float));
+        for (int r = 0; r < nr; r++) {
+            int yi = y[ex[r]], t = tg[r];
+            wk->dz[(size_t)r * K + t] = 1.0f, wk->dz[(size_t)r * K + yi] = -1.0f;
+            df[r] = z[(size_t)r * K + t] - z[(size_t)r * K + yi];
+        }
+        return o->vjp(o->self, wk->dz, nr, grad);
+    }
+    for (int r = 0; r < nr; r++) wk->near[r] = INFINITY;
+    for (int t = 0; t < K; t++) {
+        memset(wk->dz, 0, (size_t)nr * K * sizeof(float));
+        int any = 0;
+        for (int r = 0; r < nr; r++) {
+            int yi = y[ex[r]];
+            if (t == yi) continue;
+            wk->dz[(size_t)r * K + t] = 1.0f, wk->dz[(size_t)r * K + yi] = -1.0f;
+            any = 1;
+        }
+        if (!any) continue;
+        CLASP_TRY(o->vjp(o->self, wk->dz, nr, wk->gsel));
+        for (int r = 0; r < nr; r++) {
+            int yi = y[ex[r]];
+            if (t == yi) continue;
+            const float *gr = wk->gsel + (size_t)r * d;
+            double l1 = 0;
+            for (size_t e = 0; e < d; e++) l1 += fabs((double)gr[e]);
+            float f = z[(size_t)r * K + t] - z[(size_t)r * K + yi];
+            float dd = (float)(fabs((double)f) / (1e-12 + l1));
+            if (dd < wk->near[r]) {
+                wk->near[r] = dd;
+                df[r] = f;
+                memcpy(grad + (size_t)r * d, gr, d * sizeof(float));
+            }
+        }
+    }
+    return CLASP_OK;
+}
 
 /* One run over the na examples idx[] (targets tgt[], -1 untargeted),
  * recording into adv / dist. */
@@ -173,10 +228,10 @@ static clasp_status fab_run_once(const fab_cfg *cfg, const host_oracle *o, const
     }
     for (int it = 0; it <= cfg->steps; it++) {
         CLASP_TRY(o->logits(o->self, wk->x1, na, wk->z));
+        int nm = 0;
         if (it > 0) {
             /* The last step's point: keep it when misclassified and closest,
              * then step back towards x0. */
-            int moved = 0;
             for (int j = 0; j < na; j++) {
                 int i = wk->idx[j];
                 if (fab_argmax(wk->z + (size_t)j * K, K) == y[i]) continue;
@@ -188,58 +243,38 @@ static clasp_status fab_run_once(const fab_cfg *cfg, const host_oracle *o, const
                     memcpy(adv + (size_t)i * d, x1, d * sizeof(float));
                 }
                 for (size_t e = 0; e < d; e++) x1[e] = x0[e] + (x1[e] - x0[e]) * beta;
-                moved = 1;
+                wk->moved[nm++] = j;
             }
-            if (it == cfg->steps) break;
-            if (moved) CLASP_TRY(o->logits(o->self, wk->x1, na, wk->z));
-        } else if (cfg->steps == 0) {
-            break;
         }
+        if (it == cfg->steps) break;
 
-        /* Linearise z_t - z_y at x1 (untargeted: the nearest class). */
-        const float *grad = wk->g;
-        if (cfg->targeted) {
-            memset(wk->dz, 0, (size_t)na * K * sizeof(float));
-            for (int j = 0; j < na; j++) {
-                int yi = y[wk->idx[j]], t = wk->tgt[j];
-                wk->dz[(size_t)j * K + t] = 1.0f, wk->dz[(size_t)j * K + yi] = -1.0f;
-                wk->df[j] = wk->z[(size_t)j * K + t] - wk->z[(size_t)j * K + yi];
+        /* Linearise at x1. Rows that stepped back need a new forward pass:
+         * when they are few, only they go through it again (after the
+         * others took their gradients from this one); else all rows do. */
+        if (nm > 0 && (2 * nm > na || cfg->reforward_all)) {
+            CLASP_TRY(o->logits(o->self, wk->x1, na, wk->z));
+            nm = 0;
+        }
+        CLASP_TRY(fab_linearise(cfg, o, y, wk->idx, wk->tgt, na, wk->z, wk, wk->df, wk->grad));
+        if (nm > 0) {
+            for (int r = 0; r < nm; r++) {
+                int j = wk->moved[r];
+                memcpy(wk->xm + (size_t)r * d, wk->x1 + (size_t)j * d, d * sizeof(float));
+                wk->moved[na + r] = wk->idx[j];     /* example */
+                wk->moved[2 * na + r] = wk->tgt[j]; /* target */
             }
-            CLASP_TRY(o->vjp(o->self, wk->dz, na, wk->g));
-        } else {
-            grad = wk->gbest;
-            float *near = wk->u; /* best |g| / ||w||_1 per example */
-            for (int j = 0; j < na; j++) near[j] = INFINITY;
-            for (int t = 0; t < K; t++) {
-                memset(wk->dz, 0, (size_t)na * K * sizeof(float));
-                int any = 0;
-                for (int j = 0; j < na; j++) {
-                    int yi = y[wk->idx[j]];
-                    if (t == yi) continue;
-                    wk->dz[(size_t)j * K + t] = 1.0f, wk->dz[(size_t)j * K + yi] = -1.0f;
-                    any = 1;
-                }
-                if (!any) continue;
-                CLASP_TRY(o->vjp(o->self, wk->dz, na, wk->g));
-                for (int j = 0; j < na; j++) {
-                    int yi = y[wk->idx[j]];
-                    if (t == yi) continue;
-                    const float *gj = wk->g + (size_t)j * d;
-                    double l1 = 0;
-                    for (size_t e = 0; e < d; e++) l1 += fabs((double)gj[e]);
-                    float f = wk->z[(size_t)j * K + t] - wk->z[(size_t)j * K + yi];
-                    float dd = (float)(fabs((double)f) / (1e-12 + l1));
-                    if (dd < near[j]) {
-                        near[j] = dd;
-                        wk->df[j] = f;
-                        memcpy(wk->gbest + (size_t)j * d, gj, d * sizeof(float));
-                    }
-                }
+            CLASP_TRY(o->logits(o->self, wk->xm, nm, wk->zm));
+            CLASP_TRY(fab_linearise(cfg, o, y, wk->moved + na, wk->moved + 2 * na, nm, wk->zm, wk,
+                                    wk->dfm, wk->gm));
+            for (int r = 0; r < nm; r++) {
+                int j = wk->moved[r];
+                wk->df[j] = wk->dfm[r];
+                memcpy(wk->grad + (size_t)j * d, wk->gm + (size_t)r * d, d * sizeof(float));
             }
         }
 
         for (int j = 0; j < na; j++) {
-            const float *w = grad + (size_t)j * d;
+            const float *w = wk->grad + (size_t)j * d;
             float *x1 = wk->x1 + (size_t)j * d;
             const float *x0 = wk->x0 + (size_t)j * d;
             double b = -(double)wk->df[j];
@@ -286,18 +321,21 @@ static clasp_status fab_attack(const fab_cfg *cfg, const host_oracle *o, const f
     float *best = malloc((size_t)n * sizeof(float));
     int *order = malloc((size_t)n * (size_t)K * sizeof(int));
     float *zc = malloc((size_t)n * (size_t)K * sizeof(float));
+    size_t nk = (size_t)n * (size_t)K * sizeof(float);
     wk.x0 = malloc(nd * sizeof(float)), wk.x1 = malloc(nd * sizeof(float));
-    wk.g = malloc(nd * sizeof(float));
-    wk.gbest = cfg->targeted ? NULL : malloc(nd * sizeof(float));
-    wk.z = malloc((size_t)n * (size_t)K * sizeof(float));
-    wk.dz = malloc((size_t)n * (size_t)K * sizeof(float));
+    wk.grad = malloc(nd * sizeof(float)), wk.gm = malloc(nd * sizeof(float));
+    wk.xm = malloc(nd * sizeof(float));
+    wk.gsel = cfg->targeted ? NULL : malloc(nd * sizeof(float));
+    wk.z = malloc(nk), wk.zm = malloc(nk), wk.dz = malloc(nk);
     wk.d1 = malloc(d * sizeof(float)), wk.d2 = malloc(d * sizeof(float));
-    wk.u = malloc((d > (size_t)n ? d : (size_t)n) * sizeof(float));
-    wk.df = malloc((size_t)n * sizeof(float));
+    wk.u = malloc(d * sizeof(float)), wk.near = malloc((size_t)n * sizeof(float));
+    wk.df = malloc((size_t)n * sizeof(float)), wk.dfm = malloc((size_t)n * sizeof(float));
     wk.idx = malloc((size_t)n * sizeof(int)), wk.tgt = malloc((size_t)n * sizeof(int));
+    wk.moved = malloc(3 * (size_t)n * sizeof(int));
     wk.room = malloc(d * sizeof(fab_room));
-    if (!best || !order || !zc || !wk.x0 || !wk.x1 || !wk.g || (!cfg->targeted && !wk.gbest) ||
-        !wk.z || !wk.dz || !wk.d1 || !wk.d2 || !wk.u || !wk.df || !wk.idx || !wk.tgt || !wk.room) {
+    if (!best || !order || !zc || !wk.x0 || !wk.x1 || !wk.grad || !wk.gm || !wk.xm ||
+        (!cfg->targeted && !wk.gsel) || !wk.z || !wk.zm || !wk.dz || !wk.d1 || !wk.d2 || !wk.u ||
+        !wk.near || !wk.df || !wk.dfm || !wk.idx || !wk.tgt || !wk.moved || !wk.room) {
         st = clasp_error(CLASP_ERR_NOMEM, "fab: out of memory for %d examples", n);
         goto done;
     }
@@ -340,8 +378,9 @@ finished:
     if (dist) memcpy(dist, best, (size_t)n * sizeof(float));
 done:
     free(best), free(order), free(zc);
-    free(wk.x0), free(wk.x1), free(wk.g), free(wk.gbest), free(wk.z), free(wk.dz);
-    free(wk.d1), free(wk.d2), free(wk.u), free(wk.df), free(wk.idx), free(wk.tgt), free(wk.room);
+    free(wk.x0), free(wk.x1), free(wk.grad), free(wk.gm), free(wk.xm), free(wk.gsel);
+    free(wk.z), free(wk.zm), free(wk.dz), free(wk.d1), free(wk.d2), free(wk.u), free(wk.near);
+    free(wk.df), free(wk.dfm), free(wk.idx), free(wk.tgt), free(wk.moved), free(wk.room);
     return st;
 }
 
