@@ -40,14 +40,11 @@ void run_report_free(clasp_model_report *r)
         clasp_attack_report *ar = &r->attacks[a];
         free(ar->count), free(ar->clean_correct), free(ar->robust_correct), free(ar->success), free(ar->flow);
         free(ar->member_labels), free(ar->first_flip), free(ar->member_seconds), free(ar->adv_pred);
-    }
-    free(r->attacks);
-    free(r->calib_offsets);
-    free(r->labels), free(r->clean_pred);
         free(ar->l2_dist);
     }
     free(r->attacks);
     free(r->calib_offsets);
+    free(r->labels), free(r->clean_pred);
     free(r->class_weight_norms);
     memset(r, 0, sizeof *r);
 }
