@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
-#include "ops/tune.h"
+#include "clasp/tune.h"
 
 typedef struct bench {
     clasp_ctx *ctx;

@@ -7,7 +7,7 @@
 #include "clasp/batch.h"
 #include "clasp/eval.h"
 #include "cli/cli.h"
-#include "ops/tune.h"
+#include "clasp/tune.h"
 
 typedef struct train_opts {
     int epochs, batch;

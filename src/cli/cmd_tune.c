@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
-#include "ops/tune.h"
+#include "clasp/tune.h"
 
 static void usage(void)
 {
@@ -133,8 +133,9 @@ int cmd_tune(int argc, char **argv)
         fflush(stdout);
         cli_progress p;
         cli_progress_start(&p, "tuning", 1);
-        clasp_tune_opts o = {.seconds = seconds, .batch = batch, .save = 1,
-                             .progress = on_progress, .user = &p};
+        clasp_tune_model w = {.model = NULL, .batch = batch};
+        clasp_tune_opts o = {.seconds = seconds, .workload = clasp_tune_model_workload,
+                             .workload_user = &w, .save = 1, .progress = on_progress, .user = &p};
         clasp_tune_result r;
         clasp_status st = clasp_tune_run(ctx, &o, &r);
         if (st != CLASP_OK) {

@@ -17,16 +17,8 @@
 
 #include "clasp_config.h"
 #include "experiment/runner_internal.h"
-#include "ops/tune.h"
-
-static long long env_limit(const char *name)
-{
-    const char *v = getenv(name);
-    if (!v || !*v) return 0;
-    char *end;
-    long long n = strtoll(v, &end, 10);
-    return *end || n < 0 ? 0 : n;
-}
+#include "experiment/runner_testing.h"
+#include "clasp/tune.h"
 
 void clasp_experiment_state_path(const clasp_plan *p, char *buf, size_t size)
 {
@@ -393,13 +385,20 @@ static clasp_status prepare(runner *R)
 
 clasp_status clasp_experiment_run(const clasp_plan *p, const clasp_registry *r, const clasp_run_options *opt)
 {
+    return clasp_experiment_run_stopping(p, r, opt, 0, 0);
+}
+
+clasp_status clasp_experiment_run_stopping(const clasp_plan *p, const clasp_registry *r,
+                                           const clasp_run_options *opt, long long stop_batches,
+                                           long long stop_attacks)
+{
     static const clasp_run_options none = {0};
     runner R;
     memset(&R, 0, sizeof R);
     R.p = p, R.reg = r, R.opt = opt ? opt : &none;
     R.t0 = run_now();
-    R.stop_batches = env_limit("CLASP_STOP_AFTER_BATCHES");
-    R.stop_attacks = env_limit("CLASP_STOP_AFTER_ATTACKS");
+    R.stop_batches = stop_batches > 0 ? stop_batches : 0;
+    R.stop_attacks = stop_attacks > 0 ? stop_attacks : 0;
     clasp_status st = prepare(&R);
     for (int mi = R.resumed ? R.pos.model : 0; st == CLASP_OK && mi < p->n_models; mi++) st = run_model(&R, mi);
     if (st == CLASP_OK) st = write_report(&R);

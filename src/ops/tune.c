@@ -29,7 +29,6 @@
 
 #define TUNE_MAGIC "clasp-tune 1"
 #define DEFAULT_SECONDS 120.0
-#define DEFAULT_BATCH 128
 #define MAX_CANDIDATES 48
 #define MAX_PROBLEMS 256
 #define MAX_ROUNDS 8    /* samples per surviving candidate, at most */
@@ -332,70 +331,21 @@ clasp_status clasp_tune_reset(const clasp_ctx *ctx, int *removed)
 
 /* ---- the workload --------------------------------------------------- */
 
-/* A fresh model with the caller's architecture (or the default CNN), so
- * that the training step run for recording never touches real weights. */
-static clasp_status workload_model(clasp_ctx *ctx, const clasp_model *like, clasp_model **out)
-{
-    if (!like) return clasp_model_new_default(ctx, 1, 28, 28, 10, out);
-    char arch[8192];
-    clasp_model_arch(like, arch, sizeof arch);
-    int c, h, w, n;
-    clasp_model_input_shape(like, &c, &h, &w);
-    clasp_layer_spec *layers;
-    CLASP_TRY(clasp_arch_parse(arch, &layers, &n));
-    clasp_status st = clasp_model_new(ctx, layers, n, c, h, w, out);
-    free(layers);
-    return st;
-}
-
-/* Runs one training step, one input-gradient step and one inference pass
- * with recording on. */
-static clasp_status record_workload(clasp_ctx *ctx, const clasp_model *like, int batch,
+/* Runs the caller's workload once with recording on. */
+static clasp_status record_workload(clasp_ctx *ctx, const clasp_tune_opts *o,
                                     clasp_gemm_problem *probs, size_t *n_probs)
 {
-    clasp_model *m = NULL;
-    clasp_sgd *opt = NULL;
-    clasp_tensor *x = NULL, *y = NULL, *dx = NULL, *pred = NULL;
-    clasp_status st = workload_model(ctx, like, &m);
-    int c = 0, h = 0, w = 0;
-    if (st == CLASP_OK) {
-        clasp_model_input_shape(m, &c, &h, &w);
-        st = clasp_model_init(m, 1);
-    }
-    if (st == CLASP_OK) st = clasp_sgd_new(m, 0.01f, 0.9f, 0.0f, &opt);
-    if (st == CLASP_OK) st = clasp_tensor_new4(ctx, batch, c, h, w, &x);
-    if (st == CLASP_OK) st = clasp_tensor_new4(ctx, batch, c, h, w, &dx);
-    if (st == CLASP_OK) st = clasp_tensor_new(ctx, CLASP_I32, 1, &batch, &y);
-    if (st == CLASP_OK) st = clasp_tensor_new(ctx, CLASP_I32, 1, &batch, &pred);
-    clasp_rng rng = clasp_rng_make(7, 3);
-    if (st == CLASP_OK) st = clasp_rng_uniform(&rng, x, 0.0f, 1.0f);
-    if (st == CLASP_OK) {
-        int32_t *labels = malloc((size_t)batch * sizeof *labels);
-        int k = clasp_model_num_classes(m);
-        if (!labels) st = clasp_error(CLASP_ERR_NOMEM, "out of memory");
-        for (int i = 0; labels && i < batch; i++) labels[i] = k > 0 ? i % k : 0;
-        if (labels) st = clasp_tensor_write(y, labels);
-        free(labels);
-    }
-    if (st == CLASP_OK) st = clasp_gemm_record(ctx, 1);
-    if (st == CLASP_OK) st = clasp_train_step(m, opt, x, y, NULL, NULL);
-    if (st == CLASP_OK) {
-        clasp_model_set_train(m, 0);
-        st = clasp_model_input_grad(m, x, y, 1.0f, dx, NULL, NULL);
-    }
-    if (st == CLASP_OK) st = clasp_model_predict(m, x, pred);
+    *n_probs = 0;
+    if (!o->workload)
+        return clasp_error(CLASP_ERR_INVALID, "clasp_tune_run: no workload to record");
+    clasp_status st = clasp_gemm_record(ctx, 1);
+    if (st == CLASP_OK) st = o->workload(o->workload_user, ctx);
     if (st == CLASP_OK) st = clasp_ctx_finish(ctx);
     /* Recording stops on every path: a stale recording would grow forever. */
     clasp_status st2 = clasp_gemm_record(ctx, 0);
     if (st == CLASP_OK) st = st2;
     if (st == CLASP_OK) *n_probs = clasp_gemm_recorded(ctx, probs, MAX_PROBLEMS);
     if (*n_probs > MAX_PROBLEMS) *n_probs = MAX_PROBLEMS;
-    clasp_tensor_free(x);
-    clasp_tensor_free(y);
-    clasp_tensor_free(dx);
-    clasp_tensor_free(pred);
-    clasp_sgd_free(opt);
-    clasp_model_free(m);
     return st;
 }
 
@@ -670,7 +620,6 @@ clasp_status clasp_tune_run(clasp_ctx *ctx, const clasp_tune_opts *opts, clasp_t
     memset(out, 0, sizeof *out);
     clasp_tune_opts o = opts ? *opts : (clasp_tune_opts){0};
     if (o.seconds <= 0) o.seconds = DEFAULT_SECONDS;
-    if (o.batch <= 0) o.batch = DEFAULT_BATCH;
     double start = now_s();
     if (!tune_path(ctx, out->path, sizeof out->path)) out->path[0] = '\0';
 
@@ -678,7 +627,7 @@ clasp_status clasp_tune_run(clasp_ctx *ctx, const clasp_tune_opts *opts, clasp_t
     if (!probs) return clasp_error(CLASP_ERR_NOMEM, "out of memory");
     size_t np = 0;
     if (o.progress) o.progress(o.user, 0, 1, "recording the workload");
-    clasp_status st = record_workload(ctx, o.model, o.batch, probs, &np);
+    clasp_status st = record_workload(ctx, &o, probs, &np);
     /* Cheapest first: small problems finish their rounds early and leave
      * their share of the budget to the large ones after them. */
     if (st == CLASP_OK) qsort(probs, np, sizeof *probs, cmp_flops);
@@ -735,10 +684,10 @@ void clasp_tune_result_free(clasp_tune_result *r)
 
 /* ---- first use ------------------------------------------------------ */
 
-void clasp_tune_ensure(clasp_ctx *ctx, const clasp_model *model, int batch, double seconds)
+void clasp_tune_ensure_workload(clasp_ctx *ctx, clasp_tune_workload_fn workload, void *user,
+                                double seconds)
 {
-    const char *env = getenv("CLASP_TUNE");
-    if (env && !strcmp(env, "0")) return;
+    if (!clasp_ctx_options(ctx)->tune) return;
     char path[1100];
     if (!tune_path(ctx, path, sizeof path)) return;
     clasp_tune_entry *e = NULL;
@@ -753,7 +702,8 @@ void clasp_tune_ensure(clasp_ctx *ctx, const clasp_model *model, int batch, doub
             "CLASP_TUNE=0 skips)... ",
             seconds);
     fflush(stderr);
-    clasp_tune_opts o = {.seconds = seconds, .model = model, .batch = batch, .save = 1};
+    clasp_tune_opts o = {.seconds = seconds, .workload = workload, .workload_user = user,
+                         .save = 1};
     clasp_tune_result r;
     st = clasp_tune_run(ctx, &o, &r);
     if (st != CLASP_OK) {
