@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "clasp/experiment.h"
+#include "experiment/runner_testing.h"
 
 #define SIDE 12
 #define N_TRAIN 400
@@ -78,34 +79,19 @@ static void quiet_log(void *user, const char *line)
     if (getenv("CLASP_TEST_VERBOSE")) fprintf(stderr, "%s\n", line);
 }
 
-/* One `clasp run` through the library, with CLASP_STOP_AFTER_* set as given
- * (0 = unset). */
+/* One `clasp run` through the library, interrupted after stop_batches
+ * training batches or stop_attacks attack evaluations (0 = never). */
 static clasp_status run(int resume, long stop_batches, long stop_attacks)
 {
-    char v[32];
-    if (stop_batches) {
-        snprintf(v, sizeof v, "%ld", stop_batches);
-        setenv("CLASP_STOP_AFTER_BATCHES", v, 1);
-    } else {
-        unsetenv("CLASP_STOP_AFTER_BATCHES");
-    }
-    if (stop_attacks) {
-        snprintf(v, sizeof v, "%ld", stop_attacks);
-        setenv("CLASP_STOP_AFTER_ATTACKS", v, 1);
-    } else {
-        unsetenv("CLASP_STOP_AFTER_ATTACKS");
-    }
     clasp_plan *p = NULL;
     assert_ok(clasp_plan_load(reg, yaml_path, &p));
     clasp_run_options opt = {0};
     opt.resume = resume;
     opt.hooks.log = quiet_log;
-    clasp_status st = clasp_experiment_run(p, reg, &opt);
+    clasp_status st = clasp_experiment_run_stopping(p, reg, &opt, stop_batches, stop_attacks);
     if (st != CLASP_OK && st != CLASP_ERR_INTERRUPTED && getenv("CLASP_TEST_VERBOSE"))
         fprintf(stderr, "run: %s\n", clasp_last_error());
     clasp_plan_free(p);
-    unsetenv("CLASP_STOP_AFTER_BATCHES");
-    unsetenv("CLASP_STOP_AFTER_ATTACKS");
     return st;
 }
 

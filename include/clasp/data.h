@@ -12,9 +12,12 @@
 
 #include "clasp/status.h"
 
+#include "clasp/export.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
+CLASP_API_BEGIN
 
 #define CLASP_MAX_CLASSES 100
 #define CLASP_CLASS_NAME_MAX 32
@@ -119,6 +122,7 @@ extern const char *const clasp_cifar100_coarse_classes[20];
 extern const char *const clasp_stl10_classes[10];
 extern const char *const clasp_digit_classes[10]; /* "0".."9" */
 
+CLASP_API_END
 #ifdef __cplusplus
 }
 #endif

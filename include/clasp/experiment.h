@@ -29,9 +29,12 @@
 
 #include "clasp/registry.h"
 
+#include "clasp/export.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
+CLASP_API_BEGIN
 
 /* One plugin with every schema parameter resolved (defaults filled in,
  * grid point chosen). keys/values are the canonical text of each parameter
@@ -178,7 +181,7 @@ typedef struct clasp_run_hooks {
 typedef struct clasp_run_options {
     int resume;                 /* continue from <output>/state.safetensors */
     /* Set (to non-zero) by the caller's SIGINT handler; read between
-     * batches. NULL: only CLASP_STOP_AFTER_BATCHES can interrupt. */
+     * batches. NULL: nothing interrupts the run. */
     volatile sig_atomic_t *stop;
     clasp_run_hooks hooks;
 } clasp_run_options;
@@ -186,8 +189,7 @@ typedef struct clasp_run_options {
 /* Runs the whole plan (see the top of this file and experiments/README.md)
  * with the plugins of r. Writes <output>/<model>.safetensors for each model
  * and, at the very end, the report (report.json last). On an interrupt
- * (the stop flag, or CLASP_STOP_AFTER_BATCHES=N training batches /
- * CLASP_STOP_AFTER_ATTACKS=N attack evaluations in this process) it saves
+ * (the stop flag) it saves
  * <output>/state.safetensors and returns CLASP_ERR_INTERRUPTED; resuming
  * then gives the same report as an uninterrupted run. */
 clasp_status clasp_experiment_run(const clasp_plan *p, const clasp_registry *r,
@@ -196,6 +198,7 @@ clasp_status clasp_experiment_run(const clasp_plan *p, const clasp_registry *r,
 /* The state file's path for a plan, into buf. */
 void clasp_experiment_state_path(const clasp_plan *p, char *buf, size_t size);
 
+CLASP_API_END
 #ifdef __cplusplus
 }
 #endif

@@ -13,9 +13,12 @@
 #include "clasp/ops.h"
 #include "clasp/tensor.h"
 
+#include "clasp/export.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
+CLASP_API_BEGIN
 
 typedef enum clasp_layer_kind {
     CLASP_LAYER_CONV2D,
@@ -246,6 +249,7 @@ clasp_status clasp_sgd_load(clasp_sgd *o, const char *path);
  * the key is absent. */
 clasp_status clasp_checkpoint_meta(const char *path, const char *key, char *buf, size_t size);
 
+CLASP_API_END
 #ifdef __cplusplus
 }
 #endif

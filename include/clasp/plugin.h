@@ -35,9 +35,12 @@
 #include "clasp/status.h"
 #include "clasp/tensor.h"
 
+#include "clasp/export.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
+CLASP_API_BEGIN
 
 #define CLASP_PLUGIN_ABI_VERSION 1
 #define CLASP_PLUGIN_ENTRY_NAME "clasp_plugin_entry"
@@ -226,6 +229,7 @@ typedef struct clasp_plugin_desc {
 
 typedef const clasp_plugin_desc *(*clasp_plugin_entry_fn)(void);
 
+CLASP_API_END
 #ifdef __cplusplus
 }
 #endif

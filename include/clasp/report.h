@@ -13,9 +13,12 @@
 
 #include "clasp/status.h"
 
+#include "clasp/export.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
+CLASP_API_BEGIN
 
 /* One attack (one grid point of its parameters) on one model. */
 typedef struct clasp_attack_report {
@@ -86,6 +89,7 @@ clasp_status clasp_report_write(const clasp_report *r, const char *dir);
 /* Per-class accuracy helpers (0 when count is 0). */
 double clasp_rate(int64_t num, int64_t den);
 
+CLASP_API_END
 #ifdef __cplusplus
 }
 #endif

@@ -11,9 +11,12 @@
 
 #include "clasp/status.h"
 
+#include "clasp/export.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
+CLASP_API_BEGIN
 
 typedef struct clasp_ctx clasp_ctx;
 
@@ -45,9 +48,54 @@ clasp_status clasp_device_list(clasp_device_info **out, size_t *n);
 clasp_status clasp_device_choose(const char *spec, const clasp_device_info *list,
                                  size_t n, size_t *index);
 
-/* Creates a context on the device chosen by `spec` (NULL: the CLASP_DEVICE
- * environment variable, else the default). */
+/* Which conv/pool/norm kernels run: the CPU-vectorised ones or the
+ * portable per-element ones. */
+typedef enum clasp_kernel_set {
+    CLASP_KERNELS_AUTO = 0,     /* vectorised on CPU devices, generic on GPUs */
+    CLASP_KERNELS_GENERIC = 1,
+    CLASP_KERNELS_VECTOR = 2,
+} clasp_kernel_set;
+
+/* A context's configuration. The library reads no environment variable
+ * on its own behind these: clasp_ctx_opts_from_env is the one place that
+ * does, for programs (like the clasp command) that want the documented
+ * CLASP_* variables to apply. Append-only; `size` says how much of it the
+ * caller knows (members past it take their defaults). */
+typedef struct clasp_ctx_opts {
+    size_t size;              /* sizeof(clasp_ctx_opts) of the caller */
+    char device[256];         /* device choice as for clasp_device_choose;
+                               * "": the default (CLASP_DEVICE) */
+    int profile;              /* OpenCL event profiling (CLASP_PROFILE=1) */
+    int tune;                 /* first-use GEMM tuning, clasp_tune_ensure
+                               * (default 1; CLASP_TUNE=0 turns it off) */
+    clasp_kernel_set kernels; /* CLASP_KERNELS=generic|vector */
+    char gemm[32];            /* forced GEMM provider: "" or auto (choose),
+                               * own, tiled, general, clblast (CLASP_GEMM);
+                               * another value fails the first GEMM with
+                               * CLASP_ERR_CONFIG */
+} clasp_ctx_opts;
+
+/* The defaults: size set, tune on, everything else zero. */
+void clasp_ctx_opts_default(clasp_ctx_opts *opts);
+
+/* The defaults, then the environment: CLASP_DEVICE, CLASP_PROFILE,
+ * CLASP_TUNE, CLASP_KERNELS, CLASP_GEMM (README, Environment). */
+void clasp_ctx_opts_from_env(clasp_ctx_opts *opts);
+
+/* Creates a context configured by opts (NULL: the defaults). */
+clasp_status clasp_ctx_new_opts(const clasp_ctx_opts *opts, clasp_ctx **out);
+
+/* Creates a context configured by the environment (clasp_ctx_opts_from_env)
+ * on the device chosen by `spec` (NULL: CLASP_DEVICE, else the default). */
 clasp_status clasp_ctx_new(const char *spec, clasp_ctx **out);
+
+/* The context's configuration (owned by the context). */
+const clasp_ctx_opts *clasp_ctx_options(const clasp_ctx *ctx);
+
+/* Changes the configuration of a live context: tune, kernels and gemm
+ * apply from the next call that reads them; device and profile are fixed
+ * at creation and are ignored here. */
+clasp_status clasp_ctx_set_options(clasp_ctx *ctx, const clasp_ctx_opts *opts);
 
 /* Releases everything; NULL is harmless. Prints the profile first when
  * profiling is on. */
@@ -64,8 +112,8 @@ clasp_status clasp_ctx_finish(clasp_ctx *ctx);
  * Buffers of libraries beneath (CLBlast's, the driver's) are not counted. */
 size_t clasp_ctx_device_bytes(const clasp_ctx *ctx, size_t *peak);
 
-/* Profiling (OpenCL event profiling): on when the environment has
- * CLASP_PROFILE=1 when the context is created. */
+/* Profiling (OpenCL event profiling): on when the context was created
+ * with opts.profile (CLASP_PROFILE=1 for clasp_ctx_new). */
 int clasp_profile_enabled(const clasp_ctx *ctx);
 
 /* Prints per-op total time, calls and share, largest first, then forgets
@@ -87,6 +135,7 @@ typedef struct clasp_cache_stats {
 } clasp_cache_stats;
 clasp_cache_stats clasp_ctx_cache_stats(const clasp_ctx *ctx);
 
+CLASP_API_END
 #ifdef __cplusplus
 }
 #endif

@@ -7,9 +7,12 @@
 #ifndef CLASP_STATUS_H
 #define CLASP_STATUS_H
 
+#include "clasp/export.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
+CLASP_API_BEGIN
 
 /* One list, so codes and their names can never drift apart. */
 #define CLASP_STATUS_LIST(X)                                   \
@@ -59,6 +62,7 @@ void clasp_error_clear(void);
         if (clasp_try_s_ != CLASP_OK) return clasp_try_s_;     \
     } while (0)
 
+CLASP_API_END
 #ifdef __cplusplus
 }
 #endif

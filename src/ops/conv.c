@@ -100,14 +100,13 @@ static size_t conv_floats_per_image(const conv_geom *g)
  * im2col_s1, col2im_s1, conv_out_v, conv_dy_t_v) are written for CPU
  * devices, where a work-item is a loop iteration and a float16 is one
  * AVX-512 register; on GPUs a work-item per element (the other kernels)
- * suits the hardware better. CLASP_KERNELS=generic or =vector overrides the
- * choice (pool.c reads it too), which lets the tests run both sets on one
+ * suits the hardware better. The context's kernels option (CLASP_KERNELS=generic or =vector)
+ * overrides the choice (pool.c reads it too), which lets the tests run both sets on one
  * device. */
 static int use_vector_kernels(const clasp_ctx *ctx)
 {
-    const char *e = getenv("CLASP_KERNELS");
-    if (e && !strcmp(e, "generic")) return 0;
-    if (e && !strcmp(e, "vector")) return 1;
+    if (ctx->opts.kernels == CLASP_KERNELS_GENERIC) return 0;
+    if (ctx->opts.kernels == CLASP_KERNELS_VECTOR) return 1;
     return !ctx->info.is_gpu;
 }
 

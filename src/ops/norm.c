@@ -30,13 +30,12 @@ enum { CA_CENTER = 1, CA_SHIFT = 2 };
 
 /* Elements per work-item of the elementwise kernels: one AVX-512 register
  * on CPU devices, a float4 on GPUs (neighbouring work-items then read
- * neighbouring memory). CLASP_KERNELS=generic|vector overrides, as for
+ * neighbouring memory). The context's kernels option (CLASP_KERNELS=generic|vector) overrides, as for
  * conv (src/ops/conv.c). */
 static int norm_nv(const clasp_ctx *ctx)
 {
-    const char *e = getenv("CLASP_KERNELS");
-    if (e && !strcmp(e, "generic")) return 4;
-    if (e && !strcmp(e, "vector")) return 16;
+    if (ctx->opts.kernels == CLASP_KERNELS_GENERIC) return 4;
+    if (ctx->opts.kernels == CLASP_KERNELS_VECTOR) return 16;
     return ctx->info.is_gpu ? 4 : 16;
 }
 

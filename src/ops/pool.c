@@ -34,9 +34,8 @@ static clasp_status check4(const char *op, const char *name, const clasp_tensor 
  * overrides, as for conv (src/ops/conv.c). */
 static int use_vector_kernels(const clasp_ctx *ctx)
 {
-    const char *e = getenv("CLASP_KERNELS");
-    if (e && !strcmp(e, "generic")) return 0;
-    if (e && !strcmp(e, "vector")) return 1;
+    if (ctx->opts.kernels == CLASP_KERNELS_GENERIC) return 0;
+    if (ctx->opts.kernels == CLASP_KERNELS_VECTOR) return 1;
     return !ctx->info.is_gpu;
 }
 

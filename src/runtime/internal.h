@@ -44,6 +44,7 @@ typedef struct clasp_prof_pending {
 
 struct clasp_ctx {
     clasp_device_info info;
+    clasp_ctx_opts opts;           /* read once at creation; see clasp_ctx_set_options */
     cl_platform_id platform;
     cl_device_id device;
     cl_context context;
