@@ -180,6 +180,10 @@ clasp_status clasp_model_input_grad(clasp_model *m, const clasp_tensor *x,
                                     clasp_tensor *pred, clasp_tensor *loss);
 
 /* Parameters, in layer order, weight before bias. */
+/* The context the model lives on (for scratch tensors of plugins and
+ * callers). Never NULL for a model made by clasp_model_new*. */
+clasp_ctx *clasp_model_ctx(const clasp_model *m);
+
 int clasp_model_num_params(const clasp_model *m);
 clasp_tensor *clasp_model_param(clasp_model *m, int i);
 clasp_tensor *clasp_model_grad(clasp_model *m, int i);
