@@ -55,6 +55,9 @@ typedef struct clasp_gemm_params {
     int order;    /* TILED, DOT: 1 = work-items walk along N first, 2 = along M */
 } clasp_gemm_params;
 
+/* One line for a choice, e.g. "tiled 4x16 wg8 s1 o1" or "clblast". */
+void clasp_gemm_params_describe(const clasp_gemm_params *p, char *buf, size_t size);
+
 /* Short name of a path ("tiled"). */
 const char *clasp_gemm_path_name(clasp_gemm_path p);
 

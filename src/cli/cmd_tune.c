@@ -15,15 +15,6 @@ static void usage(void)
                     "       clasp tune --reset\n");
 }
 
-static void describe(const clasp_gemm_params *p, char *buf, size_t size)
-{
-    if (p->path == CLASP_GEMM_TILED || p->path == CLASP_GEMM_DOT)
-        snprintf(buf, size, "%s %dx%d wg%d s%d o%d", clasp_gemm_path_name(p->path), p->tm, p->tn,
-                 p->wg, p->splitk, p->order);
-    else
-        snprintf(buf, size, "%s", clasp_gemm_path_name(p->path));
-}
-
 static void problem_name(const clasp_gemm_problem *q, char *buf, size_t size)
 {
     snprintf(buf, size, "t%d%d %dx%dx%d", q->ta, q->tb, q->m, q->n, q->k);
@@ -67,10 +58,10 @@ static int show(clasp_ctx *ctx)
         const clasp_gemm_problem *q = &e[i].prob;
         char name[64], chosen[64], heur[64];
         problem_name(q, name, sizeof name);
-        describe(&e[i].chosen, chosen, sizeof chosen);
+        clasp_gemm_params_describe(&e[i].chosen, chosen, sizeof chosen);
         clasp_gemm_params h = {0}, c = e[i].chosen;
         if (clasp_gemm_resolve(ctx, q->ta, q->tb, q->m, q->n, q->k, &h) == CLASP_OK)
-            describe(&h, heur, sizeof heur);
+            clasp_gemm_params_describe(&h, heur, sizeof heur);
         else
             snprintf(heur, sizeof heur, "?");
         int fits = clasp_gemm_resolve(ctx, q->ta, q->tb, q->m, q->n, q->k, &c) == CLASP_OK;
@@ -153,8 +144,8 @@ int cmd_tune(int argc, char **argv)
                            e->prob.calls);
                     continue;
                 }
-                describe(&e->dflt, d, sizeof d);
-                describe(&e->chosen, c, sizeof c);
+                clasp_gemm_params_describe(&e->dflt, d, sizeof d);
+                clasp_gemm_params_describe(&e->chosen, c, sizeof c);
                 printf("  %-24s %5d  %-22s %7.1f  %-22s %7.1f %7.2fx  (%d/%d timed)\n", name,
                        e->prob.calls, d, e->default_gflops,
                        memcmp(&e->dflt, &e->chosen, sizeof e->dflt) ? c : "(same)", e->gflops,

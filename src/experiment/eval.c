@@ -5,13 +5,7 @@
 #include <time.h>
 
 #include "clasp/eval.h"
-
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
+#include "util/util.h"
 
 void clasp_eval_result_free(clasp_eval_result *r)
 {
@@ -91,10 +85,10 @@ static clasp_status eval_batch(clasp_model *m, const clasp_eval_options *opt, ev
         CLASP_TRY(clasp_tensor_ensure(ctx, &B->x_adv, CLASP_F32, x->ndim, x->shape));
         CLASP_TRY(clasp_tensor_ensure(ctx, &B->adv_pred, CLASP_I32, 1, (int[]){n}));
         clasp_rng rng = clasp_rng_make(opt->seed, batch_index + 1);
-        double t0 = now_seconds();
+        double t0 = clasp_now();
         CLASP_TRY(clasp_attack_run(opt->attack, m, x, y, &rng, B->x_adv, B->adv_pred));
         CLASP_TRY(clasp_ctx_finish(ctx));
-        r->attack_seconds += now_seconds() - t0;
+        r->attack_seconds += clasp_now() - t0;
         x_adv = B->x_adv, adv_pred = B->adv_pred;
     }
     CLASP_TRY(clasp_tensor_read(y, B->y));
@@ -127,7 +121,7 @@ clasp_status clasp_eval_run(clasp_model *m, clasp_batcher *b, const clasp_eval_o
     static const clasp_eval_options none = {0};
     if (!opt) opt = &none;
     CLASP_TRY(result_alloc(out, clasp_model_num_classes(m)));
-    double t0 = now_seconds();
+    double t0 = clasp_now();
     int train = clasp_model_is_train(m);
     clasp_model_set_train(m, 0);
     clasp_batcher_start(b, 0, 0, 0);
@@ -151,6 +145,6 @@ clasp_status clasp_eval_run(clasp_model *m, clasp_batcher *b, const clasp_eval_o
         clasp_eval_result_free(out);
         return st;
     }
-    out->seconds = now_seconds() - t0;
+    out->seconds = clasp_now() - t0;
     return CLASP_OK;
 }

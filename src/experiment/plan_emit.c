@@ -7,6 +7,7 @@
 #include <yaml.h>
 
 #include "experiment/plan_internal.h"
+#include "util/util.h"
 
 typedef struct outbuf {
     char *data;
@@ -285,8 +286,7 @@ clasp_status clasp_plan_hash(const clasp_plan *p, char *buf, size_t size)
 {
     char *text;
     CLASP_TRY(clasp_plan_to_yaml(p, 0, &text));
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (const unsigned char *s = (const unsigned char *)text; *s; s++) h = (h ^ *s) * 0x100000001b3ull;
+    uint64_t h = clasp_fnv1a(text, strlen(text), CLASP_FNV1A_INIT);
     free(text);
     snprintf(buf, size, "%016llx", (unsigned long long)h);
     return CLASP_OK;

@@ -969,15 +969,6 @@ static clasp_status write_file(const clasp_report *r, const chart_plan *plan, co
     return s;
 }
 
-/* Best effort: makes the renames durable; the files are complete anyway. */
-static void sync_dir(const char *dir)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) return;
-    (void)fsync(fd);
-    close(fd);
-}
-
 static clasp_status check_attack(const clasp_attack_report *a, const char *model)
 {
     if (!a->count || !a->clean_correct || !a->robust_correct || !a->success || !a->flow)
@@ -1017,11 +1008,11 @@ clasp_status clasp_report_write(const clasp_report *r, const char *dir)
     if (s == CLASP_OK) s = write_file(r, &plan, dir, "report.md", write_md);
     if (s == CLASP_OK) {
         char *charts = join_path(dir, "charts");
-        if (charts) sync_dir(charts);
+        if (charts) clasp_sync_dir(charts);
         free(charts);
         s = write_file(r, &plan, dir, "report.json", write_json);
     }
-    if (s == CLASP_OK) sync_dir(dir);
+    if (s == CLASP_OK) clasp_sync_dir(dir);
     plan_free(&plan);
     return s;
 }

@@ -293,7 +293,7 @@ static clasp_status write_report(runner *R)
     rep.config_yaml = yaml;
     rep.config_path = p->source;
     snprintf(rep.started, sizeof rep.started, "%s", R->started);
-    rep.wall_seconds = R->wall_before + (run_now() - R->t0);
+    rep.wall_seconds = R->wall_before + (clasp_now() - R->t0);
     rep.n_models = p->n_models;
     rep.models = R->reports;
     clasp_status st = clasp_report_write(&rep, R->outdir);
@@ -330,7 +330,7 @@ static clasp_status prepare(runner *R)
     snprintf(R->outdir, sizeof R->outdir, "%s", p->output);
     clasp_experiment_state_path(p, R->state_path, sizeof R->state_path);
     CLASP_TRY(clasp_plan_hash(p, R->hash, sizeof R->hash));
-    CLASP_TRY(run_make_dirs(R->outdir));
+    CLASP_TRY(clasp_mkdir_p(R->outdir));
     remove_stale_temps(R->outdir);
     char report[1100];
     snprintf(report, sizeof report, "%s/report.json", R->outdir);
@@ -396,7 +396,7 @@ clasp_status clasp_experiment_run_stopping(const clasp_plan *p, const clasp_regi
     runner R;
     memset(&R, 0, sizeof R);
     R.p = p, R.reg = r, R.opt = opt ? opt : &none;
-    R.t0 = run_now();
+    R.t0 = clasp_now();
     R.stop_batches = stop_batches > 0 ? stop_batches : 0;
     R.stop_attacks = stop_attacks > 0 ? stop_attacks : 0;
     clasp_status st = prepare(&R);
@@ -405,7 +405,7 @@ clasp_status clasp_experiment_run_stopping(const clasp_plan *p, const clasp_regi
     if (st == CLASP_OK) {
         if (unlink(R.state_path) != 0 && errno != ENOENT)
             run_say(&R, "warning: cannot remove %s: %s", R.state_path, strerror(errno));
-        run_say(&R, "report written to %s (%.1f s)", R.outdir, R.wall_before + (run_now() - R.t0));
+        run_say(&R, "report written to %s (%.1f s)", R.outdir, R.wall_before + (clasp_now() - R.t0));
     }
     for (int j = 0; R.attacks && j < p->n_attacks; j++) clasp_attack_free(R.attacks[j]);
     free(R.attacks);

@@ -8,6 +8,7 @@
 #include "clasp/eval.h"
 #include "clasp/experiment.h"
 #include "clasp/report.h"
+#include "util/util.h"
 
 /* Internal to libclasp: not exported from the shared library. */
 #if defined(__GNUC__)
@@ -86,7 +87,6 @@ clasp_status run_interrupted(runner *R, model_run *mr);
 double run_pct(int64_t a, int64_t b);
 int64_t run_sum64(const int64_t *v, int n);
 int64_t *run_dup64(const int64_t *v, size_t n);
-clasp_status run_make_dirs(const char *path);
 clasp_status run_join_path(char *buf, size_t size, const char *dir, const char *name);
 int run_file_exists(const char *path);
 
@@ -110,7 +110,6 @@ clasp_status run_state_save(runner *R, clasp_model *model, const clasp_sgd *sgd)
  * missing or corrupt file and a different configuration hash. */
 clasp_status run_state_load(runner *R);
 
-double run_now(void);
 
 #if defined(__GNUC__)
 #pragma GCC visibility pop

@@ -19,13 +19,6 @@
 #define STATE_VERSION 1
 #define STATE_KEY "clasp.state"
 
-double run_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 void run_report_free(clasp_model_report *r)
 {
     if (!r) return;
@@ -160,7 +153,7 @@ clasp_status run_state_save(runner *R, clasp_model *model, const clasp_sgd *sgd)
     put(&b, o, "config_hash", json_object_new_string(R->hash));
     put(&b, o, "device", json_object_new_string(clasp_ctx_device(R->ctx)->name));
     put(&b, o, "started", json_object_new_string(R->started));
-    put(&b, o, "wall_seconds", jdouble(R->wall_before + (run_now() - R->t0)));
+    put(&b, o, "wall_seconds", jdouble(R->wall_before + (clasp_now() - R->t0)));
     put(&b, o, "num_classes", json_object_new_int(R->K));
     json_object *pos = json_object_new_object();
     if (pos) {

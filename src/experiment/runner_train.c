@@ -83,7 +83,7 @@ clasp_status run_train_epoch(runner *R, int mi, model_run *mr, int e)
     clasp_batcher_start(R->train_b, 1, p->seed, (uint64_t)e);
     char label[200];
     snprintf(label, sizeof label, "  epoch %d/%d", e + 1, p->epochs);
-    double t0 = run_now();
+    double t0 = clasp_now();
     clasp_status st = CLASP_OK;
     /* Resuming inside an epoch: the pass is a function of (seed, epoch), so
      * skipping its first batches lands where the interrupted run stopped. */
@@ -133,13 +133,13 @@ clasp_status run_train_epoch(runner *R, int mi, model_run *mr, int e)
         if (R->stop_batches && ++R->batches_done >= R->stop_batches) R->sim_stop = 1;
         if (run_stop_requested(R)) {
             run_progress_end(R);
-            mr->rep->train_seconds += run_now() - t0;
+            mr->rep->train_seconds += clasp_now() - t0;
             return run_interrupted(R, mr);
         }
     }
     run_progress_end(R);
     if (st != CLASP_OK) return st;
-    double secs = run_now() - t0;
+    double secs = clasp_now() - t0;
     mr->rep->train_seconds += secs;
     CLASP_TRY(epoch_end(R, mi, mr, e, secs));
     R->pos.epoch = e + 1;

@@ -73,24 +73,6 @@ int64_t *run_dup64(const int64_t *v, size_t n)
     return d;
 }
 
-/* mkdir -p. */
-clasp_status run_make_dirs(const char *path)
-{
-    char buf[1024];
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *s = buf + 1;; s++) {
-        if (*s == '/' || !*s) {
-            char c = *s;
-            *s = '\0';
-            if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-                return clasp_error(CLASP_ERR_IO, "%s: cannot create the folder: %s", buf, strerror(errno));
-            *s = c;
-            if (!c) break;
-        }
-    }
-    return CLASP_OK;
-}
-
 /* dir/name into buf; refuses what does not fit rather than truncating. */
 clasp_status run_join_path(char *buf, size_t size, const char *dir, const char *name)
 {

@@ -141,39 +141,6 @@ void clasp_buf_xml(clasp_buf *b, const char *s, size_t max_chars)
 
 /* ---- files and names -------------------------------------------------- */
 
-static clasp_status write_stream(FILE *fp, const char *path, const char *data, size_t len)
-{
-    /* The data must be on disk before the rename publishes it, or a crash
-     * could leave a complete-looking but empty file. */
-    if ((len && fwrite(data, 1, len, fp) != len) || fflush(fp) != 0 ||
-        fsync(fileno(fp)) != 0)
-        return clasp_error(CLASP_ERR_IO, "%s: %s", path, strerror(errno));
-    return CLASP_OK;
-}
-
-clasp_status clasp_write_atomic(const char *path, const char *data, size_t len)
-{
-    size_t n = strlen(path) + 5;
-    char *tmp = malloc(n);
-    if (!tmp) return clasp_error(CLASP_ERR_NOMEM, "%s: out of memory", path);
-    snprintf(tmp, n, "%s.tmp", path);
-    clasp_status s = CLASP_OK;
-    FILE *fp = fopen(tmp, "wb");
-    if (!fp) {
-        s = clasp_error(CLASP_ERR_IO, "%s: %s", tmp, strerror(errno));
-    } else {
-        s = write_stream(fp, path, data, len);
-        if (fclose(fp) != 0 && s == CLASP_OK)
-            s = clasp_error(CLASP_ERR_IO, "%s: %s", path, strerror(errno));
-        if (s == CLASP_OK && rename(tmp, path) != 0)
-            s = clasp_error(CLASP_ERR_IO, "%s: rename from %s failed: %s", path, tmp,
-                            strerror(errno));
-        if (s != CLASP_OK) unlink(tmp);
-    }
-    free(tmp);
-    return s;
-}
-
 clasp_status clasp_buf_write(const clasp_buf *b, const char *path)
 {
     if (b->failed) return clasp_error(CLASP_ERR_NOMEM, "%s: out of memory", path);

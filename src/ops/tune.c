@@ -26,6 +26,7 @@
 #include "clasp_config.h"
 #include "ops/tune.h"
 #include "runtime/internal.h"
+#include "util/util.h"
 
 #define TUNE_MAGIC "clasp-tune 1"
 #define DEFAULT_SECONDS 120.0
@@ -35,23 +36,7 @@
 #define MIN_GAIN 0.03   /* a candidate must beat the heuristic's pick by 3% */
 #define CONFIRM_PAIRS 8 /* head-to-head samples before a candidate is pinned */
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* ---- the file ------------------------------------------------------- */
-
-static uint64_t fnv1a(const char *s, size_t n, uint64_t h)
-{
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 0x100000001b3ULL;
-    }
-    return h;
-}
 
 /* The file's path, or 0 when caching is off or the path does not fit;
  * sets no error, so that loading on every context's first GEMM leaves the
@@ -62,9 +47,9 @@ static int tune_path(const clasp_ctx *ctx, char *buf, size_t size)
     if (!dir) return 0;
     const char *parts[] = {ctx->info.platform_name, ctx->info.name, ctx->info.version,
                            ctx->info.driver};
-    uint64_t h = 0xcbf29ce484222325ULL;
+    uint64_t h = CLASP_FNV1A_INIT;
     for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
-        h = fnv1a(parts[i], strlen(parts[i]) + 1, h); /* NUL separates the parts */
+        h = clasp_fnv1a(parts[i], strlen(parts[i]) + 1, h); /* NUL separates the parts */
     int n = snprintf(buf, size, "%s/tune-%016llx.txt", dir, (unsigned long long)h);
     return n >= 0 && (size_t)n < size;
 }
@@ -214,20 +199,6 @@ clasp_status clasp_tune_file_read(const clasp_ctx *ctx, const char *path,
     return CLASP_OK;
 }
 
-static int mkdir_p(const char *path)
-{
-    char tmp[1100];
-    snprintf(tmp, sizeof tmp, "%s", path);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p == '/') {
-            *p = '\0';
-            if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return -1;
-            *p = '/';
-        }
-    }
-    return (mkdir(tmp, 0755) != 0 && errno != EEXIST) ? -1 : 0;
-}
-
 static int cmp_entry(const void *pa, const void *pb)
 {
     const clasp_gemm_problem *a = &((const clasp_tune_entry *)pa)->prob;
@@ -247,13 +218,12 @@ static clasp_status write_file(const clasp_ctx *ctx, const char *path, clasp_tun
     snprintf(dir, sizeof dir, "%s", path);
     char *slash = strrchr(dir, '/');
     if (slash) *slash = '\0';
-    if (slash && mkdir_p(dir) != 0)
-        return clasp_error(CLASP_ERR_IO, "%s: cannot create the folder: %s", dir, strerror(errno));
+    if (slash) CLASP_TRY(clasp_mkdir_p(dir));
     qsort(e, n, sizeof *e, cmp_entry);
-    char tmp[1200], dev[600];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "w");
-    if (!f) return clasp_error(CLASP_ERR_IO, "%s: %s", tmp, strerror(errno));
+    char dev[600];
+    clasp_atomic_file a;
+    CLASP_TRY(clasp_atomic_open(&a, path, "w"));
+    FILE *f = a.f;
     device_fields(ctx, dev, sizeof dev);
     int ok = fprintf(f, "%s\tclasp %s\t%s\n", TUNE_MAGIC, CLASP_VERSION, dev) > 0 &&
              fprintf(f, "# ta tb m n k path tm tn wg splitk order gflops\n") > 0;
@@ -264,13 +234,7 @@ static clasp_status write_file(const clasp_ctx *ctx, const char *path, clasp_tun
                      q->k, clasp_gemm_path_name(p->path), p->tm, p->tn, p->wg, p->splitk,
                      p->order, e[i].gflops) > 0;
     }
-    ok = (fclose(f) == 0) && ok;
-    if (!ok || rename(tmp, path) != 0) {
-        int err = errno;
-        unlink(tmp);
-        return clasp_error(CLASP_ERR_IO, "%s: cannot write: %s", path, strerror(err));
-    }
-    return CLASP_OK;
+    return clasp_atomic_commit(&a, ok);
 }
 
 /* ---- loading -------------------------------------------------------- */
@@ -370,10 +334,10 @@ static clasp_status run_candidate(const bench_problem *bp, const clasp_gemm_para
 static clasp_status sample(const bench_problem *bp, const clasp_gemm_params *p, double *sec)
 {
     CLASP_TRY(clasp_ctx_finish(bp->ctx));
-    double t0 = now_s();
+    double t0 = clasp_now();
     for (int r = 0; r < bp->reps; r++) CLASP_TRY(run_candidate(bp, p));
     CLASP_TRY(clasp_ctx_finish(bp->ctx));
-    *sec = (now_s() - t0) / bp->reps;
+    *sec = (clasp_now() - t0) / bp->reps;
     return CLASP_OK;
 }
 
@@ -414,7 +378,7 @@ static clasp_status verify(const bench_problem *bp, const clasp_gemm_params *p, 
     return st;
 }
 
-static void describe(const clasp_gemm_params *p, char *buf, size_t size)
+void clasp_gemm_params_describe(const clasp_gemm_params *p, char *buf, size_t size)
 {
     if (p->path == CLASP_GEMM_TILED || p->path == CLASP_GEMM_DOT)
         snprintf(buf, size, "%s %dx%d wg%d s%d o%d", clasp_gemm_path_name(p->path), p->tm, p->tn,
@@ -485,7 +449,7 @@ static clasp_status tune_problem(clasp_ctx *ctx, const clasp_gemm_problem *q, do
     /* Round 0: warm each candidate up (its build is not timed) and take one
      * sample; one far behind the fastest so far is not sampled again. */
     for (int i = 1; st == CLASP_OK && i < nc; i++) {
-        if (i >= 2 && now_s() >= deadline) break;
+        if (i >= 2 && clasp_now() >= deadline) break;
         double t;
         clasp_status cs = run_candidate(&bp, &cand[i]);
         if (cs == CLASP_OK) cs = sample(&bp, &cand[i], &t);
@@ -507,7 +471,7 @@ static clasp_status tune_problem(clasp_ctx *ctx, const clasp_gemm_problem *q, do
 
     /* Further rounds over the survivors, alternating direction so that no
      * candidate always runs right after the same neighbour. */
-    for (int round = 1; st == CLASP_OK && round < MAX_ROUNDS && now_s() < deadline; round++) {
+    for (int round = 1; st == CLASP_OK && round < MAX_ROUNDS && clasp_now() < deadline; round++) {
         int alive = 0;
         for (int j = 0; st == CLASP_OK && j < nc; j++) {
             int i = round % 2 ? nc - 1 - j : j;
@@ -539,7 +503,7 @@ static clasp_status tune_problem(clasp_ctx *ctx, const clasp_gemm_problem *q, do
         clasp_status vs = verify(&bp, &cand[pick], ref, tol, &ok);
         if (vs != CLASP_OK || !ok) {
             char d[64];
-            describe(&cand[pick], d, sizeof d);
+            clasp_gemm_params_describe(&cand[pick], d, sizeof d);
             fprintf(stderr, "clasp: warning: tune: %s %s for gemm t%d%d m=%d n=%d k=%d; not used\n",
                     d, vs != CLASP_OK ? "failed" : "gave wrong results", q->ta, q->tb, q->m, q->n,
                     q->k);
@@ -550,7 +514,7 @@ static clasp_status tune_problem(clasp_ctx *ctx, const clasp_gemm_problem *q, do
         /* Head to head with the heuristic's pick before pinning it: pairs
          * taken back to back see the same load on a shared machine, which
          * a lead built up across rounds may not have. */
-        for (int r = 0; st == CLASP_OK && r < CONFIRM_PAIRS && (r < 3 || now_s() < deadline); r++) {
+        for (int r = 0; st == CLASP_OK && r < CONFIRM_PAIRS && (r < 3 || clasp_now() < deadline); r++) {
             double t;
             st = sample(&bp, &cand[0], &t);
             if (st == CLASP_OK && t < best[0]) best[0] = t;
@@ -620,7 +584,7 @@ clasp_status clasp_tune_run(clasp_ctx *ctx, const clasp_tune_opts *opts, clasp_t
     memset(out, 0, sizeof *out);
     clasp_tune_opts o = opts ? *opts : (clasp_tune_opts){0};
     if (o.seconds <= 0) o.seconds = DEFAULT_SECONDS;
-    double start = now_s();
+    double start = clasp_now();
     if (!tune_path(ctx, out->path, sizeof out->path)) out->path[0] = '\0';
 
     clasp_gemm_problem *probs = malloc(MAX_PROBLEMS * sizeof *probs);
@@ -640,7 +604,7 @@ clasp_status clasp_tune_run(clasp_ctx *ctx, const clasp_tune_opts *opts, clasp_t
         char what[96];
         snprintf(what, sizeof what, "gemm t%d%d %dx%dx%d", q->ta, q->tb, q->m, q->n, q->k);
         if (o.progress) o.progress(o.user, i, np, what);
-        double t = now_s(), left = o.seconds - (t - start);
+        double t = clasp_now(), left = o.seconds - (t - start);
         double deadline = t + (left > 0 ? left / (double)(np - i) : 0);
         clasp_tune_entry *e = &out->entries[i];
         st = tune_problem(ctx, q, deadline, e);
@@ -666,7 +630,7 @@ clasp_status clasp_tune_run(clasp_ctx *ctx, const clasp_tune_opts *opts, clasp_t
         free(res);
         out->saved = st == CLASP_OK;
     }
-    out->seconds = now_s() - start;
+    out->seconds = clasp_now() - start;
     if (st != CLASP_OK) {
         clasp_tune_result_free(out);
         return st;
