@@ -220,7 +220,13 @@ static void test_full_run(void **state)
 static void test_interrupt_and_resume(void **state)
 {
     (void)state;
-    if (!reference) skip();
+    if (!reference) {
+        /* Standing alone (test_full_run failed or was not run): the
+         * uninterrupted run's report is made here. */
+        rm_tree(out);
+        assert_ok(run(0, 0, 0));
+        reference = read_report();
+    }
     rm_tree(out);
     char st_path[400];
     snprintf(st_path, sizeof st_path, "%s/state.safetensors", out);

@@ -381,9 +381,14 @@ static void test_forced_file(void **state)
     assert_memory_equal(&p, &h, sizeof p);
     clasp_ctx_free(ctx2);
 
-    /* CLASP_TUNE=0 (the test environment) keeps ensure from tuning; a
-     * good file keeps it from tuning too. */
+    /* A good file keeps ensure from tuning, even with first-use tuning on:
+     * no workload is recorded and the file stays as it was. */
+    clasp_ctx_opts co = *clasp_ctx_options(ctx);
+    co.tune = 1;
+    assert_ok(clasp_ctx_set_options(ctx, &co));
     clasp_tune_ensure(ctx, NULL, TINY_BATCH, 1);
+    clasp_gemm_problem rec[4];
+    assert_int_equal(clasp_gemm_recorded(ctx, rec, 4), 0);
     char back[8192] = "";
     FILE *fp = fopen(path, "r");
     assert_non_null(fp);
@@ -479,6 +484,8 @@ static void test_ensure(void **state)
     assert_ok(clasp_ctx_set_options(ctx, &co));
     clasp_tune_ensure(ctx, m, TINY_BATCH, 1);
     assert_false(file_exists(path));
+    clasp_gemm_problem rec[4];
+    assert_int_equal(clasp_gemm_recorded(ctx, rec, 4), 0);
 
     co.tune = 1;
     assert_ok(clasp_ctx_set_options(ctx, &co));
@@ -532,8 +539,11 @@ static void test_cache_off(void **state)
     clasp_error_clear();
     assert_int_equal(clasp_tune_reset(ctx, NULL), CLASP_ERR_NOT_FOUND);
     clasp_error_clear();
-    /* No tuning on first use when nothing could be kept. */
+    /* No tuning on first use when nothing could be kept: no workload is
+     * even recorded. */
     clasp_tune_ensure(ctx, m, TINY_BATCH, 1);
+    clasp_gemm_problem rec[4];
+    assert_int_equal(clasp_gemm_recorded(ctx, rec, 4), 0);
 
     /* Tuning still works, in memory. */
     clasp_tune_model w = {.model = m, .batch = TINY_BATCH};

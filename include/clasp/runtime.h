@@ -73,13 +73,20 @@ typedef struct clasp_ctx_opts {
                                * own, tiled, general, clblast (CLASP_GEMM);
                                * another value fails the first GEMM with
                                * CLASP_ERR_CONFIG */
+    char cache_dir[1024];     /* folder of compiled kernels and the GEMM
+                               * tuning file; "": no on-disk cache (the
+                               * default). From the environment: what
+                               * clasp_cache_dir() says */
 } clasp_ctx_opts;
 
-/* The defaults: size set, tune on, everything else zero. */
+/* The defaults: size set, tune on, everything else zero (the default
+ * device, no profiling, kernels and GEMM chosen per device, no on-disk
+ * cache). */
 void clasp_ctx_opts_default(clasp_ctx_opts *opts);
 
 /* The defaults, then the environment: CLASP_DEVICE, CLASP_PROFILE,
- * CLASP_TUNE, CLASP_KERNELS, CLASP_GEMM (README, Environment). */
+ * CLASP_TUNE, CLASP_KERNELS, CLASP_GEMM and the cache folder
+ * (clasp_cache_dir; README, Environment). */
 void clasp_ctx_opts_from_env(clasp_ctx_opts *opts);
 
 /* Creates a context configured by opts (NULL: the defaults). */
@@ -92,8 +99,9 @@ clasp_status clasp_ctx_new(const char *spec, clasp_ctx **out);
 /* The context's configuration (owned by the context). */
 const clasp_ctx_opts *clasp_ctx_options(const clasp_ctx *ctx);
 
-/* Changes the configuration of a live context: tune, kernels and gemm
- * apply from the next call that reads them; device and profile are fixed
+/* Changes the configuration of a live context: tune, kernels, gemm and
+ * cache_dir apply from the next call that reads them (the tuning file is
+ * read once, at the context's first GEMM); device and profile are fixed
  * at creation and are ignored here. */
 clasp_status clasp_ctx_set_options(clasp_ctx *ctx, const clasp_ctx_opts *opts);
 
@@ -123,9 +131,11 @@ void clasp_profile_print(clasp_ctx *ctx, void *file /* FILE* */);
 /* Forgets the times gathered so far. */
 void clasp_profile_reset(clasp_ctx *ctx);
 
-/* Folder of the on-disk program cache: CLASP_CACHE_DIR, else
- * $XDG_CACHE_HOME/clasp, else $HOME/.cache/clasp. NULL when caching is off
- * (CLASP_CACHE_DIR=off or CLASP_NO_CACHE=1). Returned string is static. */
+/* The cache folder the environment asks for (what clasp_ctx_opts_from_env
+ * puts in opts.cache_dir): CLASP_CACHE_DIR, else $XDG_CACHE_HOME/clasp,
+ * else $HOME/.cache/clasp. NULL when caching is off (CLASP_CACHE_DIR=off
+ * or CLASP_NO_CACHE=1). Returned string is static. A context uses its own
+ * opts.cache_dir, never this. */
 const char *clasp_cache_dir(void);
 
 /* Cache statistics of this context: program binaries loaded from disk, built

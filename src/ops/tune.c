@@ -43,7 +43,7 @@
  * caller's last error alone. */
 static int tune_path(const clasp_ctx *ctx, char *buf, size_t size)
 {
-    const char *dir = clasp_cache_dir();
+    const char *dir = clasp_ctx_cache(ctx);
     if (!dir) return 0;
     const char *parts[] = {ctx->info.platform_name, ctx->info.name, ctx->info.version,
                            ctx->info.driver};
@@ -56,7 +56,7 @@ static int tune_path(const clasp_ctx *ctx, char *buf, size_t size)
 
 clasp_status clasp_tune_file_path(const clasp_ctx *ctx, char *buf, size_t size)
 {
-    if (!clasp_cache_dir())
+    if (!clasp_ctx_cache(ctx))
         return clasp_error(CLASP_ERR_NOT_FOUND, "the cache is off (CLASP_CACHE_DIR=off)");
     if (!tune_path(ctx, buf, size))
         return clasp_error(CLASP_ERR_INVALID, "tune: cache folder path too long");

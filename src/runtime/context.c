@@ -67,6 +67,8 @@ void clasp_ctx_opts_from_env(clasp_ctx_opts *opts)
                                                 : CLASP_KERNELS_AUTO;
     e = getenv("CLASP_GEMM");
     if (e) snprintf(opts->gemm, sizeof opts->gemm, "%s", e);
+    e = clasp_cache_dir();
+    if (e) snprintf(opts->cache_dir, sizeof opts->cache_dir, "%s", e);
 }
 
 /* The caller's options over the defaults, as far as its struct reaches. */
@@ -79,6 +81,7 @@ static void opts_copy(clasp_ctx_opts *dst, const clasp_ctx_opts *src)
     dst->size = sizeof *dst;
     dst->device[sizeof dst->device - 1] = '\0';
     dst->gemm[sizeof dst->gemm - 1] = '\0';
+    dst->cache_dir[sizeof dst->cache_dir - 1] = '\0';
 }
 
 const clasp_ctx_opts *clasp_ctx_options(const clasp_ctx *ctx)

@@ -69,6 +69,12 @@ struct clasp_ctx {
     void (*gemm_state_free)(void *);
 };
 
+/* The context's cache folder, NULL when it keeps no on-disk cache. */
+static inline const char *clasp_ctx_cache(const clasp_ctx *ctx)
+{
+    return ctx->opts.cache_dir[0] ? ctx->opts.cache_dir : NULL;
+}
+
 /* Human name of an OpenCL error code, e.g. "CL_OUT_OF_RESOURCES". */
 const char *clasp_cl_error_name(cl_int err);
 
