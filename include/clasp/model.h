@@ -207,6 +207,11 @@ typedef struct clasp_sgd clasp_sgd;
 clasp_status clasp_sgd_new(clasp_model *m, float lr, float momentum, float weight_decay,
                            clasp_sgd **out);
 void clasp_sgd_set_lr(clasp_sgd *o, float lr);
+/* The cosine learning-rate schedule, one value per batch: lr at the start,
+ * decaying to 0 over `epochs` epochs of batches_per_epoch batches, as
+ * lr/2 * (1 + cos(pi * t / total)) with t the batches done before this one
+ * (epoch * batches_per_epoch + batch). */
+double clasp_lr_cosine(double lr, int epochs, int epoch, size_t batch, size_t batches_per_epoch);
 /* Applies the model's current gradients. */
 clasp_status clasp_sgd_step(clasp_sgd *o);
 void clasp_sgd_free(clasp_sgd *o);

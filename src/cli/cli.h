@@ -46,6 +46,9 @@ void cli_print_class_table(FILE *f, const clasp_dataset *d, int n_cols, const ch
 
 /* Parses "--name value" / "--name=value" options: returns the value when
  * argv[*i] is the option (advancing *i past a separate value), else NULL. */
+/* The --dataset line of a usage text, naming every data set clasp knows. */
+void cli_print_dataset_option(FILE *f);
+
 const char *cli_opt(int argc, char **argv, int *i, const char *name);
 
 /* Parses a whole non-negative number or exits with a message naming opt. */

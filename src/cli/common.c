@@ -6,6 +6,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clasp/eval.h"
 #include "cli/cli.h"
 
 int cli_fail(const char *what)
@@ -86,8 +87,7 @@ void cli_print_class_table(FILE *f, const clasp_dataset *d, int n_cols, const ch
     fprintf(f, "  %-14s %6s", "class", "n");
     for (int c = 0; c < n_cols; c++) fprintf(f, " %10s", col_names[c]);
     fputc('\n', f);
-    int64_t total = 0;
-    for (int k = 0; k < d->num_classes; k++) total += count[k];
+    int64_t total = clasp_class_sum(count, d->num_classes);
     for (int k = 0; k < d->num_classes; k++) {
         fprintf(f, "  %-14s %6lld", d->class_names[k], (long long)count[k]);
         for (int c = 0; c < n_cols; c++)
@@ -140,4 +140,33 @@ double cli_parse_double(const char *opt, const char *value, double min, double m
         exit(2);
     }
     return v;
+}
+
+void cli_print_dataset_option(FILE *f)
+{
+    /* "fashion-mnist (default), mnist, ... or stl10; all but ..." from
+     * the library's one list, wrapped under the option's text column. */
+    char names[256], text[400];
+    clasp_dataset_names_text(names, sizeof names, " or ");
+    const char *first = clasp_dataset_names[0];
+    size_t n0 = strlen(first);
+    snprintf(text, sizeof text, "%s (default)%s; all but %s need --data", first, names + n0, first);
+    const int indent = 18, width = 88;
+    fprintf(f, "  %-14s  ", "--dataset NAME");
+    int col = indent;
+    for (const char *w = text; *w;) {
+        size_t len = strcspn(w, " ");
+        if (col > indent && col + 1 + (int)len > width) {
+            fprintf(f, "\n%*s", indent, "");
+            col = indent;
+        } else if (col > indent) {
+            fputc(' ', f);
+            col++;
+        }
+        fwrite(w, 1, len, f);
+        col += (int)len;
+        w += len;
+        while (*w == ' ') w++;
+    }
+    fputc('\n', f);
 }

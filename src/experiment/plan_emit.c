@@ -296,11 +296,7 @@ double clasp_plan_lr(const clasp_plan *p, int epoch, size_t batch, size_t batche
 {
     switch (p->schedule) {
     case CLASP_LR_CONSTANT: return p->lr;
-    case CLASP_LR_COSINE: {
-        double total = (double)p->epochs * (double)(batches_per_epoch ? batches_per_epoch : 1);
-        double t = (double)epoch * (double)batches_per_epoch + (double)batch;
-        return p->lr * 0.5 * (1.0 + cos(3.14159265358979323846 * t / total));
-    }
+    case CLASP_LR_COSINE: return clasp_lr_cosine(p->lr, p->epochs, epoch, batch, batches_per_epoch);
     case CLASP_LR_STEP: {
         double lr = p->lr;
         for (int i = 0; i < p->n_milestones; i++)

@@ -187,8 +187,8 @@ static clasp_status evaluate(runner *R, model_run *mr)
         rep->eval_seconds += res.seconds;
         rep->n_attacks = j + 1;
         int64_t n = res.total;
-        run_say(R, "  %-24s clean %.2f%%  robust %.2f%%  (%.1f s)", pa->label, run_pct(run_sum64(res.clean_correct, K), n),
-            run_pct(run_sum64(res.robust_correct, K), n), res.seconds);
+        run_say(R, "  %-24s clean %.2f%%  robust %.2f%%  (%.1f s)", pa->label, run_pct(clasp_class_sum(res.clean_correct, K), n),
+            run_pct(clasp_class_sum(res.robust_correct, K), n), res.seconds);
         clasp_eval_result_free(&res);
         if (!ar->count || !ar->clean_correct || !ar->robust_correct || !ar->success || !ar->flow)
             return clasp_error(CLASP_ERR_NOMEM, "out of memory");

@@ -85,7 +85,6 @@ int run_stop_requested(runner *R);
 /* Saves the state and returns CLASP_ERR_INTERRUPTED with the news. */
 clasp_status run_interrupted(runner *R, model_run *mr);
 double run_pct(int64_t a, int64_t b);
-int64_t run_sum64(const int64_t *v, int n);
 int64_t *run_dup64(const int64_t *v, size_t n);
 clasp_status run_join_path(char *buf, size_t size, const char *dir, const char *name);
 int run_file_exists(const char *path);

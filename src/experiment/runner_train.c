@@ -62,14 +62,14 @@ static clasp_status epoch_end(runner *R, int mi, model_run *mr, int epoch, doubl
     if (st == CLASP_OK && mr->def) st = clasp_defense_run_epoch_end(mr->def, &mr->env, &cm);
     ep->seconds = seconds + res.seconds;
     if (st == CLASP_OK) {
-        int64_t n = run_sum64(res.count, K);
+        int64_t n = clasp_class_sum(res.count, K);
         if (mr->attack)
             run_say(R, "  epoch %d/%d: loss %.4f, validation clean %.2f%%, robust %.2f%% (%.1f s)", epoch + 1,
-                R->p->epochs, ep->train_loss, run_pct(run_sum64(res.clean_correct, K), n),
-                run_pct(run_sum64(res.robust_correct, K), n), ep->seconds);
+                R->p->epochs, ep->train_loss, run_pct(clasp_class_sum(res.clean_correct, K), n),
+                run_pct(clasp_class_sum(res.robust_correct, K), n), ep->seconds);
         else
             run_say(R, "  epoch %d/%d: loss %.4f, validation clean %.2f%% (%.1f s)", epoch + 1, R->p->epochs,
-                ep->train_loss, run_pct(run_sum64(res.clean_correct, K), n), ep->seconds);
+                ep->train_loss, run_pct(clasp_class_sum(res.clean_correct, K), n), ep->seconds);
     }
     clasp_eval_result_free(&res);
     return st;

@@ -59,13 +59,6 @@ int run_stop_requested(runner *R)
 
 double run_pct(int64_t a, int64_t b) { return b ? 100.0 * (double)a / (double)b : 0.0; }
 
-int64_t run_sum64(const int64_t *v, int n)
-{
-    int64_t s = 0;
-    for (int i = 0; v && i < n; i++) s += v[i];
-    return s;
-}
-
 int64_t *run_dup64(const int64_t *v, size_t n)
 {
     int64_t *d = malloc(n * sizeof *d);

@@ -291,13 +291,6 @@ static void svg_swatch(clasp_buf *b, double x, double y, const char *colour, con
     clasp_buf_puts(b, "</text>\n");
 }
 
-static int64_t sum64(const int64_t *v, int n)
-{
-    int64_t s = 0;
-    for (int i = 0; i < n; i++) s += v[i];
-    return s;
-}
-
 /* ---- chart 1: per-class clean vs robust bars ---------------------------- */
 
 typedef struct bars_layout {
@@ -510,7 +503,7 @@ clasp_status clasp_svg_flow(const char *path, const clasp_report *r,
                 "counts; colour = share of the true class; outlined = still correct");
     clasp_buf_puts(&b, "<g>\n");
     for (int i = 0; i < k; i++) {
-        int64_t row = sum64(a->flow + (size_t)i * k, k);
+        int64_t row = clasp_class_sum(a->flow + (size_t)i * k, k);
         for (int j = 0; j < k; j++) flow_cell(&b, r, &L, i, j, a->flow[(size_t)i * k + j], row);
     }
     clasp_buf_puts(&b, "</g>\n");
@@ -530,7 +523,7 @@ clasp_status clasp_svg_flow(const char *path, const clasp_report *r,
 
 static int epoch_has_val(const clasp_epoch_report *e, int k)
 {
-    return e->val_count && e->val_clean && sum64(e->val_count, k) > 0;
+    return e->val_count && e->val_clean && clasp_class_sum(e->val_count, k) > 0;
 }
 
 int clasp_svg_epochs_wanted(const clasp_report *r, const clasp_model_report *m)

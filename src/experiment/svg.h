@@ -6,6 +6,7 @@
 
 #include <stddef.h>
 
+#include "clasp/eval.h"
 #include "clasp/report.h"
 #include "util/util.h"
 
