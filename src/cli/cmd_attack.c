@@ -7,7 +7,7 @@
 #include "clasp/eval.h"
 #include "clasp/registry.h"
 #include "clasp/safetensors.h"
-#include "cli/cli.h"
+#include "cli.h"
 
 #define MAX_SETS 64
 

@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "clasp/experiment.h"
-#include "cli/cli.h"
+#include "cli.h"
 
 /* Set by the SIGINT/SIGTERM handler to the signal's number; read by the
  * runner between batches. */

@@ -6,7 +6,7 @@
 
 #include "clasp/batch.h"
 #include "clasp/eval.h"
-#include "cli/cli.h"
+#include "cli.h"
 #include "clasp/tune.h"
 
 typedef struct train_opts {

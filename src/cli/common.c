@@ -7,7 +7,7 @@
 #include <unistd.h>
 
 #include "clasp/eval.h"
-#include "cli/cli.h"
+#include "cli.h"
 
 int cli_fail(const char *what)
 {
