@@ -131,6 +131,10 @@ void clasp_profile_print(clasp_ctx *ctx, void *file /* FILE* */);
 /* Forgets the times gathered so far. */
 void clasp_profile_reset(clasp_ctx *ctx);
 
+/* Seconds on a monotonic clock (wall-clock jumps never show), for
+ * measuring durations; the origin is arbitrary. */
+double clasp_now(void);
+
 /* The cache folder the environment asks for (what clasp_ctx_opts_from_env
  * puts in opts.cache_dir): CLASP_CACHE_DIR, else $XDG_CACHE_HOME/clasp,
  * else $HOME/.cache/clasp. NULL when caching is off (CLASP_CACHE_DIR=off

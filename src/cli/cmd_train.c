@@ -75,7 +75,7 @@ static int run(const train_opts *o)
             clasp_ctx_device(ctx)->name, train.n, o->dataset, test.n, o->epochs, o->batch,
             clasp_model_param_count(m));
     int64_t count[CLASP_MAX_CLASSES], correct[CLASP_MAX_CLASSES];
-    double t0 = cli_now();
+    double t0 = clasp_now();
     what = "training";
     for (int e = 0; e < o->epochs && st == CLASP_OK; e++) {
         /* Cosine decay over all epochs: reaches good accuracy in few epochs. */
@@ -112,11 +112,11 @@ static int run(const train_opts *o)
         if (st == CLASP_OK)
             fprintf(stderr, "epoch %d: mean loss %.4f, test accuracy %.2f%% (%.1f s elapsed)\n", e + 1,
                     loss_n ? loss_sum / loss_n : 0.0, t ? 100.0 * (double)c / (double)t : 0.0,
-                    cli_now() - t0);
+                    clasp_now() - t0);
         what = "training";
     }
     if (st != CLASP_OK) goto done;
-    printf("test accuracy per class after %d epochs (%.1f s):\n", o->epochs, cli_now() - t0);
+    printf("test accuracy per class after %d epochs (%.1f s):\n", o->epochs, clasp_now() - t0);
     const char *cols[] = {"accuracy"};
     const int64_t *vals[] = {correct};
     cli_print_class_table(stdout, &test, 1, cols, vals, count);

@@ -15,19 +15,12 @@ int cli_fail(const char *what)
     return 1;
 }
 
-double cli_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 void cli_progress_start(cli_progress *p, const char *label, size_t total)
 {
     memset(p, 0, sizeof *p);
     p->label = label;
     p->total = total;
-    p->start = cli_now();
+    p->start = clasp_now();
     p->last_print = -1;
     p->tty = isatty(fileno(stderr));
 }
@@ -42,7 +35,7 @@ static void fmt_time(char *buf, size_t n, double s)
 
 static void progress_print(cli_progress *p, int final)
 {
-    double now = cli_now(), el = now - p->start;
+    double now = clasp_now(), el = now - p->start;
     double frac = p->total ? (double)p->done / (double)p->total : 1.0;
     char eta[32], elapsed[32];
     fmt_time(elapsed, sizeof elapsed, el);
@@ -68,7 +61,7 @@ void cli_progress_update(cli_progress *p, size_t done, const char *extra)
 {
     p->done = done;
     if (extra) snprintf(p->extra, sizeof p->extra, "%s", extra);
-    double now = cli_now();
+    double now = clasp_now();
     /* A terminal redraws often; a log gets a line every 10 s. */
     double every = p->tty ? 0.2 : 10.0;
     if (p->last_print < 0 || now - p->last_print >= every) progress_print(p, 0);

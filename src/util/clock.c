@@ -1,7 +1,7 @@
 /* The monotonic clock, for durations (wall-clock jumps never show). */
 #include <time.h>
 
-#include "util/util.h"
+#include "clasp/runtime.h"
 
 double clasp_now(void)
 {

@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "clasp/runtime.h"
 #include "clasp/status.h"
 
 /* ---- files (file.c) -------------------------------------------------- */
@@ -49,9 +50,6 @@ void clasp_sync_dir(const char *dir);
 /* 64-bit FNV-1a of n bytes, continuing from h (CLASP_FNV1A_INIT to start). */
 uint64_t clasp_fnv1a(const void *data, size_t n, uint64_t h);
 
-/* ---- time (clock.c) -------------------------------------------------- */
-
-/* Seconds on the monotonic clock (for durations only). */
-double clasp_now(void);
+/* The monotonic clock, clasp_now (clock.c), is public: clasp/runtime.h. */
 
 #endif
