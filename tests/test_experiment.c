@@ -6,6 +6,7 @@
 #include "testutil.h"
 
 #include <json-c/json.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,7 +14,6 @@
 #include <unistd.h>
 
 #include "clasp/experiment.h"
-#include "experiment/runner_testing.h"
 
 #define SIDE 12
 #define N_TRAIN 400
@@ -79,16 +79,46 @@ static void quiet_log(void *user, const char *line)
     if (getenv("CLASP_TEST_VERBOSE")) fprintf(stderr, "%s\n", line);
 }
 
+/* Interrupts a run as a user's Ctrl-C does, through the stop flag the
+ * runner reads between batches, after `batches` training batches or
+ * `attacks` attack evaluations of this run (0: never). The runner's hooks
+ * say when those happen: a progress update with text is a training batch
+ * (evaluations report progress without text), and a log line with
+ * "%  robust " is an attack's result (epoch lines have ", robust"). */
+typedef struct stopper {
+    long batches, attacks;
+    long seen_batches, seen_attacks;
+    volatile sig_atomic_t flag;
+} stopper;
+
+static void stopper_log(void *user, const char *line)
+{
+    stopper *s = user;
+    if (strstr(line, "%  robust ") && s->attacks && ++s->seen_attacks >= s->attacks) s->flag = 1;
+    quiet_log(NULL, line);
+}
+
+static void stopper_update(void *user, size_t done, const char *extra)
+{
+    (void)done;
+    stopper *s = user;
+    if (extra && s->batches && ++s->seen_batches >= s->batches) s->flag = 1;
+}
+
 /* One `clasp run` through the library, interrupted after stop_batches
  * training batches or stop_attacks attack evaluations (0 = never). */
 static clasp_status run(int resume, long stop_batches, long stop_attacks)
 {
+    stopper stop = {.batches = stop_batches, .attacks = stop_attacks};
     clasp_plan *p = NULL;
     assert_ok(clasp_plan_load(reg, yaml_path, &p));
     clasp_run_options opt = {0};
     opt.resume = resume;
-    opt.hooks.log = quiet_log;
-    clasp_status st = clasp_experiment_run_stopping(p, reg, &opt, stop_batches, stop_attacks);
+    opt.stop = &stop.flag;
+    opt.hooks.user = &stop;
+    opt.hooks.log = stopper_log;
+    opt.hooks.progress_update = stopper_update;
+    clasp_status st = clasp_experiment_run(p, reg, &opt);
     if (st != CLASP_OK && st != CLASP_ERR_INTERRUPTED && getenv("CLASP_TEST_VERBOSE"))
         fprintf(stderr, "run: %s\n", clasp_last_error());
     clasp_plan_free(p);

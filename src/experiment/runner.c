@@ -17,7 +17,6 @@
 
 #include "clasp_config.h"
 #include "experiment/runner_internal.h"
-#include "experiment/runner_testing.h"
 #include "clasp/tune.h"
 
 void clasp_experiment_state_path(const clasp_plan *p, char *buf, size_t size)
@@ -193,7 +192,6 @@ static clasp_status evaluate(runner *R, model_run *mr)
         if (!ar->count || !ar->clean_correct || !ar->robust_correct || !ar->success || !ar->flow)
             return clasp_error(CLASP_ERR_NOMEM, "out of memory");
         R->pos.attack = j + 1;
-        if (R->stop_attacks && ++R->attacks_done >= R->stop_attacks) R->sim_stop = 1;
         if (run_stop_requested(R)) return run_interrupted(R, mr);
         CLASP_TRY(run_state_save(R, mr->m, NULL));
     }
@@ -385,20 +383,11 @@ static clasp_status prepare(runner *R)
 
 clasp_status clasp_experiment_run(const clasp_plan *p, const clasp_registry *r, const clasp_run_options *opt)
 {
-    return clasp_experiment_run_stopping(p, r, opt, 0, 0);
-}
-
-clasp_status clasp_experiment_run_stopping(const clasp_plan *p, const clasp_registry *r,
-                                           const clasp_run_options *opt, long long stop_batches,
-                                           long long stop_attacks)
-{
     static const clasp_run_options none = {0};
     runner R;
     memset(&R, 0, sizeof R);
     R.p = p, R.reg = r, R.opt = opt ? opt : &none;
     R.t0 = clasp_now();
-    R.stop_batches = stop_batches > 0 ? stop_batches : 0;
-    R.stop_attacks = stop_attacks > 0 ? stop_attacks : 0;
     clasp_status st = prepare(&R);
     for (int mi = R.resumed ? R.pos.model : 0; st == CLASP_OK && mi < p->n_models; mi++) st = run_model(&R, mi);
     if (st == CLASP_OK) st = write_report(&R);

@@ -43,10 +43,6 @@ typedef struct runner {
     clasp_model_report *reports;
     run_pos pos;
     int resumed;                /* pos came from a state file */
-    /* Simulated interrupts (tests): limits from the environment, counts of
-     * this process. */
-    long long stop_batches, stop_attacks, batches_done, attacks_done;
-    int sim_stop;
     char outdir[1024], state_path[1100];
     char hash[17];
     char started[32];

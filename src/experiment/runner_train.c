@@ -130,7 +130,6 @@ clasp_status run_train_epoch(runner *R, int mi, model_run *mr, int e)
         char extra[64];
         snprintf(extra, sizeof extra, "loss %.4f", R->pos.loss_sum / R->pos.loss_n);
         run_progress_update(R, done, extra);
-        if (R->stop_batches && ++R->batches_done >= R->stop_batches) R->sim_stop = 1;
         if (run_stop_requested(R)) {
             run_progress_end(R);
             mr->rep->train_seconds += clasp_now() - t0;

@@ -54,7 +54,7 @@ void run_progress_end(runner *R)
 
 int run_stop_requested(runner *R)
 {
-    return R->sim_stop || (R->opt->stop && *R->opt->stop);
+    return R->opt->stop && *R->opt->stop;
 }
 
 double run_pct(int64_t a, int64_t b) { return b ? 100.0 * (double)a / (double)b : 0.0; }
