@@ -30,15 +30,7 @@ static clasp_status check4(const char *op, const char *name, const clasp_tensor 
 #define MP_WG_TARGET 64
 
 /* maxpool2_fwd is written for CPU devices (a float16 per work-item is one
- * AVX-512 register); GPUs keep maxpool_fwd. CLASP_KERNELS=generic|vector
- * overrides, as for conv (src/ops/conv.c). */
-static int use_vector_kernels(const clasp_ctx *ctx)
-{
-    if (ctx->opts.kernels == CLASP_KERNELS_GENERIC) return 0;
-    if (ctx->opts.kernels == CLASP_KERNELS_VECTOR) return 1;
-    return !ctx->info.is_gpu;
-}
-
+ * AVX-512 register); GPUs keep maxpool_fwd (clasp_ctx_vector_kernels). */
 /* The most work-items one group of kernel k may have on this device. */
 static size_t pool_max_wg(clasp_ctx *ctx, cl_kernel k)
 {
@@ -81,7 +73,7 @@ clasp_status clasp_maxpool2d_forward(const clasp_tensor *x, int k, int s, clasp_
     int planes = n * c;
     if (!planes) return CLASP_OK;
     cl_kernel kk;
-    if (k == 2 && s == 2 && use_vector_kernels(x->ctx)) {
+    if (k == 2 && s == 2 && clasp_ctx_vector_kernels(x->ctx)) {
         /* The common 2x2/2 pooling on explicit vectors (see cl/pool.cl). */
         CLASP_TRY(clasp_kernel_get(x->ctx, "pool", NULL, "maxpool2_fwd", &kk));
         cl_mem xm = clasp_mem(x), ym = clasp_mem(y), im = clasp_mem(idx);

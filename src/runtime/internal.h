@@ -69,6 +69,17 @@ struct clasp_ctx {
     void (*gemm_state_free)(void *);
 };
 
+/* Whether the ops run their CPU-vectorised kernels (conv, pool, norm;
+ * a float16 per work-item is one AVX-512 register) rather than the
+ * per-element ones GPUs suit: the context's kernels option, else every
+ * device but GPUs. */
+static inline int clasp_ctx_vector_kernels(const clasp_ctx *ctx)
+{
+    if (ctx->opts.kernels == CLASP_KERNELS_GENERIC) return 0;
+    if (ctx->opts.kernels == CLASP_KERNELS_VECTOR) return 1;
+    return !ctx->info.is_gpu;
+}
+
 /* The context's cache folder, NULL when it keeps no on-disk cache. */
 static inline const char *clasp_ctx_cache(const clasp_ctx *ctx)
 {
