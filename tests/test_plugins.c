@@ -522,11 +522,15 @@ static void test_out_of_tree_wrapper(void **state)
         skip();
     char dir[DIR_MAX], cmd[8 * DIR_MAX];
     tu_tmpdir(dir, sizeof dir);
+    /* The headers `meson install` installs (include/clasp/, whole), copied
+     * alone into the folder: nothing else of the tree is on the path. */
     snprintf(cmd, sizeof cmd,
-             "cd '%s' && cc -std=c11 -Wall -Wextra -Werror -shared -fPIC "
-             "'%s/plugins/focus.c' $(PKG_CONFIG_PATH='%s/meson-uninstalled' pkg-config --cflags "
-             "--libs clasp) -o focus.so",
-             dir, exe_dir, build_dir);
+             "cd '%s' && export PKG_CONFIG_PATH='%s/meson-uninstalled' && "
+             "mkdir include && cp -r \"$(pkg-config --variable=srcdir clasp)/include/clasp\" include/ && "
+             "cc -std=c11 -Wall -Wextra -Werror -shared -fPIC -Iinclude "
+             "$(pkg-config --cflags OpenCL) '%s/plugins/focus.c' $(pkg-config --libs clasp) "
+             "-o focus.so",
+             dir, build_dir, exe_dir);
     int rc = system(cmd);
     if (rc != 0) fail_msg("out-of-tree build failed (%d): %s", rc, cmd);
 
@@ -585,6 +589,8 @@ static void test_out_of_tree_wrapper(void **state)
     clasp_ctx_free(ctx);
     clasp_registry_free(r);
     unlink(cmd);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s/include'", dir);
+    assert_int_equal(system(cmd), 0);
     tu_rmdir(dir);
 }
 
