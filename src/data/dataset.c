@@ -1,5 +1,6 @@
 /* Dataset lifetime, validation splits, seeded shuffling, class counts. */
 #include "clasp/data.h"
+#include "util/util.h"
 
 #include <stdlib.h>
 #include <stdio.h>
@@ -17,32 +18,22 @@ void clasp_dataset_free(clasp_dataset *d)
     memset(d, 0, sizeof *d);
 }
 
-/* splitmix64's finaliser: a bijective 64-bit mix. Only fixed-width integer
- * arithmetic, so every platform produces the same permutations. */
-static uint64_t mix64(uint64_t z)
-{
-    z += 0x9e3779b97f4a7c15u;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
-    return z ^ (z >> 31);
-}
-
 /* Uniform integer in [0, range) from counter-based draws (key, i, k),
  * using Lemire's multiply-shift with rejection, so there is no modulo bias
  * and draw i does not depend on how many draws came before it. */
 static uint32_t uniform(uint64_t key, uint64_t i, uint32_t range)
 {
-    uint64_t stream = mix64(key ^ i);
+    uint64_t stream = clasp_mix64(key ^ i);
     uint32_t threshold = (0u - range) % range; /* 2^32 mod range */
     for (uint64_t k = 0;; k++) {
-        uint64_t m = (mix64(stream + k) >> 32) * (uint64_t)range;
+        uint64_t m = (clasp_mix64(stream + k) >> 32) * (uint64_t)range;
         if ((uint32_t)m >= threshold) return (uint32_t)(m >> 32);
     }
 }
 
 void clasp_shuffle(uint32_t *perm, size_t n, uint64_t seed, uint64_t epoch)
 {
-    uint64_t key = mix64(seed ^ mix64(epoch));
+    uint64_t key = clasp_mix64(seed ^ clasp_mix64(epoch));
     for (size_t i = 0; i < n; i++) perm[i] = (uint32_t)i;
     for (size_t i = n; i > 1; i--) {
         uint32_t j = uniform(key, i - 1, (uint32_t)i);

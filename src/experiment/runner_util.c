@@ -9,20 +9,12 @@
 
 #include "experiment/runner_internal.h"
 
-static uint64_t run_mix64(uint64_t z)
-{
-    z += 0x9e3779b97f4a7c15ull;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
 /* A Philox key for (model, epoch, purpose); the batch index becomes the
  * stream number of clasp_rng_make (which has 24 bits for it). */
 uint64_t run_stream_key(uint64_t seed, int model, int epoch, int purpose)
 {
     uint64_t id = ((uint64_t)purpose << 56) ^ ((uint64_t)(uint32_t)model << 32) ^ (uint64_t)(uint32_t)epoch;
-    return run_mix64(seed ^ run_mix64(id));
+    return clasp_mix64(seed ^ clasp_mix64(id));
 }
 
 void run_say(runner *R, const char *fmt, ...)

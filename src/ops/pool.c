@@ -29,8 +29,6 @@ static clasp_status check4(const char *op, const char *name, const clasp_tensor 
 /* Work-items per maxpool2_fwd group to aim for when planes are small. */
 #define MP_WG_TARGET 64
 
-/* maxpool2_fwd is written for CPU devices (a float16 per work-item is one
- * AVX-512 register); GPUs keep maxpool_fwd (clasp_ctx_vector_kernels). */
 /* The most work-items one group of kernel k may have on this device. */
 static size_t pool_max_wg(clasp_ctx *ctx, cl_kernel k)
 {
@@ -73,6 +71,8 @@ clasp_status clasp_maxpool2d_forward(const clasp_tensor *x, int k, int s, clasp_
     int planes = n * c;
     if (!planes) return CLASP_OK;
     cl_kernel kk;
+    /* maxpool2_fwd is written for CPU devices (a float16 per work-item is
+     * one AVX-512 register); GPUs keep maxpool_fwd. */
     if (k == 2 && s == 2 && clasp_ctx_vector_kernels(x->ctx)) {
         /* The common 2x2/2 pooling on explicit vectors (see cl/pool.cl). */
         CLASP_TRY(clasp_kernel_get(x->ctx, "pool", NULL, "maxpool2_fwd", &kk));

@@ -50,6 +50,11 @@ void clasp_sync_dir(const char *dir);
 /* 64-bit FNV-1a of n bytes, continuing from h (CLASP_FNV1A_INIT to start). */
 uint64_t clasp_fnv1a(const void *data, size_t n, uint64_t h);
 
+/* splitmix64's finaliser: a bijective 64-bit mix. Only fixed-width
+ * integer arithmetic, so every platform gives the same numbers (data-set
+ * shuffles and random-stream keys depend on it). */
+uint64_t clasp_mix64(uint64_t z);
+
 /* The monotonic clock, clasp_now (clock.c), is public: clasp/runtime.h. */
 
 #endif
