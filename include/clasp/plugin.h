@@ -78,6 +78,7 @@ uint32_t clasp_plugin_host_abi_version(void);
 
 /* The running library's version, e.g. "0.1.0". */
 const char *clasp_version(void);
+
 /* Values are fixed: they cross the boundary as numbers. */
 typedef enum clasp_plugin_kind {
     CLASP_PLUGIN_ATTACK = 1,
@@ -265,6 +266,8 @@ clasp_status clasp_defense_run_epoch_end(clasp_defense_instance *d, const clasp_
 
 /* ---- the descriptor -------------------------------------------------- */
 
+/* No `size`: abi_version, always first, tells the host which layout
+ * follows; what may grow lives in the function tables, which have sizes. */
 typedef struct clasp_plugin_desc {
     /* MUST be CLASP_PLUGIN_ABI_VERSION. Stays the first member in every
      * ABI version, so a host can read it from any plugin and refuse a
@@ -280,8 +283,6 @@ typedef struct clasp_plugin_desc {
     const clasp_defense_fns *defense;  /* kind == DEFENSE: MUST be set */
 } clasp_plugin_desc;
 
-/* No `size`: abi_version, always first, tells the host which layout
- * follows; what may grow lives in the function tables, which have sizes. */
 typedef const clasp_plugin_desc *(*clasp_plugin_entry_fn)(void);
 
 /* The entry point every plugin defines (declared here so that the
