@@ -265,15 +265,20 @@ static const struct cnn_shape {
 };
 #define N_CNN (sizeof cnn / sizeof cnn[0])
 
+/* Runs every CNN shape through p; a path may refuse shapes it cannot run
+ * unless need_all, but it must run some, or the sweep would test nothing. */
 static void cnn_sweep(const clasp_gemm_params *p, int need_all)
 {
     clasp_ctx *ctx = tu_ctx();
+    int runs = 0;
     for (size_t i = 0; i < N_CNN; i++) {
         gemm_case g = {cnn[i].ta, cnn[i].tb, cnn[i].m, cnn[i].n, cnn[i].k, 1.0f,
                        i % 2 ? 0.0f : 1.0f, 0, 0, 0, 0, 0, 0};
         int ran = run_case(ctx, p, &g);
         if (need_all && !ran) fail_msg("%s refused by the forced path", cnn[i].name);
+        runs += ran;
     }
+    if (runs == 0) fail_msg("the forced path refused every CNN shape");
     clasp_ctx_free(ctx);
 }
 

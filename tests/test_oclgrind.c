@@ -216,17 +216,17 @@ static void test_layers(void **state)
         {3, 2, 11, 10, 3, 3, 2, 0}, /* stride 2, no padding */
     };
     /* Both kernel sets on the device under test; the reference keeps its own. */
-    static const char *const sets[] = {"generic", "vector"};
+    static const clasp_kernel_set sets[] = {CLASP_KERNELS_GENERIC, CLASP_KERNELS_VECTOR};
     for (size_t s = 0; s < 2; s++) {
         for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
             size_t n1, n2;
-            assert_int_equal(setenv("CLASP_KERNELS", sets[s], 1), 0);
+            tu_set_kernels(dev, sets[s]);
             float *got = layers_on(dev, &cases[i], &n1);
-            assert_int_equal(unsetenv("CLASP_KERNELS"), 0);
+            tu_set_kernels(dev, CLASP_KERNELS_AUTO);
             float *want = layers_on(ref, &cases[i], &n2);
             assert_int_equal(n1, n2);
             char what[64];
-            snprintf(what, sizeof what, "layers case %zu, %s kernels", i, sets[s]);
+            snprintf(what, sizeof what, "layers case %zu, %s kernels", i, sets[s] == CLASP_KERNELS_GENERIC ? "generic" : "vector");
             check_near(what, got, want, n1, 1e-4);
             free(got), free(want);
         }

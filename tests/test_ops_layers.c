@@ -883,11 +883,11 @@ static void test_cnn_shapes(void **state)
 
 /* GPUs run the per-element kernels where CPUs run the vector ones (direct
  * one-channel conv, im2col_s1, col2im_s1, maxpool2_fwd, ...);
- * CLASP_KERNELS=generic selects them here so both sets stay tested. */
+ * the generic kernel set selects them here so both sets stay tested. */
 static void test_generic_kernels(void **state)
 {
     (void)state;
-    assert_int_equal(setenv("CLASP_KERNELS", "generic", 1), 0);
+    tu_set_kernels(g_ctx, CLASP_KERNELS_GENERIC);
     conv_cfg c1 = {2, 1, 28, 28, 32, 5, 5, 1, 2}, c2 = {2, 32, 14, 14, 64, 5, 5, 1, 2};
     conv_forward_case(&c1, 1, 1400);
     conv_grad_case(&c1, 1410);
@@ -897,7 +897,7 @@ static void test_generic_kernels(void **state)
     conv_fd_case(&fd, 1440);
     pool_case(2, 3, 5, 35, 2, 2, 1, 1450);
     pool_case(2, 32, 28, 28, 2, 2, 0, 1460);
-    assert_int_equal(unsetenv("CLASP_KERNELS"), 0);
+    tu_set_kernels(g_ctx, CLASP_KERNELS_AUTO);
 }
 
 /* ---- shape errors ------------------------------------------------------ */

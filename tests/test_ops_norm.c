@@ -720,12 +720,12 @@ static void test_channel_affine(void **state)
 /* ---- the generic kernels -------------------------------------------------- */
 
 /* GPUs run the elementwise kernels on float4s where CPUs use float16s;
- * CLASP_KERNELS=generic selects the former here so both stay tested, on
+ * the generic kernel set selects the former here so both stay tested, on
  * planes that are and are not a multiple of the vector width. */
 static void test_generic_kernels(void **state)
 {
     (void)state;
-    assert_int_equal(setenv("CLASP_KERNELS", "generic", 1), 0);
+    tu_set_kernels(g_ctx, CLASP_KERNELS_GENERIC);
     static const shape4 shapes[] = {{7, 5, 9, 9}, {3, 2, 4, 4}, {2, 3, 1, 3}};
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
         uint32_t seed = 800 + 10 * (uint32_t)i;
@@ -734,7 +734,7 @@ static void test_generic_kernels(void **state)
         bn_backward_case(&shapes[i], 0, seed + 2);
         channel_affine_case(&shapes[i], seed + 3);
     }
-    assert_int_equal(unsetenv("CLASP_KERNELS"), 0);
+    tu_set_kernels(g_ctx, CLASP_KERNELS_AUTO);
 }
 
 /* ---- refusals ------------------------------------------------------------- */

@@ -509,6 +509,91 @@ static void test_out_of_tree_example(void **state)
     tu_rmdir(dir);
 }
 
+/* A defense that wraps another, built out of tree against the installed
+ * headers alone (plugins/examples/focus.c), wrapping the built-in
+ * calibrate: the wrapped defense must train with the wrapper's class
+ * weights, and must not find itself as its own inner defense (calibrate
+ * wraps too: it would call itself forever). */
+static void test_out_of_tree_wrapper(void **state)
+{
+    (void)state;
+    find_dirs();
+    if (system("command -v cc >/dev/null 2>&1 && command -v pkg-config >/dev/null 2>&1") != 0)
+        skip();
+    char dir[DIR_MAX], cmd[8 * DIR_MAX];
+    tu_tmpdir(dir, sizeof dir);
+    /* The headers `meson install` installs (include/clasp/, whole), copied
+     * alone into the folder: nothing else of the tree is on the path. */
+    snprintf(cmd, sizeof cmd,
+             "cd '%s' && export PKG_CONFIG_PATH='%s/meson-uninstalled' && "
+             "mkdir include && cp -r \"$(pkg-config --variable=srcdir clasp)/include/clasp\" include/ && "
+             "cc -std=c11 -Wall -Wextra -Werror -shared -fPIC -Iinclude "
+             "$(pkg-config --cflags OpenCL) '%s/plugins/focus.c' $(pkg-config --libs clasp) "
+             "-o focus.so",
+             dir, build_dir, exe_dir);
+    int rc = system(cmd);
+    if (rc != 0) fail_msg("out-of-tree build failed (%d): %s", rc, cmd);
+
+    clasp_registry *r;
+    assert_ok(clasp_registry_open(&r)); /* the built-in defenses */
+    snprintf(cmd, sizeof cmd, "%s/focus.so", dir);
+    assert_ok(clasp_registry_load_file(r, cmd, CLASP_ORIGIN_PATH));
+    clasp_defense_instance *focus, *cal;
+    const char *k[] = {"class", "boost"}, *v[] = {"1", "3"};
+    assert_ok(clasp_defense_new(r, "focus", k, v, NULL, 2, &focus));
+    assert_ok(clasp_defense_new(r, "calibrate", NULL, NULL, NULL, 0, &cal));
+
+    clasp_ctx *ctx = tu_ctx();
+    clasp_layer_spec ls[] = {{.kind = CLASP_LAYER_FLATTEN}, {.kind = CLASP_LAYER_LINEAR, .out = 3}};
+    clasp_model *m;
+    assert_ok(clasp_model_new(ctx, ls, 2, 1, 4, 4, &m));
+    assert_ok(clasp_model_init(m, 5));
+    assert_true(clasp_model_ctx(m) == ctx);
+    enum { N = 6, D = 16 };
+    float xh[N * D];
+    tu_fill_random(xh, N * D, 11, 0.0f, 1.0f);
+    clasp_tensor *x = tu_tensor(ctx, 4, (int[]){N, 1, 4, 4}, xh);
+    clasp_tensor *y = tu_tensor_i32(ctx, 1, (int[]){N}, (int32_t[]){0, 1, 2, 1, 0, 2});
+    clasp_rng rng = clasp_rng_make(3, 1);
+
+    /* focus around calibrate: calibrate, finding no inner defense, trains
+     * cross-entropy with focus's weights (1, 3, 1). */
+    clasp_defense_env env = {.size = sizeof env, .model = m, .num_classes = 3, .inner = cal};
+    float wrapped = -1;
+    assert_ok(clasp_defense_run_step(focus, &env, x, y, &rng, &wrapped));
+    /* The same by hand: calibrate alone with those weights, and without. */
+    clasp_tensor *w = tu_tensor(ctx, 1, (int[]){3}, (float[]){1.0f, 3.0f, 1.0f});
+    clasp_defense_env alone = {.size = sizeof alone, .model = m, .num_classes = 3,
+                               .class_weights = w};
+    float weighted = -1, plain = -1;
+    assert_ok(clasp_defense_run_step(cal, &alone, x, y, &rng, &weighted));
+    alone.class_weights = NULL;
+    assert_ok(clasp_defense_run_step(cal, &alone, x, y, &rng, &plain));
+    assert_true(wrapped > 0.0f);
+    assert_float_equal(wrapped, weighted, 1e-6 * weighted);
+    assert_true(fabsf(wrapped - plain) > 1e-4f);
+    assert_ok(clasp_defense_run_epoch_end(focus, &env, NULL));
+
+    /* A class the model lacks is the plugin's clear error. */
+    clasp_defense_instance *bad;
+    const char *v2[] = {"7", "2"};
+    assert_ok(clasp_defense_new(r, "focus", k, v2, NULL, 2, &bad));
+    assert_int_equal(clasp_defense_run_step(bad, &env, x, y, &rng, NULL), CLASP_ERR_INVALID);
+    assert_non_null(strstr(clasp_last_error(), "class 7"));
+    clasp_defense_free(bad);
+
+    clasp_defense_free(focus);
+    clasp_defense_free(cal);
+    clasp_tensor_free(x), clasp_tensor_free(y), clasp_tensor_free(w);
+    clasp_model_free(m);
+    clasp_ctx_free(ctx);
+    clasp_registry_free(r);
+    unlink(cmd);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s/include'", dir);
+    assert_int_equal(system(cmd), 0);
+    tu_rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -521,6 +606,7 @@ int main(void)
         cmocka_unit_test(test_params_bad_lookup),
         cmocka_unit_test(test_instances),
         cmocka_unit_test(test_out_of_tree_example),
+        cmocka_unit_test(test_out_of_tree_wrapper),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

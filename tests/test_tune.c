@@ -16,6 +16,7 @@
 #include "clasp/runtime.h"
 #include "clasp_config.h"
 #include "ops/gemm_internal.h"
+#include "clasp/tune.h"
 #include "ops/tune.h"
 #include "testutil.h"
 
@@ -223,7 +224,9 @@ static void test_tune_and_load(void **state)
     assert_false(file_exists(path));
     assert_int_equal(strncmp(path, dir, strlen(dir)), 0);
 
-    clasp_tune_opts o = {.seconds = 2, .model = m, .batch = TINY_BATCH, .save = 1};
+    clasp_tune_model w = {.model = m, .batch = TINY_BATCH};
+    clasp_tune_opts o = {.seconds = 2, .workload = clasp_tune_model_workload, .workload_user = &w,
+                         .save = 1};
     clasp_tune_result r;
     assert_ok(clasp_tune_run(ctx, &o, &r));
     assert_ok(clasp_tensor_read(clasp_model_param(m, 0), w_after));
@@ -288,7 +291,7 @@ static void test_tune_and_load(void **state)
     clasp_tune_result_free(&r);
 
     /* Another batch adds its problems; the first run's stay. */
-    o.batch = 3;
+    w.batch = 3;
     assert_ok(clasp_tune_run(ctx, &o, &r));
     assert_true(r.saved);
     assert_ok(clasp_tune_file_read(ctx, path, &fe, &fn, NULL, 0));
@@ -314,7 +317,6 @@ static void test_tune_and_load(void **state)
 
     clasp_model_free(m);
     clasp_ctx_free(ctx);
-    unsetenv("CLASP_CACHE_DIR");
     tu_rmdir(dir);
 }
 
@@ -379,9 +381,14 @@ static void test_forced_file(void **state)
     assert_memory_equal(&p, &h, sizeof p);
     clasp_ctx_free(ctx2);
 
-    /* CLASP_TUNE=0 (the test environment) keeps ensure from tuning; a
-     * good file keeps it from tuning too. */
+    /* A good file keeps ensure from tuning, even with first-use tuning on:
+     * no workload is recorded and the file stays as it was. */
+    clasp_ctx_opts co = *clasp_ctx_options(ctx);
+    co.tune = 1;
+    assert_ok(clasp_ctx_set_options(ctx, &co));
     clasp_tune_ensure(ctx, NULL, TINY_BATCH, 1);
+    clasp_gemm_problem rec[4];
+    assert_int_equal(clasp_gemm_recorded(ctx, rec, 4), 0);
     char back[8192] = "";
     FILE *fp = fopen(path, "r");
     assert_non_null(fp);
@@ -390,7 +397,6 @@ static void test_forced_file(void **state)
     back[got] = '\0';
     assert_string_equal(back, text);
     clasp_ctx_free(ctx);
-    unsetenv("CLASP_CACHE_DIR");
     tu_rmdir(dir);
 }
 
@@ -459,7 +465,6 @@ static void test_corrupt_files(void **state)
     clasp_ctx_free(c2);
 
     clasp_ctx_free(ctx);
-    unsetenv("CLASP_CACHE_DIR");
     tu_rmdir(dir);
 }
 
@@ -474,15 +479,16 @@ static void test_ensure(void **state)
     clasp_ctx *ctx = tu_ctx();
     clasp_model *m = tiny_model(ctx);
     assert_ok(clasp_tune_file_path(ctx, path, sizeof path));
-    const char *saved = getenv("CLASP_TUNE");
-    char keep[16] = "";
-    if (saved) snprintf(keep, sizeof keep, "%s", saved);
-
-    setenv("CLASP_TUNE", "0", 1);
+    clasp_ctx_opts co = *clasp_ctx_options(ctx);
+    co.tune = 0;
+    assert_ok(clasp_ctx_set_options(ctx, &co));
     clasp_tune_ensure(ctx, m, TINY_BATCH, 1);
     assert_false(file_exists(path));
+    clasp_gemm_problem rec[4];
+    assert_int_equal(clasp_gemm_recorded(ctx, rec, 4), 0);
 
-    unsetenv("CLASP_TUNE");
+    co.tune = 1;
+    assert_ok(clasp_ctx_set_options(ctx, &co));
     clasp_tune_ensure(ctx, m, TINY_BATCH, 1);
     assert_true(file_exists(path));
     /* A usable file is never redone: mark it and look for the mark. */
@@ -510,10 +516,8 @@ static void test_ensure(void **state)
     assert_int_equal(n, 6);
     free(e);
 
-    if (saved) setenv("CLASP_TUNE", keep, 1);
     clasp_model_free(m);
     clasp_ctx_free(ctx);
-    unsetenv("CLASP_CACHE_DIR");
     tu_rmdir(dir);
 }
 
@@ -523,27 +527,28 @@ static void test_cache_off(void **state)
     char dir[512], path[1100];
     tu_tmpdir(dir, sizeof dir);
     /* Where the cache would otherwise go. */
-    const char *xdg = getenv("XDG_CACHE_HOME");
-    char keep_xdg[1024] = "";
-    if (xdg) snprintf(keep_xdg, sizeof keep_xdg, "%s", xdg);
     setenv("XDG_CACHE_HOME", dir, 1);
     setenv("CLASP_CACHE_DIR", "off", 1);
-    const char *tune_env = getenv("CLASP_TUNE");
-    char keep_tune[16] = "";
-    if (tune_env) snprintf(keep_tune, sizeof keep_tune, "%s", tune_env);
-    unsetenv("CLASP_TUNE");
 
     clasp_ctx *ctx = tu_ctx();
+    clasp_ctx_opts co = *clasp_ctx_options(ctx);
+    co.tune = 1; /* what ensure would do if caching were on */
+    assert_ok(clasp_ctx_set_options(ctx, &co));
     clasp_model *m = tiny_model(ctx);
     assert_int_equal(clasp_tune_file_path(ctx, path, sizeof path), CLASP_ERR_NOT_FOUND);
     clasp_error_clear();
     assert_int_equal(clasp_tune_reset(ctx, NULL), CLASP_ERR_NOT_FOUND);
     clasp_error_clear();
-    /* No tuning on first use when nothing could be kept. */
+    /* No tuning on first use when nothing could be kept: no workload is
+     * even recorded. */
     clasp_tune_ensure(ctx, m, TINY_BATCH, 1);
+    clasp_gemm_problem rec[4];
+    assert_int_equal(clasp_gemm_recorded(ctx, rec, 4), 0);
 
     /* Tuning still works, in memory. */
-    clasp_tune_opts o = {.seconds = 1, .model = m, .batch = TINY_BATCH, .save = 1};
+    clasp_tune_model w = {.model = m, .batch = TINY_BATCH};
+    clasp_tune_opts o = {.seconds = 1, .workload = clasp_tune_model_workload, .workload_user = &w,
+                         .save = 1};
     clasp_tune_result r;
     assert_ok(clasp_tune_run(ctx, &o, &r));
     assert_false(r.saved);
@@ -565,19 +570,40 @@ static void test_cache_off(void **state)
 
     clasp_model_free(m);
     clasp_ctx_free(ctx);
-    if (tune_env) setenv("CLASP_TUNE", keep_tune, 1);
-    if (xdg) setenv("XDG_CACHE_HOME", keep_xdg, 1);
-    else unsetenv("XDG_CACHE_HOME");
-    unsetenv("CLASP_CACHE_DIR");
     rm_tree(dir);
+}
+
+/* The environment the tests change (the cache folder), as the process
+ * started: restored after every test, failed or not, so that no test runs
+ * in what another left behind. */
+static char *env_at_start[3];
+static const char *const env_names[3] = {"CLASP_CACHE_DIR", "XDG_CACHE_HOME", "CLASP_TUNE"};
+
+static int restore_env(void **state)
+{
+    (void)state;
+    for (int i = 0; i < 3; i++) {
+        if (env_at_start[i]) setenv(env_names[i], env_at_start[i], 1);
+        else unsetenv(env_names[i]);
+    }
+    return 0;
 }
 
 int main(void)
 {
+    for (int i = 0; i < 3; i++) {
+        const char *v = getenv(env_names[i]);
+        env_at_start[i] = v ? strdup(v) : NULL;
+    }
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_record),        cmocka_unit_test(test_tune_and_load),
-        cmocka_unit_test(test_forced_file),   cmocka_unit_test(test_corrupt_files),
-        cmocka_unit_test(test_ensure),        cmocka_unit_test(test_cache_off),
+        cmocka_unit_test_teardown(test_record, restore_env),
+        cmocka_unit_test_teardown(test_tune_and_load, restore_env),
+        cmocka_unit_test_teardown(test_forced_file, restore_env),
+        cmocka_unit_test_teardown(test_corrupt_files, restore_env),
+        cmocka_unit_test_teardown(test_ensure, restore_env),
+        cmocka_unit_test_teardown(test_cache_off, restore_env),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    int failed = cmocka_run_group_tests(tests, NULL, NULL);
+    for (int i = 0; i < 3; i++) free(env_at_start[i]);
+    return failed;
 }

@@ -202,3 +202,10 @@ void tu_assert_same_json(void *va_, void *vb_, const char *path)
             fail_msg("%s: %s vs %s", path, json_object_to_json_string(a), json_object_to_json_string(b));
     }
 }
+
+void tu_set_kernels(clasp_ctx *ctx, clasp_kernel_set set)
+{
+    clasp_ctx_opts o = *clasp_ctx_options(ctx);
+    o.kernels = set;
+    assert_ok(clasp_ctx_set_options(ctx, &o));
+}

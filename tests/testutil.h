@@ -34,6 +34,8 @@ double tu_max_rel_err(const float *a, const float *b, size_t n);
 /* A context on the default device (or CLASP_DEVICE); fails the test when
  * none can be made. */
 clasp_ctx *tu_ctx(void);
+/* Selects the conv/pool/norm kernel set on ctx (its kernels option). */
+void tu_set_kernels(clasp_ctx *ctx, clasp_kernel_set set);
 /* A new float tensor of the given shape holding host data (may be NULL). */
 clasp_tensor *tu_tensor(clasp_ctx *ctx, int ndim, const int *shape, const float *host);
 /* A new int32 tensor holding host data. */

@@ -10,9 +10,12 @@
 #include "clasp/data.h"
 #include "clasp/tensor.h"
 
+#include "clasp/export.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
+CLASP_API_BEGIN
 
 typedef struct clasp_batcher clasp_batcher;
 
@@ -38,6 +41,7 @@ size_t clasp_batcher_count(const clasp_batcher *b);
 /* The example index (into the data set) at position i of the current pass. */
 uint32_t clasp_batcher_index(const clasp_batcher *b, size_t i);
 
+CLASP_API_END
 #ifdef __cplusplus
 }
 #endif

@@ -12,9 +12,12 @@
 
 #include "clasp/status.h"
 
+#include "clasp/export.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
+CLASP_API_BEGIN
 
 #define CLASP_MAX_CLASSES 100
 #define CLASP_CLASS_NAME_MAX 32
@@ -80,6 +83,10 @@ clasp_status clasp_stl10_load(const char *dir, int train, clasp_dataset *out);
  * "mnist", "cifar10", "cifar100", "cifar100-coarse", "svhn", "stl10". */
 extern const char *const clasp_dataset_names[];
 
+/* The names as text for messages and usage lines, e.g. with last_sep
+ * " or ": "fashion-mnist, mnist, ..., svhn or stl10" (cut to size). */
+void clasp_dataset_names_text(char *buf, size_t size, const char *last_sep);
+
 /* 1 when `name` is one of clasp_dataset_names (NULL gives 0). */
 int clasp_dataset_known(const char *name);
 
@@ -125,6 +132,7 @@ extern const char *const clasp_cifar100_coarse_classes[20];
 extern const char *const clasp_stl10_classes[10];
 extern const char *const clasp_digit_classes[10]; /* "0".."9" */
 
+CLASP_API_END
 #ifdef __cplusplus
 }
 #endif

@@ -11,9 +11,12 @@
 
 #include "clasp/status.h"
 
+#include "clasp/export.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
+CLASP_API_BEGIN
 
 /* 1 when this clasp was built with MPI. */
 int clasp_dist_built(void);
@@ -32,6 +35,7 @@ int clasp_dist_size(void);
  * (MPI_Abort), so that no rank waits forever on one that gave up. */
 void clasp_dist_finalize(int failed);
 
+CLASP_API_END
 #ifdef __cplusplus
 }
 #endif

@@ -15,9 +15,12 @@
 
 #include "clasp/registry.h"
 
+#include "clasp/export.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
+CLASP_API_BEGIN
 
 #define CLASP_PRESET_MAX_PARAMS 4
 
@@ -66,6 +69,7 @@ clasp_status clasp_ensemble_from_spec(const clasp_registry *r, const char *spec,
                                       const char *const *where, int n, clasp_ensemble *out);
 void clasp_ensemble_free(clasp_ensemble *e);
 
+CLASP_API_END
 #ifdef __cplusplus
 }
 #endif

@@ -16,9 +16,12 @@
 #include "clasp/model.h"
 #include "clasp/plugin.h"
 
+#include "clasp/export.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
+CLASP_API_BEGIN
 
 typedef struct clasp_eval_result {
     int num_classes;              /* K */
@@ -106,6 +109,11 @@ void clasp_eval_result_free(clasp_eval_result *r);
 /* Sums of a per-class array over all classes. */
 int64_t clasp_eval_sum(const clasp_eval_result *r, const int64_t *per_class);
 
+/* The total of a per-class count vector (count, clean_correct, ...);
+ * NULL gives 0. */
+int64_t clasp_class_sum(const int64_t *per_class, int num_classes);
+
+CLASP_API_END
 #ifdef __cplusplus
 }
 #endif

@@ -31,9 +31,12 @@
 
 #include "clasp/registry.h"
 
+#include "clasp/export.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
+CLASP_API_BEGIN
 
 /* One plugin with every schema parameter resolved (defaults filled in,
  * grid point chosen). keys/values are the canonical text of each parameter
@@ -204,12 +207,19 @@ typedef struct clasp_run_hooks {
     void (*progress_start)(void *user, const char *label, size_t total);
     void (*progress_update)(void *user, size_t done, const char *extra);
     void (*progress_end)(void *user);
+    /* After each training batch (CLASP_RUN_STEP_BATCH) and each finished
+     * attack (CLASP_RUN_STEP_ATTACK). Unlike the hooks above, which only
+     * rank 0 calls, every rank of an MPI run calls this one; it may set
+     * the stop flag. May be NULL. */
+    void (*step)(void *user, int what);
 } clasp_run_hooks;
+
+enum { CLASP_RUN_STEP_BATCH = 1, CLASP_RUN_STEP_ATTACK = 2 };
 
 typedef struct clasp_run_options {
     int resume;                 /* continue from <output>/state.safetensors */
     /* Set (to non-zero) by the caller's SIGINT handler; read between
-     * batches. NULL: only CLASP_STOP_AFTER_BATCHES can interrupt. */
+     * batches. NULL: nothing interrupts the run. */
     volatile sig_atomic_t *stop;
     clasp_run_hooks hooks;
 } clasp_run_options;
@@ -217,8 +227,7 @@ typedef struct clasp_run_options {
 /* Runs the whole plan (see the top of this file and experiments/README.md)
  * with the plugins of r. Writes <output>/<model>.safetensors for each model
  * and, at the very end, the report (report.json last). On an interrupt
- * (the stop flag, or CLASP_STOP_AFTER_BATCHES=N training batches /
- * CLASP_STOP_AFTER_ATTACKS=N attack evaluations in this process) it saves
+ * (the stop flag) it saves
  * <output>/state.safetensors and returns CLASP_ERR_INTERRUPTED; resuming
  * then gives the same report as an uninterrupted run. */
 clasp_status clasp_experiment_run(const clasp_plan *p, const clasp_registry *r,
@@ -227,6 +236,7 @@ clasp_status clasp_experiment_run(const clasp_plan *p, const clasp_registry *r,
 /* The state file's path for a plan, into buf. */
 void clasp_experiment_state_path(const clasp_plan *p, char *buf, size_t size);
 
+CLASP_API_END
 #ifdef __cplusplus
 }
 #endif

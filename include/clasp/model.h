@@ -13,9 +13,12 @@
 #include "clasp/ops.h"
 #include "clasp/tensor.h"
 
+#include "clasp/export.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
+CLASP_API_BEGIN
 
 typedef enum clasp_layer_kind {
     CLASP_LAYER_CONV2D,
@@ -188,6 +191,10 @@ clasp_status clasp_model_input_grad(clasp_model *m, const clasp_tensor *x,
 clasp_status clasp_model_class_weight_norms(clasp_model *m, float *out);
 
 /* Parameters, in layer order, weight before bias. */
+/* The context the model lives on (for scratch tensors of plugins and
+ * callers). Never NULL for a model made by clasp_model_new*. */
+clasp_ctx *clasp_model_ctx(const clasp_model *m);
+
 int clasp_model_num_params(const clasp_model *m);
 clasp_tensor *clasp_model_param(clasp_model *m, int i);
 clasp_tensor *clasp_model_grad(clasp_model *m, int i);
@@ -211,6 +218,11 @@ typedef struct clasp_sgd clasp_sgd;
 clasp_status clasp_sgd_new(clasp_model *m, float lr, float momentum, float weight_decay,
                            clasp_sgd **out);
 void clasp_sgd_set_lr(clasp_sgd *o, float lr);
+/* The cosine learning-rate schedule, one value per batch: lr at the start,
+ * decaying to 0 over `epochs` epochs of batches_per_epoch batches, as
+ * lr/2 * (1 + cos(pi * t / total)) with t the batches done before this one
+ * (epoch * batches_per_epoch + batch). */
+double clasp_lr_cosine(double lr, int epochs, int epoch, size_t batch, size_t batches_per_epoch);
 /* Applies the model's current gradients. */
 clasp_status clasp_sgd_step(clasp_sgd *o);
 void clasp_sgd_free(clasp_sgd *o);
@@ -257,6 +269,7 @@ clasp_status clasp_sgd_load(clasp_sgd *o, const char *path);
  * the key is absent. */
 clasp_status clasp_checkpoint_meta(const char *path, const char *key, char *buf, size_t size);
 
+CLASP_API_END
 #ifdef __cplusplus
 }
 #endif

@@ -14,9 +14,12 @@
 
 #include "clasp/tensor.h"
 
+#include "clasp/export.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
+CLASP_API_BEGIN
 
 /* ---- GEMM ------------------------------------------------------------ */
 
@@ -263,6 +266,7 @@ clasp_status clasp_rng_normal(clasp_rng *rng, clasp_tensor *x, float mean, float
 void clasp_rng_uniform_host(clasp_rng *rng, float *x, size_t n, float lo, float hi);
 void clasp_rng_normal_host(clasp_rng *rng, float *x, size_t n, float mean, float std);
 
+CLASP_API_END
 #ifdef __cplusplus
 }
 #endif

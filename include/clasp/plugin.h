@@ -21,23 +21,40 @@
  *   functions on an instance whose create() failed.
  * - Tensors passed in belong to the host and MUST NOT be freed or kept past
  *   the call; `x` passed to perturb MUST NOT be written.
+ * - One attack instance is reused: across batches of different sizes and
+ *   across models (every model of an experiment, and a defense's inner
+ *   attack at every training step). Keep nothing in the state that belongs
+ *   to one model or one batch size, or check and remake it on each call.
+ * - perturb MUST NOT change the model: not its parameters, gradients it
+ *   did not make, buffers, calibration or mode (the host restores the mode
+ *   only as a convenience; BatchNorm's running statistics would be
+ *   corrupted by a forward pass in train mode).
+ * - Scratch tensors go on the model's context: clasp_model_ctx(model).
+ * - A plugin can ask the host what it runs: clasp_plugin_host_abi_version()
+ *   and clasp_version().
  * - Structs here are append-only: new members only at the end, guarded by
- *   the `size` fields, and the ABI version changes only for breaking changes.
+ *   the `size` fields (read them with CLASP_STRUCT_HAS), and the ABI
+ *   version changes only for breaking changes. Structs without a `size`
+ *   say at their definition why they never grow.
  */
 #ifndef CLASP_PLUGIN_H
 #define CLASP_PLUGIN_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "clasp/model.h"
 #include "clasp/ops.h"
 #include "clasp/status.h"
 #include "clasp/tensor.h"
 
+#include "clasp/export.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
+CLASP_API_BEGIN
 
 #define CLASP_PLUGIN_ABI_VERSION 1
 #define CLASP_PLUGIN_ENTRY_NAME "clasp_plugin_entry"
@@ -48,6 +65,21 @@ extern "C" {
 #define CLASP_PLUGIN_EXPORT
 #endif
 
+/* Whether a struct that carries its own `size` (the sizeof the side that
+ * made it was built with) covers `member`: structs are append-only, so an
+ * older host or plugin has a shorter one, and nothing past it may be read.
+ * E.g. CLASP_STRUCT_HAS(env, clasp_defense_env, inner). */
+#define CLASP_STRUCT_HAS(p, type, member) \
+    ((p)->size >= offsetof(type, member) + sizeof((p)->member))
+
+/* The plugin ABI version of the running host (the library), which may be
+ * newer than the CLASP_PLUGIN_ABI_VERSION the plugin was built with. */
+uint32_t clasp_plugin_host_abi_version(void);
+
+/* The running library's version, e.g. "0.1.0". */
+const char *clasp_version(void);
+
+/* Values are fixed: they cross the boundary as numbers. */
 typedef enum clasp_plugin_kind {
     CLASP_PLUGIN_ATTACK = 1,
     CLASP_PLUGIN_DEFENSE = 2,
@@ -62,6 +94,9 @@ typedef enum clasp_param_type {
     CLASP_PARAM_STRING = 4,  /* free text, e.g. the name of an inner attack */
 } clasp_param_type;
 
+/* No `size`: plugins hand the host an array of these, so the element size
+ * is part of the ABI; a new kind of information about a parameter would be
+ * a new array beside it, under a new ABI version. */
 typedef struct clasp_param_spec {
     const char *name;        /* [A-Za-z][A-Za-z0-9_]*, unique within the plugin
                                 (case matters: tpgd's temperature is "T") */
@@ -72,6 +107,7 @@ typedef struct clasp_param_spec {
     const char *doc;         /* one line */
 } clasp_param_spec;
 
+/* No `size`: an array element made by the host (as clasp_param_spec). */
 typedef struct clasp_param_value {
     double num;              /* FLOAT, INT, BOOL */
     const char *str;         /* STRING */
@@ -79,7 +115,8 @@ typedef struct clasp_param_value {
 
 /* The validated parameters handed to create(): values[i] belongs to
  * schema[i]. Owned by the host; valid only during create() (copy what
- * you keep). */
+ * you keep). No `size`: it never grows; plugins read it through
+ * clasp_params_num/str, and anything new comes as a new function. */
 typedef struct clasp_params {
     int n;
     const clasp_param_spec *schema;
@@ -143,7 +180,9 @@ clasp_status clasp_attack_run_mode(clasp_attack_instance *a, clasp_model *model,
  * pgd-at or trades). */
 typedef struct clasp_defense_instance clasp_defense_instance;
 
-/* Class-wise metrics of one evaluation (validation split at epoch end). */
+/* Class-wise metrics of one evaluation (validation split at epoch end).
+ * No `size`: it never grows; other metrics would reach a defense through
+ * a new hook appended to clasp_defense_fns, with a struct of their own. */
 typedef struct clasp_class_metrics {
     int num_classes;
     const int64_t *count;          /* examples per class */
@@ -161,7 +200,10 @@ typedef struct clasp_defense_env {
     clasp_attack_instance *attack;
     /* The wrapped defense declared in the defense block ("inner:"), or NULL
      * (then a wrapping defense falls back to standard training,
-     * clasp_model_ce_grads). */
+     * clasp_model_ce_grads). A wrapper passes its env (or a copy made with
+     * clasp_defense_env_copy, e.g. with other class weights) to
+     * clasp_defense_run_*: the host builds the wrapped defense's own env
+     * from it, with `inner` cleared, so a wrapper never calls itself. */
     clasp_defense_instance *inner;
     /* Per-class loss weights for the step (NULL = all ones); a wrapping
      * defense sets these for its inner one with clasp_defense_run_step. */
@@ -174,6 +216,19 @@ typedef struct clasp_defense_env {
     int epochs;                    /* total planned */
     uint64_t seed;
 } clasp_defense_env;
+
+/* A copy of the host's env that a wrapping defense may change (e.g. its
+ * class weights) before passing it on: members the host's struct lacks
+ * (an older host) are zero, and the copy's size is this header's. */
+static inline clasp_defense_env clasp_defense_env_copy(const clasp_defense_env *env)
+{
+    clasp_defense_env e;
+    memset(&e, 0, sizeof e);
+    size_t n = env->size < sizeof e ? env->size : sizeof e;
+    memcpy(&e, env, n);
+    e.size = sizeof e;
+    return e;
+}
 
 typedef struct clasp_defense_fns {
     size_t size; /* sizeof(clasp_defense_fns) the plugin was built with */
@@ -200,7 +255,9 @@ typedef struct clasp_defense_fns {
     void (*destroy)(void *state);
 } clasp_defense_fns;
 
-/* For wrapping defenses: run the inner defense's hooks. */
+/* For wrapping defenses: run the inner defense's hooks. `env` is the
+ * wrapper's (or a clasp_defense_env_copy of it); the inner defense gets
+ * the host's copy of it with `inner` cleared when it names d. */
 clasp_status clasp_defense_run_step(clasp_defense_instance *d, const clasp_defense_env *env,
                                     const clasp_tensor *x, const clasp_tensor *y,
                                     clasp_rng *rng, float *loss);
@@ -209,6 +266,8 @@ clasp_status clasp_defense_run_epoch_end(clasp_defense_instance *d, const clasp_
 
 /* ---- the descriptor -------------------------------------------------- */
 
+/* No `size`: abi_version, always first, tells the host which layout
+ * follows; what may grow lives in the function tables, which have sizes. */
 typedef struct clasp_plugin_desc {
     /* MUST be CLASP_PLUGIN_ABI_VERSION. Stays the first member in every
      * ABI version, so a host can read it from any plugin and refuse a
@@ -226,6 +285,12 @@ typedef struct clasp_plugin_desc {
 
 typedef const clasp_plugin_desc *(*clasp_plugin_entry_fn)(void);
 
+/* The entry point every plugin defines (declared here so that the
+ * compiler checks its type; the header's visibility marks export it):
+ *     const clasp_plugin_desc *clasp_plugin_entry(void) { return &desc; } */
+const clasp_plugin_desc *clasp_plugin_entry(void);
+
+CLASP_API_END
 #ifdef __cplusplus
 }
 #endif

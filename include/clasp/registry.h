@@ -26,9 +26,12 @@
 
 #include "clasp/plugin.h"
 
+#include "clasp/export.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
+CLASP_API_BEGIN
 
 typedef struct clasp_registry clasp_registry;
 
@@ -175,6 +178,7 @@ clasp_status clasp_defense_run_finish(clasp_defense_instance *d, const clasp_def
 /* Returns 0 when the defense has no per-class weights. */
 int clasp_defense_class_weights(clasp_defense_instance *d, float *out, int num_classes);
 
+CLASP_API_END
 #ifdef __cplusplus
 }
 #endif

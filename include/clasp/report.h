@@ -13,9 +13,12 @@
 
 #include "clasp/status.h"
 
+#include "clasp/export.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
+CLASP_API_BEGIN
 
 /* One attack (one grid point of its parameters) on one model. */
 typedef struct clasp_attack_report {
@@ -131,6 +134,7 @@ double clasp_spearman(const double *x, const double *y, int n);
 /* Per-class accuracy helpers (0 when count is 0). */
 double clasp_rate(int64_t num, int64_t den);
 
+CLASP_API_END
 #ifdef __cplusplus
 }
 #endif

@@ -11,9 +11,12 @@
 
 #include "clasp/status.h"
 
+#include "clasp/export.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
+CLASP_API_BEGIN
 
 typedef struct clasp_ctx clasp_ctx;
 
@@ -45,9 +48,62 @@ clasp_status clasp_device_list(clasp_device_info **out, size_t *n);
 clasp_status clasp_device_choose(const char *spec, const clasp_device_info *list,
                                  size_t n, size_t *index);
 
-/* Creates a context on the device chosen by `spec` (NULL: the CLASP_DEVICE
- * environment variable, else the default). */
+/* Which conv/pool/norm kernels run: the CPU-vectorised ones or the
+ * portable per-element ones. */
+typedef enum clasp_kernel_set {
+    CLASP_KERNELS_AUTO = 0,     /* vectorised on CPU devices, generic on GPUs */
+    CLASP_KERNELS_GENERIC = 1,
+    CLASP_KERNELS_VECTOR = 2,
+} clasp_kernel_set;
+
+/* A context's configuration. The library reads no environment variable
+ * on its own behind these: clasp_ctx_opts_from_env is the one place that
+ * does, for programs (like the clasp command) that want the documented
+ * CLASP_* variables to apply. Append-only; `size` says how much of it the
+ * caller knows (members past it take their defaults). */
+typedef struct clasp_ctx_opts {
+    size_t size;              /* sizeof(clasp_ctx_opts) of the caller */
+    char device[256];         /* device choice as for clasp_device_choose;
+                               * "": the default (CLASP_DEVICE) */
+    int profile;              /* OpenCL event profiling (CLASP_PROFILE=1) */
+    int tune;                 /* first-use GEMM tuning, clasp_tune_ensure
+                               * (default 1; CLASP_TUNE=0 turns it off) */
+    clasp_kernel_set kernels; /* CLASP_KERNELS=generic|vector */
+    char gemm[32];            /* forced GEMM provider: "" or auto (choose),
+                               * own, tiled, general, clblast (CLASP_GEMM);
+                               * another value fails the first GEMM with
+                               * CLASP_ERR_CONFIG */
+    char cache_dir[1024];     /* folder of compiled kernels and the GEMM
+                               * tuning file; "": no on-disk cache (the
+                               * default). From the environment: what
+                               * clasp_cache_dir() says */
+} clasp_ctx_opts;
+
+/* The defaults: size set, tune on, everything else zero (the default
+ * device, no profiling, kernels and GEMM chosen per device, no on-disk
+ * cache). */
+void clasp_ctx_opts_default(clasp_ctx_opts *opts);
+
+/* The defaults, then the environment: CLASP_DEVICE, CLASP_PROFILE,
+ * CLASP_TUNE, CLASP_KERNELS, CLASP_GEMM and the cache folder
+ * (clasp_cache_dir; README, Environment). */
+void clasp_ctx_opts_from_env(clasp_ctx_opts *opts);
+
+/* Creates a context configured by opts (NULL: the defaults). */
+clasp_status clasp_ctx_new_opts(const clasp_ctx_opts *opts, clasp_ctx **out);
+
+/* Creates a context configured by the environment (clasp_ctx_opts_from_env)
+ * on the device chosen by `spec` (NULL: CLASP_DEVICE, else the default). */
 clasp_status clasp_ctx_new(const char *spec, clasp_ctx **out);
+
+/* The context's configuration (owned by the context). */
+const clasp_ctx_opts *clasp_ctx_options(const clasp_ctx *ctx);
+
+/* Changes the configuration of a live context: tune, kernels, gemm and
+ * cache_dir apply from the next call that reads them (the tuning file is
+ * read once, at the context's first GEMM); device and profile are fixed
+ * at creation and are ignored here. */
+clasp_status clasp_ctx_set_options(clasp_ctx *ctx, const clasp_ctx_opts *opts);
 
 /* Releases everything; NULL is harmless. Prints the profile first when
  * profiling is on. */
@@ -64,8 +120,8 @@ clasp_status clasp_ctx_finish(clasp_ctx *ctx);
  * Buffers of libraries beneath (CLBlast's, the driver's) are not counted. */
 size_t clasp_ctx_device_bytes(const clasp_ctx *ctx, size_t *peak);
 
-/* Profiling (OpenCL event profiling): on when the environment has
- * CLASP_PROFILE=1 when the context is created. */
+/* Profiling (OpenCL event profiling): on when the context was created
+ * with opts.profile (CLASP_PROFILE=1 for clasp_ctx_new). */
 int clasp_profile_enabled(const clasp_ctx *ctx);
 
 /* Prints per-op total time, calls and share, largest first, then forgets
@@ -75,9 +131,15 @@ void clasp_profile_print(clasp_ctx *ctx, void *file /* FILE* */);
 /* Forgets the times gathered so far. */
 void clasp_profile_reset(clasp_ctx *ctx);
 
-/* Folder of the on-disk program cache: CLASP_CACHE_DIR, else
- * $XDG_CACHE_HOME/clasp, else $HOME/.cache/clasp. NULL when caching is off
- * (CLASP_CACHE_DIR=off or CLASP_NO_CACHE=1). Returned string is static. */
+/* Seconds on a monotonic clock (wall-clock jumps never show), for
+ * measuring durations; the origin is arbitrary. */
+double clasp_now(void);
+
+/* The cache folder the environment asks for (what clasp_ctx_opts_from_env
+ * puts in opts.cache_dir): CLASP_CACHE_DIR, else $XDG_CACHE_HOME/clasp,
+ * else $HOME/.cache/clasp. NULL when caching is off (CLASP_CACHE_DIR=off
+ * or CLASP_NO_CACHE=1). Returned string is static. A context uses its own
+ * opts.cache_dir, never this. */
 const char *clasp_cache_dir(void);
 
 /* Cache statistics of this context: program binaries loaded from disk, built
@@ -87,6 +149,7 @@ typedef struct clasp_cache_stats {
 } clasp_cache_stats;
 clasp_cache_stats clasp_ctx_cache_stats(const clasp_ctx *ctx);
 
+CLASP_API_END
 #ifdef __cplusplus
 }
 #endif

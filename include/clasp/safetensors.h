@@ -13,9 +13,12 @@
 
 #include "clasp/status.h"
 
+#include "clasp/export.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
+CLASP_API_BEGIN
 
 #define CLASP_ST_MAX_DIMS 8
 
@@ -73,6 +76,7 @@ const char *clasp_st_meta(const clasp_st_file *f, const char *key);
 /* Frees everything; safe on an initialised or zeroed file. */
 void clasp_st_free(clasp_st_file *f);
 
+CLASP_API_END
 #ifdef __cplusplus
 }
 #endif

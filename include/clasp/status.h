@@ -7,26 +7,31 @@
 #ifndef CLASP_STATUS_H
 #define CLASP_STATUS_H
 
+#include "clasp/export.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
+CLASP_API_BEGIN
 
-/* One list, so codes and their names can never drift apart. */
+/* One list, so codes and their names can never drift apart. The values
+ * are fixed (they cross the plugin boundary and reach exit codes): new
+ * codes get new numbers at the end. */
 #define CLASP_STATUS_LIST(X)                                   \
-    X(CLASP_OK, "ok")                                          \
-    X(CLASP_ERR_INVALID, "invalid argument")                   \
-    X(CLASP_ERR_NOMEM, "out of memory")                        \
-    X(CLASP_ERR_IO, "input/output error")                      \
-    X(CLASP_ERR_FORMAT, "malformed input")                     \
-    X(CLASP_ERR_OPENCL, "OpenCL error")                        \
-    X(CLASP_ERR_NOT_FOUND, "not found")                        \
-    X(CLASP_ERR_PLUGIN, "plugin error")                        \
-    X(CLASP_ERR_CONFIG, "configuration error")                 \
-    X(CLASP_ERR_INTERRUPTED, "interrupted")                    \
-    X(CLASP_ERR_UNSUPPORTED, "unsupported")
+    X(CLASP_OK, 0, "ok")                                       \
+    X(CLASP_ERR_INVALID, 1, "invalid argument")                \
+    X(CLASP_ERR_NOMEM, 2, "out of memory")                     \
+    X(CLASP_ERR_IO, 3, "input/output error")                   \
+    X(CLASP_ERR_FORMAT, 4, "malformed input")                  \
+    X(CLASP_ERR_OPENCL, 5, "OpenCL error")                     \
+    X(CLASP_ERR_NOT_FOUND, 6, "not found")                     \
+    X(CLASP_ERR_PLUGIN, 7, "plugin error")                     \
+    X(CLASP_ERR_CONFIG, 8, "configuration error")              \
+    X(CLASP_ERR_INTERRUPTED, 9, "interrupted")                 \
+    X(CLASP_ERR_UNSUPPORTED, 10, "unsupported")
 
 typedef enum clasp_status {
-#define CLASP_STATUS_ENUM_(name, text) name,
+#define CLASP_STATUS_ENUM_(name, value, text) name = value,
     CLASP_STATUS_LIST(CLASP_STATUS_ENUM_)
 #undef CLASP_STATUS_ENUM_
     CLASP_STATUS_COUNT_
@@ -59,6 +64,7 @@ void clasp_error_clear(void);
         if (clasp_try_s_ != CLASP_OK) return clasp_try_s_;     \
     } while (0)
 
+CLASP_API_END
 #ifdef __cplusplus
 }
 #endif

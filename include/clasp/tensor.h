@@ -11,9 +11,12 @@
 
 #include "clasp/runtime.h"
 
+#include "clasp/export.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
+CLASP_API_BEGIN
 
 #define CLASP_MAX_DIMS 4
 
@@ -76,6 +79,7 @@ int clasp_tensor_dim(const clasp_tensor *t, int i);
 /* Elements per example: numel / shape[0]. */
 size_t clasp_tensor_per_example(const clasp_tensor *t);
 
+CLASP_API_END
 #ifdef __cplusplus
 }
 #endif

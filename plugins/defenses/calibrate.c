@@ -83,8 +83,7 @@ static clasp_status calibrate_step(void *state, const clasp_defense_env *env,
     calibrate *s = state;
     CLASP_TRY(def_check_env(WHO, env));
     CLASP_TRY(def_check_batch(WHO, x, y));
-    clasp_defense_env e = def_env_for_inner(env);
-    return def_inner_step(WHO, def_env_inner(env), &e, x, y, rng, &s->w_sample, loss);
+    return def_inner_step(WHO, def_env_inner(env), env, x, y, rng, &s->w_sample, loss);
 }
 
 static clasp_status calibrate_epoch_end(void *state, const clasp_defense_env *env,
@@ -93,8 +92,7 @@ static clasp_status calibrate_epoch_end(void *state, const clasp_defense_env *en
     (void)state;
     clasp_defense_instance *inner = def_env_inner(env);
     if (!inner) return CLASP_OK;
-    clasp_defense_env e = def_env_for_inner(env);
-    return clasp_defense_run_epoch_end(inner, &e, val);
+    return clasp_defense_run_epoch_end(inner, env, val);
 }
 
 /* ---- adversarial logits of the validation split ------------------------- */
@@ -400,8 +398,7 @@ static clasp_status calibrate_finish(void *state, const clasp_defense_env *env, 
     /* The wrapped defense finishes first: what it changes, we calibrate. */
     clasp_defense_instance *inner = def_env_inner(env);
     if (inner) {
-        clasp_defense_env e = def_env_for_inner(env);
-        CLASP_TRY(clasp_defense_run_finish(inner, &e, rng));
+        CLASP_TRY(clasp_defense_run_finish(inner, env, rng));
     }
     if (!def_env_attack(env))
         return clasp_error(CLASP_ERR_CONFIG,

@@ -14,8 +14,7 @@
 /* The host's clasp_defense_env may come from an older build with a shorter
  * struct (it is append-only and sized by env->size): a member the host did
  * not have reads as absent, never as whatever lies past its struct. */
-#define DEF_ENV_HAS(env, member) \
-    ((env)->size >= offsetof(clasp_defense_env, member) + sizeof((env)->member))
+#define DEF_ENV_HAS(env, member) CLASP_STRUCT_HAS(env, clasp_defense_env, member)
 
 /* Checks what every hook needs from the env and the batch. */
 static inline clasp_status def_check_env(const char *who, const clasp_defense_env *env)
@@ -56,23 +55,6 @@ static inline clasp_defense_instance *def_env_inner(const clasp_defense_env *env
     return DEF_ENV_HAS(env, inner) ? env->inner : NULL;
 }
 
-/* The env a wrapping defense hands to the defense it wraps: a copy (the
- * wrapper may change more of it, e.g. the class weights) whose `inner` is
- * cleared. The env has room for one wrapped defense only; left as it is,
- * the wrapped one would find itself there and, if it wraps too (calibrate
- * around reweight), call itself forever. Members the host did not have
- * stay zero, and the copy says it has all of ours. */
-static inline clasp_defense_env def_env_for_inner(const clasp_defense_env *env)
-{
-    clasp_defense_env e;
-    memset(&e, 0, sizeof e);
-    size_t n = env->size < sizeof e ? env->size : sizeof e;
-    memcpy(&e, env, n);
-    e.size = sizeof e;
-    e.inner = NULL;
-    return e;
-}
-
 /* Per-sample loss weights w[i] = class_weights[y[i]] into *scratch (made or
  * resized here), or *w = NULL when the env has no class weights (then
  * every loss below runs unweighted, exactly as clasp_model_ce_grads with
@@ -96,7 +78,8 @@ static inline clasp_status def_sample_weights(const char *who, const clasp_defen
 }
 
 /* The training step of a wrapping defense: the wrapped one (`inner`, from
- * the wrapper's env) with inner_env (from def_env_for_inner) when there is
+ * the wrapper's env) with inner_env (the wrapper's env or a
+ * clasp_defense_env_copy of it; the host clears its `inner`) when there is
  * one, else standard (class-weighted) cross-entropy training. */
 static inline clasp_status def_inner_step(const char *who, clasp_defense_instance *inner,
                                           const clasp_defense_env *inner_env,
@@ -107,16 +90,6 @@ static inline clasp_status def_inner_step(const char *who, clasp_defense_instanc
     const clasp_tensor *w;
     CLASP_TRY(def_sample_weights(who, inner_env, y, w_scratch, &w));
     return clasp_model_ce_grads(inner_env->model, x, y, w, loss);
-}
-
-/* The model's context (for scratch tensors made outside a training batch):
- * that of its first parameter; a model without parameters trains nothing. */
-static inline clasp_status def_model_ctx(const char *who, clasp_model *m, clasp_ctx **ctx)
-{
-    if (clasp_model_num_params(m) < 1)
-        return clasp_error(CLASP_ERR_INVALID, "%s: the model has no parameters", who);
-    *ctx = clasp_model_param(m, 0)->ctx;
-    return CLASP_OK;
 }
 
 /* ---- a saved copy of the model's parameter gradients ----------------- */

@@ -75,7 +75,7 @@ static clasp_status inner_env(reweight *s, const clasp_defense_env *env, clasp_c
         CLASP_TRY(clasp_tensor_write(s->w_dev, s->w));
         s->dirty = 0;
     }
-    *out = def_env_for_inner(env);
+    *out = clasp_defense_env_copy(env);
     const clasp_tensor *outer = def_env_class_weights(env);
     if (outer) {
         if (outer->dtype != CLASP_F32 || outer->numel != (size_t)k)
@@ -160,8 +160,7 @@ static clasp_status reweight_epoch_end(void *state, const clasp_defense_env *env
     clasp_defense_instance *inner = def_env_inner(env);
     if (!inner) return CLASP_OK;
     /* The inner defense sees the weights it will train with next epoch. */
-    clasp_ctx *ctx = NULL;
-    CLASP_TRY(def_model_ctx(WHO, env->model, &ctx));
+    clasp_ctx *ctx = clasp_model_ctx(env->model);
     clasp_defense_env e;
     CLASP_TRY(inner_env(s, env, ctx, &e));
     return clasp_defense_run_epoch_end(inner, &e, val);
@@ -175,8 +174,7 @@ static clasp_status reweight_finish(void *state, const clasp_defense_env *env, c
     CLASP_TRY(def_check_env(WHO, env));
     clasp_defense_instance *inner = def_env_inner(env);
     if (!inner) return CLASP_OK;
-    clasp_ctx *ctx = NULL;
-    CLASP_TRY(def_model_ctx(WHO, env->model, &ctx));
+    clasp_ctx *ctx = clasp_model_ctx(env->model);
     clasp_defense_env e;
     CLASP_TRY(inner_env(s, env, ctx, &e));
     return clasp_defense_run_finish(inner, &e, rng);

@@ -36,9 +36,6 @@ void cli_progress_start(cli_progress *p, const char *label, size_t total);
 void cli_progress_update(cli_progress *p, size_t done, const char *extra);
 void cli_progress_end(cli_progress *p);
 
-/* Seconds since an arbitrary start (monotonic). */
-double cli_now(void);
-
 /* Prints a per-class table: class name, count, and one or more accuracy
  * columns (correct[col][k] / count[k]) with an overall row. */
 void cli_print_class_table(FILE *f, const clasp_dataset *d, int n_cols, const char *const *col_names,
@@ -46,6 +43,9 @@ void cli_print_class_table(FILE *f, const clasp_dataset *d, int n_cols, const ch
 
 /* Parses "--name value" / "--name=value" options: returns the value when
  * argv[*i] is the option (advancing *i past a separate value), else NULL. */
+/* The --dataset line of a usage text, naming every data set clasp knows. */
+void cli_print_dataset_option(FILE *f);
+
 const char *cli_opt(int argc, char **argv, int *i, const char *name);
 
 /* Parses a whole non-negative number or exits with a message naming opt. */

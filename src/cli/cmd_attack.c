@@ -8,7 +8,7 @@
 #include "clasp/eval.h"
 #include "clasp/registry.h"
 #include "clasp/safetensors.h"
-#include "cli/cli.h"
+#include "cli.h"
 
 #define MAX_SETS 64
 
@@ -27,9 +27,9 @@ static void usage(FILE *f)
             "usage: clasp attack --model FILE.safetensors --attack NAME[,NAME...] [--set KEY=VALUE]...\n"
             "                    [--arch ARCH] [--samples N] [--batch N] [--seed N]\n"
             "                    [--dataset NAME] [--data DIR]\n"
-            "                    [--save-adv OUT.safetensors]\n"
-            "  --dataset NAME  fashion-mnist (default), mnist, cifar10, cifar100,\n"
-            "                  cifar100-coarse, svhn or stl10; all but fashion-mnist need --data\n"
+            "                    [--save-adv OUT.safetensors]\n");
+    cli_print_dataset_option(f);
+    fprintf(f,
             "  --arch ARCH   the architecture of a checkpoint without clasp metadata (a PyTorch\n"
             "                state dict): resnet18, preact-resnet18, wrn-D-W (with -wN for a base\n"
             "                width) or a layer list; default: told by the tensor names, else the\n"
@@ -347,10 +347,9 @@ int cmd_attack(int argc, char **argv)
         return 2;
     }
     if (!clasp_dataset_known(o.dataset)) {
-        fprintf(stderr,
-                "clasp attack: --dataset must be fashion-mnist, mnist, cifar10, cifar100, "
-                "cifar100-coarse, svhn or stl10, got '%s'\n",
-                o.dataset);
+        char names[256];
+        clasp_dataset_names_text(names, sizeof names, " or ");
+        fprintf(stderr, "clasp attack: --dataset must be %s, got '%s'\n", names, o.dataset);
         return 2;
     }
     return run(&o);

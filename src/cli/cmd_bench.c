@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli/cli.h"
-#include "ops/tune.h"
+#include "cli.h"
+#include "clasp/tune.h"
 
 typedef struct bench {
     clasp_ctx *ctx;
@@ -63,7 +63,7 @@ static clasp_status measure(bench *b, clasp_status (*step)(bench *), int warmup,
     for (int i = 0; i < warmup; i++) CLASP_TRY(step(b));
     CLASP_TRY(clasp_ctx_finish(b->ctx));
     if (clasp_profile_enabled(b->ctx)) clasp_profile_reset(b->ctx);
-    double t0 = cli_now(), t;
+    double t0 = clasp_now(), t;
     int iters = 0;
     do {
         CLASP_TRY(step(b));
@@ -71,7 +71,7 @@ static clasp_status measure(bench *b, clasp_status (*step)(bench *), int warmup,
         /* Finishing each iteration keeps the clock honest without adding
          * a host read inside the step. */
         CLASP_TRY(clasp_ctx_finish(b->ctx));
-        t = cli_now() - t0;
+        t = clasp_now() - t0;
     } while (iters < min_iters || t < seconds);
     *ips = (double)iters * b->batch / t;
     return CLASP_OK;

@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "clasp/experiment.h"
-#include "cli/cli.h"
+#include "cli.h"
 
 static void print_plugin(const clasp_plan_plugin *p)
 {

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "clasp/registry.h"
-#include "cli/cli.h"
+#include "cli.h"
 
 static void usage(FILE *f)
 {

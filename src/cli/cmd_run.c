@@ -6,13 +6,36 @@
 
 #include "clasp/dist.h"
 #include "clasp/experiment.h"
-#include "cli/cli.h"
+#include "cli.h"
 
 /* Set by the SIGINT/SIGTERM handler to the signal's number; read by the
  * runner between batches. */
 static volatile sig_atomic_t run_stop;
 
 static void on_stop_signal(int sig) { run_stop = sig; }
+
+/* For tests of interrupt and resume through the real program:
+ * CLASP_STOP_AFTER_BATCHES=N (training batches) or
+ * CLASP_STOP_AFTER_ATTACKS=N (finished attacks) stop the run as Ctrl-C
+ * would, at an exact point instead of a timed one. Read here, at the
+ * edge; the library knows nothing of them. */
+static long long stop_after[3], steps_seen[3];
+
+static long long env_count(const char *name)
+{
+    const char *v = getenv(name);
+    if (!v || !*v) return 0;
+    char *end;
+    long long n = strtoll(v, &end, 10);
+    return *end || n < 0 ? 0 : n;
+}
+
+static void on_step(void *user, int what)
+{
+    (void)user;
+    if (what < 1 || what > 2 || !stop_after[what]) return;
+    if (++steps_seen[what] >= stop_after[what] && !run_stop) run_stop = SIGINT;
+}
 
 typedef struct run_ui {
     cli_progress bar;
@@ -120,6 +143,9 @@ int cmd_run(int argc, char **argv)
     opt.hooks.progress_start = ui_start;
     opt.hooks.progress_update = ui_update;
     opt.hooks.progress_end = ui_end;
+    stop_after[CLASP_RUN_STEP_BATCH] = env_count("CLASP_STOP_AFTER_BATCHES");
+    stop_after[CLASP_RUN_STEP_ATTACK] = env_count("CLASP_STOP_AFTER_ATTACKS");
+    opt.hooks.step = on_step;
     if (root)
         fprintf(stderr, "experiment %s (%s): %d model(s), %d attack(s), output %s\n", plan->name, file,
                 plan->n_models, plan->n_attacks, plan->output);

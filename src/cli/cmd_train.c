@@ -6,8 +6,8 @@
 
 #include "clasp/batch.h"
 #include "clasp/eval.h"
-#include "cli/cli.h"
-#include "ops/tune.h"
+#include "cli.h"
+#include "clasp/tune.h"
 
 typedef struct train_opts {
     int epochs, batch;
@@ -24,9 +24,8 @@ static void usage(void)
             "                   [--seed N] [--dataset NAME] [--data DIR]\n"
             "                   [--limit N] [--arch ARCH] [--save FILE.safetensors]\n"
             "  --arch ARCH     default (the default CNN), resnet18, preact-resnet18, wrn-D-W\n"
-            "                  (presets; -wN sets a base width, e.g. preact-resnet18-w16) or a layer list\n"
-            "  --dataset NAME  fashion-mnist (default), mnist, cifar10, cifar100,\n"
-            "                  cifar100-coarse, svhn or stl10; all but fashion-mnist need --data\n");
+            "                  (presets; -wN sets a base width, e.g. preact-resnet18-w16) or a layer list\n");
+    cli_print_dataset_option(stderr);
 }
 
 /* Clean accuracy per class of m on d, through the shared evaluation. */
@@ -76,7 +75,7 @@ static int run(const train_opts *o)
             clasp_ctx_device(ctx)->name, train.n, o->dataset, test.n, o->epochs, o->batch,
             clasp_model_param_count(m));
     int64_t count[CLASP_MAX_CLASSES], correct[CLASP_MAX_CLASSES];
-    double t0 = cli_now();
+    double t0 = clasp_now();
     what = "training";
     for (int e = 0; e < o->epochs && st == CLASP_OK; e++) {
         /* Cosine decay over all epochs: reaches good accuracy in few epochs. */
@@ -93,8 +92,7 @@ static int run(const train_opts *o)
             int n;
             st = clasp_batcher_next(b, &x, &y, &n, NULL);
             if (st != CLASP_OK || n == 0) break;
-            double frac = ((double)e * (double)steps + (double)s) / ((double)o->epochs * (double)steps);
-            clasp_sgd_set_lr(opt, (float)(o->lr * 0.5 * (1.0 + cos(3.14159265358979 * frac))));
+            clasp_sgd_set_lr(opt, (float)clasp_lr_cosine(o->lr, o->epochs, e, s, steps));
             float loss;
             /* Reading the loss waits for the device; do it now and then only. */
             int want = s % 25 == 0;
@@ -109,16 +107,16 @@ static int run(const train_opts *o)
         cli_progress_end(&p);
         what = "evaluating";
         st = evaluate(ctx, m, &test, 256, count, correct);
-        int64_t c = 0, t = 0;
-        for (int k = 0; k < test.num_classes; k++) c += correct[k], t += count[k];
+        int64_t c = clasp_class_sum(correct, test.num_classes);
+        int64_t t = clasp_class_sum(count, test.num_classes);
         if (st == CLASP_OK)
             fprintf(stderr, "epoch %d: mean loss %.4f, test accuracy %.2f%% (%.1f s elapsed)\n", e + 1,
                     loss_n ? loss_sum / loss_n : 0.0, t ? 100.0 * (double)c / (double)t : 0.0,
-                    cli_now() - t0);
+                    clasp_now() - t0);
         what = "training";
     }
     if (st != CLASP_OK) goto done;
-    printf("test accuracy per class after %d epochs (%.1f s):\n", o->epochs, cli_now() - t0);
+    printf("test accuracy per class after %d epochs (%.1f s):\n", o->epochs, clasp_now() - t0);
     const char *cols[] = {"accuracy"};
     const int64_t *vals[] = {correct};
     cli_print_class_table(stdout, &test, 1, cols, vals, count);

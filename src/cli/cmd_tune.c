@@ -5,23 +5,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli/cli.h"
-#include "ops/tune.h"
+#include "cli.h"
+#include "clasp/tune.h"
 
 static void usage(void)
 {
     fprintf(stderr, "usage: clasp tune [--seconds S] [--batch N]\n"
                     "       clasp tune --show\n"
                     "       clasp tune --reset\n");
-}
-
-static void describe(const clasp_gemm_params *p, char *buf, size_t size)
-{
-    if (p->path == CLASP_GEMM_TILED || p->path == CLASP_GEMM_DOT)
-        snprintf(buf, size, "%s %dx%d wg%d s%d o%d", clasp_gemm_path_name(p->path), p->tm, p->tn,
-                 p->wg, p->splitk, p->order);
-    else
-        snprintf(buf, size, "%s", clasp_gemm_path_name(p->path));
 }
 
 static void problem_name(const clasp_gemm_problem *q, char *buf, size_t size)
@@ -67,10 +58,10 @@ static int show(clasp_ctx *ctx)
         const clasp_gemm_problem *q = &e[i].prob;
         char name[64], chosen[64], heur[64];
         problem_name(q, name, sizeof name);
-        describe(&e[i].chosen, chosen, sizeof chosen);
+        clasp_gemm_params_describe(&e[i].chosen, chosen, sizeof chosen);
         clasp_gemm_params h = {0}, c = e[i].chosen;
         if (clasp_gemm_resolve(ctx, q->ta, q->tb, q->m, q->n, q->k, &h) == CLASP_OK)
-            describe(&h, heur, sizeof heur);
+            clasp_gemm_params_describe(&h, heur, sizeof heur);
         else
             snprintf(heur, sizeof heur, "?");
         int fits = clasp_gemm_resolve(ctx, q->ta, q->tb, q->m, q->n, q->k, &c) == CLASP_OK;
@@ -133,8 +124,9 @@ int cmd_tune(int argc, char **argv)
         fflush(stdout);
         cli_progress p;
         cli_progress_start(&p, "tuning", 1);
-        clasp_tune_opts o = {.seconds = seconds, .batch = batch, .save = 1,
-                             .progress = on_progress, .user = &p};
+        clasp_tune_model w = {.model = NULL, .batch = batch};
+        clasp_tune_opts o = {.seconds = seconds, .workload = clasp_tune_model_workload,
+                             .workload_user = &w, .save = 1, .progress = on_progress, .user = &p};
         clasp_tune_result r;
         clasp_status st = clasp_tune_run(ctx, &o, &r);
         if (st != CLASP_OK) {
@@ -152,8 +144,8 @@ int cmd_tune(int argc, char **argv)
                            e->prob.calls);
                     continue;
                 }
-                describe(&e->dflt, d, sizeof d);
-                describe(&e->chosen, c, sizeof c);
+                clasp_gemm_params_describe(&e->dflt, d, sizeof d);
+                clasp_gemm_params_describe(&e->chosen, c, sizeof c);
                 printf("  %-24s %5d  %-22s %7.1f  %-22s %7.1f %7.2fx  (%d/%d timed)\n", name,
                        e->prob.calls, d, e->default_gflops,
                        memcmp(&e->dflt, &e->chosen, sizeof e->dflt) ? c : "(same)", e->gflops,

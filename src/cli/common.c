@@ -6,7 +6,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cli/cli.h"
+#include "clasp/eval.h"
+#include "cli.h"
 
 int cli_fail(const char *what)
 {
@@ -14,19 +15,12 @@ int cli_fail(const char *what)
     return 1;
 }
 
-double cli_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 void cli_progress_start(cli_progress *p, const char *label, size_t total)
 {
     memset(p, 0, sizeof *p);
     p->label = label;
     p->total = total;
-    p->start = cli_now();
+    p->start = clasp_now();
     p->last_print = -1;
     p->tty = isatty(fileno(stderr));
 }
@@ -41,7 +35,7 @@ static void fmt_time(char *buf, size_t n, double s)
 
 static void progress_print(cli_progress *p, int final)
 {
-    double now = cli_now(), el = now - p->start;
+    double now = clasp_now(), el = now - p->start;
     double frac = p->total ? (double)p->done / (double)p->total : 1.0;
     char eta[32], elapsed[32];
     fmt_time(elapsed, sizeof elapsed, el);
@@ -67,7 +61,7 @@ void cli_progress_update(cli_progress *p, size_t done, const char *extra)
 {
     p->done = done;
     if (extra) snprintf(p->extra, sizeof p->extra, "%s", extra);
-    double now = cli_now();
+    double now = clasp_now();
     /* A terminal redraws often; a log gets a line every 10 s. */
     double every = p->tty ? 0.2 : 10.0;
     if (p->last_print < 0 || now - p->last_print >= every) progress_print(p, 0);
@@ -86,8 +80,7 @@ void cli_print_class_table(FILE *f, const clasp_dataset *d, int n_cols, const ch
     fprintf(f, "  %-14s %6s", "class", "n");
     for (int c = 0; c < n_cols; c++) fprintf(f, " %10s", col_names[c]);
     fputc('\n', f);
-    int64_t total = 0;
-    for (int k = 0; k < d->num_classes; k++) total += count[k];
+    int64_t total = clasp_class_sum(count, d->num_classes);
     for (int k = 0; k < d->num_classes; k++) {
         fprintf(f, "  %-14s %6lld", d->class_names[k], (long long)count[k]);
         for (int c = 0; c < n_cols; c++)
@@ -140,4 +133,33 @@ double cli_parse_double(const char *opt, const char *value, double min, double m
         exit(2);
     }
     return v;
+}
+
+void cli_print_dataset_option(FILE *f)
+{
+    /* "fashion-mnist (default), mnist, ... or stl10; all but ..." from
+     * the library's one list, wrapped under the option's text column. */
+    char names[256], text[400];
+    clasp_dataset_names_text(names, sizeof names, " or ");
+    const char *first = clasp_dataset_names[0];
+    size_t n0 = strlen(first);
+    snprintf(text, sizeof text, "%s (default)%s; all but %s need --data", first, names + n0, first);
+    const int indent = 18, width = 88;
+    fprintf(f, "  %-14s  ", "--dataset NAME");
+    int col = indent;
+    for (const char *w = text; *w;) {
+        size_t len = strcspn(w, " ");
+        if (col > indent && col + 1 + (int)len > width) {
+            fprintf(f, "\n%*s", indent, "");
+            col = indent;
+        } else if (col > indent) {
+            fputc(' ', f);
+            col++;
+        }
+        fwrite(w, 1, len, f);
+        col += (int)len;
+        w += len;
+        while (*w == ' ') w++;
+    }
+    fputc('\n', f);
 }

@@ -3,7 +3,7 @@
 #include <string.h>
 
 #include "clasp/dist.h"
-#include "cli/cli.h"
+#include "cli.h"
 #include "clasp_config.h"
 
 typedef struct command {

@@ -1,7 +1,9 @@
 /* Dataset lifetime, validation splits, seeded shuffling, class counts. */
 #include "clasp/data.h"
+#include "util/util.h"
 
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 /* The split draws from its own epoch so it never coincides with the
@@ -16,32 +18,22 @@ void clasp_dataset_free(clasp_dataset *d)
     memset(d, 0, sizeof *d);
 }
 
-/* splitmix64's finaliser: a bijective 64-bit mix. Only fixed-width integer
- * arithmetic, so every platform produces the same permutations. */
-static uint64_t mix64(uint64_t z)
-{
-    z += 0x9e3779b97f4a7c15u;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
-    return z ^ (z >> 31);
-}
-
 /* Uniform integer in [0, range) from counter-based draws (key, i, k),
  * using Lemire's multiply-shift with rejection, so there is no modulo bias
  * and draw i does not depend on how many draws came before it. */
 static uint32_t uniform(uint64_t key, uint64_t i, uint32_t range)
 {
-    uint64_t stream = mix64(key ^ i);
+    uint64_t stream = clasp_mix64(key ^ i);
     uint32_t threshold = (0u - range) % range; /* 2^32 mod range */
     for (uint64_t k = 0;; k++) {
-        uint64_t m = (mix64(stream + k) >> 32) * (uint64_t)range;
+        uint64_t m = (clasp_mix64(stream + k) >> 32) * (uint64_t)range;
         if ((uint32_t)m >= threshold) return (uint32_t)(m >> 32);
     }
 }
 
 void clasp_shuffle(uint32_t *perm, size_t n, uint64_t seed, uint64_t epoch)
 {
-    uint64_t key = mix64(seed ^ mix64(epoch));
+    uint64_t key = clasp_mix64(seed ^ clasp_mix64(epoch));
     for (size_t i = 0; i < n; i++) perm[i] = (uint32_t)i;
     for (size_t i = n; i > 1; i--) {
         uint32_t j = uniform(key, i - 1, (uint32_t)i);
@@ -169,15 +161,72 @@ void clasp_dataset_class_counts(const clasp_dataset *d, size_t *counts)
         if (d->y[i] >= 0 && d->y[i] < d->num_classes) counts[d->y[i]]++;
 }
 
+/* The data sets, once: name and loader. The first, Fashion-MNIST, is the
+ * default and the only one with a packaged folder. */
+static clasp_status load_fashion(const char *dir, int train, clasp_dataset *out)
+{
+    return clasp_mnist_load(dir, train, 1, out);
+}
+static clasp_status load_mnist(const char *dir, int train, clasp_dataset *out)
+{
+    return clasp_mnist_load(dir, train, 0, out);
+}
+static clasp_status load_cifar100(const char *dir, int train, clasp_dataset *out)
+{
+    return clasp_cifar100_load(dir, train, 0, out);
+}
+static clasp_status load_cifar100_coarse(const char *dir, int train, clasp_dataset *out)
+{
+    return clasp_cifar100_load(dir, train, 1, out);
+}
+
+#define CLASP_DATASETS(X)                          \
+    X("fashion-mnist", load_fashion)               \
+    X("mnist", load_mnist)                         \
+    X("cifar10", clasp_cifar10_load)               \
+    X("cifar100", load_cifar100)                   \
+    X("cifar100-coarse", load_cifar100_coarse)     \
+    X("svhn", clasp_svhn_load)                     \
+    X("stl10", clasp_stl10_load)
+
+typedef clasp_status (*dataset_loader)(const char *dir, int train, clasp_dataset *out);
+
 const char *const clasp_dataset_names[] = {
-    "fashion-mnist", "mnist", "cifar10", "cifar100", "cifar100-coarse", "svhn", "stl10", NULL,
+#define DATASET_NAME_(name, fn) name,
+    CLASP_DATASETS(DATASET_NAME_)
+#undef DATASET_NAME_
+    NULL,
 };
+
+static const dataset_loader loaders[] = {
+#define DATASET_LOADER_(name, fn) fn,
+    CLASP_DATASETS(DATASET_LOADER_)
+#undef DATASET_LOADER_
+};
+
+/* Index of name in clasp_dataset_names, or -1. */
+static int dataset_index(const char *name)
+{
+    for (int i = 0; name && clasp_dataset_names[i]; i++)
+        if (!strcmp(name, clasp_dataset_names[i])) return i;
+    return -1;
+}
 
 int clasp_dataset_known(const char *name)
 {
-    for (int i = 0; name && clasp_dataset_names[i]; i++)
-        if (!strcmp(name, clasp_dataset_names[i])) return 1;
-    return 0;
+    return dataset_index(name) >= 0;
+}
+
+void clasp_dataset_names_text(char *buf, size_t size, const char *last_sep)
+{
+    size_t at = 0;
+    if (size) buf[0] = '\0';
+    for (int i = 0; clasp_dataset_names[i] && at < size; i++) {
+        const char *sep = i == 0 ? "" : clasp_dataset_names[i + 1] ? ", " : last_sep;
+        int n = snprintf(buf + at, size - at, "%s%s", sep, clasp_dataset_names[i]);
+        if (n < 0) break;
+        at += (size_t)n;
+    }
 }
 
 clasp_status clasp_dataset_load(const char *name, const char *dir, int train, clasp_dataset *out)
@@ -185,18 +234,14 @@ clasp_status clasp_dataset_load(const char *name, const char *dir, int train, cl
     if (!out) return clasp_error(CLASP_ERR_INVALID, "clasp_dataset_load: out is NULL");
     memset(out, 0, sizeof *out);
     if (!name) return clasp_error(CLASP_ERR_INVALID, "clasp_dataset_load: name is NULL");
-    if (!strcmp(name, "fashion-mnist")) return clasp_mnist_load(dir, train, 1, out);
-    if (!clasp_dataset_known(name))
-        return clasp_error(CLASP_ERR_INVALID,
-                           "unknown data set '%s' (known: fashion-mnist, mnist, cifar10, cifar100, "
-                           "cifar100-coarse, svhn, stl10)", name);
+    int i = dataset_index(name);
+    if (i < 0) {
+        char known[256];
+        clasp_dataset_names_text(known, sizeof known, ", ");
+        return clasp_error(CLASP_ERR_INVALID, "unknown data set '%s' (known: %s)", name, known);
+    }
     /* Only Fashion-MNIST has a packaged default folder. */
-    if (!dir || !*dir)
+    if (i > 0 && (!dir || !*dir))
         return clasp_error(CLASP_ERR_INVALID, "data set '%s' needs a folder (data path)", name);
-    if (!strcmp(name, "mnist")) return clasp_mnist_load(dir, train, 0, out);
-    if (!strcmp(name, "cifar10")) return clasp_cifar10_load(dir, train, out);
-    if (!strcmp(name, "cifar100")) return clasp_cifar100_load(dir, train, 0, out);
-    if (!strcmp(name, "cifar100-coarse")) return clasp_cifar100_load(dir, train, 1, out);
-    if (!strcmp(name, "svhn")) return clasp_svhn_load(dir, train, out);
-    return clasp_stl10_load(dir, train, out);
+    return loaders[i](dir, train, out);
 }

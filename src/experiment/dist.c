@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "clasp_config.h"
+#include "clasp/runtime.h"
 #include "experiment/dist_internal.h"
 
 #if CLASP_HAVE_MPI
@@ -33,12 +34,6 @@ static size_t g_cap;
 #if CLASP_HAVE_MPI
 static int g_started;           /* this process called MPI_Init */
 
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static clasp_status ensure_buf(size_t n)
 {
@@ -249,7 +244,7 @@ clasp_status dist_allreduce_grads(clasp_model *m, float weight, int have)
 {
 #if CLASP_HAVE_MPI
     if (g_size <= 1) return CLASP_OK;
-    double t0 = now_seconds();
+    double t0 = clasp_now();
     int np = clasp_model_num_params(m);
     size_t total = 0;
     for (int i = 0; i < np; i++) total += clasp_model_grad(m, i)->numel;
@@ -294,9 +289,9 @@ clasp_status dist_allreduce_grads(clasp_model *m, float weight, int have)
     }
     off = 0;
     for (int k = 0, i = 0; k < nb; k++) {
-        double w0 = now_seconds();
+        double w0 = clasp_now();
         MPI_Wait(&req[k], MPI_STATUS_IGNORE);
-        g_wait_seconds += now_seconds() - w0;
+        g_wait_seconds += clasp_now() - w0;
         for (; i < last[k] && st == CLASP_OK; i++) {
             clasp_tensor *g = clasp_model_grad(m, i);
             st = clasp_tensor_write(g, g_buf + off);
@@ -306,7 +301,7 @@ clasp_status dist_allreduce_grads(clasp_model *m, float weight, int have)
     free(req), free(last);
     g_grad_bytes = total * sizeof(float);
     g_grad_calls++;
-    g_grad_seconds += now_seconds() - t0;
+    g_grad_seconds += clasp_now() - t0;
     return st;
 #else
     (void)m, (void)weight, (void)have;

@@ -7,13 +7,7 @@
 
 #include "clasp/eval.h"
 #include "experiment/eval_internal.h"
-
-double eval_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
+#include "util/util.h"
 
 void clasp_eval_result_free(clasp_eval_result *r)
 {
@@ -175,10 +169,10 @@ static clasp_status eval_batch(clasp_model *m, const clasp_eval_options *opt, ev
         CLASP_TRY(clasp_tensor_ensure(ctx, &B->x_adv, CLASP_F32, x->ndim, x->shape));
         CLASP_TRY(clasp_tensor_ensure(ctx, &B->adv_pred, CLASP_I32, 1, (int[]){n}));
         clasp_rng rng = clasp_rng_make(opt->seed, opt->shard_batch + batch_index + 1);
-        double t0 = eval_now();
+        double t0 = clasp_now();
         CLASP_TRY(clasp_attack_run(opt->attack, m, x, y, &rng, B->x_adv, B->adv_pred));
         CLASP_TRY(clasp_ctx_finish(ctx));
-        r->attack_seconds += eval_now() - t0;
+        r->attack_seconds += clasp_now() - t0;
         x_adv = B->x_adv, adv_pred = B->adv_pred;
     }
     if (opt->n_members <= 0) {
@@ -215,7 +209,7 @@ clasp_status clasp_eval_run(clasp_model *m, clasp_batcher *b, const clasp_eval_o
     static const clasp_eval_options none = {0};
     if (!opt) opt = &none;
     CLASP_TRY(result_alloc(out, clasp_model_num_classes(m), opt->n_members));
-    double t0 = eval_now();
+    double t0 = clasp_now();
     int train = clasp_model_is_train(m);
     clasp_model_set_train(m, 0);
     clasp_batcher_start(b, 0, 0, 0);
@@ -241,6 +235,6 @@ clasp_status clasp_eval_run(clasp_model *m, clasp_batcher *b, const clasp_eval_o
         clasp_eval_result_free(out);
         return st;
     }
-    out->seconds = eval_now() - t0;
+    out->seconds = clasp_now() - t0;
     return CLASP_OK;
 }

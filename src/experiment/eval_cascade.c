@@ -74,10 +74,10 @@ clasp_status eval_cascade_batch(clasp_model *m, const clasp_eval_options *opt, e
         /* Every member starts the batch's stream afresh: a member's numbers
          * do not depend on what the members before it drew. */
         clasp_rng rng = clasp_rng_make(opt->seed, batch_index + 1);
-        double t0 = eval_now();
+        double t0 = clasp_now();
         CLASP_TRY(clasp_attack_run(opt->members[j], m, C->tx, C->ty, &rng, C->tx_adv, C->tpred));
         CLASP_TRY(clasp_ctx_finish(ctx));
-        double dt = eval_now() - t0;
+        double dt = clasp_now() - t0;
         r->member_seconds[j] += dt;
         r->attack_seconds += dt;
         CLASP_TRY(clasp_tensor_read(C->tpred, C->sub_pred));

@@ -37,7 +37,6 @@ typedef struct eval_buffers {
     size_t n_l2, l2_cap;
 } eval_buffers;
 
-double eval_now(void);
 
 /* One batch under opt's cascade: B->y and B->cp hold the labels and clean
  * predictions on entry; fills B->ap (worst-case predictions), B->x_adv and

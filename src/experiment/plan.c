@@ -224,7 +224,7 @@ static clasp_status parse_data(pctx *c, yaml_node_t *n)
     /* The loader's own list, so a new data set needs no change here. */
     const char *const *sets = clasp_dataset_names;
     clasp_plan *p = c->plan;
-    snprintf(p->dataset, sizeof p->dataset, "fashion-mnist");
+    snprintf(p->dataset, sizeof p->dataset, "%s", sets[0]); /* the default */
     p->val_size = 5000;
     if (!n) return (p->data_path = strdup(CLASP_FASHION_MNIST_DIR)) ? CLASP_OK : clasp_error(CLASP_ERR_NOMEM, "out of memory");
     plan_loc(c, n, p->data_loc, sizeof p->data_loc);

@@ -7,6 +7,7 @@
 #include <yaml.h>
 
 #include "experiment/plan_internal.h"
+#include "util/util.h"
 
 typedef struct outbuf {
     char *data;
@@ -317,8 +318,7 @@ clasp_status clasp_plan_hash(const clasp_plan *p, char *buf, size_t size)
 {
     char *text;
     CLASP_TRY(clasp_plan_to_yaml(p, 0, &text));
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (const unsigned char *s = (const unsigned char *)text; *s; s++) h = (h ^ *s) * 0x100000001b3ull;
+    uint64_t h = clasp_fnv1a(text, strlen(text), CLASP_FNV1A_INIT);
     free(text);
     snprintf(buf, size, "%016llx", (unsigned long long)h);
     return CLASP_OK;
@@ -328,11 +328,7 @@ double clasp_plan_lr(const clasp_plan *p, int epoch, size_t batch, size_t batche
 {
     switch (p->schedule) {
     case CLASP_LR_CONSTANT: return p->lr;
-    case CLASP_LR_COSINE: {
-        double total = (double)p->epochs * (double)(batches_per_epoch ? batches_per_epoch : 1);
-        double t = (double)epoch * (double)batches_per_epoch + (double)batch;
-        return p->lr * 0.5 * (1.0 + cos(3.14159265358979323846 * t / total));
-    }
+    case CLASP_LR_COSINE: return clasp_lr_cosine(p->lr, p->epochs, epoch, batch, batches_per_epoch);
     case CLASP_LR_STEP: {
         double lr = p->lr;
         for (int i = 0; i < p->n_milestones; i++)

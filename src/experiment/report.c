@@ -25,13 +25,6 @@ double clasp_rate(int64_t num, int64_t den)
 
 /* ---- numbers derived from the counts ----------------------------------- */
 
-static int64_t sum_k(const int64_t *v, int k)
-{
-    int64_t s = 0;
-    for (int i = 0; v && i < k; i++) s += v[i];
-    return s;
-}
-
 typedef struct attack_summary {
     int64_t count, clean, robust, success;
     double clean_acc, robust_acc, success_rate;
@@ -55,10 +48,10 @@ static void extreme_classes(const int64_t *num, const int64_t *den, int k, int *
 static attack_summary summarize(const clasp_attack_report *a, int k)
 {
     attack_summary s;
-    s.count = sum_k(a->count, k);
-    s.clean = sum_k(a->clean_correct, k);
-    s.robust = sum_k(a->robust_correct, k);
-    s.success = sum_k(a->success, k);
+    s.count = clasp_class_sum(a->count, k);
+    s.clean = clasp_class_sum(a->clean_correct, k);
+    s.robust = clasp_class_sum(a->robust_correct, k);
+    s.success = clasp_class_sum(a->success, k);
     s.clean_acc = clasp_rate(s.clean, s.count);
     s.robust_acc = clasp_rate(s.robust, s.count);
     s.success_rate = clasp_rate(s.success, s.clean);
@@ -116,7 +109,7 @@ static const int64_t *epoch_val_metric(const clasp_epoch_report *e)
 
 static int epoch_has_val(const clasp_epoch_report *e, int k)
 {
-    return e->val_count && e->val_clean && sum_k(e->val_count, k) > 0;
+    return e->val_count && e->val_clean && clasp_class_sum(e->val_count, k) > 0;
 }
 
 /* ---- chart file names -------------------------------------------------- */
@@ -294,15 +287,15 @@ static json_object *json_validation(const clasp_report *r, const clasp_epoch_rep
 {
     int k = r->num_classes;
     json_object *v = json_object_new_object();
-    int64_t n = sum_k(e->val_count, k);
+    int64_t n = clasp_class_sum(e->val_count, k);
     jset(v, "count", jints(e->val_count, k, bad), bad);
     jset(v, "clean_correct", jints(e->val_clean, k, bad), bad);
     jset(v, "clean_acc", jrates(e->val_clean, e->val_count, k, bad), bad);
-    jset_num(v, "clean_overall", clasp_rate(sum_k(e->val_clean, k), n), bad);
+    jset_num(v, "clean_overall", clasp_rate(clasp_class_sum(e->val_clean, k), n), bad);
     if (e->val_robust) {
         jset(v, "robust_correct", jints(e->val_robust, k, bad), bad);
         jset(v, "robust_acc", jrates(e->val_robust, e->val_count, k, bad), bad);
-        jset_num(v, "robust_overall", clasp_rate(sum_k(e->val_robust, k), n), bad);
+        jset_num(v, "robust_overall", clasp_rate(clasp_class_sum(e->val_robust, k), n), bad);
     } else {
         jset_null(v, "robust_correct", bad);
         jset_null(v, "robust_acc", bad);
@@ -970,11 +963,11 @@ static void md_epoch(clasp_buf *b, const clasp_report *r, const clasp_epoch_repo
     clasp_buf_printf(b, "- Epoch %d: loss %.4f, lr %.4g, ", e->epoch, e->train_loss, e->lr);
     md_duration(b, e->seconds);
     if (epoch_has_val(e, k)) {
-        int64_t n = sum_k(e->val_count, k);
+        int64_t n = clasp_class_sum(e->val_count, k);
         clasp_buf_printf(b, "; validation clean %.1f%%",
-                         100 * clasp_rate(sum_k(e->val_clean, k), n));
+                         100 * clasp_rate(clasp_class_sum(e->val_clean, k), n));
         if (e->val_robust)
-            clasp_buf_printf(b, ", robust %.1f%%", 100 * clasp_rate(sum_k(e->val_robust, k), n));
+            clasp_buf_printf(b, ", robust %.1f%%", 100 * clasp_rate(clasp_class_sum(e->val_robust, k), n));
         const int64_t *v = epoch_val_metric(e);
         int worst, best;
         extreme_classes(v, e->val_count, k, &worst, &best);
@@ -1130,15 +1123,6 @@ static clasp_status write_file(const clasp_report *r, const chart_plan *plan, co
     return s;
 }
 
-/* Best effort: makes the renames durable; the files are complete anyway. */
-static void sync_dir(const char *dir)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) return;
-    (void)fsync(fd);
-    close(fd);
-}
-
 static clasp_status check_attack(const clasp_attack_report *a, const char *model)
 {
     if (!a->count || !a->clean_correct || !a->robust_correct || !a->success || !a->flow)
@@ -1186,11 +1170,11 @@ clasp_status clasp_report_write(const clasp_report *given, const char *dir)
     if (s == CLASP_OK) s = write_file(r, &plan, dir, "report.md", write_md);
     if (s == CLASP_OK) {
         char *charts = join_path(dir, "charts");
-        if (charts) sync_dir(charts);
+        if (charts) clasp_sync_dir(charts);
         free(charts);
         s = write_file(r, &plan, dir, "report.json", write_json);
     }
-    if (s == CLASP_OK) sync_dir(dir);
+    if (s == CLASP_OK) clasp_sync_dir(dir);
     plan_free(&plan);
     report_worst_free(&aug);
     return s;

@@ -18,16 +18,7 @@
 #include "clasp_config.h"
 #include "experiment/dist_internal.h"
 #include "experiment/runner_internal.h"
-#include "ops/tune.h"
-
-static long long env_limit(const char *name)
-{
-    const char *v = getenv(name);
-    if (!v || !*v) return 0;
-    char *end;
-    long long n = strtoll(v, &end, 10);
-    return *end || n < 0 ? 0 : n;
-}
+#include "clasp/tune.h"
 
 void clasp_experiment_state_path(const clasp_plan *p, char *buf, size_t size)
 {
@@ -369,7 +360,7 @@ static clasp_status evaluate(runner *R, model_run *mr)
         ar->seconds = res.seconds;
         ar->unbounded = unbounded;
         if (unbounded) {
-            int64_t ns = run_sum64(res.attack_success, K);
+            int64_t ns = clasp_class_sum(res.attack_success, K);
             ar->l2_dist = malloc((size_t)(ns ? ns : 1) * sizeof *ar->l2_dist);
             if (ar->l2_dist && res.l2_success) memcpy(ar->l2_dist, res.l2_success, (size_t)ns * sizeof *ar->l2_dist);
         }
@@ -377,14 +368,14 @@ static clasp_status evaluate(runner *R, model_run *mr)
         rep->eval_seconds += res.seconds;
         rep->n_attacks = j + 1;
         int64_t n = res.total;
-        run_say(R, "  %-24s clean %.2f%%  robust %.2f%%  (%.1f s)", pa->label, run_pct(run_sum64(res.clean_correct, K), n),
-            run_pct(run_sum64(res.robust_correct, K), n), res.seconds);
+        run_say(R, "  %-24s clean %.2f%%  robust %.2f%%  (%.1f s)", pa->label, run_pct(clasp_class_sum(res.clean_correct, K), n),
+            run_pct(clasp_class_sum(res.robust_correct, K), n), res.seconds);
         clasp_eval_result_free(&res);
         if (!ar->count || !ar->clean_correct || !ar->robust_correct || !ar->success || !ar->flow ||
             (unbounded && !ar->l2_dist))
             return clasp_error(CLASP_ERR_NOMEM, "out of memory");
         R->pos.attack = j + 1;
-        if (R->stop_attacks && ++R->attacks_done >= R->stop_attacks) R->sim_stop = 1;
+        if (R->opt->hooks.step) R->opt->hooks.step(R->opt->hooks.user, CLASP_RUN_STEP_ATTACK);
         if (run_stop_requested(R)) return run_interrupted(R, mr);
         CLASP_TRY(run_state_save(R, mr->m, NULL));
     }
@@ -487,7 +478,7 @@ static clasp_status write_report(runner *R)
     rep.config_yaml = yaml;
     rep.config_path = p->source;
     snprintf(rep.started, sizeof rep.started, "%s", R->started);
-    rep.wall_seconds = R->wall_before + (run_now() - R->t0);
+    rep.wall_seconds = R->wall_before + (clasp_now() - R->t0);
     rep.n_models = p->n_models;
     rep.models = R->reports;
     rep.n_l2_eps = p->n_l2_eps;
@@ -543,7 +534,7 @@ static clasp_status prepare(runner *R)
     snprintf(R->outdir, sizeof R->outdir, "%s", p->output);
     clasp_experiment_state_path(p, R->state_path, sizeof R->state_path);
     CLASP_TRY(clasp_plan_hash(p, R->hash, sizeof R->hash));
-    CLASP_TRY(run_make_dirs(R->outdir));
+    CLASP_TRY(clasp_mkdir_p(R->outdir));
     int root = clasp_dist_rank() == 0;
     if (root) remove_stale_temps(R->outdir);
     char report[1100];
@@ -634,16 +625,14 @@ clasp_status clasp_experiment_run(const clasp_plan *p, const clasp_registry *r, 
     runner R;
     memset(&R, 0, sizeof R);
     R.p = p, R.reg = r, R.opt = opt ? opt : &none;
-    R.t0 = run_now();
-    R.stop_batches = env_limit("CLASP_STOP_AFTER_BATCHES");
-    R.stop_attacks = env_limit("CLASP_STOP_AFTER_ATTACKS");
+    R.t0 = clasp_now();
     clasp_status st = prepare(&R);
     for (int mi = R.resumed ? R.pos.model : 0; st == CLASP_OK && mi < p->n_models; mi++) st = run_model(&R, mi);
     if (st == CLASP_OK && clasp_dist_rank() == 0) st = write_report(&R);
     if (st == CLASP_OK) {
         if (clasp_dist_rank() == 0 && unlink(R.state_path) != 0 && errno != ENOENT)
             run_say(&R, "warning: cannot remove %s: %s", R.state_path, strerror(errno));
-        run_say(&R, "report written to %s (%.1f s)", R.outdir, R.wall_before + (run_now() - R.t0));
+        run_say(&R, "report written to %s (%.1f s)", R.outdir, R.wall_before + (clasp_now() - R.t0));
     }
     for (int j = 0; R.attacks && j < p->n_attacks; j++) clasp_attack_free(R.attacks[j]);
     free(R.attacks);

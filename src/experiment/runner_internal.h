@@ -9,6 +9,7 @@
 #include "clasp/eval.h"
 #include "clasp/experiment.h"
 #include "clasp/report.h"
+#include "util/util.h"
 
 /* Internal to libclasp: not exported from the shared library. */
 #if defined(__GNUC__)
@@ -45,6 +46,7 @@ typedef struct runner {
     clasp_tensor *augmented;    /* the augmented training batch */
     clasp_tensor *part_x, *part_y; /* this rank's slice of it (several ranks) */
     long long stop_syncs;       /* stop checks of the evaluation under way */
+    int stopping;               /* a stop was seen (on any rank); stays set */
     clasp_attack_instance **attacks;
     clasp_ensemble *ensembles;  /* per planned attack: its members (n 0 for a single attack) */
     int K;
@@ -55,10 +57,6 @@ typedef struct runner {
     clasp_model_report *reports;
     run_pos pos;
     int resumed;                /* pos came from a state file */
-    /* Simulated interrupts (tests): limits from the environment, counts of
-     * this process. */
-    long long stop_batches, stop_attacks, batches_done, attacks_done;
-    int sim_stop;
     char outdir[1024], state_path[1100];
     char hash[17];
     char started[32];
@@ -101,10 +99,8 @@ int run_stop_requested(runner *R);
 /* Saves the state and returns CLASP_ERR_INTERRUPTED with the news. */
 clasp_status run_interrupted(runner *R, model_run *mr);
 double run_pct(int64_t a, int64_t b);
-int64_t run_sum64(const int64_t *v, int n);
 int64_t *run_dup64(const int64_t *v, size_t n);
 double *run_dup_doubles(const double *v, size_t n);
-clasp_status run_make_dirs(const char *path);
 clasp_status run_join_path(char *buf, size_t size, const char *dir, const char *name);
 int run_file_exists(const char *path);
 
@@ -128,7 +124,6 @@ clasp_status run_state_save(runner *R, clasp_model *model, const clasp_sgd *sgd)
  * missing or corrupt file and a different configuration hash. */
 clasp_status run_state_load(runner *R);
 
-double run_now(void);
 
 #if defined(__GNUC__)
 #pragma GCC visibility pop

@@ -21,13 +21,6 @@
                             classifier row norms */
 #define STATE_KEY "clasp.state"
 
-double run_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 void run_report_free(clasp_model_report *r)
 {
     if (!r) return;
@@ -187,7 +180,7 @@ static json_object *model_json(jb *b, const clasp_model_report *r, int K)
             put(b, x, "member_seconds", ms);
         }
         put(b, x, "unbounded", json_object_new_int(ar->unbounded));
-        put_floats(b, x, "l2_dist", ar->l2_dist, ar->l2_dist ? (int)run_sum64(ar->success, K) : 0);
+        put_floats(b, x, "l2_dist", ar->l2_dist, ar->l2_dist ? (int)clasp_class_sum(ar->success, K) : 0);
         if (json_object_array_add(ats, x) != 0) json_object_put(x), b->ok = 0;
     }
     put(b, o, "attacks", ats);
@@ -206,7 +199,7 @@ clasp_status run_state_save(runner *R, clasp_model *model, const clasp_sgd *sgd)
     put(&b, o, "device", json_object_new_string(clasp_ctx_device(R->ctx)->name));
     put(&b, o, "ranks", json_object_new_int(clasp_dist_size()));
     put(&b, o, "started", json_object_new_string(R->started));
-    put(&b, o, "wall_seconds", jdouble(R->wall_before + (run_now() - R->t0)));
+    put(&b, o, "wall_seconds", jdouble(R->wall_before + (clasp_now() - R->t0)));
     put(&b, o, "num_classes", json_object_new_int(R->K));
     json_object *pos = json_object_new_object();
     if (pos) {
@@ -402,7 +395,7 @@ static void read_model(jr *r, json_object *o, int K, clasp_model_report *m)
         }
         ar->unbounded = (int)rint64(r, x, "unbounded");
         if (!r->bad && ar->success) {
-            int64_t ns = run_sum64(ar->success, K);
+            int64_t ns = clasp_class_sum(ar->success, K);
             if (ns < 0 || ns > INT32_MAX) {
                 snprintf(r->what, sizeof r->what, "attack '%s' has impossible success counts", ar->label);
                 r->bad = 1;

@@ -86,14 +86,14 @@ static clasp_status epoch_end(runner *R, int mi, model_run *mr, int epoch, doubl
     if (st == CLASP_OK && mr->def) st = clasp_defense_run_epoch_end(mr->def, &mr->env, &cm);
     ep->seconds = seconds + res.seconds;
     if (st == CLASP_OK) {
-        int64_t n = run_sum64(res.count, K);
+        int64_t n = clasp_class_sum(res.count, K);
         if (mr->attack)
             run_say(R, "  epoch %d/%d: loss %.4f, validation clean %.2f%%, robust %.2f%% (%.1f s)", epoch + 1,
-                R->p->epochs, ep->train_loss, run_pct(run_sum64(res.clean_correct, K), n),
-                run_pct(run_sum64(res.robust_correct, K), n), ep->seconds);
+                R->p->epochs, ep->train_loss, run_pct(clasp_class_sum(res.clean_correct, K), n),
+                run_pct(clasp_class_sum(res.robust_correct, K), n), ep->seconds);
         else
             run_say(R, "  epoch %d/%d: loss %.4f, validation clean %.2f%% (%.1f s)", epoch + 1, R->p->epochs,
-                ep->train_loss, run_pct(run_sum64(res.clean_correct, K), n), ep->seconds);
+                ep->train_loss, run_pct(clasp_class_sum(res.clean_correct, K), n), ep->seconds);
     }
     clasp_eval_result_free(&res);
     return st;
@@ -107,7 +107,7 @@ clasp_status run_train_epoch(runner *R, int mi, model_run *mr, int e)
     clasp_batcher_start(R->train_b, 1, p->seed, (uint64_t)e);
     char label[200];
     snprintf(label, sizeof label, "  epoch %d/%d", e + 1, p->epochs);
-    double t0 = run_now();
+    double t0 = clasp_now();
     clasp_status st = CLASP_OK;
     int size = clasp_dist_size(), rank = clasp_dist_rank();
     double ar0, aw0;
@@ -185,16 +185,16 @@ clasp_status run_train_epoch(runner *R, int mi, model_run *mr, int e)
         char extra[64];
         snprintf(extra, sizeof extra, "loss %.4f", R->pos.loss_sum / R->pos.loss_n);
         run_progress_update(R, done, extra);
-        if (R->stop_batches && ++R->batches_done >= R->stop_batches) R->sim_stop = 1;
+        if (R->opt->hooks.step) R->opt->hooks.step(R->opt->hooks.user, CLASP_RUN_STEP_BATCH);
         if (run_stop_requested(R)) {
             run_progress_end(R);
-            mr->rep->train_seconds += run_now() - t0;
+            mr->rep->train_seconds += clasp_now() - t0;
             return run_interrupted(R, mr);
         }
     }
     run_progress_end(R);
     if (st != CLASP_OK) return st;
-    double secs = run_now() - t0;
+    double secs = clasp_now() - t0;
     mr->rep->train_seconds += secs;
     say_allreduce(R, ar0, aw0, ac0, secs);
     /* Validation and the checkpoint see rank 0's running statistics on

@@ -10,26 +10,18 @@
 #include "experiment/dist_internal.h"
 #include "experiment/runner_internal.h"
 
-static uint64_t run_mix64(uint64_t z)
-{
-    z += 0x9e3779b97f4a7c15ull;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
 /* A Philox key for (model, epoch, purpose); the batch index becomes the
  * stream number of clasp_rng_make (which has 24 bits for it). */
 uint64_t run_stream_key(uint64_t seed, int model, int epoch, int purpose)
 {
     uint64_t id = ((uint64_t)purpose << 56) ^ ((uint64_t)(uint32_t)model << 32) ^ (uint64_t)(uint32_t)epoch;
-    return run_mix64(seed ^ run_mix64(id));
+    return clasp_mix64(seed ^ clasp_mix64(id));
 }
 
 uint64_t run_rank_key(uint64_t key)
 {
     int rank = clasp_dist_rank();
-    return clasp_dist_size() > 1 ? run_mix64(key ^ run_mix64(0x72616e6b00000000ull + (uint64_t)rank)) : key;
+    return clasp_dist_size() > 1 ? clasp_mix64(key ^ clasp_mix64(0x72616e6b00000000ull + (uint64_t)rank)) : key;
 }
 
 /* News and progress come from rank 0 only. */
@@ -62,19 +54,13 @@ void run_progress_end(runner *R)
 
 int run_stop_requested(runner *R)
 {
-    /* A signal to any one rank (a scheduler's SIGTERM, Ctrl-C) stops all. */
-    if (dist_any(R->sim_stop || (R->opt->stop && *R->opt->stop))) R->sim_stop = 1;
-    return R->sim_stop;
+    /* A signal to any one rank (a scheduler's SIGTERM, Ctrl-C) stops all;
+     * once seen, the answer stays yes. */
+    if (dist_any(R->stopping || (R->opt->stop && *R->opt->stop))) R->stopping = 1;
+    return R->stopping;
 }
 
 double run_pct(int64_t a, int64_t b) { return b ? 100.0 * (double)a / (double)b : 0.0; }
-
-int64_t run_sum64(const int64_t *v, int n)
-{
-    int64_t s = 0;
-    for (int i = 0; v && i < n; i++) s += v[i];
-    return s;
-}
 
 int64_t *run_dup64(const int64_t *v, size_t n)
 {
@@ -88,24 +74,6 @@ double *run_dup_doubles(const double *v, size_t n)
     double *d = malloc(n * sizeof *d + 1);
     if (d) memcpy(d, v, n * sizeof *d);
     return d;
-}
-
-/* mkdir -p. */
-clasp_status run_make_dirs(const char *path)
-{
-    char buf[1024];
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *s = buf + 1;; s++) {
-        if (*s == '/' || !*s) {
-            char c = *s;
-            *s = '\0';
-            if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-                return clasp_error(CLASP_ERR_IO, "%s: cannot create the folder: %s", buf, strerror(errno));
-            *s = c;
-            if (!c) break;
-        }
-    }
-    return CLASP_OK;
 }
 
 /* dir/name into buf; refuses what does not fit rather than truncating. */

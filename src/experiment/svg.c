@@ -141,39 +141,6 @@ void clasp_buf_xml(clasp_buf *b, const char *s, size_t max_chars)
 
 /* ---- files and names -------------------------------------------------- */
 
-static clasp_status write_stream(FILE *fp, const char *path, const char *data, size_t len)
-{
-    /* The data must be on disk before the rename publishes it, or a crash
-     * could leave a complete-looking but empty file. */
-    if ((len && fwrite(data, 1, len, fp) != len) || fflush(fp) != 0 ||
-        fsync(fileno(fp)) != 0)
-        return clasp_error(CLASP_ERR_IO, "%s: %s", path, strerror(errno));
-    return CLASP_OK;
-}
-
-clasp_status clasp_write_atomic(const char *path, const char *data, size_t len)
-{
-    size_t n = strlen(path) + 5;
-    char *tmp = malloc(n);
-    if (!tmp) return clasp_error(CLASP_ERR_NOMEM, "%s: out of memory", path);
-    snprintf(tmp, n, "%s.tmp", path);
-    clasp_status s = CLASP_OK;
-    FILE *fp = fopen(tmp, "wb");
-    if (!fp) {
-        s = clasp_error(CLASP_ERR_IO, "%s: %s", tmp, strerror(errno));
-    } else {
-        s = write_stream(fp, path, data, len);
-        if (fclose(fp) != 0 && s == CLASP_OK)
-            s = clasp_error(CLASP_ERR_IO, "%s: %s", path, strerror(errno));
-        if (s == CLASP_OK && rename(tmp, path) != 0)
-            s = clasp_error(CLASP_ERR_IO, "%s: rename from %s failed: %s", path, tmp,
-                            strerror(errno));
-        if (s != CLASP_OK) unlink(tmp);
-    }
-    free(tmp);
-    return s;
-}
-
 clasp_status clasp_buf_write(const clasp_buf *b, const char *path)
 {
     if (b->failed) return clasp_error(CLASP_ERR_NOMEM, "%s: out of memory", path);
@@ -322,13 +289,6 @@ static void svg_swatch(clasp_buf *b, double x, double y, const char *colour, con
                         "<text x=\"%.1f\" y=\"%.1f\">", x, y, colour, x + 17, y + 10.5);
     clasp_buf_xml(b, label, 0);
     clasp_buf_puts(b, "</text>\n");
-}
-
-static int64_t sum64(const int64_t *v, int n)
-{
-    int64_t s = 0;
-    for (int i = 0; i < n; i++) s += v[i];
-    return s;
 }
 
 /* ---- chart 1: per-class clean vs robust bars ---------------------------- */
@@ -543,7 +503,7 @@ clasp_status clasp_svg_flow(const char *path, const clasp_report *r,
                 "counts; colour = share of the true class; outlined = still correct");
     clasp_buf_puts(&b, "<g>\n");
     for (int i = 0; i < k; i++) {
-        int64_t row = sum64(a->flow + (size_t)i * k, k);
+        int64_t row = clasp_class_sum(a->flow + (size_t)i * k, k);
         for (int j = 0; j < k; j++) flow_cell(&b, r, &L, i, j, a->flow[(size_t)i * k + j], row);
     }
     clasp_buf_puts(&b, "</g>\n");
@@ -563,7 +523,7 @@ clasp_status clasp_svg_flow(const char *path, const clasp_report *r,
 
 static int epoch_has_val(const clasp_epoch_report *e, int k)
 {
-    return e->val_count && e->val_clean && sum64(e->val_count, k) > 0;
+    return e->val_count && e->val_clean && clasp_class_sum(e->val_count, k) > 0;
 }
 
 int clasp_svg_epochs_wanted(const clasp_report *r, const clasp_model_report *m)

@@ -6,7 +6,9 @@
 
 #include <stddef.h>
 
+#include "clasp/eval.h"
 #include "clasp/report.h"
+#include "util/util.h"
 
 /* A growable NUL-terminated text buffer. An allocation failure sets
  * `failed` and turns later appends into no-ops, so builders can append
@@ -29,9 +31,7 @@ void clasp_buf_printf(clasp_buf *b, const char *fmt, ...)
  * string ends in an ellipsis. */
 void clasp_buf_xml(clasp_buf *b, const char *s, size_t max_chars);
 
-/* Writes len bytes to path atomically: "<path>.tmp", fflush, fsync, fclose,
- * rename. Errors name the file. */
-clasp_status clasp_write_atomic(const char *path, const char *data, size_t len);
+/* Files are written with clasp_write_atomic (util/util.h). */
 /* clasp_write_atomic of the buffer; CLASP_ERR_NOMEM when it failed to grow. */
 clasp_status clasp_buf_write(const clasp_buf *b, const char *path);
 

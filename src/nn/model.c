@@ -494,3 +494,8 @@ clasp_status clasp_model_input_grad(clasp_model *m, const clasp_tensor *x, const
     if (pred) CLASP_TRY(clasp_argmax_rows(z, pred));
     return clasp_model_backward(m, m->dlogits, 0, dx);
 }
+
+clasp_ctx *clasp_model_ctx(const clasp_model *m)
+{
+    return m ? m->ctx : NULL;
+}

@@ -8,6 +8,7 @@
  * reference implementation it also requires the tensors to cover the data
  * area exactly (no overlap, no unclaimed bytes). */
 #include "clasp/safetensors.h"
+#include "util/util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -378,9 +379,8 @@ static clasp_status st_header_bytes(const clasp_st_file *f, const char *path,
     return CLASP_OK;
 }
 
-static clasp_status st_write_stream(FILE *fp, const char *tmp, const char *path,
-                                    const clasp_st_file *f,
-                                    const char *hdr, size_t hdr_len)
+/* The file's bytes; the atomic file flushes and syncs them. */
+static int st_write_stream(FILE *fp, const clasp_st_file *f, const char *hdr, size_t hdr_len)
 {
     unsigned char len_le[8];
     for (int i = 0; i < 8; i++) len_le[i] = (unsigned char)((uint64_t)hdr_len >> (8 * i));
@@ -390,28 +390,7 @@ static clasp_status st_write_stream(FILE *fp, const char *tmp, const char *path,
         size_t bytes = f->tensors[i].numel * st_elem_size(f->tensors[i].dtype);
         ok = bytes == 0 || fwrite(f->tensors[i].data, 1, bytes, fp) == bytes;
     }
-    /* The data must be on disk before the rename makes it visible, or a
-     * crash could leave a complete-looking but empty file at `path`. */
-    if (!ok || fflush(fp) != 0 || fsync(fileno(fp)) != 0)
-        return clasp_error(CLASP_ERR_IO, "%s: writing %s failed: %s", path, tmp,
-                           strerror(errno));
-    return CLASP_OK;
-}
-
-/* Best effort: makes the rename itself durable. The file is already
- * complete either way, so a failure here is not reported. */
-static void st_sync_parent(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    char *dir = slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path))
-                      : strdup(".");
-    if (!dir) return;
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd >= 0) {
-        (void)fsync(fd);
-        close(fd);
-    }
-    free(dir);
+    return ok;
 }
 
 clasp_status clasp_st_write(const clasp_st_file *f, const char *path)
@@ -421,32 +400,9 @@ clasp_status clasp_st_write(const clasp_st_file *f, const char *path)
     char *hdr = NULL;
     size_t hdr_len = 0;
     CLASP_TRY(st_header_bytes(f, path, &hdr, &hdr_len));
-
-    size_t tmp_size = strlen(path) + 32;
-    char *tmp = malloc(tmp_size);
-    if (!tmp) {
-        free(hdr);
-        return clasp_error(CLASP_ERR_NOMEM, "%s: out of memory", path);
-    }
-    snprintf(tmp, tmp_size, "%s.tmp.%ld", path, (long)getpid());
-
-    clasp_status s = CLASP_OK;
-    FILE *fp = fopen(tmp, "wb");
-    if (!fp) {
-        s = clasp_error(CLASP_ERR_IO, "%s: cannot create temporary file %s: %s",
-                        path, tmp, strerror(errno));
-    } else {
-        s = st_write_stream(fp, tmp, path, f, hdr, hdr_len);
-        if (fclose(fp) != 0 && s == CLASP_OK)
-            s = clasp_error(CLASP_ERR_IO, "%s: closing %s failed: %s", path, tmp,
-                            strerror(errno));
-        if (s == CLASP_OK && rename(tmp, path) != 0)
-            s = clasp_error(CLASP_ERR_IO, "%s: renaming %s over it failed: %s",
-                            path, tmp, strerror(errno));
-        if (s != CLASP_OK) unlink(tmp);
-        else st_sync_parent(path);
-    }
-    free(tmp);
+    clasp_atomic_file a;
+    clasp_status s = clasp_atomic_open(&a, path, "wb");
+    if (s == CLASP_OK) s = clasp_atomic_commit(&a, st_write_stream(a.f, f, hdr, hdr_len));
     free(hdr);
     return s;
 }

@@ -1,4 +1,5 @@
 /* SGD with momentum and the standard training step. */
+#include <math.h>
 #include <stdlib.h>
 
 #include "nn/nn_internal.h"
@@ -38,6 +39,13 @@ clasp_status clasp_sgd_new(clasp_model *m, float lr, float momentum, float weigh
 }
 
 void clasp_sgd_set_lr(clasp_sgd *o, float lr) { o->lr = lr; }
+
+double clasp_lr_cosine(double lr, int epochs, int epoch, size_t batch, size_t batches_per_epoch)
+{
+    double total = (double)epochs * (double)(batches_per_epoch ? batches_per_epoch : 1);
+    double t = (double)epoch * (double)batches_per_epoch + (double)batch;
+    return lr * 0.5 * (1.0 + cos(3.14159265358979323846 * t / total));
+}
 
 clasp_status clasp_sgd_step(clasp_sgd *o)
 {

@@ -12,7 +12,7 @@
  * cols is recomputed from x rather than kept from the forward pass, since
  * the API is stateless and im2col costs far less than the GEMMs.
  *
- * On CPU devices (see use_vector_kernels) the data-movement kernels work on
+ * On CPU devices (see clasp_ctx_vector_kernels) the data-movement kernels work on
  * explicit float16 vectors (PoCL's implicit vectoriser leaves the generic
  * ones scalar), and a conv with one input channel and stride 1 (an image
  * model's first layer) skips im2col + GEMM for direct kernels in the
@@ -46,7 +46,7 @@ typedef struct conv_geom {
     int oh, ow;         /* output */
     int k;              /* C*KH*KW */
     int p;              /* OH*OW */
-    int vec;            /* use the vector kernels (use_vector_kernels) */
+    int vec;            /* use the vector kernels (clasp_ctx_vector_kernels) */
 } conv_geom;
 
 static clasp_status check_f32(const char *op, const char *name, const clasp_tensor *t)
@@ -100,16 +100,9 @@ static size_t conv_floats_per_image(const conv_geom *g)
  * im2col_s1, col2im_s1, conv_out_v, conv_dy_t_v) are written for CPU
  * devices, where a work-item is a loop iteration and a float16 is one
  * AVX-512 register; on GPUs a work-item per element (the other kernels)
- * suits the hardware better. CLASP_KERNELS=generic or =vector overrides the
- * choice (pool.c reads it too), which lets the tests run both sets on one
- * device. */
-static int use_vector_kernels(const clasp_ctx *ctx)
-{
-    const char *e = getenv("CLASP_KERNELS");
-    if (e && !strcmp(e, "generic")) return 0;
-    if (e && !strcmp(e, "vector")) return 1;
-    return !ctx->info.is_gpu;
-}
+ * suits the hardware better. clasp_ctx_vector_kernels chooses (pool.c and
+ * norm.c ask it too); the context's kernels option (CLASP_KERNELS=generic
+ * or =vector) overrides, which lets the tests run both sets on one device. */
 
 /* Checks x and w and derives the output geometry. */
 static clasp_status conv_geometry(const char *op, const clasp_tensor *x, const clasp_tensor *w,
@@ -152,7 +145,7 @@ static clasp_status conv_geometry(const char *op, const clasp_tensor *x, const c
     g->ow = (g->w + 2 * pad - g->kw) / stride + 1;
     g->k = g->c * g->kh * g->kw;
     g->p = g->oh * g->ow;
-    g->vec = use_vector_kernels(x->ctx);
+    g->vec = clasp_ctx_vector_kernels(x->ctx);
     /* One image's scratch must be indexable with int. */
     if (conv_floats_per_image(g) > (size_t)INT_MAX)
         return clasp_error(CLASP_ERR_INVALID,

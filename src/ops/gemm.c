@@ -44,7 +44,6 @@ enum { ENV_NONE, ENV_OWN, ENV_GENERAL, ENV_TILED, ENV_CLBLAST, ENV_BAD };
 
 typedef struct gemm_state {
     clasp_gemm_params forced; /* path AUTO: nothing forced */
-    int env;
     gemm_choice *choices;
     size_t n_choices, cap_choices;
     /* clasp_gemm_record: the distinct problems clasp_gemm ran while on. */
@@ -69,9 +68,11 @@ static void gemm_state_free(void *p)
     free(s);
 }
 
-static int env_mode(void)
+/* The context's forced provider (its gemm option, CLASP_GEMM for the CLI),
+ * read at every choice so that clasp_ctx_set_options applies at once. */
+static int env_mode(const clasp_ctx *ctx)
 {
-    const char *e = getenv("CLASP_GEMM");
+    const char *e = ctx->opts.gemm;
     if (!e || !*e || !strcasecmp(e, "auto")) return ENV_NONE;
     if (!strcasecmp(e, "own")) return ENV_OWN;
     if (!strcasecmp(e, "general")) return ENV_GENERAL;
@@ -85,7 +86,6 @@ static clasp_status get_state(clasp_ctx *ctx, gemm_state **out)
     if (!ctx->gemm_state) {
         gemm_state *s = calloc(1, sizeof *s);
         if (!s) return clasp_error(CLASP_ERR_NOMEM, "out of memory");
-        s->env = env_mode();
         ctx->gemm_state = s;
         ctx->gemm_state_free = gemm_state_free;
         /* The device's tuning file, if any, before the first choice; it
@@ -126,7 +126,7 @@ static clasp_status check_params(const clasp_gemm_params *p)
 
 clasp_status clasp_gemm_force(clasp_ctx *ctx, const clasp_gemm_params *p)
 {
-    gemm_state *s;
+    gemm_state *s = NULL;
     CLASP_TRY(get_state(ctx, &s));
     if (p) CLASP_TRY(check_params(p));
     s->forced = p ? *p : (clasp_gemm_params){0};
@@ -136,7 +136,7 @@ clasp_status clasp_gemm_force(clasp_ctx *ctx, const clasp_gemm_params *p)
 clasp_status clasp_gemm_set_choice(clasp_ctx *ctx, int ta, int tb, int m, int n, int k,
                                    const clasp_gemm_params *p)
 {
-    gemm_state *s;
+    gemm_state *s = NULL;
     CLASP_TRY(get_state(ctx, &s));
     CLASP_TRY(check_params(p));
     ta = !!ta;
@@ -161,7 +161,7 @@ clasp_status clasp_gemm_set_choice(clasp_ctx *ctx, int ta, int tb, int m, int n,
 
 clasp_status clasp_gemm_record(clasp_ctx *ctx, int on)
 {
-    gemm_state *s;
+    gemm_state *s = NULL;
     CLASP_TRY(get_state(ctx, &s));
     if (on) s->n_rec = 0;
     s->recording = !!on;
@@ -386,14 +386,14 @@ static clasp_status resolve(const clasp_ctx *ctx, int ta, int tb, int m, int n, 
 static clasp_status choose(clasp_ctx *ctx, int ta, int tb, int m, int n, int k,
                            clasp_gemm_params *out)
 {
-    gemm_state *s;
+    gemm_state *s = NULL;
     CLASP_TRY(get_state(ctx, &s));
     clasp_gemm_params p = {0};
     int strict = 0;
     if (s->forced.path != CLASP_GEMM_AUTO) {
         p = s->forced;
-    } else if (s->env != ENV_NONE) {
-        switch (s->env) {
+    } else if (env_mode(ctx) != ENV_NONE) {
+        switch (env_mode(ctx)) {
         case ENV_OWN: p = own_heuristic(ctx, ta, tb, m, n, k); break;
         case ENV_GENERAL: p.path = CLASP_GEMM_GENERAL; break;
         case ENV_TILED: p.path = CLASP_GEMM_TILED; break;
@@ -401,7 +401,7 @@ static clasp_status choose(clasp_ctx *ctx, int ta, int tb, int m, int n, int k,
         default:
             return clasp_error(CLASP_ERR_CONFIG,
                                "CLASP_GEMM=%s: expected auto, own, tiled, general or clblast",
-                               getenv("CLASP_GEMM"));
+                               ctx->opts.gemm);
         }
     } else {
         for (size_t i = 0; i < s->n_choices; i++) {

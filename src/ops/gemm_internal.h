@@ -5,28 +5,10 @@
 #define CLASP_GEMM_INTERNAL_H
 
 #include "clasp/ops.h"
+#include "clasp/tune.h"
 
-typedef enum clasp_gemm_path {
-    CLASP_GEMM_AUTO = 0,   /* let clasp choose (recorded choice, else heuristic) */
-    CLASP_GEMM_GENERAL,    /* own kernel, one element per work-item, any shape */
-    CLASP_GEMM_TILED,      /* own register-tiled kernel, with transposes/split-K */
-    CLASP_GEMM_CLBLAST,    /* CLBlast's Sgemm */
-    CLASP_GEMM_DOT,        /* own NT-only kernel in dot-product form, split-K */
-    CLASP_GEMM_PATH_COUNT_
-} clasp_gemm_path;
-
-/* One candidate implementation. Zero fields mean "default for the shape". */
-typedef struct clasp_gemm_params {
-    clasp_gemm_path path;
-    int tm, tn;   /* tile of C per work-item: TILED tm 1..16, tn 16|32;
-                   * DOT tm, tn 1..8 */
-    int wg;       /* TILED, DOT: work-items per group along M */
-    int splitk;   /* TILED, DOT: number of K chunks (1 = no split) */
-    int order;    /* TILED, DOT: 1 = work-items walk along N first, 2 = along M */
-} clasp_gemm_params;
-
-/* Short name of a path ("tiled"). */
-const char *clasp_gemm_path_name(clasp_gemm_path p);
+/* The paths, their parameters and the problem record are declared in
+ * clasp/tune.h (the tuner's results name them). */
 
 /* Makes every later clasp_gemm on ctx use p (NULL or path AUTO: back to
  * choosing). Shapes the forced path cannot run (a TILED tile larger than
@@ -43,13 +25,6 @@ clasp_status clasp_gemm_set_choice(clasp_ctx *ctx, int trans_a, int trans_b, int
 clasp_status clasp_gemm_choose(clasp_ctx *ctx, int trans_a, int trans_b, int m, int n, int k,
                                clasp_gemm_params *out);
 
-/* Completes p for this problem as clasp_gemm_with would (path AUTO: the
- * heuristic's pick), ignoring forced and recorded choices;
- * CLASP_ERR_UNSUPPORTED when p cannot run it. The tuner's check that a
- * stored choice still fits. */
-clasp_status clasp_gemm_resolve(const clasp_ctx *ctx, int trans_a, int trans_b, int m, int n,
-                                int k, clasp_gemm_params *p);
-
 /* The candidates worth timing for a problem, the heuristic's pick first;
  * writes at most max and returns how many there are in all. */
 int clasp_gemm_candidates(clasp_ctx *ctx, int trans_a, int trans_b, int m, int n, int k,
@@ -63,12 +38,6 @@ clasp_status clasp_gemm_with(clasp_ctx *ctx, const clasp_gemm_params *p, int tra
                              const clasp_tensor *b, size_t off_b, int ldb, float beta,
                              clasp_tensor *c, size_t off_c, int ldc);
 
-/* One GEMM problem as clasp_gemm sees it; calls counts how often a
- * recording saw it (0 elsewhere). */
-typedef struct clasp_gemm_problem {
-    int ta, tb, m, n, k;
-    int calls;
-} clasp_gemm_problem;
 
 /* Starts (on: forgetting earlier ones) or stops recording the distinct
  * problems that clasp_gemm runs on ctx, for the tuner: it times exactly

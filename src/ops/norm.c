@@ -30,14 +30,10 @@ enum { CA_CENTER = 1, CA_SHIFT = 2 };
 
 /* Elements per work-item of the elementwise kernels: one AVX-512 register
  * on CPU devices, a float4 on GPUs (neighbouring work-items then read
- * neighbouring memory). CLASP_KERNELS=generic|vector overrides, as for
- * conv (src/ops/conv.c). */
+ * neighbouring memory). Chosen as for conv: clasp_ctx_vector_kernels. */
 static int norm_nv(const clasp_ctx *ctx)
 {
-    const char *e = getenv("CLASP_KERNELS");
-    if (e && !strcmp(e, "generic")) return 4;
-    if (e && !strcmp(e, "vector")) return 16;
-    return ctx->info.is_gpu ? 4 : 16;
+    return clasp_ctx_vector_kernels(ctx) ? 16 : 4;
 }
 
 static const char *norm_defines(const clasp_ctx *ctx)

@@ -29,17 +29,6 @@ static clasp_status check4(const char *op, const char *name, const clasp_tensor 
 /* Work-items per maxpool2_fwd group to aim for when planes are small. */
 #define MP_WG_TARGET 64
 
-/* maxpool2_fwd is written for CPU devices (a float16 per work-item is one
- * AVX-512 register); GPUs keep maxpool_fwd. CLASP_KERNELS=generic|vector
- * overrides, as for conv (src/ops/conv.c). */
-static int use_vector_kernels(const clasp_ctx *ctx)
-{
-    const char *e = getenv("CLASP_KERNELS");
-    if (e && !strcmp(e, "generic")) return 0;
-    if (e && !strcmp(e, "vector")) return 1;
-    return !ctx->info.is_gpu;
-}
-
 /* The most work-items one group of kernel k may have on this device. */
 static size_t pool_max_wg(clasp_ctx *ctx, cl_kernel k)
 {
@@ -82,7 +71,9 @@ clasp_status clasp_maxpool2d_forward(const clasp_tensor *x, int k, int s, clasp_
     int planes = n * c;
     if (!planes) return CLASP_OK;
     cl_kernel kk;
-    if (k == 2 && s == 2 && use_vector_kernels(x->ctx)) {
+    /* maxpool2_fwd is written for CPU devices (a float16 per work-item is
+     * one AVX-512 register); GPUs keep maxpool_fwd. */
+    if (k == 2 && s == 2 && clasp_ctx_vector_kernels(x->ctx)) {
         /* The common 2x2/2 pooling on explicit vectors (see cl/pool.cl). */
         CLASP_TRY(clasp_kernel_get(x->ctx, "pool", NULL, "maxpool2_fwd", &kk));
         cl_mem xm = clasp_mem(x), ym = clasp_mem(y), im = clasp_mem(idx);

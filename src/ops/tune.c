@@ -26,53 +26,37 @@
 #include "clasp_config.h"
 #include "ops/tune.h"
 #include "runtime/internal.h"
+#include "util/util.h"
 
 #define TUNE_MAGIC "clasp-tune 1"
 #define DEFAULT_SECONDS 120.0
-#define DEFAULT_BATCH 128
 #define MAX_CANDIDATES 48
 #define MAX_PROBLEMS 256
 #define MAX_ROUNDS 8    /* samples per surviving candidate, at most */
 #define MIN_GAIN 0.03   /* a candidate must beat the heuristic's pick by 3% */
 #define CONFIRM_PAIRS 8 /* head-to-head samples before a candidate is pinned */
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* ---- the file ------------------------------------------------------- */
-
-static uint64_t fnv1a(const char *s, size_t n, uint64_t h)
-{
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 0x100000001b3ULL;
-    }
-    return h;
-}
 
 /* The file's path, or 0 when caching is off or the path does not fit;
  * sets no error, so that loading on every context's first GEMM leaves the
  * caller's last error alone. */
 static int tune_path(const clasp_ctx *ctx, char *buf, size_t size)
 {
-    const char *dir = clasp_cache_dir();
+    const char *dir = clasp_ctx_cache(ctx);
     if (!dir) return 0;
     const char *parts[] = {ctx->info.platform_name, ctx->info.name, ctx->info.version,
                            ctx->info.driver};
-    uint64_t h = 0xcbf29ce484222325ULL;
+    uint64_t h = CLASP_FNV1A_INIT;
     for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
-        h = fnv1a(parts[i], strlen(parts[i]) + 1, h); /* NUL separates the parts */
+        h = clasp_fnv1a(parts[i], strlen(parts[i]) + 1, h); /* NUL separates the parts */
     int n = snprintf(buf, size, "%s/tune-%016llx.txt", dir, (unsigned long long)h);
     return n >= 0 && (size_t)n < size;
 }
 
 clasp_status clasp_tune_file_path(const clasp_ctx *ctx, char *buf, size_t size)
 {
-    if (!clasp_cache_dir())
+    if (!clasp_ctx_cache(ctx))
         return clasp_error(CLASP_ERR_NOT_FOUND, "the cache is off (CLASP_CACHE_DIR=off)");
     if (!tune_path(ctx, buf, size))
         return clasp_error(CLASP_ERR_INVALID, "tune: cache folder path too long");
@@ -215,20 +199,6 @@ clasp_status clasp_tune_file_read(const clasp_ctx *ctx, const char *path,
     return CLASP_OK;
 }
 
-static int mkdir_p(const char *path)
-{
-    char tmp[1100];
-    snprintf(tmp, sizeof tmp, "%s", path);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p == '/') {
-            *p = '\0';
-            if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return -1;
-            *p = '/';
-        }
-    }
-    return (mkdir(tmp, 0755) != 0 && errno != EEXIST) ? -1 : 0;
-}
-
 static int cmp_entry(const void *pa, const void *pb)
 {
     const clasp_gemm_problem *a = &((const clasp_tune_entry *)pa)->prob;
@@ -248,13 +218,12 @@ static clasp_status write_file(const clasp_ctx *ctx, const char *path, clasp_tun
     snprintf(dir, sizeof dir, "%s", path);
     char *slash = strrchr(dir, '/');
     if (slash) *slash = '\0';
-    if (slash && mkdir_p(dir) != 0)
-        return clasp_error(CLASP_ERR_IO, "%s: cannot create the folder: %s", dir, strerror(errno));
+    if (slash) CLASP_TRY(clasp_mkdir_p(dir));
     qsort(e, n, sizeof *e, cmp_entry);
-    char tmp[1200], dev[600];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "w");
-    if (!f) return clasp_error(CLASP_ERR_IO, "%s: %s", tmp, strerror(errno));
+    char dev[600];
+    clasp_atomic_file a;
+    CLASP_TRY(clasp_atomic_open(&a, path, "w"));
+    FILE *f = a.f;
     device_fields(ctx, dev, sizeof dev);
     int ok = fprintf(f, "%s\tclasp %s\t%s\n", TUNE_MAGIC, CLASP_VERSION, dev) > 0 &&
              fprintf(f, "# ta tb m n k path tm tn wg splitk order gflops\n") > 0;
@@ -265,13 +234,7 @@ static clasp_status write_file(const clasp_ctx *ctx, const char *path, clasp_tun
                      q->k, clasp_gemm_path_name(p->path), p->tm, p->tn, p->wg, p->splitk,
                      p->order, e[i].gflops) > 0;
     }
-    ok = (fclose(f) == 0) && ok;
-    if (!ok || rename(tmp, path) != 0) {
-        int err = errno;
-        unlink(tmp);
-        return clasp_error(CLASP_ERR_IO, "%s: cannot write: %s", path, strerror(err));
-    }
-    return CLASP_OK;
+    return clasp_atomic_commit(&a, ok);
 }
 
 /* ---- loading -------------------------------------------------------- */
@@ -332,70 +295,21 @@ clasp_status clasp_tune_reset(const clasp_ctx *ctx, int *removed)
 
 /* ---- the workload --------------------------------------------------- */
 
-/* A fresh model with the caller's architecture (or the default CNN), so
- * that the training step run for recording never touches real weights. */
-static clasp_status workload_model(clasp_ctx *ctx, const clasp_model *like, clasp_model **out)
-{
-    if (!like) return clasp_model_new_default(ctx, 1, 28, 28, 10, out);
-    char arch[8192];
-    clasp_model_arch(like, arch, sizeof arch);
-    int c, h, w, n;
-    clasp_model_input_shape(like, &c, &h, &w);
-    clasp_layer_spec *layers;
-    CLASP_TRY(clasp_arch_parse(arch, &layers, &n));
-    clasp_status st = clasp_model_new(ctx, layers, n, c, h, w, out);
-    free(layers);
-    return st;
-}
-
-/* Runs one training step, one input-gradient step and one inference pass
- * with recording on. */
-static clasp_status record_workload(clasp_ctx *ctx, const clasp_model *like, int batch,
+/* Runs the caller's workload once with recording on. */
+static clasp_status record_workload(clasp_ctx *ctx, const clasp_tune_opts *o,
                                     clasp_gemm_problem *probs, size_t *n_probs)
 {
-    clasp_model *m = NULL;
-    clasp_sgd *opt = NULL;
-    clasp_tensor *x = NULL, *y = NULL, *dx = NULL, *pred = NULL;
-    clasp_status st = workload_model(ctx, like, &m);
-    int c = 0, h = 0, w = 0;
-    if (st == CLASP_OK) {
-        clasp_model_input_shape(m, &c, &h, &w);
-        st = clasp_model_init(m, 1);
-    }
-    if (st == CLASP_OK) st = clasp_sgd_new(m, 0.01f, 0.9f, 0.0f, &opt);
-    if (st == CLASP_OK) st = clasp_tensor_new4(ctx, batch, c, h, w, &x);
-    if (st == CLASP_OK) st = clasp_tensor_new4(ctx, batch, c, h, w, &dx);
-    if (st == CLASP_OK) st = clasp_tensor_new(ctx, CLASP_I32, 1, &batch, &y);
-    if (st == CLASP_OK) st = clasp_tensor_new(ctx, CLASP_I32, 1, &batch, &pred);
-    clasp_rng rng = clasp_rng_make(7, 3);
-    if (st == CLASP_OK) st = clasp_rng_uniform(&rng, x, 0.0f, 1.0f);
-    if (st == CLASP_OK) {
-        int32_t *labels = malloc((size_t)batch * sizeof *labels);
-        int k = clasp_model_num_classes(m);
-        if (!labels) st = clasp_error(CLASP_ERR_NOMEM, "out of memory");
-        for (int i = 0; labels && i < batch; i++) labels[i] = k > 0 ? i % k : 0;
-        if (labels) st = clasp_tensor_write(y, labels);
-        free(labels);
-    }
-    if (st == CLASP_OK) st = clasp_gemm_record(ctx, 1);
-    if (st == CLASP_OK) st = clasp_train_step(m, opt, x, y, NULL, NULL);
-    if (st == CLASP_OK) {
-        clasp_model_set_train(m, 0);
-        st = clasp_model_input_grad(m, x, y, 1.0f, dx, NULL, NULL);
-    }
-    if (st == CLASP_OK) st = clasp_model_predict(m, x, pred);
+    *n_probs = 0;
+    if (!o->workload)
+        return clasp_error(CLASP_ERR_INVALID, "clasp_tune_run: no workload to record");
+    clasp_status st = clasp_gemm_record(ctx, 1);
+    if (st == CLASP_OK) st = o->workload(o->workload_user, ctx);
     if (st == CLASP_OK) st = clasp_ctx_finish(ctx);
     /* Recording stops on every path: a stale recording would grow forever. */
     clasp_status st2 = clasp_gemm_record(ctx, 0);
     if (st == CLASP_OK) st = st2;
     if (st == CLASP_OK) *n_probs = clasp_gemm_recorded(ctx, probs, MAX_PROBLEMS);
     if (*n_probs > MAX_PROBLEMS) *n_probs = MAX_PROBLEMS;
-    clasp_tensor_free(x);
-    clasp_tensor_free(y);
-    clasp_tensor_free(dx);
-    clasp_tensor_free(pred);
-    clasp_sgd_free(opt);
-    clasp_model_free(m);
     return st;
 }
 
@@ -420,10 +334,10 @@ static clasp_status run_candidate(const bench_problem *bp, const clasp_gemm_para
 static clasp_status sample(const bench_problem *bp, const clasp_gemm_params *p, double *sec)
 {
     CLASP_TRY(clasp_ctx_finish(bp->ctx));
-    double t0 = now_s();
+    double t0 = clasp_now();
     for (int r = 0; r < bp->reps; r++) CLASP_TRY(run_candidate(bp, p));
     CLASP_TRY(clasp_ctx_finish(bp->ctx));
-    *sec = (now_s() - t0) / bp->reps;
+    *sec = (clasp_now() - t0) / bp->reps;
     return CLASP_OK;
 }
 
@@ -464,7 +378,7 @@ static clasp_status verify(const bench_problem *bp, const clasp_gemm_params *p, 
     return st;
 }
 
-static void describe(const clasp_gemm_params *p, char *buf, size_t size)
+void clasp_gemm_params_describe(const clasp_gemm_params *p, char *buf, size_t size)
 {
     if (p->path == CLASP_GEMM_TILED || p->path == CLASP_GEMM_DOT)
         snprintf(buf, size, "%s %dx%d wg%d s%d o%d", clasp_gemm_path_name(p->path), p->tm, p->tn,
@@ -535,7 +449,7 @@ static clasp_status tune_problem(clasp_ctx *ctx, const clasp_gemm_problem *q, do
     /* Round 0: warm each candidate up (its build is not timed) and take one
      * sample; one far behind the fastest so far is not sampled again. */
     for (int i = 1; st == CLASP_OK && i < nc; i++) {
-        if (i >= 2 && now_s() >= deadline) break;
+        if (i >= 2 && clasp_now() >= deadline) break;
         double t;
         clasp_status cs = run_candidate(&bp, &cand[i]);
         if (cs == CLASP_OK) cs = sample(&bp, &cand[i], &t);
@@ -557,7 +471,7 @@ static clasp_status tune_problem(clasp_ctx *ctx, const clasp_gemm_problem *q, do
 
     /* Further rounds over the survivors, alternating direction so that no
      * candidate always runs right after the same neighbour. */
-    for (int round = 1; st == CLASP_OK && round < MAX_ROUNDS && now_s() < deadline; round++) {
+    for (int round = 1; st == CLASP_OK && round < MAX_ROUNDS && clasp_now() < deadline; round++) {
         int alive = 0;
         for (int j = 0; st == CLASP_OK && j < nc; j++) {
             int i = round % 2 ? nc - 1 - j : j;
@@ -589,7 +503,7 @@ static clasp_status tune_problem(clasp_ctx *ctx, const clasp_gemm_problem *q, do
         clasp_status vs = verify(&bp, &cand[pick], ref, tol, &ok);
         if (vs != CLASP_OK || !ok) {
             char d[64];
-            describe(&cand[pick], d, sizeof d);
+            clasp_gemm_params_describe(&cand[pick], d, sizeof d);
             fprintf(stderr, "clasp: warning: tune: %s %s for gemm t%d%d m=%d n=%d k=%d; not used\n",
                     d, vs != CLASP_OK ? "failed" : "gave wrong results", q->ta, q->tb, q->m, q->n,
                     q->k);
@@ -600,7 +514,7 @@ static clasp_status tune_problem(clasp_ctx *ctx, const clasp_gemm_problem *q, do
         /* Head to head with the heuristic's pick before pinning it: pairs
          * taken back to back see the same load on a shared machine, which
          * a lead built up across rounds may not have. */
-        for (int r = 0; st == CLASP_OK && r < CONFIRM_PAIRS && (r < 3 || now_s() < deadline); r++) {
+        for (int r = 0; st == CLASP_OK && r < CONFIRM_PAIRS && (r < 3 || clasp_now() < deadline); r++) {
             double t;
             st = sample(&bp, &cand[0], &t);
             if (st == CLASP_OK && t < best[0]) best[0] = t;
@@ -670,15 +584,14 @@ clasp_status clasp_tune_run(clasp_ctx *ctx, const clasp_tune_opts *opts, clasp_t
     memset(out, 0, sizeof *out);
     clasp_tune_opts o = opts ? *opts : (clasp_tune_opts){0};
     if (o.seconds <= 0) o.seconds = DEFAULT_SECONDS;
-    if (o.batch <= 0) o.batch = DEFAULT_BATCH;
-    double start = now_s();
+    double start = clasp_now();
     if (!tune_path(ctx, out->path, sizeof out->path)) out->path[0] = '\0';
 
     clasp_gemm_problem *probs = malloc(MAX_PROBLEMS * sizeof *probs);
     if (!probs) return clasp_error(CLASP_ERR_NOMEM, "out of memory");
     size_t np = 0;
     if (o.progress) o.progress(o.user, 0, 1, "recording the workload");
-    clasp_status st = record_workload(ctx, o.model, o.batch, probs, &np);
+    clasp_status st = record_workload(ctx, &o, probs, &np);
     /* Cheapest first: small problems finish their rounds early and leave
      * their share of the budget to the large ones after them. */
     if (st == CLASP_OK) qsort(probs, np, sizeof *probs, cmp_flops);
@@ -691,7 +604,7 @@ clasp_status clasp_tune_run(clasp_ctx *ctx, const clasp_tune_opts *opts, clasp_t
         char what[96];
         snprintf(what, sizeof what, "gemm t%d%d %dx%dx%d", q->ta, q->tb, q->m, q->n, q->k);
         if (o.progress) o.progress(o.user, i, np, what);
-        double t = now_s(), left = o.seconds - (t - start);
+        double t = clasp_now(), left = o.seconds - (t - start);
         double deadline = t + (left > 0 ? left / (double)(np - i) : 0);
         clasp_tune_entry *e = &out->entries[i];
         st = tune_problem(ctx, q, deadline, e);
@@ -717,7 +630,7 @@ clasp_status clasp_tune_run(clasp_ctx *ctx, const clasp_tune_opts *opts, clasp_t
         free(res);
         out->saved = st == CLASP_OK;
     }
-    out->seconds = now_s() - start;
+    out->seconds = clasp_now() - start;
     if (st != CLASP_OK) {
         clasp_tune_result_free(out);
         return st;
@@ -735,10 +648,10 @@ void clasp_tune_result_free(clasp_tune_result *r)
 
 /* ---- first use ------------------------------------------------------ */
 
-void clasp_tune_ensure(clasp_ctx *ctx, const clasp_model *model, int batch, double seconds)
+void clasp_tune_ensure_workload(clasp_ctx *ctx, clasp_tune_workload_fn workload, void *user,
+                                double seconds)
 {
-    const char *env = getenv("CLASP_TUNE");
-    if (env && !strcmp(env, "0")) return;
+    if (!clasp_ctx_options(ctx)->tune) return;
     char path[1100];
     if (!tune_path(ctx, path, sizeof path)) return;
     clasp_tune_entry *e = NULL;
@@ -753,7 +666,8 @@ void clasp_tune_ensure(clasp_ctx *ctx, const clasp_model *model, int batch, doub
             "CLASP_TUNE=0 skips)... ",
             seconds);
     fflush(stderr);
-    clasp_tune_opts o = {.seconds = seconds, .model = model, .batch = batch, .save = 1};
+    clasp_tune_opts o = {.seconds = seconds, .workload = workload, .workload_user = user,
+                         .save = 1};
     clasp_tune_result r;
     st = clasp_tune_run(ctx, &o, &r);
     if (st != CLASP_OK) {

@@ -213,6 +213,18 @@ void clasp_defense_free(clasp_defense_instance *d)
 const clasp_plugin_desc *clasp_defense_desc(const clasp_defense_instance *d) { return d->desc; }
 const clasp_params *clasp_defense_params(const clasp_defense_instance *d) { return &d->params; }
 
+/* The env a defense gets from a clasp_defense_run_* call: the caller's
+ * (the runner's, or a wrapper's) as far as its size reaches, and `inner`
+ * cleared when it names d itself: a wrapper passes on the env it was
+ * given, and the wrapped defense would otherwise find itself there and,
+ * if it wraps too, call itself forever. */
+static clasp_defense_env env_for(const clasp_defense_instance *d, const clasp_defense_env *env)
+{
+    clasp_defense_env e = clasp_defense_env_copy(env);
+    if (e.inner == d) e.inner = NULL;
+    return e;
+}
+
 clasp_status clasp_defense_run_step(clasp_defense_instance *d, const clasp_defense_env *env,
                                     const clasp_tensor *x, const clasp_tensor *y, clasp_rng *rng,
                                     float *loss)
@@ -221,7 +233,8 @@ clasp_status clasp_defense_run_step(clasp_defense_instance *d, const clasp_defen
         return clasp_error(CLASP_ERR_INVALID, "clasp_defense_run_step: NULL argument");
     plugin_misuse saved;
     call_start(&saved);
-    clasp_status st = d->desc->defense->train_step(d->state, env, x, y, rng, loss);
+    clasp_defense_env e = env_for(d, env);
+    clasp_status st = d->desc->defense->train_step(d->state, &e, x, y, rng, loss);
     return call_end(st, &saved, d->desc, "train_step");
 }
 
@@ -233,7 +246,8 @@ clasp_status clasp_defense_run_epoch_end(clasp_defense_instance *d, const clasp_
     if (!CLASP_FNS_HAS(f, clasp_defense_fns, epoch_end) || !f->epoch_end) return CLASP_OK;
     plugin_misuse saved;
     call_start(&saved);
-    clasp_status st = f->epoch_end(d->state, env, val);
+    clasp_defense_env e = env_for(d, env);
+    clasp_status st = f->epoch_end(d->state, &e, val);
     return call_end(st, &saved, d->desc, "epoch_end");
 }
 
@@ -245,7 +259,8 @@ clasp_status clasp_defense_run_finish(clasp_defense_instance *d, const clasp_def
     if (!CLASP_FNS_HAS(f, clasp_defense_fns, finish) || !f->finish) return CLASP_OK;
     plugin_misuse saved;
     call_start(&saved);
-    clasp_status st = f->finish(d->state, env, rng);
+    clasp_defense_env e = env_for(d, env);
+    clasp_status st = f->finish(d->state, &e, rng);
     return call_end(st, &saved, d->desc, "finish");
 }
 

@@ -4,16 +4,16 @@
 
 #include <stddef.h>
 
+#include "clasp/plugin.h"
+
 /* Internal to libclasp: not exported from the shared library. */
 #if defined(__GNUC__)
 #pragma GCC visibility push(hidden)
 #endif
 
 /* Whether a function table the plugin built with its own sizeof covers
- * `member` (tables are append-only, so older plugins have shorter ones and
- * the host must not read past them). */
-#define CLASP_FNS_HAS(fns, type, member) \
-    ((fns)->size >= offsetof(type, member) + sizeof((fns)->member))
+ * `member` (CLASP_STRUCT_HAS of clasp/plugin.h, the rule plugins use too). */
+#define CLASP_FNS_HAS(fns, type, member) CLASP_STRUCT_HAS(fns, type, member)
 
 /* Bad lookups (clasp_params_num / clasp_params_str with a name the schema
  * lacks, or of the wrong type) made during one call into a plugin. The

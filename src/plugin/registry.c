@@ -34,6 +34,16 @@ struct clasp_registry {
     int n_refused, cap_refused;
 };
 
+uint32_t clasp_plugin_host_abi_version(void)
+{
+    return CLASP_PLUGIN_ABI_VERSION;
+}
+
+const char *clasp_version(void)
+{
+    return CLASP_VERSION;
+}
+
 const char *clasp_plugin_kind_name(clasp_plugin_kind kind)
 {
     switch (kind) {

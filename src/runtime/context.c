@@ -45,10 +45,75 @@ clasp_status clasp_cl_check(cl_int err, const char *call)
                        clasp_cl_error_name(err), (int)err);
 }
 
+void clasp_ctx_opts_default(clasp_ctx_opts *opts)
+{
+    memset(opts, 0, sizeof *opts);
+    opts->size = sizeof *opts;
+    opts->tune = 1;
+}
+
+void clasp_ctx_opts_from_env(clasp_ctx_opts *opts)
+{
+    clasp_ctx_opts_default(opts);
+    const char *e = getenv("CLASP_DEVICE");
+    if (e) snprintf(opts->device, sizeof opts->device, "%s", e);
+    e = getenv("CLASP_PROFILE");
+    opts->profile = e && *e && strcmp(e, "0") != 0;
+    e = getenv("CLASP_TUNE");
+    opts->tune = !(e && !strcmp(e, "0"));
+    e = getenv("CLASP_KERNELS");
+    opts->kernels = e && !strcmp(e, "generic") ? CLASP_KERNELS_GENERIC
+                    : e && !strcmp(e, "vector") ? CLASP_KERNELS_VECTOR
+                                                : CLASP_KERNELS_AUTO;
+    e = getenv("CLASP_GEMM");
+    if (e) snprintf(opts->gemm, sizeof opts->gemm, "%s", e);
+    e = clasp_cache_dir();
+    if (e) snprintf(opts->cache_dir, sizeof opts->cache_dir, "%s", e);
+}
+
+/* The caller's options over the defaults, as far as its struct reaches. */
+static void opts_copy(clasp_ctx_opts *dst, const clasp_ctx_opts *src)
+{
+    clasp_ctx_opts_default(dst);
+    if (!src) return;
+    size_t n = src->size < sizeof *dst ? src->size : sizeof *dst;
+    memcpy(dst, src, n);
+    dst->size = sizeof *dst;
+    dst->device[sizeof dst->device - 1] = '\0';
+    dst->gemm[sizeof dst->gemm - 1] = '\0';
+    dst->cache_dir[sizeof dst->cache_dir - 1] = '\0';
+}
+
+const clasp_ctx_opts *clasp_ctx_options(const clasp_ctx *ctx)
+{
+    return &ctx->opts;
+}
+
+clasp_status clasp_ctx_set_options(clasp_ctx *ctx, const clasp_ctx_opts *opts)
+{
+    if (!ctx || !opts) return clasp_error(CLASP_ERR_INVALID, "clasp_ctx_set_options: NULL argument");
+    clasp_ctx_opts o;
+    opts_copy(&o, opts);
+    memcpy(o.device, ctx->opts.device, sizeof o.device);
+    o.profile = ctx->opts.profile;
+    ctx->opts = o;
+    return CLASP_OK;
+}
+
 clasp_status clasp_ctx_new(const char *spec, clasp_ctx **out)
 {
+    clasp_ctx_opts o;
+    clasp_ctx_opts_from_env(&o);
+    if (spec) snprintf(o.device, sizeof o.device, "%s", spec);
+    return clasp_ctx_new_opts(&o, out);
+}
+
+clasp_status clasp_ctx_new_opts(const clasp_ctx_opts *opts, clasp_ctx **out)
+{
     *out = NULL;
-    if (!spec) spec = getenv("CLASP_DEVICE");
+    clasp_ctx_opts o;
+    opts_copy(&o, opts);
+    const char *spec = o.device;
     clasp_device_info *list;
     size_t n, idx;
     CLASP_TRY(clasp_device_list(&list, &n));
@@ -63,6 +128,7 @@ clasp_status clasp_ctx_new(const char *spec, clasp_ctx **out)
         return clasp_error(CLASP_ERR_NOMEM, "out of memory creating a context");
     }
     ctx->info = list[idx];
+    ctx->opts = o;
     free(list);
 
     cl_uint np = 0;
@@ -85,8 +151,7 @@ clasp_status clasp_ctx_new(const char *spec, clasp_ctx **out)
         free(ctx);
         return clasp_cl_check(err, "clCreateContext");
     }
-    const char *prof = getenv("CLASP_PROFILE");
-    ctx->profiling = prof && *prof && strcmp(prof, "0") != 0;
+    ctx->profiling = o.profile;
     ctx->queue = clCreateCommandQueue(ctx->context, ctx->device,
                                       ctx->profiling ? CL_QUEUE_PROFILING_ENABLE : 0, &err);
     if (err != CL_SUCCESS) {

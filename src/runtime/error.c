@@ -9,7 +9,7 @@ static _Thread_local char last_message[1024];
 const char *clasp_status_string(clasp_status s)
 {
     static const char *const names[] = {
-#define CLASP_STATUS_NAME_(name, text) text,
+#define CLASP_STATUS_NAME_(name, value, text) [value] = text,
         CLASP_STATUS_LIST(CLASP_STATUS_NAME_)
 #undef CLASP_STATUS_NAME_
     };

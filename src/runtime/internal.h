@@ -44,6 +44,7 @@ typedef struct clasp_prof_pending {
 
 struct clasp_ctx {
     clasp_device_info info;
+    clasp_ctx_opts opts;           /* read once at creation; see clasp_ctx_set_options */
     cl_platform_id platform;
     cl_device_id device;
     cl_context context;
@@ -67,6 +68,23 @@ struct clasp_ctx {
     void *gemm_state;
     void (*gemm_state_free)(void *);
 };
+
+/* Whether the ops run their CPU-vectorised kernels (conv, pool, norm;
+ * a float16 per work-item is one AVX-512 register) rather than the
+ * per-element ones GPUs suit: the context's kernels option, else every
+ * device but GPUs. */
+static inline int clasp_ctx_vector_kernels(const clasp_ctx *ctx)
+{
+    if (ctx->opts.kernels == CLASP_KERNELS_GENERIC) return 0;
+    if (ctx->opts.kernels == CLASP_KERNELS_VECTOR) return 1;
+    return !ctx->info.is_gpu;
+}
+
+/* The context's cache folder, NULL when it keeps no on-disk cache. */
+static inline const char *clasp_ctx_cache(const clasp_ctx *ctx)
+{
+    return ctx->opts.cache_dir[0] ? ctx->opts.cache_dir : NULL;
+}
 
 /* Human name of an OpenCL error code, e.g. "CL_OUT_OF_RESOURCES". */
 const char *clasp_cl_error_name(cl_int err);

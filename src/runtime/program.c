@@ -14,6 +14,7 @@
 #include <zlib.h>
 
 #include "runtime/internal.h"
+#include "util/util.h"
 
 #define CACHE_MAGIC "CLASPBC1"
 
@@ -39,42 +40,19 @@ const char *clasp_cache_dir(void)
     return dir;
 }
 
-static uint64_t fnv1a(const char *s, size_t n, uint64_t h)
-{
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 0x100000001b3ULL;
-    }
-    return h;
-}
-
 /* Two independent 64-bit FNV-1a digests of the whole key. */
 static void key_digest(const clasp_ctx *ctx, const char *source, const char *options,
                        uint64_t d[2])
 {
     const char *parts[] = {ctx->info.platform_name, ctx->info.name, ctx->info.version,
                            ctx->info.driver, options, source};
-    d[0] = 0xcbf29ce484222325ULL;
+    d[0] = CLASP_FNV1A_INIT;
     d[1] = 0x84222325cbf29ce4ULL;
     for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
         size_t n = strlen(parts[i]) + 1; /* include NUL as a separator */
-        d[0] = fnv1a(parts[i], n, d[0]);
-        d[1] = fnv1a(parts[i], n, d[1] ^ 0x9e3779b97f4a7c15ULL);
+        d[0] = clasp_fnv1a(parts[i], n, d[0]);
+        d[1] = clasp_fnv1a(parts[i], n, d[1] ^ 0x9e3779b97f4a7c15ULL);
     }
-}
-
-static int mkdir_p(const char *path)
-{
-    char tmp[1024];
-    snprintf(tmp, sizeof tmp, "%s", path);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p == '/') {
-            *p = '\0';
-            if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return -1;
-            *p = '/';
-        }
-    }
-    return (mkdir(tmp, 0755) != 0 && errno != EEXIST) ? -1 : 0;
 }
 
 /* Reads a cache entry; returns a malloc'd binary or NULL (absent or bad;
@@ -107,18 +85,21 @@ static unsigned char *cache_read(const char *path, const uint64_t d[2], size_t *
 static void cache_write(const char *dir, const char *path, const uint64_t d[2],
                         const unsigned char *bin, size_t n)
 {
-    if (mkdir_p(dir) != 0) return;
-    char tmp[1200];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "wb");
-    if (!f) return;
+    if (clasp_mkdir_p(dir) != CLASP_OK) {
+        clasp_error_clear();
+        return;
+    }
+    clasp_atomic_file a;
+    if (clasp_atomic_open(&a, path, "wb") != CLASP_OK) {
+        clasp_error_clear();
+        return;
+    }
     uint64_t n64 = n;
     uint32_t crc = (uint32_t)crc32(0L, bin, (uInt)n);
-    int ok = fwrite(CACHE_MAGIC, 1, 8, f) == 8 && fwrite(d, sizeof(uint64_t), 2, f) == 2 &&
-             fwrite(&n64, sizeof n64, 1, f) == 1 && fwrite(&crc, sizeof crc, 1, f) == 1 &&
-             fwrite(bin, 1, n, f) == n;
-    ok = (fclose(f) == 0) && ok;
-    if (!ok || rename(tmp, path) != 0) unlink(tmp);
+    int ok = fwrite(CACHE_MAGIC, 1, 8, a.f) == 8 && fwrite(d, sizeof(uint64_t), 2, a.f) == 2 &&
+             fwrite(&n64, sizeof n64, 1, a.f) == 1 && fwrite(&crc, sizeof crc, 1, a.f) == 1 &&
+             fwrite(bin, 1, n, a.f) == n;
+    if (clasp_atomic_commit(&a, ok) != CLASP_OK) clasp_error_clear();
 }
 
 static clasp_status build_log_error(clasp_ctx *ctx, cl_program prog, cl_int err,
@@ -160,7 +141,7 @@ static cl_program from_binary(clasp_ctx *ctx, const unsigned char *bin, size_t n
 clasp_status clasp_program_build(clasp_ctx *ctx, const char *source, const char *options,
                                  cl_program *out)
 {
-    const char *dir = clasp_cache_dir();
+    const char *dir = clasp_ctx_cache(ctx);
     uint64_t d[2];
     char path[1100] = "";
     key_digest(ctx, source, options, d);

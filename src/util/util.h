@@ -1,0 +1,60 @@
+/* The library's one room for small infrastructure: durable file writes,
+ * folders, hashing and the clock. Internal to libclasp (not exported). */
+#ifndef CLASP_UTIL_H
+#define CLASP_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "clasp/runtime.h"
+#include "clasp/status.h"
+
+/* ---- files (file.c) -------------------------------------------------- */
+
+/* A file written so that a crash leaves either the old file or the
+ * complete new one at `path`, never a part: it is written as
+ * "<path>.tmp.<pid>", then flushed and fsync'ed, renamed over `path`, and
+ * the folder is fsync'ed so that the rename itself survives. One policy
+ * for every file clasp keeps (program cache, tuning file, checkpoints and
+ * state, report and charts). */
+typedef struct clasp_atomic_file {
+    FILE *f;           /* write here between open and commit */
+    char *path, *tmp;
+} clasp_atomic_file;
+
+/* Creates the temporary file; `path`'s folder must exist (clasp_mkdir_p). */
+clasp_status clasp_atomic_open(clasp_atomic_file *a, const char *path, const char *mode);
+
+/* Publishes the file when ok is non-zero and every write succeeded;
+ * otherwise (or on any failure) removes the temporary file and leaves
+ * `path` as it was. Always releases a. */
+clasp_status clasp_atomic_commit(clasp_atomic_file *a, int ok);
+
+/* Removes the temporary file; `path` stays as it was. */
+void clasp_atomic_abort(clasp_atomic_file *a);
+
+/* The whole of data as one atomic file. */
+clasp_status clasp_write_atomic(const char *path, const void *data, size_t len);
+
+/* mkdir -p: every missing folder of path (mode 0777 less the umask). */
+clasp_status clasp_mkdir_p(const char *path);
+
+/* Best effort fsync of a folder (renames in it become durable). */
+void clasp_sync_dir(const char *dir);
+
+/* ---- hashing (hash.c) ------------------------------------------------ */
+
+#define CLASP_FNV1A_INIT 0xcbf29ce484222325ULL
+
+/* 64-bit FNV-1a of n bytes, continuing from h (CLASP_FNV1A_INIT to start). */
+uint64_t clasp_fnv1a(const void *data, size_t n, uint64_t h);
+
+/* splitmix64's finaliser: a bijective 64-bit mix. Only fixed-width
+ * integer arithmetic, so every platform gives the same numbers (data-set
+ * shuffles and random-stream keys depend on it). */
+uint64_t clasp_mix64(uint64_t z);
+
+/* The monotonic clock, clasp_now (clock.c), is public: clasp/runtime.h. */
+
+#endif
