@@ -593,6 +593,13 @@ clasp_status clasp_conv2d_backward(const clasp_tensor *x, const clasp_tensor *w,
     cl_kernel kt = NULL;
     clasp_status st =
         clasp_kernel_get(ctx, "conv", NULL, g.vec ? "conv_dy_t_v" : "conv_dy_t", &kt);
+    /* For the packed products W^T is copied plain once for all chunks
+     * (see clasp_gemm_packed_b on transposed operands). */
+    clasp_tensor *wt = NULL;
+    if (st == CLASP_OK && dx && !dw && conv_panel(ctx, &g, g.o, s.nb_max * g.p)) {
+        st = clasp_tensor_new2(ctx, g.k, g.o, &wt);
+        if (st == CLASP_OK) st = clasp_gemm_transpose(ctx, g.o, g.k, w, 0, g.k, wt);
+    }
     for (int n0 = 0; st == CLASP_OK && n0 < g.n; n0 += s.nb_max) {
         int nb = g.n - n0 < s.nb_max ? g.n - n0 : s.nb_max;
         int ncols = nb * g.p;
@@ -624,13 +631,17 @@ clasp_status clasp_conv2d_backward(const clasp_tensor *x, const clasp_tensor *w,
         }
         if (st == CLASP_OK && dx) {
             /* The in-order queue runs the dW GEMM before this overwrites cols. */
-            st = panel ? clasp_gemm_packed_b(ctx, 1, g.k, ncols, g.o, 1.0f, w, 0, g.k, s.t, 0,
-                                             0.0f, s.cols, (size_t)s.cols_off, ncols)
+            st = panel && wt ? clasp_gemm_packed_b(ctx, 0, g.k, ncols, g.o, 1.0f, wt, 0, g.o,
+                                                   s.t, 0, 0.0f, s.cols, (size_t)s.cols_off,
+                                                   ncols)
+                 : panel ? clasp_gemm_packed_b(ctx, 1, g.k, ncols, g.o, 1.0f, w, 0, g.k, s.t, 0,
+                                               0.0f, s.cols, (size_t)s.cols_off, ncols)
                        : clasp_gemm(ctx, 1, 0, g.k, ncols, g.o, 1.0f, w, 0, g.k, s.t, 0, ncols,
                                     0.0f, s.cols, (size_t)s.cols_off, ncols);
             if (st == CLASP_OK) st = launch_col2im(ctx, s.cols, s.cols_off, &g, n0, nb, dx);
         }
     }
+    clasp_tensor_free(wt);
     scratch_free(&s);
     return st;
 }

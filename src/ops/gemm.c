@@ -871,3 +871,13 @@ int clasp_gemm_may_pack(clasp_ctx *ctx)
     }
     return s->forced.path == CLASP_GEMM_AUTO && s->env == ENV_NONE;
 }
+
+clasp_status clasp_gemm_transpose(clasp_ctx *ctx, int rows, int cols, const clasp_tensor *src,
+                                  size_t off, int ld, clasp_tensor *dst)
+{
+    size_t lo, hi;
+    CLASP_TRY(check_matrix(ctx, "src", src, off, ld, rows, cols, &lo, &hi));
+    CLASP_TRY(check_matrix(ctx, "dst", dst, 0, rows > 1 ? rows : 1, cols, rows, &lo, &hi));
+    if (rows == 0 || cols == 0) return CLASP_OK;
+    return enqueue_transpose(ctx, rows, cols, clasp_mem(src), off, ld, clasp_mem(dst));
+}

@@ -95,6 +95,11 @@ clasp_status clasp_gemm_packed_b(clasp_ctx *ctx, int trans_a, int m, int n, int 
                                  const clasp_tensor *b, size_t off_b, float beta,
                                  clasp_tensor *c, size_t off_c, int ldc);
 
+/* dst [cols, rows] (row stride rows) = src^T for src [rows, cols] at
+ * element off with row stride ld; enqueued like a GEMM. */
+clasp_status clasp_gemm_transpose(clasp_ctx *ctx, int rows, int cols, const clasp_tensor *src,
+                                  size_t off, int ld, clasp_tensor *dst);
+
 /* 1 when callers may use clasp_gemm_packed_b: no path is forced (by
  * clasp_gemm_force or CLASP_GEMM), which packed B would bypass. */
 int clasp_gemm_may_pack(clasp_ctx *ctx);
