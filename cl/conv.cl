@@ -7,6 +7,10 @@
  * ([O, NB, P]); conv_out_v moves it to NCHW (contiguous rows of P floats,
  * so the move is cheap) and adds the bias on the way.
  *
+ * For clasp_gemm_packed_b on CPU devices, im2col, im2col_s1, conv_dy_t
+ * and conv_dy_t_v also write their matrix packed in 16-column panels
+ * (col_at; `panel` = rows * 16, 0 for the plain layout above).
+ *
  * im2col and col2im run one work-group per (image, channel) plane with
  * work-items laid out like the plane (dimension 0 along a row), so no
  * work-item divides its id and neighbours touch neighbouring addresses
@@ -49,6 +53,15 @@
 #define UNROLL
 #endif
 
+/* Where column j of a column matrix starts. With panel == 0 the matrix is
+ * plain row-major ([rows, ncols], row stride ncols); otherwise it is
+ * packed for clasp_gemm_packed_b: 16-column panels `panel` floats apart
+ * (rows * 16), each row of a panel 16 contiguous floats (row stride 16). */
+inline int col_at(int j, int panel)
+{
+    return panel ? (j >> 4) * panel + (j & 15) : j;
+}
+
 /* Copies the chunk's planes into zero-bordered planes of (H+2*pad) x
  * (W+2*pad), so that im2col needs no bounds checks (its loads become
  * plain vector loads on CPUs). The copy is 1/(KH*KW) of im2col's output.
@@ -75,7 +88,7 @@ __kernel void pad_planes(__global const float *restrict x, int x_off, int H, int
  * straight-line code. */
 __kernel void im2col(__global const float *restrict xp, int xp_off, int C, int Hp, int Wp,
                      int KH, int KW, int stride, int OH, int OW, int ncols,
-                     __global float *restrict cols, int cols_off)
+                     __global float *restrict cols, int cols_off, int panel)
 {
     int ow = get_global_id(0);
     int oh = get_global_id(1);
@@ -86,12 +99,14 @@ __kernel void im2col(__global const float *restrict xp, int xp_off, int C, int H
     int c = nc - n * C;
     if (ow >= OW || oh >= OH) return;
     __global const float *win = xp + xp_off + (nc * Hp + oh * STRIDE_) * Wp + ow * STRIDE_;
-    __global float *out = cols + cols_off + c * KH_ * KW_ * ncols + n * OH * OW + oh * OW + ow;
+    const int rs = panel ? 16 : ncols;
+    __global float *out =
+        cols + cols_off + c * KH_ * KW_ * rs + col_at(n * OH * OW + oh * OW + ow, panel);
 UNROLL
     for (int kh = 0; kh < KH_; kh++) {
 UNROLL
         for (int kw = 0; kw < KW_; kw++)
-            out[(kh * KW_ + kw) * ncols] = win[kh * Wp + kw];
+            out[(kh * KW_ + kw) * rs] = win[kh * Wp + kw];
     }
 }
 
@@ -145,9 +160,9 @@ __kernel void conv_out(__global const float *restrict yt, int NB, int O, int P,
 }
 
 /* The inverse move for the backward pass: dy[n0 + n, o, :] (NCHW) ->
- * dyt[O, NCOLS]. gws = (P, NB*O). */
+ * dyt[O, NCOLS], plain or packed (col_at). gws = (P, NB*O). */
 __kernel void conv_dy_t(__global const float *restrict dy, int dy_off, int NB, int O,
-                        int P, __global float *restrict dyt)
+                        int P, __global float *restrict dyt, int panel)
 {
     int p = get_global_id(0);
     int no = get_global_id(1);
@@ -155,7 +170,7 @@ __kernel void conv_dy_t(__global const float *restrict dy, int dy_off, int NB, i
     int o = no - n * O;
     int ncols = NB * P;
     if (p >= P || no >= NB * O) return;
-    dyt[o * ncols + n * P + p] = dy[dy_off + no * P + p];
+    dyt[o * (panel ? 16 : ncols) + col_at(n * P + p, panel)] = dy[dy_off + no * P + p];
 }
 
 /* y[n, o] += b[o] for y[N, O] (the linear layer's epilogue). gws = (O, N). */
@@ -278,19 +293,21 @@ __kernel void conv_out_v(__global const float *restrict yt, int NB, int O, int P
 }
 
 /* conv_dy_t on vectors, likewise: `total` is the number of floats in dy.
- * gws = (NB*O). */
+ * Packed (panel != 0) needs every run of up to C1_VEC columns it stores to
+ * lie in one panel: P a multiple of 16 or a divisor of 16 (the host
+ * checks). gws = (NB*O). */
 __kernel void conv_dy_t_v(__global const float *restrict dy, int dy_off, int NB, int O, int P,
-                          __global float *restrict dyt, int total)
+                          __global float *restrict dyt, int total, int panel)
 {
     int no = get_global_id(0);
     if (no >= NB * O) return;
     int n = no / O;
     int o = no - n * O;
     int src = dy_off + no * P;
-    __global float *dst = dyt + o * NB * P + n * P;
+    __global float *dst = dyt + o * (panel ? 16 : NB * P);
     for (int x0 = 0; x0 < P; x0 += C1_VEC)
         c1_store(c1_load_tail(dy + src + x0, P - x0, src + x0 + C1_VEC <= total), P - x0,
-                 dst + x0);
+                 dst + col_at(n * P + x0, panel));
 }
 
 /* ---- direct kernels for one input channel, stride 1 -----------------------
@@ -496,15 +513,15 @@ UNROLL
  * columns is a contiguous run of input, so these variants move C1_VEC
  * floats per instruction. */
 
-/* im2col for stride 1. One work-item per (output row, image, channel):
- * for each window offset (kh, kw) the output row's OW columns are input
- * row oh+kh from column kw, copied in vectors of 16. The last vector of a
- * row may read up to 15 floats past the row (the next row, or slack the
- * host leaves after xp) and stores only its valid lanes.
- * gws = (OH, planes = NB*C). */
+/* im2col for stride 1, plain or packed (col_at). One work-item per
+ * (output row, image, channel): for each window offset (kh, kw) the output
+ * row's OW columns are input row oh+kh from column kw, copied in vectors
+ * of 16. The last vector of a row may read up to 15 floats past the row
+ * (the next row, or slack the host leaves after xp) and stores only its
+ * valid lanes. gws = (OH, planes = NB*C). */
 __kernel void im2col_s1(__global const float *restrict xp, int xp_off, int C, int Hp, int Wp,
                         int OH, int OW, int ncols, __global float *restrict cols, int cols_off,
-                        int planes)
+                        int planes, int panel)
 {
     int oh = get_global_id(0);
     int nc = get_global_id(1);
@@ -512,15 +529,18 @@ __kernel void im2col_s1(__global const float *restrict xp, int xp_off, int C, in
     int c = nc - n * C;
     if (oh >= OH || nc >= planes) return;
     __global const float *win = xp + xp_off + (nc * Hp + oh) * Wp;
-    __global float *out = cols + cols_off + c * KH_ * KW_ * ncols + n * OH * OW + oh * OW;
+    const int rs = panel ? 16 : ncols;
+    __global float *out = cols + cols_off + c * KH_ * KW_ * rs;
     for (int x0 = 0; x0 < OW; x0 += C1_VEC) {
         int rem = OW - x0;
+        /* Packed, the run of up to C1_VEC columns lies in one panel: the
+         * host packs only when OW is a multiple or a divisor of 16. */
+        __global float *o = out + col_at(n * OH * OW + oh * OW + x0, panel);
 UNROLL
         for (int kh = 0; kh < KH_; kh++) {
 UNROLL
             for (int kw = 0; kw < KW_; kw++)
-                c1_store(vload16(0, win + kh * Wp + kw + x0), rem,
-                         out + (kh * KW_ + kw) * ncols + x0);
+                c1_store(vload16(0, win + kh * Wp + kw + x0), rem, o + (kh * KW_ + kw) * rs);
         }
     }
 }

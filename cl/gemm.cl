@@ -16,6 +16,8 @@
  *                Needs M >= TM and N >= TN: the last tile along each axis is
  *                shifted back inside the matrix so every load is in bounds
  *                and full width; it stores only the part no other tile owns.
+ *                B may also come packed in 16-column panels (b_panel, see
+ *                clasp_gemm_packed_b), each read front to back.
  *                Dimension 2 of the range splits K into chunks of kc whose
  *                results go to separate slices of C (split-K); the host
  *                then sums them with gemm_splitk_reduce.
@@ -120,7 +122,7 @@ inline void gemm_tile_body(const int ta, int M, int N, int K, int kc, float alph
                            __global const float *A, ulong off_a, int lda,
                            __global const float *B, ulong off_b, int ldb, float beta,
                            __global float *C, ulong off_c, int ldc, ulong c_slice,
-                           int c_trans, int m_fast)
+                           int c_trans, int m_fast, ulong b_panel)
 {
     const int2 t = gemm_tile_index((M + TM - 1) / TM, (N + TN - 1) / TN, m_fast);
     const int ti = t.x, tj = t.y, s = get_global_id(2);
@@ -138,14 +140,19 @@ inline void gemm_tile_body(const int ta, int M, int N, int K, int kc, float alph
     /* a walks op(A) down column k: step along k is sak, along rows sam. */
     const size_t sam = ta ? 1 : (size_t)lda, sak = ta ? (size_t)lda : 1;
     __global const float *a = A + off_a + (size_t)m0 * sam + (size_t)k0 * sak;
-    __global const float *b = B + off_b + (size_t)k0 * ldb + n0;
+    /* B packed in panels (b_panel != 0, ldb 16): columns n0 .. n0+15 are
+     * panel n0/16, whose rows are 16 contiguous floats; n0 is then a
+     * multiple of 16 (the host asks for N % 16 == 0). */
+    const size_t bv_step = b_panel ? (size_t)b_panel : 16;
+    __global const float *b =
+        B + off_b + (size_t)k0 * ldb + (b_panel ? (size_t)(n0 >> 4) * b_panel : (size_t)n0);
     int k = k0;
     for (; k + 4 <= k1; k += 4) {
 #pragma unroll
         for (int u = 0; u < 4; u++) {
             float16 bv[NV];
 #pragma unroll
-            for (int v = 0; v < NV; v++) bv[v] = vload16(v, b + (size_t)u * ldb);
+            for (int v = 0; v < NV; v++) bv[v] = vload16(0, b + v * bv_step + (size_t)u * ldb);
 #pragma unroll
             for (int i = 0; i < TM; i++) {
                 const float av = a[i * sam + u * sak];
@@ -159,7 +166,7 @@ inline void gemm_tile_body(const int ta, int M, int N, int K, int kc, float alph
     for (; k < k1; k++) {
         float16 bv[NV];
 #pragma unroll
-        for (int v = 0; v < NV; v++) bv[v] = vload16(v, b);
+        for (int v = 0; v < NV; v++) bv[v] = vload16(0, b + v * bv_step);
 #pragma unroll
         for (int i = 0; i < TM; i++) {
             const float av = a[i * sam];
@@ -201,20 +208,20 @@ __kernel void gemm_tile_nn(int M, int N, int K, int kc, float alpha,
                            __global const float *A, ulong off_a, int lda,
                            __global const float *B, ulong off_b, int ldb, float beta,
                            __global float *C, ulong off_c, int ldc, ulong c_slice, int c_trans,
-                           int m_fast)
+                           int m_fast, ulong b_panel)
 {
     gemm_tile_body(0, M, N, K, kc, alpha, A, off_a, lda, B, off_b, ldb, beta, C, off_c, ldc,
-                   c_slice, c_trans, m_fast);
+                   c_slice, c_trans, m_fast, b_panel);
 }
 
 __kernel void gemm_tile_tn(int M, int N, int K, int kc, float alpha,
                            __global const float *A, ulong off_a, int lda,
                            __global const float *B, ulong off_b, int ldb, float beta,
                            __global float *C, ulong off_c, int ldc, ulong c_slice, int c_trans,
-                           int m_fast)
+                           int m_fast, ulong b_panel)
 {
     gemm_tile_body(1, M, N, K, kc, alpha, A, off_a, lda, B, off_b, ldb, beta, C, off_c, ldc,
-                   c_slice, c_trans, m_fast);
+                   c_slice, c_trans, m_fast, b_panel);
 }
 
 #endif /* TM */

@@ -435,6 +435,66 @@ static void test_invalid(void **state)
     clasp_ctx_free(ctx);
 }
 
+/* clasp_gemm_packed_b against the reference on B unpacked: both A
+ * layouts, 16- and 32-wide tiles (n = 48 leaves half a 32-wide tile),
+ * split-K (long k), alpha/beta with NaN in C for beta = 0, offsets, and
+ * the refusal of n not a multiple of 16. */
+static void test_packed_b(void **state)
+{
+    (void)state;
+    clasp_ctx *ctx = tu_ctx();
+    static const int shapes[][3] = {
+        /* m   n    k */
+        {1, 16, 1},  {3, 48, 7},  {17, 32, 33}, {64, 96, 576}, {40, 16, 3000}, {9, 160, 64},
+    };
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
+        for (int ta = 0; ta < 2; ta++) {
+            gemm_case g = {ta, 0, shapes[i][0], shapes[i][1], shapes[i][2],
+                           ta ? 0.5f : 1.0f, ta ? 2.0f : 0.0f, 3, 5, 2, 0, 0, 0};
+            int lda = ta ? g.m : g.k, ldb = g.n, ldc = g.n;
+            size_t na = g.off_a + (size_t)g.m * g.k, nb = g.off_b + (size_t)g.k * g.n;
+            size_t nc = g.off_c + (size_t)g.m * g.n;
+            float *a = malloc(na * sizeof *a), *b = malloc(nb * sizeof *b);
+            float *bp = malloc(nb * sizeof *bp), *c0 = malloc(nc * sizeof *c0);
+            float *want = malloc(nc * sizeof *want);
+            assert_true(a && b && bp && c0 && want);
+            tu_fill_random(a, na, 900 + (uint32_t)i, -1, 1);
+            tu_fill_random(b, nb, 920 + (uint32_t)i, -1, 1);
+            tu_fill_random(c0, nc, 940 + (uint32_t)i, -1, 1);
+            if (g.beta == 0)
+                for (size_t j = g.off_c; j < nc; j++) c0[j] = NAN;
+            memcpy(bp, b, nb * sizeof *bp);
+            for (int r = 0; r < g.k; r++)
+                for (int j = 0; j < g.n; j++)
+                    bp[g.off_b + (size_t)(j / 16) * 16 * g.k + (size_t)r * 16 + j % 16] =
+                        b[g.off_b + (size_t)r * ldb + j];
+            memcpy(want, c0, nc * sizeof *want);
+            reference(&g, a, lda, b, ldb, c0, want, ldc);
+            int sa[1] = {(int)na}, sb[1] = {(int)nb}, sc[1] = {(int)nc};
+            clasp_tensor *tA = tu_tensor(ctx, 1, sa, a), *tB = tu_tensor(ctx, 1, sb, bp);
+            clasp_tensor *tC = tu_tensor(ctx, 1, sc, c0);
+            assert_ok(clasp_gemm_packed_b(ctx, ta, g.m, g.n, g.k, g.alpha, tA, g.off_a, lda, tB,
+                                          g.off_b, g.beta, tC, g.off_c, ldc));
+            float *got = tu_read(tC);
+            double err = tu_max_rel_err(got + g.off_c, want + g.off_c, nc - g.off_c);
+            if (!(err <= 1e-4 * sqrt((double)g.k)))
+                fail_msg("packed B, trans_a %d m=%d n=%d k=%d: rel err %g", ta, g.m, g.n, g.k,
+                         err);
+            /* Elements before C's offset are not touched. */
+            assert_memory_equal(got, c0, g.off_c * sizeof *got);
+            if (i == 0)
+                assert_int_equal(clasp_gemm_packed_b(ctx, ta, g.m, 8, g.k, 1, tA, 0, lda, tB, 0,
+                                                     0, tC, 0, 8),
+                                 CLASP_ERR_INVALID);
+            clasp_error_clear();
+            free(got);
+            clasp_tensor_free(tA), clasp_tensor_free(tB), clasp_tensor_free(tC);
+            free(a), free(b), free(bp), free(c0), free(want);
+        }
+    assert_ok(clasp_ctx_finish(ctx));
+    clasp_ctx_free(ctx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -445,7 +505,7 @@ int main(void)
         cmocka_unit_test(test_cnn_auto),      cmocka_unit_test(test_cnn_tiled),
         cmocka_unit_test(test_cnn_general),   cmocka_unit_test(test_candidates),
         cmocka_unit_test(test_choice_api),    cmocka_unit_test(test_odd_clblast),
-        cmocka_unit_test(test_cnn_clblast),
+        cmocka_unit_test(test_cnn_clblast),   cmocka_unit_test(test_packed_b),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

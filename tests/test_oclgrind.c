@@ -153,6 +153,35 @@ static void test_gemm_paths(void **state)
     }
     for (size_t p = 0; p < 4; p++)
         if (!ran[p]) fail_msg("gemm path %s never ran", clasp_gemm_path_name(paths[p]));
+
+    /* B packed in 16-column panels (the tiled kernels' other layout);
+     * n = 48 leaves half a 32-wide tile. */
+    static const int packed[][3] = {{5, 16, 7}, {18, 48, 40}};
+    for (size_t s = 0; s < sizeof packed / sizeof packed[0]; s++) {
+        int m = packed[s][0], n = packed[s][1], k = packed[s][2];
+        float *a = malloc((size_t)m * k * sizeof *a), *b = malloc((size_t)n * k * sizeof *b);
+        float *bp = malloc((size_t)n * k * sizeof *bp), *want = malloc((size_t)m * n * sizeof *want);
+        tu_fill_random(a, (size_t)m * k, 11 + (uint32_t)s, -1, 1);
+        tu_fill_random(b, (size_t)n * k, 12 + (uint32_t)s, -1, 1);
+        for (int r = 0; r < k; r++)
+            for (int j = 0; j < n; j++) bp[(j / 16) * 16 * k + r * 16 + j % 16] = b[r * n + j];
+        clasp_tensor *ta_ = tu_tensor(dev, 1, (int[]){m * k}, a);
+        clasp_tensor *tb_ = tu_tensor(dev, 1, (int[]){n * k}, bp);
+        clasp_tensor *tc = tu_tensor(dev, 1, (int[]){m * n}, NULL);
+        for (int ta = 0; ta < 2; ta++) {
+            memset(want, 0, (size_t)m * n * sizeof *want);
+            gemm_host(ta, 0, m, n, k, 1.5f, a, b, 0.0f, want);
+            assert_ok(clasp_gemm_packed_b(dev, ta, m, n, k, 1.5f, ta_, 0, ta ? m : k, tb_, 0,
+                                          0.0f, tc, 0, n));
+            float *got = tu_read(tc);
+            char what[96];
+            snprintf(what, sizeof what, "gemm packed B trans_a %d m=%d n=%d k=%d", ta, m, n, k);
+            check_near(what, got, want, (size_t)m * n, 1e-4);
+            free(got);
+        }
+        clasp_tensor_free(ta_), clasp_tensor_free(tb_), clasp_tensor_free(tc);
+        free(a), free(b), free(bp), free(want);
+    }
 }
 
 /* ---- layers: forward and backward on both devices --------------------- */
@@ -161,8 +190,9 @@ typedef struct conv_case {
     int n, c, h, w, o, kh, stride, pad;
 } conv_case;
 
-/* Runs conv (with bias), relu, 2x2 max-pool, and their backward on ctx;
- * returns y, dx, dw, db and the pooled output concatenated (malloc'd). */
+/* Runs conv (with bias), relu, 2x2 max-pool, and their backward on ctx,
+ * then the conv's input gradient alone; returns y, dx, dw, db, the pooled
+ * output and the second dx concatenated (malloc'd). */
 static float *layers_on(clasp_ctx *ctx, const conv_case *cc, size_t *len)
 {
     int oh = (cc->h + 2 * cc->pad - cc->kh) / cc->stride + 1;
@@ -193,14 +223,18 @@ static float *layers_on(clasp_ctx *ctx, const conv_case *cc, size_t *len)
     assert_ok(clasp_maxpool2d_backward(tdp, ti, tdy));
     assert_ok(clasp_relu_backward(ty, tdy, tdy));
     assert_ok(clasp_conv2d_backward(tx, tw, tdy, cc->stride, cc->pad, tdx, tdw, tdb));
-    *len = ny + nx + nw + (size_t)cc->o + np;
+    /* Without the weight gradient dy may be moved packed (CPU kernels). */
+    clasp_tensor *tdx2 = tu_tensor(ctx, 4, (int[]){cc->n, cc->c, cc->h, cc->w}, NULL);
+    assert_ok(clasp_conv2d_backward(tx, tw, tdy, cc->stride, cc->pad, tdx2, NULL, NULL));
+    *len = ny + nx + nw + (size_t)cc->o + np + nx;
     float *out = malloc(*len * sizeof *out);
     assert_ok(clasp_tensor_read(ty, out));
     assert_ok(clasp_tensor_read(tdx, out + ny));
     assert_ok(clasp_tensor_read(tdw, out + ny + nx));
     assert_ok(clasp_tensor_read(tdb, out + ny + nx + nw));
     assert_ok(clasp_tensor_read(tp, out + ny + nx + nw + cc->o));
-    clasp_tensor *all[] = {tx, tw, tb, ty, tp, ti, tdp, tdy, tdx, tdw, tdb};
+    assert_ok(clasp_tensor_read(tdx2, out + ny + nx + nw + cc->o + np));
+    clasp_tensor *all[] = {tx, tw, tb, ty, tp, ti, tdp, tdy, tdx, tdw, tdb, tdx2};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) clasp_tensor_free(all[i]);
     free(x), free(w), free(b), free(dp);
     return out;
@@ -214,6 +248,10 @@ static void test_layers(void **state)
         {2, 3, 9, 9, 4, 3, 1, 1},   /* im2col + GEMM, padded */
         {2, 1, 12, 12, 5, 5, 1, 2}, /* one input channel: direct kernels on CPUs */
         {3, 2, 11, 10, 3, 3, 2, 0}, /* stride 2, no padding */
+        /* Columns packed for the GEMM with the vector kernels (rows of 8
+         * and of 4 columns sharing 16-column panels): */
+        {2, 2, 8, 8, 3, 3, 1, 1},   /* stride 1 */
+        {2, 3, 8, 8, 4, 3, 2, 1},   /* stride 2 */
     };
     /* Both kernel sets on the device under test; the reference keeps its own. */
     static const clasp_kernel_set sets[] = {CLASP_KERNELS_GENERIC, CLASP_KERNELS_VECTOR};

@@ -428,6 +428,52 @@ static void test_conv_backward_partial(void **state)
 
 /* ---- direct and vector paths ------------------------------------------- */
 
+/* Shapes whose column matrices the vector path writes packed in 16-column
+ * panels for the GEMM (clasp_gemm_packed_b): rows of 16 or 32 columns,
+ * rows of 8, 4 and 2 columns that share a panel (also across images),
+ * stride 2 (the scalar im2col), 1x1 windows, and a column count that
+ * leaves half a 32-wide tile. Forward, all gradients (dy stays plain for
+ * the weight gradient) and the input gradient alone (dy packed). */
+static void test_conv_packed(void **state)
+{
+    (void)state;
+    static const conv_cfg cfgs[] = {
+        /* n  c   h   w  o kh kw s p */
+        {3, 4, 16, 16, 5, 3, 3, 1, 1}, {2, 3, 16, 16, 4, 3, 3, 2, 1},
+        {3, 2, 8, 8, 3, 3, 3, 2, 1},   {4, 3, 4, 4, 2, 3, 3, 2, 1},
+        {2, 5, 8, 8, 17, 1, 1, 2, 0},  {1, 2, 3, 16, 3, 3, 3, 1, 1},
+        {2, 2, 32, 32, 20, 3, 3, 1, 1},
+    };
+    for (size_t i = 0; i < sizeof cfgs / sizeof cfgs[0]; i++) {
+        const conv_cfg *g = &cfgs[i];
+        conv_forward_case(g, 1, 1400 + (uint32_t)i);
+        conv_grad_case(g, 1420 + (uint32_t)i);
+        int oh = conv_oh(g), ow = conv_ow(g);
+        size_t nx = (size_t)g->n * g->c * g->h * g->w, nw = (size_t)g->o * g->c * g->kh * g->kw;
+        size_t ny = (size_t)g->n * g->o * oh * ow;
+        float *x = rnd(nx, 1440 + (uint32_t)i, -1, 1), *w = rnd(nw, 1460 + (uint32_t)i, -1, 1);
+        float *r = rnd(ny, 1480 + (uint32_t)i, -1, 1);
+        double *xd = to_double(x, nx), *wd = to_double(w, nw), *rd = to_double(r, ny);
+        double *dx = malloc(nx * sizeof *dx), *dw = malloc(nw * sizeof *dw);
+        double *db = malloc((size_t)g->o * sizeof *db);
+        conv_bwd_ref(g, xd, wd, rd, dx, dw, db);
+        clasp_tensor *tx = t4(g->n, g->c, g->h, g->w, x), *tw = t4(g->o, g->c, g->kh, g->kw, w);
+        clasp_tensor *tdy = t4(g->n, g->o, oh, ow, r), *tdx = t4(g->n, g->c, g->h, g->w, NULL);
+        assert_ok(clasp_tensor_fill(tdx, 7.0f));
+        assert_ok(clasp_conv2d_backward(tx, tw, tdy, g->stride, g->pad, tdx, NULL, NULL));
+        float *h = tu_read(tdx);
+        char what[160];
+        snprintf(what, sizeof what, "conv dx only n%d c%d %dx%d o%d k%dx%d s%d p%d", g->n, g->c,
+                 g->h, g->w, g->o, g->kh, g->kw, g->stride, g->pad);
+        check_close(what, h, dx, nx, 2e-5 * sqrt((double)g->o * g->kh * g->kw) + 1e-5);
+        free(h);
+        clasp_tensor_free(tx), clasp_tensor_free(tw), clasp_tensor_free(tdy);
+        clasp_tensor_free(tdx);
+        free(x), free(w), free(r), free(xd), free(wd), free(rd), free(dx), free(dw), free(db);
+    }
+}
+
+
 /* One input channel with stride 1 runs the direct kernels (conv1_fwd,
  * conv1_bwd_dx; dw stays im2col + GEMM). The shapes cover output-channel
  * counts that leave a partial group of 16, rows narrower than, equal to
@@ -970,6 +1016,7 @@ int main(void)
         cmocka_unit_test(test_conv_one_channel_partial),
         cmocka_unit_test(test_conv_one_channel_chunked),
         cmocka_unit_test(test_conv_stride1_vector),
+        cmocka_unit_test(test_conv_packed),
         cmocka_unit_test(test_linear),
         cmocka_unit_test(test_linear_flattens),
         cmocka_unit_test(test_relu),

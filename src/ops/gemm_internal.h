@@ -48,4 +48,29 @@ clasp_status clasp_gemm_record(clasp_ctx *ctx, int on);
  * how many there are. */
 size_t clasp_gemm_recorded(clasp_ctx *ctx, clasp_gemm_problem *out, size_t max);
 
+/* Columns per panel of a packed B (clasp_gemm_packed_b). */
+#define CLASP_GEMM_PANEL 16
+
+/* C = alpha * op(A) * B + beta * C with B [k, n] packed in panels: panel q
+ * holds columns 16q .. 16q+15 as k contiguous rows of 16 floats, so B
+ * takes n*k floats from off_b and panel q starts at off_b + q*16*k. n must
+ * be a multiple of 16. The tiled kernels read a panel front to back, where
+ * a plain B with a long row would be read 16 floats per row, a new page
+ * every row (TLB misses that cost CPUs several times the arithmetic). The
+ * producer writes the panels directly (im2col in conv.c), so no copy is
+ * made. The overlap checks of clasp_gemm are not made. */
+clasp_status clasp_gemm_packed_b(clasp_ctx *ctx, int trans_a, int m, int n, int k, float alpha,
+                                 const clasp_tensor *a, size_t off_a, int lda,
+                                 const clasp_tensor *b, size_t off_b, float beta,
+                                 clasp_tensor *c, size_t off_c, int ldc);
+
+/* dst [cols, rows] (row stride rows) = src^T for src [rows, cols] at
+ * element off with row stride ld; enqueued like a GEMM. */
+clasp_status clasp_gemm_transpose(clasp_ctx *ctx, int rows, int cols, const clasp_tensor *src,
+                                  size_t off, int ld, clasp_tensor *dst);
+
+/* 1 when callers may use clasp_gemm_packed_b: no path is forced (by
+ * clasp_gemm_force or CLASP_GEMM), which packed B would bypass. */
+int clasp_gemm_may_pack(clasp_ctx *ctx);
+
 #endif
