@@ -864,12 +864,12 @@ clasp_status clasp_gemm_packed_b(clasp_ctx *ctx, int trans_a, int m, int n, int 
 
 int clasp_gemm_may_pack(clasp_ctx *ctx)
 {
-    gemm_state *s;
+    gemm_state *s = NULL;
     if (get_state(ctx, &s) != CLASP_OK) {
         clasp_error_clear();
         return 0;
     }
-    return s->forced.path == CLASP_GEMM_AUTO && s->env == ENV_NONE;
+    return s->forced.path == CLASP_GEMM_AUTO && env_mode(ctx) == ENV_NONE;
 }
 
 clasp_status clasp_gemm_transpose(clasp_ctx *ctx, int rows, int cols, const clasp_tensor *src,
