@@ -32,6 +32,18 @@
  * targeted DLR loss against each of the first n_target_classes of them in
  * turn, every run on the examples still correctly classified.
  *
+ * This follows the paper; the authors' public code (auto-attack,
+ * autopgd_base.py) differs in details that change no result by much: its
+ * checkpoint intervals are int(0.22 N) shrinking by int(0.03 N) down to
+ * int(0.06 N) (the same list as here for N = 100, not for every N); its
+ * condition 1 is "at most" rho, not "fewer than", and compares the first
+ * step's loss with 0 instead of the start's; its condition 2 is never met
+ * at the first checkpoint; its random start is scaled so that one pixel
+ * sits on the ball's surface; it keeps the last misclassified iterate
+ * rather than the first. On clasp's quick PGD-AT Fashion-MNIST model
+ * (eps 0.1, first 500 test images) both give 61.8% robust accuracy for
+ * APGD-CE.
+ *
  * Everything here is static; each plugin gets its own copy. */
 #ifndef CLASP_APGD_CORE_H
 #define CLASP_APGD_CORE_H
