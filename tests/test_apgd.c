@@ -197,7 +197,10 @@ static void test_dlr_loss_bad_input(void **state)
 
 /* ---- the fused step ----------------------------------------------------- */
 
-static float clip(float v, float c, float eps) { return fminf(fmaxf(fminf(fmaxf(v, c - eps), c + eps), 0.0f), 1.0f); }
+static float clip(float v, float c, float eps)
+{
+    return fminf(fmaxf(fminf(fmaxf(v, c - eps), c + eps), 0.0f), 1.0f);
+}
 
 static void test_apgd_step_op(void **state)
 {
@@ -214,8 +217,10 @@ static void test_apgd_step_op(void **state)
         xp[i] = clip(x0[i] + xp[i], x0[i], eps);
     }
     g[3] = 0.0f; /* sign(0) = 0 */
-    clasp_tensor *xt = tu_tensor(ctx, 2, (int[]){N, D}, x), *pt = tu_tensor(ctx, 2, (int[]){N, D}, xp);
-    clasp_tensor *gt = tu_tensor(ctx, 2, (int[]){N, D}, g), *ot = tu_tensor(ctx, 2, (int[]){N, D}, x0);
+    clasp_tensor *xt = tu_tensor(ctx, 2, (int[]){N, D}, x);
+    clasp_tensor *pt = tu_tensor(ctx, 2, (int[]){N, D}, xp);
+    clasp_tensor *gt = tu_tensor(ctx, 2, (int[]){N, D}, g);
+    clasp_tensor *ot = tu_tensor(ctx, 2, (int[]){N, D}, x0);
     clasp_tensor *et = tu_tensor(ctx, 1, (int[]){N}, eta);
     assert_ok(clasp_apgd_step(xt, pt, gt, ot, et, a, eps, 0.0f, 1.0f));
     float *xn = tu_read(xt), *pn = tu_read(pt);
@@ -367,7 +372,8 @@ static int flippable(const float *w, const float *b, int k, const float *x, int 
         if (c == y) continue;
         double m = (double)b[y] - b[c];
         for (int j = 0; j < 4; j++)
-            m += ((double)w[y * 4 + j] - w[c * 4 + j]) * vertex(x[j], w[y * 4 + j], w[c * 4 + j], eps);
+            m += ((double)w[y * 4 + j] - w[c * 4 + j]) *
+                 vertex(x[j], w[y * 4 + j], w[c * 4 + j], eps);
         if (m < 0) return 1;
     }
     return 0;

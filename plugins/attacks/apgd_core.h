@@ -178,8 +178,8 @@ static clasp_status apgd_write_out(apgd_core *s, const clasp_tensor *src, int ro
 }
 
 /* Gathers rows idx of *t into scratch *spare and swaps the two. */
-static clasp_status apgd_compact_one(clasp_tensor **t, clasp_tensor **spare, const clasp_tensor *idx,
-                                     int rows)
+static clasp_status apgd_compact_one(clasp_tensor **t, clasp_tensor **spare,
+                                     const clasp_tensor *idx, int rows)
 {
     int shape[CLASP_MAX_DIMS];
     apgd_shape(*t, rows, shape);

@@ -1,7 +1,8 @@
 /* Losses on logits (cl/loss.cl): softmax cross-entropy with temperature
- * and per-sample weights, KL divergence between two softmaxes, and the
- * Carlini-Wagner margin, and the DLR loss of Auto-PGD. Each writes per-sample values and, optionally, the
- * gradient with respect to the logits. */
+ * and per-sample weights, KL divergence between two softmaxes, the
+ * Carlini-Wagner margin and the DLR loss of Auto-PGD. Each writes
+ * per-sample values and, optionally, the gradient with respect to the
+ * logits. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
