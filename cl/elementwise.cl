@@ -54,6 +54,26 @@ __kernel void pgd_step(__global float *x, __global const float *g, __global cons
     x[i] = fmin(fmax(v, lo), hi);
 }
 
+/* clasp_apgd_step: the sign step with the example's step size, projected,
+ * then the momentum mix, projected again; x_prev takes the old x. Each
+ * element is read and written by its own work-item only, so the update is
+ * in place. d is the number of elements per example. */
+__kernel void apgd_step(__global float *x, __global float *xp, __global const float *g,
+                        __global const float *x0, __global const float *eta, const uint n,
+                        const uint d, const float a, const float eps, const float lo,
+                        const float hi)
+{
+    size_t i = get_global_id(0);
+    if (i >= n) return;
+    float c = x0[i], xi = x[i];
+    float z = xi + eta[i / d] * sign(g[i]);
+    z = fmin(fmax(fmin(fmax(z, c - eps), c + eps), lo), hi);
+    float v = xi + (z - xi) * a + (xi - xp[i]) * (1.0f - a);
+    v = fmin(fmax(fmin(fmax(v, c - eps), c + eps), lo), hi);
+    xp[i] = xi;
+    x[i] = v;
+}
+
 /* One work-group per example: a strided pass then a tree in local memory.
  * The local size is a power of two. A fixed reduction order keeps the
  * result the same from run to run. */

@@ -134,3 +134,65 @@ __kernel void cw_margin(__global const float *z, __global const int *y, const in
         }
     }
 }
+
+/* DLR loss (Croce & Hein 2020), untargeted or targeted (has_target). The
+ * four largest logits are found in one pass by insertion; a later index
+ * never displaces an equal earlier one, so ties resolve to the first index.
+ * The gradient adds each term's share to its index, so coinciding indices
+ * (e.g. the label being p1) sum up correctly:
+ *   loss = -num / den,  d loss = -d num / den + num / den^2 * d den.
+ * K >= 3 is checked on the host; for K = 3 the targeted p4 is p3. */
+__kernel void dlr_loss(__global const float *z, __global const int *y,
+                       __global const int *target, const int has_target, const int n,
+                       const int k, __global float *loss, const int has_loss,
+                       __global float *dz, const int has_dz)
+{
+    int i = (int)get_global_id(0);
+    if (i >= n) return;
+    __global const float *zr = z + (size_t)i * (size_t)k;
+    int yi = y[i];
+    int ti = has_target ? target[i] : 0;
+    int valid = yi >= 0 && yi < k && (!has_target || (ti >= 0 && ti < k && ti != yi));
+    if (!valid) {
+        if (has_loss) loss[i] = NAN;
+        if (has_dz)
+            for (int j = 0; j < k; j++) dz[(size_t)i * (size_t)k + j] = 0.0f;
+        return;
+    }
+    int p[4] = {-1, -1, -1, -1};
+    float v[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    int other = -1; /* largest logit other than the label */
+    for (int j = 0; j < k; j++) {
+        float zj = zr[j];
+        if (j != yi && (other < 0 || zj > zr[other])) other = j;
+        int pos = 4;
+        while (pos > 0 && (p[pos - 1] < 0 || zj > v[pos - 1])) pos--;
+        if (pos < 4) {
+            for (int q = 3; q > pos; q--) {
+                p[q] = p[q - 1];
+                v[q] = v[q - 1];
+            }
+            p[pos] = j;
+            v[pos] = zj;
+        }
+    }
+    int c = has_target ? ti : other;
+    int p4 = k > 3 ? p[3] : p[2];
+    float num = zr[yi] - zr[c];
+    float den = has_target ? v[0] - 0.5f * (v[2] + zr[p4]) + 1e-12f : v[0] - v[2] + 1e-12f;
+    if (has_loss) loss[i] = -num / den;
+    if (has_dz) {
+        __global float *dr = dz + (size_t)i * (size_t)k;
+        for (int j = 0; j < k; j++) dr[j] = 0.0f;
+        float g = num / (den * den);
+        dr[yi] -= 1.0f / den;
+        dr[c] += 1.0f / den;
+        dr[p[0]] += g;
+        if (has_target) {
+            dr[p[2]] -= 0.5f * g;
+            dr[p4] -= 0.5f * g;
+        } else {
+            dr[p[2]] -= g;
+        }
+    }
+}

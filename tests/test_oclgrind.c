@@ -343,6 +343,8 @@ static void test_attacks(void **state)
         {"pgd", {"eps", "steps", "restarts"}, {"0.1", "2", "2"}, 3, 0.1f},
         {"tpgd", {"eps", "steps", "T"}, {"0.05", "2", "4"}, 3, 0.05f},
         {"cw", {"max_iterations", "binary_search_steps"}, {"3", "2"}, 2, -1},
+        {"apgd", {"eps", "steps", "loss"}, {"0.1", "3", "dlr"}, 3, 0.1f},
+        {"apgd-t", {"eps", "steps", "n_target_classes"}, {"0.1", "2", "2"}, 3, 0.1f},
     };
     clasp_model *m = small_cnn(dev);
     float x[MN * MC * MH * MW];

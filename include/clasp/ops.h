@@ -160,6 +160,19 @@ clasp_status clasp_kl_div(const clasp_tensor *zp, const clasp_tensor *zq, float 
 clasp_status clasp_cw_margin(const clasp_tensor *z, const clasp_tensor *y, float kappa,
                              const clasp_tensor *scale, clasp_tensor *f, clasp_tensor *dz);
 
+/* DLR loss of Croce & Hein (ICML 2020) on logits z[N,K], labels y[N], with
+ * z sorted per row as z_p1 >= z_p2 >= ... (first index first on ties):
+ *   untargeted (target NULL):
+ *     loss[i] = -(z_y - max_{j != y} z_j) / (z_p1 - z_p3 + 1e-12)
+ *   targeted at int32 target[N] (target[i] != y[i]):
+ *     loss[i] = -(z_y - z_t) / (z_p1 - (z_p3 + z_p4) / 2 + 1e-12)
+ * Needs K >= 3. With K = 3 the targeted form has no z_p4 and uses z_p3 in
+ * its place (denominator z_p1 - z_p3). Outputs (each may be NULL): loss[N];
+ * dz[N,K] = d loss[i] / dz. A label or target outside [0, K), or a target
+ * equal to the label, gives a NaN loss and a zero gradient row. */
+clasp_status clasp_dlr_loss(const clasp_tensor *z, const clasp_tensor *y,
+                            const clasp_tensor *target, clasp_tensor *loss, clasp_tensor *dz);
+
 /* ---- elementwise ----------------------------------------------------- */
 
 /* x[i] = min(max(x[i], lo), hi). */
@@ -171,6 +184,14 @@ clasp_status clasp_sign_step(clasp_tensor *x, const clasp_tensor *g, float alpha
 /* One fused L∞ PGD step: x = clamp(proj_{x0,eps}(x + alpha*sign(g)), lo, hi). */
 clasp_status clasp_pgd_step(clasp_tensor *x, const clasp_tensor *g, const clasp_tensor *x0,
                             float alpha, float eps, float lo, float hi);
+/* One L-inf Auto-PGD step with momentum a and a per-example step size
+ * eta[N] (x, x_prev, g, x0 [N,...]); with P(v) = clamp(proj_{x0,eps}(v), lo, hi):
+ *   z = P(x + eta[n] * sign(g));  x_new = P(x + a * (z - x) + (1 - a) * (x - x_prev))
+ * then x_prev = x (the old x) and x = x_new. a = 1 is a plain projected
+ * sign step. */
+clasp_status clasp_apgd_step(clasp_tensor *x, clasp_tensor *x_prev, const clasp_tensor *g,
+                             const clasp_tensor *x0, const clasp_tensor *eta, float a,
+                             float eps, float lo, float hi);
 /* out[n] = sqrt(sum over example n of x^2), x[N,...], out[N]. */
 clasp_status clasp_l2_norm_per_sample(const clasp_tensor *x, clasp_tensor *out);
 /* y += alpha * x. */

@@ -134,6 +134,43 @@ clasp_status clasp_pgd_step(clasp_tensor *x, const clasp_tensor *g, const clasp_
     return clasp_ops_launch_1d(x->ctx, k, "pgd_step", x->numel, 256);
 }
 
+clasp_status clasp_apgd_step(clasp_tensor *x, clasp_tensor *x_prev, const clasp_tensor *g,
+                             const clasp_tensor *x0, const clasp_tensor *eta, float a,
+                             float eps, float lo, float hi)
+{
+    static const char op[] = "clasp_apgd_step";
+    CLASP_TRY(clasp_ops_check_tensor(op, "x", x, CLASP_F32));
+    CLASP_TRY(clasp_ops_check_tensor(op, "x_prev", x_prev, CLASP_F32));
+    CLASP_TRY(clasp_ops_check_tensor(op, "g", g, CLASP_F32));
+    CLASP_TRY(clasp_ops_check_tensor(op, "x0", x0, CLASP_F32));
+    CLASP_TRY(clasp_ops_check_tensor(op, "eta", eta, CLASP_F32));
+    CLASP_TRY(check_same(op, "x", x, "x_prev", x_prev));
+    CLASP_TRY(check_same(op, "x", x, "g", g));
+    CLASP_TRY(check_same(op, "x", x, "x0", x0));
+    CLASP_TRY(check_rows(op, "x", x));
+    CLASP_TRY(check_per_example(op, "x", x, "eta", eta));
+    if (x == x_prev)
+        return clasp_error(CLASP_ERR_INVALID, "%s: x and x_prev are the same tensor", op);
+    if (!(eps >= 0))
+        return clasp_error(CLASP_ERR_INVALID, "%s: eps %g must be >= 0", op, (double)eps);
+    if (!(a >= 0 && a <= 1))
+        return clasp_error(CLASP_ERR_INVALID, "%s: momentum a %g must be in [0, 1]", op,
+                           (double)a);
+    if (!(lo <= hi))
+        return clasp_error(CLASP_ERR_INVALID, "%s: lo %g is not <= hi %g", op, (double)lo,
+                           (double)hi);
+    if (!x->numel) return CLASP_OK;
+    cl_kernel k;
+    CLASP_TRY(clasp_kernel_get(x->ctx, "elementwise", NULL, "apgd_step", &k));
+    cl_mem mx = clasp_mem(x), mp = clasp_mem(x_prev), mg = clasp_mem(g), m0 = clasp_mem(x0),
+           me = clasp_mem(eta);
+    cl_uint n = (cl_uint)x->numel, d = (cl_uint)(x->numel / (size_t)x->shape[0]);
+    cl_float ca = a, e = eps, l = lo, h = hi;
+    CLASP_TRY(clasp_kernel_args(k, 11, KARG(mx), KARG(mp), KARG(mg), KARG(m0), KARG(me),
+                                KARG(n), KARG(d), KARG(ca), KARG(e), KARG(l), KARG(h)));
+    return clasp_ops_launch_1d(x->ctx, k, "apgd_step", x->numel, 256);
+}
+
 clasp_status clasp_l2_norm_per_sample(const clasp_tensor *x, clasp_tensor *out)
 {
     static const char op[] = "clasp_l2_norm_per_sample";

@@ -1,7 +1,8 @@
 /* Losses on logits (cl/loss.cl): softmax cross-entropy with temperature
- * and per-sample weights, KL divergence between two softmaxes, and the
- * Carlini-Wagner margin. Each writes per-sample values and, optionally, the
- * gradient with respect to the logits. */
+ * and per-sample weights, KL divergence between two softmaxes, the
+ * Carlini-Wagner margin and the DLR loss of Auto-PGD. Each writes
+ * per-sample values and, optionally, the gradient with respect to the
+ * logits. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -137,4 +138,31 @@ clasp_status clasp_cw_margin(const clasp_tensor *z, const clasp_tensor *y, float
     CLASP_TRY(clasp_kernel_args(k, 11, KARG(mz), KARG(my), KARG(cn), KARG(ck), KARG(kp),
                                 KARG(ms), KARG(hs), KARG(mf), KARG(hf), KARG(md), KARG(hd)));
     return clasp_ops_launch_1d(z->ctx, k, "cw_margin", n, 64);
+}
+
+clasp_status clasp_dlr_loss(const clasp_tensor *z, const clasp_tensor *y,
+                            const clasp_tensor *target, clasp_tensor *loss, clasp_tensor *dz)
+{
+    static const char op[] = "clasp_dlr_loss";
+    int n, kc;
+    CLASP_TRY(check_logits(op, "z", z, &n, &kc));
+    CLASP_TRY(check_vec(op, "z", z, "y", y, CLASP_I32));
+    if (target) CLASP_TRY(check_vec(op, "z", z, "target", target, CLASP_I32));
+    if (loss) CLASP_TRY(check_vec(op, "z", z, "loss", loss, CLASP_F32));
+    if (dz) CLASP_TRY(check_like(op, "z", z, "dz", dz));
+    /* The denominator is the gap between the largest and the third largest
+     * logit: there is no third one below three classes. */
+    if (n > 0 && kc < 3)
+        return clasp_error(CLASP_ERR_INVALID,
+                           "%s: the DLR loss needs at least 3 classes, z has %d", op, kc);
+    if (n == 0 || (!loss && !dz)) return CLASP_OK;
+    cl_kernel k;
+    CLASP_TRY(clasp_kernel_get(z->ctx, "loss", NULL, "dlr_loss", &k));
+    cl_mem mz = clasp_mem(z), my = clasp_mem(y);
+    cl_mem mt = target ? clasp_mem(target) : my, ml = loss ? clasp_mem(loss) : mz,
+           md = dz ? clasp_mem(dz) : mz;
+    cl_int ht = target != NULL, hl = loss != NULL, hd = dz != NULL, cn = n, ck = kc;
+    CLASP_TRY(clasp_kernel_args(k, 10, KARG(mz), KARG(my), KARG(mt), KARG(ht), KARG(cn),
+                                KARG(ck), KARG(ml), KARG(hl), KARG(md), KARG(hd)));
+    return clasp_ops_launch_1d(z->ctx, k, "dlr_loss", n, 64);
 }
