@@ -308,34 +308,7 @@ static clasp_status run_st(clasp_attack_instance *a, clasp_model *m, const float
                            const int32_t *yh, int n, uint64_t seed, float **adv,
                            int32_t **pred_out)
 {
-    int c, h, w;
-    clasp_model_input_shape(m, &c, &h, &w);
-    size_t numel = (size_t)n * (size_t)(c * h * w);
-    clasp_tensor *x = tu_tensor(ctx, 4, (int[]){n, c, h, w}, xh);
-    clasp_tensor *y = tu_tensor_i32(ctx, 1, (int[]){n}, yh);
-    clasp_tensor *xa = tu_tensor(ctx, 4, (int[]){n, c, h, w}, NULL);
-    clasp_tensor *pred = tu_tensor_i32(ctx, 1, (int[]){n}, NULL);
-    clasp_tensor *check = tu_tensor_i32(ctx, 1, (int[]){n}, NULL);
-    clasp_rng rng = clasp_rng_make(seed, 7);
-    clasp_status s = clasp_attack_run(a, m, x, y, &rng, xa, pred);
-    if (s == CLASP_OK) {
-        float *after = tu_read(x);
-        assert_memory_equal(after, xh, numel * sizeof(float));
-        free(after);
-        *adv = tu_read(xa);
-        int32_t *p = malloc((size_t)n * sizeof *p), *q = malloc((size_t)n * sizeof *q);
-        assert_ok(clasp_tensor_read(pred, p));
-        clasp_model_set_train(m, 0);
-        assert_ok(clasp_model_predict(m, xa, check));
-        clasp_model_set_train(m, 1);
-        assert_ok(clasp_tensor_read(check, q));
-        assert_memory_equal(p, q, (size_t)n * sizeof *p);
-        free(q);
-        *pred_out = p;
-    }
-    clasp_tensor_free(x), clasp_tensor_free(y), clasp_tensor_free(xa);
-    clasp_tensor_free(pred), clasp_tensor_free(check);
-    return s;
+    return tu_attack_run(ctx, a, m, xh, yh, n, seed, adv, pred_out);
 }
 
 static void run(clasp_attack_instance *a, clasp_model *m, const float *xh, const int32_t *yh,

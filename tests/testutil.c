@@ -209,3 +209,55 @@ void tu_set_kernels(clasp_ctx *ctx, clasp_kernel_set set)
     o.kernels = set;
     assert_ok(clasp_ctx_set_options(ctx, &o));
 }
+
+clasp_attack_instance *tu_attack(void *reg, const char *name, const char *const *kv)
+{
+    const char *keys[16], *vals[16];
+    char buf[16][64];
+    int n = 0;
+    for (; kv && kv[n]; n++) {
+        assert_true(n < 16);
+        snprintf(buf[n], sizeof buf[n], "%s", kv[n]);
+        char *eq = strchr(buf[n], '=');
+        assert_non_null(eq);
+        *eq = '\0';
+        keys[n] = buf[n], vals[n] = eq + 1;
+    }
+    clasp_attack_instance *a = NULL;
+    assert_ok(clasp_attack_new(reg, name, keys, vals, NULL, n, &a));
+    return a;
+}
+
+clasp_status tu_attack_run(clasp_ctx *ctx, clasp_attack_instance *a, clasp_model *m, const float *xh,
+                           const int32_t *yh, int n, uint64_t seed, float **adv, int32_t **pred_out)
+{
+    int c, h, w;
+    clasp_model_input_shape(m, &c, &h, &w);
+    size_t numel = (size_t)n * (size_t)(c * h * w);
+    clasp_tensor *x = tu_tensor(ctx, 4, (int[]){n, c, h, w}, xh);
+    clasp_tensor *y = tu_tensor_i32(ctx, 1, (int[]){n}, yh);
+    clasp_tensor *xa = tu_tensor(ctx, 4, (int[]){n, c, h, w}, NULL);
+    clasp_tensor *pred = tu_tensor_i32(ctx, 1, (int[]){n}, NULL);
+    clasp_tensor *check = tu_tensor_i32(ctx, 1, (int[]){n}, NULL);
+    clasp_rng rng = clasp_rng_make(seed, 7);
+    clasp_status s = clasp_attack_run(a, m, x, y, &rng, xa, pred);
+    if (s == CLASP_OK) {
+        float *after = tu_read(x);
+        assert_memory_equal(after, xh, numel * sizeof(float));
+        free(after);
+        *adv = tu_read(xa);
+        int32_t *p = malloc((size_t)n * sizeof *p), *q = malloc((size_t)n * sizeof *q);
+        assert_ok(clasp_tensor_read(pred, p));
+        int train = clasp_model_is_train(m);
+        clasp_model_set_train(m, 0);
+        assert_ok(clasp_model_predict(m, xa, check));
+        clasp_model_set_train(m, train);
+        assert_ok(clasp_tensor_read(check, q));
+        assert_memory_equal(p, q, (size_t)n * sizeof *p);
+        free(q);
+        *pred_out = p;
+    }
+    clasp_tensor_free(x), clasp_tensor_free(y), clasp_tensor_free(xa);
+    clasp_tensor_free(pred), clasp_tensor_free(check);
+    return s;
+}

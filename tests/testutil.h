@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "clasp/plugin.h"
 #include "clasp/status.h"
 #include "clasp/tensor.h"
 
@@ -63,5 +64,17 @@ void tu_assert_same_json(void *a, void *b, const char *path);
 
 /* Reads a tensor into a new malloc'd host array. */
 float *tu_read(const clasp_tensor *t);
+
+/* An attack of the registry reg (a clasp_registry *) from "key=value"
+ * strings (NULL-terminated list, at most 16); fails the test when refused. */
+clasp_attack_instance *tu_attack(void *reg, const char *name, const char *const *kv);
+
+/* Runs attack a on host data (n examples of the model's input shape,
+ * labels yh) with the random stream (seed, 7). On success checks that x was
+ * left untouched and that pred is the model's eval-mode prediction on
+ * x_adv, and returns x_adv and pred (malloc'd); returns the attack's status
+ * either way (the model's mode is as before). */
+clasp_status tu_attack_run(clasp_ctx *ctx, clasp_attack_instance *a, clasp_model *m, const float *xh,
+                           const int32_t *yh, int n, uint64_t seed, float **adv, int32_t **pred);
 
 #endif
