@@ -35,6 +35,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "experiment/report_internal.h"
+
 /* ---- Spearman ------------------------------------------------------------ */
 
 /* 1-based ranks; tied values share the average of the ranks they span. */
@@ -151,15 +153,6 @@ static json_object *jobj(int *bad)
     json_object *o = json_object_new_object();
     if (!o) *bad = 1;
     return o;
-}
-
-static void md_text(clasp_buf *b, const char *s)
-{
-    for (const char *p = s; *p; p++) {
-        if (*p == '\n' || *p == '\r') clasp_buf_puts(b, " ");
-        else if (strchr("\\`*_[]<>|#", *p)) clasp_buf_printf(b, "\\%c", *p);
-        else clasp_buf_printf(b, "%c", *p);
-    }
 }
 
 /* A correlation or "—" when undefined. */
@@ -304,7 +297,7 @@ void report_md_l2(clasp_buf *b, const clasp_report *r, const clasp_model_report 
         const clasp_attack_report *a = &m->attacks[j];
         if (!a->unbounded || !a->l2_dist) continue;
         clasp_buf_puts(b, "\n| Class (");
-        md_text(b, a->label);
+        report_md_text(b, a->label);
         clasp_buf_puts(b, ") | n | flipped | median L2 | mean L2 |");
         for (int e = 0; e < r->n_l2_eps; e++) clasp_buf_printf(b, " robust at L2 \u2264 %g |", r->l2_eps[e]);
         clasp_buf_puts(b, "\n|---|---:|---:|---:|---:|");
@@ -314,7 +307,7 @@ void report_md_l2(clasp_buf *b, const clasp_report *r, const clasp_model_report 
             l2_class s = l2_of(a, c);
             cnt += a->count[c], flipped += s.n;
             clasp_buf_puts(b, "\n| ");
-            md_text(b, r->class_names[c]);
+            report_md_text(b, r->class_names[c]);
             clasp_buf_printf(b, " | %lld | %lld |", (long long)a->count[c], (long long)s.n);
             md_dist(b, s.median);
             md_dist(b, s.mean);
@@ -516,7 +509,7 @@ void report_md_relations(clasp_buf *b, const clasp_report *r, const clasp_model_
         for (int c = 0, first = 1; c < k; c++)
             if (r->excluded[c]) {
                 clasp_buf_puts(b, first ? " *" : ", *");
-                md_text(b, r->class_names[c]);
+                report_md_text(b, r->class_names[c]);
                 clasp_buf_puts(b, "*");
                 first = 0;
             }
@@ -529,14 +522,14 @@ void report_md_relations(clasp_buf *b, const clasp_report *r, const clasp_model_
         clasp_buf_puts(b, "\n**Classifier weight norm and robustness.** Per class, the L2 norm of its "
                           "row of the last linear layer's weight, against its robust accuracy under the "
                           "strongest L\u221e attack (");
-        md_text(b, m->attacks[s].label);
+        report_md_text(b, m->attacks[s].label);
         clasp_buf_puts(b, "): \u03c1 = ");
         md_rho(b, rho_classes(r, &m->attacks[s], w, v, k));
         clasp_buf_puts(b, " (the study finds a positive correlation).\n\n| Class | weight norm | robust |\n"
                           "|---|---:|---:|");
         for (int c = 0; c < k; c++) {
             clasp_buf_puts(b, "\n| ");
-            md_text(b, r->class_names[c]);
+            report_md_text(b, r->class_names[c]);
             clasp_buf_printf(b, " | %.3f | %.1f |", (double)m->class_weight_norms[c], 100 * v[c]);
         }
         clasp_buf_puts(b, "\n");
@@ -557,9 +550,9 @@ void report_md_relations(clasp_buf *b, const clasp_report *r, const clasp_model_
                 if (!linf_listed(&m->attacks[i]) || !linf_listed(&m->attacks[j])) continue;
                 pair_rel p = make_rel(r, m, i, j, k, ra, gain);
                 clasp_buf_puts(b, "\n| ");
-                md_text(b, m->attacks[p.a].label);
+                report_md_text(b, m->attacks[p.a].label);
                 clasp_buf_puts(b, " | ");
-                md_text(b, m->attacks[p.b].label);
+                report_md_text(b, m->attacks[p.b].label);
                 clasp_buf_printf(b, "%s | %+.1f | ", p.tie ? " (tie)" : "",
                                  100 * (report_robust_all(&m->attacks[p.a], k) -
                                         report_robust_all(&m->attacks[p.b], k)));
@@ -579,16 +572,16 @@ void report_md_relations(clasp_buf *b, const clasp_report *r, const clasp_model_
             for (int j = 0; j < m->n_attacks; j++)
                 if (same_budget(&m->attacks[i], &m->attacks[j])) {
                     clasp_buf_puts(b, " ");
-                    md_text(b, m->attacks[j].label);
+                    report_md_text(b, m->attacks[j].label);
                     clasp_buf_puts(b, " \u2212 ");
-                    md_text(b, m->attacks[i].label);
+                    report_md_text(b, m->attacks[i].label);
                     clasp_buf_puts(b, " |");
                 }
         clasp_buf_puts(b, "\n|---|");
         for (int i = 0; i < ntp; i++) clasp_buf_puts(b, "---:|");
         for (int c = 0; c <= k; c++) {
             clasp_buf_puts(b, "\n| ");
-            if (c < k) md_text(b, r->class_names[c]);
+            if (c < k) report_md_text(b, r->class_names[c]);
             else clasp_buf_puts(b, "**all**");
             clasp_buf_puts(b, " |");
             for (int i = 0; i < m->n_attacks; i++)
@@ -659,9 +652,9 @@ void report_md_masking(clasp_buf *b, const clasp_report *r, const clasp_model_re
     const clasp_attack_report *S = &m->attacks[sq], *G = &m->attacks[gr];
     double d = report_robust_all(S, k) - report_robust_all(G, k);
     clasp_buf_puts(b, "\n### Gradient-free check\n\nThe gradient-free attack ");
-    md_text(b, S->label);
+    report_md_text(b, S->label);
     clasp_buf_printf(b, " leaves %.1f%% robust, the strongest gradient attack at the same eps (", 100 * report_robust_all(S, k));
-    md_text(b, G->label);
+    report_md_text(b, G->label);
     clasp_buf_printf(b, ") %.1f%%. ", 100 * report_robust_all(G, k));
     int n = 0;
     for (int c = 0; c < k; c++) n += S->robust_correct[c] < G->robust_correct[c] && S->count[c] == G->count[c];
@@ -675,7 +668,7 @@ void report_md_masking(clasp_buf *b, const clasp_report *r, const clasp_model_re
         for (int c = 0, first = 1; c < k; c++)
             if (S->robust_correct[c] < G->robust_correct[c] && S->count[c] == G->count[c]) {
                 clasp_buf_puts(b, first ? " *" : ", *");
-                md_text(b, r->class_names[c]);
+                report_md_text(b, r->class_names[c]);
                 clasp_buf_printf(b, "* (%+.1f points)",
                                  100 * (rate(S->robust_correct[c], S->count[c]) - rate(G->robust_correct[c], G->count[c])));
                 first = 0;

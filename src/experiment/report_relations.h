@@ -1,7 +1,7 @@
 /* Parts of the report beyond the per-attack tables (report_relations.c):
  * the L2 section of unbounded attacks and the class-wise relations
  * (classifier row norms, pairs of L-infinity attacks, T-PGD against PGD),
- * for report.json and report.md. report.c calls these. */
+ * for report.json and report.md. report_json.c and report_md.c call these. */
 #ifndef CLASP_REPORT_RELATIONS_H
 #define CLASP_REPORT_RELATIONS_H
 

@@ -1,5 +1,6 @@
 /* The library's one room for small infrastructure: durable file writes,
- * folders, hashing and the clock. Internal to libclasp (not exported). */
+ * folders, a text buffer, hashing and the clock. Internal to libclasp
+ * (not exported). */
 #ifndef CLASP_UTIL_H
 #define CLASP_UTIL_H
 
@@ -42,6 +43,30 @@ clasp_status clasp_mkdir_p(const char *path);
 
 /* Best effort fsync of a folder (renames in it become durable). */
 void clasp_sync_dir(const char *dir);
+
+/* ---- text (buf.c) ---------------------------------------------------- */
+
+/* A growable NUL-terminated text buffer. An allocation failure sets
+ * `failed` and turns later appends into no-ops, so builders can append
+ * freely and check once at the end (clasp_buf_write reports it). */
+typedef struct clasp_buf {
+    char *data;
+    size_t len, cap;
+    int failed;
+} clasp_buf;
+
+void clasp_buf_free(clasp_buf *b);
+void clasp_buf_puts(clasp_buf *b, const char *s);
+void clasp_buf_printf(clasp_buf *b, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+/* Appends n bytes of s. */
+void clasp_buf_putn(clasp_buf *b, const char *s, size_t n);
+
+/* clasp_write_atomic of the buffer; CLASP_ERR_NOMEM when it failed to grow. */
+clasp_status clasp_buf_write(const clasp_buf *b, const char *path);
 
 /* ---- hashing (hash.c) ------------------------------------------------ */
 
