@@ -31,13 +31,15 @@ static FILE *watch(FILE *f, const char *path, const char *mode)
 
 FILE *fopen(const char *path, const char *mode)
 {
-    FILE *(*real)(const char *, const char *) = (FILE * (*)(const char *, const char *)) dlsym(RTLD_NEXT, "fopen");
+    FILE *(*real)(const char *, const char *) =
+        (FILE * (*)(const char *, const char *)) dlsym(RTLD_NEXT, "fopen");
     return watch(real(path, mode), path, mode);
 }
 
 FILE *fopen64(const char *path, const char *mode)
 {
-    FILE *(*real)(const char *, const char *) = (FILE * (*)(const char *, const char *)) dlsym(RTLD_NEXT, "fopen64");
+    FILE *(*real)(const char *, const char *) =
+        (FILE * (*)(const char *, const char *)) dlsym(RTLD_NEXT, "fopen64");
     return watch(real(path, mode), path, mode);
 }
 

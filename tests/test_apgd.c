@@ -118,8 +118,8 @@ static void check_dlr(int k, int targeted)
                      (double)l[i], lr);
         for (int j = 0; j < k; j++)
             if (fabs(g[i * k + j] - gr[j]) > 1e-5 * fmax(1, fabs(gr[j])))
-                fail_msg("dlr k=%d targeted=%d row %d: dz[%d] %.7f, reference %.7f", k, targeted,
-                         i, j, (double)g[i * k + j], gr[j]);
+                fail_msg("dlr k=%d targeted=%d row %d: dz[%d] %.7f, reference %.7f", k, targeted, i,
+                         j, (double)g[i * k + j], gr[j]);
     }
     /* Finite differences of the op itself: rows z +- h e_j. */
     const float h = 1e-3f;
@@ -305,14 +305,13 @@ static clasp_attack_instance *attack(const char *name, const char *const *kv)
 /* Runs an attack on host data; checks x is untouched and pred is the
  * model's prediction on x_adv; returns x_adv and pred (malloc'd). */
 static clasp_status run_st(clasp_attack_instance *a, clasp_model *m, const float *xh,
-                           const int32_t *yh, int n, uint64_t seed, float **adv,
-                           int32_t **pred_out)
+                           const int32_t *yh, int n, uint64_t seed, float **adv, int32_t **pred_out)
 {
     return tu_attack_run(ctx, a, m, xh, yh, n, seed, adv, pred_out);
 }
 
-static void run(clasp_attack_instance *a, clasp_model *m, const float *xh, const int32_t *yh,
-                int n, uint64_t seed, float **adv, int32_t **pred_out)
+static void run(clasp_attack_instance *a, clasp_model *m, const float *xh, const int32_t *yh, int n,
+                uint64_t seed, float **adv, int32_t **pred_out)
 {
     assert_ok(run_st(a, m, xh, yh, n, seed, adv, pred_out));
 }
@@ -377,12 +376,12 @@ static void test_apgd_ce_linear(void **state)
      * vertex lowers x0 - 2 x1 + 0.5 x2 - x3 by 0.45 (less at the box). */
     enum { N = 6 };
     const float xh[N * 4] = {
-        0.5f, 0.5f, 0.5f, 0.5f,   /* 2(-0.75)+0.6 < 0: already class 1 */
-        0.9f, 0.1f, 0.5f, 0.1f,   /* 2(0.85)+0.6 = 2.3, at the vertex 1.4: robust */
-        0.8f, 0.3f, 0.4f, 0.2f,   /* 2(0.2)+0.6 = 1.0, at the vertex 0.1: robust */
-        0.7f, 0.3f, 0.4f, 0.2f,   /* 2(0.1)+0.6 = 0.8, at the vertex -0.1: flippable */
+        0.5f,  0.5f,  0.5f, 0.5f, /* 2(-0.75)+0.6 < 0: already class 1 */
+        0.9f,  0.1f,  0.5f, 0.1f, /* 2(0.85)+0.6 = 2.3, at the vertex 1.4: robust */
+        0.8f,  0.3f,  0.4f, 0.2f, /* 2(0.2)+0.6 = 1.0, at the vertex 0.1: robust */
+        0.7f,  0.3f,  0.4f, 0.2f, /* 2(0.1)+0.6 = 0.8, at the vertex -0.1: flippable */
         0.05f, 0.98f, 0.3f, 0.2f, /* class 1 far from the boundary */
-        0.0f, 0.0f, 1.0f, 0.0f,   /* 1.6; the box stops pixel 0: 2(0.15)+0.6 = 0.9 */
+        0.0f,  0.0f,  1.0f, 0.0f, /* 1.6; the box stops pixel 0: 2(0.15)+0.6 = 0.9 */
     };
     const int32_t yh[N] = {0, 0, 0, 0, 1, 0};
     const float eps = 0.1f;
@@ -589,14 +588,10 @@ static void test_bad_parameters(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_dlr_loss),
-        cmocka_unit_test(test_dlr_loss_bad_input),
-        cmocka_unit_test(test_apgd_step_op),
-        cmocka_unit_test(test_checkpoints),
-        cmocka_unit_test(test_apgd_ce_linear),
-        cmocka_unit_test(test_apgd_multiclass_linear),
-        cmocka_unit_test(test_invariants),
-        cmocka_unit_test(test_bad_parameters),
+        cmocka_unit_test(test_dlr_loss),       cmocka_unit_test(test_dlr_loss_bad_input),
+        cmocka_unit_test(test_apgd_step_op),   cmocka_unit_test(test_checkpoints),
+        cmocka_unit_test(test_apgd_ce_linear), cmocka_unit_test(test_apgd_multiclass_linear),
+        cmocka_unit_test(test_invariants),     cmocka_unit_test(test_bad_parameters),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

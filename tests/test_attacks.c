@@ -42,8 +42,8 @@ static clasp_attack_instance *attack(const char *name, const char *const *kv)
 /* Runs an attack on host data x (n examples of shape c,h,w) and returns the
  * adversarial images and predictions (malloc'd); checks that x is untouched
  * and that pred is the model's prediction on x_adv. */
-static void run(clasp_attack_instance *a, clasp_model *m, const float *xh, const int32_t *yh,
-                int n, uint64_t seed, float **adv, int32_t **pred_out)
+static void run(clasp_attack_instance *a, clasp_model *m, const float *xh, const int32_t *yh, int n,
+                uint64_t seed, float **adv, int32_t **pred_out)
 {
     assert_ok(tu_attack_run(ctx, a, m, xh, yh, n, seed, adv, pred_out));
 }
@@ -137,7 +137,9 @@ static void test_eps_zero(void **state)
     int32_t yh[NB];
     batch_data(xh, yh);
     const char *names[] = {"fgsm", "pgd", "tpgd"};
-    const char *kv[][4] = {{"eps=0", NULL}, {"eps=0", "steps=3", NULL}, {"eps=0", "steps=3", "T=3", NULL}};
+    const char *kv[][4] = {{"eps=0", NULL},
+                           {"eps=0", "steps=3", NULL},
+                           {"eps=0", "steps=3", "T=3", NULL}};
     for (int t = 0; t < 3; t++) {
         clasp_attack_instance *a = attack(names[t], kv[t]);
         float *adv;
@@ -228,8 +230,9 @@ typedef struct l2_log {
     int32_t y[NL], cp[NL], ap[NL];
 } l2_log;
 
-static clasp_status l2_on_batch(void *user, size_t first, const clasp_tensor *x, const clasp_tensor *y,
-                                const clasp_tensor *x_adv, const clasp_tensor *cp, const clasp_tensor *ap)
+static clasp_status l2_on_batch(void *user, size_t first, const clasp_tensor *x,
+                                const clasp_tensor *y, const clasp_tensor *x_adv,
+                                const clasp_tensor *cp, const clasp_tensor *ap)
 {
     l2_log *l = user;
     CLASP_TRY(clasp_tensor_read(x, l->x + first * 4));
@@ -267,7 +270,8 @@ static void test_eval_l2_distances(void **state)
     assert_int_equal(r.attack_success[1], 2);
     assert_non_null(r.l2_success);
     for (int i = 0; i < 3; i++)
-        if (fabsf(r.l2_success[i] - 0.2f) > 1e-6f) fail_msg("fgsm success %d at L2 %.7f, expected 0.2", i, (double)r.l2_success[i]);
+        if (fabsf(r.l2_success[i] - 0.2f) > 1e-6f)
+            fail_msg("fgsm success %d at L2 %.7f, expected 0.2", i, (double)r.l2_success[i]);
     clasp_eval_result_free(&r);
     /* Without the option nothing is measured. */
     opt.l2 = 0;
@@ -275,10 +279,15 @@ static void test_eval_l2_distances(void **state)
     assert_null(r.l2_success);
     clasp_eval_result_free(&r);
 
-    clasp_attack_instance *cw = attack("cw", (const char *[]){"max_iterations=30", "binary_search_steps=3", NULL});
+    clasp_attack_instance *cw =
+        attack("cw", (const char *[]){"max_iterations=30", "binary_search_steps=3", NULL});
     l2_log log;
     memset(&log, 0, sizeof log);
-    opt = (clasp_eval_options){.attack = cw, .seed = 1, .l2 = 1, .on_batch = l2_on_batch, .user = &log};
+    opt = (clasp_eval_options){.attack = cw,
+                               .seed = 1,
+                               .l2 = 1,
+                               .on_batch = l2_on_batch,
+                               .user = &log};
     assert_ok(clasp_eval_run(m, bt, &opt, &r));
     float want[NL];
     int nw = 0;
@@ -287,7 +296,9 @@ static void test_eval_l2_distances(void **state)
         for (int i = 0; i < NL; i++) {
             if (log.y[i] != k || log.cp[i] != k || log.ap[i] == k) continue;
             double s = 0;
-            for (int j = 0; j < 4; j++) s += ((double)log.xa[i * 4 + j] - log.x[i * 4 + j]) * ((double)log.xa[i * 4 + j] - log.x[i * 4 + j]);
+            for (int j = 0; j < 4; j++)
+                s += ((double)log.xa[i * 4 + j] - log.x[i * 4 + j]) *
+                     ((double)log.xa[i * 4 + j] - log.x[i * 4 + j]);
             float v = (float)sqrt(s);
             int at = nw++;
             while (at > from && want[at - 1] > v) want[at] = want[at - 1], at--;
@@ -298,7 +309,8 @@ static void test_eval_l2_distances(void **state)
     assert_true(nw > 0);
     for (int i = 0; i < nw; i++)
         if (fabsf(r.l2_success[i] - want[i]) > 1e-6f)
-            fail_msg("cw success %d at L2 %.7f, expected %.7f", i, (double)r.l2_success[i], (double)want[i]);
+            fail_msg("cw success %d at L2 %.7f, expected %.7f", i, (double)r.l2_success[i],
+                     (double)want[i]);
     clasp_eval_result_free(&r);
     clasp_attack_free(fg), clasp_attack_free(cw);
     clasp_batcher_free(bt);
@@ -342,8 +354,10 @@ static void test_calibration_temperature_invisible(void **state)
             assert_true(norm > 1e-6); /* a gradient that could differ */
             continue;
         }
-        if (memcmp(g, g0, sizeof xh) != 0) fail_msg("T=%g: input gradient differs from T=0.1", (double)temps[t]);
-        if (memcmp(adv, adv0, sizeof xh) != 0) fail_msg("T=%g: PGD's result differs from T=0.1", (double)temps[t]);
+        if (memcmp(g, g0, sizeof xh) != 0)
+            fail_msg("T=%g: input gradient differs from T=0.1", (double)temps[t]);
+        if (memcmp(adv, adv0, sizeof xh) != 0)
+            fail_msg("T=%g: PGD's result differs from T=0.1", (double)temps[t]);
         assert_memory_equal(pred, pred0, NB * sizeof *pred);
         free(g), free(adv), free(pred);
     }
@@ -374,8 +388,7 @@ static void test_fgsm_linear(void **state)
     int32_t *pred;
     run(a, m, xh, yh, 3, 1, &adv, &pred);
     /* Label 0: sign(w1 - w0) = (-1, +1, 0, +1); label 1: the opposite. */
-    const float want[12] = {0.4f, 0.6f, 0.5f, 0.6f, 0.0f, 1.0f, 0.3f, 0.3f,
-                            0.6f, 0.4f, 0.5f, 0.4f};
+    const float want[12] = {0.4f, 0.6f, 0.5f, 0.6f, 0.0f, 1.0f, 0.3f, 0.3f, 0.6f, 0.4f, 0.5f, 0.4f};
     for (int i = 0; i < 12; i++)
         if (fabsf(adv[i] - want[i]) > 1e-6f)
             fail_msg("fgsm x_adv[%d] = %.7f, expected %.7f", i, (double)adv[i], (double)want[i]);
@@ -459,8 +472,9 @@ static void blobs(clasp_dataset *d, size_t n, uint64_t seed)
         d->y[i] = k;
         for (int r = 0; r < SIDE; r++)
             for (int c = 0; c < SIDE; c++) {
-                int on = k == 0 ? r < SIDE / 2 : k == 1 ? c < SIDE / 2
-                                                        : (r >= 2 && r < 6 && c >= 2 && c < 6);
+                int on = k == 0   ? r < SIDE / 2
+                         : k == 1 ? c < SIDE / 2
+                                  : (r >= 2 && r < 6 && c >= 2 && c < 6);
                 float *p = &d->x[i * SIDE * SIDE + (size_t)(r * SIDE + c)];
                 *p += on ? 0.7f : 0.3f;
                 *p = *p < 0 ? 0 : *p > 1 ? 1 : *p;
@@ -474,11 +488,13 @@ typedef struct batch_log {
 } batch_log;
 
 static clasp_status on_batch(void *user, size_t first, const clasp_tensor *x, const clasp_tensor *y,
-                             const clasp_tensor *x_adv, const clasp_tensor *cp, const clasp_tensor *ap)
+                             const clasp_tensor *x_adv, const clasp_tensor *cp,
+                             const clasp_tensor *ap)
 {
     batch_log *l = user;
     (void)x_adv, (void)cp, (void)ap, (void)y;
-    if (first != l->examples) return clasp_error(CLASP_ERR_INVALID, "batch at %zu, expected %zu", first, l->examples);
+    if (first != l->examples)
+        return clasp_error(CLASP_ERR_INVALID, "batch at %zu, expected %zu", first, l->examples);
     l->calls++;
     l->examples += (size_t)x->shape[0];
     return CLASP_OK;
@@ -547,8 +563,11 @@ static void test_trained_blobs(void **state)
 
     clasp_eval_result clean, fg, pg;
     batch_log log = {0};
-    clasp_eval_options opt = {.seed = 1, .progress = on_progress, .on_batch = on_batch,
-                              .user = &log, .total = test.n};
+    clasp_eval_options opt = {.seed = 1,
+                              .progress = on_progress,
+                              .on_batch = on_batch,
+                              .user = &log,
+                              .total = test.n};
     assert_ok(clasp_eval_run(m, eb, &opt, &clean));
     check_result(&clean, test.n, 0);
     assert_int_equal(log.examples, test.n);
@@ -569,7 +588,8 @@ static void test_trained_blobs(void **state)
     /* The clean columns do not depend on the attack. */
     assert_memory_equal(fg.clean_correct, clean.clean_correct, K * sizeof(int64_t));
     int64_t rc = clasp_eval_sum(&clean, clean.clean_correct);
-    int64_t rf = clasp_eval_sum(&fg, fg.robust_correct), rp = clasp_eval_sum(&pg, pg.robust_correct);
+    int64_t rf = clasp_eval_sum(&fg, fg.robust_correct),
+            rp = clasp_eval_sum(&pg, pg.robust_correct);
     fprintf(stderr, "blobs: clean %lld, fgsm %lld, pgd-20 %lld of %zu\n", (long long)rc,
             (long long)rf, (long long)rp, test.n);
     assert_true(rf < rc);
@@ -587,7 +607,11 @@ static void test_trained_blobs(void **state)
     assert_ok(clasp_eval_run(m, eb, &opt, &p0));
     clasp_attack_instance *members[2] = {fgsm, pgd0};
     batch_log elog = {0};
-    opt = (clasp_eval_options){.members = members, .n_members = 2, .seed = 1, .on_batch = on_batch, .user = &elog};
+    opt = (clasp_eval_options){.members = members,
+                               .n_members = 2,
+                               .seed = 1,
+                               .on_batch = on_batch,
+                               .user = &elog};
     assert_ok(clasp_eval_run(m, eb, &opt, &ens));
     check_result(&ens, test.n, 1);
     assert_int_equal(elog.examples, test.n);
@@ -604,7 +628,8 @@ static void test_trained_blobs(void **state)
         flipped_total += f;
     }
     assert_true(flipped_total > 0);
-    assert_true(ens.member_seconds[0] > 0 && ens.member_seconds[0] + ens.member_seconds[1] <= ens.attack_seconds + 1e-9);
+    assert_true(ens.member_seconds[0] > 0 &&
+                ens.member_seconds[0] + ens.member_seconds[1] <= ens.attack_seconds + 1e-9);
     /* Per example: robust under the cascade iff correct clean and under
      * both members alone; otherwise the first member that flips it (in
      * order) gives the prediction, and misclassified clean ones keep the

@@ -241,8 +241,8 @@ static void test_trades_beta_positive(void **state)
     make_images(xh, yh, N, 5);
     clasp_tensor *x = tu_tensor(ctx, 4, (int[]){N, 1, 8, 8}, xh);
     clasp_tensor *y = tu_tensor_i32(ctx, 1, (int[]){N}, yh);
-    clasp_defense_instance *d = defense(
-        "trades", (const char *[]){"beta=6", "eps=0.1", "steps=3", "step_size=0.03", NULL});
+    clasp_defense_instance *d =
+        defense("trades", (const char *[]){"beta=6", "eps=0.1", "steps=3", "step_size=0.03", NULL});
     clasp_model *m = small_cnn(4);
     clasp_defense_env env = env_for(m);
     clasp_rng rng = clasp_rng_make(2, 0), ref_rng = rng;
@@ -256,7 +256,7 @@ static void test_trades_beta_positive(void **state)
     float *gce = read_all(m, 1, &np);
     print_message("trades loss %.6f, clean CE %.6f, grad diff %.3g\n", (double)lt, (double)lce,
                   rel_diff(gt, gce, np));
-    assert_true(lt > lce);                /* the KL term is positive */
+    assert_true(lt > lce); /* the KL term is positive */
     assert_true(rel_diff(gt, gce, np) > 1e-3);
 
     /* Reference inner loop, eval mode. */
@@ -300,8 +300,8 @@ static void test_trades_beta_positive(void **state)
     }
     klm /= N;
     for (size_t i = 0; i < np; i++) gq[i] += gp[i] + gce[i];
-    print_message("reference grad diff %.3g, loss %.6f vs %.6f\n", rel_diff(gt, gq, np),
-                  (double)lt, lce + beta * klm);
+    print_message("reference grad diff %.3g, loss %.6f vs %.6f\n", rel_diff(gt, gq, np), (double)lt,
+                  lce + beta * klm);
     assert_true(rel_diff(gt, gq, np) < 1e-4);
     assert_true(fabs((double)lt - (lce + beta * klm)) < 1e-4 * (1 + fabs((double)lt)));
 
@@ -323,8 +323,8 @@ static void test_pgd_at(void **state)
     clasp_tensor *x = tu_tensor(ctx, 4, (int[]){N, 1, 8, 8}, xh);
     clasp_tensor *y = tu_tensor_i32(ctx, 1, (int[]){N}, yh);
     /* A deterministic attack, so runs can be compared. */
-    clasp_attack_instance *a = attack(
-        "pgd", (const char *[]){"eps=0.1", "steps=3", "alpha=0.04", "rand_init=false", NULL});
+    clasp_attack_instance *a = attack("pgd", (const char *[]){"eps=0.1", "steps=3", "alpha=0.04",
+                                                              "rand_init=false", NULL});
     clasp_defense_instance *d = defense("pgd-at", NULL);
     clasp_model *m = small_cnn(5);
     clasp_defense_env env = env_for(m);
@@ -406,13 +406,15 @@ static void test_pgd_at_attack_mode(void **state)
     make_images(xh, yh, N, 5);
     clasp_tensor *x = tu_tensor(ctx, 4, (int[]){N, 1, 8, 8}, xh);
     clasp_tensor *y = tu_tensor_i32(ctx, 1, (int[]){N}, yh);
-    clasp_attack_instance *a =
-        attack("pgd", (const char *[]){"eps=0.1", "steps=3", "alpha=0.04", "rand_init=false", NULL});
+    clasp_attack_instance *a = attack("pgd", (const char *[]){"eps=0.1", "steps=3", "alpha=0.04",
+                                                              "rand_init=false", NULL});
     for (int tm = 0; tm < 2; tm++) {
         clasp_model *m;
-        assert_ok(clasp_model_new_arch(ctx, "conv3x3-4p1nb,bn,relu,flatten,fc3", 1, 8, 8, K, NULL, NULL, &m));
+        assert_ok(clasp_model_new_arch(ctx, "conv3x3-4p1nb,bn,relu,flatten,fc3", 1, 8, 8, K, NULL,
+                                       NULL, &m));
         assert_ok(clasp_model_init(m, 2));
-        clasp_defense_instance *d = defense("pgd-at", (const char *[]){tm ? "attack_train_mode=true" : "mix=0", NULL});
+        clasp_defense_instance *d =
+            defense("pgd-at", (const char *[]){tm ? "attack_train_mode=true" : "mix=0", NULL});
         clasp_defense_env env = env_for(m);
         env.attack = a;
         clasp_rng rng = clasp_rng_make(1, 0);
@@ -531,8 +533,8 @@ static void test_pgd_at_step_matches_reference(void **state)
 
     clasp_tensor *x = tu_tensor(ctx, 4, (int[]){N, 1, 8, 8}, xh);
     clasp_tensor *y = tu_tensor_i32(ctx, 1, (int[]){N}, yh);
-    clasp_attack_instance *atk = attack(
-        "pgd", (const char *[]){"eps=0.1", "steps=3", "alpha=0.04", "rand_init=false", NULL});
+    clasp_attack_instance *atk = attack("pgd", (const char *[]){"eps=0.1", "steps=3", "alpha=0.04",
+                                                                "rand_init=false", NULL});
     clasp_defense_instance *d = defense("pgd-at", NULL);
     clasp_defense_env env = env_for(m);
     env.attack = atk;
@@ -543,8 +545,8 @@ static void test_pgd_at_step_matches_reference(void **state)
     assert_ok(clasp_defense_run_step(d, &env, x, y, &rng, &l));
     assert_ok(clasp_sgd_step(o));
     float *got = read_all(m, 0, &np);
-    print_message("pgd-at step: loss %.6f (reference %.6f), parameters %.3g apart\n", (double)l, loss,
-                  rel_diff(got, want, np));
+    print_message("pgd-at step: loss %.6f (reference %.6f), parameters %.3g apart\n", (double)l,
+                  loss, rel_diff(got, want, np));
     assert_true(fabs((double)l - loss) < 1e-5 * fmax(1.0, loss));
     assert_true(rel_diff(got, want, np) < 1e-5);
     /* The step moved the parameters well beyond that tolerance. */

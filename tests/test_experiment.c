@@ -36,11 +36,14 @@ static const char *experiment_yaml(uint64_t seed)
              "  val_eval_size: 60\n"
              "  models:\n"
              "    - name: standard\n"
-             "    - defense: {name: pgd-at, attack: {name: pgd, params: &inner {eps: 0.15, steps: 2, alpha: 0}}}\n"
+             "    - defense: {name: pgd-at, attack: {name: pgd, params: &inner {eps: 0.15, steps: "
+             "2, alpha: 0}}}\n"
              "    - name: reweight\n"
-             "      defense: {name: reweight, params: {strength: 3}, inner: {name: pgd-at, attack: {name: pgd, params: *inner}}}\n"
+             "      defense: {name: reweight, params: {strength: 3}, inner: {name: pgd-at, attack: "
+             "{name: pgd, params: *inner}}}\n"
              "    - name: calibrated\n"
-             "      defense: {name: calibrate, attack: {name: pgd, params: *inner}, inner: {name: pgd-at}}\n"
+             "      defense: {name: calibrate, attack: {name: pgd, params: *inner}, inner: {name: "
+             "pgd-at}}\n"
              "evaluate:\n"
              "  test_size: %d\n"
              "  batch: 40\n"
@@ -170,8 +173,10 @@ static void test_full_run(void **state)
     (void)state;
     rm_tree(out);
     assert_ok(run(0, 0, 0));
-    const char *files[] = {"report.json", "report.md", "per_class.csv", "charts", "standard.safetensors",
-                           "pgd-at.safetensors", "reweight.safetensors", "calibrated.safetensors"};
+    const char *files[] = {"report.json",          "report.md",
+                           "per_class.csv",        "charts",
+                           "standard.safetensors", "pgd-at.safetensors",
+                           "reweight.safetensors", "calibrated.safetensors"};
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
         if (!exists(out, files[i])) fail_msg("%s/%s is missing", out, files[i]);
     assert_false(exists(out, "state.safetensors"));
@@ -192,10 +197,12 @@ static void test_full_run(void **state)
             json_object *v = get(json_object_array_get_idx(epochs, e), "validation");
             json_object *cnt = get(v, "count");
             int64_t tot = 0;
-            for (int k = 0; k < K; k++) tot += json_object_get_int64(json_object_array_get_idx(cnt, (size_t)k));
+            for (int k = 0; k < K; k++)
+                tot += json_object_get_int64(json_object_array_get_idx(cnt, (size_t)k));
             assert_int_equal(tot, 60);
             /* Robust validation exactly for the models with an attack. */
-            assert_int_equal(json_object_get_type(get(v, "robust_correct")) == json_type_null, m == 0);
+            assert_int_equal(json_object_get_type(get(v, "robust_correct")) == json_type_null,
+                             m == 0);
         }
         /* fgsm, pgd, cw, and the report's worst case over fgsm and pgd
          * (same eps; cw is unbounded). */
@@ -207,27 +214,34 @@ static void test_full_run(void **state)
          * accuracy at both budgets between its own and the clean one. */
         json_object *cw = json_object_array_get_idx(attacks, 2);
         assert_true(json_object_get_boolean(get(cw, "unbounded")));
-        assert_false(json_object_get_boolean(get(json_object_array_get_idx(attacks, 1), "unbounded")));
+        assert_false(
+            json_object_get_boolean(get(json_object_array_get_idx(attacks, 1), "unbounded")));
         json_object *l2rows = get(get(cw, "l2"), "per_class"), *cwrows = get(cw, "per_class");
         for (int k = 0; k < K; k++) {
-            json_object *lr = json_object_array_get_idx(l2rows, (size_t)k), *cr = json_object_array_get_idx(cwrows, (size_t)k);
-            assert_int_equal(json_object_get_int64(get(lr, "successes")), json_object_get_int64(get(cr, "success")));
+            json_object *lr = json_object_array_get_idx(l2rows, (size_t)k),
+                        *cr = json_object_array_get_idx(cwrows, (size_t)k);
+            assert_int_equal(json_object_get_int64(get(lr, "successes")),
+                             json_object_get_int64(get(cr, "success")));
             json_object *ab = get(lr, "at_budget");
             assert_int_equal(json_object_array_length(ab), 2);
-            int64_t r0 = json_object_get_int64(get(json_object_array_get_idx(ab, 0), "robust_correct"));
-            int64_t r1 = json_object_get_int64(get(json_object_array_get_idx(ab, 1), "robust_correct"));
+            int64_t r0 =
+                json_object_get_int64(get(json_object_array_get_idx(ab, 0), "robust_correct"));
+            int64_t r1 =
+                json_object_get_int64(get(json_object_array_get_idx(ab, 1), "robust_correct"));
             assert_true(json_object_get_int64(get(cr, "robust_correct")) <= r1 && r1 <= r0);
             assert_true(r0 <= json_object_get_int64(get(cr, "clean_correct")));
         }
         /* The classifier row norms (fc1 here) and cw kept out of the pairs. */
-        json_object *norms = get(get(get(mo, "relations"), "weight_norm_vs_robust"), "class_weight_norms");
+        json_object *norms =
+            get(get(get(mo, "relations"), "weight_norm_vs_robust"), "class_weight_norms");
         assert_int_equal(json_object_array_length(norms), K);
         assert_true(json_object_get_double(json_object_array_get_idx(norms, 0)) > 0);
         assert_int_equal(json_object_array_length(get(mo, "attack_pairs")), 1);
         int64_t clean_tot[2], robust_tot[2];
         for (size_t a = 0; a < 2; a++) {
             json_object *ao = json_object_array_get_idx(attacks, a);
-            json_object *rows = get(ao, "per_class"), *flow = get(ao, "flow"), *sum = get(ao, "summary");
+            json_object *rows = get(ao, "per_class"), *flow = get(ao, "flow"),
+                        *sum = get(ao, "summary");
             int64_t count = 0, clean = 0, robust = 0;
             for (int k = 0; k < K; k++) {
                 json_object *row = json_object_array_get_idx(rows, (size_t)k);
@@ -237,7 +251,8 @@ static void test_full_run(void **state)
                 robust += json_object_get_int64(get(row, "robust_correct"));
                 int64_t fsum = 0;
                 json_object *frow = json_object_array_get_idx(flow, (size_t)k);
-                for (int j = 0; j < K; j++) fsum += json_object_get_int64(json_object_array_get_idx(frow, (size_t)j));
+                for (int j = 0; j < K; j++)
+                    fsum += json_object_get_int64(json_object_array_get_idx(frow, (size_t)j));
                 assert_int_equal(fsum, c); /* every example of class k lands somewhere */
                 /* the diagonal of the flow is the robust count */
                 assert_int_equal(json_object_get_int64(json_object_array_get_idx(frow, (size_t)k)),
@@ -249,12 +264,14 @@ static void test_full_run(void **state)
             assert_int_equal(json_object_get_int64(get(sum, "robust_correct")), robust);
             clean_tot[a] = clean, robust_tot[a] = robust;
         }
-        assert_int_equal(clean_tot[0], clean_tot[1]); /* the same model, the same clean predictions */
-        assert_true(robust_tot[1] <= clean_tot[1]);    /* PGD never helps in total */
+        assert_int_equal(clean_tot[0],
+                         clean_tot[1]);             /* the same model, the same clean predictions */
+        assert_true(robust_tot[1] <= clean_tot[1]); /* PGD never helps in total */
     }
     /* reweight reports its class weights; the plain models have none. */
-    json_object *rw = get(json_object_array_get_idx(get(json_object_array_get_idx(models, 2), "epochs"), 2),
-                          "class_weights");
+    json_object *rw =
+        get(json_object_array_get_idx(get(json_object_array_get_idx(models, 2), "epochs"), 2),
+            "class_weights");
     assert_int_equal(json_object_get_type(rw), json_type_array);
     /* ...and they differ between classes by then, so the resume test below
      * really depends on the replayed epoch-end hooks. */
@@ -263,8 +280,9 @@ static void test_full_run(void **state)
         uneven |= json_object_get_double(json_object_array_get_idx(rw, k)) !=
                   json_object_get_double(json_object_array_get_idx(rw, 0));
     assert_true(uneven);
-    json_object *sw = get(json_object_array_get_idx(get(json_object_array_get_idx(models, 0), "epochs"), 1),
-                          "class_weights");
+    json_object *sw =
+        get(json_object_array_get_idx(get(json_object_array_get_idx(models, 0), "epochs"), 1),
+            "class_weights");
     assert_int_equal(json_object_get_type(sw), json_type_null);
     /* calibrate fitted offsets that the checkpoint keeps. */
     json_object *cal = get(json_object_array_get_idx(models, 3), "calibration");
@@ -391,21 +409,26 @@ static const char *ensemble_yaml(const char *outdir)
              "experiment: {name: tiny-ens, seed: 3}\n"
              "data: {dataset: mnist, path: '%s', val_size: 100}\n"
              "model: {arch: 'conv3x3-4p1,relu,maxpool2,flatten,fc10'}\n"
-             "train: {epochs: 1, batch: 32, optimiser: {lr: 0.1}, val_eval_size: 20, models: [{name: standard}]}\n"
+             "train: {epochs: 1, batch: 32, optimiser: {lr: 0.1}, val_eval_size: 20, models: "
+             "[{name: standard}]}\n"
              "evaluate:\n"
              "  test_size: %d\n"
              "  batch: 40\n"
              "  attacks:\n"
              "    - {name: fgsm, params: {eps: 0.05}}\n"
              "    - {name: pgd, params: &p {eps: 0.05, steps: 3, alpha: 0, rand_init: false}}\n"
-             "    - {label: cascade, ensemble: [{name: fgsm, params: {eps: 0.05}}, {name: pgd, params: *p}]}\n"
+             "    - {label: cascade, ensemble: [{name: fgsm, params: {eps: 0.05}}, {name: pgd, "
+             "params: *p}]}\n"
              "    - {name: cw, params: {max_iterations: 2, binary_search_steps: 1}}\n"
              "output: {dir: '%s'}\n",
              dir, N_TEST, outdir);
     return buf;
 }
 
-static int64_t iget(json_object *arr, size_t i) { return json_object_get_int64(json_object_array_get_idx(arr, i)); }
+static int64_t iget(json_object *arr, size_t i)
+{
+    return json_object_get_int64(json_object_array_get_idx(arr, i));
+}
 
 static void test_ensemble_run(void **state)
 {
@@ -432,12 +455,15 @@ static void test_ensemble_run(void **state)
     /* fgsm, pgd, cascade, cw, then the worst case over the three L-inf
      * entries (cw left out). */
     assert_int_equal(json_object_array_length(attacks), 5);
-    json_object *fg = json_object_array_get_idx(attacks, 0), *pg = json_object_array_get_idx(attacks, 1);
-    json_object *ens = json_object_array_get_idx(attacks, 2), *worst = json_object_array_get_idx(attacks, 4);
+    json_object *fg = json_object_array_get_idx(attacks, 0),
+                *pg = json_object_array_get_idx(attacks, 1);
+    json_object *ens = json_object_array_get_idx(attacks, 2),
+                *worst = json_object_array_get_idx(attacks, 4);
     assert_string_equal(json_object_get_string(get(worst, "label")), "worst case eps=0.05");
     json_object *wm = get(worst, "ensemble");
     assert_int_equal(json_object_array_length(wm), 3);
-    assert_string_equal(json_object_get_string(get(json_object_array_get_idx(wm, 2), "label")), "cascade");
+    assert_string_equal(json_object_get_string(get(json_object_array_get_idx(wm, 2), "label")),
+                        "cascade");
     json_object *em = get(ens, "ensemble");
     for (int k = 0; k < 10; k++) {
         json_object *er = json_object_array_get_idx(get(ens, "per_class"), (size_t)k);
@@ -458,7 +484,8 @@ static void test_ensemble_run(void **state)
         assert_true(json_object_get_int64(get(wr, "robust_correct")) <= robust);
         /* Each flow row holds the class's examples. */
         int64_t row = 0;
-        for (int j = 0; j < 10; j++) row += iget(json_object_array_get_idx(get(ens, "flow"), (size_t)k), (size_t)j);
+        for (int j = 0; j < 10; j++)
+            row += iget(json_object_array_get_idx(get(ens, "flow"), (size_t)k), (size_t)j);
         assert_int_equal(row, json_object_get_int64(get(er, "count")));
     }
     /* An ensemble is one entry for resuming: stop right after it, resume,
@@ -507,14 +534,17 @@ static void test_exclude_classes_run(void **state)
     clasp_plan_free(pl);
     json_object *r = read_report();
     json_object *m = json_object_array_get_idx(get(r, "models"), 0);
-    json_object *cnt = get(get(json_object_array_get_idx(get(m, "epochs"), 0), "validation"), "count");
+    json_object *cnt =
+        get(get(json_object_array_get_idx(get(m, "epochs"), 0), "validation"), "count");
     json_object *rows = get(json_object_array_get_idx(get(m, "attacks"), 0), "per_class");
     int64_t val_total = 0, test_excluded = 0;
     for (size_t k = 0; k < 10; k++) {
         int64_t v = json_object_get_int64(json_object_array_get_idx(cnt, k));
         if (k == 0 || k == 3) assert_int_equal(v, 0);
         val_total += v;
-        if (k == 0 || k == 3) test_excluded += json_object_get_int64(get(json_object_array_get_idx(rows, k), "count"));
+        if (k == 0 || k == 3)
+            test_excluded +=
+                json_object_get_int64(get(json_object_array_get_idx(rows, k), "count"));
     }
     assert_true(val_total > 0 && val_total < 100);
     /* The report knows, and keeps them out of the correlations. */
@@ -535,7 +565,8 @@ static void test_exclude_classes_run(void **state)
     free(bad);
     assert_ok(clasp_plan_load(reg, path, &pl));
     assert_int_equal(clasp_experiment_run(pl, reg, &opt), CLASP_ERR_CONFIG);
-    assert_non_null(strstr(clasp_last_error(), "excl.yaml:6:24: data.exclude_classes: unknown class 'x'"));
+    assert_non_null(
+        strstr(clasp_last_error(), "excl.yaml:6:24: data.exclude_classes: unknown class 'x'"));
     assert_false(exists(out, "report.json"));
     clasp_plan_free(pl);
     rm_tree(out);

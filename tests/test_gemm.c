@@ -77,12 +77,11 @@ static int run_case(clasp_ctx *ctx, const clasp_gemm_params *p, const gemm_case 
     int sa[1] = {(int)na}, sb[1] = {(int)nb}, sc[1] = {(int)nc};
     clasp_tensor *ta = tu_tensor(ctx, 1, sa, a), *tb = tu_tensor(ctx, 1, sb, b);
     clasp_tensor *tc = tu_tensor(ctx, 1, sc, c0);
-    clasp_status st = p ? clasp_gemm_with(ctx, p, g->ta, g->tb, g->m, g->n, g->k, g->alpha, ta,
-                                          g->off_a, lda, tb, g->off_b, ldb, g->beta, tc,
-                                          g->off_c, ldc)
-                        : clasp_gemm(ctx, g->ta, g->tb, g->m, g->n, g->k, g->alpha, ta,
-                                     g->off_a, lda, tb, g->off_b, ldb, g->beta, tc, g->off_c,
-                                     ldc);
+    clasp_status st =
+        p ? clasp_gemm_with(ctx, p, g->ta, g->tb, g->m, g->n, g->k, g->alpha, ta, g->off_a, lda, tb,
+                            g->off_b, ldb, g->beta, tc, g->off_c, ldc)
+          : clasp_gemm(ctx, g->ta, g->tb, g->m, g->n, g->k, g->alpha, ta, g->off_a, lda, tb,
+                       g->off_b, ldb, g->beta, tc, g->off_c, ldc);
     int ran = st != CLASP_ERR_UNSUPPORTED;
     if (ran) {
         assert_ok(st);
@@ -106,8 +105,8 @@ static int run_case(clasp_ctx *ctx, const clasp_gemm_params *p, const gemm_case 
                      "(element %zu: got %g want %g)",
                      p ? clasp_gemm_path_name(p->path) : "auto", p ? p->tm : 0, p ? p->tn : 0,
                      p ? p->splitk : 0, g->ta, g->tb, g->m, g->n, g->k, (double)g->alpha,
-                     (double)g->beta, g->off_a, g->off_b, g->off_c, g->pad_a, g->pad_b,
-                     g->pad_c, err, tol, worst, (double)got[worst], (double)want[worst]);
+                     (double)g->beta, g->off_a, g->off_b, g->off_c, g->pad_a, g->pad_b, g->pad_c,
+                     err, tol, worst, (double)got[worst], (double)want[worst]);
         }
         free(got);
     } else {
@@ -127,18 +126,21 @@ static int run_case(clasp_ctx *ctx, const clasp_gemm_params *p, const gemm_case 
 static const clasp_gemm_params P_GENERAL = {.path = CLASP_GEMM_GENERAL};
 static const clasp_gemm_params P_TILED = {.path = CLASP_GEMM_TILED, .splitk = 1};
 static const clasp_gemm_params P_SPLIT = {.path = CLASP_GEMM_TILED, .splitk = 3, .order = 1};
-static const clasp_gemm_params P_T4x32 = {.path = CLASP_GEMM_TILED, .tm = 4, .tn = 32, .wg = 2,
-                                          .splitk = 1, .order = 2};
-static const clasp_gemm_params P_T16x16 = {.path = CLASP_GEMM_TILED, .tm = 16, .tn = 16, .wg = 1,
-                                           .splitk = 2, .order = 1};
+static const clasp_gemm_params P_T4x32 =
+    {.path = CLASP_GEMM_TILED, .tm = 4, .tn = 32, .wg = 2, .splitk = 1, .order = 2};
+static const clasp_gemm_params P_T16x16 =
+    {.path = CLASP_GEMM_TILED, .tm = 16, .tn = 16, .wg = 1, .splitk = 2, .order = 1};
 static const clasp_gemm_params P_DOT = {.path = CLASP_GEMM_DOT, .splitk = 1, .order = 1};
-static const clasp_gemm_params P_DOT_SPLIT = {.path = CLASP_GEMM_DOT, .tm = 2, .tn = 8,
-                                              .splitk = 3, .order = 2};
+static const clasp_gemm_params P_DOT_SPLIT = {.path = CLASP_GEMM_DOT,
+                                              .tm = 2,
+                                              .tn = 8,
+                                              .splitk = 3,
+                                              .order = 2};
 static const clasp_gemm_params P_CLBLAST = {.path = CLASP_GEMM_CLBLAST};
 
 static const int odd_shapes[][3] = {
-    {1, 1, 1},   {3, 7, 31},   {33, 65, 7},  {65, 33, 129}, {129, 31, 65},
-    {31, 129, 33}, {7, 1, 65}, {1, 33, 3},   {17, 40, 5},   {64, 96, 12},
+    {1, 1, 1},     {3, 7, 31}, {33, 65, 7}, {65, 33, 129}, {129, 31, 65},
+    {31, 129, 33}, {7, 1, 65}, {1, 33, 3},  {17, 40, 5},   {64, 96, 12},
 };
 #define N_ODD (sizeof odd_shapes / sizeof odd_shapes[0])
 
@@ -147,8 +149,9 @@ static void sweep(const clasp_gemm_params *p, int *ran, int *total)
     clasp_ctx *ctx = tu_ctx();
     for (size_t s = 0; s < N_ODD; s++)
         for (int t = 0; t < 4; t++) {
-            gemm_case g = {t >> 1, t & 1, odd_shapes[s][0], odd_shapes[s][1], odd_shapes[s][2],
-                           1.0f, 0.0f, (size_t)s, 2 * s + 1, 3, (int)s % 3, 1, (int)s % 2 * 5};
+            gemm_case g = {t >> 1,     t & 1, odd_shapes[s][0], odd_shapes[s][1], odd_shapes[s][2],
+                           1.0f,       0.0f,  (size_t)s,        2 * s + 1,        3,
+                           (int)s % 3, 1,     (int)s % 2 * 5};
             *ran += run_case(ctx, p, &g);
             (*total)++;
         }
@@ -202,8 +205,19 @@ static void test_odd_clblast(void **state)
     static const int shapes[][3] = {{3, 7, 31}, {65, 33, 129}, {1, 33, 3}};
     for (size_t s = 0; s < 3; s++)
         for (int t = 0; t < 4; t++) {
-            gemm_case g = {t >> 1, t & 1, shapes[s][0], shapes[s][1], shapes[s][2], 0.5f,
-                           s == 1 ? 0.0f : 1.5f, 5, 2, 7, 3, 0, 2};
+            gemm_case g = {t >> 1,
+                           t & 1,
+                           shapes[s][0],
+                           shapes[s][1],
+                           shapes[s][2],
+                           0.5f,
+                           s == 1 ? 0.0f : 1.5f,
+                           5,
+                           2,
+                           7,
+                           3,
+                           0,
+                           2};
             assert_int_equal(run_case(ctx, &P_CLBLAST, &g), 1);
         }
     clasp_ctx_free(ctx);
@@ -272,8 +286,9 @@ static void cnn_sweep(const clasp_gemm_params *p, int need_all)
     clasp_ctx *ctx = tu_ctx();
     int runs = 0;
     for (size_t i = 0; i < N_CNN; i++) {
-        gemm_case g = {cnn[i].ta, cnn[i].tb, cnn[i].m, cnn[i].n, cnn[i].k, 1.0f,
-                       i % 2 ? 0.0f : 1.0f, 0, 0, 0, 0, 0, 0};
+        gemm_case g =
+            {cnn[i].ta, cnn[i].tb, cnn[i].m, cnn[i].n, cnn[i].k, 1.0f, i % 2 ? 0.0f : 1.0f,
+             0,         0,         0,        0,        0,        0};
         int ran = run_case(ctx, p, &g);
         if (need_all && !ran) fail_msg("%s refused by the forced path", cnn[i].name);
         runs += ran;
@@ -293,8 +308,8 @@ static void test_cnn_tiled(void **state)
     (void)state;
     cnn_sweep(&P_TILED, 0);
     cnn_sweep(&P_SPLIT, 0);
-    static const clasp_gemm_params s16 = {.path = CLASP_GEMM_TILED, .tm = 8, .tn = 32, .wg = 4,
-                                          .splitk = 16, .order = 2};
+    static const clasp_gemm_params s16 =
+        {.path = CLASP_GEMM_TILED, .tm = 8, .tn = 32, .wg = 4, .splitk = 16, .order = 2};
     cnn_sweep(&s16, 0);
     cnn_sweep(&P_DOT, 0);
     cnn_sweep(&P_DOT_SPLIT, 0);
@@ -335,8 +350,19 @@ static void test_candidates(void **state)
         assert_int_not_equal(c[0].path, CLASP_GEMM_AUTO);
         for (int i = 0; i < n; i++) {
             if (c[i].path == CLASP_GEMM_CLBLAST) continue; /* covered above; compiles are slow */
-            gemm_case g = {shapes[s][0], shapes[s][1], shapes[s][2], shapes[s][3], shapes[s][4],
-                           1.0f, 0.5f, 1, 2, 3, 1, 2, 3};
+            gemm_case g = {shapes[s][0],
+                           shapes[s][1],
+                           shapes[s][2],
+                           shapes[s][3],
+                           shapes[s][4],
+                           1.0f,
+                           0.5f,
+                           1,
+                           2,
+                           3,
+                           1,
+                           2,
+                           3};
             assert_int_equal(run_case(ctx, &c[i], &g), 1);
         }
     }
@@ -353,8 +379,8 @@ static void test_choice_api(void **state)
     assert_int_not_equal(got.path, CLASP_GEMM_AUTO);
     if (clasp_ctx_device(ctx)->is_cpu) assert_int_equal(got.path, CLASP_GEMM_TILED);
 
-    clasp_gemm_params f = {.path = CLASP_GEMM_TILED, .tm = 16, .tn = 16, .wg = 2, .splitk = 5,
-                           .order = 1};
+    clasp_gemm_params f =
+        {.path = CLASP_GEMM_TILED, .tm = 16, .tn = 16, .wg = 2, .splitk = 5, .order = 1};
     assert_ok(clasp_gemm_force(ctx, &f));
     assert_ok(clasp_gemm_choose(ctx, 0, 0, 64, 392, 800, &got));
     assert_memory_equal(&got, &f, sizeof f);
@@ -367,8 +393,8 @@ static void test_choice_api(void **state)
     assert_int_equal(run_case(ctx, NULL, &g3), 1);
     assert_ok(clasp_gemm_force(ctx, NULL));
 
-    clasp_gemm_params rec = {.path = CLASP_GEMM_TILED, .tm = 4, .tn = 32, .wg = 8, .splitk = 2,
-                             .order = 2};
+    clasp_gemm_params rec =
+        {.path = CLASP_GEMM_TILED, .tm = 4, .tn = 32, .wg = 8, .splitk = 2, .order = 2};
     assert_ok(clasp_gemm_set_choice(ctx, 1, 0, 50, 60, 70, &rec));
     assert_ok(clasp_gemm_choose(ctx, 1, 0, 50, 60, 70, &got));
     assert_memory_equal(&got, &rec, sizeof rec);
@@ -445,12 +471,23 @@ static void test_packed_b(void **state)
     clasp_ctx *ctx = tu_ctx();
     static const int shapes[][3] = {
         /* m   n    k */
-        {1, 16, 1},  {3, 48, 7},  {17, 32, 33}, {64, 96, 576}, {40, 16, 3000}, {9, 160, 64},
+        {1, 16, 1}, {3, 48, 7}, {17, 32, 33}, {64, 96, 576}, {40, 16, 3000}, {9, 160, 64},
     };
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
         for (int ta = 0; ta < 2; ta++) {
-            gemm_case g = {ta, 0, shapes[i][0], shapes[i][1], shapes[i][2],
-                           ta ? 0.5f : 1.0f, ta ? 2.0f : 0.0f, 3, 5, 2, 0, 0, 0};
+            gemm_case g = {ta,
+                           0,
+                           shapes[i][0],
+                           shapes[i][1],
+                           shapes[i][2],
+                           ta ? 0.5f : 1.0f,
+                           ta ? 2.0f : 0.0f,
+                           3,
+                           5,
+                           2,
+                           0,
+                           0,
+                           0};
             int lda = ta ? g.m : g.k, ldb = g.n, ldc = g.n;
             size_t na = g.off_a + (size_t)g.m * g.k, nb = g.off_b + (size_t)g.k * g.n;
             size_t nc = g.off_c + (size_t)g.m * g.n;
@@ -478,13 +515,12 @@ static void test_packed_b(void **state)
             float *got = tu_read(tC);
             double err = tu_max_rel_err(got + g.off_c, want + g.off_c, nc - g.off_c);
             if (!(err <= 1e-4 * sqrt((double)g.k)))
-                fail_msg("packed B, trans_a %d m=%d n=%d k=%d: rel err %g", ta, g.m, g.n, g.k,
-                         err);
+                fail_msg("packed B, trans_a %d m=%d n=%d k=%d: rel err %g", ta, g.m, g.n, g.k, err);
             /* Elements before C's offset are not touched. */
             assert_memory_equal(got, c0, g.off_c * sizeof *got);
             if (i == 0)
-                assert_int_equal(clasp_gemm_packed_b(ctx, ta, g.m, 8, g.k, 1, tA, 0, lda, tB, 0,
-                                                     0, tC, 0, 8),
+                assert_int_equal(clasp_gemm_packed_b(ctx, ta, g.m, 8, g.k, 1, tA, 0, lda, tB, 0, 0,
+                                                     tC, 0, 8),
                                  CLASP_ERR_INVALID);
             clasp_error_clear();
             free(got);
@@ -498,14 +534,14 @@ static void test_packed_b(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_invalid),       cmocka_unit_test(test_odd_general),
-        cmocka_unit_test(test_odd_tiled),     cmocka_unit_test(test_odd_dot),
-        cmocka_unit_test(test_odd_auto),
-        cmocka_unit_test(test_alpha_beta),    cmocka_unit_test(test_degenerate),
-        cmocka_unit_test(test_cnn_auto),      cmocka_unit_test(test_cnn_tiled),
-        cmocka_unit_test(test_cnn_general),   cmocka_unit_test(test_candidates),
-        cmocka_unit_test(test_choice_api),    cmocka_unit_test(test_odd_clblast),
-        cmocka_unit_test(test_cnn_clblast),   cmocka_unit_test(test_packed_b),
+        cmocka_unit_test(test_invalid),     cmocka_unit_test(test_odd_general),
+        cmocka_unit_test(test_odd_tiled),   cmocka_unit_test(test_odd_dot),
+        cmocka_unit_test(test_odd_auto),    cmocka_unit_test(test_alpha_beta),
+        cmocka_unit_test(test_degenerate),  cmocka_unit_test(test_cnn_auto),
+        cmocka_unit_test(test_cnn_tiled),   cmocka_unit_test(test_cnn_general),
+        cmocka_unit_test(test_candidates),  cmocka_unit_test(test_choice_api),
+        cmocka_unit_test(test_odd_clblast), cmocka_unit_test(test_cnn_clblast),
+        cmocka_unit_test(test_packed_b),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -54,12 +54,11 @@ static void join(char *buf, size_t size, const char *dir, const char *name)
 }
 
 /* Asserts the status and that the message mentions every given string. */
-static void assert_error(clasp_status got, clasp_status want, const char *a,
-                         const char *b)
+static void assert_error(clasp_status got, clasp_status want, const char *a, const char *b)
 {
     if (got != want)
-        fail_msg("status %s, expected %s (%s)", clasp_status_string(got),
-                 clasp_status_string(want), clasp_last_error());
+        fail_msg("status %s, expected %s (%s)", clasp_status_string(got), clasp_status_string(want),
+                 clasp_last_error());
     const char *msg = clasp_last_error();
     if (a && !strstr(msg, a)) fail_msg("message \"%s\" lacks \"%s\"", msg, a);
     if (b && !strstr(msg, b)) fail_msg("message \"%s\" lacks \"%s\"", msg, b);
@@ -97,8 +96,7 @@ static void check_small(const clasp_dataset *d)
     assert_int_equal(d->h, 2);
     assert_int_equal(d->w, 3);
     assert_int_equal(d->num_classes, 10);
-    for (size_t k = 0; k < 18; k++)
-        assert_true(d->x[k] == (float)((k * 7 + 3) & 255) / 255.0f);
+    for (size_t k = 0; k < 18; k++) assert_true(d->x[k] == (float)((k * 7 + 3) & 255) / 255.0f);
     assert_int_equal(d->y[0], 1);
     assert_int_equal(d->y[1], 9);
     assert_int_equal(d->y[2], 0);
@@ -199,8 +197,7 @@ static void idx_truncated(void **state)
     /* Truncated inside a gzip stream: offsets count decompressed bytes. */
     write_gz(images, ib, make_images(ib, 0x00000803u, 3, 2, 3, 10));
     s = clasp_idx_load(images, labels, 10, &d);
-    assert_error(s, CLASP_ERR_FORMAT, "truncated at byte 26 of the decompressed data",
-                 NULL);
+    assert_error(s, CLASP_ERR_FORMAT, "truncated at byte 26 of the decompressed data", NULL);
 
     /* A header cut short. */
     tu_write_file(images, ib, 6);
@@ -283,8 +280,7 @@ static void idx_bad_dims_and_missing(void **state)
 /* ---- CIFAR-10 ----------------------------------------------------------- */
 
 /* Record r: label labels[r], pixel p = (p + 31 * r) & 255. */
-static void write_cifar(const char *path, size_t records, const unsigned char *labels,
-                        size_t extra)
+static void write_cifar(const char *path, size_t records, const unsigned char *labels, size_t extra)
 {
     size_t n = records * 3073 + extra;
     unsigned char *b = calloc(n ? n : 1, 1);

@@ -43,7 +43,8 @@ static void write_yaml(void)
              "  val_eval_size: 60\n"
              "  models:\n"
              "    - name: standard\n"
-             "    - defense: {name: pgd-at, attack: {name: pgd, params: {eps: 0.15, steps: 2, alpha: 0}}}\n"
+             "    - defense: {name: pgd-at, attack: {name: pgd, params: {eps: 0.15, steps: 2, "
+             "alpha: 0}}}\n"
              "evaluate:\n"
              "  test_size: 120\n"
              "  batch: 20\n"
@@ -83,7 +84,7 @@ static int teardown(void **state)
 /* How a child ended: its exit code, or 128 + the signal that killed it. */
 typedef struct ended {
     int code;
-    char err[8192];      /* the tail of its stderr */
+    char err[8192]; /* the tail of its stderr */
 } ended;
 
 /* Runs `clasp run kill.yaml --output DIR [--resume]`. When `trigger` is
@@ -91,8 +92,8 @@ typedef struct ended {
  * caps the size of any file the child writes (RLIMIT_FSIZE). kill_writing:
  * the child dies halfway through writing the first file whose path
  * contains this text (tests/kill_writer.c, preloaded). */
-static ended run_clasp_ex(const char *outdir, int resume, const char *trigger, int sig, rlim_t fsize_limit,
-                          const char *kill_writing)
+static ended run_clasp_ex(const char *outdir, int resume, const char *trigger, int sig,
+                          rlim_t fsize_limit, const char *kill_writing)
 {
     ended e = {0};
     int fds[2];
@@ -116,7 +117,8 @@ static ended run_clasp_ex(const char *outdir, int resume, const char *trigger, i
             /* Under AddressSanitizer its runtime need not come first. */
             char asan[600];
             const char *cur = getenv("ASAN_OPTIONS");
-            snprintf(asan, sizeof asan, "%s%sverify_asan_link_order=0", cur ? cur : "", cur && *cur ? ":" : "");
+            snprintf(asan, sizeof asan, "%s%sverify_asan_link_order=0", cur ? cur : "",
+                     cur && *cur ? ":" : "");
             setenv("ASAN_OPTIONS", asan, 1);
         }
         const char *cli = getenv("CLASP_CLI");
@@ -144,19 +146,22 @@ static ended run_clasp_ex(const char *outdir, int resume, const char *trigger, i
     free(line);
     fclose(f);
     int status;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
     e.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
     if (trigger && !sent) fail_msg("the run never printed '%s'; stderr ends:\n%s", trigger, e.err);
     return e;
 }
 
 /* The exit code with the child's stderr when it is not the one expected. */
-#define assert_code(e, want)                                                           \
-    do {                                                                               \
-        if ((e).code != (want)) fail_msg("exit %d, expected %d; stderr ends:\n%s", (e).code, (want), (e).err); \
+#define assert_code(e, want)                                                               \
+    do {                                                                                   \
+        if ((e).code != (want))                                                            \
+            fail_msg("exit %d, expected %d; stderr ends:\n%s", (e).code, (want), (e).err); \
     } while (0)
 
-static ended run_clasp(const char *outdir, int resume, const char *trigger, int sig, rlim_t fsize_limit)
+static ended run_clasp(const char *outdir, int resume, const char *trigger, int sig,
+                       rlim_t fsize_limit)
 {
     return run_clasp_ex(outdir, resume, trigger, sig, fsize_limit, NULL);
 }

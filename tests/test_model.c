@@ -15,7 +15,8 @@ static void arch_parse_and_format(void **state)
     (void)state;
     clasp_layer_spec *ls;
     int n;
-    const char *text = "conv5x5-32p2,relu,maxpool2,conv3x3-8s2p1,maxpool3s2,flatten,fc1024,relu,fc10";
+    const char *text =
+        "conv5x5-32p2,relu,maxpool2,conv3x3-8s2p1,maxpool3s2,flatten,fc1024,relu,fc10";
     assert_ok(clasp_arch_parse(text, &ls, &n));
     assert_int_equal(n, 9);
     assert_int_equal(ls[0].kind, CLASP_LAYER_CONV2D);
@@ -46,7 +47,8 @@ static void arch_parse_and_format(void **state)
     assert_int_equal(ls[5].stride, 1);
     char buf[256];
     clasp_arch_format(ls, n, buf, sizeof buf);
-    assert_string_equal(buf, "conv3x3-4p1nb:l0,bn,relu,conv3x3-4p1:l3,add(l0+l3),avgpool2s1,flatten,fc3nb");
+    assert_string_equal(buf, "conv3x3-4p1nb:l0,bn,relu,conv3x3-4p1:l3,add(l0+l3),avgpool2s1,"
+                             "flatten,fc3nb");
     clasp_layer_spec *again;
     int n2;
     assert_ok(clasp_arch_parse(buf, &again, &n2));
@@ -76,8 +78,9 @@ static void arch_parse_and_format(void **state)
     /* Numbers are plain digits that fit an int: sscanf's %d took "fc 10"
      * and "fc+10" and wrapped fc4294967306 round to fc10. An empty input
      * name found an unlabelled item. */
-    const char *refused[] = {"fc4294967306", "fc 10", "fc+10", "conv 3x3-8", "conv3x3-+8",
-                             "maxpool2s-1", "conv3x3-8p 1", "relu,relu()", "relu:a,relu,add(a+)"};
+    const char *refused[] = {"fc4294967306", "fc 10",       "fc+10",
+                             "conv 3x3-8",   "conv3x3-+8",  "maxpool2s-1",
+                             "conv3x3-8p 1", "relu,relu()", "relu:a,relu,add(a+)"};
     for (size_t i = 0; i < sizeof refused / sizeof *refused; i++)
         if (clasp_arch_parse(refused[i], &ls, &n) != CLASP_ERR_CONFIG)
             fail_msg("'%s' was accepted", refused[i]);
@@ -93,11 +96,17 @@ static void arch_parse_and_format(void **state)
     assert_true(clasp_model_is_preset("wrn-16-2-w8"));
     assert_true(clasp_model_is_preset("preact-resnet18-w16"));
     assert_true(clasp_model_is_preset("resnet18"));
-    const char *not_presets[] = {"wrn--2147483647-1", "wrn-15-2", "wrn-16-0", "resnet18-w0",
-                                 "wrn-16-2-w99999999999", "resnet18-w 16", "resnet18x",
+    const char *not_presets[] = {"wrn--2147483647-1",
+                                 "wrn-15-2",
+                                 "wrn-16-0",
+                                 "resnet18-w0",
+                                 "wrn-16-2-w99999999999",
+                                 "resnet18-w 16",
+                                 "resnet18x",
                                  "preact-resnet18-w0000000000000000000000000000016x"};
     for (size_t i = 0; i < sizeof not_presets / sizeof *not_presets; i++)
-        if (clasp_model_is_preset(not_presets[i])) fail_msg("'%s' is taken for a preset", not_presets[i]);
+        if (clasp_model_is_preset(not_presets[i]))
+            fail_msg("'%s' is taken for a preset", not_presets[i]);
     /* An add given one input, a layer reading a later one: refused when built. */
     clasp_ctx *ctx = tu_ctx();
     clasp_model *m;
@@ -168,8 +177,8 @@ static void preset_checkpoints(void **state)
     assert_ok(clasp_st_read(path, &f));
     clasp_st_init(&b);
     for (size_t i = 0; i < f.n_tensors; i++)
-        assert_ok(clasp_st_add(&b, f.tensors[i].name, f.tensors[i].dtype, f.tensors[i].ndim, f.tensors[i].shape,
-                               f.tensors[i].data));
+        assert_ok(clasp_st_add(&b, f.tensors[i].name, f.tensors[i].dtype, f.tensors[i].ndim,
+                               f.tensors[i].shape, f.tensors[i].data));
     assert_ok(clasp_st_write(&b, bare));
     assert_ok(clasp_model_load(ctx, bare, NULL, (int[]){3, 16, 16}, &m2));
     char arch[64];
@@ -188,10 +197,11 @@ static void preset_checkpoints(void **state)
     /* One missing: named too. */
     clasp_st_init(&b);
     for (size_t i = 1; i < f.n_tensors; i++)
-        assert_ok(clasp_st_add(&b, f.tensors[i].name, f.tensors[i].dtype, f.tensors[i].ndim, f.tensors[i].shape,
-                               f.tensors[i].data));
+        assert_ok(clasp_st_add(&b, f.tensors[i].name, f.tensors[i].dtype, f.tensors[i].ndim,
+                               f.tensors[i].shape, f.tensors[i].data));
     assert_ok(clasp_st_write(&b, bare));
-    assert_int_equal(clasp_model_load(ctx, bare, "preact-resnet18-w4", (int[]){3, 16, 16}, &m2), CLASP_ERR_FORMAT);
+    assert_int_equal(clasp_model_load(ctx, bare, "preact-resnet18-w4", (int[]){3, 16, 16}, &m2),
+                     CLASP_ERR_FORMAT);
     assert_non_null(strstr(clasp_last_error(), "'conv1.weight' is missing"));
     clasp_st_free(&b);
     clasp_st_free(&f);
@@ -217,7 +227,8 @@ static void default_model_shapes(void **state)
     assert_int_equal(w->shape[1], 3136);
     char arch[256];
     clasp_model_arch(m, arch, sizeof arch);
-    assert_string_equal(arch, "conv5x5-32p2,relu,maxpool2,conv5x5-64p2,relu,maxpool2,flatten,fc1024,relu,fc10");
+    assert_string_equal(arch, "conv5x5-32p2,relu,maxpool2,conv5x5-64p2,relu,maxpool2,flatten,"
+                              "fc1024,relu,fc10");
     assert_ok(clasp_model_init(m, 3));
     /* PyTorch's default: weights and biases uniform within 1/sqrt(fan_in),
      * variance 1 / (3 fan_in). */
@@ -244,7 +255,8 @@ static void default_model_shapes(void **state)
     clasp_tensor_free(x);
     clasp_model_free(m);
     /* Layers that do not fit are refused. */
-    clasp_layer_spec ls[] = {{.kind = CLASP_LAYER_CONV2D, .out = 4, .kernel = 5, .stride = 1}, {.kind = CLASP_LAYER_LINEAR, .out = 3}};
+    clasp_layer_spec ls[] = {{.kind = CLASP_LAYER_CONV2D, .out = 4, .kernel = 5, .stride = 1},
+                             {.kind = CLASP_LAYER_LINEAR, .out = 3}};
     assert_int_equal(clasp_model_new(ctx, ls, 2, 1, 6, 6, &m), CLASP_ERR_CONFIG);
     assert_non_null(strstr(clasp_last_error(), "flatten"));
     assert_int_equal(clasp_model_new(ctx, ls, 1, 1, 3, 3, &m), CLASP_ERR_CONFIG);
@@ -268,7 +280,8 @@ static void fd_setup_arch(fd_case *c, const char *arch, int ch, int side, int k,
     /* Weights twice PyTorch's initial scale: larger gradients keep the
      * float32 rounding of the loss small against the differences. */
     for (int p = 0; p < clasp_model_num_params(c->m); p++)
-        if (clasp_model_param_decays(c->m, p)) assert_ok(clasp_scale(clasp_model_param(c->m, p), 2.0f));
+        if (clasp_model_param_decays(c->m, p))
+            assert_ok(clasp_scale(clasp_model_param(c->m, p), 2.0f));
     /* BatchNorm away from its initial identity (and biases away from 0):
      * an exactly zero pre-activation sits on a relu kink, where a finite
      * difference sees half a slope. */
@@ -307,7 +320,8 @@ static void fd_setup_arch(fd_case *c, const char *arch, int ch, int side, int k,
 /* A small model exercising the chain layer kinds, in double-friendly ranges. */
 static void fd_setup(fd_case *c)
 {
-    fd_setup_arch(c, "conv3x3-4p1,relu,maxpool2,conv3x3-5s1p1,relu,maxpool3s2,flatten,fc7,relu,fc3", 2, 7, 3, 2);
+    fd_setup_arch(c, "conv3x3-4p1,relu,maxpool2,conv3x3-5s1p1,relu,maxpool3s2,flatten,fc7,relu,fc3",
+                  2, 7, 3, 2);
 }
 
 static void fd_teardown(fd_case *c)
@@ -359,7 +373,8 @@ static void check_close(const double *num, const float *ana, size_t n, double to
     }
     double rel = sqrt(d2) / (sqrt(n2) + 1e-12);
     if (getenv("FD_DEBUG"))
-        for (size_t i = 0; i < n; i++) print_message("%s %zu num %.6f ana %.6f\n", what, i, num[i], (double)ana[i]);
+        for (size_t i = 0; i < n; i++)
+            print_message("%s %zu num %.6f ana %.6f\n", what, i, num[i], (double)ana[i]);
     if (!(rel < tol)) fail_msg("%s: relative gradient error %.3g (tolerance %.3g)", what, rel, tol);
 }
 
@@ -445,7 +460,9 @@ static void check_directional(fd_case *c, double tol, const char *what)
         double err = fabs(num - gv) / (fabs(gv) + noise / tol);
         const char *name = p < np ? clasp_model_param_name(c->m, p) : "input";
         if (getenv("FD_DEBUG")) print_message("%s %s: num %.6f ana %.6f\n", what, name, num, gv);
-        if (!(err < tol)) fail_msg("%s, %s: directional derivative %.6g, from the gradient %.6g", what, name, num, gv);
+        if (!(err < tol))
+            fail_msg("%s, %s: directional derivative %.6g, from the gradient %.6g", what, name, num,
+                     gv);
         free(g), free(t0), free(v), free(tp);
     }
     clasp_tensor_free(dx);
@@ -478,8 +495,10 @@ static void graph_gradients_match_finite_differences(void **state)
 {
     (void)state;
     fd_case c;
-    fd_setup_arch(&c, "conv3x3-4p1nb,bn,relu:a,conv3x3-4p1nb,bn,relu,conv3x3-4p1:b,add(a+b),avgpool2,flatten,fc3", 4, 6,
-                  3, 4);
+    fd_setup_arch(&c,
+                  "conv3x3-4p1nb,bn,relu:a,conv3x3-4p1nb,bn,relu,conv3x3-4p1:b,add(a+b),avgpool2,"
+                  "flatten,fc3",
+                  4, 6, 3, 4);
     for (int train = 1; train >= 0; train--) {
         clasp_model_set_train(c.m, train);
         check_directional(&c, 1e-2, train ? "graph (train)" : "graph (eval)");
@@ -566,7 +585,8 @@ static void checkpoint_round_trip_and_errors(void **state)
     assert_ok(clasp_st_read(path, &f));
     clasp_st_file g;
     clasp_st_init(&g);
-    for (size_t i = 0; i < f.n_meta; i++) assert_ok(clasp_st_set_meta(&g, f.meta_keys[i], f.meta_values[i]));
+    for (size_t i = 0; i < f.n_meta; i++)
+        assert_ok(clasp_st_set_meta(&g, f.meta_keys[i], f.meta_values[i]));
     for (size_t i = 0; i < f.n_tensors; i++) {
         clasp_st_tensor *t = &f.tensors[i];
         int64_t shape[8];
@@ -582,7 +602,8 @@ static void checkpoint_round_trip_and_errors(void **state)
     assert_non_null(strstr(clasp_last_error(), "[2]"));
     /* A missing tensor too. */
     clasp_st_init(&g);
-    for (size_t i = 0; i < f.n_meta; i++) assert_ok(clasp_st_set_meta(&g, f.meta_keys[i], f.meta_values[i]));
+    for (size_t i = 0; i < f.n_meta; i++)
+        assert_ok(clasp_st_set_meta(&g, f.meta_keys[i], f.meta_values[i]));
     for (size_t i = 0; i < f.n_tensors; i++)
         if (strcmp(f.tensors[i].name, "conv2.weight") != 0)
             assert_ok(clasp_st_add(&g, f.tensors[i].name, f.tensors[i].dtype, f.tensors[i].ndim,

@@ -88,8 +88,7 @@ static int teardown(void **state)
     return 0;
 }
 
-static void check_near(const char *what, const float *got, const float *want, size_t n,
-                       double tol)
+static void check_near(const char *what, const float *got, const float *want, size_t n, double tol)
 {
     double e = tu_max_rel_err(got, want, n);
     if (!(e <= tol)) fail_msg("%s: max relative error %g > %g", what, e, tol);
@@ -115,13 +114,14 @@ static void test_gemm_paths(void **state)
     (void)state;
     if (uninit_check()) skip();
     static const int shapes[][3] = {{5, 19, 7}, {18, 33, 40}, {2, 40, 2100}};
-    static const clasp_gemm_path paths[] = {CLASP_GEMM_GENERAL, CLASP_GEMM_TILED,
-                                            CLASP_GEMM_DOT, CLASP_GEMM_CLBLAST};
+    static const clasp_gemm_path paths[] = {CLASP_GEMM_GENERAL, CLASP_GEMM_TILED, CLASP_GEMM_DOT,
+                                            CLASP_GEMM_CLBLAST};
     int ran[4] = {0};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         int m = shapes[s][0], n = shapes[s][1], k = shapes[s][2];
         float *a = malloc((size_t)m * k * sizeof *a), *b = malloc((size_t)n * k * sizeof *b);
-        float *c0 = malloc((size_t)m * n * sizeof *c0), *want = malloc((size_t)m * n * sizeof *want);
+        float *c0 = malloc((size_t)m * n * sizeof *c0),
+              *want = malloc((size_t)m * n * sizeof *want);
         tu_fill_random(a, (size_t)m * k, 1 + (uint32_t)s, -1, 1);
         tu_fill_random(b, (size_t)n * k, 2 + (uint32_t)s, -1, 1);
         tu_fill_random(c0, (size_t)m * n, 3 + (uint32_t)s, -1, 1);
@@ -160,7 +160,8 @@ static void test_gemm_paths(void **state)
     for (size_t s = 0; s < sizeof packed / sizeof packed[0]; s++) {
         int m = packed[s][0], n = packed[s][1], k = packed[s][2];
         float *a = malloc((size_t)m * k * sizeof *a), *b = malloc((size_t)n * k * sizeof *b);
-        float *bp = malloc((size_t)n * k * sizeof *bp), *want = malloc((size_t)m * n * sizeof *want);
+        float *bp = malloc((size_t)n * k * sizeof *bp),
+              *want = malloc((size_t)m * n * sizeof *want);
         tu_fill_random(a, (size_t)m * k, 11 + (uint32_t)s, -1, 1);
         tu_fill_random(b, (size_t)n * k, 12 + (uint32_t)s, -1, 1);
         for (int r = 0; r < k; r++)
@@ -171,8 +172,8 @@ static void test_gemm_paths(void **state)
         for (int ta = 0; ta < 2; ta++) {
             memset(want, 0, (size_t)m * n * sizeof *want);
             gemm_host(ta, 0, m, n, k, 1.5f, a, b, 0.0f, want);
-            assert_ok(clasp_gemm_packed_b(dev, ta, m, n, k, 1.5f, ta_, 0, ta ? m : k, tb_, 0,
-                                          0.0f, tc, 0, n));
+            assert_ok(clasp_gemm_packed_b(dev, ta, m, n, k, 1.5f, ta_, 0, ta ? m : k, tb_, 0, 0.0f,
+                                          tc, 0, n));
             float *got = tu_read(tc);
             char what[96];
             snprintf(what, sizeof what, "gemm packed B trans_a %d m=%d n=%d k=%d", ta, m, n, k);
@@ -250,8 +251,8 @@ static void test_layers(void **state)
         {3, 2, 11, 10, 3, 3, 2, 0}, /* stride 2, no padding */
         /* Columns packed for the GEMM with the vector kernels (rows of 8
          * and of 4 columns sharing 16-column panels): */
-        {2, 2, 8, 8, 3, 3, 1, 1},   /* stride 1 */
-        {2, 3, 8, 8, 4, 3, 2, 1},   /* stride 2 */
+        {2, 2, 8, 8, 3, 3, 1, 1}, /* stride 1 */
+        {2, 3, 8, 8, 4, 3, 2, 1}, /* stride 2 */
     };
     /* Both kernel sets on the device under test; the reference keeps its own. */
     static const clasp_kernel_set sets[] = {CLASP_KERNELS_GENERIC, CLASP_KERNELS_VECTOR};
@@ -264,7 +265,8 @@ static void test_layers(void **state)
             float *want = layers_on(ref, &cases[i], &n2);
             assert_int_equal(n1, n2);
             char what[64];
-            snprintf(what, sizeof what, "layers case %zu, %s kernels", i, sets[s] == CLASP_KERNELS_GENERIC ? "generic" : "vector");
+            snprintf(what, sizeof what, "layers case %zu, %s kernels", i,
+                     sets[s] == CLASP_KERNELS_GENERIC ? "generic" : "vector");
             check_near(what, got, want, n1, 1e-4);
             free(got), free(want);
         }
@@ -358,8 +360,8 @@ static void test_attacks(void **state)
     clasp_tensor *tq = tu_tensor_i32(dev, 1, (int[]){MN}, NULL);
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         clasp_attack_instance *a = NULL;
-        assert_ok(clasp_attack_new(reg, cases[i].name, cases[i].key, cases[i].val, NULL,
-                                   cases[i].n, &a));
+        assert_ok(
+            clasp_attack_new(reg, cases[i].name, cases[i].key, cases[i].val, NULL, cases[i].n, &a));
         clasp_rng rng = clasp_rng_make(5, i);
         assert_ok(clasp_attack_run(a, m, tx, ty, &rng, ta, tp));
         float *adv = tu_read(ta);
@@ -367,8 +369,8 @@ static void test_attacks(void **state)
             if (!(adv[j] >= 0.0f && adv[j] <= 1.0f))
                 fail_msg("%s: pixel %zu = %g outside [0,1]", cases[i].name, j, adv[j]);
             if (cases[i].eps >= 0 && fabsf(adv[j] - x[j]) > cases[i].eps * (1 + 1e-6f))
-                fail_msg("%s: pixel %zu moved %g > eps %g", cases[i].name, j,
-                         fabsf(adv[j] - x[j]), cases[i].eps);
+                fail_msg("%s: pixel %zu moved %g > eps %g", cases[i].name, j, fabsf(adv[j] - x[j]),
+                         cases[i].eps);
         }
         int32_t p[MN], q[MN];
         assert_ok(clasp_model_predict(m, ta, tq));
@@ -440,7 +442,7 @@ static void test_cli_attack(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_gemm_paths), cmocka_unit_test(test_layers),
+        cmocka_unit_test(test_gemm_paths),  cmocka_unit_test(test_layers),
         cmocka_unit_test(test_model_grads), cmocka_unit_test(test_attacks),
         cmocka_unit_test(test_cli_attack),
     };

@@ -49,8 +49,8 @@ static void check_close(const char *what, const float *got, const double *want, 
         if (e > worst) worst = e, at = i;
     }
     if (worst > tol)
-        fail_msg("%s: max rel err %.3g > %.3g at %zu (got %.7g, want %.7g)", what, worst, tol,
-                 at, (double)got[at], want[at]);
+        fail_msg("%s: max rel err %.3g > %.3g at %zu (got %.7g, want %.7g)", what, worst, tol, at,
+                 (double)got[at], want[at]);
 }
 
 /* ---- references -------------------------------------------------------- */
@@ -59,8 +59,14 @@ typedef struct conv_cfg {
     int n, c, h, w, o, kh, kw, stride, pad;
 } conv_cfg;
 
-static int conv_oh(const conv_cfg *c) { return (c->h + 2 * c->pad - c->kh) / c->stride + 1; }
-static int conv_ow(const conv_cfg *c) { return (c->w + 2 * c->pad - c->kw) / c->stride + 1; }
+static int conv_oh(const conv_cfg *c)
+{
+    return (c->h + 2 * c->pad - c->kh) / c->stride + 1;
+}
+static int conv_ow(const conv_cfg *c)
+{
+    return (c->w + 2 * c->pad - c->kw) / c->stride + 1;
+}
 
 static void conv_ref(const conv_cfg *g, const double *x, const double *w, const double *b,
                      double *y)
@@ -226,14 +232,12 @@ static void test_conv_forward_shapes(void **state)
     (void)state;
     static const conv_cfg cfgs[] = {
         /* n  c   h   w  o kh kw s p */
-        {1, 1, 5, 5, 1, 1, 1, 1, 0},   {1, 1, 5, 5, 2, 3, 3, 1, 0},
-        {3, 1, 7, 7, 4, 3, 3, 1, 1},   {1, 3, 7, 5, 5, 5, 5, 1, 2},
-        {3, 7, 5, 7, 3, 3, 3, 2, 1},   {1, 3, 31, 31, 4, 5, 5, 2, 2},
-        {3, 3, 33, 31, 2, 3, 3, 2, 0}, {1, 7, 33, 33, 3, 1, 1, 2, 0},
-        {3, 1, 1, 1, 3, 1, 1, 1, 0},   {1, 3, 1, 1, 2, 3, 3, 1, 1},
-        {1, 1, 1, 1, 1, 5, 5, 1, 2},   {3, 7, 7, 7, 5, 3, 5, 1, 1},
-        {1, 1, 7, 31, 2, 5, 3, 2, 2},  {3, 3, 5, 5, 7, 5, 5, 2, 0},
-        {1, 3, 31, 33, 7, 3, 3, 1, 2}, {3, 7, 33, 33, 1, 5, 5, 1, 1},
+        {1, 1, 5, 5, 1, 1, 1, 1, 0},   {1, 1, 5, 5, 2, 3, 3, 1, 0},   {3, 1, 7, 7, 4, 3, 3, 1, 1},
+        {1, 3, 7, 5, 5, 5, 5, 1, 2},   {3, 7, 5, 7, 3, 3, 3, 2, 1},   {1, 3, 31, 31, 4, 5, 5, 2, 2},
+        {3, 3, 33, 31, 2, 3, 3, 2, 0}, {1, 7, 33, 33, 3, 1, 1, 2, 0}, {3, 1, 1, 1, 3, 1, 1, 1, 0},
+        {1, 3, 1, 1, 2, 3, 3, 1, 1},   {1, 1, 1, 1, 1, 5, 5, 1, 2},   {3, 7, 7, 7, 5, 3, 5, 1, 1},
+        {1, 1, 7, 31, 2, 5, 3, 2, 2},  {3, 3, 5, 5, 7, 5, 5, 2, 0},   {1, 3, 31, 33, 7, 3, 3, 1, 2},
+        {3, 7, 33, 33, 1, 5, 5, 1, 1},
     };
     for (size_t i = 0; i < sizeof cfgs / sizeof cfgs[0]; i++) {
         conv_forward_case(&cfgs[i], 1, 100 + (uint32_t)i);
@@ -303,8 +307,8 @@ static void conv_fd_case(const conv_cfg *g, uint32_t seed)
         }
     conv_grads gr = conv_device_backward(g, x, w, r);
     char what[160];
-    snprintf(what, sizeof what, "conv FD n%d c%d %dx%d o%d k%dx%d s%d p%d", g->n, g->c, g->h,
-             g->w, g->o, g->kh, g->kw, g->stride, g->pad);
+    snprintf(what, sizeof what, "conv FD n%d c%d %dx%d o%d k%dx%d s%d p%d", g->n, g->c, g->h, g->w,
+             g->o, g->kh, g->kw, g->stride, g->pad);
     check_close(what, gr.dx, fdx, nx, 1e-4);
     check_close(what, gr.dw, fdw, nw, 1e-4);
     check_close(what, gr.db, fdb, (size_t)g->o, 1e-4);
@@ -439,9 +443,8 @@ static void test_conv_packed(void **state)
     (void)state;
     static const conv_cfg cfgs[] = {
         /* n  c   h   w  o kh kw s p */
-        {3, 4, 16, 16, 5, 3, 3, 1, 1}, {2, 3, 16, 16, 4, 3, 3, 2, 1},
-        {3, 2, 8, 8, 3, 3, 3, 2, 1},   {4, 3, 4, 4, 2, 3, 3, 2, 1},
-        {2, 5, 8, 8, 17, 1, 1, 2, 0},  {1, 2, 3, 16, 3, 3, 3, 1, 1},
+        {3, 4, 16, 16, 5, 3, 3, 1, 1},  {2, 3, 16, 16, 4, 3, 3, 2, 1}, {3, 2, 8, 8, 3, 3, 3, 2, 1},
+        {4, 3, 4, 4, 2, 3, 3, 2, 1},    {2, 5, 8, 8, 17, 1, 1, 2, 0},  {1, 2, 3, 16, 3, 3, 3, 1, 1},
         {2, 2, 32, 32, 20, 3, 3, 1, 1},
     };
     for (size_t i = 0; i < sizeof cfgs / sizeof cfgs[0]; i++) {
@@ -473,7 +476,6 @@ static void test_conv_packed(void **state)
     }
 }
 
-
 /* One input channel with stride 1 runs the direct kernels (conv1_fwd,
  * conv1_bwd_dx; dw stays im2col + GEMM). The shapes cover output-channel
  * counts that leave a partial group of 16, rows narrower than, equal to
@@ -497,7 +499,9 @@ static void test_conv_one_channel_direct(void **state)
      * blocks that reach the first and last rows of the tensor (where the
      * kernel loads lane by lane) and a row wider than one 32-column block. */
     static const conv_cfg fd[] = {
-        {2, 1, 6, 7, 3, 3, 3, 1, 1}, {1, 1, 5, 34, 2, 3, 5, 1, 2}, {3, 1, 9, 5, 2, 5, 3, 1, 0},
+        {2, 1, 6, 7, 3, 3, 3, 1, 1},
+        {1, 1, 5, 34, 2, 3, 5, 1, 2},
+        {3, 1, 9, 5, 2, 5, 3, 1, 0},
     };
     for (size_t i = 0; i < sizeof fd / sizeof fd[0]; i++)
         conv_fd_case(&fd[i], 1160 + 10 * (uint32_t)i);
@@ -556,16 +560,17 @@ static void test_conv_stride1_vector(void **state)
     (void)state;
     static const conv_cfg cfgs[] = {
         /* n  c   h   w  o kh kw s p */
-        {2, 3, 14, 14, 5, 5, 5, 1, 2}, {1, 2, 9, 40, 3, 3, 5, 1, 0},
-        {3, 4, 16, 16, 2, 3, 3, 1, 1}, {2, 3, 5, 33, 4, 1, 1, 1, 0},
-        {1, 2, 7, 17, 3, 5, 3, 1, 3},  {2, 5, 3, 3, 2, 3, 3, 1, 2},
+        {2, 3, 14, 14, 5, 5, 5, 1, 2}, {1, 2, 9, 40, 3, 3, 5, 1, 0}, {3, 4, 16, 16, 2, 3, 3, 1, 1},
+        {2, 3, 5, 33, 4, 1, 1, 1, 0},  {1, 2, 7, 17, 3, 5, 3, 1, 3}, {2, 5, 3, 3, 2, 3, 3, 1, 2},
     };
     for (size_t i = 0; i < sizeof cfgs / sizeof cfgs[0]; i++) {
         conv_forward_case(&cfgs[i], 1, 1300 + (uint32_t)i);
         conv_grad_case(&cfgs[i], 1320 + (uint32_t)i);
     }
     static const conv_cfg fd[] = {
-        {1, 2, 5, 18, 2, 3, 3, 1, 1}, {2, 3, 4, 4, 2, 3, 3, 1, 0}, {1, 2, 6, 5, 3, 5, 5, 1, 3},
+        {1, 2, 5, 18, 2, 3, 3, 1, 1},
+        {2, 3, 4, 4, 2, 3, 3, 1, 0},
+        {1, 2, 6, 5, 3, 5, 5, 1, 3},
     };
     for (size_t i = 0; i < sizeof fd / sizeof fd[0]; i++)
         conv_fd_case(&fd[i], 1340 + 10 * (uint32_t)i);

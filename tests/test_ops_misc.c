@@ -101,8 +101,7 @@ static void test_clamp_project_sign(void **state)
 
         assert_ok(clasp_tensor_write(tx, x));
         assert_ok(clasp_project_linf(tx, t0, 0.3f));
-        for (size_t i = 0; i < n; i++)
-            want[i] = fminf(fmaxf(x[i], x0[i] - 0.3f), x0[i] + 0.3f);
+        for (size_t i = 0; i < n; i++) want[i] = fminf(fmaxf(x[i], x0[i] - 0.3f), x0[i] + 0.3f);
         got = tu_read(tx);
         check_exact("project_linf", got, want, n);
         free(got);
@@ -230,7 +229,10 @@ static void test_blas1(void **state)
 static void test_per_sample(void **state)
 {
     (void)state;
-    static const int shapes[][4] = {{1, 1, 1, 1}, {3, 1, 1, 7}, {7, 3, 5, 5}, {33, 1, 31, 1},
+    static const int shapes[][4] = {{1, 1, 1, 1},
+                                    {3, 1, 1, 7},
+                                    {7, 3, 5, 5},
+                                    {33, 1, 31, 1},
                                     {5, 3, 32, 32}};
     for (size_t c = 0; c < sizeof shapes / sizeof shapes[0]; c++) {
         const int *sh = shapes[c];
@@ -675,10 +677,10 @@ static void test_softmax_xent_extreme(void **state)
 {
     (void)state;
     const int n = 4, k = 3;
-    float z[12] = {1e30f, -1e30f, 0.0f,   /* y = 1: loss 2e30 / T */
-                   1e30f, -1e30f, 0.0f,   /* y = 0: loss 0 */
-                   1e4f, 1e4f - 1, -1e4f, /* y = 1 */
-                   -1e4f, -1e4f, -1e4f};  /* y = 2: log 3 */
+    float z[12] = {1e30f, -1e30f,   0.0f,   /* y = 1: loss 2e30 / T */
+                   1e30f, -1e30f,   0.0f,   /* y = 0: loss 0 */
+                   1e4f,  1e4f - 1, -1e4f,  /* y = 1 */
+                   -1e4f, -1e4f,    -1e4f}; /* y = 2: log 3 */
     int32_t y[4] = {1, 0, 1, 2};
     clasp_tensor *tz = mat(n, k, z), *ty = ivec(4, y), *tl = vec(4, NULL), *tdz = mat(n, k, NULL);
     for (int ti = 0; ti < 2; ti++) {
@@ -858,7 +860,7 @@ static void test_cw_margin(void **state)
             y[i] = (i * 7 + 2) % k;
             float *r = z + (size_t)i * (size_t)k;
             if (i % 5 == 1) r[y[i]] = -20; /* deep in the clamp region */
-            if (i % 5 == 2) { /* tie among competitors, label ahead of both */
+            if (i % 5 == 2) {              /* tie among competitors, label ahead of both */
                 int a = (y[i] + 3) % k, b = (y[i] + 6) % k;
                 r[a] = r[b] = 9;
                 r[y[i]] = 9.5f;
@@ -877,8 +879,8 @@ static void test_cw_margin(void **state)
             assert_non_null(wdz);
             for (int i = 0; i < n; i++) {
                 const float *r = z + (size_t)i * (size_t)k;
-                wf[i] = ref_cw(r, k, y[i], kappa, scaled ? sc[i] : 1.0,
-                               wdz + (size_t)i * (size_t)k);
+                wf[i] =
+                    ref_cw(r, k, y[i], kappa, scaled ? sc[i] : 1.0, wdz + (size_t)i * (size_t)k);
                 /* Away from ties and the clamp boundary the subgradient is
                  * the gradient: confirm it by finite differences. */
                 if (i % 5 == 0 || i % 5 == 4) {
@@ -1225,7 +1227,8 @@ static void test_augment_crop_flip(void **state)
     float x[N * C * H * W];
     tu_fill_random(x, sizeof x / sizeof x[0], 3, 0.1f, 1.0f); /* no zeros: padding is visible */
     clasp_tensor *xt = tu_tensor(g_ctx, 4, (int[]){N, C, H, W}, x);
-    clasp_tensor *y1 = tu_tensor(g_ctx, 4, (int[]){N, C, H, W}, NULL), *y2 = tu_tensor(g_ctx, 4, (int[]){N, C, H, W}, NULL);
+    clasp_tensor *y1 = tu_tensor(g_ctx, 4, (int[]){N, C, H, W}, NULL),
+                 *y2 = tu_tensor(g_ctx, 4, (int[]){N, C, H, W}, NULL);
     clasp_rng r1 = clasp_rng_make(9, 4), r2 = clasp_rng_make(9, 4);
     assert_ok(clasp_augment_crop_flip(xt, PAD, 1, &r1, y1));
     assert_ok(clasp_augment_crop_flip(xt, PAD, 1, &r2, y2));
@@ -1243,7 +1246,8 @@ static void test_augment_crop_flip(void **state)
                             for (int q = 0; q < W && ok; q++) {
                                 int sq = (f ? W - 1 - q : q) + dx, sr = r + dy;
                                 float want = sr >= 0 && sr < H && sq >= 0 && sq < W
-                                                 ? x[((n * C + c) * H + sr) * W + sq] : 0.0f;
+                                                 ? x[((n * C + c) * H + sr) * W + sq]
+                                                 : 0.0f;
                                 ok = a[((n * C + c) * H + r) * W + q] == want;
                             }
                     if (ok) match = 1, seen_flip[f] = 1, seen_shift[dy + PAD] = 1;

@@ -60,8 +60,8 @@ static void check_close(const char *what, const float *got, const double *want, 
     }
     printf("    %-52s max rel err %.3g\n", what, worst);
     if (worst > tol)
-        fail_msg("%s: max rel err %.3g > %.3g at %zu (got %.7g, want %.7g)", what, worst, tol,
-                 at, (double)got[at], n ? want[at] : 0.0);
+        fail_msg("%s: max rel err %.3g > %.3g at %zu (got %.7g, want %.7g)", what, worst, tol, at,
+                 (double)got[at], n ? want[at] : 0.0);
 }
 
 static clasp_tensor *t4(int a, int b, int c, int d, const float *host)
@@ -172,8 +172,8 @@ static void bn_apply_ref(const shape4 *s, const double *x, const double *mean, c
 }
 
 /* Train-mode forward: batch statistics. */
-static void bn_train_ref(const shape4 *s, const double *x, const double *gamma,
-                         const double *beta, double eps, double *y)
+static void bn_train_ref(const shape4 *s, const double *x, const double *gamma, const double *beta,
+                         double eps, double *y)
 {
     double *mean = dalloc((size_t)s->c), *var = dalloc((size_t)s->c);
     bn_stats_ref(s, x, mean, var);
@@ -195,8 +195,8 @@ static void avgpool_ref(const shape4 *s, int k, int st, const double *x, double 
             }
 }
 
-static void affine_ref(const shape4 *s, const double *x, const double *scale,
-                       const double *shift, double *y)
+static void affine_ref(const shape4 *s, const double *x, const double *scale, const double *shift,
+                       double *y)
 {
     size_t p = (size_t)s->h * s->w;
     for (size_t j = 0; j < numel4(s); j++) {
@@ -271,7 +271,7 @@ static void test_bn_train_forward(void **state)
 {
     (void)state;
     static const shape4 shapes[] = {
-        {7, 5, 9, 9}, {1, 3, 5, 7}, {3, 4, 1, 1}, {2, 1, 3, 3},
+        {7, 5, 9, 9},   {1, 3, 5, 7},   {3, 4, 1, 1}, {2, 1, 3, 3},
         {5, 3, 17, 15}, {1, 2, 33, 31}, {9, 7, 4, 4}, {2, 3, 1, 1},
     };
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
@@ -443,8 +443,8 @@ static void test_bn_eval_matches_train(void **state)
 /* Central differences of L = sum(w * f(params)) for each element of p. */
 typedef void (*fwd_fn)(const void *ctx, double *y);
 
-static void fd_grad(fwd_fn f, const void *ctx, double *p, size_t np, const double *w,
-                    size_t ny, double h, double *grad)
+static void fd_grad(fwd_fn f, const void *ctx, double *p, size_t np, const double *w, size_t ny,
+                    double h, double *grad)
 {
     double *y = dalloc(ny);
     for (size_t i = 0; i < np; i++) {
@@ -485,7 +485,11 @@ static void bn_backward_case(const shape4 *s, int train, uint32_t seed)
     float *x = rnd(nx, seed, -1, 2), *g = rnd(c, seed + 1, 0.5f, 1.5f);
     float *b = rnd(c, seed + 2, -1, 1), *w = rnd(nx, seed + 3, -1, 1);
     float *rm = rnd(c, seed + 4, -1, 1), *rv = rnd(c, seed + 5, 0.5f, 2);
-    bn_fd ref = {*s, to_double(x, nx), to_double(g, c), to_double(b, c), to_double(rm, c),
+    bn_fd ref = {*s,
+                 to_double(x, nx),
+                 to_double(g, c),
+                 to_double(b, c),
+                 to_double(rm, c),
                  to_double(rv, c)};
     double *wd = to_double(w, nx), *fdx = dalloc(nx), *fdg = dalloc(c), *fdb = dalloc(c);
     fwd_fn f = train ? bn_train_fwd : bn_eval_fwd;
@@ -505,8 +509,8 @@ static void bn_backward_case(const shape4 *s, int train, uint32_t seed)
              s->h, s->w);
     if (train) {
         assert_ok(clasp_batchnorm_forward_train(tx, tg, tb, trm, trv, 0.1f, EPS, sm, si, ty));
-        assert_ok(clasp_batchnorm_backward_train(tx, tw, tg, sm, si, &gdx.view, &gdg.view,
-                                                 &gdb.view));
+        assert_ok(
+            clasp_batchnorm_backward_train(tx, tw, tg, sm, si, &gdx.view, &gdg.view, &gdb.view));
     } else {
         assert_ok(clasp_batchnorm_backward_eval(tx, tw, tg, trm, trv, EPS, &gdx.view, &gdg.view,
                                                 &gdb.view));
@@ -523,8 +527,7 @@ static void bn_backward_case(const shape4 *s, int train, uint32_t seed)
     if (train)
         assert_ok(clasp_batchnorm_backward_train(tx, tw, tg, sm, si, NULL, &only.view, NULL));
     else
-        assert_ok(clasp_batchnorm_backward_eval(tx, tw, tg, trm, trv, EPS, NULL, &only.view,
-                                                NULL));
+        assert_ok(clasp_batchnorm_backward_eval(tx, tw, tg, trm, trv, EPS, NULL, &only.view, NULL));
     float *dg2 = guarded_read(what, &only);
     assert_memory_equal(dg2, dg, c * sizeof(float));
     guarded_free(&only);
@@ -532,8 +535,7 @@ static void bn_backward_case(const shape4 *s, int train, uint32_t seed)
     if (train)
         assert_ok(clasp_batchnorm_backward_train(tx, tw, tg, sm, si, &only.view, NULL, NULL));
     else
-        assert_ok(clasp_batchnorm_backward_eval(tx, tw, tg, trm, trv, EPS, &only.view, NULL,
-                                                NULL));
+        assert_ok(clasp_batchnorm_backward_eval(tx, tw, tg, trm, trv, EPS, &only.view, NULL, NULL));
     float *dx2 = guarded_read(what, &only);
     assert_memory_equal(dx2, dx, nx * sizeof(float));
     guarded_free(&only);
@@ -651,10 +653,9 @@ static void test_avgpool(void **state)
         shape4 s;
         int k, st;
     } cases[] = {
-        {{3, 5, 8, 8}, 2, 2},   {{2, 3, 9, 7}, 2, 2},  {{1, 2, 9, 9}, 3, 3},
-        {{2, 3, 9, 11}, 3, 2},  {{1, 2, 7, 7}, 3, 1},  {{3, 2, 8, 8}, 2, 3},
-        {{2, 7, 4, 4}, 4, 4},   {{3, 5, 7, 7}, 7, 1},  {{1, 1, 1, 1}, 1, 1},
-        {{2, 3, 13, 13}, 5, 3},
+        {{3, 5, 8, 8}, 2, 2}, {{2, 3, 9, 7}, 2, 2},   {{1, 2, 9, 9}, 3, 3}, {{2, 3, 9, 11}, 3, 2},
+        {{1, 2, 7, 7}, 3, 1}, {{3, 2, 8, 8}, 2, 3},   {{2, 7, 4, 4}, 4, 4}, {{3, 5, 7, 7}, 7, 1},
+        {{1, 1, 1, 1}, 1, 1}, {{2, 3, 13, 13}, 5, 3},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         avgpool_case(&cases[i].s, cases[i].k, cases[i].st, 300 + 10 * (uint32_t)i);
@@ -817,18 +818,12 @@ static void test_bad_arguments(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_bn_train_forward),
-        cmocka_unit_test(test_bn_train_forward_large),
-        cmocka_unit_test(test_bn_running_stats),
-        cmocka_unit_test(test_bn_deterministic),
-        cmocka_unit_test(test_bn_eval_forward),
-        cmocka_unit_test(test_bn_eval_matches_train),
-        cmocka_unit_test(test_bn_backward_fd),
-        cmocka_unit_test(test_bn_backward_large),
-        cmocka_unit_test(test_avgpool),
-        cmocka_unit_test(test_channel_affine),
-        cmocka_unit_test(test_generic_kernels),
-        cmocka_unit_test(test_bad_arguments),
+        cmocka_unit_test(test_bn_train_forward), cmocka_unit_test(test_bn_train_forward_large),
+        cmocka_unit_test(test_bn_running_stats), cmocka_unit_test(test_bn_deterministic),
+        cmocka_unit_test(test_bn_eval_forward),  cmocka_unit_test(test_bn_eval_matches_train),
+        cmocka_unit_test(test_bn_backward_fd),   cmocka_unit_test(test_bn_backward_large),
+        cmocka_unit_test(test_avgpool),          cmocka_unit_test(test_channel_affine),
+        cmocka_unit_test(test_generic_kernels),  cmocka_unit_test(test_bad_arguments),
     };
     return cmocka_run_group_tests(tests, tu_setup_ctx, tu_teardown_ctx);
 }

@@ -88,15 +88,15 @@ static const char *loc_of(const char *text, const char *line, const char *token)
     return NULL;
 }
 
-#define assert_has(msg, part)                                                                \
-    do {                                                                                     \
-        if (!strstr((msg), (part))) fail_msg("message lacks '%s':\n  %s", (part), (msg));    \
+#define assert_has(msg, part)                                                             \
+    do {                                                                                  \
+        if (!strstr((msg), (part))) fail_msg("message lacks '%s':\n  %s", (part), (msg)); \
     } while (0)
 
-#define assert_starts(msg, prefix)                                                           \
-    do {                                                                                     \
-        if (strncmp((msg), (prefix), strlen(prefix)) != 0)                                   \
-            fail_msg("message should start with '%s':\n  %s", (prefix), (msg));              \
+#define assert_starts(msg, prefix)                                              \
+    do {                                                                        \
+        if (strncmp((msg), (prefix), strlen(prefix)) != 0)                      \
+            fail_msg("message should start with '%s':\n  %s", (prefix), (msg)); \
     } while (0)
 
 static const char *param(const clasp_plan_plugin *p, const char *key)
@@ -150,16 +150,17 @@ static void test_defaults(void **state)
 static void test_values_and_step_schedule(void **state)
 {
     (void)state;
-    const char *y = BASE_HEAD "  seed: 7\n  device: cpu\n"
-                              "data: {dataset: mnist, path: /tmp/x, val_size: 100, train_size: 500}\n"
-                              "model: {arch: 'conv3x3-8p1,relu,maxpool2,flatten,fc10'}\n"
-                              "train:\n  epochs: 4\n  batch: 32\n"
-                              "  optimiser: {name: sgd, lr: 0.1, momentum: 0, weight_decay: 0}\n"
-                              "  schedule: {name: step, milestones: [2, 3], gamma: 0.5}\n"
-                              "  val_eval_size: 0\n"
-                              "  models: [{name: plain}]\n"
-                              "evaluate: {test_size: 300, batch: 50, attacks: [pgd]}\n"
-                              "output: {dir: /tmp/out}\n";
+    const char *y =
+        BASE_HEAD "  seed: 7\n  device: cpu\n"
+                  "data: {dataset: mnist, path: /tmp/x, val_size: 100, train_size: 500}\n"
+                  "model: {arch: 'conv3x3-8p1,relu,maxpool2,flatten,fc10'}\n"
+                  "train:\n  epochs: 4\n  batch: 32\n"
+                  "  optimiser: {name: sgd, lr: 0.1, momentum: 0, weight_decay: 0}\n"
+                  "  schedule: {name: step, milestones: [2, 3], gamma: 0.5}\n"
+                  "  val_eval_size: 0\n"
+                  "  models: [{name: plain}]\n"
+                  "evaluate: {test_size: 300, batch: 50, attacks: [pgd]}\n"
+                  "output: {dir: /tmp/out}\n";
     clasp_plan *p = parse_ok(y);
     assert_int_equal(p->seed, 7);
     assert_string_equal(p->device, "cpu");
@@ -266,18 +267,21 @@ static void test_error_ranges(void **state)
     assert_has(m, "train.optimiser.lr must be in (0, 10], got 0");
 
     /* Plugin parameters: validated by the registry, located by the plan. */
-    y = BASE_HEAD BASE_TRAIN "evaluate:\n  attacks:\n    - name: pgd\n      params:\n        eps: 2\n";
+    y = BASE_HEAD BASE_TRAIN
+        "evaluate:\n  attacks:\n    - name: pgd\n      params:\n        eps: 2\n";
     m = parse_err(y);
     assert_starts(m, loc_of(y, "eps: 2", "2"));
     assert_has(m, "pgd: eps must be in [0, 1], got 2");
 
     /* A bad grid element names its own column. */
-    y = BASE_HEAD BASE_TRAIN "evaluate:\n  attacks:\n    - {name: tpgd, params: {T: [0.5, -1, 2]}}\n";
+    y = BASE_HEAD BASE_TRAIN
+        "evaluate:\n  attacks:\n    - {name: tpgd, params: {T: [0.5, -1, 2]}}\n";
     m = parse_err(y);
     assert_starts(m, loc_of(y, "T: [", "-1"));
     assert_has(m, "tpgd: T must be in [0.001, 1000], got -1");
 
-    y = BASE_HEAD "train:\n  epochs: 3\n  schedule: {name: step, milestones: [1, 5]}\n  models: [{name: a}]\n" BASE_EVAL;
+    y = BASE_HEAD "train:\n  epochs: 3\n  schedule: {name: step, milestones: [1, 5]}\n  models: "
+                  "[{name: a}]\n" BASE_EVAL;
     m = parse_err(y);
     assert_starts(m, loc_of(y, "milestones", "5"));
     assert_has(m, "in [1, 3]");
@@ -385,13 +389,22 @@ static void test_grid_attacks(void **state)
 {
     (void)state;
     const char *y = BASE_HEAD BASE_TRAIN
-        "evaluate:\n  attacks:\n    - fgsm\n    - {name: tpgd, params: {steps: 5, T: [0.5, 1, 2, 4]}}\n"
+        "evaluate:\n  attacks:\n    - fgsm\n    - {name: tpgd, params: {steps: 5, T: [0.5, 1, 2, "
+        "4]}}\n"
         "    - {name: pgd, label: P, params: {eps: [0.05, 0.1], steps: [5, 10, 20]}}\n";
     clasp_plan *p = parse_ok(y);
     assert_int_equal(p->n_attacks, 1 + 4 + 6);
-    const char *labels[] = {"fgsm", "tpgd T=0.5", "tpgd T=1", "tpgd T=2", "tpgd T=4",
-                            "P eps=0.05 steps=5", "P eps=0.05 steps=10", "P eps=0.05 steps=20",
-                            "P eps=0.1 steps=5", "P eps=0.1 steps=10", "P eps=0.1 steps=20"};
+    const char *labels[] = {"fgsm",
+                            "tpgd T=0.5",
+                            "tpgd T=1",
+                            "tpgd T=2",
+                            "tpgd T=4",
+                            "P eps=0.05 steps=5",
+                            "P eps=0.05 steps=10",
+                            "P eps=0.05 steps=20",
+                            "P eps=0.1 steps=5",
+                            "P eps=0.1 steps=10",
+                            "P eps=0.1 steps=20"};
     for (int i = 0; i < 11; i++) assert_string_equal(p->attacks[i].label, labels[i]);
     assert_string_equal(param(&p->attacks[2].plugin, "T"), "1");
     assert_string_equal(param(&p->attacks[4].plugin, "T"), "4");
@@ -408,7 +421,8 @@ static void test_grid_models(void **state)
     const char *y = BASE_HEAD
         "train:\n  models:\n    - name: standard\n"
         "    - defense: {name: pgd-at, attack: {name: pgd, params: {eps: [0.05, 0.1], steps: 3}}}\n"
-        "    - name: tied\n      defense:\n        name: trades\n        params: {eps: &e [0.05, 0.1]}\n"
+        "    - name: tied\n      defense:\n        name: trades\n        params: {eps: &e [0.05, "
+        "0.1]}\n"
         "        attack: {name: pgd, params: {eps: *e}}\n" BASE_EVAL;
     clasp_plan *p = parse_ok(y);
     assert_int_equal(p->n_models, 1 + 2 + 2); /* an aliased list is one axis */
@@ -443,7 +457,8 @@ static void test_anchors(void **state)
     assert_string_equal(param(&p->attacks[0].plugin, "eps"), "0.2");
     assert_string_equal(param(&p->attacks[0].plugin, "steps"), "3");
     assert_string_equal(param(&p->attacks[1].plugin, "eps"), "0.2");
-    assert_string_equal(param(&p->attacks[1].plugin, "steps"), "7"); /* own key wins over the merge */
+    assert_string_equal(param(&p->attacks[1].plugin, "steps"),
+                        "7"); /* own key wins over the merge */
     assert_string_equal(param(&p->attacks[2].plugin, "T"), "2");
     /* The wrapper's inner block supplies the model's attack. */
     const clasp_plan_plugin *a = clasp_plan_model_attack(&p->models[0]);
@@ -463,8 +478,8 @@ static void test_models_and_augment(void **state)
 {
     (void)state;
     const char *y = BASE_HEAD "data: {dataset: cifar10, path: /tmp/x}\n"
-        "model: {arch: wrn, depth: 16, width: 2, normalize: {mean: [0.5, 0.4, 0.3], std: [0.2, 0.2, 0.25]}}\n"
-        BASE_TRAIN BASE_EVAL;
+                              "model: {arch: wrn, depth: 16, width: 2, normalize: {mean: [0.5, "
+                              "0.4, 0.3], std: [0.2, 0.2, 0.25]}}\n" BASE_TRAIN BASE_EVAL;
     clasp_plan *p = parse_ok(y);
     assert_string_equal(p->arch, "wrn-16-2");
     assert_int_equal(p->normalize, 3);
@@ -483,7 +498,8 @@ static void test_models_and_augment(void **state)
     clasp_plan_free(q);
     clasp_plan_free(p);
 
-    p = parse_ok(BASE_HEAD "model: {arch: preact-resnet18, width: 16}\n"
+    p = parse_ok(BASE_HEAD
+                 "model: {arch: preact-resnet18, width: 16}\n"
                  "train:\n  augment: {crop: 2, flip: false}\n  models: [{name: s}]\n" BASE_EVAL);
     assert_string_equal(p->arch, "preact-resnet18-w16");
     assert_int_equal(p->augment_pad, 2);
@@ -498,9 +514,11 @@ static void test_models_and_augment(void **state)
     assert_has(parse_err(y), "must be 6n+4");
     y = BASE_HEAD "model: {arch: default, depth: 16}\n" BASE_TRAIN BASE_EVAL;
     assert_has(parse_err(y), "model.depth applies to arch 'wrn' only");
-    y = BASE_HEAD "model: {arch: resnet18, normalize: {mean: [0.5], std: [0]}}\n" BASE_TRAIN BASE_EVAL;
+    y = BASE_HEAD
+        "model: {arch: resnet18, normalize: {mean: [0.5], std: [0]}}\n" BASE_TRAIN BASE_EVAL;
     assert_has(parse_err(y), "each value must be a positive number");
-    y = BASE_HEAD "model: {arch: resnet18, normalize: {mean: [0.5, 0.5], std: [1]}}\n" BASE_TRAIN BASE_EVAL;
+    y = BASE_HEAD
+        "model: {arch: resnet18, normalize: {mean: [0.5, 0.5], std: [1]}}\n" BASE_TRAIN BASE_EVAL;
     assert_has(parse_err(y), "mean has 2 values, std 1");
     y = BASE_HEAD "train:\n  augment: maybe\n  models: [{name: s}]\n" BASE_EVAL;
     const char *m = parse_err(y);
@@ -520,7 +538,8 @@ static void test_alias_blowups(void **state)
     for (int k = 1; k < 8; k++) {
         memcpy(prev, node, sizeof prev);
         int len = snprintf(node, sizeof node, "&a%d {<<: [%s", k, prev);
-        for (int i = 0; i < 15; i++) len += snprintf(node + len, sizeof node - (size_t)len, ", *a%d", k - 1);
+        for (int i = 0; i < 15; i++)
+            len += snprintf(node + len, sizeof node - (size_t)len, ", *a%d", k - 1);
         snprintf(node + len, sizeof node - (size_t)len, "]}");
     }
     snprintf(y, sizeof y, "experiment: {<<: [%s], name: t}\n" BASE_TRAIN BASE_EVAL, node);
@@ -539,15 +558,23 @@ static void test_alias_blowups(void **state)
     static const char grid[] = "{eps: [0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.07, 0.08],"
                                " steps: [1, 2, 3, 4, 5, 6, 7, 8], alpha: [0, 0.1, 0.2, 0.25, 0.3,"
                                " 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.8, 0.9, 1]}";
-    len = snprintf(y, sizeof y, BASE_HEAD BASE_EVAL "train:\n  models:\n"
-                   "    - {name: m0, defense: &d {name: pgd-at, attack: {name: pgd, params: %s}}}\n", grid);
-    for (int i = 1; i < 3; i++) len += snprintf(y + len, sizeof y - (size_t)len, "    - {name: m%d, defense: *d}\n", i);
+    len =
+        snprintf(y, sizeof y,
+                 BASE_HEAD BASE_EVAL
+                 "train:\n  models:\n"
+                 "    - {name: m0, defense: &d {name: pgd-at, attack: {name: pgd, params: %s}}}\n",
+                 grid);
+    for (int i = 1; i < 3; i++)
+        len += snprintf(y + len, sizeof y - (size_t)len, "    - {name: m%d, defense: *d}\n", i);
     m = parse_err(y);
     assert_starts(m, loc_of(y, "name: m1", "m1"));
     assert_has(m, "train.models expands to more than 1024 models (grids included)");
 
-    snprintf(y, sizeof y, BASE_HEAD BASE_TRAIN "evaluate:\n  attacks:\n"
-             "    - {name: pgd, params: &g %s}\n    - {name: pgd, label: again, params: *g}\n", grid);
+    snprintf(y, sizeof y,
+             BASE_HEAD BASE_TRAIN
+             "evaluate:\n  attacks:\n"
+             "    - {name: pgd, params: &g %s}\n    - {name: pgd, label: again, params: *g}\n",
+             grid);
     m = parse_err(y);
     assert_starts(m, loc_of(y, "label: again", "{"));
     assert_has(m, "evaluate.attacks expands to more than 1024 attacks (grids included)");
@@ -556,11 +583,13 @@ static void test_alias_blowups(void **state)
 static void test_resolved_roundtrip(void **state)
 {
     (void)state;
-    const char *y = BASE_HEAD "  seed: 11\n"
+    const char *y = BASE_HEAD
+        "  seed: 11\n"
         "data: {dataset: mnist, path: '/tmp/a b', val_size: 50}\n"
         "train:\n  epochs: 5\n  schedule: {name: step, milestones: [2, 4], gamma: 0.3}\n"
         "  models:\n    - name: standard\n"
-        "    - defense: {name: pgd-at, params: {mix: [0, 0.5]}, attack: {name: pgd, params: {eps: 0.1}}}\n"
+        "    - defense: {name: pgd-at, params: {mix: [0, 0.5]}, attack: {name: pgd, params: {eps: "
+        "0.1}}}\n"
         "    - name: rw\n      defense: {name: reweight, inner: {name: pgd-at, attack: fgsm}}\n"
         "evaluate:\n  test_size: 100\n  attacks:\n    - {name: tpgd, params: {T: [0.5, 2]}}\n"
         "    - {name: fgsm, label: 'null', params: {eps: 0.3}}\n";
@@ -606,9 +635,10 @@ static void test_resolved_roundtrip(void **state)
 static void test_estimate(void **state)
 {
     (void)state;
-    const char *y = BASE_HEAD "train:\n  epochs: 2\n  val_eval_size: 10\n  models:\n    - name: s\n"
-                              "    - defense: {name: pgd-at, attack: {name: pgd, params: {steps: 4}}}\n"
-                              "evaluate:\n  attacks: [fgsm, {name: pgd, params: {steps: 9, restarts: 2}}]\n";
+    const char *y =
+        BASE_HEAD "train:\n  epochs: 2\n  val_eval_size: 10\n  models:\n    - name: s\n"
+                  "    - defense: {name: pgd-at, attack: {name: pgd, params: {steps: 4}}}\n"
+                  "evaluate:\n  attacks: [fgsm, {name: pgd, params: {steps: 9, restarts: 2}}]\n";
     clasp_plan *p = parse_ok(y);
     clasp_plan_work w;
     clasp_plan_estimate(p, 100, 50, 20, &w);
@@ -624,9 +654,10 @@ static void test_ensembles(void **state)
 {
     (void)state;
     const char *y = BASE_HEAD BASE_TRAIN "evaluate:\n  attacks:\n    - fgsm\n"
-                    "    - {ensemble: [{name: fgsm, params: {eps: 0.2}}, {name: pgd, params: {eps: 0.2, steps: 3}}]}\n"
-                    "    - {label: twice, ensemble: [pgd, pgd]}\n"
-                    "    - {name: cw}\n";
+                                         "    - {ensemble: [{name: fgsm, params: {eps: 0.2}}, "
+                                         "{name: pgd, params: {eps: 0.2, steps: 3}}]}\n"
+                                         "    - {label: twice, ensemble: [pgd, pgd]}\n"
+                                         "    - {name: cw}\n";
     clasp_plan *p = parse_ok(y);
     assert_int_equal(p->n_attacks, 4);
     const clasp_plan_attack *e = &p->attacks[1];
@@ -651,7 +682,8 @@ static void test_ensembles(void **state)
     free(text), free(text2);
     clasp_plan_free(q);
     /* Mixed budgets: not one L-inf budget. */
-    clasp_plan *m = parse_ok(BASE_HEAD BASE_TRAIN "evaluate:\n  attacks:\n"
+    clasp_plan *m = parse_ok(BASE_HEAD BASE_TRAIN
+                             "evaluate:\n  attacks:\n"
                              "    - {ensemble: [{name: fgsm, params: {eps: 0.2}}, pgd]}\n");
     assert_true(clasp_plan_attack_linf_eps(&m->attacks[0]) == 0);
     clasp_plan_free(m);
@@ -668,33 +700,44 @@ static void test_ensemble_errors(void **state)
     static const struct {
         const char *entry, *token, *text;
     } cases[] = {
-        {"{ensemble: []}", "[]", "ensemble expects a non-empty list of attack blocks ({name, params}), got an empty list"},
+        {"{ensemble: []}", "[]",
+         "ensemble expects a non-empty list of attack blocks ({name, params}), got an empty list"},
         {"{ensemble: fgsm}", "fgsm", "got a text value"},
         {"{name: mine, ensemble: [fgsm]}", "name", "an ensemble entry is named by 'label:'"},
         {"{ensemble: [fgsm], params: {eps: 1}}", "params", "an ensemble entry has no 'params:'"},
         {"{ensemble: [fgsm], lable: x}", "lable", "unknown key 'lable'"},
-        {"{ensemble: [fgsm, {name: pgd, params: {epz: 1}}]}", "epz", "pgd: unknown parameter 'epz'"},
-        {"{ensemble: [fgsm, {name: pgd, params: {eps: [0.1, 0.2]}}]}", "[0.1", "a list (a grid) inside an ensemble is not supported"},
+        {"{ensemble: [fgsm, {name: pgd, params: {epz: 1}}]}", "epz",
+         "pgd: unknown parameter 'epz'"},
+        {"{ensemble: [fgsm, {name: pgd, params: {eps: [0.1, 0.2]}}]}", "[0.1",
+         "a list (a grid) inside an ensemble is not supported"},
         {"{ensemble: [fgsm, nosuch]}", "nosuch", "nosuch"},
-        {"{ensemble: [fgsm, {ensemble: [pgd]}]}", "{ensemble: [pgd]}", "an ensemble cannot hold another ensemble"},
-        {"{ensemble: [fgsm, autoattack]}", "autoattack", "an ensemble cannot hold another ensemble or the autoattack preset"},
+        {"{ensemble: [fgsm, {ensemble: [pgd]}]}", "{ensemble: [pgd]}",
+         "an ensemble cannot hold another ensemble"},
+        {"{ensemble: [fgsm, autoattack]}", "autoattack",
+         "an ensemble cannot hold another ensemble or the autoattack preset"},
         {"autoattack", "autoattack", "autoattack needs params: {eps: BUDGET}"},
-        {"{name: autoattack, params: {eps: 0.1, version: slow}}", "slow", "autoattack version must be standard"},
-        {"{name: autoattack, params: {eps: 0.1, steps: 3}}", "steps", "unknown key 'steps' in autoattack params"},
-        {"{name: autoattack, params: {version: fast}}", "{version", "autoattack params: missing required key 'eps'"},
+        {"{name: autoattack, params: {eps: 0.1, version: slow}}", "slow",
+         "autoattack version must be standard"},
+        {"{name: autoattack, params: {eps: 0.1, steps: 3}}", "steps",
+         "unknown key 'steps' in autoattack params"},
+        {"{name: autoattack, params: {version: fast}}", "{version",
+         "autoattack params: missing required key 'eps'"},
         {"{name: autoattack, params: {eps: []}}", "[]", "autoattack: eps is an empty list"},
-        {"{name: autoattack, label: x, ensemble: [fgsm]}", "name", "an ensemble entry is named by 'label:'"},
+        {"{name: autoattack, label: x, ensemble: [fgsm]}", "name",
+         "an ensemble entry is named by 'label:'"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char y[1024];
-        snprintf(y, sizeof y, BASE_HEAD BASE_TRAIN "evaluate:\n  attacks:\n    - fgsm\n    - %s\n", cases[i].entry);
+        snprintf(y, sizeof y, BASE_HEAD BASE_TRAIN "evaluate:\n  attacks:\n    - fgsm\n    - %s\n",
+                 cases[i].entry);
         const char *msg = parse_err(y);
         assert_starts(msg, loc_of(y, cases[i].entry, cases[i].token));
         assert_has(msg, cases[i].text);
     }
     /* Two entries with one label. */
-    const char *y = BASE_HEAD BASE_TRAIN "evaluate:\n  attacks:\n    - {label: a, ensemble: [fgsm]}\n"
-                    "    - {label: a, ensemble: [pgd]}\n";
+    const char *y =
+        BASE_HEAD BASE_TRAIN "evaluate:\n  attacks:\n    - {label: a, ensemble: [fgsm]}\n"
+                             "    - {label: a, ensemble: [pgd]}\n";
     assert_has(parse_err(y), "two attacks are labelled 'a'");
 }
 
@@ -703,9 +746,10 @@ static void test_ensemble_errors(void **state)
 static void test_autoattack_preset(void **state)
 {
     (void)state;
-    const char *y = BASE_HEAD BASE_TRAIN "evaluate:\n  attacks:\n"
-                    "    - {name: autoattack, params: {eps: [0.05, 0.1], version: standard}}\n"
-                    "    - {name: autoattack, label: aa-fast, params: {eps: 0.1, version: fast}}\n";
+    const char *y = BASE_HEAD BASE_TRAIN
+        "evaluate:\n  attacks:\n"
+        "    - {name: autoattack, params: {eps: [0.05, 0.1], version: standard}}\n"
+        "    - {name: autoattack, label: aa-fast, params: {eps: 0.1, version: fast}}\n";
     const char *names[] = {"apgd", "apgd-t", "fab", "square"};
     const clasp_plugin_desc *d;
     int missing = -1;
@@ -715,7 +759,8 @@ static void test_autoattack_preset(void **state)
     if (missing >= 0) {
         const char *msg = parse_err(y);
         char want[160];
-        snprintf(want, sizeof want, "autoattack needs the attack plugin '%s', which is not loaded", names[missing]);
+        snprintf(want, sizeof want, "autoattack needs the attack plugin '%s', which is not loaded",
+                 names[missing]);
         assert_has(msg, want);
         assert_starts(msg, loc_of(y, "eps: [0.05", "autoattack"));
         return;
@@ -753,15 +798,19 @@ static void test_ensemble_spec(void **state)
     const char *bk[] = {"T"}, *bv[] = {"1"};
     assert_int_equal(clasp_ensemble_from_spec(reg, "fgsm,pgd", bk, bv, w, 1, &e), CLASP_ERR_CONFIG);
     assert_has(clasp_last_error(), "no attack of 'fgsm,pgd' has a parameter 'T'");
-    assert_int_equal(clasp_ensemble_from_spec(reg, "fgsm,,pgd", NULL, NULL, NULL, 0, &e), CLASP_ERR_CONFIG);
+    assert_int_equal(clasp_ensemble_from_spec(reg, "fgsm,,pgd", NULL, NULL, NULL, 0, &e),
+                     CLASP_ERR_CONFIG);
     assert_has(clasp_last_error(), "a comma-separated list");
-    assert_int_equal(clasp_ensemble_from_spec(reg, "fgsm,nosuch", NULL, NULL, NULL, 0, &e), CLASP_ERR_NOT_FOUND);
+    assert_int_equal(clasp_ensemble_from_spec(reg, "fgsm,nosuch", NULL, NULL, NULL, 0, &e),
+                     CLASP_ERR_NOT_FOUND);
     assert_has(clasp_last_error(), "nosuch");
     const char *vk[] = {"version"}, *vv[] = {"slow"};
-    assert_int_equal(clasp_ensemble_from_spec(reg, "autoattack", vk, vv, w, 1, &e), CLASP_ERR_CONFIG);
+    assert_int_equal(clasp_ensemble_from_spec(reg, "autoattack", vk, vv, w, 1, &e),
+                     CLASP_ERR_CONFIG);
     assert_has(clasp_last_error(), "autoattack version must be standard");
     const char *bad_eps[] = {"2"};
-    assert_int_equal(clasp_ensemble_from_spec(reg, "fgsm,pgd", k, bad_eps, w, 1, &e), CLASP_ERR_CONFIG);
+    assert_int_equal(clasp_ensemble_from_spec(reg, "fgsm,pgd", k, bad_eps, w, 1, &e),
+                     CLASP_ERR_CONFIG);
     assert_has(clasp_last_error(), "--set");
     assert_null(e.members);
 }
@@ -778,12 +827,14 @@ static void test_attack_cli_lists(void **state)
     } cases[] = {
         {"--attack fgsm,pgd --set T=1", "--set: no attack of 'fgsm,pgd' has a parameter 'T'"},
         {"--attack fgsm,,pgd", "a comma-separated list"},
-        {"--attack autoattack --set eps=0.1 --set version=slow", "autoattack version must be standard"},
+        {"--attack autoattack --set eps=0.1 --set version=slow",
+         "autoattack version must be standard"},
         {"--attack fgsm,autoattack", "autoattack is a preset of its own"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char cmd[1024], out[2048] = "";
-        snprintf(cmd, sizeof cmd, "'%s' attack --model /nonexistent.safetensors %s 2>&1", cli, cases[i].args);
+        snprintf(cmd, sizeof cmd, "'%s' attack --model /nonexistent.safetensors %s 2>&1", cli,
+                 cases[i].args);
         FILE *f = popen(cmd, "r");
         assert_non_null(f);
         size_t n = fread(out, 1, sizeof out - 1, f);
@@ -800,7 +851,8 @@ static void test_attack_cli_lists(void **state)
 static void test_l2_eps(void **state)
 {
     (void)state;
-    clasp_plan *p = parse_ok(BASE_HEAD BASE_TRAIN "evaluate:\n  l2_eps: [0.5, 1.5]\n  attacks: [cw]\n");
+    clasp_plan *p =
+        parse_ok(BASE_HEAD BASE_TRAIN "evaluate:\n  l2_eps: [0.5, 1.5]\n  attacks: [cw]\n");
     assert_int_equal(p->n_l2_eps, 2);
     assert_true(p->l2_eps[0] == 0.5 && p->l2_eps[1] == 1.5);
     char *text = NULL;
@@ -868,7 +920,8 @@ static void test_exclude_classes(void **state)
     };
     for (int i = 0; i < 4; i++) {
         char text2[512];
-        snprintf(text2, sizeof text2, BASE_HEAD "data:\n  exclude_classes: %s\n" BASE_TRAIN BASE_EVAL, cases[i][0]);
+        snprintf(text2, sizeof text2,
+                 BASE_HEAD "data:\n  exclude_classes: %s\n" BASE_TRAIN BASE_EVAL, cases[i][0]);
         clasp_plan *e = parse_ok(text2);
         assert_int_equal(clasp_plan_exclude_mask(e, 4, names, mask), CLASP_ERR_CONFIG);
         const char *msg = clasp_last_error();
@@ -943,30 +996,18 @@ static void test_exclude_data_path(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_defaults),
-        cmocka_unit_test(test_values_and_step_schedule),
-        cmocka_unit_test(test_error_unknown_keys),
-        cmocka_unit_test(test_dataset_names),
-        cmocka_unit_test(test_error_types),
-        cmocka_unit_test(test_error_ranges),
-        cmocka_unit_test(test_error_plugins),
-        cmocka_unit_test(test_error_missing),
-        cmocka_unit_test(test_error_structure),
-        cmocka_unit_test(test_grid_attacks),
-        cmocka_unit_test(test_grid_models),
-        cmocka_unit_test(test_anchors),
-        cmocka_unit_test(test_models_and_augment),
-        cmocka_unit_test(test_alias_blowups),
-        cmocka_unit_test(test_resolved_roundtrip),
-        cmocka_unit_test(test_l2_eps),
-        cmocka_unit_test(test_exclude_classes),
-        cmocka_unit_test(test_exclude_data_path),
-        cmocka_unit_test(test_estimate),
-        cmocka_unit_test(test_ensembles),
-        cmocka_unit_test(test_ensemble_errors),
-        cmocka_unit_test(test_autoattack_preset),
-        cmocka_unit_test(test_ensemble_spec),
-        cmocka_unit_test(test_attack_cli_lists),
+        cmocka_unit_test(test_defaults),           cmocka_unit_test(test_values_and_step_schedule),
+        cmocka_unit_test(test_error_unknown_keys), cmocka_unit_test(test_dataset_names),
+        cmocka_unit_test(test_error_types),        cmocka_unit_test(test_error_ranges),
+        cmocka_unit_test(test_error_plugins),      cmocka_unit_test(test_error_missing),
+        cmocka_unit_test(test_error_structure),    cmocka_unit_test(test_grid_attacks),
+        cmocka_unit_test(test_grid_models),        cmocka_unit_test(test_anchors),
+        cmocka_unit_test(test_models_and_augment), cmocka_unit_test(test_alias_blowups),
+        cmocka_unit_test(test_resolved_roundtrip), cmocka_unit_test(test_l2_eps),
+        cmocka_unit_test(test_exclude_classes),    cmocka_unit_test(test_exclude_data_path),
+        cmocka_unit_test(test_estimate),           cmocka_unit_test(test_ensembles),
+        cmocka_unit_test(test_ensemble_errors),    cmocka_unit_test(test_autoattack_preset),
+        cmocka_unit_test(test_ensemble_spec),      cmocka_unit_test(test_attack_cli_lists),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -54,7 +54,8 @@ static void expect_refusal(clasp_registry *r, const char *name, ...)
     va_list ap;
     va_start(ap, name);
     for (const char *frag; (frag = va_arg(ap, const char *));) {
-        if (!strstr(f->reason, frag)) fail_msg("refusal of %s: '%s' lacks '%s'", name, f->reason, frag);
+        if (!strstr(f->reason, frag))
+            fail_msg("refusal of %s: '%s' lacks '%s'", name, f->reason, frag);
     }
     va_end(ap);
 }
@@ -100,8 +101,8 @@ static void test_refusals(void **state)
     expect_refusal(r, "dup", "duplicate plugin name 'fixture-good'", "fixture_good.so",
                    "first one wins", (char *)NULL);
     expect_refusal(r, "badname", "invalid descriptor", "'Bad Name' must match", (char *)NULL);
-    expect_refusal(r, "nullfns", "invalid descriptor", "must set attack->size, ->create and ->perturb",
-                   (char *)NULL);
+    expect_refusal(r, "nullfns", "invalid descriptor",
+                   "must set attack->size, ->create and ->perturb", (char *)NULL);
     expect_refusal(r, "schema_dup", "parameter 'eps' is declared twice", (char *)NULL);
     expect_refusal(r, "schema_minmax", "parameter 'eps': min 1 > max 0", (char *)NULL);
     expect_refusal(r, "schema_default", "default 500 is outside its range [0, 100]", (char *)NULL);
@@ -216,7 +217,8 @@ static void test_open_default(void **state)
     assert_ok(clasp_registry_open(&r));
     const clasp_plugin_desc *d;
     const char *builtins[] = {"fgsm", "pgd", "tpgd", "cw", "fixture-good"};
-    for (int i = 0; i < 5; i++) assert_ok(clasp_registry_find(r, builtins[i], CLASP_PLUGIN_ATTACK, &d));
+    for (int i = 0; i < 5; i++)
+        assert_ok(clasp_registry_find(r, builtins[i], CLASP_PLUGIN_ATTACK, &d));
     assert_int_equal(clasp_registry_refusal_count(r), 1);
     assert_non_null(strstr(clasp_registry_refusal(r, 0)->reason, "built-in"));
     for (int i = 0; i < clasp_registry_count(r); i++) {
@@ -298,8 +300,9 @@ static void test_params(void **state)
         clasp_params_free(&p);
     }
 
-    expect_param_error(d, "epss", "0.1", "unknown parameter 'epss' (did you mean 'eps'?); "
-                                         "known: eps, steps, lo, fail, mode");
+    expect_param_error(d, "epss", "0.1",
+                       "unknown parameter 'epss' (did you mean 'eps'?); "
+                       "known: eps, steps, lo, fail, mode");
     expect_param_error(d, "zzzzzz", "1", "known: eps, steps, lo, fail, mode");
     expect_param_error(d, "steps", "2.5", "steps expects an integer, got '2.5'");
     expect_param_error(d, "steps", "ten", "steps expects an integer, got 'ten'");
@@ -359,10 +362,11 @@ static void test_params_bad_lookup(void **state)
                      CLASP_ERR_PLUGIN);
     assert_null(a);
     const char *m = clasp_last_error();
-    const char *frags[] = {"attack plugin fixture-misuse asked for unknown parameter 'epss' in create",
-                           "clasp_params_num; the schema has: eps (float), steps (int), lo (float), "
-                           "fail (bool), mode (string)",
-                           "(and 1 more bad lookups)"};
+    const char *frags[] =
+        {"attack plugin fixture-misuse asked for unknown parameter 'epss' in create",
+         "clasp_params_num; the schema has: eps (float), steps (int), lo (float), "
+         "fail (bool), mode (string)",
+         "(and 1 more bad lookups)"};
     for (size_t i = 0; i < sizeof frags / sizeof frags[0]; i++)
         if (!strstr(m, frags[i])) fail_msg("message '%s' lacks '%s'", m, frags[i]);
 
@@ -386,7 +390,8 @@ static void test_instances(void **state)
     /* A failing create() is reported with the plugin's name and message. */
     const char *kf[] = {"fail", "mode"}, *vf[] = {"true", "odd"};
     assert_int_equal(clasp_attack_new(r, "fixture-good", kf, vf, NULL, 2, &a), CLASP_ERR_INVALID);
-    assert_string_equal(clasp_last_error(), "attack fixture-good: create asked to fail (mode 'odd')");
+    assert_string_equal(clasp_last_error(),
+                        "attack fixture-good: create asked to fail (mode 'odd')");
     assert_null(a);
     assert_ok(clasp_attack_new(r, "fixture-good", &k, (const char *[]){"7"}, NULL, 1, &a));
     assert_true(clasp_params_num(clasp_attack_params(a), "steps") == 7);
@@ -526,7 +531,8 @@ static void test_out_of_tree_wrapper(void **state)
      * alone into the folder: nothing else of the tree is on the path. */
     snprintf(cmd, sizeof cmd,
              "cd '%s' && export PKG_CONFIG_PATH='%s/meson-uninstalled' && "
-             "mkdir include && cp -r \"$(pkg-config --variable=srcdir clasp)/include/clasp\" include/ && "
+             "mkdir include && cp -r \"$(pkg-config --variable=srcdir clasp)/include/clasp\" "
+             "include/ && "
              "cc -std=c11 -Wall -Wextra -Werror -shared -fPIC -Iinclude "
              "$(pkg-config --cflags OpenCL) '%s/plugins/focus.c' $(pkg-config --libs clasp) "
              "-o focus.so",
@@ -563,7 +569,9 @@ static void test_out_of_tree_wrapper(void **state)
     assert_ok(clasp_defense_run_step(focus, &env, x, y, &rng, &wrapped));
     /* The same by hand: calibrate alone with those weights, and without. */
     clasp_tensor *w = tu_tensor(ctx, 1, (int[]){3}, (float[]){1.0f, 3.0f, 1.0f});
-    clasp_defense_env alone = {.size = sizeof alone, .model = m, .num_classes = 3,
+    clasp_defense_env alone = {.size = sizeof alone,
+                               .model = m,
+                               .num_classes = 3,
                                .class_weights = w};
     float weighted = -1, plain = -1;
     assert_ok(clasp_defense_run_step(cal, &alone, x, y, &rng, &weighted));
@@ -597,16 +605,11 @@ static void test_out_of_tree_wrapper(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_good_plugin),
-        cmocka_unit_test(test_refusals),
-        cmocka_unit_test(test_builtin_shadow),
-        cmocka_unit_test(test_dir_scan),
-        cmocka_unit_test(test_open_default),
-        cmocka_unit_test(test_params),
-        cmocka_unit_test(test_params_bad_lookup),
-        cmocka_unit_test(test_instances),
-        cmocka_unit_test(test_out_of_tree_example),
-        cmocka_unit_test(test_out_of_tree_wrapper),
+        cmocka_unit_test(test_good_plugin),         cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_builtin_shadow),      cmocka_unit_test(test_dir_scan),
+        cmocka_unit_test(test_open_default),        cmocka_unit_test(test_params),
+        cmocka_unit_test(test_params_bad_lookup),   cmocka_unit_test(test_instances),
+        cmocka_unit_test(test_out_of_tree_example), cmocka_unit_test(test_out_of_tree_wrapper),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -25,8 +25,8 @@ static void join(char *buf, size_t size, const char *dir, const char *name)
 static void assert_error(clasp_status got, clasp_status want, const char *a, const char *b)
 {
     if (got != want)
-        fail_msg("status %s, expected %s (%s)", clasp_status_string(got),
-                 clasp_status_string(want), clasp_last_error());
+        fail_msg("status %s, expected %s (%s)", clasp_status_string(got), clasp_status_string(want),
+                 clasp_last_error());
     const char *msg = clasp_last_error();
     if (a && !strstr(msg, a)) fail_msg("message \"%s\" lacks \"%s\"", msg, a);
     if (b && !strstr(msg, b)) fail_msg("message \"%s\" lacks \"%s\"", msg, b);
@@ -126,8 +126,8 @@ static void cifar100_ok(void **state)
     assert_string_equal(d.class_names[99], "f99");
     clasp_dataset_free(&d);
     /* Two names for twenty classes: refused rather than mislabelled. */
-    assert_error(clasp_cifar100_load(dir, 0, 1, &d), CLASP_ERR_FORMAT,
-                 "coarse_label_names.txt", "2 class names, expected 20");
+    assert_error(clasp_cifar100_load(dir, 0, 1, &d), CLASP_ERR_FORMAT, "coarse_label_names.txt",
+                 "2 class names, expected 20");
     assert_zeroed(&d);
     tu_rmdir(dir);
 }
@@ -149,12 +149,10 @@ static void cifar100_bad(void **state)
 
     /* A CIFAR-10 file (3073-byte records) is not a CIFAR-100 one. */
     write_cifar100(p, 0, coarse, fine, 3073);
-    assert_error(clasp_cifar100_load(dir, 0, 0, &d), CLASP_ERR_FORMAT, "test.bin",
-                 "size 3073");
+    assert_error(clasp_cifar100_load(dir, 0, 0, &d), CLASP_ERR_FORMAT, "test.bin", "size 3073");
 
     write_cifar100(p, 0, coarse, fine, 0);
-    assert_error(clasp_cifar100_load(dir, 0, 0, &d), CLASP_ERR_FORMAT, "test.bin",
-                 "empty file");
+    assert_error(clasp_cifar100_load(dir, 0, 0, &d), CLASP_ERR_FORMAT, "test.bin", "empty file");
 
     const unsigned char bad_fine[2] = {3, 100};
     write_cifar100(p, 2, coarse, bad_fine, 0);
@@ -304,8 +302,8 @@ static int write_mat(const char *path, const mat_var *vars, int n, int compress)
     for (int i = 0; i < n; i++) {
         size_t dims[4];
         memcpy(dims, vars[i].dims, sizeof dims);
-        matvar_t *v = Mat_VarCreate(vars[i].name, vars[i].cls, vars[i].type, vars[i].rank,
-                                    dims, (void *)vars[i].data, MAT_F_DONT_COPY_DATA);
+        matvar_t *v = Mat_VarCreate(vars[i].name, vars[i].cls, vars[i].type, vars[i].rank, dims,
+                                    (void *)vars[i].data, MAT_F_DONT_COPY_DATA);
         if (!v) fail_msg("Mat_VarCreate %s failed", vars[i].name);
         if (Mat_VarWrite(m, v, compress == 1 ? MAT_COMPRESSION_ZLIB : MAT_COMPRESSION_NONE) != 0)
             fail_msg("Mat_VarWrite %s failed", vars[i].name);
@@ -405,8 +403,8 @@ static void svhn_ok(void **state)
 
 /* Loads dir's test file written from vars; expects a format error naming
  * the file and the given text. */
-static void svhn_expect(const char *dir, const mat_var *vars, int n, int compress,
-                        const char *a, const char *b)
+static void svhn_expect(const char *dir, const mat_var *vars, int n, int compress, const char *a,
+                        const char *b)
 {
     char p[512];
     join(p, sizeof p, dir, "test_32x32.mat");
@@ -657,7 +655,10 @@ static void svhn_header_beyond_element(void **state)
         size_t at, n;
         const char *bytes, *what;
     } cases[] = {{140, 4, "AT-f", "its flags tag runs past its"},
-                 {176, 8, "\x01\x00\x00\x00" "AT-f", "its name runs past its"}};
+                 {176, 8,
+                  "\x01\x00\x00\x00"
+                  "AT-f",
+                  "its name runs past its"}};
     clasp_dataset d;
     for (int i = 0; i < 2; i++) {
         unsigned char keep[8];
@@ -677,8 +678,8 @@ static void svhn_header_beyond_element(void **state)
 static void names_and_dispatch(void **state)
 {
     (void)state;
-    const char *want[] = {"fashion-mnist", "mnist", "cifar10", "cifar100",
-                          "cifar100-coarse", "svhn", "stl10"};
+    const char *want[] = {"fashion-mnist",   "mnist", "cifar10", "cifar100",
+                          "cifar100-coarse", "svhn",  "stl10"};
     int n = 0;
     while (clasp_dataset_names[n]) n++;
     assert_int_equal(n, 7);
@@ -772,11 +773,11 @@ static void fashion_to_cifar(void **state)
     snprintf(cmd, sizeof cmd, "'%s' '%s' --help > /dev/null", python, script);
     assert_int_equal(run_cmd(cmd), 0);
     /* --limit below one image per batch is refused. */
-    snprintf(cmd, sizeof cmd, "'%s' '%s' --source '%s' --limit 4 '%s' 2> /dev/null", python,
-             script, src, out);
+    snprintf(cmd, sizeof cmd, "'%s' '%s' --source '%s' --limit 4 '%s' 2> /dev/null", python, script,
+             src, out);
     assert_int_equal(run_cmd(cmd), 2);
-    snprintf(cmd, sizeof cmd, "'%s' '%s' --source '%s' --limit 12 '%s' > /dev/null", python,
-             script, src, out);
+    snprintf(cmd, sizeof cmd, "'%s' '%s' --source '%s' --limit 12 '%s' > /dev/null", python, script,
+             src, out);
     assert_int_equal(run_cmd(cmd), 0);
 
     clasp_dataset d;
@@ -823,22 +824,19 @@ static void svhn_compressed_stream_cut_short(void **state)
 {
     (void)state;
     static const unsigned char file[] = {
-        0x4d, 0x41, 0x54, 0x4c, 0x41, 0x42, 0x20, 0x35, 0x2e, 0x30, 0x20, 0x4d,
-        0x41, 0x54, 0x2d, 0x66, 0x69, 0x6c, 0x65, 0x2c, 0x20, 0x77, 0x72, 0x69,
-        0x74, 0x74, 0x65, 0x6e, 0x20, 0x66, 0x6f, 0x72, 0x20, 0x74, 0x68, 0x65,
-        0x20, 0x63, 0x6c, 0x61, 0x73, 0x8d, 0xdf, 0x66, 0x75, 0x7a, 0x7a, 0x20,
-        0x73, 0x65, 0x65, 0x64, 0x73, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20,
-        0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20,
-        0x20, 0x1f, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20,
-        0x20, 0x24, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0xe9, 0x20,
-        0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20,
-        0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x00, 0x00, 0x00, 0x00,
-        0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x49, 0x4d, 0x0f, 0x00, 0x00, 0x00,
-        0x09, 0x00, 0x00, 0x00, 0x78, 0x9c, 0xe3, 0x63, 0x60, 0x60, 0x70, 0x00,
-        0x62, 0x37, 0x20, 0xe6, 0x80, 0xd2, 0x20, 0xc0, 0x0a, 0xe5, 0x32, 0xa2,
-        0xe1, 0x4a, 0xa8, 0x3c, 0x27, 0x54, 0x1e, 0x02, 0x27, 0x2a, 0x2d, 0x34,
-        0x30, 0x66, 0x69, 0x6c, 0x6f, 0x72, 0xea, 0xed, 0xf0, 0xf3, 0xf6, 0xf9,
-        0xfc, 0xff,
+        0x4d, 0x41, 0x54, 0x4c, 0x41, 0x42, 0x20, 0x35, 0x2e, 0x30, 0x20, 0x4d, 0x41, 0x54,
+        0x2d, 0x66, 0x69, 0x6c, 0x65, 0x2c, 0x20, 0x77, 0x72, 0x69, 0x74, 0x74, 0x65, 0x6e,
+        0x20, 0x66, 0x6f, 0x72, 0x20, 0x74, 0x68, 0x65, 0x20, 0x63, 0x6c, 0x61, 0x73, 0x8d,
+        0xdf, 0x66, 0x75, 0x7a, 0x7a, 0x20, 0x73, 0x65, 0x65, 0x64, 0x73, 0x20, 0x20, 0x20,
+        0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20,
+        0x20, 0x20, 0x20, 0x1f, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20,
+        0x20, 0x24, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0xe9, 0x20, 0x20, 0x20,
+        0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20,
+        0x20, 0x20, 0x20, 0x20, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01,
+        0x49, 0x4d, 0x0f, 0x00, 0x00, 0x00, 0x09, 0x00, 0x00, 0x00, 0x78, 0x9c, 0xe3, 0x63,
+        0x60, 0x60, 0x70, 0x00, 0x62, 0x37, 0x20, 0xe6, 0x80, 0xd2, 0x20, 0xc0, 0x0a, 0xe5,
+        0x32, 0xa2, 0xe1, 0x4a, 0xa8, 0x3c, 0x27, 0x54, 0x1e, 0x02, 0x27, 0x2a, 0x2d, 0x34,
+        0x30, 0x66, 0x69, 0x6c, 0x6f, 0x72, 0xea, 0xed, 0xf0, 0xf3, 0xf6, 0xf9, 0xfc, 0xff,
     };
     char dir[256], p[512];
     tu_tmpdir(dir, sizeof dir);
@@ -846,7 +844,8 @@ static void svhn_compressed_stream_cut_short(void **state)
     tu_write_file(p, file, sizeof file);
     clasp_dataset d;
     assert_int_equal(clasp_dataset_load("svhn", dir, 0, &d), CLASP_ERR_FORMAT);
-    assert_non_null(strstr(clasp_last_error(), "the compressed array at byte 128: the compressed stream ends"));
+    assert_non_null(
+        strstr(clasp_last_error(), "the compressed array at byte 128: the compressed stream ends"));
     tu_rmdir(dir);
 }
 

@@ -110,8 +110,8 @@ static void fill_models(fixture *f)
         snprintf(mr->checkpoint, sizeof mr->checkpoint, "models/%s.safetensors", names[m]);
         for (int j = 0; j < 2; j++) {
             fill_attack(&f->ad[m][j], m ? clean1 : clean0, rob[m][j]);
-            link_attack(&f->attacks[m][j], &f->ad[m][j], j ? "pgd eps=0.1 steps=20" : "fgsm eps=0.1",
-                        j ? "pgd" : "fgsm", 1.5 + j);
+            link_attack(&f->attacks[m][j], &f->ad[m][j],
+                        j ? "pgd eps=0.1 steps=20" : "fgsm eps=0.1", j ? "pgd" : "fgsm", 1.5 + j);
             fill_epoch(&f->epochs[m][j], &f->ed[m][j], j + 1, m == 1, m == 1);
         }
         mr->n_attacks = 2;
@@ -274,8 +274,8 @@ static void check_pair_json(json_object *jm, const fixture *f, int m)
     assert_string_equal(json_object_get_string(jget(p, "b")), f->attacks[m][strong].label);
     json_object *gain = jget(p, "gain");
     for (int c = 0; c < K; c++) {
-        double want = (double)a->robust[c] / (double)a->count[c] -
-                      (double)b->robust[c] / (double)b->count[c];
+        double want =
+            (double)a->robust[c] / (double)a->count[c] - (double)b->robust[c] / (double)b->count[c];
         assert_true(fabs(json_object_get_double(json_object_array_get_idx(gain, c)) - want) < EPS);
     }
 }
@@ -295,7 +295,8 @@ static void check_json(const fixture *f)
     for (int m = 0; m < 2; m++) {
         json_object *jm = json_object_array_get_idx(models, m);
         json_object *attacks = jget(jm, "attacks");
-        for (int j = 0; j < 2; j++) check_attack_json(json_object_array_get_idx(attacks, j), &f->ad[m][j]);
+        for (int j = 0; j < 2; j++)
+            check_attack_json(json_object_array_get_idx(attacks, j), &f->ad[m][j]);
         check_pair_json(jm, f, m);
         assert_int_equal(json_object_array_length(jget(jm, "epochs")), 2);
         json_object *cal = jget(jm, "calibration");
@@ -552,18 +553,37 @@ static void hundred_classes(void **state)
         weights[i] = 1.0f + (float)i / H;
         offsets[i] = 0.01f * (float)(i - 50);
     }
-    clasp_attack_report a = {.count = count, .clean_correct = clean, .robust_correct = robust,
-                             .success = success, .flow = flow, .seconds = 1};
+    clasp_attack_report a = {.count = count,
+                             .clean_correct = clean,
+                             .robust_correct = robust,
+                             .success = success,
+                             .flow = flow,
+                             .seconds = 1};
     snprintf(a.label, sizeof a.label, "pgd eps=0.03");
     snprintf(a.plugin, sizeof a.plugin, "pgd");
-    clasp_epoch_report e = {.epoch = 1, .train_loss = 2, .lr = 0.05, .seconds = 1,
-                            .val_count = vcount, .val_clean = vclean, .val_robust = vrobust,
+    clasp_epoch_report e = {.epoch = 1,
+                            .train_loss = 2,
+                            .lr = 0.05,
+                            .seconds = 1,
+                            .val_count = vcount,
+                            .val_clean = vclean,
+                            .val_robust = vrobust,
                             .class_weights = weights};
-    clasp_model_report m = {.n_epochs = 1, .epochs = &e, .n_attacks = 1, .attacks = &a,
-                            .calibrated = 1, .calib_offsets = offsets, .calib_temperature = 1};
+    clasp_model_report m = {.n_epochs = 1,
+                            .epochs = &e,
+                            .n_attacks = 1,
+                            .attacks = &a,
+                            .calibrated = 1,
+                            .calib_offsets = offsets,
+                            .calib_temperature = 1};
     snprintf(m.name, sizeof m.name, "standard");
-    clasp_report r = {.seed = 1, .num_classes = H, .class_names = names, .n_models = 1,
-                      .models = &m, .config_yaml = "", .config_path = "c.yaml"};
+    clasp_report r = {.seed = 1,
+                      .num_classes = H,
+                      .class_names = names,
+                      .n_models = 1,
+                      .models = &m,
+                      .config_yaml = "",
+                      .config_path = "c.yaml"};
     snprintf(r.experiment, sizeof r.experiment, "hundred");
     snprintf(r.dataset, sizeof r.dataset, "cifar100");
     char dir[256], path[512];
@@ -626,10 +646,10 @@ static void worst_case_is_the_per_example_and(void **state)
     static clasp_attack_report at[4];
     for (int i = 0; i < WN; i++) {
         labels[i] = i % K;
-        clean[i] = (i % 7 == 3) ? (labels[i] + 1) % K : labels[i];  /* a few wrong clean */
+        clean[i] = (i % 7 == 3) ? (labels[i] + 1) % K : labels[i]; /* a few wrong clean */
         adv[0][i] = (i % 3 == 0) ? (labels[i] + 1) % K : labels[i];
         adv[1][i] = (i % 5 == 0) ? (labels[i] + 2) % K : labels[i];
-        adv[2][i] = (labels[i] + 1) % K;                              /* unbounded: flips all */
+        adv[2][i] = (labels[i] + 1) % K; /* unbounded: flips all */
         adv[3][i] = (i % 2) ? (labels[i] + 1) % K : labels[i];
     }
     static const double eps[4] = {0.1, 0.1, 0, 0.2};
@@ -682,24 +702,32 @@ static void worst_case_is_the_per_example_and(void **state)
         json_object *row = json_object_array_get_idx(rows, (size_t)c);
         assert_int_equal(json_object_get_int64(jget(row, "robust_correct")), robust[c]);
         for (int j = 0; j < 2; j++)
-            assert_int_equal(json_object_get_int64(json_object_array_get_idx(
-                                 jget(json_object_array_get_idx(mem, (size_t)j), "flipped_first"), (size_t)c)),
+            assert_int_equal(json_object_get_int64(
+                                 json_object_array_get_idx(jget(json_object_array_get_idx(mem,
+                                                                                          (size_t)
+                                                                                              j),
+                                                                "flipped_first"),
+                                                           (size_t)c)),
                              first[j][c]);
         for (int d = 0; d < K; d++)
-            assert_int_equal(json_object_get_int64(json_object_array_get_idx(
-                                 json_object_array_get_idx(jflow, (size_t)c), (size_t)d)),
+            assert_int_equal(json_object_get_int64(
+                                 json_object_array_get_idx(json_object_array_get_idx(jflow,
+                                                                                     (size_t)c),
+                                                           (size_t)d)),
                              flow[c * K + d]);
         /* Never above either attack alone. */
         assert_true(robust[c] <= ad[0].robust[c] && robust[c] <= ad[1].robust[c]);
     }
     /* cw is no L-inf attack: null budget, and never a member. */
-    assert_int_equal(json_object_get_type(jget(json_object_array_get_idx(atk, 2), "linf_eps")), json_type_null);
+    assert_int_equal(json_object_get_type(jget(json_object_array_get_idx(atk, 2), "linf_eps")),
+                     json_type_null);
     json_object_put(root);
     path_in(path, sizeof path, f->dir, "report.md");
     char *md = read_all(path);
     assert_non_null(strstr(md, "### Worst case per example: worst case eps=0.1"));
     assert_non_null(strstr(md, "flipped first by a | flipped first by b |"));
-    assert_non_null(strstr(md, "use different budgets (eps 0.1, 0.2), so worst cases are grouped by eps"));
+    assert_non_null(
+        strstr(md, "use different budgets (eps 0.1, 0.2), so worst cases are grouped by eps"));
     free(md);
     path_in(path, sizeof path, f->dir, "per_class.csv");
     char *csv = read_all(path);
@@ -823,7 +851,8 @@ static void unbounded_and_relations(void **state)
             json_object *x = json_object_array_get_idx(ab, (size_t)e);
             assert_true(jdbl(x, "l2_eps") == budgets[e]);
             assert_int_equal(jint(x, "robust_correct"), at[c][e]);
-            assert_true(fabs(jdbl(x, "robust_acc") - (double)at[c][e] / (double)ad[3].count[c]) < EPS);
+            assert_true(fabs(jdbl(x, "robust_acc") - (double)at[c][e] / (double)ad[3].count[c]) <
+                        EPS);
         }
     }
     json_object *sum_at = jget(jget(jget(cw, "l2"), "summary"), "at_budget");
@@ -852,7 +881,8 @@ static void unbounded_and_relations(void **state)
     json_object *diff = jget(t0, "robust_diff");
     const double want[K] = {-0.1, 0, 0};
     for (int c = 0; c < K; c++)
-        assert_true(fabs(json_object_get_double(json_object_array_get_idx(diff, (size_t)c)) - want[c]) < EPS);
+        assert_true(fabs(json_object_get_double(json_object_array_get_idx(diff, (size_t)c)) -
+                         want[c]) < EPS);
     json_object_put(root);
 
     path_in(path, sizeof path, f->dir, "report.md");
@@ -864,7 +894,9 @@ static void unbounded_and_relations(void **state)
     assert_non_null(strstr(md, "| dog | 8 | 6 | 0.400 | 1.200 | 25.0 | 0.0 |"));
     assert_non_null(strstr(md, "| **all** | 30 | 25 |"));
     assert_non_null(strstr(md, "### Class-wise relations"));
-    assert_non_null(strstr(md, "robust accuracy under the strongest L\u221e attack (tpgd T=0.5): \u03c1 = \u2014"));
+    assert_non_null(
+        strstr(md,
+               "robust accuracy under the strongest L\u221e attack (tpgd T=0.5): \u03c1 = \u2014"));
     assert_non_null(strstr(md, "| fgsm | pgd | +10.0 | -1.00 |"));
     free(md);
 
@@ -908,7 +940,8 @@ static void gradient_free_check(void **state)
     static const int64_t clean[K] = {9, 11, 6};
     static const int64_t rob[3][K] = {{1, 1, 1}, {3, 5, 1}, {2, 5, 1}};
     static const char *const plugins[3] = {"fgsm", "pgd", "square"};
-    static const char *const params[3] = {"eps=0.3", "eps=0.1, steps=20", "eps=0.1, n_queries=100, p_init=0.8"};
+    static const char *const params[3] = {"eps=0.3", "eps=0.1, steps=20",
+                                          "eps=0.1, n_queries=100, p_init=0.8"};
     attack_data ad[3];
     clasp_attack_report ar[3];
     for (int j = 0; j < 3; j++) {
@@ -925,7 +958,9 @@ static void gradient_free_check(void **state)
     json_object *root = json_object_from_file(path);
     assert_non_null(root);
     json_object *models = jget(root, "models");
-    assert_true(json_object_is_type(jget(json_object_array_get_idx(models, 0), "gradient_free_check"), json_type_null));
+    assert_true(
+        json_object_is_type(jget(json_object_array_get_idx(models, 0), "gradient_free_check"),
+                            json_type_null));
     json_object *g = jget(json_object_array_get_idx(models, 1), "gradient_free_check");
     assert_string_equal(json_object_get_string(jget(g, "gradient_free")), "square");
     assert_string_equal(json_object_get_string(jget(g, "gradient")), "pgd");

@@ -10,10 +10,21 @@
 #include "runtime/internal.h"
 
 static const clasp_device_info fake[] = {
-    {.platform = 0, .device = 0, .platform_name = "Portable Computing Language",
-     .name = "pthread-skylake", .is_cpu = 1},
-    {.platform = 1, .device = 0, .platform_name = "NVIDIA CUDA", .name = "NVIDIA H100", .is_gpu = 1},
-    {.platform = 1, .device = 1, .platform_name = "NVIDIA CUDA", .name = "NVIDIA A100", .is_gpu = 1},
+    {.platform = 0,
+     .device = 0,
+     .platform_name = "Portable Computing Language",
+     .name = "pthread-skylake",
+     .is_cpu = 1},
+    {.platform = 1,
+     .device = 0,
+     .platform_name = "NVIDIA CUDA",
+     .name = "NVIDIA H100",
+     .is_gpu = 1},
+    {.platform = 1,
+     .device = 1,
+     .platform_name = "NVIDIA CUDA",
+     .name = "NVIDIA A100",
+     .is_gpu = 1},
 };
 
 static void device_default_prefers_gpu(void **state)
@@ -187,7 +198,8 @@ static void build_error_names_call(void **state)
     setenv("CLASP_CACHE_DIR", "off", 1);
     clasp_ctx *ctx = tu_ctx();
     cl_program prog;
-    assert_int_equal(clasp_program_build(ctx, "__kernel void broken( {", "", &prog), CLASP_ERR_OPENCL);
+    assert_int_equal(clasp_program_build(ctx, "__kernel void broken( {", "", &prog),
+                     CLASP_ERR_OPENCL);
     assert_non_null(strstr(clasp_last_error(), "clBuildProgram"));
     assert_non_null(strstr(clasp_last_error(), "CL_BUILD_PROGRAM_FAILURE"));
     cl_kernel k;
@@ -265,7 +277,8 @@ static void opencl_errors_have_names(void **state)
                      CLASP_ERR_OPENCL);
     assert_string_equal(clasp_last_error(),
                         "clEnqueueNDRangeKernel(conv) failed: CL_INVALID_KERNEL_ARGS (-52)");
-    assert_int_equal(clasp_cl_check(CL_MEM_OBJECT_ALLOCATION_FAILURE, "clCreateBuffer"), CLASP_ERR_NOMEM);
+    assert_int_equal(clasp_cl_check(CL_MEM_OBJECT_ALLOCATION_FAILURE, "clCreateBuffer"),
+                     CLASP_ERR_NOMEM);
 }
 
 int main(void)

@@ -66,8 +66,8 @@ static uint64_t le64(const unsigned char *p)
 }
 
 /* Writes a file by hand: the given header length, header text, data. */
-static void craft_raw(const char *path, uint64_t hdr_len, const char *hdr,
-                      size_t hdr_bytes, const void *data, size_t data_len)
+static void craft_raw(const char *path, uint64_t hdr_len, const char *hdr, size_t hdr_bytes,
+                      const void *data, size_t data_len)
 {
     size_t n = 8 + hdr_bytes + data_len;
     unsigned char *buf = malloc(n ? n : 1);
@@ -82,7 +82,7 @@ static void craft_raw(const char *path, uint64_t hdr_len, const char *hdr,
 /* The common case: a correct length prefix, then `data_len` bytes of data. */
 static void craft(const char *path, const char *hdr, size_t data_len)
 {
-    unsigned char data[64] = { 0 };
+    unsigned char data[64] = {0};
     assert_true(data_len <= sizeof data);
     craft_raw(path, strlen(hdr), hdr, strlen(hdr), data, data_len);
 }
@@ -97,8 +97,7 @@ static void expect_format_(const char *path, const char *first, ...)
     clasp_status s = clasp_st_read(path, &f);
     const char *msg = clasp_last_error();
     if (s != CLASP_ERR_FORMAT)
-        fail_msg("%s: expected malformed input, got %s: %s", path,
-                 clasp_status_string(s), msg);
+        fail_msg("%s: expected malformed input, got %s: %s", path, clasp_status_string(s), msg);
     assert_int_equal(f.n_tensors, 0);
     assert_null(f.tensors);
     assert_int_equal(f.n_meta, 0);
@@ -113,12 +112,12 @@ static void expect_format_(const char *path, const char *first, ...)
 
 /* Writes `hdr` (correct length, 64 zero data bytes unless told) to a file
  * named `name` in the fixture folder and expects the read to fail. */
-#define bad_file(fx, name, hdr, data_len, ...)                               \
-    do {                                                                     \
-        char p_[512];                                                        \
-        join(p_, sizeof p_, (fx)->dir, name);                                \
-        craft(p_, hdr, data_len);                                            \
-        expect_format(p_, __VA_ARGS__);                                      \
+#define bad_file(fx, name, hdr, data_len, ...) \
+    do {                                       \
+        char p_[512];                          \
+        join(p_, sizeof p_, (fx)->dir, name);  \
+        craft(p_, hdr, data_len);              \
+        expect_format(p_, __VA_ARGS__);        \
     } while (0)
 
 static size_t count_entries(const char *dir)
@@ -143,13 +142,13 @@ static void round_trip_keeps_everything(void **state)
 
     /* Bit patterns a float conversion would disturb: -0, a NaN payload,
      * a denormal, infinity. */
-    uint32_t wbits[6] = { 0x80000000u, 0x7fc12345u, 0x00000001u, 0x7f800000u,
-                          0x3f800000u, 0xc0490fdbu };
+    uint32_t wbits[6] = {0x80000000u, 0x7fc12345u, 0x00000001u,
+                         0x7f800000u, 0x3f800000u, 0xc0490fdbu};
     float w[6];
     memcpy(w, wbits, sizeof w);
-    int32_t labels[4] = { 0, -1, 2147483647, -2147483647 - 1 };
+    int32_t labels[4] = {0, -1, 2147483647, -2147483647 - 1};
     float scalar = 2.5f;
-    int64_t w_shape[2] = { 2, 3 }, l_shape[1] = { 4 }, e_shape[2] = { 0, 5 };
+    int64_t w_shape[2] = {2, 3}, l_shape[1] = {4}, e_shape[2] = {0, 5};
 
     clasp_st_file f;
     clasp_st_init(&f);
@@ -163,12 +162,12 @@ static void round_trip_keeps_everything(void **state)
     assert_int_equal(f.n_meta, 2);
     assert_ok(clasp_st_write(&f, path));
     clasp_st_free(&f);
-    assert_int_equal(count_entries(fx->dir), 1);   /* no temp file left */
+    assert_int_equal(count_entries(fx->dir), 1); /* no temp file left */
 
     clasp_st_file g;
     assert_ok(clasp_st_read(path, &g));
     assert_int_equal(g.n_tensors, 4);
-    const char *order[4] = { "layer1.weight", "labels", "scale", "empty" };
+    const char *order[4] = {"layer1.weight", "labels", "scale", "empty"};
     for (int i = 0; i < 4; i++) assert_string_equal(g.tensors[i].name, order[i]);
 
     const clasp_st_tensor *t = &g.tensors[0];
@@ -204,7 +203,7 @@ static void round_trip_keeps_everything(void **state)
     assert_string_equal(clasp_st_meta(&g, "note"), "quote \" slash / ü");
     assert_null(clasp_st_meta(&g, "absent"));
     clasp_st_free(&g);
-    clasp_st_free(&g);                  /* freeing twice is harmless */
+    clasp_st_free(&g); /* freeing twice is harmless */
 }
 
 static void overwrite_replaces_file(void **state)
@@ -212,7 +211,7 @@ static void overwrite_replaces_file(void **state)
     fixture *fx = *state;
     char path[512];
     join(path, sizeof path, fx->dir, "w.safetensors");
-    int64_t shape[1] = { 1 };
+    int64_t shape[1] = {1};
     float a = 1.0f, b = 2.0f;
     clasp_st_file f;
     clasp_st_init(&f);
@@ -251,9 +250,9 @@ static void byte_layout_is_exact(void **state)
     fixture *fx = *state;
     char path[512];
     join(path, sizeof path, fx->dir, "tiny.safetensors");
-    float a[2] = { 1.0f, -2.0f };
-    int32_t b[1] = { 0x01020304 };
-    int64_t sa[1] = { 2 }, sb[1] = { 1 };
+    float a[2] = {1.0f, -2.0f};
+    int32_t b[1] = {0x01020304};
+    int64_t sa[1] = {2}, sb[1] = {1};
     clasp_st_file f;
     clasp_st_init(&f);
     assert_ok(clasp_st_add(&f, "a", CLASP_ST_F32, 1, sa, a));
@@ -270,16 +269,16 @@ static void byte_layout_is_exact(void **state)
                        "\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
                        "\"b\":{\"dtype\":\"I32\",\"shape\":[1],\"data_offsets\":[8,12]}}";
     size_t jlen = strlen(json);
-    assert_int_equal((8 + n) % 8, 0);                   /* aligned data area */
-    assert_true(n >= jlen && n < jlen + 8);             /* minimal padding */
+    assert_int_equal((8 + n) % 8, 0);       /* aligned data area */
+    assert_true(n >= jlen && n < jlen + 8); /* minimal padding */
     assert_int_equal(len, 8 + n + 12);
     assert_memory_equal(buf + 8, json, jlen);
     for (size_t i = jlen; i < n; i++) assert_int_equal(buf[8 + i], ' ');
 
     const unsigned char *data = buf + 8 + n;
-    const unsigned char one[4] = { 0x00, 0x00, 0x80, 0x3f };      /* 1.0f LE */
-    const unsigned char minus2[4] = { 0x00, 0x00, 0x00, 0xc0 };   /* -2.0f LE */
-    const unsigned char i32[4] = { 0x04, 0x03, 0x02, 0x01 };
+    const unsigned char one[4] = {0x00, 0x00, 0x80, 0x3f};    /* 1.0f LE */
+    const unsigned char minus2[4] = {0x00, 0x00, 0x00, 0xc0}; /* -2.0f LE */
+    const unsigned char i32[4] = {0x04, 0x03, 0x02, 0x01};
     assert_memory_equal(data + 0, one, 4);
     assert_memory_equal(data + 4, minus2, 4);
     assert_memory_equal(data + 8, i32, 4);
@@ -295,10 +294,11 @@ static void reads_header_order_and_metadata_anywhere(void **state)
     join(path, sizeof path, fx->dir, "order.safetensors");
     /* Listed z, metadata, a, but stored a first: header order wins. Also
      * padded with a newline and spaces, and an unknown member in "a". */
-    const char *hdr = "{\"z\":{\"dtype\":\"I32\",\"shape\":[1],\"data_offsets\":[4,8]},"
-                      "\"__metadata__\":{\"b\":\"2\",\"a\":\"1\"},"
-                      "\"a\":{\"shape\":[],\"data_offsets\":[0,4],\"dtype\":\"F32\",\"extra\":1}}\n  ";
-    unsigned char data[8] = { 0x00, 0x00, 0x80, 0x3f, 0x07, 0x00, 0x00, 0x00 };
+    const char *hdr =
+        "{\"z\":{\"dtype\":\"I32\",\"shape\":[1],\"data_offsets\":[4,8]},"
+        "\"__metadata__\":{\"b\":\"2\",\"a\":\"1\"},"
+        "\"a\":{\"shape\":[],\"data_offsets\":[0,4],\"dtype\":\"F32\",\"extra\":1}}\n  ";
+    unsigned char data[8] = {0x00, 0x00, 0x80, 0x3f, 0x07, 0x00, 0x00, 0x00};
     craft_raw(path, strlen(hdr), hdr, strlen(hdr), data, sizeof data);
 
     clasp_st_file f;
@@ -381,99 +381,94 @@ static void rejects_bad_json(void **state)
 static void rejects_bad_entries(void **state)
 {
     fixture *fx = *state;
-    bad_file(fx, "not-object.st", "{\"w\": 5}", 0, "\"w\"", "entry is int",
-             "expected an object");
-    bad_file(fx, "no-dtype.st", "{\"w\": {\"shape\":[1],\"data_offsets\":[0,4]}}", 4,
-             "\"w\"", "missing \"dtype\"");
-    bad_file(fx, "no-shape.st", "{\"w\": {\"dtype\":\"F32\",\"data_offsets\":[0,4]}}", 4,
-             "\"w\"", "missing \"shape\"");
-    bad_file(fx, "no-offsets.st", "{\"w\": {\"dtype\":\"F32\",\"shape\":[1]}}", 4,
-             "\"w\"", "missing \"data_offsets\"");
-    bad_file(fx, "dtype-type.st",
-             "{\"w\": {\"dtype\":32,\"shape\":[1],\"data_offsets\":[0,4]}}", 4,
+    bad_file(fx, "not-object.st", "{\"w\": 5}", 0, "\"w\"", "entry is int", "expected an object");
+    bad_file(fx, "no-dtype.st", "{\"w\": {\"shape\":[1],\"data_offsets\":[0,4]}}", 4, "\"w\"",
+             "missing \"dtype\"");
+    bad_file(fx, "no-shape.st", "{\"w\": {\"dtype\":\"F32\",\"data_offsets\":[0,4]}}", 4, "\"w\"",
+             "missing \"shape\"");
+    bad_file(fx, "no-offsets.st", "{\"w\": {\"dtype\":\"F32\",\"shape\":[1]}}", 4, "\"w\"",
+             "missing \"data_offsets\"");
+    bad_file(fx, "dtype-type.st", "{\"w\": {\"dtype\":32,\"shape\":[1],\"data_offsets\":[0,4]}}", 4,
              "\"w\"", "\"dtype\" is int", "expected string");
     bad_file(fx, "shape-type.st",
-             "{\"w\": {\"dtype\":\"F32\",\"shape\":\"1\",\"data_offsets\":[0,4]}}", 4,
-             "\"w\"", "\"shape\" is string", "expected array");
+             "{\"w\": {\"dtype\":\"F32\",\"shape\":\"1\",\"data_offsets\":[0,4]}}", 4, "\"w\"",
+             "\"shape\" is string", "expected array");
     bad_file(fx, "shape-elem.st",
-             "{\"w\": {\"dtype\":\"F32\",\"shape\":[1.5],\"data_offsets\":[0,4]}}", 4,
-             "\"w\"", "shape[0] is double", "integer");
+             "{\"w\": {\"dtype\":\"F32\",\"shape\":[1.5],\"data_offsets\":[0,4]}}", 4, "\"w\"",
+             "shape[0] is double", "integer");
     bad_file(fx, "offsets-type.st",
-             "{\"w\": {\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":{}}}", 4,
-             "\"w\"", "\"data_offsets\" is object");
+             "{\"w\": {\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":{}}}", 4, "\"w\"",
+             "\"data_offsets\" is object");
     bad_file(fx, "offsets-elem.st",
-             "{\"w\": {\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,\"4\"]}}", 4,
-             "\"w\"", "data_offsets[1] is string");
-    bad_file(fx, "dtype.st",
-             "{\"w\": {\"dtype\":\"F16\",\"shape\":[1],\"data_offsets\":[0,2]}}", 4,
+             "{\"w\": {\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,\"4\"]}}", 4, "\"w\"",
+             "data_offsets[1] is string");
+    bad_file(fx, "dtype.st", "{\"w\": {\"dtype\":\"F16\",\"shape\":[1],\"data_offsets\":[0,2]}}", 4,
              "\"w\"", "unknown dtype \"F16\"", "supported: F32, I32");
     bad_file(fx, "neg-shape.st",
-             "{\"w\": {\"dtype\":\"F32\",\"shape\":[2,-1],\"data_offsets\":[0,4]}}", 4,
-             "\"w\"", "shape[1] is -1");
+             "{\"w\": {\"dtype\":\"F32\",\"shape\":[2,-1],\"data_offsets\":[0,4]}}", 4, "\"w\"",
+             "shape[1] is -1");
     bad_file(fx, "many-dims.st",
              "{\"w\": {\"dtype\":\"F32\",\"shape\":[1,1,1,1,1,1,1,1,1],"
-             "\"data_offsets\":[0,4]}}", 4, "\"w\"", "9 dimensions", "at most 8");
+             "\"data_offsets\":[0,4]}}",
+             4, "\"w\"", "9 dimensions", "at most 8");
     bad_file(fx, "huge-shape.st",
              "{\"w\": {\"dtype\":\"F32\",\"shape\":[1099511627776,1099511627776],"
-             "\"data_offsets\":[0,4]}}", 4, "\"w\"", "too large");
+             "\"data_offsets\":[0,4]}}",
+             4, "\"w\"", "too large");
     bad_file(fx, "huge-dim.st",
              "{\"w\": {\"dtype\":\"F32\",\"shape\":[18446744073709551615],"
-             "\"data_offsets\":[0,4]}}", 4, "\"w\"", "shape[0]", "too large");
+             "\"data_offsets\":[0,4]}}",
+             4, "\"w\"", "shape[0]", "too large");
 }
 
 static void rejects_bad_offsets(void **state)
 {
     fixture *fx = *state;
-    bad_file(fx, "one-offset.st",
-             "{\"w\": {\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4]}}", 8,
-             "\"w\"", "1 elements", "[begin, end]");
+    bad_file(fx, "one-offset.st", "{\"w\": {\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4]}}",
+             8, "\"w\"", "1 elements", "[begin, end]");
     bad_file(fx, "three-offsets.st",
-             "{\"w\": {\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4,8]}}", 8,
-             "\"w\"", "3 elements");
+             "{\"w\": {\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4,8]}}", 8, "\"w\"",
+             "3 elements");
     bad_file(fx, "neg-offset.st",
-             "{\"w\": {\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[-4,4]}}", 8,
-             "\"w\"", "data_offsets[0] is -4");
-    bad_file(fx, "reversed.st",
-             "{\"w\": {\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,0]}}", 8,
-             "\"w\"", "[8, 0]", "begin after end");
-    bad_file(fx, "beyond.st",
-             "{\"w\": {\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}}", 8,
-             "\"w\"", "end 16", "beyond the 8-byte data area");
+             "{\"w\": {\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[-4,4]}}", 8, "\"w\"",
+             "data_offsets[0] is -4");
+    bad_file(fx, "reversed.st", "{\"w\": {\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,0]}}",
+             8, "\"w\"", "[8, 0]", "begin after end");
+    bad_file(fx, "beyond.st", "{\"w\": {\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}}",
+             8, "\"w\"", "end 16", "beyond the 8-byte data area");
     bad_file(fx, "way-beyond.st",
              "{\"w\": {\"dtype\":\"F32\",\"shape\":[1],"
-             "\"data_offsets\":[18446744073709551612,18446744073709551615]}}", 8,
-             "\"w\"", "beyond");
-    bad_file(fx, "size.st",
-             "{\"w\": {\"dtype\":\"I32\",\"shape\":[2,3],\"data_offsets\":[0,8]}}", 32,
-             "\"w\"", "span 8 bytes", "expected 24", "6 I32");
+             "\"data_offsets\":[18446744073709551612,18446744073709551615]}}",
+             8, "\"w\"", "beyond");
+    bad_file(fx, "size.st", "{\"w\": {\"dtype\":\"I32\",\"shape\":[2,3],\"data_offsets\":[0,8]}}",
+             32, "\"w\"", "span 8 bytes", "expected 24", "6 I32");
     bad_file(fx, "overlap.st",
              "{\"a\": {\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
              "\"e\": {\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[4,4]},"
-             "\"b\": {\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}", 12,
-             "\"a\" [0, 8)", "\"b\" [4, 12)", "overlap");
+             "\"b\": {\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}",
+             12, "\"a\" [0, 8)", "\"b\" [4, 12)", "overlap");
     bad_file(fx, "nested-overlap.st",
              "{\"big\": {\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]},"
              "\"mid\": {\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]},"
-             "\"end\": {\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[12,16]}}", 16,
-             "\"big\"", "\"mid\"", "overlap");
+             "\"end\": {\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[12,16]}}",
+             16, "\"big\"", "\"mid\"", "overlap");
     bad_file(fx, "gap.st",
              "{\"a\": {\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
-             "\"b\": {\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[8,12]}}", 12,
-             "bytes [4, 8)", "before tensor \"b\"", "no tensor");
-    bad_file(fx, "tail.st",
-             "{\"a\": {\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 12,
+             "\"b\": {\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[8,12]}}",
+             12, "bytes [4, 8)", "before tensor \"b\"", "no tensor");
+    bad_file(fx, "tail.st", "{\"a\": {\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 12,
              "bytes [4, 12)", "at the end", "no tensor");
     bad_file(fx, "no-tensors-but-data.st", "{}", 4, "bytes [0, 4)", "no tensor");
     /* json-c keeps only the last of two equal keys; the first one's bytes
      * are then left unclaimed. */
     bad_file(fx, "duplicate.st",
              "{\"w\": {\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
-             "\"w\": {\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}", 8,
-             "bytes [0, 4)", "\"w\"", "duplicate");
+             "\"w\": {\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}",
+             8, "bytes [0, 4)", "\"w\"", "duplicate");
     bad_file(fx, "same.st",
              "{\"a\": {\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
-             "\"b\": {\"dtype\":\"I32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4,
-             "overlap");
+             "\"b\": {\"dtype\":\"I32\",\"shape\":[1],\"data_offsets\":[0,4]}}",
+             4, "overlap");
 }
 
 static void rejects_bad_metadata(void **state)
@@ -481,16 +476,15 @@ static void rejects_bad_metadata(void **state)
     fixture *fx = *state;
     bad_file(fx, "meta-int.st", "{\"__metadata__\":{\"ok\":\"1\",\"epochs\":10}}", 0,
              "__metadata__", "\"epochs\"", "is int", "expected a string");
-    bad_file(fx, "meta-null.st", "{\"__metadata__\":{\"x\":null}}", 0,
-             "\"x\"", "is null");
-    bad_file(fx, "meta-array.st", "{\"__metadata__\":[\"a\"]}", 0,
-             "__metadata__", "is array", "expected an object");
+    bad_file(fx, "meta-null.st", "{\"__metadata__\":{\"x\":null}}", 0, "\"x\"", "is null");
+    bad_file(fx, "meta-array.st", "{\"__metadata__\":[\"a\"]}", 0, "__metadata__", "is array",
+             "expected an object");
     /* A later bad entry must not leak what was already parsed (ASan). */
     bad_file(fx, "late-error.st",
              "{\"__metadata__\":{\"k\":\"v\"},"
              "\"a\": {\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
-             "\"b\": {\"dtype\":\"F64\",\"shape\":[1],\"data_offsets\":[4,12]}}", 12,
-             "\"b\"", "F64");
+             "\"b\": {\"dtype\":\"F64\",\"shape\":[1],\"data_offsets\":[4,12]}}",
+             12, "\"b\"", "F64");
 }
 
 /* -------------------------------------------------------- atomic writes */
@@ -554,7 +548,7 @@ static void failed_rename_removes_temp_file(void **state)
     assert_int_equal(clasp_st_write(&f, path), CLASP_ERR_IO);
     assert_non_null(strstr(clasp_last_error(), "renaming"));
     clasp_st_free(&f);
-    assert_int_equal(count_entries(fx->dir), 1);        /* just the folder */
+    assert_int_equal(count_entries(fx->dir), 1); /* just the folder */
     struct stat st;
     assert_int_equal(stat(path, &st), 0);
     assert_true(S_ISDIR(st.st_mode));
@@ -595,8 +589,8 @@ static void add_rejects_bad_tensors(void **state)
     (void)state;
     clasp_st_file f;
     clasp_st_init(&f);
-    int64_t shape[1] = { 2 }, neg[1] = { -2 };
-    float v[2] = { 1, 2 };
+    int64_t shape[1] = {2}, neg[1] = {-2};
+    float v[2] = {1, 2};
     assert_ok(clasp_st_add(&f, "w", CLASP_ST_F32, 1, shape, v));
 
     assert_int_equal(clasp_st_add(&f, "w", CLASP_ST_I32, 1, shape, v), CLASP_ERR_INVALID);
@@ -609,12 +603,10 @@ static void add_rejects_bad_tensors(void **state)
     assert_int_equal(clasp_st_add(&f, "d", CLASP_ST_F32, CLASP_ST_MAX_DIMS + 1, shape, v),
                      CLASP_ERR_INVALID);
     assert_int_equal(clasp_st_add(&f, "d", CLASP_ST_F32, -1, shape, v), CLASP_ERR_INVALID);
-    assert_int_equal(clasp_st_add(&f, "t", (clasp_st_dtype)7, 1, shape, v),
-                     CLASP_ERR_INVALID);
-    assert_int_equal(clasp_st_add(&f, "z", CLASP_ST_F32, 1, shape, NULL),
-                     CLASP_ERR_INVALID);
+    assert_int_equal(clasp_st_add(&f, "t", (clasp_st_dtype)7, 1, shape, v), CLASP_ERR_INVALID);
+    assert_int_equal(clasp_st_add(&f, "z", CLASP_ST_F32, 1, shape, NULL), CLASP_ERR_INVALID);
     assert_int_equal(clasp_st_add(&f, NULL, CLASP_ST_F32, 1, shape, v), CLASP_ERR_INVALID);
-    int64_t huge[2] = { INT64_MAX, 4 };
+    int64_t huge[2] = {INT64_MAX, 4};
     assert_int_equal(clasp_st_add(&f, "h", CLASP_ST_F32, 2, huge, v), CLASP_ERR_INVALID);
 
     assert_int_equal(f.n_tensors, 1);

@@ -52,7 +52,8 @@ static clasp_status lin_logits(void *self, const float *x, int n, float *z)
     for (int i = 0; i < n; i++)
         for (int j = 0; j < m->k; j++) {
             double s = m->b[j];
-            for (int e = 0; e < m->d; e++) s += (double)m->w[j * m->d + e] * x[(size_t)i * m->d + e];
+            for (int e = 0; e < m->d; e++)
+                s += (double)m->w[j * m->d + e] * x[(size_t)i * m->d + e];
             z[(size_t)i * m->k + j] = (float)s;
         }
     m->rows += n;
@@ -65,7 +66,8 @@ static clasp_status lin_vjp(void *self, const float *dz, int n, float *dx)
     for (int i = 0; i < n; i++)
         for (int e = 0; e < m->d; e++) {
             double s = 0;
-            for (int j = 0; j < m->k; j++) s += (double)dz[(size_t)i * m->k + j] * m->w[j * m->d + e];
+            for (int j = 0; j < m->k; j++)
+                s += (double)dz[(size_t)i * m->k + j] * m->w[j * m->d + e];
             dx[(size_t)i * m->d + e] = (float)s;
         }
     return CLASP_OK;
@@ -107,9 +109,10 @@ static void test_square_schedule(void **state)
 {
     (void)state;
     /* p halves after iterations 10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000. */
-    const int its[] = {0, 10, 11, 50, 51, 200, 201, 500, 501, 1000, 1001, 2000, 2001, 4000, 4001,
-                       6000, 6001, 8000, 8001, 9999};
-    const double div[] = {1, 1, 2, 2, 4, 4, 8, 8, 16, 16, 32, 32, 64, 64, 128, 128, 256, 256, 512, 512};
+    const int its[] = {0,    10,   11,   50,   51,   200,  201,  500,  501,  1000,
+                       1001, 2000, 2001, 4000, 4001, 6000, 6001, 8000, 8001, 9999};
+    const double div[] = {1,  1,  2,  2,  4,   4,   8,   8,   16,  16,
+                          32, 32, 64, 64, 128, 128, 256, 256, 512, 512};
     for (size_t i = 0; i < sizeof its / sizeof its[0]; i++) {
         double p = square_p(0.8, its[i], 5000);
         if (fabs(p - 0.8 / div[i]) > 1e-12)
@@ -197,12 +200,14 @@ static void test_square_linear_known_answer(void **state)
         }
         if (want[i] < 0.8 * eps) {
             below++;
-            if (!flipped) fail_msg("example %d at distance %g < eps %g not flipped", i, want[i], (double)eps);
+            if (!flipped)
+                fail_msg("example %d at distance %g < eps %g not flipped", i, want[i], (double)eps);
             assert_true(q[i] < cfg.n_queries); /* it stopped there */
         }
         if (want[i] > eps) {
             above++;
-            if (flipped) fail_msg("example %d at distance %g > eps %g flipped", i, want[i], (double)eps);
+            if (flipped)
+                fail_msg("example %d at distance %g > eps %g flipped", i, want[i], (double)eps);
             assert_int_equal(q[i], cfg.n_queries);
         }
     }
@@ -246,8 +251,10 @@ static void test_fab_projection(void **state)
         double dot = 0, norm = 0;
         for (int i = 0; i < d; i++) {
             float u = t[i] + delta[i];
-            if (u < -1e-6f || u > 1.0f + 1e-6f) fail_msg("trial %d: coordinate %d leaves the box", trial, i);
-            if (w[i] == 0.0f && delta[i] != 0.0f) fail_msg("trial %d: w = 0 coordinate moved", trial);
+            if (u < -1e-6f || u > 1.0f + 1e-6f)
+                fail_msg("trial %d: coordinate %d leaves the box", trial, i);
+            if (w[i] == 0.0f && delta[i] != 0.0f)
+                fail_msg("trial %d: w = 0 coordinate moved", trial);
             dot += (double)w[i] * u;
             norm = fmax(norm, fabs(delta[i]));
         }
@@ -256,7 +263,8 @@ static void test_fab_projection(void **state)
             /* Out of reach: the box's nearest extreme. */
             double near = b < lo ? lo : hi;
             if (fabs(dot - near) > scale)
-                fail_msg("trial %d: <w,u> = %g, expected the extreme %g (b = %g)", trial, dot, near, b);
+                fail_msg("trial %d: <w,u> = %g, expected the extreme %g (b = %g)", trial, dot, near,
+                         b);
             continue;
         }
         if (fabs(dot - b) > scale) fail_msg("trial %d: <w,u> = %g, expected %g", trial, dot, b);
@@ -268,7 +276,8 @@ static void test_fab_projection(void **state)
             if (l <= b && b <= h) z = mid;
             else a = mid;
         }
-        if (fabs(norm - z) > 1e-5) fail_msg("trial %d (d=%d): |delta| = %.8g, smallest %.8g", trial, d, norm, z);
+        if (fabs(norm - z) > 1e-5)
+            fail_msg("trial %d (d=%d): |delta| = %.8g, smallest %.8g", trial, d, norm, z);
     }
 }
 
@@ -304,7 +313,8 @@ static void test_fab_linear_known_answer(void **state)
                 float z[3];
                 lin_logits(&lm, adv + (size_t)i * D, 1, z);
                 if (fab_argmax(z, k) == y[i])
-                    fail_msg("k=%d targeted=%d example %d (distance %g) not flipped", k, targeted, i, want[i]);
+                    fail_msg("k=%d targeted=%d example %d (distance %g) not flipped", k, targeted,
+                             i, want[i]);
                 float r = fab_linf(adv + (size_t)i * D, x + (size_t)i * D, D);
                 assert_true(fabsf(r - dist[i]) < 1e-7f);
                 /* Never closer than the closed form; within 2% of it. */
@@ -354,7 +364,8 @@ static clasp_status mlp_logits(void *self, const float *x, int n, float *z)
         float *h = m->hbuf + (size_t)i * m->hid;
         for (int a = 0; a < m->hid; a++) {
             double s = m->b1[a];
-            for (int e = 0; e < m->d; e++) s += (double)m->w1[a * m->d + e] * x[(size_t)i * m->d + e];
+            for (int e = 0; e < m->d; e++)
+                s += (double)m->w1[a * m->d + e] * x[(size_t)i * m->d + e];
             h[a] = s > 0 ? (float)s : 0.0f;
         }
         for (int j = 0; j < m->k; j++) {
@@ -376,7 +387,8 @@ static clasp_status mlp_vjp(void *self, const float *dz, int n, float *dx)
         float dh[8];
         for (int a = 0; a < m->hid; a++) {
             double s = 0;
-            for (int j = 0; j < m->k; j++) s += (double)dz[(size_t)i * m->k + j] * m->w2[j * m->hid + a];
+            for (int j = 0; j < m->k; j++)
+                s += (double)dz[(size_t)i * m->k + j] * m->w2[j * m->hid + a];
             dh[a] = h[a] > 0 ? (float)s : 0.0f;
         }
         for (int e = 0; e < m->d; e++) {
@@ -426,8 +438,8 @@ static clasp_attack_instance *attack(const char *name, const char *const *kv)
 }
 
 /* Runs an attack; checks x untouched and pred = the model's prediction. */
-static void run(clasp_attack_instance *a, clasp_model *m, const float *xh, const int32_t *yh,
-                int n, uint64_t seed, float **adv, int32_t **pred_out)
+static void run(clasp_attack_instance *a, clasp_model *m, const float *xh, const int32_t *yh, int n,
+                uint64_t seed, float **adv, int32_t **pred_out)
 {
     assert_ok(tu_attack_run(ctx, a, m, xh, yh, n, seed, adv, pred_out));
 }
@@ -468,14 +480,16 @@ static void test_plugins_invariants(void **state)
         {"fab", {"eps=0.3", "steps=5", "targeted=false", NULL}, 0.3f},
     };
     for (size_t mi = 0; mi < sizeof models / sizeof models[0]; mi++) {
-        clasp_model *m = model_from(models[mi].arch, models[mi].c, models[mi].h, models[mi].w, 5 + mi);
+        clasp_model *m =
+            model_from(models[mi].arch, models[mi].c, models[mi].h, models[mi].w, 5 + mi);
         int d = models[mi].c * models[mi].h * models[mi].w;
         float *xh = malloc((size_t)NB * d * sizeof(float));
         int32_t yh[NB];
         tu_fill_random(xh, (size_t)NB * d, 11, 0.0f, 1.0f);
         xh[0] = 0.0f, xh[1] = 1.0f, xh[d + 3] = 0.0f, xh[2 * d + 4] = 1.0f;
         /* Labels = the clean prediction mostly, so there is work to do. */
-        clasp_tensor *xt = tu_tensor(ctx, 4, (int[]){NB, models[mi].c, models[mi].h, models[mi].w}, xh);
+        clasp_tensor *xt =
+            tu_tensor(ctx, 4, (int[]){NB, models[mi].c, models[mi].h, models[mi].w}, xh);
         clasp_tensor *pt = tu_tensor_i32(ctx, 1, (int[]){NB}, NULL);
         clasp_model_set_train(m, 0);
         assert_ok(clasp_model_predict(m, xt, pt));
@@ -494,14 +508,16 @@ static void test_plugins_invariants(void **state)
             assert_memory_equal(p1, p2, NB * sizeof *p1);
             for (int i = 0; i < NB * d; i++) {
                 if (!(a1[i] >= 0.0f && a1[i] <= 1.0f))
-                    fail_msg("%s case %zu: x_adv[%d] = %g outside [0,1]", cases[t].name, t, i, (double)a1[i]);
+                    fail_msg("%s case %zu: x_adv[%d] = %g outside [0,1]", cases[t].name, t, i,
+                             (double)a1[i]);
                 if (fabsf(a1[i] - xh[i]) > cases[t].eps)
                     fail_msg("%s case %zu: |x_adv - x| = %g > eps", cases[t].name, t,
                              (double)fabsf(a1[i] - xh[i]));
                 any_moved |= a1[i] != xh[i];
             }
             /* The misclassified example is left as it is. */
-            assert_memory_equal(a1 + (size_t)(NB - 1) * d, xh + (size_t)(NB - 1) * d, (size_t)d * sizeof(float));
+            assert_memory_equal(a1 + (size_t)(NB - 1) * d, xh + (size_t)(NB - 1) * d,
+                                (size_t)d * sizeof(float));
             for (int i = 0; i < NB; i++) assert_true(p1[i] >= 0 && p1[i] < models[mi].k);
             free(a1), free(a2), free(p1), free(p2);
             clasp_attack_free(a);

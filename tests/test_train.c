@@ -52,7 +52,8 @@ static double accuracy(clasp_ctx *ctx, clasp_model *m, const clasp_dataset *d)
         assert_ok(clasp_model_predict(m, x, pred));
         int32_t p[50];
         assert_ok(clasp_tensor_read(pred, p));
-        for (int i = 0; i < n; i++) correct += p[i] == d->y[clasp_batcher_index(b, first + (size_t)i)];
+        for (int i = 0; i < n; i++)
+            correct += p[i] == d->y[clasp_batcher_index(b, first + (size_t)i)];
     }
     clasp_model_set_train(m, 1);
     clasp_tensor_free(pred);
@@ -89,7 +90,8 @@ static void default_cnn_learns_bars(void **state)
         }
     }
     double after = accuracy(ctx, m, &test);
-    print_message("accuracy before %.3f after %.3f, loss %.3f -> %.3f\n", before, after, first_loss, loss);
+    print_message("accuracy before %.3f after %.3f, loss %.3f -> %.3f\n", before, after, first_loss,
+                  loss);
     assert_true(after >= 0.95);
     assert_true(loss < first_loss);
     clasp_batcher_free(b);

@@ -57,8 +57,8 @@ static int tiny_problems(int N, clasp_gemm_problem *out)
 static int find_problem(const clasp_gemm_problem *list, size_t n, const clasp_gemm_problem *q)
 {
     for (size_t i = 0; i < n; i++)
-        if (list[i].ta == q->ta && list[i].tb == q->tb && list[i].m == q->m &&
-            list[i].n == q->n && list[i].k == q->k)
+        if (list[i].ta == q->ta && list[i].tb == q->tb && list[i].m == q->m && list[i].n == q->n &&
+            list[i].k == q->k)
             return (int)i;
     return -1;
 }
@@ -93,8 +93,8 @@ static void check_gemm(clasp_ctx *ctx, int ta, int tb, int m, int n, int k)
     clasp_gemm_params p;
     assert_ok(clasp_gemm_choose(ctx, ta, tb, m, n, k, &p));
     if (!(err <= tol))
-        fail_msg("gemm t%d%d %dx%dx%d with %s %dx%d wg%d s%d o%d: rel err %g > %g", ta, tb, m, n,
-                 k, clasp_gemm_path_name(p.path), p.tm, p.tn, p.wg, p.splitk, p.order, err, tol);
+        fail_msg("gemm t%d%d %dx%dx%d with %s %dx%d wg%d s%d o%d: rel err %g > %g", ta, tb, m, n, k,
+                 clasp_gemm_path_name(p.path), p.tm, p.tn, p.wg, p.splitk, p.order, err, tol);
     free(got);
     clasp_tensor_free(ta_);
     clasp_tensor_free(tb_);
@@ -163,7 +163,8 @@ static void test_record(void **state)
     assert_ok(clasp_model_predict(m, x, pred));
     /* Explicit paths are the tuner's own calls, never part of a workload. */
     clasp_gemm_params gen = {.path = CLASP_GEMM_GENERAL};
-    clasp_tensor *a = tu_tensor(ctx, 1, (int[]){64}, NULL), *c = tu_tensor(ctx, 1, (int[]){64}, NULL);
+    clasp_tensor *a = tu_tensor(ctx, 1, (int[]){64}, NULL),
+                 *c = tu_tensor(ctx, 1, (int[]){64}, NULL);
     assert_ok(clasp_tensor_fill(a, 1.0f));
     assert_ok(clasp_gemm_with(ctx, &gen, 0, 0, 7, 7, 7, 1.0f, a, 0, 7, a, 0, 7, 0.0f, c, 0, 7));
     assert_ok(clasp_gemm_record(ctx, 0));
@@ -176,8 +177,8 @@ static void test_record(void **state)
     for (int i = 0; i < nw; i++) {
         int at = find_problem(got, n, &want[i]);
         if (at < 0)
-            fail_msg("problem t%d%d %dx%dx%d was not recorded", want[i].ta, want[i].tb,
-                     want[i].m, want[i].n, want[i].k);
+            fail_msg("problem t%d%d %dx%dx%d was not recorded", want[i].ta, want[i].tb, want[i].m,
+                     want[i].n, want[i].k);
         assert_true(got[at].calls >= 1);
     }
     /* Forward passes: training, input gradient, inference. */
@@ -225,7 +226,9 @@ static void test_tune_and_load(void **state)
     assert_int_equal(strncmp(path, dir, strlen(dir)), 0);
 
     clasp_tune_model w = {.model = m, .batch = TINY_BATCH};
-    clasp_tune_opts o = {.seconds = 2, .workload = clasp_tune_model_workload, .workload_user = &w,
+    clasp_tune_opts o = {.seconds = 2,
+                         .workload = clasp_tune_model_workload,
+                         .workload_user = &w,
                          .save = 1};
     clasp_tune_result r;
     assert_ok(clasp_tune_run(ctx, &o, &r));
@@ -251,8 +254,8 @@ static void test_tune_and_load(void **state)
         assert_int_not_equal(e->chosen.path, CLASP_GEMM_AUTO);
         /* This context uses the choices right away. */
         clasp_gemm_params p;
-        assert_ok(clasp_gemm_choose(ctx, want[i].ta, want[i].tb, want[i].m, want[i].n,
-                                    want[i].k, &p));
+        assert_ok(
+            clasp_gemm_choose(ctx, want[i].ta, want[i].tb, want[i].m, want[i].n, want[i].k, &p));
         assert_memory_equal(&p, &e->chosen, sizeof p);
     }
     assert_true(r.default_s > 0 && r.tuned_s > 0);
@@ -338,9 +341,8 @@ static const struct forced_line {
 
 static void forced_line_text(const struct forced_line *f, char *buf, size_t size)
 {
-    snprintf(buf, size, "%d %d %d %d %d %s %d %d %d %d %d 12.5\n", f->ta, f->tb, f->m, f->n,
-             f->k, clasp_gemm_path_name(f->p.path), f->p.tm, f->p.tn, f->p.wg, f->p.splitk,
-             f->p.order);
+    snprintf(buf, size, "%d %d %d %d %d %s %d %d %d %d %d 12.5\n", f->ta, f->tb, f->m, f->n, f->k,
+             clasp_gemm_path_name(f->p.path), f->p.tm, f->p.tn, f->p.wg, f->p.splitk, f->p.order);
 }
 
 static void test_forced_file(void **state)
@@ -427,7 +429,10 @@ static void test_corrupt_files(void **state)
     snprintf(bad[4], sizeof bad[4], "%s%s0 0 8 8 8 fastest 8 16 4 1 1 1.0\n", header, good);
     snprintf(bad[5], sizeof bad[5], "%s%s0 0 8 8 8 tiled 8 24 4 1 1 1.0\n", header, good);
     snprintf(bad[6], sizeof bad[6], "%s%s0 0 8 8 8 tiled 8 16 4 1 1 1.0 extra\n", header, good);
-    snprintf(bad[7], sizeof bad[7], "\x7f" "ELF\x01\x02\x03\n%s", good);
+    snprintf(bad[7], sizeof bad[7],
+             "\x7f"
+             "ELF\x01\x02\x03\n%s",
+             good);
     bad[8][0] = '\0'; /* empty */
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         tu_write_file(path, bad[i], strlen(bad[i]));
@@ -547,7 +552,9 @@ static void test_cache_off(void **state)
 
     /* Tuning still works, in memory. */
     clasp_tune_model w = {.model = m, .batch = TINY_BATCH};
-    clasp_tune_opts o = {.seconds = 1, .workload = clasp_tune_model_workload, .workload_user = &w,
+    clasp_tune_opts o = {.seconds = 1,
+                         .workload = clasp_tune_model_workload,
+                         .workload_user = &w,
                          .save = 1};
     clasp_tune_result r;
     assert_ok(clasp_tune_run(ctx, &o, &r));

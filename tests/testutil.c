@@ -174,14 +174,17 @@ void tu_assert_same_json(void *va_, void *vb_, const char *path)
     if (json_object_get_type(a) != json_object_get_type(b)) fail_msg("%s: types differ", path);
     switch (json_object_get_type(a)) {
     case json_type_object: {
-        json_object_object_foreach(a, key, va) {
+        json_object_object_foreach(a, key, va)
+        {
             if (is_timing(key)) continue;
             json_object *vb = NULL;
-            if (!json_object_object_get_ex(b, key, &vb)) fail_msg("%s.%s missing in the second report", path, key);
+            if (!json_object_object_get_ex(b, key, &vb))
+                fail_msg("%s.%s missing in the second report", path, key);
             snprintf(sub, sizeof sub, "%s.%s", path, key);
             tu_assert_same_json(va, vb, sub);
         }
-        if (json_object_object_length(a) != json_object_object_length(b)) fail_msg("%s: key counts differ", path);
+        if (json_object_object_length(a) != json_object_object_length(b))
+            fail_msg("%s: key counts differ", path);
         break;
     }
     case json_type_array: {
@@ -189,17 +192,20 @@ void tu_assert_same_json(void *va_, void *vb_, const char *path)
         if (n != json_object_array_length(b)) fail_msg("%s: array lengths differ", path);
         for (size_t i = 0; i < n; i++) {
             snprintf(sub, sizeof sub, "%s[%zu]", path, i);
-            tu_assert_same_json(json_object_array_get_idx(a, i), json_object_array_get_idx(b, i), sub);
+            tu_assert_same_json(json_object_array_get_idx(a, i), json_object_array_get_idx(b, i),
+                                sub);
         }
         break;
     }
     case json_type_double:
         if (json_object_get_double(a) != json_object_get_double(b))
-            fail_msg("%s: %.17g vs %.17g", path, json_object_get_double(a), json_object_get_double(b));
+            fail_msg("%s: %.17g vs %.17g", path, json_object_get_double(a),
+                     json_object_get_double(b));
         break;
     default:
         if (strcmp(json_object_to_json_string(a), json_object_to_json_string(b)) != 0)
-            fail_msg("%s: %s vs %s", path, json_object_to_json_string(a), json_object_to_json_string(b));
+            fail_msg("%s: %s vs %s", path, json_object_to_json_string(a),
+                     json_object_to_json_string(b));
     }
 }
 
@@ -228,8 +234,9 @@ clasp_attack_instance *tu_attack(void *reg, const char *name, const char *const 
     return a;
 }
 
-clasp_status tu_attack_run(clasp_ctx *ctx, clasp_attack_instance *a, clasp_model *m, const float *xh,
-                           const int32_t *yh, int n, uint64_t seed, float **adv, int32_t **pred_out)
+clasp_status tu_attack_run(clasp_ctx *ctx, clasp_attack_instance *a, clasp_model *m,
+                           const float *xh, const int32_t *yh, int n, uint64_t seed, float **adv,
+                           int32_t **pred_out)
 {
     int c, h, w;
     clasp_model_input_shape(m, &c, &h, &w);

@@ -13,12 +13,12 @@
 #include "clasp/tensor.h"
 
 /* Fails the test with clasp's last error message when s != CLASP_OK. */
-#define assert_ok(expr)                                                     \
-    do {                                                                    \
-        clasp_status assert_ok_s_ = (expr);                                 \
-        if (assert_ok_s_ != CLASP_OK)                                       \
+#define assert_ok(expr)                                                        \
+    do {                                                                       \
+        clasp_status assert_ok_s_ = (expr);                                    \
+        if (assert_ok_s_ != CLASP_OK)                                          \
             fail_msg("%s -> %s: %s", #expr, clasp_status_string(assert_ok_s_), \
-                     clasp_last_error());                                   \
+                     clasp_last_error());                                      \
     } while (0)
 
 /* A fresh temporary folder (mkdtemp); path written into buf. */
@@ -74,7 +74,8 @@ clasp_attack_instance *tu_attack(void *reg, const char *name, const char *const 
  * left untouched and that pred is the model's eval-mode prediction on
  * x_adv, and returns x_adv and pred (malloc'd); returns the attack's status
  * either way (the model's mode is as before). */
-clasp_status tu_attack_run(clasp_ctx *ctx, clasp_attack_instance *a, clasp_model *m, const float *xh,
-                           const int32_t *yh, int n, uint64_t seed, float **adv, int32_t **pred);
+clasp_status tu_attack_run(clasp_ctx *ctx, clasp_attack_instance *a, clasp_model *m,
+                           const float *xh, const int32_t *yh, int n, uint64_t seed, float **adv,
+                           int32_t **pred);
 
 #endif

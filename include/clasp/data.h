@@ -23,11 +23,11 @@ CLASP_API_BEGIN
 #define CLASP_CLASS_NAME_MAX 32
 
 typedef struct clasp_dataset {
-    size_t n;                 /* number of examples */
-    int c, h, w;              /* image shape */
+    size_t n;    /* number of examples */
+    int c, h, w; /* image shape */
     int num_classes;
-    float *x;                 /* n*c*h*w values in [0,1], owned */
-    int32_t *y;               /* n labels, owned */
+    float *x;   /* n*c*h*w values in [0,1], owned */
+    int32_t *y; /* n labels, owned */
     char class_names[CLASP_MAX_CLASSES][CLASP_CLASS_NAME_MAX];
 } clasp_dataset;
 
@@ -39,15 +39,14 @@ typedef struct clasp_dataset {
  * content, not name). Every label must be < num_classes. Errors name the
  * file and the byte offset: wrong magic, truncated data, count mismatch
  * between the two files, label out of range. On failure *out is zeroed. */
-clasp_status clasp_idx_load(const char *images_path, const char *labels_path,
-                            int num_classes, clasp_dataset *out);
+clasp_status clasp_idx_load(const char *images_path, const char *labels_path, int num_classes,
+                            clasp_dataset *out);
 
 /* Loads MNIST-layout files from `dir` (NULL = CLASP_FASHION_MNIST_DIR):
  * {train,t10k}-{images-idx3,labels-idx1}-ubyte, with or without ".gz".
  * `fashion` selects the class names (Fashion-MNIST's ten or digits).
  * CLASP_ERR_NOT_FOUND, naming both paths tried, when a file is absent. */
-clasp_status clasp_mnist_load(const char *dir, int train, int fashion,
-                              clasp_dataset *out);
+clasp_status clasp_mnist_load(const char *dir, int train, int fashion, clasp_dataset *out);
 
 /* Loads CIFAR-10 binary batches from `dir` (data_batch_1..5.bin for train,
  * test_batch.bin for test); class names from batches.meta.txt when present,
@@ -104,9 +103,8 @@ void clasp_dataset_free(clasp_dataset *d);
  * zeroed). n_val may be 0 (then *val is empty with n = 0). The same seed
  * always gives the same split. Both parts keep the original order of `all`.
  * On failure `all` is left intact. */
-clasp_status clasp_dataset_split(clasp_dataset *all, size_t n_val,
-                                 uint64_t seed, clasp_dataset *train,
-                                 clasp_dataset *val);
+clasp_status clasp_dataset_split(clasp_dataset *all, size_t n_val, uint64_t seed,
+                                 clasp_dataset *train, clasp_dataset *val);
 
 /* Keeps only the first n examples (n >= d->n leaves it unchanged). */
 void clasp_dataset_truncate(clasp_dataset *d, size_t n);

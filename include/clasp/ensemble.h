@@ -46,7 +46,6 @@ int clasp_autoattack_members(const char *version, const clasp_preset_member **ou
 clasp_status clasp_autoattack_find(const clasp_registry *r, const char *version, const char *plugin,
                                    const clasp_plugin_desc **out);
 
-
 /* Labels of an ensemble's members from their plugin names: the name, with
  * "#2", "#3" ... on repeats ("pgd", "pgd#2"). */
 void clasp_ensemble_member_labels(const char *const *plugins, int n, char (*labels)[64]);

@@ -24,20 +24,20 @@ extern "C" {
 CLASP_API_BEGIN
 
 typedef struct clasp_eval_result {
-    int num_classes;              /* K */
-    int64_t total;                /* examples seen */
-    int64_t *count;               /* [K] examples per true class */
-    int64_t *clean_correct;       /* [K] */
-    int64_t *robust_correct;      /* [K]; equals clean_correct without an attack */
-    int64_t *attack_success;      /* [K]; zeros without an attack */
-    int64_t *confusion;           /* [K*K] clean: confusion[true*K + predicted] */
-    int64_t *flow;                /* [K*K] under attack: flow[true*K + predicted] */
-    double seconds;               /* wall time of the whole pass */
-    double attack_seconds;        /* of which inside the attack */
+    int num_classes;         /* K */
+    int64_t total;           /* examples seen */
+    int64_t *count;          /* [K] examples per true class */
+    int64_t *clean_correct;  /* [K] */
+    int64_t *robust_correct; /* [K]; equals clean_correct without an attack */
+    int64_t *attack_success; /* [K]; zeros without an attack */
+    int64_t *confusion;      /* [K*K] clean: confusion[true*K + predicted] */
+    int64_t *flow;           /* [K*K] under attack: flow[true*K + predicted] */
+    double seconds;          /* wall time of the whole pass */
+    double attack_seconds;   /* of which inside the attack */
     /* Per example, in pass order (total entries): label, clean prediction
      * and prediction under the attack (an ensemble's worst case). */
     int32_t *ex_label, *ex_clean, *ex_adv;
-    size_t ex_cap;                /* (allocated entries) */
+    size_t ex_cap; /* (allocated entries) */
     /* Ensembles (n_members > 0): first_flip[class * n_members + j] counts
      * the clean-correct examples member j flipped first (they sum, per
      * class, to clean_correct - robust_correct); member_seconds[j] is the
@@ -65,7 +65,7 @@ typedef clasp_status (*clasp_eval_batch_fn)(void *user, size_t first, const clas
                                             const clasp_tensor *adv_pred);
 
 typedef struct clasp_eval_options {
-    clasp_attack_instance *attack;   /* NULL: clean evaluation only */
+    clasp_attack_instance *attack; /* NULL: clean evaluation only */
     /* n_members > 0: a cascade of these attacks instead of `attack` (see
      * clasp/ensemble.h): member 0 on the clean-correct examples, each later
      * one on those no earlier one flipped. robust_correct then counts the

@@ -48,17 +48,17 @@ typedef struct clasp_plan_plugin {
     char name[64];
     int n_params;
     char **keys, **values, **where;
-    char params_text[512];      /* "eps=0.1, steps=20, ..." */
-    char loc[160];              /* "file:line:col" of the block */
+    char params_text[512]; /* "eps=0.1, steps=20, ..." */
+    char loc[160];         /* "file:line:col" of the block */
 } clasp_plan_plugin;
 
 /* An attack to evaluate (one grid point), or an ensemble: a cascade of
  * attacks run by the host (clasp/ensemble.h), from an `ensemble:` entry or
  * the autoattack preset. */
 typedef struct clasp_plan_attack {
-    char label[160];            /* unique, e.g. "tpgd T=0.5" */
-    clasp_plan_plugin plugin;   /* a single attack (desc NULL for an ensemble) */
-    int n_members;              /* > 0: an ensemble of these, in cascade order */
+    char label[160];          /* unique, e.g. "tpgd T=0.5" */
+    clasp_plan_plugin plugin; /* a single attack (desc NULL for an ensemble) */
+    int n_members;            /* > 0: an ensemble of these, in cascade order */
     clasp_plan_plugin *members;
 } clasp_plan_attack;
 
@@ -71,22 +71,22 @@ double clasp_plan_attack_linf_eps(const clasp_plan_attack *a);
  * defense it wraps (both optional; a wrapped defense wraps no further). */
 typedef struct clasp_plan_defense {
     clasp_plan_plugin plugin;
-    clasp_plan_plugin *attack;          /* NULL: none declared here */
-    struct clasp_plan_defense *inner;   /* NULL: wraps nothing */
+    clasp_plan_plugin *attack;        /* NULL: none declared here */
+    struct clasp_plan_defense *inner; /* NULL: wraps nothing */
 } clasp_plan_defense;
 
 /* A model to train (one grid point). */
 typedef struct clasp_plan_model {
-    char name[128];             /* unique, e.g. "standard", "pgd-at eps=0.05" */
-    char file[160];             /* checkpoint file name in the output folder */
-    char arch[256];             /* this model's architecture; "" = model.arch */
-    clasp_plan_defense *defense;        /* NULL: standard training */
+    char name[128];              /* unique, e.g. "standard", "pgd-at eps=0.05" */
+    char file[160];              /* checkpoint file name in the output folder */
+    char arch[256];              /* this model's architecture; "" = model.arch */
+    clasp_plan_defense *defense; /* NULL: standard training */
 } clasp_plan_model;
 
 typedef enum clasp_lr_schedule {
     CLASP_LR_CONSTANT = 0,
-    CLASP_LR_COSINE = 1,        /* per batch, from lr down to 0 over all epochs */
-    CLASP_LR_STEP = 2,          /* lr * gamma^(milestones passed), per epoch */
+    CLASP_LR_COSINE = 1, /* per batch, from lr down to 0 over all epochs */
+    CLASP_LR_STEP = 2,   /* lr * gamma^(milestones passed), per epoch */
 } clasp_lr_schedule;
 
 #define CLASP_PLAN_MAX_MILESTONES 16
@@ -94,17 +94,17 @@ typedef enum clasp_lr_schedule {
 #define CLASP_PLAN_MAX_EXCLUDE 100
 
 typedef struct clasp_plan {
-    char *source;               /* the file as given (or the name given to parse) */
+    char *source; /* the file as given (or the name given to parse) */
     /* experiment */
     char name[128];
     uint64_t seed;
-    char *device;               /* NULL: CLASP_DEVICE / the default device */
+    char *device; /* NULL: CLASP_DEVICE / the default device */
     /* data */
-    char dataset[32];           /* fashion-mnist, mnist, cifar10 */
-    char *data_path;            /* NULL only for fashion-mnist's default folder */
-    size_t val_size;            /* examples split off the training set */
-    size_t train_size;          /* 0: all that remain after the split */
-    char data_loc[160];         /* "file:line:col" of the data section, for
+    char dataset[32];   /* fashion-mnist, mnist, cifar10 */
+    char *data_path;    /* NULL only for fashion-mnist's default folder */
+    size_t val_size;    /* examples split off the training set */
+    size_t train_size;  /* 0: all that remain after the split */
+    char data_loc[160]; /* "file:line:col" of the data section, for
                                    errors found when the data is loaded */
     /* data.exclude_classes: classes left out of training and validation
      * (names or indices as written; resolved against the data set's class
@@ -113,9 +113,9 @@ typedef struct clasp_plan {
     char exclude[CLASP_PLAN_MAX_EXCLUDE][32];
     char exclude_loc[CLASP_PLAN_MAX_EXCLUDE][160];
     /* model */
-    char *arch;                 /* "default", a preset ("wrn-34-10") or a clasp_arch_parse string */
+    char *arch; /* "default", a preset ("wrn-34-10") or a clasp_arch_parse string */
     char arch_loc[160];
-    int normalize;              /* channels of norm_mean/norm_std; 0: no input normalisation */
+    int normalize; /* channels of norm_mean/norm_std; 0: no input normalisation */
     float norm_mean[CLASP_NORMALIZE_MAX_C], norm_std[CLASP_NORMALIZE_MAX_C];
     /* train */
     int epochs, batch;
@@ -124,13 +124,13 @@ typedef struct clasp_plan {
     int n_milestones;
     int milestones[CLASP_PLAN_MAX_MILESTONES];
     double gamma;
-    size_t val_eval_size;       /* validation examples evaluated per epoch (0: all) */
-    int augment_pad;            /* random-crop padding in pixels (0: no crop) */
-    int augment_flip;           /* random horizontal flips */
+    size_t val_eval_size; /* validation examples evaluated per epoch (0: all) */
+    int augment_pad;      /* random-crop padding in pixels (0: no crop) */
+    int augment_flip;     /* random horizontal flips */
     int n_models;
     clasp_plan_model *models;
     /* evaluate */
-    size_t test_size;           /* first N test examples (0: all) */
+    size_t test_size; /* first N test examples (0: all) */
     int eval_batch;
     /* evaluate.l2_eps: L2 budgets at which unbounded attacks (cw) are
      * reported, ascending, each > 0; n_l2_eps may be 0. */
@@ -186,9 +186,9 @@ const clasp_plan_plugin *clasp_plan_model_attack(const clasp_plan_model *m);
  * for `clasp check`: attack cost = steps x restarts (x search steps) read
  * from the plugin's parameters when it has them, else 1. */
 typedef struct clasp_plan_work {
-    double train;               /* all models, all epochs */
-    double validate;            /* epoch-end validation */
-    double evaluate;            /* test evaluation, all attacks, all models */
+    double train;    /* all models, all epochs */
+    double validate; /* epoch-end validation */
+    double evaluate; /* test evaluation, all attacks, all models */
 } clasp_plan_work;
 void clasp_plan_estimate(const clasp_plan *p, size_t train_n, size_t val_n, size_t test_n,
                          clasp_plan_work *out);
@@ -217,7 +217,7 @@ typedef struct clasp_run_hooks {
 enum { CLASP_RUN_STEP_BATCH = 1, CLASP_RUN_STEP_ATTACK = 2 };
 
 typedef struct clasp_run_options {
-    int resume;                 /* continue from <output>/state.safetensors */
+    int resume; /* continue from <output>/state.safetensors */
     /* Set (to non-zero) by the caller's SIGINT handler; read between
      * batches. NULL: nothing interrupts the run. */
     volatile sig_atomic_t *stop;

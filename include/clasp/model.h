@@ -26,10 +26,10 @@ typedef enum clasp_layer_kind {
     CLASP_LAYER_RELU,
     CLASP_LAYER_MAXPOOL2D,
     CLASP_LAYER_FLATTEN,
-    CLASP_LAYER_BATCHNORM2D,   /* PyTorch's BatchNorm2d (eps 1e-5, momentum 0.1) */
-    CLASP_LAYER_ADD,           /* sum of two inputs of the same shape (skip connections) */
-    CLASP_LAYER_AVGPOOL2D,     /* average over kernel x kernel windows */
-    CLASP_LAYER_NORMALIZE,     /* (x - mean[c]) / std[c]: inputs and eps stay in [0,1] */
+    CLASP_LAYER_BATCHNORM2D, /* PyTorch's BatchNorm2d (eps 1e-5, momentum 0.1) */
+    CLASP_LAYER_ADD,         /* sum of two inputs of the same shape (skip connections) */
+    CLASP_LAYER_AVGPOOL2D,   /* average over kernel x kernel windows */
+    CLASP_LAYER_NORMALIZE,   /* (x - mean[c]) / std[c]: inputs and eps stay in [0,1] */
 } clasp_layer_kind;
 
 #define CLASP_LAYER_NAME_MAX 48
@@ -47,11 +47,11 @@ enum {
  * default to zero: a bias, the previous layer as input, automatic names. */
 typedef struct clasp_layer_spec {
     clasp_layer_kind kind;
-    int out;        /* conv: output channels; linear: output features */
-    int kernel;     /* conv, max-pool and avg-pool window */
-    int stride;     /* conv and pool stride (0 = kernel for pools, 1 for conv) */
-    int pad;        /* conv zero padding */
-    int no_bias;    /* conv/linear without a bias (as ResNets' convolutions) */
+    int out;     /* conv: output channels; linear: output features */
+    int kernel;  /* conv, max-pool and avg-pool window */
+    int stride;  /* conv and pool stride (0 = kernel for pools, 1 for conv) */
+    int pad;     /* conv zero padding */
+    int no_bias; /* conv/linear without a bias (as ResNets' convolutions) */
     /* Inputs: n_inputs 0 means the previous layer (the model input for the
      * first); otherwise indices of earlier layers, -1 for the model input. */
     int n_inputs;
@@ -60,7 +60,7 @@ typedef struct clasp_layer_spec {
      * "layer1.0.conv1.weight"); "" = automatic (conv1, fc1, bn1, ... in
      * order of kind). */
     char name[CLASP_LAYER_NAME_MAX];
-    int init;       /* CLASP_INIT_* for conv/linear */
+    int init; /* CLASP_INIT_* for conv/linear */
     /* normalize: per-channel mean and std (the model's input channels). */
     float mean[CLASP_NORMALIZE_MAX_C], std[CLASP_NORMALIZE_MAX_C];
 } clasp_layer_spec;
@@ -72,14 +72,14 @@ typedef struct clasp_model clasp_model;
  * output is the logits); checks that the layers fit together (a linear
  * layer after a 4-d output needs a flatten first, add's inputs agree, sizes
  * stay positive). Parameters are allocated but not initialised. */
-clasp_status clasp_model_new(clasp_ctx *ctx, const clasp_layer_spec *layers, int n_layers,
-                             int in_c, int in_h, int in_w, clasp_model **out);
+clasp_status clasp_model_new(clasp_ctx *ctx, const clasp_layer_spec *layers, int n_layers, int in_c,
+                             int in_h, int in_w, clasp_model **out);
 
 /* The default model (Madry et al.'s MNIST CNN): conv5x5-32 pad 2, relu,
  * maxpool 2, conv5x5-64 pad 2, relu, maxpool 2, flatten, fc 1024, relu,
  * fc num_classes. */
-clasp_status clasp_model_new_default(clasp_ctx *ctx, int in_c, int in_h, int in_w,
-                                     int num_classes, clasp_model **out);
+clasp_status clasp_model_new_default(clasp_ctx *ctx, int in_c, int in_h, int in_w, int num_classes,
+                                     clasp_model **out);
 
 /* Preset architectures whose parameter and buffer names are those of the
  * common PyTorch definitions of robust CIFAR models, so their state dicts
@@ -92,9 +92,9 @@ clasp_status clasp_model_new_default(clasp_ctx *ctx, int in_c, int in_h, int in_
  * A suffix "-wN" sets the base width (resnets: N instead of 64; WRN: the
  * 16 of the stem) so small variants run on a CPU: "preact-resnet18-w16".
  * normalize (NULL: none) puts a NORMALIZE layer with mean/std first. */
-clasp_status clasp_model_new_preset(clasp_ctx *ctx, const char *name, int in_c, int in_h,
-                                    int in_w, int num_classes, const float *mean,
-                                    const float *std, clasp_model **out);
+clasp_status clasp_model_new_preset(clasp_ctx *ctx, const char *name, int in_c, int in_h, int in_w,
+                                    int num_classes, const float *mean, const float *std,
+                                    clasp_model **out);
 /* 1 when `name` is a preset's name (with or without a width suffix). */
 int clasp_model_is_preset(const char *name);
 
@@ -155,8 +155,7 @@ int clasp_model_is_train(const clasp_model *m);
  * prediction and a small one would only saturate the softmax every attack
  * differentiates (gradient masking). offsets (num_classes floats) NULL
  * clears them. */
-clasp_status clasp_model_set_calibration(clasp_model *m, const float *offsets,
-                                         float temperature);
+clasp_status clasp_model_set_calibration(clasp_model *m, const float *offsets, float temperature);
 /* Reads the calibration; returns 0 when none is set. offsets may be NULL. */
 int clasp_model_calibration(const clasp_model *m, float *offsets, float *temperature);
 
@@ -170,8 +169,8 @@ clasp_status clasp_model_forward(clasp_model *m, const clasp_tensor *x,
  * param_grads, the parameter gradients are overwritten with this batch's;
  * when dx is not NULL it receives d/dx [N,C,H,W]. Skipping what is not
  * asked for saves work (attacks need dx only). */
-clasp_status clasp_model_backward(clasp_model *m, const clasp_tensor *dlogits,
-                                  int param_grads, clasp_tensor *dx);
+clasp_status clasp_model_backward(clasp_model *m, const clasp_tensor *dlogits, int param_grads,
+                                  clasp_tensor *dx);
 
 /* Forward and argmax: pred (int32 [N]). */
 clasp_status clasp_model_predict(clasp_model *m, const clasp_tensor *x, clasp_tensor *pred);
@@ -180,9 +179,9 @@ clasp_status clasp_model_predict(clasp_model *m, const clasp_tensor *x, clasp_te
  * computed in the model's current mode without touching parameter
  * gradients. Optionally returns per-example predictions of the clean
  * forward (pred may be NULL) and losses (loss may be NULL). */
-clasp_status clasp_model_input_grad(clasp_model *m, const clasp_tensor *x,
-                                    const clasp_tensor *y, float t, clasp_tensor *dx,
-                                    clasp_tensor *pred, clasp_tensor *loss);
+clasp_status clasp_model_input_grad(clasp_model *m, const clasp_tensor *x, const clasp_tensor *y,
+                                    float t, clasp_tensor *dx, clasp_tensor *pred,
+                                    clasp_tensor *loss);
 
 /* The L2 norm of each class's row of the classifier's weight: the last
  * linear layer of the graph, whose [K, in] weight maps features to the K

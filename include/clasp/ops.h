@@ -28,35 +28,32 @@ CLASP_API_BEGIN
  * (A is [K,M] when trans_a), op(B) is [K,N] (B is [N,K] when trans_b).
  * lda/ldb/ldc are row strides in elements. The implementation (clasp's
  * own kernels or CLBlast) is chosen per device and shape. */
-clasp_status clasp_gemm(clasp_ctx *ctx, int trans_a, int trans_b, int m, int n, int k,
-                        float alpha, const clasp_tensor *a, size_t off_a, int lda,
-                        const clasp_tensor *b, size_t off_b, int ldb, float beta,
-                        clasp_tensor *c, size_t off_c, int ldc);
+clasp_status clasp_gemm(clasp_ctx *ctx, int trans_a, int trans_b, int m, int n, int k, float alpha,
+                        const clasp_tensor *a, size_t off_a, int lda, const clasp_tensor *b,
+                        size_t off_b, int ldb, float beta, clasp_tensor *c, size_t off_c, int ldc);
 
 /* ---- layers ---------------------------------------------------------- */
 
 /* y[N,O,OH,OW] = conv(x[N,C,H,W], w[O,C,KH,KW]) + b[O] (b may be NULL),
  * OH = (H + 2*pad - KH)/stride + 1, likewise OW. */
 clasp_status clasp_conv2d_forward(const clasp_tensor *x, const clasp_tensor *w,
-                                  const clasp_tensor *b, int stride, int pad,
-                                  clasp_tensor *y);
+                                  const clasp_tensor *b, int stride, int pad, clasp_tensor *y);
 /* Gradients of the conv above given dy: dx (input), dw, db; any may be NULL. */
 clasp_status clasp_conv2d_backward(const clasp_tensor *x, const clasp_tensor *w,
-                                   const clasp_tensor *dy, int stride, int pad,
-                                   clasp_tensor *dx, clasp_tensor *dw, clasp_tensor *db);
+                                   const clasp_tensor *dy, int stride, int pad, clasp_tensor *dx,
+                                   clasp_tensor *dw, clasp_tensor *db);
 
 /* y[N,O] = x[N,I] * w[O,I]^T + b[O] (b may be NULL). */
 clasp_status clasp_linear_forward(const clasp_tensor *x, const clasp_tensor *w,
                                   const clasp_tensor *b, clasp_tensor *y);
 clasp_status clasp_linear_backward(const clasp_tensor *x, const clasp_tensor *w,
-                                   const clasp_tensor *dy, clasp_tensor *dx,
-                                   clasp_tensor *dw, clasp_tensor *db);
+                                   const clasp_tensor *dy, clasp_tensor *dx, clasp_tensor *dw,
+                                   clasp_tensor *db);
 
 /* y = max(x, 0); y may be x (in place). */
 clasp_status clasp_relu_forward(const clasp_tensor *x, clasp_tensor *y);
 /* dx = dy where y > 0 else 0 (y is the forward output); dx may be dy. */
-clasp_status clasp_relu_backward(const clasp_tensor *y, const clasp_tensor *dy,
-                                 clasp_tensor *dx);
+clasp_status clasp_relu_backward(const clasp_tensor *y, const clasp_tensor *dy, clasp_tensor *dx);
 
 /* Max pooling, window k, stride s, no padding: y[N,C,OH,OW] with
  * OH = (H - k)/s + 1; idx (int32, same shape as y) records the flat
@@ -144,8 +141,8 @@ clasp_status clasp_channel_affine(const clasp_tensor *x, const clasp_tensor *sca
  * NULL): loss[N]; dz[N,K] = grad_scale * d(loss[i])/dz = grad_scale * w[i] *
  * (p - onehot(y)) / T. */
 clasp_status clasp_softmax_xent(const clasp_tensor *z, const clasp_tensor *y, float t,
-                                const clasp_tensor *w, float grad_scale,
-                                clasp_tensor *loss, clasp_tensor *dz);
+                                const clasp_tensor *w, float grad_scale, clasp_tensor *loss,
+                                clasp_tensor *dz);
 
 /* KL(softmax(zp) || softmax(zq)) per row of logits zp, zq [N,K]:
  * loss[i] = sum_j p_ij (log p_ij - log q_ij). Outputs (each may be NULL):
@@ -190,8 +187,8 @@ clasp_status clasp_pgd_step(clasp_tensor *x, const clasp_tensor *g, const clasp_
  * then x_prev = x (the old x) and x = x_new. a = 1 is a plain projected
  * sign step. */
 clasp_status clasp_apgd_step(clasp_tensor *x, clasp_tensor *x_prev, const clasp_tensor *g,
-                             const clasp_tensor *x0, const clasp_tensor *eta, float a,
-                             float eps, float lo, float hi);
+                             const clasp_tensor *x0, const clasp_tensor *eta, float a, float eps,
+                             float lo, float hi);
 /* out[n] = sqrt(sum over example n of x^2), x[N,...], out[N]. */
 clasp_status clasp_l2_norm_per_sample(const clasp_tensor *x, clasp_tensor *out);
 /* y += alpha * x. */
@@ -228,8 +225,7 @@ clasp_status clasp_sum(const clasp_tensor *x, clasp_tensor *out);
 clasp_status clasp_argmax_rows(const clasp_tensor *z, clasp_tensor *out);
 /* dst[i,:] = src[idx[i],:] for src[M,D], int32 idx[N], dst[N,D]; works for
  * float and int32 tensors (dst has src's dtype). */
-clasp_status clasp_gather_rows(const clasp_tensor *src, const clasp_tensor *idx,
-                               clasp_tensor *dst);
+clasp_status clasp_gather_rows(const clasp_tensor *src, const clasp_tensor *idx, clasp_tensor *dst);
 /* The same from a data set kept as bytes: src holds m rows of d bytes
  * (packed into 32-bit words; d = dst's row size) and row r's byte b
  * becomes table[b] (256 floats). */
@@ -248,13 +244,12 @@ clasp_status clasp_bias_grad(const clasp_tensor *dy, clasp_tensor *db);
 /* SGD with momentum and weight decay, PyTorch's convention:
  * g' = g + wd*w; v = momentum*v + g'; w -= lr * v (v may be NULL when
  * momentum is 0). */
-clasp_status clasp_sgd_update(clasp_tensor *w, const clasp_tensor *g, clasp_tensor *v,
-                              float lr, float momentum, float weight_decay);
+clasp_status clasp_sgd_update(clasp_tensor *w, const clasp_tensor *g, clasp_tensor *v, float lr,
+                              float momentum, float weight_decay);
 /* Adam (t = step number from 1): m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
  * w -= lr * mhat / (sqrt(vhat) + eps). */
 clasp_status clasp_adam_update(clasp_tensor *w, const clasp_tensor *g, clasp_tensor *m,
-                               clasp_tensor *v, float lr, float b1, float b2, float eps,
-                               int t);
+                               clasp_tensor *v, float lr, float b1, float b2, float eps, int t);
 
 /* ---- random numbers (Philox4x32-10, counter based) ------------------- */
 

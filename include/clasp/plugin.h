@@ -88,29 +88,29 @@ typedef enum clasp_plugin_kind {
 /* ---- parameters ------------------------------------------------------ */
 
 typedef enum clasp_param_type {
-    CLASP_PARAM_FLOAT = 1,   /* double, within [min, max] */
-    CLASP_PARAM_INT = 2,     /* integer-valued, within [min, max] */
-    CLASP_PARAM_BOOL = 3,    /* 0 or 1 (YAML true/false) */
-    CLASP_PARAM_STRING = 4,  /* free text, e.g. the name of an inner attack */
+    CLASP_PARAM_FLOAT = 1,  /* double, within [min, max] */
+    CLASP_PARAM_INT = 2,    /* integer-valued, within [min, max] */
+    CLASP_PARAM_BOOL = 3,   /* 0 or 1 (YAML true/false) */
+    CLASP_PARAM_STRING = 4, /* free text, e.g. the name of an inner attack */
 } clasp_param_type;
 
 /* No `size`: plugins hand the host an array of these, so the element size
  * is part of the ABI; a new kind of information about a parameter would be
  * a new array beside it, under a new ABI version. */
 typedef struct clasp_param_spec {
-    const char *name;        /* [A-Za-z][A-Za-z0-9_]*, unique within the plugin
+    const char *name; /* [A-Za-z][A-Za-z0-9_]*, unique within the plugin
                                 (case matters: tpgd's temperature is "T") */
     clasp_param_type type;
-    double def;              /* default for FLOAT/INT/BOOL */
-    double min, max;         /* inclusive range for FLOAT/INT */
-    const char *def_string;  /* default for STRING (may be NULL = "") */
-    const char *doc;         /* one line */
+    double def;             /* default for FLOAT/INT/BOOL */
+    double min, max;        /* inclusive range for FLOAT/INT */
+    const char *def_string; /* default for STRING (may be NULL = "") */
+    const char *doc;        /* one line */
 } clasp_param_spec;
 
 /* No `size`: an array element made by the host (as clasp_param_spec). */
 typedef struct clasp_param_value {
-    double num;              /* FLOAT, INT, BOOL */
-    const char *str;         /* STRING */
+    double num;      /* FLOAT, INT, BOOL */
+    const char *str; /* STRING */
 } clasp_param_value;
 
 /* The validated parameters handed to create(): values[i] belongs to
@@ -164,9 +164,9 @@ typedef struct clasp_attack_fns {
  * used through clasp_attack_run(). */
 typedef struct clasp_attack_instance clasp_attack_instance;
 /* Runs an attack instance (handles eval mode and the batch tensors). */
-clasp_status clasp_attack_run(clasp_attack_instance *a, clasp_model *model,
-                              const clasp_tensor *x, const clasp_tensor *y, clasp_rng *rng,
-                              clasp_tensor *x_adv, clasp_tensor *pred);
+clasp_status clasp_attack_run(clasp_attack_instance *a, clasp_model *model, const clasp_tensor *x,
+                              const clasp_tensor *y, clasp_rng *rng, clasp_tensor *x_adv,
+                              clasp_tensor *pred);
 /* The same with the model in train mode when train is non-zero (BatchNorm
  * then normalises with each attack batch's statistics and updates its
  * running ones, as some adversarial-training recipes run their inner
@@ -192,7 +192,7 @@ typedef struct clasp_class_metrics {
 
 /* What the host gives a defense at each call. */
 typedef struct clasp_defense_env {
-    size_t size;                   /* sizeof(clasp_defense_env) of the host */
+    size_t size; /* sizeof(clasp_defense_env) of the host */
     clasp_model *model;
     int num_classes;
     /* The inner attack declared in the experiment's defense block
@@ -212,8 +212,8 @@ typedef struct clasp_defense_env {
      * (calibration). Whole split on the device; labels int32. */
     const clasp_tensor *val_x;
     const clasp_tensor *val_y;
-    int epoch;                     /* 0-based */
-    int epochs;                    /* total planned */
+    int epoch;  /* 0-based */
+    int epochs; /* total planned */
     uint64_t seed;
 } clasp_defense_env;
 
@@ -239,9 +239,8 @@ typedef struct clasp_defense_fns {
      * over the batch. The host applies the optimiser step afterwards and
      * leaves the model in train mode before the call. *loss (host float,
      * may be NULL: then avoid reading it back) receives the mean loss. */
-    clasp_status (*train_step)(void *state, const clasp_defense_env *env,
-                               const clasp_tensor *x, const clasp_tensor *y, clasp_rng *rng,
-                               float *loss);
+    clasp_status (*train_step)(void *state, const clasp_defense_env *env, const clasp_tensor *x,
+                               const clasp_tensor *y, clasp_rng *rng, float *loss);
     /* MAY be NULL. After each epoch, with class-wise validation metrics. */
     clasp_status (*epoch_end)(void *state, const clasp_defense_env *env,
                               const clasp_class_metrics *val);
@@ -259,8 +258,8 @@ typedef struct clasp_defense_fns {
  * wrapper's (or a clasp_defense_env_copy of it); the inner defense gets
  * the host's copy of it with `inner` cleared when it names d. */
 clasp_status clasp_defense_run_step(clasp_defense_instance *d, const clasp_defense_env *env,
-                                    const clasp_tensor *x, const clasp_tensor *y,
-                                    clasp_rng *rng, float *loss);
+                                    const clasp_tensor *x, const clasp_tensor *y, clasp_rng *rng,
+                                    float *loss);
 clasp_status clasp_defense_run_epoch_end(clasp_defense_instance *d, const clasp_defense_env *env,
                                          const clasp_class_metrics *val);
 
@@ -274,13 +273,13 @@ typedef struct clasp_plugin_desc {
      * mismatch before touching anything else. */
     uint32_t abi_version;
     clasp_plugin_kind kind;
-    const char *name;            /* [a-z][a-z0-9_-]*, unique among loaded plugins */
-    const char *version;         /* the plugin's own version, e.g. "1.0" */
-    const char *summary;         /* one line */
+    const char *name;    /* [a-z][a-z0-9_-]*, unique among loaded plugins */
+    const char *version; /* the plugin's own version, e.g. "1.0" */
+    const char *summary; /* one line */
     int n_params;
     const clasp_param_spec *params;
-    const clasp_attack_fns *attack;    /* kind == ATTACK: MUST be set */
-    const clasp_defense_fns *defense;  /* kind == DEFENSE: MUST be set */
+    const clasp_attack_fns *attack;   /* kind == ATTACK: MUST be set */
+    const clasp_defense_fns *defense; /* kind == DEFENSE: MUST be set */
 } clasp_plugin_desc;
 
 typedef const clasp_plugin_desc *(*clasp_plugin_entry_fn)(void);

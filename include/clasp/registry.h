@@ -37,19 +37,19 @@ typedef struct clasp_registry clasp_registry;
 
 /* Where a loaded plugin came from. */
 typedef enum clasp_plugin_origin {
-    CLASP_ORIGIN_BUILTIN = 1,  /* build tree or install folder */
-    CLASP_ORIGIN_PATH = 2,     /* a CLASP_PLUGIN_PATH folder (or a file given directly) */
+    CLASP_ORIGIN_BUILTIN = 1, /* build tree or install folder */
+    CLASP_ORIGIN_PATH = 2,    /* a CLASP_PLUGIN_PATH folder (or a file given directly) */
 } clasp_plugin_origin;
 
 typedef struct clasp_plugin_info {
     const clasp_plugin_desc *desc;
-    const char *path;          /* the .so file as found */
+    const char *path; /* the .so file as found */
     clasp_plugin_origin origin;
 } clasp_plugin_info;
 
 typedef struct clasp_plugin_refusal {
-    const char *path;          /* the file refused */
-    const char *reason;        /* one line, names what was expected */
+    const char *path;   /* the file refused */
+    const char *reason; /* one line, names what was expected */
 } clasp_plugin_refusal;
 
 /* An empty registry. */
@@ -93,8 +93,8 @@ const clasp_plugin_refusal *clasp_registry_refusal(const clasp_registry *r, int 
 /* The plugin of that name and kind. CLASP_ERR_NOT_FOUND, with a message
  * listing the plugins of that kind (and naming a refusal of that name, if
  * any), when there is none. */
-clasp_status clasp_registry_find(const clasp_registry *r, const char *name,
-                                 clasp_plugin_kind kind, const clasp_plugin_desc **out);
+clasp_status clasp_registry_find(const clasp_registry *r, const char *name, clasp_plugin_kind kind,
+                                 const clasp_plugin_desc **out);
 
 /* Text form of a kind: "attack", "defense". */
 const char *clasp_plugin_kind_name(clasp_plugin_kind kind);
@@ -120,8 +120,8 @@ clasp_status clasp_params_build(const clasp_plugin_desc *desc, const char *const
 
 /* The same from "key=value" strings (as given to `--set`). Messages are
  * prefixed with `where` (may be NULL) and the pair's text. */
-clasp_status clasp_params_parse_kv(const clasp_plugin_desc *desc, const char *const *pairs,
-                                   int n, const char *where, clasp_params *out);
+clasp_status clasp_params_parse_kv(const clasp_plugin_desc *desc, const char *const *pairs, int n,
+                                   const char *where, clasp_params *out);
 
 /* Frees what clasp_params_build made; safe on an empty or zeroed set. */
 void clasp_params_free(clasp_params *p);
@@ -144,9 +144,9 @@ clasp_status clasp_plugin_desc_check(const clasp_plugin_desc *desc);
 /* Makes an attack instance: finds `name` among the attacks, validates the
  * parameters as clasp_params_build does, and calls the plugin's create().
  * Run it with clasp_attack_run() (plugin.h). */
-clasp_status clasp_attack_new(const clasp_registry *r, const char *name,
-                              const char *const *keys, const char *const *values,
-                              const char *const *where, int n, clasp_attack_instance **out);
+clasp_status clasp_attack_new(const clasp_registry *r, const char *name, const char *const *keys,
+                              const char *const *values, const char *const *where, int n,
+                              clasp_attack_instance **out);
 /* The same from a descriptor (no registry needed; e.g. a statically linked
  * attack). desc must outlive the instance. */
 clasp_status clasp_attack_new_desc(const clasp_plugin_desc *desc, const char *const *keys,
@@ -161,9 +161,9 @@ const clasp_params *clasp_attack_params(const clasp_attack_instance *a);
 
 /* Defense instances, likewise. The host makes the inner attack / wrapped
  * defense instances itself and passes them in clasp_defense_env. */
-clasp_status clasp_defense_new(const clasp_registry *r, const char *name,
-                               const char *const *keys, const char *const *values,
-                               const char *const *where, int n, clasp_defense_instance **out);
+clasp_status clasp_defense_new(const clasp_registry *r, const char *name, const char *const *keys,
+                               const char *const *values, const char *const *where, int n,
+                               clasp_defense_instance **out);
 clasp_status clasp_defense_new_desc(const clasp_plugin_desc *desc, const char *const *keys,
                                     const char *const *values, const char *const *where, int n,
                                     clasp_defense_instance **out);

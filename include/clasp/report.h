@@ -22,24 +22,24 @@ CLASP_API_BEGIN
 
 /* One attack (one grid point of its parameters) on one model. */
 typedef struct clasp_attack_report {
-    char label[160];          /* e.g. "pgd eps=0.1 steps=20" (unique within a model) */
-    char plugin[64];          /* plugin name, e.g. "pgd" */
-    char params[512];         /* resolved parameters as "k=v, k=v" */
-    int64_t *count;           /* examples per class */
-    int64_t *clean_correct;   /* per class */
-    int64_t *robust_correct;  /* per class: adversarial prediction == label */
-    int64_t *success;         /* per class: clean-correct examples the attack flipped */
-    int64_t *flow;            /* [true][adv prediction] counts */
-    double seconds;           /* wall time of the attack */
+    char label[160];         /* e.g. "pgd eps=0.1 steps=20" (unique within a model) */
+    char plugin[64];         /* plugin name, e.g. "pgd" */
+    char params[512];        /* resolved parameters as "k=v, k=v" */
+    int64_t *count;          /* examples per class */
+    int64_t *clean_correct;  /* per class */
+    int64_t *robust_correct; /* per class: adversarial prediction == label */
+    int64_t *success;        /* per class: clean-correct examples the attack flipped */
+    int64_t *flow;           /* [true][adv prediction] counts */
+    double seconds;          /* wall time of the attack */
     /* Ensembles and worst cases (see clasp/ensemble.h). */
-    double linf_eps;          /* L-infinity budget; 0: not an L-infinity attack (cw) */
-    int derived;              /* made by the report: the worst case over the
+    double linf_eps; /* L-infinity budget; 0: not an L-infinity attack (cw) */
+    int derived;     /* made by the report: the worst case over the
                                  entries named in member_labels */
-    int n_members;            /* > 0: an ensemble (or worst case) of these */
+    int n_members;   /* > 0: an ensemble (or worst case) of these */
     char (*member_labels)[160];
-    int64_t *first_flip;      /* [class * n_members + j]: clean-correct examples
+    int64_t *first_flip;    /* [class * n_members + j]: clean-correct examples
                                  member j flipped first */
-    double *member_seconds;   /* [n_members] time inside each member (ensembles) */
+    double *member_seconds; /* [n_members] time inside each member (ensembles) */
     /* Per example (n_examples of the model report; NULL: not kept): the
      * prediction under the attack, an ensemble's worst case. */
     int32_t *adv_pred;
@@ -57,28 +57,28 @@ typedef struct clasp_attack_report {
 
 /* One epoch of training. */
 typedef struct clasp_epoch_report {
-    int epoch;                /* 1-based */
-    double train_loss;        /* mean over the epoch */
+    int epoch;         /* 1-based */
+    double train_loss; /* mean over the epoch */
     double lr;
     double seconds;
-    int64_t *val_count;       /* per class (NULL when no validation split) */
-    int64_t *val_clean;       /* per class clean correct on validation */
-    int64_t *val_robust;      /* per class robust correct on validation (may be NULL) */
-    float *class_weights;     /* per-class loss weights in use (NULL when none) */
+    int64_t *val_count;   /* per class (NULL when no validation split) */
+    int64_t *val_clean;   /* per class clean correct on validation */
+    int64_t *val_robust;  /* per class robust correct on validation (may be NULL) */
+    float *class_weights; /* per-class loss weights in use (NULL when none) */
 } clasp_epoch_report;
 
 /* One trained model: a defense (or standard training) with its settings. */
 typedef struct clasp_model_report {
-    char name[128];           /* unique, e.g. "standard", "pgd-at", "trades beta=6" */
-    char defense[64];         /* plugin name, "" for standard training */
-    char params[512];         /* resolved defense parameters "k=v, ..." */
-    char checkpoint[512];     /* path relative to the output folder */
+    char name[128];       /* unique, e.g. "standard", "pgd-at", "trades beta=6" */
+    char defense[64];     /* plugin name, "" for standard training */
+    char params[512];     /* resolved defense parameters "k=v, ..." */
+    char checkpoint[512]; /* path relative to the output folder */
     int n_epochs;
     clasp_epoch_report *epochs;
     int n_attacks;
     clasp_attack_report *attacks;
-    int calibrated;           /* inference-time calibration in use */
-    float *calib_offsets;     /* per class, when calibrated */
+    int calibrated;       /* inference-time calibration in use */
+    float *calib_offsets; /* per class, when calibrated */
     float calib_temperature;
     double train_seconds, eval_seconds;
     /* Per example of the evaluated test subset (0 / NULL: not kept): label
@@ -96,12 +96,12 @@ typedef struct clasp_report {
     char device[256];
     uint64_t seed;
     char dataset[64];
-    size_t train_size, val_size, test_size;  /* test_size = evaluated subset */
+    size_t train_size, val_size, test_size; /* test_size = evaluated subset */
     int num_classes;
-    char (*class_names)[32];                 /* num_classes names */
-    const char *config_yaml;                 /* resolved config (defaults filled) as YAML text */
-    const char *config_path;                 /* the experiment file as given */
-    char started[32];                        /* ISO 8601 UTC */
+    char (*class_names)[32]; /* num_classes names */
+    const char *config_yaml; /* resolved config (defaults filled) as YAML text */
+    const char *config_path; /* the experiment file as given */
+    char started[32];        /* ISO 8601 UTC */
     double wall_seconds;
     int n_models;
     clasp_model_report *models;

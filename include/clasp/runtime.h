@@ -21,17 +21,17 @@ CLASP_API_BEGIN
 typedef struct clasp_ctx clasp_ctx;
 
 typedef struct clasp_device_info {
-    int platform;                 /* platform index */
-    int device;                   /* device index within the platform */
+    int platform; /* platform index */
+    int device;   /* device index within the platform */
     char platform_name[128];
     char name[128];
     char vendor[128];
-    char version[128];            /* CL_DEVICE_VERSION */
-    char driver[128];             /* CL_DRIVER_VERSION */
-    int is_gpu;                   /* CL_DEVICE_TYPE_GPU */
-    int is_cpu;                   /* CL_DEVICE_TYPE_CPU */
-    uint64_t global_mem;          /* bytes */
-    uint64_t max_alloc;           /* bytes, CL_DEVICE_MAX_MEM_ALLOC_SIZE */
+    char version[128];   /* CL_DEVICE_VERSION */
+    char driver[128];    /* CL_DRIVER_VERSION */
+    int is_gpu;          /* CL_DEVICE_TYPE_GPU */
+    int is_cpu;          /* CL_DEVICE_TYPE_CPU */
+    uint64_t global_mem; /* bytes */
+    uint64_t max_alloc;  /* bytes, CL_DEVICE_MAX_MEM_ALLOC_SIZE */
     unsigned compute_units;
     size_t max_work_group;
 } clasp_device_info;
@@ -45,13 +45,13 @@ clasp_status clasp_device_list(clasp_device_info **out, size_t *n);
  * "P:D" (platform and device indices) or a case-insensitive substring of
  * "platform name device name". An unknown value is CLASP_ERR_NOT_FOUND with
  * a message listing the valid choices. */
-clasp_status clasp_device_choose(const char *spec, const clasp_device_info *list,
-                                 size_t n, size_t *index);
+clasp_status clasp_device_choose(const char *spec, const clasp_device_info *list, size_t n,
+                                 size_t *index);
 
 /* Which conv/pool/norm kernels run: the CPU-vectorised ones or the
  * portable per-element ones. */
 typedef enum clasp_kernel_set {
-    CLASP_KERNELS_AUTO = 0,     /* vectorised on CPU devices, generic on GPUs */
+    CLASP_KERNELS_AUTO = 0, /* vectorised on CPU devices, generic on GPUs */
     CLASP_KERNELS_GENERIC = 1,
     CLASP_KERNELS_VECTOR = 2,
 } clasp_kernel_set;

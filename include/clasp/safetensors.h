@@ -25,20 +25,20 @@ CLASP_API_BEGIN
 typedef enum clasp_st_dtype { CLASP_ST_F32 = 0, CLASP_ST_I32 = 1, CLASP_ST_I64 = 2 } clasp_st_dtype;
 
 typedef struct clasp_st_tensor {
-    char *name;                        /* owned */
+    char *name; /* owned */
     clasp_st_dtype dtype;
     int ndim;
     int64_t shape[CLASP_ST_MAX_DIMS];
     size_t numel;
-    void *data;                        /* numel elements, owned */
+    void *data; /* numel elements, owned */
 } clasp_st_tensor;
 
 typedef struct clasp_st_file {
     size_t n_tensors;
-    clasp_st_tensor *tensors;          /* owned, in file (header) order */
+    clasp_st_tensor *tensors; /* owned, in file (header) order */
     size_t n_meta;
-    char **meta_keys;                  /* owned */
-    char **meta_values;                /* owned */
+    char **meta_keys;   /* owned */
+    char **meta_values; /* owned */
     /* After clasp_st_read: 1 when the file carried clasp's checksum
      * (metadata "clasp.crc32", written by clasp_st_write) and it matched.
      * A mismatch is a read error; 0 means a file without one (written by
@@ -50,13 +50,11 @@ typedef struct clasp_st_file {
 void clasp_st_init(clasp_st_file *f);
 
 /* Appends a tensor (data copied). Duplicate names are an error. */
-clasp_status clasp_st_add(clasp_st_file *f, const char *name,
-                          clasp_st_dtype dtype, int ndim,
+clasp_status clasp_st_add(clasp_st_file *f, const char *name, clasp_st_dtype dtype, int ndim,
                           const int64_t *shape, const void *data);
 
 /* Sets a metadata string (replaces an existing key). */
-clasp_status clasp_st_set_meta(clasp_st_file *f, const char *key,
-                               const char *value);
+clasp_status clasp_st_set_meta(clasp_st_file *f, const char *key, const char *value);
 
 /* Writes atomically to `path` (temporary file + fsync + rename), with a
  * CRC-32 of the metadata, tensor names and data in the metadata key

@@ -24,30 +24,29 @@ typedef enum clasp_dtype { CLASP_F32 = 0, CLASP_I32 = 1 } clasp_dtype;
 
 typedef struct clasp_tensor {
     clasp_ctx *ctx;
-    void *buf;                 /* cl_mem */
+    void *buf; /* cl_mem */
     clasp_dtype dtype;
     int ndim;
     int shape[CLASP_MAX_DIMS];
     size_t numel;
-    size_t capacity;           /* elements the buffer holds (>= numel) */
+    size_t capacity; /* elements the buffer holds (>= numel) */
 } clasp_tensor;
 
 /* New uninitialised tensor. */
-clasp_status clasp_tensor_new(clasp_ctx *ctx, clasp_dtype dtype, int ndim,
-                              const int *shape, clasp_tensor **out);
+clasp_status clasp_tensor_new(clasp_ctx *ctx, clasp_dtype dtype, int ndim, const int *shape,
+                              clasp_tensor **out);
 /* Shorthands for float32 tensors of 1, 2 and 4 dimensions. */
 clasp_status clasp_tensor_new1(clasp_ctx *ctx, int n0, clasp_tensor **out);
 clasp_status clasp_tensor_new2(clasp_ctx *ctx, int n0, int n1, clasp_tensor **out);
-clasp_status clasp_tensor_new4(clasp_ctx *ctx, int n0, int n1, int n2, int n3,
-                               clasp_tensor **out);
+clasp_status clasp_tensor_new4(clasp_ctx *ctx, int n0, int n1, int n2, int n3, clasp_tensor **out);
 
 /* Returns the buffer to the pool; NULL is harmless. */
 void clasp_tensor_free(clasp_tensor *t);
 
 /* Makes *t have the given shape, reusing its buffer when large enough
  * (allocating *t when NULL). Contents are undefined afterwards. */
-clasp_status clasp_tensor_ensure(clasp_ctx *ctx, clasp_tensor **t, clasp_dtype dtype,
-                                 int ndim, const int *shape);
+clasp_status clasp_tensor_ensure(clasp_ctx *ctx, clasp_tensor **t, clasp_dtype dtype, int ndim,
+                                 const int *shape);
 
 /* Changes the shape without moving data; numel must not change. */
 clasp_status clasp_tensor_reshape(clasp_tensor *t, int ndim, const int *shape);
@@ -58,8 +57,7 @@ clasp_status clasp_tensor_read(const clasp_tensor *t, void *host);
 /* Part of a tensor: `count` elements starting at element `offset`. */
 clasp_status clasp_tensor_write_part(clasp_tensor *t, size_t offset, size_t count,
                                      const void *host);
-clasp_status clasp_tensor_read_part(const clasp_tensor *t, size_t offset, size_t count,
-                                    void *host);
+clasp_status clasp_tensor_read_part(const clasp_tensor *t, size_t offset, size_t count, void *host);
 
 /* Device-side copy (same numel and dtype) and fill. */
 clasp_status clasp_tensor_copy(clasp_tensor *dst, const clasp_tensor *src);

@@ -37,22 +37,22 @@ CLASP_API_BEGIN
 /* ---- GEMM implementations ------------------------------------------- */
 
 typedef enum clasp_gemm_path {
-    CLASP_GEMM_AUTO = 0,   /* let clasp choose (recorded choice, else heuristic) */
-    CLASP_GEMM_GENERAL,    /* own kernel, one element per work-item, any shape */
-    CLASP_GEMM_TILED,      /* own register-tiled kernel, with transposes/split-K */
-    CLASP_GEMM_CLBLAST,    /* CLBlast's Sgemm */
-    CLASP_GEMM_DOT,        /* own NT-only kernel in dot-product form, split-K */
+    CLASP_GEMM_AUTO = 0, /* let clasp choose (recorded choice, else heuristic) */
+    CLASP_GEMM_GENERAL,  /* own kernel, one element per work-item, any shape */
+    CLASP_GEMM_TILED,    /* own register-tiled kernel, with transposes/split-K */
+    CLASP_GEMM_CLBLAST,  /* CLBlast's Sgemm */
+    CLASP_GEMM_DOT,      /* own NT-only kernel in dot-product form, split-K */
     CLASP_GEMM_PATH_COUNT_
 } clasp_gemm_path;
 
 /* One candidate implementation. Zero fields mean "default for the shape". */
 typedef struct clasp_gemm_params {
     clasp_gemm_path path;
-    int tm, tn;   /* tile of C per work-item: TILED tm 1..16, tn 16|32;
+    int tm, tn; /* tile of C per work-item: TILED tm 1..16, tn 16|32;
                    * DOT tm, tn 1..8 */
-    int wg;       /* TILED, DOT: work-items per group along M */
-    int splitk;   /* TILED, DOT: number of K chunks (1 = no split) */
-    int order;    /* TILED, DOT: 1 = work-items walk along N first, 2 = along M */
+    int wg;     /* TILED, DOT: work-items per group along M */
+    int splitk; /* TILED, DOT: number of K chunks (1 = no split) */
+    int order;  /* TILED, DOT: 1 = work-items walk along N first, 2 = along M */
 } clasp_gemm_params;
 
 /* One line for a choice, e.g. "tiled 4x16 wg8 s1 o1" or "clblast". */
@@ -65,8 +65,8 @@ const char *clasp_gemm_path_name(clasp_gemm_path p);
  * heuristic's pick), ignoring forced and recorded choices;
  * CLASP_ERR_UNSUPPORTED when p cannot run it. The tuner's check that a
  * stored choice still fits. */
-clasp_status clasp_gemm_resolve(const clasp_ctx *ctx, int trans_a, int trans_b, int m, int n,
-                                int k, clasp_gemm_params *p);
+clasp_status clasp_gemm_resolve(const clasp_ctx *ctx, int trans_a, int trans_b, int m, int n, int k,
+                                clasp_gemm_params *p);
 
 /* One GEMM problem as clasp_gemm sees it; calls counts how often a
  * recording saw it (0 elsewhere). */
@@ -80,16 +80,15 @@ typedef struct clasp_gemm_problem {
 /* One problem's outcome. From a file only prob, chosen and gflops are set. */
 typedef struct clasp_tune_entry {
     clasp_gemm_problem prob;
-    clasp_gemm_params chosen;       /* fully resolved */
-    clasp_gemm_params dflt;         /* the heuristic's pick, resolved */
-    double gflops, default_gflops;  /* best times measured; 0 when unknown */
-    int n_candidates, n_timed;      /* candidates listed, and actually timed */
+    clasp_gemm_params chosen;      /* fully resolved */
+    clasp_gemm_params dflt;        /* the heuristic's pick, resolved */
+    double gflops, default_gflops; /* best times measured; 0 when unknown */
+    int n_candidates, n_timed;     /* candidates listed, and actually timed */
 } clasp_tune_entry;
 
 /* Told before each problem (done of total finished; what: the problem) and
  * once at the end (done == total, what NULL). */
-typedef void (*clasp_tune_progress_fn)(void *user, size_t done, size_t total,
-                                       const char *what);
+typedef void (*clasp_tune_progress_fn)(void *user, size_t done, size_t total, const char *what);
 
 /* Runs the workload to tune for on ctx, once: the tuner records the GEMM
  * problems it issues (clasp_gemm calls on ctx). It MUST leave the caller's
@@ -98,25 +97,25 @@ typedef void (*clasp_tune_progress_fn)(void *user, size_t done, size_t total,
 typedef clasp_status (*clasp_tune_workload_fn)(void *user, clasp_ctx *ctx);
 
 typedef struct clasp_tune_opts {
-    double seconds;             /* total budget; 0: 120 */
+    double seconds; /* total budget; 0: 120 */
     /* MUST be set: what to record (e.g. clasp_tune_model_workload with a
      * clasp_tune_model as workload_user). */
     clasp_tune_workload_fn workload;
     void *workload_user;
-    int save;                   /* merge the results into the device's file */
+    int save; /* merge the results into the device's file */
     clasp_tune_progress_fn progress;
     void *user;
 } clasp_tune_opts;
 
 typedef struct clasp_tune_result {
-    clasp_tune_entry *entries;  /* one per problem recorded, malloc'd */
+    clasp_tune_entry *entries; /* one per problem recorded, malloc'd */
     size_t n;
-    double seconds;             /* wall time of the whole run */
+    double seconds; /* wall time of the whole run */
     /* GEMM seconds of one workload pass (each problem times its calls)
      * with the heuristic's picks and with the chosen ones. */
     double default_s, tuned_s;
-    int saved;                  /* the file was written */
-    char path[1100];            /* the device's file; "" when caching is off */
+    int saved;       /* the file was written */
+    char path[1100]; /* the device's file; "" when caching is off */
 } clasp_tune_result;
 
 /* Records the GEMM problems of the workload, then times the candidates of
@@ -128,8 +127,7 @@ typedef struct clasp_tune_result {
  * (which builds the workload's kernels), the first two candidates of each
  * problem and a few confirming samples always run, so a tiny budget still
  * gives a result. */
-clasp_status clasp_tune_run(clasp_ctx *ctx, const clasp_tune_opts *opts,
-                            clasp_tune_result *out);
+clasp_status clasp_tune_run(clasp_ctx *ctx, const clasp_tune_opts *opts, clasp_tune_result *out);
 void clasp_tune_result_free(clasp_tune_result *r);
 
 /* Path of this device's tuning file; CLASP_ERR_NOT_FOUND when caching is

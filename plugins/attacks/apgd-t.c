@@ -8,8 +8,7 @@
 
 static clasp_status apgd_t_create(const clasp_params *p, void **state)
 {
-    return apgd_core_create("apgd-t", p, 1, 1, (int)clasp_params_num(p, "n_target_classes"),
-                            state);
+    return apgd_core_create("apgd-t", p, 1, 1, (int)clasp_params_num(p, "n_target_classes"), state);
 }
 
 static const clasp_param_spec apgd_t_params[] = {
@@ -37,4 +36,7 @@ static const clasp_plugin_desc apgd_t_desc = {
 };
 
 CLASP_PLUGIN_EXPORT const clasp_plugin_desc *clasp_plugin_entry(void);
-CLASP_PLUGIN_EXPORT const clasp_plugin_desc *clasp_plugin_entry(void) { return &apgd_t_desc; }
+CLASP_PLUGIN_EXPORT const clasp_plugin_desc *clasp_plugin_entry(void)
+{
+    return &apgd_t_desc;
+}

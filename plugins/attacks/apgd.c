@@ -11,12 +11,9 @@ static clasp_status apgd_create(const clasp_params *p, void **state)
 {
     const char *loss = clasp_params_str(p, "loss");
     int dlr;
-    if (!strcmp(loss, "ce"))
-        dlr = 0;
-    else if (!strcmp(loss, "dlr"))
-        dlr = 1;
-    else
-        return clasp_error(CLASP_ERR_INVALID, "apgd: loss must be 'ce' or 'dlr', got '%s'", loss);
+    if (!strcmp(loss, "ce")) dlr = 0;
+    else if (!strcmp(loss, "dlr")) dlr = 1;
+    else return clasp_error(CLASP_ERR_INVALID, "apgd: loss must be 'ce' or 'dlr', got '%s'", loss);
     return apgd_core_create("apgd", p, dlr, 0, 0, state);
 }
 
@@ -45,4 +42,7 @@ static const clasp_plugin_desc apgd_desc = {
 };
 
 CLASP_PLUGIN_EXPORT const clasp_plugin_desc *clasp_plugin_entry(void);
-CLASP_PLUGIN_EXPORT const clasp_plugin_desc *clasp_plugin_entry(void) { return &apgd_desc; }
+CLASP_PLUGIN_EXPORT const clasp_plugin_desc *clasp_plugin_entry(void)
+{
+    return &apgd_desc;
+}

@@ -64,12 +64,12 @@ typedef struct apgd_core {
     int ck[APGD_MAX_CHECKPOINTS], n_ck;
     /* Device scratch, reused across runs and batches (clasp_tensor_ensure).
      * Rows are the examples of the current run still unflipped. */
-    clasp_tensor *x0, *y, *tgt, *cur, *old, *grad, *xbest, *gbest, *eta, *loss, *pred, *mask,
-        *dz, *idx, *tmp, *tmp_i, *full, *fidx, *fmask, *ytmp_full;
+    clasp_tensor *x0, *y, *tgt, *cur, *old, *grad, *xbest, *gbest, *eta, *loss, *pred, *mask, *dz,
+        *idx, *tmp, *tmp_i, *full, *fidx, *fmask, *ytmp_full;
     /* Host scratch: per row (cap) and per example of the batch (cap_full). */
     float *loss_h, *prev_h, *best_h, *best_ck_h, *eta_h;
     int32_t *pred_h, *y_h, *tgt_h, *row_h, *inc_h, *red_h, *mask_h, *keep_h;
-    float *kept_h;            /* best loss over earlier runs, per example */
+    float *kept_h; /* best loss over earlier runs, per example */
     int32_t *done_h, *fidx_h, *fmask_h, *yfull_h, *rank_h, *has_kept_h;
     float *logits_h;
     int cap, cap_full, cap_rank;
@@ -88,9 +88,9 @@ static void apgd_host_free(apgd_core *s)
 static void apgd_core_free(apgd_core *s)
 {
     if (!s) return;
-    clasp_tensor *t[] = {s->x0,  s->y,    s->tgt,  s->cur,  s->old,   s->grad, s->xbest,
-                         s->gbest, s->eta, s->loss, s->pred, s->mask,  s->dz,   s->idx,
-                         s->tmp, s->tmp_i, s->full, s->fidx, s->fmask, s->ytmp_full};
+    clasp_tensor *t[] = {s->x0,    s->y,     s->tgt,  s->cur,  s->old,   s->grad,     s->xbest,
+                         s->gbest, s->eta,   s->loss, s->pred, s->mask,  s->dz,       s->idx,
+                         s->tmp,   s->tmp_i, s->full, s->fidx, s->fmask, s->ytmp_full};
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) clasp_tensor_free(t[i]);
     apgd_host_free(s);
     free(s->rank_h), free(s->logits_h);
@@ -98,8 +98,8 @@ static void apgd_core_free(apgd_core *s)
 }
 
 /* Reads the parameters both plugins share. */
-static clasp_status apgd_core_create(const char *name, const clasp_params *p, int dlr,
-                                     int targeted, int n_targets, void **state)
+static clasp_status apgd_core_create(const char *name, const clasp_params *p, int dlr, int targeted,
+                                     int n_targets, void **state)
 {
     apgd_core *s = calloc(1, sizeof *s);
     if (!s) return clasp_error(CLASP_ERR_NOMEM, "out of memory");
@@ -129,9 +129,8 @@ static clasp_status apgd_host_fit(apgd_core *s, int n)
     s->done_h = malloc(i), s->fidx_h = malloc(i), s->fmask_h = malloc(i);
     s->yfull_h = malloc(i), s->has_kept_h = malloc(i);
     if (!s->loss_h || !s->prev_h || !s->best_h || !s->best_ck_h || !s->eta_h || !s->kept_h ||
-        !s->pred_h || !s->y_h || !s->tgt_h || !s->row_h || !s->inc_h || !s->red_h ||
-        !s->mask_h || !s->keep_h || !s->done_h || !s->fidx_h || !s->fmask_h || !s->yfull_h ||
-        !s->has_kept_h) {
+        !s->pred_h || !s->y_h || !s->tgt_h || !s->row_h || !s->inc_h || !s->red_h || !s->mask_h ||
+        !s->keep_h || !s->done_h || !s->fidx_h || !s->fmask_h || !s->yfull_h || !s->has_kept_h) {
         apgd_host_free(s);
         return clasp_error(CLASP_ERR_NOMEM, "out of memory");
     }
@@ -248,8 +247,8 @@ static clasp_status apgd_read(apgd_core *s)
 
 /* One run on the examples not done; with targets, example o is attacked
  * towards rank_h[o * n_targets + t]. */
-static clasp_status apgd_run(apgd_core *s, clasp_model *m, const clasp_tensor *x,
-                             clasp_rng *rng, clasp_tensor *x_adv, int t)
+static clasp_status apgd_run(apgd_core *s, clasp_model *m, const clasp_tensor *x, clasp_rng *rng,
+                             clasp_tensor *x_adv, int t)
 {
     clasp_ctx *ctx = x->ctx;
     int n = x->shape[0], rows = 0;
@@ -401,8 +400,8 @@ static clasp_status apgd_core_perturb(void *state, clasp_model *m, const clasp_t
     int n = x->shape[0], k = clasp_model_num_classes(m);
     if (s->dlr && k < 3)
         return clasp_error(CLASP_ERR_INVALID,
-                           "%s: the DLR loss needs at least 3 classes, the model has %d%s",
-                           s->name, k, s->targeted ? "" : " (use loss=ce)");
+                           "%s: the DLR loss needs at least 3 classes, the model has %d%s", s->name,
+                           k, s->targeted ? "" : " (use loss=ce)");
     if (n == 0) return CLASP_OK;
     int n_targets = s->n_targets;
     if (s->targeted && n_targets > k - 1) s->n_targets = k - 1;
@@ -430,9 +429,13 @@ out:
     return st;
 }
 
-static void apgd_core_destroy(void *state) { apgd_core_free(state); }
+static void apgd_core_destroy(void *state)
+{
+    apgd_core_free(state);
+}
 
 /* The parameters both plugins share, in the order `clasp plugins` shows. */
+/* clang-format off */
 #define APGD_CORE_PARAMS                                                                       \
     {"eps", CLASP_PARAM_FLOAT, 0.1, 0.0, 1.0, NULL,                                          \
      "L-infinity radius of the allowed perturbation (pixels are in [0,1])"},                  \
@@ -444,5 +447,6 @@ static void apgd_core_destroy(void *state) { apgd_core_free(state); }
      "halve the step when the loss rose in fewer than this fraction of steps"},               \
     {"momentum", CLASP_PARAM_FLOAT, 0.75, 0.0, 1.0, NULL,                                     \
      "weight of the new step against the last move (1 = no momentum)"}
+/* clang-format on */
 
 #endif

@@ -59,8 +59,8 @@ static void cw_destroy(void *state)
 {
     cw_state *s = state;
     if (!s) return;
-    clasp_tensor *t[] = {s->w, s->w0, s->xp, s->diff, s->gx, s->gw, s->m,
-                         s->v, s->dz, s->f, s->l2, s->scale, s->pred, s->mask};
+    clasp_tensor *t[] = {s->w, s->w0, s->xp, s->diff, s->gx,    s->gw,   s->m,
+                         s->v, s->dz, s->f,  s->l2,   s->scale, s->pred, s->mask};
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) clasp_tensor_free(t[i]);
     cw_host_free(s);
     free(s);
@@ -90,8 +90,8 @@ static clasp_status cw_fit(cw_state *s, int n)
     s->f_h = malloc(f), s->l2_h = malloc(f), s->c_f = malloc(f);
     s->pred_h = malloc(i), s->y_h = malloc(i), s->mask_h = malloc(i), s->success = malloc(i);
     s->cap = n;
-    if (!s->c || !s->lo || !s->hi || !s->best_l2 || !s->f_h || !s->l2_h || !s->c_f ||
-        !s->pred_h || !s->y_h || !s->mask_h || !s->success) {
+    if (!s->c || !s->lo || !s->hi || !s->best_l2 || !s->f_h || !s->l2_h || !s->c_f || !s->pred_h ||
+        !s->y_h || !s->mask_h || !s->success) {
         cw_host_free(s);
         return clasp_error(CLASP_ERR_NOMEM, "out of memory");
     }
@@ -128,7 +128,7 @@ static clasp_status cw_iteration(cw_state *s, clasp_model *m, const clasp_tensor
     CLASP_TRY(clasp_model_backward(m, s->dz, 0, s->gx));   /* gx = c * df/dx' */
     CLASP_TRY(clasp_add_scaled(s->xp, -1.0f, x, s->diff)); /* x' - x */
     CLASP_TRY(clasp_l2_norm_per_sample(s->diff, s->l2));
-    CLASP_TRY(clasp_axpy(s->gx, 2.0f, s->diff));            /* + d||x'-x||^2/dx' */
+    CLASP_TRY(clasp_axpy(s->gx, 2.0f, s->diff)); /* + d||x'-x||^2/dx' */
     CLASP_TRY(clasp_tanh_to_box_backward(s->w, s->gx, s->gw));
     return clasp_adam_update(s->w, s->gw, s->m, s->v, s->lr, 0.9f, 0.999f, 1e-8f, t);
 }
@@ -242,4 +242,7 @@ static const clasp_plugin_desc cw_desc = {
 };
 
 CLASP_PLUGIN_EXPORT const clasp_plugin_desc *clasp_plugin_entry(void);
-CLASP_PLUGIN_EXPORT const clasp_plugin_desc *clasp_plugin_entry(void) { return &cw_desc; }
+CLASP_PLUGIN_EXPORT const clasp_plugin_desc *clasp_plugin_entry(void)
+{
+    return &cw_desc;
+}

@@ -143,7 +143,7 @@ static float fab_linf(const float *a, const float *b, size_t d)
 /* Scratch shared by the runs of one call. */
 typedef struct fab_work {
     float *x0, *x1, *g, *gsel, *z, *dz, *d1, *d2, *u, *near;
-    float *df, *grad;        /* the linearisation per active row */
+    float *df, *grad;          /* the linearisation per active row */
     float *xm, *zm, *dfm, *gm; /* rows that stepped back, packed */
     int *idx, *tgt, *moved;
     fab_room *room;
@@ -292,8 +292,8 @@ static clasp_status fab_run_once(const fab_cfg *cfg, const host_oracle *o, const
             if (alpha > (float)cfg->alpha_max) alpha = (float)cfg->alpha_max;
             if (alpha < 0) alpha = 0;
             for (size_t e = 0; e < d; e++) {
-                float v = (x1[e] + eta * wk->d1[e]) * (1.0f - alpha) +
-                          (x0[e] + wk->d2[e] * eta) * alpha;
+                float v =
+                    (x1[e] + eta * wk->d1[e]) * (1.0f - alpha) + (x0[e] + wk->d2[e] * eta) * alpha;
                 x1[e] = v < 0.0f ? 0.0f : v > 1.0f ? 1.0f : v;
             }
         }
@@ -314,7 +314,8 @@ static clasp_status fab_attack(const fab_cfg *cfg, const host_oracle *o, const f
     clasp_status st = CLASP_OK;
     memcpy(adv, x, (size_t)n * d * sizeof(float));
     if (n == 0) return CLASP_OK;
-    if (K < 2) return clasp_error(CLASP_ERR_INVALID, "fab: needs at least 2 classes, the model has %d", K);
+    if (K < 2)
+        return clasp_error(CLASP_ERR_INVALID, "fab: needs at least 2 classes, the model has %d", K);
 
     fab_work wk = {0};
     size_t nd = (size_t)n * d;

@@ -8,7 +8,7 @@
 
 typedef struct fgsm_state {
     float eps;
-    clasp_tensor *grad;   /* reused across batches */
+    clasp_tensor *grad; /* reused across batches */
 } fgsm_state;
 
 static clasp_status fgsm_create(const clasp_params *p, void **state)
@@ -66,4 +66,7 @@ static const clasp_plugin_desc fgsm_desc = {
 };
 
 CLASP_PLUGIN_EXPORT const clasp_plugin_desc *clasp_plugin_entry(void);
-CLASP_PLUGIN_EXPORT const clasp_plugin_desc *clasp_plugin_entry(void) { return &fgsm_desc; }
+CLASP_PLUGIN_EXPORT const clasp_plugin_desc *clasp_plugin_entry(void)
+{
+    return &fgsm_desc;
+}

@@ -48,7 +48,8 @@ static inline clasp_status hom_logits(void *self, const float *x, int n, float *
 static inline clasp_status hom_vjp(void *self, const float *dz, int n, float *dx)
 {
     host_oracle_model *o = self;
-    if (n != o->n) return clasp_error(CLASP_ERR_INVALID, "vjp batch %d after logits of %d", n, o->n);
+    if (n != o->n)
+        return clasp_error(CLASP_ERR_INVALID, "vjp batch %d after logits of %d", n, o->n);
     CLASP_TRY(clasp_tensor_ensure(o->ctx, &o->dz, CLASP_F32, 2, (int[]){n, o->k}));
     CLASP_TRY(clasp_tensor_ensure(o->ctx, &o->dx, CLASP_F32, 4, (int[]){n, o->c, o->h, o->w}));
     CLASP_TRY(clasp_tensor_write(o->dz, dz));
@@ -57,8 +58,8 @@ static inline clasp_status hom_vjp(void *self, const float *dz, int n, float *dx
 }
 
 /* Points an oracle at model m, whose inputs live in ctx. */
-static inline void host_oracle_model_init(host_oracle_model *o, host_oracle *or, clasp_model *m,
-                                   clasp_ctx *ctx)
+static inline void host_oracle_model_init(host_oracle_model *o, host_oracle * or, clasp_model *m,
+                                          clasp_ctx *ctx)
 {
     o->m = m;
     o->ctx = ctx;

@@ -150,9 +150,13 @@ static clasp_status pgd_core_perturb(void *state, clasp_model *m, const clasp_te
     return clasp_tensor_write(pred, s->best_pred);
 }
 
-static void pgd_core_destroy(void *state) { pgd_core_free(state); }
+static void pgd_core_destroy(void *state)
+{
+    pgd_core_free(state);
+}
 
 /* The parameters both plugins share, in the order `clasp plugins` shows. */
+/* clang-format off */
 #define PGD_CORE_PARAMS                                                                        \
     {"eps", CLASP_PARAM_FLOAT, 0.1, 0.0, 1.0, NULL,                                          \
      "L-infinity radius of the allowed perturbation (pixels are in [0,1])"},                  \
@@ -163,5 +167,6 @@ static void pgd_core_destroy(void *state) { pgd_core_free(state); }
      "random restarts; each example keeps its most damaging one"},                            \
     {"rand_init", CLASP_PARAM_BOOL, 1, 0, 1, NULL,                                            \
      "start from a uniform random point of the eps-ball (else from x)"}
+/* clang-format on */
 
 #endif

@@ -101,13 +101,13 @@ static clasp_status square_run(const square_cfg *cfg, const host_oracle *o, cons
     if (queries) memset(queries, 0, (size_t)n * sizeof(int));
     if (n == 0 || cfg->n_queries < 1) return CLASP_OK;
 
-    float *cur = malloc((size_t)n * d * sizeof(float));   /* run's points, compacted */
-    float *xc = malloc((size_t)n * d * sizeof(float));    /* their clean images */
-    float *undo = malloc((size_t)n * d * sizeof(float));  /* windows before the proposal */
+    float *cur = malloc((size_t)n * d * sizeof(float));  /* run's points, compacted */
+    float *xc = malloc((size_t)n * d * sizeof(float));   /* their clean images */
+    float *undo = malloc((size_t)n * d * sizeof(float)); /* windows before the proposal */
     float *z = malloc((size_t)n * (size_t)K * sizeof(float));
-    float *best = malloc((size_t)n * sizeof(float));      /* lowest margin, all restarts */
-    float *run_m = malloc((size_t)n * sizeof(float));     /* current margin in this run */
-    int *idx = malloc((size_t)n * sizeof(int));           /* active row -> example */
+    float *best = malloc((size_t)n * sizeof(float));  /* lowest margin, all restarts */
+    float *run_m = malloc((size_t)n * sizeof(float)); /* current margin in this run */
+    int *idx = malloc((size_t)n * sizeof(int));       /* active row -> example */
     int *used = calloc((size_t)n, sizeof(int));
     size_t nu = (size_t)n * (size_t)(C * W > 2 + C ? C * W : 2 + C);
     float *u = malloc(nu * sizeof(float));

@@ -76,9 +76,8 @@ static clasp_status calibrate_create(const clasp_params *p, void **state)
     return CLASP_OK;
 }
 
-static clasp_status calibrate_step(void *state, const clasp_defense_env *env,
-                                   const clasp_tensor *x, const clasp_tensor *y, clasp_rng *rng,
-                                   float *loss)
+static clasp_status calibrate_step(void *state, const clasp_defense_env *env, const clasp_tensor *x,
+                                   const clasp_tensor *y, clasp_rng *rng, float *loss)
 {
     calibrate *s = state;
     CLASP_TRY(def_check_env(WHO, env));
@@ -151,15 +150,15 @@ static clasp_status adv_logits(const calibrate *s, const clasp_defense_env *env,
 /* ---- the offset fit (host) ------------------------------------------- */
 
 typedef struct fit {
-    const float *z;      /* [n*k] adversarial logits */
-    const int32_t *y;    /* [n] labels */
+    const float *z;   /* [n*k] adversarial logits */
+    const int32_t *y; /* [n] labels */
     int n, k;
-    double h, lim;       /* grid step and largest |offset| */
-    int64_t *count;      /* [k] examples per class */
-    int64_t *correct;    /* [k] scratch */
-    int64_t need;        /* least overall correct count allowed */
-    int32_t *other;      /* [n] best class outside the moving ones, per example */
-    float *other_v;      /* [n] its adjusted logit */
+    double h, lim;    /* grid step and largest |offset| */
+    int64_t *count;   /* [k] examples per class */
+    int64_t *correct; /* [k] scratch */
+    int64_t need;     /* least overall correct count allowed */
+    int32_t *other;   /* [n] best class outside the moving ones, per example */
+    float *other_v;   /* [n] its adjusted logit */
 } fit;
 
 /* How good a candidate is, compared in this order: feasible at all, the
@@ -265,8 +264,8 @@ static int fit_move(const fit *f, float *b, int c1, int c2, long window)
     float best1 = b[c1], best2 = c2 >= 0 ? b[c2] : 0.0f;
     for (long t1 = 0; t1 < n1; t1++) {
         /* Alone: the incumbent, then the absolute grid 0, +h, -h, ... */
-        float v1 = c2 < 0 ? (t1 == 0 ? b[c1] : grid_value(f, 0.0f, t1 - 1))
-                          : grid_value(f, b[c1], t1);
+        float v1 =
+            c2 < 0 ? (t1 == 0 ? b[c1] : grid_value(f, 0.0f, t1 - 1)) : grid_value(f, b[c1], t1);
         if (fabsf(v1) > f->lim + 1e-6) continue;
         for (long t2 = 0; t2 < n2; t2++) {
             float v2 = c2 >= 0 ? grid_value(f, b[c2], t2) : 0.0f;
@@ -494,4 +493,7 @@ static const clasp_plugin_desc calibrate_desc = {
 };
 
 CLASP_PLUGIN_EXPORT const clasp_plugin_desc *clasp_plugin_entry(void);
-CLASP_PLUGIN_EXPORT const clasp_plugin_desc *clasp_plugin_entry(void) { return &calibrate_desc; }
+CLASP_PLUGIN_EXPORT const clasp_plugin_desc *clasp_plugin_entry(void)
+{
+    return &calibrate_desc;
+}

@@ -82,9 +82,9 @@ static inline clasp_status def_sample_weights(const char *who, const clasp_defen
  * clasp_defense_env_copy of it; the host clears its `inner`) when there is
  * one, else standard (class-weighted) cross-entropy training. */
 static inline clasp_status def_inner_step(const char *who, clasp_defense_instance *inner,
-                                          const clasp_defense_env *inner_env,
-                                          const clasp_tensor *x, const clasp_tensor *y,
-                                          clasp_rng *rng, clasp_tensor **w_scratch, float *loss)
+                                          const clasp_defense_env *inner_env, const clasp_tensor *x,
+                                          const clasp_tensor *y, clasp_rng *rng,
+                                          clasp_tensor **w_scratch, float *loss)
 {
     if (inner) return clasp_defense_run_step(inner, inner_env, x, y, rng, loss);
     const clasp_tensor *w;
@@ -129,8 +129,7 @@ static inline clasp_status def_grads_save(def_grads *g, clasp_model *m)
 }
 
 /* Model gradients = a * model gradients + b * saved ones. */
-static inline clasp_status def_grads_combine(clasp_model *m, float a, const def_grads *g,
-                                             float b)
+static inline clasp_status def_grads_combine(clasp_model *m, float a, const def_grads *g, float b)
 {
     for (int i = 0; i < g->n; i++) {
         clasp_tensor *dst = clasp_model_grad(m, i);

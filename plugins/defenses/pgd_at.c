@@ -23,7 +23,7 @@ typedef struct pgd_at {
     int attack_train_mode;
     /* Device scratch, reused across batches (clasp_tensor_ensure). */
     clasp_tensor *x_adv, *pred, *w;
-    def_grads clean;     /* the clean term's gradients while the adversarial ones are made */
+    def_grads clean; /* the clean term's gradients while the adversarial ones are made */
 } pgd_at;
 
 static clasp_status pgd_at_create(const clasp_params *p, void **state)
@@ -51,7 +51,8 @@ static clasp_status pgd_at_step(void *state, const clasp_defense_env *env, const
     if (!attack)
         return clasp_error(CLASP_ERR_CONFIG,
                            WHO " needs an attack for its inner maximisation: declare one in the "
-                               "defense block (e.g. attack: {name: pgd, params: {eps: 0.1, steps: 10}})");
+                               "defense block (e.g. attack: {name: pgd, params: {eps: 0.1, steps: "
+                               "10}})");
     int n = x->shape[0];
     CLASP_TRY(clasp_tensor_ensure(x->ctx, &s->x_adv, CLASP_F32, x->ndim, x->shape));
     CLASP_TRY(clasp_tensor_ensure(x->ctx, &s->pred, CLASP_I32, 1, &n));
@@ -107,4 +108,7 @@ static const clasp_plugin_desc pgd_at_desc = {
 };
 
 CLASP_PLUGIN_EXPORT const clasp_plugin_desc *clasp_plugin_entry(void);
-CLASP_PLUGIN_EXPORT const clasp_plugin_desc *clasp_plugin_entry(void) { return &pgd_at_desc; }
+CLASP_PLUGIN_EXPORT const clasp_plugin_desc *clasp_plugin_entry(void)
+{
+    return &pgd_at_desc;
+}

@@ -32,9 +32,9 @@
 
 typedef struct reweight {
     double strength, momentum;
-    int k;               /* classes; 0 until the first hook tells */
-    float *w;            /* [k] current weights (host) */
-    int dirty;           /* w changed since the last upload */
+    int k;     /* classes; 0 until the first hook tells */
+    float *w;  /* [k] current weights (host) */
+    int dirty; /* w changed since the last upload */
     clasp_tensor *w_dev, *w_prod, *w_sample;
 } reweight;
 
@@ -228,4 +228,7 @@ static const clasp_plugin_desc reweight_desc = {
 };
 
 CLASP_PLUGIN_EXPORT const clasp_plugin_desc *clasp_plugin_entry(void);
-CLASP_PLUGIN_EXPORT const clasp_plugin_desc *clasp_plugin_entry(void) { return &reweight_desc; }
+CLASP_PLUGIN_EXPORT const clasp_plugin_desc *clasp_plugin_entry(void)
+{
+    return &reweight_desc;
+}

@@ -34,7 +34,7 @@ typedef struct trades {
     int steps;
     /* Device scratch, reused across batches (clasp_tensor_ensure). */
     clasp_tensor *x_adv, *dx, *z_target, *z_clean, *dzp, *dzq, *dce, *kl, *ce, *w;
-    def_grads adv;       /* the adversarial branch's parameter gradients */
+    def_grads adv; /* the adversarial branch's parameter gradients */
 } trades;
 
 static clasp_status trades_create(const clasp_params *p, void **state)
@@ -157,8 +157,8 @@ static void trades_destroy(void *state)
 {
     trades *s = state;
     if (!s) return;
-    clasp_tensor *t[] = {s->x_adv, s->dx, s->z_target, s->z_clean, s->dzp,
-                         s->dzq,   s->dce, s->kl,      s->ce,      s->w};
+    clasp_tensor *t[] = {s->x_adv, s->dx,  s->z_target, s->z_clean, s->dzp,
+                         s->dzq,   s->dce, s->kl,       s->ce,      s->w};
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) clasp_tensor_free(t[i]);
     def_grads_free(&s->adv);
     free(s);
@@ -171,8 +171,7 @@ static const clasp_param_spec trades_params[] = {
      "L-infinity radius of the inner maximisation (pixels are in [0,1])"},
     {"steps", CLASP_PARAM_INT, 10, 0, 10000, NULL,
      "sign-gradient steps of the inner maximisation of the KL"},
-    {"step_size", CLASP_PARAM_FLOAT, 0.01, 0.0, 1.0, NULL,
-     "size of each inner step (L-infinity)"},
+    {"step_size", CLASP_PARAM_FLOAT, 0.01, 0.0, 1.0, NULL, "size of each inner step (L-infinity)"},
 };
 
 static const clasp_defense_fns trades_fns = {
@@ -194,4 +193,7 @@ static const clasp_plugin_desc trades_desc = {
 };
 
 CLASP_PLUGIN_EXPORT const clasp_plugin_desc *clasp_plugin_entry(void);
-CLASP_PLUGIN_EXPORT const clasp_plugin_desc *clasp_plugin_entry(void) { return &trades_desc; }
+CLASP_PLUGIN_EXPORT const clasp_plugin_desc *clasp_plugin_entry(void)
+{
+    return &trades_desc;
+}

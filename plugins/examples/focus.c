@@ -31,8 +31,8 @@ static clasp_status focus_create(const clasp_params *params, void **state)
 
 /* The host's env is sized: read what it may lack through CLASP_STRUCT_HAS. */
 static clasp_status focus_train_step(void *state, const clasp_defense_env *env,
-                                     const clasp_tensor *x, const clasp_tensor *y,
-                                     clasp_rng *rng, float *loss)
+                                     const clasp_tensor *x, const clasp_tensor *y, clasp_rng *rng,
+                                     float *loss)
 {
     focus_state *s = state;
     if (!CLASP_STRUCT_HAS(env, clasp_defense_env, class_weights) || !env->model)

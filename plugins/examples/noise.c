@@ -41,7 +41,10 @@ static clasp_status noise_perturb(void *state, clasp_model *model, const clasp_t
     return clasp_model_predict(model, x_adv, pred);
 }
 
-static void noise_destroy(void *state) { free(state); }
+static void noise_destroy(void *state)
+{
+    free(state);
+}
 
 static const clasp_param_spec noise_params[] = {
     /* name, type, default, min, max, string default, doc */

@@ -38,8 +38,9 @@ void cli_progress_end(cli_progress *p);
 
 /* Prints a per-class table: class name, count, and one or more accuracy
  * columns (correct[col][k] / count[k]) with an overall row. */
-void cli_print_class_table(FILE *f, const clasp_dataset *d, int n_cols, const char *const *col_names,
-                           const int64_t *const *correct, const int64_t *count);
+void cli_print_class_table(FILE *f, const clasp_dataset *d, int n_cols,
+                           const char *const *col_names, const int64_t *const *correct,
+                           const int64_t *count);
 
 /* Parses "--name value" / "--name=value" options: returns the value when
  * argv[*i] is the option (advancing *i past a separate value), else NULL. */

@@ -23,11 +23,11 @@ typedef struct attack_opts {
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: clasp attack --model FILE.safetensors --attack NAME[,NAME...] [--set KEY=VALUE]...\n"
-            "                    [--arch ARCH] [--samples N] [--batch N] [--seed N]\n"
-            "                    [--dataset NAME] [--data DIR]\n"
-            "                    [--save-adv OUT.safetensors]\n");
+    fprintf(f, "usage: clasp attack --model FILE.safetensors --attack NAME[,NAME...] [--set "
+               "KEY=VALUE]...\n"
+               "                    [--arch ARCH] [--samples N] [--batch N] [--seed N]\n"
+               "                    [--dataset NAME] [--data DIR]\n"
+               "                    [--save-adv OUT.safetensors]\n");
     cli_print_dataset_option(f);
     fprintf(f,
             "  --arch ARCH   the architecture of a checkpoint without clasp metadata (a PyTorch\n"
@@ -51,9 +51,9 @@ typedef struct adv_store {
     int32_t *y, *clean, *adv;
 } adv_store;
 
-static clasp_status keep_batch(void *user, size_t first, const clasp_tensor *x, const clasp_tensor *y,
-                               const clasp_tensor *x_adv, const clasp_tensor *clean_pred,
-                               const clasp_tensor *adv_pred)
+static clasp_status keep_batch(void *user, size_t first, const clasp_tensor *x,
+                               const clasp_tensor *y, const clasp_tensor *x_adv,
+                               const clasp_tensor *clean_pred, const clasp_tensor *adv_pred)
 {
     adv_store *s = user;
     (void)x;
@@ -110,7 +110,8 @@ static clasp_status save_adv(const attack_opts *o, const clasp_dataset *d, const
  * carry no architecture of their own. */
 static void default_arch(int num_classes, char *buf, size_t size)
 {
-    snprintf(buf, size, "conv5x5-32p2,relu,maxpool2,conv5x5-64p2,relu,maxpool2,flatten,fc1024,relu,fc%d",
+    snprintf(buf, size,
+             "conv5x5-32p2,relu,maxpool2,conv5x5-64p2,relu,maxpool2,flatten,fc1024,relu,fc%d",
              num_classes);
 }
 
@@ -124,9 +125,9 @@ static void print_l2(const clasp_dataset *d, const clasp_eval_result *res)
         int64_t n = res->attack_success[k];
         if (n > 0)
             printf("  %-16s %8.3f  (%lld flipped)\n", d->class_names[k],
-                   n % 2 ? (double)v[n / 2] : 0.5 * ((double)v[n / 2 - 1] + (double)v[n / 2]), (long long)n);
-        else
-            printf("  %-16s        -  (none flipped)\n", d->class_names[k]);
+                   n % 2 ? (double)v[n / 2] : 0.5 * ((double)v[n / 2 - 1] + (double)v[n / 2]),
+                   (long long)n);
+        else printf("  %-16s        -  (none flipped)\n", d->class_names[k]);
         v += n;
     }
 }
@@ -164,7 +165,8 @@ static int run(const attack_opts *o)
     }
     if (st == CLASP_OK) {
         what = "setting up the attack";
-        if (cascade) st = clasp_ensemble_from_spec(reg, o->attack, keys, vals, where, o->n_sets, &ens);
+        if (cascade)
+            st = clasp_ensemble_from_spec(reg, o->attack, keys, vals, where, o->n_sets, &ens);
         else st = clasp_attack_new(reg, o->attack, keys, vals, where, o->n_sets, &atk);
         if (st == CLASP_ERR_NOT_FOUND || st == CLASP_ERR_CONFIG) {
             fprintf(stderr, "clasp attack: %s\n", clasp_last_error());
@@ -185,14 +187,17 @@ static int run(const attack_opts *o)
         what = "loading the model";
         char arch[160];
         default_arch(test.num_classes, arch, sizeof arch);
-        st = clasp_model_load(ctx, o->model, o->arch ? o->arch : arch, (int[]){test.c, test.h, test.w}, &m);
+        st = clasp_model_load(ctx, o->model, o->arch ? o->arch : arch,
+                              (int[]){test.c, test.h, test.w}, &m);
     }
     if (st != CLASP_OK) goto done;
     int c, h, w;
     clasp_model_input_shape(m, &c, &h, &w);
-    if (c != test.c || h != test.h || w != test.w || clasp_model_num_classes(m) != test.num_classes) {
+    if (c != test.c || h != test.h || w != test.w ||
+        clasp_model_num_classes(m) != test.num_classes) {
         st = clasp_error(CLASP_ERR_CONFIG,
-                         "%s takes %dx%dx%d inputs and %d classes, but %s has %dx%dx%d images and %d "
+                         "%s takes %dx%dx%d inputs and %d classes, but %s has %dx%dx%d images and "
+                         "%d "
                          "classes (use --dataset)",
                          o->model, c, h, w, clasp_model_num_classes(m), o->dataset, test.c, test.h,
                          test.w, test.num_classes);
@@ -252,7 +257,8 @@ static int run(const attack_opts *o)
     if (ens.n) {
         /* Per class: clean and robust accuracy under the cascade, then the
          * number of examples each member flipped first. */
-        printf("robust: correct clean and flipped by no member; then the examples each member flipped first\n");
+        printf("robust: correct clean and flipped by no member; then the examples each member "
+               "flipped first\n");
         printf("  %-14s %6s %10s %10s", "class", "n", "clean", "robust");
         for (int j = 0; j < ens.n; j++) printf(" %10.10s", ens.labels[j]);
         printf("\n");
@@ -262,7 +268,8 @@ static int run(const attack_opts *o)
             int64_t cc = all ? clasp_eval_sum(&res, res.clean_correct) : res.clean_correct[c];
             int64_t rc = all ? clasp_eval_sum(&res, res.robust_correct) : res.robust_correct[c];
             printf("  %-14s %6lld %9.2f%% %9.2f%%", all ? "all" : test.class_names[c], (long long)n,
-                   n ? 100.0 * (double)cc / (double)n : 0.0, n ? 100.0 * (double)rc / (double)n : 0.0);
+                   n ? 100.0 * (double)cc / (double)n : 0.0,
+                   n ? 100.0 * (double)rc / (double)n : 0.0);
             for (int j = 0; j < ens.n; j++) {
                 int64_t f = 0;
                 for (int k = all ? 0 : c; k < (all ? test.num_classes : c + 1); k++)
@@ -276,7 +283,8 @@ static int run(const attack_opts *o)
         const int64_t *vals2[] = {res.clean_correct, res.robust_correct};
         cli_print_class_table(stdout, &test, 2, cols, vals2, res.count);
     }
-    printf("clean accuracy %.2f%%, robust accuracy %.2f%%, attack success %.2f%% of clean-correct\n",
+    printf("clean accuracy %.2f%%, robust accuracy %.2f%%, attack success %.2f%% of "
+           "clean-correct\n",
            res.total ? 100.0 * (double)clean / (double)res.total : 0.0,
            res.total ? 100.0 * (double)robust / (double)res.total : 0.0,
            clean ? 100.0 * (double)success / (double)clean : 0.0);
@@ -285,8 +293,10 @@ static int run(const attack_opts *o)
            res.seconds > 0 ? (double)res.total / res.seconds : 0.0);
     for (int j = 0; j < ens.n; j++) {
         int64_t f = 0;
-        for (int c = 0; c < test.num_classes; c++) f += res.first_flip[(size_t)c * (size_t)ens.n + (size_t)j];
-        printf("  %d. %-12s %8.2f s, flipped first %lld\n", j + 1, ens.labels[j], res.member_seconds[j], (long long)f);
+        for (int c = 0; c < test.num_classes; c++)
+            f += res.first_flip[(size_t)c * (size_t)ens.n + (size_t)j];
+        printf("  %d. %-12s %8.2f s, flipped first %lld\n", j + 1, ens.labels[j],
+               res.member_seconds[j], (long long)f);
     }
     if (o->save_adv) {
         what = "saving adversarial examples";
@@ -325,7 +335,8 @@ int cmd_attack(int argc, char **argv)
             o.sets[o.n_sets++] = v;
         } else if ((v = cli_opt(argc, argv, &i, "--samples")))
             o.samples = cli_parse_long("--samples", v, 0, 100000000);
-        else if ((v = cli_opt(argc, argv, &i, "--batch"))) o.batch = (int)cli_parse_long("--batch", v, 1, 65536);
+        else if ((v = cli_opt(argc, argv, &i, "--batch")))
+            o.batch = (int)cli_parse_long("--batch", v, 1, 65536);
         else if ((v = cli_opt(argc, argv, &i, "--seed")))
             o.seed = (uint64_t)cli_parse_long("--seed", v, 0, 0x7fffffffL);
         else if ((v = cli_opt(argc, argv, &i, "--data"))) o.data = v;

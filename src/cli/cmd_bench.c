@@ -53,7 +53,10 @@ static clasp_status step_pgd10(bench *b)
 }
 
 /* The attack alone, as evaluation runs it (CIFAR's eps 8/255). */
-static clasp_status step_pgd10_attack(bench *b) { return pgd10(b, 8.0f / 255.0f, 2.0f / 255.0f); }
+static clasp_status step_pgd10_attack(bench *b)
+{
+    return pgd10(b, 8.0f / 255.0f, 2.0f / 255.0f);
+}
 
 /* Runs `step` until `seconds` have passed (at least min_iters times) after
  * `warmup` untimed runs; returns images per second. */
@@ -79,11 +82,13 @@ static clasp_status measure(bench *b, clasp_status (*step)(bench *), int warmup,
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: clasp bench [--arch ARCH] [--input CxHxW] [--classes K] [--batch N] [--seconds S]\n"
-               "                   [--only inference|train|pgd10-at|pgd10-attack]\n"
-               "  --arch ARCH     default (the default CNN, on 1x28x28), resnet18, preact-resnet18,\n"
-               "                  wrn-D-W (presets, on 3x32x32; -wN sets a base width) or a layer list\n"
-               "  --input CxHxW   input shape (default: by architecture, as above)\n");
+    fprintf(
+        f,
+        "usage: clasp bench [--arch ARCH] [--input CxHxW] [--classes K] [--batch N] [--seconds S]\n"
+        "                   [--only inference|train|pgd10-at|pgd10-attack]\n"
+        "  --arch ARCH     default (the default CNN, on 1x28x28), resnet18, preact-resnet18,\n"
+        "                  wrn-D-W (presets, on 3x32x32; -wN sets a base width) or a layer list\n"
+        "  --input CxHxW   input shape (default: by architecture, as above)\n");
 }
 
 int cmd_bench(int argc, char **argv)
@@ -93,15 +98,19 @@ int cmd_bench(int argc, char **argv)
     const char *only = NULL, *arch = "default";
     for (int i = 1; i < argc; i++) {
         const char *v;
-        if ((v = cli_opt(argc, argv, &i, "--batch"))) batch = (int)cli_parse_long("--batch", v, 1, 4096);
-        else if ((v = cli_opt(argc, argv, &i, "--seconds"))) seconds = cli_parse_double("--seconds", v, 0, 3600);
+        if ((v = cli_opt(argc, argv, &i, "--batch")))
+            batch = (int)cli_parse_long("--batch", v, 1, 4096);
+        else if ((v = cli_opt(argc, argv, &i, "--seconds")))
+            seconds = cli_parse_double("--seconds", v, 0, 3600);
         else if ((v = cli_opt(argc, argv, &i, "--only"))) only = v;
         else if ((v = cli_opt(argc, argv, &i, "--arch"))) arch = v;
-        else if ((v = cli_opt(argc, argv, &i, "--classes"))) classes = (int)cli_parse_long("--classes", v, 2, 1000);
+        else if ((v = cli_opt(argc, argv, &i, "--classes")))
+            classes = (int)cli_parse_long("--classes", v, 2, 1000);
         else if ((v = cli_opt(argc, argv, &i, "--input"))) {
             char end;
             if (sscanf(v, "%dx%dx%d%c", &c, &h, &w, &end) != 3 || c <= 0 || h <= 0 || w <= 0) {
-                fprintf(stderr, "clasp bench: --input expects CxHxW such as 3x32x32, got '%s'\n", v);
+                fprintf(stderr, "clasp bench: --input expects CxHxW such as 3x32x32, got '%s'\n",
+                        v);
                 return 2;
             }
         } else {
@@ -144,8 +153,9 @@ int cmd_bench(int argc, char **argv)
         char name[200];
         clasp_model_arch(b.m, name, sizeof name);
         printf("device     %s\n", clasp_ctx_device(b.ctx)->name);
-        printf("model      %s (%zu parameters) on %dx%dx%d, batch %d\n", strcmp(arch, "default") ? name : "default CNN",
-               clasp_model_param_count(b.m), c, h, w, batch);
+        printf("model      %s (%zu parameters) on %dx%dx%d, batch %d\n",
+               strcmp(arch, "default") ? name : "default CNN", clasp_model_param_count(b.m), c, h,
+               w, batch);
         fflush(stdout);
     }
     static const struct {

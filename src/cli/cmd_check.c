@@ -32,7 +32,8 @@ static void print_passes(const char *what, double v)
 
 /* Sizes after the split and the subsets; the data files are read (on the
  * host only) so that a wrong path is caught here too. */
-static int data_sizes(const clasp_plan *p, size_t *train, size_t *val, size_t *test, char *excl, size_t excl_size)
+static int data_sizes(const clasp_plan *p, size_t *train, size_t *val, size_t *test, char *excl,
+                      size_t excl_size)
 {
     clasp_dataset d = {0};
     const char *at = *p->data_loc ? p->data_loc : p->source;
@@ -43,7 +44,9 @@ static int data_sizes(const clasp_plan *p, size_t *train, size_t *val, size_t *t
     size_t n = d.n;
     if (p->val_size >= n) {
         clasp_dataset_free(&d);
-        fprintf(stderr, "clasp: %s: data.val_size %zu leaves no training examples (the training set has %zu)\n",
+        fprintf(stderr,
+                "clasp: %s: data.val_size %zu leaves no training examples (the training set has "
+                "%zu)\n",
                 at, p->val_size, n);
         return 1;
     }
@@ -62,11 +65,12 @@ static int data_sizes(const clasp_plan *p, size_t *train, size_t *val, size_t *t
         clasp_dataset_exclude(&tr, mask);
         clasp_dataset_exclude(&va, mask);
         *train = tr.n, *val = va.n;
-        size_t len = (size_t)snprintf(excl, excl_size, "excluded from training and validation (still evaluated):");
+        size_t len = (size_t)snprintf(excl, excl_size,
+                                      "excluded from training and validation (still evaluated):");
         for (int k = 0, first = 1; k < tr.num_classes && len < excl_size; k++)
             if (mask[k]) {
-                len += (size_t)snprintf(excl + len, excl_size - len, "%s %d (%s)", first ? "" : ",", k,
-                                        tr.class_names[k]);
+                len += (size_t)snprintf(excl + len, excl_size - len, "%s %d (%s)", first ? "" : ",",
+                                        k, tr.class_names[k]);
                 first = 0;
             }
         clasp_dataset_free(&tr), clasp_dataset_free(&va);
@@ -94,7 +98,9 @@ int cmd_check(int argc, char **argv)
                    "  --yaml also prints the resolved configuration\n");
             return 0;
         } else if (argv[i][0] == '-' || file) {
-            fprintf(stderr, "clasp check: unexpected argument '%s'\nusage: clasp check EXP.yaml [--yaml]\n", argv[i]);
+            fprintf(stderr,
+                    "clasp check: unexpected argument '%s'\nusage: clasp check EXP.yaml [--yaml]\n",
+                    argv[i]);
             return 2;
         } else {
             file = argv[i];
@@ -120,12 +126,13 @@ int cmd_check(int argc, char **argv)
         size_t val_eval = p->val_eval_size && p->val_eval_size < val ? p->val_eval_size : val;
         printf("%s: experiment '%s', seed %llu%s%s\n", file, p->name, (unsigned long long)p->seed,
                p->device ? ", device " : "", p->device ? p->device : "");
-        printf("data: %s (%s): %zu training, %zu validation (%zu evaluated per epoch), %zu test\n", p->dataset,
-               p->data_path, train, val, val_eval, test);
+        printf("data: %s (%s): %zu training, %zu validation (%zu evaluated per epoch), %zu test\n",
+               p->dataset, p->data_path, train, val, val_eval, test);
         if (excl[0]) printf("  %s\n", excl);
         printf("model: %s\n", p->arch);
-        printf("training: %d epochs, batch %d, sgd lr %g momentum %g weight_decay %g, %s schedule\n", p->epochs,
-               p->batch, p->lr, p->momentum, p->weight_decay, sched[p->schedule]);
+        printf("training: %d epochs, batch %d, sgd lr %g momentum %g weight_decay %g, %s "
+               "schedule\n",
+               p->epochs, p->batch, p->lr, p->momentum, p->weight_decay, sched[p->schedule]);
         printf("models (%d):\n", p->n_models);
         for (int i = 0; i < p->n_models; i++) {
             printf("  %-28s ", p->models[i].name);
@@ -134,7 +141,8 @@ int cmd_check(int argc, char **argv)
             if (p->models[i].arch[0]) printf(" [arch %s]", p->models[i].arch);
             printf("\n");
         }
-        printf("attacks (%d), on %zu test examples, batch %d:\n", p->n_attacks, test, p->eval_batch);
+        printf("attacks (%d), on %zu test examples, batch %d:\n", p->n_attacks, test,
+               p->eval_batch);
         if (p->n_l2_eps) {
             printf("  unbounded attacks are also reported at L2 budgets");
             for (int i = 0; i < p->n_l2_eps; i++) printf("%s %g", i ? "," : "", p->l2_eps[i]);
@@ -153,14 +161,17 @@ int cmd_check(int argc, char **argv)
         }
         clasp_plan_work w;
         clasp_plan_estimate(p, train, val, test, &w);
-        printf("estimated work (forward+backward passes of one example; an attack costs steps x restarts,\n"
-               "cw binary_search_steps x max_iterations; an ensemble the sum of its members on every example,\n"
+        printf("estimated work (forward+backward passes of one example; an attack costs steps x "
+               "restarts,\n"
+               "cw binary_search_steps x max_iterations; an ensemble the sum of its members on "
+               "every example,\n"
                "an upper bound):\n");
         print_passes("training", w.train);
         print_passes("validation", w.validate);
         print_passes("evaluation", w.evaluate);
         print_passes("total", w.train + w.validate + w.evaluate);
-        printf("output: %s (report.json, report.md, per_class.csv, charts/, one .safetensors per model)\n",
+        printf("output: %s (report.json, report.md, per_class.csv, charts/, one .safetensors per "
+               "model)\n",
                p->output);
         if (show_yaml) {
             char *y = NULL;

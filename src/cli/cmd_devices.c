@@ -23,17 +23,20 @@ int cmd_devices(int argc, char **argv)
         const clasp_device_info *d = &list[i];
         char id[16];
         snprintf(id, sizeof id, "%d:%d", d->platform, d->device);
-        printf("%c %-5s %-32.32s %-40.40s %5u %6.1f GiB  %s\n", i == chosen && st == CLASP_OK ? '*' : ' ',
-               id, d->platform_name, d->name, d->compute_units,
-               (double)d->global_mem / (1024.0 * 1024.0 * 1024.0),
-               d->is_gpu ? "GPU" : d->is_cpu ? "CPU" : "other");
+        printf("%c %-5s %-32.32s %-40.40s %5u %6.1f GiB  %s\n",
+               i == chosen && st == CLASP_OK ? '*' : ' ', id, d->platform_name, d->name,
+               d->compute_units, (double)d->global_mem / (1024.0 * 1024.0 * 1024.0),
+               d->is_gpu   ? "GPU"
+               : d->is_cpu ? "CPU"
+                           : "other");
     }
     free(list);
     if (st != CLASP_OK) {
         fprintf(stderr, "clasp: %s\n", clasp_last_error());
         return 1;
     }
-    printf("\n* = the device clasp uses%s (choose another with CLASP_DEVICE=P:D or a name substring)\n",
+    printf("\n* = the device clasp uses%s (choose another with CLASP_DEVICE=P:D or a name "
+           "substring)\n",
            spec && *spec ? " (from CLASP_DEVICE)" : "");
     return 0;
 }

@@ -12,7 +12,10 @@
  * runner between batches. */
 static volatile sig_atomic_t run_stop;
 
-static void on_stop_signal(int sig) { run_stop = sig; }
+static void on_stop_signal(int sig)
+{
+    run_stop = sig;
+}
 
 /* For tests of interrupt and resume through the real program:
  * CLASP_STOP_AFTER_BATCHES=N (training batches) or
@@ -75,7 +78,8 @@ static void usage(void)
 {
     fprintf(stderr,
             "usage: clasp run EXP.yaml [--output DIR] [--resume]\n"
-            "  --output DIR  write checkpoints and the report into DIR (default: output.dir of the\n"
+            "  --output DIR  write checkpoints and the report into DIR (default: output.dir of "
+            "the\n"
             "                file, else runs/<experiment name>)\n"
             "  --resume      continue an interrupted run from DIR/state.safetensors\n"
             "Ctrl-C (or SIGTERM, as batch schedulers send) stops between batches and saves the\n"
@@ -147,23 +151,26 @@ int cmd_run(int argc, char **argv)
     stop_after[CLASP_RUN_STEP_ATTACK] = env_count("CLASP_STOP_AFTER_ATTACKS");
     opt.hooks.step = on_step;
     if (root)
-        fprintf(stderr, "experiment %s (%s): %d model(s), %d attack(s), output %s\n", plan->name, file,
-                plan->n_models, plan->n_attacks, plan->output);
+        fprintf(stderr, "experiment %s (%s): %d model(s), %d attack(s), output %s\n", plan->name,
+                file, plan->n_models, plan->n_attacks, plan->output);
     clasp_status st = clasp_experiment_run(plan, reg, &opt);
     ui_end(&ui);
     int rc = 0;
     if (st == CLASP_OK) {
-        if (root) printf("report: %s/report.md (and report.json, per_class.csv, charts/)\n", plan->output);
+        if (root)
+            printf("report: %s/report.md (and report.json, per_class.csv, charts/)\n",
+                   plan->output);
     } else if (st == CLASP_ERR_INTERRUPTED) {
         if (root)
-            fprintf(stderr, "clasp: %s\nresume with: %sclasp run %s --resume%s%s\n", clasp_last_error(),
-                    clasp_dist_size() > 1 ? "mpirun ... " : "", file, output ? " --output " : "",
-                    output ? output : "");
+            fprintf(stderr, "clasp: %s\nresume with: %sclasp run %s --resume%s%s\n",
+                    clasp_last_error(), clasp_dist_size() > 1 ? "mpirun ... " : "", file,
+                    output ? " --output " : "", output ? output : "");
         /* The shell's convention for a death by signal: 130 for Ctrl-C,
          * 143 for SIGTERM. */
         rc = 128 + (run_stop ? (int)run_stop : SIGINT);
     } else {
-        if (clasp_dist_size() > 1) fprintf(stderr, "clasp (rank %d): %s\n", clasp_dist_rank(), clasp_last_error());
+        if (clasp_dist_size() > 1)
+            fprintf(stderr, "clasp (rank %d): %s\n", clasp_dist_rank(), clasp_last_error());
         else fprintf(stderr, "clasp: %s\n", clasp_last_error());
         rc = 1;
     }

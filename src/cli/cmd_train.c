@@ -24,7 +24,8 @@ static void usage(void)
             "                   [--seed N] [--dataset NAME] [--data DIR]\n"
             "                   [--limit N] [--arch ARCH] [--save FILE.safetensors]\n"
             "  --arch ARCH     default (the default CNN), resnet18, preact-resnet18, wrn-D-W\n"
-            "                  (presets; -wN sets a base width, e.g. preact-resnet18-w16) or a layer list\n");
+            "                  (presets; -wN sets a base width, e.g. preact-resnet18-w16) or a "
+            "layer list\n");
     cli_print_dataset_option(stderr);
 }
 
@@ -48,7 +49,8 @@ static clasp_status evaluate(clasp_ctx *ctx, clasp_model *m, const clasp_dataset
 static int run(const train_opts *o)
 {
     clasp_dataset train = {0}, test = {0};
-    if (clasp_dataset_load(o->dataset, o->data, 1, &train) != CLASP_OK) return cli_fail("loading training data");
+    if (clasp_dataset_load(o->dataset, o->data, 1, &train) != CLASP_OK)
+        return cli_fail("loading training data");
     if (clasp_dataset_load(o->dataset, o->data, 0, &test) != CLASP_OK) {
         clasp_dataset_free(&train);
         return cli_fail("loading test data");
@@ -68,10 +70,12 @@ static int run(const train_opts *o)
     }
     if (st == CLASP_OK) clasp_tune_ensure(ctx, m, o->batch, 60); /* first use of the device */
     if (st == CLASP_OK) st = clasp_model_init(m, o->seed);
-    if (st == CLASP_OK) st = clasp_sgd_new(m, (float)o->lr, (float)o->momentum, (float)o->weight_decay, &opt);
+    if (st == CLASP_OK)
+        st = clasp_sgd_new(m, (float)o->lr, (float)o->momentum, (float)o->weight_decay, &opt);
     if (st == CLASP_OK) st = clasp_batcher_new(ctx, &train, o->batch, &b);
     if (st != CLASP_OK) goto done;
-    fprintf(stderr, "device: %s\ntraining %zu images (%s), test %zu, %d epochs, batch %d, %zu parameters\n",
+    fprintf(stderr,
+            "device: %s\ntraining %zu images (%s), test %zu, %d epochs, batch %d, %zu parameters\n",
             clasp_ctx_device(ctx)->name, train.n, o->dataset, test.n, o->epochs, o->batch,
             clasp_model_param_count(m));
     int64_t count[CLASP_MAX_CLASSES], correct[CLASP_MAX_CLASSES];
@@ -110,9 +114,9 @@ static int run(const train_opts *o)
         int64_t c = clasp_class_sum(correct, test.num_classes);
         int64_t t = clasp_class_sum(count, test.num_classes);
         if (st == CLASP_OK)
-            fprintf(stderr, "epoch %d: mean loss %.4f, test accuracy %.2f%% (%.1f s elapsed)\n", e + 1,
-                    loss_n ? loss_sum / loss_n : 0.0, t ? 100.0 * (double)c / (double)t : 0.0,
-                    clasp_now() - t0);
+            fprintf(stderr, "epoch %d: mean loss %.4f, test accuracy %.2f%% (%.1f s elapsed)\n",
+                    e + 1, loss_n ? loss_sum / loss_n : 0.0,
+                    t ? 100.0 * (double)c / (double)t : 0.0, clasp_now() - t0);
         what = "training";
     }
     if (st != CLASP_OK) goto done;
@@ -142,15 +146,21 @@ int cmd_train(int argc, char **argv)
     train_opts o = {3, 128, 0.05, 0.9, 5e-4, 1, NULL, "fashion-mnist", NULL, NULL, 0};
     for (int i = 1; i < argc; i++) {
         const char *v;
-        if ((v = cli_opt(argc, argv, &i, "--epochs"))) o.epochs = (int)cli_parse_long("--epochs", v, 1, 100000);
-        else if ((v = cli_opt(argc, argv, &i, "--batch"))) o.batch = (int)cli_parse_long("--batch", v, 1, 65536);
+        if ((v = cli_opt(argc, argv, &i, "--epochs")))
+            o.epochs = (int)cli_parse_long("--epochs", v, 1, 100000);
+        else if ((v = cli_opt(argc, argv, &i, "--batch")))
+            o.batch = (int)cli_parse_long("--batch", v, 1, 65536);
         else if ((v = cli_opt(argc, argv, &i, "--lr"))) o.lr = cli_parse_double("--lr", v, 0, 100);
-        else if ((v = cli_opt(argc, argv, &i, "--momentum"))) o.momentum = cli_parse_double("--momentum", v, 0, 1);
-        else if ((v = cli_opt(argc, argv, &i, "--wd"))) o.weight_decay = cli_parse_double("--wd", v, 0, 1);
-        else if ((v = cli_opt(argc, argv, &i, "--seed"))) o.seed = (uint64_t)cli_parse_long("--seed", v, 0, 0x7fffffffL);
+        else if ((v = cli_opt(argc, argv, &i, "--momentum")))
+            o.momentum = cli_parse_double("--momentum", v, 0, 1);
+        else if ((v = cli_opt(argc, argv, &i, "--wd")))
+            o.weight_decay = cli_parse_double("--wd", v, 0, 1);
+        else if ((v = cli_opt(argc, argv, &i, "--seed")))
+            o.seed = (uint64_t)cli_parse_long("--seed", v, 0, 0x7fffffffL);
         else if ((v = cli_opt(argc, argv, &i, "--data"))) o.data = v;
         else if ((v = cli_opt(argc, argv, &i, "--dataset"))) o.dataset = v;
-        else if ((v = cli_opt(argc, argv, &i, "--limit"))) o.train_limit = cli_parse_long("--limit", v, 1, 100000000);
+        else if ((v = cli_opt(argc, argv, &i, "--limit")))
+            o.train_limit = cli_parse_long("--limit", v, 1, 100000000);
         else if ((v = cli_opt(argc, argv, &i, "--save"))) o.save = v;
         else if ((v = cli_opt(argc, argv, &i, "--arch"))) o.arch = v;
         else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {

@@ -62,8 +62,7 @@ static int show(clasp_ctx *ctx)
         clasp_gemm_params h = {0}, c = e[i].chosen;
         if (clasp_gemm_resolve(ctx, q->ta, q->tb, q->m, q->n, q->k, &h) == CLASP_OK)
             clasp_gemm_params_describe(&h, heur, sizeof heur);
-        else
-            snprintf(heur, sizeof heur, "?");
+        else snprintf(heur, sizeof heur, "?");
         int fits = clasp_gemm_resolve(ctx, q->ta, q->tb, q->m, q->n, q->k, &c) == CLASP_OK;
         clasp_error_clear();
         printf("  %-24s %-24s %8.1f   %s%s\n", name, chosen, e[i].gflops,
@@ -84,10 +83,8 @@ int cmd_tune(int argc, char **argv)
             seconds = cli_parse_double("--seconds", v, 1, 86400);
         else if ((v = cli_opt(argc, argv, &i, "--batch")))
             batch = (int)cli_parse_long("--batch", v, 1, 4096);
-        else if (!strcmp(argv[i], "--show"))
-            do_show = 1;
-        else if (!strcmp(argv[i], "--reset"))
-            do_reset = 1;
+        else if (!strcmp(argv[i], "--show")) do_show = 1;
+        else if (!strcmp(argv[i], "--reset")) do_reset = 1;
         else {
             usage();
             return 2;
@@ -125,8 +122,12 @@ int cmd_tune(int argc, char **argv)
         cli_progress p;
         cli_progress_start(&p, "tuning", 1);
         clasp_tune_model w = {.model = NULL, .batch = batch};
-        clasp_tune_opts o = {.seconds = seconds, .workload = clasp_tune_model_workload,
-                             .workload_user = &w, .save = 1, .progress = on_progress, .user = &p};
+        clasp_tune_opts o = {.seconds = seconds,
+                             .workload = clasp_tune_model_workload,
+                             .workload_user = &w,
+                             .save = 1,
+                             .progress = on_progress,
+                             .user = &p};
         clasp_tune_result r;
         clasp_status st = clasp_tune_run(ctx, &o, &r);
         if (st != CLASP_OK) {
@@ -155,10 +156,8 @@ int cmd_tune(int argc, char **argv)
             if (r.tuned_s > 0)
                 printf("GEMM time per workload pass: %.1f ms -> %.1f ms, estimated %.2fx faster\n",
                        r.default_s * 1e3, r.tuned_s * 1e3, r.default_s / r.tuned_s);
-            if (r.saved)
-                printf("wrote %s (%.0f s)\n", r.path, r.seconds);
-            else
-                printf("the cache is off: these choices were not saved (%.0f s)\n", r.seconds);
+            if (r.saved) printf("wrote %s (%.0f s)\n", r.path, r.seconds);
+            else printf("the cache is off: these choices were not saved (%.0f s)\n", r.seconds);
             clasp_tune_result_free(&r);
         }
     }

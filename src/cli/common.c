@@ -74,8 +74,9 @@ void cli_progress_end(cli_progress *p)
     progress_print(p, 1);
 }
 
-void cli_print_class_table(FILE *f, const clasp_dataset *d, int n_cols, const char *const *col_names,
-                           const int64_t *const *correct, const int64_t *count)
+void cli_print_class_table(FILE *f, const clasp_dataset *d, int n_cols,
+                           const char *const *col_names, const int64_t *const *correct,
+                           const int64_t *count)
 {
     fprintf(f, "  %-14s %6s", "class", "n");
     for (int c = 0; c < n_cols; c++) fprintf(f, " %10s", col_names[c]);
@@ -84,7 +85,8 @@ void cli_print_class_table(FILE *f, const clasp_dataset *d, int n_cols, const ch
     for (int k = 0; k < d->num_classes; k++) {
         fprintf(f, "  %-14s %6lld", d->class_names[k], (long long)count[k]);
         for (int c = 0; c < n_cols; c++)
-            fprintf(f, " %9.2f%%", count[k] ? 100.0 * (double)correct[c][k] / (double)count[k] : 0.0);
+            fprintf(f, " %9.2f%%",
+                    count[k] ? 100.0 * (double)correct[c][k] / (double)count[k] : 0.0);
         fputc('\n', f);
     }
     fprintf(f, "  %-14s %6lld", "all", (long long)total);

@@ -20,7 +20,8 @@ static const command commands[] = {
     {"plugins", cmd_plugins, "list attack and defense plugins with their parameters"},
     {"devices", cmd_devices, "list OpenCL devices and mark the one clasp uses"},
     {"bench", cmd_bench, "images/s for inference, training and PGD-10 training"},
-    {"tune", cmd_tune, "tune GEMM kernels for this device: clasp tune [--seconds S] [--show] [--reset]"},
+    {"tune", cmd_tune,
+     "tune GEMM kernels for this device: clasp tune [--seconds S] [--show] [--reset]"},
 };
 
 static void usage(FILE *f)
@@ -31,12 +32,14 @@ static void usage(FILE *f)
     fprintf(f, "\nenvironment: CLASP_DEVICE (P:D or name), CLASP_PLUGIN_PATH, CLASP_CACHE_DIR\n"
                "(\"off\" disables the kernel cache), CLASP_PROFILE=1 (per-op device times),\n"
                "CLASP_TUNE=0 (no GEMM tuning on first use), CLASP_GEMM (own|clblast|...)\n"
-               "\nunder mpirun, `clasp run` trains data-parallel and evaluates sharded (see README)\n");
+               "\nunder mpirun, `clasp run` trains data-parallel and evaluates sharded (see "
+               "README)\n");
 }
 
 int main(int argc, char **argv)
 {
-    if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
+    if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") ||
+        !strcmp(argv[1], "help")) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }

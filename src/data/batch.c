@@ -11,7 +11,7 @@ struct clasp_batcher {
     clasp_ctx *ctx;
     const clasp_dataset *d;
     int batch;
-    size_t per;                 /* floats per example */
+    size_t per;                  /* floats per example */
     clasp_tensor *x_all, *y_all; /* NULL in host-gather mode */
     /* Byte mode: x_all holds one byte per pixel (packed into 32-bit words)
      * and table the float each byte stands for; NULL when the data set is
@@ -19,7 +19,7 @@ struct clasp_batcher {
     clasp_tensor *table;
     clasp_tensor *x, *y, *idx;
     uint32_t *perm;
-    float *host_x;              /* host-gather staging */
+    float *host_x; /* host-gather staging */
     int32_t *host_y;
     size_t pos;
 };
@@ -67,10 +67,10 @@ clasp_status clasp_batcher_new(clasp_ctx *ctx, const clasp_dataset *d, int batch
             st = clasp_tensor_new(ctx, CLASP_F32, 2, (int[]){(int)d->n, (int)b->per}, &b->x_all);
             if (st == CLASP_OK) st = clasp_tensor_write(b->x_all, d->x);
         }
-        if (st == CLASP_OK) st = clasp_tensor_new(ctx, CLASP_I32, 2, (int[]){(int)d->n, 1}, &b->y_all);
-        if (st == CLASP_OK) st = clasp_tensor_write(b->y_all, d->y);
         if (st == CLASP_OK)
-            st = clasp_tensor_new(ctx, CLASP_I32, 1, (int[]){batch}, &b->idx);
+            st = clasp_tensor_new(ctx, CLASP_I32, 2, (int[]){(int)d->n, 1}, &b->y_all);
+        if (st == CLASP_OK) st = clasp_tensor_write(b->y_all, d->y);
+        if (st == CLASP_OK) st = clasp_tensor_new(ctx, CLASP_I32, 1, (int[]){batch}, &b->idx);
     } else if (st == CLASP_OK) {
         b->host_x = malloc((size_t)batch * b->per * sizeof(float));
         b->host_y = malloc((size_t)batch * sizeof(int32_t));
@@ -142,7 +142,8 @@ clasp_status clasp_batcher_next(clasp_batcher *b, clasp_tensor **x, clasp_tensor
     } else {
         for (int i = 0; i < cnt; i++) {
             uint32_t k = b->perm[b->pos + (size_t)i];
-            memcpy(b->host_x + (size_t)i * b->per, d->x + (size_t)k * b->per, b->per * sizeof(float));
+            memcpy(b->host_x + (size_t)i * b->per, d->x + (size_t)k * b->per,
+                   b->per * sizeof(float));
             b->host_y[i] = d->y[k];
         }
         CLASP_TRY(clasp_tensor_write(b->x, b->host_x));

@@ -21,13 +21,13 @@
 
 /* One variant of the record layout. */
 typedef struct cifar_format {
-    const char *what;          /* "CIFAR-10", for messages */
-    int label_bytes;           /* label bytes before the pixels */
-    int limits[CIFAR_MAX_LABELS];    /* each label byte must be below this */
+    const char *what;                          /* "CIFAR-10", for messages */
+    int label_bytes;                           /* label bytes before the pixels */
+    int limits[CIFAR_MAX_LABELS];              /* each label byte must be below this */
     const char *label_names[CIFAR_MAX_LABELS]; /* "coarse label", for messages */
-    int use;                   /* which label byte becomes y */
-    const char *names_file;    /* optional class-name file in the folder */
-    const char *const *names;  /* built-in class names */
+    int use;                                   /* which label byte becomes y */
+    const char *names_file;                    /* optional class-name file in the folder */
+    const char *const *names;                  /* built-in class names */
 } cifar_format;
 
 static size_t record_size(const cifar_format *fmt)
@@ -70,8 +70,8 @@ static clasp_status read_file(const cifar_format *fmt, const char *path, size_t 
             /* The size was checked, so this means I/O trouble or a file
              * that changed under us. */
             s = clasp_error(ferror(f) ? CLASP_ERR_IO : CLASP_ERR_FORMAT,
-                            "%s: truncated at byte %zu, expected %zu bytes",
-                            path, done * rsize + got, records * rsize);
+                            "%s: truncated at byte %zu, expected %zu bytes", path,
+                            done * rsize + got, records * rsize);
             break;
         }
         for (size_t r = 0; s == CLASP_OK && r < want; r++) {
@@ -82,8 +82,8 @@ static clasp_status read_file(const cifar_format *fmt, const char *path, size_t 
                     s = clasp_error(CLASP_ERR_FORMAT,
                                     "%s: %s %u at byte %zu (record %zu) is out of range, "
                                     "expected < %d",
-                                    path, fmt->label_names[b], rec[b], i * rsize + (size_t)b,
-                                    i, fmt->limits[b]);
+                                    path, fmt->label_names[b], rec[b], i * rsize + (size_t)b, i,
+                                    fmt->limits[b]);
                     break;
                 }
             y[r] = rec[fmt->use];
@@ -144,8 +144,9 @@ clasp_status clasp_cifar10_load(const char *dir, int train, clasp_dataset *out)
     if (!out) return clasp_error(CLASP_ERR_INVALID, "clasp_cifar10_load: out is NULL");
     memset(out, 0, sizeof *out);
     if (!dir) return clasp_error(CLASP_ERR_INVALID, "clasp_cifar10_load: dir is NULL");
-    static const cifar_format fmt = {"CIFAR-10", 1, {10, 0}, {"label", NULL}, 0,
-                                     "batches.meta.txt", clasp_cifar10_classes};
+    static const cifar_format fmt = {"CIFAR-10",           1, {10, 0},
+                                     {"label", NULL},      0, "batches.meta.txt",
+                                     clasp_cifar10_classes};
     static const char *const train_files[] = {"data_batch_1.bin", "data_batch_2.bin",
                                               "data_batch_3.bin", "data_batch_4.bin",
                                               "data_batch_5.bin"};
@@ -161,8 +162,13 @@ clasp_status clasp_cifar100_load(const char *dir, int train, int coarse, clasp_d
     if (!dir) return clasp_error(CLASP_ERR_INVALID, "clasp_cifar100_load: dir is NULL");
     /* Both labels are checked whichever is used: a record with a bad fine
      * label is a damaged file even when only coarse labels are wanted. */
-    cifar_format fmt = {"CIFAR-100", 2, {20, 100}, {"coarse label", "fine label"}, 1,
-                        "fine_label_names.txt", clasp_cifar100_fine_classes};
+    cifar_format fmt = {"CIFAR-100",
+                        2,
+                        {20, 100},
+                        {"coarse label", "fine label"},
+                        1,
+                        "fine_label_names.txt",
+                        clasp_cifar100_fine_classes};
     if (coarse) {
         fmt.use = 0;
         fmt.names_file = "coarse_label_names.txt";

@@ -8,32 +8,28 @@ const char *const clasp_fashion_mnist_classes[10] = {
 };
 
 const char *const clasp_cifar10_classes[10] = {
-    "airplane", "automobile", "bird", "cat", "deer",
-    "dog",      "frog",       "horse", "ship", "truck",
+    "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
 };
 
 /* CIFAR-100's fine labels are the class names in alphabetical order. */
 const char *const clasp_cifar100_fine_classes[100] = {
-    "apple",      "aquarium_fish", "baby",        "bear",         "beaver",
-    "bed",        "bee",           "beetle",      "bicycle",      "bottle",
-    "bowl",       "boy",           "bridge",      "bus",          "butterfly",
-    "camel",      "can",           "castle",      "caterpillar",  "cattle",
-    "chair",      "chimpanzee",    "clock",       "cloud",        "cockroach",
-    "couch",      "crab",          "crocodile",   "cup",          "dinosaur",
-    "dolphin",    "elephant",      "flatfish",    "forest",       "fox",
-    "girl",       "hamster",       "house",       "kangaroo",     "keyboard",
-    "lamp",       "lawn_mower",    "leopard",     "lion",         "lizard",
-    "lobster",    "man",           "maple_tree",  "motorcycle",   "mountain",
-    "mouse",      "mushroom",      "oak_tree",    "orange",       "orchid",
-    "otter",      "palm_tree",     "pear",        "pickup_truck", "pine_tree",
-    "plain",      "plate",         "poppy",       "porcupine",    "possum",
-    "rabbit",     "raccoon",       "ray",         "road",         "rocket",
-    "rose",       "sea",           "seal",        "shark",        "shrew",
-    "skunk",      "skyscraper",    "snail",       "snake",        "spider",
-    "squirrel",   "streetcar",     "sunflower",   "sweet_pepper", "table",
-    "tank",       "telephone",     "television",  "tiger",        "tractor",
-    "train",      "trout",         "tulip",       "turtle",       "wardrobe",
-    "whale",      "willow_tree",   "wolf",        "woman",        "worm",
+    "apple",       "aquarium_fish", "baby",      "bear",       "beaver",       "bed",
+    "bee",         "beetle",        "bicycle",   "bottle",     "bowl",         "boy",
+    "bridge",      "bus",           "butterfly", "camel",      "can",          "castle",
+    "caterpillar", "cattle",        "chair",     "chimpanzee", "clock",        "cloud",
+    "cockroach",   "couch",         "crab",      "crocodile",  "cup",          "dinosaur",
+    "dolphin",     "elephant",      "flatfish",  "forest",     "fox",          "girl",
+    "hamster",     "house",         "kangaroo",  "keyboard",   "lamp",         "lawn_mower",
+    "leopard",     "lion",          "lizard",    "lobster",    "man",          "maple_tree",
+    "motorcycle",  "mountain",      "mouse",     "mushroom",   "oak_tree",     "orange",
+    "orchid",      "otter",         "palm_tree", "pear",       "pickup_truck", "pine_tree",
+    "plain",       "plate",         "poppy",     "porcupine",  "possum",       "rabbit",
+    "raccoon",     "ray",           "road",      "rocket",     "rose",         "sea",
+    "seal",        "shark",         "shrew",     "skunk",      "skyscraper",   "snail",
+    "snake",       "spider",        "squirrel",  "streetcar",  "sunflower",    "sweet_pepper",
+    "table",       "tank",          "telephone", "television", "tiger",        "tractor",
+    "train",       "trout",         "tulip",     "turtle",     "wardrobe",     "whale",
+    "willow_tree", "wolf",          "woman",     "worm",
 };
 
 const char *const clasp_cifar100_coarse_classes[20] = {
@@ -60,8 +56,7 @@ const char *const clasp_cifar100_coarse_classes[20] = {
 };
 
 const char *const clasp_stl10_classes[10] = {
-    "airplane", "bird",  "car",    "cat",  "deer",
-    "dog",      "horse", "monkey", "ship", "truck",
+    "airplane", "bird", "car", "cat", "deer", "dog", "horse", "monkey", "ship", "truck",
 };
 
 const char *const clasp_digit_classes[10] = {

@@ -57,8 +57,7 @@ static clasp_status alloc_like(const clasp_dataset *like, size_t n, clasp_datase
     d->x = malloc(n * img * sizeof *d->x);
     d->y = malloc(n * sizeof *d->y);
     if (!d->x || !d->y)
-        return clasp_error(CLASP_ERR_NOMEM, "dataset split: out of memory for %zu examples",
-                           n);
+        return clasp_error(CLASP_ERR_NOMEM, "dataset split: out of memory for %zu examples", n);
     return CLASP_OK;
 }
 
@@ -77,11 +76,11 @@ clasp_status clasp_dataset_split(clasp_dataset *all, size_t n_val, uint64_t seed
     if (n_val > all->n)
         return clasp_error(CLASP_ERR_INVALID,
                            "clasp_dataset_split: %zu validation examples requested, "
-                           "but the dataset has only %zu", n_val, all->n);
+                           "but the dataset has only %zu",
+                           n_val, all->n);
     if (all->n > UINT32_MAX)
         return clasp_error(CLASP_ERR_INVALID,
-                           "clasp_dataset_split: %zu examples exceed the 2^32 limit",
-                           all->n);
+                           "clasp_dataset_split: %zu examples exceed the 2^32 limit", all->n);
     /* Built in locals so `train` or `val` may alias `all`. */
     clasp_dataset t, v;
     memset(&t, 0, sizeof t);
@@ -89,8 +88,7 @@ clasp_status clasp_dataset_split(clasp_dataset *all, size_t n_val, uint64_t seed
     uint32_t *perm = malloc((all->n ? all->n : 1) * sizeof *perm);
     unsigned char *in_val = calloc(all->n ? all->n : 1, 1);
     clasp_status s = CLASP_OK;
-    if (!perm || !in_val)
-        s = clasp_error(CLASP_ERR_NOMEM, "clasp_dataset_split: out of memory");
+    if (!perm || !in_val) s = clasp_error(CLASP_ERR_NOMEM, "clasp_dataset_split: out of memory");
     if (s == CLASP_OK) s = alloc_like(all, all->n - n_val, &t);
     if (s == CLASP_OK) s = alloc_like(all, n_val, &v);
     if (s == CLASP_OK) {
@@ -180,13 +178,13 @@ static clasp_status load_cifar100_coarse(const char *dir, int train, clasp_datas
     return clasp_cifar100_load(dir, train, 1, out);
 }
 
-#define CLASP_DATASETS(X)                          \
-    X("fashion-mnist", load_fashion)               \
-    X("mnist", load_mnist)                         \
-    X("cifar10", clasp_cifar10_load)               \
-    X("cifar100", load_cifar100)                   \
-    X("cifar100-coarse", load_cifar100_coarse)     \
-    X("svhn", clasp_svhn_load)                     \
+#define CLASP_DATASETS(X)                      \
+    X("fashion-mnist", load_fashion)           \
+    X("mnist", load_mnist)                     \
+    X("cifar10", clasp_cifar10_load)           \
+    X("cifar100", load_cifar100)               \
+    X("cifar100-coarse", load_cifar100_coarse) \
+    X("svhn", clasp_svhn_load)                 \
     X("stl10", clasp_stl10_load)
 
 typedef clasp_status (*dataset_loader)(const char *dir, int train, clasp_dataset *out);
@@ -195,7 +193,7 @@ const char *const clasp_dataset_names[] = {
 #define DATASET_NAME_(name, fn) name,
     CLASP_DATASETS(DATASET_NAME_)
 #undef DATASET_NAME_
-    NULL,
+        NULL,
 };
 
 static const dataset_loader loaders[] = {

@@ -20,8 +20,7 @@ clasp_status clasp_data_file_size(const char *path, long long *size)
     struct stat st;
     if (stat(path, &st) != 0)
         return clasp_error(CLASP_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    if (!S_ISREG(st.st_mode))
-        return clasp_error(CLASP_ERR_IO, "%s: not a regular file", path);
+    if (!S_ISREG(st.st_mode)) return clasp_error(CLASP_ERR_IO, "%s: not a regular file", path);
     *size = (long long)st.st_size;
     return CLASP_OK;
 }
@@ -45,8 +44,8 @@ clasp_status clasp_data_class_names(const char *dir, const char *file, int k,
         lineno++;
         size_t len = strlen(line);
         if (len == sizeof line - 1 && line[len - 1] != '\n') {
-            s = clasp_error(CLASP_ERR_FORMAT, "%s: line %d: longer than %zu characters",
-                            path, lineno, sizeof line - 2);
+            s = clasp_error(CLASP_ERR_FORMAT, "%s: line %d: longer than %zu characters", path,
+                            lineno, sizeof line - 2);
             break;
         }
         while (len > 0 && isspace((unsigned char)line[len - 1])) line[--len] = '\0';
@@ -54,14 +53,12 @@ clasp_status clasp_data_class_names(const char *dir, const char *file, int k,
         while (isspace((unsigned char)*name)) name++;
         if (!*name) continue;
         if (count == k)
-            s = clasp_error(CLASP_ERR_FORMAT, "%s: line %d: more than %d class names", path,
-                            lineno, k);
+            s = clasp_error(CLASP_ERR_FORMAT, "%s: line %d: more than %d class names", path, lineno,
+                            k);
         else if (strlen(name) >= CLASP_CLASS_NAME_MAX)
-            s = clasp_error(CLASP_ERR_FORMAT,
-                            "%s: line %d: class name longer than %d characters", path,
-                            lineno, CLASP_CLASS_NAME_MAX - 1);
-        else
-            memcpy(names[count++], name, strlen(name) + 1); /* length checked above */
+            s = clasp_error(CLASP_ERR_FORMAT, "%s: line %d: class name longer than %d characters",
+                            path, lineno, CLASP_CLASS_NAME_MAX - 1);
+        else memcpy(names[count++], name, strlen(name) + 1); /* length checked above */
     }
     if (s == CLASP_OK && ferror(f)) s = clasp_error(CLASP_ERR_IO, "%s: read error", path);
     if (s == CLASP_OK && count != k)

@@ -50,19 +50,19 @@ static clasp_status idx_read(idx_reader *r, void *buf, size_t n, const char *wha
             const char *msg = gzerror(r->gz, &zerr);
             size_t plen = strlen(r->path);
             /* zlib prefixes its message with the path; we already do. */
-            if (!strncmp(msg, r->path, plen) && !strncmp(msg + plen, ": ", 2))
-                msg += plen + 2;
+            if (!strncmp(msg, r->path, plen) && !strncmp(msg + plen, ": ", 2)) msg += plen + 2;
             if (zerr == Z_ERRNO)
-                return clasp_error(CLASP_ERR_IO, "%s: read error near byte %" PRIu64
-                                   "%s: %s", r->path, r->off, r->where, strerror(errno));
-            return clasp_error(CLASP_ERR_FORMAT, "%s: corrupt gzip data near byte %"
-                               PRIu64 "%s (zlib: %s)", r->path, r->off, r->where, msg);
+                return clasp_error(CLASP_ERR_IO, "%s: read error near byte %" PRIu64 "%s: %s",
+                                   r->path, r->off, r->where, strerror(errno));
+            return clasp_error(CLASP_ERR_FORMAT,
+                               "%s: corrupt gzip data near byte %" PRIu64 "%s (zlib: %s)", r->path,
+                               r->off, r->where, msg);
         }
         r->off += (uint64_t)got;
         if (got == 0)
             return clasp_error(CLASP_ERR_FORMAT,
-                               "%s: truncated at byte %" PRIu64 "%s, expected %"
-                               PRIu64 " bytes (%s)",
+                               "%s: truncated at byte %" PRIu64 "%s, expected %" PRIu64
+                               " bytes (%s)",
                                r->path, r->off, r->where, r->expect, what);
         p += got;
         n -= (size_t)got;
@@ -78,20 +78,18 @@ static uint32_t be32(const unsigned char *b)
 /* Opens `path`, checks the magic and reads the dimensions into dims[ndim].
  * Sniffs the first two bytes itself so the message can say whether offsets
  * refer to the decompressed stream. */
-static clasp_status idx_open(idx_reader *r, const char *path, uint32_t magic,
-                             uint32_t *dims, int ndim)
+static clasp_status idx_open(idx_reader *r, const char *path, uint32_t magic, uint32_t *dims,
+                             int ndim)
 {
     memset(r, 0, sizeof *r);
     r->path = path;
     r->where = "";
     FILE *f = fopen(path, "rb");
-    if (!f)
-        return clasp_error(CLASP_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    if (!f) return clasp_error(CLASP_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     unsigned char sniff[2] = {0, 0};
     size_t ns = fread(sniff, 1, 2, f);
     fclose(f);
-    if (ns == 2 && sniff[0] == 0x1f && sniff[1] == 0x8b)
-        r->where = " of the decompressed data";
+    if (ns == 2 && sniff[0] == 0x1f && sniff[1] == 0x8b) r->where = " of the decompressed data";
 
     errno = 0;
     r->gz = gzopen(path, "rb");
@@ -107,12 +105,12 @@ static clasp_status idx_open(idx_reader *r, const char *path, uint32_t magic,
     if (s != CLASP_OK) return s;
     uint32_t found = be32(hdr);
     if (found != magic) {
-        const char *hint = found == IDX_MAGIC_IMAGES ? " (this is an IDX image file)"
+        const char *hint = found == IDX_MAGIC_IMAGES   ? " (this is an IDX image file)"
                            : found == IDX_MAGIC_LABELS ? " (this is an IDX label file)"
-                           : "";
+                                                       : "";
         return clasp_error(CLASP_ERR_FORMAT,
-                           "%s: wrong magic 0x%08" PRIx32 " at byte 0%s, expected 0x%08"
-                           PRIx32 " (IDX u8 %s)%s",
+                           "%s: wrong magic 0x%08" PRIx32 " at byte 0%s, expected 0x%08" PRIx32
+                           " (IDX u8 %s)%s",
                            path, found, r->where, magic,
                            magic == IDX_MAGIC_IMAGES ? "images" : "labels", hint);
     }
@@ -165,8 +163,8 @@ static clasp_status idx_read_pixels(idx_reader *r, size_t total, float **out)
             if (ncap > total) ncap = total;
             float *nx = realloc(x, ncap * sizeof *x);
             if (!nx) {
-                s = clasp_error(CLASP_ERR_NOMEM, "%s: out of memory for %zu pixels",
-                                r->path, total);
+                s = clasp_error(CLASP_ERR_NOMEM, "%s: out of memory for %zu pixels", r->path,
+                                total);
                 break;
             }
             x = nx;
@@ -186,8 +184,7 @@ static clasp_status idx_read_pixels(idx_reader *r, size_t total, float **out)
     return CLASP_OK;
 }
 
-static clasp_status idx_read_labels(idx_reader *r, size_t n, int num_classes,
-                                    int32_t **out)
+static clasp_status idx_read_labels(idx_reader *r, size_t n, int num_classes, int32_t **out)
 {
     unsigned char *buf = malloc(n);
     int32_t *y = malloc(n * sizeof *y);
@@ -201,8 +198,7 @@ static clasp_status idx_read_labels(idx_reader *r, size_t n, int num_classes,
                             "%s: label %u at byte %" PRIu64 "%s (example %zu) is out "
                             "of range, expected < %d",
                             r->path, buf[i], r->off - n + i, r->where, i, num_classes);
-        else
-            y[i] = buf[i];
+        else y[i] = buf[i];
     }
     free(buf);
     if (s != CLASP_OK) {
@@ -213,17 +209,16 @@ static clasp_status idx_read_labels(idx_reader *r, size_t n, int num_classes,
     return CLASP_OK;
 }
 
-clasp_status clasp_idx_load(const char *images_path, const char *labels_path,
-                            int num_classes, clasp_dataset *out)
+clasp_status clasp_idx_load(const char *images_path, const char *labels_path, int num_classes,
+                            clasp_dataset *out)
 {
     if (!out) return clasp_error(CLASP_ERR_INVALID, "clasp_idx_load: out is NULL");
     memset(out, 0, sizeof *out);
     if (!images_path || !labels_path)
         return clasp_error(CLASP_ERR_INVALID, "clasp_idx_load: NULL path");
     if (num_classes < 1 || num_classes > CLASP_MAX_CLASSES)
-        return clasp_error(CLASP_ERR_INVALID,
-                           "clasp_idx_load: num_classes %d not in 1..%d", num_classes,
-                           CLASP_MAX_CLASSES);
+        return clasp_error(CLASP_ERR_INVALID, "clasp_idx_load: num_classes %d not in 1..%d",
+                           num_classes, CLASP_MAX_CLASSES);
 
     idx_reader im, lb;
     uint32_t idims[3] = {0, 0, 0}, ldims[1] = {0};
@@ -232,13 +227,13 @@ clasp_status clasp_idx_load(const char *images_path, const char *labels_path,
     if (s == CLASP_OK) s = idx_open(&lb, labels_path, IDX_MAGIC_LABELS, ldims, 1);
     if (s == CLASP_OK && idims[0] != ldims[0])
         s = clasp_error(CLASP_ERR_FORMAT,
-                        "%s: %" PRIu32 " labels (count at byte 4%s), but %s has %"
-                        PRIu32 " images; expected equal counts",
+                        "%s: %" PRIu32 " labels (count at byte 4%s), but %s has %" PRIu32
+                        " images; expected equal counts",
                         labels_path, ldims[0], lb.where, images_path, idims[0]);
     uint64_t total = (uint64_t)idims[0] * idims[1] * idims[2];
     if (s == CLASP_OK && total > SIZE_MAX / sizeof(float))
-        s = clasp_error(CLASP_ERR_NOMEM, "%s: %" PRIu64 " pixels do not fit in memory",
-                        images_path, total);
+        s = clasp_error(CLASP_ERR_NOMEM, "%s: %" PRIu64 " pixels do not fit in memory", images_path,
+                        total);
     if (s == CLASP_OK) s = idx_read_pixels(&im, (size_t)total, &out->x);
     if (s == CLASP_OK) s = idx_expect_end(&im);
     if (s == CLASP_OK) s = idx_read_labels(&lb, idims[0], num_classes, &out->y);
@@ -273,12 +268,10 @@ static clasp_status find_idx(const char *dir, const char *stem, char *buf, size_
         memcpy(buf, raw, (size_t)b + 1);
         return CLASP_OK;
     }
-    return clasp_error(CLASP_ERR_NOT_FOUND, "%s: not found, tried %s and %s", stem, buf,
-                       raw);
+    return clasp_error(CLASP_ERR_NOT_FOUND, "%s: not found, tried %s and %s", stem, buf, raw);
 }
 
-clasp_status clasp_mnist_load(const char *dir, int train, int fashion,
-                              clasp_dataset *out)
+clasp_status clasp_mnist_load(const char *dir, int train, int fashion, clasp_dataset *out)
 {
     if (!out) return clasp_error(CLASP_ERR_INVALID, "clasp_mnist_load: out is NULL");
     memset(out, 0, sizeof *out);

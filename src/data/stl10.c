@@ -26,8 +26,8 @@ static clasp_status stl_count(const char *xpath, const char *ypath, size_t *n)
     CLASP_TRY(clasp_data_file_size(xpath, &xs));
     CLASP_TRY(clasp_data_file_size(ypath, &ys));
     if (xs == 0)
-        return clasp_error(CLASP_ERR_FORMAT, "%s: empty file, expected images of %d bytes",
-                           xpath, STL_IMAGE);
+        return clasp_error(CLASP_ERR_FORMAT, "%s: empty file, expected images of %d bytes", xpath,
+                           STL_IMAGE);
     if (xs % STL_IMAGE != 0)
         return clasp_error(CLASP_ERR_FORMAT,
                            "%s: size %lld is not a multiple of %d (3x96x96 bytes); the image "
@@ -88,8 +88,7 @@ static clasp_status stl_labels(const char *path, size_t n, int32_t *y)
                             "%s: label %u at byte %zu (image %zu) is out of range, expected "
                             "1..%d",
                             path, buf[i], i, i, STL_CLASSES);
-        else
-            y[i] = buf[i] - 1;
+        else y[i] = buf[i] - 1;
     }
     free(buf);
     fclose(f);
@@ -108,8 +107,8 @@ clasp_status clasp_stl10_load(const char *dir, int train, clasp_dataset *out)
     CLASP_TRY(stl_count(xpath, ypath, &n));
 
     clasp_status s = CLASP_OK;
-    out->x = n <= SIZE_MAX / sizeof(float) / STL_IMAGE ? malloc(n * STL_IMAGE * sizeof(float))
-                                                       : NULL;
+    out->x =
+        n <= SIZE_MAX / sizeof(float) / STL_IMAGE ? malloc(n * STL_IMAGE * sizeof(float)) : NULL;
     out->y = malloc(n * sizeof(int32_t));
     if (!out->x || !out->y)
         s = clasp_error(CLASP_ERR_NOMEM, "%s: out of memory for %zu STL-10 images", dir, n);

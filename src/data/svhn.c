@@ -98,10 +98,16 @@ static uint32_t get32(const unsigned char *p, int swap)
 static long long mat5_type_size(uint32_t type)
 {
     switch (type) {
-    case 1: case 2: return 1;           /* miINT8, miUINT8 */
-    case 3: case 4: return 2;           /* miINT16, miUINT16 */
-    case 5: case 6: case 7: return 4;   /* miINT32, miUINT32, miSINGLE */
-    case 9: case 12: case 13: return 8; /* miDOUBLE, miINT64, miUINT64 */
+    case 1:
+    case 2: return 1; /* miINT8, miUINT8 */
+    case 3:
+    case 4: return 2; /* miINT16, miUINT16 */
+    case 5:
+    case 6:
+    case 7: return 4; /* miINT32, miUINT32, miSINGLE */
+    case 9:
+    case 12:
+    case 13: return 8; /* miDOUBLE, miINT64, miUINT64 */
     default: return 0;
     }
 }
@@ -154,18 +160,18 @@ static clasp_status check_matrix(const char *path, const char *where, const unsi
     int r = mat5_sub(p, have, len, swap, &off, &type, &bytes, &data);
     if (r < 1) return sub_missing(path, where, r, have, len, "flags tag");
     if (type != 6 || bytes != 8 || data + 8 > (long long)have)
-        return clasp_error(CLASP_ERR_FORMAT,
-                           "%s: %s: its flags are not 8 bytes of uint32", path, where);
+        return clasp_error(CLASP_ERR_FORMAT, "%s: %s: its flags are not 8 bytes of uint32", path,
+                           where);
     uint32_t flags = get32(p + data, swap), cls = flags & 0xff;
     if (cls != 4 && (cls < 6 || cls > 15))
         return clasp_error(CLASP_ERR_FORMAT,
-                           "%s: %s is of MATLAB class %u, expected numbers or text (X and y)",
-                           path, where, cls);
+                           "%s: %s is of MATLAB class %u, expected numbers or text (X and y)", path,
+                           where, cls);
     r = mat5_sub(p, have, len, swap, &off, &type, &bytes, &data);
     if (r < 1) return sub_missing(path, where, r, have, len, "dimensions tag");
     if (type != 5 || bytes % 4 || bytes < 8)
-        return clasp_error(CLASP_ERR_FORMAT,
-                           "%s: %s has no valid dimensions (2 or more int32)", path, where);
+        return clasp_error(CLASP_ERR_FORMAT, "%s: %s has no valid dimensions (2 or more int32)",
+                           path, where);
     if (data + bytes > (long long)have) return CLASP_OK; /* beyond the head: bounded by len */
     int over = 0;
     for (long long d = 0; d < bytes; d += 4) {
@@ -202,8 +208,8 @@ static clasp_status check_matrix(const char *path, const char *where, const unsi
  * inflates. deflate shrinks
  * by at most 1032:1, so an inflated length claimed beyond that is refused
  * here, before matio would allocate for it. */
-static clasp_status inflate_head(FILE *f, const char *path, long long at, long long len,
-                                 int swap, unsigned char *out, size_t size, size_t *got)
+static clasp_status inflate_head(FILE *f, const char *path, long long at, long long len, int swap,
+                                 unsigned char *out, size_t size, size_t *got)
 {
     unsigned char in[4096];
     size_t n = fread(in, 1, len < (long long)sizeof in ? (size_t)len : sizeof in, f);
@@ -275,7 +281,8 @@ static clasp_status check_mat5_length(const char *path, long long size)
             s = inflate_head(f, path, at, len, swap, head, sizeof head, &got);
             /* A stream that stops before the element it announces is
              * damaged: matio would go on with a tag it never read. */
-            if (s == CLASP_OK && got < sizeof head && (got < 8 || (long long)got < 8 + (long long)get32(head + 4, swap)))
+            if (s == CLASP_OK && got < sizeof head &&
+                (got < 8 || (long long)got < 8 + (long long)get32(head + 4, swap)))
                 s = clasp_error(CLASP_ERR_FORMAT,
                                 "%s: %s: the compressed stream ends after %zu bytes, short of the "
                                 "element it announces",
@@ -304,16 +311,17 @@ static clasp_status check_mat_header(const char *path, long long size)
     fclose(f);
     int swap = got == sizeof hdr && hdr[126] == 'M' && hdr[127] == 'I';
     int mark = got == sizeof hdr && (swap || (hdr[126] == 'I' && hdr[127] == 'M'));
-    unsigned version = swap ? (unsigned)hdr[124] << 8 | hdr[125] : (unsigned)hdr[125] << 8 | hdr[124];
+    unsigned version =
+        swap ? (unsigned)hdr[124] << 8 | hdr[125] : (unsigned)hdr[125] << 8 | hdr[124];
     if (!mark || (version != 0x0100 && version != 0x0200))
         return clasp_error(CLASP_ERR_FORMAT,
                            "%s: not a MAT file of version 5 or 7.3 (%s), expected variables X "
                            "(uint8 32x32x3xN) and y",
                            path,
-                           size == 0            ? "empty file"
-                           : got < sizeof hdr   ? "shorter than the 128-byte header"
-                           : !mark              ? "no endian mark 'IM' or 'MI' at byte 126"
-                                                : "version at byte 124 is neither 0x0100 nor 0x0200");
+                           size == 0          ? "empty file"
+                           : got < sizeof hdr ? "shorter than the 128-byte header"
+                           : !mark            ? "no endian mark 'IM' or 'MI' at byte 126"
+                                              : "version at byte 124 is neither 0x0100 nor 0x0200");
     return CLASP_OK;
 }
 
@@ -337,25 +345,25 @@ static clasp_status check_vars(mat_t *mat, const char *path, size_t *n, int *y_d
     char got[128];
     if ((!x || !y) && matio_msg[0]) {
         /* Damaged rather than absent. */
-        s = clasp_error(CLASP_ERR_FORMAT, "%s: variable '%s': cannot read its header (libmatio: %s)",
-                        path, x ? "y" : "X", matio_msg);
+        s = clasp_error(CLASP_ERR_FORMAT,
+                        "%s: variable '%s': cannot read its header (libmatio: %s)", path,
+                        x ? "y" : "X", matio_msg);
     } else if (!x || !y) {
-        s = clasp_error(CLASP_ERR_FORMAT, "%s: no variable '%s', expected %s", path,
-                        x ? "y" : "X", x ? y_expected : x_expected);
+        s = clasp_error(CLASP_ERR_FORMAT, "%s: no variable '%s', expected %s", path, x ? "y" : "X",
+                        x ? y_expected : x_expected);
     } else if (x->class_type != MAT_C_UINT8 || x->isComplex || x->isLogical ||
                (x->rank != 4 && x->rank != 3) || x->dims[0] != SVHN_SIDE ||
                x->dims[1] != SVHN_SIDE || x->dims[2] != 3 || (x->rank == 4 && x->dims[3] == 0)) {
         /* Rank 3 is one image: MATLAB drops trailing singleton dims. */
         s = bad_var(path, x, "X", x_expected);
-    } else if ((y->class_type != MAT_C_DOUBLE && y->class_type != MAT_C_UINT8) ||
-               y->isComplex || y->isLogical || y->rank != 2 ||
-               (y->dims[1] != 1 && y->dims[0] != 1)) {
+    } else if ((y->class_type != MAT_C_DOUBLE && y->class_type != MAT_C_UINT8) || y->isComplex ||
+               y->isLogical || y->rank != 2 || (y->dims[1] != 1 && y->dims[0] != 1)) {
         s = bad_var(path, y, "y", y_expected);
     } else if (y->dims[0] * y->dims[1] != (x->rank == 4 ? x->dims[3] : 1)) {
         size_t images = x->rank == 4 ? x->dims[3] : 1;
         s = clasp_error(CLASP_ERR_FORMAT,
-                        "%s: variable 'y' is %s, but 'X' holds %zu images; expected %zux1",
-                        path, describe(y, got, sizeof got), images, images);
+                        "%s: variable 'y' is %s, but 'X' holds %zu images; expected %zux1", path,
+                        describe(y, got, sizeof got), images, images);
     } else {
         *n = x->rank == 4 ? x->dims[3] : 1;
         *y_double = y->class_type == MAT_C_DOUBLE;
@@ -437,7 +445,8 @@ clasp_status clasp_svhn_load(const char *dir, int train, clasp_dataset *out)
     if (!dir) return clasp_error(CLASP_ERR_INVALID, "clasp_svhn_load: dir is NULL");
     char path[4096];
     long long size = 0;
-    CLASP_TRY(clasp_data_join(path, sizeof path, dir, train ? "train_32x32.mat" : "test_32x32.mat"));
+    CLASP_TRY(
+        clasp_data_join(path, sizeof path, dir, train ? "train_32x32.mat" : "test_32x32.mat"));
     CLASP_TRY(clasp_data_file_size(path, &size));
 
     CLASP_TRY(check_mat_header(path, size));

@@ -32,8 +32,7 @@ static float *g_buf;
 static size_t g_cap;
 
 #if CLASP_HAVE_MPI
-static int g_started;           /* this process called MPI_Init */
-
+static int g_started; /* this process called MPI_Init */
 
 static clasp_status ensure_buf(size_t n)
 {
@@ -53,16 +52,32 @@ static uint64_t fnv(uint64_t h, const void *p, size_t n)
 }
 #endif
 
-int clasp_dist_built(void) { return CLASP_HAVE_MPI; }
-int clasp_dist_rank(void) { return g_rank; }
-int clasp_dist_size(void) { return g_size; }
-int dist_local_rank(void) { return g_local_rank; }
-int dist_local_size(void) { return g_local_size; }
+int clasp_dist_built(void)
+{
+    return CLASP_HAVE_MPI;
+}
+int clasp_dist_rank(void)
+{
+    return g_rank;
+}
+int clasp_dist_size(void)
+{
+    return g_size;
+}
+int dist_local_rank(void)
+{
+    return g_local_rank;
+}
+int dist_local_size(void)
+{
+    return g_local_size;
+}
 
 /* Set by mpirun/mpiexec (Open MPI, MPICH, Intel MPI) and by srun (PMI/PMIx). */
 static int launched_by_mpi(void)
 {
-    static const char *vars[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK", "PMI_RANK", "MPI_LOCALNRANKS"};
+    static const char *vars[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK", "PMI_RANK",
+                                 "MPI_LOCALNRANKS"};
     for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
         if (getenv(vars[i])) return 1;
     return 0;
@@ -114,10 +129,11 @@ clasp_status clasp_dist_init(int *argc, char ***argv)
     const char *n = getenv("OMPI_COMM_WORLD_SIZE");
     if (!n) n = getenv("PMI_SIZE");
     if (launched_by_mpi() && n && atoi(n) > 1)
-        return clasp_error(CLASP_ERR_CONFIG,
-                           "started by an MPI launcher with %s processes, but this clasp was built without MPI; "
-                           "install an MPI library (Debian: libopenmpi-dev) and rebuild, or run one process",
-                           n);
+        return clasp_error(
+            CLASP_ERR_CONFIG,
+            "started by an MPI launcher with %s processes, but this clasp was built without MPI; "
+            "install an MPI library (Debian: libopenmpi-dev) and rebuild, or run one process",
+            n);
 #endif
     return CLASP_OK;
 }
@@ -171,7 +187,10 @@ void dist_shard(size_t n, size_t *begin, size_t *end)
     *end = *begin + q + (k < r);
 }
 
-size_t dist_shard_max(size_t n) { return (n + (size_t)g_size - 1) / (size_t)g_size; }
+size_t dist_shard_max(size_t n)
+{
+    return (n + (size_t)g_size - 1) / (size_t)g_size;
+}
 
 void dist_barrier(void)
 {
@@ -250,7 +269,8 @@ clasp_status dist_allreduce_grads(clasp_model *m, float weight, int have)
     for (int i = 0; i < np; i++) total += clasp_model_grad(m, i)->numel;
     CLASP_TRY(ensure_buf(total));
     MPI_Request *req = malloc((size_t)(np ? np : 1) * sizeof *req);
-    int *last = malloc((size_t)(np ? np : 1) * sizeof *last); /* one past a bucket's last parameter */
+    int *last =
+        malloc((size_t)(np ? np : 1) * sizeof *last); /* one past a bucket's last parameter */
     if (!req || !last) {
         free(req), free(last);
         return clasp_error(CLASP_ERR_NOMEM, "out of memory");
@@ -270,8 +290,8 @@ clasp_status dist_allreduce_grads(clasp_model *m, float weight, int have)
         }
         off += g->numel;
         if (st == CLASP_OK && (off - start >= BUCKET_FLOATS || i == np - 1)) {
-            MPI_Iallreduce(MPI_IN_PLACE, g_buf + start, (int)(off - start), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD,
-                           &req[nb]);
+            MPI_Iallreduce(MPI_IN_PLACE, g_buf + start, (int)(off - start), MPI_FLOAT, MPI_SUM,
+                           MPI_COMM_WORLD, &req[nb]);
             last[nb++] = i + 1;
             start = off;
         } else if (nb) {
@@ -325,7 +345,8 @@ clasp_status dist_bcast_buffers(clasp_model *m)
      * every rank). */
     int nb = clasp_model_num_buffers(m);
     size_t total = 0, off = 0;
-    for (int i = 0; i < nb; i++) total += clasp_model_buffer(m, i) ? clasp_model_buffer(m, i)->numel : 0;
+    for (int i = 0; i < nb; i++)
+        total += clasp_model_buffer(m, i) ? clasp_model_buffer(m, i)->numel : 0;
     if (!total) return CLASP_OK;
     CLASP_TRY(ensure_buf(total));
     for (int i = 0; g_rank == 0 && i < nb; i++) {
@@ -374,11 +395,12 @@ clasp_status dist_check_params(clasp_model *m, const char *when)
     MPI_Allreduce(MPI_IN_PLACE, &hi, 1, MPI_UNSIGNED_LONG_LONG, MPI_MAX, MPI_COMM_WORLD);
     MPI_Bcast(&first, 1, MPI_UNSIGNED_LONG_LONG, 0, MPI_COMM_WORLD);
     if (lo != hi)
-        return clasp_error(CLASP_ERR_INVALID,
-                           "the model's parameters differ between ranks %s (checksum %016llx on rank 0, %016llx "
-                           "on rank %d): the ranks must run the same clasp on the same kind of device, from the "
-                           "same state file",
-                           when, first, (unsigned long long)h, g_rank);
+        return clasp_error(
+            CLASP_ERR_INVALID,
+            "the model's parameters differ between ranks %s (checksum %016llx on rank 0, %016llx "
+            "on rank %d): the ranks must run the same clasp on the same kind of device, from the "
+            "same state file",
+            when, first, (unsigned long long)h, g_rank);
     return CLASP_OK;
 #else
     (void)m, (void)when;
@@ -424,7 +446,8 @@ clasp_status dist_reduce_eval(clasp_eval_result *r)
     }
     clasp_status st = dist_sum_i64(v, len);
     double secs[sizeof eval_seconds / sizeof eval_seconds[0]];
-    for (size_t s = 0; s < sizeof secs / sizeof secs[0]; s++) secs[s] = *(double *)((char *)r + eval_seconds[s]);
+    for (size_t s = 0; s < sizeof secs / sizeof secs[0]; s++)
+        secs[s] = *(double *)((char *)r + eval_seconds[s]);
     if (st == CLASP_OK) st = dist_max_f64(secs, sizeof secs / sizeof secs[0]);
     for (size_t s = 0; st == CLASP_OK && s < sizeof secs / sizeof secs[0]; s++)
         *(double *)((char *)r + eval_seconds[s]) = secs[s];
@@ -433,7 +456,8 @@ clasp_status dist_reduce_eval(clasp_eval_result *r)
     for (size_t f = 0; st == CLASP_OK && f < nf; f++) {
         int64_t **a = (int64_t **)((char *)r + eval_counts[f].offset);
         size_t n = eval_counts[f].square ? K * K : K;
-        if (!*a && !(*a = malloc(n * sizeof **a))) st = clasp_error(CLASP_ERR_NOMEM, "out of memory");
+        if (!*a && !(*a = malloc(n * sizeof **a)))
+            st = clasp_error(CLASP_ERR_NOMEM, "out of memory");
         else memcpy(*a, v + o, n * sizeof *v);
         o += n;
     }
@@ -447,29 +471,34 @@ clasp_status dist_gather_examples(const void *local, size_t n_local, size_t elem
 #if CLASP_HAVE_MPI
     if (g_size > 1) {
         long long mine = (long long)n_local, *all = malloc((size_t)g_size * sizeof *all);
-        int *counts = malloc((size_t)g_size * sizeof *counts), *displs = malloc((size_t)g_size * sizeof *displs);
-        clasp_status st = all && counts && displs ? CLASP_OK : clasp_error(CLASP_ERR_NOMEM, "out of memory");
+        int *counts = malloc((size_t)g_size * sizeof *counts),
+            *displs = malloc((size_t)g_size * sizeof *displs);
+        clasp_status st =
+            all && counts && displs ? CLASP_OK : clasp_error(CLASP_ERR_NOMEM, "out of memory");
         /* Every rank takes part in the collectives, whatever happened above. */
         MPI_Allgather(&mine, 1, MPI_LONG_LONG, all, all ? 1 : 0, MPI_LONG_LONG, MPI_COMM_WORLD);
         size_t sum = 0;
         for (int k = 0; st == CLASP_OK && k < g_size; k++) {
             size_t bytes = (size_t)all[k] * elem_bytes;
             if (bytes > (size_t)2147483647 || sum * elem_bytes > (size_t)2147483647)
-                st = clasp_error(CLASP_ERR_INVALID, "gathering %zu bytes per rank: more than MPI's int counts", bytes);
+                st = clasp_error(CLASP_ERR_INVALID,
+                                 "gathering %zu bytes per rank: more than MPI's int counts", bytes);
             counts[k] = (int)bytes, displs[k] = (int)(sum * elem_bytes);
             sum += (size_t)all[k];
         }
         if (st == CLASP_OK && sum != n_total)
-            st = clasp_error(CLASP_ERR_INVALID, "gathering %zu examples, the ranks hold %zu", n_total, sum);
+            st = clasp_error(CLASP_ERR_INVALID, "gathering %zu examples, the ranks hold %zu",
+                             n_total, sum);
         if (st == CLASP_OK)
-            MPI_Allgatherv(local, (int)(n_local * elem_bytes), MPI_BYTE, out, counts, displs, MPI_BYTE,
-                           MPI_COMM_WORLD);
+            MPI_Allgatherv(local, (int)(n_local * elem_bytes), MPI_BYTE, out, counts, displs,
+                           MPI_BYTE, MPI_COMM_WORLD);
         free(all), free(counts), free(displs);
         return st;
     }
 #endif
     if (n_local != n_total)
-        return clasp_error(CLASP_ERR_INVALID, "gathering %zu examples, this process holds %zu", n_total, n_local);
+        return clasp_error(CLASP_ERR_INVALID, "gathering %zu examples, this process holds %zu",
+                           n_total, n_local);
     if (n_total) memcpy(out, local, n_total * elem_bytes);
     return CLASP_OK;
 }

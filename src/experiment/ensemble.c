@@ -34,7 +34,8 @@ clasp_status clasp_autoattack_find(const clasp_registry *r, const char *version,
 {
     if (clasp_registry_find(r, plugin, CLASP_PLUGIN_ATTACK, out) == CLASP_OK) return CLASP_OK;
     return clasp_error(CLASP_ERR_NOT_FOUND,
-                       "%s needs the attack plugin '%s', which is not loaded; `clasp plugins` lists "
+                       "%s needs the attack plugin '%s', which is not loaded; `clasp plugins` "
+                       "lists "
                        "the loaded ones (version %s uses: %s)",
                        CLASP_AUTOATTACK, plugin, version,
                        !strcmp(version, "fast") ? "apgd, apgd-t" : "apgd, apgd-t, fab, square");
@@ -85,8 +86,8 @@ clasp_status clasp_ensemble_from_spec(const clasp_registry *r, const char *spec,
         m = clasp_autoattack_members(version, &preset);
         if (!m)
             return clasp_error(CLASP_ERR_CONFIG, "%s: %s version must be %s, got '%s'",
-                               version_at >= 0 && where ? where[version_at] : "--set", CLASP_AUTOATTACK,
-                               CLASP_AUTOATTACK_VERSIONS, version);
+                               version_at >= 0 && where ? where[version_at] : "--set",
+                               CLASP_AUTOATTACK, CLASP_AUTOATTACK_VERSIONS, version);
         for (int i = 0; i < m; i++) {
             CLASP_TRY(clasp_autoattack_find(r, version, preset[i].plugin, &descs[i]));
             names[i] = preset[i].plugin;
@@ -102,12 +103,15 @@ clasp_status clasp_ensemble_from_spec(const clasp_registry *r, const char *spec,
                                    "(a cascade) or %s, got '%s'",
                                    CLASP_AUTOATTACK, spec);
             if (m == SPEC_MAX_MEMBERS)
-                return clasp_error(CLASP_ERR_CONFIG, "--attack: at most %d attacks in a list", SPEC_MAX_MEMBERS);
+                return clasp_error(CLASP_ERR_CONFIG, "--attack: at most %d attacks in a list",
+                                   SPEC_MAX_MEMBERS);
             memcpy(buf[m], s, len);
             buf[m][len] = '\0';
             if (!strcmp(buf[m], CLASP_AUTOATTACK))
-                return clasp_error(CLASP_ERR_CONFIG, "--attack: %s is a preset of its own and cannot be "
-                                   "part of a list; list its members instead", CLASP_AUTOATTACK);
+                return clasp_error(CLASP_ERR_CONFIG,
+                                   "--attack: %s is a preset of its own and cannot be "
+                                   "part of a list; list its members instead",
+                                   CLASP_AUTOATTACK);
             CLASP_TRY(clasp_registry_find(r, buf[m], CLASP_PLUGIN_ATTACK, &descs[m]));
             names[m] = buf[m];
             m++;
@@ -123,7 +127,8 @@ clasp_status clasp_ensemble_from_spec(const clasp_registry *r, const char *spec,
         if (!used)
             return clasp_error(CLASP_ERR_CONFIG, "%s: no attack of '%s' has a parameter '%s'%s",
                                where ? where[i] : "--set", spec, keys[i],
-                               m > 1 ? " (a value goes to every member that has the parameter)" : "");
+                               m > 1 ? " (a value goes to every member that has the parameter)"
+                                     : "");
     }
     out->members = calloc((size_t)m, sizeof *out->members);
     out->labels = calloc((size_t)m, sizeof *out->labels);
@@ -136,14 +141,16 @@ clasp_status clasp_ensemble_from_spec(const clasp_registry *r, const char *spec,
     clasp_status st = CLASP_OK;
     for (int j = 0; st == CLASP_OK && j < m; j++) {
         /* The preset's values first, then the pairs given (later wins). */
-        const char *k[CLASP_PRESET_MAX_PARAMS + 64], *v[CLASP_PRESET_MAX_PARAMS + 64], *w[CLASP_PRESET_MAX_PARAMS + 64];
+        const char *k[CLASP_PRESET_MAX_PARAMS + 64], *v[CLASP_PRESET_MAX_PARAMS + 64],
+            *w[CLASP_PRESET_MAX_PARAMS + 64];
         int c = 0;
         for (int i = 0; preset && i < preset[j].n; i++) {
             if (!desc_has(descs[j], preset[j].keys[i])) continue;
             int overridden = 0;
             for (int q = 0; q < n; q++) overridden |= !strcmp(keys[q], preset[j].keys[i]);
             if (overridden) continue;
-            k[c] = preset[j].keys[i], v[c] = preset[j].values[i], w[c] = CLASP_AUTOATTACK " preset", c++;
+            k[c] = preset[j].keys[i], v[c] = preset[j].values[i], w[c] = CLASP_AUTOATTACK " preset",
+            c++;
         }
         for (int i = 0; i < n && c < (int)(sizeof k / sizeof k[0]); i++) {
             if (i == version_at || !desc_has(descs[j], keys[i])) continue;

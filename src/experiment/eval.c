@@ -67,8 +67,8 @@ static void buffers_free(eval_buffers *b)
 }
 
 /* The L2 distances of the batch's attack successes, appended to B->l2. */
-static clasp_status measure_l2(eval_buffers *B, const clasp_tensor *x, const clasp_tensor *x_adv, int n,
-                               int k)
+static clasp_status measure_l2(eval_buffers *B, const clasp_tensor *x, const clasp_tensor *x_adv,
+                               int n, int k)
 {
     size_t numel = x->numel, d = numel / (size_t)n;
     if (numel > B->img_cap) {
@@ -226,7 +226,8 @@ clasp_status clasp_eval_run(clasp_model *m, clasp_batcher *b, const clasp_eval_o
         if (!total) total = batches * (size_t)n; /* the last batch may be smaller */
         st = eval_batch(m, opt, &B, x, y, n, first, bi, out);
         done += (size_t)n;
-        if (st == CLASP_OK && opt->progress) opt->progress(opt->user, done, total < done ? done : total);
+        if (st == CLASP_OK && opt->progress)
+            opt->progress(opt->user, done, total < done ? done : total);
     }
     if (st == CLASP_OK && opt->l2 && opt->attack) st = finish_l2(&B, out);
     buffers_free(&B);

@@ -15,8 +15,8 @@ typedef struct cascade_buffers {
     float *x, *x_adv, *sub_x;
     int32_t *sub_y, *sub_pred;
     int *idx;
-    size_t cap_x;               /* floats in x, x_adv, sub_x */
-    int cap_n;                  /* entries in sub_y, sub_pred, idx */
+    size_t cap_x; /* floats in x, x_adv, sub_x */
+    int cap_n;    /* entries in sub_y, sub_pred, idx */
     clasp_tensor *tx, *ty, *tx_adv, *tpred;
 } cascade_buffers;
 
@@ -28,15 +28,14 @@ typedef struct l2_item {
 
 typedef struct eval_buffers {
     clasp_tensor *x_adv, *clean_pred, *adv_pred;
-    int32_t *y, *cp, *ap;       /* host copies of labels and predictions */
+    int32_t *y, *cp, *ap; /* host copies of labels and predictions */
     int cap;
     cascade_buffers cascade;
-    float *xh, *xah;            /* host images (opt->l2 only) */
+    float *xh, *xah; /* host images (opt->l2 only) */
     size_t img_cap;
-    l2_item *l2;                /* successes so far (opt->l2 only) */
+    l2_item *l2; /* successes so far (opt->l2 only) */
     size_t n_l2, l2_cap;
 } eval_buffers;
-
 
 /* One batch under opt's cascade: B->y and B->cp hold the labels and clean
  * predictions on entry; fills B->ap (worst-case predictions), B->x_adv and

@@ -24,12 +24,13 @@ static void range_text(double min, double max, int open_min, char *buf, size_t s
 }
 
 /* A scalar (not a list, not a mapping), with a message naming sec.key. */
-static clasp_status want_scalar(const pctx *c, const yaml_node_t *v, const char *sec, const char *key,
-                                const char *expect)
+static clasp_status want_scalar(const pctx *c, const yaml_node_t *v, const char *sec,
+                                const char *key, const char *expect)
 {
     if (v->type == YAML_SCALAR_NODE) return CLASP_OK;
     return plan_err(c, v, "%s.%s expects %s, got %s%s", sec, key, expect, ykind(v),
-                    v->type == YAML_SEQUENCE_NODE ? " (lists make grids only in plugin params)" : "");
+                    v->type == YAML_SEQUENCE_NODE ? " (lists make grids only in plugin params)"
+                                                  : "");
 }
 
 /* Whole number in [min, max] (or the default when absent or null). */
@@ -114,7 +115,8 @@ static clasp_status get_choice(const pctx *c, yaml_node_t *v, const char *sec, c
 static clasp_status put_fixed(const pctx *c, const yaml_node_t *v, const char *what, const char *s,
                               char *dst, size_t size)
 {
-    if (strlen(s) >= size) return plan_err(c, v, "%s is too long (at most %zu characters)", what, size - 1);
+    if (strlen(s) >= size)
+        return plan_err(c, v, "%s is too long (at most %zu characters)", what, size - 1);
     memcpy(dst, s, strlen(s) + 1);
     return CLASP_OK;
 }
@@ -132,10 +134,13 @@ static clasp_status parse_experiment(pctx *c, yaml_node_t *n)
     double seed = 1;
     if (st == CLASP_OK) st = get_text(c, &m, "experiment", "name", NULL, &name);
     if (st == CLASP_OK && !name) st = plan_err(c, n, "experiment: missing required key 'name'");
-    if (st == CLASP_OK) st = put_fixed(c, ymap_get(&m, "name"), "experiment.name", name, p->name, sizeof p->name);
+    if (st == CLASP_OK)
+        st = put_fixed(c, ymap_get(&m, "name"), "experiment.name", name, p->name, sizeof p->name);
     if (st == CLASP_OK && strchr(name, '/'))
-        st = plan_err(c, ymap_get(&m, "name"), "experiment.name must not contain '/' (it names the output folder)");
-    if (st == CLASP_OK) st = get_whole(c, &m, "experiment", "seed", 0, 9007199254740991.0, 1, &seed);
+        st = plan_err(c, ymap_get(&m, "name"),
+                      "experiment.name must not contain '/' (it names the output folder)");
+    if (st == CLASP_OK)
+        st = get_whole(c, &m, "experiment", "seed", 0, 9007199254740991.0, 1, &seed);
     if (st == CLASP_OK) p->seed = (uint64_t)seed;
     if (st == CLASP_OK) st = get_text(c, &m, "experiment", "device", NULL, &p->device);
     free(name);
@@ -150,18 +155,23 @@ static clasp_status parse_exclude(pctx *c, yaml_node_t *v)
     clasp_plan *p = c->plan;
     if (!v || yis_null(v)) return CLASP_OK;
     if (v->type != YAML_SEQUENCE_NODE)
-        return plan_err(c, v, "data.exclude_classes expects a list of class names or indices, e.g. [Shirt, 4], got %s",
+        return plan_err(c, v,
+                        "data.exclude_classes expects a list of class names or indices, e.g. "
+                        "[Shirt, 4], got %s",
                         ykind(v));
     for (int i = 0; i < yseq_len(v); i++) {
         yaml_node_t *it = yseq_item(c, v, i);
         const char *s = yscalar(it);
         if (!s || !*s)
-            return plan_err(c, it, "data.exclude_classes: each entry must be a class name or index, got %s",
+            return plan_err(c, it,
+                            "data.exclude_classes: each entry must be a class name or index, got "
+                            "%s",
                             s ? "an empty text" : ykind(it));
         if (strlen(s) >= sizeof p->exclude[0])
             return plan_err(c, it, "data.exclude_classes: '%s' is longer than any class name", s);
         if (p->n_exclude == CLASP_PLAN_MAX_EXCLUDE)
-            return plan_err(c, it, "data.exclude_classes: at most %d entries", CLASP_PLAN_MAX_EXCLUDE);
+            return plan_err(c, it, "data.exclude_classes: at most %d entries",
+                            CLASP_PLAN_MAX_EXCLUDE);
         snprintf(p->exclude[p->n_exclude], sizeof p->exclude[0], "%s", s);
         plan_loc(c, it, p->exclude_loc[p->n_exclude], sizeof p->exclude_loc[0]);
         p->n_exclude++;
@@ -177,8 +187,8 @@ static int all_digits(const char *s)
     return 1;
 }
 
-clasp_status clasp_plan_exclude_mask(const clasp_plan *p, int num_classes, const char (*class_names)[32],
-                                     int *mask)
+clasp_status clasp_plan_exclude_mask(const clasp_plan *p, int num_classes,
+                                     const char (*class_names)[32], int *mask)
 {
     for (int k = 0; k < num_classes; k++) mask[k] = 0;
     int n = 0;
@@ -189,7 +199,8 @@ clasp_status clasp_plan_exclude_mask(const clasp_plan *p, int num_classes, const
             long v = strlen(e) > 6 ? -1 : strtol(e, NULL, 10);
             if (v < 0 || v >= num_classes)
                 return clasp_error(CLASP_ERR_CONFIG,
-                                   "%s: data.exclude_classes: class index %s is out of range (the %s data set has "
+                                   "%s: data.exclude_classes: class index %s is out of range (the "
+                                   "%s data set has "
                                    "classes 0 to %d)",
                                    p->exclude_loc[i], e, p->dataset, num_classes - 1);
             k = (int)v;
@@ -200,14 +211,17 @@ clasp_status clasp_plan_exclude_mask(const clasp_plan *p, int num_classes, const
                 char names[1024] = "";
                 size_t len = 0;
                 for (int j = 0; j < num_classes && len + 40 < sizeof names; j++)
-                    len += (size_t)snprintf(names + len, sizeof names - len, "%s%s", j ? ", " : "", class_names[j]);
+                    len += (size_t)snprintf(names + len, sizeof names - len, "%s%s", j ? ", " : "",
+                                            class_names[j]);
                 return clasp_error(CLASP_ERR_CONFIG,
-                                   "%s: data.exclude_classes: unknown class '%s'; the %s data set has: %s",
+                                   "%s: data.exclude_classes: unknown class '%s'; the %s data set "
+                                   "has: %s",
                                    p->exclude_loc[i], e, p->dataset, names);
             }
         }
         if (mask[k])
-            return clasp_error(CLASP_ERR_CONFIG, "%s: data.exclude_classes: class %d (%s) is listed twice",
+            return clasp_error(CLASP_ERR_CONFIG,
+                               "%s: data.exclude_classes: class %d (%s) is listed twice",
                                p->exclude_loc[i], k, class_names[k]);
         mask[k] = 1;
         n++;
@@ -220,26 +234,33 @@ clasp_status clasp_plan_exclude_mask(const clasp_plan *p, int num_classes, const
 
 static clasp_status parse_data(pctx *c, yaml_node_t *n)
 {
-    static const char *const known[] = {"dataset", "path", "val_size", "train_size", "exclude_classes", NULL};
+    static const char *const known[] = {"dataset",         "path", "val_size", "train_size",
+                                        "exclude_classes", NULL};
     /* The loader's own list, so a new data set needs no change here. */
     const char *const *sets = clasp_dataset_names;
     clasp_plan *p = c->plan;
     snprintf(p->dataset, sizeof p->dataset, "%s", sets[0]); /* the default */
     p->val_size = 5000;
-    if (!n) return (p->data_path = strdup(CLASP_FASHION_MNIST_DIR)) ? CLASP_OK : clasp_error(CLASP_ERR_NOMEM, "out of memory");
+    if (!n)
+        return (p->data_path = strdup(CLASP_FASHION_MNIST_DIR))
+                   ? CLASP_OK
+                   : clasp_error(CLASP_ERR_NOMEM, "out of memory");
     plan_loc(c, n, p->data_loc, sizeof p->data_loc);
     ymap m;
     CLASP_TRY(ymap_open(c, n, "data", &m));
     clasp_status st = ymap_only(c, &m, "data", known);
     int set = 0;
     double v = 0;
-    if (st == CLASP_OK) st = get_choice(c, ymap_get(&m, "dataset"), "data", "dataset", sets, 0, &set);
+    if (st == CLASP_OK)
+        st = get_choice(c, ymap_get(&m, "dataset"), "data", "dataset", sets, 0, &set);
     if (st == CLASP_OK) snprintf(p->dataset, sizeof p->dataset, "%s", sets[set]);
     if (st == CLASP_OK)
-        st = get_text(c, &m, "data", "path", set == 0 ? CLASP_FASHION_MNIST_DIR : NULL, &p->data_path);
+        st = get_text(c, &m, "data", "path", set == 0 ? CLASP_FASHION_MNIST_DIR : NULL,
+                      &p->data_path);
     if (ymap_get(&m, "path")) plan_loc(c, ymap_get(&m, "path"), p->data_loc, sizeof p->data_loc);
     if (st == CLASP_OK && !p->data_path)
-        st = plan_err(c, n, "data: the %s data set needs 'path' (the folder holding its files)", sets[set]);
+        st = plan_err(c, n, "data: the %s data set needs 'path' (the folder holding its files)",
+                      sets[set]);
     if (st == CLASP_OK) st = get_whole(c, &m, "data", "val_size", 1, 1e9, 5000, &v);
     if (st == CLASP_OK) p->val_size = (size_t)v;
     if (st == CLASP_OK) st = get_whole(c, &m, "data", "train_size", 0, 1e9, 0, &v);
@@ -250,20 +271,23 @@ static clasp_status parse_data(pctx *c, yaml_node_t *n)
 }
 
 /* A list of 1 to CLASP_NORMALIZE_MAX_C numbers (each > 0 when positive). */
-static clasp_status get_floats(pctx *c, yaml_node_t *v, const char *what, int positive, float *out, int *n)
+static clasp_status get_floats(pctx *c, yaml_node_t *v, const char *what, int positive, float *out,
+                               int *n)
 {
     *n = 0;
-    if (!v || v->type != YAML_SEQUENCE_NODE || yseq_len(v) < 1 || yseq_len(v) > CLASP_NORMALIZE_MAX_C)
-        return plan_err(c, v, "%s expects a list of 1 to %d numbers (one per input channel), got %s", what,
-                        CLASP_NORMALIZE_MAX_C, ykind(v));
+    if (!v || v->type != YAML_SEQUENCE_NODE || yseq_len(v) < 1 ||
+        yseq_len(v) > CLASP_NORMALIZE_MAX_C)
+        return plan_err(c, v,
+                        "%s expects a list of 1 to %d numbers (one per input channel), got %s",
+                        what, CLASP_NORMALIZE_MAX_C, ykind(v));
     for (int i = 0; i < yseq_len(v); i++) {
         yaml_node_t *it = yseq_item(c, v, i);
         const char *s = yscalar(it);
         char *end;
         double d = s ? strtod(s, &end) : 0;
         if (!s || !*s || *end || !isfinite(d) || (positive && !(d > 0)))
-            return plan_err(c, it, "%s: each value must be a %snumber, got %s", what, positive ? "positive " : "",
-                            s ? s : ykind(it));
+            return plan_err(c, it, "%s: each value must be a %snumber, got %s", what,
+                            positive ? "positive " : "", s ? s : ykind(it));
         out[(*n)++] = (float)d;
     }
     return CLASP_OK;
@@ -274,7 +298,9 @@ static clasp_status parse_model(pctx *c, yaml_node_t *n)
     static const char *const known[] = {"arch", "depth", "width", "normalize", NULL};
     static const char *const norm_keys[] = {"mean", "std", NULL};
     clasp_plan *p = c->plan;
-    if (!n) return (p->arch = strdup("default")) ? CLASP_OK : clasp_error(CLASP_ERR_NOMEM, "out of memory");
+    if (!n)
+        return (p->arch = strdup("default")) ? CLASP_OK
+                                             : clasp_error(CLASP_ERR_NOMEM, "out of memory");
     ymap m;
     CLASP_TRY(ymap_open(c, n, "model", &m));
     clasp_status st = ymap_only(c, &m, "model", known);
@@ -283,24 +309,28 @@ static clasp_status parse_model(pctx *c, yaml_node_t *n)
     yaml_node_t *v = ymap_get(&m, "arch");
     plan_loc(c, v ? v : n, p->arch_loc, sizeof p->arch_loc);
     double depth = 0, width = 0;
-    int is_wrn = arch && !strcmp(arch, "wrn"), is_resnet = arch && (!strcmp(arch, "resnet18") ||
-                                                                  !strcmp(arch, "preact-resnet18"));
+    int is_wrn = arch && !strcmp(arch, "wrn"),
+        is_resnet = arch && (!strcmp(arch, "resnet18") || !strcmp(arch, "preact-resnet18"));
     if (st == CLASP_OK) st = get_whole(c, &m, "model", "depth", 10, 1000, 28, &depth);
     if (st == CLASP_OK) st = get_whole(c, &m, "model", "width", 1, 4096, is_wrn ? 10 : 64, &width);
     yaml_node_t *dv = ymap_get(&m, "depth"), *wv = ymap_get(&m, "width");
     if (st == CLASP_OK && dv && !is_wrn)
         st = plan_err(c, dv, "model.depth applies to arch 'wrn' only (this one is '%s')", arch);
     if (st == CLASP_OK && wv && !is_wrn && !is_resnet)
-        st = plan_err(c, wv, "model.width applies to arch wrn (widen factor), resnet18 and preact-resnet18 (base "
-                             "width) only");
+        st = plan_err(c, wv,
+                      "model.width applies to arch wrn (widen factor), resnet18 and "
+                      "preact-resnet18 (base "
+                      "width) only");
     if (st == CLASP_OK && is_wrn && ((int)depth - 4) % 6 != 0)
-        st = plan_err(c, dv ? dv : n, "model.depth of a WideResNet must be 6n+4 (10, 16, 22, 28, 34, ...), got %d",
+        st = plan_err(c, dv ? dv : n,
+                      "model.depth of a WideResNet must be 6n+4 (10, 16, 22, 28, 34, ...), got %d",
                       (int)depth);
     char resolved[96];
     if (st == CLASP_OK) {
         /* One text names the architecture everywhere (checkpoints, reports). */
         if (is_wrn) snprintf(resolved, sizeof resolved, "wrn-%d-%d", (int)depth, (int)width);
-        else if (is_resnet && (int)width != 64) snprintf(resolved, sizeof resolved, "%s-w%d", arch, (int)width);
+        else if (is_resnet && (int)width != 64)
+            snprintf(resolved, sizeof resolved, "%s-w%d", arch, (int)width);
         else snprintf(resolved, sizeof resolved, "%s", arch);
         p->arch = strdup(resolved);
         if (!p->arch) st = clasp_error(CLASP_ERR_NOMEM, "out of memory");
@@ -319,8 +349,11 @@ static clasp_status parse_model(pctx *c, yaml_node_t *n)
         if (st == CLASP_OK) {
             int a = 0, b = 0;
             st = ymap_only(c, &nm, "model.normalize", norm_keys);
-            if (st == CLASP_OK) st = get_floats(c, ymap_get(&nm, "mean"), "model.normalize.mean", 0, p->norm_mean, &a);
-            if (st == CLASP_OK) st = get_floats(c, ymap_get(&nm, "std"), "model.normalize.std", 1, p->norm_std, &b);
+            if (st == CLASP_OK)
+                st = get_floats(c, ymap_get(&nm, "mean"), "model.normalize.mean", 0, p->norm_mean,
+                                &a);
+            if (st == CLASP_OK)
+                st = get_floats(c, ymap_get(&nm, "std"), "model.normalize.std", 1, p->norm_std, &b);
             if (st == CLASP_OK && a != b)
                 st = plan_err(c, nv, "model.normalize: mean has %d values, std %d", a, b);
             p->normalize = a;
@@ -342,9 +375,11 @@ static clasp_status parse_optimiser(pctx *c, yaml_node_t *n)
     CLASP_TRY(ymap_open(c, n, "train.optimiser", &m));
     int which;
     clasp_status st = ymap_only(c, &m, "train.optimiser", known);
-    if (st == CLASP_OK) st = get_choice(c, ymap_get(&m, "name"), "train.optimiser", "name", names, 0, &which);
+    if (st == CLASP_OK)
+        st = get_choice(c, ymap_get(&m, "name"), "train.optimiser", "name", names, 0, &which);
     if (st == CLASP_OK) st = get_real(c, &m, "train.optimiser", "lr", 0, 10, 1, 0, 0.05, &p->lr);
-    if (st == CLASP_OK) st = get_real(c, &m, "train.optimiser", "momentum", 0, 1, 0, 1, 0.9, &p->momentum);
+    if (st == CLASP_OK)
+        st = get_real(c, &m, "train.optimiser", "momentum", 0, 1, 0, 1, 0.9, &p->momentum);
     if (st == CLASP_OK)
         st = get_real(c, &m, "train.optimiser", "weight_decay", 0, 1, 0, 1, 5e-4, &p->weight_decay);
     ymap_close(&m);
@@ -365,23 +400,29 @@ static clasp_status parse_schedule(pctx *c, yaml_node_t *n)
         CLASP_TRY(get_choice(c, n, "train.schedule", "name", names, 1, &which));
         p->schedule = (clasp_lr_schedule)which;
         if (which == CLASP_LR_STEP)
-            return plan_err(c, n, "train.schedule: 'step' needs milestones: write {name: step, milestones: [...], gamma: 0.1}");
+            return plan_err(c, n,
+                            "train.schedule: 'step' needs milestones: write {name: step, "
+                            "milestones: [...], gamma: 0.1}");
         return CLASP_OK;
     }
     ymap m;
     CLASP_TRY(ymap_open(c, n, "train.schedule", &m));
     clasp_status st = ymap_only(c, &m, "train.schedule", known);
-    if (st == CLASP_OK) st = get_choice(c, ymap_get(&m, "name"), "train.schedule", "name", names, 1, &which);
+    if (st == CLASP_OK)
+        st = get_choice(c, ymap_get(&m, "name"), "train.schedule", "name", names, 1, &which);
     p->schedule = (clasp_lr_schedule)which;
     yaml_node_t *ms = ymap_get(&m, "milestones");
     if (st == CLASP_OK && which != CLASP_LR_STEP && (ms || ymap_get(&m, "gamma")))
         st = plan_err(c, ms ? ymap_keynode(&m, "milestones") : ymap_keynode(&m, "gamma"),
-                      "train.schedule: milestones and gamma apply to schedule 'step' only (this one is '%s')",
+                      "train.schedule: milestones and gamma apply to schedule 'step' only (this "
+                      "one is '%s')",
                       names[which]);
     if (st == CLASP_OK && which == CLASP_LR_STEP) {
         st = get_real(c, &m, "train.schedule", "gamma", 0, 1, 1, 0, 0.1, &p->gamma);
         if (st == CLASP_OK && (!ms || ms->type != YAML_SEQUENCE_NODE || yseq_len(ms) == 0))
-            st = plan_err(c, ms ? ms : n, "train.schedule: 'step' needs milestones, a non-empty list of epochs, got %s",
+            st = plan_err(c, ms ? ms : n,
+                          "train.schedule: 'step' needs milestones, a non-empty list of epochs, "
+                          "got %s",
                           ykind(ms));
         for (int i = 0; st == CLASP_OK && i < yseq_len(ms); i++) {
             yaml_node_t *it = yseq_item(c, ms, i);
@@ -389,12 +430,16 @@ static clasp_status parse_schedule(pctx *c, yaml_node_t *n)
             char *end;
             long v = s ? strtol(s, &end, 10) : 0;
             if (i >= CLASP_PLAN_MAX_MILESTONES)
-                st = plan_err(c, it, "train.schedule.milestones: at most %d milestones", CLASP_PLAN_MAX_MILESTONES);
+                st = plan_err(c, it, "train.schedule.milestones: at most %d milestones",
+                              CLASP_PLAN_MAX_MILESTONES);
             else if (!s || !*s || *end || v < 1 || v > p->epochs)
-                st = plan_err(c, it, "train.schedule.milestones: each must be a whole epoch number in [1, %d] (train.epochs), got %s%s%s",
+                st = plan_err(c, it,
+                              "train.schedule.milestones: each must be a whole epoch number in [1, "
+                              "%d] (train.epochs), got %s%s%s",
                               p->epochs, s ? "'" : "", s ? s : ykind(it), s ? "'" : "");
             else if (i > 0 && v <= p->milestones[i - 1])
-                st = plan_err(c, it, "train.schedule.milestones must increase (%ld after %d)", v, p->milestones[i - 1]);
+                st = plan_err(c, it, "train.schedule.milestones must increase (%ld after %d)", v,
+                              p->milestones[i - 1]);
             else p->milestones[p->n_milestones++] = (int)v;
         }
     }
@@ -427,7 +472,9 @@ static clasp_status parse_augment(pctx *c, yaml_node_t *n)
     if (n->type == YAML_SCALAR_NODE) {
         int on;
         if (!bool_text(yscalar(n), &on))
-            return plan_err(c, n, "train.augment expects true, false or {crop: <pixels>, flip: true|false}, got '%s'",
+            return plan_err(c, n,
+                            "train.augment expects true, false or {crop: <pixels>, flip: "
+                            "true|false}, got '%s'",
                             yscalar(n));
         p->augment_pad = on ? def_pad : 0;
         p->augment_flip = on;
@@ -442,15 +489,16 @@ static clasp_status parse_augment(pctx *c, yaml_node_t *n)
     yaml_node_t *f = ymap_get(&m, "flip");
     p->augment_flip = 0;
     if (st == CLASP_OK && !yis_null(f) && !bool_text(yscalar(f), &p->augment_flip))
-        st = plan_err(c, f, "train.augment.flip expects true or false, got %s", yscalar(f) ? yscalar(f) : ykind(f));
+        st = plan_err(c, f, "train.augment.flip expects true or false, got %s",
+                      yscalar(f) ? yscalar(f) : ykind(f));
     ymap_close(&m);
     return st;
 }
 
 static clasp_status parse_train(pctx *c, yaml_node_t *n)
 {
-    static const char *const known[] = {"epochs", "batch", "optimiser", "schedule", "val_eval_size", "augment",
-                                        "models", NULL};
+    static const char *const known[] = {"epochs",        "batch",   "optimiser", "schedule",
+                                        "val_eval_size", "augment", "models",    NULL};
     ymap m;
     CLASP_TRY(ymap_open(c, n, "train", &m));
     clasp_plan *p = c->plan;
@@ -467,7 +515,9 @@ static clasp_status parse_train(pctx *c, yaml_node_t *n)
     if (st == CLASP_OK) st = parse_augment(c, ymap_get(&m, "augment"));
     yaml_node_t *models = ymap_get(&m, "models");
     if (st == CLASP_OK && !models)
-        st = plan_err(c, n, "train: missing required key 'models' (a list such as [{name: standard}, {defense: pgd-at}])");
+        st = plan_err(c, n,
+                      "train: missing required key 'models' (a list such as [{name: standard}, "
+                      "{defense: pgd-at}])");
     if (st == CLASP_OK) st = plan_parse_models(c, models);
     ymap_close(&m);
     return st;
@@ -480,7 +530,9 @@ static clasp_status parse_l2_eps(pctx *c, yaml_node_t *v)
     if (!v || yis_null(v)) return CLASP_OK;
     int seq = v->type == YAML_SEQUENCE_NODE, n = seq ? yseq_len(v) : 1;
     if (!seq && v->type != YAML_SCALAR_NODE)
-        return plan_err(c, v, "evaluate.l2_eps expects a positive number or a list of them, e.g. [1.0, 2.0], got %s",
+        return plan_err(c, v,
+                        "evaluate.l2_eps expects a positive number or a list of them, e.g. [1.0, "
+                        "2.0], got %s",
                         ykind(v));
     for (int i = 0; i < n; i++) {
         yaml_node_t *it = seq ? yseq_item(c, v, i) : v;
@@ -488,12 +540,15 @@ static clasp_status parse_l2_eps(pctx *c, yaml_node_t *v)
         char *end;
         double d = s ? strtod(s, &end) : 0;
         if (!s || !*s || *end || !isfinite(d) || !(d > 0))
-            return plan_err(c, it, "evaluate.l2_eps: each budget must be a positive number (an L2 distance), got %s",
+            return plan_err(c, it,
+                            "evaluate.l2_eps: each budget must be a positive number (an L2 "
+                            "distance), got %s",
                             s ? s : ykind(it));
         if (p->n_l2_eps == CLASP_PLAN_MAX_L2_EPS)
             return plan_err(c, it, "evaluate.l2_eps: at most %d budgets", CLASP_PLAN_MAX_L2_EPS);
         if (p->n_l2_eps > 0 && !(d > p->l2_eps[p->n_l2_eps - 1]))
-            return plan_err(c, it, "evaluate.l2_eps must increase (%s after %g)", s, p->l2_eps[p->n_l2_eps - 1]);
+            return plan_err(c, it, "evaluate.l2_eps must increase (%s after %g)", s,
+                            p->l2_eps[p->n_l2_eps - 1]);
         p->l2_eps[p->n_l2_eps++] = d;
     }
     return CLASP_OK;
@@ -514,7 +569,9 @@ static clasp_status parse_evaluate(pctx *c, yaml_node_t *n)
     if (st == CLASP_OK) st = parse_l2_eps(c, ymap_get(&m, "l2_eps"));
     yaml_node_t *attacks = ymap_get(&m, "attacks");
     if (st == CLASP_OK && !attacks)
-        st = plan_err(c, n, "evaluate: missing required key 'attacks' (a list such as [{name: pgd, params: {eps: 0.1}}])");
+        st = plan_err(c, n,
+                      "evaluate: missing required key 'attacks' (a list such as [{name: pgd, "
+                      "params: {eps: 0.1}}])");
     if (st == CLASP_OK) st = plan_parse_attacks(c, attacks);
     ymap_close(&m);
     return st;
@@ -526,7 +583,8 @@ static clasp_status parse_output(pctx *c, yaml_node_t *n)
     clasp_plan *p = c->plan;
     char def[200];
     snprintf(def, sizeof def, "runs/%s", p->name);
-    if (yis_null(n)) return (p->output = strdup(def)) ? CLASP_OK : clasp_error(CLASP_ERR_NOMEM, "out of memory");
+    if (yis_null(n))
+        return (p->output = strdup(def)) ? CLASP_OK : clasp_error(CLASP_ERR_NOMEM, "out of memory");
     ymap m;
     CLASP_TRY(ymap_open(c, n, "output", &m));
     clasp_status st = ymap_only(c, &m, "output", known);
@@ -537,7 +595,8 @@ static clasp_status parse_output(pctx *c, yaml_node_t *n)
 
 static clasp_status parse_root(pctx *c, yaml_node_t *root)
 {
-    static const char *const known[] = {"experiment", "data", "model", "train", "evaluate", "output", NULL};
+    static const char *const known[] = {"experiment", "data",   "model", "train",
+                                        "evaluate",   "output", NULL};
     static const char *const required[] = {"experiment", "train", "evaluate"};
     if (!root)
         return clasp_error(CLASP_ERR_CONFIG,
@@ -549,8 +608,10 @@ static clasp_status parse_root(pctx *c, yaml_node_t *root)
     clasp_status st = ymap_only(c, &m, "the experiment file", known);
     for (int i = 0; i < 3 && st == CLASP_OK; i++)
         if (!ymap_get(&m, required[i]))
-            st = plan_err(c, root, "missing required section '%s' (sections: experiment and train and "
-                          "evaluate are required; data, model, output are optional)", required[i]);
+            st = plan_err(c, root,
+                          "missing required section '%s' (sections: experiment and train and "
+                          "evaluate are required; data, model, output are optional)",
+                          required[i]);
     /* Order matters: train's milestones check epochs, output defaults to
      * the experiment name. */
     if (st == CLASP_OK) st = parse_experiment(c, ymap_get(&m, "experiment"));
@@ -569,15 +630,15 @@ static clasp_status yaml_syntax_error(const char *file, const yaml_parser_t *ps)
 {
     const yaml_mark_t *mk = &ps->problem_mark;
     if (ps->context)
-        return clasp_error(CLASP_ERR_CONFIG, "%s:%zu:%zu: YAML syntax: %s %s (opened at line %zu)", file,
-                           mk->line + 1, mk->column + 1, ps->problem ? ps->problem : "error", ps->context,
-                           ps->context_mark.line + 1);
+        return clasp_error(CLASP_ERR_CONFIG, "%s:%zu:%zu: YAML syntax: %s %s (opened at line %zu)",
+                           file, mk->line + 1, mk->column + 1, ps->problem ? ps->problem : "error",
+                           ps->context, ps->context_mark.line + 1);
     return clasp_error(CLASP_ERR_CONFIG, "%s:%zu:%zu: YAML syntax: %s", file, mk->line + 1,
                        mk->column + 1, ps->problem ? ps->problem : "error");
 }
 
-clasp_status clasp_plan_parse(const clasp_registry *r, const char *text, size_t len, const char *name,
-                              clasp_plan **out)
+clasp_status clasp_plan_parse(const clasp_registry *r, const char *text, size_t len,
+                              const char *name, clasp_plan **out)
 {
     *out = NULL;
     if (!name) name = "<experiment>";
@@ -607,8 +668,11 @@ clasp_status clasp_plan_parse(const clasp_registry *r, const char *text, size_t 
             } else {
                 yaml_node_t *extra = yaml_document_get_root_node(&doc);
                 if (extra)
-                    st = clasp_error(CLASP_ERR_CONFIG, "%s:%zu:%zu: a second YAML document ('---'); an experiment file holds one",
-                                     name, extra->start_mark.line + 1, extra->start_mark.column + 1);
+                    st =
+                        clasp_error(CLASP_ERR_CONFIG,
+                                    "%s:%zu:%zu: a second YAML document ('---'); an experiment "
+                                    "file holds one",
+                                    name, extra->start_mark.line + 1, extra->start_mark.column + 1);
                 yaml_document_delete(&doc);
             }
         }
@@ -643,7 +707,9 @@ clasp_status clasp_plan_load(const clasp_registry *r, const char *path, clasp_pl
     }
     int err = ferror(f);
     fclose(f);
-    if (!buf) return clasp_error(CLASP_ERR_IO, "%s: too large for an experiment file (or out of memory)", path);
+    if (!buf)
+        return clasp_error(CLASP_ERR_IO, "%s: too large for an experiment file (or out of memory)",
+                           path);
     if (err) {
         free(buf);
         return clasp_error(CLASP_ERR_IO, "%s: read error", path);

@@ -51,8 +51,10 @@ static int looks_null(const char *s)
 static void scalar(em *m, const char *s)
 {
     if (!m->ok) return;
-    yaml_scalar_style_t style = looks_null(s) ? YAML_SINGLE_QUOTED_SCALAR_STYLE : YAML_ANY_SCALAR_STYLE;
-    if (!yaml_scalar_event_initialize(&m->ev, NULL, NULL, (yaml_char_t *)s, (int)strlen(s), 1, 1, style))
+    yaml_scalar_style_t style =
+        looks_null(s) ? YAML_SINGLE_QUOTED_SCALAR_STYLE : YAML_ANY_SCALAR_STYLE;
+    if (!yaml_scalar_event_initialize(&m->ev, NULL, NULL, (yaml_char_t *)s, (int)strlen(s), 1, 1,
+                                      style))
         m->ok = 0;
     else emit(m);
 }
@@ -61,7 +63,8 @@ static void map_start(em *m, int flow)
 {
     if (!m->ok) return;
     if (!yaml_mapping_start_event_initialize(&m->ev, NULL, NULL, 1,
-                                             flow ? YAML_FLOW_MAPPING_STYLE : YAML_BLOCK_MAPPING_STYLE))
+                                             flow ? YAML_FLOW_MAPPING_STYLE
+                                                  : YAML_BLOCK_MAPPING_STYLE))
         m->ok = 0;
     else emit(m);
 }
@@ -77,7 +80,8 @@ static void seq_start(em *m, int flow)
 {
     if (!m->ok) return;
     if (!yaml_sequence_start_event_initialize(&m->ev, NULL, NULL, 1,
-                                              flow ? YAML_FLOW_SEQUENCE_STYLE : YAML_BLOCK_SEQUENCE_STYLE))
+                                              flow ? YAML_FLOW_SEQUENCE_STYLE
+                                                   : YAML_BLOCK_SEQUENCE_STYLE))
         m->ok = 0;
     else emit(m);
 }
@@ -281,10 +285,12 @@ clasp_status clasp_plan_to_yaml(const clasp_plan *p, int with_output, char **out
 {
     *out = NULL;
     outbuf o = {0};
-    static const char head[] = "# clasp: resolved experiment (defaults filled in, grids expanded)\n";
+    static const char head[] =
+        "# clasp: resolved experiment (defaults filled in, grids expanded)\n";
     out_write(&o, (unsigned char *)head, sizeof head - 1);
     em m = {.ok = 1};
-    if (!yaml_emitter_initialize(&m.e)) return clasp_error(CLASP_ERR_NOMEM, "out of memory (YAML emitter)");
+    if (!yaml_emitter_initialize(&m.e))
+        return clasp_error(CLASP_ERR_NOMEM, "out of memory (YAML emitter)");
     yaml_emitter_set_output(&m.e, out_write, &o);
     yaml_emitter_set_unicode(&m.e, 1);
     yaml_emitter_set_width(&m.e, 100);
@@ -378,7 +384,8 @@ double clasp_plan_attack_cost(const clasp_plan_plugin *a)
 static double defense_cost(const clasp_plan_model *m)
 {
     double c = clasp_plan_attack_cost(clasp_plan_model_attack(m));
-    for (const clasp_plan_defense *d = m->defense; d; d = d->inner) c += param_or(&d->plugin, "steps", 0);
+    for (const clasp_plan_defense *d = m->defense; d; d = d->inner)
+        c += param_or(&d->plugin, "steps", 0);
     return c;
 }
 

@@ -50,7 +50,8 @@ int plan_is_ensemble(const pctx *c, const yaml_node_t *item)
     if (!item) return 0;
     if (item->type == YAML_SCALAR_NODE) return !strcmp(yscalar(item), CLASP_AUTOATTACK);
     if (item->type != YAML_MAPPING_NODE) return 0;
-    for (yaml_node_pair_t *p = item->data.mapping.pairs.start; p < item->data.mapping.pairs.top; p++) {
+    for (yaml_node_pair_t *p = item->data.mapping.pairs.start; p < item->data.mapping.pairs.top;
+         p++) {
         const char *k = yscalar(ynode(c, p->key));
         const char *v = yscalar(ynode(c, p->value));
         if (k && !strcmp(k, "ensemble")) return 1;
@@ -60,16 +61,21 @@ int plan_is_ensemble(const pctx *c, const yaml_node_t *item)
 }
 
 /* Appends one ensemble (members moved in) with a unique label. */
-static clasp_status append(pctx *c, yaml_node_t *item, const char *label, clasp_plan_plugin *members, int n)
+static clasp_status append(pctx *c, yaml_node_t *item, const char *label,
+                           clasp_plan_plugin *members, int n)
 {
     clasp_plan *p = c->plan;
     clasp_status st = CLASP_OK;
     for (int k = 0; st == CLASP_OK && k < p->n_attacks; k++)
         if (!strcmp(p->attacks[k].label, label))
-            st = plan_err(c, item, "two attacks are labelled '%s'; give this one a distinct 'label:'", label);
+            st =
+                plan_err(c, item,
+                         "two attacks are labelled '%s'; give this one a distinct 'label:'", label);
     if (st == CLASP_OK && p->n_attacks + 1 > PLAN_MAX_PLANNED)
-        st = plan_err(c, item, "evaluate.attacks expands to more than %d attacks (grids included)", PLAN_MAX_PLANNED);
-    clasp_plan_attack *grown = st == CLASP_OK ? realloc(p->attacks, (size_t)(p->n_attacks + 1) * sizeof *grown) : NULL;
+        st = plan_err(c, item, "evaluate.attacks expands to more than %d attacks (grids included)",
+                      PLAN_MAX_PLANNED);
+    clasp_plan_attack *grown =
+        st == CLASP_OK ? realloc(p->attacks, (size_t)(p->n_attacks + 1) * sizeof *grown) : NULL;
     if (st == CLASP_OK && !grown) st = clasp_error(CLASP_ERR_NOMEM, "out of memory");
     if (st != CLASP_OK) {
         for (int i = 0; i < n; i++) plan_plugin_clear(&members[i]);
@@ -89,7 +95,9 @@ static clasp_status parse_list(pctx *c, yaml_node_t *item, ymap *m)
 {
     yaml_node_t *list = ymap_get(m, "ensemble"), *label = ymap_get(m, "label");
     if (list->type != YAML_SEQUENCE_NODE || yseq_len(list) == 0)
-        return plan_err(c, list, "ensemble expects a non-empty list of attack blocks ({name, params}), got %s",
+        return plan_err(c, list,
+                        "ensemble expects a non-empty list of attack blocks ({name, params}), got "
+                        "%s",
                         list->type == YAML_SEQUENCE_NODE ? "an empty list" : ykind(list));
     if (label && (!yscalar(label) || yis_null(label)))
         return plan_err(c, label, "ensemble label expects a text value, got %s", ykind(label));
@@ -102,12 +110,15 @@ static clasp_status parse_list(pctx *c, yaml_node_t *item, ymap *m)
     for (int i = 0; st == CLASP_OK && i < n; i++) {
         yaml_node_t *b = yseq_item(c, list, i);
         if (plan_is_ensemble(c, b))
-            st = plan_err(c, b, "an ensemble cannot hold another ensemble or the %s preset; list its attacks",
+            st = plan_err(c, b,
+                          "an ensemble cannot hold another ensemble or the %s preset; list its "
+                          "attacks",
                           CLASP_AUTOATTACK);
         else st = plan_resolve_single(c, b, &members[i]);
         size_t len = strlen(auto_label);
         if (st == CLASP_OK)
-            snprintf(auto_label + len, sizeof auto_label - len, "%s%s", i ? "," : "", members[i].name);
+            snprintf(auto_label + len, sizeof auto_label - len, "%s%s", i ? "," : "",
+                     members[i].name);
     }
     if (st != CLASP_OK) {
         for (int i = 0; i < n; i++) plan_plugin_clear(&members[i]);
@@ -127,7 +138,8 @@ static clasp_status parse_preset(pctx *c, yaml_node_t *item, ymap *m)
     if (label && (!yscalar(label) || yis_null(label)))
         return plan_err(c, label, "attack label expects a text value, got %s", ykind(label));
     if (yis_null(params))
-        return plan_err(c, item, "%s needs params: {eps: BUDGET} (and optionally version: standard or fast)",
+        return plan_err(c, item,
+                        "%s needs params: {eps: BUDGET} (and optionally version: standard or fast)",
                         CLASP_AUTOATTACK);
     ymap pm = {0};
     CLASP_TRY(ymap_open(c, params, CLASP_AUTOATTACK " params", &pm));
@@ -135,20 +147,23 @@ static clasp_status parse_preset(pctx *c, yaml_node_t *item, ymap *m)
     yaml_node_t *eps = ymap_get(&pm, "eps"), *ver = ymap_get(&pm, "version");
     const char *version = "standard";
     if (st == CLASP_OK && !eps)
-        st = plan_err(c, params, "%s params: missing required key 'eps' (the L-infinity budget, e.g. 0.1)",
+        st = plan_err(c, params,
+                      "%s params: missing required key 'eps' (the L-infinity budget, e.g. 0.1)",
                       CLASP_AUTOATTACK);
     if (st == CLASP_OK && ver) {
         const clasp_preset_member *unused;
         version = yscalar(ver);
         if (!version || !clasp_autoattack_members(version, &unused))
-            st = plan_err(c, ver, "%s version must be %s, got %s", CLASP_AUTOATTACK, CLASP_AUTOATTACK_VERSIONS,
-                          version ? version : ykind(ver));
+            st = plan_err(c, ver, "%s version must be %s, got %s", CLASP_AUTOATTACK,
+                          CLASP_AUTOATTACK_VERSIONS, version ? version : ykind(ver));
     }
     if (st == CLASP_OK && eps->type == YAML_MAPPING_NODE)
-        st = plan_err(c, eps, "%s: eps expects a number or a list of numbers (a grid), got a mapping",
+        st = plan_err(c, eps,
+                      "%s: eps expects a number or a list of numbers (a grid), got a mapping",
                       CLASP_AUTOATTACK);
     if (st == CLASP_OK && eps->type == YAML_SEQUENCE_NODE && yseq_len(eps) == 0)
-        st = plan_err(c, eps, "%s: eps is an empty list; a grid needs at least one value", CLASP_AUTOATTACK);
+        st = plan_err(c, eps, "%s: eps is an empty list; a grid needs at least one value",
+                      CLASP_AUTOATTACK);
     const clasp_preset_member *pre = NULL;
     int nm = st == CLASP_OK ? clasp_autoattack_members(version, &pre) : 0;
     const clasp_plugin_desc *descs[4] = {0};
@@ -157,8 +172,11 @@ static clasp_status parse_preset(pctx *c, yaml_node_t *item, ymap *m)
             st = plan_wrap(c, ymap_get(m, "name") ? ymap_get(m, "name") : item, NULL);
     for (int j = 0; st == CLASP_OK && j < nm; j++)
         if (!clasp_plugin_is_linf(descs[j]))
-            st = plan_err(c, item, "%s: the attack plugin '%s' has no float parameter 'eps', so it is not the "
-                          "L-infinity attack the preset needs", CLASP_AUTOATTACK, pre[j].plugin);
+            st = plan_err(c, item,
+                          "%s: the attack plugin '%s' has no float parameter 'eps', so it is not "
+                          "the "
+                          "L-infinity attack the preset needs",
+                          CLASP_AUTOATTACK, pre[j].plugin);
     int grid = eps && eps->type == YAML_SEQUENCE_NODE;
     int points = st == CLASP_OK ? (grid ? yseq_len(eps) : 1) : 0;
     for (int g = 0; st == CLASP_OK && g < points; g++) {
@@ -184,7 +202,8 @@ static clasp_status parse_preset(pctx *c, yaml_node_t *item, ymap *m)
             keys[k] = "eps", vals[k] = yscalar(ev), wh[k++] = eps_at;
             for (int q = 0; q < pre[j].n; q++) {
                 int has = 0;
-                for (int s = 0; s < descs[j]->n_params; s++) has |= !strcmp(descs[j]->params[s].name, pre[j].keys[q]);
+                for (int s = 0; s < descs[j]->n_params; s++)
+                    has |= !strcmp(descs[j]->params[s].name, pre[j].keys[q]);
                 if (has) keys[k] = pre[j].keys[q], vals[k] = pre[j].values[q], wh[k++] = block_at;
             }
             st = plan_plugin_fill(c, descs[j], keys, vals, wh, k, item, &members[j]);
@@ -218,12 +237,14 @@ clasp_status plan_parse_ensemble(pctx *c, yaml_node_t *item)
     if (ymap_get(&m, "ensemble")) {
         if (ymap_get(&m, "name"))
             st = plan_err(c, ymap_keynode(&m, "name"),
-                          "an ensemble entry is named by 'label:' ('name:' names one attack plugin or the "
+                          "an ensemble entry is named by 'label:' ('name:' names one attack plugin "
+                          "or the "
                           "%s preset)",
                           CLASP_AUTOATTACK);
         else if (ymap_get(&m, "params"))
             st = plan_err(c, ymap_keynode(&m, "params"),
-                          "an ensemble entry has no 'params:'; give each attack in the list its own");
+                          "an ensemble entry has no 'params:'; give each attack in the list its "
+                          "own");
         else st = ymap_only(c, &m, "an ensemble entry", list_keys);
         if (st == CLASP_OK) st = parse_list(c, item, &m);
     } else {

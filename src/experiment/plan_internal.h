@@ -31,7 +31,7 @@ typedef struct ymap {
     yaml_node_t *node;
     ypair *p;
     int n, cap;
-    int merged;                 /* mappings merged in so far, aliases counted each time */
+    int merged; /* mappings merged in so far, aliases counted each time */
 } ymap;
 
 /* "file:line:col" (1-based) of a node. */
@@ -63,8 +63,7 @@ yaml_node_t *yseq_item(const pctx *c, const yaml_node_t *n, int i);
 clasp_status ymap_open(const pctx *c, yaml_node_t *n, const char *what, ymap *m);
 void ymap_close(ymap *m);
 /* Unknown keys: the message lists the known ones (and a near miss). */
-clasp_status ymap_only(const pctx *c, const ymap *m, const char *what,
-                       const char *const *known);
+clasp_status ymap_only(const pctx *c, const ymap *m, const char *what, const char *const *known);
 yaml_node_t *ymap_get(const ymap *m, const char *key);     /* value or NULL */
 yaml_node_t *ymap_keynode(const ymap *m, const char *key); /* key or NULL */
 

@@ -96,17 +96,25 @@ static clasp_status parse_block(pctx *c, yaml_node_t *n, clasp_plugin_kind kind,
     } else {
         st = ymap_open(c, n, what, &m);
         if (st == CLASP_OK)
-            st = ymap_only(c, &m, what, kind == CLASP_PLUGIN_DEFENSE ? defense_keys : with_label ? eval_keys : attack_keys);
+            st = ymap_only(c, &m, what,
+                           kind == CLASP_PLUGIN_DEFENSE ? defense_keys
+                           : with_label                 ? eval_keys
+                                                        : attack_keys);
         if (st == CLASP_OK) {
             b->name_node = ymap_get(&m, "name");
-            if (!b->name_node) st = plan_err(c, n, "%s: missing required key 'name' (the %s plugin)", what, kname);
+            if (!b->name_node)
+                st = plan_err(c, n, "%s: missing required key 'name' (the %s plugin)", what, kname);
             else if (!yscalar(b->name_node) || yis_null(b->name_node))
-                st = plan_err(c, b->name_node, "%s: name expects a plugin name, got %s", what, ykind(b->name_node));
+                st = plan_err(c, b->name_node, "%s: name expects a plugin name, got %s", what,
+                              ykind(b->name_node));
         }
-        if (st == CLASP_OK && (b->label = ymap_get(&m, "label")) && (!yscalar(b->label) || yis_null(b->label)))
-            st = plan_err(c, b->label, "attack label expects a text value, got %s", ykind(b->label));
+        if (st == CLASP_OK && (b->label = ymap_get(&m, "label")) &&
+            (!yscalar(b->label) || yis_null(b->label)))
+            st =
+                plan_err(c, b->label, "attack label expects a text value, got %s", ykind(b->label));
     }
-    if (st == CLASP_OK && clasp_registry_find(c->reg, yscalar(b->name_node), kind, &b->desc) != CLASP_OK)
+    if (st == CLASP_OK &&
+        clasp_registry_find(c->reg, yscalar(b->name_node), kind, &b->desc) != CLASP_OK)
         st = plan_wrap(c, b->name_node, NULL);
     yaml_node_t *params = m.node ? ymap_get(&m, "params") : NULL;
     if (st == CLASP_OK && !yis_null(params)) {
@@ -118,16 +126,20 @@ static clasp_status parse_block(pctx *c, yaml_node_t *n, clasp_plugin_kind kind,
         yaml_node_t *v = b->params.p[i].value;
         const char *k = yscalar(b->params.p[i].key);
         if (v->type == YAML_MAPPING_NODE)
-            st = plan_err(c, v, "%s: parameter '%s' expects a value or a list of values (a grid), got a mapping",
+            st = plan_err(c, v,
+                          "%s: parameter '%s' expects a value or a list of values (a grid), got a "
+                          "mapping",
                           b->desc->name, k);
         else if (v->type == YAML_SEQUENCE_NODE && yseq_len(v) == 0)
-            st = plan_err(c, v, "%s: parameter '%s' is an empty list; a grid needs at least one value",
+            st = plan_err(c, v,
+                          "%s: parameter '%s' is an empty list; a grid needs at least one value",
                           b->desc->name, k);
         for (int j = 0; st == CLASP_OK && j < yseq_len(v); j++) {
             yaml_node_t *it = yseq_item(c, v, j);
             if (it->type != YAML_SCALAR_NODE)
-                st = plan_err(c, it, "%s: grid of '%s': each element must be a single value, got %s",
-                              b->desc->name, k, ykind(it));
+                st =
+                    plan_err(c, it, "%s: grid of '%s': each element must be a single value, got %s",
+                             b->desc->name, k, ykind(it));
         }
     }
     if (st == CLASP_OK && kind == CLASP_PLUGIN_DEFENSE && m.node) {
@@ -168,7 +180,8 @@ static clasp_status collect_axes(const pctx *c, const rblock *b, axes *ax)
                 int seen = 0;
                 for (int j = 0; j < ax->n; j++) seen |= ax->seq[j] == v;
                 if (seen) continue;
-                if (ax->n == MAX_AXES) return plan_err(c, v, "more than %d grid axes in one block", MAX_AXES);
+                if (ax->n == MAX_AXES)
+                    return plan_err(c, v, "more than %d grid axes in one block", MAX_AXES);
                 ax->seq[ax->n] = v;
                 ax->key[ax->n++] = yscalar(x->params.p[i].key);
             }
@@ -190,7 +203,8 @@ static clasp_status resolve_plugin(pctx *c, const rblock *b, const axes *ax, con
 {
     memset(out, 0, sizeof *out);
     int n = b->params.n, np = b->desc->n_params;
-    const char **keys = calloc((size_t)n + 1, sizeof *keys), **vals = calloc((size_t)n + 1, sizeof *vals);
+    const char **keys = calloc((size_t)n + 1, sizeof *keys),
+               **vals = calloc((size_t)n + 1, sizeof *vals);
     char **wh = calloc((size_t)n + 1, sizeof *wh);
     clasp_status st = keys && vals && wh ? CLASP_OK : clasp_error(CLASP_ERR_NOMEM, "out of memory");
     for (int i = 0; st == CLASP_OK && i < n; i++) {
@@ -227,7 +241,8 @@ clasp_status plan_plugin_fill(pctx *c, const clasp_plugin_desc *desc, const char
         out->keys = calloc((size_t)np + 1, sizeof *out->keys);
         out->values = calloc((size_t)np + 1, sizeof *out->values);
         out->where = calloc((size_t)np + 1, sizeof *out->where);
-        if (!out->keys || !out->values || !out->where) st = clasp_error(CLASP_ERR_NOMEM, "out of memory");
+        if (!out->keys || !out->values || !out->where)
+            st = clasp_error(CLASP_ERR_NOMEM, "out of memory");
         else out->n_params = np;
     }
     for (int i = 0; st == CLASP_OK && i < np; i++) {
@@ -247,7 +262,8 @@ clasp_status plan_plugin_fill(pctx *c, const clasp_plugin_desc *desc, const char
         out->keys[i] = strdup(s->name);
         out->values[i] = strdup(t);
         out->where[i] = strdup(w);
-        if (!out->keys[i] || !out->values[i] || !out->where[i]) st = clasp_error(CLASP_ERR_NOMEM, "out of memory");
+        if (!out->keys[i] || !out->values[i] || !out->where[i])
+            st = clasp_error(CLASP_ERR_NOMEM, "out of memory");
     }
     clasp_params_free(&params);
     if (st != CLASP_OK) plan_plugin_clear(out);
@@ -314,8 +330,8 @@ static void grid_point(const axes *ax, int g, int *choice)
     }
 }
 
-static void grid_label(const pctx *c, const axes *ax, const int *choice, const char *base, char *buf,
-                       size_t size)
+static void grid_label(const pctx *c, const axes *ax, const int *choice, const char *base,
+                       char *buf, size_t size)
 {
     size_t len = (size_t)snprintf(buf, size, "%s", base);
     for (int j = 0; j < ax->n && len < size; j++)
@@ -327,7 +343,9 @@ clasp_status plan_parse_attacks(pctx *c, yaml_node_t *seq)
 {
     clasp_plan *p = c->plan;
     if (seq->type != YAML_SEQUENCE_NODE || yseq_len(seq) == 0)
-        return plan_err(c, seq, "evaluate.attacks expects a non-empty list of attack blocks, got %s", ykind(seq));
+        return plan_err(c, seq,
+                        "evaluate.attacks expects a non-empty list of attack blocks, got %s",
+                        ykind(seq));
     clasp_status st = CLASP_OK;
     for (int i = 0; st == CLASP_OK && i < yseq_len(seq); i++) {
         yaml_node_t *item = yseq_item(c, seq, i);
@@ -342,20 +360,27 @@ clasp_status plan_parse_attacks(pctx *c, yaml_node_t *seq)
         st = collect_axes(c, b, &ax);
         if (st == CLASP_OK) st = grid_size(c, &ax, item, &total);
         if (st == CLASP_OK && p->n_attacks + total > MAX_PLANNED)
-            st = plan_err(c, item, "evaluate.attacks expands to more than %d attacks (grids included)",
+            st = plan_err(c, item,
+                          "evaluate.attacks expands to more than %d attacks (grids included)",
                           MAX_PLANNED);
-        clasp_plan_attack *grown = st == CLASP_OK ? realloc(p->attacks, (size_t)(p->n_attacks + total) * sizeof *grown) : NULL;
+        clasp_plan_attack *grown =
+            st == CLASP_OK ? realloc(p->attacks, (size_t)(p->n_attacks + total) * sizeof *grown)
+                           : NULL;
         if (st == CLASP_OK && !grown) st = clasp_error(CLASP_ERR_NOMEM, "out of memory");
         if (grown) p->attacks = grown;
         for (int g = 0; st == CLASP_OK && g < total; g++) {
             clasp_plan_attack *a = &p->attacks[p->n_attacks];
             memset(a, 0, sizeof *a);
             grid_point(&ax, g, choice);
-            grid_label(c, &ax, choice, b->label ? yscalar(b->label) : b->desc->name, a->label, sizeof a->label);
+            grid_label(c, &ax, choice, b->label ? yscalar(b->label) : b->desc->name, a->label,
+                       sizeof a->label);
             st = resolve_plugin(c, b, &ax, choice, &a->plugin);
             for (int k = 0; st == CLASP_OK && k < p->n_attacks; k++)
                 if (!strcmp(p->attacks[k].label, a->label))
-                    st = plan_err(c, item, "two attacks are labelled '%s'; give this one a distinct 'label:'", a->label);
+                    st =
+                        plan_err(c, item,
+                                 "two attacks are labelled '%s'; give this one a distinct 'label:'",
+                                 a->label);
             if (st == CLASP_OK) p->n_attacks++;
             else plan_plugin_clear(&a->plugin);
         }
@@ -378,26 +403,34 @@ static void file_name(const char *name, char *buf, size_t size)
     if (buf[0] == '.') buf[0] = '_';
 }
 
-static clasp_status add_model(pctx *c, yaml_node_t *at, const char *name, const char *arch, clasp_plan_defense *d)
+static clasp_status add_model(pctx *c, yaml_node_t *at, const char *name, const char *arch,
+                              clasp_plan_defense *d)
 {
     clasp_plan *p = c->plan;
     clasp_status st = CLASP_OK;
     char file[160];
     if (p->n_models == MAX_PLANNED)
-        st = plan_err(c, at, "train.models expands to more than %d models (grids included)", MAX_PLANNED);
+        st = plan_err(c, at, "train.models expands to more than %d models (grids included)",
+                      MAX_PLANNED);
     else if (strlen(name) >= sizeof p->models[0].name)
-        st = plan_err(c, at, "model name '%s' is too long (at most %zu characters)", name, sizeof p->models[0].name - 1);
+        st = plan_err(c, at, "model name '%s' is too long (at most %zu characters)", name,
+                      sizeof p->models[0].name - 1);
     file_name(name, file, sizeof file - 16);
     if (st == CLASP_OK && (!strcmp(file, "state") || !strcmp(file, "report")))
-        st = plan_err(c, at, "a model may not be named '%s' (the output folder uses that file name)", name);
+        st =
+            plan_err(c, at, "a model may not be named '%s' (the output folder uses that file name)",
+                     name);
     for (int k = 0; st == CLASP_OK && k < p->n_models; k++) {
         if (!strcmp(p->models[k].name, name))
             st = plan_err(c, at, "two models are named '%s'; give each a distinct 'name:'", name);
         else if (!strcmp(p->models[k].file, file))
-            st = plan_err(c, at, "models '%s' and '%s' would share the checkpoint file %s.safetensors; rename one",
+            st = plan_err(c, at,
+                          "models '%s' and '%s' would share the checkpoint file %s.safetensors; "
+                          "rename one",
                           p->models[k].name, name, file);
     }
-    clasp_plan_model *grown = st == CLASP_OK ? realloc(p->models, (size_t)(p->n_models + 1) * sizeof *grown) : NULL;
+    clasp_plan_model *grown =
+        st == CLASP_OK ? realloc(p->models, (size_t)(p->n_models + 1) * sizeof *grown) : NULL;
     if (st == CLASP_OK && !grown) st = clasp_error(CLASP_ERR_NOMEM, "out of memory");
     if (st != CLASP_OK) {
         plan_defense_free(d);
@@ -417,7 +450,8 @@ clasp_status plan_parse_models(pctx *c, yaml_node_t *seq)
 {
     static const char *const known[] = {"name", "arch", "defense", NULL};
     if (seq->type != YAML_SEQUENCE_NODE || yseq_len(seq) == 0)
-        return plan_err(c, seq, "train.models expects a non-empty list of models ({name, defense}), got %s",
+        return plan_err(c, seq,
+                        "train.models expects a non-empty list of models ({name, defense}), got %s",
                         ykind(seq));
     clasp_status st = CLASP_OK;
     for (int i = 0; st == CLASP_OK && i < yseq_len(seq); i++) {
@@ -432,16 +466,20 @@ clasp_status plan_parse_models(pctx *c, yaml_node_t *seq)
          * one experiment can set architectures side by side. */
         yaml_node_t *an = ymap_get(&m, "arch");
         const char *arch = an ? yscalar(an) : NULL;
-        if (st == CLASP_OK && an && (!arch || !*arch || strlen(arch) >= sizeof c->plan->models[0].arch))
-            st = plan_err(c, an, "a model's arch expects a preset name or a layer list, got %s", ykind(an));
-        if (st == CLASP_OK && arch && !clasp_model_is_preset(arch) && strcmp(arch, "default") != 0) {
+        if (st == CLASP_OK && an &&
+            (!arch || !*arch || strlen(arch) >= sizeof c->plan->models[0].arch))
+            st = plan_err(c, an, "a model's arch expects a preset name or a layer list, got %s",
+                          ykind(an));
+        if (st == CLASP_OK && arch && !clasp_model_is_preset(arch) &&
+            strcmp(arch, "default") != 0) {
             clasp_layer_spec *ls = NULL;
             int nl = 0;
             if (clasp_arch_parse(arch, &ls, &nl) != CLASP_OK) st = plan_wrap(c, an, "arch");
             free(ls);
         }
         rblock *b = NULL;
-        if (st == CLASP_OK && !yis_null(dn)) st = parse_block(c, dn, CLASP_PLUGIN_DEFENSE, 0, 0, &b);
+        if (st == CLASP_OK && !yis_null(dn))
+            st = parse_block(c, dn, CLASP_PLUGIN_DEFENSE, 0, 0, &b);
         if (st == CLASP_OK && !b) {
             st = add_model(c, nn ? nn : item, nn ? yscalar(nn) : "standard", arch, NULL);
         } else if (st == CLASP_OK) {

@@ -10,7 +10,9 @@
 void plan_loc(const pctx *c, const yaml_node_t *n, char *buf, size_t size)
 {
     if (!n) snprintf(buf, size, "%s", c->file);
-    else snprintf(buf, size, "%s:%zu:%zu", c->file, n->start_mark.line + 1, n->start_mark.column + 1);
+    else
+        snprintf(buf, size, "%s:%zu:%zu", c->file, n->start_mark.line + 1,
+                 n->start_mark.column + 1);
 }
 
 clasp_status plan_err(const pctx *c, const yaml_node_t *n, const char *fmt, ...)
@@ -31,7 +33,10 @@ clasp_status plan_wrap(const pctx *c, const yaml_node_t *n, const char *what)
     return what ? plan_err(c, n, "%s: %s", what, msg) : plan_err(c, n, "%s", msg);
 }
 
-yaml_node_t *ynode(const pctx *c, int index) { return yaml_document_get_node(c->doc, index); }
+yaml_node_t *ynode(const pctx *c, int index)
+{
+    return yaml_document_get_node(c->doc, index);
+}
 
 const char *yscalar(const yaml_node_t *n)
 {
@@ -58,7 +63,9 @@ const char *ykind(const yaml_node_t *n)
 
 int yseq_len(const yaml_node_t *n)
 {
-    return n->type == YAML_SEQUENCE_NODE ? (int)(n->data.sequence.items.top - n->data.sequence.items.start) : 0;
+    return n->type == YAML_SEQUENCE_NODE
+               ? (int)(n->data.sequence.items.top - n->data.sequence.items.start)
+               : 0;
 }
 
 yaml_node_t *yseq_item(const pctx *c, const yaml_node_t *n, int i)
@@ -120,8 +127,10 @@ static clasp_status ymap_add(const pctx *c, yaml_node_t *n, int merged, int dept
 {
     if (depth > 8) return plan_err(c, n, "merge keys ('<<') nest too deeply");
     if (merged && ++m->merged > MAX_MERGED)
-        return plan_err(c, n, "merge keys ('<<') bring in more than %d mappings, expected a few "
-                        "(is an alias repeated inside merged mappings?)", MAX_MERGED);
+        return plan_err(c, n,
+                        "merge keys ('<<') bring in more than %d mappings, expected a few "
+                        "(is an alias repeated inside merged mappings?)",
+                        MAX_MERGED);
     yaml_node_pair_t *p = n->data.mapping.pairs.start, *end = n->data.mapping.pairs.top;
     yaml_node_t *merges[MAX_MERGES];
     int n_merges = 0;
@@ -129,19 +138,24 @@ static clasp_status ymap_add(const pctx *c, yaml_node_t *n, int merged, int dept
         yaml_node_t *k = ynode(c, p->key), *v = ynode(c, p->value);
         if (is_merge_key(k)) {
             if (v->type == YAML_MAPPING_NODE) {
-                if (n_merges == MAX_MERGES) return plan_err(c, v, "more than %d merged mappings in one mapping", MAX_MERGES);
+                if (n_merges == MAX_MERGES)
+                    return plan_err(c, v, "more than %d merged mappings in one mapping",
+                                    MAX_MERGES);
                 merges[n_merges++] = v;
             } else if (v->type == YAML_SEQUENCE_NODE) {
                 for (int i = 0; i < yseq_len(v); i++) {
                     yaml_node_t *it = yseq_item(c, v, i);
                     if (it->type != YAML_MAPPING_NODE)
-                        return plan_err(c, it, "a merge key ('<<') takes mappings, got %s", ykind(it));
+                        return plan_err(c, it, "a merge key ('<<') takes mappings, got %s",
+                                        ykind(it));
                     if (n_merges == MAX_MERGES)
-                        return plan_err(c, it, "more than %d merged mappings in one mapping", MAX_MERGES);
+                        return plan_err(c, it, "more than %d merged mappings in one mapping",
+                                        MAX_MERGES);
                     merges[n_merges++] = it;
                 }
             } else {
-                return plan_err(c, v, "a merge key ('<<') takes a mapping or a list of mappings, got %s",
+                return plan_err(c, v,
+                                "a merge key ('<<') takes a mapping or a list of mappings, got %s",
                                 ykind(v));
             }
             continue;
@@ -195,12 +209,14 @@ clasp_status ymap_only(const pctx *c, const ymap *m, const char *what, const cha
             size_t e = plan_edit_distance(k, known[j]);
             if (e < best) best = e, close = known[j];
             if (len < sizeof list)
-                len += (size_t)snprintf(list + len, sizeof list - len, "%s%s", j ? ", " : "", known[j]);
+                len += (size_t)snprintf(list + len, sizeof list - len, "%s%s", j ? ", " : "",
+                                        known[j]);
         }
         if (found) continue;
         if (close)
-            return plan_err(c, m->p[i].key, "unknown key '%s' in %s (did you mean '%s'?); known: %s", k,
-                            what, close, list);
+            return plan_err(c, m->p[i].key,
+                            "unknown key '%s' in %s (did you mean '%s'?); known: %s", k, what,
+                            close, list);
         return plan_err(c, m->p[i].key, "unknown key '%s' in %s; known: %s", k, what, list);
     }
     return CLASP_OK;
@@ -219,4 +235,3 @@ yaml_node_t *ymap_keynode(const ymap *m, const char *key)
         if (!strcmp(yscalar(m->p[i].key), key)) return m->p[i].key;
     return NULL;
 }
-

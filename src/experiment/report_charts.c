@@ -84,7 +84,7 @@ static clasp_status write_chart(const char *dir, const char *stem, chart_kind ki
     char *path = report_join_path(dir, rel);
     if (!path) return clasp_error(CLASP_ERR_NOMEM, "%s/%s: out of memory", dir, rel);
     clasp_status s = kind == CHART_CLASSES ? clasp_svg_classes(path, r, m, a)
-                   : kind == CHART_FLOW    ? clasp_svg_flow(path, r, m, a)
+                     : kind == CHART_FLOW  ? clasp_svg_flow(path, r, m, a)
                                            : clasp_svg_epochs(path, r, m);
     free(path);
     return s;

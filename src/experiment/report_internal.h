@@ -57,9 +57,9 @@ int report_epoch_has_val(const clasp_epoch_report *e, int k);
 typedef char chart_stem[STEM_MAX];
 
 typedef struct chart_plan {
-    chart_stem *pair;   /* per (model, attack), models' attacks one after another */
-    chart_stem *model;  /* per model, for the epochs chart */
-    int *first;         /* index in pair of each model's first attack */
+    chart_stem *pair;  /* per (model, attack), models' attacks one after another */
+    chart_stem *model; /* per model, for the epochs chart */
+    int *first;        /* index in pair of each model's first attack */
 } chart_plan;
 
 /* Names every chart of r, unique within the report. */

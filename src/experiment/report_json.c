@@ -140,9 +140,11 @@ static json_object *json_epoch(const clasp_report *r, const clasp_epoch_report *
     jset_num(o, "train_loss", e->train_loss, bad);
     jset_num(o, "lr", e->lr, bad);
     jset_num(o, "seconds", e->seconds, bad);
-    if (report_epoch_has_val(e, r->num_classes)) jset(o, "validation", json_validation(r, e, bad), bad);
+    if (report_epoch_has_val(e, r->num_classes))
+        jset(o, "validation", json_validation(r, e, bad), bad);
     else jset_null(o, "validation", bad);
-    if (e->class_weights) jset(o, "class_weights", jfloats(e->class_weights, r->num_classes, bad), bad);
+    if (e->class_weights)
+        jset(o, "class_weights", jfloats(e->class_weights, r->num_classes, bad), bad);
     else jset_null(o, "class_weights", bad);
     return o;
 }
@@ -260,10 +262,12 @@ static json_object *json_pair(const clasp_report *r, attack_pair p, int *bad)
     if (p.tie) jset_null(o, "stronger", bad);
     else jset_str(o, "stronger", p.b->label, bad);
     json_object *gain = json_object_new_array();
-    for (int c = 0; c < k; c++) jpush(gain, jdouble(report_class_robust(p.a, c) - report_class_robust(p.b, c)), bad);
+    for (int c = 0; c < k; c++)
+        jpush(gain, jdouble(report_class_robust(p.a, c) - report_class_robust(p.b, c)), bad);
     if (!gain) *bad = 1;
     jset(o, "gain", gain, bad);
-    jset_num(o, "overall_gain", report_summarize(p.a, k).robust_acc - report_summarize(p.b, k).robust_acc, bad);
+    jset_num(o, "overall_gain",
+             report_summarize(p.a, k).robust_acc - report_summarize(p.b, k).robust_acc, bad);
     return o;
 }
 
@@ -273,7 +277,8 @@ static json_object *json_calibration(const clasp_report *r, const clasp_model_re
     jset(o, "enabled", json_object_new_boolean(m->calibrated != 0), bad);
     if (m->calibrated) {
         jset_num(o, "temperature", m->calib_temperature, bad);
-        if (m->calib_offsets) jset(o, "offsets", jfloats(m->calib_offsets, r->num_classes, bad), bad);
+        if (m->calib_offsets)
+            jset(o, "offsets", jfloats(m->calib_offsets, r->num_classes, bad), bad);
         else jset_null(o, "offsets", bad);
     }
     return o;
@@ -292,8 +297,10 @@ static void json_model_runs(json_object *o, const clasp_report *r, const clasp_m
         for (int j = i + 1; j < m->n_attacks; j++)
             if (!m->attacks[i].derived && !m->attacks[j].derived && !m->attacks[i].unbounded &&
                 !m->attacks[j].unbounded)
-                jpush(pairs, json_pair(r, report_make_pair(&m->attacks[i], &m->attacks[j], r->num_classes),
-                                       bad), bad);
+                jpush(pairs,
+                      json_pair(r, report_make_pair(&m->attacks[i], &m->attacks[j], r->num_classes),
+                                bad),
+                      bad);
     }
     if (!attacks || !pairs) *bad = 1;
     jset(o, "attacks", attacks, bad);
@@ -345,7 +352,8 @@ static json_object *json_header(const clasp_report *r, int *bad)
     jset_int(d, "num_classes", r->num_classes, bad);
     jset(o, "dataset", d, bad);
     json_object *names = json_object_new_array();
-    for (int c = 0; c < r->num_classes; c++) jpush(names, json_object_new_string(r->class_names[c]), bad);
+    for (int c = 0; c < r->num_classes; c++)
+        jpush(names, json_object_new_string(r->class_names[c]), bad);
     if (!names) *bad = 1;
     jset(o, "class_names", names, bad);
     jset_str(o, "config_path", r->config_path, bad);
@@ -360,11 +368,14 @@ clasp_status report_write_json(const clasp_report *r, const chart_plan *plan, co
     int bad = 0;
     json_object *root = json_header(r, &bad);
     json_object *models = json_object_new_array();
-    for (int i = 0; i < r->n_models; i++) jpush(models, json_model(r, &r->models[i], plan, i, &bad), &bad);
+    for (int i = 0; i < r->n_models; i++)
+        jpush(models, json_model(r, &r->models[i], plan, i, &bad), &bad);
     if (!models) bad = 1;
     jset(root, "models", models, &bad);
-    const char *text = bad ? NULL : json_object_to_json_string_ext(
-        root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE);
+    const char *text =
+        bad ? NULL
+            : json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY |
+                                                       JSON_C_TO_STRING_NOSLASHESCAPE);
     clasp_status s = text ? CLASP_OK : clasp_error(CLASP_ERR_NOMEM, "%s: out of memory", path);
     if (s == CLASP_OK) {
         size_t n = strlen(text);

@@ -148,8 +148,9 @@ static void md_attack_line(clasp_buf *b, const clasp_report *r, const clasp_atta
     clasp_buf_puts(b, "- **");
     report_md_text(b, a->label);
     clasp_buf_puts(b, a->unbounded ? "** (unbounded, see its L2 section" : "**");
-    clasp_buf_printf(b, "%s: robust %.1f%% (clean %.1f%%), attack success %.1f%%", a->unbounded ? ")" : "",
-                     100 * s.robust_acc, 100 * s.clean_acc, 100 * s.success_rate);
+    clasp_buf_printf(b, "%s: robust %.1f%% (clean %.1f%%), attack success %.1f%%",
+                     a->unbounded ? ")" : "", 100 * s.robust_acc, 100 * s.clean_acc,
+                     100 * s.success_rate);
     if (s.worst >= 0) {
         clasp_buf_puts(b, "; worst class ");
         md_class(b, r->class_names[s.worst]);
@@ -170,7 +171,8 @@ static int md_pair_shown(const clasp_model_report *m, int i, int j, int stronges
     if (m->attacks[i].derived || m->attacks[j].derived) return 0;
     if (m->attacks[i].unbounded || m->attacks[j].unbounded) return 0;
     int listed = 0;
-    for (int a = 0; a < m->n_attacks; a++) listed += !m->attacks[a].derived && !m->attacks[a].unbounded;
+    for (int a = 0; a < m->n_attacks; a++)
+        listed += !m->attacks[a].derived && !m->attacks[a].unbounded;
     int pairs = listed * (listed - 1) / 2;
     return pairs <= 6 || i == strongest || j == strongest;
 }
@@ -207,7 +209,8 @@ static void md_gains(clasp_buf *b, const clasp_report *r, const clasp_model_repo
                 if (!md_pair_shown(m, i, j, strongest)) continue;
                 attack_pair p = report_make_pair(&m->attacks[i], &m->attacks[j], k);
                 double g = c < k ? report_class_robust(p.a, c) - report_class_robust(p.b, c)
-                                 : report_summarize(p.a, k).robust_acc - report_summarize(p.b, k).robust_acc;
+                                 : report_summarize(p.a, k).robust_acc -
+                                       report_summarize(p.b, k).robust_acc;
                 clasp_buf_printf(b, " %+.1f |", 100 * g);
             }
     }
@@ -284,20 +287,24 @@ static void md_worst(clasp_buf *b, const clasp_report *r, const clasp_model_repo
                 clasp_buf_puts(b, i ? ", " : "");
                 report_md_text(b, a->member_labels[i]);
             }
-            clasp_buf_puts(b, ". An example counts as robust only if it is classified correctly clean "
-                              "and none of them flipped it; \"flipped first\" credits the first in list "
-                              "order. Unbounded attacks (no eps, e.g. cw) are left out.");
+            clasp_buf_puts(b,
+                           ". An example counts as robust only if it is classified correctly clean "
+                           "and none of them flipped it; \"flipped first\" credits the first in "
+                           "list "
+                           "order. Unbounded attacks (no eps, e.g. cw) are left out.");
             if (budgets > 1) {
                 clasp_buf_puts(b, " The listed L-inf attacks use different budgets (eps");
-                for (int i = 0; i < budgets; i++) clasp_buf_printf(b, "%s %g", i ? "," : "", seen[i]);
+                for (int i = 0; i < budgets; i++)
+                    clasp_buf_printf(b, "%s %g", i ? "," : "", seen[i]);
                 clasp_buf_puts(b, "), so worst cases are grouped by eps; a budget with a single "
                                   "attack has none.");
             }
             clasp_buf_puts(b, "\n\n");
         } else {
-            clasp_buf_puts(b, "A cascade: each attack runs only on the clean-correct examples that "
-                              "every earlier one failed to flip; an example counts as robust only if "
-                              "all failed. Time: ");
+            clasp_buf_puts(b,
+                           "A cascade: each attack runs only on the clean-correct examples that "
+                           "every earlier one failed to flip; an example counts as robust only if "
+                           "all failed. Time: ");
             md_duration(b, a->seconds);
             for (int i = 0; i < a->n_members; i++) {
                 clasp_buf_puts(b, i ? ", " : " (");
@@ -323,8 +330,8 @@ static void md_worst(clasp_buf *b, const clasp_report *r, const clasp_model_repo
                 clasp_buf_printf(b, " | %lld | %lld | %.1f |", (long long)a->count[c],
                                  (long long)a->clean_correct[c], 100 * report_class_robust(a, c));
             else
-                clasp_buf_printf(b, " | %lld | %lld | %.1f |", (long long)s.count, (long long)s.clean,
-                                 100 * s.robust_acc);
+                clasp_buf_printf(b, " | %lld | %lld | %.1f |", (long long)s.count,
+                                 (long long)s.clean, 100 * s.robust_acc);
             for (int i = 0; i < a->n_members; i++) {
                 int64_t v = 0;
                 for (int cc = c < k ? c : 0; cc < (c < k ? c + 1 : k); cc++)
@@ -332,8 +339,9 @@ static void md_worst(clasp_buf *b, const clasp_report *r, const clasp_model_repo
                 clasp_buf_printf(b, " %lld |", (long long)v);
             }
         }
-        clasp_buf_puts(b, "\n\nFlow of the worst case (misclassified clean examples keep their clean "
-                          "prediction):\n\n");
+        clasp_buf_puts(b,
+                       "\n\nFlow of the worst case (misclassified clean examples keep their clean "
+                       "prediction):\n\n");
         md_flow_table(b, r, a);
     }
 }
@@ -357,7 +365,8 @@ static void md_epoch(clasp_buf *b, const clasp_report *r, const clasp_epoch_repo
         clasp_buf_printf(b, "; validation clean %.1f%%",
                          100 * clasp_rate(clasp_class_sum(e->val_clean, k), n));
         if (e->val_robust)
-            clasp_buf_printf(b, ", robust %.1f%%", 100 * clasp_rate(clasp_class_sum(e->val_robust, k), n));
+            clasp_buf_printf(b, ", robust %.1f%%",
+                             100 * clasp_rate(clasp_class_sum(e->val_robust, k), n));
         const int64_t *v = report_epoch_val_metric(e);
         int worst, best;
         report_extreme_classes(v, e->val_count, k, &worst, &best);
@@ -380,9 +389,10 @@ static void md_training(clasp_buf *b, const clasp_report *r, const clasp_model_r
         for (int i = 0; i < m->n_epochs; i++) md_epoch(b, r, &m->epochs[i]);
     }
     if (m->calibrated) {
-        clasp_buf_printf(b, "\n### Calibration\n\nTemperature %.3f (for probabilities only: "
-                            "predictions and every attack use the logits plus the offsets, never "
-                            "divided by the temperature, so it cannot mask gradients)",
+        clasp_buf_printf(b,
+                         "\n### Calibration\n\nTemperature %.3f (for probabilities only: "
+                         "predictions and every attack use the logits plus the offsets, never "
+                         "divided by the temperature, so it cannot mask gradients)",
                          (double)m->calib_temperature);
         if (m->calib_offsets) {
             clasp_buf_puts(b, "; per-class logit offsets: ");
@@ -424,7 +434,8 @@ static void md_model(clasp_buf *b, const clasp_report *r, const chart_plan *plan
         clasp_buf_puts(b, "\n");
         for (int j = 0; j < m->n_attacks; j++) md_attack_line(b, r, &m->attacks[j]);
         int n_linf = 0;
-        for (int j = 0; j < m->n_attacks; j++) n_linf += !m->attacks[j].unbounded && !m->attacks[j].derived;
+        for (int j = 0; j < m->n_attacks; j++)
+            n_linf += !m->attacks[j].unbounded && !m->attacks[j].derived;
         if (n_linf > 1) md_gains(b, r, m);
         md_flow(b, r, m);
         md_worst(b, r, m);

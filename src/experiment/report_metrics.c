@@ -34,8 +34,8 @@ attack_summary report_summarize(const clasp_attack_report *a, int k)
     s.success_rate = clasp_rate(s.success, s.clean);
     report_extreme_classes(a->robust_correct, a->count, k, &s.worst, &s.best);
     s.gap = s.worst < 0 ? 0
-          : clasp_rate(a->robust_correct[s.best], a->count[s.best]) -
-            clasp_rate(a->robust_correct[s.worst], a->count[s.worst]);
+                        : clasp_rate(a->robust_correct[s.best], a->count[s.best]) -
+                              clasp_rate(a->robust_correct[s.worst], a->count[s.worst]);
     return s;
 }
 
@@ -43,7 +43,6 @@ double report_class_robust(const clasp_attack_report *a, int c)
 {
     return clasp_rate(a->robust_correct[c], a->count[c]);
 }
-
 
 attack_pair report_make_pair(const clasp_attack_report *x, const clasp_attack_report *y, int k)
 {
@@ -66,7 +65,7 @@ int report_strongest_attack(const clasp_model_report *m, int k)
     int best = 0;
     for (int i = 1; i < m->n_attacks; i++)
         if (!m->attacks[i].derived && report_summarize(&m->attacks[i], k).robust_acc <
-            report_summarize(&m->attacks[best], k).robust_acc)
+                                          report_summarize(&m->attacks[best], k).robust_acc)
             best = i;
     return best;
 }

@@ -101,7 +101,8 @@ int report_strongest_linf(const clasp_model_report *m, int k)
     int best = -1;
     for (int i = 0; i < m->n_attacks; i++)
         if (linf_listed(&m->attacks[i]) &&
-            (best < 0 || report_robust_all(&m->attacks[i], k) < report_robust_all(&m->attacks[best], k)))
+            (best < 0 ||
+             report_robust_all(&m->attacks[i], k) < report_robust_all(&m->attacks[best], k)))
             best = i;
     return best;
 }
@@ -165,9 +166,9 @@ static void md_rho(clasp_buf *b, double rho)
 /* ---- L2 --------------------------------------------------------------------- */
 
 typedef struct l2_class {
-    int64_t n;                  /* successes with a distance */
-    double median, mean;        /* NaN when n == 0 */
-    const float *d;             /* their distances, ascending */
+    int64_t n;           /* successes with a distance */
+    double median, mean; /* NaN when n == 0 */
+    const float *d;      /* their distances, ascending */
 } l2_class;
 
 static l2_class l2_of(const clasp_attack_report *a, int c)
@@ -203,7 +204,8 @@ static int float_cmp(const void *x, const void *y)
 }
 
 /* Median and mean over all classes' successes. */
-static void l2_overall(const clasp_attack_report *a, int k, int64_t *n, double *median, double *mean)
+static void l2_overall(const clasp_attack_report *a, int k, int64_t *n, double *median,
+                       double *mean)
 {
     *n = 0;
     for (int c = 0; c < k; c++) *n += a->success[c];
@@ -280,18 +282,21 @@ void report_md_l2(clasp_buf *b, const clasp_report *r, const clasp_model_report 
     int k = r->num_classes, any = 0;
     for (int j = 0; j < m->n_attacks; j++) any |= m->attacks[j].unbounded && m->attacks[j].l2_dist;
     if (!any) return;
-    clasp_buf_puts(b, "\n### Unbounded attacks: L2 distances\n\n"
-                      "An unbounded attack (one without an L\u221e budget `eps`, such as cw) is never "
-                      "ranked against the L\u221e attacks, since its robust accuracy depends on how "
-                      "long it searches rather than on a budget. What it measures is distance: per "
-                      "class, the median and mean L2 distance \u2016x\u2032 \u2212 x\u2016\u2082 "
-                      "(pixels in [0, 1]) of the examples it flipped (clean-correct, then "
-                      "misclassified), where smaller means the class lies closer to a wrong one");
+    clasp_buf_puts(b,
+                   "\n### Unbounded attacks: L2 distances\n\n"
+                   "An unbounded attack (one without an L\u221e budget `eps`, such as cw) is never "
+                   "ranked against the L\u221e attacks, since its robust accuracy depends on how "
+                   "long it searches rather than on a budget. What it measures is distance: per "
+                   "class, the median and mean L2 distance \u2016x\u2032 \u2212 x\u2016\u2082 "
+                   "(pixels in [0, 1]) of the examples it flipped (clean-correct, then "
+                   "misclassified), where smaller means the class lies closer to a wrong one");
     if (r->n_l2_eps > 0)
-        clasp_buf_puts(b, "; and the robust accuracy at each L2 budget of `evaluate.l2_eps`, where an "
-                          "example counts as robust unless it was misclassified already or the attack "
-                          "flipped it within the budget (an upper bound: a stronger L2 attack can only "
-                          "lower it)");
+        clasp_buf_puts(b,
+                       "; and the robust accuracy at each L2 budget of `evaluate.l2_eps`, where an "
+                       "example counts as robust unless it was misclassified already or the attack "
+                       "flipped it within the budget (an upper bound: a stronger L2 attack can "
+                       "only "
+                       "lower it)");
     clasp_buf_puts(b, ". \u2014: no example flipped.\n");
     for (int j = 0; j < m->n_attacks; j++) {
         const clasp_attack_report *a = &m->attacks[j];
@@ -299,7 +304,8 @@ void report_md_l2(clasp_buf *b, const clasp_report *r, const clasp_model_report 
         clasp_buf_puts(b, "\n| Class (");
         report_md_text(b, a->label);
         clasp_buf_puts(b, ") | n | flipped | median L2 | mean L2 |");
-        for (int e = 0; e < r->n_l2_eps; e++) clasp_buf_printf(b, " robust at L2 \u2264 %g |", r->l2_eps[e]);
+        for (int e = 0; e < r->n_l2_eps; e++)
+            clasp_buf_printf(b, " robust at L2 \u2264 %g |", r->l2_eps[e]);
         clasp_buf_puts(b, "\n|---|---:|---:|---:|---:|");
         for (int e = 0; e < r->n_l2_eps; e++) clasp_buf_puts(b, "---:|");
         int64_t cnt = 0, flipped = 0;
@@ -312,7 +318,8 @@ void report_md_l2(clasp_buf *b, const clasp_report *r, const clasp_model_report 
             md_dist(b, s.median);
             md_dist(b, s.mean);
             for (int e = 0; e < r->n_l2_eps; e++)
-                clasp_buf_printf(b, " %.1f |", 100 * rate(robust_at(a, c, r->l2_eps[e]), a->count[c]));
+                clasp_buf_printf(b, " %.1f |",
+                                 100 * rate(robust_at(a, c, r->l2_eps[e]), a->count[c]));
         }
         int64_t n;
         double median, mean;
@@ -386,8 +393,8 @@ static int same_budget(const clasp_attack_report *p, const clasp_attack_report *
         size_t kl = (size_t)(eq - s) < sizeof key ? (size_t)(eq - s) : sizeof key - 1;
         memcpy(key, s, kl);
         key[kl] = '\0';
-        if (!param_value(p->params, key, v1, sizeof v1) || !param_value(t->params, key, v2, sizeof v2) ||
-            strcmp(v1, v2))
+        if (!param_value(p->params, key, v1, sizeof v1) ||
+            !param_value(t->params, key, v2, sizeof v2) || strcmp(v1, v2))
             return 0;
         n++;
         s = strchr(s, ',');
@@ -396,13 +403,13 @@ static int same_budget(const clasp_attack_report *p, const clasp_attack_report *
 }
 
 typedef struct pair_rel {
-    int a, b;                   /* weaker, stronger (indices) */
+    int a, b; /* weaker, stronger (indices) */
     int tie;
     double rho;
 } pair_rel;
 
-static pair_rel make_rel(const clasp_report *r, const clasp_model_report *m, int i, int j, int k, double *ra,
-                         double *gain)
+static pair_rel make_rel(const clasp_report *r, const clasp_model_report *m, int i, int j, int k,
+                         double *ra, double *gain)
 {
     pair_rel p = {i, j, 0, NAN};
     double ri = report_robust_all(&m->attacks[i], k), rj = report_robust_all(&m->attacks[j], k);
@@ -475,10 +482,14 @@ json_object *report_json_relations(const clasp_report *r, const clasp_model_repo
             jadd(x, "pgd", jstr(P->label, bad), bad);
             jadd(x, "T", jnum(strtod(t, NULL), bad), bad);
             for (int c = 0; c < k; c++)
-                jpush(diff, jnum(rate(T->robust_correct[c], T->count[c]) - rate(P->robust_correct[c], P->count[c]), bad),
+                jpush(diff,
+                      jnum(rate(T->robust_correct[c], T->count[c]) -
+                               rate(P->robust_correct[c], P->count[c]),
+                           bad),
                       bad);
             jadd(x, "robust_diff", diff, bad);
-            jadd(x, "overall_diff", jnum(report_robust_all(T, k) - report_robust_all(P, k), bad), bad);
+            jadd(x, "overall_diff", jnum(report_robust_all(T, k) - report_robust_all(P, k), bad),
+                 bad);
             jpush(tp, x, bad);
         }
     jadd(o, "tpgd_vs_pgd", tp, bad);
@@ -497,12 +508,13 @@ void report_md_relations(clasp_buf *b, const clasp_report *r, const clasp_model_
     double *v = malloc(4 * (size_t)k * sizeof *v);
     if (!v) return;
     double *w = v + k, *ra = v + 2 * k, *gain = v + 3 * k;
-    clasp_buf_puts(b, "\n### Class-wise relations\n\n"
-                      "The relations of the class-wise study of adversarial training (Tian et al., "
-                      "KDD 2021; ICLR 2021 version) as Spearman rank correlations \u03c1 over the "
-                      "classes with test examples (tied values share their average rank; \u2014 "
-                      "where \u03c1 is undefined: fewer than two classes, or a column with one value "
-                      "throughout). L\u221e attacks only.");
+    clasp_buf_puts(b,
+                   "\n### Class-wise relations\n\n"
+                   "The relations of the class-wise study of adversarial training (Tian et al., "
+                   "KDD 2021; ICLR 2021 version) as Spearman rank correlations \u03c1 over the "
+                   "classes with test examples (tied values share their average rank; \u2014 "
+                   "where \u03c1 is undefined: fewer than two classes, or a column with one value "
+                   "throughout). L\u221e attacks only.");
     if (r->excluded) {
         clasp_buf_puts(b, " Classes left out of training (data.exclude\\_classes) are left out of "
                           "every \u03c1 too:");
@@ -519,13 +531,16 @@ void report_md_relations(clasp_buf *b, const clasp_report *r, const clasp_model_
     if (m->class_weight_norms) {
         robust_vec(&m->attacks[s], k, v);
         for (int c = 0; c < k; c++) w[c] = m->class_weight_norms[c];
-        clasp_buf_puts(b, "\n**Classifier weight norm and robustness.** Per class, the L2 norm of its "
-                          "row of the last linear layer's weight, against its robust accuracy under the "
-                          "strongest L\u221e attack (");
+        clasp_buf_puts(b,
+                       "\n**Classifier weight norm and robustness.** Per class, the L2 norm of its "
+                       "row of the last linear layer's weight, against its robust accuracy under "
+                       "the "
+                       "strongest L\u221e attack (");
         report_md_text(b, m->attacks[s].label);
         clasp_buf_puts(b, "): \u03c1 = ");
         md_rho(b, rho_classes(r, &m->attacks[s], w, v, k));
-        clasp_buf_puts(b, " (the study finds a positive correlation).\n\n| Class | weight norm | robust |\n"
+        clasp_buf_puts(b, " (the study finds a positive correlation).\n\n| Class | weight norm | "
+                          "robust |\n"
                           "|---|---:|---:|");
         for (int c = 0; c < k; c++) {
             clasp_buf_puts(b, "\n| ");
@@ -536,15 +551,18 @@ void report_md_relations(clasp_buf *b, const clasp_report *r, const clasp_model_
     }
     int npairs = 0;
     for (int i = 0; i < m->n_attacks; i++)
-        for (int j = i + 1; j < m->n_attacks; j++) npairs += linf_listed(&m->attacks[i]) && linf_listed(&m->attacks[j]);
+        for (int j = i + 1; j < m->n_attacks; j++)
+            npairs += linf_listed(&m->attacks[i]) && linf_listed(&m->attacks[j]);
     if (npairs > 0) {
-        clasp_buf_puts(b, "\n**Where stronger attacks win.** For each pair of L\u221e attacks, a the "
-                          "weaker and b the stronger by overall robust accuracy: \u03c1 between a's "
-                          "per-class robust accuracy and b's per-class gain over a (points a's robust "
-                          "accuracy exceeds b's). The study finds stronger attacks more powerful on "
-                          "vulnerable classes, which shows as a negative \u03c1.\n\n"
-                          "| a (weaker) | b (stronger) | overall gain | \u03c1(robust under a, gain) |\n"
-                          "|---|---|---:|---:|");
+        clasp_buf_puts(b,
+                       "\n**Where stronger attacks win.** For each pair of L\u221e attacks, a the "
+                       "weaker and b the stronger by overall robust accuracy: \u03c1 between a's "
+                       "per-class robust accuracy and b's per-class gain over a (points a's robust "
+                       "accuracy exceeds b's). The study finds stronger attacks more powerful on "
+                       "vulnerable classes, which shows as a negative \u03c1.\n\n"
+                       "| a (weaker) | b (stronger) | overall gain | \u03c1(robust under a, gain) "
+                       "|\n"
+                       "|---|---|---:|---:|");
         for (int i = 0; i < m->n_attacks; i++)
             for (int j = i + 1; j < m->n_attacks; j++) {
                 if (!linf_listed(&m->attacks[i]) || !linf_listed(&m->attacks[j])) continue;
@@ -565,9 +583,10 @@ void report_md_relations(clasp_buf *b, const clasp_report *r, const clasp_model_
     for (int i = 0; i < m->n_attacks; i++)
         for (int j = 0; j < m->n_attacks; j++) ntp += same_budget(&m->attacks[i], &m->attacks[j]);
     if (ntp > 0) {
-        clasp_buf_puts(b, "\n**T-PGD against PGD at the same budget.** Per class, points of robust "
-                          "accuracy under T-PGD minus under PGD with the same eps, steps, alpha, "
-                          "restarts and random start; negative where T-PGD finds more.\n\n| Class |");
+        clasp_buf_puts(b,
+                       "\n**T-PGD against PGD at the same budget.** Per class, points of robust "
+                       "accuracy under T-PGD minus under PGD with the same eps, steps, alpha, "
+                       "restarts and random start; negative where T-PGD finds more.\n\n| Class |");
         for (int i = 0; i < m->n_attacks; i++)
             for (int j = 0; j < m->n_attacks; j++)
                 if (same_budget(&m->attacks[i], &m->attacks[j])) {
@@ -588,7 +607,8 @@ void report_md_relations(clasp_buf *b, const clasp_report *r, const clasp_model_
                 for (int j = 0; j < m->n_attacks; j++) {
                     const clasp_attack_report *P = &m->attacks[i], *T = &m->attacks[j];
                     if (!same_budget(P, T)) continue;
-                    double d = c < k ? rate(T->robust_correct[c], T->count[c]) - rate(P->robust_correct[c], P->count[c])
+                    double d = c < k ? rate(T->robust_correct[c], T->count[c]) -
+                                           rate(P->robust_correct[c], P->count[c])
                                      : report_robust_all(T, k) - report_robust_all(P, k);
                     clasp_buf_printf(b, " %+.1f |", 100 * d);
                 }
@@ -617,8 +637,8 @@ static int masking_pair(const clasp_model_report *m, int k, int *sq, int *gr)
     if (!param_value(m->attacks[*sq].params, "eps", e1, sizeof e1)) return 0;
     for (int i = 0; i < m->n_attacks; i++) {
         const clasp_attack_report *a = &m->attacks[i];
-        if (!linf_listed(a) || is_gradient_free(a) || !param_value(a->params, "eps", e2, sizeof e2) ||
-            strtod(e1, NULL) != strtod(e2, NULL))
+        if (!linf_listed(a) || is_gradient_free(a) ||
+            !param_value(a->params, "eps", e2, sizeof e2) || strtod(e1, NULL) != strtod(e2, NULL))
             continue;
         if (*gr < 0 || report_robust_all(a, k) < report_robust_all(&m->attacks[*gr], k)) *gr = i;
     }
@@ -634,7 +654,8 @@ json_object *report_json_masking(const clasp_report *r, const clasp_model_report
     jadd(o, "gradient_free", jstr(S->label, bad), bad);
     jadd(o, "gradient", jstr(G->label, bad), bad);
     for (int c = 0; c < k; c++) {
-        double d = rate(S->robust_correct[c], S->count[c]) - rate(G->robust_correct[c], G->count[c]);
+        double d =
+            rate(S->robust_correct[c], S->count[c]) - rate(G->robust_correct[c], G->count[c]);
         jpush(diff, jnum(d, bad), bad);
         if (S->robust_correct[c] < G->robust_correct[c] && S->count[c] == G->count[c])
             jpush(worse, json_object_new_int(c), bad);
@@ -653,16 +674,21 @@ void report_md_masking(clasp_buf *b, const clasp_report *r, const clasp_model_re
     double d = report_robust_all(S, k) - report_robust_all(G, k);
     clasp_buf_puts(b, "\n### Gradient-free check\n\nThe gradient-free attack ");
     report_md_text(b, S->label);
-    clasp_buf_printf(b, " leaves %.1f%% robust, the strongest gradient attack at the same eps (", 100 * report_robust_all(S, k));
+    clasp_buf_printf(b, " leaves %.1f%% robust, the strongest gradient attack at the same eps (",
+                     100 * report_robust_all(S, k));
     report_md_text(b, G->label);
     clasp_buf_printf(b, ") %.1f%%. ", 100 * report_robust_all(G, k));
     int n = 0;
-    for (int c = 0; c < k; c++) n += S->robust_correct[c] < G->robust_correct[c] && S->count[c] == G->count[c];
+    for (int c = 0; c < k; c++)
+        n += S->robust_correct[c] < G->robust_correct[c] && S->count[c] == G->count[c];
     if (d < 0)
-        clasp_buf_puts(b, "An attack that never looks at a gradient finds more: the gradients mislead "
-                          "(gradient masking), and the gradient attacks' numbers overstate robustness.");
+        clasp_buf_puts(b,
+                       "An attack that never looks at a gradient finds more: the gradients mislead "
+                       "(gradient masking), and the gradient attacks' numbers overstate "
+                       "robustness.");
     else
-        clasp_buf_puts(b, "No sign of gradient masking overall: the gradient attack finds at least as much.");
+        clasp_buf_puts(b, "No sign of gradient masking overall: the gradient attack finds at least "
+                          "as much.");
     if (n > 0) {
         clasp_buf_puts(b, " Classes where the gradient-free attack finds more:");
         for (int c = 0, first = 1; c < k; c++)
@@ -670,7 +696,8 @@ void report_md_masking(clasp_buf *b, const clasp_report *r, const clasp_model_re
                 clasp_buf_puts(b, first ? " *" : ", *");
                 report_md_text(b, r->class_names[c]);
                 clasp_buf_printf(b, "* (%+.1f points)",
-                                 100 * (rate(S->robust_correct[c], S->count[c]) - rate(G->robust_correct[c], G->count[c])));
+                                 100 * (rate(S->robust_correct[c], S->count[c]) -
+                                        rate(G->robust_correct[c], G->count[c])));
                 first = 0;
             }
         clasp_buf_puts(b, ".");

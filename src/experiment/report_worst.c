@@ -10,7 +10,8 @@
 
 static void free_derived(clasp_attack_report *a)
 {
-    free(a->count), free(a->clean_correct), free(a->robust_correct), free(a->success), free(a->flow);
+    free(a->count), free(a->clean_correct), free(a->robust_correct), free(a->success),
+        free(a->flow);
     free(a->member_labels), free(a->first_flip), free(a->member_seconds), free(a->adv_pred);
     memset(a, 0, sizeof *a);
 }
@@ -42,8 +43,8 @@ static clasp_status derive(const clasp_model_report *m, int K, double eps, const
     a->first_flip = calloc((size_t)K * (size_t)n, sizeof(int64_t));
     a->adv_pred = malloc((size_t)N * sizeof(int32_t) + 1);
     a->derived = 1;
-    if (!a->count || !a->clean_correct || !a->robust_correct || !a->success || !a->flow || !a->member_labels ||
-        !a->first_flip || !a->adv_pred)
+    if (!a->count || !a->clean_correct || !a->robust_correct || !a->success || !a->flow ||
+        !a->member_labels || !a->first_flip || !a->adv_pred)
         return clasp_error(CLASP_ERR_NOMEM, "report: out of memory");
     a->n_members = n;
     a->linf_eps = eps;
@@ -54,13 +55,15 @@ static clasp_status derive(const clasp_model_report *m, int K, double eps, const
         const clasp_attack_report *e = &m->attacks[idx[j]];
         snprintf(a->member_labels[j], sizeof a->member_labels[j], "%s", e->label);
         if (len < sizeof a->params)
-            len += (size_t)snprintf(a->params + len, sizeof a->params - len, "%s%s", j ? ", " : "", e->label);
+            len += (size_t)snprintf(a->params + len, sizeof a->params - len, "%s%s", j ? ", " : "",
+                                    e->label);
         a->seconds += e->seconds;
     }
     for (int64_t i = 0; i < N; i++) {
         int t = m->labels[i], c = m->clean_pred[i], w = c;
         if (t < 0 || t >= K || c < 0 || c >= K)
-            return clasp_error(CLASP_ERR_INVALID, "report: model %s: example %lld has label %d, prediction %d",
+            return clasp_error(CLASP_ERR_INVALID,
+                               "report: model %s: example %lld has label %d, prediction %d",
                                m->name, (long long)i, t, c);
         a->count[t]++;
         if (c == t) {

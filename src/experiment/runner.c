@@ -40,7 +40,9 @@ static clasp_status load_data(runner *R)
     if (p->val_size >= all.n) {
         size_t n = all.n;
         clasp_dataset_free(&all);
-        return clasp_error(CLASP_ERR_CONFIG, "%s: data.val_size %zu leaves no training examples (the training set has %zu)",
+        return clasp_error(CLASP_ERR_CONFIG,
+                           "%s: data.val_size %zu leaves no training examples (the training set "
+                           "has %zu)",
                            at, p->val_size, n);
     }
     clasp_status st = clasp_dataset_split(&all, p->val_size, p->seed, &R->train, &R->val);
@@ -51,7 +53,8 @@ static clasp_status load_data(runner *R)
      * the test set keeps every class (where do the excluded classes'
      * examples go?) and the model keeps an output for each. */
     if (p->n_exclude) {
-        CLASP_TRY(clasp_plan_exclude_mask(p, R->train.num_classes, R->train.class_names, R->excluded));
+        CLASP_TRY(
+            clasp_plan_exclude_mask(p, R->train.num_classes, R->train.class_names, R->excluded));
         clasp_dataset_exclude(&R->train, R->excluded);
         clasp_dataset_exclude(&R->val, R->excluded);
         R->any_excluded = 1;
@@ -77,14 +80,18 @@ static clasp_status new_model(runner *R, int mi, clasp_model **out)
     const char *arch = mi >= 0 && p->models[mi].arch[0] ? p->models[mi].arch : p->arch;
     const clasp_dataset *d = &R->train;
     if (p->normalize && p->normalize != d->c)
-        return clasp_error(CLASP_ERR_CONFIG, "%s: model.normalize has %d values per list but the data has %d channels",
+        return clasp_error(CLASP_ERR_CONFIG,
+                           "%s: model.normalize has %d values per list but the data has %d "
+                           "channels",
                            p->arch_loc, p->normalize, d->c);
     clasp_status st = clasp_model_new_arch(R->ctx, arch, d->c, d->h, d->w, R->K,
                                            p->normalize ? p->norm_mean : NULL, p->norm_std, out);
     if (st != CLASP_OK) {
         char msg[900];
         snprintf(msg, sizeof msg, "%s", clasp_last_error());
-        if (arch != p->arch) return clasp_error(CLASP_ERR_CONFIG, "model '%s': arch %s: %s", p->models[mi].name, arch, msg);
+        if (arch != p->arch)
+            return clasp_error(CLASP_ERR_CONFIG, "model '%s': arch %s: %s", p->models[mi].name,
+                               arch, msg);
         return clasp_error(CLASP_ERR_CONFIG, "%s: model.arch: %s", p->arch_loc, msg);
     }
     return CLASP_OK;
@@ -92,14 +99,16 @@ static clasp_status new_model(runner *R, int mi, clasp_model **out)
 
 static clasp_status new_attack(const clasp_plan_plugin *a, clasp_attack_instance **out)
 {
-    return clasp_attack_new_desc(a->desc, (const char *const *)a->keys, (const char *const *)a->values,
-                                 (const char *const *)a->where, a->n_params, out);
+    return clasp_attack_new_desc(a->desc, (const char *const *)a->keys,
+                                 (const char *const *)a->values, (const char *const *)a->where,
+                                 a->n_params, out);
 }
 
 static clasp_status new_defense(const clasp_plan_plugin *d, clasp_defense_instance **out)
 {
-    return clasp_defense_new_desc(d->desc, (const char *const *)d->keys, (const char *const *)d->values,
-                                  (const char *const *)d->where, d->n_params, out);
+    return clasp_defense_new_desc(d->desc, (const char *const *)d->keys,
+                                  (const char *const *)d->values, (const char *const *)d->where,
+                                  d->n_params, out);
 }
 
 static void model_run_free(model_run *mr)
@@ -131,14 +140,21 @@ static clasp_status setup_plugins(runner *R, int mi, model_run *mr)
         /* "k=v, ...", then the wrapped defense and the attack; a long
          * description is cut at the report's field size. */
         const char *parts[] = {d->plugin.params_text,
-                               d->inner ? ", inner " : NULL, d->inner ? d->inner->plugin.name : NULL,
-                               d->inner ? "(" : NULL, d->inner ? d->inner->plugin.params_text : NULL,
+                               d->inner ? ", inner " : NULL,
+                               d->inner ? d->inner->plugin.name : NULL,
+                               d->inner ? "(" : NULL,
+                               d->inner ? d->inner->plugin.params_text : NULL,
                                d->inner ? ")" : NULL,
-                               atk ? ", attack " : NULL, atk ? atk->name : NULL, atk ? "(" : NULL,
-                               atk ? atk->params_text : NULL, atk ? ")" : NULL};
+                               atk ? ", attack " : NULL,
+                               atk ? atk->name : NULL,
+                               atk ? "(" : NULL,
+                               atk ? atk->params_text : NULL,
+                               atk ? ")" : NULL};
         size_t len = 0;
         for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
-            for (const char *c = parts[i] && !len && parts[i][0] == ',' ? parts[i] + 2 : parts[i]; c && *c && len + 1 < sizeof rep->params; c++) rep->params[len++] = *c;
+            for (const char *c = parts[i] && !len && parts[i][0] == ',' ? parts[i] + 2 : parts[i];
+                 c && *c && len + 1 < sizeof rep->params; c++)
+                rep->params[len++] = *c;
         rep->params[len] = '\0';
     }
     return CLASP_OK;
@@ -171,8 +187,8 @@ static clasp_status keep_outcomes(runner *R, clasp_model_report *rep, clasp_atta
         memcpy(rep->labels, res->ex_label, (size_t)res->total * sizeof(int32_t));
         memcpy(rep->clean_pred, res->ex_clean, (size_t)res->total * sizeof(int32_t));
     } else if (rep->n_examples != res->total) {
-        return clasp_error(CLASP_ERR_INVALID, "evaluation: %lld examples, %lld before", (long long)res->total,
-                           (long long)rep->n_examples);
+        return clasp_error(CLASP_ERR_INVALID, "evaluation: %lld examples, %lld before",
+                           (long long)res->total, (long long)rep->n_examples);
     }
     ar->adv_pred = malloc((size_t)res->total * sizeof(int32_t) + 1);
     if (!ar->adv_pred) return clasp_error(CLASP_ERR_NOMEM, "out of memory");
@@ -185,12 +201,14 @@ static clasp_status keep_outcomes(runner *R, clasp_model_report *rep, clasp_atta
             return clasp_error(CLASP_ERR_NOMEM, "out of memory");
         ar->n_members = nm;
         for (int j = 0; j < nm; j++)
-            snprintf(ar->member_labels[j], sizeof ar->member_labels[j], "%s", R->ensembles[pa - R->p->attacks].labels[j]);
+            snprintf(ar->member_labels[j], sizeof ar->member_labels[j], "%s",
+                     R->ensembles[pa - R->p->attacks].labels[j]);
         for (int j = 0; j < nm; j++) {
             int64_t f = 0;
             for (int c = 0; c < K; c++) f += res->first_flip[(size_t)c * (size_t)nm + (size_t)j];
-            run_say(R, "    %d. %-20s flipped first %lld  (%.1f s)", j + 1, R->ensembles[pa - R->p->attacks].labels[j],
-                    (long long)f, res->member_seconds[j]);
+            run_say(R, "    %d. %-20s flipped first %lld  (%.1f s)", j + 1,
+                    R->ensembles[pa - R->p->attacks].labels[j], (long long)f,
+                    res->member_seconds[j]);
         }
     }
     return CLASP_OK;
@@ -219,14 +237,15 @@ static clasp_status gather_l2(runner *R, clasp_eval_result *res)
     for (int c = 0; res->attack_success && c < K; c++) mine += res->attack_success[c];
     total = mine;
     CLASP_TRY(dist_sum_i64(&total, 1));
-    l2_pair *local = malloc((size_t)mine * sizeof *local + 1), *all = malloc((size_t)total * sizeof *all + 1);
+    l2_pair *local = malloc((size_t)mine * sizeof *local + 1),
+            *all = malloc((size_t)total * sizeof *all + 1);
     clasp_status st = local && all ? CLASP_OK : clasp_error(CLASP_ERR_NOMEM, "out of memory");
     for (int c = 0, i = 0; st == CLASP_OK && c < K && res->attack_success; c++)
         for (int64_t j = 0; j < res->attack_success[c]; j++, i++)
             local[i] = (l2_pair){.cls = c, .dist = res->l2_success ? res->l2_success[i] : 0.0f};
     /* Every rank takes part in the collective, whatever happened above. */
-    clasp_status g = dist_gather_examples(local, st == CLASP_OK ? (size_t)mine : 0, sizeof *local, all,
-                                          st == CLASP_OK ? (size_t)total : 0);
+    clasp_status g = dist_gather_examples(local, st == CLASP_OK ? (size_t)mine : 0, sizeof *local,
+                                          all, st == CLASP_OK ? (size_t)total : 0);
     if (st == CLASP_OK) st = g;
     if (st == CLASP_OK) {
         qsort(all, (size_t)total, sizeof *all, l2_pair_cmp);
@@ -263,7 +282,8 @@ static clasp_status gather_outcomes(runner *R, clasp_eval_result *res, int nm)
             free(res->first_flip), free(res->member_seconds);
             res->first_flip = calloc((size_t)R->K * (size_t)nm, sizeof *res->first_flip);
             res->member_seconds = calloc((size_t)nm, sizeof *res->member_seconds);
-            if (!res->first_flip || !res->member_seconds) return clasp_error(CLASP_ERR_NOMEM, "out of memory");
+            if (!res->first_flip || !res->member_seconds)
+                return clasp_error(CLASP_ERR_NOMEM, "out of memory");
             res->n_members = nm;
         }
         CLASP_TRY(dist_sum_i64(res->first_flip, (size_t)R->K * (size_t)nm));
@@ -275,7 +295,8 @@ static clasp_status gather_outcomes(runner *R, clasp_eval_result *res, int nm)
 /* One pass of attack j over this rank's shard of the test set, summed over
  * the ranks. Every rank checks for a stop after each batch, and as often
  * as the rank with the most batches, so the checks (collectives) pair up. */
-static clasp_status evaluate_shard(runner *R, model_run *mr, clasp_eval_options *o, clasp_eval_result *res)
+static clasp_status evaluate_shard(runner *R, model_run *mr, clasp_eval_options *o,
+                                   clasp_eval_result *res)
 {
     o->shard_batch = R->test_b0;
     o->shard_first = R->test_b0 * (size_t)R->p->eval_batch;
@@ -349,8 +370,8 @@ static clasp_status evaluate(runner *R, model_run *mr)
         /* An ensemble: "apgd(eps=0.1, ...); square(...)", cut at the field's size. */
         for (int i = 0; i < pa->n_members; i++) {
             size_t len = strlen(ar->params);
-            snprintf(ar->params + len, sizeof ar->params - len, "%s%s(%s)", i ? "; " : "", pa->members[i].name,
-                     pa->members[i].params_text);
+            snprintf(ar->params + len, sizeof ar->params - len, "%s%s(%s)", i ? "; " : "",
+                     pa->members[i].name, pa->members[i].params_text);
         }
         ar->count = run_dup64(res.count, (size_t)K);
         ar->clean_correct = run_dup64(res.clean_correct, (size_t)K);
@@ -362,14 +383,16 @@ static clasp_status evaluate(runner *R, model_run *mr)
         if (unbounded) {
             int64_t ns = clasp_class_sum(res.attack_success, K);
             ar->l2_dist = malloc((size_t)(ns ? ns : 1) * sizeof *ar->l2_dist);
-            if (ar->l2_dist && res.l2_success) memcpy(ar->l2_dist, res.l2_success, (size_t)ns * sizeof *ar->l2_dist);
+            if (ar->l2_dist && res.l2_success)
+                memcpy(ar->l2_dist, res.l2_success, (size_t)ns * sizeof *ar->l2_dist);
         }
         CLASP_TRY(keep_outcomes(R, rep, ar, pa, &res));
         rep->eval_seconds += res.seconds;
         rep->n_attacks = j + 1;
         int64_t n = res.total;
-        run_say(R, "  %-24s clean %.2f%%  robust %.2f%%  (%.1f s)", pa->label, run_pct(clasp_class_sum(res.clean_correct, K), n),
-            run_pct(clasp_class_sum(res.robust_correct, K), n), res.seconds);
+        run_say(R, "  %-24s clean %.2f%%  robust %.2f%%  (%.1f s)", pa->label,
+                run_pct(clasp_class_sum(res.clean_correct, K), n),
+                run_pct(clasp_class_sum(res.robust_correct, K), n), res.seconds);
         clasp_eval_result_free(&res);
         if (!ar->count || !ar->clean_correct || !ar->robust_correct || !ar->success || !ar->flow ||
             (unbounded && !ar->l2_dist))
@@ -396,7 +419,7 @@ static clasp_status run_model(runner *R, int mi)
         run_report_free(mr.rep);
     }
     run_say(R, "model %d/%d: %s%s%s", mi + 1, p->n_models, pm->name, resuming ? " (resumed)" : "",
-        pm->defense ? "" : " (standard training)");
+            pm->defense ? "" : " (standard training)");
     clasp_status st = setup_plugins(R, mi, &mr);
     mr.env.size = sizeof mr.env;
     mr.env.num_classes = R->K;
@@ -408,7 +431,8 @@ static clasp_status run_model(runner *R, int mi)
         if (resuming) {
             st = clasp_model_load(R->ctx, R->state_path, NULL, NULL, &mr.m);
             if (st == CLASP_OK)
-                st = clasp_sgd_new(mr.m, (float)p->lr, (float)p->momentum, (float)p->weight_decay, &mr.sgd);
+                st = clasp_sgd_new(mr.m, (float)p->lr, (float)p->momentum, (float)p->weight_decay,
+                                   &mr.sgd);
             if (st == CLASP_OK) st = clasp_sgd_load(mr.sgd, R->state_path);
             mr.env.model = mr.m;
             /* Replay the epoch-end hooks with the recorded metrics, so
@@ -423,7 +447,8 @@ static clasp_status run_model(runner *R, int mi)
             st = new_model(R, mi, &mr.m);
             if (st == CLASP_OK) st = clasp_model_init(mr.m, p->seed);
             if (st == CLASP_OK)
-                st = clasp_sgd_new(mr.m, (float)p->lr, (float)p->momentum, (float)p->weight_decay, &mr.sgd);
+                st = clasp_sgd_new(mr.m, (float)p->lr, (float)p->momentum, (float)p->weight_decay,
+                                   &mr.sgd);
             /* From the first batch on there is always a state to resume:
              * a kill inside the first epoch restarts this model, not the
              * models before it. */
@@ -432,9 +457,11 @@ static clasp_status run_model(runner *R, int mi)
         mr.env.model = mr.m;
         /* Every rank starts from the same weights: the seed's, or the
          * state file's (which all ranks read; see README). */
-        if (st == CLASP_OK) st = dist_check_params(mr.m, resuming ? "after loading the state" : "at the start");
+        if (st == CLASP_OK)
+            st = dist_check_params(mr.m, resuming ? "after loading the state" : "at the start");
         if (st == CLASP_OK) clasp_model_set_train(mr.m, 1);
-        for (int e = R->pos.epoch; st == CLASP_OK && e < p->epochs; e++) st = run_train_epoch(R, mi, &mr, e);
+        for (int e = R->pos.epoch; st == CLASP_OK && e < p->epochs; e++)
+            st = run_train_epoch(R, mi, &mr, e);
         if (st == CLASP_OK) st = run_finish_model(R, mi, &mr);
         if (st == CLASP_OK) {
             R->pos.phase = RUN_PHASE_EVAL;
@@ -466,7 +493,8 @@ static clasp_status write_report(runner *R)
     snprintf(rep.experiment, sizeof rep.experiment, "%s", p->name);
     snprintf(rep.clasp_version, sizeof rep.clasp_version, "%s", CLASP_VERSION);
     const clasp_device_info *dev = clasp_ctx_device(R->ctx);
-    if (snprintf(rep.device, sizeof rep.device, "%s (%s)", dev->name, dev->platform_name) >= (int)sizeof rep.device)
+    if (snprintf(rep.device, sizeof rep.device, "%s (%s)", dev->name, dev->platform_name) >=
+        (int)sizeof rep.device)
         snprintf(rep.device, sizeof rep.device, "%s", dev->name);
     rep.seed = p->seed;
     snprintf(rep.dataset, sizeof rep.dataset, "%s", p->dataset);
@@ -515,7 +543,8 @@ static void remove_stale_temps(const char *dir)
 /* This rank's share of an in-order pass over d in batches of `batch`:
  * whole batches, contiguous, so each batch is the very batch (examples,
  * size, random stream) a single process evaluates. */
-static void shard(const clasp_dataset *d, int batch, clasp_dataset *view, size_t *b0, size_t *nb_max)
+static void shard(const clasp_dataset *d, int batch, clasp_dataset *view, size_t *b0,
+                  size_t *nb_max)
 {
     size_t nb = (d->n + (size_t)batch - 1) / (size_t)batch, b1;
     dist_shard(nb, b0, &b1);
@@ -542,17 +571,20 @@ static clasp_status prepare(runner *R)
     if (!R->opt->resume) {
         if (run_file_exists(R->state_path))
             return clasp_error(CLASP_ERR_CONFIG,
-                               "%s holds an interrupted run: continue it with --resume, or delete that file to "
+                               "%s holds an interrupted run: continue it with --resume, or delete "
+                               "that file to "
                                "start over",
                                R->state_path);
         /* A report left from an earlier run would look complete while this
          * one is under way. */
         if (root && unlink(report) != 0 && errno != ENOENT)
-            return clasp_error(CLASP_ERR_IO, "%s: cannot remove the old report: %s", report, strerror(errno));
+            return clasp_error(CLASP_ERR_IO, "%s: cannot remove the old report: %s", report,
+                               strerror(errno));
     } else if (!run_file_exists(R->state_path)) {
         return clasp_error(CLASP_ERR_NOT_FOUND, "cannot resume: no state file %s%s", R->state_path,
-                           run_file_exists(report) ? " (the run there finished: report.json is complete)"
-                                               : "; nothing was interrupted in this output folder");
+                           run_file_exists(report)
+                               ? " (the run there finished: report.json is complete)"
+                               : "; nothing was interrupted in this output folder");
     }
     time_t now = time(NULL);
     struct tm tm;
@@ -561,16 +593,21 @@ static clasp_status prepare(runner *R)
     R->reports = calloc((size_t)p->n_models, sizeof *R->reports);
     R->attacks = calloc((size_t)p->n_attacks, sizeof *R->attacks);
     R->ensembles = calloc((size_t)p->n_attacks, sizeof *R->ensembles);
-    if (!R->reports || !R->attacks || !R->ensembles) return clasp_error(CLASP_ERR_NOMEM, "out of memory");
+    if (!R->reports || !R->attacks || !R->ensembles)
+        return clasp_error(CLASP_ERR_NOMEM, "out of memory");
     run_say(R, "loading %s", p->dataset);
     CLASP_TRY(load_data(R));
     char spec[32];
     CLASP_TRY(clasp_ctx_new(p->device ? p->device : dist_device_spec(spec, sizeof spec), &R->ctx));
-    run_say(R, "device: %s; %zu training, %zu validation (%zu evaluated per epoch), %zu test examples, %d classes",
-        clasp_ctx_device(R->ctx)->name, R->train.n, R->val.n, R->val_eval.n, R->test.n, R->K);
+    run_say(R,
+            "device: %s; %zu training, %zu validation (%zu evaluated per epoch), %zu test "
+            "examples, %d classes",
+            clasp_ctx_device(R->ctx)->name, R->train.n, R->val.n, R->val_eval.n, R->test.n, R->K);
     if (clasp_dist_size() > 1) {
         const char *threads = getenv("POCL_MAX_PTHREAD_COUNT");
-        run_say(R, "MPI: %d ranks (%d on this node), batch %d split across them; PoCL threads per rank: %s",
+        run_say(R,
+                "MPI: %d ranks (%d on this node), batch %d split across them; PoCL threads per "
+                "rank: %s",
                 clasp_dist_size(), dist_local_size(), p->batch, threads ? threads : "all");
     }
     /* First use of the device: tune GEMM for this experiment's model before
@@ -580,7 +617,8 @@ static clasp_status prepare(runner *R)
     for (int turn = 0; turn < 2; turn++) {
         if ((turn == 0) == root) {
             clasp_model *probe = NULL;
-            if (new_model(R, -1, &probe) == CLASP_OK) clasp_tune_ensure(R->ctx, probe, p->batch, 60);
+            if (new_model(R, -1, &probe) == CLASP_OK)
+                clasp_tune_ensure(R->ctx, probe, p->batch, 60);
             clasp_model_free(probe);
             clasp_error_clear();
         }
@@ -589,8 +627,10 @@ static clasp_status prepare(runner *R)
     shard(&R->val_eval, p->eval_batch, &R->val_shard, &R->val_b0, &R->val_nb_max);
     shard(&R->test, p->eval_batch, &R->test_shard, &R->test_b0, &R->test_nb_max);
     CLASP_TRY(clasp_batcher_new(R->ctx, &R->train, p->batch, &R->train_b));
-    if (R->val_shard.n) CLASP_TRY(clasp_batcher_new(R->ctx, &R->val_shard, p->eval_batch, &R->val_b));
-    if (R->test_shard.n) CLASP_TRY(clasp_batcher_new(R->ctx, &R->test_shard, p->eval_batch, &R->test_b));
+    if (R->val_shard.n)
+        CLASP_TRY(clasp_batcher_new(R->ctx, &R->val_shard, p->eval_batch, &R->val_b));
+    if (R->test_shard.n)
+        CLASP_TRY(clasp_batcher_new(R->ctx, &R->test_shard, p->eval_batch, &R->test_b));
     for (int j = 0; j < p->n_attacks; j++) {
         const clasp_plan_attack *pa = &p->attacks[j];
         if (!pa->n_members) {
@@ -605,13 +645,14 @@ static clasp_status prepare(runner *R)
         const char *names[16];
         for (int i = 0; i < pa->n_members && i < 16; i++) names[i] = pa->members[i].name;
         clasp_ensemble_member_labels(names, pa->n_members < 16 ? pa->n_members : 16, e->labels);
-        for (int i = 0; i < pa->n_members; i++) CLASP_TRY(new_attack(&pa->members[i], &e->members[i]));
+        for (int i = 0; i < pa->n_members; i++)
+            CLASP_TRY(new_attack(&pa->members[i], &e->members[i]));
     }
     if (R->opt->resume) {
         CLASP_TRY(run_state_load(R));
         R->resumed = 1;
         run_say(R, "resuming: model %d/%d, %s", R->pos.model + 1, p->n_models,
-            R->pos.phase == RUN_PHASE_TRAIN ? "training" : "evaluation");
+                R->pos.phase == RUN_PHASE_TRAIN ? "training" : "evaluation");
     }
     /* Every rank has checked the folder and read the state before rank 0
      * writes anything there. */
@@ -619,7 +660,8 @@ static clasp_status prepare(runner *R)
     return CLASP_OK;
 }
 
-clasp_status clasp_experiment_run(const clasp_plan *p, const clasp_registry *r, const clasp_run_options *opt)
+clasp_status clasp_experiment_run(const clasp_plan *p, const clasp_registry *r,
+                                  const clasp_run_options *opt)
 {
     static const clasp_run_options none = {0};
     runner R;
@@ -627,12 +669,14 @@ clasp_status clasp_experiment_run(const clasp_plan *p, const clasp_registry *r, 
     R.p = p, R.reg = r, R.opt = opt ? opt : &none;
     R.t0 = clasp_now();
     clasp_status st = prepare(&R);
-    for (int mi = R.resumed ? R.pos.model : 0; st == CLASP_OK && mi < p->n_models; mi++) st = run_model(&R, mi);
+    for (int mi = R.resumed ? R.pos.model : 0; st == CLASP_OK && mi < p->n_models; mi++)
+        st = run_model(&R, mi);
     if (st == CLASP_OK && clasp_dist_rank() == 0) st = write_report(&R);
     if (st == CLASP_OK) {
         if (clasp_dist_rank() == 0 && unlink(R.state_path) != 0 && errno != ENOENT)
             run_say(&R, "warning: cannot remove %s: %s", R.state_path, strerror(errno));
-        run_say(&R, "report written to %s (%.1f s)", R.outdir, R.wall_before + (clasp_now() - R.t0));
+        run_say(&R, "report written to %s (%.1f s)", R.outdir,
+                R.wall_before + (clasp_now() - R.t0));
     }
     for (int j = 0; R.attacks && j < p->n_attacks; j++) clasp_attack_free(R.attacks[j]);
     free(R.attacks);

@@ -20,12 +20,12 @@ enum { RUN_PHASE_TRAIN = 0, RUN_PHASE_EVAL = 1 };
 
 /* Where the run stands: the next thing to do. */
 typedef struct run_pos {
-    int model;                  /* index into plan->models */
-    int phase;                  /* RUN_PHASE_* */
-    int epoch;                  /* train: the epoch under way (0-based) */
-    long long batch;            /* train: the next batch of that epoch */
-    int attack;                 /* eval: the next attack */
-    double loss_sum, loss_n;    /* train: the epoch's loss so far (sum of loss*n, n) */
+    int model;               /* index into plan->models */
+    int phase;               /* RUN_PHASE_* */
+    int epoch;               /* train: the epoch under way (0-based) */
+    long long batch;         /* train: the next batch of that epoch */
+    int attack;              /* eval: the next attack */
+    double loss_sum, loss_n; /* train: the epoch's loss so far (sum of loss*n, n) */
 } run_pos;
 
 typedef struct runner {
@@ -34,7 +34,7 @@ typedef struct runner {
     const clasp_run_options *opt;
     clasp_ctx *ctx;
     clasp_dataset train, val, test;
-    clasp_dataset val_eval;     /* a view of val's first examples (not owned) */
+    clasp_dataset val_eval; /* a view of val's first examples (not owned) */
     /* This rank's share of the in-order passes over val_eval and test
      * (views, not owned; the whole sets with one process): whole batches
      * from batch *_b0 on; *_nb_max is the most batches any rank has. */
@@ -43,35 +43,41 @@ typedef struct runner {
     /* train_b serves the global batch; val_b and test_b the shards (NULL
      * for a rank whose share is empty). */
     clasp_batcher *train_b, *val_b, *test_b;
-    clasp_tensor *augmented;    /* the augmented training batch */
+    clasp_tensor *augmented;       /* the augmented training batch */
     clasp_tensor *part_x, *part_y; /* this rank's slice of it (several ranks) */
-    long long stop_syncs;       /* stop checks of the evaluation under way */
-    int stopping;               /* a stop was seen (on any rank); stays set */
+    long long stop_syncs;          /* stop checks of the evaluation under way */
+    int stopping;                  /* a stop was seen (on any rank); stays set */
     clasp_attack_instance **attacks;
-    clasp_ensemble *ensembles;  /* per planned attack: its members (n 0 for a single attack) */
+    clasp_ensemble *ensembles; /* per planned attack: its members (n 0 for a single attack) */
     int K;
-    int excluded[CLASP_MAX_CLASSES];    /* data.exclude_classes as a mask */
+    int excluded[CLASP_MAX_CLASSES]; /* data.exclude_classes as a mask */
     int any_excluded;
     /* One report per planned model; reports[i] is complete for i < pos.model
      * and partial for pos.model. */
     clasp_model_report *reports;
     run_pos pos;
-    int resumed;                /* pos came from a state file */
+    int resumed; /* pos came from a state file */
     char outdir[1024], state_path[1100];
     char hash[17];
     char started[32];
-    double wall_before;         /* wall seconds of earlier sessions */
+    double wall_before; /* wall seconds of earlier sessions */
     double t0;
 } runner;
 
-enum { PURPOSE_TRAIN = 1, PURPOSE_VAL = 2, PURPOSE_FINISH = 3, PURPOSE_TEST = 4, PURPOSE_AUGMENT = 5 };
+enum {
+    PURPOSE_TRAIN = 1,
+    PURPOSE_VAL = 2,
+    PURPOSE_FINISH = 3,
+    PURPOSE_TEST = 4,
+    PURPOSE_AUGMENT = 5
+};
 
 /* The model under way with its optimiser and plugin instances. */
 typedef struct model_run {
     clasp_model *m;
     clasp_sgd *sgd;
     clasp_defense_instance *def, *inner;
-    clasp_attack_instance *attack;      /* the defense's inner maximisation */
+    clasp_attack_instance *attack; /* the defense's inner maximisation */
     clasp_defense_env env;
     clasp_model_report *rep;
 } model_run;
@@ -123,7 +129,6 @@ clasp_status run_state_save(runner *R, clasp_model *model, const clasp_sgd *sgd)
 /* Reads the state file into R (position, reports, start time); refuses a
  * missing or corrupt file and a different configuration hash. */
 clasp_status run_state_load(runner *R);
-
 
 #if defined(__GNUC__)
 #pragma GCC visibility pop

@@ -17,8 +17,10 @@
 #include "clasp/safetensors.h"
 #include "experiment/runner_internal.h"
 
+/* clang-format off */
 #define STATE_VERSION 2 /* 2: per-example outcomes, ensembles, L2 distances, unbounded flags,
                             classifier row norms */
+/* clang-format on */
 #define STATE_KEY "clasp.state"
 
 void run_report_free(clasp_model_report *r)
@@ -31,7 +33,8 @@ void run_report_free(clasp_model_report *r)
     free(r->epochs);
     for (int a = 0; r->attacks && a < r->n_attacks; a++) {
         clasp_attack_report *ar = &r->attacks[a];
-        free(ar->count), free(ar->clean_correct), free(ar->robust_correct), free(ar->success), free(ar->flow);
+        free(ar->count), free(ar->clean_correct), free(ar->robust_correct), free(ar->success),
+            free(ar->flow);
         free(ar->member_labels), free(ar->first_flip), free(ar->member_seconds), free(ar->adv_pred);
         free(ar->l2_dist);
     }
@@ -180,7 +183,8 @@ static json_object *model_json(jb *b, const clasp_model_report *r, int K)
             put(b, x, "member_seconds", ms);
         }
         put(b, x, "unbounded", json_object_new_int(ar->unbounded));
-        put_floats(b, x, "l2_dist", ar->l2_dist, ar->l2_dist ? (int)clasp_class_sum(ar->success, K) : 0);
+        put_floats(b, x, "l2_dist", ar->l2_dist,
+                   ar->l2_dist ? (int)clasp_class_sum(ar->success, K) : 0);
         if (json_object_array_add(ats, x) != 0) json_object_put(x), b->ok = 0;
     }
     put(b, o, "attacks", ats);
@@ -204,7 +208,8 @@ clasp_status run_state_save(runner *R, clasp_model *model, const clasp_sgd *sgd)
     json_object *pos = json_object_new_object();
     if (pos) {
         put(&b, pos, "model", json_object_new_int(R->pos.model));
-        put(&b, pos, "phase", json_object_new_string(R->pos.phase == RUN_PHASE_TRAIN ? "train" : "eval"));
+        put(&b, pos, "phase",
+            json_object_new_string(R->pos.phase == RUN_PHASE_TRAIN ? "train" : "eval"));
         put(&b, pos, "epoch", json_object_new_int(R->pos.epoch));
         put(&b, pos, "batch", json_object_new_int64(R->pos.batch));
         put(&b, pos, "attack", json_object_new_int(R->pos.attack));
@@ -234,15 +239,17 @@ clasp_status run_state_save(runner *R, clasp_model *model, const clasp_sgd *sgd)
 
 typedef struct jr {
     const char *path;
-    int bad;                    /* first problem found */
+    int bad; /* first problem found */
     char what[200];
 } jr;
 
 static json_object *field(jr *r, json_object *o, const char *key, json_type type)
 {
     json_object *v = NULL;
-    if (!o || !json_object_object_get_ex(o, key, &v) || (type != json_type_null && !json_object_is_type(v, type))) {
-        if (!r->bad) snprintf(r->what, sizeof r->what, "'%s' is missing or has the wrong type", key);
+    if (!o || !json_object_object_get_ex(o, key, &v) ||
+        (type != json_type_null && !json_object_is_type(v, type))) {
+        if (!r->bad)
+            snprintf(r->what, sizeof r->what, "'%s' is missing or has the wrong type", key);
         r->bad = 1;
         return NULL;
     }
@@ -283,13 +290,15 @@ static int64_t *ri64_array(jr *r, json_object *o, const char *key, int n, int nu
     if (r->bad) return NULL;
     if (json_object_is_type(v, json_type_null) && nullable) return NULL;
     if (!json_object_is_type(v, json_type_array) || (int)json_object_array_length(v) != n) {
-        if (!r->bad) snprintf(r->what, sizeof r->what, "'%s' is not an array of %d numbers", key, n);
+        if (!r->bad)
+            snprintf(r->what, sizeof r->what, "'%s' is not an array of %d numbers", key, n);
         r->bad = 1;
         return NULL;
     }
     int64_t *a = calloc((size_t)n, sizeof *a);
     if (!a) return r->bad = 1, NULL;
-    for (int i = 0; i < n; i++) a[i] = json_object_get_int64(json_object_array_get_idx(v, (size_t)i));
+    for (int i = 0; i < n; i++)
+        a[i] = json_object_get_int64(json_object_array_get_idx(v, (size_t)i));
     return a;
 }
 
@@ -297,14 +306,18 @@ static int32_t *ri32_array(jr *r, json_object *o, const char *key, int64_t n)
 {
     json_object *v = field(r, o, key, json_type_null);
     if (r->bad || json_object_is_type(v, json_type_null)) return NULL;
-    if (!json_object_is_type(v, json_type_array) || (int64_t)json_object_array_length(v) != n || n <= 0) {
-        if (!r->bad) snprintf(r->what, sizeof r->what, "'%s' is not an array of %lld numbers", key, (long long)n);
+    if (!json_object_is_type(v, json_type_array) || (int64_t)json_object_array_length(v) != n ||
+        n <= 0) {
+        if (!r->bad)
+            snprintf(r->what, sizeof r->what, "'%s' is not an array of %lld numbers", key,
+                     (long long)n);
         r->bad = 1;
         return NULL;
     }
     int32_t *a = calloc((size_t)n, sizeof *a);
     if (!a) return r->bad = 1, NULL;
-    for (int64_t i = 0; i < n; i++) a[i] = json_object_get_int(json_object_array_get_idx(v, (size_t)i));
+    for (int64_t i = 0; i < n; i++)
+        a[i] = json_object_get_int(json_object_array_get_idx(v, (size_t)i));
     return a;
 }
 
@@ -313,7 +326,8 @@ static float *rfloat_array(jr *r, json_object *o, const char *key, int n)
     json_object *v = field(r, o, key, json_type_null);
     if (r->bad || json_object_is_type(v, json_type_null)) return NULL;
     if (!json_object_is_type(v, json_type_array) || (int)json_object_array_length(v) != n) {
-        if (!r->bad) snprintf(r->what, sizeof r->what, "'%s' is not an array of %d numbers", key, n);
+        if (!r->bad)
+            snprintf(r->what, sizeof r->what, "'%s' is not an array of %d numbers", key, n);
         r->bad = 1;
         return NULL;
     }
@@ -380,15 +394,19 @@ static void read_model(jr *r, json_object *o, int K, clasp_model_report *m)
             ar->member_labels = calloc((size_t)nm, sizeof *ar->member_labels);
             ar->member_seconds = calloc((size_t)nm, sizeof *ar->member_seconds);
             json_object *ms = field(r, x, "member_seconds", json_type_array);
-            if (!ar->member_labels || !ar->member_seconds || !ms || (int)json_object_array_length(ms) != nm) {
-                if (!r->bad) snprintf(r->what, sizeof r->what, "an ensemble's members are inconsistent");
+            if (!ar->member_labels || !ar->member_seconds || !ms ||
+                (int)json_object_array_length(ms) != nm) {
+                if (!r->bad)
+                    snprintf(r->what, sizeof r->what, "an ensemble's members are inconsistent");
                 r->bad = 1;
             } else {
                 ar->n_members = nm;
                 for (int j = 0; j < nm; j++) {
                     snprintf(ar->member_labels[j], sizeof ar->member_labels[j], "%s",
                              json_object_get_string(json_object_array_get_idx(mem, (size_t)j)));
-                    ar->member_seconds[j] = strtod(json_object_get_string(json_object_array_get_idx(ms, (size_t)j)), NULL);
+                    ar->member_seconds[j] =
+                        strtod(json_object_get_string(json_object_array_get_idx(ms, (size_t)j)),
+                               NULL);
                 }
                 ar->first_flip = ri64_array(r, x, "first_flip", K * nm, 0);
             }
@@ -397,7 +415,8 @@ static void read_model(jr *r, json_object *o, int K, clasp_model_report *m)
         if (!r->bad && ar->success) {
             int64_t ns = clasp_class_sum(ar->success, K);
             if (ns < 0 || ns > INT32_MAX) {
-                snprintf(r->what, sizeof r->what, "attack '%s' has impossible success counts", ar->label);
+                snprintf(r->what, sizeof r->what, "attack '%s' has impossible success counts",
+                         ar->label);
                 r->bad = 1;
             } else {
                 ar->l2_dist = rfloat_array(r, x, "l2_dist", (int)ns);
@@ -412,14 +431,17 @@ clasp_status run_state_load(runner *R)
     FILE *f = fopen(path, "rb");
     if (!f)
         return clasp_error(CLASP_ERR_NOT_FOUND,
-                           "cannot resume: no state file %s (%s); nothing was interrupted in this output folder",
+                           "cannot resume: no state file %s (%s); nothing was interrupted in this "
+                           "output folder",
                            path, strerror(errno));
     fclose(f);
     clasp_st_file st_file;
     if (clasp_st_read(path, &st_file) != CLASP_OK) {
         char msg[600];
         snprintf(msg, sizeof msg, "%s", clasp_last_error());
-        return clasp_error(CLASP_ERR_FORMAT, "cannot resume: the state file is unreadable (%s); delete it to start over",
+        return clasp_error(CLASP_ERR_FORMAT,
+                           "cannot resume: the state file is unreadable (%s); delete it to start "
+                           "over",
                            msg);
     }
     /* Only clasp writes state files, always with a checksum: one without
@@ -427,7 +449,8 @@ clasp_status run_state_load(runner *R)
     if (!st_file.verified) {
         clasp_st_free(&st_file);
         return clasp_error(CLASP_ERR_FORMAT,
-                           "cannot resume: %s carries no valid checksum (damaged, or written by an older "
+                           "cannot resume: %s carries no valid checksum (damaged, or written by an "
+                           "older "
                            "clasp); delete it to start over",
                            path);
     }
@@ -435,7 +458,9 @@ clasp_status run_state_load(runner *R)
     json_object *o = text ? json_tokener_parse(text) : NULL;
     clasp_st_free(&st_file);
     if (!o)
-        return clasp_error(CLASP_ERR_FORMAT, "cannot resume: %s has no readable '%s' metadata; delete it to start over",
+        return clasp_error(CLASP_ERR_FORMAT,
+                           "cannot resume: %s has no readable '%s' metadata; delete it to start "
+                           "over",
                            path, STATE_KEY);
     jr r = {path, 0, ""};
     clasp_status st = CLASP_OK;
@@ -458,26 +483,32 @@ clasp_status run_state_load(runner *R)
     R->pos.loss_n = rdouble(&r, pos, "loss_n");
     json_object *models = field(&r, o, "models", json_type_array);
     if (!r.bad && version != STATE_VERSION)
-        st = clasp_error(CLASP_ERR_FORMAT, "cannot resume: %s has state version %lld, this clasp writes %d", path,
+        st = clasp_error(CLASP_ERR_FORMAT,
+                         "cannot resume: %s has state version %lld, this clasp writes %d", path,
                          version, STATE_VERSION);
     else if (!r.bad && strcmp(hash, R->hash) != 0)
         st = clasp_error(CLASP_ERR_CONFIG,
-                         "cannot resume: the experiment changed since %s was written (configuration hash %s, "
+                         "cannot resume: the experiment changed since %s was written "
+                         "(configuration hash %s, "
                          "now %s); restore the file as it was, or delete the state to start over",
                          path, hash, R->hash);
     else if (!r.bad && (K != R->K || R->pos.model < 0 || R->pos.model >= R->p->n_models ||
-                        (int)json_object_array_length(models) != R->pos.model + 1 || R->pos.epoch < 0 ||
-                        R->pos.epoch > R->p->epochs || R->pos.batch < 0 || R->pos.attack < 0 ||
-                        R->pos.attack > R->p->n_attacks))
-        st = clasp_error(CLASP_ERR_FORMAT, "cannot resume: %s: the position is inconsistent with the plan", path);
+                        (int)json_object_array_length(models) != R->pos.model + 1 ||
+                        R->pos.epoch < 0 || R->pos.epoch > R->p->epochs || R->pos.batch < 0 ||
+                        R->pos.attack < 0 || R->pos.attack > R->p->n_attacks))
+        st = clasp_error(CLASP_ERR_FORMAT,
+                         "cannot resume: %s: the position is inconsistent with the plan", path);
     for (int i = 0; st == CLASP_OK && !r.bad && i <= R->pos.model; i++)
         read_model(&r, json_object_array_get_idx(models, (size_t)i), K, &R->reports[i]);
     if (st == CLASP_OK && r.bad)
-        st = clasp_error(CLASP_ERR_FORMAT, "cannot resume: %s is corrupt: %s; delete it to start over", path, r.what);
-    if (st == CLASP_OK && strcmp(device, clasp_ctx_device(R->ctx)->name) != 0 && R->opt->hooks.log) {
+        st = clasp_error(CLASP_ERR_FORMAT,
+                         "cannot resume: %s is corrupt: %s; delete it to start over", path, r.what);
+    if (st == CLASP_OK && strcmp(device, clasp_ctx_device(R->ctx)->name) != 0 &&
+        R->opt->hooks.log) {
         char line[700];
         snprintf(line, sizeof line,
-                 "warning: the run started on '%s' and resumes on '%s'; numbers may differ slightly from an "
+                 "warning: the run started on '%s' and resumes on '%s'; numbers may differ "
+                 "slightly from an "
                  "uninterrupted run",
                  device, clasp_ctx_device(R->ctx)->name);
         R->opt->hooks.log(R->opt->hooks.user, line);
@@ -486,14 +517,16 @@ clasp_status run_state_load(runner *R)
      * continues correctly but not with the numbers the run would have had.
      * (States from before MPI support name no ranks: one.) */
     json_object *ranks = NULL;
-    int before = json_object_object_get_ex(o, "ranks", &ranks) && json_object_is_type(ranks, json_type_int)
-                     ? json_object_get_int(ranks)
-                     : 1;
-    if (st == CLASP_OK && before != clasp_dist_size() && R->pos.phase == RUN_PHASE_TRAIN && R->opt->hooks.log &&
-        clasp_dist_rank() == 0) {
+    int before =
+        json_object_object_get_ex(o, "ranks", &ranks) && json_object_is_type(ranks, json_type_int)
+            ? json_object_get_int(ranks)
+            : 1;
+    if (st == CLASP_OK && before != clasp_dist_size() && R->pos.phase == RUN_PHASE_TRAIN &&
+        R->opt->hooks.log && clasp_dist_rank() == 0) {
         char line[300];
         snprintf(line, sizeof line,
-                 "warning: the run trained with %d rank(s) and resumes with %d; training from here on differs "
+                 "warning: the run trained with %d rank(s) and resumes with %d; training from here "
+                 "on differs "
                  "from an uninterrupted run (evaluation counts do not depend on it)",
                  before, clasp_dist_size());
         R->opt->hooks.log(R->opt->hooks.user, line);

@@ -22,7 +22,8 @@ static clasp_status validate(runner *R, int mi, model_run *mr, int epoch, clasp_
     /* Each rank validates its shard; the counts are summed exactly. */
     o.shard_batch = R->val_b0;
     o.shard_first = R->val_b0 * (size_t)R->p->eval_batch;
-    run_progress_start(R, mr->attack ? "  validating (clean + robust)" : "  validating", R->val_shard.n);
+    run_progress_start(R, mr->attack ? "  validating (clean + robust)" : "  validating",
+                       R->val_shard.n);
     clasp_status st = CLASP_OK;
     if (R->val_b) {
         st = clasp_eval_run(mr->m, R->val_b, &o, res);
@@ -37,15 +38,19 @@ static clasp_status validate(runner *R, int mi, model_run *mr, int epoch, clasp_
 }
 
 /* Training news under MPI: the time gradients took to travel. */
-static void say_allreduce(runner *R, double secs0, double wait0, long long calls0, double epoch_secs)
+static void say_allreduce(runner *R, double secs0, double wait0, long long calls0,
+                          double epoch_secs)
 {
     if (clasp_dist_size() < 2) return;
     double secs, wait;
     long long calls;
     size_t bytes;
     dist_grad_stats(&secs, &wait, &calls, &bytes);
-    run_say(R, "  allreduce: %.1f s of the epoch's %.1f s (%lld steps of %.2f MB; waiting on MPI %.1f s), %d ranks",
-            secs - secs0, epoch_secs, calls - calls0, (double)bytes / 1e6, wait - wait0, clasp_dist_size());
+    run_say(R,
+            "  allreduce: %.1f s of the epoch's %.1f s (%lld steps of %.2f MB; waiting on MPI %.1f "
+            "s), %d ranks",
+            secs - secs0, epoch_secs, calls - calls0, (double)bytes / 1e6, wait - wait0,
+            clasp_dist_size());
 }
 
 /* Records epoch `epoch` in the report and feeds the defense its metrics. */
@@ -76,24 +81,26 @@ static clasp_status epoch_end(runner *R, int mi, model_run *mr, int epoch, doubl
     if (w && ((mr->def && clasp_defense_class_weights(mr->def, w, K)) ||
               (mr->inner && clasp_defense_class_weights(mr->inner, w, K))))
         ep->class_weights = w;
-    else
-        free(w);
+    else free(w);
     clasp_status st = ep->val_count && ep->val_clean && (!mr->attack || ep->val_robust)
                           ? CLASP_OK
                           : clasp_error(CLASP_ERR_NOMEM, "out of memory");
-    clasp_class_metrics cm = {K, res.count, res.clean_correct, mr->attack ? res.robust_correct : NULL};
+    clasp_class_metrics cm = {K, res.count, res.clean_correct,
+                              mr->attack ? res.robust_correct : NULL};
     mr->env.epoch = epoch;
     if (st == CLASP_OK && mr->def) st = clasp_defense_run_epoch_end(mr->def, &mr->env, &cm);
     ep->seconds = seconds + res.seconds;
     if (st == CLASP_OK) {
         int64_t n = clasp_class_sum(res.count, K);
         if (mr->attack)
-            run_say(R, "  epoch %d/%d: loss %.4f, validation clean %.2f%%, robust %.2f%% (%.1f s)", epoch + 1,
-                R->p->epochs, ep->train_loss, run_pct(clasp_class_sum(res.clean_correct, K), n),
-                run_pct(clasp_class_sum(res.robust_correct, K), n), ep->seconds);
+            run_say(R, "  epoch %d/%d: loss %.4f, validation clean %.2f%%, robust %.2f%% (%.1f s)",
+                    epoch + 1, R->p->epochs, ep->train_loss,
+                    run_pct(clasp_class_sum(res.clean_correct, K), n),
+                    run_pct(clasp_class_sum(res.robust_correct, K), n), ep->seconds);
         else
-            run_say(R, "  epoch %d/%d: loss %.4f, validation clean %.2f%% (%.1f s)", epoch + 1, R->p->epochs,
-                ep->train_loss, run_pct(clasp_class_sum(res.clean_correct, K), n), ep->seconds);
+            run_say(R, "  epoch %d/%d: loss %.4f, validation clean %.2f%% (%.1f s)", epoch + 1,
+                    R->p->epochs, ep->train_loss, run_pct(clasp_class_sum(res.clean_correct, K), n),
+                    ep->seconds);
     }
     clasp_eval_result_free(&res);
     return st;
@@ -132,16 +139,20 @@ clasp_status run_train_epoch(runner *R, int mi, model_run *mr, int e)
             /* Crops and flips are a function of (seed, model, epoch, batch),
              * like every other random choice, so a resumed run makes the
              * same ones. */
-            clasp_rng arng = clasp_rng_make(run_stream_key(p->seed, mi, e, PURPOSE_AUGMENT), (uint64_t)b);
+            clasp_rng arng =
+                clasp_rng_make(run_stream_key(p->seed, mi, e, PURPOSE_AUGMENT), (uint64_t)b);
             st = clasp_tensor_ensure(R->ctx, &R->augmented, CLASP_F32, x->ndim, x->shape);
-            if (st == CLASP_OK) st = clasp_augment_crop_flip(x, p->augment_pad, p->augment_flip, &arng, R->augmented);
+            if (st == CLASP_OK)
+                st = clasp_augment_crop_flip(x, p->augment_pad, p->augment_flip, &arng,
+                                             R->augmented);
             if (st != CLASP_OK) break;
             x = R->augmented;
         }
         /* Data parallel: this rank's slice [lo, hi) of the global batch
          * (uneven by one example when the ranks do not divide it); the
          * gradients are averaged over the whole batch below. */
-        size_t lo = (size_t)n * (size_t)rank / (size_t)size, hi = (size_t)n * (size_t)(rank + 1) / (size_t)size;
+        size_t lo = (size_t)n * (size_t)rank / (size_t)size,
+               hi = (size_t)n * (size_t)(rank + 1) / (size_t)size;
         int nl = (int)(hi - lo);
         if (size > 1 && nl > 0) {
             size_t per = clasp_tensor_per_example(x);
@@ -149,14 +160,17 @@ clasp_status run_train_epoch(runner *R, int mi, model_run *mr, int e)
             memcpy(shape, x->shape, sizeof shape);
             shape[0] = nl;
             st = clasp_tensor_ensure(R->ctx, &R->part_x, CLASP_F32, x->ndim, shape);
-            if (st == CLASP_OK) st = clasp_tensor_ensure(R->ctx, &R->part_y, CLASP_I32, 1, (int[]){nl});
-            if (st == CLASP_OK) st = clasp_tensor_copy_part(R->part_x, 0, x, lo * per, (size_t)nl * per);
+            if (st == CLASP_OK)
+                st = clasp_tensor_ensure(R->ctx, &R->part_y, CLASP_I32, 1, (int[]){nl});
+            if (st == CLASP_OK)
+                st = clasp_tensor_copy_part(R->part_x, 0, x, lo * per, (size_t)nl * per);
             if (st == CLASP_OK) st = clasp_tensor_copy_part(R->part_y, 0, y, lo, (size_t)nl);
             if (st != CLASP_OK) break;
             x = R->part_x, y = R->part_y;
         }
         clasp_sgd_set_lr(mr->sgd, (float)clasp_plan_lr(p, e, (size_t)b, nb));
-        clasp_rng rng = clasp_rng_make(run_rank_key(run_stream_key(p->seed, mi, e, PURPOSE_TRAIN)), (uint64_t)b);
+        clasp_rng rng = clasp_rng_make(run_rank_key(run_stream_key(p->seed, mi, e, PURPOSE_TRAIN)),
+                                       (uint64_t)b);
         float loss = 0;
         mr->env.epoch = e;
         /* BatchNorm normalises with this rank's batch statistics; its
@@ -174,7 +188,8 @@ clasp_status run_train_epoch(runner *R, int mi, model_run *mr, int e)
         if (st != CLASP_OK) break;
         if (!isfinite(ln[0])) {
             st = clasp_error(CLASP_ERR_INVALID,
-                             "model '%s': the training loss is %g at epoch %d, batch %lld; lower train.optimiser.lr",
+                             "model '%s': the training loss is %g at epoch %d, batch %lld; lower "
+                             "train.optimiser.lr",
                              p->models[mi].name, ln[0] / ln[1], e + 1, b + 1);
             break;
         }
@@ -224,7 +239,8 @@ clasp_status run_finish_model(runner *R, int mi, model_run *mr)
         if (v->n) {
             st = clasp_tensor_new4(R->ctx, (int)v->n, v->c, v->h, v->w, &vx);
             if (st == CLASP_OK) st = clasp_tensor_write(vx, v->x);
-            if (st == CLASP_OK) st = clasp_tensor_new(R->ctx, CLASP_I32, 1, (int[]){(int)v->n}, &vy);
+            if (st == CLASP_OK)
+                st = clasp_tensor_new(R->ctx, CLASP_I32, 1, (int[]){(int)v->n}, &vy);
             if (st == CLASP_OK) st = clasp_tensor_write(vy, v->y);
         }
         mr->env.val_x = vx, mr->env.val_y = vy;
@@ -253,12 +269,16 @@ clasp_status run_finish_model(runner *R, int mi, model_run *mr)
     CLASP_TRY(run_join_path(path, sizeof path, R->outdir, rep->checkpoint));
     snprintf(seed, sizeof seed, "%llu", (unsigned long long)p->seed);
     clasp_kv extra[] = {
-        {"clasp.experiment", p->name}, {"clasp.model", rep->name}, {"clasp.defense", rep->defense},
-        {"clasp.defense_params", rep->params}, {"clasp.seed", seed},
+        {"clasp.experiment", p->name},
+        {"clasp.model", rep->name},
+        {"clasp.defense", rep->defense},
+        {"clasp.defense_params", rep->params},
+        {"clasp.seed", seed},
     };
     /* Rank 0 writes; every rank holds the same model. */
-    if (clasp_dist_rank() == 0) CLASP_TRY(clasp_model_save(mr->m, NULL, extra, (int)(sizeof extra / sizeof extra[0]), path));
+    if (clasp_dist_rank() == 0)
+        CLASP_TRY(
+            clasp_model_save(mr->m, NULL, extra, (int)(sizeof extra / sizeof extra[0]), path));
     run_say(R, "  saved %s", path);
     return CLASP_OK;
 }
-

@@ -14,14 +14,17 @@
  * stream number of clasp_rng_make (which has 24 bits for it). */
 uint64_t run_stream_key(uint64_t seed, int model, int epoch, int purpose)
 {
-    uint64_t id = ((uint64_t)purpose << 56) ^ ((uint64_t)(uint32_t)model << 32) ^ (uint64_t)(uint32_t)epoch;
+    uint64_t id =
+        ((uint64_t)purpose << 56) ^ ((uint64_t)(uint32_t)model << 32) ^ (uint64_t)(uint32_t)epoch;
     return clasp_mix64(seed ^ clasp_mix64(id));
 }
 
 uint64_t run_rank_key(uint64_t key)
 {
     int rank = clasp_dist_rank();
-    return clasp_dist_size() > 1 ? clasp_mix64(key ^ clasp_mix64(0x72616e6b00000000ull + (uint64_t)rank)) : key;
+    return clasp_dist_size() > 1
+               ? clasp_mix64(key ^ clasp_mix64(0x72616e6b00000000ull + (uint64_t)rank))
+               : key;
 }
 
 /* News and progress come from rank 0 only. */
@@ -39,17 +42,20 @@ void run_say(runner *R, const char *fmt, ...)
 
 void run_progress_start(runner *R, const char *label, size_t total)
 {
-    if (R->opt->hooks.progress_start && clasp_dist_rank() == 0) R->opt->hooks.progress_start(R->opt->hooks.user, label, total);
+    if (R->opt->hooks.progress_start && clasp_dist_rank() == 0)
+        R->opt->hooks.progress_start(R->opt->hooks.user, label, total);
 }
 
 void run_progress_update(runner *R, size_t done, const char *extra)
 {
-    if (R->opt->hooks.progress_update && clasp_dist_rank() == 0) R->opt->hooks.progress_update(R->opt->hooks.user, done, extra);
+    if (R->opt->hooks.progress_update && clasp_dist_rank() == 0)
+        R->opt->hooks.progress_update(R->opt->hooks.user, done, extra);
 }
 
 void run_progress_end(runner *R)
 {
-    if (R->opt->hooks.progress_end && clasp_dist_rank() == 0) R->opt->hooks.progress_end(R->opt->hooks.user);
+    if (R->opt->hooks.progress_end && clasp_dist_rank() == 0)
+        R->opt->hooks.progress_end(R->opt->hooks.user);
 }
 
 int run_stop_requested(runner *R)
@@ -60,7 +66,10 @@ int run_stop_requested(runner *R)
     return R->stopping;
 }
 
-double run_pct(int64_t a, int64_t b) { return b ? 100.0 * (double)a / (double)b : 0.0; }
+double run_pct(int64_t a, int64_t b)
+{
+    return b ? 100.0 * (double)a / (double)b : 0.0;
+}
 
 int64_t *run_dup64(const int64_t *v, size_t n)
 {
@@ -80,7 +89,8 @@ double *run_dup_doubles(const double *v, size_t n)
 clasp_status run_join_path(char *buf, size_t size, const char *dir, const char *name)
 {
     int n = snprintf(buf, size, "%s/%s", dir, name);
-    if (n < 0 || (size_t)n >= size) return clasp_error(CLASP_ERR_INVALID, "%s/%s: path too long", dir, name);
+    if (n < 0 || (size_t)n >= size)
+        return clasp_error(CLASP_ERR_INVALID, "%s/%s: path too long", dir, name);
     return CLASP_OK;
 }
 
@@ -103,6 +113,6 @@ clasp_status run_interrupted(runner *R, model_run *mr)
     /* No rank ends before rank 0 has written the state: a launcher may end
      * the whole job when the first rank exits with a nonzero status. */
     dist_barrier();
-    return clasp_error(CLASP_ERR_INTERRUPTED, "interrupted; the state is saved in %s", R->state_path);
+    return clasp_error(CLASP_ERR_INTERRUPTED, "interrupted; the state is saved in %s",
+                       R->state_path);
 }
-

@@ -27,14 +27,13 @@ size_t clasp_utf8_len(const char *s);
 /* The charts (svg_classes.c, svg_flow.c, svg_epochs.c). Each builds the
  * whole document and writes it atomically to path. Accuracies are drawn
  * in percent. */
-clasp_status clasp_svg_classes(const char *path, const clasp_report *r,
-                               const clasp_model_report *m, const clasp_attack_report *a);
-clasp_status clasp_svg_flow(const char *path, const clasp_report *r,
-                            const clasp_model_report *m, const clasp_attack_report *a);
+clasp_status clasp_svg_classes(const char *path, const clasp_report *r, const clasp_model_report *m,
+                               const clasp_attack_report *a);
+clasp_status clasp_svg_flow(const char *path, const clasp_report *r, const clasp_model_report *m,
+                            const clasp_attack_report *a);
 /* Nonzero when the model has at least one epoch with validation counts,
  * i.e. when clasp_svg_epochs has something to draw. */
 int clasp_svg_epochs_wanted(const clasp_report *r, const clasp_model_report *m);
-clasp_status clasp_svg_epochs(const char *path, const clasp_report *r,
-                              const clasp_model_report *m);
+clasp_status clasp_svg_epochs(const char *path, const clasp_report *r, const clasp_model_report *m);
 
 #endif

@@ -44,13 +44,17 @@ static void svg_bar(clasp_buf *b, const bars_layout *L, double x, double acc, co
 {
     double hgt = L->ph * acc;
     double y = L->mt + L->ph - hgt;
-    clasp_buf_printf(b, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"%s\">"
-                        "<title>", x, y, L->bw, hgt, colour);
+    clasp_buf_printf(b,
+                     "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"%s\">"
+                     "<title>",
+                     x, y, L->bw, hgt, colour);
     clasp_buf_xml(b, cls, 0);
-    clasp_buf_printf(b, ": %s %.1f%% (%lld/%lld)</title></rect>\n", what, 100 * acc,
-                     (long long)num, (long long)den);
-    clasp_buf_printf(b, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" font-size=\"9\" "
-                        "fill=\"#555\">%.0f</text>\n", x + L->bw / 2, y - 3, 100 * acc);
+    clasp_buf_printf(b, ": %s %.1f%% (%lld/%lld)</title></rect>\n", what, 100 * acc, (long long)num,
+                     (long long)den);
+    clasp_buf_printf(b,
+                     "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" font-size=\"9\" "
+                     "fill=\"#555\">%.0f</text>\n",
+                     x + L->bw / 2, y - 3, 100 * acc);
 }
 
 static void bars_body(clasp_buf *b, const clasp_report *r, const bars_layout *L,
@@ -60,8 +64,9 @@ static void bars_body(clasp_buf *b, const clasp_report *r, const bars_layout *L,
     for (int k = 0; k < r->num_classes; k++) {
         double cx = L->ml + (k + 0.5) * L->gw;
         if (a->count[k] <= 0) {
-            clasp_buf_printf(b, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" "
-                                "font-size=\"9\" fill=\"#888\">n/a</text>\n",
+            clasp_buf_printf(b,
+                             "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" "
+                             "font-size=\"9\" fill=\"#888\">n/a</text>\n",
                              cx, L->mt + L->ph - 4);
             continue;
         }
@@ -73,8 +78,8 @@ static void bars_body(clasp_buf *b, const clasp_report *r, const bars_layout *L,
     clasp_buf_puts(b, "</g>\n");
 }
 
-clasp_status clasp_svg_classes(const char *path, const clasp_report *r,
-                               const clasp_model_report *m, const clasp_attack_report *a)
+clasp_status clasp_svg_classes(const char *path, const clasp_report *r, const clasp_model_report *m,
+                               const clasp_attack_report *a)
 {
     bars_layout L = bars_plan(r);
     char title[512];

@@ -83,8 +83,9 @@ static void epochs_x_axis(clasp_buf *b, const epochs_layout *L)
     if (L->e_min <= 0) first = L->e_min;
     for (int e = first; e <= L->e_max; e += step) {
         double x = epoch_x(L, e);
-        clasp_buf_printf(b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" "
-                            "stroke=\"#444\"/><text x=\"%.1f\" y=\"%.1f\">%d</text>\n",
+        clasp_buf_printf(b,
+                         "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" "
+                         "stroke=\"#444\"/><text x=\"%.1f\" y=\"%.1f\">%d</text>\n",
                          x, y, x, y + 4, x, y + 17, e);
         if (e > INT32_MAX - step) break;
     }
@@ -107,8 +108,10 @@ static void epochs_marker(clasp_buf *b, double x, double y, int k)
                          x - 3, y - 3, c);
         break;
     default:
-        clasp_buf_printf(b, "<polygon points=\"%.1f,%.1f %.1f,%.1f %.1f,%.1f %.1f,%.1f\" "
-                            "fill=\"%s\"/>\n", x, y - 4, x + 4, y, x, y + 4, x - 4, y, c);
+        clasp_buf_printf(b,
+                         "<polygon points=\"%.1f,%.1f %.1f,%.1f %.1f,%.1f %.1f,%.1f\" "
+                         "fill=\"%s\"/>\n",
+                         x, y - 4, x + 4, y, x, y + 4, x - 4, y, c);
         break;
     }
 }
@@ -137,9 +140,10 @@ static void epochs_class_line(clasp_buf *b, const clasp_model_report *m, const e
     clasp_buf_puts(b, "<g>\n");
     /* A polyline needs two points; a single epoch shows as markers only. */
     if (n >= 2) {
-        clasp_buf_printf(b, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\" "
-                            "stroke-dasharray=\"%s\" points=\"", svg_palette[k % 10],
-                         svg_dashes[(k / 10) % 4]);
+        clasp_buf_printf(b,
+                         "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\" "
+                         "stroke-dasharray=\"%s\" points=\"",
+                         svg_palette[k % 10], svg_dashes[(k / 10) % 4]);
         for (int i = 0; i < m->n_epochs; i++)
             if (epoch_point(&m->epochs[i], L->robust, k, nk))
                 clasp_buf_printf(b, "%.1f,%.1f ", epoch_x(L, m->epochs[i].epoch),
@@ -158,8 +162,9 @@ static void epochs_legend(clasp_buf *b, const clasp_report *r, const epochs_layo
     clasp_buf_puts(b, "<g font-size=\"11\">\n");
     for (int k = 0; k < r->num_classes; k++) {
         double y = L->mt + 8 + k * 18.0;
-        clasp_buf_printf(b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" "
-                            "stroke-width=\"2\" stroke-dasharray=\"%s\"/>\n",
+        clasp_buf_printf(b,
+                         "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" "
+                         "stroke-width=\"2\" stroke-dasharray=\"%s\"/>\n",
                          x, y, x + 22, y, svg_palette[k % 10], svg_dashes[(k / 10) % 4]);
         epochs_marker(b, x + 11, y, k);
         clasp_buf_printf(b, "<text x=\"%.1f\" y=\"%.1f\">", x + 28, y + 4);
@@ -169,8 +174,7 @@ static void epochs_legend(clasp_buf *b, const clasp_report *r, const epochs_layo
     clasp_buf_puts(b, "</g>\n");
 }
 
-clasp_status clasp_svg_epochs(const char *path, const clasp_report *r,
-                              const clasp_model_report *m)
+clasp_status clasp_svg_epochs(const char *path, const clasp_report *r, const clasp_model_report *m)
 {
     epochs_layout L = epochs_plan(r, m);
     char title[512];

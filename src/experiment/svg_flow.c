@@ -60,8 +60,9 @@ static void flow_cell(clasp_buf *b, const clasp_report *r, const flow_layout *L,
     char fill[8];
     int dark;
     heat_colour(t, fill, &dark);
-    clasp_buf_printf(b, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"%s\" "
-                        "stroke=\"%s\" stroke-width=\"%s\"><title>true ",
+    clasp_buf_printf(b,
+                     "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"%s\" "
+                     "stroke=\"%s\" stroke-width=\"%s\"><title>true ",
                      x, y, L->cell, L->cell, row > 0 ? fill : "#f2f2f2",
                      i == j ? "#f28e2b" : "#ffffff", i == j ? "2" : "0.5");
     clasp_buf_xml(b, r->class_names[i], 0);
@@ -72,8 +73,9 @@ static void flow_cell(clasp_buf *b, const clasp_report *r, const flow_layout *L,
     int len = snprintf(num, sizeof num, "%lld", (long long)n);
     double fs = fmin(11, L->cell * 0.85 / (len * SVG_CW));
     const char *ink = dark ? "#ffffff" : n == 0 ? "#b0b0b0" : "#222222";
-    clasp_buf_printf(b, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" font-size=\"%.1f\" "
-                        "fill=\"%s\">%s</text>\n",
+    clasp_buf_printf(b,
+                     "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" font-size=\"%.1f\" "
+                     "fill=\"%s\">%s</text>\n",
                      x + L->cell / 2, y + L->cell / 2 + fs * 0.36, fs, ink, num);
 }
 
@@ -87,8 +89,9 @@ static void flow_row_labels(clasp_buf *b, const clasp_report *r, const flow_layo
         clasp_buf_puts(b, "</text>\n");
     }
     clasp_buf_puts(b, "</g>\n");
-    clasp_buf_printf(b, "<text transform=\"translate(%.1f,%.1f) rotate(-90)\" "
-                        "text-anchor=\"middle\">true class</text>\n",
+    clasp_buf_printf(b,
+                     "<text transform=\"translate(%.1f,%.1f) rotate(-90)\" "
+                     "text-anchor=\"middle\">true class</text>\n",
                      L->ml - L->name_w - 22, L->mt + L->grid / 2);
 }
 
@@ -96,23 +99,30 @@ static void flow_row_labels(clasp_buf *b, const clasp_report *r, const flow_layo
 static void flow_scale(clasp_buf *b, const flow_layout *L)
 {
     double x = L->bar_x, y = L->mt, h = L->grid;
-    clasp_buf_printf(b, "<defs><linearGradient id=\"heat\" x1=\"0\" y1=\"1\" x2=\"0\" y2=\"0\">"
-                        "<stop offset=\"0\" stop-color=\"#ffffff\"/>"
-                        "<stop offset=\"1\" stop-color=\"#08306b\"/></linearGradient></defs>\n"
-                        "<g font-size=\"10\">\n"
-                        "<rect x=\"%.1f\" y=\"%.1f\" width=\"14\" height=\"%.1f\" "
-                        "fill=\"url(#heat)\" stroke=\"#888\" stroke-width=\"0.5\"/>\n",
+    clasp_buf_printf(b,
+                     "<defs><linearGradient id=\"heat\" x1=\"0\" y1=\"1\" x2=\"0\" y2=\"0\">"
+                     "<stop offset=\"0\" stop-color=\"#ffffff\"/>"
+                     "<stop offset=\"1\" stop-color=\"#08306b\"/></linearGradient></defs>\n"
+                     "<g font-size=\"10\">\n"
+                     "<rect x=\"%.1f\" y=\"%.1f\" width=\"14\" height=\"%.1f\" "
+                     "fill=\"url(#heat)\" stroke=\"#888\" stroke-width=\"0.5\"/>\n",
                      x, y, h);
     for (int p = 0; p <= 100; p += 50)
         clasp_buf_printf(b, "<text x=\"%.1f\" y=\"%.1f\">%d%%</text>\n", x + 18,
-                         y + h - h * p / 100.0 + (p == 100 ? 8 : p == 0 ? 0 : 4), p);
-    clasp_buf_printf(b, "<text transform=\"translate(%.1f,%.1f) rotate(90)\" "
-                        "text-anchor=\"middle\" font-size=\"11\">share of row</text>\n"
-                        "</g>\n", x + 60, y + h / 2);
+                         y + h - h * p / 100.0 +
+                             (p == 100 ? 8
+                              : p == 0 ? 0
+                                       : 4),
+                         p);
+    clasp_buf_printf(b,
+                     "<text transform=\"translate(%.1f,%.1f) rotate(90)\" "
+                     "text-anchor=\"middle\" font-size=\"11\">share of row</text>\n"
+                     "</g>\n",
+                     x + 60, y + h / 2);
 }
 
-clasp_status clasp_svg_flow(const char *path, const clasp_report *r,
-                            const clasp_model_report *m, const clasp_attack_report *a)
+clasp_status clasp_svg_flow(const char *path, const clasp_report *r, const clasp_model_report *m,
+                            const clasp_attack_report *a)
 {
     flow_layout L = flow_plan(r);
     int k = r->num_classes;
@@ -132,8 +142,9 @@ clasp_status clasp_svg_flow(const char *path, const clasp_report *r,
     clasp_buf_puts(&b, "</g>\n");
     flow_row_labels(&b, r, &L);
     svg_class_ticks(&b, r, L.ml, L.cell, L.mt + L.grid + 4, L.rotate);
-    clasp_buf_printf(&b, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">"
-                         "predicted class (adversarial example)</text>\n",
+    clasp_buf_printf(&b,
+                     "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">"
+                     "predicted class (adversarial example)</text>\n",
                      L.ml + L.grid / 2, L.h - 10);
     flow_scale(&b, &L);
     svg_end(&b);

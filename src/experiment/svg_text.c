@@ -10,8 +10,10 @@ static size_t utf8_seq(const unsigned char *p)
 {
     unsigned c = p[0];
     if (c < 0x80) return 1;
-    size_t n = c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3
-             : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
+    size_t n = c >= 0xC2 && c <= 0xDF   ? 2
+               : c >= 0xE0 && c <= 0xEF ? 3
+               : c >= 0xF0 && c <= 0xF4 ? 4
+                                        : 0;
     if (!n) return 0;
     unsigned lo = 0x80, hi = 0xBF;
     if (c == 0xE0) lo = 0xA0;

@@ -54,9 +54,8 @@ static int parse_kind(const char *item, clasp_layer_spec *l)
     if (!strcmp(item, "add")) return l->kind = CLASP_LAYER_ADD, 1;
     if (!strncmp(item, "conv", 4)) {
         const char *p = item + 4;
-        if (!clasp_nn_read_int(&p, 1, &l->kernel) || *p++ != 'x' ||
-            !clasp_nn_read_int(&p, 1, &b) || b != l->kernel || *p++ != '-' ||
-            !clasp_nn_read_int(&p, 1, &l->out))
+        if (!clasp_nn_read_int(&p, 1, &l->kernel) || *p++ != 'x' || !clasp_nn_read_int(&p, 1, &b) ||
+            b != l->kernel || *p++ != '-' || !clasp_nn_read_int(&p, 1, &l->out))
             return 0;
         l->kind = CLASP_LAYER_CONV2D;
         l->stride = 1;
@@ -70,8 +69,10 @@ static int parse_kind(const char *item, clasp_layer_spec *l)
         }
         return 1;
     }
-    if (!strncmp(item, "maxpool", 7)) return l->kind = CLASP_LAYER_MAXPOOL2D, parse_pool(item + 7, l);
-    if (!strncmp(item, "avgpool", 7)) return l->kind = CLASP_LAYER_AVGPOOL2D, parse_pool(item + 7, l);
+    if (!strncmp(item, "maxpool", 7))
+        return l->kind = CLASP_LAYER_MAXPOOL2D, parse_pool(item + 7, l);
+    if (!strncmp(item, "avgpool", 7))
+        return l->kind = CLASP_LAYER_AVGPOOL2D, parse_pool(item + 7, l);
     if (!strncmp(item, "fc", 2)) {
         const char *p = item + 2;
         if (!clasp_nn_read_int(&p, 1, &l->out)) return 0;
@@ -101,8 +102,8 @@ static clasp_status parse_item(const char *s, size_t len, size_t pos, int index,
 {
     char item[ITEM_MAX];
     if (len == 0 || len >= sizeof item)
-        return clasp_error(CLASP_ERR_CONFIG, "architecture: empty or too long item at character %zu",
-                           pos + 1);
+        return clasp_error(CLASP_ERR_CONFIG,
+                           "architecture: empty or too long item at character %zu", pos + 1);
     memcpy(item, s, len);
     item[len] = '\0';
     memset(l, 0, sizeof *l);
@@ -120,7 +121,8 @@ static clasp_status parse_item(const char *s, size_t len, size_t pos, int index,
         *colon = '\0';
         lab = colon + 1;
         if (!*lab || strlen(lab) >= sizeof labels[index].name || !strcmp(lab, "in"))
-            return clasp_error(CLASP_ERR_CONFIG, "architecture: bad label '%s' at character %zu", lab, pos + 1);
+            return clasp_error(CLASP_ERR_CONFIG, "architecture: bad label '%s' at character %zu",
+                               lab, pos + 1);
         snprintf(labels[index].name, sizeof labels[index].name, "%s", lab);
     }
     if (!parse_kind(item, l)) {
@@ -134,12 +136,14 @@ static clasp_status parse_item(const char *s, size_t len, size_t pos, int index,
             char *plus = strchr(tok, '+');
             if (plus) *plus = '\0';
             if (l->n_inputs == CLASP_LAYER_MAX_INPUTS)
-                return clasp_error(CLASP_ERR_CONFIG, "architecture: more than %d inputs at character %zu",
+                return clasp_error(CLASP_ERR_CONFIG,
+                                   "architecture: more than %d inputs at character %zu",
                                    CLASP_LAYER_MAX_INPUTS, pos + 1);
             int src = find_label(labels, index, tok);
             if (src < -1)
                 return clasp_error(CLASP_ERR_CONFIG,
-                                   "architecture: input '%s' at character %zu is not an earlier label or 'in'",
+                                   "architecture: input '%s' at character %zu is not an earlier "
+                                   "label or 'in'",
                                    tok, pos + 1);
             l->inputs[l->n_inputs++] = src;
             if (!plus) break;
@@ -172,7 +176,8 @@ clasp_status clasp_arch_parse(const char *text, clasp_layer_spec **layers, int *
             const char *b = start, *e = p;
             while (b < e && (*b == ' ' || *b == '\t')) b++;
             while (e > b && (e[-1] == ' ' || e[-1] == '\t')) e--;
-            clasp_status st = parse_item(b, (size_t)(e - b), (size_t)(b - text), count, labels, &ls[count]);
+            clasp_status st =
+                parse_item(b, (size_t)(e - b), (size_t)(b - text), count, labels, &ls[count]);
             if (st != CLASP_OK) {
                 free(ls), free(labels);
                 return st;
@@ -192,7 +197,8 @@ clasp_status clasp_arch_parse(const char *text, clasp_layer_spec **layers, int *
 #if defined(__GNUC__)
 __attribute__((format(printf, 4, 5)))
 #endif
-static int put(char *buf, size_t size, size_t *len, const char *fmt, ...)
+static int
+put(char *buf, size_t size, size_t *len, const char *fmt, ...)
 {
     if (*len >= size) return 0;
     va_list ap;
@@ -237,10 +243,13 @@ void clasp_arch_format(const clasp_layer_spec *ls, int n, char *buf, size_t size
             break;
         case CLASP_LAYER_MAXPOOL2D:
         case CLASP_LAYER_AVGPOOL2D:
-            put(buf, size, &len, "%s%d", l->kind == CLASP_LAYER_MAXPOOL2D ? "maxpool" : "avgpool", l->kernel);
+            put(buf, size, &len, "%s%d", l->kind == CLASP_LAYER_MAXPOOL2D ? "maxpool" : "avgpool",
+                l->kernel);
             if (l->stride && l->stride != l->kernel) put(buf, size, &len, "s%d", l->stride);
             break;
-        case CLASP_LAYER_LINEAR: put(buf, size, &len, "fc%d%s", l->out, l->no_bias ? "nb" : ""); break;
+        case CLASP_LAYER_LINEAR:
+            put(buf, size, &len, "fc%d%s", l->out, l->no_bias ? "nb" : "");
+            break;
         case CLASP_LAYER_RELU: put(buf, size, &len, "relu"); break;
         case CLASP_LAYER_FLATTEN: put(buf, size, &len, "flatten"); break;
         case CLASP_LAYER_BATCHNORM2D: put(buf, size, &len, "bn"); break;

@@ -107,8 +107,9 @@ static clasp_status load_into(clasp_tensor *t, const clasp_st_file *f, const cha
         for (int d = 0; d < s->ndim && b < sizeof got; d++)
             b += (size_t)snprintf(got + b, sizeof got - b, "%s%lld", d ? "," : "",
                                   (long long)s->shape[d]);
-        return clasp_error(CLASP_ERR_FORMAT, "%s: tensor '%s' has shape [%s]%s, the model needs [%s] F32",
-                           path, name, got, s->dtype == CLASP_ST_F32 ? "" : " I32", want);
+        return clasp_error(CLASP_ERR_FORMAT,
+                           "%s: tensor '%s' has shape [%s]%s, the model needs [%s] F32", path, name,
+                           got, s->dtype == CLASP_ST_F32 ? "" : " I32", want);
     }
     return clasp_tensor_write(t, s->data);
 }
@@ -127,7 +128,8 @@ static clasp_status check_names(const clasp_model *m, const clasp_st_file *f, co
         if (!known) {
             char arch[200];
             clasp_model_arch(m, arch, sizeof arch);
-            return clasp_error(CLASP_ERR_FORMAT, "%s: unexpected tensor '%s' for the architecture '%s'", path, name,
+            return clasp_error(CLASP_ERR_FORMAT,
+                               "%s: unexpected tensor '%s' for the architecture '%s'", path, name,
                                arch);
         }
     }
@@ -140,9 +142,11 @@ static clasp_status load_i64(int64_t *v, const clasp_st_file *f, const char *nam
     const clasp_st_tensor *s = clasp_st_find(f, name);
     if (!s) return clasp_error(CLASP_ERR_FORMAT, "%s: tensor '%s' is missing", path, name);
     if (s->numel != 1 || (s->dtype != CLASP_ST_I64 && s->dtype != CLASP_ST_I32))
-        return clasp_error(CLASP_ERR_FORMAT, "%s: tensor '%s' must be one integer (I64), has %zu values", path,
-                           name, s->numel);
-    *v = s->dtype == CLASP_ST_I64 ? *(const int64_t *)s->data : (int64_t) * (const int32_t *)s->data;
+        return clasp_error(CLASP_ERR_FORMAT,
+                           "%s: tensor '%s' must be one integer (I64), has %zu values", path, name,
+                           s->numel);
+    *v =
+        s->dtype == CLASP_ST_I64 ? *(const int64_t *)s->data : (int64_t) * (const int32_t *)s->data;
     return CLASP_OK;
 }
 
@@ -153,12 +157,14 @@ static clasp_status parse_floats(const char *text, float *out, int n, const char
         char *end;
         double v = strtod(p, &end);
         if (end == p || !isfinite(v))
-            return clasp_error(CLASP_ERR_FORMAT, "%s: calibration offset %d is not a number", path, k);
+            return clasp_error(CLASP_ERR_FORMAT, "%s: calibration offset %d is not a number", path,
+                               k);
         out[k] = (float)v;
         p = end;
         if (k + 1 < n) {
             if (*p != ',')
-                return clasp_error(CLASP_ERR_FORMAT, "%s: expected %d calibration offsets", path, n);
+                return clasp_error(CLASP_ERR_FORMAT, "%s: expected %d calibration offsets", path,
+                                   n);
             p++;
         }
     }
@@ -182,13 +188,15 @@ static clasp_status load_calibration(clasp_model *m, const clasp_st_file *f, con
 }
 
 /* "m0,m1,m2/s0,s1,s2" of clasp.normalize into mean/std (c values each). */
-static clasp_status parse_normalize(const char *text, int c, float *mean, float *std, const char *path)
+static clasp_status parse_normalize(const char *text, int c, float *mean, float *std,
+                                    const char *path)
 {
     char buf[256];
     snprintf(buf, sizeof buf, "%s", text);
     char *slash = strchr(buf, '/');
     if (!slash || c > CLASP_NORMALIZE_MAX_C)
-        return clasp_error(CLASP_ERR_FORMAT, "%s: metadata clasp.normalize '%s' is not MEAN,.../STD,...", path, text);
+        return clasp_error(CLASP_ERR_FORMAT,
+                           "%s: metadata clasp.normalize '%s' is not MEAN,.../STD,...", path, text);
     *slash = '\0';
     CLASP_TRY(parse_floats(buf, mean, c, path));
     return parse_floats(slash + 1, std, c, path);
@@ -253,13 +261,15 @@ clasp_status clasp_model_load(clasp_ctx *ctx, const char *path, const char *arch
     }
     if (input) {
         if (sscanf(input, "%d,%d,%d", &c, &h, &w) != 3)
-            st = clasp_error(CLASP_ERR_FORMAT, "%s: metadata clasp.input '%s' is not C,H,W", path, input);
+            st = clasp_error(CLASP_ERR_FORMAT, "%s: metadata clasp.input '%s' is not C,H,W", path,
+                             input);
     } else if (in_chw) {
         c = in_chw[0], h = in_chw[1], w = in_chw[2];
     }
     if (st == CLASP_OK && (!arch || c <= 0))
         st = clasp_error(CLASP_ERR_FORMAT,
-                         "%s: no clasp.arch/clasp.input metadata; give the architecture and input shape",
+                         "%s: no clasp.arch/clasp.input metadata; give the architecture and input "
+                         "shape",
                          path);
     float mean[CLASP_NORMALIZE_MAX_C] = {0}, stdv[CLASP_NORMALIZE_MAX_C] = {0};
     if (st == CLASP_OK && norm) st = parse_normalize(norm, c, mean, stdv, path);
@@ -268,16 +278,21 @@ clasp_status clasp_model_load(clasp_ctx *ctx, const char *path, const char *arch
         const char *cls = clasp_st_meta(&f, "clasp.classes");
         int k = cls ? atoi(cls) : preset_classes(&f);
         if (k <= 0)
-            st = clasp_error(CLASP_ERR_FORMAT, "%s: cannot tell the number of classes (no linear.weight or fc.weight)",
-                             path);
-        if (st == CLASP_OK) st = clasp_model_new_preset(ctx, arch, c, h, w, k, norm ? mean : NULL, stdv, &m);
+            st =
+                clasp_error(CLASP_ERR_FORMAT,
+                            "%s: cannot tell the number of classes (no linear.weight or fc.weight)",
+                            path);
+        if (st == CLASP_OK)
+            st = clasp_model_new_preset(ctx, arch, c, h, w, k, norm ? mean : NULL, stdv, &m);
     } else if (st == CLASP_OK) {
         clasp_layer_spec *ls = NULL;
         int n = 0;
         st = clasp_arch_parse(arch, &ls, &n);
         for (int i = 0; st == CLASP_OK && i < n; i++)
             if (ls[i].kind == CLASP_LAYER_NORMALIZE) {
-                if (!norm) st = clasp_error(CLASP_ERR_FORMAT, "%s: a normalize layer without clasp.normalize", path);
+                if (!norm)
+                    st = clasp_error(CLASP_ERR_FORMAT,
+                                     "%s: a normalize layer without clasp.normalize", path);
                 memcpy(ls[i].mean, mean, sizeof mean), memcpy(ls[i].std, stdv, sizeof stdv);
             }
         if (st == CLASP_OK) st = clasp_model_new(ctx, ls, n, c, h, w, &m);
@@ -322,7 +337,8 @@ clasp_status clasp_checkpoint_meta(const char *path, const char *key, char *buf,
     clasp_st_file f;
     CLASP_TRY(clasp_st_read(path, &f));
     const char *v = clasp_st_meta(&f, key);
-    clasp_status st = v ? CLASP_OK : clasp_error(CLASP_ERR_NOT_FOUND, "%s: no metadata '%s'", path, key);
+    clasp_status st =
+        v ? CLASP_OK : clasp_error(CLASP_ERR_NOT_FOUND, "%s: no metadata '%s'", path, key);
     if (v) snprintf(buf, size, "%s", v);
     clasp_st_free(&f);
     return st;

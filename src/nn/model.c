@@ -106,18 +106,20 @@ static clasp_status wire(clasp_model *m)
         clasp_node *n = &m->nodes[i];
         const clasp_layer_spec *s = &n->spec;
         n->ops = layer_ops_of(s->kind);
-        if (!n->ops) return clasp_error(CLASP_ERR_CONFIG, "layer %d: unknown kind %d", i + 1, (int)s->kind);
+        if (!n->ops)
+            return clasp_error(CLASP_ERR_CONFIG, "layer %d: unknown kind %d", i + 1, (int)s->kind);
         auto_name(n, counts);
         for (int j = 0; j < CLASP_NODE_MAX_PARAMS; j++) n->param[j] = n->buffer[j] = -1;
         n->n_in = s->n_inputs ? s->n_inputs : 1;
         if (n->n_in != n->ops->n_inputs)
-            return clasp_error(CLASP_ERR_CONFIG, "layer %d (%s): takes %d input(s), %d given", i + 1,
-                               n->ops->name, n->ops->n_inputs, n->n_in);
+            return clasp_error(CLASP_ERR_CONFIG, "layer %d (%s): takes %d input(s), %d given",
+                               i + 1, n->ops->name, n->ops->n_inputs, n->n_in);
         for (int j = 0; j < n->n_in; j++) {
             int src = s->n_inputs ? s->inputs[j] : i - 1;
             if (src < -1 || src >= i)
                 return clasp_error(CLASP_ERR_CONFIG,
-                                   "layer %d (%s): input %d must be an earlier layer or the model input",
+                                   "layer %d (%s): input %d must be an earlier layer or the model "
+                                   "input",
                                    i + 1, n->ops->name, src + 1);
             n->in_idx[j] = src;
             n->in[j] = src < 0 ? (node_shape){m->in_c, m->in_h, m->in_w, 1} : m->nodes[src].out;
@@ -128,7 +130,8 @@ static clasp_status wire(clasp_model *m)
         for (int j = 0; j < n->n_in; j++)
             if (n->in_idx[j] >= 0 && m->nodes[n->in_idx[j]].params_upstream) n->params_upstream = 1;
         if (n->out.c <= 0 || n->out.h <= 0 || n->out.w <= 0)
-            return clasp_error(CLASP_ERR_CONFIG, "layer %d (%s): empty output", i + 1, n->ops->name);
+            return clasp_error(CLASP_ERR_CONFIG, "layer %d (%s): empty output", i + 1,
+                               n->ops->name);
     }
     clasp_node *last = &m->nodes[m->n_nodes - 1];
     last->consumers++;
@@ -151,13 +154,13 @@ static clasp_status wire(clasp_model *m)
     return CLASP_OK;
 }
 
-clasp_status clasp_model_new(clasp_ctx *ctx, const clasp_layer_spec *layers, int n_layers,
-                             int in_c, int in_h, int in_w, clasp_model **out)
+clasp_status clasp_model_new(clasp_ctx *ctx, const clasp_layer_spec *layers, int n_layers, int in_c,
+                             int in_h, int in_w, clasp_model **out)
 {
     *out = NULL;
     if (in_c <= 0 || in_h <= 0 || in_w <= 0 || n_layers <= 0)
-        return clasp_error(CLASP_ERR_INVALID, "model: bad input shape %dx%dx%d or no layers",
-                           in_c, in_h, in_w);
+        return clasp_error(CLASP_ERR_INVALID, "model: bad input shape %dx%dx%d or no layers", in_c,
+                           in_h, in_w);
     clasp_model *m = calloc(1, sizeof *m);
     if (!m) return clasp_error(CLASP_ERR_NOMEM, "out of memory");
     m->nodes = calloc((size_t)n_layers, sizeof *m->nodes);
@@ -180,15 +183,20 @@ clasp_status clasp_model_new(clasp_ctx *ctx, const clasp_layer_spec *layers, int
     return CLASP_OK;
 }
 
-clasp_status clasp_model_new_default(clasp_ctx *ctx, int in_c, int in_h, int in_w,
-                                     int num_classes, clasp_model **out)
+clasp_status clasp_model_new_default(clasp_ctx *ctx, int in_c, int in_h, int in_w, int num_classes,
+                                     clasp_model **out)
 {
     const clasp_layer_spec madry[] = {
-        {.kind = CLASP_LAYER_CONV2D, .out = 32, .kernel = 5, .stride = 1, .pad = 2}, {.kind = CLASP_LAYER_RELU},
-        {.kind = CLASP_LAYER_MAXPOOL2D, .kernel = 2, .stride = 2}, {.kind = CLASP_LAYER_CONV2D, .out = 64, .kernel = 5, .stride = 1, .pad = 2},
-        {.kind = CLASP_LAYER_RELU}, {.kind = CLASP_LAYER_MAXPOOL2D, .kernel = 2, .stride = 2},
-        {.kind = CLASP_LAYER_FLATTEN}, {.kind = CLASP_LAYER_LINEAR, .out = 1024},
-        {.kind = CLASP_LAYER_RELU}, {.kind = CLASP_LAYER_LINEAR, .out = num_classes},
+        {.kind = CLASP_LAYER_CONV2D, .out = 32, .kernel = 5, .stride = 1, .pad = 2},
+        {.kind = CLASP_LAYER_RELU},
+        {.kind = CLASP_LAYER_MAXPOOL2D, .kernel = 2, .stride = 2},
+        {.kind = CLASP_LAYER_CONV2D, .out = 64, .kernel = 5, .stride = 1, .pad = 2},
+        {.kind = CLASP_LAYER_RELU},
+        {.kind = CLASP_LAYER_MAXPOOL2D, .kernel = 2, .stride = 2},
+        {.kind = CLASP_LAYER_FLATTEN},
+        {.kind = CLASP_LAYER_LINEAR, .out = 1024},
+        {.kind = CLASP_LAYER_RELU},
+        {.kind = CLASP_LAYER_LINEAR, .out = num_classes},
     };
     return clasp_model_new(ctx, madry, (int)(sizeof madry / sizeof madry[0]), in_c, in_h, in_w,
                            out);
@@ -269,17 +277,50 @@ void clasp_model_input_shape(const clasp_model *m, int *c, int *h, int *w)
     *c = m->in_c, *h = m->in_h, *w = m->in_w;
 }
 
-int clasp_model_num_classes(const clasp_model *m) { return m->num_classes; }
-void clasp_model_set_train(clasp_model *m, int train) { m->train = train != 0; }
-int clasp_model_is_train(const clasp_model *m) { return m->train; }
-int clasp_model_num_params(const clasp_model *m) { return m->n_params; }
-clasp_tensor *clasp_model_param(clasp_model *m, int i) { return m->params[i]; }
-clasp_tensor *clasp_model_grad(clasp_model *m, int i) { return m->grads[i]; }
-const char *clasp_model_param_name(const clasp_model *m, int i) { return m->names[i]; }
-int clasp_model_param_decays(const clasp_model *m, int i) { return m->decay[i]; }
-int clasp_model_num_buffers(const clasp_model *m) { return m->n_buffers; }
-const char *clasp_model_buffer_name(const clasp_model *m, int i) { return m->buffers[i].name; }
-clasp_tensor *clasp_model_buffer(clasp_model *m, int i) { return m->buffers[i].t; }
+int clasp_model_num_classes(const clasp_model *m)
+{
+    return m->num_classes;
+}
+void clasp_model_set_train(clasp_model *m, int train)
+{
+    m->train = train != 0;
+}
+int clasp_model_is_train(const clasp_model *m)
+{
+    return m->train;
+}
+int clasp_model_num_params(const clasp_model *m)
+{
+    return m->n_params;
+}
+clasp_tensor *clasp_model_param(clasp_model *m, int i)
+{
+    return m->params[i];
+}
+clasp_tensor *clasp_model_grad(clasp_model *m, int i)
+{
+    return m->grads[i];
+}
+const char *clasp_model_param_name(const clasp_model *m, int i)
+{
+    return m->names[i];
+}
+int clasp_model_param_decays(const clasp_model *m, int i)
+{
+    return m->decay[i];
+}
+int clasp_model_num_buffers(const clasp_model *m)
+{
+    return m->n_buffers;
+}
+const char *clasp_model_buffer_name(const clasp_model *m, int i)
+{
+    return m->buffers[i].name;
+}
+clasp_tensor *clasp_model_buffer(clasp_model *m, int i)
+{
+    return m->buffers[i].t;
+}
 int64_t *clasp_model_buffer_i64(clasp_model *m, int i)
 {
     return m->buffers[i].is_i64 ? &m->buffers[i].i64 : NULL;
@@ -328,7 +369,8 @@ clasp_status clasp_model_class_weight_norms(clasp_model *m, float *out)
     for (int i = 0; i < m->n_nodes; i++)
         if (m->nodes[i].spec.kind == CLASP_LAYER_LINEAR) last = &m->nodes[i];
     if (!last || last->param[0] < 0 || last->out.c != m->num_classes)
-        return clasp_error(CLASP_ERR_NOT_FOUND, "model: no linear layer with %d outputs", m->num_classes);
+        return clasp_error(CLASP_ERR_NOT_FOUND, "model: no linear layer with %d outputs",
+                           m->num_classes);
     const clasp_tensor *w = m->params[last->param[0]];
     size_t in = w->numel / (size_t)m->num_classes;
     float *h = malloc(w->numel * sizeof *h);
@@ -336,7 +378,8 @@ clasp_status clasp_model_class_weight_norms(clasp_model *m, float *out)
     clasp_status st = clasp_tensor_read(w, h);
     for (int k = 0; st == CLASP_OK && k < m->num_classes; k++) {
         double s = 0;
-        for (size_t j = 0; j < in; j++) s += (double)h[(size_t)k * in + j] * (double)h[(size_t)k * in + j];
+        for (size_t j = 0; j < in; j++)
+            s += (double)h[(size_t)k * in + j] * (double)h[(size_t)k * in + j];
         out[k] = (float)sqrt(s);
     }
     free(h);
@@ -348,7 +391,8 @@ clasp_status clasp_model_class_weight_norms(clasp_model *m, float *out)
 clasp_status layer_ensure_out(clasp_model *m, const clasp_node *n, clasp_tensor **t)
 {
     if (n->out.is4d)
-        return clasp_tensor_ensure(m->ctx, t, CLASP_F32, 4, (int[]){m->batch, n->out.c, n->out.h, n->out.w});
+        return clasp_tensor_ensure(m->ctx, t, CLASP_F32, 4,
+                                   (int[]){m->batch, n->out.c, n->out.h, n->out.w});
     return clasp_tensor_ensure(m->ctx, t, CLASP_F32, 2, (int[]){m->batch, n->out.c});
 }
 
@@ -381,7 +425,8 @@ clasp_status clasp_model_forward(clasp_model *m, const clasp_tensor *x, const cl
     }
     const clasp_tensor *z = node_out(m, m->n_nodes - 1);
     if (!m->train && m->calibrated) {
-        CLASP_TRY(clasp_tensor_ensure(m->ctx, &m->calib_out, CLASP_F32, 2, (int[]){m->batch, m->num_classes}));
+        CLASP_TRY(clasp_tensor_ensure(m->ctx, &m->calib_out, CLASP_F32, 2,
+                                      (int[]){m->batch, m->num_classes}));
         CLASP_TRY(clasp_tensor_copy(m->calib_out, z));
         /* Offsets only: the temperature never changes a prediction, and
          * dividing the logits every attack differentiates by a small T
@@ -429,7 +474,8 @@ clasp_status clasp_model_backward(clasp_model *m, const clasp_tensor *dlogits, i
         clasp_node *n = &m->nodes[i];
         if (!m->grad_ready[n->owner + 1]) continue; /* nothing flows back through it */
         clasp_tensor *dout = m->nodes[n->owner].grad_t;
-        clasp_tensor *din[CLASP_LAYER_MAX_INPUTS] = {NULL, NULL}, *target[CLASP_LAYER_MAX_INPUTS] = {NULL, NULL};
+        clasp_tensor *din[CLASP_LAYER_MAX_INPUTS] = {NULL, NULL},
+                     *target[CLASP_LAYER_MAX_INPUTS] = {NULL, NULL};
         int any = m->want_param_grads && n->param[0] >= 0;
         for (int j = 0; j < n->n_in; j++) {
             int src = n->in_idx[j];
@@ -453,7 +499,8 @@ clasp_status clasp_model_backward(clasp_model *m, const clasp_tensor *dlogits, i
             } else {
                 /* A tensor read by several nodes: this node's share goes
                  * through scratch and is added. */
-                CLASP_TRY(clasp_tensor_ensure(m->ctx, &m->fan_scratch[j], CLASP_F32, t->ndim, t->shape));
+                CLASP_TRY(
+                    clasp_tensor_ensure(m->ctx, &m->fan_scratch[j], CLASP_F32, t->ndim, t->shape));
                 din[j] = m->fan_scratch[j];
                 target[j] = t;
             }
@@ -484,7 +531,8 @@ clasp_status clasp_model_predict(clasp_model *m, const clasp_tensor *x, clasp_te
 }
 
 clasp_status clasp_model_input_grad(clasp_model *m, const clasp_tensor *x, const clasp_tensor *y,
-                                    float t, clasp_tensor *dx, clasp_tensor *pred, clasp_tensor *loss)
+                                    float t, clasp_tensor *dx, clasp_tensor *pred,
+                                    clasp_tensor *loss)
 {
     const clasp_tensor *z;
     CLASP_TRY(clasp_model_forward(m, x, &z));

@@ -7,7 +7,7 @@
 /* Per-example shape of a tensor flowing between nodes. */
 typedef struct node_shape {
     int c, h, w;
-    int is4d;                  /* [N,C,H,W]; else [N,C] (h = w = 1) */
+    int is4d; /* [N,C,H,W]; else [N,C] (h = w = 1) */
 } node_shape;
 
 #define CLASP_NODE_MAX_PARAMS 4
@@ -17,18 +17,18 @@ typedef struct node_shape {
 typedef struct clasp_node {
     clasp_layer_spec spec;
     const struct layer_ops *ops;
-    char name[CLASP_LAYER_NAME_MAX];     /* resolved module path: "conv1", "layer1.0.bn2" */
+    char name[CLASP_LAYER_NAME_MAX]; /* resolved module path: "conv1", "layer1.0.bn2" */
     int n_in;
-    int in_idx[CLASP_LAYER_MAX_INPUTS];  /* node indices; -1 = the model input */
+    int in_idx[CLASP_LAYER_MAX_INPUTS]; /* node indices; -1 = the model input */
     node_shape in[CLASP_LAYER_MAX_INPUTS], out;
-    int param[CLASP_NODE_MAX_PARAMS];    /* indices into the model's params, -1 = none */
-    int buffer[CLASP_NODE_MAX_PARAMS];   /* indices into the model's buffers, -1 = none */
-    int consumers;             /* nodes reading this output (+1 for the logits) */
-    int params_upstream;       /* this node or one it reads from has parameters */
-    int in_place;              /* computes on its input's buffer */
-    int owner;                 /* node whose tensors hold this output (itself unless in place) */
-    clasp_tensor *out_t;       /* owned output buffer (owner only) */
-    clasp_tensor *grad_t;      /* owned gradient w.r.t. the output (owner only) */
+    int param[CLASP_NODE_MAX_PARAMS];  /* indices into the model's params, -1 = none */
+    int buffer[CLASP_NODE_MAX_PARAMS]; /* indices into the model's buffers, -1 = none */
+    int consumers;                     /* nodes reading this output (+1 for the logits) */
+    int params_upstream;               /* this node or one it reads from has parameters */
+    int in_place;                      /* computes on its input's buffer */
+    int owner;            /* node whose tensors hold this output (itself unless in place) */
+    clasp_tensor *out_t;  /* owned output buffer (owner only) */
+    clasp_tensor *grad_t; /* owned gradient w.r.t. the output (owner only) */
     clasp_tensor *scratch[CLASP_NODE_MAX_SCRATCH]; /* kind-specific: argmax, batch statistics */
 } clasp_node;
 
@@ -36,7 +36,7 @@ typedef struct clasp_node {
  * counter (PyTorch's BatchNorm num_batches_tracked). */
 typedef struct model_buffer {
     char name[CLASP_PARAM_NAME_MAX];
-    clasp_tensor *t;           /* NULL for the int64 counter */
+    clasp_tensor *t; /* NULL for the int64 counter */
     int is_i64;
     int64_t i64;
 } model_buffer;
@@ -50,20 +50,20 @@ struct clasp_model {
     int n_params, cap_params;
     clasp_tensor **params, **grads;
     char (*names)[CLASP_PARAM_NAME_MAX];
-    int *decay;                  /* weight decay applies to params[i] */
+    int *decay; /* weight decay applies to params[i] */
     int n_buffers, cap_buffers;
     model_buffer *buffers;
-    char preset[64];             /* the preset it was built from, "" for a layer list */
+    char preset[64]; /* the preset it was built from, "" for a layer list */
     int train;
     /* Calibration (eval mode only). */
     int calibrated;
     float calib_t;
-    float *calib_offsets;        /* host copy, num_classes */
-    clasp_tensor *calib_dev;     /* device copy of the offsets */
-    clasp_tensor *calib_out;     /* calibrated logits */
+    float *calib_offsets;    /* host copy, num_classes */
+    clasp_tensor *calib_dev; /* device copy of the offsets */
+    clasp_tensor *calib_out; /* calibrated logits */
     /* Forward state. */
-    const clasp_tensor *input;   /* x of the last forward */
-    const clasp_tensor *logits;  /* what the last forward returned */
+    const clasp_tensor *input;  /* x of the last forward */
+    const clasp_tensor *logits; /* what the last forward returned */
     int batch;
     /* Backward state: parameter gradients wanted; which owners' gradient
      * buffers hold a value in this pass; scratch for fan-out sums. */
@@ -73,7 +73,6 @@ struct clasp_model {
     /* Scratch for input_grad / predict / train_step. */
     clasp_tensor *dlogits, *loss;
 };
-
 
 /* Momentum buffer of parameter i (NULL without momentum). */
 clasp_tensor *clasp_sgd_velocity(clasp_sgd *o, int i);

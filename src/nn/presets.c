@@ -32,8 +32,8 @@ typedef struct builder {
 
 /* Appends a layer reading `in0` (PREV: the layer before; -1: the model
  * input) and, for add, `in1`; returns its index. */
-static int put(builder *b, clasp_layer_kind kind, const char *name, int in0, int in1, int out, int k, int s,
-               int p)
+static int put(builder *b, clasp_layer_kind kind, const char *name, int in0, int in1, int out,
+               int k, int s, int p)
 {
     if (b->n == b->cap) {
         int cap = b->cap ? 2 * b->cap : 64;
@@ -80,14 +80,18 @@ static int named(builder *b, clasp_layer_kind kind, const char *prefix, const ch
     return put(b, kind, name, in, 0, 0, 0, 0, 0);
 }
 
-static int named_conv(builder *b, const char *prefix, const char *leaf, int in, int out, int k, int s)
+static int named_conv(builder *b, const char *prefix, const char *leaf, int in, int out, int k,
+                      int s)
 {
     char name[CLASP_LAYER_NAME_MAX];
     join(name, prefix, leaf);
     return conv(b, name, in, out, k, s);
 }
 
-static int relu(builder *b, int in) { return put(b, CLASP_LAYER_RELU, NULL, in, 0, 0, 0, 0, 0); }
+static int relu(builder *b, int in)
+{
+    return put(b, CLASP_LAYER_RELU, NULL, in, 0, 0, 0, 0, 0);
+}
 
 /* ResNet's basic block; returns the index of its output. */
 static int resnet_block(builder *b, const char *prefix, int x, int cin, int cout, int s)
@@ -108,7 +112,8 @@ static int resnet_block(builder *b, const char *prefix, int x, int cin, int cout
 
 /* PreAct ResNet's block and WideResNet's basic block: the same graph, with
  * the shortcut conv called shortcut.0 or convShortcut. */
-static int preact_block(builder *b, const char *prefix, int x, int cin, int cout, int s, const char *sc_name)
+static int preact_block(builder *b, const char *prefix, int x, int cin, int cout, int s,
+                        const char *sc_name)
 {
     named(b, CLASP_LAYER_BATCHNORM2D, prefix, "bn1", x);
     int a = relu(b, PREV);
@@ -134,8 +139,7 @@ static int parse_preset(const char *name, int *kind, int *depth, int *width, int
         if (!clasp_nn_read_int(&p, 10, depth) || *p++ != '-' || !clasp_nn_read_int(&p, 1, width))
             return 0;
         *kind = 2;
-    } else
-        return 0;
+    } else return 0;
     /* The whole name counts: no silent cut after some length. */
     if (!strncmp(p, "-w", 2) && (p += 2, !clasp_nn_read_int(&p, 1, base))) return 0;
     if (*p) return 0;
@@ -157,17 +161,20 @@ static void head(builder *b, int x, int classes, const char *fc, int map)
 }
 
 clasp_status clasp_model_new_preset(clasp_ctx *ctx, const char *name, int in_c, int in_h, int in_w,
-                                    int num_classes, const float *mean, const float *std, clasp_model **out)
+                                    int num_classes, const float *mean, const float *std,
+                                    clasp_model **out)
 {
     *out = NULL;
     int kind, depth, width, base;
     if (!name || !parse_preset(name, &kind, &depth, &width, &base))
         return clasp_error(CLASP_ERR_CONFIG,
-                           "architecture '%s' is not a preset; expected resnet18, preact-resnet18 or wrn-D-W "
+                           "architecture '%s' is not a preset; expected resnet18, preact-resnet18 "
+                           "or wrn-D-W "
                            "(D = 6n+4), optionally followed by -w<base width>",
                            name ? name : "");
     if (in_c > CLASP_NORMALIZE_MAX_C && mean)
-        return clasp_error(CLASP_ERR_CONFIG, "normalize takes at most %d channels", CLASP_NORMALIZE_MAX_C);
+        return clasp_error(CLASP_ERR_CONFIG, "normalize takes at most %d channels",
+                           CLASP_NORMALIZE_MAX_C);
     builder b = {0};
     int x = -1;
     if (mean) {
@@ -226,16 +233,18 @@ clasp_status clasp_model_new_preset(clasp_ctx *ctx, const char *name, int in_c, 
     }
     clasp_status st = clasp_model_new(ctx, b.ls, b.n, in_c, in_h, in_w, out);
     free(b.ls);
-    if (st == CLASP_OK) snprintf((*out)->preset, sizeof (*out)->preset, "%s", name);
+    if (st == CLASP_OK) snprintf((*out)->preset, sizeof(*out)->preset, "%s", name);
     return st;
 }
 
 clasp_status clasp_model_new_arch(clasp_ctx *ctx, const char *arch, int in_c, int in_h, int in_w,
-                                  int num_classes, const float *mean, const float *std, clasp_model **out)
+                                  int num_classes, const float *mean, const float *std,
+                                  clasp_model **out)
 {
     *out = NULL;
     if (mean && in_c > CLASP_NORMALIZE_MAX_C)
-        return clasp_error(CLASP_ERR_CONFIG, "normalize takes at most %d channels", CLASP_NORMALIZE_MAX_C);
+        return clasp_error(CLASP_ERR_CONFIG, "normalize takes at most %d channels",
+                           CLASP_NORMALIZE_MAX_C);
     if (clasp_model_is_preset(arch))
         return clasp_model_new_preset(ctx, arch, in_c, in_h, in_w, num_classes, mean, std, out);
     clasp_layer_spec *ls = NULL;
@@ -243,7 +252,8 @@ clasp_status clasp_model_new_arch(clasp_ctx *ctx, const char *arch, int in_c, in
     clasp_status st;
     if (!arch || !strcmp(arch, "default")) {
         char text[160];
-        snprintf(text, sizeof text, "conv5x5-32p2,relu,maxpool2,conv5x5-64p2,relu,maxpool2,flatten,fc1024,relu,fc%d",
+        snprintf(text, sizeof text,
+                 "conv5x5-32p2,relu,maxpool2,conv5x5-64p2,relu,maxpool2,flatten,fc1024,relu,fc%d",
                  num_classes);
         st = clasp_arch_parse(text, &ls, &n);
     } else {
@@ -270,7 +280,8 @@ clasp_status clasp_model_new_arch(clasp_ctx *ctx, const char *arch, int in_c, in
         int k = clasp_model_num_classes(*out);
         clasp_model_free(*out);
         *out = NULL;
-        return clasp_error(CLASP_ERR_CONFIG, "the architecture ends with %d outputs but the data set has %d classes",
+        return clasp_error(CLASP_ERR_CONFIG,
+                           "the architecture ends with %d outputs but the data set has %d classes",
                            k, num_classes);
     }
     return st;

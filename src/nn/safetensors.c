@@ -30,16 +30,19 @@
 #endif
 
 #define ST_META_KEY "__metadata__"
-#define ST_MAX_ELEM 8u                  /* the widest dtype, I64 */
-#define ST_ALIGN 8u                     /* data area alignment in the file */
-#define ST_MAX_HEADER 100000000ull      /* same cap as the reference format */
+#define ST_MAX_ELEM 8u             /* the widest dtype, I64 */
+#define ST_ALIGN 8u                /* data area alignment in the file */
+#define ST_MAX_HEADER 100000000ull /* same cap as the reference format */
 /* Metadata key of the checksum clasp writes (8 hex digits). */
 #define ST_CRC_KEY "clasp.crc32"
 
-static const char *const st_dtype_names[] = { "F32", "I32", "I64" };
+static const char *const st_dtype_names[] = {"F32", "I32", "I64"};
 #define ST_N_DTYPES 3
 
-static size_t st_elem_size(clasp_st_dtype d) { return d == CLASP_ST_I64 ? 8u : 4u; }
+static size_t st_elem_size(clasp_st_dtype d)
+{
+    return d == CLASP_ST_I64 ? 8u : 4u;
+}
 
 /* ---------------------------------------------------------------- memory */
 
@@ -111,42 +114,51 @@ static void *st_alloc_data(size_t numel, clasp_st_dtype d)
 /* ------------------------------------------------------------- building */
 
 static clasp_status st_check_new_tensor(const clasp_st_file *f, const char *name,
-                                        clasp_st_dtype dtype, int ndim,
-                                        const int64_t *shape, const void *data,
-                                        size_t *numel)
+                                        clasp_st_dtype dtype, int ndim, const int64_t *shape,
+                                        const void *data, size_t *numel)
 {
-    if (!f || !name)
-        return clasp_error(CLASP_ERR_INVALID, "clasp_st_add: NULL file or name");
+    if (!f || !name) return clasp_error(CLASP_ERR_INVALID, "clasp_st_add: NULL file or name");
     if (dtype != CLASP_ST_F32 && dtype != CLASP_ST_I32 && dtype != CLASP_ST_I64)
-        return clasp_error(CLASP_ERR_INVALID, "clasp_st_add: tensor \"%s\": "
-                           "unknown dtype %d", name, (int)dtype);
+        return clasp_error(CLASP_ERR_INVALID,
+                           "clasp_st_add: tensor \"%s\": "
+                           "unknown dtype %d",
+                           name, (int)dtype);
     if (ndim < 0 || ndim > CLASP_ST_MAX_DIMS || (ndim > 0 && !shape))
-        return clasp_error(CLASP_ERR_INVALID, "clasp_st_add: tensor \"%s\": "
-                           "ndim %d, expected 0..%d with a shape", name, ndim,
-                           CLASP_ST_MAX_DIMS);
+        return clasp_error(CLASP_ERR_INVALID,
+                           "clasp_st_add: tensor \"%s\": "
+                           "ndim %d, expected 0..%d with a shape",
+                           name, ndim, CLASP_ST_MAX_DIMS);
     for (int i = 0; i < ndim; i++)
         if (shape[i] < 0)
-            return clasp_error(CLASP_ERR_INVALID, "clasp_st_add: tensor \"%s\": "
+            return clasp_error(CLASP_ERR_INVALID,
+                               "clasp_st_add: tensor \"%s\": "
                                "shape[%d] is %" PRId64 ", expected >= 0",
                                name, i, shape[i]);
     /* The key is taken by the metadata object in the header. */
     if (strcmp(name, ST_META_KEY) == 0)
-        return clasp_error(CLASP_ERR_INVALID, "clasp_st_add: \"%s\" is reserved "
-                           "for metadata", name);
+        return clasp_error(CLASP_ERR_INVALID,
+                           "clasp_st_add: \"%s\" is reserved "
+                           "for metadata",
+                           name);
     if (clasp_st_find(f, name))
-        return clasp_error(CLASP_ERR_INVALID, "clasp_st_add: duplicate tensor "
-                           "name \"%s\"", name);
+        return clasp_error(CLASP_ERR_INVALID,
+                           "clasp_st_add: duplicate tensor "
+                           "name \"%s\"",
+                           name);
     if (!st_numel(ndim, shape, numel))
-        return clasp_error(CLASP_ERR_INVALID, "clasp_st_add: tensor \"%s\": "
-                           "shape is too large", name);
+        return clasp_error(CLASP_ERR_INVALID,
+                           "clasp_st_add: tensor \"%s\": "
+                           "shape is too large",
+                           name);
     if (*numel > 0 && !data)
-        return clasp_error(CLASP_ERR_INVALID, "clasp_st_add: tensor \"%s\": "
-                           "NULL data for %zu elements", name, *numel);
+        return clasp_error(CLASP_ERR_INVALID,
+                           "clasp_st_add: tensor \"%s\": "
+                           "NULL data for %zu elements",
+                           name, *numel);
     return CLASP_OK;
 }
 
-clasp_status clasp_st_add(clasp_st_file *f, const char *name,
-                          clasp_st_dtype dtype, int ndim,
+clasp_status clasp_st_add(clasp_st_file *f, const char *name, clasp_st_dtype dtype, int ndim,
                           const int64_t *shape, const void *data)
 {
     size_t numel = 0;
@@ -155,13 +167,14 @@ clasp_status clasp_st_add(clasp_st_file *f, const char *name,
     char *name_copy = strdup(name);
     void *data_copy = st_alloc_data(numel, dtype);
     clasp_st_tensor *grown = NULL;
-    if (name_copy && data_copy)
-        grown = realloc(f->tensors, (f->n_tensors + 1) * sizeof *grown);
+    if (name_copy && data_copy) grown = realloc(f->tensors, (f->n_tensors + 1) * sizeof *grown);
     if (!grown) {
         free(name_copy);
         free(data_copy);
-        return clasp_error(CLASP_ERR_NOMEM, "clasp_st_add: tensor \"%s\": out "
-                           "of memory", name);
+        return clasp_error(CLASP_ERR_NOMEM,
+                           "clasp_st_add: tensor \"%s\": out "
+                           "of memory",
+                           name);
     }
     f->tensors = grown;
     if (numel) memcpy(data_copy, data, numel * st_elem_size(dtype));
@@ -182,8 +195,7 @@ static clasp_status st_push_meta(clasp_st_file *f, char *key, char *value)
 {
     char **keys = realloc(f->meta_keys, (f->n_meta + 1) * sizeof *keys);
     if (keys) f->meta_keys = keys;
-    char **values = keys ? realloc(f->meta_values, (f->n_meta + 1) * sizeof *values)
-                         : NULL;
+    char **values = keys ? realloc(f->meta_values, (f->n_meta + 1) * sizeof *values) : NULL;
     if (!values) return CLASP_ERR_NOMEM;
     f->meta_values = values;
     f->meta_keys[f->n_meta] = key;
@@ -192,8 +204,7 @@ static clasp_status st_push_meta(clasp_st_file *f, char *key, char *value)
     return CLASP_OK;
 }
 
-clasp_status clasp_st_set_meta(clasp_st_file *f, const char *key,
-                               const char *value)
+clasp_status clasp_st_set_meta(clasp_st_file *f, const char *key, const char *value)
 {
     if (!f || !key || !value)
         return clasp_error(CLASP_ERR_INVALID, "clasp_st_set_meta: NULL argument");
@@ -206,13 +217,11 @@ clasp_status clasp_st_set_meta(clasp_st_file *f, const char *key,
             return CLASP_OK;
         }
     char *key_copy = strdup(key);
-    if (key_copy && st_push_meta(f, key_copy, value_copy) == CLASP_OK)
-        return CLASP_OK;
+    if (key_copy && st_push_meta(f, key_copy, value_copy) == CLASP_OK) return CLASP_OK;
     free(key_copy);
     free(value_copy);
 nomem:
-    return clasp_error(CLASP_ERR_NOMEM, "clasp_st_set_meta: \"%s\": out of memory",
-                       key);
+    return clasp_error(CLASP_ERR_NOMEM, "clasp_st_set_meta: \"%s\": out of memory", key);
 }
 
 /* -------------------------------------------------------------- writing */
@@ -253,8 +262,8 @@ static json_object *st_int_array(const int64_t *v, int n)
 
 static json_object *st_tensor_entry(const clasp_st_tensor *t, uint64_t begin)
 {
-    int64_t offsets[2] = { (int64_t)begin,
-                           (int64_t)(begin + (uint64_t)t->numel * st_elem_size(t->dtype)) };
+    int64_t offsets[2] = {(int64_t)begin,
+                          (int64_t)(begin + (uint64_t)t->numel * st_elem_size(t->dtype))};
     json_object *e = json_object_new_object();
     if (!e) return NULL;
     /* Key order here is the order readers see; keep the reference's. */
@@ -323,8 +332,7 @@ static json_object *st_meta_object(const clasp_st_file *f, uint32_t crc)
 
 /* The header JSON object: metadata first (with the checksum), then each tensor with
  * its offsets, laid out contiguously in order. */
-static clasp_status st_header_json(const clasp_st_file *f, const char *path,
-                                   json_object **out)
+static clasp_status st_header_json(const clasp_st_file *f, const char *path, json_object **out)
 {
     uint32_t crc;
     CLASP_TRY(st_crc(f, path, &crc));
@@ -339,16 +347,20 @@ static clasp_status st_header_json(const clasp_st_file *f, const char *path,
          * is public and may have been filled by hand. */
         if (json_object_object_get_ex(root, t->name, NULL)) {
             json_object_put(root);
-            return clasp_error(CLASP_ERR_INVALID, "%s: duplicate tensor name "
-                               "\"%s\"", path, t->name);
+            return clasp_error(CLASP_ERR_INVALID,
+                               "%s: duplicate tensor name "
+                               "\"%s\"",
+                               path, t->name);
         }
         ok = st_json_put(root, t->name, st_tensor_entry(t, offset));
         offset += (uint64_t)t->numel * st_elem_size(t->dtype);
     }
     if (!ok) {
         json_object_put(root);
-        return clasp_error(CLASP_ERR_NOMEM, "%s: out of memory building the "
-                           "header", path);
+        return clasp_error(CLASP_ERR_NOMEM,
+                           "%s: out of memory building the "
+                           "header",
+                           path);
     }
     *out = root;
     return CLASP_OK;
@@ -356,14 +368,16 @@ static clasp_status st_header_json(const clasp_st_file *f, const char *path,
 
 /* Serialised header padded with spaces to a multiple of ST_ALIGN, so that
  * 8 + length (the data area start) is aligned too. */
-static clasp_status st_header_bytes(const clasp_st_file *f, const char *path,
-                                    char **out, size_t *out_len)
+static clasp_status st_header_bytes(const clasp_st_file *f, const char *path, char **out,
+                                    size_t *out_len)
 {
     json_object *root = NULL;
     CLASP_TRY(st_header_json(f, path, &root));
     size_t len = 0;
-    const char *text = json_object_to_json_string_length(
-        root, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+    const char *text =
+        json_object_to_json_string_length(root,
+                                          JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE,
+                                          &len);
     size_t padded = (len + ST_ALIGN - 1) / ST_ALIGN * ST_ALIGN;
     char *buf = text ? malloc(padded) : NULL;
     if (buf) {
@@ -372,8 +386,10 @@ static clasp_status st_header_bytes(const clasp_st_file *f, const char *path,
     }
     json_object_put(root);
     if (!buf)
-        return clasp_error(CLASP_ERR_NOMEM, "%s: out of memory serialising "
-                           "the header", path);
+        return clasp_error(CLASP_ERR_NOMEM,
+                           "%s: out of memory serialising "
+                           "the header",
+                           path);
     *out = buf;
     *out_len = padded;
     return CLASP_OK;
@@ -384,8 +400,7 @@ static int st_write_stream(FILE *fp, const clasp_st_file *f, const char *hdr, si
 {
     unsigned char len_le[8];
     for (int i = 0; i < 8; i++) len_le[i] = (unsigned char)((uint64_t)hdr_len >> (8 * i));
-    bool ok = fwrite(len_le, 1, 8, fp) == 8 &&
-              fwrite(hdr, 1, hdr_len, fp) == hdr_len;
+    bool ok = fwrite(len_le, 1, 8, fp) == 8 && fwrite(hdr, 1, hdr_len, fp) == hdr_len;
     for (size_t i = 0; ok && i < f->n_tensors; i++) {
         size_t bytes = f->tensors[i].numel * st_elem_size(f->tensors[i].dtype);
         ok = bytes == 0 || fwrite(f->tensors[i].data, 1, bytes, fp) == bytes;
@@ -395,8 +410,7 @@ static int st_write_stream(FILE *fp, const clasp_st_file *f, const char *hdr, si
 
 clasp_status clasp_st_write(const clasp_st_file *f, const char *path)
 {
-    if (!f || !path)
-        return clasp_error(CLASP_ERR_INVALID, "clasp_st_write: NULL argument");
+    if (!f || !path) return clasp_error(CLASP_ERR_INVALID, "clasp_st_write: NULL argument");
     char *hdr = NULL;
     size_t hdr_len = 0;
     CLASP_TRY(st_header_bytes(f, path, &hdr, &hdr_len));
@@ -415,19 +429,20 @@ typedef struct st_range {
 } st_range;
 
 /* Reads exactly n bytes at `offset`, retrying short reads. */
-static clasp_status st_pread(int fd, const char *path, void *buf, size_t n,
-                             uint64_t offset)
+static clasp_status st_pread(int fd, const char *path, void *buf, size_t n, uint64_t offset)
 {
     unsigned char *p = buf;
     while (n > 0) {
         ssize_t got = pread(fd, p, n, (off_t)offset);
         if (got < 0 && errno == EINTR) continue;
         if (got < 0)
-            return clasp_error(CLASP_ERR_IO, "%s: read failed at byte %" PRIu64
-                               ": %s", path, offset, strerror(errno));
+            return clasp_error(CLASP_ERR_IO, "%s: read failed at byte %" PRIu64 ": %s", path,
+                               offset, strerror(errno));
         if (got == 0)
-            return clasp_error(CLASP_ERR_IO, "%s: file ended at byte %" PRIu64
-                               " while reading (changed while open?)", path, offset);
+            return clasp_error(CLASP_ERR_IO,
+                               "%s: file ended at byte %" PRIu64
+                               " while reading (changed while open?)",
+                               path, offset);
         p += got;
         n -= (size_t)got;
         offset += (uint64_t)got;
@@ -436,29 +451,32 @@ static clasp_status st_pread(int fd, const char *path, void *buf, size_t n,
 }
 
 /* Reads the length prefix and the raw header bytes (NUL-terminated). */
-static clasp_status st_read_header(int fd, const char *path, uint64_t file_size,
-                                   char **out, size_t *out_len)
+static clasp_status st_read_header(int fd, const char *path, uint64_t file_size, char **out,
+                                   size_t *out_len)
 {
     if (file_size < 8)
-        return clasp_error(CLASP_ERR_FORMAT, "%s: file is %" PRIu64 " bytes, "
-                           "shorter than the 8-byte header length", path, file_size);
+        return clasp_error(CLASP_ERR_FORMAT,
+                           "%s: file is %" PRIu64 " bytes, "
+                           "shorter than the 8-byte header length",
+                           path, file_size);
     unsigned char len_le[8];
     CLASP_TRY(st_pread(fd, path, len_le, 8, 0));
     uint64_t n = 0;
     for (int i = 7; i >= 0; i--) n = (n << 8) | len_le[i];
     /* The cap keeps a corrupt length from turning into a huge allocation. */
     if (n > ST_MAX_HEADER)
-        return clasp_error(CLASP_ERR_FORMAT, "%s: header length %" PRIu64
-                           " (bytes 0-7) exceeds the %llu-byte limit", path, n,
-                           ST_MAX_HEADER);
+        return clasp_error(CLASP_ERR_FORMAT,
+                           "%s: header length %" PRIu64 " (bytes 0-7) exceeds the %llu-byte limit",
+                           path, n, ST_MAX_HEADER);
     if (n > file_size - 8)
-        return clasp_error(CLASP_ERR_FORMAT, "%s: header length %" PRIu64
-                           " (bytes 0-7) is larger than the %" PRIu64
-                           " bytes after it", path, n, file_size - 8);
+        return clasp_error(CLASP_ERR_FORMAT,
+                           "%s: header length %" PRIu64 " (bytes 0-7) is larger than the %" PRIu64
+                           " bytes after it",
+                           path, n, file_size - 8);
     char *buf = malloc((size_t)n + 1);
     if (!buf)
-        return clasp_error(CLASP_ERR_NOMEM, "%s: out of memory for a %" PRIu64
-                           "-byte header", path, n);
+        return clasp_error(CLASP_ERR_NOMEM, "%s: out of memory for a %" PRIu64 "-byte header", path,
+                           n);
     clasp_status s = st_pread(fd, path, buf, (size_t)n, 8);
     if (s != CLASP_OK) {
         free(buf);
@@ -477,14 +495,15 @@ static bool st_is_space(char c)
 
 /* Parses the header text into a JSON object. Positions in messages are file
  * byte offsets (header text starts at byte 8). */
-static clasp_status st_parse_json(const char *path, const char *text, size_t len,
-                                  json_object **out)
+static clasp_status st_parse_json(const char *path, const char *text, size_t len, json_object **out)
 {
     /* JSON text cannot contain a raw NUL, and json-c would stop at one. */
     const char *nul = memchr(text, '\0', len);
     if (nul)
-        return clasp_error(CLASP_ERR_FORMAT, "%s: NUL byte in the header at byte "
-                           "%zu", path, 8 + (size_t)(nul - text));
+        return clasp_error(CLASP_ERR_FORMAT,
+                           "%s: NUL byte in the header at byte "
+                           "%zu",
+                           path, 8 + (size_t)(nul - text));
     json_tokener *tok = json_tokener_new();
     if (!tok) return clasp_error(CLASP_ERR_NOMEM, "%s: out of memory", path);
     /* Trailing bytes are checked below, for a clearer message than json-c's
@@ -498,21 +517,27 @@ static clasp_status st_parse_json(const char *path, const char *text, size_t len
 
     clasp_status s = CLASP_OK;
     if (err == json_tokener_continue)
-        s = clasp_error(CLASP_ERR_FORMAT, "%s: header JSON is incomplete: the "
-                        "header ends at byte %zu before the JSON does", path, 8 + len);
+        s = clasp_error(CLASP_ERR_FORMAT,
+                        "%s: header JSON is incomplete: the "
+                        "header ends at byte %zu before the JSON does",
+                        path, 8 + len);
     else if (err != json_tokener_success)
-        s = clasp_error(CLASP_ERR_FORMAT, "%s: header JSON parse error at byte "
-                        "%zu: %s", path, 8 + end, json_tokener_error_desc(err));
+        s = clasp_error(CLASP_ERR_FORMAT,
+                        "%s: header JSON parse error at byte "
+                        "%zu: %s",
+                        path, 8 + end, json_tokener_error_desc(err));
     else {
         while (end < len && st_is_space(text[end])) end++;
         if (end < len)
-            s = clasp_error(CLASP_ERR_FORMAT, "%s: unexpected '%c' after the "
+            s = clasp_error(CLASP_ERR_FORMAT,
+                            "%s: unexpected '%c' after the "
                             "header JSON at byte %zu, expected only space padding",
                             path, text[end], 8 + end);
         else if (!json_object_is_type(root, json_type_object))
-            s = clasp_error(CLASP_ERR_FORMAT, "%s: header JSON is %s, expected an "
-                            "object of tensors", path,
-                            json_type_to_name(json_object_get_type(root)));
+            s = clasp_error(CLASP_ERR_FORMAT,
+                            "%s: header JSON is %s, expected an "
+                            "object of tensors",
+                            path, json_type_to_name(json_object_get_type(root)));
     }
     if (s != CLASP_OK) {
         json_object_put(root);
@@ -532,12 +557,12 @@ static clasp_status st_member(const char *path, const char *name, json_object *e
                               const char *key, json_type want, json_object **out)
 {
     if (!json_object_object_get_ex(entry, key, out))
-        return clasp_error(CLASP_ERR_FORMAT, "%s: tensor \"%s\": missing \"%s\"",
-                           path, name, key);
+        return clasp_error(CLASP_ERR_FORMAT, "%s: tensor \"%s\": missing \"%s\"", path, name, key);
     if (!json_object_is_type(*out, want))
-        return clasp_error(CLASP_ERR_FORMAT, "%s: tensor \"%s\": \"%s\" is %s, "
-                           "expected %s", path, name, key, st_type_name(*out),
-                           json_type_to_name(want));
+        return clasp_error(CLASP_ERR_FORMAT,
+                           "%s: tensor \"%s\": \"%s\" is %s, "
+                           "expected %s",
+                           path, name, key, st_type_name(*out), json_type_to_name(want));
     return CLASP_OK;
 }
 
@@ -547,20 +572,23 @@ static clasp_status st_uint_at(const char *path, const char *name, const char *k
 {
     json_object *v = json_object_array_get_idx(arr, i);
     if (!json_object_is_type(v, json_type_int))
-        return clasp_error(CLASP_ERR_FORMAT, "%s: tensor \"%s\": %s[%zu] is %s, "
-                           "expected an integer", path, name, key, i, st_type_name(v));
+        return clasp_error(CLASP_ERR_FORMAT,
+                           "%s: tensor \"%s\": %s[%zu] is %s, "
+                           "expected an integer",
+                           path, name, key, i, st_type_name(v));
     int64_t x = json_object_get_int64(v);
     if (x < 0)
-        return clasp_error(CLASP_ERR_FORMAT, "%s: tensor \"%s\": %s[%zu] is %"
-                           PRId64 ", expected >= 0", path, name, key, i, x);
+        return clasp_error(CLASP_ERR_FORMAT,
+                           "%s: tensor \"%s\": %s[%zu] is %" PRId64 ", expected >= 0", path, name,
+                           key, i, x);
     /* json-c keeps integers above INT64_MAX as unsigned; get_int64 clamps
      * them, get_uint64 does not. */
     *out = json_object_get_uint64(v);
     return CLASP_OK;
 }
 
-static clasp_status st_parse_dtype(const char *path, const char *name,
-                                   json_object *entry, clasp_st_dtype *out)
+static clasp_status st_parse_dtype(const char *path, const char *name, json_object *entry,
+                                   clasp_st_dtype *out)
 {
     json_object *v;
     CLASP_TRY(st_member(path, name, entry, "dtype", json_type_string, &v));
@@ -570,71 +598,80 @@ static clasp_status st_parse_dtype(const char *path, const char *name,
             *out = (clasp_st_dtype)d;
             return CLASP_OK;
         }
-    return clasp_error(CLASP_ERR_FORMAT, "%s: tensor \"%s\": unknown dtype \"%s\" "
-                       "(supported: F32, I32, I64)", path, name, s);
+    return clasp_error(CLASP_ERR_FORMAT,
+                       "%s: tensor \"%s\": unknown dtype \"%s\" "
+                       "(supported: F32, I32, I64)",
+                       path, name, s);
 }
 
-static clasp_status st_parse_shape(const char *path, const char *name,
-                                   json_object *entry, clasp_st_tensor *t)
+static clasp_status st_parse_shape(const char *path, const char *name, json_object *entry,
+                                   clasp_st_tensor *t)
 {
     json_object *v;
     CLASP_TRY(st_member(path, name, entry, "shape", json_type_array, &v));
     size_t n = json_object_array_length(v);
     if (n > CLASP_ST_MAX_DIMS)
-        return clasp_error(CLASP_ERR_FORMAT, "%s: tensor \"%s\": shape has %zu "
-                           "dimensions, at most %d are supported", path, name, n,
-                           CLASP_ST_MAX_DIMS);
+        return clasp_error(CLASP_ERR_FORMAT,
+                           "%s: tensor \"%s\": shape has %zu "
+                           "dimensions, at most %d are supported",
+                           path, name, n, CLASP_ST_MAX_DIMS);
     for (size_t i = 0; i < n; i++) {
         uint64_t d;
         CLASP_TRY(st_uint_at(path, name, "shape", v, i, &d));
         if (d > INT64_MAX)
-            return clasp_error(CLASP_ERR_FORMAT, "%s: tensor \"%s\": shape[%zu] "
-                               "is too large", path, name, i);
+            return clasp_error(CLASP_ERR_FORMAT,
+                               "%s: tensor \"%s\": shape[%zu] "
+                               "is too large",
+                               path, name, i);
         t->shape[i] = (int64_t)d;
     }
     t->ndim = (int)n;
     if (!st_numel(t->ndim, t->shape, &t->numel))
-        return clasp_error(CLASP_ERR_FORMAT, "%s: tensor \"%s\": shape is too "
-                           "large", path, name);
+        return clasp_error(CLASP_ERR_FORMAT,
+                           "%s: tensor \"%s\": shape is too "
+                           "large",
+                           path, name);
     return CLASP_OK;
 }
 
-static clasp_status st_parse_offsets(const char *path, const char *name,
-                                     json_object *entry, const clasp_st_tensor *t,
-                                     uint64_t data_size, st_range *r)
+static clasp_status st_parse_offsets(const char *path, const char *name, json_object *entry,
+                                     const clasp_st_tensor *t, uint64_t data_size, st_range *r)
 {
     json_object *v;
     CLASP_TRY(st_member(path, name, entry, "data_offsets", json_type_array, &v));
     if (json_object_array_length(v) != 2)
-        return clasp_error(CLASP_ERR_FORMAT, "%s: tensor \"%s\": data_offsets has "
-                           "%zu elements, expected [begin, end]", path, name,
-                           json_object_array_length(v));
+        return clasp_error(CLASP_ERR_FORMAT,
+                           "%s: tensor \"%s\": data_offsets has "
+                           "%zu elements, expected [begin, end]",
+                           path, name, json_object_array_length(v));
     CLASP_TRY(st_uint_at(path, name, "data_offsets", v, 0, &r->begin));
     CLASP_TRY(st_uint_at(path, name, "data_offsets", v, 1, &r->end));
     if (r->begin > r->end)
-        return clasp_error(CLASP_ERR_FORMAT, "%s: tensor \"%s\": data_offsets [%"
-                           PRIu64 ", %" PRIu64 "] has begin after end", path, name,
-                           r->begin, r->end);
+        return clasp_error(CLASP_ERR_FORMAT,
+                           "%s: tensor \"%s\": data_offsets [%" PRIu64 ", %" PRIu64
+                           "] has begin after end",
+                           path, name, r->begin, r->end);
     if (r->end > data_size)
-        return clasp_error(CLASP_ERR_FORMAT, "%s: tensor \"%s\": data_offsets end %"
-                           PRIu64 " is beyond the %" PRIu64 "-byte data area", path,
-                           name, r->end, data_size);
+        return clasp_error(CLASP_ERR_FORMAT,
+                           "%s: tensor \"%s\": data_offsets end %" PRIu64 " is beyond the %" PRIu64
+                           "-byte data area",
+                           path, name, r->end, data_size);
     uint64_t want = (uint64_t)t->numel * st_elem_size(t->dtype);
     if (r->end - r->begin != want)
-        return clasp_error(CLASP_ERR_FORMAT, "%s: tensor \"%s\": data_offsets span %"
-                           PRIu64 " bytes, expected %" PRIu64 " (%zu %s elements)",
-                           path, name, r->end - r->begin, want, t->numel,
-                           st_dtype_names[t->dtype]);
+        return clasp_error(CLASP_ERR_FORMAT,
+                           "%s: tensor \"%s\": data_offsets span %" PRIu64
+                           " bytes, expected %" PRIu64 " (%zu %s elements)",
+                           path, name, r->end - r->begin, want, t->numel, st_dtype_names[t->dtype]);
     return CLASP_OK;
 }
 
 /* Fills t (name owned) and r from one header entry; data is read later. */
-static clasp_status st_parse_tensor(const char *path, const char *name,
-                                    json_object *entry, uint64_t data_size,
-                                    clasp_st_tensor *t, st_range *r)
+static clasp_status st_parse_tensor(const char *path, const char *name, json_object *entry,
+                                    uint64_t data_size, clasp_st_tensor *t, st_range *r)
 {
     if (!json_object_is_type(entry, json_type_object))
-        return clasp_error(CLASP_ERR_FORMAT, "%s: tensor \"%s\": entry is %s, "
+        return clasp_error(CLASP_ERR_FORMAT,
+                           "%s: tensor \"%s\": entry is %s, "
                            "expected an object with dtype, shape and data_offsets",
                            path, name, st_type_name(entry));
     memset(t, 0, sizeof *t);
@@ -646,21 +683,23 @@ static clasp_status st_parse_tensor(const char *path, const char *name,
     return CLASP_OK;
 }
 
-static clasp_status st_parse_meta(const char *path, json_object *meta,
-                                  clasp_st_file *out)
+static clasp_status st_parse_meta(const char *path, json_object *meta, clasp_st_file *out)
 {
     if (!json_object_is_type(meta, json_type_object))
-        return clasp_error(CLASP_ERR_FORMAT, "%s: \"%s\" is %s, expected an object "
-                           "of strings", path, ST_META_KEY, st_type_name(meta));
+        return clasp_error(CLASP_ERR_FORMAT,
+                           "%s: \"%s\" is %s, expected an object "
+                           "of strings",
+                           path, ST_META_KEY, st_type_name(meta));
     struct json_object_iterator it = json_object_iter_begin(meta);
     struct json_object_iterator end = json_object_iter_end(meta);
     for (; !json_object_iter_equal(&it, &end); json_object_iter_next(&it)) {
         const char *key = json_object_iter_peek_name(&it);
         json_object *v = json_object_iter_peek_value(&it);
         if (!json_object_is_type(v, json_type_string))
-            return clasp_error(CLASP_ERR_FORMAT, "%s: %s value for \"%s\" is %s, "
-                               "expected a string", path, ST_META_KEY, key,
-                               st_type_name(v));
+            return clasp_error(CLASP_ERR_FORMAT,
+                               "%s: %s value for \"%s\" is %s, "
+                               "expected a string",
+                               path, ST_META_KEY, key, st_type_name(v));
         char *k = strdup(key), *val = strdup(json_object_get_string(v));
         if (!k || !val || st_push_meta(out, k, val) != CLASP_OK) {
             free(k);
@@ -673,9 +712,8 @@ static clasp_status st_parse_meta(const char *path, json_object *meta,
 
 /* Walks the header in its own order (json-c keeps insertion order), so
  * tensors come back in the order the writer listed them. */
-static clasp_status st_parse_entries(const char *path, json_object *root,
-                                     uint64_t data_size, clasp_st_file *out,
-                                     st_range *ranges)
+static clasp_status st_parse_entries(const char *path, json_object *root, uint64_t data_size,
+                                     clasp_st_file *out, st_range *ranges)
 {
     struct json_object_iterator it = json_object_iter_begin(root);
     struct json_object_iterator end = json_object_iter_end(root);
@@ -718,8 +756,8 @@ static int st_cmp_slots(const void *a, const void *b)
  * disagree (json-c keeps only the last of two entries with the same name,
  * which shows up here as a gap). Empty tensors own no bytes; any offset
  * within the area is accepted for them. */
-static clasp_status st_check_tiling(const char *path, const clasp_st_file *f,
-                                    const st_slot *slots, uint64_t data_size)
+static clasp_status st_check_tiling(const char *path, const clasp_st_file *f, const st_slot *slots,
+                                    uint64_t data_size)
 {
     const st_slot *prev = NULL;
     uint64_t covered = 0;
@@ -727,24 +765,26 @@ static clasp_status st_check_tiling(const char *path, const clasp_st_file *f,
         const st_slot *cur = &slots[k];
         if (cur->r.begin == cur->r.end) continue;
         if (cur->r.begin < covered)
-            return clasp_error(CLASP_ERR_FORMAT, "%s: tensors \"%s\" [%" PRIu64
-                               ", %" PRIu64 ") and \"%s\" [%" PRIu64 ", %" PRIu64
-                               ") overlap in the data area", path,
-                               f->tensors[prev->index].name, prev->r.begin,
-                               prev->r.end, f->tensors[cur->index].name,
-                               cur->r.begin, cur->r.end);
+            return clasp_error(CLASP_ERR_FORMAT,
+                               "%s: tensors \"%s\" [%" PRIu64 ", %" PRIu64 ") and \"%s\" [%" PRIu64
+                               ", %" PRIu64 ") overlap in the data area",
+                               path, f->tensors[prev->index].name, prev->r.begin, prev->r.end,
+                               f->tensors[cur->index].name, cur->r.begin, cur->r.end);
         if (cur->r.begin > covered)
-            return clasp_error(CLASP_ERR_FORMAT, "%s: data area bytes [%" PRIu64
-                               ", %" PRIu64 ") before tensor \"%s\" belong to no "
-                               "tensor (duplicate name or bad offsets?)", path,
-                               covered, cur->r.begin, f->tensors[cur->index].name);
+            return clasp_error(CLASP_ERR_FORMAT,
+                               "%s: data area bytes [%" PRIu64 ", %" PRIu64
+                               ") before tensor \"%s\" belong to no "
+                               "tensor (duplicate name or bad offsets?)",
+                               path, covered, cur->r.begin, f->tensors[cur->index].name);
         covered = cur->r.end;
         prev = cur;
     }
     if (covered != data_size)
-        return clasp_error(CLASP_ERR_FORMAT, "%s: data area bytes [%" PRIu64 ", %"
-                           PRIu64 ") at the end belong to no tensor (trailing "
-                           "garbage or a missing entry?)", path, covered, data_size);
+        return clasp_error(CLASP_ERR_FORMAT,
+                           "%s: data area bytes [%" PRIu64 ", %" PRIu64
+                           ") at the end belong to no tensor (trailing "
+                           "garbage or a missing entry?)",
+                           path, covered, data_size);
     return CLASP_OK;
 }
 
@@ -754,22 +794,24 @@ static clasp_status st_check_layout(const char *path, const clasp_st_file *f,
     size_t n = f->n_tensors;
     st_slot *slots = malloc((n ? n : 1) * sizeof *slots);
     if (!slots) return clasp_error(CLASP_ERR_NOMEM, "%s: out of memory", path);
-    for (size_t i = 0; i < n; i++) slots[i] = (st_slot){ ranges[i], i };
+    for (size_t i = 0; i < n; i++) slots[i] = (st_slot){ranges[i], i};
     qsort(slots, n, sizeof *slots, st_cmp_slots);
     clasp_status s = st_check_tiling(path, f, slots, data_size);
     free(slots);
     return s;
 }
 
-static clasp_status st_read_data(int fd, const char *path, uint64_t data_start,
-                                 clasp_st_file *f, const st_range *ranges)
+static clasp_status st_read_data(int fd, const char *path, uint64_t data_start, clasp_st_file *f,
+                                 const st_range *ranges)
 {
     for (size_t i = 0; i < f->n_tensors; i++) {
         clasp_st_tensor *t = &f->tensors[i];
         t->data = st_alloc_data(t->numel, t->dtype);
         if (!t->data)
-            return clasp_error(CLASP_ERR_NOMEM, "%s: tensor \"%s\": out of memory "
-                               "for %zu elements", path, t->name, t->numel);
+            return clasp_error(CLASP_ERR_NOMEM,
+                               "%s: tensor \"%s\": out of memory "
+                               "for %zu elements",
+                               path, t->name, t->numel);
         CLASP_TRY(st_pread(fd, path, t->data, t->numel * st_elem_size(t->dtype),
                            data_start + ranges[i].begin));
     }
@@ -786,12 +828,15 @@ static clasp_status st_check_crc(const char *path, clasp_st_file *f)
     errno = 0;
     unsigned long want = strtoul(stored, &end, 16);
     if (strlen(stored) != 8 || *end || errno)
-        return clasp_error(CLASP_ERR_FORMAT, "%s: metadata \"%s\" is \"%.40s\", expected 8 hex "
-                           "digits", path, ST_CRC_KEY, stored);
+        return clasp_error(CLASP_ERR_FORMAT,
+                           "%s: metadata \"%s\" is \"%.40s\", expected 8 hex "
+                           "digits",
+                           path, ST_CRC_KEY, stored);
     uint32_t got;
     CLASP_TRY(st_crc(f, path, &got));
     if (got != (uint32_t)want)
-        return clasp_error(CLASP_ERR_FORMAT, "%s: the file is corrupt: its contents do not match "
+        return clasp_error(CLASP_ERR_FORMAT,
+                           "%s: the file is corrupt: its contents do not match "
                            "the checksum in its header (CRC-32 %08" PRIx32 " computed, %s stored)",
                            path, got, stored);
     f->verified = 1;
@@ -801,8 +846,10 @@ static clasp_status st_check_crc(const char *path, clasp_st_file *f)
         if (!strcmp(f->meta_keys[i], ST_CRC_KEY)) {
             free(f->meta_keys[i]);
             free(f->meta_values[i]);
-            memmove(f->meta_keys + i, f->meta_keys + i + 1, (f->n_meta - i - 1) * sizeof *f->meta_keys);
-            memmove(f->meta_values + i, f->meta_values + i + 1, (f->n_meta - i - 1) * sizeof *f->meta_values);
+            memmove(f->meta_keys + i, f->meta_keys + i + 1,
+                    (f->n_meta - i - 1) * sizeof *f->meta_keys);
+            memmove(f->meta_values + i, f->meta_values + i + 1,
+                    (f->n_meta - i - 1) * sizeof *f->meta_values);
             f->n_meta--;
             break;
         }
@@ -828,8 +875,8 @@ static clasp_status st_read_fd(int fd, const char *path, clasp_st_file *out)
     st_range *ranges = calloc(n_entries ? n_entries : 1, sizeof *ranges);
     out->tensors = calloc(n_entries ? n_entries : 1, sizeof *out->tensors);
     if (!ranges || !out->tensors)
-        s = clasp_error(CLASP_ERR_NOMEM, "%s: out of memory for %zu header entries",
-                        path, n_entries);
+        s = clasp_error(CLASP_ERR_NOMEM, "%s: out of memory for %zu header entries", path,
+                        n_entries);
     uint64_t data_start = 8 + (uint64_t)len;
     uint64_t data_size = file_size - data_start;
     if (s == CLASP_OK) s = st_parse_entries(path, root, data_size, out, ranges);
@@ -843,8 +890,7 @@ static clasp_status st_read_fd(int fd, const char *path, clasp_st_file *out)
 
 clasp_status clasp_st_read(const char *path, clasp_st_file *out)
 {
-    if (!path || !out)
-        return clasp_error(CLASP_ERR_INVALID, "clasp_st_read: NULL argument");
+    if (!path || !out) return clasp_error(CLASP_ERR_INVALID, "clasp_st_read: NULL argument");
     clasp_st_init(out);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)

@@ -8,7 +8,7 @@ struct clasp_sgd {
     clasp_model *m;
     float lr, momentum, weight_decay;
     int n;
-    clasp_tensor **velocity;    /* one per parameter; NULLs without momentum */
+    clasp_tensor **velocity; /* one per parameter; NULLs without momentum */
 };
 
 clasp_status clasp_sgd_new(clasp_model *m, float lr, float momentum, float weight_decay,
@@ -38,7 +38,10 @@ clasp_status clasp_sgd_new(clasp_model *m, float lr, float momentum, float weigh
     return CLASP_OK;
 }
 
-void clasp_sgd_set_lr(clasp_sgd *o, float lr) { o->lr = lr; }
+void clasp_sgd_set_lr(clasp_sgd *o, float lr)
+{
+    o->lr = lr;
+}
 
 double clasp_lr_cosine(double lr, int epochs, int epoch, size_t batch, size_t batches_per_epoch)
 {
@@ -54,7 +57,8 @@ clasp_status clasp_sgd_step(clasp_sgd *o)
         /* Weight decay on conv and linear weights alone: not on biases
          * nor on BatchNorm's affine parameters. */
         float wd = m->decay[i] ? o->weight_decay : 0.0f;
-        CLASP_TRY(clasp_sgd_update(m->params[i], m->grads[i], o->velocity[i], o->lr, o->momentum, wd));
+        CLASP_TRY(
+            clasp_sgd_update(m->params[i], m->grads[i], o->velocity[i], o->lr, o->momentum, wd));
     }
     return CLASP_OK;
 }
@@ -72,7 +76,10 @@ clasp_tensor *clasp_sgd_velocity(clasp_sgd *o, int i)
     return i >= 0 && i < o->n ? o->velocity[i] : NULL;
 }
 
-int clasp_sgd_num_velocities(const clasp_sgd *o) { return o->n; }
+int clasp_sgd_num_velocities(const clasp_sgd *o)
+{
+    return o->n;
+}
 
 clasp_status clasp_model_ce_grads(clasp_model *m, const clasp_tensor *x, const clasp_tensor *y,
                                   const clasp_tensor *w, float *loss)
@@ -82,7 +89,8 @@ clasp_status clasp_model_ce_grads(clasp_model *m, const clasp_tensor *x, const c
     int n = x->shape[0];
     CLASP_TRY(clasp_tensor_ensure(m->ctx, &m->dlogits, CLASP_F32, 2, (int[]){n, m->num_classes}));
     if (loss) CLASP_TRY(clasp_tensor_ensure(m->ctx, &m->loss, CLASP_F32, 1, (int[]){n}));
-    CLASP_TRY(clasp_softmax_xent(z, y, 1.0f, w, 1.0f / (float)n, loss ? m->loss : NULL, m->dlogits));
+    CLASP_TRY(
+        clasp_softmax_xent(z, y, 1.0f, w, 1.0f / (float)n, loss ? m->loss : NULL, m->dlogits));
     CLASP_TRY(clasp_model_backward(m, m->dlogits, 1, NULL));
     if (loss) {
         float *h = malloc((size_t)n * sizeof *h);

@@ -19,8 +19,8 @@ static clasp_status check_same(const char *op, const char *an, const clasp_tenso
         return clasp_error(CLASP_ERR_INVALID, "%s: %zu elements, at most %d supported", op,
                            a->numel, INT_MAX);
     if (a->ctx != b->ctx)
-        return clasp_error(CLASP_ERR_INVALID, "%s: %s and %s belong to different contexts", op,
-                           an, bn);
+        return clasp_error(CLASP_ERR_INVALID, "%s: %s and %s belong to different contexts", op, an,
+                           bn);
     return CLASP_OK;
 }
 
@@ -29,8 +29,9 @@ static clasp_status check_same(const char *op, const char *an, const clasp_tenso
 static size_t act_lws(clasp_ctx *ctx, cl_kernel k)
 {
     size_t wg = 0;
-    if (clGetKernelWorkGroupInfo(k, ctx->device, CL_KERNEL_WORK_GROUP_SIZE, sizeof wg, &wg,
-                                 NULL) != CL_SUCCESS || wg == 0)
+    if (clGetKernelWorkGroupInfo(k, ctx->device, CL_KERNEL_WORK_GROUP_SIZE, sizeof wg, &wg, NULL) !=
+            CL_SUCCESS ||
+        wg == 0)
         wg = 64;
     return wg < 1024 ? wg : 1024;
 }

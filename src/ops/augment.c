@@ -3,14 +3,17 @@
 
 #include "ops/ops_common.h"
 
-clasp_status clasp_augment_crop_flip(const clasp_tensor *x, int pad, int flip, clasp_rng *rng, clasp_tensor *y)
+clasp_status clasp_augment_crop_flip(const clasp_tensor *x, int pad, int flip, clasp_rng *rng,
+                                     clasp_tensor *y)
 {
     static const char op[] = "clasp_augment_crop_flip";
     CLASP_TRY(clasp_ops_check_tensor(op, "x", x, CLASP_F32));
     CLASP_TRY(clasp_ops_check_tensor(op, "y", y, CLASP_F32));
     if (x->ndim != 4 || y->numel != x->numel || y->buf == x->buf)
-        return clasp_error(CLASP_ERR_INVALID, "%s: x must be [N,C,H,W] and y another tensor of its size", op);
-    if (pad < 0 || !rng) return clasp_error(CLASP_ERR_INVALID, "%s: pad must be >= 0 and rng given", op);
+        return clasp_error(CLASP_ERR_INVALID,
+                           "%s: x must be [N,C,H,W] and y another tensor of its size", op);
+    if (pad < 0 || !rng)
+        return clasp_error(CLASP_ERR_INVALID, "%s: pad must be >= 0 and rng given", op);
     int n = x->shape[0];
     if (!n) return CLASP_OK;
     /* Three draws per example: the crop's row and column offset in
@@ -40,7 +43,8 @@ clasp_status clasp_augment_crop_flip(const clasp_tensor *x, int pad, int flip, c
         cl_mem mx = clasp_mem(x), my = clasp_mem(y), mp = clasp_mem(pt);
         cl_int c = x->shape[1], h = x->shape[2], w = x->shape[3];
         cl_uint total = (cl_uint)x->numel;
-        st = clasp_kernel_args(k, 7, KARG(mx), KARG(my), KARG(mp), KARG(c), KARG(h), KARG(w), KARG(total));
+        st = clasp_kernel_args(k, 7, KARG(mx), KARG(my), KARG(mp), KARG(c), KARG(h), KARG(w),
+                               KARG(total));
     }
     if (st == CLASP_OK) st = clasp_ops_launch_1d(x->ctx, k, "augment", x->numel, 256);
     /* The pool keeps the buffer alive until the queue is done with it. */

@@ -54,13 +54,13 @@
 #define IM2COL_SLACK 16
 
 typedef struct conv_geom {
-    int n, c, h, w;     /* input */
-    int o, kh, kw;      /* weights */
+    int n, c, h, w; /* input */
+    int o, kh, kw;  /* weights */
     int stride, pad;
-    int oh, ow;         /* output */
-    int k;              /* C*KH*KW */
-    int p;              /* OH*OW */
-    int vec;            /* use the vector kernels (clasp_ctx_vector_kernels) */
+    int oh, ow; /* output */
+    int k;      /* C*KH*KW */
+    int p;      /* OH*OW */
+    int vec;    /* use the vector kernels (clasp_ctx_vector_kernels) */
 } conv_geom;
 
 static clasp_status check_f32(const char *op, const char *name, const clasp_tensor *t)
@@ -69,13 +69,13 @@ static clasp_status check_f32(const char *op, const char *name, const clasp_tens
     if (t->dtype != CLASP_F32)
         return clasp_error(CLASP_ERR_INVALID, "%s: %s must be float32", op, name);
     if (t->numel > (size_t)INT_MAX)
-        return clasp_error(CLASP_ERR_INVALID, "%s: %s has %zu elements, at most %d supported",
-                           op, name, t->numel, INT_MAX);
+        return clasp_error(CLASP_ERR_INVALID, "%s: %s has %zu elements, at most %d supported", op,
+                           name, t->numel, INT_MAX);
     return CLASP_OK;
 }
 
-static clasp_status check_shape4(const char *op, const char *name, const clasp_tensor *t,
-                                 int d0, int d1, int d2, int d3)
+static clasp_status check_shape4(const char *op, const char *name, const clasp_tensor *t, int d0,
+                                 int d1, int d2, int d3)
 {
     CLASP_TRY(check_f32(op, name, t));
     if (t->ndim != 4 || t->shape[0] != d0 || t->shape[1] != d1 || t->shape[2] != d2 ||
@@ -83,10 +83,9 @@ static clasp_status check_shape4(const char *op, const char *name, const clasp_t
         char got[64] = "";
         int len = 0;
         for (int i = 0; i < t->ndim && len < (int)sizeof got; i++)
-            len += snprintf(got + len, sizeof got - (size_t)len, "%s%d", i ? "," : "",
-                            t->shape[i]);
-        return clasp_error(CLASP_ERR_INVALID, "%s: %s has shape [%s], expected [%d,%d,%d,%d]",
-                           op, name, got, d0, d1, d2, d3);
+            len += snprintf(got + len, sizeof got - (size_t)len, "%s%d", i ? "," : "", t->shape[i]);
+        return clasp_error(CLASP_ERR_INVALID, "%s: %s has shape [%s], expected [%d,%d,%d,%d]", op,
+                           name, got, d0, d1, d2, d3);
     }
     return CLASP_OK;
 }
@@ -104,9 +103,9 @@ static int copies_planes(const conv_geom *g)
  * gradient) and its padded input planes. */
 static size_t conv_floats_per_image(const conv_geom *g)
 {
-    size_t padded = copies_planes(g) ? (size_t)g->c * (size_t)(g->h + 2 * g->pad) *
-                                           (size_t)(g->w + 2 * g->pad)
-                                     : 0;
+    size_t padded = copies_planes(g)
+                        ? (size_t)g->c * (size_t)(g->h + 2 * g->pad) * (size_t)(g->w + 2 * g->pad)
+                        : 0;
     return ((size_t)g->k + (size_t)g->o) * (size_t)g->p + padded;
 }
 
@@ -128,12 +127,11 @@ static clasp_status conv_geometry(const char *op, const clasp_tensor *x, const c
         return clasp_error(CLASP_ERR_INVALID, "%s: x has %d dimensions, expected 4 (NCHW)", op,
                            x->ndim);
     if (w->ndim != 4)
-        return clasp_error(CLASP_ERR_INVALID, "%s: w has %d dimensions, expected 4 (O,C,KH,KW)",
-                           op, w->ndim);
+        return clasp_error(CLASP_ERR_INVALID, "%s: w has %d dimensions, expected 4 (O,C,KH,KW)", op,
+                           w->ndim);
     if (x->ctx != w->ctx)
         return clasp_error(CLASP_ERR_INVALID, "%s: x and w belong to different contexts", op);
-    if (stride < 1)
-        return clasp_error(CLASP_ERR_INVALID, "%s: stride %d must be >= 1", op, stride);
+    if (stride < 1) return clasp_error(CLASP_ERR_INVALID, "%s: stride %d must be >= 1", op, stride);
     /* The bound keeps H + 2*pad far from int overflow. */
     if (pad < 0 || pad > (1 << 20))
         return clasp_error(CLASP_ERR_INVALID, "%s: pad %d outside 0..%d", op, pad, 1 << 20);
@@ -152,9 +150,8 @@ static clasp_status conv_geometry(const char *op, const clasp_tensor *x, const c
     if (g->kh < 1 || g->kw < 1 || g->o < 1)
         return clasp_error(CLASP_ERR_INVALID, "%s: w has an empty dimension", op);
     if (g->h + 2 * pad < g->kh || g->w + 2 * pad < g->kw)
-        return clasp_error(CLASP_ERR_INVALID,
-                           "%s: kernel %dx%d larger than the padded input %dx%d", op, g->kh,
-                           g->kw, g->h + 2 * pad, g->w + 2 * pad);
+        return clasp_error(CLASP_ERR_INVALID, "%s: kernel %dx%d larger than the padded input %dx%d",
+                           op, g->kh, g->kw, g->h + 2 * pad, g->w + 2 * pad);
     g->oh = (g->h + 2 * pad - g->kh) / stride + 1;
     g->ow = (g->w + 2 * pad - g->kw) / stride + 1;
     g->k = g->c * g->kh * g->kw;
@@ -162,9 +159,8 @@ static clasp_status conv_geometry(const char *op, const clasp_tensor *x, const c
     g->vec = clasp_ctx_vector_kernels(x->ctx);
     /* One image's scratch must be indexable with int. */
     if (conv_floats_per_image(g) > (size_t)INT_MAX)
-        return clasp_error(CLASP_ERR_INVALID,
-                           "%s: one image needs %zu scratch elements, too many", op,
-                           conv_floats_per_image(g));
+        return clasp_error(CLASP_ERR_INVALID, "%s: one image needs %zu scratch elements, too many",
+                           op, conv_floats_per_image(g));
     return CLASP_OK;
 }
 
@@ -181,8 +177,8 @@ static size_t scratch_budget(clasp_ctx *ctx)
 {
     if (ctx->info.is_gpu) return CONV_SCRATCH_GPU;
     cl_ulong cache = 0;
-    if (clGetDeviceInfo(ctx->device, CL_DEVICE_GLOBAL_MEM_CACHE_SIZE, sizeof cache, &cache,
-                        NULL) != CL_SUCCESS ||
+    if (clGetDeviceInfo(ctx->device, CL_DEVICE_GLOBAL_MEM_CACHE_SIZE, sizeof cache, &cache, NULL) !=
+            CL_SUCCESS ||
         cache == 0)
         return CONV_SCRATCH_CPU_DEFAULT;
     size_t b = (size_t)(cache / 8);
@@ -210,8 +206,7 @@ static void scratch_free(conv_scratch *s)
 /* Images per chunk so the scratch stays under the budget, evened out over
  * the chunks (64+64 rather than 107+21) so every GEMM has about the same
  * N. */
-static clasp_status scratch_new(clasp_ctx *ctx, const conv_geom *g, int need_xp,
-                                conv_scratch *s)
+static clasp_status scratch_new(clasp_ctx *ctx, const conv_geom *g, int need_xp, conv_scratch *s)
 {
     *s = (conv_scratch){0};
     size_t per = conv_floats_per_image(g);
@@ -253,8 +248,9 @@ static size_t lws_for(size_t n)
 static size_t kernel_max_wg(clasp_ctx *ctx, cl_kernel k)
 {
     size_t wg = 0;
-    if (clGetKernelWorkGroupInfo(k, ctx->device, CL_KERNEL_WORK_GROUP_SIZE, sizeof wg, &wg,
-                                 NULL) != CL_SUCCESS || wg == 0)
+    if (clGetKernelWorkGroupInfo(k, ctx->device, CL_KERNEL_WORK_GROUP_SIZE, sizeof wg, &wg, NULL) !=
+            CL_SUCCESS ||
+        wg == 0)
         wg = ctx->info.max_work_group ? ctx->info.max_work_group : 64;
     return wg < 1024 ? wg : 1024;
 }
@@ -289,8 +285,7 @@ static void rows_lws(clasp_ctx *ctx, cl_kernel k, const size_t gws[2], size_t lw
 }
 
 /* The specialised program for this window and stride (see cl/conv.cl). */
-static clasp_status conv_kernel(clasp_ctx *ctx, const conv_geom *g, const char *name,
-                                cl_kernel *k)
+static clasp_status conv_kernel(clasp_ctx *ctx, const conv_geom *g, const char *name, cl_kernel *k)
 {
     char defs[96];
     snprintf(defs, sizeof defs, "-DCONV_KH=%d -DCONV_KW=%d -DCONV_STRIDE=%d", g->kh, g->kw,
@@ -312,8 +307,8 @@ static int runs_fit_panels(int x)
  * CLASP_GEMM) keeps the plain layout that every path reads. */
 static int conv_panel(clasp_ctx *ctx, const conv_geom *g, int rows, int ncols)
 {
-    if (!g->vec || ncols % CLASP_GEMM_PANEL || !runs_fit_panels(g->ow) ||
-        !runs_fit_panels(g->p) || !clasp_gemm_may_pack(ctx))
+    if (!g->vec || ncols % CLASP_GEMM_PANEL || !runs_fit_panels(g->ow) || !runs_fit_panels(g->p) ||
+        !clasp_gemm_may_pack(ctx))
         return 0;
     return rows * CLASP_GEMM_PANEL;
 }
@@ -345,18 +340,17 @@ static clasp_status launch_im2col(clasp_ctx *ctx, const char *op, const char *op
     if (g->vec && g->stride == 1) {
         CLASP_TRY(conv_kernel(ctx, g, "im2col_s1", &k));
         int planes = nb * g->c;
-        CLASP_TRY(clasp_kernel_args(k, 12, KARG(src), KARG(xp_off), KARG(g->c), KARG(hp),
-                                    KARG(wp), KARG(g->oh), KARG(g->ow), KARG(ncols), KARG(cm),
-                                    KARG(cols_off), KARG(planes), KARG(panel)));
+        CLASP_TRY(clasp_kernel_args(k, 12, KARG(src), KARG(xp_off), KARG(g->c), KARG(hp), KARG(wp),
+                                    KARG(g->oh), KARG(g->ow), KARG(ncols), KARG(cm), KARG(cols_off),
+                                    KARG(planes), KARG(panel)));
         size_t gws[2] = {(size_t)g->oh, (size_t)planes}, lws[2];
         rows_lws(ctx, k, gws, lws);
         return clasp_launch(ctx, k, op, 2, gws, lws);
     }
     CLASP_TRY(conv_kernel(ctx, g, "im2col", &k));
     CLASP_TRY(clasp_kernel_args(k, 14, KARG(src), KARG(xp_off), KARG(g->c), KARG(hp), KARG(wp),
-                                KARG(g->kh), KARG(g->kw), KARG(g->stride), KARG(g->oh),
-                                KARG(g->ow), KARG(ncols), KARG(cm), KARG(cols_off),
-                                KARG(panel)));
+                                KARG(g->kh), KARG(g->kw), KARG(g->stride), KARG(g->oh), KARG(g->ow),
+                                KARG(ncols), KARG(cm), KARG(cols_off), KARG(panel)));
     size_t gws[3] = {(size_t)g->ow, (size_t)g->oh, (size_t)nb * (size_t)g->c}, lws[3];
     plane_lws(ctx, k, (size_t)g->ow, (size_t)g->oh, lws);
     return clasp_launch(ctx, k, op, 3, gws, lws);
@@ -373,17 +367,16 @@ static clasp_status launch_col2im(clasp_ctx *ctx, const clasp_tensor *cols, int 
         CLASP_TRY(conv_kernel(ctx, g, "col2im_s1", &k));
         int planes = nb * g->c;
         CLASP_TRY(clasp_kernel_args(k, 12, KARG(cm), KARG(cols_off), KARG(g->c), KARG(g->h),
-                                    KARG(g->w), KARG(g->pad), KARG(g->oh), KARG(g->ow),
-                                    KARG(ncols), KARG(dxm), KARG(dx_off), KARG(planes)));
+                                    KARG(g->w), KARG(g->pad), KARG(g->oh), KARG(g->ow), KARG(ncols),
+                                    KARG(dxm), KARG(dx_off), KARG(planes)));
         size_t gws[2] = {(size_t)g->h, (size_t)planes}, lws[2];
         rows_lws(ctx, k, gws, lws);
         return clasp_launch(ctx, k, "conv2d_bwd:col2im", 2, gws, lws);
     }
     CLASP_TRY(conv_kernel(ctx, g, "col2im", &k));
-    CLASP_TRY(clasp_kernel_args(k, 14, KARG(cm), KARG(cols_off), KARG(g->c), KARG(g->h),
-                                KARG(g->w), KARG(g->kh), KARG(g->kw), KARG(g->stride),
-                                KARG(g->pad), KARG(g->oh), KARG(g->ow), KARG(ncols), KARG(dxm),
-                                KARG(dx_off)));
+    CLASP_TRY(clasp_kernel_args(k, 14, KARG(cm), KARG(cols_off), KARG(g->c), KARG(g->h), KARG(g->w),
+                                KARG(g->kh), KARG(g->kw), KARG(g->stride), KARG(g->pad),
+                                KARG(g->oh), KARG(g->ow), KARG(ncols), KARG(dxm), KARG(dx_off)));
     size_t gws[3] = {(size_t)g->w, (size_t)g->h, (size_t)nb * (size_t)g->c}, lws[3];
     plane_lws(ctx, k, (size_t)g->w, (size_t)g->h, lws);
     return clasp_launch(ctx, k, "conv2d_bwd:col2im", 3, gws, lws);
@@ -470,15 +463,15 @@ static clasp_status conv1_forward(clasp_ctx *ctx, const conv_geom *g, const clas
     for (int n0 = 0; st == CLASP_OK && n0 < g->n; n0 += nb_max) {
         int nb = g->n - n0 < nb_max ? g->n - n0 : nb_max;
         int x_off = n0 * g->h * g->w, y_off = n0 * g->o * g->p;
-        st = clasp_kernel_args(kp, 8, KARG(xm), KARG(x_off), KARG(g->h), KARG(g->w),
-                               KARG(g->pad), KARG(hq), KARG(wq), KARG(xqm));
+        st = clasp_kernel_args(kp, 8, KARG(xm), KARG(x_off), KARG(g->h), KARG(g->w), KARG(g->pad),
+                               KARG(hq), KARG(wq), KARG(xqm));
         size_t gws_p[3] = {(size_t)wq, (size_t)hq, (size_t)nb}, lws_p[3];
         plane_lws(ctx, kp, (size_t)wq, (size_t)hq, lws_p);
         if (st == CLASP_OK) st = clasp_launch(ctx, kp, "conv2d_fwd:pad", 3, gws_p, lws_p);
         if (st == CLASP_OK)
             st = clasp_kernel_args(kc, 11, KARG(xqm), KARG(hq), KARG(wq), KARG(wm), KARG(bm),
-                                   KARG(has_bias), KARG(g->o), KARG(g->oh), KARG(g->ow),
-                                   KARG(ym), KARG(y_off));
+                                   KARG(has_bias), KARG(g->o), KARG(g->oh), KARG(g->ow), KARG(ym),
+                                   KARG(y_off));
         size_t strips = ((size_t)g->ow + CONV1_VEC - 1) / CONV1_VEC;
         size_t gws[3] = {strips, (size_t)g->oh, (size_t)nb * (size_t)groups}, lws[3];
         plane_lws(ctx, kc, strips, (size_t)g->oh, lws);
@@ -488,9 +481,8 @@ static clasp_status conv1_forward(clasp_ctx *ctx, const conv_geom *g, const clas
     return st;
 }
 
-static clasp_status conv1_backward_dx(clasp_ctx *ctx, const conv_geom *g,
-                                      const clasp_tensor *w, const clasp_tensor *dy,
-                                      clasp_tensor *dx)
+static clasp_status conv1_backward_dx(clasp_ctx *ctx, const conv_geom *g, const clasp_tensor *w,
+                                      const clasp_tensor *dy, clasp_tensor *dx)
 {
     cl_kernel k;
     CLASP_TRY(conv_kernel(ctx, g, "conv1_bwd_dx", &k));
@@ -520,20 +512,19 @@ clasp_status clasp_conv2d_forward(const clasp_tensor *x, const clasp_tensor *w,
     conv_scratch s;
     CLASP_TRY(scratch_new(ctx, &g, 1, &s));
     cl_kernel kout = NULL;
-    clasp_status st =
-        clasp_kernel_get(ctx, "conv", NULL, g.vec ? "conv_out_v" : "conv_out", &kout);
+    clasp_status st = clasp_kernel_get(ctx, "conv", NULL, g.vec ? "conv_out_v" : "conv_out", &kout);
     for (int n0 = 0; st == CLASP_OK && n0 < g.n; n0 += s.nb_max) {
         int nb = g.n - n0 < s.nb_max ? g.n - n0 : s.nb_max;
         int ncols = nb * g.p;
         int panel = conv_panel(ctx, &g, g.k, ncols);
-        st = launch_im2col(ctx, "conv2d_fwd:im2col", "conv2d_fwd:pad", x, &g, n0, nb, s.xp,
-                           s.cols, s.cols_off, panel);
+        st = launch_im2col(ctx, "conv2d_fwd:im2col", "conv2d_fwd:pad", x, &g, n0, nb, s.xp, s.cols,
+                           s.cols_off, panel);
         if (st == CLASP_OK && panel)
             st = clasp_gemm_packed_b(ctx, 0, g.o, ncols, g.k, 1.0f, w, 0, g.k, s.cols,
                                      (size_t)s.cols_off, 0.0f, s.t, 0, ncols);
         else if (st == CLASP_OK)
-            st = clasp_gemm(ctx, 0, 0, g.o, ncols, g.k, 1.0f, w, 0, g.k, s.cols,
-                            (size_t)s.cols_off, ncols, 0.0f, s.t, 0, ncols);
+            st = clasp_gemm(ctx, 0, 0, g.o, ncols, g.k, 1.0f, w, 0, g.k, s.cols, (size_t)s.cols_off,
+                            ncols, 0.0f, s.t, 0, ncols);
         if (st != CLASP_OK) break;
         cl_mem ytm = clasp_mem(s.t), bm = b ? clasp_mem(b) : NULL, ym = clasp_mem(y);
         int has_bias = b != NULL, y_off = n0 * g.o * g.p, total = (int)s.t->numel;
@@ -554,8 +545,8 @@ clasp_status clasp_conv2d_forward(const clasp_tensor *x, const clasp_tensor *w,
 }
 
 clasp_status clasp_conv2d_backward(const clasp_tensor *x, const clasp_tensor *w,
-                                   const clasp_tensor *dy, int stride, int pad,
-                                   clasp_tensor *dx, clasp_tensor *dw, clasp_tensor *db)
+                                   const clasp_tensor *dy, int stride, int pad, clasp_tensor *dx,
+                                   clasp_tensor *dw, clasp_tensor *db)
 {
     static const char *op = "conv2d_backward";
     conv_geom g;
@@ -584,8 +575,7 @@ clasp_status clasp_conv2d_backward(const clasp_tensor *x, const clasp_tensor *w,
     conv_scratch s;
     CLASP_TRY(scratch_new(ctx, &g, dw != NULL, &s));
     cl_kernel kt = NULL;
-    clasp_status st =
-        clasp_kernel_get(ctx, "conv", NULL, g.vec ? "conv_dy_t_v" : "conv_dy_t", &kt);
+    clasp_status st = clasp_kernel_get(ctx, "conv", NULL, g.vec ? "conv_dy_t_v" : "conv_dy_t", &kt);
     /* For the packed products W^T is copied plain once for all chunks
      * (see clasp_gemm_packed_b on transposed operands). */
     clasp_tensor *wt = NULL;
@@ -607,8 +597,7 @@ clasp_status clasp_conv2d_backward(const clasp_tensor *x, const clasp_tensor *w,
         if (st == CLASP_OK && g.vec) {
             st = set_arg(kt, 6, KARG(total));
             size_t gws_t = (size_t)nb * (size_t)g.o, lws_t = rows_wg(ctx, kt, gws_t);
-            if (st == CLASP_OK)
-                st = clasp_launch(ctx, kt, "conv2d_bwd:dy_t", 1, &gws_t, &lws_t);
+            if (st == CLASP_OK) st = clasp_launch(ctx, kt, "conv2d_bwd:dy_t", 1, &gws_t, &lws_t);
         } else if (st == CLASP_OK) {
             size_t gws_t[2], lws_t[2];
             chan_lws(ctx, kt, &g, nb, gws_t, lws_t);
@@ -624,13 +613,12 @@ clasp_status clasp_conv2d_backward(const clasp_tensor *x, const clasp_tensor *w,
         }
         if (st == CLASP_OK && dx) {
             /* The in-order queue runs the dW GEMM before this overwrites cols. */
-            st = panel && wt ? clasp_gemm_packed_b(ctx, 0, g.k, ncols, g.o, 1.0f, wt, 0, g.o,
-                                                   s.t, 0, 0.0f, s.cols, (size_t)s.cols_off,
-                                                   ncols)
-                 : panel ? clasp_gemm_packed_b(ctx, 1, g.k, ncols, g.o, 1.0f, w, 0, g.k, s.t, 0,
-                                               0.0f, s.cols, (size_t)s.cols_off, ncols)
-                       : clasp_gemm(ctx, 1, 0, g.k, ncols, g.o, 1.0f, w, 0, g.k, s.t, 0, ncols,
-                                    0.0f, s.cols, (size_t)s.cols_off, ncols);
+            st = panel && wt ? clasp_gemm_packed_b(ctx, 0, g.k, ncols, g.o, 1.0f, wt, 0, g.o, s.t,
+                                                   0, 0.0f, s.cols, (size_t)s.cols_off, ncols)
+                 : panel     ? clasp_gemm_packed_b(ctx, 1, g.k, ncols, g.o, 1.0f, w, 0, g.k, s.t, 0,
+                                                   0.0f, s.cols, (size_t)s.cols_off, ncols)
+                         : clasp_gemm(ctx, 1, 0, g.k, ncols, g.o, 1.0f, w, 0, g.k, s.t, 0, ncols,
+                                      0.0f, s.cols, (size_t)s.cols_off, ncols);
             if (st == CLASP_OK) st = launch_col2im(ctx, s.cols, s.cols_off, &g, n0, nb, dx);
         }
     }
@@ -645,8 +633,7 @@ clasp_status clasp_bias_grad(const clasp_tensor *dy, clasp_tensor *db)
     CLASP_TRY(check_f32(op, "dy", dy));
     if (dy->ndim < 2)
         return clasp_error(CLASP_ERR_INVALID,
-                           "%s: dy has %d dimensions, expected [N,O] or [N,O,H,W]", op,
-                           dy->ndim);
+                           "%s: dy has %d dimensions, expected [N,O] or [N,O,H,W]", op, dy->ndim);
     int n = dy->shape[0], o = dy->shape[1];
     int p = 1;
     for (int i = 2; i < dy->ndim; i++) p *= dy->shape[i];

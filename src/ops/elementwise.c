@@ -13,14 +13,14 @@ static clasp_status check_same(const char *op, const char *an, const clasp_tenso
                                const char *bn, const clasp_tensor *b)
 {
     if (a->ctx != b->ctx)
-        return clasp_error(CLASP_ERR_INVALID, "%s: %s and %s belong to different contexts", op,
-                           an, bn);
+        return clasp_error(CLASP_ERR_INVALID, "%s: %s and %s belong to different contexts", op, an,
+                           bn);
     if (a->numel != b->numel) {
         char sa[64], sb[64];
         clasp_ops_shape_str(a, sa, sizeof sa);
         clasp_ops_shape_str(b, sb, sizeof sb);
-        return clasp_error(CLASP_ERR_INVALID, "%s: %s %s has %zu elements but %s %s has %zu",
-                           op, an, sa, a->numel, bn, sb, b->numel);
+        return clasp_error(CLASP_ERR_INVALID, "%s: %s %s has %zu elements but %s %s has %zu", op,
+                           an, sa, a->numel, bn, sb, b->numel);
     }
     return CLASP_OK;
 }
@@ -39,8 +39,8 @@ static clasp_status check_f32_pair(const char *op, const char *an, const clasp_t
 static clasp_status check_rows(const char *op, const char *name, const clasp_tensor *t)
 {
     if (t->ndim < 1)
-        return clasp_error(CLASP_ERR_INVALID, "%s: %s must have a leading example dimension",
-                           op, name);
+        return clasp_error(CLASP_ERR_INVALID, "%s: %s must have a leading example dimension", op,
+                           name);
     return CLASP_OK;
 }
 
@@ -49,8 +49,8 @@ static clasp_status check_per_example(const char *op, const char *xn, const clas
                                       const char *vn, const clasp_tensor *v)
 {
     if (x->ctx != v->ctx)
-        return clasp_error(CLASP_ERR_INVALID, "%s: %s and %s belong to different contexts", op,
-                           xn, vn);
+        return clasp_error(CLASP_ERR_INVALID, "%s: %s and %s belong to different contexts", op, xn,
+                           vn);
     if (v->numel != (size_t)x->shape[0]) {
         char sx[64], sv[64];
         clasp_ops_shape_str(x, sx, sizeof sx);
@@ -135,8 +135,8 @@ clasp_status clasp_pgd_step(clasp_tensor *x, const clasp_tensor *g, const clasp_
 }
 
 clasp_status clasp_apgd_step(clasp_tensor *x, clasp_tensor *x_prev, const clasp_tensor *g,
-                             const clasp_tensor *x0, const clasp_tensor *eta, float a,
-                             float eps, float lo, float hi)
+                             const clasp_tensor *x0, const clasp_tensor *eta, float a, float eps,
+                             float lo, float hi)
 {
     static const char op[] = "clasp_apgd_step";
     CLASP_TRY(clasp_ops_check_tensor(op, "x", x, CLASP_F32));
@@ -154,8 +154,7 @@ clasp_status clasp_apgd_step(clasp_tensor *x, clasp_tensor *x_prev, const clasp_
     if (!(eps >= 0))
         return clasp_error(CLASP_ERR_INVALID, "%s: eps %g must be >= 0", op, (double)eps);
     if (!(a >= 0 && a <= 1))
-        return clasp_error(CLASP_ERR_INVALID, "%s: momentum a %g must be in [0, 1]", op,
-                           (double)a);
+        return clasp_error(CLASP_ERR_INVALID, "%s: momentum a %g must be in [0, 1]", op, (double)a);
     if (!(lo <= hi))
         return clasp_error(CLASP_ERR_INVALID, "%s: lo %g is not <= hi %g", op, (double)lo,
                            (double)hi);
@@ -166,8 +165,8 @@ clasp_status clasp_apgd_step(clasp_tensor *x, clasp_tensor *x_prev, const clasp_
            me = clasp_mem(eta);
     cl_uint n = (cl_uint)x->numel, d = (cl_uint)(x->numel / (size_t)x->shape[0]);
     cl_float ca = a, e = eps, l = lo, h = hi;
-    CLASP_TRY(clasp_kernel_args(k, 11, KARG(mx), KARG(mp), KARG(mg), KARG(m0), KARG(me),
-                                KARG(n), KARG(d), KARG(ca), KARG(e), KARG(l), KARG(h)));
+    CLASP_TRY(clasp_kernel_args(k, 11, KARG(mx), KARG(mp), KARG(mg), KARG(m0), KARG(me), KARG(n),
+                                KARG(d), KARG(ca), KARG(e), KARG(l), KARG(h)));
     return clasp_ops_launch_1d(x->ctx, k, "apgd_step", x->numel, 256);
 }
 
@@ -273,8 +272,7 @@ clasp_status clasp_scale_per_sample(clasp_tensor *x, const clasp_tensor *s)
     return clasp_ops_launch_1d(x->ctx, k, "scale_per_sample", x->numel, 256);
 }
 
-clasp_status clasp_select_rows(clasp_tensor *dst, const clasp_tensor *src,
-                               const clasp_tensor *mask)
+clasp_status clasp_select_rows(clasp_tensor *dst, const clasp_tensor *src, const clasp_tensor *mask)
 {
     static const char op[] = "clasp_select_rows";
     if (!dst || !src)
@@ -301,8 +299,8 @@ clasp_status clasp_logit_adjust(clasp_tensor *z, const clasp_tensor *b, float t)
     CLASP_TRY(clasp_ops_check_tensor(op, "b", b, CLASP_F32));
     CLASP_TRY(check_rows(op, "z", z));
     if (!(t > 0) || isinf(t))
-        return clasp_error(CLASP_ERR_INVALID, "%s: temperature %g must be positive and finite",
-                           op, (double)t);
+        return clasp_error(CLASP_ERR_INVALID, "%s: temperature %g must be positive and finite", op,
+                           (double)t);
     if (z->ctx != b->ctx)
         return clasp_error(CLASP_ERR_INVALID, "%s: z and b belong to different contexts", op);
     size_t rows = (size_t)z->shape[0];
@@ -322,16 +320,15 @@ clasp_status clasp_logit_adjust(clasp_tensor *z, const clasp_tensor *b, float t)
     cl_uint n = (cl_uint)z->numel, kk = (cl_uint)kcls;
     cl_float tt = t;
     cl_int divide = t != 1.0f;
-    CLASP_TRY(clasp_kernel_args(k, 6, KARG(mz), KARG(mb), KARG(n), KARG(kk), KARG(tt),
-                                KARG(divide)));
+    CLASP_TRY(
+        clasp_kernel_args(k, 6, KARG(mz), KARG(mb), KARG(n), KARG(kk), KARG(tt), KARG(divide)));
     return clasp_ops_launch_1d(z->ctx, k, "logit_adjust", z->numel, 256);
 }
 
 /* The three tanh ops share a shape: two or three same-sized float tensors. */
 static clasp_status tanh_op(const char *op, const char *kname, const char *prof,
-                            const clasp_tensor *in, const char *in_name,
-                            const clasp_tensor *in2, const char *in2_name, clasp_tensor *out,
-                            const char *out_name)
+                            const clasp_tensor *in, const char *in_name, const clasp_tensor *in2,
+                            const char *in2_name, clasp_tensor *out, const char *out_name)
 {
     CLASP_TRY(clasp_ops_check_tensor(op, in_name, in, CLASP_F32));
     CLASP_TRY(clasp_ops_check_tensor(op, out_name, out, CLASP_F32));
@@ -356,20 +353,18 @@ static clasp_status tanh_op(const char *op, const char *kname, const char *prof,
 
 clasp_status clasp_tanh_to_box(const clasp_tensor *w, clasp_tensor *x)
 {
-    return tanh_op("clasp_tanh_to_box", "tanh_to_box", "tanh_to_box", w, "w", NULL, NULL, x,
-                   "x");
+    return tanh_op("clasp_tanh_to_box", "tanh_to_box", "tanh_to_box", w, "w", NULL, NULL, x, "x");
 }
 
 clasp_status clasp_box_to_tanh(const clasp_tensor *x, clasp_tensor *w)
 {
-    return tanh_op("clasp_box_to_tanh", "box_to_tanh", "box_to_tanh", x, "x", NULL, NULL, w,
-                   "w");
+    return tanh_op("clasp_box_to_tanh", "box_to_tanh", "box_to_tanh", x, "x", NULL, NULL, w, "w");
 }
 
 clasp_status clasp_tanh_to_box_backward(const clasp_tensor *w, const clasp_tensor *dx,
                                         clasp_tensor *dw)
 {
     if (!dx) return clasp_error(CLASP_ERR_INVALID, "clasp_tanh_to_box_backward: dx is NULL");
-    return tanh_op("clasp_tanh_to_box_backward", "tanh_to_box_backward",
-                   "tanh_to_box_backward", w, "w", dx, "dx", dw, "dw");
+    return tanh_op("clasp_tanh_to_box_backward", "tanh_to_box_backward", "tanh_to_box_backward", w,
+                   "w", dx, "dx", dw, "dw");
 }

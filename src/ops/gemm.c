@@ -117,12 +117,11 @@ static clasp_status check_params(const clasp_gemm_params *p)
     int tile_ok = p->path == CLASP_GEMM_DOT
                       ? p->tm >= 0 && p->tm <= 8 && p->tn >= 0 && p->tn <= 8
                       : p->tm >= 0 && p->tm <= 16 && (p->tn == 0 || p->tn == 16 || p->tn == 32);
-    if (!tile_ok || p->wg < 0 || p->wg > 64 || p->splitk < 0 || p->splitk > 256 ||
-        p->order < 0 || p->order > 2)
+    if (!tile_ok || p->wg < 0 || p->wg > 64 || p->splitk < 0 || p->splitk > 256 || p->order < 0 ||
+        p->order > 2)
         return clasp_error(CLASP_ERR_INVALID,
                            "gemm: bad parameters for %s: tm=%d tn=%d wg=%d splitk=%d order=%d",
-                           clasp_gemm_path_name(p->path), p->tm, p->tn, p->wg, p->splitk,
-                           p->order);
+                           clasp_gemm_path_name(p->path), p->tm, p->tn, p->wg, p->splitk, p->order);
     return CLASP_OK;
 }
 
@@ -362,9 +361,7 @@ static clasp_status resolve(const clasp_ctx *ctx, int ta, int tb, int m, int n, 
     CLASP_TRY(check_params(p));
     switch (p->path) {
     case CLASP_GEMM_AUTO: *p = heuristic(ctx, ta, tb, m, n, k); return CLASP_OK;
-    case CLASP_GEMM_GENERAL:
-        *p = (clasp_gemm_params){.path = CLASP_GEMM_GENERAL};
-        return CLASP_OK;
+    case CLASP_GEMM_GENERAL: *p = (clasp_gemm_params){.path = CLASP_GEMM_GENERAL}; return CLASP_OK;
     case CLASP_GEMM_CLBLAST:
         *p = (clasp_gemm_params){.path = CLASP_GEMM_CLBLAST};
         if (k == 0) return clasp_error(CLASP_ERR_UNSUPPORTED, "gemm: CLBlast cannot do k = 0");
@@ -372,8 +369,8 @@ static clasp_status resolve(const clasp_ctx *ctx, int ta, int tb, int m, int n, 
     case CLASP_GEMM_TILED:
         if (!resolve_tiled(ctx, ta, tb, m, n, k, p))
             return clasp_error(CLASP_ERR_UNSUPPORTED,
-                               "gemm: tile %dx%d does not fit m=%d n=%d (trans %d%d)", p->tm,
-                               p->tn, m, n, ta, tb);
+                               "gemm: tile %dx%d does not fit m=%d n=%d (trans %d%d)", p->tm, p->tn,
+                               m, n, ta, tb);
         return CLASP_OK;
     case CLASP_GEMM_DOT:
         if (!resolve_dot(ctx, ta, tb, m, n, k, p))
@@ -508,17 +505,15 @@ static clasp_status check_matrix(const clasp_ctx *ctx, const char *name, const c
                            "gemm: %s [%d x %d, ld %d] at offset %zu needs %zu elements, the "
                            "tensor has %zu",
                            name, rows, cols, ld, off, end, t->numel);
-    if ((size_t)(rows - 1) * (size_t)ld + (size_t)cols > (size_t)1 << 31 ||
-        off > ((size_t)1 << 62))
+    if ((size_t)(rows - 1) * (size_t)ld + (size_t)cols > (size_t)1 << 31 || off > ((size_t)1 << 62))
         return clasp_error(CLASP_ERR_INVALID, "gemm: %s spans more than 2^31 elements", name);
     *hi = end;
     return CLASP_OK;
 }
 
 static clasp_status check_args(const clasp_ctx *ctx, int ta, int tb, int m, int n, int k,
-                               const clasp_tensor *a, size_t off_a, int lda,
-                               const clasp_tensor *b, size_t off_b, int ldb,
-                               const clasp_tensor *c, size_t off_c, int ldc)
+                               const clasp_tensor *a, size_t off_a, int lda, const clasp_tensor *b,
+                               size_t off_b, int ldb, const clasp_tensor *c, size_t off_c, int ldc)
 {
     if (!ctx) return clasp_error(CLASP_ERR_INVALID, "gemm: NULL context");
     if (m < 0 || n < 0 || k < 0)
@@ -559,20 +554,20 @@ static clasp_status run_general(clasp_ctx *ctx, const gemm_args *g)
     int sbk = g->tb ? 1 : g->ldb, sbn = g->tb ? g->ldb : 1;
     CLASP_TRY(clasp_kernel_args(kern, 16, KARG(g->m), KARG(g->n), KARG(g->k), KARG(g->alpha),
                                 KARG(g->a), KARG(g->off_a), KARG(sam), KARG(sak), KARG(g->b),
-                                KARG(g->off_b), KARG(sbk), KARG(sbn), KARG(g->beta),
-                                KARG(g->c), KARG(g->off_c), KARG(g->ldc)));
+                                KARG(g->off_b), KARG(sbk), KARG(sbn), KARG(g->beta), KARG(g->c),
+                                KARG(g->off_c), KARG(g->ldc)));
     size_t gws[2] = {(size_t)g->n, (size_t)g->m}, lws[2] = {16, 4};
     return clasp_launch(ctx, kern, "gemm", 2, gws, lws);
 }
 
 /* dst [cols, rows] (ld rows) = src [rows, cols] (ld lds) transposed. */
-static clasp_status enqueue_transpose(clasp_ctx *ctx, int rows, int cols, cl_mem src,
-                                      cl_ulong off, int lds, cl_mem dst)
+static clasp_status enqueue_transpose(clasp_ctx *ctx, int rows, int cols, cl_mem src, cl_ulong off,
+                                      int lds, cl_mem dst)
 {
     cl_kernel kern;
     CLASP_TRY(clasp_kernel_get(ctx, "gemm", BASE_DEFINES, "gemm_transpose", &kern));
-    CLASP_TRY(clasp_kernel_args(kern, 7, KARG(rows), KARG(cols), KARG(src), KARG(off),
-                                KARG(lds), KARG(dst), KARG(rows)));
+    CLASP_TRY(clasp_kernel_args(kern, 7, KARG(rows), KARG(cols), KARG(src), KARG(off), KARG(lds),
+                                KARG(dst), KARG(rows)));
     size_t gws[2] = {((size_t)cols + 15) / 16, ((size_t)rows + 15) / 16}, lws[2] = {1, 1};
     return clasp_launch(ctx, kern, "gemm_transpose", 2, gws, lws);
 }
@@ -622,9 +617,8 @@ static clasp_status enqueue_reduce(clasp_ctx *ctx, int M, int N, int S, cl_mem P
     return clasp_launch(ctx, red, "gemm_reduce", 2, rg, rl);
 }
 
-static clasp_status run_tiled_inner(clasp_ctx *ctx, const clasp_gemm_params *p,
-                                    const gemm_args *g, clasp_tensor **scratch,
-                                    clasp_tensor **partial)
+static clasp_status run_tiled_inner(clasp_ctx *ctx, const clasp_gemm_params *p, const gemm_args *g,
+                                    clasp_tensor **scratch, clasp_tensor **partial)
 {
     tiled_plan t = plan_tiled(g->ta, g->tb, g->m, g->n);
     /* The kernel's operands: A' [M,K] (or [K,M] for the tn kernel), B' [K,N]. */
@@ -684,16 +678,16 @@ static clasp_status run_tiled_inner(clasp_ctx *ctx, const clasp_gemm_params *p,
     cl_ulong zero = 0, slice = (cl_ulong)M * (cl_ulong)N;
     float one = 1.0f, fzero = 0.0f;
     int no = 0;
-    CLASP_TRY(clasp_kernel_args(kern, 19, KARG(M), KARG(N), KARG(K), KARG(kc), KARG(one),
-                                KARG(A), KARG(oa), KARG(la), KARG(B), KARG(ob), KARG(lb),
-                                KARG(fzero), KARG(P), KARG(zero), KARG(N), KARG(slice), KARG(no),
-                                KARG(m_fast), KARG(b_panel)));
+    CLASP_TRY(clasp_kernel_args(kern, 19, KARG(M), KARG(N), KARG(K), KARG(kc), KARG(one), KARG(A),
+                                KARG(oa), KARG(la), KARG(B), KARG(ob), KARG(lb), KARG(fzero),
+                                KARG(P), KARG(zero), KARG(N), KARG(slice), KARG(no), KARG(m_fast),
+                                KARG(b_panel)));
     CLASP_TRY(clasp_launch(ctx, kern, "gemm", 3, gws, lws));
     return enqueue_reduce(ctx, M, N, S, P, g, c_trans);
 }
 
-static clasp_status run_dot_inner(clasp_ctx *ctx, const clasp_gemm_params *p,
-                                  const gemm_args *g, clasp_tensor **partial)
+static clasp_status run_dot_inner(clasp_ctx *ctx, const clasp_gemm_params *p, const gemm_args *g,
+                                  clasp_tensor **partial)
 {
     char defines[64];
     snprintf(defines, sizeof defines, "-DDM=%d -DDN=%d", p->tm, p->tn);
@@ -750,16 +744,17 @@ static clasp_status run_clblast(clasp_ctx *ctx, const gemm_args *g)
     gemm_state *state;
     CLASP_TRY(get_state(ctx, &state));
     cl_event *ev = clasp_profile_event(ctx, "gemm_clblast");
-    CLBlastStatusCode s = CLBlastSgemm(
-        CLBlastLayoutRowMajor, g->ta ? CLBlastTransposeYes : CLBlastTransposeNo,
-        g->tb ? CLBlastTransposeYes : CLBlastTransposeNo, (size_t)g->m, (size_t)g->n,
-        (size_t)g->k, g->alpha, g->a, (size_t)g->off_a, (size_t)g->lda, g->b, (size_t)g->off_b,
-        (size_t)g->ldb, g->beta, g->c, (size_t)g->off_c, (size_t)g->ldc, &ctx->queue, ev);
+    CLBlastStatusCode s =
+        CLBlastSgemm(CLBlastLayoutRowMajor, g->ta ? CLBlastTransposeYes : CLBlastTransposeNo,
+                     g->tb ? CLBlastTransposeYes : CLBlastTransposeNo, (size_t)g->m, (size_t)g->n,
+                     (size_t)g->k, g->alpha, g->a, (size_t)g->off_a, (size_t)g->lda, g->b,
+                     (size_t)g->off_b, (size_t)g->ldb, g->beta, g->c, (size_t)g->off_c,
+                     (size_t)g->ldc, &ctx->queue, ev);
     if (s != CLBlastSuccess) {
         if (ev) ctx->n_pending--;
         return clasp_error(CLASP_ERR_OPENCL,
-                           "CLBlastSgemm(trans %d%d, m=%d n=%d k=%d) failed with status %d",
-                           g->ta, g->tb, g->m, g->n, g->k, (int)s);
+                           "CLBlastSgemm(trans %d%d, m=%d n=%d k=%d) failed with status %d", g->ta,
+                           g->tb, g->m, g->n, g->k, (int)s);
     }
     return CLASP_OK;
 }
@@ -774,13 +769,13 @@ static clasp_status run(clasp_ctx *ctx, const clasp_gemm_params *p, const gemm_a
     }
 }
 
-static gemm_args make_args(int ta, int tb, int m, int n, int k, float alpha,
-                           const clasp_tensor *a, size_t off_a, int lda, const clasp_tensor *b,
-                           size_t off_b, int ldb, float beta, clasp_tensor *c, size_t off_c,
-                           int ldc)
+static gemm_args make_args(int ta, int tb, int m, int n, int k, float alpha, const clasp_tensor *a,
+                           size_t off_a, int lda, const clasp_tensor *b, size_t off_b, int ldb,
+                           float beta, clasp_tensor *c, size_t off_c, int ldc)
 {
-    gemm_args g = {!!ta, !!tb, m, n, k, alpha, beta, clasp_mem(a), clasp_mem(b), clasp_mem(c),
-                   off_a, off_b, off_c, lda, ldb, ldc, 0};
+    gemm_args g =
+        {!!ta,  !!tb,  m,     n,   k,   alpha, beta, clasp_mem(a), clasp_mem(b), clasp_mem(c),
+         off_a, off_b, off_c, lda, ldb, ldc,   0};
     return g;
 }
 
@@ -793,32 +788,31 @@ clasp_status clasp_gemm_with(clasp_ctx *ctx, const clasp_gemm_params *p, int ta,
     if (m == 0 || n == 0) return CLASP_OK;
     clasp_gemm_params q = *p;
     CLASP_TRY(resolve(ctx, !!ta, !!tb, m, n, k, &q));
-    gemm_args g = make_args(ta, tb, m, n, k, alpha, a, off_a, lda, b, off_b, ldb, beta, c,
-                            off_c, ldc);
+    gemm_args g =
+        make_args(ta, tb, m, n, k, alpha, a, off_a, lda, b, off_b, ldb, beta, c, off_c, ldc);
     return run(ctx, &q, &g);
 }
 
-clasp_status clasp_gemm(clasp_ctx *ctx, int trans_a, int trans_b, int m, int n, int k,
-                        float alpha, const clasp_tensor *a, size_t off_a, int lda,
-                        const clasp_tensor *b, size_t off_b, int ldb, float beta,
-                        clasp_tensor *c, size_t off_c, int ldc)
+clasp_status clasp_gemm(clasp_ctx *ctx, int trans_a, int trans_b, int m, int n, int k, float alpha,
+                        const clasp_tensor *a, size_t off_a, int lda, const clasp_tensor *b,
+                        size_t off_b, int ldb, float beta, clasp_tensor *c, size_t off_c, int ldc)
 {
-    CLASP_TRY(check_args(ctx, trans_a, trans_b, m, n, k, a, off_a, lda, b, off_b, ldb, c, off_c,
-                         ldc));
+    CLASP_TRY(
+        check_args(ctx, trans_a, trans_b, m, n, k, a, off_a, lda, b, off_b, ldb, c, off_c, ldc));
     if (m == 0 || n == 0) return CLASP_OK;
     clasp_gemm_params p;
     CLASP_TRY(choose(ctx, !!trans_a, !!trans_b, m, n, k, &p));
     gemm_state *s = ctx->gemm_state; /* made by choose */
     if (s->recording) record_problem(s, trans_a, trans_b, m, n, k);
-    gemm_args g = make_args(trans_a, trans_b, m, n, k, alpha, a, off_a, lda, b, off_b, ldb, beta,
-                            c, off_c, ldc);
+    gemm_args g = make_args(trans_a, trans_b, m, n, k, alpha, a, off_a, lda, b, off_b, ldb, beta, c,
+                            off_c, ldc);
     return run(ctx, &p, &g);
 }
 
 clasp_status clasp_gemm_packed_b(clasp_ctx *ctx, int trans_a, int m, int n, int k, float alpha,
                                  const clasp_tensor *a, size_t off_a, int lda,
-                                 const clasp_tensor *b, size_t off_b, float beta,
-                                 clasp_tensor *c, size_t off_c, int ldc)
+                                 const clasp_tensor *b, size_t off_b, float beta, clasp_tensor *c,
+                                 size_t off_c, int ldc)
 {
     if (n % CLASP_GEMM_PANEL)
         return clasp_error(CLASP_ERR_INVALID, "gemm: packed B needs n (%d) a multiple of %d", n,
@@ -841,8 +835,8 @@ clasp_status clasp_gemm_packed_b(clasp_ctx *ctx, int trans_a, int m, int n, int 
     clasp_gemm_params p = {.path = CLASP_GEMM_TILED};
     if (!resolve_tiled(ctx, trans_a && !xpose, 0, m, n, k, &p))
         return clasp_error(CLASP_ERR_UNSUPPORTED, "gemm: no tile fits packed m=%d n=%d", m, n);
-    gemm_args g = make_args(trans_a, 0, m, n, k, alpha, a, off_a, lda, b, off_b,
-                            CLASP_GEMM_PANEL, beta, c, off_c, ldc);
+    gemm_args g = make_args(trans_a, 0, m, n, k, alpha, a, off_a, lda, b, off_b, CLASP_GEMM_PANEL,
+                            beta, c, off_c, ldc);
     g.b_panel = (cl_ulong)k * CLASP_GEMM_PANEL;
     clasp_tensor *at = NULL;
     clasp_status st = CLASP_OK;

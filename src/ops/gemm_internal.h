@@ -17,8 +17,8 @@ clasp_status clasp_gemm_force(clasp_ctx *ctx, const clasp_gemm_params *p);
 
 /* Records the choice for one problem (transposes and sizes), e.g. from an
  * autotuner; later calls with that problem use it unless forced. */
-clasp_status clasp_gemm_set_choice(clasp_ctx *ctx, int trans_a, int trans_b, int m, int n,
-                                   int k, const clasp_gemm_params *p);
+clasp_status clasp_gemm_set_choice(clasp_ctx *ctx, int trans_a, int trans_b, int m, int n, int k,
+                                   const clasp_gemm_params *p);
 
 /* What clasp_gemm would run for this problem, fully resolved (no zero
  * fields, path never AUTO). */
@@ -32,12 +32,10 @@ int clasp_gemm_candidates(clasp_ctx *ctx, int trans_a, int trans_b, int m, int n
 
 /* clasp_gemm with an explicit implementation (zero fields filled in as by
  * the heuristic). CLASP_ERR_UNSUPPORTED when p cannot run this shape. */
-clasp_status clasp_gemm_with(clasp_ctx *ctx, const clasp_gemm_params *p, int trans_a,
-                             int trans_b, int m, int n, int k, float alpha,
-                             const clasp_tensor *a, size_t off_a, int lda,
-                             const clasp_tensor *b, size_t off_b, int ldb, float beta,
+clasp_status clasp_gemm_with(clasp_ctx *ctx, const clasp_gemm_params *p, int trans_a, int trans_b,
+                             int m, int n, int k, float alpha, const clasp_tensor *a, size_t off_a,
+                             int lda, const clasp_tensor *b, size_t off_b, int ldb, float beta,
                              clasp_tensor *c, size_t off_c, int ldc);
-
 
 /* Starts (on: forgetting earlier ones) or stops recording the distinct
  * problems that clasp_gemm runs on ctx, for the tuner: it times exactly
@@ -61,8 +59,8 @@ size_t clasp_gemm_recorded(clasp_ctx *ctx, clasp_gemm_problem *out, size_t max);
  * made. The overlap checks of clasp_gemm are not made. */
 clasp_status clasp_gemm_packed_b(clasp_ctx *ctx, int trans_a, int m, int n, int k, float alpha,
                                  const clasp_tensor *a, size_t off_a, int lda,
-                                 const clasp_tensor *b, size_t off_b, float beta,
-                                 clasp_tensor *c, size_t off_c, int ldc);
+                                 const clasp_tensor *b, size_t off_b, float beta, clasp_tensor *c,
+                                 size_t off_c, int ldc);
 
 /* dst [cols, rows] (row stride rows) = src^T for src [rows, cols] at
  * element off with row stride ld; enqueued like a GEMM. */

@@ -19,8 +19,8 @@ static clasp_status check_f32(const char *op, const char *name, const clasp_tens
     if (t->ndim < 1)
         return clasp_error(CLASP_ERR_INVALID, "%s: %s must have a batch dimension", op, name);
     if (t->numel > (size_t)INT_MAX)
-        return clasp_error(CLASP_ERR_INVALID, "%s: %s has %zu elements, at most %d supported",
-                           op, name, t->numel, INT_MAX);
+        return clasp_error(CLASP_ERR_INVALID, "%s: %s has %zu elements, at most %d supported", op,
+                           name, t->numel, INT_MAX);
     return CLASP_OK;
 }
 
@@ -48,20 +48,20 @@ static clasp_status lin_geometry(const char *op, const clasp_tensor *x, const cl
     g->o = w->shape[0];
     g->i = w->shape[1];
     if (xi != g->i)
-        return clasp_error(CLASP_ERR_INVALID, "%s: w has %d inputs, x has %d features", op,
-                           g->i, xi);
+        return clasp_error(CLASP_ERR_INVALID, "%s: w has %d inputs, x has %d features", op, g->i,
+                           xi);
     return CLASP_OK;
 }
 
-static clasp_status check_matrix(const char *op, const char *name, const clasp_tensor *t,
-                                 int rows, int cols)
+static clasp_status check_matrix(const char *op, const char *name, const clasp_tensor *t, int rows,
+                                 int cols)
 {
     CLASP_TRY(check_f32(op, name, t));
     int r, c;
     as_matrix(t, &r, &c);
     if (r != rows || c != cols)
-        return clasp_error(CLASP_ERR_INVALID, "%s: %s is [%d,%d], expected [%d,%d]", op, name,
-                           r, c, rows, cols);
+        return clasp_error(CLASP_ERR_INVALID, "%s: %s is [%d,%d], expected [%d,%d]", op, name, r, c,
+                           rows, cols);
     return CLASP_OK;
 }
 
@@ -87,8 +87,8 @@ clasp_status clasp_linear_forward(const clasp_tensor *x, const clasp_tensor *w,
     if (g.i == 0) {
         CLASP_TRY(clasp_tensor_fill(y, 0.0f));
     } else {
-        CLASP_TRY(clasp_gemm(ctx, 0, 1, g.n, g.o, g.i, 1.0f, x, 0, g.i, w, 0, g.i, 0.0f, y, 0,
-                             g.o));
+        CLASP_TRY(
+            clasp_gemm(ctx, 0, 1, g.n, g.o, g.i, 1.0f, x, 0, g.i, w, 0, g.i, 0.0f, y, 0, g.o));
     }
     if (!b) return CLASP_OK;
     /* A separate pass is cheap here: y is small next to the GEMM's inputs. */
@@ -118,15 +118,15 @@ clasp_status clasp_linear_backward(const clasp_tensor *x, const clasp_tensor *w,
         /* dx[N,I] = dy[N,O] * W[O,I] */
         if (g.o == 0) CLASP_TRY(clasp_tensor_fill(dx, 0.0f));
         else
-            CLASP_TRY(clasp_gemm(ctx, 0, 0, g.n, g.i, g.o, 1.0f, dy, 0, g.o, w, 0, g.i, 0.0f,
-                                 dx, 0, g.i));
+            CLASP_TRY(clasp_gemm(ctx, 0, 0, g.n, g.i, g.o, 1.0f, dy, 0, g.o, w, 0, g.i, 0.0f, dx, 0,
+                                 g.i));
     }
     if (dw && g.o && g.i) {
         /* dW[O,I] = dy^T[O,N] * x[N,I] */
         if (g.n == 0) CLASP_TRY(clasp_tensor_fill(dw, 0.0f));
         else
-            CLASP_TRY(clasp_gemm(ctx, 1, 0, g.o, g.i, g.n, 1.0f, dy, 0, g.o, x, 0, g.i, 0.0f,
-                                 dw, 0, g.i));
+            CLASP_TRY(clasp_gemm(ctx, 1, 0, g.o, g.i, g.n, 1.0f, dy, 0, g.o, x, 0, g.i, 0.0f, dw, 0,
+                                 g.i));
     }
     if (db && g.o) {
         if (g.n == 0) CLASP_TRY(clasp_tensor_fill(db, 0.0f));

@@ -12,8 +12,8 @@
 #include "runtime/internal.h"
 
 /* Logits [N,K]: N is the first dimension, K the rest. */
-static clasp_status check_logits(const char *op, const char *name, const clasp_tensor *z,
-                                 int *n, int *k)
+static clasp_status check_logits(const char *op, const char *name, const clasp_tensor *z, int *n,
+                                 int *k)
 {
     CLASP_TRY(clasp_ops_check_tensor(op, name, z, CLASP_F32));
     if (z->ndim < 1)
@@ -29,8 +29,8 @@ static clasp_status check_vec(const char *op, const char *zn, const clasp_tensor
 {
     CLASP_TRY(clasp_ops_check_tensor(op, name, v, dt));
     if (v->ctx != z->ctx)
-        return clasp_error(CLASP_ERR_INVALID, "%s: %s and %s belong to different contexts", op,
-                           zn, name);
+        return clasp_error(CLASP_ERR_INVALID, "%s: %s and %s belong to different contexts", op, zn,
+                           name);
     if (v->numel != (size_t)z->shape[0]) {
         char sz[64], sv[64];
         clasp_ops_shape_str(z, sz, sizeof sz);
@@ -47,8 +47,8 @@ static clasp_status check_like(const char *op, const char *zn, const clasp_tenso
 {
     CLASP_TRY(clasp_ops_check_tensor(op, name, t, CLASP_F32));
     if (t->ctx != z->ctx)
-        return clasp_error(CLASP_ERR_INVALID, "%s: %s and %s belong to different contexts", op,
-                           zn, name);
+        return clasp_error(CLASP_ERR_INVALID, "%s: %s and %s belong to different contexts", op, zn,
+                           name);
     if (t->numel != z->numel || t->ndim < 1 || t->shape[0] != z->shape[0]) {
         char sz[64], st[64];
         clasp_ops_shape_str(z, sz, sizeof sz);
@@ -71,8 +71,8 @@ clasp_status clasp_softmax_xent(const clasp_tensor *z, const clasp_tensor *y, fl
     if (loss) CLASP_TRY(check_vec(op, "z", z, "loss", loss, CLASP_F32));
     if (dz) CLASP_TRY(check_like(op, "z", z, "dz", dz));
     if (!(t > 0) || isinf(t))
-        return clasp_error(CLASP_ERR_INVALID, "%s: temperature %g must be positive and finite",
-                           op, (double)t);
+        return clasp_error(CLASP_ERR_INVALID, "%s: temperature %g must be positive and finite", op,
+                           (double)t);
     if (n > 0 && kc < 1) return clasp_error(CLASP_ERR_INVALID, "%s: z has no classes", op);
     if (n == 0 || (!loss && !dz)) return CLASP_OK;
     cl_kernel k;
@@ -83,9 +83,8 @@ clasp_status clasp_softmax_xent(const clasp_tensor *z, const clasp_tensor *y, fl
            md = dz ? clasp_mem(dz) : mz;
     cl_int hw = w != NULL, hl = loss != NULL, hd = dz != NULL, cn = n, ck = kc;
     cl_float ct = t, gs = grad_scale;
-    CLASP_TRY(clasp_kernel_args(k, 12, KARG(mz), KARG(my), KARG(mw), KARG(hw), KARG(cn),
-                                KARG(ck), KARG(ct), KARG(gs), KARG(ml), KARG(hl), KARG(md),
-                                KARG(hd)));
+    CLASP_TRY(clasp_kernel_args(k, 12, KARG(mz), KARG(my), KARG(mw), KARG(hw), KARG(cn), KARG(ck),
+                                KARG(ct), KARG(gs), KARG(ml), KARG(hl), KARG(md), KARG(hd)));
     return clasp_ops_launch_1d(z->ctx, k, "softmax_xent", n, 64);
 }
 
@@ -108,8 +107,8 @@ clasp_status clasp_kl_div(const clasp_tensor *zp, const clasp_tensor *zq, float 
            mdq = dzq ? clasp_mem(dzq) : mp;
     cl_int hl = loss != NULL, hp = dzp != NULL, hq = dzq != NULL, cn = n, ck = kc;
     cl_float gs = grad_scale;
-    CLASP_TRY(clasp_kernel_args(k, 11, KARG(mp), KARG(mq), KARG(cn), KARG(ck), KARG(gs),
-                                KARG(ml), KARG(hl), KARG(mdp), KARG(hp), KARG(mdq), KARG(hq)));
+    CLASP_TRY(clasp_kernel_args(k, 11, KARG(mp), KARG(mq), KARG(cn), KARG(ck), KARG(gs), KARG(ml),
+                                KARG(hl), KARG(mdp), KARG(hp), KARG(mdq), KARG(hq)));
     return clasp_ops_launch_1d(zp->ctx, k, "kl_div", n, 64);
 }
 
@@ -135,8 +134,8 @@ clasp_status clasp_cw_margin(const clasp_tensor *z, const clasp_tensor *y, float
            md = dz ? clasp_mem(dz) : mz;
     cl_int hs = scale != NULL, hf = f != NULL, hd = dz != NULL, cn = n, ck = kc;
     cl_float kp = kappa;
-    CLASP_TRY(clasp_kernel_args(k, 11, KARG(mz), KARG(my), KARG(cn), KARG(ck), KARG(kp),
-                                KARG(ms), KARG(hs), KARG(mf), KARG(hf), KARG(md), KARG(hd)));
+    CLASP_TRY(clasp_kernel_args(k, 11, KARG(mz), KARG(my), KARG(cn), KARG(ck), KARG(kp), KARG(ms),
+                                KARG(hs), KARG(mf), KARG(hf), KARG(md), KARG(hd)));
     return clasp_ops_launch_1d(z->ctx, k, "cw_margin", n, 64);
 }
 
@@ -153,8 +152,8 @@ clasp_status clasp_dlr_loss(const clasp_tensor *z, const clasp_tensor *y,
     /* The denominator is the gap between the largest and the third largest
      * logit: there is no third one below three classes. */
     if (n > 0 && kc < 3)
-        return clasp_error(CLASP_ERR_INVALID,
-                           "%s: the DLR loss needs at least 3 classes, z has %d", op, kc);
+        return clasp_error(CLASP_ERR_INVALID, "%s: the DLR loss needs at least 3 classes, z has %d",
+                           op, kc);
     if (n == 0 || (!loss && !dz)) return CLASP_OK;
     cl_kernel k;
     CLASP_TRY(clasp_kernel_get(z->ctx, "loss", NULL, "dlr_loss", &k));
@@ -162,7 +161,7 @@ clasp_status clasp_dlr_loss(const clasp_tensor *z, const clasp_tensor *y,
     cl_mem mt = target ? clasp_mem(target) : my, ml = loss ? clasp_mem(loss) : mz,
            md = dz ? clasp_mem(dz) : mz;
     cl_int ht = target != NULL, hl = loss != NULL, hd = dz != NULL, cn = n, ck = kc;
-    CLASP_TRY(clasp_kernel_args(k, 10, KARG(mz), KARG(my), KARG(mt), KARG(ht), KARG(cn),
-                                KARG(ck), KARG(ml), KARG(hl), KARG(md), KARG(hd)));
+    CLASP_TRY(clasp_kernel_args(k, 10, KARG(mz), KARG(my), KARG(mt), KARG(ht), KARG(cn), KARG(ck),
+                                KARG(ml), KARG(hl), KARG(md), KARG(hd)));
     return clasp_ops_launch_1d(z->ctx, k, "dlr_loss", n, 64);
 }

@@ -49,8 +49,8 @@ static clasp_status check_nchw(const char *op, const char *name, const clasp_ten
         return clasp_error(CLASP_ERR_INVALID, "%s: %s has %d dimensions, expected 4 (NCHW)", op,
                            name, t->ndim);
     if (t->numel > (size_t)INT_MAX)
-        return clasp_error(CLASP_ERR_INVALID, "%s: %s has %zu elements, at most %d supported",
-                           op, name, t->numel, INT_MAX);
+        return clasp_error(CLASP_ERR_INVALID, "%s: %s has %zu elements, at most %d supported", op,
+                           name, t->numel, INT_MAX);
     return CLASP_OK;
 }
 
@@ -66,8 +66,7 @@ static clasp_status check_like(const char *op, const char *name, const clasp_ten
         char st[64], sx[64];
         clasp_ops_shape_str(t, st, sizeof st);
         clasp_ops_shape_str(x, sx, sizeof sx);
-        return clasp_error(CLASP_ERR_INVALID, "%s: %s has shape %s, expected %s", op, name, st,
-                           sx);
+        return clasp_error(CLASP_ERR_INVALID, "%s: %s has shape %s, expected %s", op, name, st, sx);
     }
     return CLASP_OK;
 }
@@ -79,8 +78,8 @@ static clasp_status check_chan(const char *op, const char *name, const clasp_ten
     CLASP_TRY(clasp_ops_check_tensor(op, name, t, CLASP_F32));
     CLASP_TRY(clasp_ops_check_ctx(op, "x", x, name, t));
     if (t->numel != (size_t)x->shape[1])
-        return clasp_error(CLASP_ERR_INVALID, "%s: %s has %zu elements, expected %d (channels)",
-                           op, name, t->numel, x->shape[1]);
+        return clasp_error(CLASP_ERR_INVALID, "%s: %s has %zu elements, expected %d (channels)", op,
+                           name, t->numel, x->shape[1]);
     return CLASP_OK;
 }
 
@@ -99,8 +98,8 @@ static clasp_status scratch(clasp_ctx *ctx, int n, clasp_tensor **out)
 /* One group of L work-items per channel; L a power of two no larger than a
  * plane (so few lanes idle on small planes), the kernel's and the device's
  * limits and NORM_REDUCE_CAP. */
-static clasp_status launch_per_channel(clasp_ctx *ctx, cl_kernel k, const char *op, int c,
-                                       int p, int first_local_arg)
+static clasp_status launch_per_channel(clasp_ctx *ctx, cl_kernel k, const char *op, int c, int p,
+                                       int first_local_arg)
 {
     size_t cap = (size_t)p < NORM_REDUCE_CAP ? (size_t)p : NORM_REDUCE_CAP;
     size_t lws = clasp_ops_local_size(ctx, k, cap ? cap : 1);
@@ -126,8 +125,8 @@ static clasp_status affine(const clasp_tensor *x, const clasp_tensor *m, const c
     /* Absent vectors are not read; a's buffer stands in for them. */
     cl_mem xm = clasp_mem(x), am = clasp_mem(a), ym = clasp_mem(y);
     cl_mem mm = m ? clasp_mem(m) : am, bm = b ? clasp_mem(b) : am;
-    CLASP_TRY(clasp_kernel_args(k, 9, KARG(xm), KARG(c), KARG(p), KARG(planes), KARG(mm),
-                                KARG(am), KARG(bm), KARG(flags), KARG(ym)));
+    CLASP_TRY(clasp_kernel_args(k, 9, KARG(xm), KARG(c), KARG(p), KARG(planes), KARG(mm), KARG(am),
+                                KARG(bm), KARG(flags), KARG(ym)));
     return clasp_ops_launch_1d(ctx, k, prof, (size_t)planes * strips, 256);
 }
 
@@ -145,9 +144,8 @@ clasp_status clasp_channel_affine(const clasp_tensor *x, const clasp_tensor *sca
 }
 
 /* Checks shared by both forward modes. */
-static clasp_status check_forward(const char *op, const clasp_tensor *x,
-                                  const clasp_tensor *gamma, const clasp_tensor *beta,
-                                  const clasp_tensor *y)
+static clasp_status check_forward(const char *op, const clasp_tensor *x, const clasp_tensor *gamma,
+                                  const clasp_tensor *beta, const clasp_tensor *y)
 {
     CLASP_TRY(check_nchw(op, "x", x));
     CLASP_TRY(check_chan(op, "gamma", gamma, x));
@@ -189,9 +187,9 @@ clasp_status clasp_batchnorm_forward_train(const clasp_tensor *x, const clasp_te
     cl_mem xm = clasp_mem(x), gm = clasp_mem(gamma), rm = clasp_mem(running_mean);
     cl_mem rv = clasp_mem(running_var), sm = clasp_mem(save_mean), si = clasp_mem(save_invstd);
     cl_mem scm = clasp_mem(scale);
-    clasp_status st = clasp_kernel_args(k, 12, KARG(xm), KARG(n), KARG(c), KARG(p), KARG(gm),
-                                        KARG(momentum), KARG(eps), KARG(rm), KARG(rv), KARG(sm),
-                                        KARG(si), KARG(scm));
+    clasp_status st =
+        clasp_kernel_args(k, 12, KARG(xm), KARG(n), KARG(c), KARG(p), KARG(gm), KARG(momentum),
+                          KARG(eps), KARG(rm), KARG(rv), KARG(sm), KARG(si), KARG(scm));
     if (st == CLASP_OK) st = launch_per_channel(ctx, k, "batchnorm_stats", c, p, 12);
     if (st == CLASP_OK) st = affine(x, save_mean, scale, beta, y, "batchnorm_apply");
     clasp_tensor_free(scale);
@@ -200,8 +198,8 @@ clasp_status clasp_batchnorm_forward_train(const clasp_tensor *x, const clasp_te
 
 /* invstd = 1/sqrt(running_var + eps) and scale = gamma * invstd, fresh
  * scratch tensors of C floats the caller frees. */
-static clasp_status eval_coef(const clasp_tensor *gamma, const clasp_tensor *running_var,
-                              float eps, int c, clasp_tensor **invstd, clasp_tensor **scale)
+static clasp_status eval_coef(const clasp_tensor *gamma, const clasp_tensor *running_var, float eps,
+                              int c, clasp_tensor **invstd, clasp_tensor **scale)
 {
     clasp_ctx *ctx = gamma->ctx;
     *invstd = *scale = NULL;
@@ -211,8 +209,7 @@ static clasp_status eval_coef(const clasp_tensor *gamma, const clasp_tensor *run
     CLASP_TRY(scratch(ctx, c, scale));
     cl_mem gm = clasp_mem(gamma), rv = clasp_mem(running_var), im = clasp_mem(*invstd);
     cl_mem sm = clasp_mem(*scale);
-    CLASP_TRY(clasp_kernel_args(k, 6, KARG(gm), KARG(rv), KARG(eps), KARG(c), KARG(im),
-                                KARG(sm)));
+    CLASP_TRY(clasp_kernel_args(k, 6, KARG(gm), KARG(rv), KARG(eps), KARG(c), KARG(im), KARG(sm)));
     return clasp_ops_launch_1d(ctx, k, "batchnorm_coef", (size_t)c, 64);
 }
 
@@ -238,10 +235,9 @@ clasp_status clasp_batchnorm_forward_eval(const clasp_tensor *x, const clasp_ten
 }
 
 /* Checks shared by both backward modes; outputs may be NULL. */
-static clasp_status check_backward(const char *op, const clasp_tensor *x,
-                                   const clasp_tensor *dy, const clasp_tensor *gamma,
-                                   const clasp_tensor *dx, const clasp_tensor *dgamma,
-                                   const clasp_tensor *dbeta)
+static clasp_status check_backward(const char *op, const clasp_tensor *x, const clasp_tensor *dy,
+                                   const clasp_tensor *gamma, const clasp_tensor *dx,
+                                   const clasp_tensor *dgamma, const clasp_tensor *dbeta)
 {
     CLASP_TRY(check_nchw(op, "x", x));
     CLASP_TRY(check_like(op, "dy", dy, x));
@@ -260,13 +256,13 @@ static clasp_status check_backward(const char *op, const clasp_tensor *x,
  * is not wanted) receives the train-mode dx coefficients. */
 static clasp_status bwd_reduce(const clasp_tensor *x, const clasp_tensor *dy,
                                const clasp_tensor *gamma, const clasp_tensor *mean,
-                               const clasp_tensor *invstd, clasp_tensor *coef,
-                               clasp_tensor *dgamma, clasp_tensor *dbeta)
+                               const clasp_tensor *invstd, clasp_tensor *coef, clasp_tensor *dgamma,
+                               clasp_tensor *dbeta)
 {
     clasp_ctx *ctx = x->ctx;
     int n = x->shape[0], c = x->shape[1], p = x->shape[2] * x->shape[3];
-    int want = (coef ? BN_WANT_DX : 0) | (dgamma ? BN_WANT_DGAMMA : 0) |
-               (dbeta ? BN_WANT_DBETA : 0);
+    int want =
+        (coef ? BN_WANT_DX : 0) | (dgamma ? BN_WANT_DGAMMA : 0) | (dbeta ? BN_WANT_DBETA : 0);
     cl_kernel k;
     CLASP_TRY(clasp_kernel_get(ctx, "norm", norm_defines(ctx), "bn_bwd_reduce", &k));
     /* Outputs not wanted are not written; mean's buffer stands in. */
@@ -274,9 +270,8 @@ static clasp_status bwd_reduce(const clasp_tensor *x, const clasp_tensor *dy,
     cl_mem im = clasp_mem(invstd), gam = clasp_mem(gamma);
     cl_mem dgm = dgamma ? clasp_mem(dgamma) : mm, dbm = dbeta ? clasp_mem(dbeta) : mm;
     cl_mem cm = coef ? clasp_mem(coef) : mm;
-    CLASP_TRY(clasp_kernel_args(k, 12, KARG(xm), KARG(gm), KARG(n), KARG(c), KARG(p),
-                                KARG(mm), KARG(im), KARG(gam), KARG(want), KARG(dgm),
-                                KARG(dbm), KARG(cm)));
+    CLASP_TRY(clasp_kernel_args(k, 12, KARG(xm), KARG(gm), KARG(n), KARG(c), KARG(p), KARG(mm),
+                                KARG(im), KARG(gam), KARG(want), KARG(dgm), KARG(dbm), KARG(cm)));
     return launch_per_channel(ctx, k, "batchnorm_bwd_reduce", c, p, 12);
 }
 

@@ -25,8 +25,8 @@ clasp_status clasp_ops_check_tensor(const char *op, const char *name, const clas
         return clasp_error(CLASP_ERR_INVALID, "%s: %s must be %s, got %s", op, name,
                            clasp_ops_dtype_name(dt), clasp_ops_dtype_name(t->dtype));
     if (t->numel > UINT32_MAX)
-        return clasp_error(CLASP_ERR_UNSUPPORTED, "%s: %s has %zu elements (at most 2^32-1)",
-                           op, name, t->numel);
+        return clasp_error(CLASP_ERR_UNSUPPORTED, "%s: %s has %zu elements (at most 2^32-1)", op,
+                           name, t->numel);
     return CLASP_OK;
 }
 
@@ -34,8 +34,8 @@ clasp_status clasp_ops_check_ctx(const char *op, const char *an, const clasp_ten
                                  const char *bn, const clasp_tensor *b)
 {
     if (a->ctx != b->ctx)
-        return clasp_error(CLASP_ERR_INVALID, "%s: %s and %s belong to different contexts", op,
-                           an, bn);
+        return clasp_error(CLASP_ERR_INVALID, "%s: %s and %s belong to different contexts", op, an,
+                           bn);
     return CLASP_OK;
 }
 
@@ -43,7 +43,8 @@ size_t clasp_ops_local_size(clasp_ctx *ctx, cl_kernel k, size_t cap)
 {
     size_t kmax = 0;
     if (clGetKernelWorkGroupInfo(k, ctx->device, CL_KERNEL_WORK_GROUP_SIZE, sizeof kmax, &kmax,
-                                 NULL) != CL_SUCCESS || kmax == 0)
+                                 NULL) != CL_SUCCESS ||
+        kmax == 0)
         kmax = 1;
     if (ctx->info.max_work_group && ctx->info.max_work_group < kmax)
         kmax = ctx->info.max_work_group;
@@ -53,8 +54,7 @@ size_t clasp_ops_local_size(clasp_ctx *ctx, cl_kernel k, size_t cap)
     return p;
 }
 
-clasp_status clasp_ops_launch_1d(clasp_ctx *ctx, cl_kernel k, const char *op, size_t n,
-                                 size_t cap)
+clasp_status clasp_ops_launch_1d(clasp_ctx *ctx, cl_kernel k, const char *op, size_t n, size_t cap)
 {
     size_t lws = clasp_ops_local_size(ctx, k, cap);
     size_t gws = clasp_round_up(n, lws);

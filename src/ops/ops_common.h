@@ -26,7 +26,6 @@ size_t clasp_ops_local_size(clasp_ctx *ctx, cl_kernel k, size_t cap);
 
 /* A 1-d launch of n work-items in groups of the largest power of two that
  * the kernel, the device and `cap` allow. */
-clasp_status clasp_ops_launch_1d(clasp_ctx *ctx, cl_kernel k, const char *op, size_t n,
-                                 size_t cap);
+clasp_status clasp_ops_launch_1d(clasp_ctx *ctx, cl_kernel k, const char *op, size_t n, size_t cap);
 
 #endif

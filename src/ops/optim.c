@@ -24,8 +24,8 @@ static clasp_status check_like_w(const char *op, const clasp_tensor *w, const ch
         char sw[64], st[64];
         clasp_ops_shape_str(w, sw, sizeof sw);
         clasp_ops_shape_str(t, st, sizeof st);
-        return clasp_error(CLASP_ERR_INVALID, "%s: w %s has %zu elements but %s %s has %zu",
-                           op, sw, w->numel, name, st, t->numel);
+        return clasp_error(CLASP_ERR_INVALID, "%s: w %s has %zu elements but %s %s has %zu", op, sw,
+                           w->numel, name, st, t->numel);
     }
     return CLASP_OK;
 }
@@ -39,8 +39,8 @@ static clasp_status check_w(const char *op, const clasp_tensor *w)
     return CLASP_OK;
 }
 
-clasp_status clasp_sgd_update(clasp_tensor *w, const clasp_tensor *g, clasp_tensor *v,
-                              float lr, float momentum, float weight_decay)
+clasp_status clasp_sgd_update(clasp_tensor *w, const clasp_tensor *g, clasp_tensor *v, float lr,
+                              float momentum, float weight_decay)
 {
     static const char op[] = "clasp_sgd_update";
     CLASP_TRY(check_w(op, w));
@@ -91,7 +91,7 @@ clasp_status clasp_adam_update(clasp_tensor *w, const clasp_tensor *g, clasp_ten
     cl_mem mw = clasp_mem(w), mg = clasp_mem(g), mm = clasp_mem(m), mv = clasp_mem(v);
     cl_uint n = (cl_uint)w->numel;
     cl_float cb1 = b1, cb2 = b2, ce = eps;
-    CLASP_TRY(clasp_kernel_args(k, 10, KARG(mw), KARG(mg), KARG(mm), KARG(mv), KARG(n),
-                                KARG(cb1), KARG(cb2), KARG(ce), KARG(step), KARG(bc2_sqrt)));
+    CLASP_TRY(clasp_kernel_args(k, 10, KARG(mw), KARG(mg), KARG(mm), KARG(mv), KARG(n), KARG(cb1),
+                                KARG(cb2), KARG(ce), KARG(step), KARG(bc2_sqrt)));
     return clasp_ops_launch_1d(w->ctx, k, "adam_update", w->numel, 256);
 }

@@ -19,8 +19,8 @@ static clasp_status check4(const char *op, const char *name, const clasp_tensor 
         return clasp_error(CLASP_ERR_INVALID, "%s: %s has %d dimensions, expected 4 (NCHW)", op,
                            name, t->ndim);
     if (t->numel > (size_t)INT_MAX)
-        return clasp_error(CLASP_ERR_INVALID, "%s: %s has %zu elements, at most %d supported",
-                           op, name, t->numel, INT_MAX);
+        return clasp_error(CLASP_ERR_INVALID, "%s: %s has %zu elements, at most %d supported", op,
+                           name, t->numel, INT_MAX);
     return CLASP_OK;
 }
 
@@ -33,8 +33,9 @@ static clasp_status check4(const char *op, const char *name, const clasp_tensor 
 static size_t pool_max_wg(clasp_ctx *ctx, cl_kernel k)
 {
     size_t wg = 0;
-    if (clGetKernelWorkGroupInfo(k, ctx->device, CL_KERNEL_WORK_GROUP_SIZE, sizeof wg, &wg,
-                                 NULL) != CL_SUCCESS || wg == 0)
+    if (clGetKernelWorkGroupInfo(k, ctx->device, CL_KERNEL_WORK_GROUP_SIZE, sizeof wg, &wg, NULL) !=
+            CL_SUCCESS ||
+        wg == 0)
         wg = 64;
     return wg < 1024 ? wg : 1024;
 }
@@ -58,12 +59,12 @@ clasp_status clasp_maxpool2d_forward(const clasp_tensor *x, int k, int s, clasp_
         return clasp_error(CLASP_ERR_INVALID, "%s: window %d and stride %d must be >= 1", op, k, s);
     int n = x->shape[0], c = x->shape[1], h = x->shape[2], w = x->shape[3];
     if (h < k || w < k)
-        return clasp_error(CLASP_ERR_INVALID, "%s: window %d larger than the input %dx%d", op,
-                           k, h, w);
+        return clasp_error(CLASP_ERR_INVALID, "%s: window %d larger than the input %dx%d", op, k, h,
+                           w);
     int oh = (h - k) / s + 1, ow = (w - k) / s + 1;
     if (y->shape[0] != n || y->shape[1] != c || y->shape[2] != oh || y->shape[3] != ow)
-        return clasp_error(CLASP_ERR_INVALID, "%s: y is [%d,%d,%d,%d], expected [%d,%d,%d,%d]",
-                           op, y->shape[0], y->shape[1], y->shape[2], y->shape[3], n, c, oh, ow);
+        return clasp_error(CLASP_ERR_INVALID, "%s: y is [%d,%d,%d,%d], expected [%d,%d,%d,%d]", op,
+                           y->shape[0], y->shape[1], y->shape[2], y->shape[3], n, c, oh, ow);
     if (!same_shape(idx, y))
         return clasp_error(CLASP_ERR_INVALID, "%s: idx must have y's shape", op);
     if (x->ctx != y->ctx || x->ctx != idx->ctx)
@@ -102,7 +103,8 @@ clasp_status clasp_maxpool2d_forward(const clasp_tensor *x, int k, int s, clasp_
     size_t gws[3] = {(size_t)ow, (size_t)oh, (size_t)planes}, lws[3];
     size_t max_wg = 0;
     if (clGetKernelWorkGroupInfo(kk, x->ctx->device, CL_KERNEL_WORK_GROUP_SIZE, sizeof max_wg,
-                                 &max_wg, NULL) != CL_SUCCESS || max_wg == 0)
+                                 &max_wg, NULL) != CL_SUCCESS ||
+        max_wg == 0)
         max_wg = 64;
     if (max_wg > 1024) max_wg = 1024;
     if (gws[0] <= max_wg) {
@@ -129,8 +131,8 @@ clasp_status clasp_maxpool2d_backward(const clasp_tensor *dy, const clasp_tensor
         return clasp_error(CLASP_ERR_INVALID, "%s: dx is [%d,%d,...], dy is [%d,%d,...]", op,
                            dx->shape[0], dx->shape[1], dy->shape[0], dy->shape[1]);
     if (dx->shape[2] < dy->shape[2] || dx->shape[3] < dy->shape[3])
-        return clasp_error(CLASP_ERR_INVALID, "%s: dx plane %dx%d smaller than dy plane %dx%d",
-                           op, dx->shape[2], dx->shape[3], dy->shape[2], dy->shape[3]);
+        return clasp_error(CLASP_ERR_INVALID, "%s: dx plane %dx%d smaller than dy plane %dx%d", op,
+                           dx->shape[2], dx->shape[3], dy->shape[2], dy->shape[3]);
     if (dx->ctx != dy->ctx || dx->ctx != idx->ctx)
         return clasp_error(CLASP_ERR_INVALID, "%s: tensors belong to different contexts", op);
     int planes = dx->shape[0] * dx->shape[1];
@@ -153,13 +155,12 @@ static clasp_status check_avgpool(const char *op, const clasp_tensor *x, int k, 
         return clasp_error(CLASP_ERR_INVALID, "%s: window %d and stride %d must be >= 1", op, k, s);
     int n = x->shape[0], c = x->shape[1], h = x->shape[2], w = x->shape[3];
     if (h < k || w < k)
-        return clasp_error(CLASP_ERR_INVALID, "%s: window %d larger than the input %dx%d", op,
-                           k, h, w);
+        return clasp_error(CLASP_ERR_INVALID, "%s: window %d larger than the input %dx%d", op, k, h,
+                           w);
     int oh = (h - k) / s + 1, ow = (w - k) / s + 1;
     if (y->shape[0] != n || y->shape[1] != c || y->shape[2] != oh || y->shape[3] != ow)
-        return clasp_error(CLASP_ERR_INVALID, "%s: %s is [%d,%d,%d,%d], expected [%d,%d,%d,%d]",
-                           op, yn, y->shape[0], y->shape[1], y->shape[2], y->shape[3], n, c, oh,
-                           ow);
+        return clasp_error(CLASP_ERR_INVALID, "%s: %s is [%d,%d,%d,%d], expected [%d,%d,%d,%d]", op,
+                           yn, y->shape[0], y->shape[1], y->shape[2], y->shape[3], n, c, oh, ow);
     if (x->ctx != y->ctx)
         return clasp_error(CLASP_ERR_INVALID, "%s: tensors belong to different contexts", op);
     return CLASP_OK;
@@ -181,8 +182,7 @@ static clasp_status avgpool_launch(const char *kernel, const char *prof, const c
     return clasp_ops_launch_1d(out->ctx, kk, prof, (size_t)total, 256);
 }
 
-clasp_status clasp_avgpool2d_forward(const clasp_tensor *x, int kernel, int stride,
-                                     clasp_tensor *y)
+clasp_status clasp_avgpool2d_forward(const clasp_tensor *x, int kernel, int stride, clasp_tensor *y)
 {
     static const char *op = "clasp_avgpool2d_forward";
     CLASP_TRY(check4(op, "x", x, CLASP_F32));

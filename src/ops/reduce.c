@@ -13,8 +13,7 @@ static clasp_status check_per_row(const char *op, const char *xn, const clasp_te
 {
     CLASP_TRY(clasp_ops_check_ctx(op, xn, x, vn, v));
     if (x->ndim < 1)
-        return clasp_error(CLASP_ERR_INVALID, "%s: %s must have a leading row dimension", op,
-                           xn);
+        return clasp_error(CLASP_ERR_INVALID, "%s: %s must have a leading row dimension", op, xn);
     if (v->numel != (size_t)x->shape[0]) {
         char sx[64], sv[64];
         clasp_ops_shape_str(x, sx, sizeof sx);
@@ -53,8 +52,8 @@ clasp_status clasp_sum(const clasp_tensor *x, clasp_tensor *out)
     size_t local_bytes = lws * sizeof(cl_float);
     size_t gws = groups * lws;
     if (groups == 1) {
-        CLASP_TRY(clasp_kernel_args(k, 4, KARG(mx), KARG(n), KARG(mo), local_bytes,
-                                    (const void *)NULL));
+        CLASP_TRY(
+            clasp_kernel_args(k, 4, KARG(mx), KARG(n), KARG(mo), local_bytes, (const void *)NULL));
         return clasp_launch(ctx, k, "sum", 1, &gws, &lws);
     }
     /* The partials live in a pooled buffer that is handed back right after
@@ -68,8 +67,7 @@ clasp_status clasp_sum(const clasp_tensor *x, clasp_tensor *out)
     if (st == CLASP_OK) st = clasp_launch(ctx, k, "sum", 1, &gws, &lws);
     if (st == CLASP_OK) {
         cl_uint np = (cl_uint)groups;
-        st = clasp_kernel_args(k, 4, KARG(mp), KARG(np), KARG(mo), local_bytes,
-                               (const void *)NULL);
+        st = clasp_kernel_args(k, 4, KARG(mp), KARG(np), KARG(mo), local_bytes, (const void *)NULL);
     }
     if (st == CLASP_OK) st = clasp_launch(ctx, k, "sum", 1, &lws, &lws);
     clasp_tensor_free(partial);
@@ -93,8 +91,7 @@ clasp_status clasp_argmax_rows(const clasp_tensor *z, clasp_tensor *out)
     return clasp_ops_launch_1d(z->ctx, k, "argmax_rows", rows, 256);
 }
 
-clasp_status clasp_gather_rows(const clasp_tensor *src, const clasp_tensor *idx,
-                               clasp_tensor *dst)
+clasp_status clasp_gather_rows(const clasp_tensor *src, const clasp_tensor *idx, clasp_tensor *dst)
 {
     static const char op[] = "clasp_gather_rows";
     if (!src) return clasp_error(CLASP_ERR_INVALID, "%s: src is NULL", op);
@@ -114,16 +111,15 @@ clasp_status clasp_gather_rows(const clasp_tensor *src, const clasp_tensor *idx,
         clasp_ops_shape_str(src, ss, sizeof ss);
         clasp_ops_shape_str(dst, sd, sizeof sd);
         return clasp_error(CLASP_ERR_INVALID,
-                           "%s: src %s rows have %zu elements but dst %s rows have %zu", op, ss,
-                           d, sd, dd);
+                           "%s: src %s rows have %zu elements but dst %s rows have %zu", op, ss, d,
+                           sd, dd);
     }
     if (!dst->numel) return CLASP_OK;
     cl_kernel k;
     CLASP_TRY(clasp_kernel_get(src->ctx, "reduce", NULL, "gather_rows", &k));
     cl_mem ms = clasp_mem(src), mi = clasp_mem(idx), md = clasp_mem(dst);
     cl_uint cm = (cl_uint)m, cn = (cl_uint)rows, cd = (cl_uint)d;
-    CLASP_TRY(clasp_kernel_args(k, 6, KARG(ms), KARG(cm), KARG(mi), KARG(md), KARG(cn),
-                                KARG(cd)));
+    CLASP_TRY(clasp_kernel_args(k, 6, KARG(ms), KARG(cm), KARG(mi), KARG(md), KARG(cn), KARG(cd)));
     return clasp_ops_launch_1d(src->ctx, k, "gather_rows", dst->numel, 256);
 }
 
@@ -138,19 +134,21 @@ clasp_status clasp_gather_rows_u8(const clasp_tensor *src, const clasp_tensor *t
     CLASP_TRY(check_per_row(op, "dst", dst, "idx", idx));
     size_t rows = (size_t)dst->shape[0], d = rows ? dst->numel / rows : 0;
     if (table->numel != 256 || m * d > src->numel * 4)
-        return clasp_error(CLASP_ERR_INVALID, "%s: %zu rows of %zu bytes do not fit src (%zu bytes) or the "
-                           "table has %zu entries (256 needed)", op, m, d, src->numel * 4, table->numel);
+        return clasp_error(CLASP_ERR_INVALID,
+                           "%s: %zu rows of %zu bytes do not fit src (%zu bytes) or the "
+                           "table has %zu entries (256 needed)",
+                           op, m, d, src->numel * 4, table->numel);
     if (!dst->numel) return CLASP_OK;
     cl_kernel k;
     CLASP_TRY(clasp_kernel_get(src->ctx, "reduce", NULL, "gather_rows_u8", &k));
     cl_mem ms = clasp_mem(src), mt = clasp_mem(table), mi = clasp_mem(idx), md = clasp_mem(dst);
     cl_uint cm = (cl_uint)m, cn = (cl_uint)rows, cd = (cl_uint)d;
-    CLASP_TRY(clasp_kernel_args(k, 7, KARG(ms), KARG(mt), KARG(cm), KARG(mi), KARG(md), KARG(cn), KARG(cd)));
+    CLASP_TRY(clasp_kernel_args(k, 7, KARG(ms), KARG(mt), KARG(cm), KARG(mi), KARG(md), KARG(cn),
+                                KARG(cd)));
     return clasp_ops_launch_1d(src->ctx, k, "gather_rows_u8", dst->numel, 256);
 }
 
-clasp_status clasp_gather_class(const clasp_tensor *table, const clasp_tensor *y,
-                                clasp_tensor *out)
+clasp_status clasp_gather_class(const clasp_tensor *table, const clasp_tensor *y, clasp_tensor *out)
 {
     static const char op[] = "clasp_gather_class";
     CLASP_TRY(clasp_ops_check_tensor(op, "table", table, CLASP_F32));
@@ -162,8 +160,8 @@ clasp_status clasp_gather_class(const clasp_tensor *table, const clasp_tensor *y
         char sy[64], so[64];
         clasp_ops_shape_str(y, sy, sizeof sy);
         clasp_ops_shape_str(out, so, sizeof so);
-        return clasp_error(CLASP_ERR_INVALID, "%s: y %s has %zu elements but out %s has %zu",
-                           op, sy, y->numel, so, out->numel);
+        return clasp_error(CLASP_ERR_INVALID, "%s: y %s has %zu elements but out %s has %zu", op,
+                           sy, y->numel, so, out->numel);
     }
     if (!y->numel) return CLASP_OK;
     cl_kernel k;

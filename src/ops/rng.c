@@ -96,16 +96,15 @@ clasp_status clasp_rng_normal(clasp_rng *rng, clasp_tensor *x, float mean, float
     static const char op[] = "clasp_rng_normal";
     CLASP_TRY(check_fill(op, rng, x));
     if (!isfinite(mean) || !(std >= 0) || isinf(std))
-        return clasp_error(CLASP_ERR_INVALID, "%s: need finite mean and std >= 0, got %g, %g",
-                           op, (double)mean, (double)std);
+        return clasp_error(CLASP_ERR_INVALID, "%s: need finite mean and std >= 0, got %g, %g", op,
+                           (double)mean, (double)std);
     if (!x->numel) return CLASP_OK;
     cl_kernel k;
     CLASP_TRY(clasp_kernel_get(x->ctx, "rng", NULL, "rng_normal", &k));
     cl_mem mx = clasp_mem(x);
     cl_ulong n = x->numel, ctr = rng->counter, seed = rng->seed;
     cl_float m = mean, s = std;
-    CLASP_TRY(clasp_kernel_args(k, 6, KARG(mx), KARG(n), KARG(ctr), KARG(seed), KARG(m),
-                                KARG(s)));
+    CLASP_TRY(clasp_kernel_args(k, 6, KARG(mx), KARG(n), KARG(ctr), KARG(seed), KARG(m), KARG(s)));
     uint64_t blocks = blocks_for(x->numel);
     CLASP_TRY(clasp_ops_launch_1d(x->ctx, k, "rng_normal", blocks, 64));
     rng->counter += blocks;

@@ -190,8 +190,7 @@ clasp_status clasp_tune_file_read(const clasp_ctx *ctx, const char *path,
     if (!why && lineno == 0) why = "empty";
     if (why) {
         free(list);
-        if (lineno > 1)
-            return clasp_error(CLASP_ERR_FORMAT, "%s: line %u: %s", path, lineno, why);
+        if (lineno > 1) return clasp_error(CLASP_ERR_FORMAT, "%s: line %u: %s", path, lineno, why);
         return clasp_error(CLASP_ERR_FORMAT, "%s: %s", path, why);
     }
     *entries = list;
@@ -230,9 +229,9 @@ static clasp_status write_file(const clasp_ctx *ctx, const char *path, clasp_tun
     for (size_t i = 0; ok && i < n; i++) {
         const clasp_gemm_problem *q = &e[i].prob;
         const clasp_gemm_params *p = &e[i].chosen;
-        ok = fprintf(f, "%d %d %d %d %d %s %d %d %d %d %d %.1f\n", q->ta, q->tb, q->m, q->n,
-                     q->k, clasp_gemm_path_name(p->path), p->tm, p->tn, p->wg, p->splitk,
-                     p->order, e[i].gflops) > 0;
+        ok = fprintf(f, "%d %d %d %d %d %s %d %d %d %d %d %.1f\n", q->ta, q->tb, q->m, q->n, q->k,
+                     clasp_gemm_path_name(p->path), p->tm, p->tn, p->wg, p->splitk, p->order,
+                     e[i].gflops) > 0;
     }
     return clasp_atomic_commit(&a, ok);
 }
@@ -383,8 +382,7 @@ void clasp_gemm_params_describe(const clasp_gemm_params *p, char *buf, size_t si
     if (p->path == CLASP_GEMM_TILED || p->path == CLASP_GEMM_DOT)
         snprintf(buf, size, "%s %dx%d wg%d s%d o%d", clasp_gemm_path_name(p->path), p->tm, p->tn,
                  p->wg, p->splitk, p->order);
-    else
-        snprintf(buf, size, "%s", clasp_gemm_path_name(p->path));
+    else snprintf(buf, size, "%s", clasp_gemm_path_name(p->path));
 }
 
 enum { C_ALIVE, C_DROPPED, C_FAILED, C_UNTRIED };
@@ -403,8 +401,8 @@ static clasp_status tune_problem(clasp_ctx *ctx, const clasp_gemm_problem *q, do
     e->chosen = cand[0];
     double flop = 2.0 * q->m * (double)q->n * q->k;
 
-    bench_problem bp = {ctx, *q, NULL, NULL, NULL, q->ta ? q->m : q->k, q->tb ? q->k : q->n, q->n,
-                        1};
+    bench_problem bp = {ctx,  *q, NULL, NULL, NULL, q->ta ? q->m : q->k, q->tb ? q->k : q->n,
+                        q->n, 1};
     if (bp.lda < 1) bp.lda = 1;
     if (bp.ldb < 1) bp.ldb = 1;
     size_t na = (size_t)q->m * q->k, nb = (size_t)q->k * q->n, nm = (size_t)q->m * q->n;
@@ -514,7 +512,8 @@ static clasp_status tune_problem(clasp_ctx *ctx, const clasp_gemm_problem *q, do
         /* Head to head with the heuristic's pick before pinning it: pairs
          * taken back to back see the same load on a shared machine, which
          * a lead built up across rounds may not have. */
-        for (int r = 0; st == CLASP_OK && r < CONFIRM_PAIRS && (r < 3 || clasp_now() < deadline); r++) {
+        for (int r = 0; st == CLASP_OK && r < CONFIRM_PAIRS && (r < 3 || clasp_now() < deadline);
+             r++) {
             double t;
             st = sample(&bp, &cand[0], &t);
             if (st == CLASP_OK && t < best[0]) best[0] = t;
@@ -568,7 +567,8 @@ static clasp_status save_results(clasp_ctx *ctx, const char *path, const clasp_t
     size_t count = 0;
     for (size_t i = 0; i < n_old; i++) {
         int replaced = 0;
-        for (size_t j = 0; j < n && !replaced; j++) replaced = same_problem(&old[i].prob, &res[j].prob);
+        for (size_t j = 0; j < n && !replaced; j++)
+            replaced = same_problem(&old[i].prob, &res[j].prob);
         if (!replaced) all[count++] = old[i];
     }
     for (size_t j = 0; j < n; j++)
@@ -666,7 +666,9 @@ void clasp_tune_ensure_workload(clasp_ctx *ctx, clasp_tune_workload_fn workload,
             "CLASP_TUNE=0 skips)... ",
             seconds);
     fflush(stderr);
-    clasp_tune_opts o = {.seconds = seconds, .workload = workload, .workload_user = user,
+    clasp_tune_opts o = {.seconds = seconds,
+                         .workload = workload,
+                         .workload_user = user,
                          .save = 1};
     clasp_tune_result r;
     st = clasp_tune_run(ctx, &o, &r);

@@ -7,7 +7,6 @@
 #include "clasp/registry.h"
 #include "plugin/plugin_internal.h"
 
-
 struct clasp_attack_instance {
     const clasp_plugin_desc *desc;
     clasp_params params;
@@ -29,8 +28,8 @@ static clasp_status plugin_failed(clasp_status st, const clasp_plugin_desc *d, c
     char msg[900];
     snprintf(msg, sizeof msg, "%s", clasp_last_error());
     if (!strcmp(msg, none))
-        return clasp_error(st, "%s %s: %s failed (%s) without a message", clasp_plugin_kind_name(d->kind),
-                           d->name, call, clasp_status_string(st));
+        return clasp_error(st, "%s %s: %s failed (%s) without a message",
+                           clasp_plugin_kind_name(d->kind), d->name, call, clasp_status_string(st));
     return clasp_error(st, "%s %s: %s", clasp_plugin_kind_name(d->kind), d->name, msg);
 }
 
@@ -44,17 +43,19 @@ static void call_start(plugin_misuse *saved)
     plugin_misuse_enter(saved);
 }
 
-static clasp_status call_end(clasp_status st, const plugin_misuse *saved, const clasp_plugin_desc *d,
-                             const char *call)
+static clasp_status call_end(clasp_status st, const plugin_misuse *saved,
+                             const clasp_plugin_desc *d, const char *call)
 {
     plugin_misuse bad;
-    if (!plugin_misuse_leave(saved, &bad)) return st == CLASP_OK ? CLASP_OK : plugin_failed(st, d, call);
+    if (!plugin_misuse_leave(saved, &bad))
+        return st == CLASP_OK ? CLASP_OK : plugin_failed(st, d, call);
     char own[600] = "";
     if (st != CLASP_OK) snprintf(own, sizeof own, "; %s then failed: %s", call, clasp_last_error());
     char more[64] = "";
     if (bad.count > 1) snprintf(more, sizeof more, " (and %d more bad lookups)", bad.count - 1);
-    return clasp_error(CLASP_ERR_PLUGIN, "%s plugin %s %s in %s (%s)%s%s", clasp_plugin_kind_name(d->kind),
-                       d->name, bad.what, call, bad.detail, more, own);
+    return clasp_error(CLASP_ERR_PLUGIN, "%s plugin %s %s in %s (%s)%s%s",
+                       clasp_plugin_kind_name(d->kind), d->name, bad.what, call, bad.detail, more,
+                       own);
 }
 
 static clasp_status make(const clasp_plugin_desc *desc, clasp_plugin_kind kind,
@@ -65,8 +66,8 @@ static clasp_status make(const clasp_plugin_desc *desc, clasp_plugin_kind kind,
     if (!desc) return clasp_error(CLASP_ERR_INVALID, "no plugin descriptor");
     if (desc->kind != kind)
         return clasp_error(CLASP_ERR_INVALID, "'%s' is a %s plugin, not %s %s", desc->name,
-                           clasp_plugin_kind_name(desc->kind), kind == CLASP_PLUGIN_ATTACK ? "an" : "a",
-                           clasp_plugin_kind_name(kind));
+                           clasp_plugin_kind_name(desc->kind),
+                           kind == CLASP_PLUGIN_ATTACK ? "an" : "a", clasp_plugin_kind_name(kind));
     CLASP_TRY(clasp_params_build(desc, keys, values, where, n, params));
     plugin_misuse saved;
     call_start(&saved);
@@ -77,11 +78,11 @@ static clasp_status make(const clasp_plugin_desc *desc, clasp_plugin_kind kind,
         /* A failed create() leaves no state of ours (plugin.h); one that
          * succeeded after a bad lookup did, and nothing else will free it. */
         if (made == CLASP_OK) {
-            if (kind == CLASP_PLUGIN_ATTACK && CLASP_FNS_HAS(desc->attack, clasp_attack_fns, destroy) &&
-                desc->attack->destroy)
+            if (kind == CLASP_PLUGIN_ATTACK &&
+                CLASP_FNS_HAS(desc->attack, clasp_attack_fns, destroy) && desc->attack->destroy)
                 desc->attack->destroy(*state);
-            if (kind == CLASP_PLUGIN_DEFENSE && CLASP_FNS_HAS(desc->defense, clasp_defense_fns, destroy) &&
-                desc->defense->destroy)
+            if (kind == CLASP_PLUGIN_DEFENSE &&
+                CLASP_FNS_HAS(desc->defense, clasp_defense_fns, destroy) && desc->defense->destroy)
                 desc->defense->destroy(*state);
         }
         clasp_params_free(params);
@@ -97,7 +98,8 @@ clasp_status clasp_attack_new_desc(const clasp_plugin_desc *desc, const char *co
     *out = NULL;
     clasp_attack_instance *a = calloc(1, sizeof *a);
     if (!a) return clasp_error(CLASP_ERR_NOMEM, "out of memory");
-    clasp_status st = make(desc, CLASP_PLUGIN_ATTACK, keys, values, where, n, &a->params, &a->state);
+    clasp_status st =
+        make(desc, CLASP_PLUGIN_ATTACK, keys, values, where, n, &a->params, &a->state);
     if (st != CLASP_OK) {
         free(a);
         return st;
@@ -126,8 +128,14 @@ void clasp_attack_free(clasp_attack_instance *a)
     free(a);
 }
 
-const clasp_plugin_desc *clasp_attack_desc(const clasp_attack_instance *a) { return a->desc; }
-const clasp_params *clasp_attack_params(const clasp_attack_instance *a) { return &a->params; }
+const clasp_plugin_desc *clasp_attack_desc(const clasp_attack_instance *a)
+{
+    return a->desc;
+}
+const clasp_params *clasp_attack_params(const clasp_attack_instance *a)
+{
+    return &a->params;
+}
 
 static int same_shape(const clasp_tensor *a, const clasp_tensor *b)
 {
@@ -144,9 +152,9 @@ clasp_status clasp_attack_run(clasp_attack_instance *a, clasp_model *model, cons
     return clasp_attack_run_mode(a, model, x, y, rng, x_adv, pred, 0);
 }
 
-clasp_status clasp_attack_run_mode(clasp_attack_instance *a, clasp_model *model, const clasp_tensor *x,
-                                   const clasp_tensor *y, clasp_rng *rng, clasp_tensor *x_adv,
-                                   clasp_tensor *pred, int train_mode)
+clasp_status clasp_attack_run_mode(clasp_attack_instance *a, clasp_model *model,
+                                   const clasp_tensor *x, const clasp_tensor *y, clasp_rng *rng,
+                                   clasp_tensor *x_adv, clasp_tensor *pred, int train_mode)
 {
     if (!a || !model || !x || !y || !rng || !x_adv || !pred)
         return clasp_error(CLASP_ERR_INVALID, "clasp_attack_run: NULL argument");
@@ -155,7 +163,8 @@ clasp_status clasp_attack_run_mode(clasp_attack_instance *a, clasp_model *model,
     const char *name = a->desc->name;
     if (x->dtype != CLASP_F32 || x->ndim != 4 || x->shape[1] != c || x->shape[2] != h ||
         x->shape[3] != w)
-        return clasp_error(CLASP_ERR_INVALID, "attack %s: x must be float [N,%d,%d,%d]", name, c, h, w);
+        return clasp_error(CLASP_ERR_INVALID, "attack %s: x must be float [N,%d,%d,%d]", name, c, h,
+                           w);
     size_t n = (size_t)x->shape[0];
     if (y->dtype != CLASP_I32 || y->numel != n || pred->dtype != CLASP_I32 || pred->numel != n)
         return clasp_error(CLASP_ERR_INVALID, "attack %s: y and pred must be int32 [%zu]", name, n);
@@ -181,7 +190,8 @@ clasp_status clasp_defense_new_desc(const clasp_plugin_desc *desc, const char *c
     *out = NULL;
     clasp_defense_instance *d = calloc(1, sizeof *d);
     if (!d) return clasp_error(CLASP_ERR_NOMEM, "out of memory");
-    clasp_status st = make(desc, CLASP_PLUGIN_DEFENSE, keys, values, where, n, &d->params, &d->state);
+    clasp_status st =
+        make(desc, CLASP_PLUGIN_DEFENSE, keys, values, where, n, &d->params, &d->state);
     if (st != CLASP_OK) {
         free(d);
         return st;
@@ -210,8 +220,14 @@ void clasp_defense_free(clasp_defense_instance *d)
     free(d);
 }
 
-const clasp_plugin_desc *clasp_defense_desc(const clasp_defense_instance *d) { return d->desc; }
-const clasp_params *clasp_defense_params(const clasp_defense_instance *d) { return &d->params; }
+const clasp_plugin_desc *clasp_defense_desc(const clasp_defense_instance *d)
+{
+    return d->desc;
+}
+const clasp_params *clasp_defense_params(const clasp_defense_instance *d)
+{
+    return &d->params;
+}
 
 /* The env a defense gets from a clasp_defense_run_* call: the caller's
  * (the runner's, or a wrapper's) as far as its size reaches, and `inner`
@@ -241,7 +257,8 @@ clasp_status clasp_defense_run_step(clasp_defense_instance *d, const clasp_defen
 clasp_status clasp_defense_run_epoch_end(clasp_defense_instance *d, const clasp_defense_env *env,
                                          const clasp_class_metrics *val)
 {
-    if (!d || !env) return clasp_error(CLASP_ERR_INVALID, "clasp_defense_run_epoch_end: NULL argument");
+    if (!d || !env)
+        return clasp_error(CLASP_ERR_INVALID, "clasp_defense_run_epoch_end: NULL argument");
     const clasp_defense_fns *f = d->desc->defense;
     if (!CLASP_FNS_HAS(f, clasp_defense_fns, epoch_end) || !f->epoch_end) return CLASP_OK;
     plugin_misuse saved;
@@ -254,7 +271,8 @@ clasp_status clasp_defense_run_epoch_end(clasp_defense_instance *d, const clasp_
 clasp_status clasp_defense_run_finish(clasp_defense_instance *d, const clasp_defense_env *env,
                                       clasp_rng *rng)
 {
-    if (!d || !env || !rng) return clasp_error(CLASP_ERR_INVALID, "clasp_defense_run_finish: NULL argument");
+    if (!d || !env || !rng)
+        return clasp_error(CLASP_ERR_INVALID, "clasp_defense_run_finish: NULL argument");
     const clasp_defense_fns *f = d->desc->defense;
     if (!CLASP_FNS_HAS(f, clasp_defense_fns, finish) || !f->finish) return CLASP_OK;
     plugin_misuse saved;

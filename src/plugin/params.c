@@ -16,7 +16,6 @@
 #define MAX_PARAMS 64
 #define MAX_NAME 63
 
-
 const char *clasp_param_type_name(clasp_param_type type)
 {
     switch (type) {
@@ -46,7 +45,10 @@ static int valid_name(const char *s, int is_plugin)
     return n > 0 && n <= MAX_NAME;
 }
 
-static int is_whole(double v) { return isinf(v) || v == floor(v); }
+static int is_whole(double v)
+{
+    return isinf(v) || v == floor(v);
+}
 
 static clasp_status check_param(const clasp_plugin_desc *d, int i)
 {
@@ -64,12 +66,12 @@ static clasp_status check_param(const clasp_plugin_desc *d, int i)
     case CLASP_PARAM_FLOAT:
     case CLASP_PARAM_INT:
         if (isnan(p->min) || isnan(p->max) || p->min > p->max)
-            return clasp_error(CLASP_ERR_PLUGIN, "parameter '%s': min %g > max %g", p->name,
-                               p->min, p->max);
+            return clasp_error(CLASP_ERR_PLUGIN, "parameter '%s': min %g > max %g", p->name, p->min,
+                               p->max);
         if (!isfinite(p->def) || p->def < p->min || p->def > p->max)
             return clasp_error(CLASP_ERR_PLUGIN,
-                               "parameter '%s': default %g is outside its range [%g, %g]",
-                               p->name, p->def, p->min, p->max);
+                               "parameter '%s': default %g is outside its range [%g, %g]", p->name,
+                               p->def, p->min, p->max);
         if (p->type == CLASP_PARAM_INT &&
             (!is_whole(p->def) || !is_whole(p->min) || !is_whole(p->max)))
             return clasp_error(CLASP_ERR_PLUGIN,
@@ -79,8 +81,9 @@ static clasp_status check_param(const clasp_plugin_desc *d, int i)
         break;
     case CLASP_PARAM_BOOL:
         if (p->def != 0.0 && p->def != 1.0)
-            return clasp_error(CLASP_ERR_PLUGIN, "parameter '%s': a bool default must be 0 or 1, got %g",
-                               p->name, p->def);
+            return clasp_error(CLASP_ERR_PLUGIN,
+                               "parameter '%s': a bool default must be 0 or 1, got %g", p->name,
+                               p->def);
         break;
     case CLASP_PARAM_STRING: break;
     default:
@@ -96,14 +99,16 @@ clasp_status clasp_plugin_desc_check(const clasp_plugin_desc *d)
 {
     if (!d) return clasp_error(CLASP_ERR_PLUGIN, "no descriptor");
     if (!valid_name(d->name, 1))
-        return clasp_error(CLASP_ERR_PLUGIN, "name '%s' must match [a-z][a-z0-9_-]* (at most %d chars)",
+        return clasp_error(CLASP_ERR_PLUGIN,
+                           "name '%s' must match [a-z][a-z0-9_-]* (at most %d chars)",
                            d->name ? d->name : "(null)", MAX_NAME);
     switch (d->kind) {
     case CLASP_PLUGIN_ATTACK: {
         const clasp_attack_fns *f = d->attack;
         if (!f || !CLASP_FNS_HAS(f, clasp_attack_fns, perturb) || !f->create || !f->perturb)
             return clasp_error(CLASP_ERR_PLUGIN,
-                               "'%s' is an attack: it must set attack->size, ->create and ->perturb",
+                               "'%s' is an attack: it must set attack->size, ->create and "
+                               "->perturb",
                                d->name);
         break;
     }
@@ -122,8 +127,9 @@ clasp_status clasp_plugin_desc_check(const clasp_plugin_desc *d)
                            d->name, (int)d->kind);
     }
     if (d->n_params < 0 || d->n_params > MAX_PARAMS || (d->n_params > 0 && !d->params))
-        return clasp_error(CLASP_ERR_PLUGIN, "'%s': n_params %d needs a params array of 0..%d entries",
-                           d->name, d->n_params, MAX_PARAMS);
+        return clasp_error(CLASP_ERR_PLUGIN,
+                           "'%s': n_params %d needs a params array of 0..%d entries", d->name,
+                           d->n_params, MAX_PARAMS);
     for (int i = 0; i < d->n_params; i++) {
         clasp_status st = check_param(d, i);
         if (st != CLASP_OK) {
@@ -178,8 +184,9 @@ static size_t edit_distance(const char *a, const char *b)
 static clasp_status unknown_key(const clasp_plugin_desc *d, const char *pre, const char *key)
 {
     if (d->n_params == 0)
-        return clasp_error(CLASP_ERR_CONFIG, "%s%s: unknown parameter '%s' (%s takes no parameters)",
-                           pre, d->name, key, d->name);
+        return clasp_error(CLASP_ERR_CONFIG,
+                           "%s%s: unknown parameter '%s' (%s takes no parameters)", pre, d->name,
+                           key, d->name);
     char known[512];
     size_t len = 0;
     const char *close = NULL;
@@ -314,8 +321,8 @@ clasp_status clasp_params_build(const clasp_plugin_desc *desc, const char *const
     return st;
 }
 
-clasp_status clasp_params_parse_kv(const clasp_plugin_desc *desc, const char *const *pairs,
-                                   int n, const char *where, clasp_params *out)
+clasp_status clasp_params_parse_kv(const clasp_plugin_desc *desc, const char *const *pairs, int n,
+                                   const char *where, clasp_params *out)
 {
     params_reset(out);
     char **keys = calloc((size_t)(n ? n : 1), sizeof *keys);
@@ -388,9 +395,11 @@ static void bad_lookup(const clasp_params *p, const char *fn, const char *kind, 
 {
     if (misuse.count < INT_MAX) misuse.count++;
     if (misuse.count > 1) return; /* the first one explains the rest */
-    snprintf(misuse.what, sizeof misuse.what, "asked for %s '%.64s'%s", kind, name ? name : "(null)", as);
+    snprintf(misuse.what, sizeof misuse.what, "asked for %s '%.64s'%s", kind,
+             name ? name : "(null)", as);
     size_t len = (size_t)snprintf(misuse.detail, sizeof misuse.detail, "%s; the schema has:", fn);
-    if (!p || p->n == 0) snprintf(misuse.detail + len, sizeof misuse.detail - len, " no parameters");
+    if (!p || p->n == 0)
+        snprintf(misuse.detail + len, sizeof misuse.detail - len, " no parameters");
     for (int i = 0; p && i < p->n && len < sizeof misuse.detail; i++)
         len += (size_t)snprintf(misuse.detail + len, sizeof misuse.detail - len, "%s %s (%s)",
                                 i ? "," : "", p->schema[i].name,
@@ -437,7 +446,8 @@ void clasp_params_format(const clasp_params *p, char *buf, size_t size)
         int w;
         switch (s->type) {
         case CLASP_PARAM_BOOL:
-            w = snprintf(buf + len, size - len, "%s%s=%s", sep, s->name, v->num != 0 ? "true" : "false");
+            w = snprintf(buf + len, size - len, "%s%s=%s", sep, s->name,
+                         v->num != 0 ? "true" : "false");
             break;
         case CLASP_PARAM_STRING:
             w = snprintf(buf + len, size - len, "%s%s=%s", sep, s->name, v->str ? v->str : "");
@@ -452,6 +462,7 @@ void clasp_params_format(const clasp_params *p, char *buf, size_t size)
 int clasp_plugin_is_linf(const clasp_plugin_desc *desc)
 {
     for (int i = 0; desc && desc->kind == CLASP_PLUGIN_ATTACK && i < desc->n_params; i++)
-        if (desc->params[i].type == CLASP_PARAM_FLOAT && !strcmp(desc->params[i].name, "eps")) return 1;
+        if (desc->params[i].type == CLASP_PARAM_FLOAT && !strcmp(desc->params[i].name, "eps"))
+            return 1;
     return 0;
 }

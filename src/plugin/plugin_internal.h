@@ -21,9 +21,9 @@
  * the host turns the record into the call's failure, so a plugin bug never
  * takes the host process down. */
 typedef struct plugin_misuse {
-    int count;          /* bad lookups during the call; 0: none */
-    char what[160];     /* the first: "asked for unknown parameter 'epss'" */
-    char detail[320];   /* "clasp_params_num; the schema has: eps (float), ..." */
+    int count;        /* bad lookups during the call; 0: none */
+    char what[160];   /* the first: "asked for unknown parameter 'epss'" */
+    char detail[320]; /* "clasp_params_num; the schema has: eps (float), ..." */
 } plugin_misuse;
 
 /* Around every call into a plugin: enter saves the record of an enclosing

@@ -16,14 +16,14 @@
 typedef struct loaded_plugin {
     clasp_plugin_info info;
     char *path;
-    char *real;               /* realpath, to skip the same file met twice */
+    char *real; /* realpath, to skip the same file met twice */
     void *handle;
 } loaded_plugin;
 
 typedef struct refused_plugin {
     clasp_plugin_refusal info;
     char *path;
-    char *real;               /* may be NULL when it could not be resolved */
+    char *real; /* may be NULL when it could not be resolved */
     char *reason;
 } refused_plugin;
 
@@ -79,7 +79,10 @@ void clasp_registry_free(clasp_registry *r)
     free(r);
 }
 
-int clasp_registry_count(const clasp_registry *r) { return r ? r->n : 0; }
+int clasp_registry_count(const clasp_registry *r)
+{
+    return r ? r->n : 0;
+}
 
 const clasp_plugin_info *clasp_registry_plugin(const clasp_registry *r, int i)
 {
@@ -87,7 +90,10 @@ const clasp_plugin_info *clasp_registry_plugin(const clasp_registry *r, int i)
     return &r->items[i].info;
 }
 
-int clasp_registry_refusal_count(const clasp_registry *r) { return r ? r->n_refused : 0; }
+int clasp_registry_refusal_count(const clasp_registry *r)
+{
+    return r ? r->n_refused : 0;
+}
 
 const clasp_plugin_refusal *clasp_registry_refusal(const clasp_registry *r, int i)
 {
@@ -144,8 +150,7 @@ clasp_status clasp_registry_load_file(clasp_registry *r, const char *path,
                                       clasp_plugin_origin origin)
 {
     char real[PATH_MAX];
-    if (!realpath(path, real))
-        return refuse(r, path, NULL, "cannot open: %s", strerror(errno));
+    if (!realpath(path, real)) return refuse(r, path, NULL, "cannot open: %s", strerror(errno));
     /* The build folder is often also on CLASP_PLUGIN_PATH (the tests do
      * that): the same file met again is neither a duplicate nor news. */
     for (int i = 0; i < r->n; i++)
@@ -287,8 +292,7 @@ static int collect(const char *dir, int depth, char ***list, size_t *n, size_t *
     return rc;
 }
 
-clasp_status clasp_registry_load_dir(clasp_registry *r, const char *dir,
-                                     clasp_plugin_origin origin)
+clasp_status clasp_registry_load_dir(clasp_registry *r, const char *dir, clasp_plugin_origin origin)
 {
     struct stat sb;
     if (stat(dir, &sb) != 0) return CLASP_OK;
@@ -345,13 +349,14 @@ clasp_status clasp_registry_open(clasp_registry **out)
 {
     CLASP_TRY(clasp_registry_new(out));
     clasp_registry *r = *out;
-    clasp_status st = clasp_registry_load_dir(r, clasp_registry_builtin_dir(), CLASP_ORIGIN_BUILTIN);
+    clasp_status st =
+        clasp_registry_load_dir(r, clasp_registry_builtin_dir(), CLASP_ORIGIN_BUILTIN);
     const char *env = getenv("CLASP_PLUGIN_PATH");
     if (st == CLASP_OK && env && *env) {
         char *copy = strdup(env);
         if (!copy) st = clasp_error(CLASP_ERR_NOMEM, "out of memory");
-        for (char *save = NULL, *p = copy ? strtok_r(copy, ":", &save) : NULL;
-             p && st == CLASP_OK; p = strtok_r(NULL, ":", &save))
+        for (char *save = NULL, *p = copy ? strtok_r(copy, ":", &save) : NULL; p && st == CLASP_OK;
+             p = strtok_r(NULL, ":", &save))
             st = clasp_registry_load_dir(r, p, CLASP_ORIGIN_PATH);
         free(copy);
     }
@@ -364,8 +369,8 @@ clasp_status clasp_registry_open(clasp_registry **out)
     return CLASP_OK;
 }
 
-clasp_status clasp_registry_find(const clasp_registry *r, const char *name,
-                                 clasp_plugin_kind kind, const clasp_plugin_desc **out)
+clasp_status clasp_registry_find(const clasp_registry *r, const char *name, clasp_plugin_kind kind,
+                                 const clasp_plugin_desc **out)
 {
     *out = NULL;
     const char *kname = clasp_plugin_kind_name(kind);
@@ -375,8 +380,8 @@ clasp_status clasp_registry_find(const clasp_registry *r, const char *name,
         if (strcmp(d->name, name) != 0) continue;
         if (d->kind != kind)
             return clasp_error(CLASP_ERR_NOT_FOUND, "'%s' is a %s plugin, not %s %s (%s)", name,
-                               clasp_plugin_kind_name(d->kind), kind == CLASP_PLUGIN_ATTACK ? "an" : "a",
-                               kname, r->items[i].path);
+                               clasp_plugin_kind_name(d->kind),
+                               kind == CLASP_PLUGIN_ATTACK ? "an" : "a", kname, r->items[i].path);
         *out = d;
         return CLASP_OK;
     }

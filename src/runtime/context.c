@@ -8,6 +8,7 @@
 
 const char *clasp_cl_error_name(cl_int err)
 {
+    /* clang-format off */
     switch (err) {
 #define E(x) case x: return #x;
     E(CL_SUCCESS) E(CL_DEVICE_NOT_FOUND) E(CL_DEVICE_NOT_AVAILABLE)
@@ -33,16 +34,17 @@ const char *clasp_cl_error_name(cl_int err)
 #undef E
     default: return "unknown OpenCL error";
     }
+    /* clang-format on */
 }
 
 clasp_status clasp_cl_check(cl_int err, const char *call)
 {
     if (err == CL_SUCCESS) return CLASP_OK;
     if (err == CL_MEM_OBJECT_ALLOCATION_FAILURE || err == CL_OUT_OF_HOST_MEMORY)
-        return clasp_error(CLASP_ERR_NOMEM, "%s failed: %s (%d)", call,
-                           clasp_cl_error_name(err), (int)err);
-    return clasp_error(CLASP_ERR_OPENCL, "%s failed: %s (%d)", call,
-                       clasp_cl_error_name(err), (int)err);
+        return clasp_error(CLASP_ERR_NOMEM, "%s failed: %s (%d)", call, clasp_cl_error_name(err),
+                           (int)err);
+    return clasp_error(CLASP_ERR_OPENCL, "%s failed: %s (%d)", call, clasp_cl_error_name(err),
+                       (int)err);
 }
 
 void clasp_ctx_opts_default(clasp_ctx_opts *opts)
@@ -62,7 +64,7 @@ void clasp_ctx_opts_from_env(clasp_ctx_opts *opts)
     e = getenv("CLASP_TUNE");
     opts->tune = !(e && !strcmp(e, "0"));
     e = getenv("CLASP_KERNELS");
-    opts->kernels = e && !strcmp(e, "generic") ? CLASP_KERNELS_GENERIC
+    opts->kernels = e && !strcmp(e, "generic")  ? CLASP_KERNELS_GENERIC
                     : e && !strcmp(e, "vector") ? CLASP_KERNELS_VECTOR
                                                 : CLASP_KERNELS_AUTO;
     e = getenv("CLASP_GEMM");
@@ -91,7 +93,8 @@ const clasp_ctx_opts *clasp_ctx_options(const clasp_ctx *ctx)
 
 clasp_status clasp_ctx_set_options(clasp_ctx *ctx, const clasp_ctx_opts *opts)
 {
-    if (!ctx || !opts) return clasp_error(CLASP_ERR_INVALID, "clasp_ctx_set_options: NULL argument");
+    if (!ctx || !opts)
+        return clasp_error(CLASP_ERR_INVALID, "clasp_ctx_set_options: NULL argument");
     clasp_ctx_opts o;
     opts_copy(&o, opts);
     memcpy(o.device, ctx->opts.device, sizeof o.device);
@@ -144,8 +147,7 @@ clasp_status clasp_ctx_new_opts(const clasp_ctx_opts *opts, clasp_ctx **out)
     }
     ctx->platform = plats[ctx->info.platform];
     ctx->device = devs[ctx->info.device];
-    cl_context_properties props[] = {CL_CONTEXT_PLATFORM,
-                                     (cl_context_properties)ctx->platform, 0};
+    cl_context_properties props[] = {CL_CONTEXT_PLATFORM, (cl_context_properties)ctx->platform, 0};
     ctx->context = clCreateContext(props, 1, &ctx->device, NULL, NULL, &err);
     if (err != CL_SUCCESS) {
         free(ctx);
@@ -322,7 +324,8 @@ clasp_status clasp_launch(clasp_ctx *ctx, cl_kernel k, const char *op, cl_uint d
     cl_int err = clEnqueueNDRangeKernel(ctx->queue, k, dims, NULL, g, lws, 0, NULL, ev);
     if (err != CL_SUCCESS) {
         if (ev) ctx->n_pending--;
-        return clasp_error(err == CL_MEM_OBJECT_ALLOCATION_FAILURE ? CLASP_ERR_NOMEM : CLASP_ERR_OPENCL,
+        return clasp_error(err == CL_MEM_OBJECT_ALLOCATION_FAILURE ? CLASP_ERR_NOMEM
+                                                                   : CLASP_ERR_OPENCL,
                            "clEnqueueNDRangeKernel(%s) failed: %s (%d)", op,
                            clasp_cl_error_name(err), (int)err);
     }

@@ -60,7 +60,8 @@ clasp_status clasp_device_list(clasp_device_info **out, size_t *n)
             size_t wg = 0;
             clGetDeviceInfo(devs[d], CL_DEVICE_TYPE, sizeof type, &type, NULL);
             clGetDeviceInfo(devs[d], CL_DEVICE_GLOBAL_MEM_SIZE, sizeof mem, &mem, NULL);
-            clGetDeviceInfo(devs[d], CL_DEVICE_MAX_MEM_ALLOC_SIZE, sizeof maxalloc, &maxalloc, NULL);
+            clGetDeviceInfo(devs[d], CL_DEVICE_MAX_MEM_ALLOC_SIZE, sizeof maxalloc, &maxalloc,
+                            NULL);
             clGetDeviceInfo(devs[d], CL_DEVICE_MAX_COMPUTE_UNITS, sizeof cu, &cu, NULL);
             clGetDeviceInfo(devs[d], CL_DEVICE_MAX_WORK_GROUP_SIZE, sizeof wg, &wg, NULL);
             di->is_gpu = (type & CL_DEVICE_TYPE_GPU) != 0;
@@ -101,16 +102,15 @@ static clasp_status not_found(const char *spec, const clasp_device_info *list, s
     size_t len = (size_t)snprintf(msg, sizeof msg,
                                   "CLASP_DEVICE='%s' matches no device; valid choices:", spec);
     for (size_t i = 0; i < n && len < sizeof msg; i++)
-        len += (size_t)snprintf(msg + len, sizeof msg - len, "\n  %d:%d  %s / %s",
-                                list[i].platform, list[i].device, list[i].platform_name,
-                                list[i].name);
+        len += (size_t)snprintf(msg + len, sizeof msg - len, "\n  %d:%d  %s / %s", list[i].platform,
+                                list[i].device, list[i].platform_name, list[i].name);
     if (n == 0 && len < sizeof msg)
         snprintf(msg + len, sizeof msg - len, " (none: no OpenCL device found)");
     return clasp_error(CLASP_ERR_NOT_FOUND, "%s", msg);
 }
 
-clasp_status clasp_device_choose(const char *spec, const clasp_device_info *list,
-                                 size_t n, size_t *index)
+clasp_status clasp_device_choose(const char *spec, const clasp_device_info *list, size_t n,
+                                 size_t *index)
 {
     if (!spec || !*spec) {
         if (n == 0)

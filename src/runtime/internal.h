@@ -19,8 +19,8 @@ typedef struct clasp_kernel_entry {
 } clasp_kernel_entry;
 
 typedef struct clasp_program_entry {
-    char *source_name;     /* cl/ file stem */
-    char *defines;         /* extra build options, "" for none */
+    char *source_name; /* cl/ file stem */
+    char *defines;     /* extra build options, "" for none */
     cl_program program;
     clasp_kernel_entry *kernels;
     size_t n_kernels;
@@ -32,7 +32,7 @@ typedef struct clasp_pool_buf {
 } clasp_pool_buf;
 
 typedef struct clasp_prof_op {
-    const char *name;      /* static string given at launch */
+    const char *name; /* static string given at launch */
     double total_ns;
     unsigned long calls;
 } clasp_prof_op;
@@ -44,7 +44,7 @@ typedef struct clasp_prof_pending {
 
 struct clasp_ctx {
     clasp_device_info info;
-    clasp_ctx_opts opts;           /* read once at creation; see clasp_ctx_set_options */
+    clasp_ctx_opts opts; /* read once at creation; see clasp_ctx_set_options */
     cl_platform_id platform;
     cl_device_id device;
     cl_context context;
@@ -54,9 +54,9 @@ struct clasp_ctx {
     size_t n_programs, cap_programs;
     clasp_cache_stats cache;
 
-    clasp_pool_buf *pool;          /* free buffers waiting for reuse */
+    clasp_pool_buf *pool; /* free buffers waiting for reuse */
     size_t n_pool, cap_pool;
-    size_t dev_bytes, dev_peak;    /* tensor buffers held (in use or pooled), and the most ever */
+    size_t dev_bytes, dev_peak; /* tensor buffers held (in use or pooled), and the most ever */
 
     int profiling;
     clasp_prof_op *prof;
@@ -91,18 +91,17 @@ const char *clasp_cl_error_name(cl_int err);
 
 /* Maps an OpenCL result to a clasp_status, recording "CALL: NAME (code)". */
 clasp_status clasp_cl_check(cl_int err, const char *call);
-#define CLASP_CL_TRY(call_expr, what)                                      \
-    do {                                                                   \
-        cl_int clasp_cl_e_ = (call_expr);                                  \
+#define CLASP_CL_TRY(call_expr, what)                                            \
+    do {                                                                         \
+        cl_int clasp_cl_e_ = (call_expr);                                        \
         if (clasp_cl_e_ != CL_SUCCESS) return clasp_cl_check(clasp_cl_e_, what); \
     } while (0)
 
 /* Returns a kernel of program `source_name` (a cl/ file stem) built with
  * `defines` (e.g. "-DTILE=8", may be NULL). Programs are built once per
  * context, through the on-disk binary cache. */
-clasp_status clasp_kernel_get(clasp_ctx *ctx, const char *source_name,
-                              const char *defines, const char *kernel_name,
-                              cl_kernel *out);
+clasp_status clasp_kernel_get(clasp_ctx *ctx, const char *source_name, const char *defines,
+                              const char *kernel_name, cl_kernel *out);
 
 /* Sets `n` kernel arguments given as (size_t size, const void *value) pairs;
  * KARG(x) expands to such a pair. */
@@ -112,8 +111,8 @@ clasp_status clasp_kernel_args(cl_kernel k, int n, ...);
 /* Enqueues an NDRange (lws may be NULL). `op` names the op in the profile
  * and must be a string literal or otherwise outlive the context. Global
  * sizes are rounded up to multiples of lws; kernels guard their range. */
-clasp_status clasp_launch(clasp_ctx *ctx, cl_kernel k, const char *op,
-                          cl_uint dims, const size_t *gws, const size_t *lws);
+clasp_status clasp_launch(clasp_ctx *ctx, cl_kernel k, const char *op, cl_uint dims,
+                          const size_t *gws, const size_t *lws);
 
 /* When profiling, an event slot for a command enqueued outside
  * clasp_launch (CLBlast, copies): returns NULL when profiling is off. */
@@ -129,8 +128,8 @@ static inline cl_mem clasp_mem(const clasp_tensor *t)
 
 /* Compiles (or loads from the disk cache) one program; used by
  * clasp_kernel_get and by the cache tests. */
-clasp_status clasp_program_build(clasp_ctx *ctx, const char *source_text,
-                                 const char *options, cl_program *out);
+clasp_status clasp_program_build(clasp_ctx *ctx, const char *source_text, const char *options,
+                                 cl_program *out);
 
 /* Rounds x up to a multiple of m. */
 static inline size_t clasp_round_up(size_t x, size_t m)

@@ -87,8 +87,8 @@ void clasp_profile_print(clasp_ctx *ctx, void *file)
     fprintf(f, "  %-28s %10s %8s %10s %7s\n", "op", "total ms", "calls", "us/call", "share");
     for (size_t i = 0; i < ctx->n_prof; i++) {
         const clasp_prof_op *p = &ctx->prof[i];
-        fprintf(f, "  %-28s %10.1f %8lu %10.1f %6.1f%%\n", p->name, p->total_ns * 1e-6,
-                p->calls, p->total_ns * 1e-3 / (double)p->calls,
+        fprintf(f, "  %-28s %10.1f %8lu %10.1f %6.1f%%\n", p->name, p->total_ns * 1e-6, p->calls,
+                p->total_ns * 1e-3 / (double)p->calls,
                 total > 0 ? 100.0 * p->total_ns / total : 0.0);
     }
     /* Printed times are forgotten, so a later print shows only new work. */

@@ -41,11 +41,10 @@ const char *clasp_cache_dir(void)
 }
 
 /* Two independent 64-bit FNV-1a digests of the whole key. */
-static void key_digest(const clasp_ctx *ctx, const char *source, const char *options,
-                       uint64_t d[2])
+static void key_digest(const clasp_ctx *ctx, const char *source, const char *options, uint64_t d[2])
 {
     const char *parts[] = {ctx->info.platform_name, ctx->info.name, ctx->info.version,
-                           ctx->info.driver, options, source};
+                           ctx->info.driver,        options,        source};
     d[0] = CLASP_FNV1A_INIT;
     d[1] = 0x84222325cbf29ce4ULL;
     for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
@@ -68,8 +67,8 @@ static unsigned char *cache_read(const char *path, const uint64_t d[2], size_t *
     unsigned char *bin = NULL;
     if (fread(magic, 1, 8, f) != 8 || memcmp(magic, CACHE_MAGIC, 8) ||
         fread(got, sizeof got, 1, f) != 1 || got[0] != d[0] || got[1] != d[1] ||
-        fread(&n, sizeof n, 1, f) != 1 || fread(&crc, sizeof crc, 1, f) != 1 ||
-        n == 0 || n > (1u << 30) || !(bin = malloc(n)) || fread(bin, 1, n, f) != n ||
+        fread(&n, sizeof n, 1, f) != 1 || fread(&crc, sizeof crc, 1, f) != 1 || n == 0 ||
+        n > (1u << 30) || !(bin = malloc(n)) || fread(bin, 1, n, f) != n ||
         crc32(0L, bin, (uInt)n) != crc) {
         free(bin);
         fclose(f);
@@ -113,10 +112,9 @@ static clasp_status build_log_error(clasp_ctx *ctx, cl_program prog, cl_int err,
         clGetProgramBuildInfo(prog, ctx->device, CL_PROGRAM_BUILD_LOG, n, log, NULL);
         log[n] = '\0';
     }
-    clasp_status st = clasp_error(CLASP_ERR_OPENCL,
-                                  "clBuildProgram failed: %s (%d), options '%s':\n%.700s",
-                                  clasp_cl_error_name(err), (int)err, options,
-                                  log ? log : "");
+    clasp_status st =
+        clasp_error(CLASP_ERR_OPENCL, "clBuildProgram failed: %s (%d), options '%s':\n%.700s",
+                    clasp_cl_error_name(err), (int)err, options, log ? log : "");
     free(log);
     return st;
 }
@@ -125,8 +123,8 @@ static cl_program from_binary(clasp_ctx *ctx, const unsigned char *bin, size_t n
                               const char *options)
 {
     cl_int err, bstatus;
-    cl_program prog = clCreateProgramWithBinary(ctx->context, 1, &ctx->device, &n, &bin,
-                                                &bstatus, &err);
+    cl_program prog =
+        clCreateProgramWithBinary(ctx->context, 1, &ctx->device, &n, &bin, &bstatus, &err);
     if (err != CL_SUCCESS || bstatus != CL_SUCCESS) {
         if (prog) clReleaseProgram(prog);
         return NULL;
@@ -178,8 +176,8 @@ clasp_status clasp_program_build(clasp_ctx *ctx, const char *source, const char 
         if (clGetProgramInfo(prog, CL_PROGRAM_BINARY_SIZES, sizeof n, &n, NULL) == CL_SUCCESS &&
             n > 0) {
             unsigned char *bin = malloc(n);
-            if (bin && clGetProgramInfo(prog, CL_PROGRAM_BINARIES, sizeof bin, &bin, NULL) ==
-                           CL_SUCCESS)
+            if (bin &&
+                clGetProgramInfo(prog, CL_PROGRAM_BINARIES, sizeof bin, &bin, NULL) == CL_SUCCESS)
                 cache_write(dir, path, d, bin, n);
             free(bin);
         }

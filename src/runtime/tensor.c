@@ -60,11 +60,11 @@ static void pool_give(clasp_ctx *ctx, cl_mem mem, size_t bytes)
 static clasp_status shape_numel(int ndim, const int *shape, size_t *numel)
 {
     if (ndim < 0 || ndim > CLASP_MAX_DIMS)
-        return clasp_error(CLASP_ERR_INVALID, "tensor rank %d outside 0..%d", ndim,
-                           CLASP_MAX_DIMS);
+        return clasp_error(CLASP_ERR_INVALID, "tensor rank %d outside 0..%d", ndim, CLASP_MAX_DIMS);
     size_t n = 1;
     for (int i = 0; i < ndim; i++) {
-        if (shape[i] < 0) return clasp_error(CLASP_ERR_INVALID, "negative tensor dimension %d", shape[i]);
+        if (shape[i] < 0)
+            return clasp_error(CLASP_ERR_INVALID, "negative tensor dimension %d", shape[i]);
         n *= (size_t)shape[i];
     }
     *numel = n;
@@ -107,8 +107,7 @@ clasp_status clasp_tensor_new2(clasp_ctx *ctx, int n0, int n1, clasp_tensor **ou
     return clasp_tensor_new(ctx, CLASP_F32, 2, (int[]){n0, n1}, out);
 }
 
-clasp_status clasp_tensor_new4(clasp_ctx *ctx, int n0, int n1, int n2, int n3,
-                               clasp_tensor **out)
+clasp_status clasp_tensor_new4(clasp_ctx *ctx, int n0, int n1, int n2, int n3, clasp_tensor **out)
 {
     return clasp_tensor_new(ctx, CLASP_F32, 4, (int[]){n0, n1, n2, n3}, out);
 }
@@ -149,28 +148,26 @@ clasp_status clasp_tensor_reshape(clasp_tensor *t, int ndim, const int *shape)
     return CLASP_OK;
 }
 
-clasp_status clasp_tensor_write_part(clasp_tensor *t, size_t offset, size_t count,
-                                     const void *host)
+clasp_status clasp_tensor_write_part(clasp_tensor *t, size_t offset, size_t count, const void *host)
 {
     if (offset + count > t->numel)
-        return clasp_error(CLASP_ERR_INVALID, "write of %zu+%zu elements into %zu", offset,
-                           count, t->numel);
+        return clasp_error(CLASP_ERR_INVALID, "write of %zu+%zu elements into %zu", offset, count,
+                           t->numel);
     if (!count) return CLASP_OK;
-    CLASP_CL_TRY(clEnqueueWriteBuffer(t->ctx->queue, clasp_mem(t), CL_TRUE, offset * 4,
-                                      count * 4, host, 0, NULL, NULL),
+    CLASP_CL_TRY(clEnqueueWriteBuffer(t->ctx->queue, clasp_mem(t), CL_TRUE, offset * 4, count * 4,
+                                      host, 0, NULL, NULL),
                  "clEnqueueWriteBuffer");
     return CLASP_OK;
 }
 
-clasp_status clasp_tensor_read_part(const clasp_tensor *t, size_t offset, size_t count,
-                                    void *host)
+clasp_status clasp_tensor_read_part(const clasp_tensor *t, size_t offset, size_t count, void *host)
 {
     if (offset + count > t->numel)
-        return clasp_error(CLASP_ERR_INVALID, "read of %zu+%zu elements from %zu", offset,
-                           count, t->numel);
+        return clasp_error(CLASP_ERR_INVALID, "read of %zu+%zu elements from %zu", offset, count,
+                           t->numel);
     if (!count) return CLASP_OK;
-    CLASP_CL_TRY(clEnqueueReadBuffer(t->ctx->queue, clasp_mem(t), CL_TRUE, offset * 4,
-                                     count * 4, host, 0, NULL, NULL),
+    CLASP_CL_TRY(clEnqueueReadBuffer(t->ctx->queue, clasp_mem(t), CL_TRUE, offset * 4, count * 4,
+                                     host, 0, NULL, NULL),
                  "clEnqueueReadBuffer");
     return CLASP_OK;
 }
@@ -203,12 +200,14 @@ clasp_status clasp_tensor_copy_part(clasp_tensor *dst, size_t dst_offset, const 
 {
     if (dst_offset > dst->numel || count > dst->numel - dst_offset || src_offset > src->numel ||
         count > src->numel - src_offset)
-        return clasp_error(CLASP_ERR_INVALID, "copy of %zu elements from %zu of %zu into %zu of %zu", count,
+        return clasp_error(CLASP_ERR_INVALID,
+                           "copy of %zu elements from %zu of %zu into %zu of %zu", count,
                            src_offset, src->numel, dst_offset, dst->numel);
     if (!count) return CLASP_OK;
     clasp_ctx *ctx = dst->ctx;
-    CLASP_CL_TRY(clEnqueueCopyBuffer(ctx->queue, clasp_mem(src), clasp_mem(dst), src_offset * 4, dst_offset * 4,
-                                     count * 4, 0, NULL, clasp_profile_event(ctx, "copy")),
+    CLASP_CL_TRY(clEnqueueCopyBuffer(ctx->queue, clasp_mem(src), clasp_mem(dst), src_offset * 4,
+                                     dst_offset * 4, count * 4, 0, NULL,
+                                     clasp_profile_event(ctx, "copy")),
                  "clEnqueueCopyBuffer");
     return CLASP_OK;
 }

@@ -19,8 +19,8 @@ clasp_status clasp_mkdir_p(const char *path)
             char c = *s;
             *s = '\0';
             if (mkdir(buf, 0777) != 0 && errno != EEXIST) {
-                clasp_status st = clasp_error(CLASP_ERR_IO, "%s: cannot create the folder: %s",
-                                              buf, strerror(errno));
+                clasp_status st = clasp_error(CLASP_ERR_IO, "%s: cannot create the folder: %s", buf,
+                                              strerror(errno));
                 free(buf);
                 return st;
             }
@@ -68,8 +68,8 @@ clasp_status clasp_atomic_open(clasp_atomic_file *a, const char *path, const cha
     snprintf(a->tmp, n, "%s.tmp.%ld", path, (long)getpid());
     a->f = fopen(a->tmp, mode);
     if (!a->f) {
-        clasp_status st = clasp_error(CLASP_ERR_IO, "%s: cannot create temporary file %s: %s", path, a->tmp,
-                         strerror(errno));
+        clasp_status st = clasp_error(CLASP_ERR_IO, "%s: cannot create temporary file %s: %s", path,
+                                      a->tmp, strerror(errno));
         release(a);
         return st;
     }

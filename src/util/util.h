@@ -20,7 +20,7 @@
  * for every file clasp keeps (program cache, tuning file, checkpoints and
  * state, report and charts). */
 typedef struct clasp_atomic_file {
-    FILE *f;           /* write here between open and commit */
+    FILE *f; /* write here between open and commit */
     char *path, *tmp;
 } clasp_atomic_file;
 

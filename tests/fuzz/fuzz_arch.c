@@ -66,8 +66,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fuzz_check(clasp_arch_parse(f1, &again, &n2) == CLASP_OK,
                "arch: the formatted text does not parse: %s\n  input: %s\n  formatted: %s",
                clasp_last_error(), text, f1);
-    fuzz_check(n2 == n, "arch: %d layers became %d\n  input: %s\n  formatted: %s", n, n2, text,
-               f1);
+    fuzz_check(n2 == n, "arch: %d layers became %d\n  input: %s\n  formatted: %s", n, n2, text, f1);
     for (int i = 0; i < n; i++) {
         const char *field = spec_diff(&ls[i], &again[i]);
         fuzz_check(field == NULL,

@@ -46,7 +46,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fuzz_check(d.y[i] >= 0 && d.y[i] < 10, "cifar: label %zu is %d", i, (int)d.y[i]);
     for (int k = 0; k < 10; k++) {
         size_t len = strnlen(d.class_names[k], CLASP_CLASS_NAME_MAX);
-        fuzz_check(len > 0 && len < CLASP_CLASS_NAME_MAX, "cifar: class name %d is empty or unterminated", k);
+        fuzz_check(len > 0 && len < CLASP_CLASS_NAME_MAX,
+                   "cifar: class name %d is empty or unterminated", k);
     }
     clasp_dataset_free(&d);
     return 0;

@@ -48,8 +48,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fuzz_write(is_train ? train : test, recs, nrecs);
 
     clasp_dataset d;
-    clasp_status s = clasp_dataset_load(coarse ? "cifar100-coarse" : "cifar100", fuzz_dir(),
-                                        is_train, &d);
+    clasp_status s =
+        clasp_dataset_load(coarse ? "cifar100-coarse" : "cifar100", fuzz_dir(), is_train, &d);
     if (s != CLASP_OK) {
         fuzz_check(!d.x && !d.y && d.n == 0, "cifar100: failed load left data in the dataset");
         fuzz_check_error(fuzz_dir());
@@ -64,10 +64,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
      * chosen one as y, the pixels as they are (already CHW). */
     for (size_t i = 0; i < d.n; i++) {
         const uint8_t *rec = recs + i * RECORD;
-        fuzz_check(rec[0] < 20 && rec[1] < 100, "cifar100: record %zu has labels %u/%u", i,
-                   rec[0], rec[1]);
-        fuzz_check(d.y[i] == rec[coarse ? 0 : 1], "cifar100: label %zu is %d, the file says %u",
-                   i, (int)d.y[i], rec[coarse ? 0 : 1]);
+        fuzz_check(rec[0] < 20 && rec[1] < 100, "cifar100: record %zu has labels %u/%u", i, rec[0],
+                   rec[1]);
+        fuzz_check(d.y[i] == rec[coarse ? 0 : 1], "cifar100: label %zu is %d, the file says %u", i,
+                   (int)d.y[i], rec[coarse ? 0 : 1]);
         for (size_t p = 0; p < PIXELS; p++)
             fuzz_check(d.x[i * PIXELS + p] == (float)rec[2 + p] / 255.0f,
                        "cifar100: pixel %zu of image %zu is %g, the file says %u", p, i,

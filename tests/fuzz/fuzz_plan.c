@@ -44,14 +44,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     char *text = NULL, *again = NULL, h1[17], h2[17];
     clasp_plan *q = NULL;
-    fuzz_check(clasp_plan_to_yaml(p, 1, &text) == CLASP_OK, "plan: cannot emit an accepted plan: %s",
-               clasp_last_error());
+    fuzz_check(clasp_plan_to_yaml(p, 1, &text) == CLASP_OK,
+               "plan: cannot emit an accepted plan: %s", clasp_last_error());
     fuzz_check(clasp_plan_parse(reg, text, strlen(text), "emitted.yaml", &q) == CLASP_OK,
                "plan: the emitted plan does not parse back: %s\n---\n%s", clasp_last_error(), text);
-    fuzz_check(clasp_plan_to_yaml(q, 1, &again) == CLASP_OK, "plan: cannot emit the reparsed plan: %s",
-               clasp_last_error());
-    fuzz_check(!strcmp(text, again), "plan: the emitted plan changes when parsed back:\n%s\n---\n%s",
-               text, again);
+    fuzz_check(clasp_plan_to_yaml(q, 1, &again) == CLASP_OK,
+               "plan: cannot emit the reparsed plan: %s", clasp_last_error());
+    fuzz_check(!strcmp(text, again),
+               "plan: the emitted plan changes when parsed back:\n%s\n---\n%s", text, again);
     fuzz_check(clasp_plan_hash(p, h1, sizeof h1) == CLASP_OK &&
                    clasp_plan_hash(q, h2, sizeof h2) == CLASP_OK && !strcmp(h1, h2),
                "plan: the resume hash changes when the plan is parsed back");
@@ -61,8 +61,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fuzz_check(w.train >= 0 && w.validate >= 0 && w.evaluate >= 0, "plan: negative work estimate");
     for (int e = 0; e < p->epochs && e < 64; e++) {
         double lr = clasp_plan_lr(p, e, 3, 7);
-        fuzz_check(lr >= 0 && lr <= p->lr, "plan: learning rate %g at epoch %d, outside [0, %g]", lr,
-                   e, p->lr);
+        fuzz_check(lr >= 0 && lr <= p->lr, "plan: learning rate %g at epoch %d, outside [0, %g]",
+                   lr, e, p->lr);
     }
     free(text);
     free(again);

@@ -21,7 +21,10 @@ static clasp_status fx_create(const clasp_params *p, void **state)
     return eps == 0.0 && steps && !*steps ? CLASP_OK : CLASP_ERR_INVALID;
 }
 
-static void fx_destroy(void *state) { free(state); }
+static void fx_destroy(void *state)
+{
+    free(state);
+}
 #else
 static clasp_status fx_create(const clasp_params *p, void **state)
 {
@@ -53,12 +56,14 @@ static clasp_status fx_train_step(void *state, const clasp_defense_env *env, con
     return CLASP_OK;
 }
 
+/* clang-format off */
 #define GOOD_PARAMS                                                                  \
     {"eps", CLASP_PARAM_FLOAT, 0.1, 0.0, 1.0, NULL, "a float in [0,1]"},             \
     {"steps", CLASP_PARAM_INT, 10, 0, 100, NULL, "an int in [0,100]"},               \
     {"lo", CLASP_PARAM_FLOAT, 1.0, 0.5, INFINITY, NULL, "a float >= 0.5"},           \
     {"fail", CLASP_PARAM_BOOL, 0, 0, 1, NULL, "make create() fail"},                 \
     {"mode", CLASP_PARAM_STRING, 0, 0, 0, "fast", "a string"}
+/* clang-format on */
 
 #if defined(FIXTURE_SCHEMA_DUP)
 static const clasp_param_spec params[] = {
@@ -109,7 +114,7 @@ static const clasp_plugin_desc desc = {
     .name = "fixture-defense",
 #elif defined(FIXTURE_SHADOW)
     .kind = CLASP_PLUGIN_ATTACK,
-    .name = "fgsm",                 /* the name of a built-in */
+    .name = "fgsm", /* the name of a built-in */
 #elif defined(FIXTURE_MISUSE)
     .kind = CLASP_PLUGIN_ATTACK,
     .name = "fixture-misuse",
@@ -118,7 +123,7 @@ static const clasp_plugin_desc desc = {
     .name = "Bad Name",
 #else
     .kind = CLASP_PLUGIN_ATTACK,
-    .name = "fixture-good",         /* also FIXTURE_DUP: a second file, same name */
+    .name = "fixture-good", /* also FIXTURE_DUP: a second file, same name */
 #endif
     .version = "0.1",
     .summary = "test fixture",
@@ -131,8 +136,14 @@ static const clasp_plugin_desc desc = {
 #if defined(FIXTURE_NOSYM)
 /* Exported, but under the wrong name. */
 CLASP_PLUGIN_EXPORT const clasp_plugin_desc *clasp_plugin_entry_typo(void);
-CLASP_PLUGIN_EXPORT const clasp_plugin_desc *clasp_plugin_entry_typo(void) { return &desc; }
+CLASP_PLUGIN_EXPORT const clasp_plugin_desc *clasp_plugin_entry_typo(void)
+{
+    return &desc;
+}
 #else
 CLASP_PLUGIN_EXPORT const clasp_plugin_desc *clasp_plugin_entry(void);
-CLASP_PLUGIN_EXPORT const clasp_plugin_desc *clasp_plugin_entry(void) { return &desc; }
+CLASP_PLUGIN_EXPORT const clasp_plugin_desc *clasp_plugin_entry(void)
+{
+    return &desc;
+}
 #endif

@@ -7,13 +7,14 @@ static clasp_status plan(clasp_model *m, clasp_node *n)
     (void)m;
     const node_shape *a = &n->in[0], *b = &n->in[1];
     if (a->c != b->c || a->h != b->h || a->w != b->w || a->is4d != b->is4d)
-        return clasp_error(CLASP_ERR_CONFIG, "layer %s: add of a %dx%dx%d and a %dx%dx%d input", n->name, a->c,
-                           a->h, a->w, b->c, b->h, b->w);
+        return clasp_error(CLASP_ERR_CONFIG, "layer %s: add of a %dx%dx%d and a %dx%dx%d input",
+                           n->name, a->c, a->h, a->w, b->c, b->h, b->w);
     n->out = *a;
     return CLASP_OK;
 }
 
-static clasp_status forward(clasp_model *m, clasp_node *n, const clasp_tensor *const *in, clasp_tensor *out)
+static clasp_status forward(clasp_model *m, clasp_node *n, const clasp_tensor *const *in,
+                            clasp_tensor *out)
 {
     (void)m, (void)n;
     return clasp_add_scaled(in[0], 1.0f, in[1], out);

@@ -8,7 +8,8 @@ static clasp_status plan(clasp_model *m, clasp_node *n)
     return layer_plan_pool(n, "avg-pool");
 }
 
-static clasp_status forward(clasp_model *m, clasp_node *n, const clasp_tensor *const *in, clasp_tensor *out)
+static clasp_status forward(clasp_model *m, clasp_node *n, const clasp_tensor *const *in,
+                            clasp_tensor *out)
 {
     (void)m;
     return clasp_avgpool2d_forward(in[0], n->spec.kernel, n->spec.stride, out);
@@ -18,7 +19,8 @@ static clasp_status backward(clasp_model *m, clasp_node *n, const clasp_tensor *
                              const clasp_tensor *out, const clasp_tensor *dout, clasp_tensor **din)
 {
     (void)m, (void)in, (void)out;
-    return din[0] ? clasp_avgpool2d_backward(dout, n->spec.kernel, n->spec.stride, din[0]) : CLASP_OK;
+    return din[0] ? clasp_avgpool2d_backward(dout, n->spec.kernel, n->spec.stride, din[0])
+                  : CLASP_OK;
 }
 
 const layer_ops layer_avgpool2d = {"avgpool2d", 1, 0, 0, plan, NULL, forward, backward};

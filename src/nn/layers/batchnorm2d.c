@@ -12,7 +12,8 @@
 static clasp_status plan(clasp_model *m, clasp_node *n)
 {
     const node_shape *in = &n->in[0];
-    if (!in->is4d) return clasp_error(CLASP_ERR_CONFIG, "layer %s: BatchNorm2d needs a 4-d input", n->name);
+    if (!in->is4d)
+        return clasp_error(CLASP_ERR_CONFIG, "layer %s: BatchNorm2d needs a 4-d input", n->name);
     n->out = *in;
     int c = in->c;
     CLASP_TRY(model_add_param(m, n, "weight", 1, &c, 0, &n->param[0]));
@@ -34,7 +35,8 @@ static clasp_status init(clasp_model *m, clasp_node *n, uint64_t seed)
     return CLASP_OK;
 }
 
-static clasp_status forward(clasp_model *m, clasp_node *n, const clasp_tensor *const *in, clasp_tensor *out)
+static clasp_status forward(clasp_model *m, clasp_node *n, const clasp_tensor *const *in,
+                            clasp_tensor *out)
 {
     const clasp_tensor *g = m->params[n->param[0]], *b = m->params[n->param[1]];
     clasp_tensor *rm = m->buffers[n->buffer[0]].t, *rv = m->buffers[n->buffer[1]].t;
@@ -43,8 +45,8 @@ static clasp_status forward(clasp_model *m, clasp_node *n, const clasp_tensor *c
     CLASP_TRY(clasp_tensor_ensure(m->ctx, &n->scratch[0], CLASP_F32, 1, &c));
     CLASP_TRY(clasp_tensor_ensure(m->ctx, &n->scratch[1], CLASP_F32, 1, &c));
     m->buffers[n->buffer[2]].i64++;
-    return clasp_batchnorm_forward_train(in[0], g, b, rm, rv, BN_MOMENTUM, BN_EPS, n->scratch[0], n->scratch[1],
-                                         out);
+    return clasp_batchnorm_forward_train(in[0], g, b, rm, rv, BN_MOMENTUM, BN_EPS, n->scratch[0],
+                                         n->scratch[1], out);
 }
 
 static clasp_status backward(clasp_model *m, clasp_node *n, const clasp_tensor *const *in,
@@ -58,7 +60,8 @@ static clasp_status backward(clasp_model *m, clasp_node *n, const clasp_tensor *
     if (!m->train)
         return clasp_batchnorm_backward_eval(in[0], dout, g, m->buffers[n->buffer[0]].t,
                                              m->buffers[n->buffer[1]].t, BN_EPS, din[0], dg, db);
-    return clasp_batchnorm_backward_train(in[0], dout, g, n->scratch[0], n->scratch[1], din[0], dg, db);
+    return clasp_batchnorm_backward_train(in[0], dout, g, n->scratch[0], n->scratch[1], din[0], dg,
+                                          db);
 }
 
 const layer_ops layer_batchnorm2d = {"batchnorm2d", 1, 0, 0, plan, init, forward, backward};

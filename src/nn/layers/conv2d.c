@@ -12,10 +12,11 @@ static clasp_status plan(clasp_model *m, clasp_node *n)
     if (!in->is4d) return clasp_error(CLASP_ERR_CONFIG, "layer %s: conv after flatten", n->name);
     if (s->stride <= 0) s->stride = 1;
     if (s->kernel <= 0 || s->out <= 0 || s->pad < 0)
-        return clasp_error(CLASP_ERR_CONFIG, "layer %s: conv needs kernel > 0, out > 0, pad >= 0", n->name);
+        return clasp_error(CLASP_ERR_CONFIG, "layer %s: conv needs kernel > 0, out > 0, pad >= 0",
+                           n->name);
     if (in->h + 2 * s->pad < s->kernel || in->w + 2 * s->pad < s->kernel)
-        return clasp_error(CLASP_ERR_CONFIG, "layer %s: conv %dx%d does not fit a %dx%d input", n->name,
-                           s->kernel, s->kernel, in->h, in->w);
+        return clasp_error(CLASP_ERR_CONFIG, "layer %s: conv %dx%d does not fit a %dx%d input",
+                           n->name, s->kernel, s->kernel, in->h, in->w);
     n->out = (node_shape){s->out, (in->h + 2 * s->pad - s->kernel) / s->stride + 1,
                           (in->w + 2 * s->pad - s->kernel) / s->stride + 1, 1};
     CLASP_TRY(model_add_param(m, n, "weight", 4, (int[]){s->out, in->c, s->kernel, s->kernel}, 1,
@@ -26,7 +27,8 @@ static clasp_status plan(clasp_model *m, clasp_node *n)
 
 static clasp_status init(clasp_model *m, clasp_node *n, uint64_t seed)
 {
-    if (n->spec.init != CLASP_INIT_KAIMING_FAN_OUT) return layer_init_default(m, n->param[0], n->param[1], seed);
+    if (n->spec.init != CLASP_INIT_KAIMING_FAN_OUT)
+        return layer_init_default(m, n->param[0], n->param[1], seed);
     /* He-normal over the fan-out, zero bias: WideResNet's own initialisation. */
     clasp_tensor *w = m->params[n->param[0]];
     float *h = malloc(w->numel * sizeof *h);
@@ -40,7 +42,8 @@ static clasp_status init(clasp_model *m, clasp_node *n, uint64_t seed)
     return n->param[1] >= 0 ? clasp_tensor_fill(m->params[n->param[1]], 0.0f) : CLASP_OK;
 }
 
-static clasp_status forward(clasp_model *m, clasp_node *n, const clasp_tensor *const *in, clasp_tensor *out)
+static clasp_status forward(clasp_model *m, clasp_node *n, const clasp_tensor *const *in,
+                            clasp_tensor *out)
 {
     const clasp_tensor *b = n->param[1] >= 0 ? m->params[n->param[1]] : NULL;
     return clasp_conv2d_forward(in[0], m->params[n->param[0]], b, n->spec.stride, n->spec.pad, out);
@@ -53,8 +56,8 @@ static clasp_status backward(clasp_model *m, clasp_node *n, const clasp_tensor *
     clasp_tensor *dw = m->want_param_grads ? m->grads[n->param[0]] : NULL;
     clasp_tensor *db = m->want_param_grads && n->param[1] >= 0 ? m->grads[n->param[1]] : NULL;
     if (!din[0] && !dw) return CLASP_OK;
-    return clasp_conv2d_backward(in[0], m->params[n->param[0]], dout, n->spec.stride, n->spec.pad, din[0], dw,
-                                 db);
+    return clasp_conv2d_backward(in[0], m->params[n->param[0]], dout, n->spec.stride, n->spec.pad,
+                                 din[0], dw, db);
 }
 
 const layer_ops layer_conv2d = {"conv2d", 1, 0, 0, plan, init, forward, backward};

@@ -10,7 +10,8 @@ static clasp_status plan(clasp_model *m, clasp_node *n)
     return CLASP_OK;
 }
 
-static clasp_status forward(clasp_model *m, clasp_node *n, const clasp_tensor *const *in, clasp_tensor *out)
+static clasp_status forward(clasp_model *m, clasp_node *n, const clasp_tensor *const *in,
+                            clasp_tensor *out)
 {
     (void)m, (void)n;
     return out == in[0] ? CLASP_OK : clasp_tensor_copy(out, in[0]);

@@ -13,8 +13,8 @@
 #endif
 
 typedef struct layer_ops {
-    const char *name;          /* for messages: "conv2d" */
-    int n_inputs;              /* 1, or 2 for add */
+    const char *name; /* for messages: "conv2d" */
+    int n_inputs;     /* 1, or 2 for add */
     /* Runs in place on its single input where the graph allows it (the
      * input has no other consumer): 1 when it rewrites the values (relu;
      * not on an input whose backward needs its own output), 2 when it only

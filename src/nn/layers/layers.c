@@ -23,11 +23,13 @@ clasp_status layer_plan_pool(clasp_node *n, const char *what)
 {
     clasp_layer_spec *s = &n->spec;
     const node_shape *in = &n->in[0];
-    if (!in->is4d) return clasp_error(CLASP_ERR_CONFIG, "layer %s: %s after flatten", n->name, what);
+    if (!in->is4d)
+        return clasp_error(CLASP_ERR_CONFIG, "layer %s: %s after flatten", n->name, what);
     if (s->stride <= 0) s->stride = s->kernel;
     if (s->kernel <= 0 || in->h < s->kernel || in->w < s->kernel)
-        return clasp_error(CLASP_ERR_CONFIG, "layer %s: %s %d on a %dx%d input", n->name, what, s->kernel, in->h,
-                           in->w);
-    n->out = (node_shape){in->c, (in->h - s->kernel) / s->stride + 1, (in->w - s->kernel) / s->stride + 1, 1};
+        return clasp_error(CLASP_ERR_CONFIG, "layer %s: %s %d on a %dx%d input", n->name, what,
+                           s->kernel, in->h, in->w);
+    n->out = (node_shape){in->c, (in->h - s->kernel) / s->stride + 1,
+                          (in->w - s->kernel) / s->stride + 1, 1};
     return CLASP_OK;
 }

@@ -9,11 +9,12 @@ static clasp_status plan(clasp_model *m, clasp_node *n)
     clasp_layer_spec *s = &n->spec;
     const node_shape *in = &n->in[0];
     if (in->is4d && (in->h != 1 || in->w != 1))
-        return clasp_error(CLASP_ERR_CONFIG, "layer %s: fully connected layer needs a flatten before it",
-                           n->name);
+        return clasp_error(CLASP_ERR_CONFIG,
+                           "layer %s: fully connected layer needs a flatten before it", n->name);
     if (s->out <= 0) return clasp_error(CLASP_ERR_CONFIG, "layer %s: fc needs out > 0", n->name);
     n->out = (node_shape){s->out, 1, 1, 0};
-    CLASP_TRY(model_add_param(m, n, "weight", 2, (int[]){s->out, in->c * in->h * in->w}, 1, &n->param[0]));
+    CLASP_TRY(model_add_param(m, n, "weight", 2, (int[]){s->out, in->c * in->h * in->w}, 1,
+                              &n->param[0]));
     if (!s->no_bias) CLASP_TRY(model_add_param(m, n, "bias", 1, &s->out, 0, &n->param[1]));
     return CLASP_OK;
 }
@@ -28,7 +29,8 @@ static clasp_status init(clasp_model *m, clasp_node *n, uint64_t seed)
     return layer_init_default(m, n->param[0], n->param[1], seed);
 }
 
-static clasp_status forward(clasp_model *m, clasp_node *n, const clasp_tensor *const *in, clasp_tensor *out)
+static clasp_status forward(clasp_model *m, clasp_node *n, const clasp_tensor *const *in,
+                            clasp_tensor *out)
 {
     const clasp_tensor *b = n->param[1] >= 0 ? m->params[n->param[1]] : NULL;
     return clasp_linear_forward(in[0], m->params[n->param[0]], b, out);

@@ -8,7 +8,8 @@ static clasp_status plan(clasp_model *m, clasp_node *n)
     return layer_plan_pool(n, "max-pool");
 }
 
-static clasp_status forward(clasp_model *m, clasp_node *n, const clasp_tensor *const *in, clasp_tensor *out)
+static clasp_status forward(clasp_model *m, clasp_node *n, const clasp_tensor *const *in,
+                            clasp_tensor *out)
 {
     CLASP_TRY(clasp_tensor_ensure(m->ctx, &n->scratch[0], CLASP_I32, 4, out->shape));
     return clasp_maxpool2d_forward(in[0], n->spec.kernel, n->spec.stride, out, n->scratch[0]);

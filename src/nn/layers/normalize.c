@@ -10,11 +10,13 @@ static clasp_status plan(clasp_model *m, clasp_node *n)
     (void)m;
     const node_shape *in = &n->in[0];
     if (!in->is4d || in->c > CLASP_NORMALIZE_MAX_C)
-        return clasp_error(CLASP_ERR_CONFIG, "layer %s: normalize takes images of at most %d channels", n->name,
+        return clasp_error(CLASP_ERR_CONFIG,
+                           "layer %s: normalize takes images of at most %d channels", n->name,
                            CLASP_NORMALIZE_MAX_C);
     for (int c = 0; c < in->c; c++)
         if (!(n->spec.std[c] > 0.0f))
-            return clasp_error(CLASP_ERR_CONFIG, "layer %s: normalize std[%d] must be > 0", n->name, c);
+            return clasp_error(CLASP_ERR_CONFIG, "layer %s: normalize std[%d] must be > 0", n->name,
+                               c);
     n->out = *in;
     return CLASP_OK;
 }
@@ -34,7 +36,8 @@ static clasp_status ensure_coeffs(clasp_model *m, clasp_node *n)
     return clasp_tensor_write(n->scratch[1], shift);
 }
 
-static clasp_status forward(clasp_model *m, clasp_node *n, const clasp_tensor *const *in, clasp_tensor *out)
+static clasp_status forward(clasp_model *m, clasp_node *n, const clasp_tensor *const *in,
+                            clasp_tensor *out)
 {
     CLASP_TRY(ensure_coeffs(m, n));
     return clasp_channel_affine(in[0], n->scratch[0], n->scratch[1], out);

@@ -9,7 +9,8 @@ static clasp_status plan(clasp_model *m, clasp_node *n)
     return CLASP_OK;
 }
 
-static clasp_status forward(clasp_model *m, clasp_node *n, const clasp_tensor *const *in, clasp_tensor *out)
+static clasp_status forward(clasp_model *m, clasp_node *n, const clasp_tensor *const *in,
+                            clasp_tensor *out)
 {
     (void)m, (void)n;
     return clasp_relu_forward(in[0], out);
