@@ -502,3 +502,91 @@ clasp_status dist_gather_examples(const void *local, size_t n_local, size_t elem
     if (n_total) memcpy(out, local, n_total * elem_bytes);
     return CLASP_OK;
 }
+
+typedef struct l2_pair {
+    int32_t cls;
+    float dist;
+} l2_pair;
+
+static int l2_pair_cmp(const void *a, const void *b)
+{
+    const l2_pair *x = a, *y = b;
+    if (x->cls != y->cls) return x->cls < y->cls ? -1 : 1;
+    return (x->dist > y->dist) - (x->dist < y->dist);
+}
+
+/* The L2 distances of every rank's successes, grouped by class and
+ * ascending within one, as one process would have them (before the counts
+ * are summed: each rank's attack_success says how many it has per class). */
+static clasp_status gather_l2(clasp_eval_result *res)
+{
+    int K = res->num_classes;
+    int64_t mine = 0, total = 0;
+    for (int c = 0; res->attack_success && c < K; c++) mine += res->attack_success[c];
+    total = mine;
+    CLASP_TRY(dist_sum_i64(&total, 1));
+    l2_pair *local = malloc((size_t)mine * sizeof *local + 1),
+            *all = malloc((size_t)total * sizeof *all + 1);
+    clasp_status st = local && all ? CLASP_OK : clasp_error(CLASP_ERR_NOMEM, "out of memory");
+    for (int c = 0, i = 0; st == CLASP_OK && c < K && res->attack_success; c++)
+        for (int64_t j = 0; j < res->attack_success[c]; j++, i++)
+            local[i] = (l2_pair){.cls = c, .dist = res->l2_success ? res->l2_success[i] : 0.0f};
+    /* Every rank takes part in the collective, whatever happened above. */
+    clasp_status g = dist_gather_examples(local, st == CLASP_OK ? (size_t)mine : 0, sizeof *local,
+                                          all, st == CLASP_OK ? (size_t)total : 0);
+    if (st == CLASP_OK) st = g;
+    if (st == CLASP_OK) {
+        qsort(all, (size_t)total, sizeof *all, l2_pair_cmp);
+        float *d = malloc((size_t)total * sizeof *d + 1);
+        if (!d) st = clasp_error(CLASP_ERR_NOMEM, "out of memory");
+        for (int64_t i = 0; d && i < total; i++) d[i] = all[i].dist;
+        if (d) free(res->l2_success), res->l2_success = d;
+    }
+    free(local), free(all);
+    return st;
+}
+
+/* A shard's per-example outcomes, in pass order, and an ensemble's first
+ * flippers summed over the ranks (the slowest rank's member times). */
+static clasp_status gather_outcomes(clasp_eval_result *res, size_t local, int nm)
+{
+    size_t total = (size_t)res->total;
+    int32_t **arrays[] = {&res->ex_label, &res->ex_clean, &res->ex_adv};
+    for (size_t i = 0; i < sizeof arrays / sizeof arrays[0]; i++) {
+        int32_t *all = malloc(total * sizeof *all + 1);
+        if (!all) return clasp_error(CLASP_ERR_NOMEM, "out of memory");
+        clasp_status st = dist_gather_examples(*arrays[i], local, sizeof(int32_t), all, total);
+        if (st != CLASP_OK) {
+            free(all);
+            return st;
+        }
+        free(*arrays[i]);
+        *arrays[i] = all;
+    }
+    if (nm > 0) {
+        if (!res->first_flip || !res->member_seconds) {
+            /* A rank with no batches: zeros to add. */
+            free(res->first_flip), free(res->member_seconds);
+            res->first_flip =
+                calloc((size_t)res->num_classes * (size_t)nm, sizeof *res->first_flip);
+            res->member_seconds = calloc((size_t)nm, sizeof *res->member_seconds);
+            if (!res->first_flip || !res->member_seconds)
+                return clasp_error(CLASP_ERR_NOMEM, "out of memory");
+            res->n_members = nm;
+        }
+        CLASP_TRY(dist_sum_i64(res->first_flip, (size_t)res->num_classes * (size_t)nm));
+        CLASP_TRY(dist_max_f64(res->member_seconds, (size_t)nm));
+    }
+    return CLASP_OK;
+}
+
+clasp_status dist_reduce_eval_examples(clasp_eval_result *r, int n_members, int l2)
+{
+    if (clasp_dist_size() <= 1) return dist_reduce_eval(r);
+    size_t local = (size_t)r->total;
+    /* Before the counts are summed: each rank's attack_success says how
+     * many distances it holds per class. */
+    if (l2) CLASP_TRY(gather_l2(r));
+    CLASP_TRY(dist_reduce_eval(r));
+    return gather_outcomes(r, local, n_members);
+}

@@ -66,6 +66,13 @@ clasp_status dist_check_params(clasp_model *m, const char *when);
  * clasp_eval_result grows a field. */
 clasp_status dist_reduce_eval(clasp_eval_result *r);
 
+/* dist_reduce_eval for a test pass, plus what the report keeps per
+ * example: the shards' per-example outcomes gathered in pass order, an
+ * ensemble's first flippers summed (its members' times: the slowest
+ * rank's), and with l2 the distances of the successes, grouped by class
+ * and ascending, as one process would have them. */
+clasp_status dist_reduce_eval_examples(clasp_eval_result *r, int n_members, int l2);
+
 /* Per-example arrays of a sharded pass in pass order: each rank holds
  * n_local elements of elem_bytes for its contiguous slice (ranks in order);
  * out (n_total elements) receives all of them on every rank. */
