@@ -262,6 +262,26 @@ static inline void c1_store(float16 v, int rem, __global float *p)
     if (rem & 1) p[0] = r2.x;
 }
 
+/* Stores the first min(rem, C1_VEC) lanes of v as columns j, j+1, ... of
+ * one row of a column matrix (row: where the row's column 0 would be; see
+ * col_at). Packed, a run may cross into the next 16-column panel: the part
+ * beyond it is shifted down and stored at the start of that panel. */
+static inline void c1_store_cols(float16 v, int rem, __global float *row, int j, int panel)
+{
+    if (!panel) {
+        c1_store(v, rem, row + j);
+        return;
+    }
+    const int r = min(rem, C1_VEC), a = 16 - (j & 15);
+    if (r <= a) {
+        c1_store(v, r, row + col_at(j, panel));
+        return;
+    }
+    c1_store(v, a, row + col_at(j, panel));
+    const uint16 lane = (uint16)(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    c1_store(shuffle(v, (lane + (uint)a) & 15u), r - a, row + col_at(j + a, panel));
+}
+
 /* The C1_VEC floats at p, or when `whole` is 0 (they may run past the end
  * of the buffer) only the first `rem`, loaded one by one. */
 static inline float16 c1_load_tail(__global const float *p, int rem, int whole)
@@ -292,10 +312,8 @@ __kernel void conv_out_v(__global const float *restrict yt, int NB, int O, int P
     }
 }
 
-/* conv_dy_t on vectors, likewise: `total` is the number of floats in dy.
- * Packed (panel != 0) needs every run of up to C1_VEC columns it stores to
- * lie in one panel: P a multiple of 16 or a divisor of 16 (the host
- * checks). gws = (NB*O). */
+/* conv_dy_t on vectors, likewise: `total` is the number of floats in dy;
+ * dyt plain or packed (panel != 0). gws = (NB*O). */
 __kernel void conv_dy_t_v(__global const float *restrict dy, int dy_off, int NB, int O, int P,
                           __global float *restrict dyt, int total, int panel)
 {
@@ -306,8 +324,8 @@ __kernel void conv_dy_t_v(__global const float *restrict dy, int dy_off, int NB,
     int src = dy_off + no * P;
     __global float *dst = dyt + o * (panel ? 16 : NB * P);
     for (int x0 = 0; x0 < P; x0 += C1_VEC)
-        c1_store(c1_load_tail(dy + src + x0, P - x0, src + x0 + C1_VEC <= total), P - x0,
-                 dst + col_at(n * P + x0, panel));
+        c1_store_cols(c1_load_tail(dy + src + x0, P - x0, src + x0 + C1_VEC <= total), P - x0,
+                      dst, n * P + x0, panel);
 }
 
 /* ---- direct kernels for one input channel, stride 1 -----------------------
@@ -532,15 +550,13 @@ __kernel void im2col_s1(__global const float *restrict xp, int xp_off, int C, in
     const int rs = panel ? 16 : ncols;
     __global float *out = cols + cols_off + c * KH_ * KW_ * rs;
     for (int x0 = 0; x0 < OW; x0 += C1_VEC) {
-        int rem = OW - x0;
-        /* Packed, the run of up to C1_VEC columns lies in one panel: the
-         * host packs only when OW is a multiple or a divisor of 16. */
-        __global float *o = out + col_at(n * OH * OW + oh * OW + x0, panel);
+        const int rem = OW - x0, j = n * OH * OW + oh * OW + x0;
 UNROLL
         for (int kh = 0; kh < KH_; kh++) {
 UNROLL
             for (int kw = 0; kw < KW_; kw++)
-                c1_store(vload16(0, win + kh * Wp + kw + x0), rem, o + (kh * KW_ + kw) * rs);
+                c1_store_cols(vload16(0, win + kh * Wp + kw + x0), rem,
+                              out + (kh * KW_ + kw) * rs, j, panel);
         }
     }
 }

@@ -435,17 +435,22 @@ static void test_conv_backward_partial(void **state)
 /* Shapes whose column matrices the vector path writes packed in 16-column
  * panels for the GEMM (clasp_gemm_packed_b): rows of 16 or 32 columns,
  * rows of 8, 4 and 2 columns that share a panel (also across images),
- * stride 2 (the scalar im2col), 1x1 windows, and a column count that
- * leaves half a 32-wide tile. Forward, all gradients (dy stays plain for
- * the weight gradient) and the input gradient alone (dy packed). */
+ * rows of 14, 10, 7 and 20 columns whose 16-wide runs cross from one panel
+ * into the next (the default CNN's 14x14 planes), stride 2 (the scalar
+ * im2col), 1x1 windows, and a column count that leaves half a 32-wide
+ * tile. Forward, all gradients (dy stays plain for the weight gradient)
+ * and the input gradient alone (dy packed). */
 static void test_conv_packed(void **state)
 {
     (void)state;
     static const conv_cfg cfgs[] = {
         /* n  c   h   w  o kh kw s p */
-        {3, 4, 16, 16, 5, 3, 3, 1, 1},  {2, 3, 16, 16, 4, 3, 3, 2, 1}, {3, 2, 8, 8, 3, 3, 3, 2, 1},
-        {4, 3, 4, 4, 2, 3, 3, 2, 1},    {2, 5, 8, 8, 17, 1, 1, 2, 0},  {1, 2, 3, 16, 3, 3, 3, 1, 1},
-        {2, 2, 32, 32, 20, 3, 3, 1, 1},
+        {3, 4, 16, 16, 5, 3, 3, 1, 1},  {2, 3, 16, 16, 4, 3, 3, 2, 1},
+        {3, 2, 8, 8, 3, 3, 3, 2, 1},    {4, 3, 4, 4, 2, 3, 3, 2, 1},
+        {2, 5, 8, 8, 17, 1, 1, 2, 0},   {1, 2, 3, 16, 3, 3, 3, 1, 1},
+        {2, 2, 32, 32, 20, 3, 3, 1, 1}, {4, 3, 14, 14, 5, 5, 5, 1, 2},
+        {4, 2, 10, 10, 3, 3, 3, 1, 1},  {16, 2, 7, 7, 3, 3, 3, 1, 1},
+        {1, 2, 20, 20, 4, 3, 3, 1, 1},
     };
     for (size_t i = 0; i < sizeof cfgs / sizeof cfgs[0]; i++) {
         const conv_cfg *g = &cfgs[i];
