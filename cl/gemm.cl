@@ -85,10 +85,20 @@ __kernel void gemm_splitk_reduce(int M, int N, int S, __global const float *P, f
     *c = GEMM_OUT(acc, *c);
 }
 
+/* Where element (row, col) of a [rows, ld] matrix goes: plain
+ * row * ld + col, or packed in 16-column panels `panel` floats apart
+ * (panel = rows * 16; see clasp_gemm_packed_b). */
+inline size_t gemm_at(int row, int col, int ld, ulong panel)
+{
+    return panel ? (size_t)(col >> 4) * panel + (size_t)row * 16 + (size_t)(col & 15)
+                 : (size_t)row * ld + (size_t)col;
+}
+
 /* dst[c][r] = src[r][c] for src [R,C]; one 16x16 block per work-item keeps
- * both the reads and the writes within a few cache lines. */
+ * both the reads and the writes within a few cache lines. dst is [C,R],
+ * plain (row stride ldd) or packed in panels (panel != 0; R % 16 == 0). */
 __kernel void gemm_transpose(int R, int Cn, __global const float *src, ulong off_s, int lds,
-                             __global float *dst, int ldd)
+                             __global float *dst, int ldd, ulong panel)
 {
     const int c0 = get_global_id(0) * 16, r0 = get_global_id(1) * 16;
     if (c0 >= Cn || r0 >= R) return;
@@ -105,13 +115,24 @@ __kernel void gemm_transpose(int R, int Cn, __global const float *src, ulong off
             float16 col = (float16)(t[0][c], t[1][c], t[2][c], t[3][c], t[4][c], t[5][c],
                                     t[6][c], t[7][c], t[8][c], t[9][c], t[10][c], t[11][c],
                                     t[12][c], t[13][c], t[14][c], t[15][c]);
-            vstore16(col, 0, dst + (size_t)(c0 + c) * ldd + r0);
+            vstore16(col, 0, dst + gemm_at(c0 + c, r0, ldd, panel));
         }
     } else {
         for (int c = 0; c < cn; c++)
             for (int r = 0; r < rn; r++)
-                dst[(size_t)(c0 + c) * ldd + r0 + r] = src[(size_t)(r0 + r) * lds + c0 + c];
+                dst[gemm_at(c0 + c, r0 + r, ldd, panel)] = src[(size_t)(r0 + r) * lds + c0 + c];
     }
+}
+
+/* Packs B [K,N] (row stride ldb) into 16-column panels, K rows of 16
+ * floats each (N % 16 == 0). gws = (N/16, K). */
+__kernel void gemm_pack_b(int K, int N, __global const float *src, ulong off_s, int ldb,
+                          __global float *dst)
+{
+    const int q = get_global_id(0), k = get_global_id(1);
+    if (q * 16 >= N || k >= K) return;
+    vstore16(vload16(0, src + off_s + (size_t)k * ldb + (size_t)q * 16), 0,
+             dst + (size_t)q * 16 * K + (size_t)k * 16);
 }
 #endif /* GEMM_BASE */
 

@@ -461,6 +461,34 @@ static void test_invalid(void **state)
     clasp_ctx_free(ctx);
 }
 
+/* Plain operands that the tiled path packs into 16-column panels itself:
+ * a transposed B written straight into panels (n a multiple of 16, k not),
+ * and a plain B whose rows are a page or more apart (NN, TN and the
+ * swapped TT product), with offsets, padded leading dimensions, alpha and
+ * beta; tiled (also split-K) and the automatic choice. */
+static void test_packed_inside(void **state)
+{
+    (void)state;
+    clasp_ctx *ctx = tu_ctx();
+    static const gemm_case cases[] = {
+        {0, 1, 336, 64, 70, 1.0f, 0.0f, 0, 0, 0, 0, 0, 0},
+        {0, 1, 130, 48, 37, 0.5f, 1.0f, 3, 5, 2, 1, 2, 3},
+        {0, 0, 64, 1024, 40, 1.0f, 0.0f, 0, 0, 0, 0, 0, 0},
+        {0, 0, 70, 1040, 33, 2.0f, 0.5f, 1, 7, 2, 2, 0, 1},
+        {1, 0, 96, 1024, 19, 1.0f, 1.0f, 0, 3, 0, 0, 16, 0},
+        {1, 1, 1024, 64, 20, 1.0f, 0.0f, 0, 0, 0, 0, 0, 0},
+    };
+    const clasp_gemm_params *ps[] = {NULL, &P_TILED, &P_SPLIT};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        for (size_t p = 0; p < sizeof ps / sizeof ps[0]; p++) {
+            gemm_case g = cases[i];
+            if (!run_case(ctx, ps[p], &g))
+                fail_msg("case %zu refused by path %zu (t%d%d %dx%dx%d)", i, p, g.ta, g.tb, g.m,
+                         g.n, g.k);
+        }
+    clasp_ctx_free(ctx);
+}
+
 /* clasp_gemm_packed_b against the reference on B unpacked: both A
  * layouts, 16- and 32-wide tiles (n = 48 leaves half a 32-wide tile),
  * split-K (long k), alpha/beta with NaN in C for beta = 0, offsets, and
@@ -541,7 +569,7 @@ int main(void)
         cmocka_unit_test(test_cnn_tiled),   cmocka_unit_test(test_cnn_general),
         cmocka_unit_test(test_candidates),  cmocka_unit_test(test_choice_api),
         cmocka_unit_test(test_odd_clblast), cmocka_unit_test(test_cnn_clblast),
-        cmocka_unit_test(test_packed_b),
+        cmocka_unit_test(test_packed_b),    cmocka_unit_test(test_packed_inside),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
