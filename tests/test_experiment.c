@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "clasp/eval.h"
 #include "clasp/experiment.h"
 
 #define SIDE 12
@@ -572,6 +573,84 @@ static void test_exclude_classes_run(void **state)
     rm_tree(out);
 }
 
+/* Training alone (clasp_experiment_train, what `clasp train` runs) is the
+ * runner's training: on the runner's own split it writes the very
+ * checkpoint a whole run writes, for standard training and for a defense
+ * wrapping another with an inner attack. */
+static void test_train_alone_is_the_runners_training(void **state)
+{
+    (void)state;
+    char aout[400], path[400];
+    snprintf(aout, sizeof aout, "%s/alone", dir);
+    snprintf(path, sizeof path, "%s/alone.yaml", dir);
+    char y[2048];
+    snprintf(y, sizeof y,
+             "experiment: {name: tiny-alone, seed: 11}\n"
+             "data: {dataset: mnist, path: '%s', val_size: 100}\n"
+             "model: {arch: 'conv3x3-4p1,relu,maxpool2,flatten,fc10'}\n"
+             "train:\n"
+             "  epochs: 2\n"
+             "  batch: 32\n"
+             "  optimiser: {lr: 0.1}\n"
+             "  schedule: cosine\n"
+             "  val_eval_size: 60\n"
+             "  models:\n"
+             "    - name: standard\n"
+             "    - name: reweight\n"
+             "      defense: {name: reweight, params: {strength: 3}, inner: {name: pgd-at, attack: "
+             "{name: pgd, params: {eps: 0.15, steps: 2, alpha: 0}}}}\n"
+             "evaluate: {test_size: 40, batch: 40, attacks: [{name: fgsm, params: {eps: 0.1}}]}\n"
+             "output: {dir: '%s'}\n",
+             dir, aout);
+    tu_write_file(path, y, strlen(y));
+    clasp_plan *p = NULL;
+    assert_ok(clasp_plan_load(reg, path, &p));
+    clasp_run_options opt = {0};
+    opt.hooks.log = quiet_log;
+    assert_ok(clasp_experiment_run(p, reg, &opt));
+
+    clasp_dataset all = {0}, train = {0}, val = {0};
+    assert_ok(clasp_dataset_load(p->dataset, p->data_path, 1, &all));
+    assert_ok(clasp_dataset_split(&all, p->val_size, p->seed, &train, &val));
+    for (int mi = 0; mi < p->n_models; mi++) {
+        char mine[500], theirs[700];
+        snprintf(mine, sizeof mine, "%s/alone-%d.safetensors", dir, mi);
+        snprintf(theirs, sizeof theirs, "%s/%s.safetensors", aout, p->models[mi].file);
+        clasp_model_report rep;
+        assert_ok(clasp_experiment_train(p, mi, &train, &val, NULL, mine, &opt, &rep));
+        assert_int_equal(rep.n_epochs, 2);
+        for (int e = 0; e < rep.n_epochs; e++)
+            assert_int_equal(clasp_class_sum(rep.epochs[e].val_count, 10), 60);
+        /* A defense with an attack validates robust accuracy as well. */
+        assert_true((rep.epochs[1].val_robust != NULL) == (p->models[mi].defense != NULL));
+        clasp_model_report_free(&rep);
+        assert_int_equal(rep.n_epochs, 0);
+        FILE *a = fopen(mine, "rb"), *b = fopen(theirs, "rb");
+        assert_non_null(a);
+        assert_non_null(b);
+        long n = 0;
+        int ca, cb;
+        do {
+            ca = fgetc(a), cb = fgetc(b);
+            if (ca != cb) fail_msg("%s and %s differ at byte %ld", mine, theirs, n);
+            n++;
+        } while (ca != EOF);
+        assert_true(n > 1000);
+        fclose(a);
+        fclose(b);
+    }
+    /* Neither a state file nor a report of its own. */
+    assert_false(exists(dir, "state.safetensors"));
+    assert_false(exists(dir, "report.json"));
+    clasp_model_report rep;
+    assert_int_equal(clasp_experiment_train(p, 2, &train, &val, NULL, NULL, &opt, &rep),
+                     CLASP_ERR_INVALID);
+    clasp_dataset_free(&train);
+    clasp_dataset_free(&val);
+    clasp_plan_free(p);
+    rm_tree(aout);
+}
+
 static int free_reference(void **state)
 {
     (void)state;
@@ -589,6 +668,7 @@ int main(void)
         cmocka_unit_test(test_exclude_classes_run),
         cmocka_unit_test(test_failures_leave_no_report),
         cmocka_unit_test(test_ensemble_run),
+        cmocka_unit_test(test_train_alone_is_the_runners_training),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -90,6 +90,10 @@ typedef struct clasp_model_report {
     float *class_weight_norms;
 } clasp_model_report;
 
+/* Frees the arrays of a model report filled by clasp_experiment_train
+ * (not the struct itself) and zeroes it. */
+void clasp_model_report_free(clasp_model_report *r);
+
 typedef struct clasp_report {
     char experiment[128];
     char clasp_version[32];

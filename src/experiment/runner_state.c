@@ -193,8 +193,9 @@ static json_object *model_json(jb *b, const clasp_model_report *r, int K)
 
 clasp_status run_state_save(runner *R, clasp_model *model, const clasp_sgd *sgd)
 {
-    /* Rank 0 writes the state; the other ranks hold the same. */
-    if (clasp_dist_rank() != 0) return CLASP_OK;
+    /* Rank 0 writes the state; the other ranks hold the same. Training
+     * alone keeps none. */
+    if (clasp_dist_rank() != 0 || !R->state_path[0]) return CLASP_OK;
     jb b = {1};
     json_object *o = json_object_new_object();
     if (!o) return clasp_error(CLASP_ERR_NOMEM, "out of memory");

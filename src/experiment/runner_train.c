@@ -93,14 +93,14 @@ static clasp_status epoch_end(runner *R, int mi, model_run *mr, int epoch, doubl
     if (st == CLASP_OK) {
         int64_t n = clasp_class_sum(res.count, K);
         if (mr->attack)
-            run_say(R, "  epoch %d/%d: loss %.4f, validation clean %.2f%%, robust %.2f%% (%.1f s)",
-                    epoch + 1, R->p->epochs, ep->train_loss,
+            run_say(R, "  epoch %d/%d: loss %.4f, %s clean %.2f%%, robust %.2f%% (%.1f s)",
+                    epoch + 1, R->p->epochs, ep->train_loss, R->val_name,
                     run_pct(clasp_class_sum(res.clean_correct, K), n),
                     run_pct(clasp_class_sum(res.robust_correct, K), n), ep->seconds);
         else
-            run_say(R, "  epoch %d/%d: loss %.4f, validation clean %.2f%% (%.1f s)", epoch + 1,
-                    R->p->epochs, ep->train_loss, run_pct(clasp_class_sum(res.clean_correct, K), n),
-                    ep->seconds);
+            run_say(R, "  epoch %d/%d: loss %.4f, %s clean %.2f%% (%.1f s)", epoch + 1,
+                    R->p->epochs, ep->train_loss, R->val_name,
+                    run_pct(clasp_class_sum(res.clean_correct, K), n), ep->seconds);
     }
     clasp_eval_result_free(&res);
     return st;
@@ -189,8 +189,9 @@ clasp_status run_train_epoch(runner *R, int mi, model_run *mr, int e)
         if (!isfinite(ln[0])) {
             st = clasp_error(CLASP_ERR_INVALID,
                              "model '%s': the training loss is %g at epoch %d, batch %lld; lower "
-                             "train.optimiser.lr",
-                             p->models[mi].name, ln[0] / ln[1], e + 1, b + 1);
+                             "%s",
+                             p->models[mi].name, ln[0] / ln[1], e + 1, b + 1,
+                             R->train_only ? "the learning rate" : "train.optimiser.lr");
             break;
         }
         R->pos.loss_sum += ln[0];
@@ -266,7 +267,10 @@ clasp_status run_finish_model(runner *R, int mi, model_run *mr)
         run_say(R, "  calibrated: temperature %.3g", (double)t);
     }
     char path[1400], seed[32];
-    CLASP_TRY(run_join_path(path, sizeof path, R->outdir, rep->checkpoint));
+    if (!R->train_only) CLASP_TRY(run_join_path(path, sizeof path, R->outdir, rep->checkpoint));
+    else if (!R->save_to) return CLASP_OK;
+    else if (snprintf(path, sizeof path, "%s", R->save_to) >= (int)sizeof path)
+        return clasp_error(CLASP_ERR_INVALID, "%s: path too long", R->save_to);
     snprintf(seed, sizeof seed, "%llu", (unsigned long long)p->seed);
     clasp_kv extra[] = {
         {"clasp.experiment", p->name},
