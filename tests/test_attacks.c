@@ -509,21 +509,22 @@ static void on_progress(void *user, size_t done, size_t total)
 
 static void check_result(const clasp_eval_result *r, size_t n, int attacked)
 {
-    assert_int_equal(r->num_classes, K);
+    assert_int_equal(r->per_class.num_classes, K);
     assert_int_equal(r->total, (int64_t)n);
-    assert_int_equal(clasp_eval_sum(r, r->count), (int64_t)n);
+    assert_int_equal(clasp_counts_n(&r->per_class), (int64_t)n);
     for (int k = 0; k < K; k++) {
         int64_t row = 0, crow = 0;
         for (int j = 0; j < K; j++) row += r->flow[k * K + j], crow += r->confusion[k * K + j];
-        assert_int_equal(row, r->count[k]);
-        assert_int_equal(crow, r->count[k]);
-        assert_int_equal(r->robust_correct[k], r->flow[k * K + k]);
-        assert_int_equal(r->clean_correct[k], r->confusion[k * K + k]);
-        assert_true(r->attack_success[k] <= r->clean_correct[k]);
+        assert_int_equal(row, r->per_class.count[k]);
+        assert_int_equal(crow, r->per_class.count[k]);
+        assert_int_equal(r->per_class.robust_correct[k], r->flow[k * K + k]);
+        assert_int_equal(r->per_class.clean_correct[k], r->confusion[k * K + k]);
+        assert_true(r->attack_success[k] <= r->per_class.clean_correct[k]);
         /* Every clean-correct example is either still correct or a success. */
-        assert_true(r->clean_correct[k] - r->attack_success[k] <= r->robust_correct[k]);
+        assert_true(r->per_class.clean_correct[k] - r->attack_success[k] <=
+                    r->per_class.robust_correct[k]);
         if (!attacked) {
-            assert_int_equal(r->robust_correct[k], r->clean_correct[k]);
+            assert_int_equal(r->per_class.robust_correct[k], r->per_class.clean_correct[k]);
             assert_int_equal(r->attack_success[k], 0);
         }
     }
@@ -573,7 +574,7 @@ static void test_trained_blobs(void **state)
     assert_int_equal(log.examples, test.n);
     assert_int_equal(log.calls, 5);
     assert_int_equal(log.last_done, test.n);
-    double acc = (double)clasp_eval_sum(&clean, clean.clean_correct) / (double)test.n;
+    double acc = (double)clasp_counts_clean(&clean.per_class) / (double)test.n;
     if (acc < 0.9) fail_msg("the blob model only reached %.3f clean accuracy", acc);
 
     clasp_attack_instance *fgsm = attack("fgsm", (const char *[]){"eps=0.15", NULL});
@@ -586,15 +587,16 @@ static void test_trained_blobs(void **state)
     check_result(&fg, test.n, 1);
     check_result(&pg, test.n, 1);
     /* The clean columns do not depend on the attack. */
-    assert_memory_equal(fg.clean_correct, clean.clean_correct, K * sizeof(int64_t));
-    int64_t rc = clasp_eval_sum(&clean, clean.clean_correct);
-    int64_t rf = clasp_eval_sum(&fg, fg.robust_correct),
-            rp = clasp_eval_sum(&pg, pg.robust_correct);
+    assert_memory_equal(fg.per_class.clean_correct, clean.per_class.clean_correct,
+                        K * sizeof(int64_t));
+    int64_t rc = clasp_counts_clean(&clean.per_class);
+    int64_t rf = clasp_counts_robust(&fg.per_class), rp = clasp_counts_robust(&pg.per_class);
     fprintf(stderr, "blobs: clean %lld, fgsm %lld, pgd-20 %lld of %zu\n", (long long)rc,
             (long long)rf, (long long)rp, test.n);
     assert_true(rf < rc);
     assert_true(rp <= rf);
-    assert_true(clasp_eval_sum(&pg, pg.attack_success) >= clasp_eval_sum(&fg, fg.attack_success));
+    assert_true(clasp_class_sum(pg.attack_success, pg.per_class.num_classes) >=
+                clasp_class_sum(fg.attack_success, fg.per_class.num_classes));
     assert_true(fg.attack_seconds > 0 && fg.attack_seconds <= fg.seconds);
     assert_false(clasp_model_is_train(m) == 0); /* mode restored (train) */
 
@@ -619,11 +621,11 @@ static void test_trained_blobs(void **state)
     int64_t flipped_total = 0;
     for (int k = 0; k < K; k++) {
         /* Never more robust than either member alone. */
-        assert_true(ens.robust_correct[k] <= fg.robust_correct[k]);
-        assert_true(ens.robust_correct[k] <= p0.robust_correct[k]);
+        assert_true(ens.per_class.robust_correct[k] <= fg.per_class.robust_correct[k]);
+        assert_true(ens.per_class.robust_correct[k] <= p0.per_class.robust_correct[k]);
         /* The first flippers account for every clean-correct example lost. */
         int64_t f = ens.first_flip[k * 2 + 0] + ens.first_flip[k * 2 + 1];
-        assert_int_equal(f, ens.clean_correct[k] - ens.robust_correct[k]);
+        assert_int_equal(f, ens.per_class.clean_correct[k] - ens.per_class.robust_correct[k]);
         assert_int_equal(ens.attack_success[k], f);
         flipped_total += f;
     }

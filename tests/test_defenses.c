@@ -652,7 +652,7 @@ static void test_reweight(void **state)
     for (int k = 0; k < K; k++) assert_true(w[k] == 1.0f);
 
     /* Class 2 has the most robust error, class 0 the least. */
-    const int64_t count[K] = {100, 100, 100}, clean[K] = {90, 90, 90}, robust[K] = {80, 60, 20};
+    int64_t count[K] = {100, 100, 100}, clean[K] = {90, 90, 90}, robust[K] = {80, 60, 20};
     clasp_class_metrics val = {K, count, clean, robust};
     assert_ok(clasp_defense_run_epoch_end(d, &env, &val));
     weights_of(d, w);
@@ -676,7 +676,7 @@ static void test_reweight(void **state)
     for (int k = 0; k < K; k++) assert_true(fabs(w[k] - 1.0) < 1e-7);
 
     /* No robust counts: the clean error decides (class 1 is worst here). */
-    const int64_t clean2[K] = {95, 50, 70};
+    int64_t clean2[K] = {95, 50, 70};
     clasp_class_metrics val2 = {K, count, clean2, NULL};
     clasp_defense_instance *dc =
         defense("reweight", (const char *[]){"strength=2", "momentum=0", NULL});

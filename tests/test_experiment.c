@@ -620,9 +620,9 @@ static void test_train_alone_is_the_runners_training(void **state)
         assert_ok(clasp_experiment_train(p, mi, &train, &val, NULL, mine, &opt, &rep));
         assert_int_equal(rep.n_epochs, 2);
         for (int e = 0; e < rep.n_epochs; e++)
-            assert_int_equal(clasp_class_sum(rep.epochs[e].val_count, 10), 60);
+            assert_int_equal(clasp_class_sum(rep.epochs[e].val.count, 10), 60);
         /* A defense with an attack validates robust accuracy as well. */
-        assert_true((rep.epochs[1].val_robust != NULL) == (p->models[mi].defense != NULL));
+        assert_true((rep.epochs[1].val.robust_correct != NULL) == (p->models[mi].defense != NULL));
         clasp_model_report_free(&rep);
         assert_int_equal(rep.n_epochs, 0);
         FILE *a = fopen(mine, "rb"), *b = fopen(theirs, "rb");

@@ -77,8 +77,8 @@ static int run(const train_opts *o)
         for (int e = 0; e < rep.n_epochs; e++) secs += rep.epochs[e].seconds;
         printf("test accuracy per class after %d epochs (%.1f s):\n", o->epochs, secs);
         const char *cols[] = {"accuracy"};
-        const int64_t *vals[] = {last->val_clean};
-        cli_print_class_table(stdout, &test, 1, cols, vals, last->val_count);
+        const int64_t *vals[] = {last->val.clean_correct};
+        cli_print_class_table(stdout, &test, 1, cols, vals, last->val.count);
         if (o->save) printf("saved %s\n", o->save);
     }
     clasp_model_report_free(&rep);

@@ -229,7 +229,7 @@ static clasp_status evaluate_shard(runner *R, model_run *mr, clasp_eval_options 
         st = clasp_eval_run(mr->m, R->test_b, o, res);
     } else {
         memset(res, 0, sizeof *res);
-        res->num_classes = R->K;
+        res->per_class.num_classes = R->K;
     }
     while (st == CLASP_OK && R->stop_syncs < (long long)R->test_nb_max) {
         R->stop_syncs++;
@@ -293,9 +293,7 @@ static clasp_status evaluate(runner *R, model_run *mr)
             snprintf(ar->params + len, sizeof ar->params - len, "%s%s(%s)", i ? "; " : "",
                      pa->members[i].name, pa->members[i].params_text);
         }
-        ar->count = run_dup64(res.count, (size_t)K);
-        ar->clean_correct = run_dup64(res.clean_correct, (size_t)K);
-        ar->robust_correct = run_dup64(res.robust_correct, (size_t)K);
+        clasp_status cst = clasp_counts_copy(&ar->per_class, &res.per_class, 1);
         ar->success = run_dup64(res.attack_success, (size_t)K);
         ar->flow = run_dup64(res.flow, (size_t)K * (size_t)K);
         ar->seconds = res.seconds;
@@ -311,11 +309,10 @@ static clasp_status evaluate(runner *R, model_run *mr)
         rep->n_attacks = j + 1;
         int64_t n = res.total;
         run_say(R, "  %-24s clean %.2f%%  robust %.2f%%  (%.1f s)", pa->label,
-                run_pct(clasp_class_sum(res.clean_correct, K), n),
-                run_pct(clasp_class_sum(res.robust_correct, K), n), res.seconds);
+                run_pct(clasp_counts_clean(&res.per_class), n),
+                run_pct(clasp_counts_robust(&res.per_class), n), res.seconds);
         clasp_eval_result_free(&res);
-        if (!ar->count || !ar->clean_correct || !ar->robust_correct || !ar->success || !ar->flow ||
-            (unbounded && !ar->l2_dist))
+        if (cst != CLASP_OK || !ar->success || !ar->flow || (unbounded && !ar->l2_dist))
             return clasp_error(CLASP_ERR_NOMEM, "out of memory");
         R->pos.attack = j + 1;
         if (R->opt->hooks.step) R->opt->hooks.step(R->opt->hooks.user, CLASP_RUN_STEP_ATTACK);
@@ -359,10 +356,8 @@ static clasp_status train_model(runner *R, int mi, model_run *mr, int resuming)
         /* Replay the epoch-end hooks with the recorded metrics, so
          * wrapper state (e.g. reweight's class weights) is what it was. */
         for (int e = 0; st == CLASP_OK && mr->def && e < mr->rep->n_epochs; e++) {
-            const clasp_epoch_report *ep = &mr->rep->epochs[e];
-            clasp_class_metrics cm = {R->K, ep->val_count, ep->val_clean, ep->val_robust};
             mr->env.epoch = e;
-            st = clasp_defense_run_epoch_end(mr->def, &mr->env, &cm);
+            st = clasp_defense_run_epoch_end(mr->def, &mr->env, &mr->rep->epochs[e].val);
         }
     } else {
         st = new_model(R, mi, &mr->m);
