@@ -14,29 +14,10 @@
 #include "clasp/model.h"
 #include "clasp/registry.h"
 
-static clasp_ctx *ctx;
-static clasp_registry *reg;
-
-static int setup(void **state)
-{
-    (void)state;
-    ctx = tu_ctx();
-    reg = tu_registry();
-    return reg ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    clasp_registry_free(reg);
-    clasp_ctx_free(ctx);
-    return 0;
-}
-
 /* An attack from "k=v" strings (NULL-terminated). */
 static clasp_attack_instance *attack(const char *name, const char *const *kv)
 {
-    return tu_attack(reg, name, kv);
+    return tu_attack(tu_shared_reg, name, kv);
 }
 
 /* Runs an attack on host data x (n examples of shape c,h,w) and returns the
@@ -45,7 +26,7 @@ static clasp_attack_instance *attack(const char *name, const char *const *kv)
 static void run(clasp_attack_instance *a, clasp_model *m, const float *xh, const int32_t *yh, int n,
                 uint64_t seed, float **adv, int32_t **pred_out)
 {
-    assert_ok(tu_attack_run(ctx, a, m, xh, yh, n, seed, adv, pred_out));
+    assert_ok(tu_attack_run(tu_shared_ctx, a, m, xh, yh, n, seed, adv, pred_out));
 }
 
 /* A small CNN with random weights on 1x8x8 inputs. */
@@ -55,7 +36,7 @@ static clasp_model *small_cnn(uint64_t seed)
     int nl;
     assert_ok(clasp_arch_parse("conv3x3-4p1,relu,maxpool2,flatten,fc16,relu,fc3", &ls, &nl));
     clasp_model *m;
-    assert_ok(clasp_model_new(ctx, ls, nl, 1, 8, 8, &m));
+    assert_ok(clasp_model_new(tu_shared_ctx, ls, nl, 1, 8, 8, &m));
     free(ls);
     assert_ok(clasp_model_init(m, seed));
     return m;
@@ -66,7 +47,7 @@ static clasp_model *linear_model(int k, const float *w, const float *b)
 {
     clasp_layer_spec ls[] = {{.kind = CLASP_LAYER_FLATTEN}, {.kind = CLASP_LAYER_LINEAR, .out = k}};
     clasp_model *m;
-    assert_ok(clasp_model_new(ctx, ls, 2, 1, 2, 2, &m));
+    assert_ok(clasp_model_new(tu_shared_ctx, ls, 2, 1, 2, 2, &m));
     assert_ok(clasp_tensor_write(clasp_model_param(m, 0), w));
     assert_ok(clasp_tensor_write(clasp_model_param(m, 1), b));
     return m;
@@ -260,7 +241,7 @@ static void test_eval_l2_distances(void **state)
     int32_t ys[NL] = {1, 0, 1, 0, 1, 1};
     clasp_dataset d = {.n = NL, .c = 1, .h = 2, .w = 2, .num_classes = 2, .x = xs, .y = ys};
     clasp_batcher *bt;
-    assert_ok(clasp_batcher_new(ctx, &d, 4, &bt)); /* two batches: 4 + 2 */
+    assert_ok(clasp_batcher_new(tu_shared_ctx, &d, 4, &bt)); /* two batches: 4 + 2 */
 
     clasp_attack_instance *fg = attack("fgsm", (const char *[]){"eps=0.1", NULL});
     clasp_eval_options opt = {.attack = fg, .seed = 1, .l2 = 1};
@@ -330,9 +311,9 @@ static void test_calibration_temperature_invisible(void **state)
     float xh[NB * DB];
     int32_t yh[NB];
     batch_data(xh, yh);
-    clasp_tensor *x = tu_tensor(ctx, 4, (int[]){NB, 1, 8, 8}, xh);
-    clasp_tensor *y = tu_tensor_i32(ctx, 1, (int[]){NB}, yh);
-    clasp_tensor *dx = tu_tensor(ctx, 4, (int[]){NB, 1, 8, 8}, NULL);
+    clasp_tensor *x = tu_tensor(tu_shared_ctx, 4, (int[]){NB, 1, 8, 8}, xh);
+    clasp_tensor *y = tu_tensor_i32(tu_shared_ctx, 1, (int[]){NB}, yh);
+    clasp_tensor *dx = tu_tensor(tu_shared_ctx, 4, (int[]){NB, 1, 8, 8}, NULL);
     const float offs[3] = {0.4f, -0.3f, 0.1f};
     const float temps[3] = {0.1f, 1.0f, 10.0f};
     float *g0 = NULL, *adv0 = NULL;
@@ -541,14 +522,14 @@ static void test_trained_blobs(void **state)
     int nl;
     assert_ok(clasp_arch_parse("flatten,fc32,relu,fc3", &ls, &nl));
     clasp_model *m;
-    assert_ok(clasp_model_new(ctx, ls, nl, 1, SIDE, SIDE, &m));
+    assert_ok(clasp_model_new(tu_shared_ctx, ls, nl, 1, SIDE, SIDE, &m));
     free(ls);
     assert_ok(clasp_model_init(m, 3));
     clasp_sgd *o;
     assert_ok(clasp_sgd_new(m, 0.05f, 0.9f, 0.0f, &o));
     clasp_batcher *tb, *eb;
-    assert_ok(clasp_batcher_new(ctx, &train, 32, &tb));
-    assert_ok(clasp_batcher_new(ctx, &test, 64, &eb));
+    assert_ok(clasp_batcher_new(tu_shared_ctx, &train, 32, &tb));
+    assert_ok(clasp_batcher_new(tu_shared_ctx, &test, 64, &eb));
     int steps = 0;
     for (uint64_t epoch = 0; steps < 300; epoch++) {
         clasp_batcher_start(tb, 1, 5, epoch);
@@ -676,5 +657,5 @@ int main(void)
         cmocka_unit_test(test_cw_linear),
         cmocka_unit_test(test_trained_blobs),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, tu_setup_plugins, tu_teardown_plugins);
 }
