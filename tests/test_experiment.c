@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "clasp/eval.h"
@@ -651,6 +652,76 @@ static void test_train_alone_is_the_runners_training(void **state)
     rm_tree(aout);
 }
 
+/* `clasp train` is clasp_experiment_train on a one-model plan with the
+ * whole training set and the test set as validation: the command's
+ * checkpoint is byte for byte the library's on the plan its options
+ * describe, and it prints the per-class test table of the last epoch. */
+static void test_train_command_is_the_runners_training(void **state)
+{
+    (void)state;
+    const char *cli = getenv("CLASP_CLI");
+    if (!cli) fail_msg("CLASP_CLI must name the clasp program");
+    const char *arch = "conv3x3-4p1,relu,maxpool2,flatten,fc10";
+    char cmd[2048], theirs[400], mine[400], out_text[8192] = "";
+    snprintf(theirs, sizeof theirs, "%s/cli-train.safetensors", dir);
+    snprintf(mine, sizeof mine, "%s/lib-train.safetensors", dir);
+    snprintf(cmd, sizeof cmd,
+             "'%s' train --dataset mnist --data '%s' --epochs 2 --batch 32 --lr 0.1 --seed 9 "
+             "--limit 300 --arch '%s' --save '%s' 2>/dev/null",
+             cli, dir, arch, theirs);
+    FILE *f = popen(cmd, "r");
+    assert_non_null(f);
+    size_t n = fread(out_text, 1, sizeof out_text - 1, f);
+    out_text[n] = '\0';
+    int rc = pclose(f);
+    assert_true(WIFEXITED(rc));
+    assert_int_equal(WEXITSTATUS(rc), 0);
+    assert_non_null(strstr(out_text, "test accuracy per class after 2 epochs"));
+    assert_non_null(strstr(out_text, "saved "));
+
+    char y[2048];
+    snprintf(y, sizeof y,
+             "experiment: {name: train, seed: 9}\n"
+             "data: {dataset: mnist, path: '%s'}\n"
+             "model: {arch: '%s'}\n"
+             "train: {epochs: 2, batch: 32, optimiser: {lr: 0.1, momentum: 0.9, weight_decay: "
+             "0.0005}, schedule: cosine, models: [{name: standard}]}\n"
+             "evaluate: {batch: 256, attacks: [{name: fgsm, params: {eps: 0.1}}]}\n",
+             dir, arch);
+    clasp_plan *p = NULL;
+    assert_ok(clasp_plan_parse(reg, y, strlen(y), "train.yaml", &p));
+    clasp_dataset train = {0}, test = {0};
+    assert_ok(clasp_dataset_load("mnist", dir, 1, &train));
+    assert_ok(clasp_dataset_load("mnist", dir, 0, &test));
+    clasp_dataset_truncate(&train, 300);
+    clasp_run_options opt = {0};
+    opt.hooks.log = quiet_log;
+    clasp_model_report rep;
+    assert_ok(clasp_experiment_train(p, 0, &train, &test, "test", mine, &opt, &rep));
+    /* The last line of the table: the overall test accuracy. */
+    char all[64];
+    snprintf(all, sizeof all, "%.2f%%", 100 * clasp_counts_clean_acc(&rep.epochs[1].val, -1));
+    const char *row = strstr(out_text, "  all ");
+    assert_non_null(row);
+    assert_non_null(strstr(row, all));
+    clasp_model_report_free(&rep);
+    FILE *a = fopen(mine, "rb"), *b = fopen(theirs, "rb");
+    assert_non_null(a);
+    assert_non_null(b);
+    long at = 0;
+    int ca, cb;
+    do {
+        ca = fgetc(a), cb = fgetc(b);
+        if (ca != cb) fail_msg("%s and %s differ at byte %ld", mine, theirs, at);
+        at++;
+    } while (ca != EOF);
+    fclose(a);
+    fclose(b);
+    clasp_dataset_free(&train);
+    clasp_dataset_free(&test);
+    clasp_plan_free(p);
+}
+
 static int free_reference(void **state)
 {
     (void)state;
@@ -669,6 +740,7 @@ int main(void)
         cmocka_unit_test(test_failures_leave_no_report),
         cmocka_unit_test(test_ensemble_run),
         cmocka_unit_test(test_train_alone_is_the_runners_training),
+        cmocka_unit_test(test_train_command_is_the_runners_training),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -242,7 +242,8 @@ clasp_status clasp_experiment_run(const clasp_plan *p, const clasp_registry *r,
  * clasp_experiment_run) on `train`, validated after each epoch on `val`
  * (which may be empty), with the checkpoint written to `checkpoint` (NULL:
  * none). p's data, evaluate and output sections are not read: the caller
- * gives the sets, both with the same image shape and classes. `val_name`
+ * gives the sets, both with the same image shape and classes (an error
+ * in the architecture is reported as "<p->arch_loc>: ..."). `val_name`
  * names the validation set in the news ("test"; NULL: "validation"). No
  * state file and no report are written, so opt->resume must be 0; a stop
  * (opt->stop) returns CLASP_ERR_INTERRUPTED with nothing saved. *out

@@ -78,7 +78,7 @@ static int run(const train_opts *o)
         printf("test accuracy per class after %d epochs (%.1f s):\n", o->epochs, secs);
         const char *cols[] = {"accuracy"};
         const int64_t *vals[] = {last->val.clean_correct};
-        cli_print_class_table(stdout, &test, 1, cols, vals, last->val.count);
+        if (last->val.count) cli_print_class_table(stdout, &test, 1, cols, vals, last->val.count);
         if (o->save) printf("saved %s\n", o->save);
     }
     clasp_model_report_free(&rep);

@@ -92,7 +92,9 @@ static clasp_status new_model(runner *R, int mi, clasp_model **out)
         if (arch != p->arch)
             return clasp_error(CLASP_ERR_CONFIG, "model '%s': arch %s: %s", p->models[mi].name,
                                arch, msg);
-        return clasp_error(CLASP_ERR_CONFIG, "%s: model.arch: %s", p->arch_loc, msg);
+        /* Training alone: arch_loc names the caller's option itself. */
+        return clasp_error(CLASP_ERR_CONFIG, "%s: %s%s", p->arch_loc,
+                           R->train_only ? "" : "model.arch: ", msg);
     }
     return CLASP_OK;
 }
