@@ -16,25 +16,6 @@
 
 #include "../plugins/attacks/apgd_schedule.h"
 
-static clasp_ctx *ctx;
-static clasp_registry *reg;
-
-static int setup(void **state)
-{
-    (void)state;
-    ctx = tu_ctx();
-    reg = tu_registry();
-    return reg ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    clasp_registry_free(reg);
-    clasp_ctx_free(ctx);
-    return 0;
-}
-
 /* ---- the DLR loss ------------------------------------------------------- */
 
 /* Plain reference in double: value and gradient of one row (t < 0:
@@ -103,11 +84,11 @@ static void check_dlr(int k, int targeted)
     float top = z[0];
     for (int j = 1; j < k; j++) top = fmaxf(top, z[j]);
     z[y[0]] = top + 1.0f;
-    clasp_tensor *zt = tu_tensor(ctx, 2, (int[]){N, k}, z);
-    clasp_tensor *yt = tu_tensor_i32(ctx, 1, (int[]){N}, y);
-    clasp_tensor *tt = tu_tensor_i32(ctx, 1, (int[]){N}, t);
-    clasp_tensor *lt = tu_tensor(ctx, 1, (int[]){N}, NULL);
-    clasp_tensor *gt = tu_tensor(ctx, 2, (int[]){N, k}, NULL);
+    clasp_tensor *zt = tu_tensor(tu_shared_ctx, 2, (int[]){N, k}, z);
+    clasp_tensor *yt = tu_tensor_i32(tu_shared_ctx, 1, (int[]){N}, y);
+    clasp_tensor *tt = tu_tensor_i32(tu_shared_ctx, 1, (int[]){N}, t);
+    clasp_tensor *lt = tu_tensor(tu_shared_ctx, 1, (int[]){N}, NULL);
+    clasp_tensor *gt = tu_tensor(tu_shared_ctx, 2, (int[]){N, k}, NULL);
     assert_ok(clasp_dlr_loss(zt, yt, targeted ? tt : NULL, lt, gt));
     float *l = tu_read(lt), *g = tu_read(gt);
     for (int i = 0; i < N; i++) {
@@ -134,10 +115,10 @@ static void check_dlr(int k, int targeted)
                 zp[(size_t)r * (size_t)k + (size_t)j] += sgn ? -h : h;
                 yp[r] = y[i], tp[r] = t[i];
             }
-    clasp_tensor *zpt = tu_tensor(ctx, 2, (int[]){m, k}, zp);
-    clasp_tensor *ypt = tu_tensor_i32(ctx, 1, (int[]){m}, yp);
-    clasp_tensor *tpt = tu_tensor_i32(ctx, 1, (int[]){m}, tp);
-    clasp_tensor *lpt = tu_tensor(ctx, 1, (int[]){m}, NULL);
+    clasp_tensor *zpt = tu_tensor(tu_shared_ctx, 2, (int[]){m, k}, zp);
+    clasp_tensor *ypt = tu_tensor_i32(tu_shared_ctx, 1, (int[]){m}, yp);
+    clasp_tensor *tpt = tu_tensor_i32(tu_shared_ctx, 1, (int[]){m}, tp);
+    clasp_tensor *lpt = tu_tensor(tu_shared_ctx, 1, (int[]){m}, NULL);
     assert_ok(clasp_dlr_loss(zpt, ypt, targeted ? tpt : NULL, lpt, NULL));
     float *lp = tu_read(lpt);
     for (int i = 0; i < N; i++)
@@ -168,17 +149,17 @@ static void test_dlr_loss_bad_input(void **state)
 {
     (void)state;
     /* Two classes: no third logit for the denominator. */
-    clasp_tensor *z2 = tu_tensor(ctx, 2, (int[]){2, 2}, (const float[]){1, 2, 3, 4});
-    clasp_tensor *y = tu_tensor_i32(ctx, 1, (int[]){2}, (const int32_t[]){0, 1});
-    clasp_tensor *l = tu_tensor(ctx, 1, (int[]){2}, NULL);
+    clasp_tensor *z2 = tu_tensor(tu_shared_ctx, 2, (int[]){2, 2}, (const float[]){1, 2, 3, 4});
+    clasp_tensor *y = tu_tensor_i32(tu_shared_ctx, 1, (int[]){2}, (const int32_t[]){0, 1});
+    clasp_tensor *l = tu_tensor(tu_shared_ctx, 1, (int[]){2}, NULL);
     assert_int_equal(clasp_dlr_loss(z2, y, NULL, l, NULL), CLASP_ERR_INVALID);
     assert_non_null(strstr(clasp_last_error(), "at least 3 classes"));
     /* A target equal to the label, and a label out of range: NaN loss and
      * a zero gradient row; the other rows are unaffected. */
-    clasp_tensor *z = tu_tensor(ctx, 2, (int[]){2, 3}, (const float[]){1, 2, 3, 3, 1, 2});
-    clasp_tensor *yy = tu_tensor_i32(ctx, 1, (int[]){2}, (const int32_t[]){0, 0});
-    clasp_tensor *t = tu_tensor_i32(ctx, 1, (int[]){2}, (const int32_t[]){0, 2});
-    clasp_tensor *g = tu_tensor(ctx, 2, (int[]){2, 3}, NULL);
+    clasp_tensor *z = tu_tensor(tu_shared_ctx, 2, (int[]){2, 3}, (const float[]){1, 2, 3, 3, 1, 2});
+    clasp_tensor *yy = tu_tensor_i32(tu_shared_ctx, 1, (int[]){2}, (const int32_t[]){0, 0});
+    clasp_tensor *t = tu_tensor_i32(tu_shared_ctx, 1, (int[]){2}, (const int32_t[]){0, 2});
+    clasp_tensor *g = tu_tensor(tu_shared_ctx, 2, (int[]){2, 3}, NULL);
     assert_ok(clasp_dlr_loss(z, yy, t, l, g));
     float lh[2], gh[6];
     assert_ok(clasp_tensor_read(l, lh));
@@ -187,7 +168,7 @@ static void test_dlr_loss_bad_input(void **state)
     for (int j = 0; j < 3; j++) assert_true(gh[j] == 0.0f);
     /* Row 1: z = (3,1,2), y 0, t 2: -(3-2)/(3-1) = -0.5. */
     assert_true(fabsf(lh[1] + 0.5f) < 1e-6f);
-    clasp_tensor *ybad = tu_tensor_i32(ctx, 1, (int[]){2}, (const int32_t[]){5, 0});
+    clasp_tensor *ybad = tu_tensor_i32(tu_shared_ctx, 1, (int[]){2}, (const int32_t[]){5, 0});
     assert_ok(clasp_dlr_loss(z, ybad, NULL, l, NULL));
     assert_ok(clasp_tensor_read(l, lh));
     assert_true(isnan(lh[0]) && !isnan(lh[1]));
@@ -217,11 +198,11 @@ static void test_apgd_step_op(void **state)
         xp[i] = clip(x0[i] + xp[i], x0[i], eps);
     }
     g[3] = 0.0f; /* sign(0) = 0 */
-    clasp_tensor *xt = tu_tensor(ctx, 2, (int[]){N, D}, x);
-    clasp_tensor *pt = tu_tensor(ctx, 2, (int[]){N, D}, xp);
-    clasp_tensor *gt = tu_tensor(ctx, 2, (int[]){N, D}, g);
-    clasp_tensor *ot = tu_tensor(ctx, 2, (int[]){N, D}, x0);
-    clasp_tensor *et = tu_tensor(ctx, 1, (int[]){N}, eta);
+    clasp_tensor *xt = tu_tensor(tu_shared_ctx, 2, (int[]){N, D}, x);
+    clasp_tensor *pt = tu_tensor(tu_shared_ctx, 2, (int[]){N, D}, xp);
+    clasp_tensor *gt = tu_tensor(tu_shared_ctx, 2, (int[]){N, D}, g);
+    clasp_tensor *ot = tu_tensor(tu_shared_ctx, 2, (int[]){N, D}, x0);
+    clasp_tensor *et = tu_tensor(tu_shared_ctx, 1, (int[]){N}, eta);
     assert_ok(clasp_apgd_step(xt, pt, gt, ot, et, a, eps, 0.0f, 1.0f));
     float *xn = tu_read(xt), *pn = tu_read(pt);
     for (int i = 0; i < N * D; i++) {
@@ -234,7 +215,7 @@ static void test_apgd_step_op(void **state)
         assert_true(fabsf(xn[i] - x0[i]) <= eps + 1e-6f && xn[i] >= 0.0f && xn[i] <= 1.0f);
     }
     /* Mismatched eta, bad momentum: clear errors. */
-    clasp_tensor *bad = tu_tensor(ctx, 1, (int[]){N + 1}, NULL);
+    clasp_tensor *bad = tu_tensor(tu_shared_ctx, 1, (int[]){N + 1}, NULL);
     assert_int_equal(clasp_apgd_step(xt, pt, gt, ot, bad, a, eps, 0, 1), CLASP_ERR_INVALID);
     assert_int_equal(clasp_apgd_step(xt, pt, gt, ot, et, 1.5f, eps, 0, 1), CLASP_ERR_INVALID);
     free(xn), free(pn);
@@ -288,7 +269,7 @@ static clasp_attack_instance *attack_or(const char *name, const char *const *kv,
         keys[n] = buf[n], vals[n] = eq + 1;
     }
     clasp_attack_instance *a = NULL;
-    clasp_status s = clasp_attack_new(reg, name, keys, vals, NULL, n, &a);
+    clasp_status s = clasp_attack_new(tu_shared_reg, name, keys, vals, NULL, n, &a);
     if (want_fail) {
         assert_int_not_equal(s, CLASP_OK);
         return NULL;
@@ -307,7 +288,7 @@ static clasp_attack_instance *attack(const char *name, const char *const *kv)
 static clasp_status run_st(clasp_attack_instance *a, clasp_model *m, const float *xh,
                            const int32_t *yh, int n, uint64_t seed, float **adv, int32_t **pred_out)
 {
-    return tu_attack_run(ctx, a, m, xh, yh, n, seed, adv, pred_out);
+    return tu_attack_run(tu_shared_ctx, a, m, xh, yh, n, seed, adv, pred_out);
 }
 
 static void run(clasp_attack_instance *a, clasp_model *m, const float *xh, const int32_t *yh, int n,
@@ -321,7 +302,7 @@ static clasp_model *linear_model(int k, const float *w, const float *b)
 {
     clasp_layer_spec ls[] = {{.kind = CLASP_LAYER_FLATTEN}, {.kind = CLASP_LAYER_LINEAR, .out = k}};
     clasp_model *m;
-    assert_ok(clasp_model_new(ctx, ls, 2, 1, 2, 2, &m));
+    assert_ok(clasp_model_new(tu_shared_ctx, ls, 2, 1, 2, 2, &m));
     assert_ok(clasp_tensor_write(clasp_model_param(m, 0), w));
     assert_ok(clasp_tensor_write(clasp_model_param(m, 1), b));
     return m;
@@ -484,7 +465,7 @@ static clasp_model *small_cnn(uint64_t seed)
     int nl;
     assert_ok(clasp_arch_parse("conv3x3-4p1,relu,maxpool2,flatten,fc16,relu,fc3", &ls, &nl));
     clasp_model *m;
-    assert_ok(clasp_model_new(ctx, ls, nl, 1, 8, 8, &m));
+    assert_ok(clasp_model_new(tu_shared_ctx, ls, nl, 1, 8, 8, &m));
     free(ls);
     assert_ok(clasp_model_init(m, seed));
     return m;
@@ -502,8 +483,8 @@ static void test_invariants(void **state)
     xh[0] = 0.0f, xh[1] = 1.0f, xh[DB + 5] = 0.0f; /* box edges */
     /* Labels: the model's own clean predictions, except two, so some
      * examples start misclassified and most start right. */
-    clasp_tensor *xt = tu_tensor(ctx, 4, (int[]){NB, 1, 8, 8}, xh);
-    clasp_tensor *pt = tu_tensor_i32(ctx, 1, (int[]){NB}, NULL);
+    clasp_tensor *xt = tu_tensor(tu_shared_ctx, 4, (int[]){NB, 1, 8, 8}, xh);
+    clasp_tensor *pt = tu_tensor_i32(tu_shared_ctx, 1, (int[]){NB}, NULL);
     clasp_model_set_train(m, 0);
     assert_ok(clasp_model_predict(m, xt, pt));
     clasp_model_set_train(m, 1);
@@ -593,5 +574,5 @@ int main(void)
         cmocka_unit_test(test_apgd_ce_linear), cmocka_unit_test(test_apgd_multiclass_linear),
         cmocka_unit_test(test_invariants),     cmocka_unit_test(test_bad_parameters),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, tu_setup_plugins, tu_teardown_plugins);
 }

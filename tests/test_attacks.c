@@ -14,29 +14,10 @@
 #include "clasp/model.h"
 #include "clasp/registry.h"
 
-static clasp_ctx *ctx;
-static clasp_registry *reg;
-
-static int setup(void **state)
-{
-    (void)state;
-    ctx = tu_ctx();
-    reg = tu_registry();
-    return reg ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    clasp_registry_free(reg);
-    clasp_ctx_free(ctx);
-    return 0;
-}
-
 /* An attack from "k=v" strings (NULL-terminated). */
 static clasp_attack_instance *attack(const char *name, const char *const *kv)
 {
-    return tu_attack(reg, name, kv);
+    return tu_attack(tu_shared_reg, name, kv);
 }
 
 /* Runs an attack on host data x (n examples of shape c,h,w) and returns the
@@ -45,7 +26,7 @@ static clasp_attack_instance *attack(const char *name, const char *const *kv)
 static void run(clasp_attack_instance *a, clasp_model *m, const float *xh, const int32_t *yh, int n,
                 uint64_t seed, float **adv, int32_t **pred_out)
 {
-    assert_ok(tu_attack_run(ctx, a, m, xh, yh, n, seed, adv, pred_out));
+    assert_ok(tu_attack_run(tu_shared_ctx, a, m, xh, yh, n, seed, adv, pred_out));
 }
 
 /* A small CNN with random weights on 1x8x8 inputs. */
@@ -55,7 +36,7 @@ static clasp_model *small_cnn(uint64_t seed)
     int nl;
     assert_ok(clasp_arch_parse("conv3x3-4p1,relu,maxpool2,flatten,fc16,relu,fc3", &ls, &nl));
     clasp_model *m;
-    assert_ok(clasp_model_new(ctx, ls, nl, 1, 8, 8, &m));
+    assert_ok(clasp_model_new(tu_shared_ctx, ls, nl, 1, 8, 8, &m));
     free(ls);
     assert_ok(clasp_model_init(m, seed));
     return m;
@@ -66,7 +47,7 @@ static clasp_model *linear_model(int k, const float *w, const float *b)
 {
     clasp_layer_spec ls[] = {{.kind = CLASP_LAYER_FLATTEN}, {.kind = CLASP_LAYER_LINEAR, .out = k}};
     clasp_model *m;
-    assert_ok(clasp_model_new(ctx, ls, 2, 1, 2, 2, &m));
+    assert_ok(clasp_model_new(tu_shared_ctx, ls, 2, 1, 2, 2, &m));
     assert_ok(clasp_tensor_write(clasp_model_param(m, 0), w));
     assert_ok(clasp_tensor_write(clasp_model_param(m, 1), b));
     return m;
@@ -260,7 +241,7 @@ static void test_eval_l2_distances(void **state)
     int32_t ys[NL] = {1, 0, 1, 0, 1, 1};
     clasp_dataset d = {.n = NL, .c = 1, .h = 2, .w = 2, .num_classes = 2, .x = xs, .y = ys};
     clasp_batcher *bt;
-    assert_ok(clasp_batcher_new(ctx, &d, 4, &bt)); /* two batches: 4 + 2 */
+    assert_ok(clasp_batcher_new(tu_shared_ctx, &d, 4, &bt)); /* two batches: 4 + 2 */
 
     clasp_attack_instance *fg = attack("fgsm", (const char *[]){"eps=0.1", NULL});
     clasp_eval_options opt = {.attack = fg, .seed = 1, .l2 = 1};
@@ -330,9 +311,9 @@ static void test_calibration_temperature_invisible(void **state)
     float xh[NB * DB];
     int32_t yh[NB];
     batch_data(xh, yh);
-    clasp_tensor *x = tu_tensor(ctx, 4, (int[]){NB, 1, 8, 8}, xh);
-    clasp_tensor *y = tu_tensor_i32(ctx, 1, (int[]){NB}, yh);
-    clasp_tensor *dx = tu_tensor(ctx, 4, (int[]){NB, 1, 8, 8}, NULL);
+    clasp_tensor *x = tu_tensor(tu_shared_ctx, 4, (int[]){NB, 1, 8, 8}, xh);
+    clasp_tensor *y = tu_tensor_i32(tu_shared_ctx, 1, (int[]){NB}, yh);
+    clasp_tensor *dx = tu_tensor(tu_shared_ctx, 4, (int[]){NB, 1, 8, 8}, NULL);
     const float offs[3] = {0.4f, -0.3f, 0.1f};
     const float temps[3] = {0.1f, 1.0f, 10.0f};
     float *g0 = NULL, *adv0 = NULL;
@@ -509,21 +490,22 @@ static void on_progress(void *user, size_t done, size_t total)
 
 static void check_result(const clasp_eval_result *r, size_t n, int attacked)
 {
-    assert_int_equal(r->num_classes, K);
+    assert_int_equal(r->per_class.num_classes, K);
     assert_int_equal(r->total, (int64_t)n);
-    assert_int_equal(clasp_eval_sum(r, r->count), (int64_t)n);
+    assert_int_equal(clasp_counts_n(&r->per_class), (int64_t)n);
     for (int k = 0; k < K; k++) {
         int64_t row = 0, crow = 0;
         for (int j = 0; j < K; j++) row += r->flow[k * K + j], crow += r->confusion[k * K + j];
-        assert_int_equal(row, r->count[k]);
-        assert_int_equal(crow, r->count[k]);
-        assert_int_equal(r->robust_correct[k], r->flow[k * K + k]);
-        assert_int_equal(r->clean_correct[k], r->confusion[k * K + k]);
-        assert_true(r->attack_success[k] <= r->clean_correct[k]);
+        assert_int_equal(row, r->per_class.count[k]);
+        assert_int_equal(crow, r->per_class.count[k]);
+        assert_int_equal(r->per_class.robust_correct[k], r->flow[k * K + k]);
+        assert_int_equal(r->per_class.clean_correct[k], r->confusion[k * K + k]);
+        assert_true(r->attack_success[k] <= r->per_class.clean_correct[k]);
         /* Every clean-correct example is either still correct or a success. */
-        assert_true(r->clean_correct[k] - r->attack_success[k] <= r->robust_correct[k]);
+        assert_true(r->per_class.clean_correct[k] - r->attack_success[k] <=
+                    r->per_class.robust_correct[k]);
         if (!attacked) {
-            assert_int_equal(r->robust_correct[k], r->clean_correct[k]);
+            assert_int_equal(r->per_class.robust_correct[k], r->per_class.clean_correct[k]);
             assert_int_equal(r->attack_success[k], 0);
         }
     }
@@ -540,14 +522,14 @@ static void test_trained_blobs(void **state)
     int nl;
     assert_ok(clasp_arch_parse("flatten,fc32,relu,fc3", &ls, &nl));
     clasp_model *m;
-    assert_ok(clasp_model_new(ctx, ls, nl, 1, SIDE, SIDE, &m));
+    assert_ok(clasp_model_new(tu_shared_ctx, ls, nl, 1, SIDE, SIDE, &m));
     free(ls);
     assert_ok(clasp_model_init(m, 3));
     clasp_sgd *o;
     assert_ok(clasp_sgd_new(m, 0.05f, 0.9f, 0.0f, &o));
     clasp_batcher *tb, *eb;
-    assert_ok(clasp_batcher_new(ctx, &train, 32, &tb));
-    assert_ok(clasp_batcher_new(ctx, &test, 64, &eb));
+    assert_ok(clasp_batcher_new(tu_shared_ctx, &train, 32, &tb));
+    assert_ok(clasp_batcher_new(tu_shared_ctx, &test, 64, &eb));
     int steps = 0;
     for (uint64_t epoch = 0; steps < 300; epoch++) {
         clasp_batcher_start(tb, 1, 5, epoch);
@@ -573,7 +555,7 @@ static void test_trained_blobs(void **state)
     assert_int_equal(log.examples, test.n);
     assert_int_equal(log.calls, 5);
     assert_int_equal(log.last_done, test.n);
-    double acc = (double)clasp_eval_sum(&clean, clean.clean_correct) / (double)test.n;
+    double acc = (double)clasp_counts_clean(&clean.per_class) / (double)test.n;
     if (acc < 0.9) fail_msg("the blob model only reached %.3f clean accuracy", acc);
 
     clasp_attack_instance *fgsm = attack("fgsm", (const char *[]){"eps=0.15", NULL});
@@ -586,15 +568,16 @@ static void test_trained_blobs(void **state)
     check_result(&fg, test.n, 1);
     check_result(&pg, test.n, 1);
     /* The clean columns do not depend on the attack. */
-    assert_memory_equal(fg.clean_correct, clean.clean_correct, K * sizeof(int64_t));
-    int64_t rc = clasp_eval_sum(&clean, clean.clean_correct);
-    int64_t rf = clasp_eval_sum(&fg, fg.robust_correct),
-            rp = clasp_eval_sum(&pg, pg.robust_correct);
+    assert_memory_equal(fg.per_class.clean_correct, clean.per_class.clean_correct,
+                        K * sizeof(int64_t));
+    int64_t rc = clasp_counts_clean(&clean.per_class);
+    int64_t rf = clasp_counts_robust(&fg.per_class), rp = clasp_counts_robust(&pg.per_class);
     fprintf(stderr, "blobs: clean %lld, fgsm %lld, pgd-20 %lld of %zu\n", (long long)rc,
             (long long)rf, (long long)rp, test.n);
     assert_true(rf < rc);
     assert_true(rp <= rf);
-    assert_true(clasp_eval_sum(&pg, pg.attack_success) >= clasp_eval_sum(&fg, fg.attack_success));
+    assert_true(clasp_class_sum(pg.attack_success, pg.per_class.num_classes) >=
+                clasp_class_sum(fg.attack_success, fg.per_class.num_classes));
     assert_true(fg.attack_seconds > 0 && fg.attack_seconds <= fg.seconds);
     assert_false(clasp_model_is_train(m) == 0); /* mode restored (train) */
 
@@ -619,11 +602,11 @@ static void test_trained_blobs(void **state)
     int64_t flipped_total = 0;
     for (int k = 0; k < K; k++) {
         /* Never more robust than either member alone. */
-        assert_true(ens.robust_correct[k] <= fg.robust_correct[k]);
-        assert_true(ens.robust_correct[k] <= p0.robust_correct[k]);
+        assert_true(ens.per_class.robust_correct[k] <= fg.per_class.robust_correct[k]);
+        assert_true(ens.per_class.robust_correct[k] <= p0.per_class.robust_correct[k]);
         /* The first flippers account for every clean-correct example lost. */
         int64_t f = ens.first_flip[k * 2 + 0] + ens.first_flip[k * 2 + 1];
-        assert_int_equal(f, ens.clean_correct[k] - ens.robust_correct[k]);
+        assert_int_equal(f, ens.per_class.clean_correct[k] - ens.per_class.robust_correct[k]);
         assert_int_equal(ens.attack_success[k], f);
         flipped_total += f;
     }
@@ -674,5 +657,5 @@ int main(void)
         cmocka_unit_test(test_cw_linear),
         cmocka_unit_test(test_trained_blobs),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, tu_setup_plugins, tu_teardown_plugins);
 }

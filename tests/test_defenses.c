@@ -16,25 +16,6 @@
 #include "clasp/model.h"
 #include "clasp/registry.h"
 
-static clasp_ctx *ctx;
-static clasp_registry *reg;
-
-static int setup(void **state)
-{
-    (void)state;
-    ctx = tu_ctx();
-    reg = tu_registry();
-    return reg ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    clasp_registry_free(reg);
-    clasp_ctx_free(ctx);
-    return 0;
-}
-
 /* Splits NULL-terminated "k=v" strings into keys and values. */
 static int split_kv(const char *const *kv, char buf[][64], const char **keys, const char **vals)
 {
@@ -55,7 +36,7 @@ static clasp_attack_instance *attack(const char *name, const char *const *kv)
     const char *keys[16], *vals[16];
     int n = split_kv(kv, buf, keys, vals);
     clasp_attack_instance *a = NULL;
-    assert_ok(clasp_attack_new(reg, name, keys, vals, NULL, n, &a));
+    assert_ok(clasp_attack_new(tu_shared_reg, name, keys, vals, NULL, n, &a));
     return a;
 }
 
@@ -65,7 +46,7 @@ static clasp_defense_instance *defense(const char *name, const char *const *kv)
     const char *keys[16], *vals[16];
     int n = split_kv(kv, buf, keys, vals);
     clasp_defense_instance *d = NULL;
-    assert_ok(clasp_defense_new(reg, name, keys, vals, NULL, n, &d));
+    assert_ok(clasp_defense_new(tu_shared_reg, name, keys, vals, NULL, n, &d));
     return d;
 }
 
@@ -78,7 +59,7 @@ static clasp_model *small_cnn(uint64_t seed)
     int nl;
     assert_ok(clasp_arch_parse("conv3x3-4p1,relu,maxpool2,flatten,fc16,relu,fc3", &ls, &nl));
     clasp_model *m;
-    assert_ok(clasp_model_new(ctx, ls, nl, 1, 8, 8, &m));
+    assert_ok(clasp_model_new(tu_shared_ctx, ls, nl, 1, 8, 8, &m));
     free(ls);
     assert_ok(clasp_model_init(m, seed));
     return m;
@@ -144,8 +125,8 @@ static double rel_diff(const float *a, const float *b, size_t n)
 
 static clasp_tensor *weights_per_sample(const float *cw, const clasp_tensor *y)
 {
-    clasp_tensor *table = tu_tensor(ctx, 1, (int[]){K}, cw);
-    clasp_tensor *w = tu_tensor(ctx, 1, (int[]){(int)y->numel}, NULL);
+    clasp_tensor *table = tu_tensor(tu_shared_ctx, 1, (int[]){K}, cw);
+    clasp_tensor *w = tu_tensor(tu_shared_ctx, 1, (int[]){(int)y->numel}, NULL);
     assert_ok(clasp_gather_class(table, y, w));
     clasp_tensor_free(table);
     return w;
@@ -159,7 +140,7 @@ static void test_descriptors(void **state)
     const char *names[] = {"pgd-at", "trades", "reweight", "calibrate"};
     for (int i = 0; i < 4; i++) {
         const clasp_plugin_desc *d;
-        assert_ok(clasp_registry_find(reg, names[i], CLASP_PLUGIN_DEFENSE, &d));
+        assert_ok(clasp_registry_find(tu_shared_reg, names[i], CLASP_PLUGIN_DEFENSE, &d));
         assert_ok(clasp_plugin_desc_check(d));
         assert_true(d->summary && *d->summary);
         for (int p = 0; p < d->n_params; p++) {
@@ -178,8 +159,8 @@ static void test_trades_beta0_is_standard(void **state)
     float xh[N * D];
     int32_t yh[N];
     make_images(xh, yh, N, 3);
-    clasp_tensor *x = tu_tensor(ctx, 4, (int[]){N, 1, 8, 8}, xh);
-    clasp_tensor *y = tu_tensor_i32(ctx, 1, (int[]){N}, yh);
+    clasp_tensor *x = tu_tensor(tu_shared_ctx, 4, (int[]){N, 1, 8, 8}, xh);
+    clasp_tensor *y = tu_tensor_i32(tu_shared_ctx, 1, (int[]){N}, yh);
     clasp_defense_instance *d = defense("trades", (const char *[]){"beta=0", NULL});
     clasp_model *m = small_cnn(3);
     clasp_defense_env env = env_for(m);
@@ -197,7 +178,7 @@ static void test_trades_beta0_is_standard(void **state)
 
     /* With class weights, the same as weighted standard training. */
     const float cw[K] = {1.0f, 2.0f, 0.5f};
-    clasp_tensor *cwt = tu_tensor(ctx, 1, (int[]){K}, cw);
+    clasp_tensor *cwt = tu_tensor(tu_shared_ctx, 1, (int[]){K}, cw);
     env.class_weights = cwt;
     assert_ok(clasp_defense_run_step(d, &env, x, y, &rng, NULL));
     float *g3 = read_all(m, 1, &np);
@@ -239,8 +220,8 @@ static void test_trades_beta_positive(void **state)
     float xh[N * D];
     int32_t yh[N];
     make_images(xh, yh, N, 5);
-    clasp_tensor *x = tu_tensor(ctx, 4, (int[]){N, 1, 8, 8}, xh);
-    clasp_tensor *y = tu_tensor_i32(ctx, 1, (int[]){N}, yh);
+    clasp_tensor *x = tu_tensor(tu_shared_ctx, 4, (int[]){N, 1, 8, 8}, xh);
+    clasp_tensor *y = tu_tensor_i32(tu_shared_ctx, 1, (int[]){N}, yh);
     clasp_defense_instance *d =
         defense("trades", (const char *[]){"beta=6", "eps=0.1", "steps=3", "step_size=0.03", NULL});
     clasp_model *m = small_cnn(4);
@@ -260,12 +241,12 @@ static void test_trades_beta_positive(void **state)
     assert_true(rel_diff(gt, gce, np) > 1e-3);
 
     /* Reference inner loop, eval mode. */
-    clasp_tensor *zt = tu_tensor(ctx, 2, (int[]){N, K}, NULL);
-    clasp_tensor *xa = tu_tensor(ctx, 4, (int[]){N, 1, 8, 8}, NULL);
-    clasp_tensor *dx = tu_tensor(ctx, 4, (int[]){N, 1, 8, 8}, NULL);
-    clasp_tensor *dzp = tu_tensor(ctx, 2, (int[]){N, K}, NULL);
-    clasp_tensor *dzq = tu_tensor(ctx, 2, (int[]){N, K}, NULL);
-    clasp_tensor *kl = tu_tensor(ctx, 1, (int[]){N}, NULL);
+    clasp_tensor *zt = tu_tensor(tu_shared_ctx, 2, (int[]){N, K}, NULL);
+    clasp_tensor *xa = tu_tensor(tu_shared_ctx, 4, (int[]){N, 1, 8, 8}, NULL);
+    clasp_tensor *dx = tu_tensor(tu_shared_ctx, 4, (int[]){N, 1, 8, 8}, NULL);
+    clasp_tensor *dzp = tu_tensor(tu_shared_ctx, 2, (int[]){N, K}, NULL);
+    clasp_tensor *dzq = tu_tensor(tu_shared_ctx, 2, (int[]){N, K}, NULL);
+    clasp_tensor *kl = tu_tensor(tu_shared_ctx, 1, (int[]){N}, NULL);
     const clasp_tensor *z;
     clasp_model_set_train(m, 0);
     assert_ok(clasp_model_forward(m, x, &z));
@@ -320,8 +301,8 @@ static void test_pgd_at(void **state)
     float xh[N * D];
     int32_t yh[N];
     make_images(xh, yh, N, 7);
-    clasp_tensor *x = tu_tensor(ctx, 4, (int[]){N, 1, 8, 8}, xh);
-    clasp_tensor *y = tu_tensor_i32(ctx, 1, (int[]){N}, yh);
+    clasp_tensor *x = tu_tensor(tu_shared_ctx, 4, (int[]){N, 1, 8, 8}, xh);
+    clasp_tensor *y = tu_tensor_i32(tu_shared_ctx, 1, (int[]){N}, yh);
     /* A deterministic attack, so runs can be compared. */
     clasp_attack_instance *a = attack("pgd", (const char *[]){"eps=0.1", "steps=3", "alpha=0.04",
                                                               "rand_init=false", NULL});
@@ -364,7 +345,7 @@ static void test_pgd_at(void **state)
     /* Class weight 0 for class 2: the same as leaving its examples out
      * (up to the mean's denominator: 24 examples vs 16). */
     const float cw[K] = {1.0f, 1.0f, 0.0f};
-    clasp_tensor *cwt = tu_tensor(ctx, 1, (int[]){K}, cw);
+    clasp_tensor *cwt = tu_tensor(tu_shared_ctx, 1, (int[]){K}, cw);
     env.class_weights = cwt;
     assert_ok(clasp_defense_run_step(d, &env, x, y, &rng, NULL));
     float *gw = read_all(m, 1, &np);
@@ -378,8 +359,8 @@ static void test_pgd_at(void **state)
         ys[ns++] = yh[i];
     }
     assert_int_equal(ns, NS);
-    clasp_tensor *xsub = tu_tensor(ctx, 4, (int[]){NS, 1, 8, 8}, xs);
-    clasp_tensor *ysub = tu_tensor_i32(ctx, 1, (int[]){NS}, ys);
+    clasp_tensor *xsub = tu_tensor(tu_shared_ctx, 4, (int[]){NS, 1, 8, 8}, xs);
+    clasp_tensor *ysub = tu_tensor_i32(tu_shared_ctx, 1, (int[]){NS}, ys);
     env.class_weights = NULL;
     assert_ok(clasp_defense_run_step(d, &env, xsub, ysub, &rng, NULL));
     float *gs = read_all(m, 1, &np);
@@ -404,14 +385,14 @@ static void test_pgd_at_attack_mode(void **state)
     float xh[N * D];
     int32_t yh[N];
     make_images(xh, yh, N, 5);
-    clasp_tensor *x = tu_tensor(ctx, 4, (int[]){N, 1, 8, 8}, xh);
-    clasp_tensor *y = tu_tensor_i32(ctx, 1, (int[]){N}, yh);
+    clasp_tensor *x = tu_tensor(tu_shared_ctx, 4, (int[]){N, 1, 8, 8}, xh);
+    clasp_tensor *y = tu_tensor_i32(tu_shared_ctx, 1, (int[]){N}, yh);
     clasp_attack_instance *a = attack("pgd", (const char *[]){"eps=0.1", "steps=3", "alpha=0.04",
                                                               "rand_init=false", NULL});
     for (int tm = 0; tm < 2; tm++) {
         clasp_model *m;
-        assert_ok(clasp_model_new_arch(ctx, "conv3x3-4p1nb,bn,relu,flatten,fc3", 1, 8, 8, K, NULL,
-                                       NULL, &m));
+        assert_ok(clasp_model_new_arch(tu_shared_ctx, "conv3x3-4p1nb,bn,relu,flatten,fc3", 1, 8, 8,
+                                       K, NULL, NULL, &m));
         assert_ok(clasp_model_init(m, 2));
         clasp_defense_instance *d =
             defense("pgd-at", (const char *[]){tm ? "attack_train_mode=true" : "mix=0", NULL});
@@ -474,7 +455,7 @@ static void test_pgd_at_step_matches_reference(void **state)
     int nl;
     assert_ok(clasp_arch_parse("flatten,fc16,relu,fc3", &ls, &nl));
     clasp_model *m;
-    assert_ok(clasp_model_new(ctx, ls, nl, 1, 8, 8, &m));
+    assert_ok(clasp_model_new(tu_shared_ctx, ls, nl, 1, 8, 8, &m));
     free(ls);
     assert_ok(clasp_model_init(m, 21));
     assert_int_equal(clasp_model_num_params(m), 4);
@@ -531,8 +512,8 @@ static void test_pgd_at_step_matches_reference(void **state)
             want[(size_t)off + j] = (float)(p[i][j] - lr * v);
         }
 
-    clasp_tensor *x = tu_tensor(ctx, 4, (int[]){N, 1, 8, 8}, xh);
-    clasp_tensor *y = tu_tensor_i32(ctx, 1, (int[]){N}, yh);
+    clasp_tensor *x = tu_tensor(tu_shared_ctx, 4, (int[]){N, 1, 8, 8}, xh);
+    clasp_tensor *y = tu_tensor_i32(tu_shared_ctx, 1, (int[]){N}, yh);
     clasp_attack_instance *atk = attack("pgd", (const char *[]){"eps=0.1", "steps=3", "alpha=0.04",
                                                                 "rand_init=false", NULL});
     clasp_defense_instance *d = defense("pgd-at", NULL);
@@ -580,7 +561,7 @@ static void test_pgd_at_does_not_collapse(void **state)
     assert_ok(clasp_dataset_load("fashion-mnist", NULL, 0, &te));
     enum { B = 128, STEPS = 40, NT = 1000 };
     clasp_model *m;
-    assert_ok(clasp_model_new_default(ctx, 1, 28, 28, 10, &m));
+    assert_ok(clasp_model_new_default(tu_shared_ctx, 1, 28, 28, 10, &m));
     clasp_attack_instance *atk =
         attack("pgd", (const char *[]){"eps=0.1", "steps=5", "alpha=0.04", NULL});
     clasp_defense_instance *d = defense("pgd-at", NULL);
@@ -595,8 +576,8 @@ static void test_pgd_at_does_not_collapse(void **state)
         clasp_shuffle(perm, tr.n, (uint64_t)seed, 0);
         float *xb = malloc((size_t)B * 784 * sizeof *xb);
         int32_t yb[B];
-        clasp_tensor *x = tu_tensor(ctx, 4, (int[]){B, 1, 28, 28}, NULL);
-        clasp_tensor *y = tu_tensor_i32(ctx, 1, (int[]){B}, NULL);
+        clasp_tensor *x = tu_tensor(tu_shared_ctx, 4, (int[]){B, 1, 28, 28}, NULL);
+        clasp_tensor *y = tu_tensor_i32(tu_shared_ctx, 1, (int[]){B}, NULL);
         for (int s = 0; s < STEPS; s++) {
             for (int i = 0; i < B; i++) {
                 size_t k = perm[(size_t)s * B + (size_t)i];
@@ -610,8 +591,8 @@ static void test_pgd_at_does_not_collapse(void **state)
             assert_ok(clasp_defense_run_step(d, &env, x, y, &rng, &l));
             assert_ok(clasp_sgd_step(o));
         }
-        clasp_tensor *xt = tu_tensor(ctx, 4, (int[]){NT, 1, 28, 28}, te.x);
-        clasp_tensor *pred = tu_tensor_i32(ctx, 1, (int[]){NT}, NULL);
+        clasp_tensor *xt = tu_tensor(tu_shared_ctx, 4, (int[]){NT, 1, 28, 28}, te.x);
+        clasp_tensor *pred = tu_tensor_i32(tu_shared_ctx, 1, (int[]){NT}, NULL);
         clasp_model_set_train(m, 0);
         assert_ok(clasp_model_predict(m, xt, pred));
         clasp_model_set_train(m, 1);
@@ -652,7 +633,7 @@ static void test_reweight(void **state)
     for (int k = 0; k < K; k++) assert_true(w[k] == 1.0f);
 
     /* Class 2 has the most robust error, class 0 the least. */
-    const int64_t count[K] = {100, 100, 100}, clean[K] = {90, 90, 90}, robust[K] = {80, 60, 20};
+    int64_t count[K] = {100, 100, 100}, clean[K] = {90, 90, 90}, robust[K] = {80, 60, 20};
     clasp_class_metrics val = {K, count, clean, robust};
     assert_ok(clasp_defense_run_epoch_end(d, &env, &val));
     weights_of(d, w);
@@ -676,7 +657,7 @@ static void test_reweight(void **state)
     for (int k = 0; k < K; k++) assert_true(fabs(w[k] - 1.0) < 1e-7);
 
     /* No robust counts: the clean error decides (class 1 is worst here). */
-    const int64_t clean2[K] = {95, 50, 70};
+    int64_t clean2[K] = {95, 50, 70};
     clasp_class_metrics val2 = {K, count, clean2, NULL};
     clasp_defense_instance *dc =
         defense("reweight", (const char *[]){"strength=2", "momentum=0", NULL});
@@ -689,8 +670,8 @@ static void test_reweight(void **state)
     float xh[N * D];
     int32_t yh[N];
     make_images(xh, yh, N, 9);
-    clasp_tensor *x = tu_tensor(ctx, 4, (int[]){N, 1, 8, 8}, xh);
-    clasp_tensor *y = tu_tensor_i32(ctx, 1, (int[]){N}, yh);
+    clasp_tensor *x = tu_tensor(tu_shared_ctx, 4, (int[]){N, 1, 8, 8}, xh);
+    clasp_tensor *y = tu_tensor_i32(tu_shared_ctx, 1, (int[]){N}, yh);
     clasp_rng rng = clasp_rng_make(4, 0);
     size_t np;
     weights_of(d, w1);
@@ -709,7 +690,7 @@ static void test_reweight(void **state)
     free(g);
     env.inner = NULL;
     const float host_w[K] = {2.0f, 1.0f, 0.5f};
-    clasp_tensor *hw = tu_tensor(ctx, 1, (int[]){K}, host_w);
+    clasp_tensor *hw = tu_tensor(tu_shared_ctx, 1, (int[]){K}, host_w);
     env.class_weights = hw;
     assert_ok(clasp_defense_run_step(d, &env, x, y, &rng, NULL));
     g = read_all(m, 1, &np);
@@ -764,7 +745,7 @@ static clasp_model *biased_linear(float bias2)
 {
     clasp_layer_spec ls[] = {{.kind = CLASP_LAYER_FLATTEN}, {.kind = CLASP_LAYER_LINEAR, .out = K}};
     clasp_model *m;
-    assert_ok(clasp_model_new(ctx, ls, 2, 1, 2, 2, &m));
+    assert_ok(clasp_model_new(tu_shared_ctx, ls, 2, 1, 2, 2, &m));
     const float w[K * DV] = {4, 0, 0, 0, 0, 4, 0, 0, 0, 0, 4, 0};
     const float b[K] = {0, 0, bias2};
     assert_ok(clasp_tensor_write(clasp_model_param(m, 0), w));
@@ -776,7 +757,7 @@ static clasp_model *biased_linear(float bias2)
 static void accuracy(clasp_model *m, const clasp_tensor *x, const int32_t *y, double *worst,
                      double *avg, int32_t *pred_out)
 {
-    clasp_tensor *pred = tu_tensor_i32(ctx, 1, (int[]){NV}, NULL);
+    clasp_tensor *pred = tu_tensor_i32(tu_shared_ctx, 1, (int[]){NV}, NULL);
     int train = clasp_model_is_train(m);
     clasp_model_set_train(m, 0);
     assert_ok(clasp_model_predict(m, x, pred));
@@ -802,8 +783,8 @@ static void test_calibrate(void **state)
     float xh[NV * DV];
     int32_t yh[NV];
     make_val(xh, yh, 0.4f, 1.0f, 0);
-    clasp_tensor *vx = tu_tensor(ctx, 4, (int[]){NV, 1, 2, 2}, xh);
-    clasp_tensor *vy = tu_tensor_i32(ctx, 1, (int[]){NV}, yh);
+    clasp_tensor *vx = tu_tensor(tu_shared_ctx, 4, (int[]){NV, 1, 2, 2}, xh);
+    clasp_tensor *vy = tu_tensor_i32(tu_shared_ctx, 1, (int[]){NV}, yh);
     clasp_model *m = biased_linear(-1.0f);
     clasp_attack_instance *a = attack("fgsm", (const char *[]){"eps=0.05", NULL});
     clasp_defense_env env = env_for(m);
@@ -811,8 +792,8 @@ static void test_calibrate(void **state)
 
     /* The adversarial validation examples of the uncalibrated model (fgsm
      * is deterministic: the same ones the plugin makes). */
-    clasp_tensor *xa = tu_tensor(ctx, 4, (int[]){NV, 1, 2, 2}, NULL);
-    clasp_tensor *pa = tu_tensor_i32(ctx, 1, (int[]){NV}, NULL);
+    clasp_tensor *xa = tu_tensor(tu_shared_ctx, 4, (int[]){NV, 1, 2, 2}, NULL);
+    clasp_tensor *pa = tu_tensor_i32(tu_shared_ctx, 1, (int[]){NV}, NULL);
     assert_ok(clasp_attack_run(a, m, vx, vy, &rng, xa, pa));
     double worst0, avg0, cworst0, cavg0;
     accuracy(m, xa, yh, &worst0, &avg0, NULL);
@@ -852,7 +833,7 @@ static void test_calibrate(void **state)
     snprintf(path, sizeof path, "%s/cal.safetensors", dir);
     assert_ok(clasp_model_save(m, NULL, NULL, 0, path));
     clasp_model *m2;
-    assert_ok(clasp_model_load(ctx, path, NULL, NULL, &m2));
+    assert_ok(clasp_model_load(tu_shared_ctx, path, NULL, NULL, &m2));
     float b2[K], t2;
     assert_int_equal(clasp_model_calibration(m2, b2, &t2), 1);
     assert_memory_equal(b, b2, sizeof b);
@@ -907,15 +888,15 @@ static void test_calibrate_budget(void **state)
     float xh[NV * DV];
     int32_t yh[NV];
     make_val(xh, yh, 0.2f, 0.8f, 1);
-    clasp_tensor *vx = tu_tensor(ctx, 4, (int[]){NV, 1, 2, 2}, xh);
-    clasp_tensor *vy = tu_tensor_i32(ctx, 1, (int[]){NV}, yh);
+    clasp_tensor *vx = tu_tensor(tu_shared_ctx, 4, (int[]){NV, 1, 2, 2}, xh);
+    clasp_tensor *vy = tu_tensor_i32(tu_shared_ctx, 1, (int[]){NV}, yh);
     clasp_model *m = biased_linear(0.0f);
     clasp_attack_instance *a = attack("fgsm", (const char *[]){"eps=0.03", NULL});
     clasp_defense_env env = env_for(m);
     env.attack = a, env.val_x = vx, env.val_y = vy;
     clasp_rng rng = clasp_rng_make(6, 0);
-    clasp_tensor *xa = tu_tensor(ctx, 4, (int[]){NV, 1, 2, 2}, NULL);
-    clasp_tensor *pa = tu_tensor_i32(ctx, 1, (int[]){NV}, NULL);
+    clasp_tensor *xa = tu_tensor(tu_shared_ctx, 4, (int[]){NV, 1, 2, 2}, NULL);
+    clasp_tensor *pa = tu_tensor_i32(tu_shared_ctx, 1, (int[]){NV}, NULL);
     assert_ok(clasp_attack_run(a, m, vx, vy, &rng, xa, pa));
     double worst0, avg0;
     accuracy(m, xa, yh, &worst0, &avg0, NULL);
@@ -958,5 +939,5 @@ int main(void)
         cmocka_unit_test(test_calibrate),
         cmocka_unit_test(test_calibrate_budget),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, tu_setup_plugins, tu_teardown_plugins);
 }

@@ -11,8 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include "clasp/eval.h"
 #include "clasp/experiment.h"
 
 #define SIDE 12
@@ -572,6 +574,154 @@ static void test_exclude_classes_run(void **state)
     rm_tree(out);
 }
 
+/* Training alone (clasp_experiment_train, what `clasp train` runs) is the
+ * runner's training: on the runner's own split it writes the very
+ * checkpoint a whole run writes, for standard training and for a defense
+ * wrapping another with an inner attack. */
+static void test_train_alone_is_the_runners_training(void **state)
+{
+    (void)state;
+    char aout[400], path[400];
+    snprintf(aout, sizeof aout, "%s/alone", dir);
+    snprintf(path, sizeof path, "%s/alone.yaml", dir);
+    char y[2048];
+    snprintf(y, sizeof y,
+             "experiment: {name: tiny-alone, seed: 11}\n"
+             "data: {dataset: mnist, path: '%s', val_size: 100}\n"
+             "model: {arch: 'conv3x3-4p1,relu,maxpool2,flatten,fc10'}\n"
+             "train:\n"
+             "  epochs: 2\n"
+             "  batch: 32\n"
+             "  optimiser: {lr: 0.1}\n"
+             "  schedule: cosine\n"
+             "  val_eval_size: 60\n"
+             "  models:\n"
+             "    - name: standard\n"
+             "    - name: reweight\n"
+             "      defense: {name: reweight, params: {strength: 3}, inner: {name: pgd-at, attack: "
+             "{name: pgd, params: {eps: 0.15, steps: 2, alpha: 0}}}}\n"
+             "evaluate: {test_size: 40, batch: 40, attacks: [{name: fgsm, params: {eps: 0.1}}]}\n"
+             "output: {dir: '%s'}\n",
+             dir, aout);
+    tu_write_file(path, y, strlen(y));
+    clasp_plan *p = NULL;
+    assert_ok(clasp_plan_load(reg, path, &p));
+    clasp_run_options opt = {0};
+    opt.hooks.log = quiet_log;
+    assert_ok(clasp_experiment_run(p, reg, &opt));
+
+    clasp_dataset all = {0}, train = {0}, val = {0};
+    assert_ok(clasp_dataset_load(p->dataset, p->data_path, 1, &all));
+    assert_ok(clasp_dataset_split(&all, p->val_size, p->seed, &train, &val));
+    for (int mi = 0; mi < p->n_models; mi++) {
+        char mine[500], theirs[700];
+        snprintf(mine, sizeof mine, "%s/alone-%d.safetensors", dir, mi);
+        snprintf(theirs, sizeof theirs, "%s/%s.safetensors", aout, p->models[mi].file);
+        clasp_model_report rep;
+        assert_ok(clasp_experiment_train(p, mi, &train, &val, NULL, mine, &opt, &rep));
+        assert_int_equal(rep.n_epochs, 2);
+        for (int e = 0; e < rep.n_epochs; e++)
+            assert_int_equal(clasp_class_sum(rep.epochs[e].val.count, 10), 60);
+        /* A defense with an attack validates robust accuracy as well. */
+        assert_true((rep.epochs[1].val.robust_correct != NULL) == (p->models[mi].defense != NULL));
+        clasp_model_report_free(&rep);
+        assert_int_equal(rep.n_epochs, 0);
+        FILE *a = fopen(mine, "rb"), *b = fopen(theirs, "rb");
+        assert_non_null(a);
+        assert_non_null(b);
+        long n = 0;
+        int ca, cb;
+        do {
+            ca = fgetc(a), cb = fgetc(b);
+            if (ca != cb) fail_msg("%s and %s differ at byte %ld", mine, theirs, n);
+            n++;
+        } while (ca != EOF);
+        assert_true(n > 1000);
+        fclose(a);
+        fclose(b);
+    }
+    /* Neither a state file nor a report of its own. */
+    assert_false(exists(dir, "state.safetensors"));
+    assert_false(exists(dir, "report.json"));
+    clasp_model_report rep;
+    assert_int_equal(clasp_experiment_train(p, 2, &train, &val, NULL, NULL, &opt, &rep),
+                     CLASP_ERR_INVALID);
+    clasp_dataset_free(&train);
+    clasp_dataset_free(&val);
+    clasp_plan_free(p);
+    rm_tree(aout);
+}
+
+/* `clasp train` is clasp_experiment_train on a one-model plan with the
+ * whole training set and the test set as validation: the command's
+ * checkpoint is byte for byte the library's on the plan its options
+ * describe, and it prints the per-class test table of the last epoch. */
+static void test_train_command_is_the_runners_training(void **state)
+{
+    (void)state;
+    const char *cli = getenv("CLASP_CLI");
+    if (!cli) fail_msg("CLASP_CLI must name the clasp program");
+    const char *arch = "conv3x3-4p1,relu,maxpool2,flatten,fc10";
+    char cmd[2048], theirs[400], mine[400], out_text[8192] = "";
+    snprintf(theirs, sizeof theirs, "%s/cli-train.safetensors", dir);
+    snprintf(mine, sizeof mine, "%s/lib-train.safetensors", dir);
+    snprintf(cmd, sizeof cmd,
+             "'%s' train --dataset mnist --data '%s' --epochs 2 --batch 32 --lr 0.1 --seed 9 "
+             "--limit 300 --arch '%s' --save '%s' 2>/dev/null",
+             cli, dir, arch, theirs);
+    FILE *f = popen(cmd, "r");
+    assert_non_null(f);
+    size_t n = fread(out_text, 1, sizeof out_text - 1, f);
+    out_text[n] = '\0';
+    int rc = pclose(f);
+    assert_true(WIFEXITED(rc));
+    assert_int_equal(WEXITSTATUS(rc), 0);
+    assert_non_null(strstr(out_text, "test accuracy per class after 2 epochs"));
+    assert_non_null(strstr(out_text, "saved "));
+
+    char y[2048];
+    snprintf(y, sizeof y,
+             "experiment: {name: train, seed: 9}\n"
+             "data: {dataset: mnist, path: '%s'}\n"
+             "model: {arch: '%s'}\n"
+             "train: {epochs: 2, batch: 32, optimiser: {lr: 0.1, momentum: 0.9, weight_decay: "
+             "0.0005}, schedule: cosine, models: [{name: standard}]}\n"
+             "evaluate: {batch: 256, attacks: [{name: fgsm, params: {eps: 0.1}}]}\n",
+             dir, arch);
+    clasp_plan *p = NULL;
+    assert_ok(clasp_plan_parse(reg, y, strlen(y), "train.yaml", &p));
+    clasp_dataset train = {0}, test = {0};
+    assert_ok(clasp_dataset_load("mnist", dir, 1, &train));
+    assert_ok(clasp_dataset_load("mnist", dir, 0, &test));
+    clasp_dataset_truncate(&train, 300);
+    clasp_run_options opt = {0};
+    opt.hooks.log = quiet_log;
+    clasp_model_report rep;
+    assert_ok(clasp_experiment_train(p, 0, &train, &test, "test", mine, &opt, &rep));
+    /* The last line of the table: the overall test accuracy. */
+    char all[64];
+    snprintf(all, sizeof all, "%.2f%%", 100 * clasp_counts_clean_acc(&rep.epochs[1].val, -1));
+    const char *row = strstr(out_text, "  all ");
+    assert_non_null(row);
+    assert_non_null(strstr(row, all));
+    clasp_model_report_free(&rep);
+    FILE *a = fopen(mine, "rb"), *b = fopen(theirs, "rb");
+    assert_non_null(a);
+    assert_non_null(b);
+    long at = 0;
+    int ca, cb;
+    do {
+        ca = fgetc(a), cb = fgetc(b);
+        if (ca != cb) fail_msg("%s and %s differ at byte %ld", mine, theirs, at);
+        at++;
+    } while (ca != EOF);
+    fclose(a);
+    fclose(b);
+    clasp_dataset_free(&train);
+    clasp_dataset_free(&test);
+    clasp_plan_free(p);
+}
+
 static int free_reference(void **state)
 {
     (void)state;
@@ -589,6 +739,8 @@ int main(void)
         cmocka_unit_test(test_exclude_classes_run),
         cmocka_unit_test(test_failures_leave_no_report),
         cmocka_unit_test(test_ensemble_run),
+        cmocka_unit_test(test_train_alone_is_the_runners_training),
+        cmocka_unit_test(test_train_command_is_the_runners_training),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -68,9 +68,9 @@ static void link_attack(clasp_attack_report *a, attack_data *d, const char *labe
     snprintf(a->label, sizeof a->label, "%s", label);
     snprintf(a->plugin, sizeof a->plugin, "%s", plugin);
     snprintf(a->params, sizeof a->params, "eps=0.1");
-    a->count = d->count;
-    a->clean_correct = d->clean;
-    a->robust_correct = d->robust;
+    a->per_class.count = d->count;
+    a->per_class.clean_correct = d->clean;
+    a->per_class.robust_correct = d->robust;
     a->success = d->success;
     a->flow = d->flow;
     a->seconds = seconds;
@@ -90,9 +90,9 @@ static void fill_epoch(clasp_epoch_report *e, epoch_data *d, int epoch, int robu
         d->robust[i] = 2 + i + 2 * epoch;
         d->weights[i] = 1.0f + 0.25f * (float)i;
     }
-    e->val_count = d->count;
-    e->val_clean = d->clean;
-    e->val_robust = robust ? d->robust : NULL;
+    e->val.count = d->count;
+    e->val.clean_correct = d->clean;
+    e->val.robust_correct = robust ? d->robust : NULL;
     e->class_weights = weights ? d->weights : NULL;
 }
 
@@ -482,7 +482,7 @@ static void slug_clashes_get_distinct_charts(void **state)
     snprintf(f->models[0].name, sizeof f->models[0].name, "x y");
     snprintf(f->models[1].name, sizeof f->models[1].name, "x-y");
     for (int m = 0; m < 2; m++)
-        for (int e = 0; e < 2; e++) f->epochs[m][e].val_count = NULL;
+        for (int e = 0; e < 2; e++) f->epochs[m][e].val.count = NULL;
     tu_tmpdir(f->dir, sizeof f->dir);
     assert_ok(clasp_report_write(&f->r, f->dir));
     check_svg(f->dir, "charts/x-y-fgsm-eps-0-1-classes.svg");
@@ -526,6 +526,45 @@ static void slugs_and_escaping(void **state)
     assert_true(clasp_rate(3, 0) == 0);
 }
 
+/* The per-class counts every result shares: totals, rates per class and
+ * overall, copies with and without the robust counts. */
+static void class_counts_helpers(void **state)
+{
+    (void)state;
+    clasp_class_counts c;
+    assert_ok(clasp_counts_alloc(&c, 3, 1));
+    assert_int_equal(c.num_classes, 3);
+    assert_int_equal(clasp_counts_n(&c), 0);
+    assert_true(clasp_counts_clean_acc(&c, -1) == 0);
+    const int64_t n[3] = {4, 0, 6}, clean[3] = {3, 0, 3}, robust[3] = {1, 0, 2};
+    for (int k = 0; k < 3; k++)
+        c.count[k] = n[k], c.clean_correct[k] = clean[k], c.robust_correct[k] = robust[k];
+    assert_int_equal(clasp_counts_n(&c), 10);
+    assert_int_equal(clasp_counts_clean(&c), 6);
+    assert_int_equal(clasp_counts_robust(&c), 3);
+    assert_true(fabs(clasp_counts_clean_acc(&c, 0) - 0.75) < EPS);
+    assert_true(clasp_counts_clean_acc(&c, 1) == 0); /* no examples */
+    assert_true(fabs(clasp_counts_robust_acc(&c, 2) - 2.0 / 6.0) < EPS);
+    assert_true(fabs(clasp_counts_clean_acc(&c, -1) - 0.6) < EPS);
+    assert_true(fabs(clasp_counts_robust_acc(&c, -1) - 0.3) < EPS);
+    clasp_class_counts d, e;
+    assert_ok(clasp_counts_copy(&d, &c, 1));
+    assert_ok(clasp_counts_copy(&e, &c, 0));
+    c.count[0] = 99; /* the copies own their arrays */
+    assert_int_equal(d.count[0], 4);
+    assert_int_equal(d.robust_correct[2], 2);
+    assert_null(e.robust_correct);
+    assert_int_equal(clasp_counts_robust(&e), 0);
+    assert_true(clasp_counts_robust_acc(&e, -1) == 0);
+    assert_int_equal(clasp_counts_clean(&e), 6);
+    clasp_counts_free(&c);
+    clasp_counts_free(&d);
+    clasp_counts_free(&e);
+    assert_null(d.count);
+    assert_int_equal(d.num_classes, 0);
+    clasp_counts_free(&d); /* safe on a freed one */
+}
+
 /* CIFAR-100 has 100 classes, CLASP_MAX_CLASSES: the writer must have no
  * ten-class limit left (a fixed array here would show up under ASan), and
  * every class must reach every output. Names use the full 31 characters. */
@@ -553,9 +592,9 @@ static void hundred_classes(void **state)
         weights[i] = 1.0f + (float)i / H;
         offsets[i] = 0.01f * (float)(i - 50);
     }
-    clasp_attack_report a = {.count = count,
-                             .clean_correct = clean,
-                             .robust_correct = robust,
+    clasp_attack_report a = {.per_class.count = count,
+                             .per_class.clean_correct = clean,
+                             .per_class.robust_correct = robust,
                              .success = success,
                              .flow = flow,
                              .seconds = 1};
@@ -565,9 +604,9 @@ static void hundred_classes(void **state)
                             .train_loss = 2,
                             .lr = 0.05,
                             .seconds = 1,
-                            .val_count = vcount,
-                            .val_clean = vclean,
-                            .val_robust = vrobust,
+                            .val.count = vcount,
+                            .val.clean_correct = vclean,
+                            .val.robust_correct = vrobust,
                             .class_weights = weights};
     clasp_model_report m = {.n_epochs = 1,
                             .epochs = &e,
@@ -989,6 +1028,7 @@ int main(void)
         cmocka_unit_test(hundred_classes),
         cmocka_unit_test(worst_case_is_the_per_example_and),
         cmocka_unit_test(spearman_known_values),
+        cmocka_unit_test(class_counts_helpers),
         cmocka_unit_test(unbounded_and_relations),
         cmocka_unit_test(gradient_free_check),
     };

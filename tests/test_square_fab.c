@@ -18,25 +18,6 @@
 #include "fab_core.h"
 #include "square_core.h"
 
-static clasp_ctx *ctx;
-static clasp_registry *reg;
-
-static int setup(void **state)
-{
-    (void)state;
-    ctx = tu_ctx();
-    reg = tu_registry();
-    return reg ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    clasp_registry_free(reg);
-    clasp_ctx_free(ctx);
-    return 0;
-}
-
 /* ---- a linear model on the host that counts queries --------------------- */
 
 typedef struct lin_model {
@@ -434,14 +415,14 @@ static void test_fab_partial_reforward(void **state)
 
 static clasp_attack_instance *attack(const char *name, const char *const *kv)
 {
-    return tu_attack(reg, name, kv);
+    return tu_attack(tu_shared_reg, name, kv);
 }
 
 /* Runs an attack; checks x untouched and pred = the model's prediction. */
 static void run(clasp_attack_instance *a, clasp_model *m, const float *xh, const int32_t *yh, int n,
                 uint64_t seed, float **adv, int32_t **pred_out)
 {
-    assert_ok(tu_attack_run(ctx, a, m, xh, yh, n, seed, adv, pred_out));
+    assert_ok(tu_attack_run(tu_shared_ctx, a, m, xh, yh, n, seed, adv, pred_out));
 }
 
 static clasp_model *model_from(const char *arch, int c, int h, int w, uint64_t seed)
@@ -450,7 +431,7 @@ static clasp_model *model_from(const char *arch, int c, int h, int w, uint64_t s
     int nl;
     assert_ok(clasp_arch_parse(arch, &ls, &nl));
     clasp_model *m;
-    assert_ok(clasp_model_new(ctx, ls, nl, c, h, w, &m));
+    assert_ok(clasp_model_new(tu_shared_ctx, ls, nl, c, h, w, &m));
     free(ls);
     assert_ok(clasp_model_init(m, seed));
     return m;
@@ -489,8 +470,8 @@ static void test_plugins_invariants(void **state)
         xh[0] = 0.0f, xh[1] = 1.0f, xh[d + 3] = 0.0f, xh[2 * d + 4] = 1.0f;
         /* Labels = the clean prediction mostly, so there is work to do. */
         clasp_tensor *xt =
-            tu_tensor(ctx, 4, (int[]){NB, models[mi].c, models[mi].h, models[mi].w}, xh);
-        clasp_tensor *pt = tu_tensor_i32(ctx, 1, (int[]){NB}, NULL);
+            tu_tensor(tu_shared_ctx, 4, (int[]){NB, models[mi].c, models[mi].h, models[mi].w}, xh);
+        clasp_tensor *pt = tu_tensor_i32(tu_shared_ctx, 1, (int[]){NB}, NULL);
         clasp_model_set_train(m, 0);
         assert_ok(clasp_model_predict(m, xt, pt));
         assert_ok(clasp_tensor_read(pt, yh));
@@ -607,5 +588,5 @@ int main(void)
         cmocka_unit_test(test_plugins_invariants),
         cmocka_unit_test(test_plugins_linear),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, tu_setup_plugins, tu_teardown_plugins);
 }

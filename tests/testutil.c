@@ -122,6 +122,22 @@ void *tu_registry(void)
     return reg;
 }
 
+clasp_registry *tu_shared_reg;
+
+int tu_setup_plugins(void **state)
+{
+    tu_setup_ctx(state);
+    tu_shared_reg = tu_registry();
+    return tu_shared_reg ? 0 : -1;
+}
+
+int tu_teardown_plugins(void **state)
+{
+    clasp_registry_free(tu_shared_reg);
+    tu_shared_reg = NULL;
+    return tu_teardown_ctx(state);
+}
+
 static void put_be32(unsigned char *p, uint32_t v)
 {
     p[0] = (unsigned char)(v >> 24), p[1] = (unsigned char)(v >> 16);

@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include "clasp/plugin.h"
+#include "clasp/registry.h"
 #include "clasp/status.h"
 #include "clasp/tensor.h"
 
@@ -50,6 +51,14 @@ int tu_teardown_ctx(void **state);
 /* Opens the plugin registry (printing each refused plugin); NULL when it
  * cannot be opened. Returns a clasp_registry *. */
 void *tu_registry(void);
+
+/* The plugin tests' fixture: tu_shared_ctx and the plugin registry, made
+ * once for the tests of one program. Pass tu_setup_plugins and
+ * tu_teardown_plugins to cmocka_run_group_tests; setup fails (and no test
+ * runs) when the registry cannot be opened. */
+extern clasp_registry *tu_shared_reg;
+int tu_setup_plugins(void **state);
+int tu_teardown_plugins(void **state);
 
 /* A small learnable data set as MNIST-named IDX files in dir
  * (PREFIX-images-idx3-ubyte, PREFIX-labels-idx1-ubyte): n images of

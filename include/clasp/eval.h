@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "clasp/batch.h"
+#include "clasp/counts.h"
 #include "clasp/model.h"
 #include "clasp/plugin.h"
 
@@ -24,11 +25,10 @@ extern "C" {
 CLASP_API_BEGIN
 
 typedef struct clasp_eval_result {
-    int num_classes;         /* K */
+    /* K = per_class.num_classes; per_class.robust_correct is always set
+     * (it equals clean_correct without an attack). */
+    clasp_class_counts per_class;
     int64_t total;           /* examples seen */
-    int64_t *count;          /* [K] examples per true class */
-    int64_t *clean_correct;  /* [K] */
-    int64_t *robust_correct; /* [K]; equals clean_correct without an attack */
     int64_t *attack_success; /* [K]; zeros without an attack */
     int64_t *confusion;      /* [K*K] clean: confusion[true*K + predicted] */
     int64_t *flow;           /* [K*K] under attack: flow[true*K + predicted] */
@@ -105,13 +105,6 @@ clasp_status clasp_eval_run(clasp_model *m, clasp_batcher *b, const clasp_eval_o
 
 /* Frees the arrays; safe on a zeroed result. */
 void clasp_eval_result_free(clasp_eval_result *r);
-
-/* Sums of a per-class array over all classes. */
-int64_t clasp_eval_sum(const clasp_eval_result *r, const int64_t *per_class);
-
-/* The total of a per-class count vector (count, clean_correct, ...);
- * NULL gives 0. */
-int64_t clasp_class_sum(const int64_t *per_class, int num_classes);
 
 CLASP_API_END
 #ifdef __cplusplus

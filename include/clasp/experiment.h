@@ -29,7 +29,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "clasp/data.h"
 #include "clasp/registry.h"
+#include "clasp/report.h"
 
 #include "clasp/export.h"
 
@@ -232,6 +234,26 @@ typedef struct clasp_run_options {
  * then gives the same report as an uninterrupted run. */
 clasp_status clasp_experiment_run(const clasp_plan *p, const clasp_registry *r,
                                   const clasp_run_options *opt);
+
+/* Training alone, as `clasp train` runs it: model `model` of p trained by
+ * the runner's own training code (the same batches, augmentation,
+ * learning-rate schedule, weight decay, defense step, validation after
+ * each epoch, finish hook and atomic checkpoint write as in
+ * clasp_experiment_run) on `train`, validated after each epoch on `val`
+ * (which may be empty), with the checkpoint written to `checkpoint` (NULL:
+ * none). p's data, evaluate and output sections are not read: the caller
+ * gives the sets, both with the same image shape and classes (an error
+ * in the architecture is reported as "<p->arch_loc>: ..."). `val_name`
+ * names the validation set in the news ("test"; NULL: "validation"). No
+ * state file and no report are written, so opt->resume must be 0; a stop
+ * (opt->stop) returns CLASP_ERR_INTERRUPTED with nothing saved. *out
+ * receives the model's report (epochs with their per-class validation
+ * counts, calibration); free it with clasp_model_report_free. On failure it
+ * is left zeroed. */
+clasp_status clasp_experiment_train(const clasp_plan *p, int model, const clasp_dataset *train,
+                                    const clasp_dataset *val, const char *val_name,
+                                    const char *checkpoint, const clasp_run_options *opt,
+                                    clasp_model_report *out);
 
 /* The state file's path for a plan, into buf. */
 void clasp_experiment_state_path(const clasp_plan *p, char *buf, size_t size);

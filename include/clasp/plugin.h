@@ -44,6 +44,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "clasp/counts.h"
 #include "clasp/model.h"
 #include "clasp/ops.h"
 #include "clasp/status.h"
@@ -180,15 +181,13 @@ clasp_status clasp_attack_run_mode(clasp_attack_instance *a, clasp_model *model,
  * pgd-at or trades). */
 typedef struct clasp_defense_instance clasp_defense_instance;
 
-/* Class-wise metrics of one evaluation (validation split at epoch end).
- * No `size`: it never grows; other metrics would reach a defense through
- * a new hook appended to clasp_defense_fns, with a struct of their own. */
-typedef struct clasp_class_metrics {
-    int num_classes;
-    const int64_t *count;          /* examples per class */
-    const int64_t *clean_correct;  /* per class */
-    const int64_t *robust_correct; /* per class, under the defense's attack; may be NULL */
-} clasp_class_metrics;
+/* Class-wise metrics of one evaluation (validation split at epoch end):
+ * the per-class counts of clasp/counts.h, robust_correct under the
+ * defense's attack (NULL without one). The arrays are the host's: read
+ * them, never write or keep them. No `size`: it never grows; other metrics
+ * would reach a defense through a new hook appended to clasp_defense_fns,
+ * with a struct of their own. */
+typedef clasp_class_counts clasp_class_metrics;
 
 /* What the host gives a defense at each call. */
 typedef struct clasp_defense_env {

@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "clasp/counts.h"
 #include "clasp/status.h"
 
 #include "clasp/export.h"
@@ -22,15 +23,13 @@ CLASP_API_BEGIN
 
 /* One attack (one grid point of its parameters) on one model. */
 typedef struct clasp_attack_report {
-    char label[160];         /* e.g. "pgd eps=0.1 steps=20" (unique within a model) */
-    char plugin[64];         /* plugin name, e.g. "pgd" */
-    char params[512];        /* resolved parameters as "k=v, k=v" */
-    int64_t *count;          /* examples per class */
-    int64_t *clean_correct;  /* per class */
-    int64_t *robust_correct; /* per class: adversarial prediction == label */
-    int64_t *success;        /* per class: clean-correct examples the attack flipped */
-    int64_t *flow;           /* [true][adv prediction] counts */
-    double seconds;          /* wall time of the attack */
+    char label[160];              /* e.g. "pgd eps=0.1 steps=20" (unique within a model) */
+    char plugin[64];              /* plugin name, e.g. "pgd" */
+    char params[512];             /* resolved parameters as "k=v, k=v" */
+    clasp_class_counts per_class; /* robust_correct: adversarial prediction == label */
+    int64_t *success;             /* per class: clean-correct examples the attack flipped */
+    int64_t *flow;                /* [true][adv prediction] counts */
+    double seconds;               /* wall time of the attack */
     /* Ensembles and worst cases (see clasp/ensemble.h). */
     double linf_eps; /* L-infinity budget; 0: not an L-infinity attack (cw) */
     int derived;     /* made by the report: the worst case over the
@@ -61,9 +60,9 @@ typedef struct clasp_epoch_report {
     double train_loss; /* mean over the epoch */
     double lr;
     double seconds;
-    int64_t *val_count;   /* per class (NULL when no validation split) */
-    int64_t *val_clean;   /* per class clean correct on validation */
-    int64_t *val_robust;  /* per class robust correct on validation (may be NULL) */
+    /* Per class on validation (count NULL when no validation split;
+     * robust_correct NULL without an attack). */
+    clasp_class_counts val;
     float *class_weights; /* per-class loss weights in use (NULL when none) */
 } clasp_epoch_report;
 
@@ -89,6 +88,10 @@ typedef struct clasp_model_report {
      * weight (the classifier); NULL when the model has none. */
     float *class_weight_norms;
 } clasp_model_report;
+
+/* Frees the arrays of a model report filled by clasp_experiment_train
+ * (not the struct itself) and zeroes it. */
+void clasp_model_report_free(clasp_model_report *r);
 
 typedef struct clasp_report {
     char experiment[128];
@@ -130,9 +133,6 @@ clasp_status clasp_report_write(const clasp_report *r, const char *dir);
  * NaN when undefined: n < 2, a non-finite value, or either vector constant
  * (report.json writes null, report.md a dash). */
 double clasp_spearman(const double *x, const double *y, int n);
-
-/* Per-class accuracy helpers (0 when count is 0). */
-double clasp_rate(int64_t num, int64_t den);
 
 CLASP_API_END
 #ifdef __cplusplus

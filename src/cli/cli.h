@@ -7,6 +7,7 @@
 #include <stdio.h>
 
 #include "clasp/data.h"
+#include "clasp/experiment.h"
 #include "clasp/model.h"
 #include "clasp/runtime.h"
 
@@ -35,6 +36,18 @@ void cli_progress_start(cli_progress *p, const char *label, size_t total);
 /* extra: short text shown after the counts (e.g. "loss 0.31"), may be NULL. */
 void cli_progress_update(cli_progress *p, size_t done, const char *extra);
 void cli_progress_end(cli_progress *p);
+
+/* The experiment runner's news and progress on this terminal: lines to
+ * stderr, progress bars through cli_progress. */
+typedef struct cli_run_ui {
+    cli_progress bar;
+    char label[200];
+    int active;
+} cli_run_ui;
+/* Fills hooks' log and progress members (not step nor user data of its own). */
+void cli_run_hooks(cli_run_ui *ui, clasp_run_hooks *hooks);
+/* Ends a progress bar still shown (after a failure inside a phase). */
+void cli_run_ui_end(cli_run_ui *ui);
 
 /* Prints a per-class table: class name, count, and one or more accuracy
  * columns (correct[col][k] / count[k]) with an overall row. */

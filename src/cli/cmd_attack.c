@@ -121,7 +121,7 @@ static void print_l2(const clasp_dataset *d, const clasp_eval_result *res)
 {
     printf("unbounded attack: median L2 distance of the examples it flipped, per class:\n");
     const float *v = res->l2_success;
-    for (int k = 0; k < res->num_classes; k++) {
+    for (int k = 0; k < res->per_class.num_classes; k++) {
         int64_t n = res->attack_success[k];
         if (n > 0)
             printf("  %-16s %8.3f  (%lld flipped)\n", d->class_names[k],
@@ -249,9 +249,9 @@ static int run(const attack_opts *o)
     if (st != CLASP_OK) goto done;
     cli_progress_end(&rctx.bar);
 
-    int64_t clean = clasp_eval_sum(&res, res.clean_correct);
-    int64_t robust = clasp_eval_sum(&res, res.robust_correct);
-    int64_t success = clasp_eval_sum(&res, res.attack_success);
+    int64_t clean = clasp_counts_clean(&res.per_class);
+    int64_t robust = clasp_counts_robust(&res.per_class);
+    int64_t success = clasp_class_sum(res.attack_success, res.per_class.num_classes);
     printf("attack %s (%s) on %lld examples of %s\n", o->attack, params, (long long)res.total,
            o->model);
     if (ens.n) {
@@ -264,9 +264,10 @@ static int run(const attack_opts *o)
         printf("\n");
         for (int c = 0; c <= test.num_classes; c++) {
             int all = c == test.num_classes;
-            int64_t n = all ? res.total : res.count[c];
-            int64_t cc = all ? clasp_eval_sum(&res, res.clean_correct) : res.clean_correct[c];
-            int64_t rc = all ? clasp_eval_sum(&res, res.robust_correct) : res.robust_correct[c];
+            int64_t n = all ? res.total : res.per_class.count[c];
+            int64_t cc = all ? clasp_counts_clean(&res.per_class) : res.per_class.clean_correct[c];
+            int64_t rc =
+                all ? clasp_counts_robust(&res.per_class) : res.per_class.robust_correct[c];
             printf("  %-14s %6lld %9.2f%% %9.2f%%", all ? "all" : test.class_names[c], (long long)n,
                    n ? 100.0 * (double)cc / (double)n : 0.0,
                    n ? 100.0 * (double)rc / (double)n : 0.0);
@@ -280,8 +281,8 @@ static int run(const attack_opts *o)
         }
     } else {
         const char *cols[] = {"clean", "robust"};
-        const int64_t *vals2[] = {res.clean_correct, res.robust_correct};
-        cli_print_class_table(stdout, &test, 2, cols, vals2, res.count);
+        const int64_t *vals2[] = {res.per_class.clean_correct, res.per_class.robust_correct};
+        cli_print_class_table(stdout, &test, 2, cols, vals2, res.per_class.count);
     }
     printf("clean accuracy %.2f%%, robust accuracy %.2f%%, attack success %.2f%% of "
            "clean-correct\n",

@@ -40,40 +40,6 @@ static void on_step(void *user, int what)
     if (++steps_seen[what] >= stop_after[what] && !run_stop) run_stop = SIGINT;
 }
 
-typedef struct run_ui {
-    cli_progress bar;
-    char label[200];
-    int active;
-} run_ui;
-
-static void ui_log(void *user, const char *line)
-{
-    (void)user;
-    fprintf(stderr, "%s\n", line);
-}
-
-static void ui_start(void *user, const char *label, size_t total)
-{
-    run_ui *u = user;
-    /* The runner's label may not outlive this call. */
-    snprintf(u->label, sizeof u->label, "%s", label);
-    cli_progress_start(&u->bar, u->label, total);
-    u->active = 1;
-}
-
-static void ui_update(void *user, size_t done, const char *extra)
-{
-    run_ui *u = user;
-    if (u->active) cli_progress_update(&u->bar, done, extra);
-}
-
-static void ui_end(void *user)
-{
-    run_ui *u = user;
-    if (u->active) cli_progress_end(&u->bar);
-    u->active = 0;
-}
-
 static void usage(void)
 {
     fprintf(stderr,
@@ -138,15 +104,11 @@ int cmd_run(int argc, char **argv)
     /* Several ranks (mpirun): rank 0 speaks for all; the others report
      * only their own errors. */
     int root = clasp_dist_rank() == 0;
-    run_ui ui = {0};
+    cli_run_ui ui;
     clasp_run_options opt = {0};
+    cli_run_hooks(&ui, &opt.hooks);
     opt.resume = resume;
     opt.stop = &run_stop;
-    opt.hooks.user = &ui;
-    opt.hooks.log = ui_log;
-    opt.hooks.progress_start = ui_start;
-    opt.hooks.progress_update = ui_update;
-    opt.hooks.progress_end = ui_end;
     stop_after[CLASP_RUN_STEP_BATCH] = env_count("CLASP_STOP_AFTER_BATCHES");
     stop_after[CLASP_RUN_STEP_ATTACK] = env_count("CLASP_STOP_AFTER_ATTACKS");
     opt.hooks.step = on_step;
@@ -154,7 +116,7 @@ int cmd_run(int argc, char **argv)
         fprintf(stderr, "experiment %s (%s): %d model(s), %d attack(s), output %s\n", plan->name,
                 file, plan->n_models, plan->n_attacks, plan->output);
     clasp_status st = clasp_experiment_run(plan, reg, &opt);
-    ui_end(&ui);
+    cli_run_ui_end(&ui);
     int rc = 0;
     if (st == CLASP_OK) {
         if (root)

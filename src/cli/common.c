@@ -74,6 +74,51 @@ void cli_progress_end(cli_progress *p)
     progress_print(p, 1);
 }
 
+/* ---- the runner's hooks on a terminal ----------------------------------- */
+
+static void ui_log(void *user, const char *line)
+{
+    (void)user;
+    fprintf(stderr, "%s\n", line);
+}
+
+static void ui_start(void *user, const char *label, size_t total)
+{
+    cli_run_ui *u = user;
+    /* The runner's label may not outlive this call. */
+    snprintf(u->label, sizeof u->label, "%s", label);
+    cli_progress_start(&u->bar, u->label, total);
+    u->active = 1;
+}
+
+static void ui_update(void *user, size_t done, const char *extra)
+{
+    cli_run_ui *u = user;
+    if (u->active) cli_progress_update(&u->bar, done, extra);
+}
+
+static void ui_end(void *user)
+{
+    cli_run_ui *u = user;
+    if (u->active) cli_progress_end(&u->bar);
+    u->active = 0;
+}
+
+void cli_run_hooks(cli_run_ui *ui, clasp_run_hooks *hooks)
+{
+    memset(ui, 0, sizeof *ui);
+    hooks->user = ui;
+    hooks->log = ui_log;
+    hooks->progress_start = ui_start;
+    hooks->progress_update = ui_update;
+    hooks->progress_end = ui_end;
+}
+
+void cli_run_ui_end(cli_run_ui *ui)
+{
+    ui_end(ui);
+}
+
 void cli_print_class_table(FILE *f, const clasp_dataset *d, int n_cols,
                            const char *const *col_names, const int64_t *const *correct,
                            const int64_t *count)

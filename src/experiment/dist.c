@@ -416,9 +416,9 @@ static const struct {
     size_t offset;
     int square;
 } eval_counts[] = {
-    {offsetof(clasp_eval_result, count), 0},
-    {offsetof(clasp_eval_result, clean_correct), 0},
-    {offsetof(clasp_eval_result, robust_correct), 0},
+    {offsetof(clasp_eval_result, per_class.count), 0},
+    {offsetof(clasp_eval_result, per_class.clean_correct), 0},
+    {offsetof(clasp_eval_result, per_class.robust_correct), 0},
     {offsetof(clasp_eval_result, attack_success), 0},
     {offsetof(clasp_eval_result, confusion), 1},
     {offsetof(clasp_eval_result, flow), 1},
@@ -432,7 +432,7 @@ static const size_t eval_seconds[] = {
 clasp_status dist_reduce_eval(clasp_eval_result *r)
 {
     const size_t nf = sizeof eval_counts / sizeof eval_counts[0];
-    size_t K = (size_t)r->num_classes, len = 1;
+    size_t K = (size_t)r->per_class.num_classes, len = 1;
     for (size_t f = 0; f < nf; f++) len += eval_counts[f].square ? K * K : K;
     int64_t *v = calloc(len, sizeof *v);
     if (!v) return clasp_error(CLASP_ERR_NOMEM, "out of memory");
@@ -520,7 +520,7 @@ static int l2_pair_cmp(const void *a, const void *b)
  * are summed: each rank's attack_success says how many it has per class). */
 static clasp_status gather_l2(clasp_eval_result *res)
 {
-    int K = res->num_classes;
+    int K = res->per_class.num_classes;
     int64_t mine = 0, total = 0;
     for (int c = 0; res->attack_success && c < K; c++) mine += res->attack_success[c];
     total = mine;
@@ -568,13 +568,13 @@ static clasp_status gather_outcomes(clasp_eval_result *res, size_t local, int nm
             /* A rank with no batches: zeros to add. */
             free(res->first_flip), free(res->member_seconds);
             res->first_flip =
-                calloc((size_t)res->num_classes * (size_t)nm, sizeof *res->first_flip);
+                calloc((size_t)res->per_class.num_classes * (size_t)nm, sizeof *res->first_flip);
             res->member_seconds = calloc((size_t)nm, sizeof *res->member_seconds);
             if (!res->first_flip || !res->member_seconds)
                 return clasp_error(CLASP_ERR_NOMEM, "out of memory");
             res->n_members = nm;
         }
-        CLASP_TRY(dist_sum_i64(res->first_flip, (size_t)res->num_classes * (size_t)nm));
+        CLASP_TRY(dist_sum_i64(res->first_flip, (size_t)res->per_class.num_classes * (size_t)nm));
         CLASP_TRY(dist_max_f64(res->member_seconds, (size_t)nm));
     }
     return CLASP_OK;

@@ -12,9 +12,7 @@
 void clasp_eval_result_free(clasp_eval_result *r)
 {
     if (!r) return;
-    free(r->count);
-    free(r->clean_correct);
-    free(r->robust_correct);
+    clasp_counts_free(&r->per_class);
     free(r->attack_success);
     free(r->confusion);
     free(r->flow);
@@ -25,21 +23,11 @@ void clasp_eval_result_free(clasp_eval_result *r)
     memset(r, 0, sizeof *r);
 }
 
-int64_t clasp_eval_sum(const clasp_eval_result *r, const int64_t *per_class)
-{
-    int64_t s = 0;
-    for (int k = 0; per_class && k < r->num_classes; k++) s += per_class[k];
-    return s;
-}
-
 static clasp_status result_alloc(clasp_eval_result *r, int k, int members)
 {
     memset(r, 0, sizeof *r);
-    r->num_classes = k;
     size_t kk = (size_t)k * (size_t)k;
-    r->count = calloc((size_t)k, sizeof(int64_t));
-    r->clean_correct = calloc((size_t)k, sizeof(int64_t));
-    r->robust_correct = calloc((size_t)k, sizeof(int64_t));
+    if (clasp_counts_alloc(&r->per_class, k, 1) != CLASP_OK) return CLASP_ERR_NOMEM;
     r->attack_success = calloc((size_t)k, sizeof(int64_t));
     r->confusion = calloc(kk, sizeof(int64_t));
     r->flow = calloc(kk, sizeof(int64_t));
@@ -48,8 +36,8 @@ static clasp_status result_alloc(clasp_eval_result *r, int k, int members)
         r->first_flip = calloc((size_t)k * (size_t)members, sizeof(int64_t));
         r->member_seconds = calloc((size_t)members, sizeof(double));
     }
-    if (!r->count || !r->clean_correct || !r->robust_correct || !r->attack_success ||
-        !r->confusion || !r->flow || (members > 0 && (!r->first_flip || !r->member_seconds))) {
+    if (!r->attack_success || !r->confusion || !r->flow ||
+        (members > 0 && (!r->first_flip || !r->member_seconds))) {
         clasp_eval_result_free(r);
         return clasp_error(CLASP_ERR_NOMEM, "out of memory");
     }
@@ -155,7 +143,7 @@ static clasp_status eval_batch(clasp_model *m, const clasp_eval_options *opt, ev
                                uint64_t batch_index, clasp_eval_result *r)
 {
     clasp_ctx *ctx = x->ctx;
-    int k = r->num_classes;
+    int k = r->per_class.num_classes;
     CLASP_TRY(buffers_fit(B, n));
     CLASP_TRY(clasp_tensor_ensure(ctx, &B->clean_pred, CLASP_I32, 1, (int[]){n}));
     CLASP_TRY(clasp_model_predict(m, x, B->clean_pred));
@@ -188,11 +176,11 @@ static clasp_status eval_batch(clasp_model *m, const clasp_eval_options *opt, ev
                                "evaluation: example %zu has label %d / predictions %d, %d outside "
                                "the model's %d classes",
                                first + (size_t)i, t, c, a, k);
-        r->count[t]++;
+        r->per_class.count[t]++;
         r->confusion[(size_t)t * (size_t)k + (size_t)c]++;
         r->flow[(size_t)t * (size_t)k + (size_t)a]++;
-        if (c == t) r->clean_correct[t]++;
-        if (a == t) r->robust_correct[t]++;
+        if (c == t) r->per_class.clean_correct[t]++;
+        if (a == t) r->per_class.robust_correct[t]++;
         if (c == t && a != t) r->attack_success[t]++;
     }
     CLASP_TRY(keep_examples(r, B, n));

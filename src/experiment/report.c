@@ -29,7 +29,8 @@ static clasp_status write_file(const clasp_report *r, const chart_plan *plan, co
 
 static clasp_status check_attack(const clasp_attack_report *a, const char *model)
 {
-    if (!a->count || !a->clean_correct || !a->robust_correct || !a->success || !a->flow)
+    if (!a->per_class.count || !a->per_class.clean_correct || !a->per_class.robust_correct ||
+        !a->success || !a->flow)
         return clasp_error(CLASP_ERR_INVALID, "report: model %s, attack %s: missing counts", model,
                            a->label);
     return CLASP_OK;

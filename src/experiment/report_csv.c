@@ -25,10 +25,12 @@ static void csv_row(clasp_buf *b, const clasp_report *r, const clasp_model_repor
     csv_field(b, a->label);
     clasp_buf_printf(b, ",%d,", c);
     csv_field(b, r->class_names[c]);
-    clasp_buf_printf(b, ",%lld,%lld,%.6f,%lld,%.6f,%lld,%.6f,", (long long)a->count[c],
-                     (long long)a->clean_correct[c], clasp_rate(a->clean_correct[c], a->count[c]),
-                     (long long)a->robust_correct[c], report_class_robust(a, c),
-                     (long long)a->success[c], clasp_rate(a->success[c], a->clean_correct[c]));
+    clasp_buf_printf(b, ",%lld,%lld,%.6f,%lld,%.6f,%lld,%.6f,", (long long)a->per_class.count[c],
+                     (long long)a->per_class.clean_correct[c],
+                     clasp_rate(a->per_class.clean_correct[c], a->per_class.count[c]),
+                     (long long)a->per_class.robust_correct[c], report_class_robust(a, c),
+                     (long long)a->success[c],
+                     clasp_rate(a->success[c], a->per_class.clean_correct[c]));
     /* Ensembles and worst cases: "member=count;..." of the examples each
      * member flipped first. */
     clasp_buf ff = {0};

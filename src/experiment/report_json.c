@@ -110,15 +110,16 @@ static json_object *json_validation(const clasp_report *r, const clasp_epoch_rep
 {
     int k = r->num_classes;
     json_object *v = json_object_new_object();
-    int64_t n = clasp_class_sum(e->val_count, k);
-    jset(v, "count", jints(e->val_count, k, bad), bad);
-    jset(v, "clean_correct", jints(e->val_clean, k, bad), bad);
-    jset(v, "clean_acc", jrates(e->val_clean, e->val_count, k, bad), bad);
-    jset_num(v, "clean_overall", clasp_rate(clasp_class_sum(e->val_clean, k), n), bad);
-    if (e->val_robust) {
-        jset(v, "robust_correct", jints(e->val_robust, k, bad), bad);
-        jset(v, "robust_acc", jrates(e->val_robust, e->val_count, k, bad), bad);
-        jset_num(v, "robust_overall", clasp_rate(clasp_class_sum(e->val_robust, k), n), bad);
+    int64_t n = clasp_class_sum(e->val.count, k);
+    jset(v, "count", jints(e->val.count, k, bad), bad);
+    jset(v, "clean_correct", jints(e->val.clean_correct, k, bad), bad);
+    jset(v, "clean_acc", jrates(e->val.clean_correct, e->val.count, k, bad), bad);
+    jset_num(v, "clean_overall", clasp_rate(clasp_class_sum(e->val.clean_correct, k), n), bad);
+    if (e->val.robust_correct) {
+        jset(v, "robust_correct", jints(e->val.robust_correct, k, bad), bad);
+        jset(v, "robust_acc", jrates(e->val.robust_correct, e->val.count, k, bad), bad);
+        jset_num(v, "robust_overall", clasp_rate(clasp_class_sum(e->val.robust_correct, k), n),
+                 bad);
     } else {
         jset_null(v, "robust_correct", bad);
         jset_null(v, "robust_acc", bad);
@@ -126,10 +127,10 @@ static json_object *json_validation(const clasp_report *r, const clasp_epoch_rep
     }
     const int64_t *metric = report_epoch_val_metric(e);
     int worst, best;
-    report_extreme_classes(metric, e->val_count, k, &worst, &best);
-    jset_str(v, "worst_by", e->val_robust ? "robust" : "clean", bad);
+    report_extreme_classes(metric, e->val.count, k, &worst, &best);
+    jset_str(v, "worst_by", e->val.robust_correct ? "robust" : "clean", bad);
     jset_class(v, "worst_class", r, worst, "acc",
-               worst < 0 ? 0 : clasp_rate(metric[worst], e->val_count[worst]), bad);
+               worst < 0 ? 0 : clasp_rate(metric[worst], e->val.count[worst]), bad);
     return v;
 }
 
@@ -155,13 +156,14 @@ static json_object *json_class_row(const clasp_report *r, const clasp_attack_rep
     json_object *o = json_object_new_object();
     jset_int(o, "class_index", c, bad);
     jset_str(o, "class", r->class_names[c], bad);
-    jset_int(o, "count", a->count[c], bad);
-    jset_int(o, "clean_correct", a->clean_correct[c], bad);
-    jset_num(o, "clean_acc", clasp_rate(a->clean_correct[c], a->count[c]), bad);
-    jset_int(o, "robust_correct", a->robust_correct[c], bad);
-    jset_num(o, "robust_acc", clasp_rate(a->robust_correct[c], a->count[c]), bad);
+    jset_int(o, "count", a->per_class.count[c], bad);
+    jset_int(o, "clean_correct", a->per_class.clean_correct[c], bad);
+    jset_num(o, "clean_acc", clasp_rate(a->per_class.clean_correct[c], a->per_class.count[c]), bad);
+    jset_int(o, "robust_correct", a->per_class.robust_correct[c], bad);
+    jset_num(o, "robust_acc", clasp_rate(a->per_class.robust_correct[c], a->per_class.count[c]),
+             bad);
     jset_int(o, "success", a->success[c], bad);
-    jset_num(o, "success_rate", clasp_rate(a->success[c], a->clean_correct[c]), bad);
+    jset_num(o, "success_rate", clasp_rate(a->success[c], a->per_class.clean_correct[c]), bad);
     return o;
 }
 

@@ -103,8 +103,9 @@ static int clean_agrees(const clasp_model_report *m, int k)
 {
     for (int j = 1; j < m->n_attacks; j++)
         for (int c = 0; c < k; c++)
-            if (m->attacks[j].clean_correct[c] != m->attacks[0].clean_correct[c] ||
-                m->attacks[j].count[c] != m->attacks[0].count[c])
+            if (m->attacks[j].per_class.clean_correct[c] !=
+                    m->attacks[0].per_class.clean_correct[c] ||
+                m->attacks[j].per_class.count[c] != m->attacks[0].per_class.count[c])
                 return 0;
     return 1;
 }
@@ -124,8 +125,8 @@ static void md_class_table(clasp_buf *b, const clasp_report *r, const clasp_mode
     for (int c = 0; c < k; c++) {
         clasp_buf_puts(b, "\n| ");
         report_md_text(b, r->class_names[c]);
-        clasp_buf_printf(b, " | %lld | %.1f |", (long long)a0->count[c],
-                         100 * clasp_rate(a0->clean_correct[c], a0->count[c]));
+        clasp_buf_printf(b, " | %lld | %.1f |", (long long)a0->per_class.count[c],
+                         100 * clasp_rate(a0->per_class.clean_correct[c], a0->per_class.count[c]));
         for (int j = 0; j < m->n_attacks; j++)
             clasp_buf_printf(b, " %.1f |", 100 * report_class_robust(&m->attacks[j], c));
     }
@@ -327,8 +328,9 @@ static void md_worst(clasp_buf *b, const clasp_report *r, const clasp_model_repo
             if (c < k) report_md_text(b, r->class_names[c]);
             else clasp_buf_puts(b, "**all**");
             if (c < k)
-                clasp_buf_printf(b, " | %lld | %lld | %.1f |", (long long)a->count[c],
-                                 (long long)a->clean_correct[c], 100 * report_class_robust(a, c));
+                clasp_buf_printf(b, " | %lld | %lld | %.1f |", (long long)a->per_class.count[c],
+                                 (long long)a->per_class.clean_correct[c],
+                                 100 * report_class_robust(a, c));
             else
                 clasp_buf_printf(b, " | %lld | %lld | %.1f |", (long long)s.count,
                                  (long long)s.clean, 100 * s.robust_acc);
@@ -361,19 +363,19 @@ static void md_epoch(clasp_buf *b, const clasp_report *r, const clasp_epoch_repo
     clasp_buf_printf(b, "- Epoch %d: loss %.4f, lr %.4g, ", e->epoch, e->train_loss, e->lr);
     md_duration(b, e->seconds);
     if (report_epoch_has_val(e, k)) {
-        int64_t n = clasp_class_sum(e->val_count, k);
+        int64_t n = clasp_class_sum(e->val.count, k);
         clasp_buf_printf(b, "; validation clean %.1f%%",
-                         100 * clasp_rate(clasp_class_sum(e->val_clean, k), n));
-        if (e->val_robust)
+                         100 * clasp_rate(clasp_class_sum(e->val.clean_correct, k), n));
+        if (e->val.robust_correct)
             clasp_buf_printf(b, ", robust %.1f%%",
-                             100 * clasp_rate(clasp_class_sum(e->val_robust, k), n));
+                             100 * clasp_rate(clasp_class_sum(e->val.robust_correct, k), n));
         const int64_t *v = report_epoch_val_metric(e);
         int worst, best;
-        report_extreme_classes(v, e->val_count, k, &worst, &best);
+        report_extreme_classes(v, e->val.count, k, &worst, &best);
         clasp_buf_puts(b, ", worst class ");
         md_class(b, r->class_names[worst]);
-        clasp_buf_printf(b, " (%.1f%% %s)", 100 * clasp_rate(v[worst], e->val_count[worst]),
-                         e->val_robust ? "robust" : "clean");
+        clasp_buf_printf(b, " (%.1f%% %s)", 100 * clasp_rate(v[worst], e->val.count[worst]),
+                         e->val.robust_correct ? "robust" : "clean");
     }
     if (e->class_weights) {
         clasp_buf_puts(b, "; class weights: ");

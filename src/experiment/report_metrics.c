@@ -4,11 +4,6 @@
 
 #include "experiment/report_relations.h"
 
-double clasp_rate(int64_t num, int64_t den)
-{
-    return den > 0 ? (double)num / (double)den : 0.0;
-}
-
 /* Lowest and highest per-class rate num/den among classes with den > 0;
  * ties go to the lower class index. */
 void report_extreme_classes(const int64_t *num, const int64_t *den, int k, int *worst, int *best)
@@ -25,23 +20,24 @@ void report_extreme_classes(const int64_t *num, const int64_t *den, int k, int *
 attack_summary report_summarize(const clasp_attack_report *a, int k)
 {
     attack_summary s;
-    s.count = clasp_class_sum(a->count, k);
-    s.clean = clasp_class_sum(a->clean_correct, k);
-    s.robust = clasp_class_sum(a->robust_correct, k);
+    s.count = clasp_class_sum(a->per_class.count, k);
+    s.clean = clasp_class_sum(a->per_class.clean_correct, k);
+    s.robust = clasp_class_sum(a->per_class.robust_correct, k);
     s.success = clasp_class_sum(a->success, k);
     s.clean_acc = clasp_rate(s.clean, s.count);
     s.robust_acc = clasp_rate(s.robust, s.count);
     s.success_rate = clasp_rate(s.success, s.clean);
-    report_extreme_classes(a->robust_correct, a->count, k, &s.worst, &s.best);
-    s.gap = s.worst < 0 ? 0
-                        : clasp_rate(a->robust_correct[s.best], a->count[s.best]) -
-                              clasp_rate(a->robust_correct[s.worst], a->count[s.worst]);
+    report_extreme_classes(a->per_class.robust_correct, a->per_class.count, k, &s.worst, &s.best);
+    s.gap = s.worst < 0
+                ? 0
+                : clasp_rate(a->per_class.robust_correct[s.best], a->per_class.count[s.best]) -
+                      clasp_rate(a->per_class.robust_correct[s.worst], a->per_class.count[s.worst]);
     return s;
 }
 
 double report_class_robust(const clasp_attack_report *a, int c)
 {
-    return clasp_rate(a->robust_correct[c], a->count[c]);
+    return clasp_rate(a->per_class.robust_correct[c], a->per_class.count[c]);
 }
 
 attack_pair report_make_pair(const clasp_attack_report *x, const clasp_attack_report *y, int k)
@@ -73,10 +69,10 @@ int report_strongest_attack(const clasp_model_report *m, int k)
 /* The metric an epoch's validation is judged by: robust when measured. */
 const int64_t *report_epoch_val_metric(const clasp_epoch_report *e)
 {
-    return e->val_robust ? e->val_robust : e->val_clean;
+    return e->val.robust_correct ? e->val.robust_correct : e->val.clean_correct;
 }
 
 int report_epoch_has_val(const clasp_epoch_report *e, int k)
 {
-    return e->val_count && e->val_clean && clasp_class_sum(e->val_count, k) > 0;
+    return e->val.count && e->val.clean_correct && clasp_class_sum(e->val.count, k) > 0;
 }

@@ -92,7 +92,7 @@ static double rate(int64_t num, int64_t den)
 double report_robust_all(const clasp_attack_report *a, int k)
 {
     int64_t num = 0, den = 0;
-    for (int c = 0; c < k; c++) num += a->robust_correct[c], den += a->count[c];
+    for (int c = 0; c < k; c++) num += a->per_class.robust_correct[c], den += a->per_class.count[c];
     return rate(num, den);
 }
 
@@ -194,7 +194,7 @@ static int64_t robust_at(const clasp_attack_report *a, int c, double eps)
     l2_class s = l2_of(a, c);
     int64_t beyond = 0;
     for (int64_t i = 0; i < s.n; i++) beyond += (double)s.d[i] > eps;
-    return a->robust_correct[c] + beyond;
+    return a->per_class.robust_correct[c] + beyond;
 }
 
 static int float_cmp(const void *x, const void *y)
@@ -242,7 +242,7 @@ json_object *report_json_l2(const clasp_report *r, const clasp_attack_report *a,
             int64_t rc = robust_at(a, c, r->l2_eps[e]);
             jadd(y, "l2_eps", jnum(r->l2_eps[e], bad), bad);
             jadd(y, "robust_correct", json_object_new_int64(rc), bad);
-            jadd(y, "robust_acc", jnum(rate(rc, a->count[c]), bad), bad);
+            jadd(y, "robust_acc", jnum(rate(rc, a->per_class.count[c]), bad), bad);
             jpush(at, y, bad);
         }
         jadd(x, "at_budget", at, bad);
@@ -259,7 +259,8 @@ json_object *report_json_l2(const clasp_report *r, const clasp_attack_report *a,
     json_object *at = jarr(bad);
     for (int e = 0; e < r->n_l2_eps; e++) {
         int64_t rc = 0, cnt = 0;
-        for (int c = 0; c < k; c++) rc += robust_at(a, c, r->l2_eps[e]), cnt += a->count[c];
+        for (int c = 0; c < k; c++)
+            rc += robust_at(a, c, r->l2_eps[e]), cnt += a->per_class.count[c];
         json_object *y = jobj(bad);
         jadd(y, "l2_eps", jnum(r->l2_eps[e], bad), bad);
         jadd(y, "robust_correct", json_object_new_int64(rc), bad);
@@ -311,15 +312,16 @@ void report_md_l2(clasp_buf *b, const clasp_report *r, const clasp_model_report 
         int64_t cnt = 0, flipped = 0;
         for (int c = 0; c < k; c++) {
             l2_class s = l2_of(a, c);
-            cnt += a->count[c], flipped += s.n;
+            cnt += a->per_class.count[c], flipped += s.n;
             clasp_buf_puts(b, "\n| ");
             report_md_text(b, r->class_names[c]);
-            clasp_buf_printf(b, " | %lld | %lld |", (long long)a->count[c], (long long)s.n);
+            clasp_buf_printf(b, " | %lld | %lld |", (long long)a->per_class.count[c],
+                             (long long)s.n);
             md_dist(b, s.median);
             md_dist(b, s.mean);
             for (int e = 0; e < r->n_l2_eps; e++)
                 clasp_buf_printf(b, " %.1f |",
-                                 100 * rate(robust_at(a, c, r->l2_eps[e]), a->count[c]));
+                                 100 * rate(robust_at(a, c, r->l2_eps[e]), a->per_class.count[c]));
         }
         int64_t n;
         double median, mean;
@@ -348,7 +350,8 @@ static double rho_classes(const clasp_report *r, const clasp_attack_report *a, c
     double *ys = xs + k;
     int n = 0;
     for (int c = 0; c < k; c++)
-        if (a->count[c] > 0 && !(r->excluded && r->excluded[c])) xs[n] = x[c], ys[n] = y[c], n++;
+        if (a->per_class.count[c] > 0 && !(r->excluded && r->excluded[c]))
+            xs[n] = x[c], ys[n] = y[c], n++;
     double rho = clasp_spearman(xs, ys, n);
     free(xs);
     return rho;
@@ -356,7 +359,8 @@ static double rho_classes(const clasp_report *r, const clasp_attack_report *a, c
 
 static void robust_vec(const clasp_attack_report *a, int k, double *out)
 {
-    for (int c = 0; c < k; c++) out[c] = rate(a->robust_correct[c], a->count[c]);
+    for (int c = 0; c < k; c++)
+        out[c] = rate(a->per_class.robust_correct[c], a->per_class.count[c]);
 }
 
 /* The value of key in "k=v, k=v" params text into buf; 0 when absent. */
@@ -417,8 +421,8 @@ static pair_rel make_rel(const clasp_report *r, const clasp_model_report *m, int
     if (rj > ri) p.a = j, p.b = i;
     const clasp_attack_report *A = &m->attacks[p.a], *B = &m->attacks[p.b];
     for (int c = 0; c < k; c++) {
-        ra[c] = rate(A->robust_correct[c], A->count[c]);
-        gain[c] = ra[c] - rate(B->robust_correct[c], B->count[c]);
+        ra[c] = rate(A->per_class.robust_correct[c], A->per_class.count[c]);
+        gain[c] = ra[c] - rate(B->per_class.robust_correct[c], B->per_class.count[c]);
     }
     p.rho = rho_classes(r, A, ra, gain, k);
     return p;
@@ -483,8 +487,8 @@ json_object *report_json_relations(const clasp_report *r, const clasp_model_repo
             jadd(x, "T", jnum(strtod(t, NULL), bad), bad);
             for (int c = 0; c < k; c++)
                 jpush(diff,
-                      jnum(rate(T->robust_correct[c], T->count[c]) -
-                               rate(P->robust_correct[c], P->count[c]),
+                      jnum(rate(T->per_class.robust_correct[c], T->per_class.count[c]) -
+                               rate(P->per_class.robust_correct[c], P->per_class.count[c]),
                            bad),
                       bad);
             jadd(x, "robust_diff", diff, bad);
@@ -607,9 +611,10 @@ void report_md_relations(clasp_buf *b, const clasp_report *r, const clasp_model_
                 for (int j = 0; j < m->n_attacks; j++) {
                     const clasp_attack_report *P = &m->attacks[i], *T = &m->attacks[j];
                     if (!same_budget(P, T)) continue;
-                    double d = c < k ? rate(T->robust_correct[c], T->count[c]) -
-                                           rate(P->robust_correct[c], P->count[c])
-                                     : report_robust_all(T, k) - report_robust_all(P, k);
+                    double d = c < k
+                                   ? rate(T->per_class.robust_correct[c], T->per_class.count[c]) -
+                                         rate(P->per_class.robust_correct[c], P->per_class.count[c])
+                                   : report_robust_all(T, k) - report_robust_all(P, k);
                     clasp_buf_printf(b, " %+.1f |", 100 * d);
                 }
         }
@@ -654,10 +659,11 @@ json_object *report_json_masking(const clasp_report *r, const clasp_model_report
     jadd(o, "gradient_free", jstr(S->label, bad), bad);
     jadd(o, "gradient", jstr(G->label, bad), bad);
     for (int c = 0; c < k; c++) {
-        double d =
-            rate(S->robust_correct[c], S->count[c]) - rate(G->robust_correct[c], G->count[c]);
+        double d = rate(S->per_class.robust_correct[c], S->per_class.count[c]) -
+                   rate(G->per_class.robust_correct[c], G->per_class.count[c]);
         jpush(diff, jnum(d, bad), bad);
-        if (S->robust_correct[c] < G->robust_correct[c] && S->count[c] == G->count[c])
+        if (S->per_class.robust_correct[c] < G->per_class.robust_correct[c] &&
+            S->per_class.count[c] == G->per_class.count[c])
             jpush(worse, json_object_new_int(c), bad);
     }
     jadd(o, "robust_diff", diff, bad);
@@ -680,7 +686,8 @@ void report_md_masking(clasp_buf *b, const clasp_report *r, const clasp_model_re
     clasp_buf_printf(b, ") %.1f%%. ", 100 * report_robust_all(G, k));
     int n = 0;
     for (int c = 0; c < k; c++)
-        n += S->robust_correct[c] < G->robust_correct[c] && S->count[c] == G->count[c];
+        n += S->per_class.robust_correct[c] < G->per_class.robust_correct[c] &&
+             S->per_class.count[c] == G->per_class.count[c];
     if (d < 0)
         clasp_buf_puts(b,
                        "An attack that never looks at a gradient finds more: the gradients mislead "
@@ -692,12 +699,14 @@ void report_md_masking(clasp_buf *b, const clasp_report *r, const clasp_model_re
     if (n > 0) {
         clasp_buf_puts(b, " Classes where the gradient-free attack finds more:");
         for (int c = 0, first = 1; c < k; c++)
-            if (S->robust_correct[c] < G->robust_correct[c] && S->count[c] == G->count[c]) {
+            if (S->per_class.robust_correct[c] < G->per_class.robust_correct[c] &&
+                S->per_class.count[c] == G->per_class.count[c]) {
                 clasp_buf_puts(b, first ? " *" : ", *");
                 report_md_text(b, r->class_names[c]);
                 clasp_buf_printf(b, "* (%+.1f points)",
-                                 100 * (rate(S->robust_correct[c], S->count[c]) -
-                                        rate(G->robust_correct[c], G->count[c])));
+                                 100 *
+                                     (rate(S->per_class.robust_correct[c], S->per_class.count[c]) -
+                                      rate(G->per_class.robust_correct[c], G->per_class.count[c])));
                 first = 0;
             }
         clasp_buf_puts(b, ".");

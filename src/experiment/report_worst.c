@@ -10,8 +10,8 @@
 
 static void free_derived(clasp_attack_report *a)
 {
-    free(a->count), free(a->clean_correct), free(a->robust_correct), free(a->success),
-        free(a->flow);
+    clasp_counts_free(&a->per_class);
+    free(a->success), free(a->flow);
     free(a->member_labels), free(a->first_flip), free(a->member_seconds), free(a->adv_pred);
     memset(a, 0, sizeof *a);
 }
@@ -34,17 +34,14 @@ static clasp_status derive(const clasp_model_report *m, int K, double eps, const
 {
     int64_t N = m->n_examples;
     size_t KK = (size_t)K * (size_t)K;
-    a->count = calloc((size_t)K, sizeof(int64_t));
-    a->clean_correct = calloc((size_t)K, sizeof(int64_t));
-    a->robust_correct = calloc((size_t)K, sizeof(int64_t));
+    CLASP_TRY(clasp_counts_alloc(&a->per_class, K, 1));
     a->success = calloc((size_t)K, sizeof(int64_t));
     a->flow = calloc(KK, sizeof(int64_t));
     a->member_labels = calloc((size_t)n, sizeof *a->member_labels);
     a->first_flip = calloc((size_t)K * (size_t)n, sizeof(int64_t));
     a->adv_pred = malloc((size_t)N * sizeof(int32_t) + 1);
     a->derived = 1;
-    if (!a->count || !a->clean_correct || !a->robust_correct || !a->success || !a->flow ||
-        !a->member_labels || !a->first_flip || !a->adv_pred)
+    if (!a->success || !a->flow || !a->member_labels || !a->first_flip || !a->adv_pred)
         return clasp_error(CLASP_ERR_NOMEM, "report: out of memory");
     a->n_members = n;
     a->linf_eps = eps;
@@ -65,9 +62,9 @@ static clasp_status derive(const clasp_model_report *m, int K, double eps, const
             return clasp_error(CLASP_ERR_INVALID,
                                "report: model %s: example %lld has label %d, prediction %d",
                                m->name, (long long)i, t, c);
-        a->count[t]++;
+        a->per_class.count[t]++;
         if (c == t) {
-            a->clean_correct[t]++;
+            a->per_class.clean_correct[t]++;
             for (int j = 0; j < n && w == t; j++) {
                 int p = m->attacks[idx[j]].adv_pred[i];
                 if (p != t && p >= 0 && p < K) {
@@ -75,7 +72,7 @@ static clasp_status derive(const clasp_model_report *m, int K, double eps, const
                     a->first_flip[(size_t)t * (size_t)n + (size_t)j]++;
                 }
             }
-            if (w == t) a->robust_correct[t]++;
+            if (w == t) a->per_class.robust_correct[t]++;
             else a->success[t]++;
         }
         a->adv_pred[i] = w;

@@ -92,7 +92,9 @@ static clasp_status new_model(runner *R, int mi, clasp_model **out)
         if (arch != p->arch)
             return clasp_error(CLASP_ERR_CONFIG, "model '%s': arch %s: %s", p->models[mi].name,
                                arch, msg);
-        return clasp_error(CLASP_ERR_CONFIG, "%s: model.arch: %s", p->arch_loc, msg);
+        /* Training alone: arch_loc names the caller's option itself. */
+        return clasp_error(CLASP_ERR_CONFIG, "%s: %s%s", p->arch_loc,
+                           R->train_only ? "" : "model.arch: ", msg);
     }
     return CLASP_OK;
 }
@@ -229,7 +231,7 @@ static clasp_status evaluate_shard(runner *R, model_run *mr, clasp_eval_options 
         st = clasp_eval_run(mr->m, R->test_b, o, res);
     } else {
         memset(res, 0, sizeof *res);
-        res->num_classes = R->K;
+        res->per_class.num_classes = R->K;
     }
     while (st == CLASP_OK && R->stop_syncs < (long long)R->test_nb_max) {
         R->stop_syncs++;
@@ -293,9 +295,7 @@ static clasp_status evaluate(runner *R, model_run *mr)
             snprintf(ar->params + len, sizeof ar->params - len, "%s%s(%s)", i ? "; " : "",
                      pa->members[i].name, pa->members[i].params_text);
         }
-        ar->count = run_dup64(res.count, (size_t)K);
-        ar->clean_correct = run_dup64(res.clean_correct, (size_t)K);
-        ar->robust_correct = run_dup64(res.robust_correct, (size_t)K);
+        clasp_status cst = clasp_counts_copy(&ar->per_class, &res.per_class, 1);
         ar->success = run_dup64(res.attack_success, (size_t)K);
         ar->flow = run_dup64(res.flow, (size_t)K * (size_t)K);
         ar->seconds = res.seconds;
@@ -311,11 +311,10 @@ static clasp_status evaluate(runner *R, model_run *mr)
         rep->n_attacks = j + 1;
         int64_t n = res.total;
         run_say(R, "  %-24s clean %.2f%%  robust %.2f%%  (%.1f s)", pa->label,
-                run_pct(clasp_class_sum(res.clean_correct, K), n),
-                run_pct(clasp_class_sum(res.robust_correct, K), n), res.seconds);
+                run_pct(clasp_counts_clean(&res.per_class), n),
+                run_pct(clasp_counts_robust(&res.per_class), n), res.seconds);
         clasp_eval_result_free(&res);
-        if (!ar->count || !ar->clean_correct || !ar->robust_correct || !ar->success || !ar->flow ||
-            (unbounded && !ar->l2_dist))
+        if (cst != CLASP_OK || !ar->success || !ar->flow || (unbounded && !ar->l2_dist))
             return clasp_error(CLASP_ERR_NOMEM, "out of memory");
         R->pos.attack = j + 1;
         if (R->opt->hooks.step) R->opt->hooks.step(R->opt->hooks.user, CLASP_RUN_STEP_ATTACK);
@@ -326,6 +325,64 @@ static clasp_status evaluate(runner *R, model_run *mr)
 }
 
 /* ---- one model ---------------------------------------------------------- */
+
+/* The model's plugin instances and the defense's fixed env. */
+static clasp_status start_model(runner *R, int mi, model_run *mr)
+{
+    const clasp_plan *p = R->p;
+    clasp_status st = setup_plugins(R, mi, mr);
+    mr->env.size = sizeof mr->env;
+    mr->env.num_classes = R->K;
+    mr->env.attack = mr->attack;
+    mr->env.inner = mr->inner;
+    mr->env.epochs = p->epochs;
+    mr->env.seed = p->seed;
+    return st;
+}
+
+/* Training of model mi from R->pos on: a new model from the seed (or the
+ * state file's when resuming), its epochs, the finish hook and the
+ * checkpoint. The one training path of clasp: the runner's models and
+ * clasp_experiment_train's alike. */
+static clasp_status train_model(runner *R, int mi, model_run *mr, int resuming)
+{
+    const clasp_plan *p = R->p;
+    clasp_status st = CLASP_OK;
+    if (resuming) {
+        st = clasp_model_load(R->ctx, R->state_path, NULL, NULL, &mr->m);
+        if (st == CLASP_OK)
+            st = clasp_sgd_new(mr->m, (float)p->lr, (float)p->momentum, (float)p->weight_decay,
+                               &mr->sgd);
+        if (st == CLASP_OK) st = clasp_sgd_load(mr->sgd, R->state_path);
+        mr->env.model = mr->m;
+        /* Replay the epoch-end hooks with the recorded metrics, so
+         * wrapper state (e.g. reweight's class weights) is what it was. */
+        for (int e = 0; st == CLASP_OK && mr->def && e < mr->rep->n_epochs; e++) {
+            mr->env.epoch = e;
+            st = clasp_defense_run_epoch_end(mr->def, &mr->env, &mr->rep->epochs[e].val);
+        }
+    } else {
+        st = new_model(R, mi, &mr->m);
+        if (st == CLASP_OK) st = clasp_model_init(mr->m, p->seed);
+        if (st == CLASP_OK)
+            st = clasp_sgd_new(mr->m, (float)p->lr, (float)p->momentum, (float)p->weight_decay,
+                               &mr->sgd);
+        /* From the first batch on there is always a state to resume:
+         * a kill inside the first epoch restarts this model, not the
+         * models before it. */
+        if (st == CLASP_OK) st = run_state_save(R, mr->m, mr->sgd);
+    }
+    mr->env.model = mr->m;
+    /* Every rank starts from the same weights: the seed's, or the
+     * state file's (which all ranks read; see README). */
+    if (st == CLASP_OK)
+        st = dist_check_params(mr->m, resuming ? "after loading the state" : "at the start");
+    if (st == CLASP_OK) clasp_model_set_train(mr->m, 1);
+    for (int e = R->pos.epoch; st == CLASP_OK && e < p->epochs; e++)
+        st = run_train_epoch(R, mi, mr, e);
+    if (st == CLASP_OK) st = run_finish_model(R, mi, mr);
+    return st;
+}
 
 static clasp_status run_model(runner *R, int mi)
 {
@@ -340,49 +397,9 @@ static clasp_status run_model(runner *R, int mi)
     }
     run_say(R, "model %d/%d: %s%s%s", mi + 1, p->n_models, pm->name, resuming ? " (resumed)" : "",
             pm->defense ? "" : " (standard training)");
-    clasp_status st = setup_plugins(R, mi, &mr);
-    mr.env.size = sizeof mr.env;
-    mr.env.num_classes = R->K;
-    mr.env.attack = mr.attack;
-    mr.env.inner = mr.inner;
-    mr.env.epochs = p->epochs;
-    mr.env.seed = p->seed;
+    clasp_status st = start_model(R, mi, &mr);
     if (st == CLASP_OK && R->pos.phase == RUN_PHASE_TRAIN) {
-        if (resuming) {
-            st = clasp_model_load(R->ctx, R->state_path, NULL, NULL, &mr.m);
-            if (st == CLASP_OK)
-                st = clasp_sgd_new(mr.m, (float)p->lr, (float)p->momentum, (float)p->weight_decay,
-                                   &mr.sgd);
-            if (st == CLASP_OK) st = clasp_sgd_load(mr.sgd, R->state_path);
-            mr.env.model = mr.m;
-            /* Replay the epoch-end hooks with the recorded metrics, so
-             * wrapper state (e.g. reweight's class weights) is what it was. */
-            for (int e = 0; st == CLASP_OK && mr.def && e < mr.rep->n_epochs; e++) {
-                const clasp_epoch_report *ep = &mr.rep->epochs[e];
-                clasp_class_metrics cm = {R->K, ep->val_count, ep->val_clean, ep->val_robust};
-                mr.env.epoch = e;
-                st = clasp_defense_run_epoch_end(mr.def, &mr.env, &cm);
-            }
-        } else {
-            st = new_model(R, mi, &mr.m);
-            if (st == CLASP_OK) st = clasp_model_init(mr.m, p->seed);
-            if (st == CLASP_OK)
-                st = clasp_sgd_new(mr.m, (float)p->lr, (float)p->momentum, (float)p->weight_decay,
-                                   &mr.sgd);
-            /* From the first batch on there is always a state to resume:
-             * a kill inside the first epoch restarts this model, not the
-             * models before it. */
-            if (st == CLASP_OK) st = run_state_save(R, mr.m, mr.sgd);
-        }
-        mr.env.model = mr.m;
-        /* Every rank starts from the same weights: the seed's, or the
-         * state file's (which all ranks read; see README). */
-        if (st == CLASP_OK)
-            st = dist_check_params(mr.m, resuming ? "after loading the state" : "at the start");
-        if (st == CLASP_OK) clasp_model_set_train(mr.m, 1);
-        for (int e = R->pos.epoch; st == CLASP_OK && e < p->epochs; e++)
-            st = run_train_epoch(R, mi, &mr, e);
-        if (st == CLASP_OK) st = run_finish_model(R, mi, &mr);
+        st = train_model(R, mi, &mr, resuming);
         if (st == CLASP_OK) {
             R->pos.phase = RUN_PHASE_EVAL;
             R->pos.attack = 0;
@@ -477,6 +494,55 @@ static void shard(const clasp_dataset *d, int batch, clasp_dataset *view, size_t
     *nb_max = dist_shard_max(nb);
 }
 
+/* The device with the data in place: the context, GEMM tuning, this rank's
+ * shards and the batchers. */
+static clasp_status setup_device(runner *R)
+{
+    const clasp_plan *p = R->p;
+    int root = clasp_dist_rank() == 0;
+    char spec[32];
+    CLASP_TRY(clasp_ctx_new(p->device ? p->device : dist_device_spec(spec, sizeof spec), &R->ctx));
+    if (R->train_only)
+        run_say(R, "device: %s; %zu training, %zu %s examples, %d classes",
+                clasp_ctx_device(R->ctx)->name, R->train.n, R->val_eval.n, R->val_name, R->K);
+    else
+        run_say(R,
+                "device: %s; %zu training, %zu validation (%zu evaluated per epoch), %zu test "
+                "examples, %d classes",
+                clasp_ctx_device(R->ctx)->name, R->train.n, R->val.n, R->val_eval.n, R->test.n,
+                R->K);
+    if (clasp_dist_size() > 1) {
+        const char *threads = getenv("POCL_MAX_PTHREAD_COUNT");
+        run_say(R,
+                "MPI: %d ranks (%d on this node), batch %d split across them; PoCL threads per "
+                "rank: %s",
+                clasp_dist_size(), dist_local_size(), p->batch, threads ? threads : "all");
+    }
+    /* First use of the device: tune GEMM for this experiment's model before
+     * anything trains, so every model of the run (and a resumed one) uses
+     * the same kernels. With several ranks, rank 0 first: ranks sharing its
+     * cache then read its choice instead of timing their own. */
+    for (int turn = 0; turn < 2; turn++) {
+        if ((turn == 0) == root) {
+            clasp_model *probe = NULL;
+            if (new_model(R, -1, &probe) == CLASP_OK)
+                clasp_tune_ensure(R->ctx, probe, p->batch, 60);
+            clasp_model_free(probe);
+            clasp_error_clear();
+        }
+        dist_barrier();
+    }
+    shard(&R->val_eval, p->eval_batch, &R->val_shard, &R->val_b0, &R->val_nb_max);
+    if (!R->train_only)
+        shard(&R->test, p->eval_batch, &R->test_shard, &R->test_b0, &R->test_nb_max);
+    CLASP_TRY(clasp_batcher_new(R->ctx, &R->train, p->batch, &R->train_b));
+    if (R->val_shard.n)
+        CLASP_TRY(clasp_batcher_new(R->ctx, &R->val_shard, p->eval_batch, &R->val_b));
+    if (R->test_shard.n)
+        CLASP_TRY(clasp_batcher_new(R->ctx, &R->test_shard, p->eval_batch, &R->test_b));
+    return CLASP_OK;
+}
+
 static clasp_status prepare(runner *R)
 {
     const clasp_plan *p = R->p;
@@ -517,40 +583,7 @@ static clasp_status prepare(runner *R)
         return clasp_error(CLASP_ERR_NOMEM, "out of memory");
     run_say(R, "loading %s", p->dataset);
     CLASP_TRY(load_data(R));
-    char spec[32];
-    CLASP_TRY(clasp_ctx_new(p->device ? p->device : dist_device_spec(spec, sizeof spec), &R->ctx));
-    run_say(R,
-            "device: %s; %zu training, %zu validation (%zu evaluated per epoch), %zu test "
-            "examples, %d classes",
-            clasp_ctx_device(R->ctx)->name, R->train.n, R->val.n, R->val_eval.n, R->test.n, R->K);
-    if (clasp_dist_size() > 1) {
-        const char *threads = getenv("POCL_MAX_PTHREAD_COUNT");
-        run_say(R,
-                "MPI: %d ranks (%d on this node), batch %d split across them; PoCL threads per "
-                "rank: %s",
-                clasp_dist_size(), dist_local_size(), p->batch, threads ? threads : "all");
-    }
-    /* First use of the device: tune GEMM for this experiment's model before
-     * anything trains, so every model of the run (and a resumed one) uses
-     * the same kernels. With several ranks, rank 0 first: ranks sharing its
-     * cache then read its choice instead of timing their own. */
-    for (int turn = 0; turn < 2; turn++) {
-        if ((turn == 0) == root) {
-            clasp_model *probe = NULL;
-            if (new_model(R, -1, &probe) == CLASP_OK)
-                clasp_tune_ensure(R->ctx, probe, p->batch, 60);
-            clasp_model_free(probe);
-            clasp_error_clear();
-        }
-        dist_barrier();
-    }
-    shard(&R->val_eval, p->eval_batch, &R->val_shard, &R->val_b0, &R->val_nb_max);
-    shard(&R->test, p->eval_batch, &R->test_shard, &R->test_b0, &R->test_nb_max);
-    CLASP_TRY(clasp_batcher_new(R->ctx, &R->train, p->batch, &R->train_b));
-    if (R->val_shard.n)
-        CLASP_TRY(clasp_batcher_new(R->ctx, &R->val_shard, p->eval_batch, &R->val_b));
-    if (R->test_shard.n)
-        CLASP_TRY(clasp_batcher_new(R->ctx, &R->test_shard, p->eval_batch, &R->test_b));
+    CLASP_TRY(setup_device(R));
     for (int j = 0; j < p->n_attacks; j++) {
         const clasp_plan_attack *pa = &p->attacks[j];
         if (!pa->n_members) {
@@ -580,6 +613,30 @@ static clasp_status prepare(runner *R)
     return CLASP_OK;
 }
 
+/* Frees what the runner holds (the data sets only when they are its own). */
+static void runner_free(runner *R)
+{
+    const clasp_plan *p = R->p;
+    for (int j = 0; R->attacks && j < p->n_attacks; j++) clasp_attack_free(R->attacks[j]);
+    free(R->attacks);
+    for (int j = 0; R->ensembles && j < p->n_attacks; j++) clasp_ensemble_free(&R->ensembles[j]);
+    free(R->ensembles);
+    for (int i = 0; R->reports && i < p->n_models; i++) run_report_free(&R->reports[i]);
+    free(R->reports);
+    clasp_tensor_free(R->augmented);
+    clasp_tensor_free(R->part_x);
+    clasp_tensor_free(R->part_y);
+    clasp_batcher_free(R->train_b);
+    clasp_batcher_free(R->val_b);
+    clasp_batcher_free(R->test_b);
+    clasp_ctx_free(R->ctx);
+    if (!R->train_only) {
+        clasp_dataset_free(&R->train);
+        clasp_dataset_free(&R->val);
+        clasp_dataset_free(&R->test);
+    }
+}
+
 clasp_status clasp_experiment_run(const clasp_plan *p, const clasp_registry *r,
                                   const clasp_run_options *opt)
 {
@@ -588,6 +645,7 @@ clasp_status clasp_experiment_run(const clasp_plan *p, const clasp_registry *r,
     memset(&R, 0, sizeof R);
     R.p = p, R.reg = r, R.opt = opt ? opt : &none;
     R.t0 = clasp_now();
+    R.val_name = "validation";
     clasp_status st = prepare(&R);
     for (int mi = R.resumed ? R.pos.model : 0; st == CLASP_OK && mi < p->n_models; mi++)
         st = run_model(&R, mi);
@@ -598,21 +656,56 @@ clasp_status clasp_experiment_run(const clasp_plan *p, const clasp_registry *r,
         run_say(&R, "report written to %s (%.1f s)", R.outdir,
                 R.wall_before + (clasp_now() - R.t0));
     }
-    for (int j = 0; R.attacks && j < p->n_attacks; j++) clasp_attack_free(R.attacks[j]);
-    free(R.attacks);
-    for (int j = 0; R.ensembles && j < p->n_attacks; j++) clasp_ensemble_free(&R.ensembles[j]);
-    free(R.ensembles);
-    for (int i = 0; R.reports && i < p->n_models; i++) run_report_free(&R.reports[i]);
-    free(R.reports);
-    clasp_tensor_free(R.augmented);
-    clasp_tensor_free(R.part_x);
-    clasp_tensor_free(R.part_y);
-    clasp_batcher_free(R.train_b);
-    clasp_batcher_free(R.val_b);
-    clasp_batcher_free(R.test_b);
-    clasp_ctx_free(R.ctx);
-    clasp_dataset_free(&R.train);
-    clasp_dataset_free(&R.val);
-    clasp_dataset_free(&R.test);
+    runner_free(&R);
     return st;
+}
+
+clasp_status clasp_experiment_train(const clasp_plan *p, int model, const clasp_dataset *train,
+                                    const clasp_dataset *val, const char *val_name,
+                                    const char *checkpoint, const clasp_run_options *opt,
+                                    clasp_model_report *out)
+{
+    static const clasp_run_options none = {0};
+    memset(out, 0, sizeof *out);
+    if (model < 0 || model >= p->n_models || !train || !val || !train->n)
+        return clasp_error(CLASP_ERR_INVALID, "clasp_experiment_train: bad arguments");
+    if (opt && opt->resume)
+        return clasp_error(CLASP_ERR_INVALID, "clasp_experiment_train: nothing to resume");
+    if (val->n && (val->num_classes != train->num_classes || val->c != train->c ||
+                   val->h != train->h || val->w != train->w))
+        return clasp_error(CLASP_ERR_INVALID,
+                           "clasp_experiment_train: the validation set's shape or classes differ "
+                           "from the training set's");
+    runner R;
+    memset(&R, 0, sizeof R);
+    R.p = p, R.opt = opt ? opt : &none;
+    R.t0 = clasp_now();
+    R.train_only = 1;
+    R.save_to = checkpoint;
+    R.val_name = val_name ? val_name : "validation";
+    /* Views of the caller's sets: runner_free leaves them alone. */
+    R.train = *train;
+    R.val = *val;
+    R.K = train->num_classes;
+    R.val_eval = R.val;
+    if (p->val_eval_size && p->val_eval_size < R.val.n) R.val_eval.n = p->val_eval_size;
+    model_run mr = {0};
+    mr.rep = out;
+    clasp_status st = setup_device(&R);
+    if (st == CLASP_OK) {
+        run_say(&R, "model: %s%s", p->models[model].name,
+                p->models[model].defense ? "" : " (standard training)");
+        R.pos = (run_pos){.model = model};
+        st = start_model(&R, model, &mr);
+    }
+    if (st == CLASP_OK) st = train_model(&R, model, &mr, 0);
+    model_run_free(&mr);
+    if (st != CLASP_OK) run_report_free(out);
+    runner_free(&R);
+    return st;
+}
+
+void clasp_model_report_free(clasp_model_report *r)
+{
+    run_report_free(r);
 }

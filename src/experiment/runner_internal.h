@@ -62,6 +62,12 @@ typedef struct runner {
     char started[32];
     double wall_before; /* wall seconds of earlier sessions */
     double t0;
+    /* Training alone (clasp_experiment_train): the data sets are the
+     * caller's (not freed here), no state file is written (state_path is
+     * ""), and the checkpoint goes to save_to (NULL: none). */
+    int train_only;
+    const char *save_to;
+    const char *val_name; /* the per-epoch set in news: "validation" or the caller's */
 } runner;
 
 enum {

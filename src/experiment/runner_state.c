@@ -28,13 +28,14 @@ void run_report_free(clasp_model_report *r)
     if (!r) return;
     for (int e = 0; r->epochs && e < r->n_epochs; e++) {
         clasp_epoch_report *ep = &r->epochs[e];
-        free(ep->val_count), free(ep->val_clean), free(ep->val_robust), free(ep->class_weights);
+        clasp_counts_free(&ep->val);
+        free(ep->class_weights);
     }
     free(r->epochs);
     for (int a = 0; r->attacks && a < r->n_attacks; a++) {
         clasp_attack_report *ar = &r->attacks[a];
-        free(ar->count), free(ar->clean_correct), free(ar->robust_correct), free(ar->success),
-            free(ar->flow);
+        clasp_counts_free(&ar->per_class);
+        free(ar->success), free(ar->flow);
         free(ar->member_labels), free(ar->first_flip), free(ar->member_seconds), free(ar->adv_pred);
         free(ar->l2_dist);
     }
@@ -141,9 +142,9 @@ static json_object *model_json(jb *b, const clasp_model_report *r, int K)
         put(b, x, "train_loss", jdouble(ep->train_loss));
         put(b, x, "lr", jdouble(ep->lr));
         put(b, x, "seconds", jdouble(ep->seconds));
-        put_i64s(b, x, "val_count", ep->val_count, K);
-        put_i64s(b, x, "val_clean", ep->val_clean, K);
-        put_i64s(b, x, "val_robust", ep->val_robust, K);
+        put_i64s(b, x, "val_count", ep->val.count, K);
+        put_i64s(b, x, "val_clean", ep->val.clean_correct, K);
+        put_i64s(b, x, "val_robust", ep->val.robust_correct, K);
         put_floats(b, x, "class_weights", ep->class_weights, K);
         if (json_object_array_add(eps, x) != 0) json_object_put(x), b->ok = 0;
     }
@@ -159,9 +160,9 @@ static json_object *model_json(jb *b, const clasp_model_report *r, int K)
         put(b, x, "label", json_object_new_string(ar->label));
         put(b, x, "plugin", json_object_new_string(ar->plugin));
         put(b, x, "params", json_object_new_string(ar->params));
-        put_i64s(b, x, "count", ar->count, K);
-        put_i64s(b, x, "clean_correct", ar->clean_correct, K);
-        put_i64s(b, x, "robust_correct", ar->robust_correct, K);
+        put_i64s(b, x, "count", ar->per_class.count, K);
+        put_i64s(b, x, "clean_correct", ar->per_class.clean_correct, K);
+        put_i64s(b, x, "robust_correct", ar->per_class.robust_correct, K);
         put_i64s(b, x, "success", ar->success, K);
         put_i64s(b, x, "flow", ar->flow, K * K);
         put(b, x, "seconds", jdouble(ar->seconds));
@@ -193,8 +194,9 @@ static json_object *model_json(jb *b, const clasp_model_report *r, int K)
 
 clasp_status run_state_save(runner *R, clasp_model *model, const clasp_sgd *sgd)
 {
-    /* Rank 0 writes the state; the other ranks hold the same. */
-    if (clasp_dist_rank() != 0) return CLASP_OK;
+    /* Rank 0 writes the state; the other ranks hold the same. Training
+     * alone keeps none. */
+    if (clasp_dist_rank() != 0 || !R->state_path[0]) return CLASP_OK;
     jb b = {1};
     json_object *o = json_object_new_object();
     if (!o) return clasp_error(CLASP_ERR_NOMEM, "out of memory");
@@ -365,9 +367,10 @@ static void read_model(jr *r, json_object *o, int K, clasp_model_report *m)
         ep->train_loss = rdouble(r, x, "train_loss");
         ep->lr = rdouble(r, x, "lr");
         ep->seconds = rdouble(r, x, "seconds");
-        ep->val_count = ri64_array(r, x, "val_count", K, 1);
-        ep->val_clean = ri64_array(r, x, "val_clean", K, 1);
-        ep->val_robust = ri64_array(r, x, "val_robust", K, 1);
+        ep->val.num_classes = K;
+        ep->val.count = ri64_array(r, x, "val_count", K, 1);
+        ep->val.clean_correct = ri64_array(r, x, "val_clean", K, 1);
+        ep->val.robust_correct = ri64_array(r, x, "val_robust", K, 1);
         ep->class_weights = rfloat_array(r, x, "class_weights", K);
     }
     json_object *ats = field(r, o, "attacks", json_type_array);
@@ -380,9 +383,10 @@ static void read_model(jr *r, json_object *o, int K, clasp_model_report *m)
         rstring(r, x, "label", ar->label, sizeof ar->label);
         rstring(r, x, "plugin", ar->plugin, sizeof ar->plugin);
         rstring(r, x, "params", ar->params, sizeof ar->params);
-        ar->count = ri64_array(r, x, "count", K, 0);
-        ar->clean_correct = ri64_array(r, x, "clean_correct", K, 0);
-        ar->robust_correct = ri64_array(r, x, "robust_correct", K, 0);
+        ar->per_class.num_classes = K;
+        ar->per_class.count = ri64_array(r, x, "count", K, 0);
+        ar->per_class.clean_correct = ri64_array(r, x, "clean_correct", K, 0);
+        ar->per_class.robust_correct = ri64_array(r, x, "robust_correct", K, 0);
         ar->success = ri64_array(r, x, "success", K, 0);
         ar->flow = ri64_array(r, x, "flow", K * K, 0);
         ar->seconds = rdouble(r, x, "seconds");

@@ -29,7 +29,7 @@ static clasp_status validate(runner *R, int mi, model_run *mr, int epoch, clasp_
         st = clasp_eval_run(mr->m, R->val_b, &o, res);
     } else {
         memset(res, 0, sizeof *res);
-        res->num_classes = R->K;
+        res->per_class.num_classes = R->K;
     }
     run_progress_end(R);
     if (st == CLASP_OK) st = dist_reduce_eval(res);
@@ -71,9 +71,7 @@ static clasp_status epoch_end(runner *R, int mi, model_run *mr, int epoch, doubl
     ep->epoch = epoch + 1;
     ep->train_loss = R->pos.loss_n > 0 ? R->pos.loss_sum / R->pos.loss_n : 0;
     ep->lr = clasp_plan_lr(R->p, epoch, 0, clasp_batcher_count(R->train_b));
-    ep->val_count = run_dup64(res.count, (size_t)K);
-    ep->val_clean = run_dup64(res.clean_correct, (size_t)K);
-    if (mr->attack) ep->val_robust = run_dup64(res.robust_correct, (size_t)K);
+    clasp_status st = clasp_counts_copy(&ep->val, &res.per_class, mr->attack != NULL);
     /* The weights this epoch trained with: ask before the hook updates them. */
     float *w = malloc((size_t)K * sizeof *w);
     /* A wrapper without weights of its own (calibrate around reweight)
@@ -82,25 +80,22 @@ static clasp_status epoch_end(runner *R, int mi, model_run *mr, int epoch, doubl
               (mr->inner && clasp_defense_class_weights(mr->inner, w, K))))
         ep->class_weights = w;
     else free(w);
-    clasp_status st = ep->val_count && ep->val_clean && (!mr->attack || ep->val_robust)
-                          ? CLASP_OK
-                          : clasp_error(CLASP_ERR_NOMEM, "out of memory");
-    clasp_class_metrics cm = {K, res.count, res.clean_correct,
-                              mr->attack ? res.robust_correct : NULL};
     mr->env.epoch = epoch;
-    if (st == CLASP_OK && mr->def) st = clasp_defense_run_epoch_end(mr->def, &mr->env, &cm);
+    /* The defense sees what the report keeps: no robust counts without an
+     * attack. */
+    if (st == CLASP_OK && mr->def) st = clasp_defense_run_epoch_end(mr->def, &mr->env, &ep->val);
     ep->seconds = seconds + res.seconds;
     if (st == CLASP_OK) {
-        int64_t n = clasp_class_sum(res.count, K);
+        int64_t n = clasp_counts_n(&res.per_class);
         if (mr->attack)
-            run_say(R, "  epoch %d/%d: loss %.4f, validation clean %.2f%%, robust %.2f%% (%.1f s)",
-                    epoch + 1, R->p->epochs, ep->train_loss,
-                    run_pct(clasp_class_sum(res.clean_correct, K), n),
-                    run_pct(clasp_class_sum(res.robust_correct, K), n), ep->seconds);
+            run_say(R, "  epoch %d/%d: loss %.4f, %s clean %.2f%%, robust %.2f%% (%.1f s)",
+                    epoch + 1, R->p->epochs, ep->train_loss, R->val_name,
+                    run_pct(clasp_counts_clean(&res.per_class), n),
+                    run_pct(clasp_counts_robust(&res.per_class), n), ep->seconds);
         else
-            run_say(R, "  epoch %d/%d: loss %.4f, validation clean %.2f%% (%.1f s)", epoch + 1,
-                    R->p->epochs, ep->train_loss, run_pct(clasp_class_sum(res.clean_correct, K), n),
-                    ep->seconds);
+            run_say(R, "  epoch %d/%d: loss %.4f, %s clean %.2f%% (%.1f s)", epoch + 1,
+                    R->p->epochs, ep->train_loss, R->val_name,
+                    run_pct(clasp_counts_clean(&res.per_class), n), ep->seconds);
     }
     clasp_eval_result_free(&res);
     return st;
@@ -189,8 +184,9 @@ clasp_status run_train_epoch(runner *R, int mi, model_run *mr, int e)
         if (!isfinite(ln[0])) {
             st = clasp_error(CLASP_ERR_INVALID,
                              "model '%s': the training loss is %g at epoch %d, batch %lld; lower "
-                             "train.optimiser.lr",
-                             p->models[mi].name, ln[0] / ln[1], e + 1, b + 1);
+                             "%s",
+                             p->models[mi].name, ln[0] / ln[1], e + 1, b + 1,
+                             R->train_only ? "the learning rate" : "train.optimiser.lr");
             break;
         }
         R->pos.loss_sum += ln[0];
@@ -266,7 +262,10 @@ clasp_status run_finish_model(runner *R, int mi, model_run *mr)
         run_say(R, "  calibrated: temperature %.3g", (double)t);
     }
     char path[1400], seed[32];
-    CLASP_TRY(run_join_path(path, sizeof path, R->outdir, rep->checkpoint));
+    if (!R->train_only) CLASP_TRY(run_join_path(path, sizeof path, R->outdir, rep->checkpoint));
+    else if (!R->save_to) return CLASP_OK;
+    else if (snprintf(path, sizeof path, "%s", R->save_to) >= (int)sizeof path)
+        return clasp_error(CLASP_ERR_INVALID, "%s: path too long", R->save_to);
     snprintf(seed, sizeof seed, "%llu", (unsigned long long)p->seed);
     clasp_kv extra[] = {
         {"clasp.experiment", p->name},

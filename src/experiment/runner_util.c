@@ -113,6 +113,7 @@ clasp_status run_interrupted(runner *R, model_run *mr)
     /* No rank ends before rank 0 has written the state: a launcher may end
      * the whole job when the first rank exits with a nonzero status. */
     dist_barrier();
+    if (!R->state_path[0]) return clasp_error(CLASP_ERR_INTERRUPTED, "interrupted");
     return clasp_error(CLASP_ERR_INTERRUPTED, "interrupted; the state is saved in %s",
                        R->state_path);
 }

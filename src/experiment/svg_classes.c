@@ -63,17 +63,19 @@ static void bars_body(clasp_buf *b, const clasp_report *r, const bars_layout *L,
     clasp_buf_puts(b, "<g>\n");
     for (int k = 0; k < r->num_classes; k++) {
         double cx = L->ml + (k + 0.5) * L->gw;
-        if (a->count[k] <= 0) {
+        if (a->per_class.count[k] <= 0) {
             clasp_buf_printf(b,
                              "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" "
                              "font-size=\"9\" fill=\"#888\">n/a</text>\n",
                              cx, L->mt + L->ph - 4);
             continue;
         }
-        svg_bar(b, L, cx - L->bw - 1, clasp_rate(a->clean_correct[k], a->count[k]), SVG_CLEAN,
-                r->class_names[k], "clean", a->clean_correct[k], a->count[k]);
-        svg_bar(b, L, cx + 1, clasp_rate(a->robust_correct[k], a->count[k]), SVG_ROBUST,
-                r->class_names[k], "robust", a->robust_correct[k], a->count[k]);
+        svg_bar(b, L, cx - L->bw - 1,
+                clasp_rate(a->per_class.clean_correct[k], a->per_class.count[k]), SVG_CLEAN,
+                r->class_names[k], "clean", a->per_class.clean_correct[k], a->per_class.count[k]);
+        svg_bar(b, L, cx + 1, clasp_rate(a->per_class.robust_correct[k], a->per_class.count[k]),
+                SVG_ROBUST, r->class_names[k], "robust", a->per_class.robust_correct[k],
+                a->per_class.count[k]);
     }
     clasp_buf_puts(b, "</g>\n");
 }

@@ -14,7 +14,7 @@ static const char *const svg_palette[10] = {
 
 static int epoch_has_val(const clasp_epoch_report *e, int k)
 {
-    return e->val_count && e->val_clean && clasp_class_sum(e->val_count, k) > 0;
+    return e->val.count && e->val.clean_correct && clasp_class_sum(e->val.count, k) > 0;
 }
 
 int clasp_svg_epochs_wanted(const clasp_report *r, const clasp_model_report *m)
@@ -32,7 +32,7 @@ typedef struct epochs_layout {
 static int epochs_robust(const clasp_model_report *m, int k)
 {
     for (int i = 0; i < m->n_epochs; i++)
-        if (epoch_has_val(&m->epochs[i], k) && m->epochs[i].val_robust) return 1;
+        if (epoch_has_val(&m->epochs[i], k) && m->epochs[i].val.robust_correct) return 1;
     return 0;
 }
 
@@ -118,18 +118,18 @@ static void epochs_marker(clasp_buf *b, double x, double y, int k)
 
 static const int64_t *epoch_metric(const clasp_epoch_report *e, int robust)
 {
-    return robust ? e->val_robust : e->val_clean;
+    return robust ? e->val.robust_correct : e->val.clean_correct;
 }
 
 /* Whether epoch e has a point for class k. */
 static int epoch_point(const clasp_epoch_report *e, int robust, int k, int nk)
 {
-    return epoch_has_val(e, nk) && epoch_metric(e, robust) && e->val_count[k] > 0;
+    return epoch_has_val(e, nk) && epoch_metric(e, robust) && e->val.count[k] > 0;
 }
 
 static double epoch_y(const epochs_layout *L, const clasp_epoch_report *e, int k)
 {
-    return L->mt + L->ph * (1 - clasp_rate(epoch_metric(e, L->robust)[k], e->val_count[k]));
+    return L->mt + L->ph * (1 - clasp_rate(epoch_metric(e, L->robust)[k], e->val.count[k]));
 }
 
 static void epochs_class_line(clasp_buf *b, const clasp_model_report *m, const epochs_layout *L,
