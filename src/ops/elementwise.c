@@ -220,15 +220,23 @@ clasp_status clasp_scale(clasp_tensor *x, float alpha)
     return clasp_ops_launch_1d(x->ctx, k, "scale", x->numel, 256);
 }
 
-clasp_status clasp_add_scaled(const clasp_tensor *a, float alpha, const clasp_tensor *b,
-                              clasp_tensor *out)
+/* a, b and out: float tensors of one context with as many elements. */
+static clasp_status check_binary(const char *op, const clasp_tensor *a, const clasp_tensor *b,
+                                 const clasp_tensor *out)
 {
-    static const char op[] = "clasp_add_scaled";
     CLASP_TRY(clasp_ops_check_tensor(op, "a", a, CLASP_F32));
     CLASP_TRY(clasp_ops_check_tensor(op, "b", b, CLASP_F32));
     CLASP_TRY(clasp_ops_check_tensor(op, "out", out, CLASP_F32));
     CLASP_TRY(check_same(op, "a", a, "b", b));
     CLASP_TRY(check_same(op, "a", a, "out", out));
+    return CLASP_OK;
+}
+
+clasp_status clasp_add_scaled(const clasp_tensor *a, float alpha, const clasp_tensor *b,
+                              clasp_tensor *out)
+{
+    static const char op[] = "clasp_add_scaled";
+    CLASP_TRY(check_binary(op, a, b, out));
     if (!a->numel) return CLASP_OK;
     cl_kernel k;
     CLASP_TRY(clasp_kernel_get(a->ctx, "elementwise", NULL, "add_scaled", &k));
@@ -242,11 +250,7 @@ clasp_status clasp_add_scaled(const clasp_tensor *a, float alpha, const clasp_te
 clasp_status clasp_mul(const clasp_tensor *a, const clasp_tensor *b, clasp_tensor *out)
 {
     static const char op[] = "clasp_mul";
-    CLASP_TRY(clasp_ops_check_tensor(op, "a", a, CLASP_F32));
-    CLASP_TRY(clasp_ops_check_tensor(op, "b", b, CLASP_F32));
-    CLASP_TRY(clasp_ops_check_tensor(op, "out", out, CLASP_F32));
-    CLASP_TRY(check_same(op, "a", a, "b", b));
-    CLASP_TRY(check_same(op, "a", a, "out", out));
+    CLASP_TRY(check_binary(op, a, b, out));
     if (!a->numel) return CLASP_OK;
     cl_kernel k;
     CLASP_TRY(clasp_kernel_get(a->ctx, "elementwise", NULL, "mul", &k));
