@@ -574,6 +574,24 @@ static void test_exclude_classes_run(void **state)
     rm_tree(out);
 }
 
+/* Fails unless files a and b hold the same bytes; returns their length. */
+static long assert_same_file(const char *pa, const char *pb)
+{
+    FILE *a = fopen(pa, "rb"), *b = fopen(pb, "rb");
+    assert_non_null(a);
+    assert_non_null(b);
+    long n = 0;
+    int ca, cb;
+    do {
+        ca = fgetc(a), cb = fgetc(b);
+        if (ca != cb) fail_msg("%s and %s differ at byte %ld", pa, pb, n);
+        n++;
+    } while (ca != EOF);
+    fclose(a);
+    fclose(b);
+    return n - 1;
+}
+
 /* Training alone (clasp_experiment_train, what `clasp train` runs) is the
  * runner's training: on the runner's own split it writes the very
  * checkpoint a whole run writes, for standard training and for a defense
@@ -626,19 +644,7 @@ static void test_train_alone_is_the_runners_training(void **state)
         assert_true((rep.epochs[1].val.robust_correct != NULL) == (p->models[mi].defense != NULL));
         clasp_model_report_free(&rep);
         assert_int_equal(rep.n_epochs, 0);
-        FILE *a = fopen(mine, "rb"), *b = fopen(theirs, "rb");
-        assert_non_null(a);
-        assert_non_null(b);
-        long n = 0;
-        int ca, cb;
-        do {
-            ca = fgetc(a), cb = fgetc(b);
-            if (ca != cb) fail_msg("%s and %s differ at byte %ld", mine, theirs, n);
-            n++;
-        } while (ca != EOF);
-        assert_true(n > 1000);
-        fclose(a);
-        fclose(b);
+        assert_true(assert_same_file(mine, theirs) > 1000);
     }
     /* Neither a state file nor a report of its own. */
     assert_false(exists(dir, "state.safetensors"));
@@ -705,18 +711,7 @@ static void test_train_command_is_the_runners_training(void **state)
     assert_non_null(row);
     assert_non_null(strstr(row, all));
     clasp_model_report_free(&rep);
-    FILE *a = fopen(mine, "rb"), *b = fopen(theirs, "rb");
-    assert_non_null(a);
-    assert_non_null(b);
-    long at = 0;
-    int ca, cb;
-    do {
-        ca = fgetc(a), cb = fgetc(b);
-        if (ca != cb) fail_msg("%s and %s differ at byte %ld", mine, theirs, at);
-        at++;
-    } while (ca != EOF);
-    fclose(a);
-    fclose(b);
+    assert_same_file(mine, theirs);
     clasp_dataset_free(&train);
     clasp_dataset_free(&test);
     clasp_plan_free(p);
