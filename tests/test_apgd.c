@@ -461,14 +461,8 @@ static void test_apgd_multiclass_linear(void **state)
 /* A small CNN with random weights on 1x8x8 inputs, three classes. */
 static clasp_model *small_cnn(uint64_t seed)
 {
-    clasp_layer_spec *ls;
-    int nl;
-    assert_ok(clasp_arch_parse("conv3x3-4p1,relu,maxpool2,flatten,fc16,relu,fc3", &ls, &nl));
-    clasp_model *m;
-    assert_ok(clasp_model_new(tu_shared_ctx, ls, nl, 1, 8, 8, &m));
-    free(ls);
-    assert_ok(clasp_model_init(m, seed));
-    return m;
+    return tu_model(tu_shared_ctx, "conv3x3-4p1,relu,maxpool2,flatten,fc16,relu,fc3", 1, 8, 8,
+                    seed);
 }
 
 enum { NB = 12, DB = 64 };

@@ -29,17 +29,11 @@ static void run(clasp_attack_instance *a, clasp_model *m, const float *xh, const
     assert_ok(tu_attack_run(tu_shared_ctx, a, m, xh, yh, n, seed, adv, pred_out));
 }
 
-/* A small CNN with random weights on 1x8x8 inputs. */
+/* A small CNN with random weights on 1x8x8 inputs, three classes. */
 static clasp_model *small_cnn(uint64_t seed)
 {
-    clasp_layer_spec *ls;
-    int nl;
-    assert_ok(clasp_arch_parse("conv3x3-4p1,relu,maxpool2,flatten,fc16,relu,fc3", &ls, &nl));
-    clasp_model *m;
-    assert_ok(clasp_model_new(tu_shared_ctx, ls, nl, 1, 8, 8, &m));
-    free(ls);
-    assert_ok(clasp_model_init(m, seed));
-    return m;
+    return tu_model(tu_shared_ctx, "conv3x3-4p1,relu,maxpool2,flatten,fc16,relu,fc3", 1, 8, 8,
+                    seed);
 }
 
 /* flatten + fc(k) on 1x2x2 inputs with the given weights [k,4] and biases. */
@@ -518,13 +512,7 @@ static void test_trained_blobs(void **state)
     clasp_dataset train, test;
     blobs(&train, 600, 1);
     blobs(&test, 300, 2);
-    clasp_layer_spec *ls;
-    int nl;
-    assert_ok(clasp_arch_parse("flatten,fc32,relu,fc3", &ls, &nl));
-    clasp_model *m;
-    assert_ok(clasp_model_new(tu_shared_ctx, ls, nl, 1, SIDE, SIDE, &m));
-    free(ls);
-    assert_ok(clasp_model_init(m, 3));
+    clasp_model *m = tu_model(tu_shared_ctx, "flatten,fc32,relu,fc3", 1, SIDE, SIDE, 3);
     clasp_sgd *o;
     assert_ok(clasp_sgd_new(m, 0.05f, 0.9f, 0.0f, &o));
     clasp_batcher *tb, *eb;

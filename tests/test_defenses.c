@@ -52,17 +52,11 @@ static clasp_defense_instance *defense(const char *name, const char *const *kv)
 
 enum { K = 3, N = 24, D = 64 };
 
-/* A small CNN on 1x8x8 inputs, initialised from a seed. */
+/* A small CNN with random weights on 1x8x8 inputs, three classes. */
 static clasp_model *small_cnn(uint64_t seed)
 {
-    clasp_layer_spec *ls;
-    int nl;
-    assert_ok(clasp_arch_parse("conv3x3-4p1,relu,maxpool2,flatten,fc16,relu,fc3", &ls, &nl));
-    clasp_model *m;
-    assert_ok(clasp_model_new(tu_shared_ctx, ls, nl, 1, 8, 8, &m));
-    free(ls);
-    assert_ok(clasp_model_init(m, seed));
-    return m;
+    return tu_model(tu_shared_ctx, "conv3x3-4p1,relu,maxpool2,flatten,fc16,relu,fc3", 1, 8, 8,
+                    seed);
 }
 
 /* n images of 1x8x8: noise plus a bright 3x3 patch whose corner depends on
@@ -451,13 +445,7 @@ static void test_pgd_at_step_matches_reference(void **state)
     float xh[N * D];
     int32_t yh[N];
     make_images(xh, yh, N, 11);
-    clasp_layer_spec *ls;
-    int nl;
-    assert_ok(clasp_arch_parse("flatten,fc16,relu,fc3", &ls, &nl));
-    clasp_model *m;
-    assert_ok(clasp_model_new(tu_shared_ctx, ls, nl, 1, 8, 8, &m));
-    free(ls);
-    assert_ok(clasp_model_init(m, 21));
+    clasp_model *m = tu_model(tu_shared_ctx, "flatten,fc16,relu,fc3", 1, 8, 8, 21);
     assert_int_equal(clasp_model_num_params(m), 4);
     size_t np;
     float *p0 = read_all(m, 0, &np);

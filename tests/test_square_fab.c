@@ -425,18 +425,6 @@ static void run(clasp_attack_instance *a, clasp_model *m, const float *xh, const
     assert_ok(tu_attack_run(tu_shared_ctx, a, m, xh, yh, n, seed, adv, pred_out));
 }
 
-static clasp_model *model_from(const char *arch, int c, int h, int w, uint64_t seed)
-{
-    clasp_layer_spec *ls;
-    int nl;
-    assert_ok(clasp_arch_parse(arch, &ls, &nl));
-    clasp_model *m;
-    assert_ok(clasp_model_new(tu_shared_ctx, ls, nl, c, h, w, &m));
-    free(ls);
-    assert_ok(clasp_model_init(m, seed));
-    return m;
-}
-
 enum { NB = 10 };
 
 static void test_plugins_invariants(void **state)
@@ -461,8 +449,8 @@ static void test_plugins_invariants(void **state)
         {"fab", {"eps=0.3", "steps=5", "targeted=false", NULL}, 0.3f},
     };
     for (size_t mi = 0; mi < sizeof models / sizeof models[0]; mi++) {
-        clasp_model *m =
-            model_from(models[mi].arch, models[mi].c, models[mi].h, models[mi].w, 5 + mi);
+        clasp_model *m = tu_model(tu_shared_ctx, models[mi].arch, models[mi].c, models[mi].h,
+                                  models[mi].w, 5 + mi);
         int d = models[mi].c * models[mi].h * models[mi].w;
         float *xh = malloc((size_t)NB * d * sizeof(float));
         int32_t yh[NB];
@@ -524,7 +512,7 @@ static void test_plugins_linear(void **state)
     float w[K * D], b[K] = {0.0f, 0.0f};
     tu_fill_random(w, K * D, 71, -1.0f, 1.0f);
     for (int e = 0; e < D; e++) b[0] -= 0.5f * (w[e] - w[D + e]); /* boundary through the middle */
-    clasp_model *m = model_from("flatten,fc2", 1, 4, 4, 1);
+    clasp_model *m = tu_model(tu_shared_ctx, "flatten,fc2", 1, 4, 4, 1);
     assert_ok(clasp_tensor_write(clasp_model_param(m, 0), w));
     assert_ok(clasp_tensor_write(clasp_model_param(m, 1), b));
     lin_model lm = {.k = K, .d = D, .w = w, .b = b};

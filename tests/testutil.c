@@ -284,3 +284,15 @@ clasp_status tu_attack_run(clasp_ctx *ctx, clasp_attack_instance *a, clasp_model
     clasp_tensor_free(pred), clasp_tensor_free(check);
     return s;
 }
+
+clasp_model *tu_model(clasp_ctx *ctx, const char *arch, int c, int h, int w, uint64_t seed)
+{
+    clasp_layer_spec *ls;
+    int nl;
+    assert_ok(clasp_arch_parse(arch, &ls, &nl));
+    clasp_model *m;
+    assert_ok(clasp_model_new(ctx, ls, nl, c, h, w, &m));
+    free(ls);
+    assert_ok(clasp_model_init(m, seed));
+    return m;
+}

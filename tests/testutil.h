@@ -71,6 +71,10 @@ void tu_write_bars_idx(const char *dir, const char *prefix, int n, int side, uin
  * a and b are json_object pointers. */
 void tu_assert_same_json(void *a, void *b, const char *path);
 
+/* A model of the layer list arch on c x h x w inputs, initialised from
+ * seed; fails the test when refused. */
+clasp_model *tu_model(clasp_ctx *ctx, const char *arch, int c, int h, int w, uint64_t seed);
+
 /* Reads a tensor into a new malloc'd host array. */
 float *tu_read(const clasp_tensor *t);
 
