@@ -182,6 +182,24 @@ static void remove_report(const char *dir)
     tu_rmdir(dir);
 }
 
+/* A filled fixture (fill_report), freed by end_fixture. */
+static fixture *new_fixture(void)
+{
+    fixture *f = calloc(1, sizeof *f);
+    assert_non_null(f);
+    fill_report(f);
+    return f;
+}
+
+/* Removes the fixture's report folder (kept when CLASP_KEEP_REPORT is
+ * set, to look at) and frees it. */
+static void end_fixture(fixture *f)
+{
+    if (getenv("CLASP_KEEP_REPORT")) printf("report kept in %s\n", f->dir);
+    else remove_report(f->dir);
+    free(f);
+}
+
 static int count_str(const char *s, const char *what)
 {
     int n = 0;
@@ -439,9 +457,7 @@ static void check_no_tmp(const char *dir)
 static void full_report_is_consistent(void **state)
 {
     (void)state;
-    fixture *f = calloc(1, sizeof *f);
-    assert_non_null(f);
-    fill_report(f);
+    fixture *f = new_fixture();
     tu_tmpdir(f->dir, sizeof f->dir);
     assert_ok(clasp_report_write(&f->r, f->dir));
     /* Writing again over an existing report works too. */
@@ -454,17 +470,13 @@ static void full_report_is_consistent(void **state)
     char charts[512];
     path_in(charts, sizeof charts, f->dir, "charts");
     check_no_tmp(charts);
-    if (getenv("CLASP_KEEP_REPORT")) printf("report kept in %s\n", f->dir);
-    else remove_report(f->dir);
-    free(f);
+    end_fixture(f);
 }
 
 static void missing_folder_is_named(void **state)
 {
     (void)state;
-    fixture *f = calloc(1, sizeof *f);
-    assert_non_null(f);
-    fill_report(f);
+    fixture *f = new_fixture();
     const char *dir = "/nonexistent-clasp-dir/report";
     assert_int_equal(clasp_report_write(&f->r, dir), CLASP_ERR_IO);
     assert_non_null(strstr(clasp_last_error(), dir));
@@ -476,9 +488,7 @@ static void missing_folder_is_named(void **state)
 static void slug_clashes_get_distinct_charts(void **state)
 {
     (void)state;
-    fixture *f = calloc(1, sizeof *f);
-    assert_non_null(f);
-    fill_report(f);
+    fixture *f = new_fixture();
     snprintf(f->models[0].name, sizeof f->models[0].name, "x y");
     snprintf(f->models[1].name, sizeof f->models[1].name, "x-y");
     for (int m = 0; m < 2; m++)
@@ -499,8 +509,7 @@ static void slug_clashes_get_distinct_charts(void **state)
                         "charts/x-y-fgsm-eps-0-1-2-classes.svg");
     assert_null(jget(jget(m1, "charts"), "epochs"));
     json_object_put(root);
-    remove_report(f->dir);
-    free(f);
+    end_fixture(f);
 }
 
 static void slugs_and_escaping(void **state)
@@ -674,9 +683,7 @@ static void hundred_classes(void **state)
 static void worst_case_is_the_per_example_and(void **state)
 {
     (void)state;
-    fixture *f = calloc(1, sizeof *f);
-    assert_non_null(f);
-    fill_report(f);
+    fixture *f = new_fixture();
     clasp_report *r = &f->r;
     r->n_models = 1;
     clasp_model_report *m = &f->models[0];
@@ -774,8 +781,7 @@ static void worst_case_is_the_per_example_and(void **state)
     snprintf(want, sizeof want, ",a=%lld;b=%lld\n", (long long)first[0][0], (long long)first[1][0]);
     assert_non_null(strstr(csv, want));
     free(csv);
-    remove_report(f->dir);
-    free(f);
+    end_fixture(f);
 }
 
 /* ---- Spearman -------------------------------------------------------------- */
@@ -824,9 +830,7 @@ static json_object *attack_by_label(json_object *jm, const char *label)
 static void unbounded_and_relations(void **state)
 {
     (void)state;
-    fixture *f = calloc(1, sizeof *f);
-    assert_non_null(f);
-    fill_report(f);
+    fixture *f = new_fixture();
     static const int64_t clean[K] = {9, 11, 6};
     static const int64_t rob[4][K] = {{4, 6, 2}, {3, 5, 1}, {2, 5, 1}, {0, 1, 0}};
     static const char *const labels[4] = {"fgsm", "pgd", "tpgd T=0.5", "cw"};
@@ -963,9 +967,7 @@ static void unbounded_and_relations(void **state)
         else assert_null(strstr(md, "left out of every"));
         free(md);
     }
-    if (getenv("CLASP_KEEP_REPORT")) printf("report kept in %s\n", f->dir);
-    else remove_report(f->dir);
-    free(f);
+    end_fixture(f);
 }
 
 /* The gradient-free check: square against the strongest gradient attack
@@ -973,9 +975,7 @@ static void unbounded_and_relations(void **state)
 static void gradient_free_check(void **state)
 {
     (void)state;
-    fixture *f = calloc(1, sizeof *f);
-    assert_non_null(f);
-    fill_report(f);
+    fixture *f = new_fixture();
     static const int64_t clean[K] = {9, 11, 6};
     static const int64_t rob[3][K] = {{1, 1, 1}, {3, 5, 1}, {2, 5, 1}};
     static const char *const plugins[3] = {"fgsm", "pgd", "square"};
@@ -1014,8 +1014,7 @@ static void gradient_free_check(void **state)
     assert_non_null(strstr(md, "gradient masking"));
     assert_non_null(strstr(md, "*cat, fluffy* (-10.0 points)"));
     free(md);
-    remove_report(f->dir);
-    free(f);
+    end_fixture(f);
 }
 
 int main(void)
