@@ -446,23 +446,35 @@ static void test_instances(void **state)
     clasp_registry_free(r);
 }
 
+/* A fresh folder to build a plugin in outside the tree; skips the test
+ * when there is no C compiler or pkg-config. */
+static void out_of_tree_dir(char dir[DIR_MAX])
+{
+    find_dirs();
+    if (system("command -v cc >/dev/null 2>&1 && command -v pkg-config >/dev/null 2>&1") != 0)
+        skip();
+    tu_tmpdir(dir, DIR_MAX);
+}
+
+static void out_of_tree_build(const char *cmd)
+{
+    int rc = system(cmd);
+    if (rc != 0) fail_msg("out-of-tree build failed (%d): %s", rc, cmd);
+}
+
 /* The example plugin, built the way a user outside the tree would build
  * it, then found through CLASP_PLUGIN_PATH and run by name. */
 static void test_out_of_tree_example(void **state)
 {
     (void)state;
-    find_dirs();
-    if (system("command -v cc >/dev/null 2>&1 && command -v pkg-config >/dev/null 2>&1") != 0)
-        skip();
     char dir[DIR_MAX], cmd[8 * DIR_MAX];
-    tu_tmpdir(dir, sizeof dir);
+    out_of_tree_dir(dir);
     snprintf(cmd, sizeof cmd,
              "cd '%s' && PKG_CONFIG_PATH='%s/meson-uninstalled' cc -shared -fPIC "
              "'%s/plugins/noise.c' $(PKG_CONFIG_PATH='%s/meson-uninstalled' pkg-config --cflags "
              "--libs clasp) -o noise.so",
              dir, build_dir, exe_dir, build_dir);
-    int rc = system(cmd);
-    if (rc != 0) fail_msg("out-of-tree build failed (%d): %s", rc, cmd);
+    out_of_tree_build(cmd);
 
     const char *old = getenv("CLASP_PLUGIN_PATH");
     char *saved = old ? strdup(old) : NULL;
@@ -522,11 +534,8 @@ static void test_out_of_tree_example(void **state)
 static void test_out_of_tree_wrapper(void **state)
 {
     (void)state;
-    find_dirs();
-    if (system("command -v cc >/dev/null 2>&1 && command -v pkg-config >/dev/null 2>&1") != 0)
-        skip();
     char dir[DIR_MAX], cmd[8 * DIR_MAX];
-    tu_tmpdir(dir, sizeof dir);
+    out_of_tree_dir(dir);
     /* The headers `meson install` installs (include/clasp/, whole), copied
      * alone into the folder: nothing else of the tree is on the path. */
     snprintf(cmd, sizeof cmd,
@@ -537,8 +546,7 @@ static void test_out_of_tree_wrapper(void **state)
              "$(pkg-config --cflags OpenCL) '%s/plugins/focus.c' $(pkg-config --libs clasp) "
              "-o focus.so",
              dir, build_dir, exe_dir);
-    int rc = system(cmd);
-    if (rc != 0) fail_msg("out-of-tree build failed (%d): %s", rc, cmd);
+    out_of_tree_build(cmd);
 
     clasp_registry *r;
     assert_ok(clasp_registry_open(&r)); /* the built-in defenses */
