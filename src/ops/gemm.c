@@ -212,6 +212,13 @@ typedef struct tiled_plan {
     int M, N;      /* the kernel's problem size */
 } tiled_plan;
 
+/* Rows of C from which copying B into 16-column panels (a copy of N*K
+ * floats for 2*M*N*K flops) pays for itself on CPUs: measured on
+ * PoCL/Xeon, M = 128 ran ~5-15% faster with the copy, M = 64 ~25% slower.
+ * Used both to choose which operand an NT product transposes and whether
+ * to pack a plain B (pack_pays). */
+#define GEMM_PACK_MIN_M 128
+
 static tiled_plan plan_tiled(int ta, int tb, int m, int n)
 {
     tiled_plan t = {0, 0, XPOSE_NONE, m, n};
@@ -232,7 +239,7 @@ static tiled_plan plan_tiled(int ta, int tb, int m, int n)
          * kernel reads far faster than a plain matrix: worth copying the
          * larger operand once M gives each copied float 2*M flops of work
          * (fc1 of the default CNN at batch 336: ~160 -> ~250 GFLOPS). */
-        if (via_a && m >= 128 && n % 16 == 0) via_a = 0;
+        if (via_a && m >= GEMM_PACK_MIN_M && n % CLASP_GEMM_PANEL == 0) via_a = 0;
         if (!via_a && n < 16 && m >= 16) via_a = 1;
         if (via_a) {
             t.xpose = XPOSE_A;
@@ -594,12 +601,11 @@ static clasp_status enqueue_pack_b(clasp_ctx *ctx, int k, int n, cl_mem src, cl_
  * when its rows are a page or more apart (every step along K then lands
  * on another page, a TLB miss on CPUs, as for a linear layer's weight
  * [1024, 3136] in its input gradient) and M is large enough for the copy
- * (N*K floats) to cost little next to the product (2*M*N*K flops).
- * Measured on PoCL/Xeon, copy included: [336 x 3136, K 1024] ~160 -> ~230
- * GFLOPS, M = 128 ~5-15% faster, M = 64 ~25% slower. */
+ * (GEMM_PACK_MIN_M). Measured on PoCL/Xeon, copy included: [336 x 3136,
+ * K 1024] ~160 -> ~230 GFLOPS. */
 static int pack_pays(int M, int N, int ldb)
 {
-    return N % CLASP_GEMM_PANEL == 0 && M >= 128 && (size_t)ldb * sizeof(float) >= 4096;
+    return N % CLASP_GEMM_PANEL == 0 && M >= GEMM_PACK_MIN_M && (size_t)ldb * sizeof(float) >= 4096;
 }
 
 /* Range and group of a tile kernel: dimension 0 enumerates the tiles
