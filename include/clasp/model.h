@@ -12,6 +12,7 @@
 
 #include "clasp/ops.h"
 #include "clasp/tensor.h"
+#include "clasp/torchfile.h"
 
 #include "clasp/export.h"
 
@@ -259,6 +260,30 @@ clasp_status clasp_model_save(clasp_model *m, const clasp_sgd *o, const clasp_kv
  * tensor or a shape mismatch is an error naming the tensor. */
 clasp_status clasp_model_load(clasp_ctx *ctx, const char *path, const char *arch_fallback,
                               const int *in_chw, clasp_model **out);
+
+/* The same, and what was read (*info, may be NULL): the file's format, the
+ * entry of a PyTorch checkpoint that held the state dict and the prefix
+ * removed from its names ("module."). Every model file format
+ * clasp_ckpt_read takes works here: safetensors, PyTorch's zip and legacy
+ * files. */
+clasp_status clasp_model_load_info(clasp_ctx *ctx, const char *path, const char *arch_fallback,
+                                   const int *in_chw, clasp_ckpt_info *info, clasp_model **out);
+
+/* Loads the weights of a model file into m, a model already built (from a
+ * zoo entry, say): every tensor of the file must be one of m's
+ * parameters or buffers with the same shape, and every one of m's must be
+ * in the file; an error names the first that is not. `ignore` (may be
+ * NULL): comma-separated names of tensors the file may carry beyond m's
+ * (an item ending in '.' is a prefix: "sub_block1."), as a zoo entry's
+ * ignore_tensors says. *info (may be NULL) as for clasp_model_load_info. */
+clasp_status clasp_model_load_weights(clasp_model *m, const char *path, const char *ignore,
+                                      clasp_ckpt_info *info);
+
+/* The preset a state dict without clasp metadata was saved from, told by
+ * its tensor names and shapes (resnet18, wrn-28-10, ...), into buf: 1 when
+ * one fits the names, else 0. The activation (relu or swish) cannot be
+ * seen in the names: a found preset is the relu one. */
+int clasp_ckpt_detect_arch(const clasp_st_file *f, char *buf, size_t size);
 
 /* Loads momentum buffers from a checkpoint saved with an optimiser (for
  * resuming); absent buffers are an error. */

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "clasp/safetensors.h"
+#include "clasp/torchfile.h"
 #include "clasp_config.h"
 #include "nn/nn_internal.h"
 
@@ -117,11 +118,28 @@ static clasp_status load_into(clasp_tensor *t, const clasp_st_file *f, const cha
 /* Every tensor of the file must be one the model expects (or a momentum
  * buffer of a state file): an unexpected name means another
  * architecture, and is reported before any missing one. */
-static clasp_status check_names(const clasp_model *m, const clasp_st_file *f, const char *path)
+/* 1 when `name` is in the comma-separated list (an item ending in '.'
+ * is a prefix). */
+static int ignored(const char *name, const char *list)
+{
+    for (const char *p = list; p && *p;) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (len && p[len - 1] == '.' ? !strncmp(name, p, len)
+                                     : len && strlen(name) == len && !strncmp(name, p, len))
+            return 1;
+        p = end ? end + 1 : p + len;
+    }
+    return 0;
+}
+
+static clasp_status check_names(const clasp_model *m, const clasp_st_file *f, const char *path,
+                                const char *ignore)
 {
     for (size_t t = 0; t < f->n_tensors; t++) {
         const char *name = f->tensors[t].name;
         if (!strncmp(name, "optimizer.", 10)) continue;
+        if (ignored(name, ignore)) continue;
         int known = 0;
         for (int i = 0; !known && i < m->n_params; i++) known = !strcmp(name, m->names[i]);
         for (int i = 0; !known && i < m->n_buffers; i++) known = !strcmp(name, m->buffers[i].name);
@@ -129,8 +147,10 @@ static clasp_status check_names(const clasp_model *m, const clasp_st_file *f, co
             char arch[200];
             clasp_model_arch(m, arch, sizeof arch);
             return clasp_error(CLASP_ERR_FORMAT,
-                               "%s: unexpected tensor '%s' for the architecture '%s'", path, name,
-                               arch);
+                               "%s: unexpected tensor '%s' for the architecture '%s'%s", path,
+                               name, arch,
+                               ignore ? "" : " (a RobustBench model? --zoo NAME says which tensors "
+                                             "it may carry)");
         }
     }
     return CLASP_OK;
@@ -240,12 +260,52 @@ static int preset_classes(const clasp_st_file *f)
     return t && t->ndim == 2 ? (int)t->shape[0] : 0;
 }
 
+/* Any model file as a state dict (safetensors, or PyTorch's zip or legacy
+ * pickle format), with what was read and which prefix was removed. */
+static clasp_status read_any(const char *path, clasp_st_file *f, clasp_ckpt_info *info)
+{
+    clasp_ckpt_info tmp;
+    return clasp_ckpt_read(path, f, info ? info : &tmp);
+}
+
+/* Every parameter and buffer of m from f (names checked first). */
+static clasp_status load_tensors(clasp_model *m, const clasp_st_file *f, const char *path,
+                                 const char *ignore)
+{
+    clasp_status st = check_names(m, f, path, ignore);
+    for (int i = 0; st == CLASP_OK && i < m->n_params; i++)
+        st = load_into(m->params[i], f, m->names[i], path);
+    for (int i = 0; st == CLASP_OK && i < m->n_buffers; i++) {
+        model_buffer *b = &m->buffers[i];
+        if (b->is_i64) st = load_i64(&b->i64, f, b->name, path);
+        else st = load_into(b->t, f, b->name, path);
+    }
+    if (st == CLASP_OK) st = load_calibration(m, f, path);
+    return st;
+}
+
+clasp_status clasp_model_load_weights(clasp_model *m, const char *path, const char *ignore,
+                                      clasp_ckpt_info *info)
+{
+    clasp_st_file f;
+    CLASP_TRY(read_any(path, &f, info));
+    clasp_status st = load_tensors(m, &f, path, ignore);
+    clasp_st_free(&f);
+    return st;
+}
+
 clasp_status clasp_model_load(clasp_ctx *ctx, const char *path, const char *arch_fallback,
                               const int *in_chw, clasp_model **out)
 {
+    return clasp_model_load_info(ctx, path, arch_fallback, in_chw, NULL, out);
+}
+
+clasp_status clasp_model_load_info(clasp_ctx *ctx, const char *path, const char *arch_fallback,
+                                   const int *in_chw, clasp_ckpt_info *info, clasp_model **out)
+{
     *out = NULL;
     clasp_st_file f;
-    CLASP_TRY(clasp_st_read(path, &f));
+    CLASP_TRY(read_any(path, &f, info));
     const char *arch = clasp_st_meta(&f, "clasp.arch");
     const char *input = clasp_st_meta(&f, "clasp.input");
     const char *norm = clasp_st_meta(&f, "clasp.normalize");
@@ -298,15 +358,7 @@ clasp_status clasp_model_load(clasp_ctx *ctx, const char *path, const char *arch
         if (st == CLASP_OK) st = clasp_model_new(ctx, ls, n, c, h, w, &m);
         free(ls);
     }
-    if (st == CLASP_OK) st = check_names(m, &f, path);
-    for (int i = 0; st == CLASP_OK && i < m->n_params; i++)
-        st = load_into(m->params[i], &f, m->names[i], path);
-    for (int i = 0; st == CLASP_OK && i < m->n_buffers; i++) {
-        model_buffer *b = &m->buffers[i];
-        if (b->is_i64) st = load_i64(&b->i64, &f, b->name, path);
-        else st = load_into(b->t, &f, b->name, path);
-    }
-    if (st == CLASP_OK) st = load_calibration(m, &f, path);
+    if (st == CLASP_OK) st = load_tensors(m, &f, path, NULL);
     clasp_st_free(&f);
     if (st != CLASP_OK) {
         clasp_model_free(m);
@@ -335,11 +387,16 @@ clasp_status clasp_sgd_load(clasp_sgd *o, const char *path)
 clasp_status clasp_checkpoint_meta(const char *path, const char *key, char *buf, size_t size)
 {
     clasp_st_file f;
-    CLASP_TRY(clasp_st_read(path, &f));
+    CLASP_TRY(read_any(path, &f, NULL));
     const char *v = clasp_st_meta(&f, key);
     clasp_status st =
         v ? CLASP_OK : clasp_error(CLASP_ERR_NOT_FOUND, "%s: no metadata '%s'", path, key);
     if (v) snprintf(buf, size, "%s", v);
     clasp_st_free(&f);
     return st;
+}
+
+int clasp_ckpt_detect_arch(const clasp_st_file *f, char *buf, size_t size)
+{
+    return f && buf && size && detect_arch(f, buf, size) != NULL;
 }
