@@ -18,6 +18,7 @@ static const command commands[] = {
     {"train", cmd_train, "train the default CNN: clasp train [--epochs N] [--data DIR] [--save F]"},
     {"attack", cmd_attack, "attack a checkpoint: clasp attack --model F --attack NAME [--set k=v]"},
     {"plugins", cmd_plugins, "list attack and defense plugins with their parameters"},
+    {"zoo", cmd_zoo, "RobustBench models clasp can load: clasp zoo [NAME] [--supported]"},
     {"devices", cmd_devices, "list OpenCL devices and mark the one clasp uses"},
     {"bench", cmd_bench, "images/s for inference, training and PGD-10 training"},
     {"tune", cmd_tune,
