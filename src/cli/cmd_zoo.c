@@ -103,15 +103,15 @@ int cmd_zoo(int argc, char **argv)
         print_entry(e);
         return 0;
     }
-    printf("%-42s %-8s %-5s %s\n", "name", "dataset", "threat", "clasp architecture");
+    printf("%-42s %-8s %-6s %s\n", "name", "dataset", "threat", "clasp architecture");
     for (size_t i = 0; i < clasp_zoo_count(); i++) {
         const clasp_zoo_entry *e = clasp_zoo_get(i);
         if ((dataset && strcmp(dataset, e->dataset)) || (threat && strcmp(threat, e->threat)) ||
             (only_supported && !e->arch))
             continue;
-        if (e->arch) printf("%-42s %-8s %-5s %s\n", e->name, e->dataset, e->threat, e->arch);
+        if (e->arch) printf("%-42s %-8s %-6s %s\n", e->name, e->dataset, e->threat, e->arch);
         else
-            printf("%-42s %-8s %-5s unsupported: %s\n", e->name, e->dataset, e->threat, e->why_not);
+            printf("%-42s %-8s %-6s unsupported: %s\n", e->name, e->dataset, e->threat, e->why_not);
     }
     printf("\n");
     for (int k = 0; k < nb; k++)
