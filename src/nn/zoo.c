@@ -244,13 +244,15 @@ static int distance(const char *a, const char *b)
     return row[nb];
 }
 
-/* Appends ", cifar10 Linf" style pairs of the rows named `name` to buf. */
-static void list_pairs(char *buf, size_t size, const char *name)
+/* Writes "cifar10 Linf and cifar10 L2": where the rows named `name` that
+ * match dataset and threat (NULL: any) are. */
+static void list_pairs(char *buf, size_t size, const char *name, const char *dataset,
+                       const char *threat)
 {
     size_t len = strlen(buf);
     int first = 1;
     for (size_t i = 0; i < ZOO_N && len < size; i++) {
-        if (strcmp(zoo[i].name, name)) continue;
+        if (strcmp(zoo[i].name, name) || !row_matches(&zoo[i], dataset, threat)) continue;
         int k = snprintf(buf + len, size - len, "%s%s %s", first ? "" : " and ", zoo[i].dataset,
                          zoo[i].threat);
         if (k > 0) len += (size_t)k;
@@ -303,12 +305,14 @@ clasp_status clasp_zoo_find(const char *name, const char *dataset, const char *t
     }
     if (!named) return unknown_name(name);
     char pairs[512] = "";
-    list_pairs(pairs, sizeof pairs, name);
-    if (!found)
+    if (!found) {
+        list_pairs(pairs, sizeof pairs, name, NULL, NULL);
         return clasp_error(CLASP_ERR_NOT_FOUND, "%s is not in the zoo for %s%s%s; it exists for %s",
                            name, dataset ? dataset : "", dataset && threat ? " " : "",
                            threat ? threat : "", pairs);
+    }
     if (found > 1) {
+        list_pairs(pairs, sizeof pairs, name, dataset, threat);
         const char *give = same_dataset  ? "--threat"
                            : same_threat ? "--dataset"
                                          : "--dataset, --threat or both";
