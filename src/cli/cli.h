@@ -22,6 +22,7 @@ int cmd_check(int argc, char **argv);
 int cmd_tune(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
+int cmd_zoo(int argc, char **argv);
 
 /* Prints "clasp: <what>: <clasp_last_error()>" to stderr and returns 1. */
 int cli_fail(const char *what);

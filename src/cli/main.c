@@ -21,6 +21,7 @@ static const command commands[] = {
      "what a model file holds (safetensors or PyTorch .pt): clasp inspect FILE"},
     {"convert", cmd_convert, "a model file's state dict as safetensors: clasp convert IN OUT"},
     {"plugins", cmd_plugins, "list attack and defense plugins with their parameters"},
+    {"zoo", cmd_zoo, "RobustBench models clasp can load: clasp zoo [NAME] [--supported]"},
     {"devices", cmd_devices, "list OpenCL devices and mark the one clasp uses"},
     {"bench", cmd_bench, "images/s for inference, training and PGD-10 training"},
     {"tune", cmd_tune,
