@@ -725,6 +725,114 @@ static int free_reference(void **state)
     return 0;
 }
 
+/* A study of existing checkpoints (top-level models, no train section):
+ * the full run's models evaluated again as they are give the very same
+ * per-class counts (the same model index, so the same attack streams), a
+ * post-hoc calibration fits without training, a fine-tuned entry trains
+ * its own epochs from the weights, and the resolved YAML parses back. */
+static void test_checkpoint_study(void **state)
+{
+    (void)state;
+    rm_tree(out);
+    assert_ok(run(0, 0, 0));
+    json_object *full = read_report();
+    char study[400], sout[400], yaml[4096];
+    snprintf(study, sizeof study, "%s/study.yaml", dir);
+    snprintf(sout, sizeof sout, "%s/study-out", dir);
+    snprintf(yaml, sizeof yaml,
+             "experiment: {name: study, seed: 5}\n"
+             "data: {dataset: mnist, path: '%s', val_size: 100}\n"
+             "models:\n"
+             "  - {name: standard, checkpoint: '%s/standard.safetensors'}\n"
+             "  - {name: pgd-at, checkpoint: '%s/pgd-at.safetensors'}\n"
+             "  - name: pgd-at calibrated\n"
+             "    checkpoint: '%s/pgd-at.safetensors'\n"
+             "    defense: {name: calibrate, attack: {name: pgd, params: {eps: 0.15, steps: 2, "
+             "alpha: 0}}}\n"
+             "evaluate:\n"
+             "  test_size: %d\n"
+             "  batch: 40\n"
+             "  attacks:\n"
+             "    - {name: fgsm, params: {eps: 0.15}}\n"
+             "    - {name: pgd, params: {eps: 0.15, steps: 3, alpha: 0}}\n"
+             "output: {dir: '%s'}\n",
+             dir, out, out, out, N_TEST, sout);
+    tu_write_file(study, yaml, strlen(yaml));
+    clasp_plan *p = NULL;
+    assert_ok(clasp_plan_load(reg, study, &p));
+    assert_int_equal(p->no_train, 1);
+    assert_int_equal(p->n_models, 3);
+    for (int i = 0; i < 3; i++) assert_int_equal(p->models[i].epochs, 0);
+    /* The resolved text keeps every model's source and parses back to it. */
+    char *text = NULL, *text2 = NULL;
+    assert_ok(clasp_plan_to_yaml(p, 1, &text));
+    assert_non_null(strstr(text, "checkpoint: "));
+    assert_null(strstr(text, "train:"));
+    clasp_plan *q = NULL;
+    assert_ok(clasp_plan_parse(reg, text, strlen(text), "resolved.yaml", &q));
+    assert_ok(clasp_plan_to_yaml(q, 1, &text2));
+    assert_string_equal(text, text2);
+    free(text), free(text2);
+    clasp_plan_free(q);
+    clasp_run_options opt = {0};
+    opt.hooks.log = quiet_log;
+    assert_ok(clasp_experiment_run(p, reg, &opt));
+    clasp_plan_free(p);
+
+    char rp[500];
+    snprintf(rp, sizeof rp, "%s/report.json", sout);
+    json_object *r = json_object_from_file(rp);
+    assert_non_null(r);
+    json_object *fm = get(full, "models"), *sm = get(r, "models");
+    assert_int_equal(json_object_array_length(sm), 3);
+    for (size_t m = 0; m < 2; m++) {
+        json_object *a = get(json_object_array_get_idx(fm, m), "attacks"),
+                    *b = get(json_object_array_get_idx(sm, m), "attacks");
+        /* No training: no epochs. */
+        assert_int_equal(json_object_array_length(get(json_object_array_get_idx(sm, m), "epochs")),
+                         0);
+        for (size_t k = 0; k < 2; k++) {
+            const char *x =
+                json_object_to_json_string(get(json_object_array_get_idx(a, k), "per_class"));
+            char *xs = strdup(x);
+            const char *y =
+                json_object_to_json_string(get(json_object_array_get_idx(b, k), "per_class"));
+            assert_string_equal(xs, y);
+            free(xs);
+        }
+    }
+    /* The calibrated copy carries offsets the plain one does not. */
+    char cp[500], v[64];
+    snprintf(cp, sizeof cp, "%s/pgd-at_calibrated.safetensors", sout);
+    assert_ok(clasp_checkpoint_meta(cp, "clasp.calibration.offsets", v, sizeof v));
+    json_object_put(r);
+    json_object_put(full);
+
+    /* A training defense on a checkpoint needs epochs; a fine-tune needs a
+     * train section; a missing file is found at once. */
+    const char *bad[][2] = {
+        {"  - {name: a, checkpoint: '%s/pgd-at.safetensors', defense: {name: pgd-at, attack: "
+         "{name: pgd}}}\n",
+         "changes nothing"},
+        {"  - {name: a, checkpoint: '%s/pgd-at.safetensors', epochs: 1}\n", "train section"},
+        {"  - {name: a, checkpoint: '%s/nonexistent.pt'}\n", "nonexistent.pt"},
+        {"  - {name: a%s}\n", "trained from the seed"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char entry[600];
+        snprintf(entry, sizeof entry, bad[i][0], i == 3 ? "" : out);
+        snprintf(yaml, sizeof yaml,
+                 "experiment: {name: s}\ndata: {dataset: mnist, path: '%s'}\nmodels:\n%s"
+                 "evaluate: {attacks: [{name: fgsm}]}\n",
+                 dir, entry);
+        clasp_plan *e = NULL;
+        assert_int_equal(clasp_plan_parse(reg, yaml, strlen(yaml), "s.yaml", &e), CLASP_ERR_CONFIG);
+        if (!strstr(clasp_last_error(), bad[i][1]))
+            fail_msg("case %zu: expected '%s' in: %s", i, bad[i][1], clasp_last_error());
+    }
+    rm_tree(sout);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -734,6 +842,7 @@ int main(void)
         cmocka_unit_test(test_exclude_classes_run),
         cmocka_unit_test(test_failures_leave_no_report),
         cmocka_unit_test(test_ensemble_run),
+        cmocka_unit_test(test_checkpoint_study),
         cmocka_unit_test(test_train_alone_is_the_runners_training),
         cmocka_unit_test(test_train_command_is_the_runners_training),
     };

@@ -9,13 +9,16 @@
  *   model:      {arch}
  *   train:      {epochs, batch, optimiser: {name: sgd, lr, momentum,
  *                weight_decay}, schedule: {name, milestones, gamma},
- *                val_eval_size, models: [{name, defense: BLOCK}]}
+ *                val_eval_size, augment, models: [MODEL, ...]}
+ *   models:     [MODEL, ...] (instead of train.models; then train is
+ *                optional when no model trains)
  *   evaluate:   {test_size, batch, attacks: [{name, label, params}
  *                | {ensemble: [{name, params}, ...], label}
  *                | {name: autoattack, label, params: {eps, version}}]}
  *   output:     {dir}
  *
- * where a defense BLOCK is {name, params, attack: {name, params},
+ * where a MODEL is {name, arch, defense: BLOCK, checkpoint, zoo, threat,
+ * epochs} and a defense BLOCK is {name, params, attack: {name, params},
  * inner: BLOCK}. A list as the value of a plugin parameter is a grid: it
  * expands into several attacks (evaluate) or several models (defense
  * blocks). Every error names file:line:col (1-based) and what was expected.
@@ -83,6 +86,18 @@ typedef struct clasp_plan_model {
     char file[160];              /* checkpoint file name in the output folder */
     char arch[256];              /* this model's architecture; "" = model.arch */
     clasp_plan_defense *defense; /* NULL: standard training */
+    /* An existing model (`checkpoint:`): a model file of any format
+     * clasp_ckpt_read takes, evaluated as it is (epochs 0, no defense),
+     * fitted post hoc by a defense's finish hook (calibrate), or
+     * fine-tuned from those weights for `epochs` epochs. "" = a model
+     * trained from the seed for train.epochs. */
+    char checkpoint[512];
+    char zoo[96];     /* the RobustBench entry it was resolved from ("" = none) */
+    char threat[8];   /* that entry's threat model ("Linf", "L2") */
+    int epochs;       /* training epochs of this model (train.epochs, or the entry's) */
+    int normalize;    /* the zoo entry's input normalisation (channels), else 0 */
+    float norm_mean[CLASP_NORMALIZE_MAX_C], norm_std[CLASP_NORMALIZE_MAX_C];
+    char loc[160];    /* "file:line:col" of the model entry */
 } clasp_plan_model;
 
 typedef enum clasp_lr_schedule {
@@ -131,6 +146,9 @@ typedef struct clasp_plan {
     int augment_flip;     /* random horizontal flips */
     int n_models;
     clasp_plan_model *models;
+    /* 1: no train section; the models are a top-level list, each a
+     * checkpoint evaluated or fitted post hoc (epochs 0). */
+    int no_train;
     /* evaluate */
     size_t test_size; /* first N test examples (0: all) */
     int eval_batch;

@@ -8,12 +8,14 @@
 #include "clasp/eval.h"
 #include "clasp/registry.h"
 #include "clasp/safetensors.h"
+#include "clasp/zoo.h"
 #include "cli.h"
 
 #define MAX_SETS 64
 
 typedef struct attack_opts {
-    const char *model, *attack, *data, *dataset, *save_adv, *arch;
+    const char *model, *attack, *data, *dataset, *save_adv, *arch, *zoo, *threat;
+    int dataset_given;
     const char *sets[MAX_SETS];
     int n_sets;
     long samples;
@@ -23,9 +25,10 @@ typedef struct attack_opts {
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: clasp attack --model FILE.safetensors --attack NAME[,NAME...] [--set "
+    fprintf(f, "usage: clasp attack --model FILE --attack NAME[,NAME...] [--set "
                "KEY=VALUE]...\n"
-               "                    [--arch ARCH] [--samples N] [--batch N] [--seed N]\n"
+               "                    [--arch ARCH | --zoo NAME [--threat Linf|L2]]\n"
+               "                    [--samples N] [--batch N] [--seed N]\n"
                "                    [--dataset NAME] [--data DIR]\n"
                "                    [--save-adv OUT.safetensors]\n");
     cli_print_dataset_option(f);
@@ -34,6 +37,11 @@ static void usage(FILE *f)
             "                state dict): resnet18, preact-resnet18, wrn-D-W (with -wN for a base\n"
             "                width) or a layer list; default: told by the tensor names, else the\n"
             "                default CNN\n"
+            "  --model F     a model file: safetensors, or a PyTorch .pt/.pth/.bin (torch.save;\n"
+            "                read as data, its pickle never run)\n"
+            "  --zoo NAME    a RobustBench entry (clasp zoo lists them): its architecture,\n"
+            "                activation, normalisation, classes and data set; --dataset and\n"
+            "                --threat choose where a name exists for several\n"
             "  --attack A    a plugin; a list a,b,c runs them as a cascade (each on the examples\n"
             "                the earlier ones failed to flip); autoattack is the preset\n"
             "                apgd,apgd-t,fab,square (--set version=fast: apgd,apgd-t)\n"
@@ -174,9 +182,30 @@ static int run(const attack_opts *o)
             return 2;
         }
     }
+    const clasp_zoo_entry *zoo = NULL;
+    if (st == CLASP_OK && o->zoo) {
+        what = "finding the zoo entry";
+        st = clasp_zoo_find(o->zoo, o->dataset_given ? o->dataset : NULL, o->threat, &zoo);
+        if (st == CLASP_OK && !zoo->arch)
+            st = clasp_error(CLASP_ERR_CONFIG, "zoo entry %s (%s %s) is not supported: %s",
+                             zoo->name, zoo->dataset, zoo->threat,
+                             zoo->why_not ? zoo->why_not : "unknown architecture");
+        if (st != CLASP_OK) {
+            fprintf(stderr, "clasp attack: %s\n", clasp_last_error());
+            clasp_attack_free(atk);
+            clasp_ensemble_free(&ens);
+            clasp_registry_free(reg);
+            return 2;
+        }
+    }
+    /* The zoo entry's data set unless one was given. */
+    attack_opts resolved = *o;
+    if (zoo && !o->dataset_given) resolved.dataset = zoo->dataset;
+    o = &resolved;
+    const char *dataset = o->dataset;
     if (st == CLASP_OK) {
         what = "loading test data";
-        st = clasp_dataset_load(o->dataset, o->data, 0, &test);
+        st = clasp_dataset_load(dataset, o->data, 0, &test);
     }
     if (st != CLASP_OK) goto done;
     if (o->samples > 0) clasp_dataset_truncate(&test, (size_t)o->samples);
@@ -187,8 +216,30 @@ static int run(const attack_opts *o)
         what = "loading the model";
         char arch[160];
         default_arch(test.num_classes, arch, sizeof arch);
-        st = clasp_model_load(ctx, o->model, o->arch ? o->arch : arch,
-                              (int[]){test.c, test.h, test.w}, &m);
+        clasp_ckpt_info info;
+        memset(&info, 0, sizeof info);
+        if (zoo) {
+            st = clasp_model_new_arch(ctx, zoo->arch, test.c, test.h, test.w, zoo->num_classes,
+                                      zoo->has_normalize ? zoo->mean : NULL, zoo->std, &m);
+            if (st == CLASP_OK)
+                st = clasp_model_load_weights(m, o->model, zoo->ignore_tensors, &info);
+        } else {
+            st = clasp_model_load_info(ctx, o->model, o->arch ? o->arch : arch,
+                                       (int[]){test.c, test.h, test.w}, &info, &m);
+        }
+        if (st == CLASP_OK) {
+            char a[200];
+            clasp_model_arch(m, a, sizeof a);
+            fprintf(stderr, "model: %s (%s%s%s%s%s%s), %s%s%s\n", o->model, info.format,
+                    info.entry[0] ? ", state dict under '" : "", info.entry,
+                    info.entry[0] ? "'" : "", info.prefix[0] ? ", removed the prefix " : "",
+                    info.prefix, zoo ? "zoo entry " : "architecture ", zoo ? zoo->name : a,
+                    zoo ? "" : "");
+            if (zoo)
+                fprintf(stderr, "zoo: %s, %s %s, %d classes, architecture %s%s\n", zoo->name,
+                        zoo->dataset, zoo->threat, zoo->num_classes, zoo->arch,
+                        zoo->has_normalize ? ", normalised by the entry's mean/std" : "");
+        }
     }
     if (st != CLASP_OK) goto done;
     int c, h, w;
@@ -341,7 +392,9 @@ int cmd_attack(int argc, char **argv)
         else if ((v = cli_opt(argc, argv, &i, "--seed")))
             o.seed = (uint64_t)cli_parse_long("--seed", v, 0, 0x7fffffffL);
         else if ((v = cli_opt(argc, argv, &i, "--data"))) o.data = v;
-        else if ((v = cli_opt(argc, argv, &i, "--dataset"))) o.dataset = v;
+        else if ((v = cli_opt(argc, argv, &i, "--dataset"))) o.dataset = v, o.dataset_given = 1;
+        else if ((v = cli_opt(argc, argv, &i, "--zoo"))) o.zoo = v;
+        else if ((v = cli_opt(argc, argv, &i, "--threat"))) o.threat = v;
         else if ((v = cli_opt(argc, argv, &i, "--save-adv"))) o.save_adv = v;
         else if ((v = cli_opt(argc, argv, &i, "--arch"))) o.arch = v;
         else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
@@ -356,6 +409,15 @@ int cmd_attack(int argc, char **argv)
     if (!o.model || !o.attack) {
         fprintf(stderr, "clasp attack: %s is required\n", !o.model ? "--model" : "--attack");
         usage(stderr);
+        return 2;
+    }
+    if (o.zoo && o.arch) {
+        fprintf(stderr, "clasp attack: give --zoo or --arch, not both (the zoo entry names the "
+                        "architecture)\n");
+        return 2;
+    }
+    if (o.threat && !o.zoo) {
+        fprintf(stderr, "clasp attack: --threat chooses among a zoo name's entries; give --zoo\n");
         return 2;
     }
     if (!clasp_dataset_known(o.dataset)) {

@@ -130,15 +130,24 @@ int cmd_check(int argc, char **argv)
                p->dataset, p->data_path, train, val, val_eval, test);
         if (excl[0]) printf("  %s\n", excl);
         printf("model: %s\n", p->arch);
-        printf("training: %d epochs, batch %d, sgd lr %g momentum %g weight_decay %g, %s "
-               "schedule\n",
-               p->epochs, p->batch, p->lr, p->momentum, p->weight_decay, sched[p->schedule]);
+        if (p->no_train) printf("training: none (every model is a checkpoint)\n");
+        else
+            printf("training: %d epochs, batch %d, sgd lr %g momentum %g weight_decay %g, %s "
+                   "schedule\n",
+                   p->epochs, p->batch, p->lr, p->momentum, p->weight_decay, sched[p->schedule]);
         printf("models (%d):\n", p->n_models);
         for (int i = 0; i < p->n_models; i++) {
             printf("  %-28s ", p->models[i].name);
-            if (p->models[i].defense) print_defense(p->models[i].defense);
-            else printf("standard training");
-            if (p->models[i].arch[0]) printf(" [arch %s]", p->models[i].arch);
+            const clasp_plan_model *pm = &p->models[i];
+            if (pm->checkpoint[0] && pm->epochs) printf("fine-tuned %d epochs: ", pm->epochs);
+            else if (pm->checkpoint[0] && pm->defense) printf("fitted post hoc: ");
+            else if (pm->checkpoint[0]) printf("evaluated as it is");
+            if (pm->defense) print_defense(pm->defense);
+            else if (!pm->checkpoint[0]) printf("standard training");
+            else if (pm->epochs) printf("standard training");
+            if (pm->zoo[0]) printf(" [zoo %s %s: %s]", pm->zoo, pm->threat, pm->arch);
+            else if (pm->arch[0]) printf(" [arch %s]", pm->arch);
+            if (pm->checkpoint[0]) printf(" [checkpoint %s]", pm->checkpoint);
             printf("\n");
         }
         printf("attacks (%d), on %zu test examples, batch %d:\n", p->n_attacks, test,

@@ -13,6 +13,7 @@
 
 #include "clasp/data.h"
 #include "clasp/model.h"
+#include "clasp/zoo.h"
 #include "experiment/plan_internal.h"
 
 /* ---- typed values of the fixed sections ---------------------------------- */
@@ -293,9 +294,40 @@ static clasp_status get_floats(pctx *c, yaml_node_t *v, const char *what, int po
     return CLASP_OK;
 }
 
+/* model: {zoo: NAME}: a RobustBench entry's architecture and
+ * normalisation for every model (resolved here: the emitted text names
+ * them, not the entry). */
+static clasp_status parse_model_zoo(pctx *c, ymap *m, yaml_node_t *zn)
+{
+    clasp_plan *p = c->plan;
+    static const char *const other[] = {"arch", "depth", "width", "normalize"};
+    for (int i = 0; i < 4; i++)
+        if (ymap_get(m, other[i]))
+            return plan_err(c, ymap_get(m, other[i]),
+                            "model.%s and model.zoo exclude each other (the zoo entry sets the "
+                            "architecture and normalisation)",
+                            other[i]);
+    const char *name = yscalar(zn);
+    const clasp_zoo_entry *e = NULL;
+    if (!name || yis_null(zn) || !*name)
+        return plan_err(c, zn, "model.zoo expects a RobustBench entry name, got %s", ykind(zn));
+    if (clasp_zoo_find(name, p->dataset, NULL, &e) != CLASP_OK)
+        return plan_wrap(c, zn, "model.zoo");
+    if (!e->arch)
+        return plan_err(c, zn, "zoo entry %s is not supported: %s", name,
+                        e->why_not ? e->why_not : "unknown architecture");
+    plan_loc(c, zn, p->arch_loc, sizeof p->arch_loc);
+    if (!(p->arch = strdup(e->arch))) return clasp_error(CLASP_ERR_NOMEM, "out of memory");
+    if (e->has_normalize) {
+        p->normalize = 3;
+        for (int k = 0; k < 3; k++) p->norm_mean[k] = e->mean[k], p->norm_std[k] = e->std[k];
+    }
+    return CLASP_OK;
+}
+
 static clasp_status parse_model(pctx *c, yaml_node_t *n)
 {
-    static const char *const known[] = {"arch", "depth", "width", "normalize", NULL};
+    static const char *const known[] = {"arch", "depth", "width", "normalize", "zoo", NULL};
     static const char *const norm_keys[] = {"mean", "std", NULL};
     clasp_plan *p = c->plan;
     if (!n)
@@ -304,6 +336,12 @@ static clasp_status parse_model(pctx *c, yaml_node_t *n)
     ymap m;
     CLASP_TRY(ymap_open(c, n, "model", &m));
     clasp_status st = ymap_only(c, &m, "model", known);
+    yaml_node_t *zn = ymap_get(&m, "zoo");
+    if (st == CLASP_OK && zn) {
+        st = parse_model_zoo(c, &m, zn);
+        ymap_close(&m);
+        return st;
+    }
     char *arch = NULL;
     if (st == CLASP_OK) st = get_text(c, &m, "model", "arch", "default", &arch);
     yaml_node_t *v = ymap_get(&m, "arch");
@@ -495,7 +533,7 @@ static clasp_status parse_augment(pctx *c, yaml_node_t *n)
     return st;
 }
 
-static clasp_status parse_train(pctx *c, yaml_node_t *n)
+static clasp_status parse_train(pctx *c, yaml_node_t *n, yaml_node_t *root_models)
 {
     static const char *const known[] = {"epochs",        "batch",   "optimiser", "schedule",
                                         "val_eval_size", "augment", "models",    NULL};
@@ -514,11 +552,15 @@ static clasp_status parse_train(pctx *c, yaml_node_t *n)
     p->val_eval_size = (size_t)v;
     if (st == CLASP_OK) st = parse_augment(c, ymap_get(&m, "augment"));
     yaml_node_t *models = ymap_get(&m, "models");
-    if (st == CLASP_OK && !models)
+    if (st == CLASP_OK && !models && !root_models)
         st = plan_err(c, n,
                       "train: missing required key 'models' (a list such as [{name: standard}, "
                       "{defense: pgd-at}])");
-    if (st == CLASP_OK) st = plan_parse_models(c, models);
+    if (st == CLASP_OK && models && root_models)
+        st = plan_err(c, models,
+                      "the models are listed twice (train.models and the top-level models): "
+                      "keep one list");
+    if (st == CLASP_OK && models) st = plan_parse_models(c, models);
     ymap_close(&m);
     return st;
 }
@@ -593,11 +635,44 @@ static clasp_status parse_output(pctx *c, yaml_node_t *n)
     return st;
 }
 
+/* No train section: nothing trains (each model is a checkpoint); the
+ * values a post-hoc fit reads (batch, validation size) keep their
+ * defaults. */
+static clasp_status train_defaults(pctx *c)
+{
+    clasp_plan *p = c->plan;
+    p->no_train = 1;
+    p->epochs = 0;
+    p->batch = 128;
+    p->lr = 0.05, p->momentum = 0.9, p->weight_decay = 5e-4;
+    p->schedule = CLASP_LR_COSINE;
+    p->val_eval_size = 1000;
+    return CLASP_OK;
+}
+
+/* Each model's epochs: its own (checkpoints), else train.epochs; a model
+ * that trains needs a train section. */
+static clasp_status resolve_epochs(pctx *c, yaml_node_t *train)
+{
+    clasp_plan *p = c->plan;
+    for (int i = 0; i < p->n_models; i++) {
+        clasp_plan_model *m = &p->models[i];
+        if (m->epochs < 0) m->epochs = p->epochs;
+        if (!train && (m->epochs > 0 || !m->checkpoint[0]))
+            return clasp_error(CLASP_ERR_CONFIG,
+                               "%s: model '%s' %s, which needs a train section (epochs, batch, "
+                               "optimiser, schedule)",
+                               m->loc, m->name,
+                               m->checkpoint[0] ? "is fine-tuned" : "is trained from the seed");
+    }
+    return CLASP_OK;
+}
+
 static clasp_status parse_root(pctx *c, yaml_node_t *root)
 {
-    static const char *const known[] = {"experiment", "data",   "model", "train",
-                                        "evaluate",   "output", NULL};
-    static const char *const required[] = {"experiment", "train", "evaluate"};
+    static const char *const known[] = {"experiment", "data",   "model",  "train",
+                                        "evaluate",   "output", "models", NULL};
+    static const char *const required[] = {"experiment", "evaluate", "train"};
     if (!root)
         return clasp_error(CLASP_ERR_CONFIG,
                            "%s:1:1: the file is empty; expected a mapping with the sections "
@@ -606,18 +681,25 @@ static clasp_status parse_root(pctx *c, yaml_node_t *root)
     ymap m;
     CLASP_TRY(ymap_open(c, root, "the experiment file", &m));
     clasp_status st = ymap_only(c, &m, "the experiment file", known);
-    for (int i = 0; i < 3 && st == CLASP_OK; i++)
+    yaml_node_t *models = ymap_get(&m, "models"), *train = ymap_get(&m, "train");
+    /* A study of existing models lists them at the top and may have no
+     * train section (a model that trains then says it needs one). */
+    for (int i = 0; i < (models ? 2 : 3) && st == CLASP_OK; i++)
         if (!ymap_get(&m, required[i]))
             st = plan_err(c, root,
                           "missing required section '%s' (sections: experiment and train and "
-                          "evaluate are required; data, model, output are optional)",
+                          "evaluate are required, train optional with a top-level models list "
+                          "of checkpoints; data, model, output are optional)",
                           required[i]);
     /* Order matters: train's milestones check epochs, output defaults to
      * the experiment name. */
     if (st == CLASP_OK) st = parse_experiment(c, ymap_get(&m, "experiment"));
     if (st == CLASP_OK) st = parse_data(c, ymap_get(&m, "data"));
     if (st == CLASP_OK) st = parse_model(c, ymap_get(&m, "model"));
-    if (st == CLASP_OK) st = parse_train(c, ymap_get(&m, "train"));
+    if (st == CLASP_OK && train) st = parse_train(c, train, models);
+    if (st == CLASP_OK && !train) st = train_defaults(c);
+    if (st == CLASP_OK && models) st = plan_parse_models(c, models);
+    if (st == CLASP_OK) st = resolve_epochs(c, train);
     if (st == CLASP_OK) st = parse_evaluate(c, ymap_get(&m, "evaluate"));
     if (st == CLASP_OK) st = parse_output(c, ymap_get(&m, "output"));
     ymap_close(&m);

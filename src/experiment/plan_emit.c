@@ -126,6 +126,8 @@ static void emit_plugin(em *m, const clasp_plan_plugin *p, const char *label)
     }
 }
 
+static void emit_models(em *m, const clasp_plan *p);
+
 static void emit_defense(em *m, const clasp_plan_defense *d)
 {
     emit_plugin(m, &d->plugin, NULL);
@@ -186,52 +188,44 @@ static void emit_plan(em *m, const clasp_plan *p, int with_output)
     }
     map_end(m);
 
-    scalar(m, "train");
-    map_start(m, 0);
-    kv_size(m, "epochs", (unsigned long long)p->epochs);
-    kv_size(m, "batch", (unsigned long long)p->batch);
-    scalar(m, "optimiser");
-    map_start(m, 1);
-    kv(m, "name", "sgd");
-    kv_num(m, "lr", p->lr);
-    kv_num(m, "momentum", p->momentum);
-    kv_num(m, "weight_decay", p->weight_decay);
-    map_end(m);
-    scalar(m, "schedule");
-    map_start(m, 1);
-    kv(m, "name", schedules[p->schedule]);
-    if (p->schedule == CLASP_LR_STEP) {
-        scalar(m, "milestones");
-        seq_start(m, 1);
-        for (int i = 0; i < p->n_milestones; i++) {
-            char b[16];
-            snprintf(b, sizeof b, "%d", p->milestones[i]);
-            scalar(m, b);
-        }
-        seq_end(m);
-        kv_num(m, "gamma", p->gamma);
-    }
-    map_end(m);
-    kv_size(m, "val_eval_size", p->val_eval_size);
-    scalar(m, "augment");
-    map_start(m, 1);
-    kv_size(m, "crop", (unsigned long long)p->augment_pad);
-    kv(m, "flip", p->augment_flip ? "true" : "false");
-    map_end(m);
-    scalar(m, "models");
-    seq_start(m, 0);
-    for (int i = 0; i < p->n_models; i++) {
+    if (p->no_train) {
+        emit_models(m, p);
+    } else {
+        scalar(m, "train");
         map_start(m, 0);
-        kv(m, "name", p->models[i].name);
-        if (p->models[i].arch[0]) kv(m, "arch", p->models[i].arch);
-        if (p->models[i].defense) {
-            scalar(m, "defense");
-            emit_defense(m, p->models[i].defense);
+        kv_size(m, "epochs", (unsigned long long)p->epochs);
+        kv_size(m, "batch", (unsigned long long)p->batch);
+        scalar(m, "optimiser");
+        map_start(m, 1);
+        kv(m, "name", "sgd");
+        kv_num(m, "lr", p->lr);
+        kv_num(m, "momentum", p->momentum);
+        kv_num(m, "weight_decay", p->weight_decay);
+        map_end(m);
+        scalar(m, "schedule");
+        map_start(m, 1);
+        kv(m, "name", schedules[p->schedule]);
+        if (p->schedule == CLASP_LR_STEP) {
+            scalar(m, "milestones");
+            seq_start(m, 1);
+            for (int i = 0; i < p->n_milestones; i++) {
+                char b[16];
+                snprintf(b, sizeof b, "%d", p->milestones[i]);
+                scalar(m, b);
+            }
+            seq_end(m);
+            kv_num(m, "gamma", p->gamma);
         }
         map_end(m);
+        kv_size(m, "val_eval_size", p->val_eval_size);
+        scalar(m, "augment");
+        map_start(m, 1);
+        kv_size(m, "crop", (unsigned long long)p->augment_pad);
+        kv(m, "flip", p->augment_flip ? "true" : "false");
+        map_end(m);
+        if (!p->no_train) emit_models(m, p);
+        map_end(m);
     }
-    seq_end(m);
-    map_end(m);
 
     scalar(m, "evaluate");
     map_start(m, 0);
@@ -279,6 +273,35 @@ static void emit_plan(em *m, const clasp_plan *p, int with_output)
         map_end(m);
     }
     map_end(m);
+}
+
+/* The models list (train.models, or the top-level one of a study of
+ * checkpoints): what each is and where its weights come from. */
+static void emit_models(em *m, const clasp_plan *p)
+{
+    scalar(m, "models");
+    seq_start(m, 0);
+    for (int i = 0; i < p->n_models; i++) {
+        const clasp_plan_model *pm = &p->models[i];
+        map_start(m, 0);
+        kv(m, "name", pm->name);
+        if (pm->zoo[0]) {
+            kv(m, "zoo", pm->zoo);
+            kv(m, "threat", pm->threat);
+        } else if (pm->arch[0]) {
+            kv(m, "arch", pm->arch);
+        }
+        if (pm->checkpoint[0]) {
+            kv(m, "checkpoint", pm->checkpoint);
+            kv_size(m, "epochs", (unsigned long long)pm->epochs);
+        }
+        if (pm->defense) {
+            scalar(m, "defense");
+            emit_defense(m, pm->defense);
+        }
+        map_end(m);
+    }
+    seq_end(m);
 }
 
 clasp_status clasp_plan_to_yaml(const clasp_plan *p, int with_output, char **out)
@@ -406,8 +429,9 @@ void clasp_plan_estimate(const clasp_plan *p, size_t train_n, size_t val_n, size
     }
     for (int i = 0; i < p->n_models; i++) {
         double atk = clasp_plan_attack_cost(clasp_plan_model_attack(&p->models[i]));
-        out->train += (double)p->epochs * (double)train_n * (1 + defense_cost(&p->models[i]));
-        out->validate += (double)p->epochs * (double)val_n * (1 + atk);
+        double epochs = p->models[i].epochs;
+        out->train += epochs * (double)train_n * (1 + defense_cost(&p->models[i]));
+        out->validate += epochs * (double)val_n * (1 + atk);
         out->evaluate += (double)test_n * per_test;
     }
 }

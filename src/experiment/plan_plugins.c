@@ -12,7 +12,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <unistd.h>
 
+#include "clasp/zoo.h"
 #include "experiment/plan_internal.h"
 
 #define MAX_AXES 16
@@ -446,18 +449,113 @@ static clasp_status add_model(pctx *c, yaml_node_t *at, const char *name, const 
     return CLASP_OK;
 }
 
+/* What an entry says of an existing model: its file, zoo entry and
+ * fine-tuning epochs, applied to every model the entry expands to. */
+typedef struct model_source {
+    const char *checkpoint, *zoo;
+    const clasp_zoo_entry *entry;
+    int epochs; /* -1: train.epochs */
+} model_source;
+
+static clasp_status parse_source(pctx *c, ymap *m, yaml_node_t *item, const char **arch,
+                                 model_source *src)
+{
+    clasp_plan *p = c->plan;
+    memset(src, 0, sizeof *src);
+    src->epochs = -1;
+    yaml_node_t *cn = ymap_get(m, "checkpoint"), *zn = ymap_get(m, "zoo"),
+                *tn = ymap_get(m, "threat"), *en = ymap_get(m, "epochs"), *an = ymap_get(m, "arch");
+    if (cn && (!yscalar(cn) || yis_null(cn) || !*yscalar(cn) ||
+               strlen(yscalar(cn)) >= sizeof p->models[0].checkpoint))
+        return plan_err(c, cn, "a model's checkpoint expects a file path, got %s", ykind(cn));
+    if (zn && (!yscalar(zn) || yis_null(zn) || !*yscalar(zn)))
+        return plan_err(c, zn, "a model's zoo expects a RobustBench entry name, got %s", ykind(zn));
+    if (tn && !zn) return plan_err(c, tn, "a model's threat applies to a zoo entry only");
+    if (zn && an)
+        return plan_err(c, an,
+                        "a model takes arch or zoo, not both (the zoo entry names the "
+                        "architecture)");
+    if (zn && !cn)
+        return plan_err(c, zn,
+                        "a zoo model needs its weights: add checkpoint: FILE (the entry's .pt "
+                        "file, downloaded from its authors)");
+    if (en && !cn)
+        return plan_err(c, en,
+                        "a model's epochs apply to a checkpoint model (fine-tuning); "
+                        "train.epochs sets them for the others");
+    src->checkpoint = cn ? yscalar(cn) : NULL;
+    /* Found now, not after the models before it have run. */
+    if (cn && access(src->checkpoint, R_OK) != 0)
+        return plan_err(c, cn, "checkpoint %s: %s (paths are relative to the working folder)",
+                        src->checkpoint, strerror(errno));
+    if (en) {
+        const char *e = yscalar(en);
+        char *end = NULL;
+        long v = e ? strtol(e, &end, 10) : -1;
+        if (!e || !*e || *end || v < 0 || v > 100000)
+            return plan_err(c, en, "a model's epochs expects a whole number in [0, 100000], got %s",
+                            e ? e : ykind(en));
+        src->epochs = (int)v;
+    } else if (cn) {
+        src->epochs = 0; /* an existing model is evaluated as it is */
+    }
+    if (zn) {
+        src->zoo = yscalar(zn);
+        const char *threat = tn ? yscalar(tn) : NULL;
+        if (clasp_zoo_find(src->zoo, p->dataset, threat, &src->entry) != CLASP_OK)
+            return plan_wrap(c, zn, "zoo");
+        if (!src->entry->arch)
+            return plan_err(c, zn, "zoo entry %s is not supported: %s", src->zoo,
+                            src->entry->why_not ? src->entry->why_not : "unknown architecture");
+        *arch = src->entry->arch;
+    }
+    (void)item;
+    return CLASP_OK;
+}
+
+/* Sets the source of models [first, n_models) and checks what needs
+ * training can train. */
+static clasp_status apply_source(pctx *c, yaml_node_t *item, const model_source *src, int first)
+{
+    clasp_plan *p = c->plan;
+    for (int i = first; i < p->n_models; i++) {
+        clasp_plan_model *m = &p->models[i];
+        plan_loc(c, item, m->loc, sizeof m->loc);
+        m->epochs = src->epochs;
+        if (src->checkpoint) snprintf(m->checkpoint, sizeof m->checkpoint, "%s", src->checkpoint);
+        if (src->zoo) snprintf(m->zoo, sizeof m->zoo, "%s", src->zoo);
+        if (src->entry) snprintf(m->threat, sizeof m->threat, "%s", src->entry->threat);
+        if (src->entry && src->entry->has_normalize) {
+            m->normalize = 3;
+            for (int k = 0; k < 3; k++)
+                m->norm_mean[k] = src->entry->mean[k], m->norm_std[k] = src->entry->std[k];
+        }
+        /* A training defense on a checkpoint and no epochs: nothing would
+         * change, which is never what was meant. */
+        if (src->checkpoint && m->epochs == 0 && m->defense &&
+            !m->defense->plugin.desc->defense->finish)
+            return plan_err(c, item,
+                            "model '%s': defense %s on a checkpoint with epochs 0 changes nothing; "
+                            "give epochs: N to fine-tune with it",
+                            m->name, m->defense->plugin.desc->name);
+    }
+    return CLASP_OK;
+}
+
 clasp_status plan_parse_models(pctx *c, yaml_node_t *seq)
 {
-    static const char *const known[] = {"name", "arch", "defense", NULL};
+    static const char *const known[] = {"name", "arch",   "defense", "checkpoint",
+                                        "zoo",  "threat", "epochs",  NULL};
     if (seq->type != YAML_SEQUENCE_NODE || yseq_len(seq) == 0)
         return plan_err(c, seq,
-                        "train.models expects a non-empty list of models ({name, defense}), got %s",
+                        "models expects a non-empty list of models ({name, defense} or {name, "
+                        "checkpoint}), got %s",
                         ykind(seq));
     clasp_status st = CLASP_OK;
     for (int i = 0; st == CLASP_OK && i < yseq_len(seq); i++) {
         yaml_node_t *item = yseq_item(c, seq, i);
         ymap m;
-        CLASP_TRY(ymap_open(c, item, "a model entry of train.models", &m));
+        CLASP_TRY(ymap_open(c, item, "a model entry of the models list", &m));
         st = ymap_only(c, &m, "a model entry", known);
         yaml_node_t *nn = ymap_get(&m, "name"), *dn = ymap_get(&m, "defense");
         if (st == CLASP_OK && nn && (!yscalar(nn) || yis_null(nn)))
@@ -477,11 +575,15 @@ clasp_status plan_parse_models(pctx *c, yaml_node_t *seq)
             if (clasp_arch_parse(arch, &ls, &nl) != CLASP_OK) st = plan_wrap(c, an, "arch");
             free(ls);
         }
+        model_source src;
+        if (st == CLASP_OK) st = parse_source(c, &m, item, &arch, &src);
+        const char *def_name = src.zoo ? src.zoo : "standard";
+        int first = c->plan->n_models;
         rblock *b = NULL;
         if (st == CLASP_OK && !yis_null(dn))
             st = parse_block(c, dn, CLASP_PLUGIN_DEFENSE, 0, 0, &b);
         if (st == CLASP_OK && !b) {
-            st = add_model(c, nn ? nn : item, nn ? yscalar(nn) : "standard", arch, NULL);
+            st = add_model(c, nn ? nn : item, nn ? yscalar(nn) : def_name, arch, NULL);
         } else if (st == CLASP_OK) {
             axes ax = {0};
             int total = 0, choice[MAX_AXES];
@@ -496,6 +598,7 @@ clasp_status plan_parse_models(pctx *c, yaml_node_t *seq)
                 if (st == CLASP_OK) st = add_model(c, nn ? nn : item, name, arch, d);
             }
         }
+        if (st == CLASP_OK) st = apply_source(c, item, &src, first);
         rblock_free(b);
         ymap_close(&m);
     }

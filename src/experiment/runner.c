@@ -15,8 +15,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clasp/zoo.h"
 #include "clasp_config.h"
 #include "experiment/dist_internal.h"
+#include "clasp/zoo.h"
 #include "experiment/runner_internal.h"
 #include "clasp/tune.h"
 
@@ -84,8 +86,11 @@ static clasp_status new_model(runner *R, int mi, clasp_model **out)
                            "%s: model.normalize has %d values per list but the data has %d "
                            "channels",
                            p->arch_loc, p->normalize, d->c);
-    clasp_status st = clasp_model_new_arch(R->ctx, arch, d->c, d->h, d->w, R->K,
-                                           p->normalize ? p->norm_mean : NULL, p->norm_std, out);
+    /* A zoo entry's normalisation is the entry's own, not model.normalize. */
+    const clasp_plan_model *pm = mi >= 0 ? &p->models[mi] : NULL;
+    const float *mean = pm && pm->normalize ? pm->norm_mean : p->normalize ? p->norm_mean : NULL;
+    const float *stdv = pm && pm->normalize ? pm->norm_std : p->norm_std;
+    clasp_status st = clasp_model_new_arch(R->ctx, arch, d->c, d->h, d->w, R->K, mean, stdv, out);
     if (st != CLASP_OK) {
         char msg[900];
         snprintf(msg, sizeof msg, "%s", clasp_last_error());
@@ -96,6 +101,55 @@ static clasp_status new_model(runner *R, int mi, clasp_model **out)
         return clasp_error(CLASP_ERR_CONFIG, "%s: %s%s", p->arch_loc,
                            R->train_only ? "" : "model.arch: ", msg);
     }
+    return CLASP_OK;
+}
+
+/* An existing model's weights (the entry's checkpoint): into the entry's
+ * architecture (its zoo entry's or arch), else as the file describes
+ * itself (clasp metadata, or a preset told by the tensor names). */
+static clasp_status load_existing(runner *R, int mi, clasp_model **out)
+{
+    const clasp_plan_model *pm = &R->p->models[mi];
+    const clasp_dataset *d = &R->train;
+    clasp_ckpt_info info;
+    memset(&info, 0, sizeof info);
+    clasp_status st;
+    if (pm->zoo[0] || pm->arch[0]) {
+        st = new_model(R, mi, out);
+        /* The tensors a zoo entry's published file may carry beyond the
+         * model's own. */
+        const clasp_zoo_entry *e = NULL;
+        if (st == CLASP_OK && pm->zoo[0])
+            st = clasp_zoo_find(pm->zoo, R->p->dataset, pm->threat, &e);
+        if (st == CLASP_OK)
+            st = clasp_model_load_weights(*out, pm->checkpoint, e ? e->ignore_tensors : NULL,
+                                          &info);
+    } else {
+        st = clasp_model_load_info(R->ctx, pm->checkpoint, NULL, (int[]){d->c, d->h, d->w}, &info,
+                                   out);
+        int c = 0, h = 0, w = 0;
+        if (st == CLASP_OK) clasp_model_input_shape(*out, &c, &h, &w);
+        if (st == CLASP_OK &&
+            (c != d->c || h != d->h || w != d->w || clasp_model_num_classes(*out) != R->K))
+            st = clasp_error(CLASP_ERR_CONFIG,
+                             "%s takes %dx%dx%d inputs and %d classes, but the data has %dx%dx%d "
+                             "images and %d classes",
+                             pm->checkpoint, c, h, w, clasp_model_num_classes(*out), d->c, d->h,
+                             d->w, R->K);
+    }
+    if (st != CLASP_OK) {
+        char msg[900];
+        snprintf(msg, sizeof msg, "%s", clasp_last_error());
+        clasp_model_free(*out);
+        *out = NULL;
+        return clasp_error(st, "%s: model '%s': %s", pm->loc, pm->name, msg);
+    }
+    char arch[160];
+    clasp_model_arch(*out, arch, sizeof arch);
+    run_say(R, "  weights from %s (%s%s%s%s%s), architecture %s%s%s", pm->checkpoint, info.format,
+            info.entry[0] ? ", entry '" : "", info.entry, info.entry[0] ? "'" : "",
+            info.prefix[0] ? ", prefix removed" : "", arch, pm->zoo[0] ? ", zoo entry " : "",
+            pm->zoo);
     return CLASP_OK;
 }
 
@@ -362,8 +416,12 @@ static clasp_status train_model(runner *R, int mi, model_run *mr, int resuming)
             st = clasp_defense_run_epoch_end(mr->def, &mr->env, &mr->rep->epochs[e].val);
         }
     } else {
-        st = new_model(R, mi, &mr->m);
-        if (st == CLASP_OK) st = clasp_model_init(mr->m, p->seed);
+        if (p->models[mi].checkpoint[0]) {
+            st = load_existing(R, mi, &mr->m);
+        } else {
+            st = new_model(R, mi, &mr->m);
+            if (st == CLASP_OK) st = clasp_model_init(mr->m, p->seed);
+        }
         if (st == CLASP_OK)
             st = clasp_sgd_new(mr->m, (float)p->lr, (float)p->momentum, (float)p->weight_decay,
                                &mr->sgd);
@@ -384,7 +442,23 @@ static clasp_status train_model(runner *R, int mi, model_run *mr, int resuming)
     return st;
 }
 
+static clasp_status run_model_epochs(runner *R, int mi);
+
+/* Each model trains for its own epochs (a checkpoint's fine-tuning, or 0):
+ * the runner sees a plan whose train.epochs are this model's while it
+ * runs, so the schedule, the news and the hooks all agree. */
 static clasp_status run_model(runner *R, int mi)
+{
+    const clasp_plan *whole = R->p;
+    clasp_plan mine = *whole;
+    mine.epochs = whole->models[mi].epochs;
+    R->p = &mine;
+    clasp_status st = run_model_epochs(R, mi);
+    R->p = whole;
+    return st;
+}
+
+static clasp_status run_model_epochs(runner *R, int mi)
 {
     const clasp_plan *p = R->p;
     const clasp_plan_model *pm = &p->models[mi];
@@ -396,7 +470,11 @@ static clasp_status run_model(runner *R, int mi)
         run_report_free(mr.rep);
     }
     run_say(R, "model %d/%d: %s%s%s", mi + 1, p->n_models, pm->name, resuming ? " (resumed)" : "",
-            pm->defense ? "" : " (standard training)");
+            pm->checkpoint[0] ? (p->epochs     ? " (fine-tuned from its checkpoint)"
+                                 : pm->defense ? " (its checkpoint, fitted post hoc)"
+                                               : " (its checkpoint, as it is)")
+            : pm->defense     ? ""
+                              : " (standard training)");
     clasp_status st = start_model(R, mi, &mr);
     if (st == CLASP_OK && R->pos.phase == RUN_PHASE_TRAIN) {
         st = train_model(R, mi, &mr, resuming);

@@ -1,4 +1,5 @@
 /* Interim: every model file is read as safetensors until the PyTorch reader lands. */
+#include <string.h>
 #include "clasp/torchfile.h"
 clasp_status clasp_ckpt_read(const char *path, clasp_st_file *out, clasp_ckpt_info *info)
 {

@@ -4,7 +4,8 @@
 # machine, with the ratio clasp / PyTorch per workload. A benchmark, not a
 # test: the figures depend on the machine and on what else is running.
 #   usage: tests/bench/compare.sh [SECONDS_PER_WORKLOAD] [ARCH] [BATCH]
-#   ARCH: default (the default CNN), resnet18, preact-resnet18, wrn-D-W, ...
+#   ARCH: default (the default CNN), resnet18, preact-resnet18, wrn-D-W,
+#         dm-wrn-D-W[-swish] (DeepMind's WideResNet of the RobustBench zoo), ...
 #   TORCH_DEVICE=cuda runs the PyTorch side on the GPU.
 set -euo pipefail
 cd "$(dirname "$0")/../.."

@@ -126,8 +126,53 @@ class WRN(nn.Module):
         return self.fc(F.avg_pool2d(out, out.shape[-1]).flatten(1))
 
 
+class DMBlock(nn.Module):
+    """DeepMind's WideResNet block as clasp's dm-wrn preset computes it:
+    pre-activation; where the channels change, the shortcut (1x1, strided)
+    reads the activated input; a stride-2 3x3 convolution pads only
+    right and bottom."""
+
+    def __init__(self, cin, cout, stride, act):
+        super().__init__()
+        self.stride, self.act = stride, act
+        self.batchnorm_0, self.batchnorm_1 = nn.BatchNorm2d(cin), nn.BatchNorm2d(cout)
+        self.conv_0 = nn.Conv2d(cin, cout, 3, stride, 0, bias=False)
+        self.conv_1 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.shortcut = nn.Conv2d(cin, cout, 1, stride, 0, bias=False) if cin != cout else None
+
+    def forward(self, x):
+        a = self.act(self.batchnorm_0(x))
+        pad = (1, 1, 1, 1) if self.stride == 1 else (0, 1, 0, 1)
+        out = self.conv_1(self.act(self.batchnorm_1(self.conv_0(F.pad(a, pad)))))
+        return out + (self.shortcut(a) if self.shortcut is not None else x)
+
+
+class DMWRN(nn.Module):
+    def __init__(self, depth, width, act, classes=10):
+        super().__init__()
+        n = (depth - 4) // 6
+        chans = [16, 16 * width, 32 * width, 64 * width]
+        self.act = act
+        self.init_conv = conv3(3, 16)
+        blocks = []
+        for g in range(3):
+            for i in range(n):
+                blocks.append(DMBlock(chans[g] if i == 0 else chans[g + 1], chans[g + 1],
+                                      (1 if g == 0 else 2) if i == 0 else 1, act))
+        self.blocks = nn.Sequential(*blocks)
+        self.batchnorm, self.logits = nn.BatchNorm2d(chans[3]), nn.Linear(chans[3], classes)
+
+    def forward(self, x):
+        out = self.act(self.batchnorm(self.blocks(self.init_conv(x))))
+        return self.logits(F.avg_pool2d(out, out.shape[-1]).flatten(1))
+
+
 def build(arch, classes):
     """(model, input shape) for clasp's architecture names."""
+    d = re.fullmatch(r"dm-wrn-(\d+)-(\d+)(-swish)?", arch)
+    if d:
+        act = F.silu if d.group(3) else F.relu
+        return DMWRN(int(d.group(1)), int(d.group(2)), act, classes), (3, 32, 32)
     m = re.fullmatch(r"(resnet18|preact-resnet18|wrn-(\d+)-(\d+))(?:-w(\d+))?", arch)
     if arch == "default":
         return MadryCNN(classes), (1, 28, 28)
