@@ -122,8 +122,8 @@ static clasp_status load_existing(runner *R, int mi, clasp_model **out)
         if (st == CLASP_OK && pm->zoo[0])
             st = clasp_zoo_find(pm->zoo, R->p->dataset, pm->threat, &e);
         if (st == CLASP_OK)
-            st = clasp_model_load_weights(*out, pm->checkpoint, e ? e->ignore_tensors : NULL,
-                                          &info);
+            st =
+                clasp_model_load_weights(*out, pm->checkpoint, e ? e->ignore_tensors : NULL, &info);
     } else {
         st = clasp_model_load_info(R->ctx, pm->checkpoint, NULL, (int[]){d->c, d->h, d->w}, &info,
                                    out);
