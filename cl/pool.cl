@@ -193,3 +193,28 @@ __kernel void avgpool_bwd(__global const float *restrict dy, int H, int W, int k
         for (int ow = ow0; ow <= ow1; ow++) acc += g[oh * OW + ow];
     dx[i] = acc / (float)(k * k);
 }
+
+/* Zero padding, left/right/top/bottom pixels (l, t are the offsets of x
+ * inside y): y [planes, H+t+b, W+l+r], one work-item per output element.
+ * The backward is the crop pad_bwd: dx [planes, H, W] = the matching window
+ * of dy [planes, OH, OW]. */
+__kernel void pad_fwd(__global const float *restrict x, int H, int W, int l, int t, int OH,
+                      int OW, int total, __global float *restrict y)
+{
+    int i = get_global_id(0);
+    if (i >= total) return;
+    int ow = i % OW, r = i / OW;
+    int oh = r % OH, pl = r / OH;
+    int h = oh - t, w = ow - l;
+    y[i] = h >= 0 && h < H && w >= 0 && w < W ? x[((size_t)pl * H + h) * W + w] : 0.0f;
+}
+
+__kernel void pad_bwd(__global const float *restrict dy, int H, int W, int l, int t, int OH,
+                      int OW, int total, __global float *restrict dx)
+{
+    int i = get_global_id(0);
+    if (i >= total) return;
+    int w = i % W, r = i / W;
+    int h = r % H, pl = r / H;
+    dx[i] = dy[((size_t)pl * OH + h + t) * OW + w + l];
+}

@@ -715,6 +715,108 @@ static void test_relu(void **state)
         relu_case(sizes[s], 40 + 2 * (uint32_t)s);
 }
 
+/* ---- swish ------------------------------------------------------------- */
+
+static double swish_ref(double x)
+{
+    return x / (1.0 + exp(-x));
+}
+
+static void swish_case(int n, uint32_t seed)
+{
+    float *x = rnd((size_t)n, seed, -6, 6);
+    float *r = rnd((size_t)n, seed + 1, -1, 1);
+    double *want = malloc((size_t)n * sizeof *want), *grad = malloc((size_t)n * sizeof *grad);
+    double *fd = malloc((size_t)n * sizeof *fd);
+    const double h = 1e-4;
+    for (int i = 0; i < n; i++) {
+        double v = x[i], sg = 1.0 / (1.0 + exp(-v));
+        want[i] = swish_ref(v);
+        grad[i] = r[i] * sg * (1.0 + v * (1.0 - sg));
+        fd[i] = r[i] * (swish_ref(v + h) - swish_ref(v - h)) / (2 * h);
+    }
+    clasp_tensor *tx = t1(n, x), *ty = t1(n, NULL), *tdy = t1(n, r), *tdx = t1(n, NULL);
+    assert_ok(clasp_swish_forward(tx, ty));
+    float *y = tu_read(ty);
+    check_close("swish fwd", y, want, (size_t)n, 1e-6);
+    assert_ok(clasp_swish_backward(tx, tdy, tdx));
+    float *g = tu_read(tdx);
+    check_close("swish bwd", g, grad, (size_t)n, 1e-6);
+    check_close("swish bwd FD", g, fd, (size_t)n, 1e-5);
+    /* dx = dy in place. */
+    assert_ok(clasp_swish_backward(tx, tdy, tdy));
+    float *gi = tu_read(tdy);
+    check_close("swish bwd in place", gi, grad, (size_t)n, 1e-6);
+    /* y = x in place. */
+    assert_ok(clasp_swish_forward(tx, tx));
+    float *yi = tu_read(tx);
+    check_close("swish fwd in place", yi, want, (size_t)n, 1e-6);
+    clasp_tensor_free(tx), clasp_tensor_free(ty);
+    clasp_tensor_free(tdy), clasp_tensor_free(tdx);
+    free(x), free(r), free(want), free(grad), free(fd), free(y), free(g), free(yi), free(gi);
+}
+
+static void test_swish(void **state)
+{
+    (void)state;
+    static const int sizes[] = {1, 5, 255, 256, 257, 1025, 3 * 7 * 33 * 31};
+    for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++)
+        swish_case(sizes[s], 60 + 2 * (uint32_t)s);
+}
+
+/* ---- zero padding ------------------------------------------------------ */
+
+/* Pre-fills an output with NaN: a kernel that leaves an element unwritten fails. */
+static void fill_nan(clasp_tensor *t)
+{
+    float *h = malloc(t->numel * sizeof *h);
+    assert_non_null(h);
+    for (size_t i = 0; i < t->numel; i++) h[i] = NAN;
+    assert_ok(clasp_tensor_write(t, h));
+    free(h);
+}
+
+/* Pads [n,c,h,w] by p = {l,r,t,b}; the gradient of sum(r * pad(x)) is r's
+ * crop, checked against central differences of that sum (exact: linear). */
+static void pad_case(int n, int c, int h, int w, const int p[4], uint32_t seed)
+{
+    int oh = h + p[2] + p[3], ow = w + p[0] + p[1];
+    size_t nx = (size_t)n * c * h * w, ny = (size_t)n * c * oh * ow;
+    float *x = rnd(nx, seed, -1, 1), *r = rnd(ny, seed + 1, -1, 1);
+    double *want = calloc(ny, sizeof *want), *fd = malloc(nx * sizeof *fd);
+    for (size_t pl = 0; pl < (size_t)n * c; pl++)
+        for (int i = 0; i < h; i++)
+            for (int j = 0; j < w; j++)
+                want[(pl * oh + i + p[2]) * ow + j + p[0]] = x[(pl * h + i) * w + j];
+    const double eps = 0.5;
+    for (size_t k = 0; k < nx; k++) {
+        /* d/dx_k sum(r * pad(x)): only the output holding x_k moves. */
+        size_t pl = k / ((size_t)h * w), i = k / w % h, j = k % w;
+        double rk = r[(pl * oh + i + p[2]) * ow + j + p[0]];
+        fd[k] = (rk * (x[k] + eps) - rk * (x[k] - eps)) / (2 * eps);
+    }
+    clasp_tensor *tx = t4(n, c, h, w, x), *ty = t4(n, c, oh, ow, NULL);
+    clasp_tensor *tdy = t4(n, c, oh, ow, r), *tdx = t4(n, c, h, w, NULL);
+    fill_nan(ty), fill_nan(tdx);
+    assert_ok(clasp_pad2d_forward(tx, p, ty));
+    float *y = tu_read(ty);
+    check_close("pad fwd", y, want, ny, 0);
+    assert_ok(clasp_pad2d_backward(tdy, p, tdx));
+    float *g = tu_read(tdx);
+    check_close("pad bwd FD", g, fd, nx, 1e-6);
+    clasp_tensor_free(tx), clasp_tensor_free(ty), clasp_tensor_free(tdy), clasp_tensor_free(tdx);
+    free(x), free(r), free(want), free(fd), free(y), free(g);
+}
+
+static void test_pad(void **state)
+{
+    (void)state;
+    static const int pads[][4] = {{0, 1, 0, 1}, {1, 1, 1, 1}, {0, 0, 0, 0}, {3, 0, 2, 5}};
+    for (int k = 0; k < 4; k++) pad_case(2, 3, 5, 7, pads[k], 70 + 2 * (uint32_t)k);
+    pad_case(1, 1, 1, 1, pads[3], 80);
+    pad_case(3, 16, 33, 31, pads[0], 82);
+}
+
 /* ---- max pool ---------------------------------------------------------- */
 
 /* Distinct values (a shuffled ramp) so the argmax is unique and finite
@@ -1011,6 +1113,14 @@ static void test_shape_errors(void **state)
 
     clasp_tensor *all[] = {x, w, w1, b, b5, y, ybad, x3, lx, lw, lw2, ly, ly2, lb, py, pi, pi3};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) clasp_tensor_free(all[i]);
+    /* Zero padding. */
+    int bad[4] = {0, -1, 0, 0};
+    clasp_tensor *pa = t4(1, 1, 2, 2, NULL), *pb = t4(1, 1, 3, 3, NULL);
+    expect_invalid(clasp_pad2d_forward(pa, bad, pb), "padding 0,-1,0,0 must be >= 0");
+    int one[4] = {1, 1, 1, 1};
+    expect_invalid(clasp_pad2d_forward(pa, one, pb), "y is [1,1,3,3], expected [1,1,4,4]");
+    expect_invalid(clasp_pad2d_backward(pb, one, pa), "dy is [1,1,3,3], expected [1,1,4,4]");
+    clasp_tensor_free(pa), clasp_tensor_free(pb);
 }
 
 int main(void)
@@ -1030,6 +1140,8 @@ int main(void)
         cmocka_unit_test(test_linear),
         cmocka_unit_test(test_linear_flattens),
         cmocka_unit_test(test_relu),
+        cmocka_unit_test(test_swish),
+        cmocka_unit_test(test_pad),
         cmocka_unit_test(test_maxpool),
         cmocka_unit_test(test_maxpool_ties),
         cmocka_unit_test(test_maxpool_2x2),

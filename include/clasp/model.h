@@ -31,6 +31,8 @@ typedef enum clasp_layer_kind {
     CLASP_LAYER_ADD,         /* sum of two inputs of the same shape (skip connections) */
     CLASP_LAYER_AVGPOOL2D,   /* average over kernel x kernel windows */
     CLASP_LAYER_NORMALIZE,   /* (x - mean[c]) / std[c]: inputs and eps stay in [0,1] */
+    CLASP_LAYER_SWISH,       /* x * sigmoid(x) (SiLU), DeepMind's activation */
+    CLASP_LAYER_PAD,         /* zero padding by pads[] = left, right, top, bottom */
 } clasp_layer_kind;
 
 #define CLASP_LAYER_NAME_MAX 48
@@ -64,6 +66,9 @@ typedef struct clasp_layer_spec {
     int init; /* CLASP_INIT_* for conv/linear */
     /* normalize: per-channel mean and std (the model's input channels). */
     float mean[CLASP_NORMALIZE_MAX_C], std[CLASP_NORMALIZE_MAX_C];
+    /* Appended for CLASP_LAYER_PAD: zero pixels added left, right, top and
+     * bottom (DeepMind's "SAME" stride-2 convolutions pad 0,1,0,1). */
+    int pads[4];
 } clasp_layer_spec;
 
 typedef struct clasp_model clasp_model;

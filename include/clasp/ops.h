@@ -54,6 +54,11 @@ clasp_status clasp_linear_backward(const clasp_tensor *x, const clasp_tensor *w,
 clasp_status clasp_relu_forward(const clasp_tensor *x, clasp_tensor *y);
 /* dx = dy where y > 0 else 0 (y is the forward output); dx may be dy. */
 clasp_status clasp_relu_backward(const clasp_tensor *y, const clasp_tensor *dy, clasp_tensor *dx);
+/* Swish (SiLU, DeepMind's robust WideResNets): y = x * sigmoid(x); y may be x. */
+clasp_status clasp_swish_forward(const clasp_tensor *x, clasp_tensor *y);
+/* dx = dy * s * (1 + x * (1 - s)), s = sigmoid(x), from the forward INPUT x
+ * (not its output); dx may be dy, but not x. */
+clasp_status clasp_swish_backward(const clasp_tensor *x, const clasp_tensor *dy, clasp_tensor *dx);
 
 /* Max pooling, window k, stride s, no padding: y[N,C,OH,OW] with
  * OH = (H - k)/s + 1; idx (int32, same shape as y) records the flat
@@ -124,6 +129,12 @@ clasp_status clasp_avgpool2d_forward(const clasp_tensor *x, int kernel, int stri
  * elements no window covers get 0. dx is written, not added to. */
 clasp_status clasp_avgpool2d_backward(const clasp_tensor *dy, int kernel, int stride,
                                       clasp_tensor *dx);
+
+/* Zero padding of x [N,C,H,W] by pad = {left, right, top, bottom} pixels
+ * (PyTorch's F.pad(x, (l, r, t, b))): y [N,C,H+t+b,W+l+r]. */
+clasp_status clasp_pad2d_forward(const clasp_tensor *x, const int pad[4], clasp_tensor *y);
+/* Its backward, the crop: dx [N,C,H,W] = dy's window at (top, left). */
+clasp_status clasp_pad2d_backward(const clasp_tensor *dy, const int pad[4], clasp_tensor *dx);
 
 /* Per-channel affine map y[n,c,h,w] = x[n,c,h,w] * scale[c] + shift[c] on
  * [N,C,H,W] tensors; scale and shift have C elements, shift may be NULL

@@ -17,7 +17,8 @@ static clasp_status bad_item(const char *item, size_t pos)
     return clasp_error(CLASP_ERR_CONFIG,
                        "architecture: '%s' at character %zu is not a layer; expected "
                        "conv<K>x<K>-<out>[s<stride>][p<pad>][nb], maxpool<K>[s<stride>], "
-                       "avgpool<K>[s<stride>], fc<out>[nb], relu, flatten, bn or add, each "
+                       "avgpool<K>[s<stride>], fc<out>[nb], pad<l>,<r>,<t>,<b>, relu, swish, "
+                       "flatten, bn or add, each "
                        "optionally with :label and (input[+input])",
                        item, pos + 1);
 }
@@ -52,6 +53,13 @@ static int parse_kind(const char *item, clasp_layer_spec *l)
     if (!strcmp(item, "flatten")) return l->kind = CLASP_LAYER_FLATTEN, 1;
     if (!strcmp(item, "bn")) return l->kind = CLASP_LAYER_BATCHNORM2D, 1;
     if (!strcmp(item, "add")) return l->kind = CLASP_LAYER_ADD, 1;
+    if (!strcmp(item, "swish")) return l->kind = CLASP_LAYER_SWISH, 1;
+    if (!strncmp(item, "pad", 3)) {
+        const char *p = item + 3;
+        for (int k = 0; k < 4; k++)
+            if ((k && *p++ != ',') || !clasp_nn_read_int(&p, 0, &l->pads[k])) return 0;
+        return l->kind = CLASP_LAYER_PAD, !*p;
+    }
     if (!strncmp(item, "conv", 4)) {
         const char *p = item + 4;
         if (!clasp_nn_read_int(&p, 1, &l->kernel) || *p++ != 'x' || !clasp_nn_read_int(&p, 1, &b) ||
@@ -157,6 +165,14 @@ static clasp_status parse_item(const char *s, size_t len, size_t pos, int index,
     return CLASP_OK;
 }
 
+/* Whether the item starting at s (spaces before it allowed) is a pad, whose
+ * four numbers are separated by the same ',' as the items. */
+static int is_pad_item(const char *s)
+{
+    while (*s == ' ' || *s == '\t') s++;
+    return !strncmp(s, "pad", 3) && s[3] >= '0' && s[3] <= '9';
+}
+
 clasp_status clasp_arch_parse(const char *text, clasp_layer_spec **layers, int *n)
 {
     *layers = NULL;
@@ -171,8 +187,14 @@ clasp_status clasp_arch_parse(const char *text, clasp_layer_spec **layers, int *
     }
     int count = 0;
     const char *start = text;
+    int pad_commas = 0; /* commas inside the current "pad<l>,<r>,<t>,<b>" item */
     for (const char *p = text;; p++) {
+        if (*p == ',' && is_pad_item(start) && pad_commas < 3) {
+            pad_commas++;
+            continue;
+        }
         if (*p == ',' || *p == '\0') {
+            pad_commas = 0;
             const char *b = start, *e = p;
             while (b < e && (*b == ' ' || *b == '\t')) b++;
             while (e > b && (e[-1] == ' ' || e[-1] == '\t')) e--;
@@ -255,6 +277,10 @@ void clasp_arch_format(const clasp_layer_spec *ls, int n, char *buf, size_t size
         case CLASP_LAYER_BATCHNORM2D: put(buf, size, &len, "bn"); break;
         case CLASP_LAYER_ADD: put(buf, size, &len, "add"); break;
         case CLASP_LAYER_NORMALIZE: put(buf, size, &len, "normalize"); break;
+        case CLASP_LAYER_SWISH: put(buf, size, &len, "swish"); break;
+        case CLASP_LAYER_PAD:
+            put(buf, size, &len, "pad%d,%d,%d,%d", l->pads[0], l->pads[1], l->pads[2], l->pads[3]);
+            break;
         }
         if (needs_label[i]) put(buf, size, &len, ":l%d", i);
         if (explicit_inputs(l, i)) {

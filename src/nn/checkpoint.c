@@ -226,6 +226,31 @@ static clasp_status parse_normalize(const char *text, int c, float *mean, float 
  * from, told by its tensor names (and, for widths, their shapes). */
 static const char *detect_arch(const clasp_st_file *f, char *buf, size_t size)
 {
+    /* DeepMind's models (RobustBench's dm_wide_resnet.py); their activation
+     * (relu or swish) is not in the names: the caller says it. */
+    const clasp_st_tensor *dm = clasp_st_find(f, "init_conv.weight");
+    const clasp_st_tensor *b0 = clasp_st_find(f, "layer.0.block.0.conv_0.weight");
+    if (dm && dm->ndim == 4 && b0 && b0->ndim == 4 && clasp_st_find(f, "logits.weight")) {
+        int n = 0, stem = (int)dm->shape[0];
+        char name[96];
+        for (; n < 1000; n++) {
+            snprintf(name, sizeof name, "layer.0.block.%d.conv_0.weight", n);
+            if (!clasp_st_find(f, name)) break;
+        }
+        if (b0->shape[0] <= 0 || b0->shape[0] % 16) return NULL;
+        int width = (int)(b0->shape[0] / 16);
+        if (stem == 16) snprintf(buf, size, "dm-wrn-%d-%d", 6 * n + 4, width);
+        else snprintf(buf, size, "dm-wrn-%d-%d-w%d", 6 * n + 4, width, stem);
+        return buf;
+    }
+    const clasp_st_tensor *dp = clasp_st_find(f, "conv_2d.weight");
+    if (dp && dp->ndim == 4 && clasp_st_find(f, "layer_0.0.conv_2d_1.weight") &&
+        clasp_st_find(f, "logits.weight")) {
+        int stem = (int)dp->shape[0];
+        if (stem == 64) snprintf(buf, size, "dm-preact-resnet18");
+        else snprintf(buf, size, "dm-preact-resnet18-w%d", stem);
+        return buf;
+    }
     const clasp_st_tensor *c1 = clasp_st_find(f, "conv1.weight");
     if (!c1 || c1->ndim != 4) return NULL;
     int w0 = (int)c1->shape[0];
@@ -244,7 +269,10 @@ static const char *detect_arch(const clasp_st_file *f, char *buf, size_t size)
         return buf;
     }
     if (clasp_st_find(f, "layer1.0.conv1.weight") && clasp_st_find(f, "linear.weight")) {
-        const char *base = clasp_st_find(f, "bn1.weight") ? "resnet18" : "preact-resnet18";
+        /* PreAct ResNet with RobustBench's bn_before_fc=False has no "bn". */
+        const char *base = clasp_st_find(f, "bn1.weight")  ? "resnet18"
+                           : clasp_st_find(f, "bn.weight") ? "preact-resnet18"
+                                                           : "preact-resnet18-nobn";
         if (w0 == 64) snprintf(buf, size, "%s", base);
         else snprintf(buf, size, "%s-w%d", base, w0);
         return buf;

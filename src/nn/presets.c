@@ -1,4 +1,5 @@
-/* Preset graphs: ResNet-18, PreAct ResNet-18 and WideResNet, with the
+/* Preset graphs: ResNet-18, PreAct ResNet-18, WideResNet and DeepMind's
+ * WideResNet and PreAct ResNet-18, with the
  * module paths of the PyTorch definitions that published robust CIFAR
  * models use, so that their state dicts load unchanged:
  *
@@ -8,6 +9,14 @@
  *                    layer{2..4}.0.shortcut.0 (1x1 conv), bn, linear
  *   wrn-D-W          conv1, block{1,2,3}.layer.{i}.{bn1,conv1,bn2,conv2},
  *                    block*.layer.0.convShortcut where the channels change, bn1, fc
+ *   preact-resnet18-nobn  preact-resnet18 without bn, its shortcut reading x
+ *   dm-wrn-D-W       init_conv, layer.{0,1,2}.block.{i}.{batchnorm_0,conv_0,
+ *                    batchnorm_1,conv_1,shortcut}, batchnorm, logits
+ *   dm-preact-resnet18  conv_2d, layer_{0..3}.{0,1}.{batchnorm_0,conv_2d_1,
+ *                    batchnorm_1,conv_2d_2,shortcut}, batchnorm, logits
+ * (the DeepMind blocks: see dm_block and dm_preact_block). "-swish" puts
+ * swish wherever the model applies its activation; "-padP" zero-pads the
+ * input by P before the normalisation.
  *
  * Convolutions have no bias; the classifier has one. Blocks compute
  *   resnet:   relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x))
@@ -28,6 +37,7 @@ typedef struct builder {
     clasp_layer_spec *ls;
     int n, cap;
     int bad;
+    int swish; /* the activation is swish, not relu */
 } builder;
 
 /* Appends a layer reading `in0` (PREV: the layer before; -1: the model
@@ -88,9 +98,26 @@ static int named_conv(builder *b, const char *prefix, const char *leaf, int in, 
     return conv(b, name, in, out, k, s);
 }
 
-static int relu(builder *b, int in)
+/* The model's activation: relu, or swish for a "-swish" preset. */
+static int act(builder *b, int in)
 {
-    return put(b, CLASP_LAYER_RELU, NULL, in, 0, 0, 0, 0, 0);
+    return put(b, b->swish ? CLASP_LAYER_SWISH : CLASP_LAYER_RELU, NULL, in, 0, 0, 0, 0, 0);
+}
+
+/* Zero padding by left, right, top, bottom pixels. */
+static int pad(builder *b, int in, int l, int r, int t, int bt)
+{
+    int i = put(b, CLASP_LAYER_PAD, NULL, in, 0, 0, 0, 0, 0);
+    if (!b->bad)
+        b->ls[i].pads[0] = l, b->ls[i].pads[1] = r, b->ls[i].pads[2] = t, b->ls[i].pads[3] = bt;
+    return i;
+}
+
+/* The padding before DeepMind's unpadded 3x3 convolutions, TensorFlow's
+ * "SAME": 1 on every side at stride 1, only right and bottom at stride 2. */
+static int same_pad(builder *b, int in, int s)
+{
+    return s == 1 ? pad(b, in, 1, 1, 1, 1) : pad(b, in, 0, 1, 0, 1);
 }
 
 /* ResNet's basic block; returns the index of its output. */
@@ -98,7 +125,7 @@ static int resnet_block(builder *b, const char *prefix, int x, int cin, int cout
 {
     named_conv(b, prefix, "conv1", x, cout, 3, s);
     named(b, CLASP_LAYER_BATCHNORM2D, prefix, "bn1", PREV);
-    relu(b, PREV);
+    act(b, PREV);
     named_conv(b, prefix, "conv2", PREV, cout, 3, 1);
     int main = named(b, CLASP_LAYER_BATCHNORM2D, prefix, "bn2", PREV);
     int sc = x;
@@ -107,57 +134,209 @@ static int resnet_block(builder *b, const char *prefix, int x, int cin, int cout
         sc = named(b, CLASP_LAYER_BATCHNORM2D, prefix, "shortcut.1", PREV);
     }
     put(b, CLASP_LAYER_ADD, NULL, main, sc, 0, 0, 0, 0);
-    return relu(b, PREV);
+    return act(b, PREV);
 }
 
 /* PreAct ResNet's block and WideResNet's basic block: the same graph, with
- * the shortcut conv called shortcut.0 or convShortcut. */
+ * the shortcut conv called shortcut.0 or convShortcut, reading the
+ * pre-activation, or with sc_from_input the block's input itself (as
+ * RobustBench's PreActBlock without out_shortcut). */
 static int preact_block(builder *b, const char *prefix, int x, int cin, int cout, int s,
-                        const char *sc_name)
+                        const char *sc_name, int sc_from_input)
 {
     named(b, CLASP_LAYER_BATCHNORM2D, prefix, "bn1", x);
-    int a = relu(b, PREV);
+    int a = act(b, PREV);
     named_conv(b, prefix, "conv1", a, cout, 3, s);
     named(b, CLASP_LAYER_BATCHNORM2D, prefix, "bn2", PREV);
-    relu(b, PREV);
+    act(b, PREV);
     int main = named_conv(b, prefix, "conv2", PREV, cout, 3, 1);
     int sc = x;
-    if (s != 1 || cin != cout) sc = named_conv(b, prefix, sc_name, a, cout, 1, s);
+    if (s != 1 || cin != cout)
+        sc = named_conv(b, prefix, sc_name, sc_from_input ? x : a, cout, 1, s);
     return put(b, CLASP_LAYER_ADD, NULL, main, sc, 0, 0, 0, 0);
 }
 
-/* Parses "resnet18", "preact-resnet18", "wrn-D-W", each with an optional
- * "-wN"; 0 when the name is none of them. */
-static int parse_preset(const char *name, int *kind, int *depth, int *width, int *base)
+/* An unpadded 3x3 convolution (DeepMind's, after same_pad). */
+static int named_conv_p0(builder *b, const char *prefix, const char *leaf, int in, int out, int k,
+                         int s)
+{
+    int c = named_conv(b, prefix, leaf, in, out, k, s);
+    if (!b->bad) b->ls[c].pad = 0;
+    return c;
+}
+
+/* DeepMind's WideResNet block: a = act(batchnorm_0(x)); conv_1(act(
+ * batchnorm_1(conv_0(same_pad(a))))) + (shortcut(a) when the channels
+ * change, else x). */
+static int dm_block(builder *b, const char *prefix, int x, int cin, int cout, int s)
+{
+    named(b, CLASP_LAYER_BATCHNORM2D, prefix, "batchnorm_0", x);
+    int a = act(b, PREV);
+    same_pad(b, a, s);
+    named_conv_p0(b, prefix, "conv_0", PREV, cout, 3, s);
+    named(b, CLASP_LAYER_BATCHNORM2D, prefix, "batchnorm_1", PREV);
+    act(b, PREV);
+    int main = named_conv(b, prefix, "conv_1", PREV, cout, 3, 1);
+    int sc = cin != cout ? named_conv_p0(b, prefix, "shortcut", a, cout, 1, s) : x;
+    return put(b, CLASP_LAYER_ADD, NULL, main, sc, 0, 0, 0, 0);
+}
+
+/* DeepMind's PreAct ResNet block: conv_2d_2(act(batchnorm_1(conv_2d_1(
+ * same_pad(act(batchnorm_0(x))))))) + (shortcut(same_pad(x)), a 3x3 conv of
+ * the block's INPUT, when the stride or channels change, else x). */
+static int dm_preact_block(builder *b, const char *prefix, int x, int cin, int cout, int s)
+{
+    named(b, CLASP_LAYER_BATCHNORM2D, prefix, "batchnorm_0", x);
+    act(b, PREV);
+    same_pad(b, PREV, s);
+    named_conv_p0(b, prefix, "conv_2d_1", PREV, cout, 3, s);
+    named(b, CLASP_LAYER_BATCHNORM2D, prefix, "batchnorm_1", PREV);
+    act(b, PREV);
+    int main = named_conv(b, prefix, "conv_2d_2", PREV, cout, 3, 1);
+    int sc = x;
+    if (s != 1 || cin != cout) {
+        same_pad(b, x, s);
+        sc = named_conv_p0(b, prefix, "shortcut", PREV, cout, 3, s);
+    }
+    return put(b, CLASP_LAYER_ADD, NULL, main, sc, 0, 0, 0, 0);
+}
+
+/* The preset families. */
+enum { RESNET, PREACT, WRN, PREACT_NOBN, DM_WRN, DM_PREACT };
+
+typedef struct preset {
+    int kind, depth, width;
+    int base;  /* -wN: base width, 0 = the family's own */
+    int swish; /* -swish: swish instead of relu */
+    int pad;   /* -padP: zero padding of the input before normalisation */
+} preset;
+
+/* "-D-W" of a WideResNet name. */
+static int parse_wrn(const char **p, preset *ps)
+{
+    return clasp_nn_read_int(p, 10, &ps->depth) && *(*p)++ == '-' &&
+           clasp_nn_read_int(p, 1, &ps->width) && (ps->depth - 4) % 6 == 0;
+}
+
+/* Parses a preset name, "<family>[-wN][-swish][-padP]"; 0 when it is none. */
+static int parse_preset(const char *name, preset *ps)
 {
     const char *p = name;
-    *depth = 18, *width = 1, *base = 0;
-    if (!strncmp(p, "resnet18", 8)) *kind = 0, p += 8;
-    else if (!strncmp(p, "preact-resnet18", 15)) *kind = 1, p += 15;
+    memset(ps, 0, sizeof *ps);
+    ps->depth = 18, ps->width = 1;
+    /* Longer names first: "preact-resnet18-nobn" starts as "preact-resnet18". */
+    if (!strncmp(p, "resnet18", 8)) ps->kind = RESNET, p += 8;
+    else if (!strncmp(p, "preact-resnet18-nobn", 20)) ps->kind = PREACT_NOBN, p += 20;
+    else if (!strncmp(p, "preact-resnet18", 15)) ps->kind = PREACT, p += 15;
+    else if (!strncmp(p, "dm-preact-resnet18", 18)) ps->kind = DM_PREACT, p += 18;
     else if (!strncmp(p, "wrn-", 4)) {
-        p += 4;
-        if (!clasp_nn_read_int(&p, 10, depth) || *p++ != '-' || !clasp_nn_read_int(&p, 1, width))
-            return 0;
-        *kind = 2;
+        p += 4, ps->kind = WRN;
+        if (!parse_wrn(&p, ps)) return 0;
+    } else if (!strncmp(p, "dm-wrn-", 7)) {
+        p += 7, ps->kind = DM_WRN;
+        if (!parse_wrn(&p, ps)) return 0;
     } else return 0;
     /* The whole name counts: no silent cut after some length. */
-    if (!strncmp(p, "-w", 2) && (p += 2, !clasp_nn_read_int(&p, 1, base))) return 0;
-    if (*p) return 0;
-    return *kind != 2 || (*depth - 4) % 6 == 0;
+    if (!strncmp(p, "-w", 2) && p[2] >= '0' && p[2] <= '9' &&
+        (p += 2, !clasp_nn_read_int(&p, 1, &ps->base)))
+        return 0;
+    if (!strncmp(p, "-swish", 6)) ps->swish = 1, p += 6;
+    if (!strncmp(p, "-pad", 4) && (p += 4, !clasp_nn_read_int(&p, 1, &ps->pad))) return 0;
+    return !*p && ps->pad <= 4096;
 }
 
 int clasp_model_is_preset(const char *name)
 {
-    int k, d, w, b;
-    return name && parse_preset(name, &k, &d, &w, &b);
+    preset ps;
+    return name && parse_preset(name, &ps);
 }
 
-static void head(builder *b, int x, int classes, const char *fc, int map)
+/* Global average pooling, or PyTorch's avg_pool2d(x, k) of the DeepMind
+ * and RobustBench definitions when the map is at least k. */
+static void head(builder *b, int x, int classes, const char *fc, int map, int k)
 {
-    put(b, CLASP_LAYER_AVGPOOL2D, NULL, x, 0, 0, map, map, 0);
+    int pool = k && map >= k ? k : map;
+    put(b, CLASP_LAYER_AVGPOOL2D, NULL, x, 0, 0, pool, pool, 0);
     put(b, CLASP_LAYER_FLATTEN, NULL, PREV, 0, 0, 0, 0, 0);
     int l = put(b, CLASP_LAYER_LINEAR, fc, PREV, 0, classes, 0, 0, 0);
     if (l >= 0) b->ls[l].no_bias = 0;
+}
+
+static void resnets(builder *b, const preset *ps, int x, int num_classes, int *map)
+{
+    char prefix[CLASP_LAYER_NAME_MAX];
+    int w0 = ps->base ? ps->base : 64, cin = w0;
+    x = conv(b, "conv1", x, w0, 3, 1);
+    if (ps->kind == RESNET) {
+        put(b, CLASP_LAYER_BATCHNORM2D, "bn1", PREV, 0, 0, 0, 0, 0);
+        x = act(b, PREV);
+    }
+    for (int stage = 0; stage < 4; stage++) {
+        int cout = w0 << stage;
+        for (int blk = 0; blk < 2; blk++) {
+            int s = stage > 0 && blk == 0 ? 2 : 1;
+            snprintf(prefix, sizeof prefix, "layer%d.%d.", stage + 1, blk);
+            x = ps->kind == RESNET ? resnet_block(b, prefix, x, cin, cout, s)
+                                   : preact_block(b, prefix, x, cin, cout, s, "shortcut.0",
+                                                  ps->kind == PREACT_NOBN);
+            cin = cout;
+            if (s == 2) *map = (*map - 1) / 2 + 1;
+        }
+    }
+    if (ps->kind == PREACT) {
+        put(b, CLASP_LAYER_BATCHNORM2D, "bn", x, 0, 0, 0, 0, 0);
+        x = act(b, PREV);
+    }
+    head(b, x, num_classes, "linear", *map, 0);
+}
+
+static void wrn(builder *b, const preset *ps, int x, int num_classes, int *map)
+{
+    char prefix[CLASP_LAYER_NAME_MAX];
+    int w0 = ps->base ? ps->base : 16, n = (ps->depth - 4) / 6;
+    x = conv(b, "conv1", x, w0, 3, 1);
+    int cin = w0;
+    for (int g = 0; g < 3; g++) {
+        int cout = (16 << g) * ps->width;
+        for (int i = 0; i < n; i++) {
+            int s = g > 0 && i == 0 ? 2 : 1;
+            snprintf(prefix, sizeof prefix, "block%d.layer.%d.", g + 1, i);
+            x = preact_block(b, prefix, x, cin, cout, s, "convShortcut", 0);
+            cin = cout;
+            if (s == 2) *map = (*map - 1) / 2 + 1;
+        }
+    }
+    put(b, CLASP_LAYER_BATCHNORM2D, "bn1", x, 0, 0, 0, 0, 0);
+    x = act(b, PREV);
+    head(b, x, num_classes, "fc", *map, 0);
+    for (int i = 0; i < b->n && !b->bad; i++)
+        if (b->ls[i].kind == CLASP_LAYER_CONV2D || b->ls[i].kind == CLASP_LAYER_LINEAR)
+            b->ls[i].init = CLASP_INIT_KAIMING_FAN_OUT;
+}
+
+static void dm_models(builder *b, const preset *ps, int x, int num_classes, int *map)
+{
+    char prefix[CLASP_LAYER_NAME_MAX];
+    int wide = ps->kind == DM_WRN;
+    int w0 = ps->base ? ps->base : wide ? 16 : 64, cin = w0;
+    x = conv(b, wide ? "init_conv" : "conv_2d", x, w0, 3, 1);
+    int groups = wide ? 3 : 4, n = wide ? (ps->depth - 4) / 6 : 2;
+    for (int g = 0; g < groups; g++) {
+        int cout = wide ? (16 << g) * ps->width : w0 << g;
+        for (int i = 0; i < n; i++) {
+            int s = g > 0 && i == 0 ? 2 : 1;
+            if (wide) snprintf(prefix, sizeof prefix, "layer.%d.block.%d.", g, i);
+            else snprintf(prefix, sizeof prefix, "layer_%d.%d.", g, i);
+            x = wide ? dm_block(b, prefix, x, cin, cout, s)
+                     : dm_preact_block(b, prefix, x, cin, cout, s);
+            cin = cout;
+            /* 3x3 after padding 0,1,0,1: (H + 1 - 3) / 2 + 1 */
+            if (s == 2) *map = (*map - 2) / 2 + 1;
+        }
+    }
+    put(b, CLASP_LAYER_BATCHNORM2D, "batchnorm", x, 0, 0, 0, 0, 0);
+    x = act(b, PREV);
+    head(b, x, num_classes, "logits", *map, wide ? 8 : 4);
 }
 
 clasp_status clasp_model_new_preset(clasp_ctx *ctx, const char *name, int in_c, int in_h, int in_w,
@@ -165,68 +344,34 @@ clasp_status clasp_model_new_preset(clasp_ctx *ctx, const char *name, int in_c, 
                                     clasp_model **out)
 {
     *out = NULL;
-    int kind, depth, width, base;
-    if (!name || !parse_preset(name, &kind, &depth, &width, &base))
+    preset ps;
+    if (!name || !parse_preset(name, &ps))
         return clasp_error(CLASP_ERR_CONFIG,
-                           "architecture '%s' is not a preset; expected resnet18, preact-resnet18 "
-                           "or wrn-D-W "
-                           "(D = 6n+4), optionally followed by -w<base width>",
+                           "architecture '%s' is not a preset; expected resnet18, preact-resnet18, "
+                           "preact-resnet18-nobn, wrn-D-W, dm-wrn-D-W (D = 6n+4) or "
+                           "dm-preact-resnet18, optionally followed by -w<base width>, -swish "
+                           "and -pad<P>",
                            name ? name : "");
     if (in_c > CLASP_NORMALIZE_MAX_C && mean)
         return clasp_error(CLASP_ERR_CONFIG, "normalize takes at most %d channels",
                            CLASP_NORMALIZE_MAX_C);
     builder b = {0};
+    b.swish = ps.swish;
     int x = -1;
+    if (ps.pad) {
+        /* Before normalisation, as DeepMind's models pad: the border is
+         * black in pixel space, -mean/std after normalising. */
+        x = pad(&b, x, ps.pad, ps.pad, ps.pad, ps.pad);
+    }
     if (mean) {
-        x = put(&b, CLASP_LAYER_NORMALIZE, "normalize", -1, 0, 0, 0, 0, 0);
+        x = put(&b, CLASP_LAYER_NORMALIZE, "normalize", x, 0, 0, 0, 0, 0);
         for (int c = 0; c < in_c && !b.bad; c++) b.ls[x].mean[c] = mean[c], b.ls[x].std[c] = std[c];
     }
-    int map = in_h; /* spatial size of the final map, for the pooling */
-    char prefix[CLASP_LAYER_NAME_MAX];
-    if (kind < 2) {
-        int w0 = base ? base : 64, cin = w0;
-        x = conv(&b, "conv1", x, w0, 3, 1);
-        if (kind == 0) {
-            put(&b, CLASP_LAYER_BATCHNORM2D, "bn1", PREV, 0, 0, 0, 0, 0);
-            x = relu(&b, PREV);
-        }
-        for (int stage = 0; stage < 4; stage++) {
-            int cout = w0 << stage;
-            for (int blk = 0; blk < 2; blk++) {
-                int s = stage > 0 && blk == 0 ? 2 : 1;
-                snprintf(prefix, sizeof prefix, "layer%d.%d.", stage + 1, blk);
-                x = kind == 0 ? resnet_block(&b, prefix, x, cin, cout, s)
-                              : preact_block(&b, prefix, x, cin, cout, s, "shortcut.0");
-                cin = cout;
-                if (s == 2) map = (map - 1) / 2 + 1;
-            }
-        }
-        if (kind == 1) {
-            put(&b, CLASP_LAYER_BATCHNORM2D, "bn", x, 0, 0, 0, 0, 0);
-            x = relu(&b, PREV);
-        }
-        head(&b, x, num_classes, "linear", map);
-    } else {
-        int w0 = base ? base : 16, n = (depth - 4) / 6;
-        x = conv(&b, "conv1", x, w0, 3, 1);
-        int cin = w0;
-        for (int g = 0; g < 3; g++) {
-            int cout = (16 << g) * width;
-            for (int i = 0; i < n; i++) {
-                int s = g > 0 && i == 0 ? 2 : 1;
-                snprintf(prefix, sizeof prefix, "block%d.layer.%d.", g + 1, i);
-                x = preact_block(&b, prefix, x, cin, cout, s, "convShortcut");
-                cin = cout;
-                if (s == 2) map = (map - 1) / 2 + 1;
-            }
-        }
-        put(&b, CLASP_LAYER_BATCHNORM2D, "bn1", x, 0, 0, 0, 0, 0);
-        x = relu(&b, PREV);
-        head(&b, x, num_classes, "fc", map);
-        for (int i = 0; i < b.n && !b.bad; i++)
-            if (b.ls[i].kind == CLASP_LAYER_CONV2D || b.ls[i].kind == CLASP_LAYER_LINEAR)
-                b.ls[i].init = CLASP_INIT_KAIMING_FAN_OUT;
-    }
+    int map = in_h + 2 * ps.pad; /* spatial size of the final map, for the pooling */
+    if (ps.kind == RESNET || ps.kind == PREACT || ps.kind == PREACT_NOBN)
+        resnets(&b, &ps, x, num_classes, &map);
+    else if (ps.kind == WRN) wrn(&b, &ps, x, num_classes, &map);
+    else dm_models(&b, &ps, x, num_classes, &map);
     if (b.bad) {
         free(b.ls);
         return clasp_error(CLASP_ERR_NOMEM, "out of memory");

@@ -1,5 +1,6 @@
-/* ReLU forward and backward. The backward uses the forward output (y > 0
- * exactly where x > 0), so the input need not be kept. */
+/* ReLU and Swish forward and backward. ReLU's backward uses the forward
+ * output (y > 0 exactly where x > 0), so the input need not be kept;
+ * Swish's needs the input (its derivative is not a function of y alone). */
 #include <limits.h>
 
 #include "clasp/ops.h"
@@ -61,4 +62,37 @@ clasp_status clasp_relu_backward(const clasp_tensor *y, const clasp_tensor *dy, 
     CLASP_TRY(clasp_kernel_args(k, 4, KARG(ym), KARG(dym), KARG(dxm), KARG(n)));
     size_t gws = (size_t)n, lws = act_lws(y->ctx, k);
     return clasp_launch(y->ctx, k, "relu_bwd", 1, &gws, &lws);
+}
+
+/* One elementwise activation kernel over `a` (x or y) and optionally dy
+ * into `out`. */
+static clasp_status act_launch(const char *kernel, const clasp_tensor *a, const clasp_tensor *dy,
+                               clasp_tensor *out)
+{
+    int n = (int)a->numel;
+    if (!n) return CLASP_OK;
+    cl_kernel k;
+    CLASP_TRY(clasp_kernel_get(a->ctx, "act", NULL, kernel, &k));
+    cl_mem am = clasp_mem(a), om = clasp_mem(out);
+    if (dy) {
+        cl_mem dym = clasp_mem(dy);
+        CLASP_TRY(clasp_kernel_args(k, 4, KARG(am), KARG(dym), KARG(om), KARG(n)));
+    } else {
+        CLASP_TRY(clasp_kernel_args(k, 3, KARG(am), KARG(om), KARG(n)));
+    }
+    size_t gws = (size_t)n, lws = act_lws(a->ctx, k);
+    return clasp_launch(a->ctx, k, kernel, 1, &gws, &lws);
+}
+
+clasp_status clasp_swish_forward(const clasp_tensor *x, clasp_tensor *y)
+{
+    CLASP_TRY(check_same("swish", "x", x, "y", y));
+    return act_launch("swish_fwd", x, NULL, y);
+}
+
+clasp_status clasp_swish_backward(const clasp_tensor *x, const clasp_tensor *dy, clasp_tensor *dx)
+{
+    CLASP_TRY(check_same("swish_backward", "x", x, "dy", dy));
+    CLASP_TRY(check_same("swish_backward", "dy", dy, "dx", dx));
+    return act_launch("swish_bwd", x, dy, dx);
 }

@@ -200,3 +200,56 @@ clasp_status clasp_avgpool2d_backward(const clasp_tensor *dy, int kernel, int st
     CLASP_TRY(check_avgpool(op, dx, kernel, stride, "dy", dy));
     return avgpool_launch("avgpool_bwd", "avgpool_bwd", dy, dx, kernel, stride, dy, dx);
 }
+
+/* ---- zero padding ---------------------------------------------------- */
+
+static clasp_status check_pad(const char *op, const clasp_tensor *x, const int pad[4],
+                              const char *yn, const clasp_tensor *y)
+{
+    if (pad[0] < 0 || pad[1] < 0 || pad[2] < 0 || pad[3] < 0)
+        return clasp_error(CLASP_ERR_INVALID, "%s: padding %d,%d,%d,%d must be >= 0", op, pad[0],
+                           pad[1], pad[2], pad[3]);
+    int n = x->shape[0], c = x->shape[1];
+    long long oh = (long long)x->shape[2] + pad[2] + pad[3];
+    long long ow = (long long)x->shape[3] + pad[0] + pad[1];
+    if (y->shape[0] != n || y->shape[1] != c || y->shape[2] != oh || y->shape[3] != ow)
+        return clasp_error(CLASP_ERR_INVALID, "%s: %s is [%d,%d,%d,%d], expected [%d,%d,%lld,%lld]",
+                           op, yn, y->shape[0], y->shape[1], y->shape[2], y->shape[3], n, c, oh,
+                           ow);
+    if (x->ctx != y->ctx)
+        return clasp_error(CLASP_ERR_INVALID, "%s: tensors belong to different contexts", op);
+    return CLASP_OK;
+}
+
+/* One pad kernel over the elements of `out`; x is the unpadded side. */
+static clasp_status pad_launch(const char *kernel, const clasp_tensor *in, const clasp_tensor *x,
+                               const int pad[4], const clasp_tensor *y, clasp_tensor *out)
+{
+    int h = x->shape[2], w = x->shape[3], oh = y->shape[2], ow = y->shape[3];
+    int total = (int)out->numel;
+    if (!total) return CLASP_OK;
+    cl_kernel kk;
+    CLASP_TRY(clasp_kernel_get(out->ctx, "pool", NULL, kernel, &kk));
+    cl_mem im = clasp_mem(in), om = clasp_mem(out);
+    CLASP_TRY(clasp_kernel_args(kk, 9, KARG(im), KARG(h), KARG(w), KARG(pad[0]), KARG(pad[2]),
+                                KARG(oh), KARG(ow), KARG(total), KARG(om)));
+    return clasp_ops_launch_1d(out->ctx, kk, kernel, (size_t)total, 256);
+}
+
+clasp_status clasp_pad2d_forward(const clasp_tensor *x, const int pad[4], clasp_tensor *y)
+{
+    static const char *op = "clasp_pad2d_forward";
+    CLASP_TRY(check4(op, "x", x, CLASP_F32));
+    CLASP_TRY(check4(op, "y", y, CLASP_F32));
+    CLASP_TRY(check_pad(op, x, pad, "y", y));
+    return pad_launch("pad_fwd", x, x, pad, y, y);
+}
+
+clasp_status clasp_pad2d_backward(const clasp_tensor *dy, const int pad[4], clasp_tensor *dx)
+{
+    static const char *op = "clasp_pad2d_backward";
+    CLASP_TRY(check4(op, "dy", dy, CLASP_F32));
+    CLASP_TRY(check4(op, "dx", dx, CLASP_F32));
+    CLASP_TRY(check_pad(op, dx, pad, "dy", dy));
+    return pad_launch("pad_bwd", dy, dx, pad, dy, dx);
+}

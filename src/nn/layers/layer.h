@@ -45,7 +45,7 @@ typedef struct layer_ops {
 const layer_ops *layer_ops_of(clasp_layer_kind kind);
 
 extern const layer_ops layer_conv2d, layer_linear, layer_relu, layer_maxpool2d, layer_flatten,
-    layer_batchnorm2d, layer_add, layer_avgpool2d, layer_normalize;
+    layer_batchnorm2d, layer_add, layer_avgpool2d, layer_normalize, layer_swish, layer_pad;
 
 /* Declares a trained parameter "<node name>.<suffix>" of the given shape;
  * its index is returned in *index. decay: weight decay applies. */

@@ -11,6 +11,8 @@ static const layer_ops *const table[] = {
     [CLASP_LAYER_ADD] = &layer_add,
     [CLASP_LAYER_AVGPOOL2D] = &layer_avgpool2d,
     [CLASP_LAYER_NORMALIZE] = &layer_normalize,
+    [CLASP_LAYER_SWISH] = &layer_swish,
+    [CLASP_LAYER_PAD] = &layer_pad,
 };
 
 const layer_ops *layer_ops_of(clasp_layer_kind kind)

@@ -1,0 +1,160 @@
+/* The zoo's architectures against RobustBench's own PyTorch definitions:
+ * each fixture in tests/fixtures/arch (made by tools/make_arch_fixtures.py)
+ * holds a state dict with random weights and BatchNorm statistics, an input
+ * batch and the logits PyTorch computed in eval mode; clasp loads the state
+ * dict with the matching preset and must give the same logits. Without
+ * clasp.arch metadata, the relu models are found by their tensor names
+ * (detect_arch); the activation and the input padding are not in the
+ * names, so those fixtures name their preset, as a zoo entry does. */
+#include "testutil.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clasp/model.h"
+
+#define g_ctx tu_shared_ctx
+
+typedef struct fixture {
+    const char *file;   /* name in tests/fixtures/arch, without suffix */
+    const char *given;  /* the preset the caller names, NULL: detected */
+    const char *preset; /* what the model must be */
+} fixture;
+
+static const fixture fixtures[] = {
+    {"dm-wrn-10-1", NULL, "dm-wrn-10-1"},
+    {"dm-wrn-10-1-swish-pad2", "dm-wrn-10-1-swish-pad2", "dm-wrn-10-1-swish-pad2"},
+    {"dm-preact-resnet18-w4", NULL, "dm-preact-resnet18-w4"},
+    {"dm-preact-resnet18-w4-swish", "dm-preact-resnet18-w4-swish", "dm-preact-resnet18-w4-swish"},
+    {"preact-resnet18-nobn-w4", NULL, "preact-resnet18-nobn-w4"},
+    {"preact-resnet18-w4", NULL, "preact-resnet18-w4"},
+    {"resnet18-w4", NULL, "resnet18-w4"},
+    {"wrn-10-1", NULL, "wrn-10-1"},
+};
+
+static const char *fixture_dir(void)
+{
+    const char *d = getenv("CLASP_ARCH_FIXTURES");
+    return d ? d : "tests/fixtures/arch";
+}
+
+/* The .ref file: a JSON line {"preset": .., "input": [N, C, H, W],
+ * "logits": [N, K]}, then the input and the logits as float32. */
+typedef struct ref {
+    int n, c, h, w, k;
+    float *x, *logits;
+} ref;
+
+static void read_ref(const char *path, ref *r)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) fail_msg("%s: cannot open (run tools/make_arch_fixtures.py)", path);
+    char line[512];
+    assert_non_null(fgets(line, sizeof line, f));
+    const char *in = strstr(line, "\"input\": ["), *lo = strstr(line, "\"logits\": [");
+    assert_non_null(in);
+    assert_non_null(lo);
+    int n2 = 0;
+    assert_int_equal(sscanf(in + 10, "%d, %d, %d, %d", &r->n, &r->c, &r->h, &r->w), 4);
+    assert_int_equal(sscanf(lo + 11, "%d, %d", &n2, &r->k), 2);
+    assert_int_equal(n2, r->n);
+    assert_true(r->n > 0 && r->n <= 64 && r->c == 3 && r->h <= 64 && r->w <= 64 && r->k > 0 &&
+                r->k <= 1000);
+    size_t nx = (size_t)r->n * r->c * r->h * r->w, nk = (size_t)r->n * r->k;
+    r->x = malloc(nx * sizeof *r->x);
+    r->logits = malloc(nk * sizeof *r->logits);
+    assert_non_null(r->x);
+    assert_non_null(r->logits);
+    assert_int_equal(fread(r->x, sizeof *r->x, nx, f), nx);
+    assert_int_equal(fread(r->logits, sizeof *r->logits, nk, f), nk);
+    assert_int_equal(fgetc(f), EOF);
+    fclose(f);
+}
+
+/* Max |clasp - PyTorch| of the model's eval-mode logits on the fixture's input. */
+static double logits_diff(clasp_model *m, const ref *r)
+{
+    clasp_model_set_train(m, 0);
+    clasp_tensor *x = tu_tensor(g_ctx, 4, (int[]){r->n, r->c, r->h, r->w}, r->x);
+    const clasp_tensor *z;
+    assert_ok(clasp_model_forward(m, x, &z));
+    float *got = tu_read(z);
+    double worst = 0;
+    for (size_t i = 0; i < (size_t)r->n * r->k; i++) {
+        double d = fabs((double)got[i] - r->logits[i]);
+        if (isnan(got[i])) d = INFINITY;
+        if (d > worst) worst = d;
+    }
+    free(got);
+    clasp_tensor_free(x);
+    return worst;
+}
+
+static void robustbench_logits(void **state)
+{
+    (void)state;
+    char dir[256];
+    tu_tmpdir(dir, sizeof dir);
+    for (size_t i = 0; i < sizeof fixtures / sizeof fixtures[0]; i++) {
+        const fixture *fx = &fixtures[i];
+        char st[512], rp[512], saved[512], arch[256];
+        snprintf(st, sizeof st, "%s/%s.safetensors", fixture_dir(), fx->file);
+        snprintf(rp, sizeof rp, "%s/%s.ref", fixture_dir(), fx->file);
+        ref r;
+        read_ref(rp, &r);
+        clasp_model *m;
+        assert_ok(clasp_model_load(g_ctx, st, fx->given, (int[]){r.c, r.h, r.w}, &m));
+        clasp_model_arch(m, arch, sizeof arch);
+        assert_string_equal(arch, fx->preset);
+        assert_int_equal(clasp_model_num_classes(m), r.k);
+        double d = logits_diff(m, &r);
+        print_message("%-28s max |logit diff| %.3g\n", fx->file, d);
+        if (!(d < 1e-4)) fail_msg("%s: logits differ from PyTorch's by %.3g", fx->file, d);
+        /* Saved by clasp, the preset comes back from clasp.arch alone. */
+        snprintf(saved, sizeof saved, "%s/m.safetensors", dir);
+        assert_ok(clasp_model_save(m, NULL, NULL, 0, saved));
+        clasp_model_free(m);
+        assert_ok(clasp_model_load(g_ctx, saved, NULL, NULL, &m));
+        clasp_model_arch(m, arch, sizeof arch);
+        assert_string_equal(arch, fx->preset);
+        assert_true(logits_diff(m, &r) == d);
+        clasp_model_free(m);
+        free(r.x), free(r.logits);
+    }
+    tu_rmdir(dir);
+}
+
+/* Names of the presets: each suffix once, in order, and nothing after. */
+static void preset_names(void **state)
+{
+    (void)state;
+    const char *good[] = {"dm-wrn-28-10",         "dm-wrn-70-16-swish",
+                          "dm-wrn-16-2-w8-swish", "dm-wrn-28-10-swish-pad4",
+                          "dm-preact-resnet18",   "dm-preact-resnet18-swish",
+                          "preact-resnet18-nobn", "preact-resnet18-nobn-w16",
+                          "wrn-28-10-swish",      "resnet18-pad2"};
+    const char *bad[] = {"dm-wrn-27-10",
+                         "dm-wrn-28",
+                         "dm-preact-resnet34",
+                         "dm-wrn-28-10-relu",
+                         "dm-wrn-28-10-swish-w8",
+                         "dm-wrn-28-10-pad0",
+                         "dm-wrn-28-10-swish-swish",
+                         "preact-resnet18-nobnx",
+                         "dm-wrn-28-10-pad"};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
+        if (!clasp_model_is_preset(good[i])) fail_msg("'%s' is not a preset", good[i]);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        if (clasp_model_is_preset(bad[i])) fail_msg("'%s' is a preset", bad[i]);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(robustbench_logits),
+        cmocka_unit_test(preset_names),
+    };
+    return cmocka_run_group_tests(tests, tu_setup_ctx, tu_teardown_ctx);
+}
