@@ -306,14 +306,19 @@ static clasp_status tf_build(const char *path, pkl_ctx *c, const pkl_value *root
         return clasp_error(CLASP_ERR_FORMAT, "%s: %zu tensors, expected at most %u", path, n,
                            TF_MAX_TENSORS);
     uint64_t total_in = 0, total_out = 0;
+    bool *counted = calloc(c->n_storages ? c->n_storages : 1, sizeof *counted);
+    if (!counted) return clasp_error(CLASP_ERR_NOMEM, "%s: out of memory", path);
     for (size_t i = 0; i < n; i++) {
         size_t k = sd->u.seq.items[2 * i + 1]->u.tensor.storage;
-        pkl_storage *s = &c->storages[k];
-        if (!s->data) {
-            CLASP_TRY(load(src, c, k));
-            total_in += s->numel;
+        clasp_status s = c->storages[k].data ? CLASP_OK : load(src, c, k);
+        if (s != CLASP_OK) {
+            free(counted);
+            return s;
         }
+        if (!counted[k]) total_in += c->storages[k].numel;
+        counted[k] = true;
     }
+    free(counted);
     out->tensors = calloc(n ? n : 1, sizeof *out->tensors);
     if (!out->tensors) return clasp_error(CLASP_ERR_NOMEM, "%s: out of memory", path);
     for (size_t i = 0; i < n; i++) {
@@ -515,15 +520,14 @@ typedef struct tf_legacy {
     const pkl_value *keys; /* the list of storage keys, in file order */
 } tf_legacy;
 
-/* Walks the storages in file order up to the one named like storage k. */
-static clasp_status tf_legacy_load(void *src, pkl_ctx *c, size_t k)
+/* Walks all storages in file order, checking each against the pickle and
+ * the bytes left, and that the file ends with the last one. */
+static clasp_status tf_legacy_storages(tf_legacy *t, pkl_ctx *c)
 {
-    tf_legacy *t = src;
-    pkl_storage *want = &c->storages[k];
     uint64_t at = t->storages_at;
     for (size_t i = 0; i < t->keys->u.seq.n; i++) {
         const char *key = t->keys->u.seq.items[i]->u.str.s;
-        const pkl_storage *s = NULL;
+        pkl_storage *s = NULL;
         for (size_t j = 0; j < c->n_storages && !s; j++)
             if (!strcmp(c->storages[j].key, key)) s = &c->storages[j];
         if (!s)
@@ -531,6 +535,10 @@ static clasp_status tf_legacy_load(void *src, pkl_ctx *c, size_t k)
                                "%s: byte %" PRIu64 ": storage key \"%.40s\" in the key list is "
                                "not used by the pickle",
                                t->path, at, key);
+        if (s->data)
+            return clasp_error(CLASP_ERR_FORMAT,
+                               "%s: byte %" PRIu64 ": storage \"%.40s\" listed twice", t->path, at,
+                               key);
         if (t->size - at < 8)
             return clasp_error(CLASP_ERR_FORMAT,
                                "%s: byte %" PRIu64 ": truncated, expected the element count of "
@@ -538,25 +546,34 @@ static clasp_status tf_legacy_load(void *src, pkl_ctx *c, size_t k)
                                t->path, at, key);
         uint64_t count, bytes;
         memcpy(&count, t->map + at, 8);
-        at += 8;
         if (__builtin_mul_overflow(count, (uint64_t)pkl_dtype_size(s->dtype), &bytes) ||
-            bytes > t->size - at)
+            bytes > t->size - at - 8)
             return clasp_error(CLASP_ERR_FORMAT,
-                               "%s: byte %" PRIu64 ": storage \"%s\" of %" PRIu64
+                               "%s: byte %" PRIu64 ": truncated: storage \"%s\" of %" PRIu64
                                " %s elements, but only %" PRIu64 " bytes are left",
-                               t->path, at - 8, key, count, pkl_dtype_name(s->dtype), t->size - at);
-        if (s == want) {
-            char where[64];
-            snprintf(where, sizeof where, "byte %" PRIu64, at - 8);
-            want->data = t->map + at;
-            want->n_bytes = bytes;
-            return tf_check_storage_size(t->path, where, want, bytes);
-        }
-        at += bytes;
+                               t->path, at, key, count, pkl_dtype_name(s->dtype), t->size - at - 8);
+        char where[64];
+        snprintf(where, sizeof where, "byte %" PRIu64, at);
+        s->data = t->map + at + 8;
+        s->n_bytes = bytes;
+        CLASP_TRY(tf_check_storage_size(t->path, where, s, bytes));
+        at += 8 + bytes;
     }
+    if (at != t->size)
+        return clasp_error(CLASP_ERR_FORMAT,
+                           "%s: byte %" PRIu64 ": %" PRIu64 " bytes after the last storage, "
+                           "expected the end of the file",
+                           t->path, at, t->size - at);
+    return CLASP_OK;
+}
+
+/* Every storage the pickle names was found by tf_legacy_storages. */
+static clasp_status tf_legacy_load(void *src, pkl_ctx *c, size_t k)
+{
+    tf_legacy *t = src;
     return clasp_error(CLASP_ERR_FORMAT,
                        "%s: storage \"%s\" is not in the file's list of storage keys", t->path,
-                       want->key);
+                       c->storages[k].key);
 }
 
 static clasp_status tf_legacy_parse(tf_legacy *t, pkl_ctx *c, pkl_value **root)
@@ -609,7 +626,7 @@ static clasp_status tf_legacy_parse(tf_legacy *t, pkl_ctx *c, pkl_value **root)
                            keys_at);
     t->keys = keys;
     t->storages_at = at;
-    return CLASP_OK;
+    return tf_legacy_storages(t, c);
 }
 
 static clasp_status tf_read_legacy(const char *path, clasp_st_file *out, clasp_ckpt_info *info)
