@@ -708,14 +708,17 @@ clasp_status clasp_ckpt_read(const char *path, clasp_st_file *out, clasp_ckpt_in
     uint8_t head[16];
     size_t n;
     CLASP_TRY(tf_sniff(path, head, &n));
-    if (tf_is_zip(head, n) || (n && head[0] == 0x80)) return clasp_torch_read(path, out, info);
-    /* safetensors: an 8-byte header length, then the JSON object. */
+    /* safetensors first: an 8-byte header length, then the JSON object.
+     * The length's low byte may be anything (0x80 too, a pickle's first
+     * byte); a legacy file's ninth byte is inside its magic number, never
+     * '{'. */
     if (n > 8 && head[8] == '{') {
         CLASP_TRY(clasp_st_read(path, out));
         tf_copy(info->format, sizeof info->format, "safetensors");
         tf_strip(out, info);
         return CLASP_OK;
     }
+    if (tf_is_zip(head, n) || (n && head[0] == 0x80)) return clasp_torch_read(path, out, info);
     char hex[3 * 8 + 1] = "";
     for (size_t i = 0; i < n && i < 8; i++) snprintf(hex + 3 * i, 4, "%02x ", head[i]);
     if (n) hex[3 * (n < 8 ? n : 8) - 1] = 0;
