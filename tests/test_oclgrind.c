@@ -275,8 +275,9 @@ static void test_layers(void **state)
 
 /* ---- a small CNN: logits, parameter and input gradients ---------------- */
 
-static const char *const k_arch =
-    "conv3x3-4p1,relu,maxpool2,conv3x3-6p1,relu,maxpool2,flatten,fc12,relu,fc3";
+/* Also swish and the asymmetric zero padding of DeepMind's models. */
+static const char *const k_arch = "conv3x3-4p1,relu,maxpool2,conv3x3-6p1,relu,maxpool2,pad0,1,0,1,"
+                                  "conv3x3-5,swish,flatten,fc12,relu,fc3";
 enum { MN = 3, MC = 1, MH = 8, MW = 8 };
 
 static clasp_model *small_cnn(clasp_ctx *ctx)

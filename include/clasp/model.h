@@ -94,14 +94,26 @@ clasp_status clasp_model_new_default(clasp_ctx *ctx, int in_c, int in_h, int in_
  *     blocks (64, 128, 256, 512 channels times width/64), 4x4 average pool
  *     on 32x32 inputs (the global pool for other sizes), "linear";
  *   "wrn-D-W" (D = 6n+4, e.g. wrn-34-10, wrn-16-2): three groups of n
- *     pre-activation blocks of 16W, 32W, 64W channels, "fc".
- * A suffix "-wN" sets the base width (resnets: N instead of 64; WRN: the
- * 16 of the stem) so small variants run on a CPU: "preact-resnet18-w16".
- * normalize (NULL: none) puts a NORMALIZE layer with mean/std first. */
+ *     pre-activation blocks of 16W, 32W, 64W channels, "fc";
+ *   "preact-resnet18-nobn": RobustBench's PreActResNet without bn_before_fc
+ *     (no final BatchNorm and activation; shortcuts read the block input);
+ *   "dm-wrn-D-W", "dm-preact-resnet18": DeepMind's WideResNet and PreAct
+ *     ResNet-18 (RobustBench's dm_wide_resnet.py: init_conv / conv_2d,
+ *     batchnorm_0, conv_0 / conv_2d_1, ..., "logits"), their unpadded 3x3
+ *     convolutions after zero padding 1,1,1,1, or 0,1,0,1 at stride 2, and
+ *     an average pool of 8 (WRN) or 4 (PreAct) pixels.
+ * Suffixes, in this order: "-wN" sets the base width (resnets: N instead
+ * of 64; WRN: the 16 of the stem) so small variants run on a CPU:
+ * "preact-resnet18-w16"; "-swish" puts swish wherever the model applies
+ * its activation (relu without it); "-padP" zero-pads the input by P
+ * pixels on every side before the normalisation (DeepMind's padding):
+ * "dm-wrn-28-10-swish", "dm-wrn-16-2-w8-swish-pad4".
+ * normalize (NULL: none) puts a NORMALIZE layer with mean/std first (after
+ * the -padP padding). */
 clasp_status clasp_model_new_preset(clasp_ctx *ctx, const char *name, int in_c, int in_h, int in_w,
                                     int num_classes, const float *mean, const float *std,
                                     clasp_model **out);
-/* 1 when `name` is a preset's name (with or without a width suffix). */
+/* 1 when `name` is a preset's name (with or without its suffixes). */
 int clasp_model_is_preset(const char *name);
 
 /* Any architecture by its text: "default" (the CNN above), a preset, or a
@@ -114,7 +126,8 @@ clasp_status clasp_model_new_arch(clasp_ctx *ctx, const char *arch, int in_c, in
 
 /* Architecture as text, e.g. "conv5x5-32p2,relu,maxpool2,flatten,fc1024,relu,fc10":
  * conv{K}x{K}-{out}[s{stride}][p{pad}][nb] (nb: no bias), maxpool{K}[s{stride}],
- * avgpool{K}[s{stride}], fc{out}[nb], relu, flatten, bn, add. Any item may
+ * avgpool{K}[s{stride}], fc{out}[nb], relu, swish, pad{l},{r},{t},{b} (zero
+ * padding; its commas belong to it), flatten, bn, add. Any item may
  * take a label, "item:label", and name its inputs, "item(a)" or
  * "add(a+b)", where a and b are earlier labels or "in" (the model input);
  * without inputs an item reads the item before it (naming just that item,

@@ -65,6 +65,14 @@ void cli_print_dataset_option(FILE *f);
 
 const char *cli_opt(int argc, char **argv, int *i, const char *name);
 
+/* The architecture with --activation applied into buf: "relu" or NULL
+ * leaves arch as it is, "swish" adds the -swish suffix to a preset
+ * ("dm-wrn-28-10" -> "dm-wrn-28-10-swish", before any -padP). 0, or 2 after
+ * a message on stderr starting with cmd for another activation or a
+ * layer list. */
+int cli_arch_activation(const char *cmd, const char *arch, const char *activation, char *buf,
+                        size_t size);
+
 /* Parses a whole non-negative number or exits with a message naming opt. */
 long cli_parse_long(const char *opt, const char *value, long min, long max);
 double cli_parse_double(const char *opt, const char *value, double min, double max);

@@ -84,10 +84,13 @@ static void usage(FILE *f)
 {
     fprintf(
         f,
-        "usage: clasp bench [--arch ARCH] [--input CxHxW] [--classes K] [--batch N] [--seconds S]\n"
-        "                   [--only inference|train|pgd10-at|pgd10-attack]\n"
+        "usage: clasp bench [--arch ARCH] [--activation relu|swish] [--input CxHxW] [--classes K]\n"
+        "                   [--batch N] [--seconds S] [--only "
+        "inference|train|pgd10-at|pgd10-attack]\n"
         "  --arch ARCH     default (the default CNN, on 1x28x28), resnet18, preact-resnet18,\n"
+        "                  preact-resnet18-nobn, dm-wrn-D-W, dm-preact-resnet18,\n"
         "                  wrn-D-W (presets, on 3x32x32; -wN sets a base width) or a layer list\n"
+        "  --activation A  relu (default) or swish, the -swish preset suffix\n"
         "  --input CxHxW   input shape (default: by architecture, as above)\n");
 }
 
@@ -95,7 +98,7 @@ int cmd_bench(int argc, char **argv)
 {
     int batch = 128, classes = 10, c = 0, h = 0, w = 0;
     double seconds = 5;
-    const char *only = NULL, *arch = "default";
+    const char *only = NULL, *arch = "default", *activation = NULL;
     for (int i = 1; i < argc; i++) {
         const char *v;
         if ((v = cli_opt(argc, argv, &i, "--batch")))
@@ -104,6 +107,7 @@ int cmd_bench(int argc, char **argv)
             seconds = cli_parse_double("--seconds", v, 0, 3600);
         else if ((v = cli_opt(argc, argv, &i, "--only"))) only = v;
         else if ((v = cli_opt(argc, argv, &i, "--arch"))) arch = v;
+        else if ((v = cli_opt(argc, argv, &i, "--activation"))) activation = v;
         else if ((v = cli_opt(argc, argv, &i, "--classes")))
             classes = (int)cli_parse_long("--classes", v, 2, 1000);
         else if ((v = cli_opt(argc, argv, &i, "--input"))) {
@@ -123,6 +127,9 @@ int cmd_bench(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    char arch_buf[256];
+    if (cli_arch_activation("clasp bench", arch, activation, arch_buf, sizeof arch_buf)) return 2;
+    arch = arch_buf;
     if (!c) {
         int preset = clasp_model_is_preset(arch);
         c = preset ? 3 : 1, h = w = preset ? 32 : 28;

@@ -11,7 +11,7 @@ typedef struct train_opts {
     int epochs, batch;
     double lr, momentum, weight_decay;
     uint64_t seed;
-    const char *data, *dataset, *save, *arch;
+    const char *data, *dataset, *save, *arch, *activation;
     long train_limit;
 } train_opts;
 
@@ -20,15 +20,21 @@ static void usage(void)
     fprintf(stderr,
             "usage: clasp train [--epochs N] [--batch N] [--lr X] [--momentum X] [--wd X]\n"
             "                   [--seed N] [--dataset NAME] [--data DIR]\n"
-            "                   [--limit N] [--arch ARCH] [--save FILE.safetensors]\n"
-            "  --arch ARCH     default (the default CNN), resnet18, preact-resnet18, wrn-D-W\n"
-            "                  (presets; -wN sets a base width, e.g. preact-resnet18-w16) or a "
-            "layer list\n");
+            "                   [--limit N] [--arch ARCH] [--activation relu|swish]\n"
+            "                   [--save FILE.safetensors]\n"
+            "  --arch ARCH     default (the default CNN), resnet18, preact-resnet18, wrn-D-W,\n"
+            "                  preact-resnet18-nobn, dm-wrn-D-W, dm-preact-resnet18 (presets;\n"
+            "                  -wN sets a base width, e.g. preact-resnet18-w16) or a layer list\n"
+            "  --activation A  relu (default) or swish, the -swish preset suffix\n");
     cli_print_dataset_option(stderr);
 }
 
 static int run(const train_opts *o)
 {
+    char arch[256];
+    if (cli_arch_activation("clasp train", o->arch ? o->arch : "default", o->activation, arch,
+                            sizeof arch))
+        return 2;
     clasp_dataset train = {0}, test = {0};
     if (clasp_dataset_load(o->dataset, o->data, 1, &train) != CLASP_OK)
         return cli_fail("loading training data");
@@ -46,8 +52,7 @@ static int run(const train_opts *o)
     snprintf(pm.file, sizeof pm.file, "standard");
     clasp_plan p;
     memset(&p, 0, sizeof p);
-    char source[] = "clasp train", arch[256];
-    snprintf(arch, sizeof arch, "%s", o->arch ? o->arch : "default");
+    char source[] = "clasp train";
     p.source = source;
     snprintf(p.name, sizeof p.name, "train");
     p.seed = o->seed;
@@ -89,7 +94,7 @@ static int run(const train_opts *o)
 
 int cmd_train(int argc, char **argv)
 {
-    train_opts o = {3, 128, 0.05, 0.9, 5e-4, 1, NULL, "fashion-mnist", NULL, NULL, 0};
+    train_opts o = {3, 128, 0.05, 0.9, 5e-4, 1, NULL, "fashion-mnist", NULL, NULL, NULL, 0};
     for (int i = 1; i < argc; i++) {
         const char *v;
         if ((v = cli_opt(argc, argv, &i, "--epochs")))
@@ -109,6 +114,7 @@ int cmd_train(int argc, char **argv)
             o.train_limit = cli_parse_long("--limit", v, 1, 100000000);
         else if ((v = cli_opt(argc, argv, &i, "--save"))) o.save = v;
         else if ((v = cli_opt(argc, argv, &i, "--arch"))) o.arch = v;
+        else if ((v = cli_opt(argc, argv, &i, "--activation"))) o.activation = v;
         else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
             usage();
             return 0;

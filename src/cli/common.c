@@ -210,3 +210,32 @@ void cli_print_dataset_option(FILE *f)
     }
     fputc('\n', f);
 }
+
+int cli_arch_activation(const char *cmd, const char *arch, const char *activation, char *buf,
+                        size_t size)
+{
+    snprintf(buf, size, "%s", arch);
+    if (!activation || !strcmp(activation, "relu")) return 0;
+    if (strcmp(activation, "swish")) {
+        fprintf(stderr, "%s: --activation expects relu or swish, got '%s'\n", cmd, activation);
+        return 2;
+    }
+    if (!clasp_model_is_preset(arch)) {
+        fprintf(stderr,
+                "%s: --activation swish needs a preset --arch, not '%s' (a layer list names "
+                "swish itself)\n",
+                cmd, arch);
+        return 2;
+    }
+    if (strstr(arch, "-swish")) return 0;
+    /* The suffixes go -wN, -swish, -padP: before a -padP, if there is one. */
+    const char *pad = NULL;
+    for (const char *p = strstr(arch, "-pad"); p; p = strstr(p + 1, "-pad")) pad = p;
+    size_t at = pad ? (size_t)(pad - arch) : strlen(arch);
+    int n = snprintf(buf, size, "%.*s-swish%s", (int)at, arch, pad ? pad : "");
+    if (n < 0 || (size_t)n >= size || !clasp_model_is_preset(buf)) {
+        fprintf(stderr, "%s: no swish variant of '%s'\n", cmd, arch);
+        return 2;
+    }
+    return 0;
+}
