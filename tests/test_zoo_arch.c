@@ -126,6 +126,86 @@ static void robustbench_logits(void **state)
     tu_rmdir(dir);
 }
 
+/* A model file loaded as --zoo does for DeepMind's models (built from the
+ * preset with CIFAR-100's normalisation, a constant of the zoo entry and
+ * not a tensor of the file, then filled), or, with no preset, as the file
+ * describes itself. */
+static void open_as_zoo(const char *path, const char *preset, const ref *r, clasp_ckpt_info *info,
+                        clasp_model **m)
+{
+    /* The fixture's model is a CIFAR-100 one (100 classes). */
+    static const float mean[] = {0.5071f, 0.4865f, 0.4409f}, stdv[] = {0.2673f, 0.2564f, 0.2762f};
+    if (!preset) {
+        assert_ok(clasp_model_load_info(g_ctx, path, NULL, (int[]){r->c, r->h, r->w}, info, m));
+        return;
+    }
+    assert_ok(clasp_model_new_arch(g_ctx, preset, r->c, r->h, r->w, r->k, mean, stdv, m));
+    assert_ok(clasp_model_load_weights(*m, path, NULL, info));
+}
+
+/* The same state dicts as published files are: torch.save'd (zip: under
+ * 'model_state_dict' with DataParallel's 'module.' prefix beside an epoch
+ * and an optimiser state; legacy: bare), by tools/make_published_fixtures.py.
+ * Each loads through the PyTorch reader to the very logits of its
+ * safetensors twin, through the library and through `clasp convert`. */
+static void published_files(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *file, *preset, *format, *entry, *prefix;
+    } pub[] = {
+        {"dm-wrn-10-1-swish-pad2", "dm-wrn-10-1-swish-pad2", "pytorch-zip", "model_state_dict",
+         "module."},
+        {"preact-resnet18-nobn-w4", NULL, "pytorch-legacy", "", ""},
+    };
+    const char *cli = getenv("CLASP_CLI");
+    if (!cli) fail_msg("CLASP_CLI is not set");
+    char dir[256];
+    tu_tmpdir(dir, sizeof dir);
+    for (size_t i = 0; i < sizeof pub / sizeof pub[0]; i++) {
+        char pt[512], rp[512], conv[512], cmd[1600];
+        snprintf(pt, sizeof pt, "%s/../published/%s.pt", fixture_dir(), pub[i].file);
+        snprintf(rp, sizeof rp, "%s/%s.ref", fixture_dir(), pub[i].file);
+        ref r;
+        read_ref(rp, &r);
+        clasp_model *m;
+        clasp_ckpt_info info;
+        open_as_zoo(pt, pub[i].preset, &r, &info, &m);
+        assert_string_equal(info.format, pub[i].format);
+        assert_string_equal(info.entry, pub[i].entry);
+        assert_string_equal(info.prefix, pub[i].prefix);
+        double d = logits_diff(m, &r);
+        print_message("%-28s (.pt) max |logit diff| %.3g\n", pub[i].file, d);
+        if (!(d < 1e-4)) fail_msg("%s.pt: logits differ from PyTorch's by %.3g", pub[i].file, d);
+        clasp_model_free(m);
+        /* clasp convert: the same state dict as safetensors. */
+        snprintf(conv, sizeof conv, "%s/c.safetensors", dir);
+        snprintf(cmd, sizeof cmd, "'%s' convert '%s' '%s' >/dev/null", cli, pt, conv);
+        assert_int_equal(system(cmd), 0);
+        open_as_zoo(conv, pub[i].preset, &r, &info, &m);
+        assert_string_equal(info.format, "safetensors");
+        assert_true(logits_diff(m, &r) == d);
+        clasp_model_free(m);
+        /* clasp inspect names the entry, the prefix and, for a relu
+         * model, the preset the names fit. */
+        snprintf(cmd, sizeof cmd, "'%s' inspect '%s' 2>&1", cli, pt);
+        FILE *f = popen(cmd, "r");
+        assert_non_null(f);
+        char out[1 << 15];
+        size_t len = fread(out, 1, sizeof out - 1, f);
+        out[len] = '\0';
+        assert_int_equal(pclose(f), 0);
+        assert_non_null(strstr(out, pub[i].format));
+        if (pub[i].entry[0]) assert_non_null(strstr(out, "state dict under 'model_state_dict'"));
+        if (pub[i].prefix[0]) assert_non_null(strstr(out, "prefix 'module.' removed"));
+        if (!pub[i].preset)
+            assert_non_null(
+                strstr(out, "architecture: preact-resnet18-nobn-w4 (every tensor fits"));
+        free(r.x), free(r.logits);
+    }
+    tu_rmdir(dir);
+}
+
 /* Names of the presets: each suffix once, in order, and nothing after. */
 static void preset_names(void **state)
 {
@@ -155,6 +235,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(robustbench_logits),
         cmocka_unit_test(preset_names),
+        cmocka_unit_test(published_files),
     };
     return cmocka_run_group_tests(tests, tu_setup_ctx, tu_teardown_ctx);
 }

@@ -285,6 +285,7 @@ static int preset_classes(const clasp_st_file *f)
 {
     const clasp_st_tensor *t = clasp_st_find(f, "linear.weight");
     if (!t) t = clasp_st_find(f, "fc.weight");
+    if (!t) t = clasp_st_find(f, "logits.weight"); /* DeepMind's models */
     return t && t->ndim == 2 ? (int)t->shape[0] : 0;
 }
 
@@ -368,7 +369,7 @@ clasp_status clasp_model_load_info(clasp_ctx *ctx, const char *path, const char 
         if (k <= 0)
             st =
                 clasp_error(CLASP_ERR_FORMAT,
-                            "%s: cannot tell the number of classes (no linear.weight or fc.weight)",
+                            "%s: cannot tell the number of classes (no linear.weight, fc.weight or logits.weight)",
                             path);
         if (st == CLASP_OK)
             st = clasp_model_new_preset(ctx, arch, c, h, w, k, norm ? mean : NULL, stdv, &m);
