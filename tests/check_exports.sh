@@ -4,13 +4,17 @@
 # and every function declared there (other than static inline ones) is
 # exported.   usage: check_exports.sh LIBCLASP_SO INCLUDE_DIR [CC]
 set -eu
-lib=$1 inc=$2 cc=${3:-cc}
+# The compiler may be a command of several words (meson passes "ccache cc"
+# where ccache is installed): every argument after the second.
+lib=$1 inc=$2
+shift 2
+[ $# -gt 0 ] || set -- cc
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
 for h in "$inc"/clasp/*.h; do echo "#include \"clasp/$(basename "$h")\""; done > "$tmp/all.c"
 # Preprocessed, so comments and macro bodies are gone; one line.
-"$cc" -E -P -I"$inc" "$tmp/all.c" | tr -s ' \t\n' '   ' > "$tmp/pp.txt"
+"$@" -E -P -I"$inc" "$tmp/all.c" | tr -s ' \t\n' '   ' > "$tmp/pp.txt"
 
 # Names followed by '(' (functions, but not '(*name)(' pointers) or by '['
 # in an extern declaration (data).
