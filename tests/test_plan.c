@@ -343,6 +343,62 @@ static void test_error_missing(void **state)
     assert_has(m, "empty");
 }
 
+/* n distinct keys "kN: 1" at the top of an experiment, or (params) in a
+ * pgd params block; malloc'd. */
+static char *many_keys(int n, int params)
+{
+    size_t cap = (size_t)n * 32 + 512, len = 0;
+    char *y = malloc(cap);
+    assert_non_null(y);
+    if (params)
+        len += (size_t)snprintf(y, cap,
+                                BASE_HEAD BASE_TRAIN
+                                "evaluate:\n  attacks:\n    - name: pgd\n      params:\n");
+    for (int i = 0; i < n; i++)
+        len += (size_t)snprintf(y + len, cap - len, "%sk%d: 1\n", params ? "        " : "", i);
+    return y;
+}
+
+/* 100 000 keys are refused at once: duplicates are found through a hash
+ * (the scan was quadratic: minutes), and an unknown key is told before a
+ * key given twice. */
+static void test_many_keys_refused_fast(void **state)
+{
+    (void)state;
+    /* A duplicate before an unknown key: the unknown one is told. */
+    const char *m = parse_err(BASE_HEAD "  name: u\n  colour: red\n" BASE_TRAIN BASE_EVAL);
+    assert_has(m, "unknown key 'colour'");
+
+    char *y = many_keys(100000, 0);
+    m = parse_err(y);
+    assert_starts(m, "t.yaml:1:1: ");
+    assert_has(m, "unknown key 'k0'");
+    free(y);
+
+    y = many_keys(100000, 1);
+    m = parse_err(y);
+    assert_has(m, "k0");
+    free(y);
+
+    /* Duplicates inside params are still found. */
+    m = parse_err(BASE_HEAD BASE_TRAIN
+                  "evaluate:\n  attacks:\n    - name: pgd\n      params: {eps: 0.1, eps: 0.2}\n");
+    assert_has(m, "key 'eps' is given twice");
+
+    /* A file over the size limit is refused before it is parsed. */
+    char dir[256], path[300];
+    tu_tmpdir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/big.yaml", dir);
+    y = many_keys(200000, 0);
+    tu_write_file(path, y, strlen(y));
+    free(y);
+    clasp_plan *p = NULL;
+    assert_int_equal(clasp_plan_load(reg, path, &p), CLASP_ERR_CONFIG);
+    assert_null(p);
+    assert_non_null(strstr(clasp_last_error(), "the limit for an experiment file"));
+    tu_rmdir(dir);
+}
+
 static void test_error_structure(void **state)
 {
     (void)state;
@@ -996,18 +1052,31 @@ static void test_exclude_data_path(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_defaults),           cmocka_unit_test(test_values_and_step_schedule),
-        cmocka_unit_test(test_error_unknown_keys), cmocka_unit_test(test_dataset_names),
-        cmocka_unit_test(test_error_types),        cmocka_unit_test(test_error_ranges),
-        cmocka_unit_test(test_error_plugins),      cmocka_unit_test(test_error_missing),
-        cmocka_unit_test(test_error_structure),    cmocka_unit_test(test_grid_attacks),
-        cmocka_unit_test(test_grid_models),        cmocka_unit_test(test_anchors),
-        cmocka_unit_test(test_models_and_augment), cmocka_unit_test(test_alias_blowups),
-        cmocka_unit_test(test_resolved_roundtrip), cmocka_unit_test(test_l2_eps),
-        cmocka_unit_test(test_exclude_classes),    cmocka_unit_test(test_exclude_data_path),
-        cmocka_unit_test(test_estimate),           cmocka_unit_test(test_ensembles),
-        cmocka_unit_test(test_ensemble_errors),    cmocka_unit_test(test_autoattack_preset),
-        cmocka_unit_test(test_ensemble_spec),      cmocka_unit_test(test_attack_cli_lists),
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_values_and_step_schedule),
+        cmocka_unit_test(test_error_unknown_keys),
+        cmocka_unit_test(test_dataset_names),
+        cmocka_unit_test(test_error_types),
+        cmocka_unit_test(test_error_ranges),
+        cmocka_unit_test(test_error_plugins),
+        cmocka_unit_test(test_error_missing),
+        cmocka_unit_test(test_error_structure),
+        cmocka_unit_test(test_many_keys_refused_fast),
+        cmocka_unit_test(test_grid_attacks),
+        cmocka_unit_test(test_grid_models),
+        cmocka_unit_test(test_anchors),
+        cmocka_unit_test(test_models_and_augment),
+        cmocka_unit_test(test_alias_blowups),
+        cmocka_unit_test(test_resolved_roundtrip),
+        cmocka_unit_test(test_l2_eps),
+        cmocka_unit_test(test_exclude_classes),
+        cmocka_unit_test(test_exclude_data_path),
+        cmocka_unit_test(test_estimate),
+        cmocka_unit_test(test_ensembles),
+        cmocka_unit_test(test_ensemble_errors),
+        cmocka_unit_test(test_autoattack_preset),
+        cmocka_unit_test(test_ensemble_spec),
+        cmocka_unit_test(test_attack_cli_lists),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
