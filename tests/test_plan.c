@@ -902,6 +902,61 @@ static void test_attack_cli_lists(void **state)
     }
 }
 
+/* Runs `clasp attack ARGS` with stderr; returns the exit code, output in out. */
+static int attack_cli(const char *args, char *out, size_t size)
+{
+    char cmd[1500];
+    snprintf(cmd, sizeof cmd, "'%s' attack --attack fgsm %s 2>&1", getenv("CLASP_CLI"), args);
+    FILE *f = popen(cmd, "r");
+    assert_non_null(f);
+    size_t n = fread(out, 1, size - 1, f);
+    out[n] = '\0';
+    int rc = pclose(f);
+    assert_true(WIFEXITED(rc));
+    return WEXITSTATUS(rc);
+}
+
+/* An --arch that is no architecture, or that contradicts the checkpoint's
+ * own, is refused before any work (it was ignored: the checkpoint's model
+ * ran with exit 0). */
+static void test_attack_cli_arch(void **state)
+{
+    (void)state;
+    if (!getenv("CLASP_CLI")) skip();
+    char dir[256], path[300], args[1024], out[4096];
+    tu_tmpdir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/m.safetensors", dir);
+    /* Metadata alone: the check comes before the weights are read. */
+    const char *json = "{\"__metadata__\":{\"clasp.arch\":\"conv3x3-4p1,relu,flatten,fc10\"}}";
+    unsigned char file[256];
+    uint64_t len = strlen(json);
+    for (int i = 0; i < 8; i++) file[i] = (unsigned char)(len >> (8 * i));
+    memcpy(file + 8, json, len);
+    tu_write_file(path, file, 8 + len);
+
+    snprintf(args, sizeof args, "--model '%s' --arch resnet18", path);
+    assert_int_equal(attack_cli(args, out, sizeof out), 2);
+    assert_has(out, "--arch 'resnet18' contradicts");
+    assert_has(out, "'conv3x3-4p1,relu,flatten,fc10'");
+
+    snprintf(args, sizeof args, "--model '%s' --arch nonsense-arch", path);
+    assert_int_equal(attack_cli(args, out, sizeof out), 2);
+    assert_has(out, "--arch 'nonsense-arch' is not an architecture");
+    assert_int_equal(attack_cli("--model /nonexistent.safetensors --arch nonsense-arch", out,
+                                sizeof out),
+                     2);
+    assert_has(out, "is not an architecture");
+
+    /* The checkpoint's own architecture, written differently, is no
+     * contradiction: the run goes on (to fail later for want of data). */
+    snprintf(args, sizeof args,
+             "--model '%s' --arch 'conv3x3-4p1, relu, flatten, fc10' --data '%s/none'", path, dir);
+    attack_cli(args, out, sizeof out);
+    assert_null(strstr(out, "contradicts"));
+    assert_null(strstr(out, "not an architecture"));
+    tu_rmdir(dir);
+}
+
 /* ---- evaluate.l2_eps and data.exclude_classes ------------------------------ */
 
 static void test_l2_eps(void **state)
@@ -1077,6 +1132,7 @@ int main(void)
         cmocka_unit_test(test_autoattack_preset),
         cmocka_unit_test(test_ensemble_spec),
         cmocka_unit_test(test_attack_cli_lists),
+        cmocka_unit_test(test_attack_cli_arch),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

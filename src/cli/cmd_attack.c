@@ -33,7 +33,8 @@ static void usage(FILE *f)
             "  --arch ARCH   the architecture of a checkpoint without clasp metadata (a PyTorch\n"
             "                state dict): resnet18, preact-resnet18, wrn-D-W (with -wN for a base\n"
             "                width) or a layer list; default: told by the tensor names, else the\n"
-            "                default CNN\n"
+            "                default CNN; one that differs from a clasp checkpoint's own is an\n"
+            "                error\n"
             "  --attack A    a plugin; a list a,b,c runs them as a cascade (each on the examples\n"
             "                the earlier ones failed to flip); autoattack is the preset\n"
             "                apgd,apgd-t,fab,square (--set version=fast: apgd,apgd-t)\n"
@@ -106,6 +107,47 @@ static clasp_status save_adv(const attack_opts *o, const clasp_dataset *d, const
     return st;
 }
 
+/* A layer list in its canonical text, or the text itself (a preset). */
+static void canonical_arch(const char *arch, char *buf, size_t size)
+{
+    clasp_layer_spec *ls = NULL;
+    int n = 0;
+    if (!clasp_model_is_preset(arch) && clasp_arch_parse(arch, &ls, &n) == CLASP_OK)
+        clasp_arch_format(ls, n, buf, size);
+    else snprintf(buf, size, "%s", arch);
+    free(ls);
+    clasp_error_clear();
+}
+
+/* --arch is for checkpoints without an architecture of their own: one
+ * that is no architecture, or that contradicts the checkpoint's, was
+ * ignored before and the checkpoint's model ran. 0 when it may be used. */
+static int check_arch(const attack_opts *o)
+{
+    clasp_layer_spec *ls = NULL;
+    int n = 0;
+    if (strcmp(o->arch, "default") && !clasp_model_is_preset(o->arch) &&
+        clasp_arch_parse(o->arch, &ls, &n) != CLASP_OK) {
+        fprintf(stderr, "clasp attack: --arch '%s' is not an architecture: %s\n", o->arch,
+                clasp_last_error());
+        return 1;
+    }
+    free(ls);
+    char own[4096], a[4096], b[4096];
+    if (clasp_checkpoint_meta(o->model, "clasp.arch", own, sizeof own) != CLASP_OK) {
+        clasp_error_clear(); /* none (or unreadable: loading the model says so) */
+        return 0;
+    }
+    canonical_arch(own, a, sizeof a);
+    canonical_arch(o->arch, b, sizeof b);
+    if (!strcmp(a, b)) return 0;
+    fprintf(stderr,
+            "clasp attack: --arch '%s' contradicts the architecture %s carries ('%s'); leave "
+            "--arch out for a clasp checkpoint\n",
+            o->arch, o->model, own);
+    return 1;
+}
+
 /* The default CNN's architecture, for checkpoints (e.g. from PyTorch) that
  * carry no architecture of their own. */
 static void default_arch(int num_classes, char *buf, size_t size)
@@ -173,6 +215,12 @@ static int run(const attack_opts *o)
             clasp_registry_free(reg);
             return 2;
         }
+    }
+    if (st == CLASP_OK && o->arch && check_arch(o)) {
+        clasp_attack_free(atk);
+        clasp_ensemble_free(&ens);
+        clasp_registry_free(reg);
+        return 2;
     }
     if (st == CLASP_OK) {
         what = "loading test data";
