@@ -260,6 +260,11 @@ static void test_error_ranges(void **state)
     const char *m = parse_err(y);
     assert_starts(m, loc_of(y, "batch: 0", "0"));
     assert_has(m, "train.batch must be in [1, 65536], got 0");
+    /* The bound a value violates is the one named. */
+    assert_has(parse_err("experiment:\n  name: t\n  seed: 1e99\n" BASE_TRAIN BASE_EVAL),
+               "experiment.seed must be in [0, 2^53-1 = 9007199254740991], got 1e99");
+    assert_has(parse_err("experiment:\n  name: t\n  seed: -1\n" BASE_TRAIN BASE_EVAL),
+               "experiment.seed must be in [0, 2^53-1");
 
     y = BASE_HEAD "train:\n  optimiser: {lr: 0}\n  models: [{name: a}]\n" BASE_EVAL;
     m = parse_err(y);

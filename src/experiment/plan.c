@@ -17,9 +17,16 @@
 
 /* ---- typed values of the fixed sections ---------------------------------- */
 
+/* The largest whole number a double holds exactly (a seed's bound). */
+#define PLAN_MAX_EXACT 9007199254740991.0
+
 static void range_text(double min, double max, int open_min, char *buf, size_t size)
 {
-    if (max >= 1e15) snprintf(buf, size, "%s %g", open_min ? ">" : ">=", min);
+    /* Named as such: %g would print 9.0072e+15, and ">= 0" alone hid the
+     * upper bound that a seed of 1e99 violates. */
+    if (max == PLAN_MAX_EXACT)
+        snprintf(buf, size, "in %s%g, 2^53-1 = 9007199254740991]", open_min ? "(" : "[", min);
+    else if (max >= 1e15) snprintf(buf, size, "%s %g", open_min ? ">" : ">=", min);
     else snprintf(buf, size, "in %s%g, %g]", open_min ? "(" : "[", min, max);
 }
 
@@ -139,8 +146,7 @@ static clasp_status parse_experiment(pctx *c, yaml_node_t *n)
     if (st == CLASP_OK && strchr(name, '/'))
         st = plan_err(c, ymap_get(&m, "name"),
                       "experiment.name must not contain '/' (it names the output folder)");
-    if (st == CLASP_OK)
-        st = get_whole(c, &m, "experiment", "seed", 0, 9007199254740991.0, 1, &seed);
+    if (st == CLASP_OK) st = get_whole(c, &m, "experiment", "seed", 0, PLAN_MAX_EXACT, 1, &seed);
     if (st == CLASP_OK) p->seed = (uint64_t)seed;
     if (st == CLASP_OK) st = get_text(c, &m, "experiment", "device", NULL, &p->device);
     free(name);
