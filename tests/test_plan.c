@@ -962,6 +962,47 @@ static void test_attack_cli_arch(void **state)
     tu_rmdir(dir);
 }
 
+/* Output paths are checked before any work: each case names data that
+ * does not exist, so a check made after loading it (as before, after the
+ * whole training or attack) would report the data instead. */
+static void test_output_paths_checked_first(void **state)
+{
+    (void)state;
+    const char *cli = getenv("CLASP_CLI");
+    if (!cli) skip();
+    char dir[256], cmd[1500], out[4096], file[300];
+    tu_tmpdir(dir, sizeof dir);
+    snprintf(file, sizeof file, "%s/f", dir);
+    tu_write_file(file, "x", 1);
+    const struct {
+        const char *args, *text;
+    } cases[] = {
+        {"train --save /nonexistent/m.safetensors", "folder /nonexistent does not exist"},
+        {"train --save '%s'", "is a folder; name the file"},
+        {"train --save '%s/f/m.safetensors'", "/f is not a folder"},
+        {"attack --model m.safetensors --attack fgsm --save-adv /nonexistent/a.safetensors",
+         "folder /nonexistent does not exist"},
+        {"attack --model m.safetensors --attack fgsm --save-adv '%s'", "is a folder"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char args[600];
+        snprintf(args, sizeof args, cases[i].args, dir);
+        snprintf(cmd, sizeof cmd, "'%s' %s --dataset mnist --data '%s/no-data' 2>&1", cli, args,
+                 dir);
+        FILE *f = popen(cmd, "r");
+        assert_non_null(f);
+        size_t n = fread(out, 1, sizeof out - 1, f);
+        out[n] = '\0';
+        int rc = pclose(f);
+        assert_true(WIFEXITED(rc));
+        if (WEXITSTATUS(rc) != 2 || !strstr(out, cases[i].text))
+            fail_msg("clasp %s: exit %d, expected 2 and '%s'; got:\n%s", args, WEXITSTATUS(rc),
+                     cases[i].text, out);
+    }
+    unlink(file);
+    tu_rmdir(dir);
+}
+
 /* ---- evaluate.l2_eps and data.exclude_classes ------------------------------ */
 
 static void test_l2_eps(void **state)
@@ -1138,6 +1179,7 @@ int main(void)
         cmocka_unit_test(test_ensemble_spec),
         cmocka_unit_test(test_attack_cli_lists),
         cmocka_unit_test(test_attack_cli_arch),
+        cmocka_unit_test(test_output_paths_checked_first),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -3,6 +3,7 @@
  * class; optionally saves the adversarial examples. */
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "clasp/ensemble.h"
 #include "clasp/eval.h"
@@ -102,7 +103,18 @@ static clasp_status save_adv(const attack_opts *o, const clasp_dataset *d, const
     if (st == CLASP_OK) st = clasp_st_set_meta(&f, "model", o->model);
     if (st == CLASP_OK) st = clasp_st_set_meta(&f, "dataset", o->dataset);
     if (st == CLASP_OK) st = clasp_st_set_meta(&f, "seed", seed);
-    if (st == CLASP_OK) st = clasp_st_write(&f, o->save_adv);
+    int built = st == CLASP_OK;
+    if (built) st = clasp_st_write(&f, o->save_adv);
+    if (st != CLASP_OK && built) {
+        /* The attack's work is not thrown away: a file beside the target
+         * (its folder was writable when the run began). */
+        char msg[1024], keep[4200];
+        snprintf(msg, sizeof msg, "%s", clasp_last_error());
+        snprintf(keep, sizeof keep, "%s.unsaved.%ld", o->save_adv, (long)getpid());
+        if (clasp_st_write(&f, keep) == CLASP_OK)
+            st = clasp_error(st, "%s; the result is kept in %s", msg, keep);
+        else st = clasp_error(st, "%s", msg);
+    }
     clasp_st_free(&f);
     return st;
 }
@@ -216,7 +228,8 @@ static int run(const attack_opts *o)
             return 2;
         }
     }
-    if (st == CLASP_OK && o->arch && check_arch(o)) {
+    if (st == CLASP_OK && ((o->arch && check_arch(o)) ||
+                           (o->save_adv && cli_check_output_file("--save-adv", o->save_adv)))) {
         clasp_attack_free(atk);
         clasp_ensemble_free(&ens);
         clasp_registry_free(reg);
