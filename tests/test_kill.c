@@ -87,8 +87,12 @@ typedef struct ended {
     char err[8192]; /* the tail of its stderr */
 } ended;
 
+/* Called instead of sending a signal when sig is 0, with the child's pid. */
+static void (*on_trigger)(pid_t child);
+
 /* Runs `clasp run kill.yaml --output DIR [--resume]`. When `trigger` is
- * not NULL, sends `sig` once a stderr line contains it. fsize_limit > 0
+ * not NULL, sends `sig` once a stderr line contains it (sig 0: calls
+ * on_trigger). fsize_limit > 0
  * caps the size of any file the child writes (RLIMIT_FSIZE). kill_writing:
  * the child dies halfway through writing the first file whose path
  * contains this text (tests/kill_writer.c, preloaded). */
@@ -134,7 +138,8 @@ static ended run_clasp_ex(const char *outdir, int resume, const char *trigger, i
     int sent = 0;
     while (getline(&line, &cap, f) > 0) {
         if (trigger && !sent && strstr(line, trigger)) {
-            kill(pid, sig);
+            if (sig) kill(pid, sig);
+            else on_trigger(pid);
             sent = 1;
         }
         size_t n = strlen(line);
@@ -195,12 +200,31 @@ static int count_temps(void)
     return system(cmd) == 0;
 }
 
+/* While the first run trains, a second one into its folder, plain or
+ * --resume (it would see the live run's state file), is refused at once
+ * with the holder's pid; the first run goes on undisturbed. */
+static void second_run_is_refused(pid_t first)
+{
+    char holder[64];
+    snprintf(holder, sizeof holder, "pid %ld on host ", (long)first);
+    for (int resume = 0; resume < 2; resume++) {
+        ended e = run_clasp(out, resume, NULL, 0, 0);
+        assert_code(e, 1);
+        if (!strstr(e.err, "in use by another clasp run") || !strstr(e.err, holder))
+            fail_msg("second run%s: expected a refusal naming %s; stderr ends:\n%s",
+                     resume ? " --resume" : "", holder, e.err);
+        assert_null(strstr(e.err, "continue it with --resume"));
+    }
+}
+
 static void test_killed_anywhere_resumes_to_the_same_report(void **state)
 {
     (void)state;
     /* The uninterrupted run, in the same folder (the report records it),
-     * then moved aside. */
-    ended e = run_clasp(out, 0, NULL, 0, 0);
+     * then moved aside; during its second epoch two more runs try the
+     * folder. */
+    on_trigger = second_run_is_refused;
+    ended e = run_clasp(out, 0, "epoch 1/3:", 0, 0);
     if (e.code != 0) fail_msg("uninterrupted run: exit %d\n%s", e.code, e.err);
     assert_int_equal(rename(out, ref_out), 0);
 

@@ -260,6 +260,11 @@ static void test_error_ranges(void **state)
     const char *m = parse_err(y);
     assert_starts(m, loc_of(y, "batch: 0", "0"));
     assert_has(m, "train.batch must be in [1, 65536], got 0");
+    /* The bound a value violates is the one named. */
+    assert_has(parse_err("experiment:\n  name: t\n  seed: 1e99\n" BASE_TRAIN BASE_EVAL),
+               "experiment.seed must be in [0, 2^53-1 = 9007199254740991], got 1e99");
+    assert_has(parse_err("experiment:\n  name: t\n  seed: -1\n" BASE_TRAIN BASE_EVAL),
+               "experiment.seed must be in [0, 2^53-1");
 
     y = BASE_HEAD "train:\n  optimiser: {lr: 0}\n  models: [{name: a}]\n" BASE_EVAL;
     m = parse_err(y);
@@ -341,6 +346,62 @@ static void test_error_missing(void **state)
     m = parse_err("");
     assert_starts(m, "t.yaml:1:1: ");
     assert_has(m, "empty");
+}
+
+/* n distinct keys "kN: 1" at the top of an experiment, or (params) in a
+ * pgd params block; malloc'd. */
+static char *many_keys(int n, int params)
+{
+    size_t cap = (size_t)n * 32 + 512, len = 0;
+    char *y = malloc(cap);
+    assert_non_null(y);
+    if (params)
+        len += (size_t)snprintf(y, cap,
+                                BASE_HEAD BASE_TRAIN
+                                "evaluate:\n  attacks:\n    - name: pgd\n      params:\n");
+    for (int i = 0; i < n; i++)
+        len += (size_t)snprintf(y + len, cap - len, "%sk%d: 1\n", params ? "        " : "", i);
+    return y;
+}
+
+/* 100 000 keys are refused at once: duplicates are found through a hash
+ * (the scan was quadratic: minutes), and an unknown key is told before a
+ * key given twice. */
+static void test_many_keys_refused_fast(void **state)
+{
+    (void)state;
+    /* A duplicate before an unknown key: the unknown one is told. */
+    const char *m = parse_err(BASE_HEAD "  name: u\n  colour: red\n" BASE_TRAIN BASE_EVAL);
+    assert_has(m, "unknown key 'colour'");
+
+    char *y = many_keys(100000, 0);
+    m = parse_err(y);
+    assert_starts(m, "t.yaml:1:1: ");
+    assert_has(m, "unknown key 'k0'");
+    free(y);
+
+    y = many_keys(100000, 1);
+    m = parse_err(y);
+    assert_has(m, "k0");
+    free(y);
+
+    /* Duplicates inside params are still found. */
+    m = parse_err(BASE_HEAD BASE_TRAIN
+                  "evaluate:\n  attacks:\n    - name: pgd\n      params: {eps: 0.1, eps: 0.2}\n");
+    assert_has(m, "key 'eps' is given twice");
+
+    /* A file over the size limit is refused before it is parsed. */
+    char dir[256], path[300];
+    tu_tmpdir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/big.yaml", dir);
+    y = many_keys(200000, 0);
+    tu_write_file(path, y, strlen(y));
+    free(y);
+    clasp_plan *p = NULL;
+    assert_int_equal(clasp_plan_load(reg, path, &p), CLASP_ERR_CONFIG);
+    assert_null(p);
+    assert_non_null(strstr(clasp_last_error(), "the limit for an experiment file"));
+    tu_rmdir(dir);
 }
 
 static void test_error_structure(void **state)
@@ -846,6 +907,102 @@ static void test_attack_cli_lists(void **state)
     }
 }
 
+/* Runs `clasp attack ARGS` with stderr; returns the exit code, output in out. */
+static int attack_cli(const char *args, char *out, size_t size)
+{
+    char cmd[1500];
+    snprintf(cmd, sizeof cmd, "'%s' attack --attack fgsm %s 2>&1", getenv("CLASP_CLI"), args);
+    FILE *f = popen(cmd, "r");
+    assert_non_null(f);
+    size_t n = fread(out, 1, size - 1, f);
+    out[n] = '\0';
+    int rc = pclose(f);
+    assert_true(WIFEXITED(rc));
+    return WEXITSTATUS(rc);
+}
+
+/* An --arch that is no architecture, or that contradicts the checkpoint's
+ * own, is refused before any work (it was ignored: the checkpoint's model
+ * ran with exit 0). */
+static void test_attack_cli_arch(void **state)
+{
+    (void)state;
+    if (!getenv("CLASP_CLI")) skip();
+    char dir[256], path[300], args[1024], out[4096];
+    tu_tmpdir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/m.safetensors", dir);
+    /* Metadata alone: the check comes before the weights are read. */
+    const char *json = "{\"__metadata__\":{\"clasp.arch\":\"conv3x3-4p1,relu,flatten,fc10\"}}";
+    unsigned char file[256];
+    uint64_t len = strlen(json);
+    for (int i = 0; i < 8; i++) file[i] = (unsigned char)(len >> (8 * i));
+    memcpy(file + 8, json, len);
+    tu_write_file(path, file, 8 + len);
+
+    snprintf(args, sizeof args, "--model '%s' --arch resnet18", path);
+    assert_int_equal(attack_cli(args, out, sizeof out), 2);
+    assert_has(out, "--arch 'resnet18' contradicts");
+    assert_has(out, "'conv3x3-4p1,relu,flatten,fc10'");
+
+    snprintf(args, sizeof args, "--model '%s' --arch nonsense-arch", path);
+    assert_int_equal(attack_cli(args, out, sizeof out), 2);
+    assert_has(out, "--arch 'nonsense-arch' is not an architecture");
+    assert_int_equal(attack_cli("--model /nonexistent.safetensors --arch nonsense-arch", out,
+                                sizeof out),
+                     2);
+    assert_has(out, "is not an architecture");
+
+    /* The checkpoint's own architecture, written differently, is no
+     * contradiction: the run goes on (to fail later for want of data). */
+    snprintf(args, sizeof args,
+             "--model '%s' --arch 'conv3x3-4p1, relu, flatten, fc10' --data '%s/none'", path, dir);
+    attack_cli(args, out, sizeof out);
+    assert_null(strstr(out, "contradicts"));
+    assert_null(strstr(out, "not an architecture"));
+    tu_rmdir(dir);
+}
+
+/* Output paths are checked before any work: each case names data that
+ * does not exist, so a check made after loading it (as before, after the
+ * whole training or attack) would report the data instead. */
+static void test_output_paths_checked_first(void **state)
+{
+    (void)state;
+    const char *cli = getenv("CLASP_CLI");
+    if (!cli) skip();
+    char dir[256], cmd[1500], out[4096], file[300];
+    tu_tmpdir(dir, sizeof dir);
+    snprintf(file, sizeof file, "%s/f", dir);
+    tu_write_file(file, "x", 1);
+    const struct {
+        const char *args, *text;
+    } cases[] = {
+        {"train --save /nonexistent/m.safetensors", "folder /nonexistent does not exist"},
+        {"train --save '%s'", "is a folder; name the file"},
+        {"train --save '%s/f/m.safetensors'", "/f is not a folder"},
+        {"attack --model m.safetensors --attack fgsm --save-adv /nonexistent/a.safetensors",
+         "folder /nonexistent does not exist"},
+        {"attack --model m.safetensors --attack fgsm --save-adv '%s'", "is a folder"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char args[600];
+        snprintf(args, sizeof args, cases[i].args, dir);
+        snprintf(cmd, sizeof cmd, "'%s' %s --dataset mnist --data '%s/no-data' 2>&1", cli, args,
+                 dir);
+        FILE *f = popen(cmd, "r");
+        assert_non_null(f);
+        size_t n = fread(out, 1, sizeof out - 1, f);
+        out[n] = '\0';
+        int rc = pclose(f);
+        assert_true(WIFEXITED(rc));
+        if (WEXITSTATUS(rc) != 2 || !strstr(out, cases[i].text))
+            fail_msg("clasp %s: exit %d, expected 2 and '%s'; got:\n%s", args, WEXITSTATUS(rc),
+                     cases[i].text, out);
+    }
+    unlink(file);
+    tu_rmdir(dir);
+}
+
 /* ---- evaluate.l2_eps and data.exclude_classes ------------------------------ */
 
 static void test_l2_eps(void **state)
@@ -996,18 +1153,33 @@ static void test_exclude_data_path(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_defaults),           cmocka_unit_test(test_values_and_step_schedule),
-        cmocka_unit_test(test_error_unknown_keys), cmocka_unit_test(test_dataset_names),
-        cmocka_unit_test(test_error_types),        cmocka_unit_test(test_error_ranges),
-        cmocka_unit_test(test_error_plugins),      cmocka_unit_test(test_error_missing),
-        cmocka_unit_test(test_error_structure),    cmocka_unit_test(test_grid_attacks),
-        cmocka_unit_test(test_grid_models),        cmocka_unit_test(test_anchors),
-        cmocka_unit_test(test_models_and_augment), cmocka_unit_test(test_alias_blowups),
-        cmocka_unit_test(test_resolved_roundtrip), cmocka_unit_test(test_l2_eps),
-        cmocka_unit_test(test_exclude_classes),    cmocka_unit_test(test_exclude_data_path),
-        cmocka_unit_test(test_estimate),           cmocka_unit_test(test_ensembles),
-        cmocka_unit_test(test_ensemble_errors),    cmocka_unit_test(test_autoattack_preset),
-        cmocka_unit_test(test_ensemble_spec),      cmocka_unit_test(test_attack_cli_lists),
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_values_and_step_schedule),
+        cmocka_unit_test(test_error_unknown_keys),
+        cmocka_unit_test(test_dataset_names),
+        cmocka_unit_test(test_error_types),
+        cmocka_unit_test(test_error_ranges),
+        cmocka_unit_test(test_error_plugins),
+        cmocka_unit_test(test_error_missing),
+        cmocka_unit_test(test_error_structure),
+        cmocka_unit_test(test_many_keys_refused_fast),
+        cmocka_unit_test(test_grid_attacks),
+        cmocka_unit_test(test_grid_models),
+        cmocka_unit_test(test_anchors),
+        cmocka_unit_test(test_models_and_augment),
+        cmocka_unit_test(test_alias_blowups),
+        cmocka_unit_test(test_resolved_roundtrip),
+        cmocka_unit_test(test_l2_eps),
+        cmocka_unit_test(test_exclude_classes),
+        cmocka_unit_test(test_exclude_data_path),
+        cmocka_unit_test(test_estimate),
+        cmocka_unit_test(test_ensembles),
+        cmocka_unit_test(test_ensemble_errors),
+        cmocka_unit_test(test_autoattack_preset),
+        cmocka_unit_test(test_ensemble_spec),
+        cmocka_unit_test(test_attack_cli_lists),
+        cmocka_unit_test(test_attack_cli_arch),
+        cmocka_unit_test(test_output_paths_checked_first),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -237,6 +237,32 @@ static void stl10_ok(void **state)
     assert_int_equal(d.n, 2);
     assert_string_equal(d.class_names[9], "j");
     clasp_dataset_free(&d);
+
+    /* UTF-8 names are kept; a byte that is not UTF-8 is an error naming
+     * the file and its offset (it made a report.json no parser reads). */
+    names = "a\nb\nc\nd\ne\nf\ng\nh\ni\n\xc3\xa9t\xc3\xa9\n";
+    tu_write_file(p, names, strlen(names));
+    assert_ok(clasp_dataset_load("stl10", dir, 0, &d));
+    assert_string_equal(d.class_names[9], "\xc3\xa9t\xc3\xa9");
+    clasp_dataset_free(&d);
+    static const struct {
+        const char *text, *where;
+    } bad[] = {
+        {"a\xff"
+         "b\n",
+         "line 1: byte 1 (0xff) is not valid UTF-8"},
+        {"a\nb\xc3\n", "line 2: byte 3 (0xc3)"},           /* cut short */
+        {"a\n\xc0\xafx\n", "line 2: byte 2 (0xc0)"},       /* overlong '/' */
+        {"a\nb\n\xed\xa0\x80\n", "line 3: byte 4 (0xed)"}, /* a surrogate */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        tu_write_file(p, bad[i].text, strlen(bad[i].text));
+        clasp_status s = clasp_dataset_load("stl10", dir, 0, &d);
+        assert_int_equal(s, CLASP_ERR_FORMAT);
+        if (!strstr(clasp_last_error(), "class_names.txt") ||
+            !strstr(clasp_last_error(), bad[i].where))
+            fail_msg("case %zu: '%s' lacks '%s'", i, clasp_last_error(), bad[i].where);
+    }
     tu_rmdir(dir);
 }
 

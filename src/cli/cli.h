@@ -27,6 +27,12 @@ int cmd_zoo(int argc, char **argv);
 /* Prints "clasp: <what>: <clasp_last_error()>" to stderr and returns 1. */
 int cli_fail(const char *what);
 
+/* Before any work: whether the file `path` (given as option opt) can be
+ * written, i.e. its folder exists, is a folder and takes a new file, the
+ * path is not a folder, and the disk is not full. 0 when so; otherwise
+ * prints why and returns 2. */
+int cli_check_output_file(const char *opt, const char *path);
+
 /* Progress display: a bar with ETA on a terminal, plain lines otherwise. */
 typedef struct cli_progress {
     const char *label;

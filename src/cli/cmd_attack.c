@@ -3,6 +3,7 @@
  * class; optionally saves the adversarial examples. */
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "clasp/ensemble.h"
 #include "clasp/eval.h"
@@ -36,7 +37,8 @@ static void usage(FILE *f)
             "  --arch ARCH   the architecture of a checkpoint without clasp metadata (a PyTorch\n"
             "                state dict): resnet18, preact-resnet18, wrn-D-W (with -wN for a base\n"
             "                width) or a layer list; default: told by the tensor names, else the\n"
-            "                default CNN\n"
+            "                default CNN; one that differs from a clasp checkpoint's own is an\n"
+            "                error\n"
             "  --model F     a model file: safetensors, or a PyTorch .pt/.pth/.bin (torch.save;\n"
             "                read as data, its pickle never run)\n"
             "  --zoo NAME    a RobustBench entry (clasp zoo lists them): its architecture,\n"
@@ -109,9 +111,61 @@ static clasp_status save_adv(const attack_opts *o, const clasp_dataset *d, const
     if (st == CLASP_OK) st = clasp_st_set_meta(&f, "model", o->model);
     if (st == CLASP_OK) st = clasp_st_set_meta(&f, "dataset", o->dataset);
     if (st == CLASP_OK) st = clasp_st_set_meta(&f, "seed", seed);
-    if (st == CLASP_OK) st = clasp_st_write(&f, o->save_adv);
+    int built = st == CLASP_OK;
+    if (built) st = clasp_st_write(&f, o->save_adv);
+    if (st != CLASP_OK && built) {
+        /* The attack's work is not thrown away: a file beside the target
+         * (its folder was writable when the run began). */
+        char msg[1024], keep[4200];
+        snprintf(msg, sizeof msg, "%s", clasp_last_error());
+        snprintf(keep, sizeof keep, "%s.unsaved.%ld", o->save_adv, (long)getpid());
+        if (clasp_st_write(&f, keep) == CLASP_OK)
+            st = clasp_error(st, "%s; the result is kept in %s", msg, keep);
+        else st = clasp_error(st, "%s", msg);
+    }
     clasp_st_free(&f);
     return st;
+}
+
+/* A layer list in its canonical text, or the text itself (a preset). */
+static void canonical_arch(const char *arch, char *buf, size_t size)
+{
+    clasp_layer_spec *ls = NULL;
+    int n = 0;
+    if (!clasp_model_is_preset(arch) && clasp_arch_parse(arch, &ls, &n) == CLASP_OK)
+        clasp_arch_format(ls, n, buf, size);
+    else snprintf(buf, size, "%s", arch);
+    free(ls);
+    clasp_error_clear();
+}
+
+/* --arch is for checkpoints without an architecture of their own: one
+ * that is no architecture, or that contradicts the checkpoint's, was
+ * ignored before and the checkpoint's model ran. 0 when it may be used. */
+static int check_arch(const attack_opts *o)
+{
+    clasp_layer_spec *ls = NULL;
+    int n = 0;
+    if (strcmp(o->arch, "default") && !clasp_model_is_preset(o->arch) &&
+        clasp_arch_parse(o->arch, &ls, &n) != CLASP_OK) {
+        fprintf(stderr, "clasp attack: --arch '%s' is not an architecture: %s\n", o->arch,
+                clasp_last_error());
+        return 1;
+    }
+    free(ls);
+    char own[4096], a[4096], b[4096];
+    if (clasp_checkpoint_meta(o->model, "clasp.arch", own, sizeof own) != CLASP_OK) {
+        clasp_error_clear(); /* none (or unreadable: loading the model says so) */
+        return 0;
+    }
+    canonical_arch(own, a, sizeof a);
+    canonical_arch(o->arch, b, sizeof b);
+    if (!strcmp(a, b)) return 0;
+    fprintf(stderr,
+            "clasp attack: --arch '%s' contradicts the architecture %s carries ('%s'); leave "
+            "--arch out for a clasp checkpoint\n",
+            o->arch, o->model, own);
+    return 1;
 }
 
 /* The default CNN's architecture, for checkpoints (e.g. from PyTorch) that
@@ -181,6 +235,13 @@ static int run(const attack_opts *o)
             clasp_registry_free(reg);
             return 2;
         }
+    }
+    if (st == CLASP_OK && ((o->arch && check_arch(o)) ||
+                           (o->save_adv && cli_check_output_file("--save-adv", o->save_adv)))) {
+        clasp_attack_free(atk);
+        clasp_ensemble_free(&ens);
+        clasp_registry_free(reg);
+        return 2;
     }
     const clasp_zoo_entry *zoo = NULL;
     if (st == CLASP_OK && o->zoo) {

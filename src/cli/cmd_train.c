@@ -36,6 +36,7 @@ static int run(const train_opts *o)
                             sizeof arch))
         return 2;
     clasp_dataset train = {0}, test = {0};
+    if (o->save && cli_check_output_file("--save", o->save)) return 2;
     if (clasp_dataset_load(o->dataset, o->data, 1, &train) != CLASP_OK)
         return cli_fail("loading training data");
     if (clasp_dataset_load(o->dataset, o->data, 0, &test) != CLASP_OK) {

@@ -1,8 +1,11 @@
 /* Helpers shared by the subcommands: errors, progress, tables, options. */
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -13,6 +16,47 @@ int cli_fail(const char *what)
 {
     fprintf(stderr, "clasp: %s: %s\n", what, clasp_last_error());
     return 1;
+}
+
+int cli_check_output_file(const char *opt, const char *path)
+{
+    struct stat sb;
+    const char *why = NULL;
+    char dir[4096], err[4400] = "";
+    if (!*path) why = "an empty path";
+    else if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
+        why = "is a folder; name the file to write (e.g. FOLDER/model.safetensors)";
+    if (why) {
+        fprintf(stderr, "clasp: %s %s: %s\n", opt, path, why);
+        return 2;
+    }
+    const char *slash = strrchr(path, '/');
+    if (!slash) snprintf(dir, sizeof dir, ".");
+    else if (slash == path) snprintf(dir, sizeof dir, "/");
+    else snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+    if (stat(dir, &sb) != 0) {
+        snprintf(err, sizeof err, "its folder %s does not exist (%s)", dir, strerror(errno));
+    } else if (!S_ISDIR(sb.st_mode)) {
+        snprintf(err, sizeof err, "%s is not a folder", dir);
+    } else {
+        /* Creating a file is the one sure test (permissions, read-only
+         * mounts, ACLs, quotas on inodes); access() misses some. */
+        char probe[4200];
+        snprintf(probe, sizeof probe, "%s/.clasp-probe.%ld", dir, (long)getpid());
+        int fd = open(probe, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (fd < 0) {
+            snprintf(err, sizeof err, "cannot create a file in %s (%s)", dir, strerror(errno));
+        } else {
+            close(fd);
+            unlink(probe);
+            struct statvfs vs;
+            if (statvfs(dir, &vs) == 0 && vs.f_bavail == 0)
+                snprintf(err, sizeof err, "no free space left on %s", dir);
+        }
+    }
+    if (!*err) return 0;
+    fprintf(stderr, "clasp: %s %s: %s; nothing was done\n", opt, path, err);
+    return 2;
 }
 
 void cli_progress_start(cli_progress *p, const char *label, size_t total)

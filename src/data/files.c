@@ -25,6 +25,30 @@ clasp_status clasp_data_file_size(const char *path, long long *size)
     return CLASP_OK;
 }
 
+/* The offset of the first byte of s[0..n) that is not well-formed UTF-8
+ * (RFC 3629: no overlong forms, no surrogates, nothing past U+10FFFF), or
+ * n when all is. */
+static size_t utf8_bad(const unsigned char *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        unsigned c = s[i];
+        size_t len = c < 0x80             ? 1
+                     : (c & 0xe0) == 0xc0 ? 2
+                     : (c & 0xf0) == 0xe0 ? 3
+                     : (c & 0xf8) == 0xf0 ? 4
+                                          : 0;
+        if (!len || i + len > n || c == 0xc0 || c == 0xc1 || c > 0xf4) return i;
+        for (size_t j = 1; j < len; j++)
+            if ((s[i + j] & 0xc0) != 0x80) return i;
+        if ((c == 0xe0 && s[i + 1] < 0xa0) || (c == 0xed && s[i + 1] > 0x9f) ||
+            (c == 0xf0 && s[i + 1] < 0x90) || (c == 0xf4 && s[i + 1] > 0x8f))
+            return i;
+        i += len;
+    }
+    return n;
+}
+
 clasp_status clasp_data_class_names(const char *dir, const char *file, int k,
                                     const char *const *defaults, clasp_dataset *d)
 {
@@ -39,10 +63,22 @@ clasp_status clasp_data_class_names(const char *dir, const char *file, int k,
     if (!f) return CLASP_OK;
     char names[CLASP_MAX_CLASSES][CLASP_CLASS_NAME_MAX];
     int count = 0, lineno = 0;
+    long long line_off = 0; /* of the line in the file */
     clasp_status s = CLASP_OK;
     while (s == CLASP_OK && fgets(line, sizeof line, f)) {
         lineno++;
         size_t len = strlen(line);
+        /* Names go into report.json and every other output: text that is
+         * not UTF-8 made a report JSON parsers reject. */
+        size_t bad = utf8_bad((const unsigned char *)line, len);
+        if (bad < len) {
+            s = clasp_error(CLASP_ERR_FORMAT,
+                            "%s: line %d: byte %lld (0x%02x) is not valid UTF-8; class names must "
+                            "be UTF-8 text",
+                            path, lineno, line_off + (long long)bad, (unsigned char)line[bad]);
+            break;
+        }
+        line_off += (long long)len;
         if (len == sizeof line - 1 && line[len - 1] != '\n') {
             s = clasp_error(CLASP_ERR_FORMAT, "%s: line %d: longer than %zu characters", path,
                             lineno, sizeof line - 2);

@@ -18,9 +18,16 @@
 
 /* ---- typed values of the fixed sections ---------------------------------- */
 
+/* The largest whole number a double holds exactly (a seed's bound). */
+#define PLAN_MAX_EXACT 9007199254740991.0
+
 static void range_text(double min, double max, int open_min, char *buf, size_t size)
 {
-    if (max >= 1e15) snprintf(buf, size, "%s %g", open_min ? ">" : ">=", min);
+    /* Named as such: %g would print 9.0072e+15, and ">= 0" alone hid the
+     * upper bound that a seed of 1e99 violates. */
+    if (max == PLAN_MAX_EXACT)
+        snprintf(buf, size, "in %s%g, 2^53-1 = 9007199254740991]", open_min ? "(" : "[", min);
+    else if (max >= 1e15) snprintf(buf, size, "%s %g", open_min ? ">" : ">=", min);
     else snprintf(buf, size, "in %s%g, %g]", open_min ? "(" : "[", min, max);
 }
 
@@ -140,8 +147,7 @@ static clasp_status parse_experiment(pctx *c, yaml_node_t *n)
     if (st == CLASP_OK && strchr(name, '/'))
         st = plan_err(c, ymap_get(&m, "name"),
                       "experiment.name must not contain '/' (it names the output folder)");
-    if (st == CLASP_OK)
-        st = get_whole(c, &m, "experiment", "seed", 0, 9007199254740991.0, 1, &seed);
+    if (st == CLASP_OK) st = get_whole(c, &m, "experiment", "seed", 0, PLAN_MAX_EXACT, 1, &seed);
     if (st == CLASP_OK) p->seed = (uint64_t)seed;
     if (st == CLASP_OK) st = get_text(c, &m, "experiment", "device", NULL, &p->device);
     free(name);
@@ -768,33 +774,35 @@ clasp_status clasp_plan_parse(const clasp_registry *r, const char *text, size_t 
     return CLASP_OK;
 }
 
+/* The largest experiment file read. Real ones are a few kilobytes; the
+ * YAML document of a larger file costs some thirty times its size in
+ * memory before a single key is checked. */
+#define PLAN_MAX_BYTES ((size_t)1 << 20)
+
 clasp_status clasp_plan_load(const clasp_registry *r, const char *path, clasp_plan **out)
 {
     *out = NULL;
     FILE *f = fopen(path, "rb");
     if (!f) return clasp_error(CLASP_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    size_t cap = 1 << 16, len = 0;
-    char *buf = malloc(cap);
-    while (buf) {
-        size_t got = fread(buf + len, 1, cap - len, f);
-        len += got;
-        if (len < cap) break;
-        char *nb = cap < ((size_t)1 << 26) ? realloc(buf, cap * 2) : NULL;
-        if (!nb) {
-            free(buf);
-            buf = NULL;
-            break;
-        }
-        buf = nb, cap *= 2;
+    /* One byte more than allowed tells a file at the limit from a larger one. */
+    char *buf = malloc(PLAN_MAX_BYTES + 1);
+    if (!buf) {
+        fclose(f);
+        return clasp_error(CLASP_ERR_NOMEM, "out of memory");
     }
+    size_t len = fread(buf, 1, PLAN_MAX_BYTES + 1, f);
     int err = ferror(f);
     fclose(f);
-    if (!buf)
-        return clasp_error(CLASP_ERR_IO, "%s: too large for an experiment file (or out of memory)",
-                           path);
     if (err) {
         free(buf);
         return clasp_error(CLASP_ERR_IO, "%s: read error", path);
+    }
+    if (len > PLAN_MAX_BYTES) {
+        free(buf);
+        return clasp_error(CLASP_ERR_CONFIG,
+                           "%s: larger than %zu bytes, the limit for an experiment file (is it "
+                           "the right file?)",
+                           path, PLAN_MAX_BYTES);
     }
     clasp_status st = clasp_plan_parse(r, buf, len, path, out);
     free(buf);

@@ -32,6 +32,14 @@ typedef struct ymap {
     ypair *p;
     int n, cap;
     int merged; /* mappings merged in so far, aliases counted each time */
+    /* Open addressing over p by key (index + 1, 0 = empty; hcap a power
+     * of two, at least twice n): duplicate checks and lookups in linear
+     * time however many keys a file gives. */
+    int *slot, hcap;
+    /* The first key the mapping gives twice and its earlier occurrence
+     * (NULL: none); reported by ymap_only after any unknown key, or by
+     * ymap_no_dups. */
+    yaml_node_t *dup, *dup_first;
 } ymap;
 
 /* "file:line:col" (1-based) of a node. */
@@ -62,8 +70,11 @@ yaml_node_t *yseq_item(const pctx *c, const yaml_node_t *n, int i);
  * refuses other kinds, duplicate keys and non-text keys. */
 clasp_status ymap_open(const pctx *c, yaml_node_t *n, const char *what, ymap *m);
 void ymap_close(ymap *m);
-/* Unknown keys: the message lists the known ones (and a near miss). */
+/* Unknown keys: the message lists the known ones (and a near miss); then
+ * a key given twice. */
 clasp_status ymap_only(const pctx *c, const ymap *m, const char *what, const char *const *known);
+/* A key given twice, for a mapping whose keys ymap_only does not check. */
+clasp_status ymap_no_dups(const pctx *c, const ymap *m);
 yaml_node_t *ymap_get(const ymap *m, const char *key);     /* value or NULL */
 yaml_node_t *ymap_keynode(const ymap *m, const char *key); /* key or NULL */
 

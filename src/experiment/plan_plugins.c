@@ -124,6 +124,7 @@ static clasp_status parse_block(pctx *c, yaml_node_t *n, clasp_plugin_kind kind,
         char pw[120];
         snprintf(pw, sizeof pw, "%s params", b->desc->name);
         st = ymap_open(c, params, pw, &b->params);
+        if (st == CLASP_OK) st = ymap_no_dups(c, &b->params);
     }
     for (int i = 0; st == CLASP_OK && i < b->params.n; i++) {
         yaml_node_t *v = b->params.p[i].value;

@@ -1,6 +1,8 @@
 /* Walking a libyaml document: locations, errors with file:line:col,
  * node kinds, and mappings with YAML merge keys ("<<") flattened. */
+#include <limits.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,9 +100,42 @@ static int is_merge_key(const yaml_node_t *k)
            !strcmp(yscalar(k), "<<");
 }
 
+static uint32_t key_hash(const char *s)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 16777619u;
+    return h;
+}
+
+/* The slot of key ks: where it is, or the empty one where it would go. */
+static int *ymap_slot(const ymap *m, const char *ks)
+{
+    uint32_t mask = (uint32_t)m->hcap - 1, i = key_hash(ks) & mask;
+    while (m->slot[i] && strcmp(yscalar(m->p[m->slot[i] - 1].key), ks)) i = (i + 1) & mask;
+    return &m->slot[i];
+}
+
+static clasp_status ymap_rehash(ymap *m, int hcap)
+{
+    int *slot = calloc((size_t)hcap, sizeof *slot);
+    if (!slot) return clasp_error(CLASP_ERR_NOMEM, "out of memory");
+    free(m->slot);
+    m->slot = slot, m->hcap = hcap;
+    for (int i = 0; i < m->n; i++) *ymap_slot(m, yscalar(m->p[i].key)) = i + 1;
+    return CLASP_OK;
+}
+
+static yaml_node_t *ymap_find(const ymap *m, const char *key)
+{
+    if (!m->hcap) return NULL;
+    int at = *ymap_slot(m, key);
+    return at ? m->p[at - 1].key : NULL;
+}
+
 static clasp_status ymap_push(ymap *m, yaml_node_t *k, yaml_node_t *v)
 {
     if (m->n == m->cap) {
+        if (m->cap > INT_MAX / 4) return clasp_error(CLASP_ERR_NOMEM, "out of memory");
         int cap = m->cap ? 2 * m->cap : 8;
         ypair *p = realloc(m->p, (size_t)cap * sizeof *p);
         if (!p) return clasp_error(CLASP_ERR_NOMEM, "out of memory");
@@ -108,6 +143,8 @@ static clasp_status ymap_push(ymap *m, yaml_node_t *k, yaml_node_t *v)
     }
     m->p[m->n].key = k, m->p[m->n].value = v;
     m->n++;
+    if (2 * m->n > m->hcap) return ymap_rehash(m, m->hcap ? 2 * m->hcap : 16);
+    *ymap_slot(m, yscalar(k)) = m->n;
     return CLASP_OK;
 }
 
@@ -162,14 +199,12 @@ static clasp_status ymap_add(const pctx *c, yaml_node_t *n, int merged, int dept
         }
         const char *ks = yscalar(k);
         if (!ks) return plan_err(c, k, "keys must be text, got %s", ykind(k));
-        int dup = -1;
-        for (int i = 0; i < m->n && dup < 0; i++)
-            if (!strcmp(yscalar(m->p[i].key), ks)) dup = i;
-        if (dup >= 0) {
-            if (merged) continue;
-            char at[300];
-            plan_loc(c, m->p[dup].key, at, sizeof at);
-            return plan_err(c, k, "key '%s' is given twice (also at %s)", ks, at);
+        yaml_node_t *first = ymap_find(m, ks);
+        if (first) {
+            /* Reported after unknown keys (ymap_only): a file of many
+             * misspelt keys is told about the first of them. */
+            if (!merged && !m->dup) m->dup = k, m->dup_first = first;
+            continue;
         }
         CLASP_TRY(ymap_push(m, k, v));
     }
@@ -191,8 +226,18 @@ clasp_status ymap_open(const pctx *c, yaml_node_t *n, const char *what, ymap *m)
 void ymap_close(ymap *m)
 {
     free(m->p);
+    free(m->slot);
     m->p = NULL;
-    m->n = m->cap = 0;
+    m->slot = NULL;
+    m->n = m->cap = m->hcap = 0;
+}
+
+clasp_status ymap_no_dups(const pctx *c, const ymap *m)
+{
+    if (!m->dup) return CLASP_OK;
+    char at[300];
+    plan_loc(c, m->dup_first, at, sizeof at);
+    return plan_err(c, m->dup, "key '%s' is given twice (also at %s)", yscalar(m->dup), at);
 }
 
 clasp_status ymap_only(const pctx *c, const ymap *m, const char *what, const char *const *known)
@@ -219,19 +264,17 @@ clasp_status ymap_only(const pctx *c, const ymap *m, const char *what, const cha
                             close, list);
         return plan_err(c, m->p[i].key, "unknown key '%s' in %s; known: %s", k, what, list);
     }
-    return CLASP_OK;
+    return ymap_no_dups(c, m);
 }
 
 yaml_node_t *ymap_get(const ymap *m, const char *key)
 {
-    for (int i = 0; i < m->n; i++)
-        if (!strcmp(yscalar(m->p[i].key), key)) return m->p[i].value;
-    return NULL;
+    if (!m->hcap) return NULL;
+    int at = *ymap_slot(m, key);
+    return at ? m->p[at - 1].value : NULL;
 }
 
 yaml_node_t *ymap_keynode(const ymap *m, const char *key)
 {
-    for (int i = 0; i < m->n; i++)
-        if (!strcmp(yscalar(m->p[i].key), key)) return m->p[i].key;
-    return NULL;
+    return ymap_find(m, key);
 }

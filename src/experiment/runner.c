@@ -629,6 +629,14 @@ static clasp_status prepare(runner *R)
     CLASP_TRY(clasp_plan_hash(p, R->hash, sizeof R->hash));
     CLASP_TRY(clasp_mkdir_p(R->outdir));
     int root = clasp_dist_rank() == 0;
+    /* Before anything else looks at the folder: a live run's state file
+     * would otherwise read as an interrupted run to continue. Rank 0 holds
+     * the lock for all ranks; the others only learn that it failed. */
+    clasp_status locked = root ? clasp_dir_lock(R->outdir, &R->lock_fd) : CLASP_OK;
+    if (dist_any(locked != CLASP_OK))
+        return root ? locked
+                    : clasp_error(CLASP_ERR_CONFIG, "%s: rank 0 could not lock the output folder",
+                                  R->outdir);
     if (root) remove_stale_temps(R->outdir);
     char report[1100];
     snprintf(report, sizeof report, "%s/report.json", R->outdir);
@@ -708,6 +716,7 @@ static void runner_free(runner *R)
     clasp_batcher_free(R->val_b);
     clasp_batcher_free(R->test_b);
     clasp_ctx_free(R->ctx);
+    clasp_dir_unlock(R->lock_fd);
     if (!R->train_only) {
         clasp_dataset_free(&R->train);
         clasp_dataset_free(&R->val);
@@ -722,6 +731,7 @@ clasp_status clasp_experiment_run(const clasp_plan *p, const clasp_registry *r,
     runner R;
     memset(&R, 0, sizeof R);
     R.p = p, R.reg = r, R.opt = opt ? opt : &none;
+    R.lock_fd = -1;
     R.t0 = clasp_now();
     R.val_name = "validation";
     clasp_status st = prepare(&R);
@@ -757,6 +767,7 @@ clasp_status clasp_experiment_train(const clasp_plan *p, int model, const clasp_
     runner R;
     memset(&R, 0, sizeof R);
     R.p = p, R.opt = opt ? opt : &none;
+    R.lock_fd = -1;
     R.t0 = clasp_now();
     R.train_only = 1;
     R.save_to = checkpoint;

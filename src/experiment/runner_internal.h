@@ -57,6 +57,7 @@ typedef struct runner {
     clasp_model_report *reports;
     run_pos pos;
     int resumed; /* pos came from a state file */
+    int lock_fd; /* rank 0's lock of the output folder; -1: none */
     char outdir[1024], state_path[1100];
     char hash[17];
     char started[32];

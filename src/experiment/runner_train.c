@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "experiment/dist_internal.h"
 #include "experiment/runner_internal.h"
@@ -275,9 +276,19 @@ clasp_status run_finish_model(runner *R, int mi, model_run *mr)
         {"clasp.seed", seed},
     };
     /* Rank 0 writes; every rank holds the same model. */
-    if (clasp_dist_rank() == 0)
-        CLASP_TRY(
-            clasp_model_save(mr->m, NULL, extra, (int)(sizeof extra / sizeof extra[0]), path));
+    int n_extra = (int)(sizeof extra / sizeof extra[0]);
+    st = clasp_dist_rank() == 0 ? clasp_model_save(mr->m, NULL, extra, n_extra, path) : CLASP_OK;
+    if (st != CLASP_OK && R->train_only) {
+        /* The training is not thrown away: a file beside the target (its
+         * folder was checked before the training began). */
+        char msg[1024], keep[1500];
+        snprintf(msg, sizeof msg, "%s", clasp_last_error());
+        snprintf(keep, sizeof keep, "%s.unsaved.%ld", path, (long)getpid());
+        if (clasp_model_save(mr->m, NULL, extra, n_extra, keep) == CLASP_OK)
+            return clasp_error(st, "%s; the trained model is kept in %s", msg, keep);
+        return clasp_error(st, "%s", msg);
+    }
+    CLASP_TRY(st);
     run_say(R, "  saved %s", path);
     return CLASP_OK;
 }

@@ -41,6 +41,17 @@ clasp_status clasp_write_atomic(const char *path, const void *data, size_t len);
 /* mkdir -p: every missing folder of path (mode 0777 less the umask). */
 clasp_status clasp_mkdir_p(const char *path);
 
+/* The name of the lock file a run keeps in its output folder. */
+#define CLASP_LOCK_FILE ".clasp.lock"
+
+/* Takes the exclusive lock of folder dir (which must exist): *fd holds it
+ * until clasp_dir_unlock or the process's end, whichever comes first. A
+ * folder another process holds is refused at once (CLASP_ERR_CONFIG) with
+ * the holder's pid and host in the message. See lock.c. */
+clasp_status clasp_dir_lock(const char *dir, int *fd);
+/* Releases a lock of clasp_dir_lock; -1 is harmless. */
+void clasp_dir_unlock(int fd);
+
 /* Best effort fsync of a folder (renames in it become durable). */
 void clasp_sync_dir(const char *dir);
 
