@@ -16,10 +16,9 @@
 #define PKL_MAX_STACK (1u << 20)    /* values on the stack */
 #define PKL_MAX_MARKS 1024u         /* nested MARKs (nesting depth) */
 #define PKL_MAX_MEMO (1u << 22)     /* memo slots */
-#define PKL_MAX_VALUES (1u << 23)   /* values built in all */
+#define PKL_MAX_VALUES (1u << 21)   /* values built in all (some 160 bytes each) */
 #define PKL_MAX_STRING (64u << 20)  /* bytes of one string */
 #define PKL_MAX_STORAGES (1u << 16) /* distinct storages */
-#define PKL_MAX_WALK_DEPTH 64       /* containers looked into for tensors */
 
 typedef enum pkl_kind {
     PKL_NONE,

@@ -132,9 +132,9 @@ static float tf_half(uint16_t h)
     return f;
 }
 
-/* count elements from src (element index i, step `step`) to dst[0..count). */
-static void tf_convert(void *dst, clasp_st_dtype out, const pkl_storage *s, uint64_t i,
-                       uint64_t step, uint64_t count)
+/* count elements of s from element i on, `step` apart, to dst[0..count):
+ * float32 for the float dtypes, int64 for the others. */
+static void tf_convert(void *dst, const pkl_storage *s, uint64_t i, uint64_t step, uint64_t count)
 {
     const uint8_t *p = s->data;
     float *f = dst;
@@ -178,7 +178,6 @@ static void tf_convert(void *dst, clasp_st_dtype out, const pkl_storage *s, uint
         case PKL_BOOLT: l[k] = e[0] != 0; break;
         }
     }
-    (void)out;
 }
 
 static bool tf_is_float(pkl_dtype d)
@@ -234,7 +233,7 @@ static clasp_status tf_gather(const char *path, const char *name, const pkl_valu
     for (uint64_t done = 0; done < numel; done += inner) {
         uint64_t src = (uint64_t)v->u.tensor.offset;
         for (int i = 0; i < nd - 1; i++) src += (uint64_t)idx[i] * (uint64_t)stride[i];
-        tf_convert(dst + done * es, t->dtype, s, src, istep, inner);
+        tf_convert(dst + done * es, s, src, istep, inner);
         for (int i = nd - 2; i >= 0; i--) {
             if (++idx[i] < shape[i]) break;
             idx[i] = 0;

@@ -14,16 +14,17 @@ cd "$(dirname "$0")/../.."
 
 secs=${1:-60}
 shift || true
-all=(plan safetensors idx cifar cifar100 stl10 svhn arch)
+all=(plan safetensors idx cifar cifar100 stl10 svhn arch pickle torchzip)
 targets=("${all[@]}")
 (($#)) && targets=("$@")
 [[ $secs =~ ^[0-9]+$ && $secs -gt 0 ]] || { echo "usage: $0 [SECONDS] [TARGET...]" >&2; exit 2; }
 
 # Longest input per target: enough for every seed (a CIFAR-10 record is
 # 3073 bytes, a CIFAR-100 one 3074, an STL-10 image 27648, an SVHN MAT file
-# with one image about 3.2 kB) and small enough that each run stays fast.
+# with one image about 3.2 kB, a small torch.save checkpoint up to 5.5 kB)
+# and small enough that each run stays fast.
 declare -A max_len=([plan]=4096 [safetensors]=4096 [idx]=4096 [cifar]=8192 [cifar100]=8192
-                    [stl10]=32768 [svhn]=8192 [arch]=2048)
+                    [stl10]=32768 [svhn]=8192 [arch]=2048 [pickle]=8192 [torchzip]=8192)
 
 build=build-fuzz
 work=$build/fuzz-work
