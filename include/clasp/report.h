@@ -87,6 +87,11 @@ typedef struct clasp_model_report {
     /* Per class: the L2 norm of the class's row of the last linear layer's
      * weight (the classifier); NULL when the model has none. */
     float *class_weight_norms;
+    /* An existing model's file it started from ("" = the seed's weights)
+     * and its training epochs there (0: evaluated as it is, or fitted
+     * post hoc). Set from the plan on every run, resumed ones too. */
+    char source[512];
+    int source_epochs;
 } clasp_model_report;
 
 /* Frees the arrays of a model report filled by clasp_experiment_train

@@ -317,6 +317,9 @@ static json_object *json_model(const clasp_report *r, const clasp_model_report *
     jset_str(o, "defense", m->defense, bad);
     jset_str(o, "params", m->params, bad);
     jset_str(o, "checkpoint", m->checkpoint, bad);
+    /* Where an existing model came from ("" for one trained from the seed). */
+    jset_str(o, "source", m->source, bad);
+    jset(o, "source_epochs", json_object_new_int(m->source_epochs), bad);
     jset(o, "calibration", json_calibration(r, m, bad), bad);
     json_object *t = json_object_new_object();
     jset_num(t, "train_seconds", m->train_seconds, bad);

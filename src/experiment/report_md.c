@@ -75,6 +75,13 @@ static void md_model_intro(clasp_buf *b, const clasp_model_report *m)
     clasp_buf_puts(b, "\n## Model: ");
     report_md_text(b, m->name);
     clasp_buf_puts(b, "\n\n");
+    if (m->source[0]) {
+        clasp_buf_puts(b, "Existing model ");
+        md_code(b, m->source);
+        clasp_buf_puts(b, m->source_epochs ? ", fine-tuned; "
+                          : m->defense[0]  ? ", fitted post hoc; "
+                                           : ", evaluated as it is");
+    }
     if (m->defense[0]) {
         clasp_buf_puts(b, "Defense ");
         md_code(b, m->defense);
@@ -83,7 +90,7 @@ static void md_model_intro(clasp_buf *b, const clasp_model_report *m)
             report_md_text(b, m->params);
             clasp_buf_puts(b, ")");
         }
-    } else {
+    } else if (!m->source[0] || m->source_epochs) {
         clasp_buf_puts(b, "Standard training");
     }
     if (m->checkpoint[0]) {

@@ -524,6 +524,11 @@ static clasp_status write_report(runner *R)
     rep.wall_seconds = R->wall_before + (clasp_now() - R->t0);
     rep.n_models = p->n_models;
     rep.models = R->reports;
+    /* From the plan, for every model (resumed runs' earlier ones too). */
+    for (int i = 0; i < p->n_models; i++) {
+        snprintf(R->reports[i].source, sizeof R->reports[i].source, "%s", p->models[i].checkpoint);
+        R->reports[i].source_epochs = p->models[i].checkpoint[0] ? p->models[i].epochs : 0;
+    }
     rep.n_l2_eps = p->n_l2_eps;
     rep.l2_eps = p->l2_eps;
     rep.excluded = R->any_excluded ? R->excluded : NULL;
