@@ -129,7 +129,8 @@ def main():
         pt = os.path.join(work, name + ".pt")
         torch.save(model.state_dict(), pt)
         adv = os.path.join(work, name + ".adv.safetensors")
-        cmd = [args.clasp, "attack", "--zoo", name, "--model", pt, "--dataset", "cifar10",
+        cmd = [args.clasp, "attack", "--zoo", name, "--threat", "Linf", "--model", pt,
+               "--dataset", "cifar10",
                "--data", args.cifar, "--attack", attack, "--set", "eps=0.0313725",
                "--samples", str(args.samples), "--save-adv", adv]
         t0 = time.time()
