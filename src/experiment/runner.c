@@ -501,7 +501,14 @@ static clasp_status setup_device(runner *R)
     const clasp_plan *p = R->p;
     int root = clasp_dist_rank() == 0;
     char spec[32];
-    CLASP_TRY(clasp_ctx_new(p->device ? p->device : dist_device_spec(spec, sizeof spec), &R->ctx));
+    clasp_status st =
+        clasp_ctx_new(p->device ? p->device : dist_device_spec(spec, sizeof spec), &R->ctx);
+    if (st != CLASP_OK && p->device && p->device_loc[0]) {
+        char msg[2048];
+        snprintf(msg, sizeof msg, "%s", clasp_last_error());
+        return clasp_error(st, "%s: experiment.device: %s", p->device_loc, msg);
+    }
+    CLASP_TRY(st);
     if (R->train_only)
         run_say(R, "device: %s; %zu training, %zu %s examples, %d classes",
                 clasp_ctx_device(R->ctx)->name, R->train.n, R->val_eval.n, R->val_name, R->K);

@@ -99,8 +99,8 @@ static int contains_nocase(const char *hay, const char *needle)
 static clasp_status not_found(const char *spec, const clasp_device_info *list, size_t n)
 {
     char msg[2048];
-    size_t len = (size_t)snprintf(msg, sizeof msg,
-                                  "CLASP_DEVICE='%s' matches no device; valid choices:", spec);
+    size_t len =
+        (size_t)snprintf(msg, sizeof msg, "device '%s' matches no device; valid choices:", spec);
     for (size_t i = 0; i < n && len < sizeof msg; i++)
         len += (size_t)snprintf(msg + len, sizeof msg - len, "\n  %d:%d  %s / %s", list[i].platform,
                                 list[i].device, list[i].platform_name, list[i].name);
