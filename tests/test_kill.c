@@ -142,6 +142,9 @@ static ended run_clasp_ex(const char *outdir, int resume, const char *trigger, i
             else on_trigger(pid);
             sent = 1;
         }
+        /* A progress line before the first batch ends has no ETA to give. */
+        const char *zero = strstr(line, " 0/");
+        if (zero && strstr(zero, " eta ")) fail_msg("an ETA with nothing done: %s", line);
         size_t n = strlen(line);
         if (used + n >= sizeof e.err) used = 0; /* keep the tail */
         memcpy(e.err + used, line, n + 1);
@@ -235,6 +238,22 @@ static void test_killed_anywhere_resumes_to_the_same_report(void **state)
     char report[400];
     snprintf(report, sizeof report, "%s/report.json", out);
     assert_false(exists(report));
+
+    /* An --output that is a file, or a folder this user cannot write,
+     * says so (not "cannot remove the old report: Not a directory"). */
+    char not_dir[400];
+    snprintf(not_dir, sizeof not_dir, "%s/kill.yaml", dir);
+    e = run_clasp(not_dir, 0, NULL, 0, 0);
+    assert_code(e, 1);
+    assert_non_null(strstr(e.err, "kill.yaml is a file, not a folder"));
+    if (geteuid() != 0) { /* root writes anywhere */
+        char ro[400];
+        snprintf(ro, sizeof ro, "%s/ro", dir);
+        assert_int_equal(mkdir(ro, 0555), 0);
+        e = run_clasp(ro, 0, NULL, 0, 0);
+        assert_code(e, 1);
+        assert_non_null(strstr(e.err, "the output folder is not writable"));
+    }
 
     /* A plain run refuses to start over the killed one. */
     e = run_clasp(out, 0, NULL, 0, 0);

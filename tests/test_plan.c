@@ -1035,6 +1035,30 @@ static void test_check_device(void **state)
     tu_rmdir(dir);
 }
 
+/* With no device, `clasp devices` says what the driver reported: PoCL
+ * with no cache folder to create (HOME unusable) reports no device, and
+ * "install a driver" pointed the wrong way. */
+static void test_devices_says_what_the_driver_reported(void **state)
+{
+    (void)state;
+    const char *cli = getenv("CLASP_CLI");
+    if (!cli) skip();
+    char cmd[800], out[4096];
+    snprintf(cmd, sizeof cmd,
+             "env -u XDG_CACHE_HOME -u POCL_CACHE_DIR HOME=/proc/clasp-none '%s' devices 2>&1",
+             cli);
+    FILE *f = popen(cmd, "r");
+    assert_non_null(f);
+    size_t n = fread(out, 1, sizeof out - 1, f);
+    out[n] = '\0';
+    int rc = pclose(f);
+    assert_true(WIFEXITED(rc));
+    if (WEXITSTATUS(rc) == 0) skip(); /* a driver that needs no cache folder */
+    assert_has(out, "no OpenCL device found: ");
+    if (!strstr(out, "' reports ") && !strstr(out, "found no platform ("))
+        fail_msg("no driver report in:\n%s", out);
+}
+
 /* ---- evaluate.l2_eps and data.exclude_classes ------------------------------ */
 
 static void test_l2_eps(void **state)
@@ -1213,6 +1237,7 @@ int main(void)
         cmocka_unit_test(test_attack_cli_arch),
         cmocka_unit_test(test_output_paths_checked_first),
         cmocka_unit_test(test_check_device),
+        cmocka_unit_test(test_devices_says_what_the_driver_reported),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
