@@ -96,12 +96,11 @@ static void progress_print(cli_progress *p, int final)
                 elapsed, final ? elapsed : eta, p->extra);
         if (final) fputc('\n', stderr);
     } else {
+        /* A pass that ended early (a stop) has no ETA either. */
+        int all = p->done >= p->total;
+        const char *shown = final ? (all ? "0:00" : NULL) : frac > 0 ? eta : NULL;
         fprintf(stderr, "%s %zu/%zu (%.0f%%) elapsed %s%s%s %s\n", p->label, p->done, p->total,
-                100 * frac, elapsed, final || frac > 0 ? " eta " : "",
-                final      ? "0:00"
-                : frac > 0 ? eta
-                           : "",
-                p->extra);
+                100 * frac, elapsed, shown ? " eta " : "", shown ? shown : "", p->extra);
     }
     fflush(stderr);
     p->last_print = now;

@@ -281,7 +281,13 @@ static clasp_status evaluate(runner *R, model_run *mr)
         snprintf(label, sizeof label, "  %s", pa->label);
         run_progress_start(R, label, R->test_shard.n);
         clasp_eval_result res;
+        /* Attacks poll the stop between their steps (one process only:
+         * with several ranks a stop must land at the same batch on every
+         * rank, so they stop between batches). */
+        if (clasp_dist_size() == 1) clasp_stop_flag_set(R->opt->stop);
         clasp_status st = evaluate_shard(R, mr, &o, &res);
+        clasp_stop_flag_set(NULL);
+        if (st == CLASP_ERR_INTERRUPTED) R->stopping = 1;
         run_progress_end(R);
         if (st == CLASP_ERR_INTERRUPTED) return run_interrupted(R, mr);
         CLASP_TRY(st);
