@@ -25,6 +25,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 static char dir[256], yaml_path[300], ref_out[300], out[300], st_path[400];
@@ -96,9 +97,23 @@ static void (*on_trigger)(pid_t child);
  * caps the size of any file the child writes (RLIMIT_FSIZE). kill_writing:
  * the child dies halfway through writing the first file whose path
  * contains this text (tests/kill_writer.c, preloaded). */
+/* The experiment run_clasp_ex runs (yaml_path when NULL), and the seconds
+ * from its signal to its end. */
+static const char *run_yaml;
+static double signal_to_end;
+
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
 static ended run_clasp_ex(const char *outdir, int resume, const char *trigger, int sig,
                           rlim_t fsize_limit, const char *kill_writing)
 {
+    const char *yaml = run_yaml ? run_yaml : yaml_path;
+    double signalled = 0;
     ended e = {0};
     int fds[2];
     assert_int_equal(pipe(fds), 0);
@@ -126,8 +141,8 @@ static ended run_clasp_ex(const char *outdir, int resume, const char *trigger, i
             setenv("ASAN_OPTIONS", asan, 1);
         }
         const char *cli = getenv("CLASP_CLI");
-        if (resume) execl(cli, cli, "run", yaml_path, "--output", outdir, "--resume", (char *)NULL);
-        else execl(cli, cli, "run", yaml_path, "--output", outdir, (char *)NULL);
+        if (resume) execl(cli, cli, "run", yaml, "--output", outdir, "--resume", (char *)NULL);
+        else execl(cli, cli, "run", yaml, "--output", outdir, (char *)NULL);
         _exit(127);
     }
     close(fds[1]);
@@ -138,10 +153,13 @@ static ended run_clasp_ex(const char *outdir, int resume, const char *trigger, i
     int sent = 0;
     while (getline(&line, &cap, f) > 0) {
         if (trigger && !sent && strstr(line, trigger)) {
-            if (sig) kill(pid, sig);
+            if (sig) kill(pid, sig), signalled = now_s();
             else on_trigger(pid);
             sent = 1;
         }
+        /* A progress line before the first batch ends has no ETA to give. */
+        const char *zero = strstr(line, " 0/");
+        if (zero && strstr(zero, " eta ")) fail_msg("an ETA with nothing done: %s", line);
         size_t n = strlen(line);
         if (used + n >= sizeof e.err) used = 0; /* keep the tail */
         memcpy(e.err + used, line, n + 1);
@@ -154,6 +172,7 @@ static ended run_clasp_ex(const char *outdir, int resume, const char *trigger, i
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
     }
     e.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    signal_to_end = signalled ? now_s() - signalled : 0;
     if (trigger && !sent) fail_msg("the run never printed '%s'; stderr ends:\n%s", trigger, e.err);
     return e;
 }
@@ -236,6 +255,22 @@ static void test_killed_anywhere_resumes_to_the_same_report(void **state)
     snprintf(report, sizeof report, "%s/report.json", out);
     assert_false(exists(report));
 
+    /* An --output that is a file, or a folder this user cannot write,
+     * says so (not "cannot remove the old report: Not a directory"). */
+    char not_dir[400];
+    snprintf(not_dir, sizeof not_dir, "%s/kill.yaml", dir);
+    e = run_clasp(not_dir, 0, NULL, 0, 0);
+    assert_code(e, 1);
+    assert_non_null(strstr(e.err, "kill.yaml is a file, not a folder"));
+    if (geteuid() != 0) { /* root writes anywhere */
+        char ro[400];
+        snprintf(ro, sizeof ro, "%s/ro", dir);
+        assert_int_equal(mkdir(ro, 0555), 0);
+        e = run_clasp(ro, 0, NULL, 0, 0);
+        assert_code(e, 1);
+        assert_non_null(strstr(e.err, "the output folder is not writable"));
+    }
+
     /* A plain run refuses to start over the killed one. */
     e = run_clasp(out, 0, NULL, 0, 0);
     assert_code(e, 1);
@@ -309,10 +344,42 @@ static void test_killed_anywhere_resumes_to_the_same_report(void **state)
     json_object_put(b);
 }
 
+/* SIGTERM inside a long attack (PGD of 100 000 steps, a minute or more
+ * per batch) stops it within a few steps: attacks poll the stop between
+ * steps. The state is saved, so --resume would repeat that pass. */
+static void test_sigterm_inside_a_long_attack(void **state)
+{
+    (void)state;
+    char y[2048], long_yaml[300], long_out[300], st[400];
+    snprintf(long_yaml, sizeof long_yaml, "%s/long.yaml", dir);
+    snprintf(long_out, sizeof long_out, "%s/long", dir);
+    snprintf(y, sizeof y,
+             "experiment: {name: long, seed: 3}\n"
+             "data: {dataset: mnist, path: '%s', val_size: 100}\n"
+             "model: {arch: 'conv3x3-4p1,relu,maxpool2,flatten,fc10'}\n"
+             "train: {epochs: 1, batch: 32, optimiser: {lr: 0.1}, val_eval_size: 20, models: "
+             "[{name: standard}]}\n"
+             "evaluate: {test_size: 40, batch: 20, attacks: [{name: pgd, params: {eps: 0.15, "
+             "steps: 100000, alpha: 0}}]}\n",
+             dir);
+    tu_write_file(long_yaml, y, strlen(y));
+    run_yaml = long_yaml;
+    /* The checkpoint is saved just before the evaluation starts. */
+    ended e = run_clasp(long_out, 0, "saved ", SIGTERM, 0);
+    run_yaml = NULL;
+    assert_code(e, 128 + SIGTERM);
+    /* 2 s plus one step is the aim; a loaded CI machine gets slack. */
+    if (signal_to_end > 10) fail_msg("SIGTERM took %.1f s to stop the run", signal_to_end);
+    snprintf(st, sizeof st, "%s/state.safetensors", long_out);
+    assert_true(exists(st));
+    assert_non_null(strstr(e.err, "resume with: clasp run"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_killed_anywhere_resumes_to_the_same_report),
+        cmocka_unit_test(test_sigterm_inside_a_long_attack),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

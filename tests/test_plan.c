@@ -1003,6 +1003,62 @@ static void test_output_paths_checked_first(void **state)
     tu_rmdir(dir);
 }
 
+/* `clasp check` knows this machine's devices: a device no one has is an
+ * error at experiment.device's file:line:col (it passed, and `run` then
+ * failed naming CLASP_DEVICE and no line). */
+static void test_check_device(void **state)
+{
+    (void)state;
+    const char *cli = getenv("CLASP_CLI");
+    if (!cli) skip();
+    char dir[256], path[300], cmd[800], out[4096];
+    tu_tmpdir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/d.yaml", dir);
+    const char *y = "experiment:\n  name: t\n  device: \"nonexistent\"\n"
+                    "data: {dataset: mnist, path: /nonexistent}\n" BASE_TRAIN BASE_EVAL;
+    tu_write_file(path, y, strlen(y));
+    snprintf(cmd, sizeof cmd, "'%s' check '%s' 2>&1", cli, path);
+    FILE *f = popen(cmd, "r");
+    assert_non_null(f);
+    size_t n = fread(out, 1, sizeof out - 1, f);
+    out[n] = '\0';
+    int rc = pclose(f);
+    assert_true(WIFEXITED(rc));
+    assert_int_equal(WEXITSTATUS(rc), 1);
+    char want[400];
+    snprintf(want, sizeof want,
+             "%s:3:11: experiment.device 'nonexistent': device 'nonexistent' matches no device",
+             path);
+    assert_has(out, want);
+    assert_null(strstr(out, "CLASP_DEVICE"));
+    unlink(path);
+    tu_rmdir(dir);
+}
+
+/* With no device, `clasp devices` says what the driver reported: PoCL
+ * with no cache folder to create (HOME unusable) reports no device, and
+ * "install a driver" pointed the wrong way. */
+static void test_devices_says_what_the_driver_reported(void **state)
+{
+    (void)state;
+    const char *cli = getenv("CLASP_CLI");
+    if (!cli) skip();
+    char cmd[800], out[4096];
+    snprintf(cmd, sizeof cmd,
+             "env -u XDG_CACHE_HOME -u POCL_CACHE_DIR HOME=/proc/clasp-none '%s' devices 2>&1",
+             cli);
+    FILE *f = popen(cmd, "r");
+    assert_non_null(f);
+    size_t n = fread(out, 1, sizeof out - 1, f);
+    out[n] = '\0';
+    int rc = pclose(f);
+    assert_true(WIFEXITED(rc));
+    if (WEXITSTATUS(rc) == 0) skip(); /* a driver that needs no cache folder */
+    assert_has(out, "no OpenCL device found: ");
+    if (!strstr(out, "' reports ") && !strstr(out, "found no platform ("))
+        fail_msg("no driver report in:\n%s", out);
+}
+
 /* ---- evaluate.l2_eps and data.exclude_classes ------------------------------ */
 
 static void test_l2_eps(void **state)
@@ -1180,6 +1236,8 @@ int main(void)
         cmocka_unit_test(test_attack_cli_lists),
         cmocka_unit_test(test_attack_cli_arch),
         cmocka_unit_test(test_output_paths_checked_first),
+        cmocka_unit_test(test_check_device),
+        cmocka_unit_test(test_devices_says_what_the_driver_reported),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -160,6 +160,9 @@ typedef struct clasp_plan {
     clasp_plan_attack *attacks;
     /* output */
     char *output;
+    /* "file:line:col" of experiment.device ("" when not given), for a
+     * device this machine does not have (appended: the struct is public) */
+    char device_loc[160];
 } clasp_plan;
 
 /* Reads and validates an experiment file against the plugins in r. On

@@ -177,6 +177,14 @@ clasp_status clasp_attack_run_mode(clasp_attack_instance *a, clasp_model *model,
                                    const clasp_tensor *x, const clasp_tensor *y, clasp_rng *rng,
                                    clasp_tensor *x_adv, clasp_tensor *pred, int train);
 
+/* Whether the host asks the run under way to stop (a SIGTERM from a batch
+ * scheduler, Ctrl-C). Attacks SHOULD call it between steps, restarts or
+ * queries (it reads one flag) and, when it is non-zero, return
+ * CLASP_ERR_INTERRUPTED at once: the host then saves its position and a
+ * resumed run repeats the attack's pass, so results do not change. Without
+ * such calls the stop waits for the end of the batch. */
+int clasp_stop_requested(void);
+
 /* A defense instance the host made for another defense (e.g. reweight wraps
  * pgd-at or trades). */
 typedef struct clasp_defense_instance clasp_defense_instance;

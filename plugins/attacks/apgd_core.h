@@ -302,6 +302,7 @@ static clasp_status apgd_run(apgd_core *s, clasp_model *m, const clasp_tensor *x
 
     int j = 0, last_ck = 0;
     for (int k = 1; k <= s->steps && rows > 0; k++) {
+        if (clasp_stop_requested()) return clasp_error(CLASP_ERR_INTERRUPTED, "stopped");
         float a = k == 1 ? 1.0f : s->momentum;
         CLASP_TRY(clasp_apgd_step(s->cur, s->old, s->grad, s->x0, s->eta, a, s->eps, 0.0f, 1.0f));
         CLASP_TRY(apgd_eval(s, m, rows));

@@ -163,6 +163,7 @@ static clasp_status cw_perturb(void *state, clasp_model *m, const clasp_tensor *
         CLASP_TRY(clasp_tensor_fill(s->v, 0.0f));
         double prev = INFINITY;
         for (int it = 0; it < s->max_iterations; it++) {
+            if (clasp_stop_requested()) return clasp_error(CLASP_ERR_INTERRUPTED, "stopped");
             CLASP_TRY(cw_iteration(s, m, x, y, it + 1));
             CLASP_TRY(clasp_tensor_read(s->f, s->f_h));
             CLASP_TRY(clasp_tensor_read(s->l2, s->l2_h));

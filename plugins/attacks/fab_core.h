@@ -227,6 +227,7 @@ static clasp_status fab_run_once(const fab_cfg *cfg, const host_oracle *o, const
         }
     }
     for (int it = 0; it <= cfg->steps; it++) {
+        if (clasp_stop_requested()) return clasp_error(CLASP_ERR_INTERRUPTED, "stopped");
         CLASP_TRY(o->logits(o->self, wk->x1, na, wk->z));
         int nm = 0;
         if (it > 0) {

@@ -98,6 +98,7 @@ static clasp_status pgd_walk(pgd_core *s, clasp_model *m, const clasp_tensor *x,
     if (s->steps > 0)
         CLASP_TRY(clasp_tensor_ensure(x->ctx, &s->grad, CLASP_F32, x->ndim, x->shape));
     for (int i = 0; i < s->steps; i++) {
+        if (clasp_stop_requested()) return clasp_error(CLASP_ERR_INTERRUPTED, "stopped");
         CLASP_TRY(clasp_model_input_grad(m, c, y, s->t, s->grad, NULL, NULL));
         CLASP_TRY(clasp_pgd_step(c, s->grad, x, s->alpha, s->eps, 0.0f, 1.0f));
     }

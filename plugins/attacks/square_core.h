@@ -157,6 +157,10 @@ static clasp_status square_run(const square_cfg *cfg, const host_oracle *o, cons
         }
 
         for (int it = 0;; it++) {
+            if (clasp_stop_requested()) {
+                st = clasp_error(CLASP_ERR_INTERRUPTED, "stopped");
+                goto done;
+            }
             /* Examples that flipped leave (keeping their point if it is
              * their best so far); the rest move up. */
             int keep = 0;

@@ -86,6 +86,23 @@ static int data_sizes(const clasp_plan *p, size_t *train, size_t *val, size_t *t
     return 0;
 }
 
+/* experiment.device against this machine's devices (as `run` chooses):
+ * a name no device has was only found by `run`, which blamed CLASP_DEVICE
+ * and named no line. 0 when it is there (or not given). */
+static int check_device(const clasp_plan *p)
+{
+    if (!p->device) return 0;
+    clasp_device_info *list = NULL;
+    size_t n = 0, index = 0;
+    clasp_status st = clasp_device_list(&list, &n);
+    if (st == CLASP_OK) st = clasp_device_choose(p->device, list, n, &index);
+    free(list);
+    if (st == CLASP_OK) return 0;
+    fprintf(stderr, "clasp: %s: experiment.device '%s': %s\n", p->device_loc, p->device,
+            clasp_last_error());
+    return 1;
+}
+
 int cmd_check(int argc, char **argv)
 {
     const char *file = NULL;
@@ -120,7 +137,8 @@ int cmd_check(int argc, char **argv)
     }
     size_t train = 0, val = 0, test = 0;
     char excl[2048] = "";
-    int rc = data_sizes(p, &train, &val, &test, excl, sizeof excl);
+    int rc = check_device(p);
+    if (rc == 0) rc = data_sizes(p, &train, &val, &test, excl, sizeof excl);
     if (rc == 0) {
         static const char *const sched[] = {"constant", "cosine", "step"};
         size_t val_eval = p->val_eval_size && p->val_eval_size < val ? p->val_eval_size : val;

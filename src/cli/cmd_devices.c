@@ -14,8 +14,8 @@ int cmd_devices(int argc, char **argv)
     clasp_status st = clasp_device_choose(spec, list, n, &chosen);
     if (n == 0) {
         free(list);
-        fprintf(stderr, "clasp: no OpenCL device found; install a driver, e.g. the "
-                        "pocl-opencl-icd package for the CPU\n");
+        /* clasp_device_choose said what the driver reported. */
+        fprintf(stderr, "clasp: %s\n", clasp_last_error());
         return 1;
     }
     printf("  %-5s %-32s %-40s %5s %9s  %s\n", "id", "platform", "device", "CUs", "memory", "type");

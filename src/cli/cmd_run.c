@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "clasp/dist.h"
 #include "clasp/experiment.h"
@@ -14,6 +15,9 @@ static volatile sig_atomic_t run_stop;
 
 static void on_stop_signal(int sig)
 {
+    /* A second signal of either kind (TERM after INT too) quits at once:
+     * the state file is written atomically, so that never breaks it. */
+    if (run_stop) _exit(128 + sig);
     run_stop = sig;
 }
 
@@ -89,14 +93,14 @@ int cmd_run(int argc, char **argv)
         clasp_registry_free(reg);
         return cli_fail("--output");
     }
-    /* The handler only sets the flag; SA_RESETHAND makes a second signal
-     * end the process the ordinary way (the state file is written
-     * atomically, so that never leaves a broken one). Batch schedulers
-     * send SIGTERM before their hard kill: it saves the state like Ctrl-C. */
+    /* The first signal only sets the flag (attacks poll it between their
+     * steps, the runner between batches); a second one of either kind
+     * quits at once. Batch schedulers send SIGTERM before their hard kill:
+     * it saves the state like Ctrl-C. */
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_stop_signal;
-    sa.sa_flags = SA_RESETHAND;
+    sa.sa_flags = 0;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);

@@ -83,7 +83,10 @@ static void progress_print(cli_progress *p, int final)
     double frac = p->total ? (double)p->done / (double)p->total : 1.0;
     char eta[32], elapsed[32];
     fmt_time(elapsed, sizeof elapsed, el);
-    fmt_time(eta, sizeof eta, frac > 0 ? el * (1 - frac) / frac : 0);
+    /* Nothing done yet says nothing about the rest: no ETA rather than
+     * "eta 0:00" through a long first batch. */
+    if (frac > 0) fmt_time(eta, sizeof eta, el * (1 - frac) / frac);
+    else snprintf(eta, sizeof eta, "?");
     if (p->tty) {
         char bar[31];
         int fill = (int)(frac * 30);
@@ -93,8 +96,11 @@ static void progress_print(cli_progress *p, int final)
                 elapsed, final ? elapsed : eta, p->extra);
         if (final) fputc('\n', stderr);
     } else {
-        fprintf(stderr, "%s %zu/%zu (%.0f%%) elapsed %s eta %s %s\n", p->label, p->done, p->total,
-                100 * frac, elapsed, final ? "0:00" : eta, p->extra);
+        /* A pass that ended early (a stop) has no ETA either. */
+        int all = p->done >= p->total;
+        const char *shown = final ? (all ? "0:00" : NULL) : frac > 0 ? eta : NULL;
+        fprintf(stderr, "%s %zu/%zu (%.0f%%) elapsed %s%s%s %s\n", p->label, p->done, p->total,
+                100 * frac, elapsed, shown ? " eta " : "", shown ? shown : "", p->extra);
     }
     fflush(stderr);
     p->last_print = now;

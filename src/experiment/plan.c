@@ -150,6 +150,8 @@ static clasp_status parse_experiment(pctx *c, yaml_node_t *n)
     if (st == CLASP_OK) st = get_whole(c, &m, "experiment", "seed", 0, PLAN_MAX_EXACT, 1, &seed);
     if (st == CLASP_OK) p->seed = (uint64_t)seed;
     if (st == CLASP_OK) st = get_text(c, &m, "experiment", "device", NULL, &p->device);
+    if (st == CLASP_OK && p->device)
+        plan_loc(c, ymap_get(&m, "device"), p->device_loc, sizeof p->device_loc);
     free(name);
     ymap_close(&m);
     return st;

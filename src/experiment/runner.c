@@ -335,7 +335,13 @@ static clasp_status evaluate(runner *R, model_run *mr)
         snprintf(label, sizeof label, "  %s", pa->label);
         run_progress_start(R, label, R->test_shard.n);
         clasp_eval_result res;
+        /* Attacks poll the stop between their steps (one process only:
+         * with several ranks a stop must land at the same batch on every
+         * rank, so they stop between batches). */
+        if (clasp_dist_size() == 1) clasp_stop_flag_set(R->opt->stop);
         clasp_status st = evaluate_shard(R, mr, &o, &res);
+        clasp_stop_flag_set(NULL);
+        if (st == CLASP_ERR_INTERRUPTED) R->stopping = 1;
         run_progress_end(R);
         if (st == CLASP_ERR_INTERRUPTED) return run_interrupted(R, mr);
         CLASP_TRY(st);
@@ -584,7 +590,14 @@ static clasp_status setup_device(runner *R)
     const clasp_plan *p = R->p;
     int root = clasp_dist_rank() == 0;
     char spec[32];
-    CLASP_TRY(clasp_ctx_new(p->device ? p->device : dist_device_spec(spec, sizeof spec), &R->ctx));
+    clasp_status st =
+        clasp_ctx_new(p->device ? p->device : dist_device_spec(spec, sizeof spec), &R->ctx);
+    if (st != CLASP_OK && p->device && p->device_loc[0]) {
+        char msg[2048];
+        snprintf(msg, sizeof msg, "%s", clasp_last_error());
+        return clasp_error(st, "%s: experiment.device: %s", p->device_loc, msg);
+    }
+    CLASP_TRY(st);
     if (R->train_only)
         run_say(R, "device: %s; %zu training, %zu %s examples, %d classes",
                 clasp_ctx_device(R->ctx)->name, R->train.n, R->val_eval.n, R->val_name, R->K);

@@ -14,12 +14,20 @@ static void info_string(cl_device_id d, cl_device_info what, char *buf, size_t s
     buf[size - 1] = '\0';
 }
 
+/* What the driver said when the last listing found no device, for the
+ * "no OpenCL device" messages: "install a driver" points the wrong way
+ * when one is installed and fails (PoCL, e.g., reports no device when it
+ * cannot create its cache folder). */
+static _Thread_local char no_device_why[768];
+
 clasp_status clasp_device_list(clasp_device_info **out, size_t *n)
 {
     *out = NULL;
     *n = 0;
     cl_uint np = 0;
     cl_int err = clGetPlatformIDs(0, NULL, &np);
+    snprintf(no_device_why, sizeof no_device_why, "the OpenCL loader found no platform (%s)",
+             np == 0 && err == CL_SUCCESS ? "0 platforms" : clasp_cl_error_name(err));
     if (err == CL_PLATFORM_NOT_FOUND_KHR || np == 0) return CLASP_OK;
     if (err != CL_SUCCESS) return clasp_cl_check(err, "clGetPlatformIDs");
     cl_platform_id *plats = calloc(np, sizeof *plats);
@@ -29,8 +37,18 @@ clasp_status clasp_device_list(clasp_device_info **out, size_t *n)
     size_t count = 0;
     for (cl_uint p = 0; st == CLASP_OK && p < np; p++) {
         cl_uint nd = 0;
-        if (clGetDeviceIDs(plats[p], CL_DEVICE_TYPE_ALL, 0, NULL, &nd) != CL_SUCCESS || !nd)
+        cl_int derr = clGetDeviceIDs(plats[p], CL_DEVICE_TYPE_ALL, 0, NULL, &nd);
+        if (derr != CL_SUCCESS || !nd) {
+            char pname[128] = "";
+            clGetPlatformInfo(plats[p], CL_PLATFORM_NAME, sizeof pname, pname, NULL);
+            pname[sizeof pname - 1] = '\0';
+            size_t len = p ? strlen(no_device_why) : 0;
+            if (len < sizeof no_device_why)
+                snprintf(no_device_why + len, sizeof no_device_why - len,
+                         "%splatform %u '%s' reports %s", p ? "; " : "", p, pname,
+                         derr != CL_SUCCESS ? clasp_cl_error_name(derr) : "0 devices");
             continue;
+        }
         cl_device_id *devs = calloc(nd, sizeof *devs);
         clasp_device_info *grown = realloc(list, (count + nd) * sizeof *list);
         if (!devs || !grown) {
@@ -99,13 +117,13 @@ static int contains_nocase(const char *hay, const char *needle)
 static clasp_status not_found(const char *spec, const clasp_device_info *list, size_t n)
 {
     char msg[2048];
-    size_t len = (size_t)snprintf(msg, sizeof msg,
-                                  "CLASP_DEVICE='%s' matches no device; valid choices:", spec);
+    size_t len =
+        (size_t)snprintf(msg, sizeof msg, "device '%s' matches no device; valid choices:", spec);
     for (size_t i = 0; i < n && len < sizeof msg; i++)
         len += (size_t)snprintf(msg + len, sizeof msg - len, "\n  %d:%d  %s / %s", list[i].platform,
                                 list[i].device, list[i].platform_name, list[i].name);
     if (n == 0 && len < sizeof msg)
-        snprintf(msg + len, sizeof msg - len, " (none: no OpenCL device found)");
+        snprintf(msg + len, sizeof msg - len, " (none: %s)", no_device_why);
     return clasp_error(CLASP_ERR_NOT_FOUND, "%s", msg);
 }
 
@@ -115,8 +133,12 @@ clasp_status clasp_device_choose(const char *spec, const clasp_device_info *list
     if (!spec || !*spec) {
         if (n == 0)
             return clasp_error(CLASP_ERR_NOT_FOUND,
-                               "no OpenCL device found: install an OpenCL driver "
-                               "(e.g. the pocl-opencl-icd package for the CPU)");
+                               "no OpenCL device found: %s. Without a platform, install an "
+                               "OpenCL driver (e.g. the pocl-opencl-icd package for the CPU); "
+                               "PoCL reports no device when it cannot create its cache folder "
+                               "(make $XDG_CACHE_HOME or $HOME/.cache writable, or set "
+                               "POCL_CACHE_DIR)",
+                               no_device_why);
         for (size_t i = 0; i < n; i++)
             if (list[i].is_gpu) return *index = i, CLASP_OK;
         for (size_t i = 0; i < n; i++)

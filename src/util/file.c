@@ -18,9 +18,17 @@ clasp_status clasp_mkdir_p(const char *path)
         if (*s == '/' || !*s) {
             char c = *s;
             *s = '\0';
+            struct stat sb;
             if (mkdir(buf, 0777) != 0 && errno != EEXIST) {
                 clasp_status st = clasp_error(CLASP_ERR_IO, "%s: cannot create the folder: %s", buf,
                                               strerror(errno));
+                free(buf);
+                return st;
+            }
+            /* An existing file where a folder is meant: said here, not as
+             * a "Not a directory" from whatever is written into it. */
+            if (stat(buf, &sb) == 0 && !S_ISDIR(sb.st_mode)) {
+                clasp_status st = clasp_error(CLASP_ERR_IO, "%s is a file, not a folder", buf);
                 free(buf);
                 return st;
             }

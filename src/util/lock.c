@@ -20,6 +20,9 @@ clasp_status clasp_dir_lock(const char *dir, int *fd_out)
     if (snprintf(path, sizeof path, "%s/%s", dir, CLASP_LOCK_FILE) >= (int)sizeof path)
         return clasp_error(CLASP_ERR_INVALID, "%s: output folder path too long", dir);
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0 && (errno == EACCES || errno == EROFS || errno == EPERM))
+        return clasp_error(CLASP_ERR_IO, "%s: the output folder is not writable (%s)", dir,
+                           strerror(errno));
     if (fd < 0)
         return clasp_error(CLASP_ERR_IO, "%s: cannot create the lock file: %s", path,
                            strerror(errno));

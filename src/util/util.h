@@ -4,6 +4,7 @@
 #ifndef CLASP_UTIL_H
 #define CLASP_UTIL_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -51,6 +52,9 @@ clasp_status clasp_mkdir_p(const char *path);
 clasp_status clasp_dir_lock(const char *dir, int *fd);
 /* Releases a lock of clasp_dir_lock; -1 is harmless. */
 void clasp_dir_unlock(int fd);
+
+/* Points clasp_stop_requested (clasp/plugin.h) at flag; NULL: never. */
+void clasp_stop_flag_set(volatile sig_atomic_t *flag);
 
 /* Best effort fsync of a folder (renames in it become durable). */
 void clasp_sync_dir(const char *dir);
