@@ -92,12 +92,12 @@ typedef struct clasp_plan_model {
      * fine-tuned from those weights for `epochs` epochs. "" = a model
      * trained from the seed for train.epochs. */
     char checkpoint[512];
-    char zoo[96];     /* the RobustBench entry it was resolved from ("" = none) */
-    char threat[8];   /* that entry's threat model ("Linf", "L2") */
-    int epochs;       /* training epochs of this model (train.epochs, or the entry's) */
-    int normalize;    /* the zoo entry's input normalisation (channels), else 0 */
+    char zoo[96];   /* the RobustBench entry it was resolved from ("" = none) */
+    char threat[8]; /* that entry's threat model ("Linf", "L2") */
+    int epochs;     /* training epochs of this model (train.epochs, or the entry's) */
+    int normalize;  /* the zoo entry's input normalisation (channels), else 0 */
     float norm_mean[CLASP_NORMALIZE_MAX_C], norm_std[CLASP_NORMALIZE_MAX_C];
-    char loc[160];    /* "file:line:col" of the model entry */
+    char loc[160]; /* "file:line:col" of the model entry */
 } clasp_plan_model;
 
 typedef enum clasp_lr_schedule {

@@ -147,10 +147,11 @@ static clasp_status check_names(const clasp_model *m, const clasp_st_file *f, co
             char arch[200];
             clasp_model_arch(m, arch, sizeof arch);
             return clasp_error(CLASP_ERR_FORMAT,
-                               "%s: unexpected tensor '%s' for the architecture '%s'%s", path,
-                               name, arch,
-                               ignore ? "" : " (a RobustBench model? --zoo NAME says which tensors "
-                                             "it may carry)");
+                               "%s: unexpected tensor '%s' for the architecture '%s'%s", path, name,
+                               arch,
+                               ignore ? ""
+                                      : " (a RobustBench model? --zoo NAME says which tensors "
+                                        "it may carry)");
         }
     }
     return CLASP_OK;
@@ -367,10 +368,10 @@ clasp_status clasp_model_load_info(clasp_ctx *ctx, const char *path, const char 
         const char *cls = clasp_st_meta(&f, "clasp.classes");
         int k = cls ? atoi(cls) : preset_classes(&f);
         if (k <= 0)
-            st =
-                clasp_error(CLASP_ERR_FORMAT,
-                            "%s: cannot tell the number of classes (no linear.weight, fc.weight or logits.weight)",
-                            path);
+            st = clasp_error(CLASP_ERR_FORMAT,
+                             "%s: cannot tell the number of classes (no linear.weight, fc.weight "
+                             "or logits.weight)",
+                             path);
         if (st == CLASP_OK)
             st = clasp_model_new_preset(ctx, arch, c, h, w, k, norm ? mean : NULL, stdv, &m);
     } else if (st == CLASP_OK) {
