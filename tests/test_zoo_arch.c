@@ -206,6 +206,47 @@ static void published_files(void **state)
     tu_rmdir(dir);
 }
 
+/* A layer list with input normalisation saves and loads back: the saved
+ * arch text starts with "normalize", which the parser reads and the
+ * checkpoint's clasp.normalize fills (it was refused as "not a layer"). A
+ * normalize item without constants is refused when built. */
+static void normalize_list_round_trip(void **state)
+{
+    (void)state;
+    const char *arch = "conv3x3-8p1,relu,maxpool2,flatten,fc10";
+    const float mean[] = {0.3f}, stdv[] = {0.25f};
+    clasp_model *m, *m2;
+    assert_ok(clasp_model_new_arch(g_ctx, arch, 1, 8, 8, 10, mean, stdv, &m));
+    assert_ok(clasp_model_init(m, 3));
+    char dir[256], path[512], text[256], text2[256];
+    tu_tmpdir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/n.safetensors", dir);
+    assert_ok(clasp_model_save(m, NULL, NULL, 0, path));
+    assert_ok(clasp_model_load(g_ctx, path, NULL, NULL, &m2));
+    clasp_model_arch(m, text, sizeof text);
+    clasp_model_arch(m2, text2, sizeof text2);
+    assert_string_equal(text, text2);
+    float x[2 * 64];
+    for (int i = 0; i < 128; i++) x[i] = (float)((i * 37) % 101) / 100.0f;
+    clasp_tensor *t = tu_tensor(g_ctx, 4, (int[]){2, 1, 8, 8}, x);
+    const clasp_tensor *z1, *z2;
+    clasp_model_set_train(m, 0), clasp_model_set_train(m2, 0);
+    assert_ok(clasp_model_forward(m, t, &z1));
+    float *a = tu_read(z1);
+    assert_ok(clasp_model_forward(m2, t, &z2));
+    float *b = tu_read(z2);
+    for (int i = 0; i < 20; i++) assert_true(a[i] == b[i]);
+    free(a), free(b);
+    clasp_tensor_free(t);
+    clasp_model_free(m), clasp_model_free(m2);
+    clasp_layer_spec *ls;
+    int n;
+    assert_ok(clasp_arch_parse("normalize,flatten,fc10", &ls, &n));
+    assert_int_equal(clasp_model_new(g_ctx, ls, n, 1, 8, 8, &m), CLASP_ERR_CONFIG);
+    free(ls);
+    tu_rmdir(dir);
+}
+
 /* Names of the presets: each suffix once, in order, and nothing after. */
 static void preset_names(void **state)
 {
@@ -236,6 +277,7 @@ int main(void)
         cmocka_unit_test(robustbench_logits),
         cmocka_unit_test(preset_names),
         cmocka_unit_test(published_files),
+        cmocka_unit_test(normalize_list_round_trip),
     };
     return cmocka_run_group_tests(tests, tu_setup_ctx, tu_teardown_ctx);
 }

@@ -54,6 +54,11 @@ static int parse_kind(const char *item, clasp_layer_spec *l)
     if (!strcmp(item, "bn")) return l->kind = CLASP_LAYER_BATCHNORM2D, 1;
     if (!strcmp(item, "add")) return l->kind = CLASP_LAYER_ADD, 1;
     if (!strcmp(item, "swish")) return l->kind = CLASP_LAYER_SWISH, 1;
+    /* What the formatter writes for a model's input normalisation; its
+     * mean and std are not in the text (a checkpoint's clasp.normalize
+     * metadata fills them, and a normalize left without them is refused
+     * when the model is built). */
+    if (!strcmp(item, "normalize")) return l->kind = CLASP_LAYER_NORMALIZE, 1;
     if (!strncmp(item, "pad", 3)) {
         const char *p = item + 3;
         for (int k = 0; k < 4; k++)
