@@ -683,30 +683,35 @@ static clasp_status tf_finish(clasp_status s, clasp_st_file *out)
     return s;
 }
 
+/* What both entry points do first: check the arguments, empty *out and
+ * *info (info may be NULL: then `local`), and read the file's first bytes. */
+static clasp_status tf_begin(const char *fn, const char *path, clasp_st_file *out,
+                             clasp_ckpt_info **info, clasp_ckpt_info *local, uint8_t *head,
+                             size_t *n)
+{
+    if (!path || !out) return clasp_error(CLASP_ERR_INVALID, "%s: NULL argument", fn);
+    clasp_st_init(out);
+    if (!*info) *info = local;
+    memset(*info, 0, sizeof **info);
+    return tf_sniff(path, head, n);
+}
+
 clasp_status clasp_torch_read(const char *path, clasp_st_file *out, clasp_ckpt_info *info)
 {
-    if (!path || !out) return clasp_error(CLASP_ERR_INVALID, "clasp_torch_read: NULL argument");
-    clasp_st_init(out);
     clasp_ckpt_info local;
-    if (!info) info = &local;
-    memset(info, 0, sizeof *info);
     uint8_t head[16];
     size_t n;
-    CLASP_TRY(tf_sniff(path, head, &n));
+    CLASP_TRY(tf_begin("clasp_torch_read", path, out, &info, &local, head, &n));
     if (tf_is_zip(head, n)) return tf_finish(tf_read_zip(path, out, info), out);
     return tf_finish(tf_read_legacy(path, out, info), out);
 }
 
 clasp_status clasp_ckpt_read(const char *path, clasp_st_file *out, clasp_ckpt_info *info)
 {
-    if (!path || !out) return clasp_error(CLASP_ERR_INVALID, "clasp_ckpt_read: NULL argument");
-    clasp_st_init(out);
     clasp_ckpt_info local;
-    if (!info) info = &local;
-    memset(info, 0, sizeof *info);
     uint8_t head[16];
     size_t n;
-    CLASP_TRY(tf_sniff(path, head, &n));
+    CLASP_TRY(tf_begin("clasp_ckpt_read", path, out, &info, &local, head, &n));
     /* safetensors first: an 8-byte header length, then the JSON object.
      * The length's low byte may be anything (0x80 too, a pickle's first
      * byte); a legacy file's ninth byte is inside its magic number, never
