@@ -833,6 +833,41 @@ static void test_checkpoint_study(void **state)
     rm_tree(sout);
 }
 
+/* `clasp check --time` measures a pass of the first model on the device
+ * and turns the work estimate into time: a positive time for each phase,
+ * the evaluation's among them. */
+static void test_check_estimates_time(void **state)
+{
+    (void)state;
+    const char *cli = getenv("CLASP_CLI");
+    if (!cli) fail_msg("CLASP_CLI must name the clasp program");
+    write_yaml(5);
+    char cmd[900], out[8192];
+    snprintf(cmd, sizeof cmd, "'%s' check --time '%s' 2>&1", cli, yaml_path);
+    FILE *f = popen(cmd, "r");
+    assert_non_null(f);
+    size_t n = fread(out, 1, sizeof out - 1, f);
+    out[n] = '\0';
+    assert_int_equal(pclose(f), 0);
+    const char *t = strstr(out, "estimated time on this device");
+    if (!t) fail_msg("no time estimate in:\n%s", out);
+    /* The measured pass, then a line per phase with a unit. */
+    const char *b = strstr(t, "batch ");
+    assert_non_null(b);
+    int batch = 0;
+    double ms = 0;
+    assert_int_equal(sscanf(b, "batch %d: %lf ms", &batch, &ms), 2);
+    assert_int_equal(batch, 40);
+    assert_true(ms > 0);
+    const char *e = strstr(t, "  evaluation ");
+    assert_non_null(e);
+    double v = -1;
+    char unit[8] = "";
+    assert_int_equal(sscanf(e + 13, "%lf %7s", &v, unit), 2);
+    assert_true(v >= 0);
+    assert_true(!strcmp(unit, "s") || !strcmp(unit, "min") || !strcmp(unit, "h"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -843,6 +878,7 @@ int main(void)
         cmocka_unit_test(test_failures_leave_no_report),
         cmocka_unit_test(test_ensemble_run),
         cmocka_unit_test(test_checkpoint_study),
+        cmocka_unit_test(test_check_estimates_time),
         cmocka_unit_test(test_train_alone_is_the_runners_training),
         cmocka_unit_test(test_train_command_is_the_runners_training),
     };

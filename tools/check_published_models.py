@@ -39,7 +39,7 @@ FAMILIES = [
                                     activation_fn=a["dm"].Swish,
                                     mean=a["dm"].CIFAR10_MEAN,
                                     std=a["dm"].CIFAR10_STD),
-     "autoattack"),
+     "autoattack --set version=fast"),
     ("Rebuffi2021Fixing_R18_ddpm",
      lambda a: a["dm"].DMPreActResNet(num_classes=10, depth=18, width=0,
                                       activation_fn=a["dm"].Swish,
@@ -131,7 +131,7 @@ def main():
         adv = os.path.join(work, name + ".adv.safetensors")
         cmd = [args.clasp, "attack", "--zoo", name, "--threat", "Linf", "--model", pt,
                "--dataset", "cifar10",
-               "--data", args.cifar, "--attack", attack, "--set", "eps=0.0313725",
+               "--data", args.cifar, "--attack"] + attack.split() + ["--set", "eps=0.0313725",
                "--samples", str(args.samples), "--save-adv", adv]
         t0 = time.time()
         r = subprocess.run(cmd, capture_output=True, text=True)

@@ -2,6 +2,7 @@
  * do, without any OpenCL work. */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "clasp/experiment.h"
 #include "cli.h"
@@ -103,16 +104,79 @@ static int check_device(const clasp_plan *p)
     return 1;
 }
 
+static double now_seconds(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* Seconds of one example pass (forward and input gradient, an attack
+ * step) of the first model's architecture on the run's device, measured at
+ * the evaluation batch size: one warm-up call (kernel builds), then the
+ * mean of three. 0 when it cannot be measured (the message says why). */
+static double measure_pass(const clasp_plan *p)
+{
+    clasp_dataset d = {0};
+    clasp_ctx *ctx = NULL;
+    clasp_model *m = NULL;
+    clasp_tensor *x = NULL, *y = NULL, *dx = NULL;
+    double secs = 0;
+    const clasp_plan_model *pm = p->n_models ? &p->models[0] : NULL;
+    const char *arch = pm && pm->arch[0] ? pm->arch : p->arch;
+    const float *mean = pm && pm->normalize ? pm->norm_mean : p->normalize ? p->norm_mean : NULL;
+    const float *stdv = pm && pm->normalize ? pm->norm_std : p->norm_std;
+    int b = p->eval_batch;
+    clasp_status st = clasp_dataset_load(p->dataset, p->data_path, 0, &d);
+    if (st == CLASP_OK) st = clasp_ctx_new(p->device, &ctx);
+    if (st == CLASP_OK)
+        st = clasp_model_new_arch(ctx, arch, d.c, d.h, d.w, d.num_classes, mean, stdv, &m);
+    if (st == CLASP_OK) st = clasp_model_init(m, 1);
+    if (st == CLASP_OK) st = clasp_tensor_new4(ctx, b, d.c, d.h, d.w, &x);
+    if (st == CLASP_OK) st = clasp_tensor_new4(ctx, b, d.c, d.h, d.w, &dx);
+    if (st == CLASP_OK) st = clasp_tensor_new(ctx, CLASP_I32, 1, (int[]){b}, &y);
+    if (st == CLASP_OK) st = clasp_tensor_fill(x, 0.5f);
+    if (st == CLASP_OK) {
+        int32_t *lab = calloc((size_t)b, sizeof *lab);
+        st = lab ? clasp_tensor_write(y, lab) : clasp_error(CLASP_ERR_NOMEM, "out of memory");
+        free(lab);
+    }
+    if (st == CLASP_OK) clasp_model_set_train(m, 0);
+    double t0 = 0;
+    for (int i = 0; st == CLASP_OK && i < 4; i++) {
+        if (i == 1) t0 = now_seconds();
+        st = clasp_model_input_grad(m, x, y, 1.0f, dx, NULL, NULL);
+        if (st == CLASP_OK) st = clasp_ctx_finish(ctx);
+    }
+    if (st == CLASP_OK) secs = (now_seconds() - t0) / 3.0 / (double)b;
+    else fprintf(stderr, "clasp check: cannot time a pass: %s\n", clasp_last_error());
+    clasp_tensor_free(x), clasp_tensor_free(y), clasp_tensor_free(dx);
+    clasp_model_free(m);
+    clasp_ctx_free(ctx);
+    clasp_dataset_free(&d);
+    return secs;
+}
+
+static void print_time(const char *what, double passes, double per_pass)
+{
+    double s = passes * per_pass;
+    if (s >= 3600) printf("  %-12s %8.1f h\n", what, s / 3600);
+    else if (s >= 60) printf("  %-12s %8.1f min\n", what, s / 60);
+    else printf("  %-12s %8.1f s\n", what, s);
+}
+
 int cmd_check(int argc, char **argv)
 {
     const char *file = NULL;
-    int show_yaml = 0;
+    int show_yaml = 0, timed = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--yaml")) show_yaml = 1;
+        else if (!strcmp(argv[i], "--time")) timed = 1;
         else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            printf("usage: clasp check EXP.yaml [--yaml]\n"
+            printf("usage: clasp check EXP.yaml [--yaml] [--time]\n"
                    "  validates the file and the plugin parameters, prints what would run;\n"
-                   "  --yaml also prints the resolved configuration\n");
+                   "  --yaml also prints the resolved configuration; --time measures one\n"
+                   "  example pass of the first model on the device and estimates the time\n");
             return 0;
         } else if (argv[i][0] == '-' || file) {
             fprintf(stderr,
@@ -197,6 +261,16 @@ int cmd_check(int argc, char **argv)
         print_passes("validation", w.validate);
         print_passes("evaluation", w.evaluate);
         print_passes("total", w.train + w.validate + w.evaluate);
+        double per = timed ? measure_pass(p) : 0;
+        if (per > 0) {
+            printf("estimated time on this device (one forward+input-gradient pass measured at "
+                   "batch %d: %.3g ms an example;\na training pass costs about 1.5 of them):\n",
+                   p->eval_batch, per * 1e3);
+            print_time("training", 1.5 * w.train, per);
+            print_time("validation", w.validate, per);
+            print_time("evaluation", w.evaluate, per);
+            print_time("total", 1.5 * w.train + w.validate + w.evaluate, per);
+        }
         printf("output: %s (report.json, report.md, per_class.csv, charts/, one .safetensors per "
                "model)\n",
                p->output);
