@@ -844,11 +844,7 @@ static void test_check_estimates_time(void **state)
     write_yaml(5);
     char cmd[900], out[8192];
     snprintf(cmd, sizeof cmd, "'%s' check --time '%s' 2>&1", cli, yaml_path);
-    FILE *f = popen(cmd, "r");
-    assert_non_null(f);
-    size_t n = fread(out, 1, sizeof out - 1, f);
-    out[n] = '\0';
-    assert_int_equal(pclose(f), 0);
+    assert_int_equal(tu_run(cmd, out, sizeof out), 0);
     const char *t = strstr(out, "estimated time on this device");
     if (!t) fail_msg("no time estimate in:\n%s", out);
     /* The measured pass, then a line per phase with a unit. */

@@ -896,13 +896,8 @@ static void test_attack_cli_lists(void **state)
         char cmd[1024], out[2048] = "";
         snprintf(cmd, sizeof cmd, "'%s' attack --model /nonexistent.safetensors %s 2>&1", cli,
                  cases[i].args);
-        FILE *f = popen(cmd, "r");
-        assert_non_null(f);
-        size_t n = fread(out, 1, sizeof out - 1, f);
-        out[n] = '\0';
-        int rc = pclose(f);
-        assert_true(WIFEXITED(rc));
-        assert_int_equal(WEXITSTATUS(rc), 2);
+        int code = tu_run(cmd, out, sizeof out);
+        assert_int_equal(code, 2);
         assert_has(out, cases[i].text);
     }
 }
@@ -912,13 +907,7 @@ static int attack_cli(const char *args, char *out, size_t size)
 {
     char cmd[1500];
     snprintf(cmd, sizeof cmd, "'%s' attack --attack fgsm %s 2>&1", getenv("CLASP_CLI"), args);
-    FILE *f = popen(cmd, "r");
-    assert_non_null(f);
-    size_t n = fread(out, 1, size - 1, f);
-    out[n] = '\0';
-    int rc = pclose(f);
-    assert_true(WIFEXITED(rc));
-    return WEXITSTATUS(rc);
+    return tu_run(cmd, out, size);
 }
 
 /* An --arch that is no architecture, or that contradicts the checkpoint's
@@ -989,15 +978,10 @@ static void test_output_paths_checked_first(void **state)
         snprintf(args, sizeof args, cases[i].args, dir);
         snprintf(cmd, sizeof cmd, "'%s' %s --dataset mnist --data '%s/no-data' 2>&1", cli, args,
                  dir);
-        FILE *f = popen(cmd, "r");
-        assert_non_null(f);
-        size_t n = fread(out, 1, sizeof out - 1, f);
-        out[n] = '\0';
-        int rc = pclose(f);
-        assert_true(WIFEXITED(rc));
-        if (WEXITSTATUS(rc) != 2 || !strstr(out, cases[i].text))
-            fail_msg("clasp %s: exit %d, expected 2 and '%s'; got:\n%s", args, WEXITSTATUS(rc),
-                     cases[i].text, out);
+        int code = tu_run(cmd, out, sizeof out);
+        if (code != 2 || !strstr(out, cases[i].text))
+            fail_msg("clasp %s: exit %d, expected 2 and '%s'; got:\n%s", args, code, cases[i].text,
+                     out);
     }
     unlink(file);
     tu_rmdir(dir);
@@ -1018,13 +1002,8 @@ static void test_check_device(void **state)
                     "data: {dataset: mnist, path: /nonexistent}\n" BASE_TRAIN BASE_EVAL;
     tu_write_file(path, y, strlen(y));
     snprintf(cmd, sizeof cmd, "'%s' check '%s' 2>&1", cli, path);
-    FILE *f = popen(cmd, "r");
-    assert_non_null(f);
-    size_t n = fread(out, 1, sizeof out - 1, f);
-    out[n] = '\0';
-    int rc = pclose(f);
-    assert_true(WIFEXITED(rc));
-    assert_int_equal(WEXITSTATUS(rc), 1);
+    int code = tu_run(cmd, out, sizeof out);
+    assert_int_equal(code, 1);
     char want[400];
     snprintf(want, sizeof want,
              "%s:3:11: experiment.device 'nonexistent': device 'nonexistent' matches no device",
@@ -1047,13 +1026,8 @@ static void test_devices_says_what_the_driver_reported(void **state)
     snprintf(cmd, sizeof cmd,
              "env -u XDG_CACHE_HOME -u POCL_CACHE_DIR HOME=/proc/clasp-none '%s' devices 2>&1",
              cli);
-    FILE *f = popen(cmd, "r");
-    assert_non_null(f);
-    size_t n = fread(out, 1, sizeof out - 1, f);
-    out[n] = '\0';
-    int rc = pclose(f);
-    assert_true(WIFEXITED(rc));
-    if (WEXITSTATUS(rc) == 0) skip(); /* a driver that needs no cache folder */
+    int code = tu_run(cmd, out, sizeof out);
+    if (code == 0) skip(); /* a driver that needs no cache folder */
     assert_has(out, "no OpenCL device found: ");
     if (!strstr(out, "' reports ") && !strstr(out, "found no platform ("))
         fail_msg("no driver report in:\n%s", out);

@@ -189,12 +189,8 @@ static void published_files(void **state)
         /* clasp inspect names the entry, the prefix and, for a relu
          * model, the preset the names fit. */
         snprintf(cmd, sizeof cmd, "'%s' inspect '%s' 2>&1", cli, pt);
-        FILE *f = popen(cmd, "r");
-        assert_non_null(f);
         char out[1 << 15];
-        size_t len = fread(out, 1, sizeof out - 1, f);
-        out[len] = '\0';
-        assert_int_equal(pclose(f), 0);
+        assert_int_equal(tu_run(cmd, out, sizeof out), 0);
         assert_non_null(strstr(out, pub[i].format));
         if (pub[i].entry[0]) assert_non_null(strstr(out, "state dict under 'model_state_dict'"));
         if (pub[i].prefix[0]) assert_non_null(strstr(out, "prefix 'module.' removed"));

@@ -6,6 +6,7 @@
 #include <dirent.h>
 #include <math.h>
 #include <stdio.h>
+#include <sys/wait.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -295,4 +296,15 @@ clasp_model *tu_model(clasp_ctx *ctx, const char *arch, int c, int h, int w, uin
     free(ls);
     assert_ok(clasp_model_init(m, seed));
     return m;
+}
+
+int tu_run(const char *cmd, char *out, size_t size)
+{
+    FILE *f = popen(cmd, "r");
+    assert_non_null(f);
+    size_t n = fread(out, 1, size - 1, f);
+    out[n] = '\0';
+    int rc = pclose(f);
+    assert_true(WIFEXITED(rc));
+    return WEXITSTATUS(rc);
 }

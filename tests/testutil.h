@@ -27,6 +27,11 @@ void tu_tmpdir(char *buf, size_t size);
 /* Removes a folder and the plain files directly in it. */
 void tu_rmdir(const char *path);
 /* Writes `n` bytes to path; aborts the test on failure. */
+/* Runs a shell command, its stdout into out (NUL-terminated, cut at
+ * size - 1 bytes), and returns its exit status; a command that did not
+ * exit normally fails the test. */
+int tu_run(const char *cmd, char *out, size_t size);
+
 void tu_write_file(const char *path, const void *data, size_t n);
 /* Deterministic pseudo-random floats in [lo, hi). */
 void tu_fill_random(float *x, size_t n, uint32_t seed, float lo, float hi);
