@@ -319,11 +319,7 @@ static clasp_status parse_model_zoo(pctx *c, ymap *m, yaml_node_t *zn)
     const clasp_zoo_entry *e = NULL;
     if (!name || yis_null(zn) || !*name)
         return plan_err(c, zn, "model.zoo expects a RobustBench entry name, got %s", ykind(zn));
-    if (clasp_zoo_find(name, p->dataset, NULL, &e) != CLASP_OK)
-        return plan_wrap(c, zn, "model.zoo");
-    if (!e->arch)
-        return plan_err(c, zn, "zoo entry %s is not supported: %s", name,
-                        e->why_not ? e->why_not : "unknown architecture");
+    CLASP_TRY(plan_zoo_entry(c, zn, "model.zoo", NULL, &e));
     plan_loc(c, zn, p->arch_loc, sizeof p->arch_loc);
     if (!(p->arch = strdup(e->arch))) return clasp_error(CLASP_ERR_NOMEM, "out of memory");
     if (e->has_normalize) {

@@ -84,6 +84,12 @@ size_t plan_edit_distance(const char *a, const char *b);
 /* Plugin blocks (plan_plugins.c). */
 clasp_status plan_parse_attacks(pctx *c, yaml_node_t *seq);
 clasp_status plan_parse_models(pctx *c, yaml_node_t *seq);
+/* The zoo entry a scalar names, for the plan's data set (threat may be
+ * NULL); unknown, ambiguous and unsupported entries are errors at the
+ * node, `what` naming the key. */
+struct clasp_zoo_entry;
+clasp_status plan_zoo_entry(pctx *c, yaml_node_t *zn, const char *what, const char *threat,
+                            const struct clasp_zoo_entry **out);
 void plan_plugin_clear(clasp_plan_plugin *p);
 void plan_defense_free(clasp_plan_defense *d);
 /* One plugin resolved from text pairs (defaults filled in, validated);

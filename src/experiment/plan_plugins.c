@@ -450,6 +450,18 @@ static clasp_status add_model(pctx *c, yaml_node_t *at, const char *name, const 
     return CLASP_OK;
 }
 
+clasp_status plan_zoo_entry(pctx *c, yaml_node_t *zn, const char *what, const char *threat,
+                            const clasp_zoo_entry **out)
+{
+    const char *name = yscalar(zn);
+    if (clasp_zoo_find(name, c->plan->dataset, threat, out) != CLASP_OK)
+        return plan_wrap(c, zn, what);
+    if (!(*out)->arch)
+        return plan_err(c, zn, "zoo entry %s is not supported: %s", name,
+                        (*out)->why_not ? (*out)->why_not : "unknown architecture");
+    return CLASP_OK;
+}
+
 /* What an entry says of an existing model: its file, zoo entry and
  * fine-tuning epochs, applied to every model the entry expands to. */
 typedef struct model_source {
@@ -458,8 +470,7 @@ typedef struct model_source {
     int epochs; /* -1: train.epochs */
 } model_source;
 
-static clasp_status parse_source(pctx *c, ymap *m, yaml_node_t *item, const char **arch,
-                                 model_source *src)
+static clasp_status parse_source(pctx *c, ymap *m, const char **arch, model_source *src)
 {
     clasp_plan *p = c->plan;
     memset(src, 0, sizeof *src);
@@ -503,14 +514,9 @@ static clasp_status parse_source(pctx *c, ymap *m, yaml_node_t *item, const char
     if (zn) {
         src->zoo = yscalar(zn);
         const char *threat = tn ? yscalar(tn) : NULL;
-        if (clasp_zoo_find(src->zoo, p->dataset, threat, &src->entry) != CLASP_OK)
-            return plan_wrap(c, zn, "zoo");
-        if (!src->entry->arch)
-            return plan_err(c, zn, "zoo entry %s is not supported: %s", src->zoo,
-                            src->entry->why_not ? src->entry->why_not : "unknown architecture");
+        CLASP_TRY(plan_zoo_entry(c, zn, "zoo", threat, &src->entry));
         *arch = src->entry->arch;
     }
-    (void)item;
     return CLASP_OK;
 }
 
@@ -577,7 +583,7 @@ clasp_status plan_parse_models(pctx *c, yaml_node_t *seq)
             free(ls);
         }
         model_source src;
-        if (st == CLASP_OK) st = parse_source(c, &m, item, &arch, &src);
+        if (st == CLASP_OK) st = parse_source(c, &m, &arch, &src);
         const char *def_name = src.zoo ? src.zoo : "standard";
         int first = c->plan->n_models;
         rblock *b = NULL;
