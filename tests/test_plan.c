@@ -111,6 +111,25 @@ static const char *param(const clasp_plan_plugin *p, const char *key)
 #define BASE_TRAIN "train:\n  models:\n    - name: standard\n"
 #define BASE_EVAL "evaluate:\n  attacks:\n    - fgsm\n"
 
+/* Zoo names in YAML: model.zoo sets every model's architecture and
+ * normalisation; a model entry's zoo needs its checkpoint; an unsupported
+ * or misspelt name is an error at the name. */
+static void test_zoo_models(void **state)
+{
+    (void)state;
+    clasp_plan *p = parse_ok("experiment: {name: z}\ndata: {dataset: cifar10, path: /x}\n"
+                             "model: {zoo: Carmon2019Unlabeled}\n" BASE_TRAIN BASE_EVAL);
+    assert_string_equal(p->arch, "wrn-28-10");
+    assert_int_equal(p->normalize, 0);
+    clasp_plan_free(p);
+    const char *e = parse_err("experiment: {name: z}\ndata: {dataset: cifar10, path: /x}\n"
+                              "models: [{name: a, zoo: Carmon2019Unlabeled}]\n" BASE_EVAL);
+    assert_non_null(strstr(e, "needs its weights"));
+    e = parse_err("experiment: {name: z}\ndata: {dataset: cifar10, path: /x}\n"
+                  "model: {zoo: Carmon2019Unlabeld}\n" BASE_TRAIN BASE_EVAL);
+    assert_non_null(strstr(e, "Carmon2019Unlabeled"));
+}
+
 /* ---- defaults ------------------------------------------------------------ */
 
 static void test_defaults(void **state)
@@ -1184,6 +1203,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_zoo_models),
         cmocka_unit_test(test_values_and_step_schedule),
         cmocka_unit_test(test_error_unknown_keys),
         cmocka_unit_test(test_dataset_names),
