@@ -65,6 +65,9 @@ clasp_status layer_init_default(clasp_model *m, int weight, int bias, uint64_t s
  * means the kernel); `what` names it in messages ("max-pool"). */
 clasp_status layer_plan_pool(clasp_node *n, const char *what);
 
+/* Shapes of an elementwise layer (relu, swish): the output is the input's shape. */
+clasp_status layer_plan_elementwise(clasp_model *m, clasp_node *n);
+
 /* The output tensor of the node with per-example shape n->out for batch N. */
 clasp_status layer_ensure_out(clasp_model *m, const clasp_node *n, clasp_tensor **t);
 

@@ -35,3 +35,10 @@ clasp_status layer_plan_pool(clasp_node *n, const char *what)
                           (in->w - s->kernel) / s->stride + 1, 1};
     return CLASP_OK;
 }
+
+clasp_status layer_plan_elementwise(clasp_model *m, clasp_node *n)
+{
+    (void)m;
+    n->out = n->in[0];
+    return CLASP_OK;
+}

@@ -2,13 +2,6 @@
  * its own output (positive exactly where the input was). */
 #include "nn/layers/layer.h"
 
-static clasp_status plan(clasp_model *m, clasp_node *n)
-{
-    (void)m;
-    n->out = n->in[0];
-    return CLASP_OK;
-}
-
 static clasp_status forward(clasp_model *m, clasp_node *n, const clasp_tensor *const *in,
                             clasp_tensor *out)
 {
@@ -23,4 +16,4 @@ static clasp_status backward(clasp_model *m, clasp_node *n, const clasp_tensor *
     return din[0] ? clasp_relu_backward(out, dout, din[0]) : CLASP_OK;
 }
 
-const layer_ops layer_relu = {"relu", 1, 1, 1, plan, NULL, forward, backward};
+const layer_ops layer_relu = {"relu", 1, 1, 1, layer_plan_elementwise, NULL, forward, backward};

@@ -2,13 +2,6 @@
  * an in-place forward would overwrite. */
 #include "nn/layers/layer.h"
 
-static clasp_status plan(clasp_model *m, clasp_node *n)
-{
-    (void)m;
-    n->out = n->in[0];
-    return CLASP_OK;
-}
-
 static clasp_status forward(clasp_model *m, clasp_node *n, const clasp_tensor *const *in,
                             clasp_tensor *out)
 {
@@ -23,4 +16,4 @@ static clasp_status backward(clasp_model *m, clasp_node *n, const clasp_tensor *
     return din[0] ? clasp_swish_backward(in[0], dout, din[0]) : CLASP_OK;
 }
 
-const layer_ops layer_swish = {"swish", 1, 0, 0, plan, NULL, forward, backward};
+const layer_ops layer_swish = {"swish", 1, 0, 0, layer_plan_elementwise, NULL, forward, backward};
