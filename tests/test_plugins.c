@@ -107,6 +107,9 @@ static void test_refusals(void **state)
     expect_refusal(r, "schema_minmax", "parameter 'eps': min 1 > max 0", (char *)NULL);
     expect_refusal(r, "schema_default", "default 500 is outside its range [0, 100]", (char *)NULL);
     expect_refusal(r, "schema_type", "unknown type 9", (char *)NULL);
+    expect_refusal(r, "traits_budget", "a bounded threat needs `budget` naming a float parameter",
+                   "got 'radius'", (char *)NULL);
+    expect_refusal(r, "traits_temperature", "a `temperature` needs `equals_at_one`", (char *)NULL);
     /* A file that is not a shared object at all. */
     char dir[DIR_MAX], junk[PATH_MAX];
     tu_tmpdir(dir, sizeof dir);
@@ -120,6 +123,69 @@ static void test_refusals(void **state)
     assert_ok(clasp_registry_find(r, "fixture-good", CLASP_PLUGIN_ATTACK, &d));
     clasp_registry_free(r);
     tu_rmdir(dir);
+}
+
+/* The host learns what an attack is from its traits: the built-ins declare
+ * theirs, and an undeclared plugin gets the ABI-1 rule. */
+static void test_traits(void **state)
+{
+    (void)state;
+    clasp_registry *r;
+    assert_ok(clasp_registry_open(&r));
+    const clasp_plugin_desc *d;
+    clasp_attack_traits t;
+    assert_ok(clasp_registry_find(r, "tpgd", CLASP_PLUGIN_ATTACK, &d));
+    clasp_attack_traits_of(d, &t);
+    assert_int_equal(t.threat, CLASP_THREAT_LINF);
+    assert_string_equal(t.budget, "eps");
+    assert_string_equal(t.temperature, "T");
+    assert_string_equal(t.equals_at_one, "pgd");
+    assert_false(t.gradient_free);
+    assert_ok(clasp_registry_find(r, "square", CLASP_PLUGIN_ATTACK, &d));
+    clasp_attack_traits_of(d, &t);
+    assert_true(t.gradient_free);
+    assert_null(t.temperature);
+    assert_ok(clasp_registry_find(r, "cw", CLASP_PLUGIN_ATTACK, &d));
+    clasp_attack_traits_of(d, &t);
+    assert_int_equal(t.threat, CLASP_THREAT_UNBOUNDED);
+    assert_null(t.budget);
+    assert_false(clasp_plugin_is_linf(d));
+    /* Cost: pgd makes steps x restarts forward and backward passes. */
+    assert_ok(clasp_registry_find(r, "pgd", CLASP_PLUGIN_ATTACK, &d));
+    const char *k[] = {"steps", "restarts"}, *v[] = {"7", "3"};
+    clasp_params p;
+    assert_ok(clasp_params_build(d, k, v, NULL, 2, &p));
+    clasp_attack_cost c;
+    assert_int_equal(clasp_attack_cost_of(d, &p, &c), 1);
+    assert_true(c.forward == 21 && c.backward == 21);
+    clasp_params_free(&p);
+    clasp_registry_free(r);
+
+    /* A fixture declaring no traits: L-infinity through its float "eps". */
+    assert_ok(clasp_registry_new(&r));
+    char path[PATH_MAX];
+    fixture("good", path, sizeof path);
+    assert_ok(clasp_registry_load_file(r, path, CLASP_ORIGIN_PATH));
+    fixture("traits_cost", path, sizeof path);
+    assert_ok(clasp_registry_load_file(r, path, CLASP_ORIGIN_PATH));
+    assert_ok(clasp_registry_find(r, "fixture-good", CLASP_PLUGIN_ATTACK, &d));
+    clasp_attack_traits_of(d, &t);
+    assert_int_equal(t.threat, CLASP_THREAT_LINF);
+    assert_string_equal(t.budget, "eps");
+    assert_ok(clasp_params_build(d, NULL, NULL, NULL, 0, &p));
+    assert_int_equal(clasp_attack_cost_of(d, &p, &c), 0);
+    clasp_params_free(&p);
+    /* A cost function with a bad lookup: unknown, and nothing left over to
+     * fail the next plugin call. */
+    assert_ok(clasp_registry_find(r, "fixture-cost", CLASP_PLUGIN_ATTACK, &d));
+    assert_ok(clasp_params_build(d, NULL, NULL, NULL, 0, &p));
+    assert_int_equal(clasp_attack_cost_of(d, &p, &c), 0);
+    assert_true(c.forward == 0 && c.backward == 0);
+    clasp_params_free(&p);
+    clasp_attack_instance *a;
+    assert_ok(clasp_attack_new(r, "fixture-good", NULL, NULL, NULL, 0, &a));
+    clasp_attack_free(a);
+    clasp_registry_free(r);
 }
 
 static void test_builtin_shadow(void **state)
@@ -613,11 +679,17 @@ static void test_out_of_tree_wrapper(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_good_plugin),         cmocka_unit_test(test_refusals),
-        cmocka_unit_test(test_builtin_shadow),      cmocka_unit_test(test_dir_scan),
-        cmocka_unit_test(test_open_default),        cmocka_unit_test(test_params),
-        cmocka_unit_test(test_params_bad_lookup),   cmocka_unit_test(test_instances),
-        cmocka_unit_test(test_out_of_tree_example), cmocka_unit_test(test_out_of_tree_wrapper),
+        cmocka_unit_test(test_good_plugin),
+        cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_builtin_shadow),
+        cmocka_unit_test(test_dir_scan),
+        cmocka_unit_test(test_open_default),
+        cmocka_unit_test(test_params),
+        cmocka_unit_test(test_params_bad_lookup),
+        cmocka_unit_test(test_instances),
+        cmocka_unit_test(test_out_of_tree_example),
+        cmocka_unit_test(test_out_of_tree_wrapper),
+        cmocka_unit_test(test_traits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

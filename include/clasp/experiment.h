@@ -206,8 +206,8 @@ double clasp_plan_lr(const clasp_plan *p, int epoch, size_t batch, size_t batche
 const clasp_plan_plugin *clasp_plan_model_attack(const clasp_plan_model *m);
 
 /* Rough work estimate in forward+backward passes over single examples,
- * for `clasp check`: attack cost = steps x restarts (x search steps) read
- * from the plugin's parameters when it has them, else 1. */
+ * for `clasp check`: attack cost = what the plugin declares
+ * (clasp_plan_attack_cost). */
 typedef struct clasp_plan_work {
     double train;    /* all models, all epochs */
     double validate; /* epoch-end validation */
@@ -215,8 +215,12 @@ typedef struct clasp_plan_work {
 } clasp_plan_work;
 void clasp_plan_estimate(const clasp_plan *p, size_t train_n, size_t val_n, size_t test_n,
                          clasp_plan_work *out);
-/* Cost of one attack on one example, in forward+backward passes. */
+/* Cost of one attack on one example, in forward+backward pass pairs, from
+ * the cost its plugin declares (clasp_attack_traits): (forward + backward)
+ * / 2, at least 1; 1 when the plugin declares none. */
 double clasp_plan_attack_cost(const clasp_plan_plugin *a);
+/* 0 when a's plugin declares no cost (its estimate is then a guess). */
+int clasp_plan_attack_cost_known(const clasp_plan_plugin *a);
 
 /* ---- the runner -------------------------------------------------------- */
 

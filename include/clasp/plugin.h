@@ -143,6 +143,58 @@ const char *clasp_params_str(const clasp_params *p, const char *name);
 
 /* ---- attacks --------------------------------------------------------- */
 
+/* What an attack constrains. Values are fixed: they cross the boundary. */
+typedef enum clasp_threat {
+    /* Not declared: the ABI-1 rule applies (L-infinity with budget "eps"
+     * when the schema has such a float parameter, else unbounded). */
+    CLASP_THREAT_UNDECLARED = 0,
+    CLASP_THREAT_LINF = 1,      /* ||x_adv - x||_inf <= the budget parameter */
+    CLASP_THREAT_L2 = 2,        /* ||x_adv - x||_2 <= the budget parameter */
+    CLASP_THREAT_UNBOUNDED = 3, /* minimises the distance instead (e.g. cw) */
+} clasp_threat;
+
+/* The cost of an attack, per example of a batch, in model passes: a
+ * forward pass, and a backward pass to the input (each costs about as much
+ * as a forward pass). Upper bounds are fine: the host uses them for time
+ * estimates (`clasp check --time`) and never for results. */
+typedef struct clasp_attack_cost {
+    double forward;
+    double backward;
+} clasp_attack_cost;
+
+/* What an attack is, for the host's reports and estimates: the host reads
+ * these and never an attack's name. Static storage, like the descriptor.
+ * Example (an L-infinity attack with a budget parameter "eps" that costs
+ * `steps` forward and backward passes):
+ *     static void my_cost(const clasp_params *p, clasp_attack_cost *c)
+ *     { c->forward = c->backward = clasp_params_num(p, "steps"); }
+ *     static const clasp_attack_traits my_traits = {
+ *         .size = sizeof(clasp_attack_traits), .threat = CLASP_THREAT_LINF,
+ *         .budget = "eps", .cost = my_cost};
+ */
+typedef struct clasp_attack_traits {
+    size_t size; /* sizeof(clasp_attack_traits) the plugin was built with */
+    clasp_threat threat;
+    /* LINF and L2: the name of the FLOAT parameter holding the budget
+     * (e.g. "eps"); the host checks it exists. NULL otherwise. */
+    const char *budget;
+    /* 1: the attack uses forward passes only, never a gradient (e.g. a
+     * score-based search). Reports compare such attacks with the strongest
+     * gradient-based one at the same budget: a gradient-free attack that
+     * wins hints at gradient masking. */
+    int gradient_free;
+    /* A FLOAT parameter by which the attack divides the logits in its loss
+     * (Temperature-PGD's "T"), and the attack it equals when that
+     * parameter is 1 (e.g. "pgd", whose other parameters it shares). The
+     * report then relates the two per class. NULL when neither. */
+    const char *temperature;
+    const char *equals_at_one;
+    /* MAY be NULL (cost unknown). Passes per example for these validated
+     * parameters; called by the host outside any run, so it must not
+     * touch any state. */
+    void (*cost)(const clasp_params *params, clasp_attack_cost *out);
+} clasp_attack_traits;
+
 typedef struct clasp_attack_fns {
     size_t size; /* sizeof(clasp_attack_fns) the plugin was built with */
     /* MUST be set. *state may be any pointer (or NULL). */
@@ -157,6 +209,9 @@ typedef struct clasp_attack_fns {
                             clasp_tensor *pred);
     /* MAY be NULL. */
     void (*destroy)(void *state);
+    /* SHOULD be set (NULL: undeclared, see clasp_threat). Appended in
+     * version 0.2 of the library; read through CLASP_STRUCT_HAS. */
+    const clasp_attack_traits *traits;
 } clasp_attack_fns;
 
 /* ---- defenses -------------------------------------------------------- */

@@ -129,11 +129,23 @@ void clasp_params_free(clasp_params *p);
 /* "eps=0.1, steps=20, rand_init=true" (every parameter, in schema order). */
 void clasp_params_format(const clasp_params *p, char *buf, size_t size);
 
-/* 1 when the plugin is an attack bounded in L-infinity by a budget: its
- * schema has a float parameter named "eps" (fgsm, pgd, tpgd, ...). An
- * attack without one (cw) is unbounded: reports never rank it next to
- * L-infinity attacks. */
+/* The traits the host uses for an attack (clasp_attack_traits in
+ * clasp/plugin.h): those its plugin declares, members it lacks zeroed, and
+ * for an undeclared threat the ABI-1 rule (L-infinity with budget "eps"
+ * when the schema has a float parameter of that name, else unbounded).
+ * out->size is this header's. desc may be NULL (then: unbounded). */
+void clasp_attack_traits_of(const clasp_plugin_desc *desc, clasp_attack_traits *out);
+
+/* 1 when the attack is bounded in L-infinity by a budget (its traits; see
+ * clasp_attack_traits_of). Reports never rank an attack of another threat
+ * (cw) next to L-infinity ones. */
 int clasp_plugin_is_linf(const clasp_plugin_desc *desc);
+
+/* The attack's declared cost for these validated parameters (passes per
+ * example) into *out: 1, or 0 with *out zeroed when the plugin declares
+ * none (or returns a negative or NaN figure). */
+int clasp_attack_cost_of(const clasp_plugin_desc *desc, const clasp_params *params,
+                         clasp_attack_cost *out);
 
 /* Checks a descriptor the way the loader does (name, kind, functions,
  * parameter schema). On failure the last error says what is wrong. */

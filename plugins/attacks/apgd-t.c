@@ -17,11 +17,27 @@ static const clasp_param_spec apgd_t_params[] = {
      "target classes tried, most likely first (at most num_classes - 1 are used)"},
 };
 
+static void apgd_t_cost(const clasp_params *p, clasp_attack_cost *c)
+{
+    double n = clasp_params_num(p, "steps") * clasp_params_num(p, "restarts") *
+               clasp_params_num(p, "n_target_classes");
+    c->forward = n;
+    c->backward = n;
+}
+
+static const clasp_attack_traits apgd_t_traits = {
+    .size = sizeof(clasp_attack_traits),
+    .threat = CLASP_THREAT_LINF,
+    .budget = "eps",
+    .cost = apgd_t_cost,
+};
+
 static const clasp_attack_fns apgd_t_fns = {
     .size = sizeof(clasp_attack_fns),
     .create = apgd_t_create,
     .perturb = apgd_core_perturb,
     .destroy = apgd_core_destroy,
+    .traits = &apgd_t_traits,
 };
 
 static const clasp_plugin_desc apgd_t_desc = {

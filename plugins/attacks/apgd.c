@@ -23,11 +23,26 @@ static const clasp_param_spec apgd_params[] = {
      "ce (cross-entropy) or dlr (difference of logits ratio; needs >= 3 classes)"},
 };
 
+static void apgd_cost(const clasp_params *p, clasp_attack_cost *c)
+{
+    double n = clasp_params_num(p, "steps") * clasp_params_num(p, "restarts");
+    c->forward = n;
+    c->backward = n;
+}
+
+static const clasp_attack_traits apgd_traits = {
+    .size = sizeof(clasp_attack_traits),
+    .threat = CLASP_THREAT_LINF,
+    .budget = "eps",
+    .cost = apgd_cost,
+};
+
 static const clasp_attack_fns apgd_fns = {
     .size = sizeof(clasp_attack_fns),
     .create = apgd_create,
     .perturb = apgd_core_perturb,
     .destroy = apgd_core_destroy,
+    .traits = &apgd_traits,
 };
 
 static const clasp_plugin_desc apgd_desc = {

@@ -224,11 +224,25 @@ static const clasp_param_spec cw_params[] = {
      "end a search step when the loss stalls (<0.01% gain per max_iterations/10)"},
 };
 
+static void cw_cost(const clasp_params *p, clasp_attack_cost *c)
+{
+    double n = clasp_params_num(p, "binary_search_steps") * clasp_params_num(p, "max_iterations");
+    c->forward = n;
+    c->backward = n;
+}
+
+static const clasp_attack_traits cw_traits = {
+    .size = sizeof(clasp_attack_traits),
+    .threat = CLASP_THREAT_UNBOUNDED,
+    .cost = cw_cost,
+};
+
 static const clasp_attack_fns cw_fns = {
     .size = sizeof(clasp_attack_fns),
     .create = cw_create,
     .perturb = cw_perturb,
     .destroy = cw_destroy,
+    .traits = &cw_traits,
 };
 
 static const clasp_plugin_desc cw_desc = {

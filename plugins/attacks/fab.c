@@ -83,11 +83,29 @@ static const clasp_param_spec fab_params[] = {
      "FAB-T (true): target the top wrong classes in turn; false: the nearest boundary each step"},
 };
 
+static void fab_cost(const clasp_params *p, clasp_attack_cost *c)
+{
+    /* one forward and one backward pass per step and target (the targeted
+     * version needs two logits' gradients, taken as one pass) */
+    double t = clasp_params_num(p, "targeted") != 0 ? clasp_params_num(p, "n_target_classes") : 1;
+    double n = clasp_params_num(p, "steps") * clasp_params_num(p, "restarts") * t;
+    c->forward = n;
+    c->backward = n;
+}
+
+static const clasp_attack_traits fab_traits = {
+    .size = sizeof(clasp_attack_traits),
+    .threat = CLASP_THREAT_LINF,
+    .budget = "eps",
+    .cost = fab_cost,
+};
+
 static const clasp_attack_fns fab_fns = {
     .size = sizeof(clasp_attack_fns),
     .create = fab_create,
     .perturb = fab_perturb,
     .destroy = fab_destroy,
+    .traits = &fab_traits,
 };
 
 static const clasp_plugin_desc fab_desc = {

@@ -47,11 +47,26 @@ static const clasp_param_spec fgsm_params[] = {
      "L-infinity size of the step (pixels are in [0,1])"},
 };
 
+static void fgsm_cost(const clasp_params *p, clasp_attack_cost *c)
+{
+    (void)p;
+    c->forward = 1;
+    c->backward = 1;
+}
+
+static const clasp_attack_traits fgsm_traits = {
+    .size = sizeof(clasp_attack_traits),
+    .threat = CLASP_THREAT_LINF,
+    .budget = "eps",
+    .cost = fgsm_cost,
+};
+
 static const clasp_attack_fns fgsm_fns = {
     .size = sizeof(clasp_attack_fns),
     .create = fgsm_create,
     .perturb = fgsm_perturb,
     .destroy = fgsm_destroy,
+    .traits = &fgsm_traits,
 };
 
 static const clasp_plugin_desc fgsm_desc = {

@@ -12,11 +12,26 @@ static clasp_status pgd_create(const clasp_params *p, void **state)
 
 static const clasp_param_spec pgd_params[] = {PGD_CORE_PARAMS};
 
+static void pgd_cost(const clasp_params *p, clasp_attack_cost *c)
+{
+    double n = clasp_params_num(p, "steps") * clasp_params_num(p, "restarts");
+    c->forward = n;
+    c->backward = n;
+}
+
+static const clasp_attack_traits pgd_traits = {
+    .size = sizeof(clasp_attack_traits),
+    .threat = CLASP_THREAT_LINF,
+    .budget = "eps",
+    .cost = pgd_cost,
+};
+
 static const clasp_attack_fns pgd_fns = {
     .size = sizeof(clasp_attack_fns),
     .create = pgd_create,
     .perturb = pgd_core_perturb,
     .destroy = pgd_core_destroy,
+    .traits = &pgd_traits,
 };
 
 static const clasp_plugin_desc pgd_desc = {

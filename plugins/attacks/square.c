@@ -70,11 +70,26 @@ static const clasp_param_spec square_params[] = {
      "runs from new random stripes for the examples not flipped yet"},
 };
 
+static void square_cost(const clasp_params *p, clasp_attack_cost *c)
+{
+    c->forward = clasp_params_num(p, "n_queries") * clasp_params_num(p, "restarts");
+    c->backward = 0;
+}
+
+static const clasp_attack_traits square_traits = {
+    .size = sizeof(clasp_attack_traits),
+    .threat = CLASP_THREAT_LINF,
+    .budget = "eps",
+    .gradient_free = 1,
+    .cost = square_cost,
+};
+
 static const clasp_attack_fns square_fns = {
     .size = sizeof(clasp_attack_fns),
     .create = square_create,
     .perturb = square_perturb,
     .destroy = square_destroy,
+    .traits = &square_traits,
 };
 
 static const clasp_plugin_desc square_desc = {

@@ -19,11 +19,28 @@ static const clasp_param_spec tpgd_params[] = {
      "softmax temperature of the attacked loss (> 0; 1 = plain pgd)"},
 };
 
+static void tpgd_cost(const clasp_params *p, clasp_attack_cost *c)
+{
+    double n = clasp_params_num(p, "steps") * clasp_params_num(p, "restarts");
+    c->forward = n;
+    c->backward = n;
+}
+
+static const clasp_attack_traits tpgd_traits = {
+    .size = sizeof(clasp_attack_traits),
+    .threat = CLASP_THREAT_LINF,
+    .budget = "eps",
+    .temperature = "T",
+    .equals_at_one = "pgd",
+    .cost = tpgd_cost,
+};
+
 static const clasp_attack_fns tpgd_fns = {
     .size = sizeof(clasp_attack_fns),
     .create = tpgd_create,
     .perturb = pgd_core_perturb,
     .destroy = pgd_core_destroy,
+    .traits = &tpgd_traits,
 };
 
 static const clasp_plugin_desc tpgd_desc = {

@@ -51,11 +51,30 @@ static const clasp_param_spec noise_params[] = {
     {"eps", CLASP_PARAM_FLOAT, 0.1, 0.0, 1.0, NULL, "L-infinity radius of the uniform noise"},
 };
 
+/* What the attack is, for clasp's reports and estimates: bounded in
+ * L-infinity by "eps", and gradient-free (one forward pass an example), so
+ * reports compare it with the gradient-based attacks at the same eps. */
+static void noise_cost(const clasp_params *params, clasp_attack_cost *cost)
+{
+    (void)params;
+    cost->forward = 1;
+    cost->backward = 0;
+}
+
+static const clasp_attack_traits noise_traits = {
+    .size = sizeof(clasp_attack_traits),
+    .threat = CLASP_THREAT_LINF,
+    .budget = "eps",
+    .gradient_free = 1,
+    .cost = noise_cost,
+};
+
 static const clasp_attack_fns noise_fns = {
     .size = sizeof(clasp_attack_fns),
     .create = noise_create,
     .perturb = noise_perturb,
     .destroy = noise_destroy,
+    .traits = &noise_traits,
 };
 
 static const clasp_plugin_desc noise_desc = {

@@ -252,11 +252,17 @@ int cmd_check(int argc, char **argv)
         }
         clasp_plan_work w;
         clasp_plan_estimate(p, train, val, test, &w);
-        printf("estimated work (forward+backward passes of one example; an attack costs steps x "
-               "restarts,\n"
-               "cw binary_search_steps x max_iterations; an ensemble the sum of its members on "
-               "every example,\n"
-               "an upper bound):\n");
+        printf("estimated work (forward+backward passes of one example; an attack costs what its "
+               "plugin declares,\n"
+               "an ensemble the sum of its members on every example, an upper bound):\n");
+        for (int i = 0; i < p->n_attacks; i++) {
+            const clasp_plan_attack *a = &p->attacks[i];
+            for (int j = -1; j < a->n_members; j++) {
+                const clasp_plan_plugin *pl = j < 0 ? &a->plugin : &a->members[j];
+                if (pl->desc && !clasp_plan_attack_cost_known(pl))
+                    printf("  (attack %s declares no cost: counted as one pass)\n", pl->name);
+            }
+        }
         print_passes("training", w.train);
         print_passes("validation", w.validate);
         print_passes("evaluation", w.evaluate);

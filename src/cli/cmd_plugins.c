@@ -51,6 +51,17 @@ static void print_plugin(const clasp_plugin_info *in)
     printf("  %s %s: %s\n", d->name, d->version ? d->version : "?", d->summary ? d->summary : "");
     printf("    file: %s%s\n", in->path,
            in->origin == CLASP_ORIGIN_BUILTIN ? " (built-in)" : " (CLASP_PLUGIN_PATH)");
+    if (d->kind == CLASP_PLUGIN_ATTACK) {
+        clasp_attack_traits t;
+        clasp_attack_traits_of(d, &t);
+        static const char *const threat[] = {"undeclared", "L-inf", "L2", "unbounded"};
+        printf("    threat: %s", threat[t.threat <= CLASP_THREAT_UNBOUNDED ? t.threat : 0]);
+        if (t.budget) printf(" (budget %s)", t.budget);
+        if (t.gradient_free) printf(", gradient-free");
+        if (t.temperature) printf(", temperature %s (%s at 1)", t.temperature, t.equals_at_one);
+        int declared = CLASP_STRUCT_HAS(d->attack, clasp_attack_fns, traits) && d->attack->traits;
+        printf("%s\n", declared ? "" : " (declares no traits)");
+    }
     if (d->n_params == 0) {
         printf("    no parameters\n");
         return;

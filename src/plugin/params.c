@@ -138,7 +138,7 @@ clasp_status clasp_plugin_desc_check(const clasp_plugin_desc *d)
             return clasp_error(st, "'%s': schema: %s", d->name, msg);
         }
     }
-    return CLASP_OK;
+    return clasp_attack_traits_check(d);
 }
 
 /* ---- parsing ----------------------------------------------------------- */
@@ -457,12 +457,4 @@ void clasp_params_format(const clasp_params *p, char *buf, size_t size)
         if (w < 0) break;
         len += (size_t)w;
     }
-}
-
-int clasp_plugin_is_linf(const clasp_plugin_desc *desc)
-{
-    for (int i = 0; desc && desc->kind == CLASP_PLUGIN_ATTACK && i < desc->n_params; i++)
-        if (desc->params[i].type == CLASP_PARAM_FLOAT && !strcmp(desc->params[i].name, "eps"))
-            return 1;
-    return 0;
 }

@@ -33,6 +33,11 @@ typedef struct plugin_misuse {
 void plugin_misuse_enter(plugin_misuse *saved);
 int plugin_misuse_leave(const plugin_misuse *saved, plugin_misuse *out);
 
+/* Checks the traits an attack declares (called by clasp_plugin_desc_check):
+ * a known threat, a budget naming a float parameter for a bounded one, a
+ * temperature naming a float parameter with the attack it equals at 1. */
+clasp_status clasp_attack_traits_check(const clasp_plugin_desc *desc);
+
 #if defined(__GNUC__)
 #pragma GCC visibility pop
 #endif

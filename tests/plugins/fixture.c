@@ -86,8 +86,36 @@ static const clasp_param_spec params[] = {
 static const clasp_param_spec params[] = {GOOD_PARAMS};
 #endif
 
+#if defined(FIXTURE_TRAITS_BUDGET)
+/* An L2 attack whose budget names a parameter the schema lacks. */
+static const clasp_attack_traits traits = {.size = sizeof(clasp_attack_traits),
+                                           .threat = CLASP_THREAT_L2,
+                                           .budget = "radius"};
+#elif defined(FIXTURE_TRAITS_TEMPERATURE)
+/* A temperature without the attack it equals at 1. */
+static const clasp_attack_traits traits = {.size = sizeof(clasp_attack_traits),
+                                           .threat = CLASP_THREAT_LINF,
+                                           .budget = "eps",
+                                           .temperature = "lo"};
+#elif defined(FIXTURE_TRAITS_COST)
+/* A cost function that asks for a parameter the schema lacks: the
+ * estimate must come out unknown, not made of neutral values. */
+static void bad_cost(const clasp_params *p, clasp_attack_cost *c)
+{
+    c->forward = clasp_params_num(p, "iterations");
+    c->backward = 0;
+}
+static const clasp_attack_traits traits = {.size = sizeof(clasp_attack_traits),
+                                           .threat = CLASP_THREAT_UNBOUNDED,
+                                           .cost = bad_cost};
+#endif
+
 static const clasp_attack_fns attack_fns = {
     .size = sizeof(clasp_attack_fns),
+#if defined(FIXTURE_TRAITS_BUDGET) || defined(FIXTURE_TRAITS_TEMPERATURE) || \
+    defined(FIXTURE_TRAITS_COST)
+    .traits = &traits,
+#endif
     .create = fx_create,
 #if !defined(FIXTURE_NULLFNS)
     .perturb = fx_perturb,
@@ -118,6 +146,9 @@ static const clasp_plugin_desc desc = {
 #elif defined(FIXTURE_MISUSE)
     .kind = CLASP_PLUGIN_ATTACK,
     .name = "fixture-misuse",
+#elif defined(FIXTURE_TRAITS_COST)
+    .kind = CLASP_PLUGIN_ATTACK,
+    .name = "fixture-cost",
 #elif defined(FIXTURE_BADNAME)
     .kind = CLASP_PLUGIN_ATTACK,
     .name = "Bad Name",
