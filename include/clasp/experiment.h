@@ -67,9 +67,10 @@ typedef struct clasp_plan_attack {
     clasp_plan_plugin *members;
 } clasp_plan_attack;
 
-/* The L-infinity budget of a planned attack: its eps when its plugin is
- * an L-infinity attack (clasp_plugin_is_linf), for an ensemble the eps all
- * its members share; 0 for anything else (cw, mixed budgets). */
+/* The L-infinity budget of a planned attack: the value of its budget
+ * parameter when its plugin declares an L-infinity threat (see
+ * clasp_attack_traits_of), for an ensemble the budget all its members
+ * share; 0 for anything else (cw, mixed budgets). */
 double clasp_plan_attack_linf_eps(const clasp_plan_attack *a);
 
 /* A defense block: the plugin, its inner maximisation attack and the

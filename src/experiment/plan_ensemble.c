@@ -35,10 +35,12 @@ double clasp_plan_attack_linf_eps(const clasp_plan_attack *a)
     int n = a->n_members ? a->n_members : 1;
     double eps = 0;
     for (int i = 0; i < n; i++) {
-        if (!clasp_plugin_is_linf(m[i].desc)) return 0;
+        clasp_attack_traits t;
+        clasp_attack_traits_of(m[i].desc, &t);
+        if (t.threat != CLASP_THREAT_LINF) return 0;
         double e = 0;
         for (int k = 0; k < m[i].n_params; k++)
-            if (!strcmp(m[i].keys[k], "eps")) e = strtod(m[i].values[k], NULL);
+            if (!strcmp(m[i].keys[k], t.budget)) e = strtod(m[i].values[k], NULL);
         if (i > 0 && e != eps) return 0;
         eps = e;
     }
