@@ -14,7 +14,7 @@
 #include "clasp/ops.h"
 #include "clasp/registry.h"
 
-#include "../plugins/attacks/apgd_schedule.h"
+#include "apgd_schedule.h"
 
 /* ---- the DLR loss ------------------------------------------------------- */
 
@@ -233,23 +233,23 @@ static void test_checkpoints(void **state)
      * 0.06, 0.06, so p = 0.22, 0.41, 0.57, 0.70, 0.80, 0.87, 0.93, 0.99
      * (then 1.05 > 1). */
     const int want100[] = {22, 41, 57, 70, 80, 87, 93, 99};
-    assert_int_equal(apgd_checkpoints(100, ck), 8);
+    assert_int_equal(apgd_core_checkpoints(100, ck), 8);
     assert_memory_equal(ck, want100, sizeof want100);
     /* ceil(p * 1000) */
     const int want1000[] = {220, 410, 570, 700, 800, 870, 930, 990};
-    assert_int_equal(apgd_checkpoints(1000, ck), 8);
+    assert_int_equal(apgd_core_checkpoints(1000, ck), 8);
     assert_memory_equal(ck, want1000, sizeof want1000);
     /* ceil of 2.2, 4.1, 5.7, 7, 8, 8.7, 9.3, 9.9: the last two coincide. */
     const int want10[] = {3, 5, 6, 7, 8, 9, 10};
-    assert_int_equal(apgd_checkpoints(10, ck), 7);
+    assert_int_equal(apgd_core_checkpoints(10, ck), 7);
     assert_memory_equal(ck, want10, sizeof want10);
     /* 41% of 50 is 20.5: rounded up. */
     const int want50[] = {11, 21, 29, 35, 40, 44, 47, 50};
-    assert_int_equal(apgd_checkpoints(50, ck), 8);
+    assert_int_equal(apgd_core_checkpoints(50, ck), 8);
     assert_memory_equal(ck, want50, sizeof want50);
-    assert_int_equal(apgd_checkpoints(1, ck), 1);
+    assert_int_equal(apgd_core_checkpoints(1, ck), 1);
     assert_int_equal(ck[0], 1);
-    assert_int_equal(apgd_checkpoints(0, ck), 0);
+    assert_int_equal(apgd_core_checkpoints(0, ck), 0);
 }
 
 /* ---- attacks ------------------------------------------------------------ */

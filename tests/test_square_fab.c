@@ -1,4 +1,4 @@
-/* The square and fab attacks: their cores (square_core.h, fab_core.h)
+/* The square and fab attacks: their cores (square_core.c, fab_core.c)
  * driven by plain C linear models that count every query, the L-infinity
  * projection onto a hyperplane inside the box against a bisection
  * reference, known answers on linear models (where the smallest L-infinity

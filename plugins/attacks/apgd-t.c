@@ -1,7 +1,7 @@
 /* apgd-t: Auto-PGD (Croce & Hein, ICML 2020) on the targeted DLR loss,
  * run against each of the n_target_classes classes with the highest clean
  * logits other than the label, every run on the examples still correctly
- * classified. The loop lives in apgd_core.h, shared with apgd. */
+ * classified. The loop lives in apgd_core.c, shared with apgd. */
 #include <clasp/plugin.h>
 
 #include "apgd_core.h"

@@ -1,6 +1,6 @@
 /* apgd: Auto-PGD (Croce & Hein, ICML 2020) in the L-infinity ball,
  * untargeted, on the cross-entropy or the DLR loss. The loop lives in
- * apgd_core.h, shared with apgd-t. */
+ * apgd_core.c, shared with apgd-t. */
 #include <string.h>
 
 #include <clasp/plugin.h>

@@ -6,7 +6,7 @@
  * the arithmetic is exact (0.22 + 0.19 is not 0.41 in binary floating
  * point, and the ceiling would notice). Checkpoints that coincide after
  * rounding (few steps) count once. Separate from apgd_core.h so the tests
- * can check the list on its own. */
+ * can check the list on its own; defined in apgd_schedule.c. */
 #ifndef CLASP_APGD_SCHEDULE_H
 #define CLASP_APGD_SCHEDULE_H
 
@@ -15,19 +15,6 @@
 
 /* Writes the checkpoints for `steps` (>= 0) into ck (room for
  * APGD_MAX_CHECKPOINTS) in increasing order; returns how many. */
-static inline int apgd_checkpoints(int steps, int *ck)
-{
-    int n = 0;
-    long long prev = 0, p = 22, last = 0;
-    while (p <= 100 && n < APGD_MAX_CHECKPOINTS) {
-        long long w = (p * steps + 99) / 100;
-        if (w > last) ck[n++] = (int)w, last = w;
-        long long d = p - prev - 3;
-        if (d < 6) d = 6;
-        prev = p;
-        p += d;
-    }
-    return n;
-}
+int apgd_core_checkpoints(int steps, int *ck);
 
 #endif

@@ -1,7 +1,7 @@
 /* fab: the fast adaptive boundary attack in L-infinity (Croce and Hein,
  * ICML 2020), targeted by default (FAB-T, as in AutoAttack's standard
  * version). It needs a model of at least 2 classes. The algorithm is in
- * fab_core.h. */
+ * fab_core.c. */
 #include <stdlib.h>
 
 #include <clasp/plugin.h>
@@ -29,32 +29,20 @@ static clasp_status fab_create(const clasp_params *p, void **state)
     return CLASP_OK;
 }
 
+/* The host attack behind host_oracle_perturb. */
+static clasp_status fab_host(const void *cfg, const host_oracle *o, const float *x,
+                             const int32_t *y, int n, clasp_rng *rng, float *adv)
+{
+    const fab_cfg *c = cfg;
+    return fab_attack(c, o, x, y, n, rng, adv, NULL);
+}
+
 static clasp_status fab_perturb(void *state, clasp_model *m, const clasp_tensor *x,
                                 const clasp_tensor *y, clasp_rng *rng, clasp_tensor *x_adv,
                                 clasp_tensor *pred)
 {
     fab_state *s = state;
-    int n = x->shape[0];
-    host_oracle o;
-    host_oracle_model_init(&s->om, &o, m, x->ctx);
-    size_t d = (size_t)o.c * (size_t)o.h * (size_t)o.w;
-    if (clasp_tensor_per_example(x) != d)
-        return clasp_error(CLASP_ERR_INVALID, "fab: inputs of %zu values, the model takes %zu",
-                           clasp_tensor_per_example(x), d);
-    if (o.k < 2)
-        return clasp_error(CLASP_ERR_INVALID, "fab: needs a model of at least 2 classes, not %d",
-                           o.k);
-    float *xh = malloc((size_t)n * d * sizeof(float)), *adv = malloc((size_t)n * d * sizeof(float));
-    int32_t *yh = malloc((size_t)n * sizeof(int32_t));
-    clasp_status st = CLASP_OK;
-    if (!xh || !adv || !yh) st = clasp_error(CLASP_ERR_NOMEM, "fab: out of memory");
-    if (st == CLASP_OK) st = clasp_tensor_read(x, xh);
-    if (st == CLASP_OK) st = clasp_tensor_read(y, yh);
-    if (st == CLASP_OK) st = fab_attack(&s->cfg, &o, xh, yh, n, rng, adv, NULL);
-    if (st == CLASP_OK) st = clasp_tensor_write(x_adv, adv);
-    if (st == CLASP_OK) st = clasp_model_predict(m, x_adv, pred);
-    free(xh), free(adv), free(yh);
-    return st;
+    return host_oracle_perturb(&s->om, "fab", 2, fab_host, &s->cfg, m, x, y, rng, x_adv, pred);
 }
 
 static void fab_destroy(void *state)

@@ -7,9 +7,12 @@
  * given dlogits dz [n,K]. The attack cores (square_core.h, fab_core.h) see
  * only this interface, so the tests can drive them with a plain C model and
  * count every query; the plugins use host_oracle_model below, which runs
- * the clasp model on the device with one upload and one download per call. */
+ * the clasp model on the device with one upload and one download per call
+ * (host_oracle.c, in the static library clasp_attack_cores). */
 #ifndef CLASP_HOST_ORACLE_H
 #define CLASP_HOST_ORACLE_H
+
+#include <stdint.h>
 
 #include <clasp/plugin.h>
 
@@ -31,50 +34,30 @@ typedef struct host_oracle_model {
     int n; /* batch of the last logits call */
 } host_oracle_model;
 
-static inline clasp_status hom_logits(void *self, const float *x, int n, float *z)
-{
-    host_oracle_model *o = self;
-    CLASP_TRY(clasp_tensor_ensure(o->ctx, &o->x, CLASP_F32, 4, (int[]){n, o->c, o->h, o->w}));
-    CLASP_TRY(clasp_tensor_write(o->x, x));
-    const clasp_tensor *zt;
-    CLASP_TRY(clasp_model_forward(o->m, o->x, &zt));
-    if (zt->numel != (size_t)n * (size_t)o->k)
-        return clasp_error(CLASP_ERR_INVALID, "model gave %zu logits for %d examples of %d classes",
-                           zt->numel, n, o->k);
-    o->n = n;
-    return clasp_tensor_read(zt, z);
-}
+/* Points the oracle `or` at model m, whose inputs live in ctx: or->self is
+ * o, so o must outlive every call through or. o's scratch tensors are
+ * NULL the first time (a zeroed struct) and are kept and reused when o is
+ * pointed at a model again; free them with host_oracle_model_free. */
+void host_oracle_model_init(host_oracle_model *o, host_oracle * or, clasp_model *m, clasp_ctx *ctx);
 
-static inline clasp_status hom_vjp(void *self, const float *dz, int n, float *dx)
-{
-    host_oracle_model *o = self;
-    if (n != o->n)
-        return clasp_error(CLASP_ERR_INVALID, "vjp batch %d after logits of %d", n, o->n);
-    CLASP_TRY(clasp_tensor_ensure(o->ctx, &o->dz, CLASP_F32, 2, (int[]){n, o->k}));
-    CLASP_TRY(clasp_tensor_ensure(o->ctx, &o->dx, CLASP_F32, 4, (int[]){n, o->c, o->h, o->w}));
-    CLASP_TRY(clasp_tensor_write(o->dz, dz));
-    CLASP_TRY(clasp_model_backward(o->m, o->dz, 0, o->dx));
-    return clasp_tensor_read(o->dx, dx);
-}
+/* Frees o's scratch tensors (not o itself, not the model) and leaves o
+ * ready for host_oracle_model_init again. */
+void host_oracle_model_free(host_oracle_model *o);
 
-/* Points an oracle at model m, whose inputs live in ctx. */
-static inline void host_oracle_model_init(host_oracle_model *o, host_oracle * or, clasp_model *m,
-                                          clasp_ctx *ctx)
-{
-    o->m = m;
-    o->ctx = ctx;
-    clasp_model_input_shape(m, &o->c, &o->h, &o->w);
-    o->k = clasp_model_num_classes(m);
-    or->self = o;
-    or->c = o->c, or->h = o->h, or->w = o->w, or->k = o->k;
-    or->logits = hom_logits;
-    or->vjp = hom_vjp;
-}
+/* A host attack: writes the adversarial points of the n examples x (host,
+ * n*d floats; labels y) into adv (n*d), querying the model only through o.
+ * cfg is the attack's configuration, passed through. */
+typedef clasp_status (*host_oracle_attack_fn)(const void *cfg, const host_oracle *o, const float *x,
+                                              const int32_t *y, int n, clasp_rng *rng, float *adv);
 
-static inline void host_oracle_model_free(host_oracle_model *o)
-{
-    clasp_tensor_free(o->x), clasp_tensor_free(o->dz), clasp_tensor_free(o->dx);
-    o->x = o->dz = o->dx = NULL;
-}
+/* The perturb of a plugin built on a host attack: points the oracle of om
+ * at m, refuses inputs of another size than the model's and (when
+ * min_classes > 0) models of fewer classes, brings x and y to the host,
+ * runs `run` on them, and writes its points into x_adv and the model's
+ * prediction on them into pred. name is the plugin's, for messages. */
+clasp_status host_oracle_perturb(host_oracle_model *om, const char *name, int min_classes,
+                                 host_oracle_attack_fn run, const void *cfg, clasp_model *m,
+                                 const clasp_tensor *x, const clasp_tensor *y, clasp_rng *rng,
+                                 clasp_tensor *x_adv, clasp_tensor *pred);
 
 #endif

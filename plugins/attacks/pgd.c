@@ -1,5 +1,5 @@
 /* pgd: projected gradient descent in the L-infinity ball (Madry et al.
- * 2018), maximising the cross-entropy. The loop lives in pgd_core.h, shared
+ * 2018), maximising the cross-entropy. The loop lives in pgd_core.c, shared
  * with tpgd. */
 #include <clasp/plugin.h>
 
@@ -12,18 +12,11 @@ static clasp_status pgd_create(const clasp_params *p, void **state)
 
 static const clasp_param_spec pgd_params[] = {PGD_CORE_PARAMS};
 
-static void pgd_cost(const clasp_params *p, clasp_attack_cost *c)
-{
-    double n = clasp_params_num(p, "steps") * clasp_params_num(p, "restarts");
-    c->forward = n;
-    c->backward = n;
-}
-
 static const clasp_attack_traits pgd_traits = {
     .size = sizeof(clasp_attack_traits),
     .threat = CLASP_THREAT_LINF,
     .budget = "eps",
-    .cost = pgd_cost,
+    .cost = pgd_core_cost,
 };
 
 static const clasp_attack_fns pgd_fns = {

@@ -1,7 +1,7 @@
 /* square: the Square Attack in L-infinity (Andriushchenko et al., ECCV
  * 2020), score-based: it only queries the model's logits, never its
  * gradients, so gradient masking does not stop it. The algorithm is in
- * square_core.h. */
+ * square_core.c. */
 #include <stdlib.h>
 
 #include <clasp/plugin.h>
@@ -25,29 +25,21 @@ static clasp_status square_create(const clasp_params *p, void **state)
     return CLASP_OK;
 }
 
+/* The host attack behind host_oracle_perturb. */
+static clasp_status square_host(const void *cfg, const host_oracle *o, const float *x,
+                                const int32_t *y, int n, clasp_rng *rng, float *adv)
+{
+    const square_cfg *c = cfg;
+    return square_run(c, o, x, y, n, rng, adv, NULL);
+}
+
 static clasp_status square_perturb(void *state, clasp_model *m, const clasp_tensor *x,
                                    const clasp_tensor *y, clasp_rng *rng, clasp_tensor *x_adv,
                                    clasp_tensor *pred)
 {
     square_state *s = state;
-    int n = x->shape[0];
-    host_oracle o;
-    host_oracle_model_init(&s->om, &o, m, x->ctx);
-    size_t d = (size_t)o.c * (size_t)o.h * (size_t)o.w;
-    if (clasp_tensor_per_example(x) != d)
-        return clasp_error(CLASP_ERR_INVALID, "square: inputs of %zu values, the model takes %zu",
-                           clasp_tensor_per_example(x), d);
-    float *xh = malloc((size_t)n * d * sizeof(float)), *adv = malloc((size_t)n * d * sizeof(float));
-    int32_t *yh = malloc((size_t)n * sizeof(int32_t));
-    clasp_status st = CLASP_OK;
-    if (!xh || !adv || !yh) st = clasp_error(CLASP_ERR_NOMEM, "square: out of memory");
-    if (st == CLASP_OK) st = clasp_tensor_read(x, xh);
-    if (st == CLASP_OK) st = clasp_tensor_read(y, yh);
-    if (st == CLASP_OK) st = square_run(&s->cfg, &o, xh, yh, n, rng, adv, NULL);
-    if (st == CLASP_OK) st = clasp_tensor_write(x_adv, adv);
-    if (st == CLASP_OK) st = clasp_model_predict(m, x_adv, pred);
-    free(xh), free(adv), free(yh);
-    return st;
+    return host_oracle_perturb(&s->om, "square", 0, square_host, &s->cfg, m, x, y, rng, x_adv,
+                               pred);
 }
 
 static void square_destroy(void *state)

@@ -1,4 +1,4 @@
-/* tpgd: Temperature-PGD. PGD (pgd_core.h, the very code of the pgd plugin)
+/* tpgd: Temperature-PGD. PGD (pgd_core.c, the very code of the pgd plugin)
  * maximising CE(softmax(z / T), y): the logits are divided by a temperature
  * T before the softmax. T > 1 flattens the softmax, so the gradient keeps
  * pointing at other classes even where the model is confidently right
@@ -19,20 +19,13 @@ static const clasp_param_spec tpgd_params[] = {
      "softmax temperature of the attacked loss (> 0; 1 = plain pgd)"},
 };
 
-static void tpgd_cost(const clasp_params *p, clasp_attack_cost *c)
-{
-    double n = clasp_params_num(p, "steps") * clasp_params_num(p, "restarts");
-    c->forward = n;
-    c->backward = n;
-}
-
 static const clasp_attack_traits tpgd_traits = {
     .size = sizeof(clasp_attack_traits),
     .threat = CLASP_THREAT_LINF,
     .budget = "eps",
     .temperature = "T",
     .equals_at_one = "pgd",
-    .cost = tpgd_cost,
+    .cost = pgd_core_cost,
 };
 
 static const clasp_attack_fns tpgd_fns = {
