@@ -1017,6 +1017,118 @@ static void gradient_free_check(void **state)
     end_fixture(f);
 }
 
+/* ---- golden files ------------------------------------------------------ */
+
+/* Compares one written file with its golden copy in CLASP_REPORT_GOLDEN
+ * (tests/fixtures/report_golden); with CLASP_UPDATE_GOLDEN set, writes the
+ * golden copy instead. The synthetic report has fixed timings, so nothing
+ * needs masking. */
+static void check_golden(const char *dir, const char *name, const char *golden_name)
+{
+    const char *gdir = getenv("CLASP_REPORT_GOLDEN");
+    if (!gdir) fail_msg("CLASP_REPORT_GOLDEN is not set");
+    char path[512], gpath[512];
+    path_in(path, sizeof path, dir, name);
+    path_in(gpath, sizeof gpath, gdir, golden_name);
+    char *got = read_all(path);
+    if (getenv("CLASP_UPDATE_GOLDEN")) {
+        FILE *fp = fopen(gpath, "wb");
+        if (!fp) fail_msg("cannot write %s", gpath);
+        fputs(got, fp);
+        fclose(fp);
+    } else {
+        char *want = read_all(gpath);
+        if (strcmp(got, want) != 0) {
+            size_t i = 0;
+            while (got[i] && got[i] == want[i]) i++;
+            fail_msg("%s differs from %s at byte %zu", path, gpath, i);
+        }
+        free(want);
+    }
+    free(got);
+}
+
+/* Every file the report writes for a synthetic experiment that reaches
+ * every section (epochs, calibration, L-infinity pairs, a T-PGD/PGD pair,
+ * an unbounded attack with L2 budgets, weight norms, a gradient-free check,
+ * a class left out of training) is byte-identical to its golden copy:
+ * the report's refactorings must not change what it writes. */
+static void golden_report(void **state)
+{
+    (void)state;
+    fixture *f = new_fixture();
+    static const int64_t clean[K] = {9, 11, 6};
+    static const int64_t rob[4][K] = {{4, 6, 2}, {3, 5, 1}, {2, 5, 1}, {0, 1, 0}};
+    static const char *const labels[4] = {"fgsm", "pgd", "tpgd T=0.5", "cw"};
+    static const char *const plugins[4] = {"fgsm", "pgd", "tpgd", "cw"};
+    static const char *const params[4] = {"eps=0.1", "eps=0.1, alpha=0.01, steps=20",
+                                          "eps=0.1, alpha=0.01, steps=20, T=0.5", "c=1, steps=100"};
+    attack_data ad[4];
+    clasp_attack_report ar[4];
+    float dist[25];
+    for (int i = 0; i < 9; i++) dist[i] = 0.1f * (float)(i + 1);
+    for (int i = 0; i < 10; i++) dist[9 + i] = (float)(i + 1);
+    const float d2[6] = {0.2f, 0.2f, 0.4f, 0.4f, 3.0f, 3.0f};
+    memcpy(dist + 19, d2, sizeof d2);
+    for (int j = 0; j < 4; j++) {
+        fill_attack(&ad[j], clean, rob[j]);
+        link_attack(&ar[j], &ad[j], labels[j], plugins[j], 1.0 + j);
+        snprintf(ar[j].params, sizeof ar[j].params, "%s", params[j]);
+    }
+    ar[3].unbounded = 1;
+    ar[3].l2_dist = dist;
+    f->models[0].attacks = ar;
+    f->models[0].n_attacks = 4;
+    float norms[K] = {1, 3, 5};
+    f->models[0].class_weight_norms = norms;
+    const double budgets[2] = {0.45, 4};
+    f->r.n_l2_eps = 2;
+    f->r.l2_eps = budgets;
+
+    static const int64_t rob1[3][K] = {{1, 1, 1}, {3, 5, 1}, {2, 5, 1}};
+    static const char *const plugins1[3] = {"fgsm", "pgd", "square"};
+    static const char *const params1[3] = {"eps=0.3", "eps=0.1, steps=20",
+                                           "eps=0.1, n_queries=100, p_init=0.8"};
+    attack_data ad1[3];
+    clasp_attack_report ar1[3];
+    for (int j = 0; j < 3; j++) {
+        fill_attack(&ad1[j], clean, rob1[j]);
+        link_attack(&ar1[j], &ad1[j], plugins1[j], plugins1[j], 2.0 + j);
+        snprintf(ar1[j].params, sizeof ar1[j].params, "%s", params1[j]);
+    }
+    f->models[1].attacks = ar1;
+    f->models[1].n_attacks = 3;
+    const int excluded[K] = {0, 0, 1};
+    for (int pass = 0; pass < 2; pass++) {
+        f->r.excluded = pass ? excluded : NULL;
+        tu_tmpdir(f->dir, sizeof f->dir);
+        assert_ok(clasp_report_write(&f->r, f->dir));
+        static const char *const files[] = {"report.json", "report.md", "per_class.csv"};
+        for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
+            char gname[64];
+            snprintf(gname, sizeof gname, "%s%s", pass ? "excluded-" : "", files[i]);
+            check_golden(f->dir, files[i], gname);
+        }
+        char charts[512];
+        path_in(charts, sizeof charts, f->dir, "charts");
+        DIR *d = opendir(charts);
+        assert_non_null(d);
+        int n = 0;
+        for (struct dirent *e; (e = readdir(d));) {
+            if (e->d_name[0] == '.') continue;
+            char rel[300], gname[300];
+            snprintf(rel, sizeof rel, "charts/%s", e->d_name);
+            snprintf(gname, sizeof gname, "%s%s", pass ? "excluded-" : "", e->d_name);
+            if (!pass) check_golden(f->dir, rel, gname);
+            n++;
+        }
+        closedir(d);
+        assert_true(n > 0);
+        if (pass) end_fixture(f);
+        else remove_report(f->dir);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1030,6 +1142,7 @@ int main(void)
         cmocka_unit_test(class_counts_helpers),
         cmocka_unit_test(unbounded_and_relations),
         cmocka_unit_test(gradient_free_check),
+        cmocka_unit_test(golden_report),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -118,7 +118,7 @@ typedef struct clasp_plan {
     uint64_t seed;
     char *device; /* NULL: CLASP_DEVICE / the default device */
     /* data */
-    char dataset[32];   /* fashion-mnist, mnist, cifar10 */
+    char dataset[32];   /* fashion-mnist, mnist, cifar10, cifar100, svhn, stl10 */
     char *data_path;    /* NULL only for fashion-mnist's default folder */
     size_t val_size;    /* examples split off the training set */
     size_t train_size;  /* 0: all that remain after the split */

@@ -1,4 +1,4 @@
-/* clasp — sequential models, training steps and checkpoints.
+/* clasp — models (graphs of layers), training steps and checkpoints.
  *
  * A model is a list of layers applied in order to NCHW float input. The
  * forward pass keeps what the backward pass needs; backward gives parameter
@@ -142,6 +142,8 @@ void clasp_arch_format(const clasp_layer_spec *ls, int n, char *buf, size_t size
 /* Writes the text form of a model's layers (or its preset's name) into buf. */
 void clasp_model_arch(const clasp_model *m, char *buf, size_t size);
 
+/* Frees the model and everything it owns (its tensors and buffers); NULL is
+ * a no-op. */
 void clasp_model_free(clasp_model *m);
 
 /* PyTorch's default initialisation of Conv2d and Linear from a seed:
@@ -233,6 +235,8 @@ int64_t *clasp_model_buffer_i64(clasp_model *m, int i);
 /* ---- SGD ------------------------------------------------------------- */
 
 typedef struct clasp_sgd clasp_sgd;
+/* Makes an optimiser for m's parameters into *out (NULL on error), owned by
+ * the caller (clasp_sgd_free); m must outlive it. */
 clasp_status clasp_sgd_new(clasp_model *m, float lr, float momentum, float weight_decay,
                            clasp_sgd **out);
 void clasp_sgd_set_lr(clasp_sgd *o, float lr);
@@ -243,6 +247,7 @@ void clasp_sgd_set_lr(clasp_sgd *o, float lr);
 double clasp_lr_cosine(double lr, int epochs, int epoch, size_t batch, size_t batches_per_epoch);
 /* Applies the model's current gradients. */
 clasp_status clasp_sgd_step(clasp_sgd *o);
+/* Frees the optimiser (not its model); NULL is a no-op. */
 void clasp_sgd_free(clasp_sgd *o);
 
 /* Standard loss gradients for one batch: forward (current mode), mean
