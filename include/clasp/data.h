@@ -19,7 +19,10 @@ extern "C" {
 #endif
 CLASP_API_BEGIN
 
-#define CLASP_MAX_CLASSES 100
+/* Up to 1000 classes (ImageNet). Names are at most 31 bytes of UTF-8:
+ * every built-in table fits (torchvision's ImageNet names are at most 30),
+ * and longer names from a file are cut (see clasp_imagefolder_load). */
+#define CLASP_MAX_CLASSES 1000
 #define CLASP_CLASS_NAME_MAX 32
 
 typedef struct clasp_dataset {
@@ -28,8 +31,14 @@ typedef struct clasp_dataset {
     int num_classes;
     float *x;   /* n*c*h*w values in [0,1], owned */
     int32_t *y; /* n labels, owned */
-    char class_names[CLASP_MAX_CLASSES][CLASP_CLASS_NAME_MAX];
+    /* num_classes names on the heap (clasp_dataset_set_classes), owned;
+     * a pointer so a dataset on the stack stays small at 1000 classes. */
+    char (*class_names)[CLASP_CLASS_NAME_MAX];
 } clasp_dataset;
+
+/* Sets d->num_classes = k and gives d k empty class names (replacing any it
+ * had). CLASP_ERR_INVALID unless 1 <= k <= CLASP_MAX_CLASSES. */
+clasp_status clasp_dataset_set_classes(clasp_dataset *d, int k);
 
 /* Default folder of Debian's dataset-fashion-mnist package. */
 #define CLASP_FASHION_MNIST_DIR "/usr/share/datasets/fashion-mnist"

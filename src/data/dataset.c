@@ -15,7 +15,20 @@ void clasp_dataset_free(clasp_dataset *d)
     if (!d) return;
     free(d->x);
     free(d->y);
+    free(d->class_names);
     memset(d, 0, sizeof *d);
+}
+
+clasp_status clasp_dataset_set_classes(clasp_dataset *d, int k)
+{
+    if (k < 1 || k > CLASP_MAX_CLASSES)
+        return clasp_error(CLASP_ERR_INVALID, "%d classes, expected 1..%d", k, CLASP_MAX_CLASSES);
+    char(*names)[CLASP_CLASS_NAME_MAX] = calloc((size_t)k, sizeof *names);
+    if (!names) return clasp_error(CLASP_ERR_NOMEM, "out of memory for %d class names", k);
+    free(d->class_names);
+    d->class_names = names;
+    d->num_classes = k;
+    return CLASP_OK;
 }
 
 /* Uniform integer in [0, range) from counter-based draws (key, i, k),
@@ -47,12 +60,16 @@ void clasp_shuffle(uint32_t *perm, size_t n, uint64_t seed, uint64_t epoch)
 static clasp_status alloc_like(const clasp_dataset *like, size_t n, clasp_dataset *d)
 {
     size_t img = (size_t)like->c * (size_t)like->h * (size_t)like->w;
-    memcpy(d->class_names, like->class_names, sizeof d->class_names);
     d->c = like->c;
     d->h = like->h;
     d->w = like->w;
     d->num_classes = like->num_classes;
     d->n = 0;
+    if (like->class_names) {
+        CLASP_TRY(clasp_dataset_set_classes(d, like->num_classes));
+        memcpy(d->class_names, like->class_names,
+               (size_t)like->num_classes * sizeof *d->class_names);
+    }
     if (n == 0) return CLASP_OK;
     d->x = malloc(n * img * sizeof *d->x);
     d->y = malloc(n * sizeof *d->y);
