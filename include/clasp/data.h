@@ -131,6 +131,103 @@ size_t clasp_dataset_exclude(clasp_dataset *d, const int *mask);
 /* Per-class counts of d->y into counts[num_classes]. */
 void clasp_dataset_class_counts(const clasp_dataset *d, size_t *counts);
 
+/* ---- Image folders ------------------------------------------------------
+ * DIR/<class>/<image> as torchvision's ImageFolder reads it: classes are
+ * the sorted names of DIR's folders, images every file (in subfolders too)
+ * whose name ends in .jpg .jpeg .png .ppm .bmp .pgm .tif .tiff .webp (any
+ * case), in the order of sorted(os.walk). JPEG and PNG are decoded (others
+ * are an error naming the file); pixels are those of PIL's
+ * Image.open(path).convert("RGB"), so EXIF orientation is not applied.
+ * Only the index is held: images are decoded when asked for. */
+typedef struct clasp_imagefolder clasp_imagefolder;
+
+typedef struct clasp_imagefolder_options {
+    /* ILSVRC layout: class folders are WordNet ids (n01440764, ...), named
+     * from LOC_synset_mapping.txt (in DIR or its parent) or DIR/classes.txt
+     * (lines "<folder> <name>"), else from the table clasp ships
+     * (torchvision's ImageNet names); names are cut to 31 bytes at a ", "
+     * between synonyms. Without it a class is named by its folder. */
+    int imagenet;
+    /* NULL or "robustbench-5000": RobustBench's 5000 ImageNet evaluation
+     * images, in its list's order (DIR/<wnid>/ILSVRC2012_val_*.JPEG). */
+    const char *subset;
+    /* RobustBench's names: "Res256Crop224" (the default), "Crop288",
+     * "Res224", "BicubicRes256Crop224", or "none" (ToTensor only: every
+     * image must have the first one's size). */
+    const char *preprocess;
+    /* 1: an image that cannot be decoded is left out and counted (see
+     * clasp_stream_skipped) instead of being an error. */
+    int skip_bad;
+    /* Keep only the first `limit` images (0: all). */
+    size_t limit;
+} clasp_imagefolder_options;
+
+/* Reads the folder's index. Errors name the folder: no class folders, a
+ * class folder without images, more than CLASP_MAX_CLASSES classes. */
+clasp_status clasp_imagefolder_open(const char *dir, const clasp_imagefolder_options *o,
+                                    clasp_imagefolder **out);
+void clasp_imagefolder_free(clasp_imagefolder *f);
+
+/* The set as a dataset without pixels: n, the shape after preprocessing
+ * (3 x 224 x 224 for Res256Crop224), num_classes, class_names and the
+ * labels y; x is NULL. Owned by the folder. */
+const clasp_dataset *clasp_imagefolder_info(const clasp_imagefolder *f);
+
+/* Path of image i (NULL past the end). */
+const char *clasp_imagefolder_path(const clasp_imagefolder *f, size_t i);
+
+/* Decodes and preprocesses image i into x (c*h*w floats, CHW, in [0,1]).
+ * train: torchvision's RandomResizedCrop(224) and RandomHorizontalFlip
+ * instead of the evaluation preprocessing, drawn from `key` (the same key,
+ * the same crop). Errors name the file. Safe from several threads. */
+clasp_status clasp_imagefolder_get(const clasp_imagefolder *f, size_t i, int train, uint64_t key,
+                                   float *x);
+
+/* ---- Streaming ------------------------------------------------------------
+ * Batches of an image folder decoded ahead by a pool of worker threads into
+ * a bounded queue: at most `queue` batches exist at once (memory: queue x
+ * batch x c*h*w floats), every image is yielded once per pass, in the
+ * pass's order. */
+typedef struct clasp_stream clasp_stream;
+
+typedef struct clasp_stream_options {
+    int batch;   /* images per batch (> 0) */
+    int workers; /* decoding threads; 0: CLASP_STREAM_DEFAULT_WORKERS */
+    int queue;   /* batches decoded ahead; 0: 2 */
+    int train;   /* random-resized-crop and flip (see clasp_imagefolder_get) */
+} clasp_stream_options;
+
+/* One worker: on a 2-core machine the other core stays with the device
+ * (PoCL on the CPU); set workers for more. */
+#define CLASP_STREAM_DEFAULT_WORKERS 1
+
+/* `f` must outlive the stream. The stream starts a pass in order. */
+clasp_status clasp_stream_new(const clasp_imagefolder *f, const clasp_stream_options *o,
+                              clasp_stream **out);
+void clasp_stream_free(clasp_stream *s);
+
+/* Starts a pass (abandoning the current one): shuffled by (seed, epoch) as
+ * clasp_shuffle when shuffle, else in order; training crops are drawn from
+ * (seed, epoch, image). */
+clasp_status clasp_stream_start(clasp_stream *s, int shuffle, uint64_t seed, uint64_t epoch);
+
+/* The next batch: *x (n*c*h*w floats) and *y (n labels), valid until the
+ * next call; *n is 0 at the end of the pass. *first (may be NULL): how many
+ * images the pass yielded before this batch. Blocks until the batch is
+ * decoded. A bad image (without skip_bad) is an error naming its file. */
+clasp_status clasp_stream_next(clasp_stream *s, const float **x, const int32_t **y, int *n,
+                               size_t *first);
+
+/* The image index (into the folder) of pass position i (before skips). */
+size_t clasp_stream_index(const clasp_stream *s, size_t i);
+
+/* Images left out by skip_bad so far in this pass. */
+size_t clasp_stream_skipped(const clasp_stream *s);
+
+/* The most batches that were held at once (decoding or decoded, not yet
+ * given back) since the stream was made: never more than the queue. */
+int clasp_stream_peak_batches(const clasp_stream *s);
+
 /* Class names. */
 extern const char *const clasp_fashion_mnist_classes[10];
 extern const char *const clasp_cifar10_classes[10];

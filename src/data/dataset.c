@@ -135,6 +135,10 @@ clasp_status clasp_dataset_split(clasp_dataset *all, size_t n_val, uint64_t seed
 void clasp_dataset_truncate(clasp_dataset *d, size_t n)
 {
     if (!d || n >= d->n) return;
+    if (!d->x) { /* labels only (an image folder's index): nothing to give back */
+        d->n = n;
+        return;
+    }
     size_t img = (size_t)d->c * (size_t)d->h * (size_t)d->w;
     d->n = n;
     if (n == 0) {
