@@ -88,7 +88,8 @@ clasp_status clasp_svhn_load(const char *dir, int train, clasp_dataset *out);
 clasp_status clasp_stl10_load(const char *dir, int train, clasp_dataset *out);
 
 /* Names clasp_dataset_load knows, NULL-terminated: "fashion-mnist",
- * "mnist", "cifar10", "cifar100", "cifar100-coarse", "svhn", "stl10". */
+ * "mnist", "cifar10", "cifar100", "cifar100-coarse", "svhn", "stl10",
+ * "imagefolder", "imagenet". */
 extern const char *const clasp_dataset_names[];
 
 /* The names as text for messages and usage lines, e.g. with last_sep
@@ -172,6 +173,16 @@ void clasp_imagefolder_free(clasp_imagefolder *f);
  * (3 x 224 x 224 for Res256Crop224), num_classes, class_names and the
  * labels y; x is NULL. Owned by the folder. */
 const clasp_dataset *clasp_imagefolder_info(const clasp_imagefolder *f);
+
+/* The split's folder of an image-folder data set: DIR/train for training,
+ * DIR/val (else DIR/test) for testing, when present; else DIR itself. */
+clasp_status clasp_imagefolder_split_dir(const char *dir, int train, char *buf, size_t size);
+
+/* Decodes the whole split (see clasp_imagefolder_split_dir) into memory:
+ * for small folders only (what clasp_dataset_load("imagefolder") does);
+ * large sets are streamed (clasp_stream). */
+clasp_status clasp_imagefolder_load(const char *dir, const clasp_imagefolder_options *o, int train,
+                                    clasp_dataset *out);
 
 /* Path of image i (NULL past the end). */
 const char *clasp_imagefolder_path(const clasp_imagefolder *f, size_t i);

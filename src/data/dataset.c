@@ -199,6 +199,18 @@ static clasp_status load_cifar100_coarse(const char *dir, int train, clasp_datas
     return clasp_cifar100_load(dir, train, 1, out);
 }
 
+/* Image folders through this path are decoded whole (small folders);
+ * clasp attack streams them instead (clasp_stream). */
+static clasp_status load_imagefolder(const char *dir, int train, clasp_dataset *out)
+{
+    return clasp_imagefolder_load(dir, NULL, train, out);
+}
+static clasp_status load_imagenet(const char *dir, int train, clasp_dataset *out)
+{
+    clasp_imagefolder_options o = {.imagenet = 1};
+    return clasp_imagefolder_load(dir, &o, train, out);
+}
+
 #define CLASP_DATASETS(X)                      \
     X("fashion-mnist", load_fashion)           \
     X("mnist", load_mnist)                     \
@@ -206,7 +218,9 @@ static clasp_status load_cifar100_coarse(const char *dir, int train, clasp_datas
     X("cifar100", load_cifar100)               \
     X("cifar100-coarse", load_cifar100_coarse) \
     X("svhn", clasp_svhn_load)                 \
-    X("stl10", clasp_stl10_load)
+    X("stl10", clasp_stl10_load)               \
+    X("imagefolder", load_imagefolder)         \
+    X("imagenet", load_imagenet)
 
 typedef clasp_status (*dataset_loader)(const char *dir, int train, clasp_dataset *out);
 

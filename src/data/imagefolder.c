@@ -398,3 +398,60 @@ clasp_status clasp_imagefolder_get(const clasp_imagefolder *f, size_t i, int tra
     clasp_rgb_free(&pre);
     return CLASP_OK;
 }
+
+clasp_status clasp_imagefolder_split_dir(const char *dir, int train, char *buf, size_t size)
+{
+    const char *const cands[2][2] = {{"val", "test"}, {"train", NULL}};
+    for (int i = 0; i < 2 && cands[train ? 1 : 0][i]; i++) {
+        CLASP_TRY(clasp_data_join(buf, size, dir, cands[train ? 1 : 0][i]));
+        if (is_dir(buf)) return CLASP_OK;
+    }
+    int n = snprintf(buf, size, "%s", dir);
+    if (n < 0 || (size_t)n >= size) return clasp_error(CLASP_ERR_INVALID, "%s: path too long", dir);
+    return CLASP_OK;
+}
+
+clasp_status clasp_imagefolder_load(const char *dir, const clasp_imagefolder_options *o, int train,
+                                    clasp_dataset *out)
+{
+    memset(out, 0, sizeof *out);
+    char sub[4096];
+    CLASP_TRY(clasp_imagefolder_split_dir(dir, train, sub, sizeof sub));
+    clasp_imagefolder *f;
+    CLASP_TRY(clasp_imagefolder_open(sub, o, &f));
+    clasp_dataset *m = &f->meta;
+    size_t per = (size_t)m->c * (size_t)m->h * (size_t)m->w;
+    clasp_status st = CLASP_OK;
+    if (m->n > SIZE_MAX / sizeof(float) / per)
+        st = clasp_error(CLASP_ERR_NOMEM, "%s: too many images to hold", sub);
+    float *x = st == CLASP_OK ? malloc(m->n * per * sizeof *x) : NULL;
+    int32_t *y = st == CLASP_OK ? malloc(m->n * sizeof *y) : NULL;
+    if (st == CLASP_OK && (!x || !y))
+        st = clasp_error(CLASP_ERR_NOMEM, "%s: out of memory for %zu images of %dx%dx%d", sub, m->n,
+                         m->c, m->h, m->w);
+    size_t kept = 0;
+    for (size_t i = 0; st == CLASP_OK && i < m->n; i++) {
+        st = clasp_imagefolder_get(f, i, 0, 0, x + kept * per);
+        if (st != CLASP_OK && f->skip_bad && st != CLASP_ERR_NOMEM) {
+            st = CLASP_OK;
+            continue;
+        }
+        if (st == CLASP_OK) y[kept++] = m->y[i];
+    }
+    if (st != CLASP_OK) {
+        free(x);
+        free(y);
+        clasp_imagefolder_free(f);
+        return st;
+    }
+    /* The names move to out, the index goes. */
+    for (size_t i = 0; i < m->n; i++) free(f->paths[i]);
+    free(f->paths);
+    free(m->y);
+    *out = *m;
+    out->n = kept;
+    out->x = x;
+    out->y = y;
+    free(f);
+    return CLASP_OK;
+}
