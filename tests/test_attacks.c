@@ -455,6 +455,7 @@ static void blobs(clasp_dataset *d, size_t n, uint64_t seed)
                 *p = *p < 0 ? 0 : *p > 1 ? 1 : *p;
             }
     }
+    assert_int_equal(clasp_dataset_set_classes(d, d->num_classes), CLASP_OK);
     for (int k = 0; k < K; k++) snprintf(d->class_names[k], CLASP_CLASS_NAME_MAX, "blob%d", k);
 }
 

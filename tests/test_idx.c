@@ -390,6 +390,7 @@ static void make_dataset(clasp_dataset *d, size_t n)
         d->x[i * 4] = (float)i;
         d->y[i] = (int32_t)(i % 10);
     }
+    assert_int_equal(clasp_dataset_set_classes(d, d->num_classes), CLASP_OK);
     strcpy(d->class_names[3], "three");
 }
 

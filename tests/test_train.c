@@ -32,6 +32,7 @@ static void make_bars(clasp_dataset *d, size_t n, uint32_t seed)
             img[r * 12 + c] = 1.0f;
         }
     }
+    assert_int_equal(clasp_dataset_set_classes(d, d->num_classes), CLASP_OK);
     for (int k = 0; k < 4; k++) snprintf(d->class_names[k], CLASP_CLASS_NAME_MAX, "bar%d", k);
 }
 

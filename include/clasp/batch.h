@@ -24,6 +24,13 @@ clasp_status clasp_batcher_new(clasp_ctx *ctx, const clasp_dataset *d, int batch
                                clasp_batcher **out);
 void clasp_batcher_free(clasp_batcher *b);
 
+/* A batcher over a stream (an image folder decoded by worker threads):
+ * each batch is the stream's next, uploaded with one write, so the set is
+ * never held. `info` (clasp_imagefolder_info) gives the count and shape;
+ * both must outlive the batcher. Batches have the stream's size. */
+clasp_status clasp_batcher_new_stream(clasp_ctx *ctx, clasp_stream *s, const clasp_dataset *info,
+                                      int batch, clasp_batcher **out);
+
 /* Starts a pass over the set: shuffled by (seed, epoch) when shuffle, else in
  * order. */
 void clasp_batcher_start(clasp_batcher *b, int shuffle, uint64_t seed, uint64_t epoch);

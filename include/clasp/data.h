@@ -19,7 +19,10 @@ extern "C" {
 #endif
 CLASP_API_BEGIN
 
-#define CLASP_MAX_CLASSES 100
+/* Up to 1000 classes (ImageNet). Names are at most 31 bytes of UTF-8:
+ * every built-in table fits (torchvision's ImageNet names are at most 30),
+ * and longer names from a file are cut (see clasp_imagefolder_load). */
+#define CLASP_MAX_CLASSES 1000
 #define CLASP_CLASS_NAME_MAX 32
 
 typedef struct clasp_dataset {
@@ -28,8 +31,14 @@ typedef struct clasp_dataset {
     int num_classes;
     float *x;   /* n*c*h*w values in [0,1], owned */
     int32_t *y; /* n labels, owned */
-    char class_names[CLASP_MAX_CLASSES][CLASP_CLASS_NAME_MAX];
+    /* num_classes names on the heap (clasp_dataset_set_classes), owned;
+     * a pointer so a dataset on the stack stays small at 1000 classes. */
+    char (*class_names)[CLASP_CLASS_NAME_MAX];
 } clasp_dataset;
+
+/* Sets d->num_classes = k and gives d k empty class names (replacing any it
+ * had). CLASP_ERR_INVALID unless 1 <= k <= CLASP_MAX_CLASSES. */
+clasp_status clasp_dataset_set_classes(clasp_dataset *d, int k);
 
 /* Default folder of Debian's dataset-fashion-mnist package. */
 #define CLASP_FASHION_MNIST_DIR "/usr/share/datasets/fashion-mnist"
@@ -79,7 +88,8 @@ clasp_status clasp_svhn_load(const char *dir, int train, clasp_dataset *out);
 clasp_status clasp_stl10_load(const char *dir, int train, clasp_dataset *out);
 
 /* Names clasp_dataset_load knows, NULL-terminated: "fashion-mnist",
- * "mnist", "cifar10", "cifar100", "cifar100-coarse", "svhn", "stl10". */
+ * "mnist", "cifar10", "cifar100", "cifar100-coarse", "svhn", "stl10",
+ * "imagefolder", "imagenet". */
 extern const char *const clasp_dataset_names[];
 
 /* The names as text for messages and usage lines, e.g. with last_sep
@@ -121,6 +131,113 @@ size_t clasp_dataset_exclude(clasp_dataset *d, const int *mask);
 
 /* Per-class counts of d->y into counts[num_classes]. */
 void clasp_dataset_class_counts(const clasp_dataset *d, size_t *counts);
+
+/* ---- Image folders ------------------------------------------------------
+ * DIR/<class>/<image> as torchvision's ImageFolder reads it: classes are
+ * the sorted names of DIR's folders, images every file (in subfolders too)
+ * whose name ends in .jpg .jpeg .png .ppm .bmp .pgm .tif .tiff .webp (any
+ * case), in the order of sorted(os.walk). JPEG and PNG are decoded (others
+ * are an error naming the file); pixels are those of PIL's
+ * Image.open(path).convert("RGB"), so EXIF orientation is not applied.
+ * Only the index is held: images are decoded when asked for. */
+typedef struct clasp_imagefolder clasp_imagefolder;
+
+typedef struct clasp_imagefolder_options {
+    /* ILSVRC layout: class folders are WordNet ids (n01440764, ...), named
+     * from LOC_synset_mapping.txt (in DIR or its parent) or DIR/classes.txt
+     * (lines "<folder> <name>"), else from the table clasp ships
+     * (torchvision's ImageNet names); names are cut to 31 bytes at a ", "
+     * between synonyms. Without it a class is named by its folder. */
+    int imagenet;
+    /* NULL or "robustbench-5000": RobustBench's 5000 ImageNet evaluation
+     * images, in its list's order (DIR/<wnid>/ILSVRC2012_val_*.JPEG). */
+    const char *subset;
+    /* RobustBench's names: "Res256Crop224" (the default), "Crop288",
+     * "Res224", "BicubicRes256Crop224", or "none" (ToTensor only: every
+     * image must have the first one's size). */
+    const char *preprocess;
+    /* 1: an image that cannot be decoded is left out and counted (see
+     * clasp_stream_skipped) instead of being an error. */
+    int skip_bad;
+    /* Keep only the first `limit` images (0: all). */
+    size_t limit;
+} clasp_imagefolder_options;
+
+/* Reads the folder's index. Errors name the folder: no class folders, a
+ * class folder without images, more than CLASP_MAX_CLASSES classes. */
+clasp_status clasp_imagefolder_open(const char *dir, const clasp_imagefolder_options *o,
+                                    clasp_imagefolder **out);
+void clasp_imagefolder_free(clasp_imagefolder *f);
+
+/* The set as a dataset without pixels: n, the shape after preprocessing
+ * (3 x 224 x 224 for Res256Crop224), num_classes, class_names and the
+ * labels y; x is NULL. Owned by the folder. */
+const clasp_dataset *clasp_imagefolder_info(const clasp_imagefolder *f);
+
+/* The split's folder of an image-folder data set: DIR/train for training,
+ * DIR/val (else DIR/test) for testing, when present; else DIR itself. */
+clasp_status clasp_imagefolder_split_dir(const char *dir, int train, char *buf, size_t size);
+
+/* Decodes the whole split (see clasp_imagefolder_split_dir) into memory:
+ * for small folders only (what clasp_dataset_load("imagefolder") does);
+ * large sets are streamed (clasp_stream). */
+clasp_status clasp_imagefolder_load(const char *dir, const clasp_imagefolder_options *o, int train,
+                                    clasp_dataset *out);
+
+/* Path of image i (NULL past the end). */
+const char *clasp_imagefolder_path(const clasp_imagefolder *f, size_t i);
+
+/* Decodes and preprocesses image i into x (c*h*w floats, CHW, in [0,1]).
+ * train: torchvision's RandomResizedCrop(224) and RandomHorizontalFlip
+ * instead of the evaluation preprocessing, drawn from `key` (the same key,
+ * the same crop). Errors name the file. Safe from several threads. */
+clasp_status clasp_imagefolder_get(const clasp_imagefolder *f, size_t i, int train, uint64_t key,
+                                   float *x);
+
+/* ---- Streaming ------------------------------------------------------------
+ * Batches of an image folder decoded ahead by a pool of worker threads into
+ * a bounded queue: at most `queue` batches exist at once (memory: queue x
+ * batch x c*h*w floats), every image is yielded once per pass, in the
+ * pass's order. */
+typedef struct clasp_stream clasp_stream;
+
+typedef struct clasp_stream_options {
+    int batch;   /* images per batch (> 0) */
+    int workers; /* decoding threads; 0: CLASP_STREAM_DEFAULT_WORKERS */
+    int queue;   /* batches decoded ahead; 0: 2 */
+    int train;   /* random-resized-crop and flip (see clasp_imagefolder_get) */
+} clasp_stream_options;
+
+/* One worker: on a 2-core machine the other core stays with the device
+ * (PoCL on the CPU); set workers for more. */
+#define CLASP_STREAM_DEFAULT_WORKERS 1
+
+/* `f` must outlive the stream. The stream starts a pass in order. */
+clasp_status clasp_stream_new(const clasp_imagefolder *f, const clasp_stream_options *o,
+                              clasp_stream **out);
+void clasp_stream_free(clasp_stream *s);
+
+/* Starts a pass (abandoning the current one): shuffled by (seed, epoch) as
+ * clasp_shuffle when shuffle, else in order; training crops are drawn from
+ * (seed, epoch, image). */
+clasp_status clasp_stream_start(clasp_stream *s, int shuffle, uint64_t seed, uint64_t epoch);
+
+/* The next batch: *x (n*c*h*w floats) and *y (n labels), valid until the
+ * next call; *n is 0 at the end of the pass. *first (may be NULL): how many
+ * images the pass yielded before this batch. Blocks until the batch is
+ * decoded. A bad image (without skip_bad) is an error naming its file. */
+clasp_status clasp_stream_next(clasp_stream *s, const float **x, const int32_t **y, int *n,
+                               size_t *first);
+
+/* The image index (into the folder) of pass position i (before skips). */
+size_t clasp_stream_index(const clasp_stream *s, size_t i);
+
+/* Images left out by skip_bad so far in this pass. */
+size_t clasp_stream_skipped(const clasp_stream *s);
+
+/* The most batches that were held at once (decoding or decoded, not yet
+ * given back) since the stream was made: never more than the queue. */
+int clasp_stream_peak_batches(const clasp_stream *s);
 
 /* Class names. */
 extern const char *const clasp_fashion_mnist_classes[10];

@@ -16,7 +16,8 @@
 
 typedef struct attack_opts {
     const char *model, *attack, *data, *dataset, *save_adv, *arch, *zoo, *threat;
-    int dataset_given;
+    const char *subset, *preprocess;
+    int dataset_given, workers, skip_bad;
     const char *sets[MAX_SETS];
     int n_sets;
     long samples;
@@ -31,7 +32,9 @@ static void usage(FILE *f)
                "                    [--arch ARCH | --zoo NAME [--threat Linf|L2]]\n"
                "                    [--samples N] [--batch N] [--seed N]\n"
                "                    [--dataset NAME] [--data DIR]\n"
-               "                    [--save-adv OUT.safetensors]\n");
+               "                    [--save-adv OUT.safetensors]\n"
+               "                    [--subset robustbench-5000] [--preprocess NAME]\n"
+               "                    [--workers N] [--skip-bad-images]\n");
     cli_print_dataset_option(f);
     fprintf(f,
             "  --arch ARCH   the architecture of a checkpoint without clasp metadata (a PyTorch\n"
@@ -50,7 +53,17 @@ static void usage(FILE *f)
             "  --samples N   attack the first N test examples (default 1000; 0 = all)\n"
             "  --set K=V     an attack parameter; `clasp plugins NAME` lists them; with a list,\n"
             "                it goes to every member that has it\n"
-            "  --save-adv F  write x_adv, labels, clean_pred and adv_pred to F\n");
+            "  --save-adv F  write x_adv, labels, clean_pred and adv_pred to F\n"
+            "  image folders (--dataset imagefolder or imagenet; DIR/val or DIR/test when\n"
+            "  present, else DIR itself) are streamed: decoded by worker threads ahead of\n"
+            "  the device, a few batches in memory:\n"
+            "  --subset S    robustbench-5000: RobustBench's 5000 ImageNet evaluation images\n"
+            "  --preprocess P  Res256Crop224 (default), Crop288, Res224, BicubicRes256Crop224\n"
+            "                or none, as RobustBench names them\n"
+            "  --workers N   decoding threads (default 1, for a 2-core machine whose other\n"
+            "                core runs the device)\n"
+            "  --skip-bad-images  leave out (and count) images that cannot be decoded\n"
+            "                instead of stopping at the first\n");
 }
 
 /* The adversarial examples of the whole run, kept on the host for
@@ -201,6 +214,8 @@ static int run(const attack_opts *o)
     clasp_ensemble ens = {0};
     int cascade = strchr(o->attack, ',') || !strcmp(o->attack, CLASP_AUTOATTACK);
     clasp_dataset test = {0};
+    clasp_imagefolder *folder = NULL; /* streamed test set; `test` is then its index */
+    clasp_stream *stream = NULL;
     clasp_ctx *ctx = NULL;
     clasp_model *m = NULL;
     clasp_batcher *b = NULL;
@@ -266,10 +281,28 @@ static int run(const attack_opts *o)
     const char *dataset = o->dataset;
     if (st == CLASP_OK) {
         what = "loading test data";
-        st = clasp_dataset_load(dataset, o->data, 0, &test);
+        int images = !strcmp(dataset, "imagefolder") || !strcmp(dataset, "imagenet");
+        if (images) {
+            char dir[4096];
+            clasp_imagefolder_options fo = {.imagenet = !strcmp(dataset, "imagenet"),
+                                            .subset = o->subset,
+                                            .preprocess = o->preprocess,
+                                            .skip_bad = o->skip_bad,
+                                            .limit = o->samples > 0 ? (size_t)o->samples : 0};
+            st = o->data
+                     ? clasp_imagefolder_split_dir(o->data, 0, dir, sizeof dir)
+                     : clasp_error(CLASP_ERR_INVALID, "data set '%s' needs --data DIR", dataset);
+            if (st == CLASP_OK) st = clasp_imagefolder_open(dir, &fo, &folder);
+            if (st == CLASP_OK) test = *clasp_imagefolder_info(folder); /* a view */
+        } else if (o->subset || o->preprocess || o->skip_bad) {
+            st = clasp_error(CLASP_ERR_INVALID, "--subset, --preprocess and --skip-bad-images "
+                                                "are for image folders (imagefolder, imagenet)");
+        } else {
+            st = clasp_dataset_load(dataset, o->data, 0, &test);
+        }
     }
     if (st != CLASP_OK) goto done;
-    if (o->samples > 0) clasp_dataset_truncate(&test, (size_t)o->samples);
+    if (!folder && o->samples > 0) clasp_dataset_truncate(&test, (size_t)o->samples);
 
     what = "creating the OpenCL context";
     st = clasp_ctx_new(NULL, &ctx);
@@ -316,7 +349,15 @@ static int run(const attack_opts *o)
         goto done;
     }
     what = "preparing batches";
-    st = clasp_batcher_new(ctx, &test, o->batch, &b);
+    if (folder) {
+        clasp_stream_options so = {.batch = o->batch, .workers = o->workers, .queue = 2};
+        st = clasp_stream_new(folder, &so, &stream);
+        if (st == CLASP_OK)
+            st =
+                clasp_batcher_new_stream(ctx, stream, clasp_imagefolder_info(folder), o->batch, &b);
+    } else {
+        st = clasp_batcher_new(ctx, &test, o->batch, &b);
+    }
     if (st != CLASP_OK) goto done;
     if (o->save_adv) {
         store.per = (size_t)test.c * (size_t)test.h * (size_t)test.w;
@@ -428,6 +469,12 @@ done:
     clasp_batcher_free(b);
     clasp_model_free(m);
     clasp_ctx_free(ctx);
+    if (stream && clasp_stream_skipped(stream))
+        printf("skipped %zu images that could not be decoded (--skip-bad-images)\n",
+               clasp_stream_skipped(stream));
+    clasp_stream_free(stream);
+    if (folder) memset(&test, 0, sizeof test); /* a view of the folder's index */
+    clasp_imagefolder_free(folder);
     clasp_dataset_free(&test);
     clasp_registry_free(reg);
     return rc;
@@ -458,6 +505,11 @@ int cmd_attack(int argc, char **argv)
         else if ((v = cli_opt(argc, argv, &i, "--threat"))) o.threat = v;
         else if ((v = cli_opt(argc, argv, &i, "--save-adv"))) o.save_adv = v;
         else if ((v = cli_opt(argc, argv, &i, "--arch"))) o.arch = v;
+        else if ((v = cli_opt(argc, argv, &i, "--subset"))) o.subset = v;
+        else if ((v = cli_opt(argc, argv, &i, "--preprocess"))) o.preprocess = v;
+        else if ((v = cli_opt(argc, argv, &i, "--workers")))
+            o.workers = (int)cli_parse_long("--workers", v, 1, 256);
+        else if (!strcmp(argv[i], "--skip-bad-images")) o.skip_bad = 1;
         else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
             usage(stdout);
             return 0;

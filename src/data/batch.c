@@ -22,7 +22,25 @@ struct clasp_batcher {
     float *host_x; /* host-gather staging */
     int32_t *host_y;
     size_t pos;
+    clasp_stream *stream; /* stream mode: batches come from here */
 };
+
+clasp_status clasp_batcher_new_stream(clasp_ctx *ctx, clasp_stream *s, const clasp_dataset *info,
+                                      int batch, clasp_batcher **out)
+{
+    *out = NULL;
+    if (batch <= 0 || info->n == 0)
+        return clasp_error(CLASP_ERR_INVALID, "batcher: batch %d on %zu examples", batch, info->n);
+    clasp_batcher *b = calloc(1, sizeof *b);
+    if (!b) return clasp_error(CLASP_ERR_NOMEM, "out of memory");
+    b->ctx = ctx;
+    b->d = info;
+    b->batch = batch;
+    b->per = (size_t)info->c * (size_t)info->h * (size_t)info->w;
+    b->stream = s;
+    *out = b;
+    return CLASP_OK;
+}
 
 clasp_status clasp_batcher_new(clasp_ctx *ctx, const clasp_dataset *d, int batch,
                                clasp_batcher **out)
@@ -103,6 +121,11 @@ void clasp_batcher_free(clasp_batcher *b)
 
 void clasp_batcher_start(clasp_batcher *b, int shuffle, uint64_t seed, uint64_t epoch)
 {
+    b->pos = 0;
+    if (b->stream) {
+        clasp_stream_start(b->stream, shuffle, seed, epoch);
+        return;
+    }
     if (shuffle) {
         clasp_shuffle(b->perm, b->d->n, seed, epoch);
     } else {
@@ -118,12 +141,38 @@ size_t clasp_batcher_count(const clasp_batcher *b)
 
 uint32_t clasp_batcher_index(const clasp_batcher *b, size_t i)
 {
+    if (b->stream) return (uint32_t)clasp_stream_index(b->stream, i);
     return b->perm[i];
+}
+
+/* Stream mode: the stream's next batch, uploaded. Skipped images make the
+ * pass shorter; positions count what was yielded. */
+static clasp_status next_streamed(clasp_batcher *b, clasp_tensor **x, clasp_tensor **y, int *n,
+                                  size_t *first)
+{
+    const clasp_dataset *d = b->d;
+    const float *hx;
+    const int32_t *hy;
+    int cnt;
+    size_t at;
+    CLASP_TRY(clasp_stream_next(b->stream, &hx, &hy, &cnt, &at));
+    *n = cnt;
+    if (first) *first = at;
+    if (cnt == 0) return CLASP_OK;
+    CLASP_TRY(clasp_tensor_ensure(b->ctx, &b->x, CLASP_F32, 4, (int[]){cnt, d->c, d->h, d->w}));
+    CLASP_TRY(clasp_tensor_ensure(b->ctx, &b->y, CLASP_I32, 1, (int[]){cnt}));
+    CLASP_TRY(clasp_tensor_write(b->x, hx));
+    CLASP_TRY(clasp_tensor_write(b->y, hy));
+    b->pos = at + (size_t)cnt;
+    *x = b->x;
+    *y = b->y;
+    return CLASP_OK;
 }
 
 clasp_status clasp_batcher_next(clasp_batcher *b, clasp_tensor **x, clasp_tensor **y, int *n,
                                 size_t *first)
 {
+    if (b->stream) return next_streamed(b, x, y, n, first);
     const clasp_dataset *d = b->d;
     size_t left = d->n - b->pos;
     int cnt = left < (size_t)b->batch ? (int)left : b->batch;

@@ -15,7 +15,20 @@ void clasp_dataset_free(clasp_dataset *d)
     if (!d) return;
     free(d->x);
     free(d->y);
+    free(d->class_names);
     memset(d, 0, sizeof *d);
+}
+
+clasp_status clasp_dataset_set_classes(clasp_dataset *d, int k)
+{
+    if (k < 1 || k > CLASP_MAX_CLASSES)
+        return clasp_error(CLASP_ERR_INVALID, "%d classes, expected 1..%d", k, CLASP_MAX_CLASSES);
+    char(*names)[CLASP_CLASS_NAME_MAX] = calloc((size_t)k, sizeof *names);
+    if (!names) return clasp_error(CLASP_ERR_NOMEM, "out of memory for %d class names", k);
+    free(d->class_names);
+    d->class_names = names;
+    d->num_classes = k;
+    return CLASP_OK;
 }
 
 /* Uniform integer in [0, range) from counter-based draws (key, i, k),
@@ -47,12 +60,16 @@ void clasp_shuffle(uint32_t *perm, size_t n, uint64_t seed, uint64_t epoch)
 static clasp_status alloc_like(const clasp_dataset *like, size_t n, clasp_dataset *d)
 {
     size_t img = (size_t)like->c * (size_t)like->h * (size_t)like->w;
-    memcpy(d->class_names, like->class_names, sizeof d->class_names);
     d->c = like->c;
     d->h = like->h;
     d->w = like->w;
     d->num_classes = like->num_classes;
     d->n = 0;
+    if (like->class_names) {
+        CLASP_TRY(clasp_dataset_set_classes(d, like->num_classes));
+        memcpy(d->class_names, like->class_names,
+               (size_t)like->num_classes * sizeof *d->class_names);
+    }
     if (n == 0) return CLASP_OK;
     d->x = malloc(n * img * sizeof *d->x);
     d->y = malloc(n * sizeof *d->y);
@@ -118,6 +135,10 @@ clasp_status clasp_dataset_split(clasp_dataset *all, size_t n_val, uint64_t seed
 void clasp_dataset_truncate(clasp_dataset *d, size_t n)
 {
     if (!d || n >= d->n) return;
+    if (!d->x) { /* labels only (an image folder's index): nothing to give back */
+        d->n = n;
+        return;
+    }
     size_t img = (size_t)d->c * (size_t)d->h * (size_t)d->w;
     d->n = n;
     if (n == 0) {
@@ -178,6 +199,18 @@ static clasp_status load_cifar100_coarse(const char *dir, int train, clasp_datas
     return clasp_cifar100_load(dir, train, 1, out);
 }
 
+/* Image folders through this path are decoded whole (small folders);
+ * clasp attack streams them instead (clasp_stream). */
+static clasp_status load_imagefolder(const char *dir, int train, clasp_dataset *out)
+{
+    return clasp_imagefolder_load(dir, NULL, train, out);
+}
+static clasp_status load_imagenet(const char *dir, int train, clasp_dataset *out)
+{
+    clasp_imagefolder_options o = {.imagenet = 1};
+    return clasp_imagefolder_load(dir, &o, train, out);
+}
+
 #define CLASP_DATASETS(X)                      \
     X("fashion-mnist", load_fashion)           \
     X("mnist", load_mnist)                     \
@@ -185,7 +218,9 @@ static clasp_status load_cifar100_coarse(const char *dir, int train, clasp_datas
     X("cifar100", load_cifar100)               \
     X("cifar100-coarse", load_cifar100_coarse) \
     X("svhn", clasp_svhn_load)                 \
-    X("stl10", clasp_stl10_load)
+    X("stl10", clasp_stl10_load)               \
+    X("imagefolder", load_imagefolder)         \
+    X("imagenet", load_imagenet)
 
 typedef clasp_status (*dataset_loader)(const char *dir, int train, clasp_dataset *out);
 

@@ -2,6 +2,7 @@
 #include "data/data_internal.h"
 
 #include <ctype.h>
+#include <stdlib.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -56,12 +57,17 @@ clasp_status clasp_data_class_names(const char *dir, const char *file, int k,
     if (k < 1 || k > CLASP_MAX_CLASSES)
         return clasp_error(CLASP_ERR_INVALID, "%s: %d classes, expected 1..%d", file, k,
                            CLASP_MAX_CLASSES);
+    CLASP_TRY(clasp_dataset_set_classes(d, k));
     for (int i = 0; i < k; i++)
         snprintf(d->class_names[i], CLASP_CLASS_NAME_MAX, "%s", defaults[i]);
     CLASP_TRY(clasp_data_join(path, sizeof path, dir, file));
     FILE *f = fopen(path, "r");
     if (!f) return CLASP_OK;
-    char names[CLASP_MAX_CLASSES][CLASP_CLASS_NAME_MAX];
+    char(*names)[CLASP_CLASS_NAME_MAX] = malloc((size_t)k * sizeof *names);
+    if (!names) {
+        fclose(f);
+        return clasp_error(CLASP_ERR_NOMEM, "%s: out of memory", path);
+    }
     int count = 0, lineno = 0;
     long long line_off = 0; /* of the line in the file */
     clasp_status s = CLASP_OK;
@@ -101,5 +107,6 @@ clasp_status clasp_data_class_names(const char *dir, const char *file, int k,
         s = clasp_error(CLASP_ERR_FORMAT, "%s: %d class names, expected %d", path, count, k);
     fclose(f);
     if (s == CLASP_OK) memcpy(d->class_names, names, (size_t)k * sizeof names[0]);
+    free(names);
     return s;
 }

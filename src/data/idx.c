@@ -248,7 +248,11 @@ clasp_status clasp_idx_load(const char *images_path, const char *labels_path, in
     out->c = 1;
     out->h = (int)idims[1];
     out->w = (int)idims[2];
-    out->num_classes = num_classes;
+    s = clasp_dataset_set_classes(out, num_classes);
+    if (s != CLASP_OK) {
+        clasp_dataset_free(out);
+        return s;
+    }
     for (int k = 0; k < num_classes; k++)
         snprintf(out->class_names[k], CLASP_CLASS_NAME_MAX, "%d", k);
     return CLASP_OK;

@@ -471,7 +471,11 @@ clasp_status clasp_svhn_load(const char *dir, int train, clasp_dataset *out)
     out->c = 3;
     out->h = SVHN_SIDE;
     out->w = SVHN_SIDE;
-    out->num_classes = SVHN_CLASSES;
+    s = clasp_dataset_set_classes(out, SVHN_CLASSES);
+    if (s != CLASP_OK) {
+        clasp_dataset_free(out);
+        return s;
+    }
     for (int k = 0; k < SVHN_CLASSES; k++)
         snprintf(out->class_names[k], CLASP_CLASS_NAME_MAX, "%s", clasp_digit_classes[k]);
     return CLASP_OK;

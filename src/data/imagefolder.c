@@ -1,0 +1,457 @@
+/* Image folders: DIR/<class>/<image> as torchvision's ImageFolder reads
+ * them, and ILSVRC's validation layout (WordNet-id class folders). Only the
+ * index (paths, labels, class names) is held; images are decoded on
+ * demand (clasp_imagefolder_get, clasp_stream). */
+#include "data/data_internal.h"
+#include "data/imagefolder_internal.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+struct clasp_imagefolder {
+    clasp_dataset meta; /* x NULL; y the labels; shape after preprocessing */
+    char **paths;
+    size_t cap;
+    clasp_prep prep;
+    int skip_bad;
+};
+
+typedef struct strv {
+    char **v;
+    size_t n, cap;
+} strv;
+
+static void strv_free(strv *s)
+{
+    for (size_t i = 0; i < s->n; i++) free(s->v[i]);
+    free(s->v);
+    memset(s, 0, sizeof *s);
+}
+
+static clasp_status strv_push(strv *s, const char *str)
+{
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 64;
+        char **v = realloc(s->v, cap * sizeof *v);
+        if (!v) return clasp_error(CLASP_ERR_NOMEM, "image folder: out of memory");
+        s->v = v;
+        s->cap = cap;
+    }
+    s->v[s->n] = strdup(str);
+    if (!s->v[s->n]) return clasp_error(CLASP_ERR_NOMEM, "image folder: out of memory");
+    s->n++;
+    return CLASP_OK;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* torchvision's IMG_EXTENSIONS, compared case-insensitively as there. */
+static int image_name(const char *name)
+{
+    static const char *const ext[] = {".jpg", ".jpeg", ".png",  ".ppm", ".bmp",
+                                      ".pgm", ".tif",  ".tiff", ".webp"};
+    size_t n = strlen(name);
+    for (size_t i = 0; i < sizeof ext / sizeof *ext; i++) {
+        size_t e = strlen(ext[i]);
+        if (n >= e && !strcasecmp(name + n - e, ext[i])) return 1;
+    }
+    return 0;
+}
+
+static int is_dir(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* Sorted names of the entries of dir that are folders (want_dirs) or image
+ * files (links followed, as os.scandir's is_dir and os.walk(followlinks)). */
+static clasp_status list_dir(const char *dir, int want_dirs, strv *out, strv *subdirs)
+{
+    DIR *d = opendir(dir);
+    if (!d) return clasp_error(CLASP_ERR_IO, "%s: cannot read folder: %s", dir, strerror(errno));
+    clasp_status st = CLASP_OK;
+    char path[4096];
+    struct dirent *e;
+    while (st == CLASP_OK && (e = readdir(d))) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        st = clasp_data_join(path, sizeof path, dir, e->d_name);
+        if (st != CLASP_OK) break;
+        int folder = is_dir(path);
+        if (want_dirs ? folder : (!folder && image_name(e->d_name))) st = strv_push(out, e->d_name);
+        else if (folder && subdirs) st = strv_push(subdirs, e->d_name);
+    }
+    closedir(d);
+    if (st == CLASP_OK) qsort(out->v, out->n, sizeof *out->v, cmp_str);
+    if (st == CLASP_OK && subdirs) qsort(subdirs->v, subdirs->n, sizeof *subdirs->v, cmp_str);
+    return st;
+}
+
+static clasp_status add_sample(clasp_imagefolder *f, const char *path, int label)
+{
+    clasp_dataset *m = &f->meta;
+    if (m->n == f->cap) {
+        size_t cap = f->cap ? f->cap * 2 : 1024;
+        char **p = realloc(f->paths, cap * sizeof *p);
+        if (p) f->paths = p;
+        int32_t *y = p ? realloc(m->y, cap * sizeof *y) : NULL;
+        if (!p || !y) return clasp_error(CLASP_ERR_NOMEM, "image folder: out of memory");
+        m->y = y;
+        f->cap = cap;
+    }
+    f->paths[m->n] = strdup(path);
+    if (!f->paths[m->n]) return clasp_error(CLASP_ERR_NOMEM, "image folder: out of memory");
+    m->y[m->n++] = label;
+    return CLASP_OK;
+}
+
+/* Every folder under dir (dir itself included), links followed. */
+static clasp_status walk_roots(const char *dir, strv *roots, int depth)
+{
+    if (depth > 32) return clasp_error(CLASP_ERR_FORMAT, "%s: folders nested too deep", dir);
+    CLASP_TRY(strv_push(roots, dir));
+    strv files = {0}, subs = {0};
+    clasp_status st = list_dir(dir, 1, &subs, NULL);
+    char path[4096];
+    for (size_t i = 0; st == CLASP_OK && i < subs.n; i++) {
+        st = clasp_data_join(path, sizeof path, dir, subs.v[i]);
+        if (st == CLASP_OK) st = walk_roots(path, roots, depth + 1);
+    }
+    strv_free(&files);
+    strv_free(&subs);
+    return st;
+}
+
+/* Files of one class folder in the order of torchvision's
+ * sorted(os.walk(...)): folders by their path as a string ("a/b-c" before
+ * "a/b/c"), each folder's files by name. */
+static clasp_status walk(clasp_imagefolder *f, const char *dir, int label)
+{
+    strv roots = {0};
+    clasp_status st = walk_roots(dir, &roots, 0);
+    if (st == CLASP_OK) qsort(roots.v, roots.n, sizeof *roots.v, cmp_str);
+    char path[4096];
+    for (size_t r = 0; st == CLASP_OK && r < roots.n; r++) {
+        strv files = {0};
+        st = list_dir(roots.v[r], 0, &files, NULL);
+        for (size_t i = 0; st == CLASP_OK && i < files.n; i++) {
+            st = clasp_data_join(path, sizeof path, roots.v[r], files.v[i]);
+            if (st == CLASP_OK) st = add_sample(f, path, label);
+        }
+        strv_free(&files);
+    }
+    strv_free(&roots);
+    return st;
+}
+
+/* Copies name into dst (CLASP_CLASS_NAME_MAX bytes): whole when it fits,
+ * else up to the last ", " that fits (WordNet synonym lists), else cut at
+ * a UTF-8 character boundary. */
+static void set_name(char *dst, const char *name)
+{
+    size_t n = strlen(name);
+    if (n < CLASP_CLASS_NAME_MAX) {
+        memcpy(dst, name, n + 1);
+        return;
+    }
+    size_t cut = 0;
+    for (size_t i = 0; i + 1 < CLASP_CLASS_NAME_MAX; i++)
+        if (name[i] == ',' && name[i + 1] == ' ') cut = i;
+    if (!cut) {
+        cut = CLASP_CLASS_NAME_MAX - 1;
+        while (cut > 0 && ((unsigned char)name[cut] & 0xc0) == 0x80) cut--;
+    }
+    memcpy(dst, name, cut);
+    dst[cut] = '\0';
+}
+
+/* Names from "<file>" lines "<folder name> <readable name>" (LOC_synset_
+ * mapping.txt, classes.txt); folders it does not list keep their names. */
+static clasp_status names_file(const char *path, const strv *classes, clasp_dataset *m)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) return CLASP_OK;
+    char line[1024];
+    int lineno = 0;
+    clasp_status st = CLASP_OK;
+    while (st == CLASP_OK && fgets(line, sizeof line, f)) {
+        lineno++;
+        size_t len = strlen(line);
+        if (len == sizeof line - 1 && line[len - 1] != '\n') {
+            st = clasp_error(CLASP_ERR_FORMAT, "%s: line %d: longer than %zu characters", path,
+                             lineno, sizeof line - 2);
+            break;
+        }
+        while (len && isspace((unsigned char)line[len - 1])) line[--len] = '\0';
+        char *key = line;
+        while (isspace((unsigned char)*key)) key++;
+        if (!*key) continue;
+        char *name = key;
+        while (*name && !isspace((unsigned char)*name)) name++;
+        if (*name) *name++ = '\0';
+        while (isspace((unsigned char)*name)) name++;
+        if (!*name) {
+            st = clasp_error(CLASP_ERR_FORMAT,
+                             "%s: line %d: expected \"<folder> <class name>\", got \"%s\"", path,
+                             lineno, key);
+            break;
+        }
+        for (size_t k = 0; k < classes->n; k++)
+            if (!strcmp(classes->v[k], key)) set_name(m->class_names[k], name);
+    }
+    fclose(f);
+    return st;
+}
+
+static clasp_status parse_prep(const char *name, clasp_prep *p)
+{
+    static const struct {
+        const char *name;
+        clasp_prep p;
+    } t[] = {{"Res256Crop224", CLASP_PREP_RES256CROP224},
+             {"Crop288", CLASP_PREP_CROP288},
+             {"Res224", CLASP_PREP_RES224},
+             {"BicubicRes256Crop224", CLASP_PREP_BICUBIC_RES256CROP224},
+             {"none", CLASP_PREP_NONE}};
+    for (size_t i = 0; i < sizeof t / sizeof *t; i++)
+        if (!strcasecmp(name, t[i].name)) {
+            *p = t[i].p;
+            return CLASP_OK;
+        }
+    return clasp_error(CLASP_ERR_INVALID,
+                       "unknown preprocessing '%s' (known: Res256Crop224, Crop288, Res224, "
+                       "BicubicRes256Crop224, none)",
+                       name);
+}
+
+static int prep_side(clasp_prep p)
+{
+    return p == CLASP_PREP_CROP288 ? 288 : p == CLASP_PREP_NONE ? 0 : 224;
+}
+
+static clasp_status subset_samples(clasp_imagefolder *f, const char *dir, const strv *classes)
+{
+    int map[1000];
+    for (int k = 0; k < 1000; k++) {
+        map[k] = -1;
+        for (size_t j = 0; j < classes->n; j++)
+            if (!strcmp(classes->v[j], clasp_imagenet_wnids[k])) map[k] = (int)j;
+    }
+    char rel[64], path[4096];
+    for (size_t i = 0; i < 5000; i++) {
+        const clasp_imagenet_subset_entry *e = &clasp_robustbench_5000[i];
+        if (map[e->cls] < 0)
+            return clasp_error(CLASP_ERR_NOT_FOUND,
+                               "%s: subset robustbench-5000 needs class folder %s (image %zu of "
+                               "the "
+                               "list), which is absent",
+                               dir, clasp_imagenet_wnids[e->cls], i + 1);
+        snprintf(rel, sizeof rel, "%s/ILSVRC2012_val_%08u.JPEG", clasp_imagenet_wnids[e->cls],
+                 (unsigned)e->number);
+        CLASP_TRY(clasp_data_join(path, sizeof path, dir, rel));
+        CLASP_TRY(add_sample(f, path, map[e->cls]));
+    }
+    return CLASP_OK;
+}
+
+static clasp_status open_folder(const char *dir, const clasp_imagefolder_options *o,
+                                clasp_imagefolder *f)
+{
+    strv classes = {0};
+    clasp_status st = list_dir(dir, 1, &classes, NULL);
+    if (st == CLASP_OK && classes.n == 0)
+        st = clasp_error(CLASP_ERR_FORMAT, "%s: no class folders (expected DIR/<class>/<image>)",
+                         dir);
+    if (st == CLASP_OK && classes.n > CLASP_MAX_CLASSES)
+        st = clasp_error(CLASP_ERR_FORMAT, "%s: %zu class folders, at most %d", dir, classes.n,
+                         CLASP_MAX_CLASSES);
+    clasp_dataset *m = &f->meta;
+    if (st == CLASP_OK) st = clasp_dataset_set_classes(m, (int)classes.n);
+    for (size_t k = 0; st == CLASP_OK && k < classes.n; k++) {
+        const char *name = classes.v[k];
+        if (o->imagenet)
+            for (int j = 0; j < 1000; j++)
+                if (!strcmp(name, clasp_imagenet_wnids[j])) name = clasp_imagenet_classes[j];
+        set_name(m->class_names[k], name);
+    }
+    if (st == CLASP_OK && o->imagenet) {
+        char path[4096];
+        /* Kaggle's ILSVRC layout keeps the mapping next to the split's
+         * folder; a classes.txt beside the classes wins. */
+        const char *files[] = {"../LOC_synset_mapping.txt", "LOC_synset_mapping.txt",
+                               "classes.txt"};
+        for (size_t i = 0; st == CLASP_OK && i < 3; i++) {
+            st = clasp_data_join(path, sizeof path, dir, files[i]);
+            if (st == CLASP_OK) st = names_file(path, &classes, m);
+        }
+    }
+    int subset = o->subset && *o->subset;
+    if (st == CLASP_OK && subset && strcmp(o->subset, "robustbench-5000"))
+        st = clasp_error(CLASP_ERR_INVALID, "unknown subset '%s' (known: robustbench-5000)",
+                         o->subset);
+    if (st == CLASP_OK && subset) st = subset_samples(f, dir, &classes);
+    char path[4096];
+    for (size_t k = 0; st == CLASP_OK && !subset && k < classes.n; k++) {
+        size_t before = m->n;
+        st = clasp_data_join(path, sizeof path, dir, classes.v[k]);
+        if (st == CLASP_OK) st = walk(f, path, (int)k);
+        if (st == CLASP_OK && m->n == before)
+            st = clasp_error(CLASP_ERR_FORMAT,
+                             "%s: class folder '%s' has no image files (.jpg, .jpeg, .png, ...)",
+                             dir, classes.v[k]);
+    }
+    strv_free(&classes);
+    return st;
+}
+
+clasp_status clasp_imagefolder_open(const char *dir, const clasp_imagefolder_options *opt,
+                                    clasp_imagefolder **out)
+{
+    static const clasp_imagefolder_options none = {0};
+    const clasp_imagefolder_options *o = opt ? opt : &none;
+    *out = NULL;
+    if (!dir || !*dir) return clasp_error(CLASP_ERR_INVALID, "image folder: no folder given");
+    clasp_imagefolder *f = calloc(1, sizeof *f);
+    if (!f) return clasp_error(CLASP_ERR_NOMEM, "image folder: out of memory");
+    f->skip_bad = o->skip_bad;
+    clasp_status st = parse_prep(o->preprocess ? o->preprocess : "Res256Crop224", &f->prep);
+    if (st == CLASP_OK) st = open_folder(dir, o, f);
+    if (st == CLASP_OK && o->limit && o->limit < f->meta.n) {
+        for (size_t i = o->limit; i < f->meta.n; i++) free(f->paths[i]);
+        f->meta.n = o->limit;
+    }
+    if (st == CLASP_OK && f->prep == CLASP_PREP_NONE && f->meta.n) {
+        /* Without a resize every image must have the first one's size. */
+        clasp_rgb im;
+        st = clasp_image_load(f->paths[0], &im);
+        f->meta.h = im.h;
+        f->meta.w = im.w;
+        clasp_rgb_free(&im);
+    } else {
+        f->meta.h = f->meta.w = prep_side(f->prep);
+    }
+    f->meta.c = 3;
+    if (st != CLASP_OK) {
+        clasp_imagefolder_free(f);
+        return st;
+    }
+    *out = f;
+    return CLASP_OK;
+}
+
+void clasp_imagefolder_free(clasp_imagefolder *f)
+{
+    if (!f) return;
+    for (size_t i = 0; i < f->meta.n; i++) free(f->paths[i]);
+    free(f->paths);
+    clasp_dataset_free(&f->meta);
+    free(f);
+}
+
+const clasp_dataset *clasp_imagefolder_info(const clasp_imagefolder *f)
+{
+    return &f->meta;
+}
+
+const char *clasp_imagefolder_path(const clasp_imagefolder *f, size_t i)
+{
+    return i < f->meta.n ? f->paths[i] : NULL;
+}
+
+int clasp_imagefolder_skip_bad(const clasp_imagefolder *f)
+{
+    return f->skip_bad;
+}
+
+clasp_status clasp_imagefolder_get(const clasp_imagefolder *f, size_t i, int train, uint64_t key,
+                                   float *x)
+{
+    if (i >= f->meta.n)
+        return clasp_error(CLASP_ERR_INVALID, "image folder: image %zu of %zu", i, f->meta.n);
+    clasp_rgb im, pre;
+    CLASP_TRY(clasp_image_load(f->paths[i], &im));
+    clasp_prep p = train ? CLASP_PREP_TRAIN_RRC224 : f->prep;
+    clasp_status st = clasp_preprocess(&im, p, key, &pre);
+    clasp_rgb_free(&im);
+    CLASP_TRY(st);
+    int w = f->meta.w, h = f->meta.h;
+    if (pre.w != w || pre.h != h) {
+        clasp_rgb_free(&pre);
+        return clasp_error(CLASP_ERR_FORMAT,
+                           "%s: image of %dx%d pixels, but the set's images are %dx%d (choose a "
+                           "preprocessing that resizes)",
+                           f->paths[i], pre.w, pre.h, w, h);
+    }
+    /* ToTensor: HWC bytes to CHW floats in [0, 1]. */
+    size_t plane = (size_t)w * (size_t)h;
+    for (size_t j = 0; j < plane; j++)
+        for (int c = 0; c < 3; c++) x[(size_t)c * plane + j] = (float)pre.px[3 * j + c] / 255.0f;
+    clasp_rgb_free(&pre);
+    return CLASP_OK;
+}
+
+clasp_status clasp_imagefolder_split_dir(const char *dir, int train, char *buf, size_t size)
+{
+    const char *const cands[2][2] = {{"val", "test"}, {"train", NULL}};
+    for (int i = 0; i < 2 && cands[train ? 1 : 0][i]; i++) {
+        CLASP_TRY(clasp_data_join(buf, size, dir, cands[train ? 1 : 0][i]));
+        if (is_dir(buf)) return CLASP_OK;
+    }
+    int n = snprintf(buf, size, "%s", dir);
+    if (n < 0 || (size_t)n >= size) return clasp_error(CLASP_ERR_INVALID, "%s: path too long", dir);
+    return CLASP_OK;
+}
+
+clasp_status clasp_imagefolder_load(const char *dir, const clasp_imagefolder_options *o, int train,
+                                    clasp_dataset *out)
+{
+    memset(out, 0, sizeof *out);
+    char sub[4096];
+    CLASP_TRY(clasp_imagefolder_split_dir(dir, train, sub, sizeof sub));
+    clasp_imagefolder *f;
+    CLASP_TRY(clasp_imagefolder_open(sub, o, &f));
+    clasp_dataset *m = &f->meta;
+    size_t per = (size_t)m->c * (size_t)m->h * (size_t)m->w;
+    clasp_status st = CLASP_OK;
+    if (m->n > SIZE_MAX / sizeof(float) / per)
+        st = clasp_error(CLASP_ERR_NOMEM, "%s: too many images to hold", sub);
+    float *x = st == CLASP_OK ? malloc(m->n * per * sizeof *x) : NULL;
+    int32_t *y = st == CLASP_OK ? malloc(m->n * sizeof *y) : NULL;
+    if (st == CLASP_OK && (!x || !y))
+        st = clasp_error(CLASP_ERR_NOMEM, "%s: out of memory for %zu images of %dx%dx%d", sub, m->n,
+                         m->c, m->h, m->w);
+    size_t kept = 0;
+    for (size_t i = 0; st == CLASP_OK && i < m->n; i++) {
+        st = clasp_imagefolder_get(f, i, 0, 0, x + kept * per);
+        if (st != CLASP_OK && f->skip_bad && st != CLASP_ERR_NOMEM) {
+            st = CLASP_OK;
+            continue;
+        }
+        if (st == CLASP_OK) y[kept++] = m->y[i];
+    }
+    if (st != CLASP_OK) {
+        free(x);
+        free(y);
+        clasp_imagefolder_free(f);
+        return st;
+    }
+    /* The names move to out, the index goes. */
+    for (size_t i = 0; i < m->n; i++) free(f->paths[i]);
+    free(f->paths);
+    free(m->y);
+    *out = *m;
+    out->n = kept;
+    out->x = x;
+    out->y = y;
+    free(f);
+    return CLASP_OK;
+}
