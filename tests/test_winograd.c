@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clasp/model.h"
 #include "clasp/ops.h"
 #include "ops/conv_internal.h"
 
@@ -315,12 +316,91 @@ static void test_versions_unique(void **state)
     clasp_tensor_free(b);
 }
 
+/* dx of the model's loss under the given path. */
+static float *model_dx(clasp_model *m, clasp_conv_path p, const clasp_tensor *x,
+                       const clasp_tensor *y, clasp_tensor *dx)
+{
+    set_conv(p);
+    assert_ok(clasp_model_input_grad(m, x, y, 1.0f, dx, NULL, NULL));
+    set_conv(CLASP_CONV_AUTO);
+    return tu_read(dx);
+}
+
+static void assert_same_dx(const char *what, const float *a, const float *b, size_t n)
+{
+    double e = tu_max_rel_err(a, b, n);
+    if (e > 1e-3) fail_msg("%s: winograd dx differs from direct by %.3g", what, e);
+}
+
+/* A model's parameters change by optimiser steps and loads: the Winograd
+ * path must follow (the direct path has no cache to go stale), and between
+ * changes an attack's steps reuse the transformed weights. */
+static void test_model_versions(void **state)
+{
+    (void)state;
+    const char *arch = "conv3x3-8p1,relu,conv3x3-6p1,relu,conv5x5-4p2,relu,flatten,fc3";
+    clasp_model *m = tu_model(g_ctx, arch, 2, 6, 6, 11);
+    clasp_model *other = tu_model(g_ctx, arch, 2, 6, 6, 12);
+    size_t nx = 4 * 2 * 6 * 6;
+    float *xh = malloc(nx * 4);
+    tu_fill_random(xh, nx, 5, 0, 1);
+    clasp_tensor *x = tu_tensor(g_ctx, 4, (int[]){4, 2, 6, 6}, xh);
+    clasp_tensor *y = tu_tensor_i32(g_ctx, 1, (int[]){4}, (int32_t[]){0, 1, 2, 1});
+    clasp_tensor *dx = tu_tensor(g_ctx, 4, (int[]){4, 2, 6, 6}, NULL);
+    clasp_sgd *opt;
+    assert_ok(clasp_sgd_new(m, 0.5f, 0.9f, 0.0f, &opt));
+    clasp_model_set_train(m, 0);
+
+    float *a = model_dx(m, CLASP_CONV_WINOGRAD, x, y, dx);
+    unsigned long t0 = clasp_wino_transforms(g_ctx);
+    for (int i = 0; i < 3; i++) free(model_dx(m, CLASP_CONV_WINOGRAD, x, y, dx));
+    assert_int_equal(clasp_wino_transforms(g_ctx), t0); /* the attack's steps reuse them */
+    float *b = model_dx(m, CLASP_CONV_DIRECT, x, y, dx);
+    assert_same_dx("before", a, b, nx);
+    free(a), free(b);
+
+    for (int step = 0; step < 3; step++) { /* optimiser steps */
+        set_conv(CLASP_CONV_WINOGRAD);
+        clasp_model_set_train(m, 1);
+        assert_ok(clasp_train_step(m, opt, x, y, NULL, NULL));
+        clasp_model_set_train(m, 0);
+        unsigned long t1 = clasp_wino_transforms(g_ctx);
+        a = model_dx(m, CLASP_CONV_WINOGRAD, x, y, dx);
+        assert_true(clasp_wino_transforms(g_ctx) > t1); /* new weights: new transforms */
+        b = model_dx(m, CLASP_CONV_DIRECT, x, y, dx);
+        assert_same_dx("after an SGD step", a, b, nx);
+        free(a), free(b);
+    }
+
+    /* A load: other's weights into m, whose transforms are cached. */
+    char dir[512], path[600];
+    tu_tmpdir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/other.safetensors", dir);
+    assert_ok(clasp_model_save(other, NULL, NULL, 0, path));
+    free(model_dx(m, CLASP_CONV_WINOGRAD, x, y, dx));
+    assert_ok(clasp_model_load_weights(m, path, NULL, NULL));
+    a = model_dx(m, CLASP_CONV_WINOGRAD, x, y, dx);
+    b = model_dx(m, CLASP_CONV_DIRECT, x, y, dx);
+    assert_same_dx("after a load", a, b, nx);
+    clasp_model_set_train(other, 0);
+    float *c = model_dx(other, CLASP_CONV_DIRECT, x, y, dx);
+    assert_same_dx("loaded equals the saved model", a, c, nx);
+    free(a), free(b), free(c);
+    tu_rmdir(dir);
+
+    clasp_sgd_free(opt);
+    clasp_tensor_free(x), clasp_tensor_free(y), clasp_tensor_free(dx);
+    clasp_model_free(m), clasp_model_free(other);
+    free(xh);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_choose),         cmocka_unit_test(test_f2_shapes),
         cmocka_unit_test(test_f4_shapes),      cmocka_unit_test(test_chunked),
         cmocka_unit_test(test_cache_versions), cmocka_unit_test(test_versions_unique),
+        cmocka_unit_test(test_model_versions),
     };
     return cmocka_run_group_tests(tests, tu_setup_ctx, tu_teardown_ctx);
 }
