@@ -609,13 +609,12 @@ clasp_status clasp_conv2d_backward(const clasp_tensor *x, const clasp_tensor *w,
     CLASP_TRY(scratch_new(ctx, &g, dw != NULL, &s));
     cl_kernel kt = NULL;
     clasp_status st = clasp_kernel_get(ctx, "conv", NULL, g.vec ? "conv_dy_t_v" : "conv_dy_t", &kt);
-    /* For the packed products W^T is copied plain once for all chunks
-     * (see clasp_gemm_packed_b on transposed operands). */
-    clasp_tensor *wt = NULL;
-    if (st == CLASP_OK && dx && !dw && conv_panel(ctx, &g, g.o, s.nb_max * g.p)) {
-        st = clasp_tensor_new2(ctx, g.k, g.o, &wt);
-        if (st == CLASP_OK) st = clasp_gemm_transpose(ctx, g.o, g.k, w, 0, g.k, wt);
-    }
+    /* For the packed products W^T is copied plain (see clasp_gemm_packed_b
+     * on transposed operands), once per version of the weights: an
+     * attack's steps share it. */
+    const clasp_tensor *wt = NULL;
+    if (st == CLASP_OK && dx && !dw && conv_panel(ctx, &g, g.o, s.nb_max * g.p))
+        st = clasp_conv_weights_t(ctx, w, g.o, g.k, &wt);
     for (int n0 = 0; st == CLASP_OK && n0 < g.n; n0 += s.nb_max) {
         int nb = g.n - n0 < s.nb_max ? g.n - n0 : s.nb_max;
         int ncols = nb * g.p;
@@ -655,7 +654,6 @@ clasp_status clasp_conv2d_backward(const clasp_tensor *x, const clasp_tensor *w,
             if (st == CLASP_OK) st = launch_col2im(ctx, s.cols, s.cols_off, &g, n0, nb, dx);
         }
     }
-    clasp_tensor_free(wt);
     scratch_free(&s);
     return st;
 }

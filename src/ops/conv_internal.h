@@ -32,6 +32,12 @@ clasp_status clasp_wino_backward_dx(clasp_ctx *ctx, clasp_wino_variant v, const 
                                     const clasp_tensor *dy, int pad, clasp_tensor *dx,
                                     size_t budget);
 
+/* W^T ([cols, rows]) of the weights w seen as [rows, cols], kept per
+ * version of w like the transformed weights (owned by the cache: valid
+ * until the next call that may add to it). */
+clasp_status clasp_conv_weights_t(clasp_ctx *ctx, const clasp_tensor *w, int rows, int cols,
+                                  const clasp_tensor **out);
+
 /* How many transformed weights were computed on ctx (a miss of the cache);
  * for the tests. */
 unsigned long clasp_wino_transforms(clasp_ctx *ctx);

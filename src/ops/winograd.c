@@ -43,6 +43,7 @@
 #include <string.h>
 
 #include "ops/conv_internal.h"
+#include "ops/gemm_internal.h"
 #include "runtime/internal.h"
 
 static const int wino_m[CLASP_WINO_COUNT] = {2, 4, 2};
@@ -235,6 +236,8 @@ static void drop_entry(wino_state *s, size_t i)
     s->entries[i] = s->entries[--s->n];
 }
 
+static clasp_status keep(wino_state *s, const clasp_tensor *w, int kind, int flip, clasp_tensor *u);
+
 /* The transformed weights of w for variant v (flipped for dx), from the
  * cache or computed now. The tensor stays owned by the cache. */
 static clasp_status transformed(clasp_ctx *ctx, wino_state *s, clasp_wino_variant v,
@@ -267,7 +270,22 @@ static clasp_status transformed(clasp_ctx *ctx, wino_state *s, clasp_wino_varian
         return st;
     }
     s->transforms++;
-    /* Room for it: entries of dead versions and the least recently used. */
+    st = keep(s, w, (int)v, flip, u);
+    if (st != CLASP_OK) {
+        clasp_tensor_free(u);
+        return st;
+    }
+    *out = u;
+    return CLASP_OK;
+}
+
+/* Adds u (derived from w's current version) to the cache, which owns it
+ * from then on, making room first. */
+static clasp_status keep(wino_state *s, const clasp_tensor *w, int kind, int flip, clasp_tensor *u)
+{
+    size_t numel = u->numel;
+    /* Room for it: the least recently used entries go (those of dead
+     * versions are never used again). */
     while (s->n && s->bytes + numel * 4 > s->max_bytes) {
         size_t old = 0;
         for (size_t i = 1; i < s->n; i++)
@@ -277,16 +295,41 @@ static clasp_status transformed(clasp_ctx *ctx, wino_state *s, clasp_wino_varian
     if (s->n == s->cap) {
         size_t cap = s->cap ? 2 * s->cap : 16;
         wino_entry *e = realloc(s->entries, cap * sizeof *e);
-        if (!e) {
-            clasp_tensor_free(u);
-            return clasp_error(CLASP_ERR_NOMEM, "out of memory");
-        }
+        if (!e) return clasp_error(CLASP_ERR_NOMEM, "out of memory");
         s->entries = e;
         s->cap = cap;
     }
-    s->entries[s->n++] = (wino_entry){w->version, (int)v, flip, u, s->clock};
+    s->entries[s->n++] = (wino_entry){w->version, kind, flip, u, s->clock};
     s->bytes += numel * 4;
-    *out = u;
+    return CLASP_OK;
+}
+
+/* The kind of a cache entry that holds W^T for the direct path. */
+#define KIND_TRANSPOSED (-2)
+
+clasp_status clasp_conv_weights_t(clasp_ctx *ctx, const clasp_tensor *w, int rows, int cols,
+                                  const clasp_tensor **out)
+{
+    wino_state *s;
+    CLASP_TRY(get_state(ctx, &s));
+    s->clock++;
+    for (size_t i = 0; i < s->n; i++) {
+        wino_entry *e = &s->entries[i];
+        if (e->version == w->version && e->variant == KIND_TRANSPOSED) {
+            e->used = s->clock;
+            *out = e->u;
+            return CLASP_OK;
+        }
+    }
+    clasp_tensor *t = NULL;
+    CLASP_TRY(clasp_tensor_new2(ctx, cols, rows, &t));
+    clasp_status st = clasp_gemm_transpose(ctx, rows, cols, w, 0, cols, t);
+    if (st == CLASP_OK) st = keep(s, w, KIND_TRANSPOSED, 0, t);
+    if (st != CLASP_OK) {
+        clasp_tensor_free(t);
+        return st;
+    }
+    *out = t;
     return CLASP_OK;
 }
 
