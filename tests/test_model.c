@@ -734,9 +734,63 @@ static void class_weight_norms(void **state)
     clasp_ctx_free(ctx);
 }
 
+/* Eval mode, as evaluation and `clasp bench`'s inference run: BatchNorm
+ * normalises with its running statistics and leaves them (and its batch
+ * count) as they were; train mode updates them. */
+static void eval_mode_keeps_batchnorm_statistics(void **state)
+{
+    (void)state;
+    clasp_ctx *g_ctx = tu_ctx();
+    clasp_model *m = tu_model(g_ctx, "conv3x3-4p1,bn,relu,flatten,fc3", 2, 5, 5, 3);
+    size_t nx = 3 * 2 * 5 * 5;
+    float *xh = malloc(nx * sizeof *xh);
+    tu_fill_random(xh, nx, 8, 0, 1);
+    clasp_tensor *x = tu_tensor(g_ctx, 4, (int[]){3, 2, 5, 5}, xh);
+    clasp_tensor *pred = NULL;
+    assert_ok(clasp_tensor_new(g_ctx, CLASP_I32, 1, (int[]){3}, &pred));
+    int nb = clasp_model_num_buffers(m);
+    float *before[8] = {0};
+    int64_t count = 0;
+    for (int i = 0; i < nb && i < 8; i++) {
+        if (clasp_model_buffer(m, i)) before[i] = tu_read(clasp_model_buffer(m, i));
+        else count = *clasp_model_buffer_i64(m, i);
+    }
+    clasp_model_set_train(m, 0);
+    for (int r = 0; r < 2; r++) assert_ok(clasp_model_predict(m, x, pred));
+    for (int i = 0; i < nb && i < 8; i++) {
+        if (!clasp_model_buffer(m, i)) {
+            assert_true(*clasp_model_buffer_i64(m, i) == count);
+            continue;
+        }
+        float *after = tu_read(clasp_model_buffer(m, i));
+        assert_memory_equal(before[i], after, clasp_model_buffer(m, i)->numel * sizeof(float));
+        free(after);
+    }
+    /* The same in train mode changes them: the check above could fail. */
+    clasp_model_set_train(m, 1);
+    assert_ok(clasp_model_predict(m, x, pred));
+    int changed = 0;
+    for (int i = 0; i < nb && i < 8; i++) {
+        if (!clasp_model_buffer(m, i)) {
+            changed |= *clasp_model_buffer_i64(m, i) != count;
+            continue;
+        }
+        float *after = tu_read(clasp_model_buffer(m, i));
+        changed |= memcmp(before[i], after, clasp_model_buffer(m, i)->numel * sizeof(float)) != 0;
+        free(after);
+    }
+    assert_true(changed);
+    for (int i = 0; i < 8; i++) free(before[i]);
+    clasp_tensor_free(x), clasp_tensor_free(pred);
+    clasp_model_free(m);
+    clasp_ctx_free(g_ctx);
+    free(xh);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(eval_mode_keeps_batchnorm_statistics),
         cmocka_unit_test(arch_parse_and_format),
         cmocka_unit_test(default_model_shapes),
         cmocka_unit_test(preset_checkpoints),

@@ -56,6 +56,17 @@ typedef enum clasp_kernel_set {
     CLASP_KERNELS_VECTOR = 2,
 } clasp_kernel_set;
 
+/* Which algorithm runs stride-1 3x3 and 5x5 convolutions (forward and
+ * input gradient): the default chooses per layer shape; WINOGRAD takes
+ * F(4x4,3x3) for 3x3 and F(2x2,5x5) for 5x5 wherever it applies;
+ * WINOGRAD_F2 takes F(2x2,3x3) for 3x3 (tests and measurements). */
+typedef enum clasp_conv_path {
+    CLASP_CONV_AUTO = 0,
+    CLASP_CONV_DIRECT = 1, /* im2col + GEMM (and the one-channel kernels) */
+    CLASP_CONV_WINOGRAD = 2,
+    CLASP_CONV_WINOGRAD_F2 = 3,
+} clasp_conv_path;
+
 /* A context's configuration. The library reads no environment variable
  * on its own behind these: clasp_ctx_opts_from_env is the one place that
  * does, for programs (like the clasp command) that want the documented
@@ -77,6 +88,7 @@ typedef struct clasp_ctx_opts {
                                * tuning file; "": no on-disk cache (the
                                * default). From the environment: what
                                * clasp_cache_dir() says */
+    clasp_conv_path conv;     /* CLASP_CONV=auto|direct|winograd|winograd-f2 */
 } clasp_ctx_opts;
 
 /* The defaults: size set, tune on, everything else zero (the default

@@ -30,7 +30,20 @@ typedef struct clasp_tensor {
     int shape[CLASP_MAX_DIMS];
     size_t numel;
     size_t capacity; /* elements the buffer holds (>= numel) */
+    /* Changes whenever the contents may have changed, and is never the
+     * same for two tensors: set by clasp_tensor_new / _ensure, and renewed
+     * by the writes, copies and fills below, the optimiser updates
+     * (clasp_sgd_update, clasp_adam_update), the in-place arithmetic
+     * (clasp_axpy, clasp_scale, clasp_add_scaled, clasp_mul, clasp_clamp,
+     * clasp_rng_uniform, clasp_rng_normal) and clasp_model_param. Results
+     * derived from a tensor (the transformed convolution weights) are kept
+     * for as long as its version stays the same; code that writes a
+     * tensor by other means calls clasp_tensor_touch. */
+    uint64_t version;
 } clasp_tensor;
+
+/* Gives t a new version: its contents changed (see clasp_tensor.version). */
+void clasp_tensor_touch(clasp_tensor *t);
 
 /* New uninitialised tensor. */
 clasp_status clasp_tensor_new(clasp_ctx *ctx, clasp_dtype dtype, int ndim, const int *shape,

@@ -18,9 +18,15 @@ typedef struct bench {
     int batch;
 } bench;
 
+/* Inference as evaluation runs it (and as PyTorch's bench does, under
+ * model.eval()): eval mode, BatchNorm normalising with its running
+ * statistics, which it neither computes from the batch nor updates. */
 static clasp_status step_inference(bench *b)
 {
-    return clasp_model_predict(b->m, b->x, b->pred);
+    clasp_model_set_train(b->m, 0);
+    clasp_status st = clasp_model_predict(b->m, b->x, b->pred);
+    clasp_model_set_train(b->m, 1);
+    return st;
 }
 
 static clasp_status step_train(bench *b)

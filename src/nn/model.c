@@ -295,6 +295,8 @@ int clasp_model_num_params(const clasp_model *m)
 }
 clasp_tensor *clasp_model_param(clasp_model *m, int i)
 {
+    /* The caller may write it: what was derived from it is stale. */
+    clasp_tensor_touch(m->params[i]);
     return m->params[i];
 }
 clasp_tensor *clasp_model_grad(clasp_model *m, int i)

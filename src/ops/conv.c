@@ -47,6 +47,7 @@
 #include <string.h>
 
 #include "clasp/ops.h"
+#include "ops/conv_internal.h"
 #include "ops/gemm_internal.h"
 #include "runtime/internal.h"
 
@@ -189,6 +190,14 @@ static size_t scratch_budget(clasp_ctx *ctx)
     if (b < CONV_SCRATCH_CPU_MIN) b = CONV_SCRATCH_CPU_MIN;
     if (b > CONV_SCRATCH_CPU_MAX) b = CONV_SCRATCH_CPU_MAX;
     return b;
+}
+
+/* Scratch of a Winograd call (transformed inputs and products of a chunk):
+ * four times the direct path's on CPUs, where its GEMMs' N (tiles, not
+ * pixels) would otherwise be a few hundred columns. Unmeasured. */
+static size_t wino_budget(clasp_ctx *ctx)
+{
+    return ctx->info.is_gpu ? CONV_SCRATCH_GPU : 4 * scratch_budget(ctx);
 }
 
 /* Scratch of one conv call, sized for chunks of nb_max images. */
@@ -522,6 +531,9 @@ clasp_status clasp_conv2d_forward(const clasp_tensor *x, const clasp_tensor *w,
     CLASP_TRY(check_shape4(op, "y", y, g.n, g.o, g.oh, g.ow));
     if (g.n == 0) return CLASP_OK;
     clasp_ctx *ctx = x->ctx;
+    clasp_wino_variant wv = clasp_wino_choose(ctx, g.kh, g.kw, g.stride, g.pad, 0);
+    if (wv != CLASP_WINO_NONE)
+        return clasp_wino_forward(ctx, wv, x, w, b, pad, y, wino_budget(ctx));
     if (conv1_direct(&g)) return conv1_forward(ctx, &g, x, w, b, y);
 
     conv_scratch s;
@@ -581,6 +593,12 @@ clasp_status clasp_conv2d_backward(const clasp_tensor *x, const clasp_tensor *w,
         return dw ? clasp_tensor_fill(dw, 0.0f) : CLASP_OK;
     }
 
+    clasp_wino_variant wv = clasp_wino_choose(ctx, g.kh, g.kw, g.stride, g.pad, 1);
+    if (dx && wv != CLASP_WINO_NONE) {
+        CLASP_TRY(clasp_wino_backward_dx(ctx, wv, w, dy, pad, dx, wino_budget(ctx)));
+        if (!dw) return CLASP_OK;
+        dx = NULL; /* done: the loop below computes dw only */
+    }
     if (dx && conv1_direct(&g)) {
         CLASP_TRY(conv1_backward_dx(ctx, &g, w, dy, dx));
         if (!dw) return CLASP_OK;
@@ -591,13 +609,12 @@ clasp_status clasp_conv2d_backward(const clasp_tensor *x, const clasp_tensor *w,
     CLASP_TRY(scratch_new(ctx, &g, dw != NULL, &s));
     cl_kernel kt = NULL;
     clasp_status st = clasp_kernel_get(ctx, "conv", NULL, g.vec ? "conv_dy_t_v" : "conv_dy_t", &kt);
-    /* For the packed products W^T is copied plain once for all chunks
-     * (see clasp_gemm_packed_b on transposed operands). */
-    clasp_tensor *wt = NULL;
-    if (st == CLASP_OK && dx && !dw && conv_panel(ctx, &g, g.o, s.nb_max * g.p)) {
-        st = clasp_tensor_new2(ctx, g.k, g.o, &wt);
-        if (st == CLASP_OK) st = clasp_gemm_transpose(ctx, g.o, g.k, w, 0, g.k, wt);
-    }
+    /* For the packed products W^T is copied plain (see clasp_gemm_packed_b
+     * on transposed operands), once per version of the weights: an
+     * attack's steps share it. */
+    const clasp_tensor *wt = NULL;
+    if (st == CLASP_OK && dx && !dw && conv_panel(ctx, &g, g.o, s.nb_max * g.p))
+        st = clasp_conv_weights_t(ctx, w, g.o, g.k, &wt);
     for (int n0 = 0; st == CLASP_OK && n0 < g.n; n0 += s.nb_max) {
         int nb = g.n - n0 < s.nb_max ? g.n - n0 : s.nb_max;
         int ncols = nb * g.p;
@@ -637,7 +654,6 @@ clasp_status clasp_conv2d_backward(const clasp_tensor *x, const clasp_tensor *w,
             if (st == CLASP_OK) st = launch_col2im(ctx, s.cols, s.cols_off, &g, n0, nb, dx);
         }
     }
-    clasp_tensor_free(wt);
     scratch_free(&s);
     return st;
 }

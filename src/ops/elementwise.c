@@ -76,6 +76,7 @@ clasp_status clasp_clamp(clasp_tensor *x, float lo, float hi)
     cl_uint n = (cl_uint)x->numel;
     cl_float l = lo, h = hi;
     CLASP_TRY(clasp_kernel_args(k, 4, KARG(mx), KARG(n), KARG(l), KARG(h)));
+    clasp_tensor_touch(x);
     return clasp_ops_launch_1d(x->ctx, k, "clamp", x->numel, 256);
 }
 
@@ -203,6 +204,7 @@ clasp_status clasp_axpy(clasp_tensor *y, float alpha, const clasp_tensor *x)
     cl_uint n = (cl_uint)y->numel;
     cl_float a = alpha;
     CLASP_TRY(clasp_kernel_args(k, 4, KARG(my), KARG(a), KARG(mx), KARG(n)));
+    clasp_tensor_touch(y);
     return clasp_ops_launch_1d(y->ctx, k, "axpy", y->numel, 256);
 }
 
@@ -217,6 +219,7 @@ clasp_status clasp_scale(clasp_tensor *x, float alpha)
     cl_uint n = (cl_uint)x->numel;
     cl_float a = alpha;
     CLASP_TRY(clasp_kernel_args(k, 3, KARG(mx), KARG(a), KARG(n)));
+    clasp_tensor_touch(x);
     return clasp_ops_launch_1d(x->ctx, k, "scale", x->numel, 256);
 }
 
@@ -244,6 +247,7 @@ clasp_status clasp_add_scaled(const clasp_tensor *a, float alpha, const clasp_te
     cl_uint n = (cl_uint)a->numel;
     cl_float al = alpha;
     CLASP_TRY(clasp_kernel_args(k, 5, KARG(ma), KARG(al), KARG(mb), KARG(mo), KARG(n)));
+    clasp_tensor_touch(out);
     return clasp_ops_launch_1d(a->ctx, k, "add_scaled", a->numel, 256);
 }
 
@@ -257,6 +261,7 @@ clasp_status clasp_mul(const clasp_tensor *a, const clasp_tensor *b, clasp_tenso
     cl_mem ma = clasp_mem(a), mb = clasp_mem(b), mo = clasp_mem(out);
     cl_uint n = (cl_uint)a->numel;
     CLASP_TRY(clasp_kernel_args(k, 4, KARG(ma), KARG(mb), KARG(mo), KARG(n)));
+    clasp_tensor_touch(out);
     return clasp_ops_launch_1d(a->ctx, k, "mul", a->numel, 256);
 }
 

@@ -62,6 +62,7 @@ clasp_status clasp_sgd_update(clasp_tensor *w, const clasp_tensor *g, clasp_tens
     cl_float l = lr, mo = momentum, wd = weight_decay;
     CLASP_TRY(clasp_kernel_args(k, 8, KARG(mw), KARG(mg), KARG(mv), KARG(hv), KARG(n), KARG(l),
                                 KARG(mo), KARG(wd)));
+    clasp_tensor_touch(w);
     return clasp_ops_launch_1d(w->ctx, k, "sgd_update", w->numel, 256);
 }
 
@@ -93,5 +94,6 @@ clasp_status clasp_adam_update(clasp_tensor *w, const clasp_tensor *g, clasp_ten
     cl_float cb1 = b1, cb2 = b2, ce = eps;
     CLASP_TRY(clasp_kernel_args(k, 10, KARG(mw), KARG(mg), KARG(mm), KARG(mv), KARG(n), KARG(cb1),
                                 KARG(cb2), KARG(ce), KARG(step), KARG(bc2_sqrt)));
+    clasp_tensor_touch(w);
     return clasp_ops_launch_1d(w->ctx, k, "adam_update", w->numel, 256);
 }

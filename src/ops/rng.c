@@ -72,6 +72,7 @@ clasp_status clasp_rng_uniform(clasp_rng *rng, clasp_tensor *x, float lo, float 
 {
     static const char op[] = "clasp_rng_uniform";
     CLASP_TRY(check_fill(op, rng, x));
+    clasp_tensor_touch(x);
     float scale = hi - lo;
     if (!(lo <= hi) || !isfinite(lo) || !isfinite(hi) || !isfinite(scale))
         return clasp_error(CLASP_ERR_INVALID,
@@ -95,6 +96,7 @@ clasp_status clasp_rng_normal(clasp_rng *rng, clasp_tensor *x, float mean, float
 {
     static const char op[] = "clasp_rng_normal";
     CLASP_TRY(check_fill(op, rng, x));
+    clasp_tensor_touch(x);
     if (!isfinite(mean) || !(std >= 0) || isinf(std))
         return clasp_error(CLASP_ERR_INVALID, "%s: need finite mean and std >= 0, got %g, %g", op,
                            (double)mean, (double)std);

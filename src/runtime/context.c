@@ -67,6 +67,11 @@ void clasp_ctx_opts_from_env(clasp_ctx_opts *opts)
     opts->kernels = e && !strcmp(e, "generic")  ? CLASP_KERNELS_GENERIC
                     : e && !strcmp(e, "vector") ? CLASP_KERNELS_VECTOR
                                                 : CLASP_KERNELS_AUTO;
+    e = getenv("CLASP_CONV");
+    opts->conv = e && !strcmp(e, "direct")        ? CLASP_CONV_DIRECT
+                 : e && !strcmp(e, "winograd")    ? CLASP_CONV_WINOGRAD
+                 : e && !strcmp(e, "winograd-f2") ? CLASP_CONV_WINOGRAD_F2
+                                                  : CLASP_CONV_AUTO;
     e = getenv("CLASP_GEMM");
     if (e) snprintf(opts->gemm, sizeof opts->gemm, "%s", e);
     e = clasp_cache_dir();
@@ -171,6 +176,7 @@ void clasp_ctx_free(clasp_ctx *ctx)
     clFinish(ctx->queue);
     if (ctx->profiling) clasp_profile_print(ctx, stderr);
     if (ctx->gemm_state_free) ctx->gemm_state_free(ctx->gemm_state);
+    if (ctx->conv_state_free) ctx->conv_state_free(ctx->conv_state);
     for (size_t i = 0; i < ctx->n_pending; i++) clReleaseEvent(ctx->pending[i].event);
     free(ctx->pending);
     free(ctx->prof);

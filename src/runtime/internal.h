@@ -67,6 +67,9 @@ struct clasp_ctx {
     /* State owned by other modules (GEMM tuning, CLBlast), freed by them. */
     void *gemm_state;
     void (*gemm_state_free)(void *);
+    /* The convolutions' transformed weights (ops/winograd.c). */
+    void *conv_state;
+    void (*conv_state_free)(void *);
 };
 
 /* Whether the ops run their CPU-vectorised kernels (conv, pool, norm;

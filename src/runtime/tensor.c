@@ -71,6 +71,15 @@ static clasp_status shape_numel(int ndim, const int *shape, size_t *numel)
     return CLASP_OK;
 }
 
+/* The last version given out; versions are unique across all tensors,
+ * so a freed tensor's version never matches a new tensor at its address. */
+static uint64_t g_version;
+
+void clasp_tensor_touch(clasp_tensor *t)
+{
+    if (t) t->version = __atomic_add_fetch(&g_version, 1, __ATOMIC_RELAXED);
+}
+
 clasp_status clasp_tensor_new(clasp_ctx *ctx, clasp_dtype dtype, int ndim, const int *shape,
                               clasp_tensor **out)
 {
@@ -93,6 +102,7 @@ clasp_status clasp_tensor_new(clasp_ctx *ctx, clasp_dtype dtype, int ndim, const
     for (int i = 0; i < ndim; i++) t->shape[i] = shape[i];
     t->numel = numel;
     t->capacity = bytes / 4;
+    clasp_tensor_touch(t);
     *out = t;
     return CLASP_OK;
 }
@@ -130,6 +140,7 @@ clasp_status clasp_tensor_ensure(clasp_ctx *ctx, clasp_tensor **t, clasp_dtype d
         x->ndim = ndim;
         for (int i = 0; i < ndim; i++) x->shape[i] = shape[i];
         x->numel = numel;
+        clasp_tensor_touch(x);
         return CLASP_OK;
     }
     clasp_tensor_free(*t);
@@ -154,6 +165,7 @@ clasp_status clasp_tensor_write_part(clasp_tensor *t, size_t offset, size_t coun
         return clasp_error(CLASP_ERR_INVALID, "write of %zu+%zu elements into %zu", offset, count,
                            t->numel);
     if (!count) return CLASP_OK;
+    clasp_tensor_touch(t);
     CLASP_CL_TRY(clEnqueueWriteBuffer(t->ctx->queue, clasp_mem(t), CL_TRUE, offset * 4, count * 4,
                                       host, 0, NULL, NULL),
                  "clEnqueueWriteBuffer");
@@ -188,6 +200,7 @@ clasp_status clasp_tensor_copy(clasp_tensor *dst, const clasp_tensor *src)
         return clasp_error(CLASP_ERR_INVALID, "copy of %zu elements into %zu", src->numel,
                            dst->numel);
     if (!src->numel || dst->buf == src->buf) return CLASP_OK;
+    clasp_tensor_touch(dst);
     clasp_ctx *ctx = dst->ctx;
     CLASP_CL_TRY(clEnqueueCopyBuffer(ctx->queue, clasp_mem(src), clasp_mem(dst), 0, 0,
                                      src->numel * 4, 0, NULL, clasp_profile_event(ctx, "copy")),
@@ -204,6 +217,7 @@ clasp_status clasp_tensor_copy_part(clasp_tensor *dst, size_t dst_offset, const 
                            "copy of %zu elements from %zu of %zu into %zu of %zu", count,
                            src_offset, src->numel, dst_offset, dst->numel);
     if (!count) return CLASP_OK;
+    clasp_tensor_touch(dst);
     clasp_ctx *ctx = dst->ctx;
     CLASP_CL_TRY(clEnqueueCopyBuffer(ctx->queue, clasp_mem(src), clasp_mem(dst), src_offset * 4,
                                      dst_offset * 4, count * 4, 0, NULL,
@@ -215,6 +229,7 @@ clasp_status clasp_tensor_copy_part(clasp_tensor *dst, size_t dst_offset, const 
 clasp_status clasp_tensor_fill(clasp_tensor *t, float value)
 {
     if (!t->numel) return CLASP_OK;
+    clasp_tensor_touch(t);
     clasp_ctx *ctx = t->ctx;
     int32_t iv = (int32_t)value;
     cl_uint bits;
