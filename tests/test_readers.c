@@ -704,11 +704,11 @@ static void svhn_header_beyond_element(void **state)
 static void names_and_dispatch(void **state)
 {
     (void)state;
-    const char *want[] = {"fashion-mnist",   "mnist", "cifar10", "cifar100",
-                          "cifar100-coarse", "svhn",  "stl10"};
+    const char *want[] = {"fashion-mnist", "mnist", "cifar10",     "cifar100", "cifar100-coarse",
+                          "svhn",          "stl10", "imagefolder", "imagenet"};
     int n = 0;
     while (clasp_dataset_names[n]) n++;
-    assert_int_equal(n, 7);
+    assert_int_equal(n, 9);
     for (int i = 0; i < n; i++) {
         assert_string_equal(clasp_dataset_names[i], want[i]);
         assert_true(clasp_dataset_known(want[i]));
@@ -717,8 +717,8 @@ static void names_and_dispatch(void **state)
     assert_false(clasp_dataset_known(NULL));
 
     clasp_dataset d;
-    assert_error(clasp_dataset_load("imagenet", "/tmp", 0, &d), CLASP_ERR_INVALID,
-                 "unknown data set 'imagenet'", "svhn, stl10");
+    assert_error(clasp_dataset_load("imagenet1k", "/tmp", 0, &d), CLASP_ERR_INVALID,
+                 "unknown data set 'imagenet1k'", "svhn, stl10");
     assert_zeroed(&d);
     for (int i = 1; i < n; i++)
         assert_error(clasp_dataset_load(want[i], NULL, 0, &d), CLASP_ERR_INVALID, want[i],
