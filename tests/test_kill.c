@@ -221,19 +221,25 @@ static int count_temps(void)
 
 /* While the first run trains, a second one into its folder, plain or
  * --resume (it would see the live run's state file), is refused at once
- * with the holder's pid; the first run goes on undisturbed. */
+ * with the holder's pid; the first run goes on undisturbed. The first run
+ * is stopped (SIGSTOP, it keeps its lock) while the two try, so that a
+ * fast first run cannot finish in between and make the check a race. */
 static void second_run_is_refused(pid_t first)
 {
+    kill(first, SIGSTOP);
     char holder[64];
     snprintf(holder, sizeof holder, "pid %ld on host ", (long)first);
     for (int resume = 0; resume < 2; resume++) {
         ended e = run_clasp(out, resume, NULL, 0, 0);
         assert_code(e, 1);
-        if (!strstr(e.err, "in use by another clasp run") || !strstr(e.err, holder))
+        if (!strstr(e.err, "in use by another clasp run") || !strstr(e.err, holder)) {
+            kill(first, SIGCONT); /* never leave it stopped */
             fail_msg("second run%s: expected a refusal naming %s; stderr ends:\n%s",
                      resume ? " --resume" : "", holder, e.err);
+        }
         assert_null(strstr(e.err, "continue it with --resume"));
     }
+    kill(first, SIGCONT);
 }
 
 static void test_killed_anywhere_resumes_to_the_same_report(void **state)

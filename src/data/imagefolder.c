@@ -91,8 +91,10 @@ static clasp_status list_dir(const char *dir, int want_dirs, strv *out, strv *su
         else if (folder && subdirs) st = strv_push(subdirs, e->d_name);
     }
     closedir(d);
-    if (st == CLASP_OK) qsort(out->v, out->n, sizeof *out->v, cmp_str);
-    if (st == CLASP_OK && subdirs) qsort(subdirs->v, subdirs->n, sizeof *subdirs->v, cmp_str);
+    /* qsort's array must not be NULL, even for no element (an empty list). */
+    if (st == CLASP_OK && out->n) qsort(out->v, out->n, sizeof *out->v, cmp_str);
+    if (st == CLASP_OK && subdirs && subdirs->n)
+        qsort(subdirs->v, subdirs->n, sizeof *subdirs->v, cmp_str);
     return st;
 }
 
