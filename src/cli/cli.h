@@ -15,6 +15,8 @@
 int cmd_devices(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+/* clasp bench --loader-only (cmd_bench_data.c): the image-folder data path alone. */
+int cli_bench_loader(int argc, char **argv);
 int cmd_plugins(int argc, char **argv);
 int cmd_attack(int argc, char **argv);
 int cmd_run(int argc, char **argv);

@@ -97,7 +97,9 @@ static void usage(FILE *f)
         "                  preact-resnet18-nobn, dm-wrn-D-W, dm-preact-resnet18,\n"
         "                  wrn-D-W (presets, on 3x32x32; -wN sets a base width) or a layer list\n"
         "  --activation A  relu (default) or swish, the -swish preset suffix\n"
-        "  --input CxHxW   input shape (default: by architecture, as above)\n");
+        "  --input CxHxW   input shape (default: by architecture, as above)\n"
+        "  --loader-only   time the image-folder data path instead (clasp bench --loader-only\n"
+        "                  --help)\n");
 }
 
 int cmd_bench(int argc, char **argv)
@@ -105,6 +107,8 @@ int cmd_bench(int argc, char **argv)
     int batch = 128, classes = 10, c = 0, h = 0, w = 0;
     double seconds = 5;
     const char *only = NULL, *arch = "default", *activation = NULL;
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--loader-only")) return cli_bench_loader(argc, argv);
     for (int i = 1; i < argc; i++) {
         const char *v;
         if ((v = cli_opt(argc, argv, &i, "--batch")))
