@@ -1,11 +1,15 @@
-/* Max and average pooling (window k, stride s, no padding) on NCHW planes. */
+/* Max and average pooling (window k, stride s; max pooling may pad) on NCHW
+ * planes. */
 
 /* y and idx [planes, OH, OW]; idx = h*W + w of the window's first maximum
- * in row-major scan order (strict > keeps the first on ties).
+ * in row-major scan order (strict > keeps the first on ties). The window
+ * of output (oh, ow) starts at (oh*s - pad, ow*s - pad); positions outside
+ * the plane are skipped, as PyTorch's padding with -inf (pad <= k/2, so
+ * every window holds at least one element of the plane).
  * gws = (OW, OH, planes): laid out like the output plane, so no work-item
  * divides its id. */
 __kernel void maxpool_fwd(__global const float *restrict x, int H, int W, int k, int s,
-                          int OH, int OW, __global float *restrict y,
+                          int pad, int OH, int OW, __global float *restrict y,
                           __global int *restrict idx)
 {
     int ow = get_global_id(0);
@@ -14,16 +18,18 @@ __kernel void maxpool_fwd(__global const float *restrict x, int H, int W, int k,
     if (ow >= OW || oh >= OH) return;
     int p = oh * OW + ow;
     __global const float *plane = x + pl * H * W;
-    int h0 = oh * s, w0 = ow * s;
-    int best_i = h0 * W + w0;
+    int h0 = oh * s - pad, w0 = ow * s - pad;
+    int hs = max(h0, 0), he = min(h0 + k, H);
+    int ws = max(w0, 0), we = min(w0 + k, W);
+    int best_i = hs * W + ws;
     float best = plane[best_i];
-    for (int kh = 0; kh < k; kh++) {
-        int row = (h0 + kh) * W;
-        for (int kw = 0; kw < k; kw++) {
-            float v = plane[row + w0 + kw];
+    for (int h = hs; h < he; h++) {
+        int row = h * W;
+        for (int w = ws; w < we; w++) {
+            float v = plane[row + w];
             if (v > best) {
                 best = v;
-                best_i = row + w0 + kw;
+                best_i = row + w;
             }
         }
     }

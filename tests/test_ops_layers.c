@@ -155,24 +155,34 @@ static void linear_bwd_ref(int n, int in, int out, const double *x, const double
 }
 
 /* Max pool over `planes` planes; idx as in ops.h (first maximum). */
-static void pool_ref(int planes, int h, int w, int k, int s, const double *x, double *y,
-                     int32_t *idx)
+/* pad: rows and columns of -inf around each plane (PyTorch's padding of
+ * max_pool2d); the scan visits the whole padded window, so a padded
+ * position can never be the maximum. */
+static void pool_ref_pad(int planes, int h, int w, int k, int s, int pad, const double *x,
+                         double *y, int32_t *idx)
 {
-    int oh = (h - k) / s + 1, ow = (w - k) / s + 1;
+    int oh = (h + 2 * pad - k) / s + 1, ow = (w + 2 * pad - k) / s + 1;
     for (int p = 0; p < planes; p++)
         for (int i = 0; i < oh; i++)
             for (int j = 0; j < ow; j++) {
-                int bi = (i * s) * w + j * s;
-                double best = x[(size_t)p * h * w + bi];
+                int bi = -1;
+                double best = -INFINITY;
                 for (int a = 0; a < k; a++)
                     for (int c = 0; c < k; c++) {
-                        int t = (i * s + a) * w + j * s + c;
-                        double v = x[(size_t)p * h * w + t];
-                        if (v > best) best = v, bi = t;
+                        int r = i * s + a - pad, q = j * s + c - pad;
+                        if (r < 0 || r >= h || q < 0 || q >= w) continue;
+                        double v = x[(size_t)p * h * w + r * w + q];
+                        if (bi < 0 || v > best) best = v, bi = r * w + q;
                     }
                 y[((size_t)p * oh + i) * ow + j] = best;
                 if (idx) idx[((size_t)p * oh + i) * ow + j] = bi;
             }
+}
+
+static void pool_ref(int planes, int h, int w, int k, int s, const double *x, double *y,
+                     int32_t *idx)
+{
+    pool_ref_pad(planes, h, w, k, s, 0, x, y, idx);
 }
 
 static double dot(const double *a, const double *b, size_t n)
@@ -836,15 +846,15 @@ static float *distinct_values(size_t n, uint32_t seed)
     return x;
 }
 
-static void pool_case(int n, int c, int h, int w, int k, int s, int fd, uint32_t seed)
+static void pool_case_pad(int n, int c, int h, int w, int k, int s, int pad, int fd, uint32_t seed)
 {
-    int oh = (h - k) / s + 1, ow = (w - k) / s + 1, planes = n * c;
+    int oh = (h + 2 * pad - k) / s + 1, ow = (w + 2 * pad - k) / s + 1, planes = n * c;
     size_t nx = (size_t)planes * h * w, ny = (size_t)planes * oh * ow;
     float *x = distinct_values(nx, seed), *r = rnd(ny, seed + 1, -1, 1);
     double *xd = to_double(x, nx), *rd = to_double(r, ny);
     double *yd = malloc(ny * sizeof *yd), *dx = calloc(nx, sizeof *dx);
     int32_t *idx = malloc(ny * sizeof *idx);
-    pool_ref(planes, h, w, k, s, xd, yd, idx);
+    pool_ref_pad(planes, h, w, k, s, pad, xd, yd, idx);
     if (fd) {
         /* The spacing of the ramp is 2/nx; stay well inside it. */
         double hstep = 0.25 / (double)nx;
@@ -852,10 +862,10 @@ static void pool_case(int n, int c, int h, int w, int k, int s, int fd, uint32_t
         for (size_t i = 0; i < nx; i++) {
             double keep = xd[i];
             xd[i] = keep + hstep;
-            pool_ref(planes, h, w, k, s, xd, ys, NULL);
+            pool_ref_pad(planes, h, w, k, s, pad, xd, ys, NULL);
             double lp = dot(rd, ys, ny);
             xd[i] = keep - hstep;
-            pool_ref(planes, h, w, k, s, xd, ys, NULL);
+            pool_ref_pad(planes, h, w, k, s, pad, xd, ys, NULL);
             double lm = dot(rd, ys, ny);
             xd[i] = keep;
             dx[i] = (lp - lm) / (2 * hstep);
@@ -870,19 +880,24 @@ static void pool_case(int n, int c, int h, int w, int k, int s, int fd, uint32_t
     clasp_tensor *ti = tu_tensor_i32(g_ctx, 4, (int[]){n, c, oh, ow}, NULL);
     clasp_tensor *tdy = t4(n, c, oh, ow, r), *tdx = t4(n, c, h, w, NULL);
     assert_ok(clasp_tensor_fill(tdx, 5.0f));
-    assert_ok(clasp_maxpool2d_forward(tx, k, s, ty, ti));
+    assert_ok(clasp_maxpool2d_forward_pad(tx, k, s, pad, ty, ti));
     assert_ok(clasp_maxpool2d_backward(tdy, ti, tdx));
     float *y = tu_read(ty), *g = tu_read(tdx);
     int32_t *gi = malloc(ny * sizeof *gi);
     assert_ok(clasp_tensor_read(ti, gi));
     char what[96];
-    snprintf(what, sizeof what, "maxpool n%d c%d %dx%d k%d s%d", n, c, h, w, k, s);
+    snprintf(what, sizeof what, "maxpool n%d c%d %dx%d k%d s%d p%d", n, c, h, w, k, s, pad);
     check_close(what, y, yd, ny, 0);
     assert_memory_equal(gi, idx, ny * sizeof *gi);
     check_close(what, g, dx, nx, fd ? 1e-6 : 1e-6);
     clasp_tensor_free(tx), clasp_tensor_free(ty), clasp_tensor_free(ti);
     clasp_tensor_free(tdy), clasp_tensor_free(tdx);
     free(x), free(r), free(xd), free(rd), free(yd), free(dx), free(idx), free(y), free(g), free(gi);
+}
+
+static void pool_case(int n, int c, int h, int w, int k, int s, int fd, uint32_t seed)
+{
+    pool_case_pad(n, c, h, w, k, s, 0, fd, seed);
 }
 
 static void test_maxpool(void **state)
@@ -900,6 +915,21 @@ static void test_maxpool(void **state)
     pool_case(3, 7, 33, 31, 3, 2, 0, 67);
     pool_case(1, 3, 33, 33, 3, 3, 0, 68);
     pool_case(2, 3, 1, 1, 1, 1, 0, 69);
+}
+
+/* Padded windows, as ImageNet ResNets' stem (3x3, stride 2, padding 1):
+ * finite differences on small planes, odd and even sizes, then a stem-sized
+ * map against the reference gradient. */
+static void test_maxpool_pad(void **state)
+{
+    (void)state;
+    pool_case_pad(1, 1, 5, 5, 3, 2, 1, 1, 70);
+    pool_case_pad(2, 3, 6, 7, 3, 2, 1, 1, 71);
+    pool_case_pad(1, 2, 4, 4, 2, 2, 1, 1, 72);
+    pool_case_pad(1, 1, 1, 1, 3, 1, 1, 1, 73);
+    pool_case_pad(1, 2, 7, 5, 5, 1, 2, 1, 74);
+    pool_case_pad(2, 8, 56, 56, 3, 2, 1, 0, 75);
+    pool_case_pad(1, 4, 57, 55, 3, 2, 1, 0, 76);
 }
 
 /* 2x2 windows with stride 2 run maxpool2_fwd (vectors of 16 outputs):
@@ -1105,6 +1135,7 @@ static void test_shape_errors(void **state)
     expect_invalid(clasp_maxpool2d_forward(x, 2, 2, py, py), "idx must be int32");
     expect_invalid(clasp_maxpool2d_forward(x, 2, 2, py, pi3), "idx must have y's shape");
     expect_invalid(clasp_maxpool2d_forward(x, 0, 2, py, pi), "window");
+    expect_invalid(clasp_maxpool2d_forward_pad(x, 3, 2, 2, py, pi), "padding 2 must be");
     expect_invalid(clasp_maxpool2d_backward(py, pi3, x), "dy and idx shapes differ");
     expect_invalid(clasp_maxpool2d_backward(py, pi, y), "dx is [2,4,...], dy is [2,1,...]");
 
@@ -1144,6 +1175,7 @@ int main(void)
         cmocka_unit_test(test_pad),
         cmocka_unit_test(test_maxpool),
         cmocka_unit_test(test_maxpool_ties),
+        cmocka_unit_test(test_maxpool_pad),
         cmocka_unit_test(test_maxpool_2x2),
         cmocka_unit_test(test_maxpool_2x2_ties),
         cmocka_unit_test(test_bias_grad),

@@ -65,6 +65,11 @@ clasp_status clasp_swish_backward(const clasp_tensor *x, const clasp_tensor *dy,
  * position h*W+w of each maximum inside its image plane (first one on ties). */
 clasp_status clasp_maxpool2d_forward(const clasp_tensor *x, int k, int s, clasp_tensor *y,
                                      clasp_tensor *idx);
+/* The same with `pad` (0 <= pad <= k/2) rows and columns of -inf around
+ * the plane, as PyTorch's max_pool2d(x, k, s, pad):
+ * OH = (H + 2*pad - k)/s + 1; idx still points inside the plane. */
+clasp_status clasp_maxpool2d_forward_pad(const clasp_tensor *x, int k, int s, int pad,
+                                         clasp_tensor *y, clasp_tensor *idx);
 /* dx[N,C,H,W] (overwritten) from dy and idx; overlapping windows add up. */
 clasp_status clasp_maxpool2d_backward(const clasp_tensor *dy, const clasp_tensor *idx,
                                       clasp_tensor *dx);

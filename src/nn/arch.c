@@ -16,7 +16,7 @@ static clasp_status bad_item(const char *item, size_t pos)
 {
     return clasp_error(CLASP_ERR_CONFIG,
                        "architecture: '%s' at character %zu is not a layer; expected "
-                       "conv<K>x<K>-<out>[s<stride>][p<pad>][nb], maxpool<K>[s<stride>], "
+                       "conv<K>x<K>-<out>[s<stride>][p<pad>][nb], maxpool<K>[s<stride>][p<pad>], "
                        "avgpool<K>[s<stride>], fc<out>[nb], pad<l>,<r>,<t>,<b>, relu, swish, "
                        "flatten, bn or add, each "
                        "optionally with :label and (input[+input])",
@@ -41,8 +41,9 @@ static int parse_pool(const char *rest, clasp_layer_spec *l)
 {
     if (!clasp_nn_read_int(&rest, 1, &l->kernel)) return 0;
     l->stride = l->kernel;
-    if (!*rest) return 1;
-    return *rest++ == 's' && clasp_nn_read_int(&rest, 1, &l->stride) && !*rest;
+    if (*rest == 's' && (rest++, !clasp_nn_read_int(&rest, 1, &l->stride))) return 0;
+    if (*rest == 'p' && (rest++, !clasp_nn_read_int(&rest, 0, &l->pad))) return 0;
+    return !*rest;
 }
 
 /* The layer part of an item (no label, no inputs). */
@@ -273,6 +274,7 @@ void clasp_arch_format(const clasp_layer_spec *ls, int n, char *buf, size_t size
             put(buf, size, &len, "%s%d", l->kind == CLASP_LAYER_MAXPOOL2D ? "maxpool" : "avgpool",
                 l->kernel);
             if (l->stride && l->stride != l->kernel) put(buf, size, &len, "s%d", l->stride);
+            if (l->pad > 0) put(buf, size, &len, "p%d", l->pad);
             break;
         case CLASP_LAYER_LINEAR:
             put(buf, size, &len, "fc%d%s", l->out, l->no_bias ? "nb" : "");

@@ -51,17 +51,26 @@ static int same_shape(const clasp_tensor *a, const clasp_tensor *b)
 clasp_status clasp_maxpool2d_forward(const clasp_tensor *x, int k, int s, clasp_tensor *y,
                                      clasp_tensor *idx)
 {
+    return clasp_maxpool2d_forward_pad(x, k, s, 0, y, idx);
+}
+
+clasp_status clasp_maxpool2d_forward_pad(const clasp_tensor *x, int k, int s, int pad,
+                                         clasp_tensor *y, clasp_tensor *idx)
+{
     static const char *op = "maxpool2d";
     CLASP_TRY(check4(op, "x", x, CLASP_F32));
     CLASP_TRY(check4(op, "y", y, CLASP_F32));
     CLASP_TRY(check4(op, "idx", idx, CLASP_I32));
     if (k < 1 || s < 1)
         return clasp_error(CLASP_ERR_INVALID, "%s: window %d and stride %d must be >= 1", op, k, s);
+    if (pad < 0 || pad > k / 2)
+        return clasp_error(CLASP_ERR_INVALID,
+                           "%s: padding %d must be between 0 and half the window %d", op, pad, k);
     int n = x->shape[0], c = x->shape[1], h = x->shape[2], w = x->shape[3];
-    if (h < k || w < k)
-        return clasp_error(CLASP_ERR_INVALID, "%s: window %d larger than the input %dx%d", op, k, h,
-                           w);
-    int oh = (h - k) / s + 1, ow = (w - k) / s + 1;
+    if (h + 2 * pad < k || w + 2 * pad < k)
+        return clasp_error(CLASP_ERR_INVALID, "%s: window %d larger than the padded input %dx%d",
+                           op, k, h + 2 * pad, w + 2 * pad);
+    int oh = (h + 2 * pad - k) / s + 1, ow = (w + 2 * pad - k) / s + 1;
     if (y->shape[0] != n || y->shape[1] != c || y->shape[2] != oh || y->shape[3] != ow)
         return clasp_error(CLASP_ERR_INVALID, "%s: y is [%d,%d,%d,%d], expected [%d,%d,%d,%d]", op,
                            y->shape[0], y->shape[1], y->shape[2], y->shape[3], n, c, oh, ow);
@@ -74,7 +83,7 @@ clasp_status clasp_maxpool2d_forward(const clasp_tensor *x, int k, int s, clasp_
     cl_kernel kk;
     /* maxpool2_fwd is written for CPU devices (a float16 per work-item is
      * one AVX-512 register); GPUs keep maxpool_fwd. */
-    if (k == 2 && s == 2 && clasp_ctx_vector_kernels(x->ctx)) {
+    if (k == 2 && s == 2 && pad == 0 && clasp_ctx_vector_kernels(x->ctx)) {
         /* The common 2x2/2 pooling on explicit vectors (see cl/pool.cl). */
         CLASP_TRY(clasp_kernel_get(x->ctx, "pool", NULL, "maxpool2_fwd", &kk));
         cl_mem xm = clasp_mem(x), ym = clasp_mem(y), im = clasp_mem(idx);
@@ -96,8 +105,8 @@ clasp_status clasp_maxpool2d_forward(const clasp_tensor *x, int k, int s, clasp_
     }
     CLASP_TRY(clasp_kernel_get(x->ctx, "pool", NULL, "maxpool_fwd", &kk));
     cl_mem xm = clasp_mem(x), ym = clasp_mem(y), im = clasp_mem(idx);
-    CLASP_TRY(clasp_kernel_args(kk, 9, KARG(xm), KARG(h), KARG(w), KARG(k), KARG(s), KARG(oh),
-                                KARG(ow), KARG(ym), KARG(im)));
+    CLASP_TRY(clasp_kernel_args(kk, 10, KARG(xm), KARG(h), KARG(w), KARG(k), KARG(s), KARG(pad),
+                                KARG(oh), KARG(ow), KARG(ym), KARG(im)));
     /* One work-group per output plane when it fits: CPU runtimes pay per
      * group, and a plane is a natural unit. */
     size_t gws[3] = {(size_t)ow, (size_t)oh, (size_t)planes}, lws[3];

@@ -28,11 +28,18 @@ clasp_status layer_plan_pool(clasp_node *n, const char *what)
     if (!in->is4d)
         return clasp_error(CLASP_ERR_CONFIG, "layer %s: %s after flatten", n->name, what);
     if (s->stride <= 0) s->stride = s->kernel;
-    if (s->kernel <= 0 || in->h < s->kernel || in->w < s->kernel)
+    /* Only max pooling pads (with -inf, at most half the window, as
+     * PyTorch allows). */
+    int p = s->pad;
+    if (p < 0 || p > s->kernel / 2 || (p && n->spec.kind != CLASP_LAYER_MAXPOOL2D))
+        return clasp_error(CLASP_ERR_CONFIG,
+                           "layer %s: %s padding %d (max pooling only, at most %d)", n->name, what,
+                           p, s->kernel / 2);
+    if (s->kernel <= 0 || in->h + 2 * p < s->kernel || in->w + 2 * p < s->kernel)
         return clasp_error(CLASP_ERR_CONFIG, "layer %s: %s %d on a %dx%d input", n->name, what,
                            s->kernel, in->h, in->w);
-    n->out = (node_shape){in->c, (in->h - s->kernel) / s->stride + 1,
-                          (in->w - s->kernel) / s->stride + 1, 1};
+    n->out = (node_shape){in->c, (in->h + 2 * p - s->kernel) / s->stride + 1,
+                          (in->w + 2 * p - s->kernel) / s->stride + 1, 1};
     return CLASP_OK;
 }
 

@@ -1,4 +1,4 @@
-/* maxpool2d: window k, stride s, no padding; the argmax positions of the
+/* maxpool2d: window k, stride s, padding p (-inf, as PyTorch's); the argmax positions of the
  * forward (scratch[0]) route the gradient back. */
 #include "nn/layers/layer.h"
 
@@ -12,7 +12,8 @@ static clasp_status forward(clasp_model *m, clasp_node *n, const clasp_tensor *c
                             clasp_tensor *out)
 {
     CLASP_TRY(clasp_tensor_ensure(m->ctx, &n->scratch[0], CLASP_I32, 4, out->shape));
-    return clasp_maxpool2d_forward(in[0], n->spec.kernel, n->spec.stride, out, n->scratch[0]);
+    return clasp_maxpool2d_forward_pad(in[0], n->spec.kernel, n->spec.stride, n->spec.pad, out,
+                                       n->scratch[0]);
 }
 
 static clasp_status backward(clasp_model *m, clasp_node *n, const clasp_tensor *const *in,
