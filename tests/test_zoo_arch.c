@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "clasp/model.h"
+#include "clasp/safetensors.h"
 
 #define g_ctx tu_shared_ctx
 
@@ -243,15 +244,242 @@ static void normalize_list_round_trip(void **state)
     tu_rmdir(dir);
 }
 
+/* ---- torchvision's ImageNet ResNets (and RobustBench's CIFAR ResNet-50) ----
+ *
+ * Their full-width weights are too large to commit, so
+ * tools/make_torchvision_fixtures.py fills every tensor from an integer hash
+ * of (tensor index, element index), and its fixture holds the names and
+ * shapes in state-dict order and PyTorch's eval-mode logits. The same
+ * filling here makes the state dict, written without clasp metadata: the
+ * preset must be found from the names, every tensor must fit, and the logits
+ * must be PyTorch's within 1e-4 of their largest magnitude. */
+
+typedef struct tv_tensor {
+    char name[CLASP_PARAM_NAME_MAX];
+    int64_t shape[4];
+    int ndim;
+} tv_tensor;
+
+typedef struct tv_fixture {
+    char preset[64];
+    int n, c, h, w, k;
+    tv_tensor *t;
+    int nt;
+    float *logits, *wrapped; /* n*k values each; wrapped may be NULL */
+} tv_fixture;
+
+static uint32_t tv_hash(uint32_t i, uint32_t t)
+{
+    uint32_t h = i * 2654435761u + (t * 2246822519u + 374761393u);
+    h ^= h >> 15;
+    h *= 2246822519u;
+    h ^= h >> 13;
+    h *= 3266489917u;
+    h ^= h >> 16;
+    return h;
+}
+
+static double tv_unit(size_t i, uint32_t t)
+{
+    return (double)(tv_hash((uint32_t)i, t) >> 8) / (double)(1 << 24);
+}
+
+static float *tv_floats(const char *text, size_t n, const char *path)
+{
+    float *v = malloc(n * sizeof *v);
+    assert_non_null(v);
+    const char *p = text;
+    for (size_t i = 0; i < n; i++) {
+        char *end;
+        v[i] = strtof(p, &end);
+        if (end == p) fail_msg("%s: expected %zu values, read %zu", path, n, i);
+        p = end;
+    }
+    return v;
+}
+
+static void tv_read(const char *path, tv_fixture *fx)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) fail_msg("%s: cannot open (run tools/make_torchvision_fixtures.py)", path);
+    memset(fx, 0, sizeof *fx);
+    char *line = NULL;
+    size_t cap = 0;
+    int cap_t = 0;
+    while (getline(&line, &cap, f) > 0) {
+        int t, off = 0;
+        char name[CLASP_PARAM_NAME_MAX], dims[64];
+        if (sscanf(line, "preset %63s", fx->preset) == 1) continue;
+        if (sscanf(line, "input %d %d %d %d", &fx->n, &fx->c, &fx->h, &fx->w) == 4) continue;
+        if (sscanf(line, "classes %d", &fx->k) == 1) continue;
+        dims[0] = 0; /* a scalar (num_batches_tracked) has no dimensions */
+        if (sscanf(line, "tensor %d %63s %63s", &t, name, dims) >= 2) {
+            assert_int_equal(t, fx->nt);
+            if (fx->nt == cap_t) {
+                cap_t = cap_t ? 2 * cap_t : 256;
+                fx->t = realloc(fx->t, (size_t)cap_t * sizeof *fx->t);
+                assert_non_null(fx->t);
+            }
+            tv_tensor *x = &fx->t[fx->nt++];
+            snprintf(x->name, sizeof x->name, "%s", name);
+            x->ndim = 0;
+            for (const char *d = dims; *d && x->ndim < 4;) {
+                x->shape[x->ndim++] = strtoll(d, (char **)&d, 10);
+                if (*d == ',') d++;
+            }
+            continue;
+        }
+        size_t nk = (size_t)fx->n * fx->k;
+        if (sscanf(line, "logits %n", &off), off) fx->logits = tv_floats(line + off, nk, path);
+        else if (sscanf(line, "wrapped %n", &off), off)
+            fx->wrapped = tv_floats(line + off, nk, path);
+        else fail_msg("%s: unexpected line '%.40s'", path, line);
+    }
+    free(line);
+    fclose(f);
+    assert_true(fx->preset[0] && fx->n > 0 && fx->k > 0 && fx->nt > 0 && fx->logits);
+}
+
+/* Tensor t of the fixture, filled as the fixture script fills it. */
+static void tv_add(clasp_st_file *st, const tv_tensor *x, uint32_t t, const char *prefix)
+{
+    char name[128];
+    snprintf(name, sizeof name, "%s%s", prefix, x->name);
+    size_t n = 1;
+    for (int d = 0; d < x->ndim; d++) n *= (size_t)x->shape[d];
+    const char *leaf = strrchr(x->name, '.');
+    leaf = leaf ? leaf + 1 : x->name;
+    if (!strcmp(leaf, "num_batches_tracked")) {
+        int64_t zero = 0;
+        assert_ok(clasp_st_add(st, name, CLASP_ST_I64, x->ndim, x->shape, &zero));
+        return;
+    }
+    int head_bias = !strcmp(x->name, "fc.bias") || !strcmp(x->name, "linear.bias");
+    float *v = malloc(n * sizeof *v);
+    assert_non_null(v);
+    for (size_t i = 0; i < n; i++) {
+        double u = tv_unit(i, t), r = 0;
+        if (!strcmp(leaf, "weight") && x->ndim >= 2)
+            r = (2 * u - 1) * sqrt(6.0 / (double)(n / (size_t)x->shape[0]));
+        else if (head_bias) r = 0.1 * (2 * u - 1);
+        else if (!strcmp(leaf, "weight")) r = 0.5 + 0.5 * u;
+        else if (!strcmp(leaf, "bias") || !strcmp(leaf, "running_mean")) r = 0.2 * (2 * u - 1);
+        else if (!strcmp(leaf, "running_var")) r = 0.5 + u;
+        else fail_msg("%s: no filling for this tensor", x->name);
+        v[i] = (float)r;
+    }
+    assert_ok(clasp_st_add(st, name, CLASP_ST_F32, x->ndim, x->shape, v));
+    free(v);
+}
+
+/* Writes the fixture's state dict; wrapped: as RobustBench's
+ * normalize_model saves it (normalize.mean/std, then "model." names) with
+ * the given std. */
+static void tv_write(const tv_fixture *fx, const char *path, int wrapped, const float *stdv)
+{
+    clasp_st_file st;
+    clasp_st_init(&st);
+    if (wrapped) {
+        static const float mean[] = {0.485f, 0.456f, 0.406f};
+        const int64_t shape[] = {1, 3, 1, 1};
+        assert_ok(clasp_st_add(&st, "normalize.mean", CLASP_ST_F32, 4, shape, mean));
+        assert_ok(clasp_st_add(&st, "normalize.std", CLASP_ST_F32, 4, shape, stdv));
+    }
+    for (int t = 0; t < fx->nt; t++) tv_add(&st, &fx->t[t], (uint32_t)t, wrapped ? "model." : "");
+    assert_ok(clasp_st_write(&st, path));
+    clasp_st_free(&st);
+}
+
+/* max |clasp - want| / max(1, max |want|) of the eval-mode logits. */
+static double tv_diff(clasp_model *m, const tv_fixture *fx, const float *want)
+{
+    size_t nx = (size_t)fx->n * fx->c * fx->h * fx->w, nk = (size_t)fx->n * fx->k;
+    float *x = malloc(nx * sizeof *x);
+    assert_non_null(x);
+    for (size_t i = 0; i < nx; i++) x[i] = (float)tv_unit(i, 1000000);
+    clasp_model_set_train(m, 0);
+    clasp_tensor *tx = tu_tensor(g_ctx, 4, (int[]){fx->n, fx->c, fx->h, fx->w}, x);
+    const clasp_tensor *z;
+    assert_ok(clasp_model_forward(m, tx, &z));
+    float *got = tu_read(z);
+    double worst = 0, scale = 1;
+    for (size_t i = 0; i < nk; i++) scale = fmax(scale, fabs(want[i]));
+    for (size_t i = 0; i < nk; i++) {
+        double d = isnan(got[i]) ? INFINITY : fabs((double)got[i] - want[i]);
+        worst = fmax(worst, d);
+    }
+    free(got), free(x);
+    clasp_tensor_free(tx);
+    return worst / scale;
+}
+
+static void torchvision_logits(void **state)
+{
+    (void)state;
+    static const char *const files[] = {"tv-resnet18", "tv-resnet50", "tv-wide-resnet50-2",
+                                        "resnet50"};
+    char dir[256], path[512], fp[512], arch[128];
+    tu_tmpdir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/m.safetensors", dir);
+    for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
+        tv_fixture fx;
+        snprintf(fp, sizeof fp, "%s/../torchvision/%s.txt", fixture_dir(), files[i]);
+        tv_read(fp, &fx);
+        tv_write(&fx, path, 0, NULL);
+        clasp_model *m;
+        assert_ok(clasp_model_load(g_ctx, path, NULL, (int[]){fx.c, fx.h, fx.w}, &m));
+        clasp_model_arch(m, arch, sizeof arch);
+        assert_string_equal(arch, fx.preset);
+        assert_int_equal(clasp_model_num_classes(m), fx.k);
+        double d = tv_diff(m, &fx, fx.logits);
+        print_message("%-20s %dx%d  max |logit diff| / max |logit| %.3g\n", files[i], fx.h, fx.w,
+                      d);
+        if (!(d < 1e-4)) fail_msg("%s: logits differ from PyTorch's by %.3g", files[i], d);
+        clasp_model_free(m);
+        if (fx.wrapped) {
+            /* RobustBench's wrapper: the file's normalize.mean/std become
+             * the model's normalisation. */
+            static const float stdv[] = {0.229f, 0.224f, 0.225f}, off[] = {0.229f, 0.25f, 0.225f};
+            tv_write(&fx, path, 1, stdv);
+            clasp_ckpt_info info;
+            assert_ok(
+                clasp_model_load_info(g_ctx, path, NULL, (int[]){fx.c, fx.h, fx.w}, &info, &m));
+            assert_string_equal(info.prefix, "model.");
+            d = tv_diff(m, &fx, fx.wrapped);
+            print_message("%-20s wrapped  max |logit diff| / max |logit| %.3g\n", files[i], d);
+            if (!(d < 1e-4)) fail_msg("%s (wrapped): logits differ by %.3g", files[i], d);
+            /* Loaded into a model normalising otherwise: refused. */
+            tv_write(&fx, path, 1, off);
+            clasp_status st = clasp_model_load_weights(m, path, NULL, NULL);
+            assert_int_equal(st, CLASP_ERR_FORMAT);
+            assert_non_null(strstr(clasp_last_error(), "channel 1"));
+            clasp_model_free(m);
+        }
+        free(fx.t), free(fx.logits), free(fx.wrapped);
+    }
+    tu_rmdir(dir);
+}
+
 /* Names of the presets: each suffix once, in order, and nothing after. */
 static void preset_names(void **state)
 {
     (void)state;
-    const char *good[] = {"dm-wrn-28-10",         "dm-wrn-70-16-swish",
-                          "dm-wrn-16-2-w8-swish", "dm-wrn-28-10-swish-pad4",
-                          "dm-preact-resnet18",   "dm-preact-resnet18-swish",
-                          "preact-resnet18-nobn", "preact-resnet18-nobn-w16",
-                          "wrn-28-10-swish",      "resnet18-pad2"};
+    const char *good[] = {"dm-wrn-28-10",
+                          "dm-wrn-70-16-swish",
+                          "dm-wrn-16-2-w8-swish",
+                          "dm-wrn-28-10-swish-pad4",
+                          "dm-preact-resnet18",
+                          "dm-preact-resnet18-swish",
+                          "preact-resnet18-nobn",
+                          "preact-resnet18-nobn-w16",
+                          "wrn-28-10-swish",
+                          "resnet18-pad2",
+                          "resnet50",
+                          "resnet152-w16",
+                          "tv-resnet18",
+                          "tv-resnet50",
+                          "tv-wide-resnet50-2",
+                          "tv-wide-resnet101-2-w8"};
     const char *bad[] = {"dm-wrn-27-10",
                          "dm-wrn-28",
                          "dm-preact-resnet34",
@@ -260,7 +488,12 @@ static void preset_names(void **state)
                          "dm-wrn-28-10-pad0",
                          "dm-wrn-28-10-swish-swish",
                          "preact-resnet18-nobnx",
-                         "dm-wrn-28-10-pad"};
+                         "dm-wrn-28-10-pad",
+                         "resnet20",
+                         "tv-resnet",
+                         "tv-wide-resnet18-2",
+                         "tv-wide-resnet50",
+                         "tv-resnet50-2"};
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
         if (!clasp_model_is_preset(good[i])) fail_msg("'%s' is not a preset", good[i]);
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
@@ -271,6 +504,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(robustbench_logits),
+        cmocka_unit_test(torchvision_logits),
         cmocka_unit_test(preset_names),
         cmocka_unit_test(published_files),
         cmocka_unit_test(normalize_list_round_trip),

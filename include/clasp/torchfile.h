@@ -38,7 +38,8 @@ typedef struct clasp_ckpt_info {
     char entry[64];  /* "" = the file is the state dict itself, else the key
                         it was found under: "state_dict", "model", ... */
     char prefix[32]; /* "" or the removed prefix: "module.", "_orig_mod.",
-                        "module._orig_mod." */
+                        "module._orig_mod.", "model." (RobustBench's
+                        wrapper), "module.model.", ... */
 } clasp_ckpt_info;
 
 /* Reads a torch.save file (zip or legacy) as a state dict into `out`
@@ -48,7 +49,9 @@ typedef struct clasp_ckpt_info {
  * "net" (in that order), or the only entry that is a dict of tensors; other
  * entries (epoch, accuracy, optimizer state) are read and ignored. The
  * prefixes "module." (DataParallel) and "_orig_mod." (torch.compile) are
- * removed when every tensor name has them. `info` may be NULL. On failure
+ * removed when every tensor name has them; then "model." when every name
+ * but normalize.mean and normalize.std has it (RobustBench's
+ * Sequential(normalize, model) wrapper; those two are kept). `info` may be NULL. On failure
  * `out` is empty and the message names the file, the byte offset and what
  * was expected. */
 clasp_status clasp_torch_read(const char *path, clasp_st_file *out, clasp_ckpt_info *info);

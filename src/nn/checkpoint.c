@@ -140,6 +140,8 @@ static clasp_status check_names(const clasp_model *m, const clasp_st_file *f, co
         const char *name = f->tensors[t].name;
         if (!strncmp(name, "optimizer.", 10)) continue;
         if (ignored(name, ignore)) continue;
+        /* RobustBench's wrapper: checked against the model's normalize. */
+        if (!strcmp(name, "normalize.mean") || !strcmp(name, "normalize.std")) continue;
         int known = 0;
         for (int i = 0; !known && i < m->n_params; i++) known = !strcmp(name, m->names[i]);
         for (int i = 0; !known && i < m->n_buffers; i++) known = !strcmp(name, m->buffers[i].name);
@@ -223,6 +225,61 @@ static clasp_status parse_normalize(const char *text, int c, float *mean, float 
     return parse_floats(slash + 1, std, c, path);
 }
 
+/* RobustBench's wrapper keeps its normalisation as the buffers
+ * normalize.mean and normalize.std, [1,C,1,1] each. 1 when f has them (as C
+ * floats in mean/std), 0 when it has neither; an error when they are not C
+ * positive-std values. */
+static clasp_status file_normalize(const clasp_st_file *f, int c, float *mean, float *std,
+                                   const char *path, int *has)
+{
+    const clasp_st_tensor *m = clasp_st_find(f, "normalize.mean"),
+                          *s = clasp_st_find(f, "normalize.std");
+    *has = 0;
+    if (!m && !s) return CLASP_OK;
+    if (!m || !s || m->dtype != CLASP_ST_F32 || s->dtype != CLASP_ST_F32 || m->numel != (size_t)c ||
+        s->numel != (size_t)c || c > CLASP_NORMALIZE_MAX_C)
+        return clasp_error(CLASP_ERR_FORMAT,
+                           "%s: normalize.mean and normalize.std must both be %d F32 values, one "
+                           "per input channel",
+                           path, c);
+    memcpy(mean, m->data, (size_t)c * sizeof *mean);
+    memcpy(std, s->data, (size_t)c * sizeof *std);
+    for (int k = 0; k < c; k++)
+        if (!(std[k] > 0.0f) || !isfinite(mean[k]) || !isfinite(std[k]))
+            return clasp_error(CLASP_ERR_FORMAT, "%s: normalize.std[%d] must be > 0", path, k);
+    *has = 1;
+    return CLASP_OK;
+}
+
+/* A file's normalize.mean/std against the model's normalisation: equal (to
+ * float rounding), or an error saying which differs. */
+static clasp_status check_file_normalize(const clasp_model *m, const clasp_st_file *f,
+                                         const char *path)
+{
+    float mean[CLASP_NORMALIZE_MAX_C], stdv[CLASP_NORMALIZE_MAX_C];
+    int has;
+    CLASP_TRY(file_normalize(f, m->in_c, mean, stdv, path, &has));
+    if (!has) return CLASP_OK;
+    const clasp_layer_spec *norm = NULL;
+    for (int i = 0; i < m->n_nodes && !norm; i++)
+        if (m->nodes[i].spec.kind == CLASP_LAYER_NORMALIZE) norm = &m->nodes[i].spec;
+    if (!norm)
+        return clasp_error(CLASP_ERR_FORMAT,
+                           "%s: the file normalises its input (normalize.mean, normalize.std: "
+                           "RobustBench's wrapper) but the model has no normalisation; give the "
+                           "model its normalize (or --zoo NAME)",
+                           path);
+    for (int k = 0; k < m->in_c; k++)
+        if (fabsf(norm->mean[k] - mean[k]) > 1e-6f * (1.0f + fabsf(mean[k])) ||
+            fabsf(norm->std[k] - stdv[k]) > 1e-6f * stdv[k])
+            return clasp_error(CLASP_ERR_FORMAT,
+                               "%s: channel %d: the file normalises with mean %.9g, std %.9g; the "
+                               "model with mean %.9g, std %.9g",
+                               path, k, (double)mean[k], (double)stdv[k], (double)norm->mean[k],
+                               (double)norm->std[k]);
+    return CLASP_OK;
+}
+
 /* The architecture a PyTorch state dict without clasp metadata was saved
  * from, told by its tensor names (and, for widths, their shapes). */
 static const char *detect_arch(const clasp_st_file *f, char *buf, size_t size)
@@ -269,11 +326,43 @@ static const char *detect_arch(const clasp_st_file *f, char *buf, size_t size)
         else snprintf(buf, size, "wrn-%d-%d-w%d", 6 * n + 4, width, w0);
         return buf;
     }
-    if (clasp_st_find(f, "layer1.0.conv1.weight") && clasp_st_find(f, "linear.weight")) {
+    const clasp_st_tensor *l1 = clasp_st_find(f, "layer1.0.conv1.weight");
+    int tv = c1->shape[2] == 7 && clasp_st_find(f, "fc.weight") != NULL;
+    if (l1 && l1->ndim == 4 && (tv || clasp_st_find(f, "linear.weight"))) {
+        /* ResNets: the depth from the blocks per stage, bottleneck blocks
+         * by their conv3, a wide one by its inner width. */
+        int bottleneck = clasp_st_find(f, "layer1.0.conv3.weight") != NULL, depth = 0;
+        int blocks[4];
+        char name[96];
+        for (int s = 0; s < 4; s++) {
+            for (blocks[s] = 0; blocks[s] < 64; blocks[s]++) {
+                snprintf(name, sizeof name, "layer%d.%d.conv1.weight", s + 1, blocks[s]);
+                if (!clasp_st_find(f, name)) break;
+            }
+        }
+        static const struct {
+            int blocks[4], basic, bottleneck;
+        } depths[] = {{{2, 2, 2, 2}, 18, 0},
+                      {{3, 4, 6, 3}, 34, 50},
+                      {{3, 4, 23, 3}, 0, 101},
+                      {{3, 8, 36, 3}, 0, 152}};
+        for (size_t d = 0; d < sizeof depths / sizeof *depths; d++)
+            if (!memcmp(blocks, depths[d].blocks, sizeof blocks))
+                depth = bottleneck ? depths[d].bottleneck : depths[d].basic;
+        if (!depth || w0 <= 0) return NULL;
+        char wide[24] = "";
+        if (bottleneck && l1->shape[0] != w0) {
+            if (!tv || l1->shape[0] % w0) return NULL;
+            snprintf(wide, sizeof wide, "-%d", (int)(l1->shape[0] / w0));
+        }
+        char base[48];
+        if (tv) snprintf(base, sizeof base, "tv-%sresnet%d%s", *wide ? "wide-" : "", depth, wide);
+        else if (clasp_st_find(f, "bn1.weight")) snprintf(base, sizeof base, "resnet%d", depth);
         /* PreAct ResNet with RobustBench's bn_before_fc=False has no "bn". */
-        const char *base = clasp_st_find(f, "bn1.weight")  ? "resnet18"
-                           : clasp_st_find(f, "bn.weight") ? "preact-resnet18"
-                                                           : "preact-resnet18-nobn";
+        else if (depth == 18 && !bottleneck)
+            snprintf(base, sizeof base, "%s",
+                     clasp_st_find(f, "bn.weight") ? "preact-resnet18" : "preact-resnet18-nobn");
+        else return NULL;
         if (w0 == 64) snprintf(buf, size, "%s", base);
         else snprintf(buf, size, "%s-w%d", base, w0);
         return buf;
@@ -303,6 +392,7 @@ static clasp_status load_tensors(clasp_model *m, const clasp_st_file *f, const c
                                  const char *ignore)
 {
     clasp_status st = check_names(m, f, path, ignore);
+    if (st == CLASP_OK) st = check_file_normalize(m, f, path);
     for (int i = 0; st == CLASP_OK && i < m->n_params; i++)
         st = load_into(m->params[i], f, m->names[i], path);
     for (int i = 0; st == CLASP_OK && i < m->n_buffers; i++) {
@@ -363,6 +453,9 @@ clasp_status clasp_model_load_info(clasp_ctx *ctx, const char *path, const char 
                          path);
     float mean[CLASP_NORMALIZE_MAX_C] = {0}, stdv[CLASP_NORMALIZE_MAX_C] = {0};
     if (st == CLASP_OK && norm) st = parse_normalize(norm, c, mean, stdv, path);
+    /* Without clasp's metadata, RobustBench's wrapper says it. */
+    int wrapped = 0;
+    if (st == CLASP_OK && !norm && c > 0) st = file_normalize(&f, c, mean, stdv, path, &wrapped);
     clasp_model *m = NULL;
     if (st == CLASP_OK && clasp_model_is_preset(arch)) {
         const char *cls = clasp_st_meta(&f, "clasp.classes");
@@ -373,7 +466,8 @@ clasp_status clasp_model_load_info(clasp_ctx *ctx, const char *path, const char 
                              "or logits.weight)",
                              path);
         if (st == CLASP_OK)
-            st = clasp_model_new_preset(ctx, arch, c, h, w, k, norm ? mean : NULL, stdv, &m);
+            st = clasp_model_new_preset(ctx, arch, c, h, w, k, norm || wrapped ? mean : NULL, stdv,
+                                        &m);
     } else if (st == CLASP_OK) {
         clasp_layer_spec *ls = NULL;
         int n = 0;

@@ -5,6 +5,16 @@
  *
  *   resnet18         conv1, bn1, layer{1..4}.{0,1}.{conv1,bn1,conv2,bn2},
  *                    layer{2..4}.0.shortcut.{0,1} (1x1 conv, BatchNorm), linear
+ *   resnet34|50|101|152  the same family (RobustBench's resnet.py): 3x3
+ *                    stem; 34 basic blocks [3,4,6,3]; 50, 101, 152 bottleneck
+ *                    blocks layer*.*.{conv1,bn1,conv2,bn2,conv3,bn3} ([3,4,6,3],
+ *                    [3,4,23,3], [3,8,36,3]), shortcut.{0,1}
+ *   tv-resnet18|34|50|101|152, tv-wide-resnet50-2|101-2  torchvision's
+ *                    ImageNet ResNets: conv1 7x7 stride 2, bn1, max-pool 3x3
+ *                    stride 2 padding 1, the blocks above with downsample.{0,1}
+ *                    for the shortcut (stride on the bottleneck's 3x3, as
+ *                    torchvision >= 0.2), fc; wide: bottleneck inner width
+ *                    doubled (width_per_group 128)
  *   preact-resnet18  conv1, layer*.*.{bn1,conv1,bn2,conv2},
  *                    layer{2..4}.0.shortcut.0 (1x1 conv), bn, linear
  *   wrn-D-W          conv1, block{1,2,3}.layer.{i}.{bn1,conv1,bn2,conv2},
@@ -22,7 +32,9 @@
  *   resnet:   relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x))
  *   preact:   a = relu(bn1(x)); conv2(relu(bn2(conv1(a)))) + (shortcut(a) or x)
  *   wrn:      a = relu(bn1(x)); conv2(relu(bn2(conv1(a)))) + (convShortcut(a) or x)
- * and the heads: resnet relu(bn1(conv1(x))) first; preact relu(bn(.)) and
+ *   bottleneck: relu(bn3(conv3(relu(bn2(conv2(relu(bn1(conv1(x)))))))) + shortcut(x))
+ * and the heads: resnet relu(bn1(conv1(x))) first (torchvision's then
+ * max-pools); preact relu(bn(.)) and
  * wrn relu(bn1(.)) last; then average pooling over the whole final map (4x4
  * for 32x32 inputs on resnets, 8x8 on WRN) and the linear layer. */
 #include <stdio.h>
@@ -120,9 +132,15 @@ static int same_pad(builder *b, int in, int s)
     return s == 1 ? pad(b, in, 1, 1, 1, 1) : pad(b, in, 0, 1, 0, 1);
 }
 
-/* ResNet's basic block; returns the index of its output. */
-static int resnet_block(builder *b, const char *prefix, int x, int cin, int cout, int s)
+/* ResNet's basic block; returns the index of its output. The 1x1
+ * shortcut, when the stride or channels change, is called `sc`
+ * ("shortcut" in RobustBench's resnet.py, "downsample" in torchvision). */
+static int resnet_block(builder *b, const char *prefix, int x, int cin, int cout, int s,
+                        const char *sc_name)
 {
+    char sc0[32], sc1[32];
+    snprintf(sc0, sizeof sc0, "%s.0", sc_name);
+    snprintf(sc1, sizeof sc1, "%s.1", sc_name);
     named_conv(b, prefix, "conv1", x, cout, 3, s);
     named(b, CLASP_LAYER_BATCHNORM2D, prefix, "bn1", PREV);
     act(b, PREV);
@@ -130,8 +148,33 @@ static int resnet_block(builder *b, const char *prefix, int x, int cin, int cout
     int main = named(b, CLASP_LAYER_BATCHNORM2D, prefix, "bn2", PREV);
     int sc = x;
     if (s != 1 || cin != cout) {
-        named_conv(b, prefix, "shortcut.0", x, cout, 1, s);
-        sc = named(b, CLASP_LAYER_BATCHNORM2D, prefix, "shortcut.1", PREV);
+        named_conv(b, prefix, sc0, x, cout, 1, s);
+        sc = named(b, CLASP_LAYER_BATCHNORM2D, prefix, sc1, PREV);
+    }
+    put(b, CLASP_LAYER_ADD, NULL, main, sc, 0, 0, 0, 0);
+    return act(b, PREV);
+}
+
+/* The bottleneck block: 1x1 to `mid` channels, 3x3 at stride s, 1x1 to
+ * cout, and the shortcut as in resnet_block. */
+static int bottleneck_block(builder *b, const char *prefix, int x, int cin, int mid, int cout,
+                            int s, const char *sc_name)
+{
+    char sc0[32], sc1[32];
+    snprintf(sc0, sizeof sc0, "%s.0", sc_name);
+    snprintf(sc1, sizeof sc1, "%s.1", sc_name);
+    named_conv(b, prefix, "conv1", x, mid, 1, 1);
+    named(b, CLASP_LAYER_BATCHNORM2D, prefix, "bn1", PREV);
+    act(b, PREV);
+    named_conv(b, prefix, "conv2", PREV, mid, 3, s);
+    named(b, CLASP_LAYER_BATCHNORM2D, prefix, "bn2", PREV);
+    act(b, PREV);
+    named_conv(b, prefix, "conv3", PREV, cout, 1, 1);
+    int main = named(b, CLASP_LAYER_BATCHNORM2D, prefix, "bn3", PREV);
+    int sc = x;
+    if (s != 1 || cin != cout) {
+        named_conv(b, prefix, sc0, x, cout, 1, s);
+        sc = named(b, CLASP_LAYER_BATCHNORM2D, prefix, sc1, PREV);
     }
     put(b, CLASP_LAYER_ADD, NULL, main, sc, 0, 0, 0, 0);
     return act(b, PREV);
@@ -202,13 +245,13 @@ static int dm_preact_block(builder *b, const char *prefix, int x, int cin, int c
 }
 
 /* The preset families. */
-enum { RESNET, PREACT, WRN, PREACT_NOBN, DM_WRN, DM_PREACT };
+enum { RESNET, PREACT, WRN, PREACT_NOBN, DM_WRN, DM_PREACT, TV_RESNET };
 
 typedef struct preset {
-    int kind, depth, width;
-    int base;  /* -wN: base width, 0 = the family's own */
-    int swish; /* -swish: swish instead of relu */
-    int pad;   /* -padP: zero padding of the input before normalisation */
+    int kind, depth, width; /* width: WRN's widening, torchvision's inner-width factor */
+    int base;               /* -wN: base width, 0 = the family's own */
+    int swish;              /* -swish: swish instead of relu */
+    int pad;                /* -padP: zero padding of the input before normalisation */
 } preset;
 
 /* "-D-W" of a WideResNet name. */
@@ -218,6 +261,29 @@ static int parse_wrn(const char **p, preset *ps)
            clasp_nn_read_int(p, 1, &ps->width) && (ps->depth - 4) % 6 == 0;
 }
 
+/* The blocks per stage of a ResNet depth; NULL for a depth ResNet lacks. */
+static const int *resnet_stages(int depth)
+{
+    static const int d18[] = {2, 2, 2, 2}, d34[] = {3, 4, 6, 3}, d101[] = {3, 4, 23, 3},
+                     d152[] = {3, 8, 36, 3};
+    switch (depth) {
+    case 18: return d18;
+    case 34:
+    case 50: return d34;
+    case 101: return d101;
+    case 152: return d152;
+    default: return NULL;
+    }
+}
+
+/* "resnetD" (D one of 18, 34, 50, 101, 152) at *p. */
+static int parse_resnet_depth(const char **p, preset *ps)
+{
+    if (strncmp(*p, "resnet", 6)) return 0;
+    *p += 6;
+    return clasp_nn_read_int(p, 1, &ps->depth) && resnet_stages(ps->depth);
+}
+
 /* Parses a preset name, "<family>[-wN][-swish][-padP]"; 0 when it is none. */
 static int parse_preset(const char *name, preset *ps)
 {
@@ -225,8 +291,18 @@ static int parse_preset(const char *name, preset *ps)
     memset(ps, 0, sizeof *ps);
     ps->depth = 18, ps->width = 1;
     /* Longer names first: "preact-resnet18-nobn" starts as "preact-resnet18". */
-    if (!strncmp(p, "resnet18", 8)) ps->kind = RESNET, p += 8;
-    else if (!strncmp(p, "preact-resnet18-nobn", 20)) ps->kind = PREACT_NOBN, p += 20;
+    if (!strncmp(p, "resnet", 6)) {
+        ps->kind = RESNET;
+        if (!parse_resnet_depth(&p, ps)) return 0;
+    } else if (!strncmp(p, "tv-resnet", 9)) {
+        p += 3, ps->kind = TV_RESNET;
+        if (!parse_resnet_depth(&p, ps)) return 0;
+    } else if (!strncmp(p, "tv-wide-resnet", 14)) {
+        p += 8, ps->kind = TV_RESNET;
+        if (!parse_resnet_depth(&p, ps) || ps->depth < 50 || *p++ != '-' ||
+            !clasp_nn_read_int(&p, 1, &ps->width) || ps->width > 64)
+            return 0;
+    } else if (!strncmp(p, "preact-resnet18-nobn", 20)) ps->kind = PREACT_NOBN, p += 20;
     else if (!strncmp(p, "preact-resnet18", 15)) ps->kind = PREACT, p += 15;
     else if (!strncmp(p, "dm-preact-resnet18", 18)) ps->kind = DM_PREACT, p += 18;
     else if (!strncmp(p, "wrn-", 4)) {
@@ -266,19 +342,36 @@ static void resnets(builder *b, const preset *ps, int x, int num_classes, int *m
 {
     char prefix[CLASP_LAYER_NAME_MAX];
     int w0 = ps->base ? ps->base : 64, cin = w0;
-    x = conv(b, "conv1", x, w0, 3, 1);
-    if (ps->kind == RESNET) {
+    int tv = ps->kind == TV_RESNET, bottleneck = (ps->kind == RESNET || tv) && ps->depth >= 50;
+    const int *stages = resnet_stages(ps->depth);
+    if (tv) {
+        /* 7x7 stride 2 (padding 3), then max-pool 3x3 stride 2 padding 1:
+         * both (H - 1) / 2 + 1. */
+        x = conv(b, "conv1", x, w0, 7, 2);
+        *map = (*map - 1) / 2 + 1;
+    } else {
+        x = conv(b, "conv1", x, w0, 3, 1);
+    }
+    if (ps->kind == RESNET || tv) {
         put(b, CLASP_LAYER_BATCHNORM2D, "bn1", PREV, 0, 0, 0, 0, 0);
         x = act(b, PREV);
     }
+    if (tv) {
+        x = put(b, CLASP_LAYER_MAXPOOL2D, NULL, x, 0, 0, 3, 2, 1);
+        *map = (*map - 1) / 2 + 1;
+    }
+    const char *sc_name = tv ? "downsample" : "shortcut";
     for (int stage = 0; stage < 4; stage++) {
-        int cout = w0 << stage;
-        for (int blk = 0; blk < 2; blk++) {
+        int planes = w0 << stage, cout = bottleneck ? 4 * planes : planes;
+        for (int blk = 0; blk < stages[stage]; blk++) {
             int s = stage > 0 && blk == 0 ? 2 : 1;
             snprintf(prefix, sizeof prefix, "layer%d.%d.", stage + 1, blk);
-            x = ps->kind == RESNET ? resnet_block(b, prefix, x, cin, cout, s)
-                                   : preact_block(b, prefix, x, cin, cout, s, "shortcut.0",
-                                                  ps->kind == PREACT_NOBN);
+            if (bottleneck)
+                x = bottleneck_block(b, prefix, x, cin, planes * ps->width, cout, s, sc_name);
+            else if (ps->kind == RESNET || tv)
+                x = resnet_block(b, prefix, x, cin, cout, s, sc_name);
+            else
+                x = preact_block(b, prefix, x, cin, cout, s, "shortcut.0", ps->kind == PREACT_NOBN);
             cin = cout;
             if (s == 2) *map = (*map - 1) / 2 + 1;
         }
@@ -287,7 +380,7 @@ static void resnets(builder *b, const preset *ps, int x, int num_classes, int *m
         put(b, CLASP_LAYER_BATCHNORM2D, "bn", x, 0, 0, 0, 0, 0);
         x = act(b, PREV);
     }
-    head(b, x, num_classes, "linear", *map, 0);
+    head(b, x, num_classes, tv ? "fc" : "linear", *map, 0);
 }
 
 static void wrn(builder *b, const preset *ps, int x, int num_classes, int *map)
@@ -347,10 +440,10 @@ clasp_status clasp_model_new_preset(clasp_ctx *ctx, const char *name, int in_c, 
     preset ps;
     if (!name || !parse_preset(name, &ps))
         return clasp_error(CLASP_ERR_CONFIG,
-                           "architecture '%s' is not a preset; expected resnet18, preact-resnet18, "
-                           "preact-resnet18-nobn, wrn-D-W, dm-wrn-D-W (D = 6n+4) or "
-                           "dm-preact-resnet18, optionally followed by -w<base width>, -swish "
-                           "and -pad<P>",
+                           "architecture '%s' is not a preset; expected resnetD (D = 18, 34, 50, "
+                           "101, 152), preact-resnet18, preact-resnet18-nobn, wrn-D-W, dm-wrn-D-W "
+                           "(D = 6n+4), dm-preact-resnet18, tv-resnetD or tv-wide-resnetD-2 (D = "
+                           "50, 101), optionally followed by -w<base width>, -swish and -pad<P>",
                            name ? name : "");
     if (in_c > CLASP_NORMALIZE_MAX_C && mean)
         return clasp_error(CLASP_ERR_CONFIG, "normalize takes at most %d channels",
@@ -368,7 +461,7 @@ clasp_status clasp_model_new_preset(clasp_ctx *ctx, const char *name, int in_c, 
         for (int c = 0; c < in_c && !b.bad; c++) b.ls[x].mean[c] = mean[c], b.ls[x].std[c] = std[c];
     }
     int map = in_h + 2 * ps.pad; /* spatial size of the final map, for the pooling */
-    if (ps.kind == RESNET || ps.kind == PREACT || ps.kind == PREACT_NOBN)
+    if (ps.kind == RESNET || ps.kind == PREACT || ps.kind == PREACT_NOBN || ps.kind == TV_RESNET)
         resnets(&b, &ps, x, num_classes, &map);
     else if (ps.kind == WRN) wrn(&b, &ps, x, num_classes, &map);
     else dm_models(&b, &ps, x, num_classes, &map);

@@ -267,7 +267,7 @@ static clasp_status tf_check_unique(const char *path, const clasp_st_file *f)
 }
 
 /* Removes "module." and "_orig_mod." (in any nesting) while every name has
- * one and keeps something after it. */
+ * one and keeps something after it, then RobustBench's "model." (below). */
 static void tf_strip(clasp_st_file *f, clasp_ckpt_info *info)
 {
     info->prefix[0] = 0;
@@ -289,6 +289,22 @@ static void tf_strip(clasp_st_file *f, clasp_ckpt_info *info)
             memcpy(info->prefix + have, tf_prefixes[p], pl + 1);
             changed = true;
         }
+    }
+    /* RobustBench's wrapper, Sequential(normalize, model): its buffers
+     * normalize.mean and normalize.std stay (the model loader reads them as
+     * the normalisation), every other name loses "model.". */
+    size_t have = strlen(info->prefix), models = 0, others = 0;
+    for (size_t i = 0; i < f->n_tensors; i++) {
+        const char *n = f->tensors[i].name;
+        if (!strcmp(n, "normalize.mean") || !strcmp(n, "normalize.std")) others++;
+        else if (!strncmp(n, "model.", 6) && n[6]) models++;
+    }
+    if (models && models + others == f->n_tensors && have + 6 < sizeof info->prefix) {
+        for (size_t i = 0; i < f->n_tensors; i++) {
+            char *n = f->tensors[i].name;
+            if (!strncmp(n, "model.", 6)) memmove(n, n + 6, strlen(n + 6) + 1);
+        }
+        memcpy(info->prefix + have, "model.", 7);
     }
 }
 
