@@ -17,18 +17,20 @@ static void rows_are_consistent(void **state)
     size_t n = clasp_zoo_count();
     assert_true(n > 0);
     assert_null(clasp_zoo_get(n));
-    int c10_linf = 0, c10_l2 = 0, c100_linf = 0;
+    int c10_linf = 0, c10_l2 = 0, c100_linf = 0, in_linf = 0;
     for (size_t i = 0; i < n; i++) {
         const clasp_zoo_entry *e = clasp_zoo_get(i);
         assert_non_null(e);
         assert_true(e->name && *e->name);
         int c10 = !strcmp(e->dataset, "cifar10"), c100 = !strcmp(e->dataset, "cifar100");
-        if (!c10 && !c100) fail_msg("%s: dataset '%s'", e->name, e->dataset);
-        assert_int_equal(e->num_classes, c10 ? 10 : 100);
+        int in = !strcmp(e->dataset, "imagenet");
+        if (!c10 && !c100 && !in) fail_msg("%s: dataset '%s'", e->name, e->dataset);
+        assert_int_equal(e->num_classes, c10 ? 10 : c100 ? 100 : 1000);
         int linf = !strcmp(e->threat, "Linf");
         if (!linf && strcmp(e->threat, "L2")) fail_msg("%s: threat '%s'", e->name, e->threat);
         c10_linf += c10 && linf, c10_l2 += c10 && !linf, c100_linf += c100 && linf;
-        assert_false(c100 && !linf); /* no CIFAR-100 L2 leaderboard */
+        in_linf += in && linf;
+        assert_false((c100 || in) && !linf); /* no CIFAR-100 or ImageNet L2 leaderboard */
         /* Exactly one of arch and why_not. */
         if (!e->arch == !e->why_not)
             fail_msg("%s: arch and why_not both set or both NULL", e->name);
@@ -42,7 +44,15 @@ static void rows_are_consistent(void **state)
                 assert_true(e->mean[c] > 0.3f && e->mean[c] < 0.6f);
                 assert_true(e->std[c] > 0.15f && e->std[c] <= 0.5f);
             }
-        assert_null(e->preprocessing);
+        /* Only ImageNet rows prepare their input, by RobustBench's names;
+         * every buildable one says how. */
+        if (!in) assert_null(e->preprocessing);
+        else if (e->preprocessing) {
+            const char *p = e->preprocessing;
+            if (strcmp(p, "Res256Crop224") && strcmp(p, "Crop288") && strcmp(p, "Res224") &&
+                strcmp(p, "BicubicRes256Crop224"))
+                fail_msg("%s: preprocessing '%s'", e->name, p);
+        } else if (e->arch) fail_msg("%s: an ImageNet row without preprocessing", e->name);
         for (size_t j = 0; j < i; j++) {
             const clasp_zoo_entry *f = clasp_zoo_get(j);
             if (!strcmp(e->name, f->name) && !strcmp(e->dataset, f->dataset) &&
@@ -54,6 +64,7 @@ static void rows_are_consistent(void **state)
     assert_int_equal(c10_linf, 76);
     assert_int_equal(c10_l2, 21);
     assert_int_equal(c100_linf, 38);
+    assert_int_equal(in_linf, 30);
 }
 
 /* Facts checked one by one against the model definitions. */
@@ -71,16 +82,32 @@ static void rows_say_what_the_models_are(void **state)
     assert_true(e->mean[0] == 0.5071f && e->std[2] == 0.2762f);
     assert_ok(clasp_zoo_find("Wang2023Better_WRN-28-10", "cifar10", "L2", &e));
     assert_string_equal(e->arch, "dm-wrn-28-10-swish"); /* nn.SiLU */
-    assert_ok(clasp_zoo_find("Wong2020Fast", NULL, NULL, &e));
+    assert_ok(clasp_zoo_find("Wong2020Fast", "cifar10", NULL, &e));
     assert_string_equal(e->arch, "preact-resnet18-nobn");
     assert_string_equal(e->ignore_tensors, "mu,sigma");
     assert_ok(clasp_zoo_find("Rice2020Overfitting", "cifar10", "L2", &e));
     assert_string_equal(e->arch, "preact-resnet18");
     assert_ok(clasp_zoo_find("Hendrycks2019Using", "cifar100", NULL, &e));
     assert_true(e->has_normalize && e->mean[1] == 0.5f && e->std[1] == 0.5f);
-    assert_ok(clasp_zoo_find("Peng2023Robust", NULL, NULL, &e));
+    assert_ok(clasp_zoo_find("Peng2023Robust", "cifar10", NULL, &e));
     assert_null(e->arch);
     assert_string_equal(e->why_not, "RaWideResNet");
+    assert_ok(clasp_zoo_find("Engstrom2019Robustness", "cifar10", "L2", &e));
+    assert_string_equal(e->arch, "resnet50"); /* ResNet(Bottleneck, [3, 4, 6, 3]) */
+    assert_true(e->has_normalize && e->std[0] == 0.2023f);
+    /* ImageNet: torchvision's models in normalize_model, mu and sigma. */
+    assert_ok(clasp_zoo_find("Wong2020Fast", "imagenet", NULL, &e));
+    assert_string_equal(e->arch, "tv-resnet50");
+    assert_string_equal(e->preprocessing, "Crop288");
+    assert_true(e->has_normalize && e->mean[0] == 0.485f && e->std[2] == 0.225f);
+    assert_ok(clasp_zoo_find("Salman2020Do_50_2", NULL, NULL, &e));
+    assert_string_equal(e->arch, "tv-wide-resnet50-2");
+    assert_string_equal(e->preprocessing, "Res256Crop224");
+    assert_ok(clasp_zoo_find("Salman2020Do_R18", NULL, NULL, &e));
+    assert_string_equal(e->arch, "tv-resnet18");
+    assert_ok(clasp_zoo_find("Chen2024Data_WRN_50_2", "imagenet", NULL, &e));
+    assert_string_equal(e->arch, "tv-wide-resnet50-2");
+    assert_int_equal(e->has_normalize, 0); /* not wrapped in normalize_model */
 }
 
 /* arch at a width the test can afford: wrn-D-W and dm-wrn-D-W at W = 1,
@@ -214,7 +241,7 @@ static void command_lists_and_counts(void **state)
     free(out);
     out = run_cli("--threat L2", &rc);
     assert_int_equal(rc, 0);
-    assert_non_null(strstr(out, "unsupported: ResNet-50"));
+    assert_non_null(strstr(out, "unsupported: per-image standardisation"));
     assert_null(strstr(out, " Linf "));
     free(out);
     out = run_cli("Rice2020Overfitting --threat L2", &rc);

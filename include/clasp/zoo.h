@@ -1,8 +1,8 @@
 /* clasp — the RobustBench model zoo as a table.
  *
  * One row per (dataset, threat model, name) of RobustBench's CIFAR-10 and
- * CIFAR-100 Linf and L2 leaderboards (the corruption leaderboards are not
- * listed). A row says which clasp architecture rebuilds the published model
+ * CIFAR-100 Linf and L2 leaderboards and its ImageNet Linf leaderboard (the
+ * corruption leaderboards are not listed). A row says which clasp architecture rebuilds the published model
  * so that its state dict loads, with the input normalisation the model
  * applies, or why clasp cannot build it. The table is static data: rows and
  * their strings live as long as the program and are never freed. */
@@ -22,9 +22,9 @@ CLASP_API_BEGIN
 
 typedef struct clasp_zoo_entry {
     const char *name;    /* RobustBench's model name, e.g. "Carmon2019Unlabeled" */
-    const char *dataset; /* "cifar10" or "cifar100" */
+    const char *dataset; /* "cifar10", "cifar100" or "imagenet" */
     const char *threat;  /* "Linf" or "L2" */
-    int num_classes;     /* 10 or 100, as the dataset */
+    int num_classes;     /* 10, 100 or 1000, as the dataset */
     /* A preset for clasp_model_new_arch ("wrn-28-10", "dm-wrn-70-16-swish",
      * "preact-resnet18-nobn", ...); NULL when clasp cannot build the model. */
     const char *arch;
@@ -36,8 +36,10 @@ typedef struct clasp_zoo_entry {
      * Filled for rows with an arch; rows without one leave them 0. */
     int has_normalize;
     float mean[3], std[3];
-    /* Input preparation other than normalisation (resizing, cropping);
-     * NULL for every CIFAR row. */
+    /* Input preparation other than normalisation, RobustBench's name for it
+     * ("Res256Crop224", "Crop288", "Res224", "BicubicRes256Crop224"); NULL
+     * for every CIFAR row (and for ImageNet rows whose preparation is
+     * their timm model's own). */
     const char *preprocessing;
     /* Comma-separated names (a trailing '.' makes a prefix) of tensors the
      * published checkpoint may carry that the clasp model does not have and

@@ -38,15 +38,18 @@ static void usage(FILE *f)
     cli_print_dataset_option(f);
     fprintf(f,
             "  --arch ARCH   the architecture of a checkpoint without clasp metadata (a PyTorch\n"
-            "                state dict): resnet18, preact-resnet18, wrn-D-W (with -wN for a base\n"
-            "                width) or a layer list; default: told by the tensor names, else the\n"
+            "                state dict): resnet18, resnet50, preact-resnet18, wrn-D-W,\n"
+            "                tv-resnet50 (torchvision's), ... (-wN for a base width; README\n"
+            "                lists them) or a layer list; default: told by the tensor names, else "
+            "the\n"
             "                default CNN; one that differs from a clasp checkpoint's own is an\n"
             "                error\n"
             "  --model F     a model file: safetensors, or a PyTorch .pt/.pth/.bin (torch.save;\n"
             "                read as data, its pickle never run)\n"
             "  --zoo NAME    a RobustBench entry (clasp zoo lists them): its architecture,\n"
-            "                activation, normalisation, classes and data set; --dataset and\n"
-            "                --threat choose where a name exists for several\n"
+            "                activation, normalisation, classes, data set and (ImageNet)\n"
+            "                preprocessing; --dataset and --threat choose where a name exists\n"
+            "                for several\n"
             "  --attack A    a plugin; a list a,b,c runs them as a cascade (each on the examples\n"
             "                the earlier ones failed to flip); autoattack is the preset\n"
             "                apgd,apgd-t,fab,square (--set version=fast: apgd,apgd-t)\n"
@@ -58,8 +61,8 @@ static void usage(FILE *f)
             "  present, else DIR itself) are streamed: decoded by worker threads ahead of\n"
             "  the device, a few batches in memory:\n"
             "  --subset S    robustbench-5000: RobustBench's 5000 ImageNet evaluation images\n"
-            "  --preprocess P  Res256Crop224 (default), Crop288, Res224, BicubicRes256Crop224\n"
-            "                or none, as RobustBench names them\n"
+            "  --preprocess P  Res256Crop224 (default, or the zoo entry's), Crop288, Res224,\n"
+            "                BicubicRes256Crop224 or none, as RobustBench names them\n"
             "  --workers N   decoding threads (default 1, for a 2-core machine whose other\n"
             "                core runs the device)\n"
             "  --skip-bad-images  leave out (and count) images that cannot be decoded\n"
@@ -261,7 +264,11 @@ static int run(const attack_opts *o)
     const clasp_zoo_entry *zoo = NULL;
     if (st == CLASP_OK && o->zoo) {
         what = "finding the zoo entry";
-        st = clasp_zoo_find(o->zoo, o->dataset_given ? o->dataset : NULL, o->threat, &zoo);
+        /* An image folder takes the ImageNet rows. */
+        const char *zd = !o->dataset_given                    ? NULL
+                         : !strcmp(o->dataset, "imagefolder") ? "imagenet"
+                                                              : o->dataset;
+        st = clasp_zoo_find(o->zoo, zd, o->threat, &zoo);
         if (st == CLASP_OK && !zoo->arch)
             st = clasp_error(CLASP_ERR_CONFIG, "zoo entry %s (%s %s) is not supported: %s",
                              zoo->name, zoo->dataset, zoo->threat,
@@ -277,6 +284,8 @@ static int run(const attack_opts *o)
     /* The zoo entry's data set unless one was given. */
     attack_opts resolved = *o;
     if (zoo && !o->dataset_given) resolved.dataset = zoo->dataset;
+    /* ... and its preprocessing (RobustBench's name) unless one was given. */
+    if (zoo && !o->preprocess && zoo->preprocessing) resolved.preprocess = zoo->preprocessing;
     o = &resolved;
     const char *dataset = o->dataset;
     if (st == CLASP_OK) {
@@ -330,9 +339,11 @@ static int run(const attack_opts *o)
                     info.prefix, zoo ? "zoo entry " : "architecture ", zoo ? zoo->name : a,
                     zoo ? "" : "");
             if (zoo)
-                fprintf(stderr, "zoo: %s, %s %s, %d classes, architecture %s%s\n", zoo->name,
+                fprintf(stderr, "zoo: %s, %s %s, %d classes, architecture %s%s%s%s\n", zoo->name,
                         zoo->dataset, zoo->threat, zoo->num_classes, zoo->arch,
-                        zoo->has_normalize ? ", normalised by the entry's mean/std" : "");
+                        zoo->has_normalize ? ", normalised by the entry's mean/std" : "",
+                        o->preprocess ? ", preprocessing " : "",
+                        o->preprocess ? o->preprocess : "");
         }
     }
     if (st != CLASP_OK) goto done;

@@ -1,6 +1,7 @@
-/* RobustBench's CIFAR-10 and CIFAR-100 Linf and L2 models as clasp sees
- * them, written from RobustBench's model_zoo definitions (cifar10.py,
- * cifar100.py and the architectures they build). What decides a row:
+/* RobustBench's CIFAR-10 and CIFAR-100 Linf and L2 models and its ImageNet
+ * Linf models as clasp sees them, written from RobustBench's model_zoo
+ * definitions (cifar10.py, cifar100.py, imagenet.py and the architectures
+ * they build). What decides a row:
  *
  *   WideResNet(depth, widen_factor)  -> wrn-D-W. With sub_block1=True the
  *       model also holds sub_block1 (a copy of block1 that forward never
@@ -13,7 +14,13 @@
  *       this block adds its input x, not relu(bn1(x)), through the 1x1
  *       shortcut. PreActBlockV2 or out_shortcut=True with bn_before_fc=True
  *       -> preact-resnet18 (shortcut from relu(bn1(x)), final bn).
- *   ResNet(BasicBlock, [2,2,2,2])    -> resnet18.
+ *   ResNet(BasicBlock, [2,2,2,2])    -> resnet18; ResNet(Bottleneck,
+ *       [3,4,6,3]) -> resnet50.
+ *   ImageNet: torchvision's resnet18/resnet50/wide_resnet50_2 inside
+ *       normalize_model(model, mu, sigma) -> tv-resnet18/50, tv-wide-
+ *       resnet50-2 with that normalisation (the wrapper's normalize.mean and
+ *       normalize.std, when a file carries them, must equal it); the
+ *       preprocessing is the row's (Res256Crop224, Crop288, ...).
  *   A subclass that only adds (x - mu) / sigma -> the same arch with that
  *       normalisation; mu and sigma are persistent buffers, which some
  *       published files lack (RobustBench loads those leniently). */
@@ -26,6 +33,7 @@
 #define C10_LINF(n) n, "cifar10", "Linf", 10
 #define C10_L2(n) n, "cifar10", "L2", 10
 #define C100_LINF(n) n, "cifar100", "Linf", 100
+#define IN_LINF(n) n, "imagenet", "Linf", 1000
 
 #define NO_NORM 0, {0, 0, 0}, {0, 0, 0}
 /* dm_wide_resnet.py's CIFAR10_MEAN/STD; also several subclasses' mu/sigma. */
@@ -42,6 +50,10 @@
                          {0.24703225141799082f, 0.24348516474564f, 0.26158783926049628f}
 /* Rony2019DecouplingNet. */
 #define RONY_NORM 1, {0.491f, 0.482f, 0.447f}, {0.247f, 0.243f, 0.262f}
+/* Engstrom2019RobustnessNet's mu/sigma. */
+#define ENGSTROM_NORM 1, {0.4914f, 0.4822f, 0.4465f}, {0.2023f, 0.1994f, 0.2010f}
+/* imagenet.py's mu and sigma, ImageNet's usual statistics. */
+#define IN_NORM 1, {0.485f, 0.456f, 0.406f}, {0.229f, 0.224f, 0.225f}
 /* Hendrycks2019UsingNet computes 2x - 1 = (x - 0.5) / 0.5. */
 #define HALF_NORM 1, {0.5f, 0.5f, 0.5f}, {0.5f, 0.5f, 0.5f}
 
@@ -50,8 +62,14 @@
 
 #define YES(id, arch, norm, ignore) {id, arch, NULL, norm, NULL, ignore}
 #define NO(id, why) {id, NULL, why, NO_NORM, NULL, NULL}
+/* An ImageNet row: its preprocessing too. */
+#define YESP(id, arch, norm, prep) {id, arch, NULL, norm, prep, NULL}
+#define NOP(id, why, prep) {id, NULL, why, NO_NORM, prep, NULL}
 
-#define RESNET50 "ResNet-50 (bottleneck blocks)"
+#define CONVSTEM "ViT or ConvNeXt with a convolutional stem (timm)"
+#define CONVNEXT "ConvNeXt (timm)"
+#define SWIN "Swin transformer (timm)"
+#define VIT "ViT (timm)"
 #define XCIT "XCiT vision transformer (timm)"
 #define MEANSPARSE "MeanSparse (sparsified activations)"
 #define COMPOSITE "composite of two models mixed by a policy network"
@@ -67,7 +85,7 @@ static const clasp_zoo_entry zoo[] = {
     YES(C10_LINF("Hendrycks2019Using"), "wrn-28-10", HALF_NORM, NULL),
     YES(C10_LINF("Rice2020Overfitting"), "wrn-34-20", C10_NORM, MU),
     YES(C10_LINF("Zhang2019Theoretically"), "wrn-34-10", NO_NORM, SB1),
-    NO(C10_LINF("Engstrom2019Robustness"), RESNET50),
+    YES(C10_LINF("Engstrom2019Robustness"), "resnet50", ENGSTROM_NORM, MU),
     NO(C10_LINF("Chen2020Adversarial"), "ensemble of three ResNet-50s"),
     YES(C10_LINF("Huang2020Self"), "wrn-34-10", NO_NORM, SB1),
     NO(C10_LINF("Pang2020Boosting"), "BoostingWideResNet (normalised last layer)"),
@@ -138,8 +156,8 @@ static const clasp_zoo_entry zoo[] = {
     YES(C10_LINF("Bartoldson2024Adversarial_WRN-82-8"), "dm-wrn-82-8-swish", C10_NORM, NULL),
 
     /* CIFAR-10, L2 */
-    NO(C10_L2("Augustin2020Adversarial"), RESNET50),
-    NO(C10_L2("Engstrom2019Robustness"), RESNET50),
+    YES(C10_L2("Augustin2020Adversarial"), "resnet50", AUGUSTIN_NORM, MU),
+    YES(C10_L2("Engstrom2019Robustness"), "resnet50", ENGSTROM_NORM, MU),
     YES(C10_L2("Rice2020Overfitting"), "preact-resnet18", C10_NORM, MU),
     YES(C10_L2("Rony2019Decoupling"), "wrn-28-10", RONY_NORM, MU),
     YES(C10_L2("Standard"), "wrn-28-10", NO_NORM, NULL),
@@ -199,6 +217,40 @@ static const clasp_zoo_entry zoo[] = {
     NO(C100_LINF("Bai2024MixedNUTS"), MIXEDNUTS),
     YES(C100_LINF("Chen2024Data_WRN_34_10"), "wrn-34-10", NO_NORM, NULL),
     NO(C100_LINF("Amini2024MeanSparse_S-WRN-70-16"), MEANSPARSE " on WRN-70-16"),
+
+    /* ImageNet, Linf */
+    YESP(IN_LINF("Wong2020Fast"), "tv-resnet50", IN_NORM, "Crop288"),
+    YESP(IN_LINF("Engstrom2019Robustness"), "tv-resnet50", IN_NORM, "Res256Crop224"),
+    YESP(IN_LINF("Salman2020Do_R50"), "tv-resnet50", IN_NORM, "Res256Crop224"),
+    YESP(IN_LINF("Salman2020Do_R18"), "tv-resnet18", IN_NORM, "Res256Crop224"),
+    YESP(IN_LINF("Salman2020Do_50_2"), "tv-wide-resnet50-2", IN_NORM, "Res256Crop224"),
+    /* torchvision's own pretrained weights. */
+    YESP(IN_LINF("Standard_R50"), "tv-resnet50", IN_NORM, "Res256Crop224"),
+    NOP(IN_LINF("Debenedetti2022Light_XCiT-S12"), XCIT, NULL),
+    NOP(IN_LINF("Debenedetti2022Light_XCiT-M12"), XCIT, NULL),
+    NOP(IN_LINF("Debenedetti2022Light_XCiT-L12"), XCIT, NULL),
+    NOP(IN_LINF("Singh2023Revisiting_ViT-S-ConvStem"), CONVSTEM, "BicubicRes256Crop224"),
+    NOP(IN_LINF("Singh2023Revisiting_ViT-B-ConvStem"), CONVSTEM, "BicubicRes256Crop224"),
+    NOP(IN_LINF("Singh2023Revisiting_ConvNeXt-T-ConvStem"), CONVSTEM, "BicubicRes256Crop224"),
+    NOP(IN_LINF("Singh2023Revisiting_ConvNeXt-S-ConvStem"), CONVSTEM, "BicubicRes256Crop224"),
+    NOP(IN_LINF("Singh2023Revisiting_ConvNeXt-B-ConvStem"), CONVSTEM, "BicubicRes256Crop224"),
+    NOP(IN_LINF("Singh2023Revisiting_ConvNeXt-L-ConvStem"), CONVSTEM, "BicubicRes256Crop224"),
+    NOP(IN_LINF("Liu2023Comprehensive_ConvNeXt-B"), CONVNEXT, "BicubicRes256Crop224"),
+    NOP(IN_LINF("Liu2023Comprehensive_ConvNeXt-L"), CONVNEXT, "BicubicRes256Crop224"),
+    NOP(IN_LINF("Liu2023Comprehensive_Swin-B"), SWIN, "BicubicRes256Crop224"),
+    NOP(IN_LINF("Liu2023Comprehensive_Swin-L"), SWIN, "BicubicRes256Crop224"),
+    NOP(IN_LINF("Peng2023Robust"), "RaWideResNet-101-2", "Res256Crop224"),
+    NOP(IN_LINF("Bai2024MixedNUTS"), MIXEDNUTS, "BicubicRes256Crop224"),
+    /* resnet50(width_per_group=128), not wrapped: it takes [0, 1] pixels. */
+    YESP(IN_LINF("Chen2024Data_WRN_50_2"), "tv-wide-resnet50-2", NO_NORM, "Res256Crop224"),
+    NOP(IN_LINF("Mo2022When_Swin-B"), SWIN, "Res224"),
+    NOP(IN_LINF("Mo2022When_ViT-B"), VIT, "Res224"),
+    NOP(IN_LINF("Amini2024MeanSparse_ConvNeXt-L"), MEANSPARSE " on ConvNeXt-L", "BicubicRes256Crop224"),
+    NOP(IN_LINF("Amini2024MeanSparse_Swin-L"), MEANSPARSE " on Swin-L", "BicubicRes256Crop224"),
+    NOP(IN_LINF("RodriguezMunoz2024Characterizing_Swin-B"), SWIN, "BicubicRes256Crop224"),
+    NOP(IN_LINF("RodriguezMunoz2024Characterizing_Swin-L"), SWIN, "BicubicRes256Crop224"),
+    NOP(IN_LINF("Xu2024MIMIR_Swin-B"), SWIN, "BicubicRes256Crop224"),
+    NOP(IN_LINF("Xu2024MIMIR_Swin-L"), SWIN, "BicubicRes256Crop224"),
 };
 /* clang-format on */
 
