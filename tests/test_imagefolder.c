@@ -403,9 +403,34 @@ static void imagenet_names_and_subset(void **state)
     clasp_imagefolder_options o = {.imagenet = 1};
     assert_int_equal(clasp_imagefolder_open(p, &o, &f), CLASP_OK);
     const clasp_dataset *d = clasp_imagefolder_info(f);
+    /* ImageNet-1k's 1000 classes whatever folders exist, so the labels are
+     * a 1000-class model's outputs. */
+    assert_int_equal(d->num_classes, 1000);
     assert_string_equal(d->class_names[0], "tench");
     assert_string_equal(d->class_names[1], "goldfish");
+    assert_string_equal(d->class_names[999], "toilet tissue");
     assert_int_equal(d->h, 224);
+    clasp_imagefolder_free(f);
+    /* A folder whose classes are not WordNet ids is an image folder. */
+    mkdirs("inet2/val/n01440764");
+    mkdirs("inet2/val/cats");
+    write_png("inet2/val/n01440764/a.png", 1, 1, PNG_COLOR_TYPE_RGB, px, NULL, 0);
+    write_png("inet2/val/cats/b.png", 1, 1, PNG_COLOR_TYPE_RGB, px, NULL, 0);
+    char p2[4096];
+    path_of(p2, sizeof p2, "inet2/val");
+    assert_int_equal(clasp_imagefolder_open(p2, &o, &f), CLASP_ERR_FORMAT);
+    assert_non_null(strstr(clasp_last_error(), "'cats' is not an ImageNet-1k WordNet id"));
+    clasp_imagefolder_options fo = {0};
+    assert_int_equal(clasp_imagefolder_open(p2, &fo, &f), CLASP_OK);
+    assert_int_equal(clasp_imagefolder_info(f)->num_classes, 2);
+    clasp_imagefolder_free(f);
+    /* Labels are the classes' ImageNet-1k indices: goldfish is 1 even
+     * without a tench folder. */
+    mkdirs("inet3/val/n01443537");
+    write_png("inet3/val/n01443537/b.png", 1, 1, PNG_COLOR_TYPE_RGB, px, NULL, 0);
+    path_of(p2, sizeof p2, "inet3/val");
+    assert_int_equal(clasp_imagefolder_open(p2, &o, &f), CLASP_OK);
+    assert_int_equal(clasp_imagefolder_info(f)->y[0], 1);
     clasp_imagefolder_free(f);
     char m[4096];
     path_of(m, sizeof m, "inet/LOC_synset_mapping.txt");

@@ -143,7 +143,10 @@ void clasp_dataset_class_counts(const clasp_dataset *d, size_t *counts);
 typedef struct clasp_imagefolder clasp_imagefolder;
 
 typedef struct clasp_imagefolder_options {
-    /* ILSVRC layout: class folders are WordNet ids (n01440764, ...), named
+    /* ILSVRC layout: class folders are WordNet ids (n01440764, ...), any
+     * subset of ImageNet-1k's; the classes are then all 1000 in their usual
+     * order (label = the id's index among the sorted 1000, as a full
+     * validation folder numbers them), named
      * from LOC_synset_mapping.txt (in DIR or its parent) or DIR/classes.txt
      * (lines "<folder> <name>"), else from the table clasp ships
      * (torchvision's ImageNet names); names are cut to 31 bytes at a ", "

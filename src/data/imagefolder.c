@@ -240,7 +240,10 @@ static int prep_side(clasp_prep p)
     return p == CLASP_PREP_CROP288 ? 288 : p == CLASP_PREP_NONE ? 0 : 224;
 }
 
-static clasp_status subset_samples(clasp_imagefolder *f, const char *dir, const strv *classes)
+/* cls[k]: the label of class folder k (its ImageNet-1k index for
+ * `imagenet`, else k); map[j]: the folder of label j, -1 when absent. */
+static clasp_status subset_samples(clasp_imagefolder *f, const char *dir, const strv *classes,
+                                   const int *cls)
 {
     int map[1000];
     for (int k = 0; k < 1000; k++) {
@@ -260,7 +263,58 @@ static clasp_status subset_samples(clasp_imagefolder *f, const char *dir, const 
         snprintf(rel, sizeof rel, "%s/ILSVRC2012_val_%08u.JPEG", clasp_imagenet_wnids[e->cls],
                  (unsigned)e->number);
         CLASP_TRY(clasp_data_join(path, sizeof path, dir, rel));
-        CLASP_TRY(add_sample(f, path, map[e->cls]));
+        CLASP_TRY(add_sample(f, path, cls[map[e->cls]]));
+    }
+    return CLASP_OK;
+}
+
+/* The ImageNet-1k index of a WordNet id; -1 when it is none. The table is
+ * sorted (the classes' usual order), so a binary search finds it. */
+static int imagenet_index(const char *wnid)
+{
+    int lo = 0, hi = 999;
+    while (lo <= hi) {
+        int mid = (lo + hi) / 2, c = strcmp(wnid, clasp_imagenet_wnids[mid]);
+        if (!c) return mid;
+        if (c < 0) hi = mid - 1;
+        else lo = mid + 1;
+    }
+    return -1;
+}
+
+/* `imagenet`: the classes are ImageNet-1k's 1000, in their usual order (the
+ * sorted WordNet ids, as torchvision's ImageFolder numbers a full
+ * validation folder), whatever subset of them has folders, so labels match
+ * the outputs of a 1000-class model; names from the shipped table, then a
+ * LOC_synset_mapping.txt or classes.txt. `imagefolder`: the sorted folders. */
+static clasp_status set_classes(const char *dir, const clasp_imagefolder_options *o,
+                                const strv *classes, int *cls, clasp_dataset *m)
+{
+    if (!o->imagenet) {
+        for (size_t k = 0; k < classes->n; k++) cls[k] = (int)k;
+        CLASP_TRY(clasp_dataset_set_classes(m, (int)classes->n));
+        for (size_t k = 0; k < classes->n; k++) set_name(m->class_names[k], classes->v[k]);
+        return CLASP_OK;
+    }
+    for (size_t k = 0; k < classes->n; k++)
+        if ((cls[k] = imagenet_index(classes->v[k])) < 0)
+            return clasp_error(CLASP_ERR_FORMAT,
+                               "%s: class folder '%s' is not an ImageNet-1k WordNet id "
+                               "(nXXXXXXXX); "
+                               "use --dataset imagefolder for other classes",
+                               dir, classes->v[k]);
+    CLASP_TRY(clasp_dataset_set_classes(m, 1000));
+    for (int j = 0; j < 1000; j++) set_name(m->class_names[j], clasp_imagenet_classes[j]);
+    /* Kaggle's ILSVRC layout keeps the mapping next to the split's folder;
+     * a classes.txt beside the classes wins. */
+    char *wnids[1000];
+    for (int j = 0; j < 1000; j++) wnids[j] = (char *)clasp_imagenet_wnids[j];
+    strv all = {wnids, 1000, 0};
+    const char *files[] = {"../LOC_synset_mapping.txt", "LOC_synset_mapping.txt", "classes.txt"};
+    char path[4096];
+    for (size_t i = 0; i < 3; i++) {
+        CLASP_TRY(clasp_data_join(path, sizeof path, dir, files[i]));
+        CLASP_TRY(names_file(path, &all, m));
     }
     return CLASP_OK;
 }
@@ -269,6 +323,7 @@ static clasp_status open_folder(const char *dir, const clasp_imagefolder_options
                                 clasp_imagefolder *f)
 {
     strv classes = {0};
+    int *cls = NULL;
     clasp_status st = list_dir(dir, 1, &classes, NULL);
     if (st == CLASP_OK && classes.n == 0)
         st = clasp_error(CLASP_ERR_FORMAT, "%s: no class folders (expected DIR/<class>/<image>)",
@@ -276,41 +331,26 @@ static clasp_status open_folder(const char *dir, const clasp_imagefolder_options
     if (st == CLASP_OK && classes.n > CLASP_MAX_CLASSES)
         st = clasp_error(CLASP_ERR_FORMAT, "%s: %zu class folders, at most %d", dir, classes.n,
                          CLASP_MAX_CLASSES);
+    if (st == CLASP_OK && !(cls = malloc(classes.n * sizeof *cls)))
+        st = clasp_error(CLASP_ERR_NOMEM, "image folder: out of memory");
     clasp_dataset *m = &f->meta;
-    if (st == CLASP_OK) st = clasp_dataset_set_classes(m, (int)classes.n);
-    for (size_t k = 0; st == CLASP_OK && k < classes.n; k++) {
-        const char *name = classes.v[k];
-        if (o->imagenet)
-            for (int j = 0; j < 1000; j++)
-                if (!strcmp(name, clasp_imagenet_wnids[j])) name = clasp_imagenet_classes[j];
-        set_name(m->class_names[k], name);
-    }
-    if (st == CLASP_OK && o->imagenet) {
-        char path[4096];
-        /* Kaggle's ILSVRC layout keeps the mapping next to the split's
-         * folder; a classes.txt beside the classes wins. */
-        const char *files[] = {"../LOC_synset_mapping.txt", "LOC_synset_mapping.txt",
-                               "classes.txt"};
-        for (size_t i = 0; st == CLASP_OK && i < 3; i++) {
-            st = clasp_data_join(path, sizeof path, dir, files[i]);
-            if (st == CLASP_OK) st = names_file(path, &classes, m);
-        }
-    }
+    if (st == CLASP_OK) st = set_classes(dir, o, &classes, cls, m);
     int subset = o->subset && *o->subset;
     if (st == CLASP_OK && subset && strcmp(o->subset, "robustbench-5000"))
         st = clasp_error(CLASP_ERR_INVALID, "unknown subset '%s' (known: robustbench-5000)",
                          o->subset);
-    if (st == CLASP_OK && subset) st = subset_samples(f, dir, &classes);
+    if (st == CLASP_OK && subset) st = subset_samples(f, dir, &classes, cls);
     char path[4096];
     for (size_t k = 0; st == CLASP_OK && !subset && k < classes.n; k++) {
         size_t before = m->n;
         st = clasp_data_join(path, sizeof path, dir, classes.v[k]);
-        if (st == CLASP_OK) st = walk(f, path, (int)k);
+        if (st == CLASP_OK) st = walk(f, path, cls[k]);
         if (st == CLASP_OK && m->n == before)
             st = clasp_error(CLASP_ERR_FORMAT,
                              "%s: class folder '%s' has no image files (.jpg, .jpeg, .png, ...)",
                              dir, classes.v[k]);
     }
+    free(cls);
     strv_free(&classes);
     return st;
 }
