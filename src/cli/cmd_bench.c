@@ -95,7 +95,8 @@ static void usage(FILE *f)
         "inference|train|pgd10-at|pgd10-attack]\n"
         "  --arch ARCH     default (the default CNN, on 1x28x28), resnet18, preact-resnet18,\n"
         "                  preact-resnet18-nobn, dm-wrn-D-W, dm-preact-resnet18,\n"
-        "                  wrn-D-W (presets, on 3x32x32; -wN sets a base width) or a layer list\n"
+        "                  wrn-D-W (presets, on 3x32x32; -wN sets a base width), tv-resnet50 and\n"
+        "                  the other torchvision ResNets (on 3x224x224) or a layer list\n"
         "  --activation A  relu (default) or swish, the -swish preset suffix\n"
         "  --input CxHxW   input shape (default: by architecture, as above)\n"
         "  --loader-only   time the image-folder data path instead (clasp bench --loader-only\n"
@@ -142,7 +143,7 @@ int cmd_bench(int argc, char **argv)
     arch = arch_buf;
     if (!c) {
         int preset = clasp_model_is_preset(arch);
-        c = preset ? 3 : 1, h = w = preset ? 32 : 28;
+        c = preset ? 3 : 1, h = w = preset ? (!strncmp(arch, "tv-", 3) ? 224 : 32) : 28;
     }
     bench b = {0};
     b.batch = batch;

@@ -177,7 +177,14 @@ void cli_print_class_table(FILE *f, const clasp_dataset *d, int n_cols,
     for (int c = 0; c < n_cols; c++) fprintf(f, " %10s", col_names[c]);
     fputc('\n', f);
     int64_t total = clasp_class_sum(count, d->num_classes);
+    int empty = 0;
     for (int k = 0; k < d->num_classes; k++) {
+        /* Many classes (ImageNet's 1000, most absent from a subset): only
+         * those with examples. */
+        if (d->num_classes > 20 && !count[k]) {
+            empty++;
+            continue;
+        }
         fprintf(f, "  %-14s %6lld", d->class_names[k], (long long)count[k]);
         for (int c = 0; c < n_cols; c++)
             fprintf(f, " %9.2f%%",
@@ -191,6 +198,7 @@ void cli_print_class_table(FILE *f, const clasp_dataset *d, int n_cols,
         fprintf(f, " %9.2f%%", total ? 100.0 * (double)s / (double)total : 0.0);
     }
     fputc('\n', f);
+    if (empty) fprintf(f, "  (%d classes without examples not listed)\n", empty);
 }
 
 const char *cli_opt(int argc, char **argv, int *i, const char *name)

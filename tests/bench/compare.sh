@@ -11,6 +11,8 @@
 #         dm-wrn-D-W[-swish] (DeepMind's WideResNet of the RobustBench zoo), ...
 #   RUNS: runs per side (default 3; RUNS=... in the environment works too)
 #   TORCH_DEVICE=cuda runs the PyTorch side on the GPU.
+#   INPUT=CxHxW, CLASSES=K: another input shape or class count on both sides
+#   (INPUT=3x224x224 ARCH tv-resnet50 for ImageNet's ResNet-50).
 #   ONLY=workload runs one workload (clasp bench --only).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -23,6 +25,9 @@ clasp="${CLASP:-build/src/cli/clasp}"   # CLASP=path: another build
 export POCL_AFFINITY="${POCL_AFFINITY:-1}"
 only=()
 [ -n "${ONLY:-}" ] && only=(--only "$ONLY")
+shape=()
+[ -n "${INPUT:-}" ] && shape+=(--input "$INPUT")
+[ -n "${CLASSES:-}" ] && shape+=(--classes "$CLASSES")
 
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
@@ -43,11 +48,11 @@ fi
 
 for r in $(seq 1 "$runs"); do
   echo "== clasp, run $r of $runs"
-  "$clasp" bench --seconds "$secs" --arch "$arch" --batch "$batch" "${only[@]}" | tee "$dir/c$r"
+  "$clasp" bench --seconds "$secs" --arch "$arch" --batch "$batch" "${only[@]}" "${shape[@]}" | tee "$dir/c$r"
   if ((have_torch)); then
     echo "== PyTorch, run $r of $runs"
     "$py" tests/bench/torch_bench.py --seconds "$secs" --arch "$arch" --batch "$batch" \
-      ${TORCH_DEVICE:+--device "$TORCH_DEVICE"} | tee "$dir/t$r"
+      "${shape[@]}" ${TORCH_DEVICE:+--device "$TORCH_DEVICE"} | tee "$dir/t$r"
     if [ -n "${ONLY:-}" ]; then  # torch_bench runs every workload; keep the one asked for
       awk -v w="$ONLY" '$1==w || $2!="images/s"' "$dir/t$r" > "$dir/t$r.1" && mv "$dir/t$r.1" "$dir/t$r"
     fi

@@ -169,6 +169,11 @@ class DMWRN(nn.Module):
 
 def build(arch, classes):
     """(model, input shape) for clasp's architecture names."""
+    tv = re.fullmatch(r"tv-(resnet\d+|wide-resnet\d+-2)", arch)
+    if tv:
+        import torchvision
+        name = tv.group(1).replace("wide-resnet", "wide_resnet").replace("-2", "_2")
+        return getattr(torchvision.models, name)(num_classes=classes), (3, 224, 224)
     d = re.fullmatch(r"dm-wrn-(\d+)-(\d+)(-swish)?", arch)
     if d:
         act = F.silu if d.group(3) else F.relu
@@ -206,15 +211,19 @@ def main():
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--device", default="cpu", help="cpu or cuda")
     ap.add_argument("--only", default=None)
+    ap.add_argument("--input", default=None, help="CxHxW (default: by architecture)")
+    ap.add_argument("--classes", type=int, default=10)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(1)
     dev = torch.device(a.device)
-    model, shape = build(a.arch, 10)
+    model, shape = build(a.arch, a.classes)
+    if a.input:
+        shape = tuple(int(v) for v in a.input.split("x"))
     model = model.to(dev)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
     x = torch.rand(a.batch, *shape, device=dev)
-    y = (torch.arange(a.batch) % 10).to(dev)
+    y = (torch.arange(a.batch) % a.classes).to(dev)
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
 
     def inference():
