@@ -27,6 +27,12 @@
  * (conv1_fwd, conv1_bwd_dx), which hold pixels in explicit float16 vectors
  * instead of relying on the implicit vectoriser.
  *
+ * One source, three kinds of program, so that none compiles kernels it
+ * never runs (compilation is most of a cold first run): without CONV_KH the
+ * kernels that take no window size; with CONV_KH/KW/STRIDE the im2col
+ * family for that window; with CONV_DIRECT1 as well the one-channel direct
+ * kernels.
+ *
  * Indices are int: the host keeps chunks (and whole tensors) below 2^31
  * elements. */
 
@@ -62,6 +68,8 @@ inline int col_at(int j, int panel)
     return panel ? (j >> 4) * panel + (j & 15) : j;
 }
 
+#ifndef CONV_KH /* the generic program: kernels that take no window size */
+
 /* Copies the chunk's planes into zero-bordered planes of (H+2*pad) x
  * (W+2*pad), so that im2col needs no bounds checks (its loads become
  * plain vector loads on CPUs). The copy is 1/(KH*KW) of im2col's output.
@@ -79,6 +87,10 @@ __kernel void pad_planes(__global const float *restrict x, int x_off, int H, int
     if ((uint)ih < (uint)H && (uint)iw < (uint)W) v = x[x_off + (nc * H + ih) * W + iw];
     xp[(nc * Hp + i) * Wp + j] = v;
 }
+
+#endif
+
+#if defined(CONV_KH) && !defined(CONV_DIRECT1)
 
 /* gws = (OW, OH, NB*C). xp holds the chunk's planes already padded (Hp x
  * Wp, see pad_planes; the input itself when pad is 0), starting at element
@@ -142,6 +154,10 @@ UNROLL
     }
     dx[dx_off + nc * H * W + h * W + w] = acc;
 }
+
+#endif
+
+#ifndef CONV_KH
 
 /* yt[O, NCOLS] (channel-major) -> y[n0 + n, o, :] (NCHW) plus b[o] when
  * has_bias. gws = (P, NB*O). */
@@ -226,6 +242,8 @@ void bias_grad_planes(__global const float *restrict dy, int N, int O, int P,
     if (l == 0) db[o] = part[0];
 }
 
+#endif
+
 /* The direct kernels give each work-item a strip of C1_VEC neighbouring
  * pixels of one row held in explicit float16 vectors: PoCL's implicit
  * vectoriser across work-items gives up on these loop nests (checked in
@@ -292,6 +310,8 @@ static inline float16 c1_load_tail(__global const float *p, int rem, int whole)
     return vload16(0, t);
 }
 
+#ifndef CONV_KH
+
 /* conv_out on vectors: one work-item per (image, channel) row of P floats,
  * copied C1_VEC at a time. `total` is the number of floats in yt, which
  * bounds the whole-vector loads. gws = (NB*O). */
@@ -334,9 +354,11 @@ __kernel void conv_dy_t_v(__global const float *restrict dy, int dy_off, int NB,
  * fit: the GEMM's K is only KH*KW (25 for 5x5), so it streams a column
  * matrix KH*KW times the size of the input to do little work per element.
  * These kernels compute the convolution directly instead. They exist only
- * in the programs built with the window size (-DCONV_KH, -DCONV_KW): their
- * accumulator arrays are sized by it. */
-#if defined(CONV_KH) && defined(CONV_KW)
+ * in the programs built with the window size (-DCONV_KH, -DCONV_KW; their
+ * accumulator arrays are sized by it) and -DCONV_DIRECT1. */
+#endif
+
+#if defined(CONV_KH) && defined(CONV_KW) && defined(CONV_DIRECT1)
 
 /* Output channels per conv1_fwd work-item: CONV_OB float16 accumulators
  * stay in the vector registers (32 on AVX-512) next to the input vector,
@@ -524,12 +546,15 @@ UNROLL
     }
 }
 
+#endif /* CONV_DIRECT1 */
+
 /* ---- stride 1: im2col and col2im on explicit vectors ----------------------
  *
  * The scalar im2col and col2im above compile to scalar code on PoCL (its
  * vectoriser does not take their loop nests). With stride 1 a row of
  * columns is a contiguous run of input, so these variants move C1_VEC
  * floats per instruction. */
+#if defined(CONV_KH) && defined(CONV_KW) && !defined(CONV_DIRECT1)
 
 /* im2col for stride 1, plain or packed (col_at). One work-item per
  * (output row, image, channel): for each window offset (kh, kw) the output
@@ -603,4 +628,4 @@ UNROLL
         c1_store(s, W - x0, out + x0);
     }
 }
-#endif /* CONV_KH && CONV_KW */
+#endif /* CONV_KH && CONV_KW && !CONV_DIRECT1 */

@@ -317,13 +317,20 @@ static void rows_lws(clasp_ctx *ctx, cl_kernel k, const size_t gws[2], size_t lw
     lws[1] = 1;
 }
 
-/* The specialised program for this window and stride (see cl/conv.cl). */
-static clasp_status conv_kernel(clasp_ctx *ctx, const conv_geom *g, const char *name, cl_kernel *k)
+/* The specialised program for this window and stride (see cl/conv.cl):
+ * the im2col family, or with direct1 the one-channel direct kernels. */
+static clasp_status conv_kernel_of(clasp_ctx *ctx, const conv_geom *g, int direct1,
+                                   const char *name, cl_kernel *k)
 {
     char defs[96];
-    snprintf(defs, sizeof defs, "-DCONV_KH=%d -DCONV_KW=%d -DCONV_STRIDE=%d", g->kh, g->kw,
-             g->stride);
+    snprintf(defs, sizeof defs, "-DCONV_KH=%d -DCONV_KW=%d -DCONV_STRIDE=%d%s", g->kh, g->kw,
+             g->stride, direct1 ? " -DCONV_DIRECT1" : "");
     return clasp_kernel_get(ctx, "conv", defs, name, k);
+}
+
+static clasp_status conv_kernel(clasp_ctx *ctx, const conv_geom *g, const char *name, cl_kernel *k)
+{
+    return conv_kernel_of(ctx, g, 0, name, k);
 }
 
 /* The panel stride for a column matrix of `rows` rows and ncols columns
@@ -479,8 +486,8 @@ static clasp_status conv1_forward(clasp_ctx *ctx, const conv_geom *g, const clas
     clasp_tensor *xq = NULL;
     CLASP_TRY(clasp_tensor_new1(ctx, nb_max * hq * wq, &xq));
     cl_kernel kp = NULL, kc = NULL;
-    clasp_status st = conv_kernel(ctx, g, "pad_planes_to", &kp);
-    if (st == CLASP_OK) st = conv_kernel(ctx, g, "conv1_fwd", &kc);
+    clasp_status st = conv_kernel_of(ctx, g, 1, "pad_planes_to", &kp);
+    if (st == CLASP_OK) st = conv_kernel_of(ctx, g, 1, "conv1_fwd", &kc);
     cl_mem xm = clasp_mem(x), xqm = clasp_mem(xq), wm = clasp_mem(w);
     cl_mem bm = b ? clasp_mem(b) : xqm, ym = clasp_mem(y);
     int has_bias = b != NULL, groups = (g->o + CONV1_OB - 1) / CONV1_OB;
@@ -509,7 +516,7 @@ static clasp_status conv1_backward_dx(clasp_ctx *ctx, const conv_geom *g, const 
                                       const clasp_tensor *dy, clasp_tensor *dx)
 {
     cl_kernel k;
-    CLASP_TRY(conv_kernel(ctx, g, "conv1_bwd_dx", &k));
+    CLASP_TRY(conv_kernel_of(ctx, g, 1, "conv1_bwd_dx", &k));
     cl_mem dym = clasp_mem(dy), wm = clasp_mem(w), dxm = clasp_mem(dx);
     CLASP_TRY(clasp_kernel_args(k, 10, KARG(dym), KARG(g->o), KARG(g->oh), KARG(g->ow),
                                 KARG(g->pad), KARG(wm), KARG(g->n), KARG(g->h), KARG(g->w),
