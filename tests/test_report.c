@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "clasp/report.h"
+#include "experiment/report/facts.h"
 #include "experiment/svg.h"
 #include "testutil.h"
 
@@ -1017,6 +1018,109 @@ static void gradient_free_check(void **state)
     end_fixture(f);
 }
 
+/* ---- facts, without any formatting ---------------------------------------- */
+
+/* The facts of a model on the golden fixture's counts, checked against
+ * numbers worked out by hand: summaries, the stronger of each pair, the
+ * strongest attack, the class-wise correlations, the T-PGD/PGD pair, the
+ * gradient-free check and the L2 distances. Nothing is written. */
+static void facts_by_hand(void **state)
+{
+    (void)state;
+    fixture *f = new_fixture();
+    static const int64_t clean[K] = {9, 11, 6};
+    static const int64_t rob[4][K] = {{4, 6, 2}, {3, 5, 1}, {2, 5, 1}, {0, 1, 0}};
+    static const char *const plugins[4] = {"fgsm", "pgd", "tpgd", "cw"};
+    static const char *const params[4] = {"eps=0.1", "eps=0.1, alpha=0.01, steps=20",
+                                          "eps=0.1, alpha=0.01, steps=20, T=0.5", "c=1"};
+    attack_data ad[4];
+    clasp_attack_report ar[4];
+    float dist[25];
+    for (int i = 0; i < 9; i++) dist[i] = 0.1f * (float)(i + 1);
+    for (int i = 0; i < 10; i++) dist[9 + i] = (float)(i + 1);
+    for (int i = 0; i < 6; i++) dist[19 + i] = (float)(i + 1);
+    for (int j = 0; j < 4; j++) {
+        fill_attack(&ad[j], clean, rob[j]);
+        link_attack(&ar[j], &ad[j], plugins[j], plugins[j], 1);
+        snprintf(ar[j].params, sizeof ar[j].params, "%s", params[j]);
+        ar[j].linf_eps = j < 3 ? 0.1 : 0;
+    }
+    ar[3].unbounded = 1;
+    ar[3].l2_dist = dist;
+    float norms[K] = {1, 3, 5};
+    const double budgets[2] = {0.45, 4};
+    clasp_model_report *m = &f->models[0];
+    m->attacks = ar;
+    m->n_attacks = 4;
+    m->class_weight_norms = norms;
+    f->r.n_l2_eps = 2;
+    f->r.l2_eps = budgets;
+
+    model_facts x;
+    assert_ok(report_facts_compute(&f->r, 0, &x));
+    assert_int_equal(x.n_attacks, 4);
+    assert_true(fabs(x.sum[0].robust_acc - 12.0 / 30) < EPS);
+    assert_true(fabs(x.sum[2].robust_acc - 8.0 / 30) < EPS);
+    assert_int_equal(x.sum[1].worst, 2); /* 1/8 */
+    assert_int_equal(x.sum[1].best, 1);  /* 5/12 */
+    assert_int_equal(x.n_listed, 3);
+    assert_int_equal(x.strongest_linf, 2);
+    assert_int_equal(x.strongest, 2); /* cw (1/30) is unbounded: never the strongest */
+    assert_true(x.clean_agrees);
+    assert_int_equal(x.n_pairs, 3); /* cw takes no part */
+    assert_int_equal(x.pairs[0].a, 0);
+    assert_int_equal(x.pairs[0].b, 1);
+    assert_int_equal(x.pairs[2].a, 1);
+    assert_int_equal(x.pairs[2].b, 2);
+    assert_false(x.pairs[2].tie);
+    assert_true(fabs(x.pairs[2].overall_gain - 1.0 / 30) < EPS);
+    /* fgsm's robust {.4, .5, .25} against pgd's gain {.1, 1/12, .125}: ranks
+     * (2, 3, 1) and (2, 1, 3), a perfect inversion. */
+    assert_true(fabs(x.pairs[0].rho + 1) < EPS);
+    /* Norms (1, 3, 5) against robust under tpgd {.2, 5/12, .125}. */
+    assert_true(fabs(x.weight_rho + 0.5) < EPS);
+    assert_int_equal(x.n_tpgd, 1);
+    assert_int_equal(x.tpgd[0].pgd, 1);
+    assert_int_equal(x.tpgd[0].tpgd, 2);
+    assert_true(fabs(x.tpgd[0].t - 0.5) < EPS);
+    assert_int_equal(x.gf, -1); /* no gradient-free attack */
+    assert_int_equal(x.n_budgets, 1);
+    assert_null(x.l2[0]);
+    const l2_stats *l2 = x.l2[3];
+    assert_non_null(l2);
+    assert_int_equal(l2[0].n, 9);
+    assert_true(fabs(l2[0].median - 0.5) < 1e-6);
+    assert_int_equal(l2[0].robust_at[0], 5); /* 0.5 .. 0.9 lie beyond 0.45 */
+    assert_int_equal(l2[0].robust_at[1], 0);
+    assert_int_equal(l2[1].robust_at[0], 11); /* robust 1 + all ten beyond */
+    assert_int_equal(l2[1].robust_at[1], 7);  /* robust 1 + 5 .. 10 */
+    assert_true(fabs(l2[1].median - 5.5) < 1e-6);
+    assert_int_equal(l2[K].n, 25);
+    assert_int_equal(l2[K].count, 30);
+    report_facts_free(&x);
+
+    /* A gradient-free attack against the strongest gradient one at its eps. */
+    static const int64_t rob1[3][K] = {{1, 1, 1}, {3, 5, 1}, {2, 5, 1}};
+    static const char *const plugins1[3] = {"fgsm", "pgd", "square"};
+    static const char *const params1[3] = {"eps=0.3", "eps=0.1, steps=20", "eps=0.1"};
+    attack_data ad1[3];
+    clasp_attack_report ar1[3];
+    for (int j = 0; j < 3; j++) {
+        fill_attack(&ad1[j], clean, rob1[j]);
+        link_attack(&ar1[j], &ad1[j], plugins1[j], plugins1[j], 1);
+        snprintf(ar1[j].params, sizeof ar1[j].params, "%s", params1[j]);
+    }
+    f->models[1].attacks = ar1;
+    f->models[1].n_attacks = 3;
+    assert_ok(report_facts_compute(&f->r, 1, &x));
+    assert_int_equal(x.gf, 2);
+    assert_int_equal(x.grad, 1); /* fgsm has another eps */
+    assert_int_equal(x.n_gf_more, 1);
+    assert_int_equal(x.strongest, 0);
+    report_facts_free(&x);
+    free(f); /* nothing was written */
+}
+
 /* ---- golden files ------------------------------------------------------ */
 
 /* Compares one written file with its golden copy in CLASP_REPORT_GOLDEN
@@ -1142,6 +1246,7 @@ int main(void)
         cmocka_unit_test(class_counts_helpers),
         cmocka_unit_test(unbounded_and_relations),
         cmocka_unit_test(gradient_free_check),
+        cmocka_unit_test(facts_by_hand),
         cmocka_unit_test(golden_report),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
