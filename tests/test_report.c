@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "clasp/registry.h"
 #include "clasp/report.h"
 #include "experiment/report/facts.h"
 #include "experiment/svg.h"
@@ -1118,6 +1119,37 @@ static void facts_by_hand(void **state)
     assert_int_equal(x.n_gf_more, 1);
     assert_int_equal(x.strongest, 0);
     report_facts_free(&x);
+
+    /* With traits recorded, names no longer matter: a gradient-free attack
+     * of any name takes part, and "square" declaring otherwise does not. */
+    for (int j = 0; j < 3; j++) {
+        ar1[j].traits_known = 1;
+        snprintf(ar1[j].budget, sizeof ar1[j].budget, "eps");
+    }
+    snprintf(ar1[2].plugin, sizeof ar1[2].plugin, "blackbox");
+    ar1[2].gradient_free = 1;
+    assert_ok(report_facts_compute(&f->r, 1, &x));
+    assert_int_equal(x.gf, 2);
+    report_facts_free(&x);
+    snprintf(ar1[2].plugin, sizeof ar1[2].plugin, "square");
+    ar1[2].gradient_free = 0;
+    assert_ok(report_facts_compute(&f->r, 1, &x));
+    assert_int_equal(x.gf, -1);
+    report_facts_free(&x);
+    /* A temperature trait relates an attack of any name to the one it
+     * equals at 1. */
+    for (int j = 0; j < 4; j++) ar[j].traits_known = 1;
+    snprintf(ar[2].plugin, sizeof ar[2].plugin, "softpgd");
+    snprintf(ar[2].temperature, sizeof ar[2].temperature, "T");
+    snprintf(ar[2].equals_at_one, sizeof ar[2].equals_at_one, "pgd");
+    assert_ok(report_facts_compute(&f->r, 0, &x));
+    assert_int_equal(x.n_tpgd, 1);
+    assert_true(fabs(x.tpgd[0].t - 0.5) < EPS);
+    report_facts_free(&x);
+    ar[2].equals_at_one[0] = '\0';
+    assert_ok(report_facts_compute(&f->r, 0, &x));
+    assert_int_equal(x.n_tpgd, 0);
+    report_facts_free(&x);
     free(f); /* nothing was written */
 }
 
@@ -1150,6 +1182,28 @@ static void check_golden(const char *dir, const char *name, const char *golden_n
         free(want);
     }
     free(got);
+}
+
+/* Fills the attacks' traits from their built-in plugins, as the runner
+ * does when they run. */
+static void traits_from_plugins(clasp_attack_report *a, int n)
+{
+    clasp_registry *reg;
+    assert_ok(clasp_registry_open(&reg));
+    for (int j = 0; j < n; j++) {
+        const clasp_plugin_desc *d;
+        assert_ok(clasp_registry_find(reg, a[j].plugin, CLASP_PLUGIN_ATTACK, &d));
+        clasp_attack_traits t;
+        clasp_attack_traits_of(d, &t);
+        a[j].traits_known = 1;
+        a[j].gradient_free = t.gradient_free;
+        snprintf(a[j].budget, sizeof a[j].budget, "%s", t.budget ? t.budget : "");
+        snprintf(a[j].temperature, sizeof a[j].temperature, "%s",
+                 t.temperature ? t.temperature : "");
+        snprintf(a[j].equals_at_one, sizeof a[j].equals_at_one, "%s",
+                 t.equals_at_one ? t.equals_at_one : "");
+    }
+    clasp_registry_free(reg);
 }
 
 /* Every file the report writes for a synthetic experiment that reaches
@@ -1203,14 +1257,23 @@ static void golden_report(void **state)
     f->models[1].attacks = ar1;
     f->models[1].n_attacks = 3;
     const int excluded[K] = {0, 0, 1};
-    for (int pass = 0; pass < 2; pass++) {
-        f->r.excluded = pass ? excluded : NULL;
+    /* Passes 0 and 1 without traits (a report from an old state file: the
+     * built-in names decide), 2 and 3 with the traits the built-in plugins
+     * declare: the same files either way. */
+    for (int pass = 0; pass < 4; pass++) {
+        if (pass == 2) {
+            traits_from_plugins(ar, 4);
+            traits_from_plugins(ar1, 3);
+            assert_true(ar1[2].gradient_free);
+            assert_string_equal(ar[2].equals_at_one, "pgd");
+        }
+        f->r.excluded = pass % 2 ? excluded : NULL;
         tu_tmpdir(f->dir, sizeof f->dir);
         assert_ok(clasp_report_write(&f->r, f->dir));
         static const char *const files[] = {"report.json", "report.md", "per_class.csv"};
         for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
             char gname[64];
-            snprintf(gname, sizeof gname, "%s%s", pass ? "excluded-" : "", files[i]);
+            snprintf(gname, sizeof gname, "%s%s", pass % 2 ? "excluded-" : "", files[i]);
             check_golden(f->dir, files[i], gname);
         }
         char charts[512];
@@ -1222,13 +1285,13 @@ static void golden_report(void **state)
             if (e->d_name[0] == '.') continue;
             char rel[300], gname[300];
             snprintf(rel, sizeof rel, "charts/%s", e->d_name);
-            snprintf(gname, sizeof gname, "%s%s", pass ? "excluded-" : "", e->d_name);
-            if (!pass) check_golden(f->dir, rel, gname);
+            snprintf(gname, sizeof gname, "%s%s", pass % 2 ? "excluded-" : "", e->d_name);
+            if (pass % 2 == 0) check_golden(f->dir, rel, gname);
             n++;
         }
         closedir(d);
         assert_true(n > 0);
-        if (pass) end_fixture(f);
+        if (pass == 3) end_fixture(f);
         else remove_report(f->dir);
     }
 }

@@ -199,11 +199,35 @@ static int clean_agrees(const clasp_model_report *m, int k)
     return 1;
 }
 
-/* tpgd t has pgd p's budget when every parameter of p has the same value
- * in t (eps, alpha, steps, restarts, rand_init). */
+/* The traits the report reads (clasp_attack_report), with the built-in
+ * attacks' names as the fallback when they were not recorded. */
+static const char *budget_of(const clasp_attack_report *a)
+{
+    return a->traits_known ? a->budget : "eps";
+}
+
+static const char *temperature_of(const clasp_attack_report *a)
+{
+    if (a->traits_known) return a->temperature[0] && a->equals_at_one[0] ? a->temperature : NULL;
+    return strcmp(a->plugin, "tpgd") ? NULL : "T";
+}
+
+static int equals_at_one(const clasp_attack_report *t, const clasp_attack_report *p)
+{
+    return !strcmp(p->plugin, t->traits_known ? t->equals_at_one : "pgd");
+}
+
+static int is_gradient_free(const clasp_attack_report *a)
+{
+    return a->traits_known ? a->gradient_free : !strcmp(a->plugin, "square");
+}
+
+/* t (with a temperature) has p's budget when p is the attack t equals at
+ * temperature 1 and every parameter of p has the same value in t (for
+ * pgd: eps, alpha, steps, restarts, rand_init). */
 static int same_budget(const clasp_attack_report *p, const clasp_attack_report *t)
 {
-    if (strcmp(p->plugin, "pgd") || strcmp(t->plugin, "tpgd")) return 0;
+    if (!temperature_of(t) || !equals_at_one(t, p) || p->derived || t->derived) return 0;
     int n = 0;
     for (const char *s = p->params; s && *s;) {
         while (*s == ' ' || *s == ',') s++;
@@ -222,9 +246,14 @@ static int same_budget(const clasp_attack_report *p, const clasp_attack_report *
     return n > 0;
 }
 
-static int is_gradient_free(const clasp_attack_report *a)
+/* The budget value of a listed attack from its parameters; 0 when none. */
+static int budget_value(const clasp_attack_report *a, double *eps)
 {
-    return !strcmp(a->plugin, "square");
+    char v[64];
+    const char *name = budget_of(a);
+    if (!name || !*name || !report_param_value(a->params, name, v, sizeof v)) return 0;
+    *eps = strtod(v, NULL);
+    return 1;
 }
 
 /* The gradient-free attack and the strongest gradient-based L-infinity
@@ -236,14 +265,12 @@ static void masking_pair(const clasp_model_report *m, model_facts *f)
     for (int i = 0; i < m->n_attacks && sq < 0; i++)
         if (report_linf_listed(&m->attacks[i]) && is_gradient_free(&m->attacks[i])) sq = i;
     if (sq < 0) return;
-    char e1[64], e2[64];
-    if (!report_param_value(m->attacks[sq].params, "eps", e1, sizeof e1)) return;
+    double e1, e2;
+    if (!budget_value(&m->attacks[sq], &e1)) return;
     int gr = -1;
     for (int i = 0; i < m->n_attacks; i++) {
         const clasp_attack_report *a = &m->attacks[i];
-        if (!report_linf_listed(a) || is_gradient_free(a) ||
-            !report_param_value(a->params, "eps", e2, sizeof e2) ||
-            strtod(e1, NULL) != strtod(e2, NULL))
+        if (!report_linf_listed(a) || is_gradient_free(a) || !budget_value(a, &e2) || e1 != e2)
             continue;
         if (gr < 0 || f->sum[i].robust_acc < f->sum[gr].robust_acc) gr = i;
     }
@@ -382,7 +409,8 @@ clasp_status report_facts_compute(const clasp_report *r, int mi, model_facts *f)
         for (int j = 0; j < n; j++)
             if (same_budget(&m->attacks[i], &m->attacks[j])) {
                 char t[64] = "";
-                report_param_value(m->attacks[j].params, "T", t, sizeof t);
+                report_param_value(m->attacks[j].params, temperature_of(&m->attacks[j]), t,
+                                   sizeof t);
                 f->tpgd[f->n_tpgd++] = (tpgd_pair){i, j, strtod(t, NULL)};
             }
 
