@@ -34,6 +34,16 @@ typedef struct chart_plan {
     int *first;        /* index in pair of each model's first attack */
 } chart_plan;
 
+/* Which charts a report of k classes has: per attack, the bars of
+ * per-class accuracy up to 20 classes and the flow heat map up to 100;
+ * per model, the accuracy by epoch up to 100 classes and, past 20, the
+ * sorted per-class curves and the histogram instead of the bars. */
+#define REPORT_HEATMAP_MAX_CLASSES 100
+int report_has_bars(const clasp_report *r);
+int report_has_heatmap(const clasp_report *r);
+int report_has_epochs_chart(const clasp_report *r, const clasp_model_report *m);
+int report_has_curves(const clasp_report *r, const clasp_model_report *m);
+
 /* Names every chart of r, unique within the report. */
 clasp_status report_plan_charts(const clasp_report *r, chart_plan *p);
 void report_plan_free(chart_plan *p);

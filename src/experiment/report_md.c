@@ -57,8 +57,10 @@ void report_md_flow_table(clasp_buf *b, const clasp_report *r, const clasp_attac
 {
     int k = r->num_classes;
     if (k > REPORT_SMALL_CLASSES) {
-        clasp_buf_puts(b, "Too many classes for a table: see the flow chart below and "
-                          "report.json.\n");
+        clasp_buf_puts(b, k <= REPORT_HEATMAP_MAX_CLASSES
+                              ? "Too many classes for a table: see the flow chart below and "
+                                "report.json.\n"
+                              : "Too many classes for a table or a heat map: see report.json.\n");
         return;
     }
     clasp_buf_puts(b, "Rows: true class; columns: prediction on the attacked example.\n\n"

@@ -342,9 +342,150 @@ static l2_stats *l2_facts(const clasp_report *r, const clasp_attack_report *a, i
     return s;
 }
 
+/* ---- the large-class view ------------------------------------------------ */
+
+const double report_quantile_at[REPORT_N_QUANTILES] = {0, 0.1, 0.25, 0.5, 0.75, 0.9, 1};
+
+static int double_cmp(const void *x, const void *y)
+{
+    double a = *(const double *)x, b = *(const double *)y;
+    return (a > b) - (a < b);
+}
+
+/* Quantiles with linear interpolation between order statistics (the
+ * usual definition, numpy's default): h = (n - 1) p. */
+static class_dist distribution(const clasp_attack_report *a, int k, double *buf)
+{
+    class_dist d = {0, 0, NAN, {0}};
+    double sum = 0;
+    for (int c = 0; c < k; c++)
+        if (a->per_class.count[c] > 0) {
+            buf[d.n++] = report_class_robust(a, c);
+            sum += buf[d.n - 1];
+            d.at_zero += a->per_class.robust_correct[c] == 0;
+        }
+    for (int i = 0; i < REPORT_N_QUANTILES; i++) d.q[i] = NAN;
+    if (d.n == 0) return d;
+    d.mean = sum / d.n;
+    qsort(buf, (size_t)d.n, sizeof *buf, double_cmp);
+    for (int i = 0; i < REPORT_N_QUANTILES; i++) {
+        double h = (d.n - 1) * report_quantile_at[i];
+        int lo = (int)floor(h);
+        int hi = lo + 1 < d.n ? lo + 1 : lo;
+        d.q[i] = buf[lo] + (h - lo) * (buf[hi] - buf[lo]);
+    }
+    return d;
+}
+
+typedef struct keyed {
+    double v;
+    int c;
+} keyed;
+
+/* Ascending by value, ties by the lower class index. */
+static int keyed_cmp(const void *x, const void *y)
+{
+    const keyed *a = x, *b = y;
+    if (a->v != b->v) return (a->v > b->v) - (a->v < b->v);
+    return (a->c > b->c) - (a->c < b->c);
+}
+
+/* The REPORT_LIST_N classes with the largest gain of b over a (positive
+ * gains only; ties by the lower class index). */
+static int top_gains(const clasp_attack_report *A, const clasp_attack_report *B, int k, keyed *buf,
+                     int *out)
+{
+    int n = 0;
+    for (int c = 0; c < k; c++) {
+        double g = report_class_robust(A, c) - report_class_robust(B, c);
+        if (A->per_class.count[c] > 0 && g > 0) buf[n++] = (keyed){-g, c};
+    }
+    qsort(buf, (size_t)n, sizeof *buf, keyed_cmp);
+    if (n > REPORT_LIST_N) n = REPORT_LIST_N;
+    for (int i = 0; i < n; i++) out[i] = buf[i].c;
+    return n;
+}
+
+/* The most frequent flows true -> predicted (off the diagonal), by count,
+ * ties by (true, predicted); a running list, so 1000 x 1000 costs one pass. */
+static int top_flows(const clasp_attack_report *a, int k, flow_entry *out)
+{
+    int n = 0;
+    for (int i = 0; i < k; i++)
+        for (int j = 0; j < k; j++) {
+            int64_t v = a->flow[(size_t)i * (size_t)k + (size_t)j];
+            if (i == j || v <= 0 || (n == REPORT_LIST_N && v <= out[n - 1].n)) continue;
+            int at = n < REPORT_LIST_N ? n++ : n - 1;
+            while (at > 0 && out[at - 1].n < v) {
+                out[at] = out[at - 1];
+                at--;
+            }
+            out[at] = (flow_entry){i, j, v};
+        }
+    return n;
+}
+
+static int large_facts_compute(const clasp_report *r, const clasp_model_report *m, model_facts *f)
+{
+    int k = f->k, n = f->n_attacks;
+    large_facts *lg = &f->lg;
+    size_t na = n > 0 ? (size_t)n : 1, np = f->n_pairs > 0 ? (size_t)f->n_pairs : 1;
+    double *buf = malloc((size_t)k * sizeof *buf);
+    keyed *kb = malloc((size_t)k * sizeof *kb);
+    lg->dist = calloc(na, sizeof *lg->dist);
+    lg->order = calloc((size_t)k, sizeof *lg->order);
+    lg->n_top_gain = calloc(np, sizeof *lg->n_top_gain);
+    lg->top_gain = calloc(np, sizeof *lg->top_gain);
+    int ok = buf && kb && lg->dist && lg->order && lg->n_top_gain && lg->top_gain;
+    for (int j = 0; ok && j < n; j++) lg->dist[j] = distribution(&m->attacks[j], k, buf);
+    if (ok && f->strongest >= 0) {
+        const clasp_attack_report *s = &m->attacks[f->strongest];
+        for (int c = 0; c < k; c++)
+            if (s->per_class.count[c] > 0)
+                kb[lg->n_order++] = (keyed){report_class_robust(s, c), c};
+        qsort(kb, (size_t)lg->n_order, sizeof *kb, keyed_cmp);
+        for (int i = 0; i < lg->n_order; i++) lg->order[i] = kb[i].c;
+        lg->n_flows = top_flows(s, k, lg->flows);
+    }
+    for (int q = 0; ok && q < f->n_pairs; q++)
+        lg->n_top_gain[q] = top_gains(&m->attacks[f->pairs[q].a], &m->attacks[f->pairs[q].b], k, kb,
+                                      lg->top_gain[q]);
+    class_groups *g = &lg->groups;
+    int ng = ok ? report_builtin_groups(r, &g->names, &g->group_of) : 0;
+    if (ng > 0 && n > 0) {
+        g->count = calloc((size_t)ng, sizeof *g->count);
+        g->clean = calloc((size_t)ng, sizeof *g->clean);
+        g->robust = calloc((size_t)ng * na, sizeof *g->robust);
+        ok = g->count && g->clean && g->robust;
+        for (int c = 0; ok && c < k; c++) {
+            int gi = g->group_of[c];
+            g->count[gi] += m->attacks[0].per_class.count[c];
+            g->clean[gi] += m->attacks[0].per_class.clean_correct[c];
+            for (int j = 0; j < n; j++)
+                g->robust[(size_t)gi * na + (size_t)j] += m->attacks[j].per_class.robust_correct[c];
+        }
+        if (ok) g->n = ng;
+    }
+    free(buf);
+    free(kb);
+    return ok;
+}
+
+static void large_facts_free(large_facts *lg)
+{
+    free(lg->dist);
+    free(lg->order);
+    free(lg->n_top_gain);
+    free(lg->top_gain);
+    free(lg->groups.count);
+    free(lg->groups.clean);
+    free(lg->groups.robust);
+}
+
 void report_facts_free(model_facts *f)
 {
     if (!f) return;
+    large_facts_free(&f->lg);
     for (int j = 0; f->l2 && j < f->n_attacks; j++)
         if (f->l2[j]) {
             free(f->l2[j][0].robust_at);
@@ -428,6 +569,8 @@ clasp_status report_facts_compute(const clasp_report *r, int mi, model_facts *f)
         if (m->attacks[j].unbounded && m->attacks[j].l2_dist &&
             !(f->l2[j] = l2_facts(r, &m->attacks[j], k)))
             goto nomem;
+    f->large = k > REPORT_SMALL_CLASSES;
+    if (f->large && !large_facts_compute(r, m, f)) goto nomem;
     free(v);
     return CLASP_OK;
 nomem:

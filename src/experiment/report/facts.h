@@ -52,6 +52,55 @@ typedef struct l2_stats {
 
 #define REPORT_MAX_BUDGETS 16
 
+/* Past this many classes report.md shows distributions and short lists
+ * (the worst and best classes, the largest gains, the most frequent flows)
+ * instead of a row per class; per_class.csv and report.json keep every
+ * class. */
+#define REPORT_SMALL_CLASSES 20
+/* Length of those lists. */
+#define REPORT_LIST_N 15
+
+/* The distribution of per-class robust accuracy over the classes with
+ * examples: quantiles (linear interpolation between order statistics) at
+ * report_quantile_at[], the mean, and how many classes are at 0 %. */
+#define REPORT_N_QUANTILES 7
+extern const double report_quantile_at[REPORT_N_QUANTILES];
+
+typedef struct class_dist {
+    int n, at_zero;
+    double mean, q[REPORT_N_QUANTILES];
+} class_dist;
+
+typedef struct flow_entry {
+    int from, to; /* true class, prediction on the attacked example */
+    int64_t n;
+} flow_entry;
+
+/* Classes grouped (CIFAR-100's superclasses), with their counts. */
+typedef struct class_groups {
+    int n;                    /* groups; 0: none */
+    const char *const *names; /* [n] */
+    const int *group_of;      /* [k] */
+    int64_t *count, *clean;   /* [n], from the first attack */
+    int64_t *robust;          /* [n * n_attacks]: group g, attack j at g * n_attacks + j */
+} class_groups;
+
+/* The large-class view (computed when k > REPORT_SMALL_CLASSES). */
+typedef struct large_facts {
+    class_dist *dist; /* [n_attacks] */
+    /* Classes with examples by robust accuracy under the strongest attack,
+     * ascending (ties: lower index first). */
+    int n_order;
+    int *order;
+    /* The most frequent off-diagonal flows under the strongest attack. */
+    int n_flows;
+    flow_entry flows[REPORT_LIST_N];
+    /* Per pair (as facts.pairs): the classes where b gains most over a. */
+    int *n_top_gain;                /* [n_pairs] */
+    int (*top_gain)[REPORT_LIST_N]; /* [n_pairs] */
+    class_groups groups;
+} large_facts;
+
 typedef struct model_facts {
     int k;               /* classes */
     int n_attacks;       /* entries, derived worst cases included */
@@ -81,7 +130,14 @@ typedef struct model_facts {
     /* [n_attacks] of [k + 1] entries (the last: all classes), NULL for
      * attacks that are not unbounded or have no distances. */
     l2_stats **l2;
+
+    int large; /* k > REPORT_SMALL_CLASSES: lg is filled */
+    large_facts lg;
 } model_facts;
+
+/* CIFAR-100's 20 superclasses when r is a 100-class cifar100 report:
+ * names[20] and the superclass of each class; 0 otherwise. */
+int report_builtin_groups(const clasp_report *r, const char *const **names, const int **group_of);
 
 /* Computes the facts of r->models[mi]; free with report_facts_free. */
 clasp_status report_facts_compute(const clasp_report *r, int mi, model_facts *f);

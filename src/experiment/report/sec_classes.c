@@ -67,7 +67,9 @@ void sec_classes_md(clasp_buf *b, const report_ctx *x)
         clasp_buf_puts(b, "\nNo attacks were evaluated on this model.\n");
         return;
     }
-    md_class_table(b, x);
+    /* Past 20 classes the distribution and the worst and best classes
+     * take the table's place. */
+    if (!x->f->large) md_class_table(b, x);
     clasp_buf_puts(b, "\n");
     for (int j = 0; j < m->n_attacks; j++) md_attack_line(b, x->r, &m->attacks[j], &x->f->sum[j]);
 }

@@ -16,7 +16,7 @@ void sec_gains_md(clasp_buf *b, const report_ctx *x)
     const clasp_model_report *m = x->m;
     const model_facts *f = x->f;
     int k = r->num_classes;
-    if (m->n_attacks == 0 || f->n_listed < 2) return;
+    if (m->n_attacks == 0 || f->n_listed < 2 || f->large) return;
     clasp_buf_puts(b, "\n### Gains of stronger attacks\n\nPoints of robust accuracy that "
                       "the stronger attack (b) removes beyond the weaker one (a), "
                       "as \"b over a\"; negative where a is stronger on that class. "

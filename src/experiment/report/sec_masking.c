@@ -33,7 +33,12 @@ void sec_masking_md(clasp_buf *b, const report_ctx *x)
     else
         clasp_buf_puts(b, "No sign of gradient masking overall: the gradient attack finds at least "
                           "as much.");
-    if (f->n_gf_more > 0) {
+    if (f->n_gf_more > 0 && f->large) {
+        clasp_buf_printf(b,
+                         " The gradient-free attack finds more in %d classes (report.json lists "
+                         "them).",
+                         f->n_gf_more);
+    } else if (f->n_gf_more > 0) {
         clasp_buf_puts(b, " Classes where the gradient-free attack finds more:");
         for (int c = 0, first = 1; c < k; c++)
             if (finds_more(S, G, c)) {

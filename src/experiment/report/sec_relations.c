@@ -83,6 +83,11 @@ static void md_norms(clasp_buf *b, const report_ctx *x)
     report_md_text(b, m->attacks[s].label);
     clasp_buf_puts(b, "): \u03c1 = ");
     report_md_rho(b, x->f->weight_rho);
+    if (x->f->large) {
+        clasp_buf_puts(b, " (the study finds a positive correlation; the norms are in "
+                          "report.json).\n");
+        return;
+    }
     clasp_buf_puts(b, " (the study finds a positive correlation).\n\n| Class | weight norm | "
                       "robust |\n"
                       "|---|---:|---:|");
@@ -138,7 +143,7 @@ static void md_tpgd(clasp_buf *b, const report_ctx *x)
     }
     clasp_buf_puts(b, "\n|---|");
     for (int q = 0; q < f->n_tpgd; q++) clasp_buf_puts(b, "---:|");
-    for (int c = 0; c <= k; c++) {
+    for (int c = f->large ? k : 0; c <= k; c++) {
         clasp_buf_puts(b, "\n| ");
         if (c < k) report_md_text(b, r->class_names[c]);
         else clasp_buf_puts(b, "**all**");

@@ -35,7 +35,8 @@ static void md_epoch(clasp_buf *b, const clasp_report *r, const clasp_epoch_repo
     }
     if (e->class_weights) {
         clasp_buf_puts(b, "; class weights: ");
-        md_weights(b, r, e->class_weights, " %.2f");
+        if (k > REPORT_SMALL_CLASSES) clasp_buf_puts(b, "in report.json");
+        else md_weights(b, r, e->class_weights, " %.2f");
     }
     clasp_buf_puts(b, "\n");
 }
@@ -56,7 +57,8 @@ void sec_training_md(clasp_buf *b, const report_ctx *x)
                          (double)m->calib_temperature);
         if (m->calib_offsets) {
             clasp_buf_puts(b, "; per-class logit offsets: ");
-            md_weights(b, r, m->calib_offsets, " %+.3f");
+            if (r->num_classes > REPORT_SMALL_CLASSES) clasp_buf_puts(b, "in report.json");
+            else md_weights(b, r, m->calib_offsets, " %+.3f");
         }
         clasp_buf_puts(b, ".\n");
     }

@@ -37,12 +37,6 @@ typedef struct report_section {
 extern const report_section report_sections[];
 extern const int report_n_sections;
 
-/* The per-class view of data sets with more than this many classes:
- * distributions, worst and best lists, top gains and flows instead of
- * tables with a row per class (sec_large.c and the sections that yield
- * to it). */
-#define REPORT_SMALL_CLASSES 20
-
 /* ---- Markdown primitives (report_md.c) ---------------------------------- */
 
 void report_md_code(clasp_buf *b, const char *s);
@@ -77,6 +71,16 @@ void sec_masking_json(json_object *o, const report_ctx *x, int *bad);
 void sec_l2_md(clasp_buf *b, const report_ctx *x);
 void sec_relations_md(clasp_buf *b, const report_ctx *x);
 void sec_relations_json(json_object *o, const report_ctx *x, int *bad);
+void sec_distribution_md(clasp_buf *b, const report_ctx *x);
+void sec_distribution_json(json_object *o, const report_ctx *x, int *bad);
+void sec_ranking_md(clasp_buf *b, const report_ctx *x);
+void sec_ranking_json(json_object *o, const report_ctx *x, int *bad);
+void sec_groups_md(clasp_buf *b, const report_ctx *x);
+void sec_groups_json(json_object *o, const report_ctx *x, int *bad);
+void sec_top_gains_md(clasp_buf *b, const report_ctx *x);
+void sec_top_gains_json(json_object *o, const report_ctx *x, int *bad);
+void sec_top_flows_md(clasp_buf *b, const report_ctx *x);
+void sec_top_flows_json(json_object *o, const report_ctx *x, int *bad);
 void sec_charts_md(clasp_buf *b, const report_ctx *x);
 void sec_charts_json(json_object *o, const report_ctx *x, int *bad);
 /* The "charts" object of attack j's record in report.json. */
