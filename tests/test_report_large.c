@@ -15,32 +15,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "clasp/data.h"
 #include "clasp/report.h"
 #include "testutil.h"
 
 #define NA 3 /* fgsm, pgd, square */
 #define MAXK 1000
-
-/* CIFAR-100's classes in the dataset's order. */
-static const char *const cifar100_names[100] = {
-    "apple",       "aquarium_fish", "baby",      "bear",       "beaver",       "bed",
-    "bee",         "beetle",        "bicycle",   "bottle",     "bowl",         "boy",
-    "bridge",      "bus",           "butterfly", "camel",      "can",          "castle",
-    "caterpillar", "cattle",        "chair",     "chimpanzee", "clock",        "cloud",
-    "cockroach",   "couch",         "crab",      "crocodile",  "cup",          "dinosaur",
-    "dolphin",     "elephant",      "flatfish",  "forest",     "fox",          "girl",
-    "hamster",     "house",         "kangaroo",  "keyboard",   "lamp",         "lawn_mower",
-    "leopard",     "lion",          "lizard",    "lobster",    "man",          "maple_tree",
-    "motorcycle",  "mountain",      "mouse",     "mushroom",   "oak_tree",     "orange",
-    "orchid",      "otter",         "palm_tree", "pear",       "pickup_truck", "pine_tree",
-    "plain",       "plate",         "poppy",     "porcupine",  "possum",       "rabbit",
-    "raccoon",     "ray",           "road",      "rocket",     "rose",         "sea",
-    "seal",        "shark",         "shrew",     "skunk",      "skyscraper",   "snail",
-    "snake",       "spider",        "squirrel",  "streetcar",  "sunflower",    "sweet_pepper",
-    "table",       "tank",          "telephone", "television", "tiger",        "tractor",
-    "train",       "trout",         "tulip",     "turtle",     "wardrobe",     "whale",
-    "willow_tree", "wolf",          "woman",     "worm",
-};
 
 typedef struct large {
     clasp_report r;
@@ -77,7 +57,8 @@ static large *make_large(int k, const char *dataset)
         assert_non_null(L->flow[j]);
     }
     for (int c = 0; c < k; c++) {
-        if (k == 100) snprintf(L->names[c], sizeof L->names[c], "%s", cifar100_names[c]);
+        if (k == 100)
+            snprintf(L->names[c], sizeof L->names[c], "%s", clasp_cifar100_fine_classes[c]);
         else snprintf(L->names[c], sizeof L->names[c], "n%08d synset %d", 1440764 + c * 37, c);
         L->count[c] = 20 + next(&seed) % 40;
         L->clean[c] = L->count[c] - next(&seed) % 8;

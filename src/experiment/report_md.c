@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "experiment/report/section.h"
+#include "clasp/counts.h"
 
 /* Markdown text: characters that would start formatting or break a table
  * cell are backslash-escaped; line breaks become spaces. */
@@ -80,6 +81,30 @@ void report_md_flow_table(clasp_buf *b, const clasp_report *r, const clasp_attac
             clasp_buf_printf(b, " %lld |", (long long)a->flow[(size_t)i * k + j]);
     }
     clasp_buf_puts(b, "\n");
+}
+
+void report_md_attack_header(clasp_buf *b, const clasp_model_report *m, const char *lead,
+                             const char *align)
+{
+    clasp_buf_puts(b, lead);
+    for (int j = 0; j < m->n_attacks; j++) {
+        clasp_buf_puts(b, " ");
+        report_md_text(b, m->attacks[j].label);
+        clasp_buf_puts(b, " |");
+    }
+    clasp_buf_puts(b, align);
+    for (int j = 0; j < m->n_attacks; j++) clasp_buf_puts(b, "---:|");
+}
+
+void report_md_class_row(clasp_buf *b, const clasp_report *r, const clasp_model_report *m, int c)
+{
+    const clasp_attack_report *a0 = &m->attacks[0];
+    clasp_buf_puts(b, "\n| ");
+    report_md_text(b, r->class_names[c]);
+    clasp_buf_printf(b, " | %lld | %.1f |", (long long)a0->per_class.count[c],
+                     100 * clasp_rate(a0->per_class.clean_correct[c], a0->per_class.count[c]));
+    for (int j = 0; j < m->n_attacks; j++)
+        clasp_buf_printf(b, " %.1f |", 100 * report_class_robust(&m->attacks[j], c));
 }
 
 static void md_header(clasp_buf *b, const clasp_report *r)

@@ -160,7 +160,7 @@ double report_rho_classes(const clasp_report *r, const clasp_attack_report *a, c
 static attack_pair order_pair(const model_facts *f, int i, int j)
 {
     double ri = f->sum[i].robust_acc, rj = f->sum[j].robust_acc;
-    attack_pair p = {i, j, i, j, ri == rj, 0, NAN};
+    attack_pair p = {i, j, i, j, ri == rj, 0, NAN, 0};
     if (rj > ri) p.a = j, p.b = i;
     p.overall_gain = f->sum[p.a].robust_acc - f->sum[p.b].robust_acc;
     return p;
@@ -536,6 +536,11 @@ clasp_status report_facts_compute(const clasp_report *r, int mi, model_facts *f)
             p.rho = report_rho_classes(r, A, v, w, k);
             f->pairs[f->n_pairs++] = p;
         }
+
+    for (int q = 0; q < f->n_pairs; q++) {
+        attack_pair *p = &f->pairs[q];
+        p->shown = f->n_pairs <= 6 || p->i == f->strongest || p->j == f->strongest;
+    }
 
     int s = f->strongest_linf;
     if (s >= 0 && m->class_weight_norms) {

@@ -32,6 +32,8 @@ typedef struct attack_pair {
     int tie;
     double overall_gain; /* robust_a - robust_b overall */
     double rho;          /* Spearman of a's per-class robust accuracy and the gain */
+    int shown;           /* in report.md's gain tables: every pair while there are
+                            at most six, else only the pairs with the strongest */
 } attack_pair;
 
 /* T-PGD against PGD at the same budget (every parameter of the PGD entry

@@ -11,22 +11,9 @@ static void md_class_table(clasp_buf *b, const report_ctx *x)
     const clasp_model_report *m = x->m;
     int k = r->num_classes;
     const clasp_attack_report *a0 = &m->attacks[0];
-    clasp_buf_puts(b, "\n### Per-class accuracy\n\n| Class | n | Clean |");
-    for (int j = 0; j < m->n_attacks; j++) {
-        clasp_buf_puts(b, " ");
-        report_md_text(b, m->attacks[j].label);
-        clasp_buf_puts(b, " |");
-    }
-    clasp_buf_puts(b, "\n|---|---:|---:|");
-    for (int j = 0; j < m->n_attacks; j++) clasp_buf_puts(b, "---:|");
-    for (int c = 0; c < k; c++) {
-        clasp_buf_puts(b, "\n| ");
-        report_md_text(b, r->class_names[c]);
-        clasp_buf_printf(b, " | %lld | %.1f |", (long long)a0->per_class.count[c],
-                         100 * clasp_rate(a0->per_class.clean_correct[c], a0->per_class.count[c]));
-        for (int j = 0; j < m->n_attacks; j++)
-            clasp_buf_printf(b, " %.1f |", 100 * report_class_robust(&m->attacks[j], c));
-    }
+    report_md_attack_header(b, m, "\n### Per-class accuracy\n\n| Class | n | Clean |",
+                            "\n|---|---:|---:|");
+    for (int c = 0; c < k; c++) report_md_class_row(b, r, m, c);
     const attack_summary *s0 = &x->f->sum[0];
     clasp_buf_printf(b, "\n| **all** | %lld | %.1f |", (long long)s0->count, 100 * s0->clean_acc);
     for (int j = 0; j < m->n_attacks; j++)

@@ -3,13 +3,6 @@
  * removes beyond the weaker one. */
 #include "experiment/report/section.h"
 
-/* All pairs while there are few; past six columns only the pairs with the
- * strongest attack, so the table stays readable. */
-static int pair_shown(const model_facts *f, const attack_pair *p)
-{
-    return f->n_pairs <= 6 || p->i == f->strongest || p->j == f->strongest;
-}
-
 void sec_gains_md(clasp_buf *b, const report_ctx *x)
 {
     const clasp_report *r = x->r;
@@ -24,7 +17,7 @@ void sec_gains_md(clasp_buf *b, const report_ctx *x)
                       "| Class |");
     for (int q = 0; q < f->n_pairs; q++) {
         const attack_pair *p = &f->pairs[q];
-        if (!pair_shown(f, p)) continue;
+        if (!p->shown) continue;
         clasp_buf_puts(b, " ");
         report_md_text(b, m->attacks[p->b].label);
         clasp_buf_puts(b, " over ");
@@ -33,7 +26,7 @@ void sec_gains_md(clasp_buf *b, const report_ctx *x)
     }
     clasp_buf_puts(b, "\n|---|");
     for (int q = 0; q < f->n_pairs; q++)
-        if (pair_shown(f, &f->pairs[q])) clasp_buf_puts(b, "---:|");
+        if (f->pairs[q].shown) clasp_buf_puts(b, "---:|");
     for (int c = 0; c <= k; c++) {
         clasp_buf_puts(b, "\n| ");
         if (c < k) report_md_text(b, r->class_names[c]);
@@ -41,7 +34,7 @@ void sec_gains_md(clasp_buf *b, const report_ctx *x)
         clasp_buf_puts(b, " |");
         for (int q = 0; q < f->n_pairs; q++) {
             const attack_pair *p = &f->pairs[q];
-            if (!pair_shown(f, p)) continue;
+            if (!p->shown) continue;
             double g = c < k ? report_class_robust(&m->attacks[p->a], c) -
                                    report_class_robust(&m->attacks[p->b], c)
                              : p->overall_gain;

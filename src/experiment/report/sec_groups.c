@@ -12,15 +12,9 @@ void sec_groups_md(clasp_buf *b, const report_ctx *x)
     size_t na = (size_t)m->n_attacks;
     clasp_buf_printf(b,
                      "\n### By superclass\n\nCIFAR-100's %d superclasses, each the sum of its "
-                     "classes' examples.\n\n| Superclass | classes | n | Clean |",
+                     "classes' examples.\n\n",
                      g->n);
-    for (int j = 0; j < m->n_attacks; j++) {
-        clasp_buf_puts(b, " ");
-        report_md_text(b, m->attacks[j].label);
-        clasp_buf_puts(b, " |");
-    }
-    clasp_buf_puts(b, "\n|---|---|---:|---:|");
-    for (int j = 0; j < m->n_attacks; j++) clasp_buf_puts(b, "---:|");
+    report_md_attack_header(b, m, "| Superclass | classes | n | Clean |", "\n|---|---|---:|---:|");
     for (int gi = 0; gi < g->n; gi++) {
         clasp_buf_puts(b, "\n| ");
         report_md_text(b, g->names[gi]);

@@ -7,25 +7,8 @@
 
 static void md_table(clasp_buf *b, const report_ctx *x, const int *cls, int n)
 {
-    const clasp_model_report *m = x->m;
-    const clasp_attack_report *a0 = &m->attacks[0];
-    clasp_buf_puts(b, "| Class | n | Clean |");
-    for (int j = 0; j < m->n_attacks; j++) {
-        clasp_buf_puts(b, " ");
-        report_md_text(b, m->attacks[j].label);
-        clasp_buf_puts(b, " |");
-    }
-    clasp_buf_puts(b, "\n|---|---:|---:|");
-    for (int j = 0; j < m->n_attacks; j++) clasp_buf_puts(b, "---:|");
-    for (int i = 0; i < n; i++) {
-        int c = cls[i];
-        clasp_buf_puts(b, "\n| ");
-        report_md_text(b, x->r->class_names[c]);
-        clasp_buf_printf(b, " | %lld | %.1f |", (long long)a0->per_class.count[c],
-                         100 * clasp_rate(a0->per_class.clean_correct[c], a0->per_class.count[c]));
-        for (int j = 0; j < m->n_attacks; j++)
-            clasp_buf_printf(b, " %.1f |", 100 * report_class_robust(&m->attacks[j], c));
-    }
+    report_md_attack_header(b, x->m, "| Class | n | Clean |", "\n|---|---:|---:|");
+    for (int i = 0; i < n; i++) report_md_class_row(b, x->r, x->m, cls[i]);
     clasp_buf_puts(b, "\n");
 }
 

@@ -2,13 +2,6 @@
  * L-infinity attacks, the classes where the stronger one gains most. */
 #include "experiment/report/section.h"
 
-/* As the small-class gains table: every pair while there are few, else
- * the pairs with the strongest attack. */
-static int pair_shown(const model_facts *f, const attack_pair *p)
-{
-    return f->n_pairs <= 6 || p->i == f->strongest || p->j == f->strongest;
-}
-
 static double gain(const clasp_model_report *m, const attack_pair *p, int c)
 {
     return report_class_robust(&m->attacks[p->a], c) - report_class_robust(&m->attacks[p->b], c);
@@ -27,7 +20,7 @@ void sec_top_gains_md(clasp_buf *b, const report_ctx *x)
                      REPORT_LIST_N);
     for (int q = 0; q < f->n_pairs; q++) {
         const attack_pair *p = &f->pairs[q];
-        if (!pair_shown(f, p)) continue;
+        if (!p->shown) continue;
         clasp_buf_puts(b, "\n- **");
         report_md_text(b, m->attacks[p->b].label);
         clasp_buf_puts(b, "** over **");

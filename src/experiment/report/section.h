@@ -44,6 +44,13 @@ void report_md_class(clasp_buf *b, const char *name);
 void report_md_duration(clasp_buf *b, double s);
 /* A correlation, or a dash when undefined. */
 void report_md_rho(clasp_buf *b, double rho);
+/* A table's header: the leading columns, one column per attack, then the
+ * alignment row (align, then one right-aligned column per attack). */
+void report_md_attack_header(clasp_buf *b, const clasp_model_report *m, const char *lead,
+                             const char *align);
+/* A table row of class c: name, examples and clean accuracy (of the first
+ * attack) and the robust accuracy under each attack. */
+void report_md_class_row(clasp_buf *b, const clasp_report *r, const clasp_model_report *m, int c);
 /* The flow table of a, or a pointer to the charts past 20 classes. */
 void report_md_flow_table(clasp_buf *b, const clasp_report *r, const clasp_attack_report *a);
 
