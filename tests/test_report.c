@@ -12,7 +12,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "clasp/registry.h"
 #include "clasp/report.h"
+#include "experiment/report/facts.h"
 #include "experiment/svg.h"
 #include "testutil.h"
 
@@ -659,16 +661,20 @@ static void hundred_classes(void **state)
     assert_non_null(strstr(md, names[H - 1]));
     free(md);
 
-    static const char *const charts[] = {"charts/standard-pgd-eps-0-03-classes.svg",
-                                         "charts/standard-pgd-eps-0-03-flow.svg",
-                                         "charts/standard-epochs.svg"};
-    for (int i = 0; i < 3; i++) {
+    /* Past 20 classes the bars give way to the sorted curves and the
+     * histogram; the heat map and the epochs stay up to 100. */
+    static const char *const charts[] = {"charts/standard-pgd-eps-0-03-flow.svg",
+                                         "charts/standard-epochs.svg", "charts/standard-curve.svg",
+                                         "charts/standard-histogram.svg"};
+    for (int i = 0; i < 4; i++) {
         path_in(path, sizeof path, dir, charts[i]);
         char *svg = read_all(path);
         check_xml_nesting(svg, path);
-        assert_non_null(strstr(svg, names[H - 1]));
+        if (i < 2) assert_non_null(strstr(svg, names[H - 1]));
         free(svg);
     }
+    path_in(path, sizeof path, dir, "charts/standard-pgd-eps-0-03-classes.svg");
+    assert_int_not_equal(access(path, F_OK), 0);
     remove_report(dir);
 }
 
@@ -1017,6 +1023,140 @@ static void gradient_free_check(void **state)
     end_fixture(f);
 }
 
+/* ---- facts, without any formatting ---------------------------------------- */
+
+/* The facts of a model on the golden fixture's counts, checked against
+ * numbers worked out by hand: summaries, the stronger of each pair, the
+ * strongest attack, the class-wise correlations, the T-PGD/PGD pair, the
+ * gradient-free check and the L2 distances. Nothing is written. */
+static void facts_by_hand(void **state)
+{
+    (void)state;
+    fixture *f = new_fixture();
+    static const int64_t clean[K] = {9, 11, 6};
+    static const int64_t rob[4][K] = {{4, 6, 2}, {3, 5, 1}, {2, 5, 1}, {0, 1, 0}};
+    static const char *const plugins[4] = {"fgsm", "pgd", "tpgd", "cw"};
+    static const char *const params[4] = {"eps=0.1", "eps=0.1, alpha=0.01, steps=20",
+                                          "eps=0.1, alpha=0.01, steps=20, T=0.5", "c=1"};
+    attack_data ad[4];
+    clasp_attack_report ar[4];
+    float dist[25];
+    for (int i = 0; i < 9; i++) dist[i] = 0.1f * (float)(i + 1);
+    for (int i = 0; i < 10; i++) dist[9 + i] = (float)(i + 1);
+    for (int i = 0; i < 6; i++) dist[19 + i] = (float)(i + 1);
+    for (int j = 0; j < 4; j++) {
+        fill_attack(&ad[j], clean, rob[j]);
+        link_attack(&ar[j], &ad[j], plugins[j], plugins[j], 1);
+        snprintf(ar[j].params, sizeof ar[j].params, "%s", params[j]);
+        ar[j].linf_eps = j < 3 ? 0.1 : 0;
+    }
+    ar[3].unbounded = 1;
+    ar[3].l2_dist = dist;
+    float norms[K] = {1, 3, 5};
+    const double budgets[2] = {0.45, 4};
+    clasp_model_report *m = &f->models[0];
+    m->attacks = ar;
+    m->n_attacks = 4;
+    m->class_weight_norms = norms;
+    f->r.n_l2_eps = 2;
+    f->r.l2_eps = budgets;
+
+    model_facts x;
+    assert_ok(report_facts_compute(&f->r, 0, &x));
+    assert_int_equal(x.n_attacks, 4);
+    assert_true(fabs(x.sum[0].robust_acc - 12.0 / 30) < EPS);
+    assert_true(fabs(x.sum[2].robust_acc - 8.0 / 30) < EPS);
+    assert_int_equal(x.sum[1].worst, 2); /* 1/8 */
+    assert_int_equal(x.sum[1].best, 1);  /* 5/12 */
+    assert_int_equal(x.n_listed, 3);
+    assert_int_equal(x.strongest_linf, 2);
+    assert_int_equal(x.strongest, 2); /* cw (1/30) is unbounded: never the strongest */
+    assert_true(x.clean_agrees);
+    assert_int_equal(x.n_pairs, 3); /* cw takes no part */
+    assert_int_equal(x.pairs[0].a, 0);
+    assert_int_equal(x.pairs[0].b, 1);
+    assert_int_equal(x.pairs[2].a, 1);
+    assert_int_equal(x.pairs[2].b, 2);
+    assert_false(x.pairs[2].tie);
+    assert_true(fabs(x.pairs[2].overall_gain - 1.0 / 30) < EPS);
+    /* fgsm's robust {.4, .5, .25} against pgd's gain {.1, 1/12, .125}: ranks
+     * (2, 3, 1) and (2, 1, 3), a perfect inversion. */
+    assert_true(fabs(x.pairs[0].rho + 1) < EPS);
+    /* Norms (1, 3, 5) against robust under tpgd {.2, 5/12, .125}. */
+    assert_true(fabs(x.weight_rho + 0.5) < EPS);
+    assert_int_equal(x.n_tpgd, 1);
+    assert_int_equal(x.tpgd[0].pgd, 1);
+    assert_int_equal(x.tpgd[0].tpgd, 2);
+    assert_true(fabs(x.tpgd[0].t - 0.5) < EPS);
+    assert_int_equal(x.gf, -1); /* no gradient-free attack */
+    assert_int_equal(x.n_budgets, 1);
+    assert_null(x.l2[0]);
+    const l2_stats *l2 = x.l2[3];
+    assert_non_null(l2);
+    assert_int_equal(l2[0].n, 9);
+    assert_true(fabs(l2[0].median - 0.5) < 1e-6);
+    assert_int_equal(l2[0].robust_at[0], 5); /* 0.5 .. 0.9 lie beyond 0.45 */
+    assert_int_equal(l2[0].robust_at[1], 0);
+    assert_int_equal(l2[1].robust_at[0], 11); /* robust 1 + all ten beyond */
+    assert_int_equal(l2[1].robust_at[1], 7);  /* robust 1 + 5 .. 10 */
+    assert_true(fabs(l2[1].median - 5.5) < 1e-6);
+    assert_int_equal(l2[K].n, 25);
+    assert_int_equal(l2[K].count, 30);
+    report_facts_free(&x);
+
+    /* A gradient-free attack against the strongest gradient one at its eps. */
+    static const int64_t rob1[3][K] = {{1, 1, 1}, {3, 5, 1}, {2, 5, 1}};
+    static const char *const plugins1[3] = {"fgsm", "pgd", "square"};
+    static const char *const params1[3] = {"eps=0.3", "eps=0.1, steps=20", "eps=0.1"};
+    attack_data ad1[3];
+    clasp_attack_report ar1[3];
+    for (int j = 0; j < 3; j++) {
+        fill_attack(&ad1[j], clean, rob1[j]);
+        link_attack(&ar1[j], &ad1[j], plugins1[j], plugins1[j], 1);
+        snprintf(ar1[j].params, sizeof ar1[j].params, "%s", params1[j]);
+    }
+    f->models[1].attacks = ar1;
+    f->models[1].n_attacks = 3;
+    assert_ok(report_facts_compute(&f->r, 1, &x));
+    assert_int_equal(x.gf, 2);
+    assert_int_equal(x.grad, 1); /* fgsm has another eps */
+    assert_int_equal(x.n_gf_more, 1);
+    assert_int_equal(x.strongest, 0);
+    report_facts_free(&x);
+
+    /* With traits recorded, names no longer matter: a gradient-free attack
+     * of any name takes part, and "square" declaring otherwise does not. */
+    for (int j = 0; j < 3; j++) {
+        ar1[j].traits_known = 1;
+        snprintf(ar1[j].budget, sizeof ar1[j].budget, "eps");
+    }
+    snprintf(ar1[2].plugin, sizeof ar1[2].plugin, "blackbox");
+    ar1[2].gradient_free = 1;
+    assert_ok(report_facts_compute(&f->r, 1, &x));
+    assert_int_equal(x.gf, 2);
+    report_facts_free(&x);
+    snprintf(ar1[2].plugin, sizeof ar1[2].plugin, "square");
+    ar1[2].gradient_free = 0;
+    assert_ok(report_facts_compute(&f->r, 1, &x));
+    assert_int_equal(x.gf, -1);
+    report_facts_free(&x);
+    /* A temperature trait relates an attack of any name to the one it
+     * equals at 1. */
+    for (int j = 0; j < 4; j++) ar[j].traits_known = 1;
+    snprintf(ar[2].plugin, sizeof ar[2].plugin, "softpgd");
+    snprintf(ar[2].temperature, sizeof ar[2].temperature, "T");
+    snprintf(ar[2].equals_at_one, sizeof ar[2].equals_at_one, "pgd");
+    assert_ok(report_facts_compute(&f->r, 0, &x));
+    assert_int_equal(x.n_tpgd, 1);
+    assert_true(fabs(x.tpgd[0].t - 0.5) < EPS);
+    report_facts_free(&x);
+    ar[2].equals_at_one[0] = '\0';
+    assert_ok(report_facts_compute(&f->r, 0, &x));
+    assert_int_equal(x.n_tpgd, 0);
+    report_facts_free(&x);
+    free(f); /* nothing was written */
+}
+
 /* ---- golden files ------------------------------------------------------ */
 
 /* Compares one written file with its golden copy in CLASP_REPORT_GOLDEN
@@ -1046,6 +1186,28 @@ static void check_golden(const char *dir, const char *name, const char *golden_n
         free(want);
     }
     free(got);
+}
+
+/* Fills the attacks' traits from their built-in plugins, as the runner
+ * does when they run. */
+static void traits_from_plugins(clasp_attack_report *a, int n)
+{
+    clasp_registry *reg;
+    assert_ok(clasp_registry_open(&reg));
+    for (int j = 0; j < n; j++) {
+        const clasp_plugin_desc *d;
+        assert_ok(clasp_registry_find(reg, a[j].plugin, CLASP_PLUGIN_ATTACK, &d));
+        clasp_attack_traits t;
+        clasp_attack_traits_of(d, &t);
+        a[j].traits_known = 1;
+        a[j].gradient_free = t.gradient_free;
+        snprintf(a[j].budget, sizeof a[j].budget, "%s", t.budget ? t.budget : "");
+        snprintf(a[j].temperature, sizeof a[j].temperature, "%s",
+                 t.temperature ? t.temperature : "");
+        snprintf(a[j].equals_at_one, sizeof a[j].equals_at_one, "%s",
+                 t.equals_at_one ? t.equals_at_one : "");
+    }
+    clasp_registry_free(reg);
 }
 
 /* Every file the report writes for a synthetic experiment that reaches
@@ -1099,14 +1261,23 @@ static void golden_report(void **state)
     f->models[1].attacks = ar1;
     f->models[1].n_attacks = 3;
     const int excluded[K] = {0, 0, 1};
-    for (int pass = 0; pass < 2; pass++) {
-        f->r.excluded = pass ? excluded : NULL;
+    /* Passes 0 and 1 without traits (a report from an old state file: the
+     * built-in names decide), 2 and 3 with the traits the built-in plugins
+     * declare: the same files either way. */
+    for (int pass = 0; pass < 4; pass++) {
+        if (pass == 2) {
+            traits_from_plugins(ar, 4);
+            traits_from_plugins(ar1, 3);
+            assert_true(ar1[2].gradient_free);
+            assert_string_equal(ar[2].equals_at_one, "pgd");
+        }
+        f->r.excluded = pass % 2 ? excluded : NULL;
         tu_tmpdir(f->dir, sizeof f->dir);
         assert_ok(clasp_report_write(&f->r, f->dir));
         static const char *const files[] = {"report.json", "report.md", "per_class.csv"};
         for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
             char gname[64];
-            snprintf(gname, sizeof gname, "%s%s", pass ? "excluded-" : "", files[i]);
+            snprintf(gname, sizeof gname, "%s%s", pass % 2 ? "excluded-" : "", files[i]);
             check_golden(f->dir, files[i], gname);
         }
         char charts[512];
@@ -1118,13 +1289,13 @@ static void golden_report(void **state)
             if (e->d_name[0] == '.') continue;
             char rel[300], gname[300];
             snprintf(rel, sizeof rel, "charts/%s", e->d_name);
-            snprintf(gname, sizeof gname, "%s%s", pass ? "excluded-" : "", e->d_name);
-            if (!pass) check_golden(f->dir, rel, gname);
+            snprintf(gname, sizeof gname, "%s%s", pass % 2 ? "excluded-" : "", e->d_name);
+            if (pass % 2 == 0) check_golden(f->dir, rel, gname);
             n++;
         }
         closedir(d);
         assert_true(n > 0);
-        if (pass) end_fixture(f);
+        if (pass == 3) end_fixture(f);
         else remove_report(f->dir);
     }
 }
@@ -1142,6 +1313,7 @@ int main(void)
         cmocka_unit_test(class_counts_helpers),
         cmocka_unit_test(unbounded_and_relations),
         cmocka_unit_test(gradient_free_check),
+        cmocka_unit_test(facts_by_hand),
         cmocka_unit_test(golden_report),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -52,6 +52,17 @@ typedef struct clasp_attack_report {
      * example flipped), grouped by class (success[c] values for class c),
      * ascending within a class; NULL when not measured. */
     float *l2_dist;
+    /* What the attack's plugin declares of itself (clasp_attack_traits in
+     * clasp/plugin.h), copied when it runs; the report reads these, never
+     * the plugin's name. traits_known 0 (a state file written before these
+     * fields, or a report filled by hand): the report falls back to the
+     * names of the built-in attacks (gradient-free: "square"; temperature
+     * "T" of "tpgd", equal to "pgd" at 1; budget "eps"). */
+    int traits_known;
+    int gradient_free;      /* forward passes only (the gradient-free check) */
+    char budget[32];        /* L-infinity budget parameter, e.g. "eps"; "" none */
+    char temperature[32];   /* temperature parameter, e.g. "T"; "" none */
+    char equals_at_one[64]; /* the plugin it equals at temperature 1, e.g. "pgd" */
 } clasp_attack_report;
 
 /* One epoch of training. */

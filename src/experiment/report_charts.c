@@ -72,20 +72,48 @@ char *report_join_path(const char *dir, const char *name)
     return p;
 }
 
-typedef enum chart_kind { CHART_CLASSES, CHART_FLOW, CHART_EPOCHS } chart_kind;
+int report_has_bars(const clasp_report *r)
+{
+    return r->num_classes <= REPORT_SMALL_CLASSES;
+}
+
+int report_has_heatmap(const clasp_report *r)
+{
+    return r->num_classes <= REPORT_HEATMAP_MAX_CLASSES;
+}
+
+int report_has_epochs_chart(const clasp_report *r, const clasp_model_report *m)
+{
+    return r->num_classes <= REPORT_HEATMAP_MAX_CLASSES && clasp_svg_epochs_wanted(r, m);
+}
+
+int report_has_curves(const clasp_report *r, const clasp_model_report *m)
+{
+    return r->num_classes > REPORT_SMALL_CLASSES && m->n_attacks > 0;
+}
+
+typedef enum chart_kind {
+    CHART_CLASSES,
+    CHART_FLOW,
+    CHART_EPOCHS,
+    CHART_CURVE,
+    CHART_HISTOGRAM
+} chart_kind;
 
 static clasp_status write_chart(const char *dir, const char *stem, chart_kind kind,
                                 const clasp_report *r, const clasp_model_report *m,
                                 const clasp_attack_report *a)
 {
-    static const char *const names[] = {"classes", "flow", "epochs"};
+    static const char *const names[] = {"classes", "flow", "epochs", "curve", "histogram"};
     char rel[STEM_MAX + 32];
     report_chart_rel(rel, sizeof rel, stem, names[kind]);
     char *path = report_join_path(dir, rel);
     if (!path) return clasp_error(CLASP_ERR_NOMEM, "%s/%s: out of memory", dir, rel);
-    clasp_status s = kind == CHART_CLASSES ? clasp_svg_classes(path, r, m, a)
-                     : kind == CHART_FLOW  ? clasp_svg_flow(path, r, m, a)
-                                           : clasp_svg_epochs(path, r, m);
+    clasp_status s = kind == CHART_CLASSES     ? clasp_svg_classes(path, r, m, a)
+                     : kind == CHART_FLOW      ? clasp_svg_flow(path, r, m, a)
+                     : kind == CHART_CURVE     ? clasp_svg_curves(path, r, m)
+                     : kind == CHART_HISTOGRAM ? clasp_svg_histogram(path, r, m)
+                                               : clasp_svg_epochs(path, r, m);
     free(path);
     return s;
 }
@@ -104,11 +132,17 @@ clasp_status report_write_charts(const clasp_report *r, const chart_plan *plan, 
         const clasp_model_report *m = &r->models[i];
         for (int j = 0; j < m->n_attacks; j++) {
             const char *stem = plan->pair[plan->first[i] + j];
-            CLASP_TRY(write_chart(dir, stem, CHART_CLASSES, r, m, &m->attacks[j]));
-            CLASP_TRY(write_chart(dir, stem, CHART_FLOW, r, m, &m->attacks[j]));
+            if (report_has_bars(r))
+                CLASP_TRY(write_chart(dir, stem, CHART_CLASSES, r, m, &m->attacks[j]));
+            if (report_has_heatmap(r))
+                CLASP_TRY(write_chart(dir, stem, CHART_FLOW, r, m, &m->attacks[j]));
         }
-        if (clasp_svg_epochs_wanted(r, m))
+        if (report_has_epochs_chart(r, m))
             CLASP_TRY(write_chart(dir, plan->model[i], CHART_EPOCHS, r, m, NULL));
+        if (report_has_curves(r, m)) {
+            CLASP_TRY(write_chart(dir, plan->model[i], CHART_CURVE, r, m, NULL));
+            CLASP_TRY(write_chart(dir, plan->model[i], CHART_HISTOGRAM, r, m, NULL));
+        }
     }
     return CLASP_OK;
 }

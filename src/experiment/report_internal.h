@@ -1,7 +1,9 @@
-/* Internals of the report writer (report*.c): the numbers every output
- * shares (report_metrics.c), the chart names and files
- * (report_charts.c), and one writer per output file (report_json.c,
- * report_csv.c, report_md.c). report.c checks the input and calls them. */
+/* Internals of the report writer (report*.c): the chart names and files
+ * (report_charts.c) and one writer per output file (report_json.c,
+ * report_csv.c, report_md.c). The numbers every output shares are the
+ * facts (report/facts.h); report.md and report.json are printed by the
+ * sections of report/sections.c. report.c checks the input and calls the
+ * writers. */
 #ifndef CLASP_REPORT_INTERNAL_H
 #define CLASP_REPORT_INTERNAL_H
 
@@ -9,42 +11,12 @@
 #include <stdint.h>
 
 #include "clasp/report.h"
+#include "experiment/report/facts.h"
 #include "experiment/svg.h"
 
 #if defined(__GNUC__)
 #pragma GCC visibility push(hidden)
 #endif
-
-/* ---- numbers derived from the counts (report_metrics.c) ---------------- */
-
-typedef struct attack_summary {
-    int64_t count, clean, robust, success;
-    double clean_acc, robust_acc, success_rate;
-    int worst, best; /* by robust accuracy among classes with examples; -1: none */
-    double gap;      /* robust accuracy of best minus worst */
-} attack_summary;
-
-/* A pair of attacks on one model, ordered so that b is the stronger one
- * (lower overall robust accuracy); on a tie they keep their order and
- * `tie` is set. The gain of b over a in class c is robust_a - robust_b. */
-typedef struct attack_pair {
-    const clasp_attack_report *a, *b;
-    int tie;
-} attack_pair;
-
-/* Lowest and highest per-class rate num/den among classes with den > 0;
- * ties go to the lower class index. */
-void report_extreme_classes(const int64_t *num, const int64_t *den, int k, int *worst, int *best);
-attack_summary report_summarize(const clasp_attack_report *a, int k);
-/* Robust accuracy of class c. */
-double report_class_robust(const clasp_attack_report *a, int c);
-attack_pair report_make_pair(const clasp_attack_report *x, const clasp_attack_report *y, int k);
-/* The attack with the lowest overall robust accuracy (first on a tie),
- * among the L-infinity attacks when there is one. */
-int report_strongest_attack(const clasp_model_report *m, int k);
-/* The metric an epoch's validation is judged by: robust when measured. */
-const int64_t *report_epoch_val_metric(const clasp_epoch_report *e);
-int report_epoch_has_val(const clasp_epoch_report *e, int k);
 
 /* ---- chart names and files (report_charts.c) --------------------------- */
 
@@ -61,6 +33,16 @@ typedef struct chart_plan {
     chart_stem *model; /* per model, for the epochs chart */
     int *first;        /* index in pair of each model's first attack */
 } chart_plan;
+
+/* Which charts a report of k classes has: per attack, the bars of
+ * per-class accuracy up to 20 classes and the flow heat map up to 100;
+ * per model, the accuracy by epoch up to 100 classes and, past 20, the
+ * sorted per-class curves and the histogram instead of the bars. */
+#define REPORT_HEATMAP_MAX_CLASSES 100
+int report_has_bars(const clasp_report *r);
+int report_has_heatmap(const clasp_report *r);
+int report_has_epochs_chart(const clasp_report *r, const clasp_model_report *m);
+int report_has_curves(const clasp_report *r, const clasp_model_report *m);
 
 /* Names every chart of r, unique within the report. */
 clasp_status report_plan_charts(const clasp_report *r, chart_plan *p);

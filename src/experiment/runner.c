@@ -228,6 +228,27 @@ static clasp_status eval_batch_check(void *user, size_t first, const clasp_tenso
     return run_stop_requested(R) ? clasp_error(CLASP_ERR_INTERRUPTED, "interrupted") : CLASP_OK;
 }
 
+/* What the report needs to know of an attack, from its plugin's traits
+ * (never its name). An ensemble uses gradients through its members and has
+ * their common budget. */
+static void keep_traits(clasp_attack_report *ar, const clasp_plan_attack *pa)
+{
+    ar->traits_known = 1;
+    ar->gradient_free = 0;
+    ar->budget[0] = ar->temperature[0] = ar->equals_at_one[0] = '\0';
+    if (pa->n_members) {
+        snprintf(ar->budget, sizeof ar->budget, "eps");
+        return;
+    }
+    clasp_attack_traits t;
+    clasp_attack_traits_of(pa->plugin.desc, &t);
+    ar->gradient_free = t.gradient_free != 0;
+    snprintf(ar->budget, sizeof ar->budget, "%s", t.budget ? t.budget : "");
+    snprintf(ar->temperature, sizeof ar->temperature, "%s", t.temperature ? t.temperature : "");
+    snprintf(ar->equals_at_one, sizeof ar->equals_at_one, "%s",
+             t.equals_at_one ? t.equals_at_one : "");
+}
+
 /* The per-example outcomes and an ensemble's first flippers, for the
  * report's worst cases (and the state file, so a resumed run has them). */
 static clasp_status keep_outcomes(runner *R, clasp_model_report *rep, clasp_attack_report *ar,
@@ -360,6 +381,7 @@ static clasp_status evaluate(runner *R, model_run *mr)
         ar->flow = run_dup64(res.flow, (size_t)K * (size_t)K);
         ar->seconds = res.seconds;
         ar->unbounded = unbounded;
+        keep_traits(ar, pa);
         if (unbounded) {
             int64_t ns = clasp_class_sum(res.attack_success, K);
             ar->l2_dist = malloc((size_t)(ns ? ns : 1) * sizeof *ar->l2_dist);

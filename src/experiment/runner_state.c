@@ -184,6 +184,16 @@ static json_object *model_json(jb *b, const clasp_model_report *r, int K)
             put(b, x, "member_seconds", ms);
         }
         put(b, x, "unbounded", json_object_new_int(ar->unbounded));
+        if (ar->traits_known) {
+            json_object *t = json_object_new_object();
+            if (t) {
+                put(b, t, "gradient_free", json_object_new_int(ar->gradient_free));
+                put(b, t, "budget", json_object_new_string(ar->budget));
+                put(b, t, "temperature", json_object_new_string(ar->temperature));
+                put(b, t, "equals_at_one", json_object_new_string(ar->equals_at_one));
+            }
+            put(b, x, "traits", t);
+        }
         put_floats(b, x, "l2_dist", ar->l2_dist,
                    ar->l2_dist ? (int)clasp_class_sum(ar->success, K) : 0);
         if (json_object_array_add(ats, x) != 0) json_object_put(x), b->ok = 0;
@@ -416,6 +426,17 @@ static void read_model(jr *r, json_object *o, int K, clasp_model_report *m)
             }
         }
         ar->unbounded = (int)rint64(r, x, "unbounded");
+        /* The attack's traits; absent in state files written before them,
+         * where the report falls back to the built-in attacks' names. */
+        json_object *traits = NULL;
+        if (json_object_object_get_ex(x, "traits", &traits)) {
+            json_object *t = field(r, x, "traits", json_type_object);
+            ar->gradient_free = (int)rint64(r, t, "gradient_free");
+            rstring(r, t, "budget", ar->budget, sizeof ar->budget);
+            rstring(r, t, "temperature", ar->temperature, sizeof ar->temperature);
+            rstring(r, t, "equals_at_one", ar->equals_at_one, sizeof ar->equals_at_one);
+            ar->traits_known = !r->bad;
+        }
         if (!r->bad && ar->success) {
             int64_t ns = clasp_class_sum(ar->success, K);
             if (ns < 0 || ns > INT32_MAX) {

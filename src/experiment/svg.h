@@ -35,5 +35,11 @@ clasp_status clasp_svg_flow(const char *path, const clasp_report *r, const clasp
  * i.e. when clasp_svg_epochs has something to draw. */
 int clasp_svg_epochs_wanted(const clasp_report *r, const clasp_model_report *m);
 clasp_status clasp_svg_epochs(const char *path, const clasp_report *r, const clasp_model_report *m);
+/* Past 20 classes (svg_curves.c): per attack, the per-class robust
+ * accuracy sorted ascending as one line (the clean accuracy too); and a
+ * histogram of per-class robust accuracy, one bar per attack and bin. */
+clasp_status clasp_svg_curves(const char *path, const clasp_report *r, const clasp_model_report *m);
+clasp_status clasp_svg_histogram(const char *path, const clasp_report *r,
+                                 const clasp_model_report *m);
 
 #endif
