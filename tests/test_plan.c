@@ -231,8 +231,12 @@ static void test_dataset_names(void **state)
     (void)state;
     for (int i = 0; clasp_dataset_names[i]; i++) {
         char y[512];
-        snprintf(y, sizeof y, BASE_HEAD "data: {dataset: %s, path: /tmp/x}\n" BASE_TRAIN BASE_EVAL,
-                 clasp_dataset_names[i]);
+        /* Image folders are evaluated only: a study of a checkpoint. */
+        int streamed = !strcmp(clasp_dataset_names[i], "imagefolder") ||
+                       !strcmp(clasp_dataset_names[i], "imagenet");
+        snprintf(y, sizeof y, BASE_HEAD "data: {dataset: %s, path: /tmp/x}\n%s" BASE_EVAL,
+                 clasp_dataset_names[i],
+                 streamed ? "models: [{name: m, checkpoint: /dev/null}]\n" : BASE_TRAIN);
         clasp_plan *p = parse_ok(y);
         assert_string_equal(p->dataset, clasp_dataset_names[i]);
         clasp_plan_free(p);
@@ -243,6 +247,73 @@ static void test_dataset_names(void **state)
     assert_has(m, "cifar100, cifar100-coarse, svhn, stl10");
     y = BASE_HEAD "data: {dataset: svhn}\n" BASE_TRAIN BASE_EVAL;
     assert_has(parse_err(y), "the svhn data set needs 'path'");
+}
+
+/* data.dataset imagefolder / imagenet: the image-folder keys, their
+ * defaults in the resolved text, and the refusals (training, a defense,
+ * split keys; image keys on other data sets), each at its line. */
+static void test_streamed_data(void **state)
+{
+    (void)state;
+    const char *study = "models: [{name: m, checkpoint: /dev/null}]\n" BASE_EVAL;
+    char y[1024];
+    snprintf(y, sizeof y, BASE_HEAD "data: {dataset: imagenet, path: /tmp/x}\n%s", study);
+    clasp_plan *p = parse_ok(y);
+    assert_true(clasp_plan_streamed(p));
+    assert_string_equal(p->data_preprocess, "Res256Crop224");
+    assert_string_equal(p->data_subset, "all");
+    char *text = NULL;
+    assert_ok(clasp_plan_to_yaml(p, 1, &text));
+    assert_non_null(strstr(text, "preprocess: Res256Crop224"));
+    assert_non_null(strstr(text, "skip_bad_images: false"));
+    assert_null(strstr(text, "val_size")); /* no split of a streamed set */
+    free(text);
+    char h1[17], h2[17];
+    assert_ok(clasp_plan_hash(p, h1, sizeof h1));
+    clasp_plan_free(p);
+    /* The decoding threads do not change the images: same hash. */
+    snprintf(y, sizeof y,
+             BASE_HEAD "data: {dataset: imagenet, path: /tmp/x, workers: 3, subset: "
+                       "robustbench-5000, preprocess: none, skip_bad_images: true}\n%s",
+             study);
+    p = parse_ok(y);
+    assert_int_equal(p->data_workers, 3);
+    assert_int_equal(p->data_skip_bad, 1);
+    assert_string_equal(p->data_subset, "robustbench-5000");
+    assert_string_equal(p->data_preprocess, "none");
+    clasp_plan_free(p);
+    snprintf(y, sizeof y, BASE_HEAD "data: {dataset: imagenet, path: /tmp/x, workers: 3}\n%s",
+             study);
+    p = parse_ok(y);
+    assert_ok(clasp_plan_hash(p, h2, sizeof h2));
+    assert_string_equal(h1, h2);
+    clasp_plan_free(p);
+
+    snprintf(y, sizeof y,
+             BASE_HEAD "data: {dataset: imagefolder, path: /x, preprocess: Res255}\n%s", study);
+    const char *m = parse_err(y);
+    assert_starts(m, loc_of(y, "Res255", "Res255"));
+    assert_has(m, "data.preprocess: unknown value 'Res255' (expected one of: Res256Crop224");
+    const char *bad =
+        BASE_HEAD "data: {dataset: mnist, path: /x, workers: 2}\n" BASE_TRAIN BASE_EVAL;
+    m = parse_err(bad);
+    assert_starts(m, loc_of(bad, "workers", "workers"));
+    assert_has(m, "data.workers applies to image folders (data.dataset imagefolder or imagenet) "
+                  "only");
+    snprintf(y, sizeof y, BASE_HEAD "data: {dataset: imagefolder, path: /x, val_size: 10}\n%s",
+             study);
+    m = parse_err(y);
+    assert_starts(m, loc_of(y, "val_size", "val_size"));
+    assert_has(m, "data.val_size applies to data sets with a training split");
+    const char *train = BASE_HEAD "data: {dataset: imagefolder, path: /x}\n" BASE_TRAIN BASE_EVAL;
+    m = parse_err(train);
+    assert_starts(m, loc_of(train, "- name: standard", "name"));
+    assert_has(m, "model 'standard' is trained from the seed, but data.dataset imagefolder is "
+                  "streamed for evaluation only");
+    const char *def =
+        BASE_HEAD "data: {dataset: imagefolder, path: /x}\n"
+                  "models: [{name: c, checkpoint: /dev/null, defense: calibrate}]\n" BASE_EVAL;
+    assert_has(parse_err(def), "model 'c' has a defense, but data.dataset imagefolder");
 }
 
 static void test_error_types(void **state)
@@ -1344,8 +1415,9 @@ static void test_every_key_reaches_hash(void **state)
             snprintf(path, sizeof path, "%s.%s", s->path, k->key);
             doc_set(&var, path, k->example);
             /* The output folder is left out of the hash on purpose (a run
-             * moved elsewhere still resumes): it must reach the full text. */
-            int out = !strcmp(s->path, "output");
+             * moved elsewhere still resumes), and so are the rows marked
+             * unhashed (data.workers): they must reach the full text. */
+            int out = !strcmp(s->path, "output") || (k->flags & PF_UNHASHED);
             char *vt = doc_resolve(&var, out);
             if (!vt) fail_msg("%s = %s does not parse: %s", path, k->example, clasp_last_error());
             char *wt = doc_resolve(&with, out);
@@ -1429,6 +1501,7 @@ int main(void)
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_every_key_reaches_hash),
         cmocka_unit_test(test_readme_tables),
+        cmocka_unit_test(test_streamed_data),
         cmocka_unit_test(test_zoo_models),
         cmocka_unit_test(test_values_and_step_schedule),
         cmocka_unit_test(test_error_unknown_keys),

@@ -153,7 +153,17 @@ typedef struct clasp_plan {
     /* "file:line:col" of experiment.device ("" when not given), for a
      * device this machine does not have (appended: the struct is public) */
     char device_loc[160];
+    /* data, for the image folders (dataset imagefolder or imagenet), which
+     * are streamed for evaluation (appended: the struct is public) */
+    char data_subset[32];     /* "all" or "robustbench-5000" */
+    char data_preprocess[32]; /* resolved: as given, else the zoo entry's, else Res256Crop224 */
+    int data_workers;         /* decoding threads; 0: CLASP_STREAM_DEFAULT_WORKERS */
+    int data_skip_bad;        /* data.skip_bad_images: leave out (and count) undecodable images */
 } clasp_plan;
+
+/* 1 when the plan's data set is an image folder (imagefolder, imagenet):
+ * its test split is streamed, never held, and nothing trains on it. */
+int clasp_plan_streamed(const clasp_plan *p);
 
 /* Reads and validates an experiment file against the plugins in r. On
  * failure (CLASP_ERR_CONFIG, or CLASP_ERR_IO for an unreadable file) the

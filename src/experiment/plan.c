@@ -155,6 +155,23 @@ clasp_status plan_p_path(pctx *c, const ymap *m, const plan_key *k, yaml_node_t 
     return CLASP_OK;
 }
 
+int clasp_plan_streamed(const clasp_plan *p)
+{
+    return !strcmp(p->dataset, "imagefolder") || !strcmp(p->dataset, "imagenet");
+}
+
+/* data.preprocess: as given, or "" until the models are read (a zoo
+ * entry's preparation is then the default: resolve_streamed). */
+clasp_status plan_p_preprocess(pctx *c, const ymap *m, const plan_key *k, yaml_node_t *v)
+{
+    (void)m;
+    int which = -1;
+    CLASP_TRY(plan_get_choice(c, v, "data", k->key, k->choices, -1, &which));
+    snprintf(c->plan->data_preprocess, sizeof c->plan->data_preprocess, "%s",
+             which < 0 ? "" : k->choices[which]);
+    return CLASP_OK;
+}
+
 /* A list of 1 to CLASP_NORMALIZE_MAX_C numbers (each > 0 when positive). */
 static clasp_status get_floats(pctx *c, yaml_node_t *v, const char *what, int positive, float *out,
                                int *n)
@@ -488,12 +505,47 @@ clasp_status plan_p_train(pctx *c, const ymap *m, const plan_key *k, yaml_node_t
     return v ? plan_parse_section(c, v, k->sub) : train_defaults(c, k->sub);
 }
 
+/* A streamed image folder is evaluated only: every model is a checkpoint
+ * taken as it is (a defense trains or fits on a validation split, which
+ * the folder does not give). data.preprocess defaults to the zoo
+ * entries' input preparation. */
+static clasp_status resolve_streamed(pctx *c)
+{
+    clasp_plan *p = c->plan;
+    if (!clasp_plan_streamed(p)) return CLASP_OK;
+    for (int i = 0; i < p->n_models; i++) {
+        const clasp_plan_model *m = &p->models[i];
+        if (m->epochs > 0 || !m->checkpoint[0] || m->defense)
+            return clasp_error(CLASP_ERR_CONFIG,
+                               "%s: model '%s' %s, but data.dataset %s is streamed for evaluation "
+                               "only: give each model a checkpoint, with no defense and epochs 0 "
+                               "(training on an image folder is not supported)",
+                               m->loc, m->name,
+                               m->defense         ? "has a defense"
+                               : m->checkpoint[0] ? "is fine-tuned"
+                                                  : "is trained from the seed",
+                               p->dataset);
+    }
+    if (p->data_preprocess[0]) return CLASP_OK;
+    if (c->zoo_prep_other)
+        return clasp_error(CLASP_ERR_CONFIG,
+                           "%s: the models' zoo entries prepare their inputs differently (%s, %s) "
+                           "and one stream serves them all: set data.preprocess",
+                           *p->data_loc ? p->data_loc : p->source, c->zoo_prep, c->zoo_prep_other);
+    const char *pre = c->zoo_prep ? c->zoo_prep : "Res256Crop224";
+    if (strlen(pre) >= sizeof p->data_preprocess)
+        return clasp_error(CLASP_ERR_CONFIG, "zoo preprocessing '%s' is too long", pre);
+    snprintf(p->data_preprocess, sizeof p->data_preprocess, "%s", pre);
+    return CLASP_OK;
+}
+
 /* The top-level models list, then every model's epochs. */
 clasp_status plan_p_root_models(pctx *c, const ymap *m, const plan_key *k, yaml_node_t *v)
 {
     (void)k;
     if (v) CLASP_TRY(plan_parse_models(c, v));
-    return resolve_epochs(c, ymap_get(m, "train"));
+    CLASP_TRY(resolve_epochs(c, ymap_get(m, "train")));
+    return resolve_streamed(c);
 }
 
 static clasp_status parse_root(pctx *c, yaml_node_t *root)
@@ -563,7 +615,7 @@ clasp_status clasp_plan_parse(const clasp_registry *r, const char *text, size_t 
     if (!yaml_parser_load(&ps, &doc)) {
         st = yaml_syntax_error(name, &ps);
     } else {
-        pctx c = {&doc, name, r, p, NULL};
+        pctx c = {.doc = &doc, .file = name, .reg = r, .plan = p};
         st = parse_root(&c, yaml_document_get_root_node(&doc));
         yaml_document_delete(&doc);
         /* A second document would be silently ignored: refuse it. */

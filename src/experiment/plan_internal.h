@@ -20,6 +20,9 @@ typedef struct pctx {
     const clasp_registry *reg;
     clasp_plan *plan;
     yaml_node_t *root_models; /* the top-level models list (NULL: none) */
+    /* The input preparation of the zoo entries named so far (the first,
+     * and another one that differs; NULL: none): data.preprocess's default. */
+    const char *zoo_prep, *zoo_prep_other;
 } pctx;
 
 /* A mapping with YAML merge keys ("<<: *base") flattened: the mapping's own
@@ -166,6 +169,11 @@ struct plan_key {
     void (*emit)(plan_em *e, const clasp_plan *p, const plan_key *k);
     /* Emitted only when this says so (NULL: always). */
     int (*shown)(const clasp_plan *p);
+    /* Given only where this says so (NULL: anywhere; checked after the
+     * rows above it): elsewhere the key is an error saying it applies to
+     * `applies_doc` only. */
+    int (*applies)(const clasp_plan *p);
+    const char *applies_doc;
     const char *via; /* PF_VIA: the key whose emitted value carries it */
     /* For the completeness test (test_plan: every key reaches the resolved
      * text): a value other than the default (YAML flow text), and what it
@@ -232,8 +240,9 @@ int plan_bool_text(const char *s, int *out);
 typedef clasp_status plan_parse_fn(pctx *c, const ymap *m, const plan_key *k, yaml_node_t *v);
 typedef void plan_emit_fn(plan_em *e, const clasp_plan *p, const plan_key *k);
 typedef clasp_status plan_section_fn(pctx *c, yaml_node_t *n, const plan_section *s);
-plan_parse_fn plan_p_name, plan_p_device, plan_p_path, plan_p_exclude, plan_p_train,
-    plan_p_train_models, plan_p_root_models, plan_p_l2_eps, plan_p_attacks, plan_p_output_dir;
+plan_parse_fn plan_p_name, plan_p_device, plan_p_path, plan_p_exclude, plan_p_preprocess,
+    plan_p_train, plan_p_train_models, plan_p_root_models, plan_p_l2_eps, plan_p_attacks,
+    plan_p_output_dir;
 plan_section_fn plan_p_model, plan_p_schedule, plan_p_augment;
 plan_emit_fn plan_e_exclude, plan_e_normalize, plan_e_milestones, plan_e_models, plan_e_l2_eps,
     plan_e_attacks;

@@ -456,6 +456,10 @@ clasp_status plan_zoo_entry(pctx *c, yaml_node_t *zn, const char *what, const ch
     if (!(*out)->arch)
         return plan_err(c, zn, "zoo entry %s is not supported: %s", name,
                         (*out)->why_not ? (*out)->why_not : "unknown architecture");
+    /* data.preprocess's default: the entries' own input preparation. */
+    const char *pre = (*out)->preprocessing;
+    if (pre && !c->zoo_prep) c->zoo_prep = pre;
+    else if (pre && strcmp(pre, c->zoo_prep) != 0) c->zoo_prep_other = pre;
     return CLASP_OK;
 }
 

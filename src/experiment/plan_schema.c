@@ -177,6 +177,9 @@ static clasp_status parse_row(pctx *c, const ymap *m, const plan_section *s, con
 {
     clasp_plan *p = c->plan;
     yaml_node_t *v = ymap_get(m, k->key);
+    if (k->applies && !yis_null(v) && !k->applies(p))
+        return plan_err(c, ymap_keynode(m, k->key), "%s.%s applies to %s only", s->path, k->key,
+                        k->applies_doc);
     if (k->parse) return k->parse(c, m, k, v);
     if (k->flags & PF_SKIP) return CLASP_OK;
     double d = 0;
@@ -406,6 +409,26 @@ static int shown_exclude(const clasp_plan *p)
 {
     return p->n_exclude > 0;
 }
+static int images(const clasp_plan *p)
+{
+    return clasp_plan_streamed(p);
+}
+static int not_images(const clasp_plan *p)
+{
+    return !clasp_plan_streamed(p);
+}
+#define IMAGES                          \
+    .applies = images, .shown = images, \
+    .applies_doc = "image folders (data.dataset imagefolder or imagenet)"
+#define SPLIT              \
+    .applies = not_images, \
+    .applies_doc = "data sets with a training split (image folders are evaluated only)"
+/* In the order of imagefolder.c's table (parse_prep). */
+static const char *const preprocessings[] = {"Res256Crop224",        "Crop288", "Res224",
+                                             "BicubicRes256Crop224", "none",    NULL};
+static const char *const subsets[] = {"all", "robustbench-5000", NULL};
+/* A streamed set in the completeness test: nothing may train on it. */
+#define WITH_IMAGES "dataset: imagefolder; path: x; /train.models[].checkpoint: ckpt.safetensors"
 static int shown_normalize(const clasp_plan *p)
 {
     return p->normalize > 0;
@@ -459,17 +482,40 @@ static const plan_key data_keys[] = {
             "`train_X.bin`/`train_y.bin`/`test_X.bin`/`test_y.bin` (see the main README's Data "
             "section)"},
     {.key = "val_size", .kind = PK_WHOLE, F(val_size), .min = 1, .max = 1e9, .def = 5000,
-     .example = "100", .range_doc = "≥ 1, < training set",
+     .example = "100", SPLIT, .shown = not_images, .range_doc = "≥ 1, < training set",
      .doc = "examples held out of the training set (a seeded split) for epoch-end validation "
             "and calibration"},
     {.key = "train_size", .kind = PK_WHOLE, F(train_size), .min = 0, .max = 1e9, .def = 0,
-     .example = "300", .def_doc = "`0` (all)",
+     .example = "300", SPLIT, .shown = not_images, .def_doc = "`0` (all)",
      .doc = "keep only the first N training examples after the split (quick runs)"},
     {.key = "exclude_classes", .kind = PK_CUSTOM, NOF, .parse = plan_p_exclude,
-     .emit = plan_e_exclude, .shown = shown_exclude, .example = "[Shirt]",
+     .emit = plan_e_exclude, .shown = shown_exclude, .example = "[Shirt]", SPLIT,
      .type_doc = "list of class names or indices", .def_doc = "`[]`",
      .range_doc = "known classes, not all",
      .doc = "classes left out of training and validation (see below)"},
+    {.key = "subset", .kind = PK_CHOICE, .flags = PF_FIXED, F(data_subset), .choices = subsets,
+     .def = 0, IMAGES, .example = "robustbench-5000", .with = WITH_IMAGES,
+     .doc = "`robustbench-5000`: RobustBench's 5000 ImageNet evaluation images "
+            "(`DIR/<wnid>/ILSVRC2012_val_*.JPEG`), in its list's order; `evaluate.test_size` "
+            "takes the first N of them"},
+    {.key = "preprocess", .kind = PK_CHOICE, .flags = PF_FIXED, F(data_preprocess),
+     .choices = preprocessings, .parse = plan_p_preprocess, IMAGES, .example = "Crop288",
+     .with = WITH_IMAGES, .def_doc = "the zoo entry's (`model.zoo` or the models' `zoo`), else "
+                                     "`Res256Crop224`",
+     .doc = "RobustBench's names: `Res256Crop224` resizes the shorter side to 256 (bilinear, "
+            "antialiased) and crops the centre 224×224, `Crop288` crops the centre 288, `Res224` "
+            "resizes to 224×224, `BicubicRes256Crop224` as the first with bicubic resizing; "
+            "`none` takes the images as they are (all of the first one's size)"},
+    {.key = "workers", .kind = PK_WHOLE, .flags = PF_UNHASHED, F(data_workers), .min = 0,
+     .max = 64, .def = 0, IMAGES, .example = "2", .with = WITH_IMAGES,
+     .def_doc = "`0` (one thread)",
+     .doc = "threads decoding and preprocessing images ahead of the device (two batches "
+            "ahead); not part of the resume check, since the images and their order do not "
+            "depend on it"},
+    {.key = "skip_bad_images", .kind = PK_BOOL, F(data_skip_bad), .def = 0, IMAGES,
+     .example = "true", .with = WITH_IMAGES,
+     .doc = "leave out images that cannot be decoded (the run's news counts them) instead of "
+            "stopping at the first with an error naming it"},
 };
 static const plan_section data_sec = {"data", "data", 0, 0, data_keys, N(data_keys), NULL};
 
