@@ -38,6 +38,26 @@ static int data_sizes(const clasp_plan *p, size_t *train, size_t *val, size_t *t
 {
     clasp_dataset d = {0};
     const char *at = *p->data_loc ? p->data_loc : p->source;
+    if (clasp_plan_streamed(p)) {
+        /* An image folder's index (no image is decoded): what the run streams. */
+        clasp_imagefolder_options fo = {
+            .imagenet = !strcmp(p->dataset, "imagenet"),
+            .subset = strcmp(p->data_subset, "all") != 0 ? p->data_subset : NULL,
+            .preprocess = p->data_preprocess,
+            .limit = p->test_size,
+        };
+        char dir[4096];
+        clasp_imagefolder *f = NULL;
+        if (clasp_imagefolder_split_dir(p->data_path, 0, dir, sizeof dir) != CLASP_OK ||
+            clasp_imagefolder_open(dir, &fo, &f) != CLASP_OK) {
+            fprintf(stderr, "clasp: %s: data: %s\n", at, clasp_last_error());
+            return 1;
+        }
+        *train = *val = 0;
+        *test = clasp_imagefolder_info(f)->n;
+        clasp_imagefolder_free(f);
+        return 0;
+    }
     if (clasp_dataset_load(p->dataset, p->data_path, 1, &d) != CLASP_OK) {
         fprintf(stderr, "clasp: %s: data: %s\n", at, clasp_last_error());
         return 1;
