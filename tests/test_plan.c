@@ -1442,6 +1442,60 @@ static void test_every_key_reaches_hash(void **state)
     tu_rmdir(dir);
 }
 
+/* The resolved text (and so the resume hash) of every shipped experiment,
+ * and of a file giving every key, is byte for byte what the code before
+ * the schema table wrote (tests/fixtures/plan): a state file of an older
+ * run still resumes. The files' checkpoints are made empty in a folder of
+ * their own, since the plan checks that they exist. */
+static void test_emit_unchanged(void **state)
+{
+    (void)state;
+    const char *fx = getenv("CLASP_PLAN_FIXTURES"), *readme = getenv("CLASP_EXPERIMENTS_README");
+    if (!fx || !readme) skip();
+    char exp_dir[1024], hashes[1100], dir[256], cwd[1024];
+    snprintf(exp_dir, sizeof exp_dir, "%.*s", (int)(strrchr(readme, '/') - readme), readme);
+    snprintf(hashes, sizeof hashes, "%s/hashes.txt", fx);
+    FILE *hf = fopen(hashes, "r");
+    assert_non_null(hf);
+    tu_tmpdir(dir, sizeof dir);
+    assert_non_null(getcwd(cwd, sizeof cwd));
+    assert_int_equal(chdir(dir), 0);
+    assert_int_equal(system("mkdir -p runs/quick && touch ckpt.safetensors "
+                            "runs/quick/standard.safetensors runs/quick/pgd-at.safetensors "
+                            "runs/quick/reweight.safetensors"),
+                     0);
+    char name[128], want_hash[32];
+    int n = 0;
+    while (fscanf(hf, "%127s %31s", name, want_hash) == 2) {
+        char yaml[1300], want_path[1300];
+        if (!strcmp(name, "every-key")) snprintf(yaml, sizeof yaml, "%s/every-key.yaml", fx);
+        else snprintf(yaml, sizeof yaml, "%s/%s.yaml", exp_dir, name);
+        snprintf(want_path, sizeof want_path, "%s/%s.resolved.yaml", fx, name);
+        clasp_plan *p = NULL;
+        if (clasp_plan_load(reg, yaml, &p) != CLASP_OK) fail_msg("%s", clasp_last_error());
+        char *text = NULL, hash[17];
+        assert_ok(clasp_plan_to_yaml(p, 1, &text));
+        assert_ok(clasp_plan_hash(p, hash, sizeof hash));
+        FILE *f = fopen(want_path, "rb");
+        assert_non_null(f);
+        static char want[1 << 16];
+        size_t len = fread(want, 1, sizeof want - 1, f);
+        fclose(f);
+        want[len] = '\0';
+        if (strcmp(text, want)) fail_msg("%s: the resolved text changed:\n%s", name, text);
+        assert_string_equal(hash, want_hash);
+        free(text);
+        clasp_plan_free(p);
+        n++;
+    }
+    fclose(hf);
+    assert_int_equal(n, 7);
+    assert_int_equal(chdir(cwd), 0);
+    char rm[400];
+    snprintf(rm, sizeof rm, "rm -rf '%s'", dir);
+    assert_int_equal(system(rm), 0);
+}
+
 /* experiments/README.md's reference tables are the schema's own: each
  * "<!-- schema PATH -->" ... "<!-- end schema -->" block holds exactly
  * plan_schema_markdown's table of that mapping. CLASP_UPDATE_SCHEMA_DOCS=1
@@ -1501,6 +1555,7 @@ int main(void)
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_every_key_reaches_hash),
         cmocka_unit_test(test_readme_tables),
+        cmocka_unit_test(test_emit_unchanged),
         cmocka_unit_test(test_streamed_data),
         cmocka_unit_test(test_zoo_models),
         cmocka_unit_test(test_values_and_step_schedule),
