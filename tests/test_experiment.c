@@ -6,6 +6,7 @@
 #include "testutil.h"
 
 #include <json-c/json.h>
+#include <png.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "clasp/data.h"
 #include "clasp/eval.h"
 #include "clasp/experiment.h"
 
@@ -836,6 +838,172 @@ static void test_checkpoint_study(void **state)
 /* `clasp check --time` measures a pass of the first model on the device
  * and turns the work estimate into time: a positive time for each phase,
  * the evaluation's among them. */
+/* ---- a streamed image folder ------------------------------------------- */
+
+#define IMG_SIDE 12
+#define IMG_PER_CLASS 6
+
+/* An RGB PNG of a class's pattern: class 0 bright on the left, 1 in the
+ * middle, 2 on the right, with per-image noise. */
+static void write_class_png(const char *path, int cls, int i)
+{
+    unsigned char px[IMG_SIDE * IMG_SIDE * 3];
+    uint32_t r = (uint32_t)(cls * 7919 + i * 104729 + 1);
+    for (int y = 0; y < IMG_SIDE; y++)
+        for (int x = 0; x < IMG_SIDE; x++)
+            for (int c = 0; c < 3; c++) {
+                r = r * 1664525u + 1013904223u;
+                int band = x * 3 / IMG_SIDE == cls;
+                int v = (band ? 170 : 40) + (int)(r >> 26) * 4 + c * 10;
+                px[(y * IMG_SIDE + x) * 3 + c] = (unsigned char)(v > 255 ? 255 : v);
+            }
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
+    png_infop info = png_create_info_struct(png);
+    assert_false(setjmp(png_jmpbuf(png)));
+    png_init_io(png, f);
+    png_set_IHDR(png, info, IMG_SIDE, IMG_SIDE, 8, PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
+                 PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+    png_write_info(png, info);
+    for (int y = 0; y < IMG_SIDE; y++) png_write_row(png, px + (size_t)y * IMG_SIDE * 3);
+    png_write_end(png, NULL);
+    png_destroy_write_struct(&png, &info);
+    fclose(f);
+}
+
+/* One YAML study of a checkpoint on an image folder (streamed: the
+ * evaluation reads it batch by batch) gives the per-class counts that
+ * `clasp attack` gives on the same folder and model, leaves the one
+ * undecodable image out in both (skip_bad_images), and resumes after an
+ * interrupt to the same report. */
+static void test_image_folder_study(void **state)
+{
+    (void)state;
+    const char *cli = getenv("CLASP_CLI");
+    if (!cli) fail_msg("CLASP_CLI must name the clasp program");
+    static const char *const classes[] = {"ant", "bee", "cat"};
+    char root[400], path[600], ckpt[400];
+    snprintf(root, sizeof root, "%s/images", dir);
+    assert_int_equal(mkdir(root, 0755), 0);
+    for (int k = 0; k < 3; k++) {
+        snprintf(path, sizeof path, "%s/%s", root, classes[k]);
+        assert_int_equal(mkdir(path, 0755), 0);
+        for (int i = 0; i < IMG_PER_CLASS; i++) {
+            snprintf(path, sizeof path, "%s/%s/%02d.png", root, classes[k], i);
+            write_class_png(path, k, i);
+        }
+    }
+    /* A model briefly trained on the same images (held in memory here). */
+    const char *arch = "conv3x3-8p1,relu,maxpool2,flatten,fc3";
+    clasp_imagefolder_options fo = {.preprocess = "none"};
+    clasp_dataset train = {0}, none = {0};
+    assert_ok(clasp_imagefolder_load(root, &fo, 1, &train));
+    assert_int_equal(train.n, 3 * IMG_PER_CLASS);
+    assert_int_equal(train.num_classes, 3);
+    none = train;
+    none.n = 0;
+    char y[2048];
+    snprintf(y, sizeof y,
+             "experiment: {name: pre, seed: 3}\n"
+             "data: {dataset: mnist, path: '%s'}\n"
+             "model: {arch: '%s'}\n"
+             "train: {epochs: 20, batch: 6, optimiser: {lr: 0.1}, models: [{name: m}]}\n"
+             "evaluate: {attacks: [fgsm]}\n",
+             dir, arch);
+    clasp_plan *p = NULL;
+    assert_ok(clasp_plan_parse(reg, y, strlen(y), "pre.yaml", &p));
+    snprintf(ckpt, sizeof ckpt, "%s/images-model.safetensors", dir);
+    clasp_run_options ro = {0};
+    ro.hooks.log = quiet_log;
+    clasp_model_report mrep;
+    assert_ok(clasp_experiment_train(p, 0, &train, &none, NULL, ckpt, &ro, &mrep));
+    clasp_model_report_free(&mrep);
+    clasp_plan_free(p);
+    clasp_dataset_free(&train);
+    /* Then one image that no decoder reads. */
+    snprintf(path, sizeof path, "%s/bee/99.png", root);
+    tu_write_file(path, "not a PNG", 9);
+
+    char ypath[300], iout[300], saved_yaml[300], saved_out[300];
+    snprintf(ypath, sizeof ypath, "%s/images.yaml", dir);
+    snprintf(iout, sizeof iout, "%s/images-out", dir);
+    snprintf(y, sizeof y,
+             "experiment: {name: images, seed: 4}\n"
+             "data: {dataset: imagefolder, path: '%s', preprocess: none, workers: 2, "
+             "skip_bad_images: true}\n"
+             "models: [{name: m, checkpoint: '%s'}]\n"
+             "evaluate:\n"
+             "  batch: 4\n"
+             "  attacks:\n"
+             "    - {name: fgsm, params: {eps: 0.2}}\n"
+             "    - {name: pgd, params: {eps: 0.2, steps: 3}}\n"
+             "output: {dir: '%s'}\n",
+             root, ckpt, iout);
+    tu_write_file(ypath, y, strlen(y));
+    /* run() and read_report() work on the globals: this study's for now. */
+    snprintf(saved_yaml, sizeof saved_yaml, "%s", yaml_path);
+    snprintf(saved_out, sizeof saved_out, "%s", out);
+    snprintf(yaml_path, sizeof yaml_path, "%s", ypath);
+    snprintf(out, sizeof out, "%s", iout);
+    assert_ok(run(0, 0, 0));
+    json_object *r = read_report();
+    json_object *ds = get(r, "dataset");
+    assert_int_equal(json_object_get_int(get(ds, "num_classes")), 3);
+    assert_int_equal(json_object_get_int(get(ds, "test_size")), 3 * IMG_PER_CLASS);
+    json_object *atk =
+        json_object_array_get_idx(get(json_object_array_get_idx(get(r, "models"), 0), "attacks"),
+                                  0);
+    json_object *rows = get(atk, "per_class");
+
+    /* The same model, folder and attack through `clasp attack`. */
+    char cmd[2048], text[8192] = "";
+    snprintf(cmd, sizeof cmd,
+             "'%s' attack --model '%s' --dataset imagefolder --data '%s' --preprocess none "
+             "--skip-bad-images --workers 2 --attack fgsm --set eps=0.2 --samples 0 --batch 4 "
+             "2>/dev/null",
+             cli, ckpt, root);
+    FILE *f = popen(cmd, "r");
+    assert_non_null(f);
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    text[n] = '\0';
+    int rc = pclose(f);
+    assert_true(WIFEXITED(rc));
+    assert_int_equal(WEXITSTATUS(rc), 0);
+    assert_non_null(strstr(text, "skipped 1 images"));
+    int64_t robust = 0, clean = 0;
+    for (int k = 0; k < 3; k++) {
+        json_object *row = json_object_array_get_idx(rows, (size_t)k);
+        int64_t cnt = json_object_get_int64(get(row, "count")),
+                cc = json_object_get_int64(get(row, "clean_correct")),
+                rc2 = json_object_get_int64(get(row, "robust_correct"));
+        assert_string_equal(json_object_get_string(get(row, "class")), classes[k]);
+        assert_int_equal(cnt, IMG_PER_CLASS);
+        clean += cc, robust += rc2;
+        /* clasp attack's per-class row: the same counts, as it prints them. */
+        char line[160];
+        snprintf(line, sizeof line, "\n  %-14s %6lld %9.2f%% %9.2f%%\n", classes[k], (long long)cnt,
+                 100.0 * (double)cc / (double)cnt, 100.0 * (double)rc2 / (double)cnt);
+        if (!strstr(text, line)) fail_msg("clasp attack lacks the row%s  in:\n%s", line, text);
+    }
+    /* Trained on these very images, the model knows most of them. */
+    if (clean < 2 * IMG_PER_CLASS)
+        fail_msg("clean %lld of %d", (long long)clean, 3 * IMG_PER_CLASS);
+    assert_true(robust <= clean);
+
+    /* Interrupted after the first attack and resumed: the same report. */
+    rm_tree(iout);
+    assert_int_equal(run(0, 0, 1), CLASP_ERR_INTERRUPTED);
+    assert_true(exists(iout, "state.safetensors"));
+    assert_int_equal(run(1, 0, 0), CLASP_OK);
+    json_object *r2 = read_report();
+    tu_assert_same_json(r, r2, "report");
+    json_object_put(r2);
+    json_object_put(r);
+    snprintf(yaml_path, sizeof yaml_path, "%s", saved_yaml);
+    snprintf(out, sizeof out, "%s", saved_out);
+}
+
 static void test_check_estimates_time(void **state)
 {
     (void)state;
@@ -875,6 +1043,7 @@ int main(void)
         cmocka_unit_test(test_ensemble_run),
         cmocka_unit_test(test_checkpoint_study),
         cmocka_unit_test(test_check_estimates_time),
+        cmocka_unit_test(test_image_folder_study),
         cmocka_unit_test(test_train_alone_is_the_runners_training),
         cmocka_unit_test(test_train_command_is_the_runners_training),
     };

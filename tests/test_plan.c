@@ -9,12 +9,25 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "clasp/ensemble.h"
 #include "clasp/batch.h"
 #include "clasp/experiment.h"
+#include "experiment/plan_internal.h"
 
 static clasp_registry *reg;
+/* This test links libclasp's static library (for the schema tables,
+ * plan_internal.h) and loads the plugins, which bring libclasp.so along:
+ * the same globals twice, which AddressSanitizer calls an ODR violation.
+ * The executable exports its copy (-rdynamic) and the plugins bind to it,
+ * so only one is used; the check is off for this program alone (its
+ * defaults, under what ASAN_OPTIONS sets). */
+const char *__asan_default_options(void);
+const char *__asan_default_options(void)
+{
+    return "detect_odr_violation=0";
+}
 
 static int setup(void **state)
 {
@@ -207,7 +220,7 @@ static void test_error_unknown_keys(void **state)
     assert_starts(m, loc_of(y, "trian", "trian"));
     assert_has(m, "unknown key 'trian'");
     assert_has(m, "did you mean 'train'?");
-    assert_has(m, "known: experiment, data, model, train, evaluate, output");
+    assert_has(m, "known: experiment, data, model, train, models, evaluate, output");
 
     y = BASE_HEAD "train:\n  epoch: 3\n  models: [{name: a}]\n" BASE_EVAL;
     m = parse_err(y);
@@ -229,8 +242,12 @@ static void test_dataset_names(void **state)
     (void)state;
     for (int i = 0; clasp_dataset_names[i]; i++) {
         char y[512];
-        snprintf(y, sizeof y, BASE_HEAD "data: {dataset: %s, path: /tmp/x}\n" BASE_TRAIN BASE_EVAL,
-                 clasp_dataset_names[i]);
+        /* Image folders are evaluated only: a study of a checkpoint. */
+        int streamed = !strcmp(clasp_dataset_names[i], "imagefolder") ||
+                       !strcmp(clasp_dataset_names[i], "imagenet");
+        snprintf(y, sizeof y, BASE_HEAD "data: {dataset: %s, path: /tmp/x}\n%s" BASE_EVAL,
+                 clasp_dataset_names[i],
+                 streamed ? "models: [{name: m, checkpoint: /dev/null}]\n" : BASE_TRAIN);
         clasp_plan *p = parse_ok(y);
         assert_string_equal(p->dataset, clasp_dataset_names[i]);
         clasp_plan_free(p);
@@ -241,6 +258,73 @@ static void test_dataset_names(void **state)
     assert_has(m, "cifar100, cifar100-coarse, svhn, stl10");
     y = BASE_HEAD "data: {dataset: svhn}\n" BASE_TRAIN BASE_EVAL;
     assert_has(parse_err(y), "the svhn data set needs 'path'");
+}
+
+/* data.dataset imagefolder / imagenet: the image-folder keys, their
+ * defaults in the resolved text, and the refusals (training, a defense,
+ * split keys; image keys on other data sets), each at its line. */
+static void test_streamed_data(void **state)
+{
+    (void)state;
+    const char *study = "models: [{name: m, checkpoint: /dev/null}]\n" BASE_EVAL;
+    char y[1024];
+    snprintf(y, sizeof y, BASE_HEAD "data: {dataset: imagenet, path: /tmp/x}\n%s", study);
+    clasp_plan *p = parse_ok(y);
+    assert_true(clasp_plan_streamed(p));
+    assert_string_equal(p->data_preprocess, "Res256Crop224");
+    assert_string_equal(p->data_subset, "all");
+    char *text = NULL;
+    assert_ok(clasp_plan_to_yaml(p, 1, &text));
+    assert_non_null(strstr(text, "preprocess: Res256Crop224"));
+    assert_non_null(strstr(text, "skip_bad_images: false"));
+    assert_null(strstr(text, "val_size")); /* no split of a streamed set */
+    free(text);
+    char h1[17], h2[17];
+    assert_ok(clasp_plan_hash(p, h1, sizeof h1));
+    clasp_plan_free(p);
+    /* The decoding threads do not change the images: same hash. */
+    snprintf(y, sizeof y,
+             BASE_HEAD "data: {dataset: imagenet, path: /tmp/x, workers: 3, subset: "
+                       "robustbench-5000, preprocess: none, skip_bad_images: true}\n%s",
+             study);
+    p = parse_ok(y);
+    assert_int_equal(p->data_workers, 3);
+    assert_int_equal(p->data_skip_bad, 1);
+    assert_string_equal(p->data_subset, "robustbench-5000");
+    assert_string_equal(p->data_preprocess, "none");
+    clasp_plan_free(p);
+    snprintf(y, sizeof y, BASE_HEAD "data: {dataset: imagenet, path: /tmp/x, workers: 3}\n%s",
+             study);
+    p = parse_ok(y);
+    assert_ok(clasp_plan_hash(p, h2, sizeof h2));
+    assert_string_equal(h1, h2);
+    clasp_plan_free(p);
+
+    snprintf(y, sizeof y,
+             BASE_HEAD "data: {dataset: imagefolder, path: /x, preprocess: Res255}\n%s", study);
+    const char *m = parse_err(y);
+    assert_starts(m, loc_of(y, "Res255", "Res255"));
+    assert_has(m, "data.preprocess: unknown value 'Res255' (expected one of: Res256Crop224");
+    const char *bad =
+        BASE_HEAD "data: {dataset: mnist, path: /x, workers: 2}\n" BASE_TRAIN BASE_EVAL;
+    m = parse_err(bad);
+    assert_starts(m, loc_of(bad, "workers", "workers"));
+    assert_has(m, "data.workers applies to image folders (data.dataset imagefolder or imagenet) "
+                  "only");
+    snprintf(y, sizeof y, BASE_HEAD "data: {dataset: imagefolder, path: /x, val_size: 10}\n%s",
+             study);
+    m = parse_err(y);
+    assert_starts(m, loc_of(y, "val_size", "val_size"));
+    assert_has(m, "data.val_size applies to data sets with a training split");
+    const char *train = BASE_HEAD "data: {dataset: imagefolder, path: /x}\n" BASE_TRAIN BASE_EVAL;
+    m = parse_err(train);
+    assert_starts(m, loc_of(train, "- name: standard", "name"));
+    assert_has(m, "model 'standard' is trained from the seed, but data.dataset imagefolder is "
+                  "streamed for evaluation only");
+    const char *def =
+        BASE_HEAD "data: {dataset: imagefolder, path: /x}\n"
+                  "models: [{name: c, checkpoint: /dev/null, defense: calibrate}]\n" BASE_EVAL;
+    assert_has(parse_err(def), "model 'c' has a defense, but data.dataset imagefolder");
 }
 
 static void test_error_types(void **state)
@@ -1199,10 +1283,291 @@ static void test_exclude_data_path(void **state)
     clasp_dataset_free(&d);
 }
 
+/* ---- the schema tables ---------------------------------------------------- */
+
+/* A YAML document from "path: value" entries ("train.models[].name: a"),
+ * written as nested flow mappings; a path segment ending in "[]" is a list
+ * of one mapping. A later entry with the same path replaces an earlier one. */
+typedef struct doc_entry {
+    char path[160], value[200];
+} doc_entry;
+
+typedef struct doc {
+    doc_entry e[32];
+    int n;
+} doc;
+
+static void doc_set(doc *d, const char *path, const char *value)
+{
+    /* A value for a mapping (or a list) replaces the entries inside it. */
+    size_t pl = strlen(path);
+    for (int i = 0; i < d->n; i++)
+        if (!strncmp(d->e[i].path, path, pl) &&
+            (d->e[i].path[pl] == '.' || !strncmp(d->e[i].path + pl, "[].", 3)))
+            d->e[i--] = d->e[--d->n];
+    for (int i = 0; i < d->n; i++)
+        if (!strcmp(d->e[i].path, path)) {
+            snprintf(d->e[i].value, sizeof d->e[i].value, "%s", value);
+            return;
+        }
+    assert_true(d->n < 32);
+    snprintf(d->e[d->n].path, sizeof d->e[0].path, "%s", path);
+    snprintf(d->e[d->n].value, sizeof d->e[0].value, "%s", value);
+    d->n++;
+}
+
+/* Writes the entries under `prefix` (with its trailing '.', or "") into buf. */
+static void doc_render(const doc *d, const char *prefix, char *buf, size_t size)
+{
+    size_t pl = strlen(prefix), len = strlen(buf);
+    char done[32][64];
+    int nd = 0;
+    for (int i = 0; i < d->n; i++) {
+        const char *rest = d->e[i].path;
+        if (strncmp(rest, prefix, pl)) continue;
+        rest += pl;
+        size_t sl = strcspn(rest, ".");
+        char seg[64];
+        snprintf(seg, sizeof seg, "%.*s", (int)sl, rest);
+        int seen = 0;
+        for (int j = 0; j < nd; j++) seen |= !strcmp(done[j], seg);
+        if (seen) continue;
+        snprintf(done[nd++], sizeof done[0], "%s", seg);
+        int list = sl > 2 && !strcmp(seg + sl - 2, "[]");
+        len += (size_t)snprintf(buf + len, size - len,
+                                "%s%.*s: ", len && buf[len - 1] != '{' ? ", " : "",
+                                (int)(list ? sl - 2 : sl), seg);
+        if (!rest[sl]) {
+            len += (size_t)snprintf(buf + len, size - len, "%s", d->e[i].value);
+            continue;
+        }
+        char sub[200];
+        snprintf(sub, sizeof sub, "%s%s.", prefix, seg);
+        len += (size_t)snprintf(buf + len, size - len, list ? "[{" : "{");
+        doc_render(d, sub, buf, size);
+        len = strlen(buf);
+        len += (size_t)snprintf(buf + len, size - len, list ? "}]" : "}");
+    }
+}
+
+/* The resolved text of a document (NULL when it does not parse). */
+static char *doc_resolve(const doc *d, int with_output)
+{
+    char text[4096] = "";
+    doc_render(d, "", text, sizeof text);
+    size_t len = strlen(text);
+    /* A flow mapping at the top: one "{...}". */
+    char full[4200];
+    snprintf(full, sizeof full, "{%.*s}\n", (int)len, text);
+    clasp_plan *p = NULL;
+    if (clasp_plan_parse(reg, full, strlen(full), "t.yaml", &p) != CLASP_OK) return NULL;
+    char *y = NULL;
+    assert_ok(clasp_plan_to_yaml(p, with_output, &y));
+    clasp_plan_free(p);
+    return y;
+}
+
+/* Adds a row's `with` pairs ("k: v; /a.b: v") for a mapping at `path`. */
+static void doc_with(doc *d, const char *path, const char *with)
+{
+    char buf[400];
+    snprintf(buf, sizeof buf, "%s", with ? with : "");
+    for (char *save = NULL, *t = strtok_r(buf, ";", &save); t; t = strtok_r(NULL, ";", &save)) {
+        while (*t == ' ') t++;
+        char *colon = strstr(t, ": ");
+        assert_non_null(colon);
+        *colon = '\0';
+        char full[200];
+        if (*t == '/') snprintf(full, sizeof full, "%s", t + 1);
+        else snprintf(full, sizeof full, "%s%s%s", path, *path ? "." : "", t);
+        doc_set(d, full, colon + 2);
+    }
+}
+
+/* Every key that parses reaches the resolved text, and so the resume hash
+ * (clasp_plan_hash hashes that text): for each row of each table, a file
+ * giving the row's example value resolves to a text that names the key
+ * (or the key that carries it) and differs from the same file without it.
+ * A new row without an example fails here, so no key escapes --resume's
+ * "the experiment changed" check. */
+static void test_every_key_reaches_hash(void **state)
+{
+    (void)state;
+    char dir[256], cwd[1024];
+    tu_tmpdir(dir, sizeof dir);
+    assert_non_null(getcwd(cwd, sizeof cwd));
+    assert_int_equal(chdir(dir), 0);
+    tu_write_file("ckpt.safetensors", "", 0);
+    doc base = {0};
+    doc_set(&base, "experiment.name", "t");
+    doc_set(&base, "train.epochs", "3");
+    doc_set(&base, "train.models[].name", "a");
+    doc_set(&base, "evaluate.attacks[].name", "fgsm");
+    char *base_text = doc_resolve(&base, 0), *base_out = doc_resolve(&base, 1);
+    assert_non_null(base_text);
+    int checked = 0;
+    for (int si = 0; plan_schema_all[si]; si++) {
+        const plan_section *s = plan_schema_all[si];
+        /* The top level's rows are the sections themselves; the ensemble
+         * and preset entries are written out in full (test_ensembles
+         * checks they read back the same); a defense's attack block is
+         * an evaluation attack block's keys. */
+        if (s == &plan_schema_root || s == &plan_schema_ensemble || s == &plan_schema_preset ||
+            s == &plan_schema_preset_params || s == &plan_schema_attack)
+            continue;
+        for (int i = 0; i < s->n; i++) {
+            const plan_key *k = &s->keys[i];
+            if (!k->example)
+                fail_msg("%s.%s has no example value (plan_schema.c)", s->path, k->key);
+            doc with = base;
+            doc_with(&with, s->path, k->with);
+            doc var = with;
+            char path[200];
+            snprintf(path, sizeof path, "%s.%s", s->path, k->key);
+            doc_set(&var, path, k->example);
+            /* The output folder is left out of the hash on purpose (a run
+             * moved elsewhere still resumes), and so are the rows marked
+             * unhashed (data.workers): they must reach the full text. */
+            int out = !strcmp(s->path, "output") || (k->flags & PF_UNHASHED);
+            char *vt = doc_resolve(&var, out);
+            if (!vt) fail_msg("%s = %s does not parse: %s", path, k->example, clasp_last_error());
+            char *wt = doc_resolve(&with, out);
+            const char *ref = wt ? wt : out ? base_out : base_text;
+            /* A choice of one value (train.optimiser.name: sgd) can only be named. */
+            int one = k->kind == PK_CHOICE && k->choices[0] && !k->choices[1];
+            if (!one && !strcmp(vt, ref))
+                fail_msg("%s = %s: the resolved text (and the resume hash) does not change", path,
+                         k->example);
+            char named[80];
+            snprintf(named, sizeof named, "%s:", k->via ? k->via : k->key);
+            if (!strstr(vt, named)) fail_msg("%s: the resolved text has no '%s'", path, named);
+            free(vt);
+            free(wt);
+            checked++;
+        }
+    }
+    assert_true(checked > 30);
+    free(base_text);
+    free(base_out);
+    assert_int_equal(chdir(cwd), 0);
+    tu_rmdir(dir);
+}
+
+/* The resolved text (and so the resume hash) of every shipped experiment,
+ * and of a file giving every key, is byte for byte what the code before
+ * the schema table wrote (tests/fixtures/plan): a state file of an older
+ * run still resumes. The files' checkpoints are made empty in a folder of
+ * their own, since the plan checks that they exist. */
+static void test_emit_unchanged(void **state)
+{
+    (void)state;
+    const char *fx = getenv("CLASP_PLAN_FIXTURES"), *readme = getenv("CLASP_EXPERIMENTS_README");
+    if (!fx || !readme) skip();
+    char exp_dir[1024], hashes[1100], dir[256], cwd[1024];
+    snprintf(exp_dir, sizeof exp_dir, "%.*s", (int)(strrchr(readme, '/') - readme), readme);
+    snprintf(hashes, sizeof hashes, "%s/hashes.txt", fx);
+    FILE *hf = fopen(hashes, "r");
+    assert_non_null(hf);
+    tu_tmpdir(dir, sizeof dir);
+    assert_non_null(getcwd(cwd, sizeof cwd));
+    assert_int_equal(chdir(dir), 0);
+    assert_int_equal(system("mkdir -p runs/quick && touch ckpt.safetensors "
+                            "runs/quick/standard.safetensors runs/quick/pgd-at.safetensors "
+                            "runs/quick/reweight.safetensors"),
+                     0);
+    char name[128], want_hash[32];
+    int n = 0;
+    while (fscanf(hf, "%127s %31s", name, want_hash) == 2) {
+        char yaml[1300], want_path[1300];
+        if (!strcmp(name, "every-key")) snprintf(yaml, sizeof yaml, "%s/every-key.yaml", fx);
+        else snprintf(yaml, sizeof yaml, "%s/%s.yaml", exp_dir, name);
+        snprintf(want_path, sizeof want_path, "%s/%s.resolved.yaml", fx, name);
+        clasp_plan *p = NULL;
+        if (clasp_plan_load(reg, yaml, &p) != CLASP_OK) fail_msg("%s", clasp_last_error());
+        char *text = NULL, hash[17];
+        assert_ok(clasp_plan_to_yaml(p, 1, &text));
+        assert_ok(clasp_plan_hash(p, hash, sizeof hash));
+        FILE *f = fopen(want_path, "rb");
+        assert_non_null(f);
+        static char want[1 << 16];
+        size_t len = fread(want, 1, sizeof want - 1, f);
+        fclose(f);
+        want[len] = '\0';
+        if (strcmp(text, want)) fail_msg("%s: the resolved text changed:\n%s", name, text);
+        assert_string_equal(hash, want_hash);
+        free(text);
+        clasp_plan_free(p);
+        n++;
+    }
+    fclose(hf);
+    assert_int_equal(n, 7);
+    assert_int_equal(chdir(cwd), 0);
+    char rm[400];
+    snprintf(rm, sizeof rm, "rm -rf '%s'", dir);
+    assert_int_equal(system(rm), 0);
+}
+
+/* experiments/README.md's reference tables are the schema's own: each
+ * "<!-- schema PATH -->" ... "<!-- end schema -->" block holds exactly
+ * plan_schema_markdown's table of that mapping. CLASP_UPDATE_SCHEMA_DOCS=1
+ * rewrites the blocks instead (after a change of plan_schema.c). */
+static void test_readme_tables(void **state)
+{
+    (void)state;
+    const char *path = getenv("CLASP_EXPERIMENTS_README");
+    if (!path) skip();
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    static char text[1 << 18], out[1 << 18];
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[n] = '\0';
+    int update = getenv("CLASP_UPDATE_SCHEMA_DOCS") != NULL, blocks = 0;
+    static const char open_tag[] = "<!-- schema ", end_tag[] = "<!-- end schema -->";
+    size_t olen = 0;
+    const char *at = text;
+    for (const char *b; (b = strstr(at, open_tag));) {
+        const char *eol = strstr(b, "-->\n");
+        const char *e = strstr(b, end_tag);
+        assert_non_null(eol);
+        assert_non_null(e);
+        char name[96];
+        snprintf(name, sizeof name, "%.*s", (int)(eol - b - strlen(open_tag) - 1),
+                 b + strlen(open_tag));
+        const plan_section *s = NULL;
+        for (int i = 0; plan_schema_all[i] && !s; i++)
+            if (!strcmp(plan_schema_all[i]->path, name)) s = plan_schema_all[i];
+        if (!s) fail_msg("README: no table '%s' in the schema", name);
+        char *md = NULL;
+        assert_ok(plan_schema_markdown(s, &md));
+        const char *body = eol + 4;
+        if (!update && ((size_t)(e - body) != strlen(md) || memcmp(body, md, strlen(md))))
+            fail_msg("%s: the table of '%s' differs from the schema's (plan_schema.c); "
+                     "CLASP_UPDATE_SCHEMA_DOCS=1 test_plan rewrites it",
+                     path, name);
+        olen += (size_t)snprintf(out + olen, sizeof out - olen, "%.*s%s", (int)(body - at), at, md);
+        free(md);
+        at = e;
+        blocks++;
+    }
+    snprintf(out + olen, sizeof out - olen, "%s", at);
+    assert_true(blocks >= 8);
+    if (update) {
+        f = fopen(path, "wb");
+        assert_non_null(f);
+        fputs(out, f);
+        fclose(f);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_every_key_reaches_hash),
+        cmocka_unit_test(test_readme_tables),
+        cmocka_unit_test(test_emit_unchanged),
+        cmocka_unit_test(test_streamed_data),
         cmocka_unit_test(test_zoo_models),
         cmocka_unit_test(test_values_and_step_schedule),
         cmocka_unit_test(test_error_unknown_keys),

@@ -2,26 +2,15 @@
  * runner that trains the planned models, evaluates every attack on each
  * and writes the class-wise report.
  *
- * The schema is documented in experiments/README.md. In short:
- *
- *   experiment: {name, seed, device}
- *   data:       {dataset, path, val_size, train_size}
- *   model:      {arch}
- *   train:      {epochs, batch, optimiser: {name: sgd, lr, momentum,
- *                weight_decay}, schedule: {name, milestones, gamma},
- *                val_eval_size, augment, models: [MODEL, ...]}
- *   models:     [MODEL, ...] (instead of train.models; then train is
- *                optional when no model trains)
- *   evaluate:   {test_size, batch, attacks: [{name, label, params}
- *                | {ensemble: [{name, params}, ...], label}
- *                | {name: autoattack, label, params: {eps, version}}]}
- *   output:     {dir}
- *
- * where a MODEL is {name, arch, defense: BLOCK, checkpoint, zoo, threat,
- * epochs} and a defense BLOCK is {name, params, attack: {name, params},
- * inner: BLOCK}. A list as the value of a plugin parameter is a grid: it
- * expands into several attacks (evaluate) or several models (defense
- * blocks). Every error names file:line:col (1-based) and what was expected.
+ * The schema is one table per YAML mapping (src/experiment/plan_schema.c):
+ * it drives the parsing and its messages, the resolved YAML of
+ * clasp_plan_to_yaml (and so clasp_plan_hash) and the reference tables of
+ * experiments/README.md, which a test keeps equal to it. The sections are
+ * experiment, data, model, train (with its models list, or a top-level
+ * models list of checkpoints), evaluate and output; a list as the value of
+ * a plugin parameter is a grid that expands into several attacks
+ * (evaluate) or several models (defense blocks). Every error names
+ * file:line:col (1-based) and what was expected.
  *
  * A plan points into the registry's plugin descriptors: the registry MUST
  * outlive the plan. */
@@ -118,7 +107,7 @@ typedef struct clasp_plan {
     uint64_t seed;
     char *device; /* NULL: CLASP_DEVICE / the default device */
     /* data */
-    char dataset[32];   /* fashion-mnist, mnist, cifar10, cifar100, svhn, stl10 */
+    char dataset[32];   /* one of clasp_dataset_names */
     char *data_path;    /* NULL only for fashion-mnist's default folder */
     size_t val_size;    /* examples split off the training set */
     size_t train_size;  /* 0: all that remain after the split */
@@ -164,7 +153,17 @@ typedef struct clasp_plan {
     /* "file:line:col" of experiment.device ("" when not given), for a
      * device this machine does not have (appended: the struct is public) */
     char device_loc[160];
+    /* data, for the image folders (dataset imagefolder or imagenet), which
+     * are streamed for evaluation (appended: the struct is public) */
+    char data_subset[32];     /* "all" or "robustbench-5000" */
+    char data_preprocess[32]; /* resolved: as given, else the zoo entry's, else Res256Crop224 */
+    int data_workers;         /* decoding threads; 0: CLASP_STREAM_DEFAULT_WORKERS */
+    int data_skip_bad;        /* data.skip_bad_images: leave out (and count) undecodable images */
 } clasp_plan;
+
+/* 1 when the plan's data set is an image folder (imagefolder, imagenet):
+ * its test split is streamed, never held, and nothing trains on it. */
+int clasp_plan_streamed(const clasp_plan *p);
 
 /* Reads and validates an experiment file against the plugins in r. On
  * failure (CLASP_ERR_CONFIG, or CLASP_ERR_IO for an unreadable file) the

@@ -16,109 +16,6 @@
 #include "clasp/zoo.h"
 #include "experiment/plan_internal.h"
 
-/* ---- typed values of the fixed sections ---------------------------------- */
-
-/* The largest whole number a double holds exactly (a seed's bound). */
-#define PLAN_MAX_EXACT 9007199254740991.0
-
-static void range_text(double min, double max, int open_min, char *buf, size_t size)
-{
-    /* Named as such: %g would print 9.0072e+15, and ">= 0" alone hid the
-     * upper bound that a seed of 1e99 violates. */
-    if (max == PLAN_MAX_EXACT)
-        snprintf(buf, size, "in %s%g, 2^53-1 = 9007199254740991]", open_min ? "(" : "[", min);
-    else if (max >= 1e15) snprintf(buf, size, "%s %g", open_min ? ">" : ">=", min);
-    else snprintf(buf, size, "in %s%g, %g]", open_min ? "(" : "[", min, max);
-}
-
-/* A scalar (not a list, not a mapping), with a message naming sec.key. */
-static clasp_status want_scalar(const pctx *c, const yaml_node_t *v, const char *sec,
-                                const char *key, const char *expect)
-{
-    if (v->type == YAML_SCALAR_NODE) return CLASP_OK;
-    return plan_err(c, v, "%s.%s expects %s, got %s%s", sec, key, expect, ykind(v),
-                    v->type == YAML_SEQUENCE_NODE ? " (lists make grids only in plugin params)"
-                                                  : "");
-}
-
-/* Whole number in [min, max] (or the default when absent or null). */
-static clasp_status get_whole(const pctx *c, const ymap *m, const char *sec, const char *key,
-                              double min, double max, double def, double *out)
-{
-    yaml_node_t *v = ymap_get(m, key);
-    *out = def;
-    if (yis_null(v)) return CLASP_OK;
-    char range[96];
-    range_text(min, max, 0, range, sizeof range);
-    CLASP_TRY(want_scalar(c, v, sec, key, "a whole number"));
-    const char *s = yscalar(v);
-    char *end;
-    errno = 0;
-    double d = strtod(s, &end);
-    if (!*s || *end || errno || !isfinite(d) || d != floor(d) || strpbrk(s, "xX"))
-        return plan_err(c, v, "%s.%s expects a whole number %s, got '%s'", sec, key, range, s);
-    if (d < min || d > max) return plan_err(c, v, "%s.%s must be %s, got %s", sec, key, range, s);
-    *out = d;
-    return CLASP_OK;
-}
-
-static clasp_status get_real(const pctx *c, const ymap *m, const char *sec, const char *key,
-                             double min, double max, int open_min, int open_max, double def,
-                             double *out)
-{
-    yaml_node_t *v = ymap_get(m, key);
-    *out = def;
-    if (yis_null(v)) return CLASP_OK;
-    char range[96];
-    if (open_max) snprintf(range, sizeof range, "in %s%g, %g)", open_min ? "(" : "[", min, max);
-    else range_text(min, max, open_min, range, sizeof range);
-    CLASP_TRY(want_scalar(c, v, sec, key, "a number"));
-    const char *s = yscalar(v);
-    char *end;
-    errno = 0;
-    double d = strtod(s, &end);
-    if (!*s || *end || errno || !isfinite(d))
-        return plan_err(c, v, "%s.%s expects a number %s, got '%s'", sec, key, range, s);
-    if (d < min || d > max || (open_min && d == min) || (open_max && d == max))
-        return plan_err(c, v, "%s.%s must be %s, got %s", sec, key, range, s);
-    *out = d;
-    return CLASP_OK;
-}
-
-/* Text value; *out is malloc'd, or NULL when absent and def is NULL. */
-static clasp_status get_text(const pctx *c, const ymap *m, const char *sec, const char *key,
-                             const char *def, char **out)
-{
-    yaml_node_t *v = ymap_get(m, key);
-    const char *s = def;
-    if (!yis_null(v)) {
-        CLASP_TRY(want_scalar(c, v, sec, key, "a text value"));
-        s = yscalar(v);
-        if (!*s) return plan_err(c, v, "%s.%s must not be empty", sec, key);
-    }
-    *out = NULL;
-    if (!s) return CLASP_OK;
-    *out = strdup(s);
-    return *out ? CLASP_OK : clasp_error(CLASP_ERR_NOMEM, "out of memory");
-}
-
-/* One of `choices` (NULL-terminated); *out is its index. */
-static clasp_status get_choice(const pctx *c, yaml_node_t *v, const char *sec, const char *key,
-                               const char *const *choices, int def, int *out)
-{
-    *out = def;
-    if (yis_null(v)) return CLASP_OK;
-    CLASP_TRY(want_scalar(c, v, sec, key, "a text value"));
-    const char *s = yscalar(v);
-    char list[200] = "";
-    size_t len = 0;
-    for (int i = 0; choices[i]; i++) {
-        if (!strcmp(s, choices[i])) return *out = i, CLASP_OK;
-        len += (size_t)snprintf(list + len, sizeof list - len, "%s%s", i ? ", " : "", choices[i]);
-    }
-    return plan_err(c, v, "%s.%s: unknown value '%s' (expected one of: %s)", sec, key, s, list);
-}
-
 /* Copies text into a fixed buffer, refusing what does not fit. */
 static clasp_status put_fixed(const pctx *c, const yaml_node_t *v, const char *what, const char *s,
                               char *dst, size_t size)
@@ -131,36 +28,35 @@ static clasp_status put_fixed(const pctx *c, const yaml_node_t *v, const char *w
 
 /* ---- sections ------------------------------------------------------------ */
 
-static clasp_status parse_experiment(pctx *c, yaml_node_t *n)
+clasp_status plan_p_name(pctx *c, const ymap *m, const plan_key *k, yaml_node_t *v)
 {
-    static const char *const known[] = {"name", "seed", "device", NULL};
-    ymap m;
-    CLASP_TRY(ymap_open(c, n, "experiment", &m));
+    (void)k;
     clasp_plan *p = c->plan;
-    clasp_status st = ymap_only(c, &m, "experiment", known);
     char *name = NULL;
-    double seed = 1;
-    if (st == CLASP_OK) st = get_text(c, &m, "experiment", "name", NULL, &name);
-    if (st == CLASP_OK && !name) st = plan_err(c, n, "experiment: missing required key 'name'");
-    if (st == CLASP_OK)
-        st = put_fixed(c, ymap_get(&m, "name"), "experiment.name", name, p->name, sizeof p->name);
+    clasp_status st = plan_get_text(c, m, "experiment", "name", NULL, &name);
+    if (st == CLASP_OK && !name)
+        st = plan_err(c, m->node, "experiment: missing required key 'name'");
+    if (st == CLASP_OK) st = put_fixed(c, v, "experiment.name", name, p->name, sizeof p->name);
     if (st == CLASP_OK && strchr(name, '/'))
-        st = plan_err(c, ymap_get(&m, "name"),
-                      "experiment.name must not contain '/' (it names the output folder)");
-    if (st == CLASP_OK) st = get_whole(c, &m, "experiment", "seed", 0, PLAN_MAX_EXACT, 1, &seed);
-    if (st == CLASP_OK) p->seed = (uint64_t)seed;
-    if (st == CLASP_OK) st = get_text(c, &m, "experiment", "device", NULL, &p->device);
-    if (st == CLASP_OK && p->device)
-        plan_loc(c, ymap_get(&m, "device"), p->device_loc, sizeof p->device_loc);
+        st = plan_err(c, v, "experiment.name must not contain '/' (it names the output folder)");
     free(name);
-    ymap_close(&m);
     return st;
+}
+
+clasp_status plan_p_device(pctx *c, const ymap *m, const plan_key *k, yaml_node_t *v)
+{
+    (void)k;
+    clasp_plan *p = c->plan;
+    CLASP_TRY(plan_get_text(c, m, "experiment", "device", NULL, &p->device));
+    if (p->device) plan_loc(c, v, p->device_loc, sizeof p->device_loc);
+    return CLASP_OK;
 }
 
 /* data.exclude_classes: a list of class names or indices, kept as text
  * with their positions until the data set's names are known. */
-static clasp_status parse_exclude(pctx *c, yaml_node_t *v)
+clasp_status plan_p_exclude(pctx *c, const ymap *m, const plan_key *k, yaml_node_t *v)
 {
+    (void)m, (void)k;
     clasp_plan *p = c->plan;
     if (!v || yis_null(v)) return CLASP_OK;
     if (v->type != YAML_SEQUENCE_NODE)
@@ -241,42 +137,39 @@ clasp_status clasp_plan_exclude_mask(const clasp_plan *p, int num_classes,
     return CLASP_OK;
 }
 
-static clasp_status parse_data(pctx *c, yaml_node_t *n)
+/* data.path: the Fashion-MNIST package's folder by default, required for
+ * the other sets; data_loc locates the section, or the path when given. */
+clasp_status plan_p_path(pctx *c, const ymap *m, const plan_key *k, yaml_node_t *v)
 {
-    static const char *const known[] = {"dataset",         "path", "val_size", "train_size",
-                                        "exclude_classes", NULL};
-    /* The loader's own list, so a new data set needs no change here. */
-    const char *const *sets = clasp_dataset_names;
+    (void)k;
     clasp_plan *p = c->plan;
-    snprintf(p->dataset, sizeof p->dataset, "%s", sets[0]); /* the default */
-    p->val_size = 5000;
-    if (!n)
-        return (p->data_path = strdup(CLASP_FASHION_MNIST_DIR))
-                   ? CLASP_OK
-                   : clasp_error(CLASP_ERR_NOMEM, "out of memory");
-    plan_loc(c, n, p->data_loc, sizeof p->data_loc);
-    ymap m;
-    CLASP_TRY(ymap_open(c, n, "data", &m));
-    clasp_status st = ymap_only(c, &m, "data", known);
-    int set = 0;
-    double v = 0;
-    if (st == CLASP_OK)
-        st = get_choice(c, ymap_get(&m, "dataset"), "data", "dataset", sets, 0, &set);
-    if (st == CLASP_OK) snprintf(p->dataset, sizeof p->dataset, "%s", sets[set]);
-    if (st == CLASP_OK)
-        st = get_text(c, &m, "data", "path", set == 0 ? CLASP_FASHION_MNIST_DIR : NULL,
-                      &p->data_path);
-    if (ymap_get(&m, "path")) plan_loc(c, ymap_get(&m, "path"), p->data_loc, sizeof p->data_loc);
-    if (st == CLASP_OK && !p->data_path)
-        st = plan_err(c, n, "data: the %s data set needs 'path' (the folder holding its files)",
-                      sets[set]);
-    if (st == CLASP_OK) st = get_whole(c, &m, "data", "val_size", 1, 1e9, 5000, &v);
-    if (st == CLASP_OK) p->val_size = (size_t)v;
-    if (st == CLASP_OK) st = get_whole(c, &m, "data", "train_size", 0, 1e9, 0, &v);
-    if (st == CLASP_OK) p->train_size = (size_t)v;
-    if (st == CLASP_OK) st = parse_exclude(c, ymap_get(&m, "exclude_classes"));
-    ymap_close(&m);
-    return st;
+    int fmnist = !strcmp(p->dataset, clasp_dataset_names[0]);
+    if (m->node) plan_loc(c, m->node, p->data_loc, sizeof p->data_loc);
+    CLASP_TRY(plan_get_text(c, m, "data", "path", fmnist ? CLASP_FASHION_MNIST_DIR : NULL,
+                            &p->data_path));
+    if (v) plan_loc(c, v, p->data_loc, sizeof p->data_loc);
+    if (!p->data_path)
+        return plan_err(c, m->node,
+                        "data: the %s data set needs 'path' (the folder holding its files)",
+                        p->dataset);
+    return CLASP_OK;
+}
+
+int clasp_plan_streamed(const clasp_plan *p)
+{
+    return !strcmp(p->dataset, "imagefolder") || !strcmp(p->dataset, "imagenet");
+}
+
+/* data.preprocess: as given, or "" until the models are read (a zoo
+ * entry's preparation is then the default: resolve_streamed). */
+clasp_status plan_p_preprocess(pctx *c, const ymap *m, const plan_key *k, yaml_node_t *v)
+{
+    (void)m;
+    int which = -1;
+    CLASP_TRY(plan_get_choice(c, v, "data", k->key, k->choices, -1, &which));
+    snprintf(c->plan->data_preprocess, sizeof c->plan->data_preprocess, "%s",
+             which < 0 ? "" : k->choices[which]);
+    return CLASP_OK;
 }
 
 /* A list of 1 to CLASP_NORMALIZE_MAX_C numbers (each > 0 when positive). */
@@ -329,17 +222,16 @@ static clasp_status parse_model_zoo(pctx *c, ymap *m, yaml_node_t *zn)
     return CLASP_OK;
 }
 
-static clasp_status parse_model(pctx *c, yaml_node_t *n)
+clasp_status plan_p_model(pctx *c, yaml_node_t *n, const plan_section *s)
 {
-    static const char *const known[] = {"arch", "depth", "width", "normalize", "zoo", NULL};
-    static const char *const norm_keys[] = {"mean", "std", NULL};
+    const plan_section *ns = plan_schema_find(s, "normalize")->sub;
     clasp_plan *p = c->plan;
     if (!n)
         return (p->arch = strdup("default")) ? CLASP_OK
                                              : clasp_error(CLASP_ERR_NOMEM, "out of memory");
     ymap m;
     CLASP_TRY(ymap_open(c, n, "model", &m));
-    clasp_status st = ymap_only(c, &m, "model", known);
+    clasp_status st = plan_only(c, &m, "model", s);
     yaml_node_t *zn = ymap_get(&m, "zoo");
     if (st == CLASP_OK && zn) {
         st = parse_model_zoo(c, &m, zn);
@@ -347,14 +239,17 @@ static clasp_status parse_model(pctx *c, yaml_node_t *n)
         return st;
     }
     char *arch = NULL;
-    if (st == CLASP_OK) st = get_text(c, &m, "model", "arch", "default", &arch);
+    if (st == CLASP_OK) st = plan_get_text(c, &m, "model", "arch", "default", &arch);
     yaml_node_t *v = ymap_get(&m, "arch");
     plan_loc(c, v ? v : n, p->arch_loc, sizeof p->arch_loc);
     double depth = 0, width = 0;
     int is_wrn = arch && !strcmp(arch, "wrn"),
         is_resnet = arch && (!strcmp(arch, "resnet18") || !strcmp(arch, "preact-resnet18"));
-    if (st == CLASP_OK) st = get_whole(c, &m, "model", "depth", 10, 1000, 28, &depth);
-    if (st == CLASP_OK) st = get_whole(c, &m, "model", "width", 1, 4096, is_wrn ? 10 : 64, &width);
+    if (st == CLASP_OK)
+        st = plan_get_row(c, &m, s, "depth", plan_schema_find(s, "depth")->def, &depth);
+    if (st == CLASP_OK)
+        st = plan_get_row(c, &m, s, "width", is_wrn ? 10 : plan_schema_find(s, "width")->def,
+                          &width);
     yaml_node_t *dv = ymap_get(&m, "depth"), *wv = ymap_get(&m, "width");
     if (st == CLASP_OK && dv && !is_wrn)
         st = plan_err(c, dv, "model.depth applies to arch 'wrn' only (this one is '%s')", arch);
@@ -390,7 +285,7 @@ static clasp_status parse_model(pctx *c, yaml_node_t *n)
         st = ymap_open(c, nv, "model.normalize", &nm);
         if (st == CLASP_OK) {
             int a = 0, b = 0;
-            st = ymap_only(c, &nm, "model.normalize", norm_keys);
+            st = plan_only(c, &nm, "model.normalize", ns);
             if (st == CLASP_OK)
                 st = get_floats(c, ymap_get(&nm, "mean"), "model.normalize.mean", 0, p->norm_mean,
                                 &a);
@@ -406,40 +301,17 @@ static clasp_status parse_model(pctx *c, yaml_node_t *n)
     return st;
 }
 
-static clasp_status parse_optimiser(pctx *c, yaml_node_t *n)
+clasp_status plan_p_schedule(pctx *c, yaml_node_t *n, const plan_section *s)
 {
-    static const char *const known[] = {"name", "lr", "momentum", "weight_decay", NULL};
-    static const char *const names[] = {"sgd", NULL};
+    const char *const *names = plan_schema_find(s, "name")->choices;
     clasp_plan *p = c->plan;
-    p->lr = 0.05, p->momentum = 0.9, p->weight_decay = 5e-4;
-    if (yis_null(n)) return CLASP_OK;
-    ymap m;
-    CLASP_TRY(ymap_open(c, n, "train.optimiser", &m));
-    int which;
-    clasp_status st = ymap_only(c, &m, "train.optimiser", known);
-    if (st == CLASP_OK)
-        st = get_choice(c, ymap_get(&m, "name"), "train.optimiser", "name", names, 0, &which);
-    if (st == CLASP_OK) st = get_real(c, &m, "train.optimiser", "lr", 0, 10, 1, 0, 0.05, &p->lr);
-    if (st == CLASP_OK)
-        st = get_real(c, &m, "train.optimiser", "momentum", 0, 1, 0, 1, 0.9, &p->momentum);
-    if (st == CLASP_OK)
-        st = get_real(c, &m, "train.optimiser", "weight_decay", 0, 1, 0, 1, 5e-4, &p->weight_decay);
-    ymap_close(&m);
-    return st;
-}
-
-static clasp_status parse_schedule(pctx *c, yaml_node_t *n)
-{
-    static const char *const known[] = {"name", "milestones", "gamma", NULL};
-    static const char *const names[] = {"constant", "cosine", "step", NULL};
-    clasp_plan *p = c->plan;
-    p->schedule = CLASP_LR_COSINE;
-    p->gamma = 0.1;
+    p->schedule = (clasp_lr_schedule)plan_schema_find(s, "name")->def;
+    p->gamma = plan_schema_find(s, "gamma")->def;
     if (yis_null(n)) return CLASP_OK;
     int which = 1;
     /* "schedule: cosine" is short for "schedule: {name: cosine}". */
     if (n->type == YAML_SCALAR_NODE) {
-        CLASP_TRY(get_choice(c, n, "train.schedule", "name", names, 1, &which));
+        CLASP_TRY(plan_get_choice(c, n, "train.schedule", "name", names, 1, &which));
         p->schedule = (clasp_lr_schedule)which;
         if (which == CLASP_LR_STEP)
             return plan_err(c, n,
@@ -449,9 +321,9 @@ static clasp_status parse_schedule(pctx *c, yaml_node_t *n)
     }
     ymap m;
     CLASP_TRY(ymap_open(c, n, "train.schedule", &m));
-    clasp_status st = ymap_only(c, &m, "train.schedule", known);
+    clasp_status st = plan_only(c, &m, "train.schedule", s);
     if (st == CLASP_OK)
-        st = get_choice(c, ymap_get(&m, "name"), "train.schedule", "name", names, 1, &which);
+        st = plan_get_choice(c, ymap_get(&m, "name"), "train.schedule", "name", names, 1, &which);
     p->schedule = (clasp_lr_schedule)which;
     yaml_node_t *ms = ymap_get(&m, "milestones");
     if (st == CLASP_OK && which != CLASP_LR_STEP && (ms || ymap_get(&m, "gamma")))
@@ -460,7 +332,7 @@ static clasp_status parse_schedule(pctx *c, yaml_node_t *n)
                       "one is '%s')",
                       names[which]);
     if (st == CLASP_OK && which == CLASP_LR_STEP) {
-        st = get_real(c, &m, "train.schedule", "gamma", 0, 1, 1, 0, 0.1, &p->gamma);
+        st = plan_get_row(c, &m, s, "gamma", plan_schema_find(s, "gamma")->def, &p->gamma);
         if (st == CLASP_OK && (!ms || ms->type != YAML_SEQUENCE_NODE || yseq_len(ms) == 0))
             st = plan_err(c, ms ? ms : n,
                           "train.schedule: 'step' needs milestones, a non-empty list of epochs, "
@@ -489,22 +361,12 @@ static clasp_status parse_schedule(pctx *c, yaml_node_t *n)
     return st;
 }
 
-/* true/false (YAML 1.1 spellings as elsewhere in the plan). */
-static int bool_text(const char *s, int *out)
-{
-    if (!s) return 0;
-    if (!strcmp(s, "true") || !strcmp(s, "yes") || !strcmp(s, "on")) return *out = 1, 1;
-    if (!strcmp(s, "false") || !strcmp(s, "no") || !strcmp(s, "off")) return *out = 0, 1;
-    return 0;
-}
-
 /* train.augment: true, false, or {crop: PAD, flip: BOOL}. The default
  * follows the data: crop and flip for natural-image sets (CIFAR-10/100:
  * pad 4; STL-10: pad 12), none for digits and clothing (MNIST, Fashion-MNIST,
  * SVHN), where flips change the class or nothing is gained. */
-static clasp_status parse_augment(pctx *c, yaml_node_t *n)
+clasp_status plan_p_augment(pctx *c, yaml_node_t *n, const plan_section *s)
 {
-    static const char *const known[] = {"crop", "flip", NULL};
     clasp_plan *p = c->plan;
     int natural = !strncmp(p->dataset, "cifar", 5) || !strcmp(p->dataset, "stl10");
     int def_pad = !strcmp(p->dataset, "stl10") ? 12 : 4;
@@ -513,7 +375,7 @@ static clasp_status parse_augment(pctx *c, yaml_node_t *n)
     if (yis_null(n)) return CLASP_OK;
     if (n->type == YAML_SCALAR_NODE) {
         int on;
-        if (!bool_text(yscalar(n), &on))
+        if (!plan_bool_text(yscalar(n), &on))
             return plan_err(c, n,
                             "train.augment expects true, false or {crop: <pixels>, flip: "
                             "true|false}, got '%s'",
@@ -524,54 +386,38 @@ static clasp_status parse_augment(pctx *c, yaml_node_t *n)
     }
     ymap m;
     CLASP_TRY(ymap_open(c, n, "train.augment", &m));
-    clasp_status st = ymap_only(c, &m, "train.augment", known);
+    clasp_status st = plan_only(c, &m, "train.augment", s);
     double v = 0;
-    if (st == CLASP_OK) st = get_whole(c, &m, "train.augment", "crop", 0, 64, 0, &v);
+    if (st == CLASP_OK) st = plan_get_row(c, &m, s, "crop", 0, &v);
     p->augment_pad = (int)v;
     yaml_node_t *f = ymap_get(&m, "flip");
     p->augment_flip = 0;
-    if (st == CLASP_OK && !yis_null(f) && !bool_text(yscalar(f), &p->augment_flip))
+    if (st == CLASP_OK && !yis_null(f) && !plan_bool_text(yscalar(f), &p->augment_flip))
         st = plan_err(c, f, "train.augment.flip expects true or false, got %s",
                       yscalar(f) ? yscalar(f) : ykind(f));
     ymap_close(&m);
     return st;
 }
 
-static clasp_status parse_train(pctx *c, yaml_node_t *n, yaml_node_t *root_models)
+/* train.models, unless the models are listed at the top. */
+clasp_status plan_p_train_models(pctx *c, const ymap *m, const plan_key *k, yaml_node_t *models)
 {
-    static const char *const known[] = {"epochs",        "batch",   "optimiser", "schedule",
-                                        "val_eval_size", "augment", "models",    NULL};
-    ymap m;
-    CLASP_TRY(ymap_open(c, n, "train", &m));
-    clasp_plan *p = c->plan;
-    double v = 0;
-    clasp_status st = ymap_only(c, &m, "train", known);
-    if (st == CLASP_OK) st = get_whole(c, &m, "train", "epochs", 1, 100000, 10, &v);
-    p->epochs = (int)v;
-    if (st == CLASP_OK) st = get_whole(c, &m, "train", "batch", 1, 65536, 128, &v);
-    p->batch = (int)v;
-    if (st == CLASP_OK) st = parse_optimiser(c, ymap_get(&m, "optimiser"));
-    if (st == CLASP_OK) st = parse_schedule(c, ymap_get(&m, "schedule"));
-    if (st == CLASP_OK) st = get_whole(c, &m, "train", "val_eval_size", 0, 1e9, 1000, &v);
-    p->val_eval_size = (size_t)v;
-    if (st == CLASP_OK) st = parse_augment(c, ymap_get(&m, "augment"));
-    yaml_node_t *models = ymap_get(&m, "models");
-    if (st == CLASP_OK && !models && !root_models)
-        st = plan_err(c, n,
-                      "train: missing required key 'models' (a list such as [{name: standard}, "
-                      "{defense: pgd-at}])");
-    if (st == CLASP_OK && models && root_models)
-        st = plan_err(c, models,
-                      "the models are listed twice (train.models and the top-level models): "
-                      "keep one list");
-    if (st == CLASP_OK && models) st = plan_parse_models(c, models);
-    ymap_close(&m);
-    return st;
+    (void)k;
+    if (!models && !c->root_models)
+        return plan_err(c, m->node,
+                        "train: missing required key 'models' (a list such as [{name: standard}, "
+                        "{defense: pgd-at}])");
+    if (models && c->root_models)
+        return plan_err(c, models,
+                        "the models are listed twice (train.models and the top-level models): "
+                        "keep one list");
+    return models ? plan_parse_models(c, models) : CLASP_OK;
 }
 
 /* evaluate.l2_eps: one positive number or an ascending list of them. */
-static clasp_status parse_l2_eps(pctx *c, yaml_node_t *v)
+clasp_status plan_p_l2_eps(pctx *c, const ymap *m, const plan_key *k, yaml_node_t *v)
 {
+    (void)m, (void)k;
     clasp_plan *p = c->plan;
     if (!v || yis_null(v)) return CLASP_OK;
     int seq = v->type == YAML_SEQUENCE_NODE, n = seq ? yseq_len(v) : 1;
@@ -600,58 +446,38 @@ static clasp_status parse_l2_eps(pctx *c, yaml_node_t *v)
     return CLASP_OK;
 }
 
-static clasp_status parse_evaluate(pctx *c, yaml_node_t *n)
+clasp_status plan_p_attacks(pctx *c, const ymap *m, const plan_key *k, yaml_node_t *attacks)
 {
-    static const char *const known[] = {"test_size", "batch", "l2_eps", "attacks", NULL};
-    ymap m;
-    CLASP_TRY(ymap_open(c, n, "evaluate", &m));
-    clasp_plan *p = c->plan;
-    double v = 0;
-    clasp_status st = ymap_only(c, &m, "evaluate", known);
-    if (st == CLASP_OK) st = get_whole(c, &m, "evaluate", "test_size", 0, 1e9, 0, &v);
-    p->test_size = (size_t)v;
-    if (st == CLASP_OK) st = get_whole(c, &m, "evaluate", "batch", 1, 65536, 200, &v);
-    p->eval_batch = (int)v;
-    if (st == CLASP_OK) st = parse_l2_eps(c, ymap_get(&m, "l2_eps"));
-    yaml_node_t *attacks = ymap_get(&m, "attacks");
-    if (st == CLASP_OK && !attacks)
-        st = plan_err(c, n,
-                      "evaluate: missing required key 'attacks' (a list such as [{name: pgd, "
-                      "params: {eps: 0.1}}])");
-    if (st == CLASP_OK) st = plan_parse_attacks(c, attacks);
-    ymap_close(&m);
-    return st;
+    (void)k;
+    if (!attacks)
+        return plan_err(c, m->node,
+                        "evaluate: missing required key 'attacks' (a list such as [{name: pgd, "
+                        "params: {eps: 0.1}}])");
+    return plan_parse_attacks(c, attacks);
 }
 
-static clasp_status parse_output(pctx *c, yaml_node_t *n)
+clasp_status plan_p_output_dir(pctx *c, const ymap *m, const plan_key *k, yaml_node_t *v)
 {
-    static const char *const known[] = {"dir", NULL};
+    (void)k, (void)v;
     clasp_plan *p = c->plan;
     char def[200];
     snprintf(def, sizeof def, "runs/%s", p->name);
-    if (yis_null(n))
-        return (p->output = strdup(def)) ? CLASP_OK : clasp_error(CLASP_ERR_NOMEM, "out of memory");
-    ymap m;
-    CLASP_TRY(ymap_open(c, n, "output", &m));
-    clasp_status st = ymap_only(c, &m, "output", known);
-    if (st == CLASP_OK) st = get_text(c, &m, "output", "dir", def, &p->output);
-    ymap_close(&m);
-    return st;
+    return plan_get_text(c, m, "output", "dir", def, &p->output);
 }
 
 /* No train section: nothing trains (each model is a checkpoint); the
  * values a post-hoc fit reads (batch, validation size) keep their
  * defaults. */
-static clasp_status train_defaults(pctx *c)
+static clasp_status train_defaults(pctx *c, const plan_section *train)
 {
     clasp_plan *p = c->plan;
     p->no_train = 1;
     p->epochs = 0;
-    p->batch = 128;
-    p->lr = 0.05, p->momentum = 0.9, p->weight_decay = 5e-4;
-    p->schedule = CLASP_LR_COSINE;
-    p->val_eval_size = 1000;
-    return CLASP_OK;
+    p->batch = (int)plan_schema_find(train, "batch")->def;
+    p->val_eval_size = (size_t)plan_schema_find(train, "val_eval_size")->def;
+    /* The optimiser's and the schedule's tables, as when they are absent. */
+    CLASP_TRY(plan_parse_section(c, NULL, plan_schema_find(train, "optimiser")->sub));
+    return plan_parse_section(c, NULL, plan_schema_find(train, "schedule")->sub);
 }
 
 /* Each model's epochs: its own (checkpoints), else train.epochs; a model
@@ -672,40 +498,85 @@ static clasp_status resolve_epochs(pctx *c, yaml_node_t *train)
     return CLASP_OK;
 }
 
+/* The train section, or without one the values a post-hoc fit reads. */
+clasp_status plan_p_train(pctx *c, const ymap *m, const plan_key *k, yaml_node_t *v)
+{
+    (void)m;
+    return v ? plan_parse_section(c, v, k->sub) : train_defaults(c, k->sub);
+}
+
+/* A streamed image folder is evaluated only: every model is a checkpoint
+ * taken as it is (a defense trains or fits on a validation split, which
+ * the folder does not give). data.preprocess defaults to the zoo
+ * entries' input preparation. */
+static clasp_status resolve_streamed(pctx *c)
+{
+    clasp_plan *p = c->plan;
+    if (!clasp_plan_streamed(p)) return CLASP_OK;
+    for (int i = 0; i < p->n_models; i++) {
+        const clasp_plan_model *m = &p->models[i];
+        if (m->epochs > 0 || !m->checkpoint[0] || m->defense)
+            return clasp_error(CLASP_ERR_CONFIG,
+                               "%s: model '%s' %s, but data.dataset %s is streamed for evaluation "
+                               "only: give each model a checkpoint, with no defense and epochs 0 "
+                               "(training on an image folder is not supported)",
+                               m->loc, m->name,
+                               m->defense         ? "has a defense"
+                               : m->checkpoint[0] ? "is fine-tuned"
+                                                  : "is trained from the seed",
+                               p->dataset);
+    }
+    if (p->data_preprocess[0]) return CLASP_OK;
+    if (c->zoo_prep_other)
+        return clasp_error(CLASP_ERR_CONFIG,
+                           "%s: the models' zoo entries prepare their inputs differently (%s, %s) "
+                           "and one stream serves them all: set data.preprocess",
+                           *p->data_loc ? p->data_loc : p->source, c->zoo_prep, c->zoo_prep_other);
+    const char *pre = c->zoo_prep ? c->zoo_prep : "Res256Crop224";
+    if (strlen(pre) >= sizeof p->data_preprocess)
+        return clasp_error(CLASP_ERR_CONFIG, "zoo preprocessing '%s' is too long", pre);
+    snprintf(p->data_preprocess, sizeof p->data_preprocess, "%s", pre);
+    return CLASP_OK;
+}
+
+/* The top-level models list, then every model's epochs. */
+clasp_status plan_p_root_models(pctx *c, const ymap *m, const plan_key *k, yaml_node_t *v)
+{
+    (void)k;
+    if (v) CLASP_TRY(plan_parse_models(c, v));
+    CLASP_TRY(resolve_epochs(c, ymap_get(m, "train")));
+    return resolve_streamed(c);
+}
+
 static clasp_status parse_root(pctx *c, yaml_node_t *root)
 {
-    static const char *const known[] = {"experiment", "data",   "model",  "train",
-                                        "evaluate",   "output", "models", NULL};
-    static const char *const required[] = {"experiment", "evaluate", "train"};
+    const plan_section *s = &plan_schema_root;
     if (!root)
         return clasp_error(CLASP_ERR_CONFIG,
                            "%s:1:1: the file is empty; expected a mapping with the sections "
                            "experiment, data, model, train, evaluate, output",
                            c->file);
     ymap m;
-    CLASP_TRY(ymap_open(c, root, "the experiment file", &m));
-    clasp_status st = ymap_only(c, &m, "the experiment file", known);
-    yaml_node_t *models = ymap_get(&m, "models"), *train = ymap_get(&m, "train");
+    CLASP_TRY(ymap_open(c, root, s->what, &m));
+    clasp_status st = plan_only(c, &m, s->what, s);
+    c->root_models = ymap_get(&m, "models");
     /* A study of existing models lists them at the top and may have no
      * train section (a model that trains then says it needs one). */
-    for (int i = 0; i < (models ? 2 : 3) && st == CLASP_OK; i++)
-        if (!ymap_get(&m, required[i]))
-            st = plan_err(c, root,
-                          "missing required section '%s' (sections: experiment and train and "
-                          "evaluate are required, train optional with a top-level models list "
-                          "of checkpoints; data, model, output are optional)",
-                          required[i]);
-    /* Order matters: train's milestones check epochs, output defaults to
-     * the experiment name. */
-    if (st == CLASP_OK) st = parse_experiment(c, ymap_get(&m, "experiment"));
-    if (st == CLASP_OK) st = parse_data(c, ymap_get(&m, "data"));
-    if (st == CLASP_OK) st = parse_model(c, ymap_get(&m, "model"));
-    if (st == CLASP_OK && train) st = parse_train(c, train, models);
-    if (st == CLASP_OK && !train) st = train_defaults(c);
-    if (st == CLASP_OK && models) st = plan_parse_models(c, models);
-    if (st == CLASP_OK) st = resolve_epochs(c, train);
-    if (st == CLASP_OK) st = parse_evaluate(c, ymap_get(&m, "evaluate"));
-    if (st == CLASP_OK) st = parse_output(c, ymap_get(&m, "output"));
+    for (int i = 0; i < s->n && st == CLASP_OK; i++) {
+        const plan_key *k = &s->keys[i];
+        if (!(k->flags & PF_REQUIRED) || ymap_get(&m, k->key)) continue;
+        if (c->root_models && !strcmp(k->key, "train")) continue;
+        st = plan_err(c, root,
+                      "missing required section '%s' (sections: experiment and train and "
+                      "evaluate are required, train optional with a top-level models list "
+                      "of checkpoints; data, model, output are optional)",
+                      k->key);
+    }
+    for (int i = 0; i < s->n && st == CLASP_OK; i++) {
+        const plan_key *k = &s->keys[i];
+        yaml_node_t *v = ymap_get(&m, k->key);
+        st = k->parse ? k->parse(c, &m, k, v) : plan_parse_section(c, v, k->sub);
+    }
     ymap_close(&m);
     return st;
 }
@@ -744,7 +615,7 @@ clasp_status clasp_plan_parse(const clasp_registry *r, const char *text, size_t 
     if (!yaml_parser_load(&ps, &doc)) {
         st = yaml_syntax_error(name, &ps);
     } else {
-        pctx c = {&doc, name, r, p};
+        pctx c = {.doc = &doc, .file = name, .reg = r, .plan = p};
         st = parse_root(&c, yaml_document_get_root_node(&doc));
         yaml_document_delete(&doc);
         /* A second document would be silently ignored: refuse it. */

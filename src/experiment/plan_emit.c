@@ -31,11 +31,12 @@ static int out_write(void *user, unsigned char *buf, size_t size)
     return 1;
 }
 
-typedef struct em {
+struct plan_em {
     yaml_emitter_t e;
     yaml_event_t ev;
     int ok;
-} em;
+};
+typedef struct plan_em em;
 
 static void emit(em *m)
 {
@@ -99,20 +100,6 @@ static void kv(em *m, const char *k, const char *v)
     scalar(m, v);
 }
 
-static void kv_num(em *m, const char *k, double v)
-{
-    char buf[64];
-    plan_fmt_double(v, buf, sizeof buf);
-    kv(m, k, buf);
-}
-
-static void kv_size(em *m, const char *k, unsigned long long v)
-{
-    char buf[32];
-    snprintf(buf, sizeof buf, "%llu", v);
-    kv(m, k, buf);
-}
-
 static void emit_plugin(em *m, const clasp_plan_plugin *p, const char *label)
 {
     map_start(m, 0);
@@ -126,7 +113,40 @@ static void emit_plugin(em *m, const clasp_plan_plugin *p, const char *label)
     }
 }
 
-static void emit_models(em *m, const clasp_plan *p);
+void pe_scalar(em *m, const char *s)
+{
+    scalar(m, s);
+}
+void pe_map_start(em *m, int flow)
+{
+    map_start(m, flow);
+}
+void pe_map_end(em *m)
+{
+    map_end(m);
+}
+void pe_seq_start(em *m, int flow)
+{
+    seq_start(m, flow);
+}
+void pe_seq_end(em *m)
+{
+    seq_end(m);
+}
+
+void pe_num(em *m, double v)
+{
+    char buf[64];
+    plan_fmt_double(v, buf, sizeof buf);
+    scalar(m, buf);
+}
+
+void pe_whole(em *m, unsigned long long v)
+{
+    char buf[32];
+    snprintf(buf, sizeof buf, "%llu", v);
+    scalar(m, buf);
+}
 
 static void emit_defense(em *m, const clasp_plan_defense *d)
 {
@@ -143,105 +163,50 @@ static void emit_defense(em *m, const clasp_plan_defense *d)
     map_end(m);
 }
 
-static void emit_plan(em *m, const clasp_plan *p, int with_output)
+void plan_e_exclude(em *m, const clasp_plan *p, const plan_key *k)
 {
-    static const char *const schedules[] = {"constant", "cosine", "step"};
-    map_start(m, 0);
-    scalar(m, "experiment");
-    map_start(m, 0);
-    kv(m, "name", p->name);
-    kv_size(m, "seed", (unsigned long long)p->seed);
-    if (p->device) kv(m, "device", p->device);
-    map_end(m);
+    (void)k;
+    seq_start(m, 1);
+    for (int i = 0; i < p->n_exclude; i++) scalar(m, p->exclude[i]);
+    seq_end(m);
+}
 
-    scalar(m, "data");
-    map_start(m, 0);
-    kv(m, "dataset", p->dataset);
-    kv(m, "path", p->data_path);
-    kv_size(m, "val_size", p->val_size);
-    kv_size(m, "train_size", p->train_size);
-    if (p->n_exclude) {
-        scalar(m, "exclude_classes");
+void plan_e_normalize(em *m, const clasp_plan *p, const plan_key *k)
+{
+    (void)k;
+    map_start(m, 1);
+    for (int j = 0; j < 2; j++) {
+        scalar(m, j ? "std" : "mean");
         seq_start(m, 1);
-        for (int i = 0; i < p->n_exclude; i++) scalar(m, p->exclude[i]);
-        seq_end(m);
-    }
-    map_end(m);
-
-    scalar(m, "model");
-    map_start(m, 0);
-    kv(m, "arch", p->arch);
-    if (p->normalize) {
-        scalar(m, "normalize");
-        map_start(m, 1);
-        for (int k = 0; k < 2; k++) {
-            scalar(m, k ? "std" : "mean");
-            seq_start(m, 1);
-            for (int i = 0; i < p->normalize; i++) {
-                char b[32];
-                snprintf(b, sizeof b, "%.9g", (double)(k ? p->norm_std[i] : p->norm_mean[i]));
-                scalar(m, b);
-            }
-            seq_end(m);
-        }
-        map_end(m);
-    }
-    map_end(m);
-
-    if (p->no_train) {
-        emit_models(m, p);
-    } else {
-        scalar(m, "train");
-        map_start(m, 0);
-        kv_size(m, "epochs", (unsigned long long)p->epochs);
-        kv_size(m, "batch", (unsigned long long)p->batch);
-        scalar(m, "optimiser");
-        map_start(m, 1);
-        kv(m, "name", "sgd");
-        kv_num(m, "lr", p->lr);
-        kv_num(m, "momentum", p->momentum);
-        kv_num(m, "weight_decay", p->weight_decay);
-        map_end(m);
-        scalar(m, "schedule");
-        map_start(m, 1);
-        kv(m, "name", schedules[p->schedule]);
-        if (p->schedule == CLASP_LR_STEP) {
-            scalar(m, "milestones");
-            seq_start(m, 1);
-            for (int i = 0; i < p->n_milestones; i++) {
-                char b[16];
-                snprintf(b, sizeof b, "%d", p->milestones[i]);
-                scalar(m, b);
-            }
-            seq_end(m);
-            kv_num(m, "gamma", p->gamma);
-        }
-        map_end(m);
-        kv_size(m, "val_eval_size", p->val_eval_size);
-        scalar(m, "augment");
-        map_start(m, 1);
-        kv_size(m, "crop", (unsigned long long)p->augment_pad);
-        kv(m, "flip", p->augment_flip ? "true" : "false");
-        map_end(m);
-        if (!p->no_train) emit_models(m, p);
-        map_end(m);
-    }
-
-    scalar(m, "evaluate");
-    map_start(m, 0);
-    kv_size(m, "test_size", p->test_size);
-    kv_size(m, "batch", (unsigned long long)p->eval_batch);
-    if (p->n_l2_eps) {
-        scalar(m, "l2_eps");
-        seq_start(m, 1);
-        for (int i = 0; i < p->n_l2_eps; i++) {
-            char b[40];
-            plan_fmt_double(p->l2_eps[i], b, sizeof b);
+        for (int i = 0; i < p->normalize; i++) {
+            char b[32];
+            snprintf(b, sizeof b, "%.9g", (double)(j ? p->norm_std[i] : p->norm_mean[i]));
             scalar(m, b);
         }
         seq_end(m);
     }
-    scalar(m, "attacks");
+    map_end(m);
+}
+
+void plan_e_milestones(em *m, const clasp_plan *p, const plan_key *k)
+{
+    (void)k;
+    seq_start(m, 1);
+    for (int i = 0; i < p->n_milestones; i++) pe_whole(m, (unsigned long long)p->milestones[i]);
+    seq_end(m);
+}
+
+void plan_e_l2_eps(em *m, const clasp_plan *p, const plan_key *k)
+{
+    (void)k;
+    seq_start(m, 1);
+    for (int i = 0; i < p->n_l2_eps; i++) pe_num(m, p->l2_eps[i]);
+    seq_end(m);
+}
+
+void plan_e_attacks(em *m, const clasp_plan *p, const plan_key *k)
+{
+    (void)k;
     seq_start(m, 0);
     for (int i = 0; i < p->n_attacks; i++) {
         const clasp_plan_attack *a = &p->attacks[i];
@@ -264,22 +229,13 @@ static void emit_plan(em *m, const clasp_plan *p, int with_output)
         map_end(m);
     }
     seq_end(m);
-    map_end(m);
-
-    if (with_output) {
-        scalar(m, "output");
-        map_start(m, 0);
-        kv(m, "dir", p->output);
-        map_end(m);
-    }
-    map_end(m);
 }
 
 /* The models list (train.models, or the top-level one of a study of
  * checkpoints): what each is and where its weights come from. */
-static void emit_models(em *m, const clasp_plan *p)
+void plan_e_models(em *m, const clasp_plan *p, const plan_key *k)
 {
-    scalar(m, "models");
+    (void)k;
     seq_start(m, 0);
     for (int i = 0; i < p->n_models; i++) {
         const clasp_plan_model *pm = &p->models[i];
@@ -293,7 +249,8 @@ static void emit_models(em *m, const clasp_plan *p)
         }
         if (pm->checkpoint[0]) {
             kv(m, "checkpoint", pm->checkpoint);
-            kv_size(m, "epochs", (unsigned long long)pm->epochs);
+            pe_scalar(m, "epochs");
+            pe_whole(m, (unsigned long long)pm->epochs);
         }
         if (pm->defense) {
             scalar(m, "defense");
@@ -322,7 +279,7 @@ clasp_status clasp_plan_to_yaml(const clasp_plan *p, int with_output, char **out
     else emit(&m);
     if (m.ok && !yaml_document_start_event_initialize(&m.ev, NULL, NULL, NULL, 1)) m.ok = 0;
     else emit(&m);
-    emit_plan(&m, p, with_output);
+    plan_emit_section(&m, p, &plan_schema_root, with_output);
     if (m.ok) {
         yaml_document_end_event_initialize(&m.ev, 1);
         emit(&m);

@@ -134,7 +134,6 @@ static clasp_status parse_list(pctx *c, yaml_node_t *item, ymap *m)
 
 static clasp_status parse_preset(pctx *c, yaml_node_t *item, ymap *m)
 {
-    static const char *const known[] = {"eps", "version", NULL};
     yaml_node_t *label = m->node ? ymap_get(m, "label") : NULL;
     yaml_node_t *params = m->node ? ymap_get(m, "params") : NULL;
     if (label && (!yscalar(label) || yis_null(label)))
@@ -145,7 +144,7 @@ static clasp_status parse_preset(pctx *c, yaml_node_t *item, ymap *m)
                         CLASP_AUTOATTACK);
     ymap pm = {0};
     CLASP_TRY(ymap_open(c, params, CLASP_AUTOATTACK " params", &pm));
-    clasp_status st = ymap_only(c, &pm, CLASP_AUTOATTACK " params", known);
+    clasp_status st = plan_only(c, &pm, CLASP_AUTOATTACK " params", &plan_schema_preset_params);
     yaml_node_t *eps = ymap_get(&pm, "eps"), *ver = ymap_get(&pm, "version");
     const char *version = "standard";
     if (st == CLASP_OK && !eps)
@@ -227,8 +226,6 @@ static clasp_status parse_preset(pctx *c, yaml_node_t *item, ymap *m)
 
 clasp_status plan_parse_ensemble(pctx *c, yaml_node_t *item)
 {
-    static const char *const list_keys[] = {"ensemble", "label", NULL};
-    static const char *const preset_keys[] = {"name", "label", "params", NULL};
     if (item->type == YAML_SCALAR_NODE) {
         ymap none = {0};
         return parse_preset(c, item, &none);
@@ -247,10 +244,10 @@ clasp_status plan_parse_ensemble(pctx *c, yaml_node_t *item)
             st = plan_err(c, ymap_keynode(&m, "params"),
                           "an ensemble entry has no 'params:'; give each attack in the list its "
                           "own");
-        else st = ymap_only(c, &m, "an ensemble entry", list_keys);
+        else st = plan_only(c, &m, "an ensemble entry", &plan_schema_ensemble);
         if (st == CLASP_OK) st = parse_list(c, item, &m);
     } else {
-        st = ymap_only(c, &m, CLASP_AUTOATTACK " entry", preset_keys);
+        st = plan_only(c, &m, CLASP_AUTOATTACK " entry", &plan_schema_preset);
         if (st == CLASP_OK) st = parse_preset(c, item, &m);
     }
     ymap_close(&m);

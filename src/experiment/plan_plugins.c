@@ -82,9 +82,6 @@ static void rblock_free(rblock *b)
 static clasp_status parse_block(pctx *c, yaml_node_t *n, clasp_plugin_kind kind, int with_label,
                                 int nested, rblock **out)
 {
-    static const char *const attack_keys[] = {"name", "params", NULL};
-    static const char *const eval_keys[] = {"name", "label", "params", NULL};
-    static const char *const defense_keys[] = {"name", "params", "attack", "inner", NULL};
     const char *kname = clasp_plugin_kind_name(kind);
     char what[64];
     snprintf(what, sizeof what, "%s block", kname);
@@ -99,10 +96,10 @@ static clasp_status parse_block(pctx *c, yaml_node_t *n, clasp_plugin_kind kind,
     } else {
         st = ymap_open(c, n, what, &m);
         if (st == CLASP_OK)
-            st = ymap_only(c, &m, what,
-                           kind == CLASP_PLUGIN_DEFENSE ? defense_keys
-                           : with_label                 ? eval_keys
-                                                        : attack_keys);
+            st = plan_only(c, &m, what,
+                           kind == CLASP_PLUGIN_DEFENSE ? &plan_schema_defense
+                           : with_label                 ? &plan_schema_eval_attack
+                                                        : &plan_schema_attack);
         if (st == CLASP_OK) {
             b->name_node = ymap_get(&m, "name");
             if (!b->name_node)
@@ -459,6 +456,10 @@ clasp_status plan_zoo_entry(pctx *c, yaml_node_t *zn, const char *what, const ch
     if (!(*out)->arch)
         return plan_err(c, zn, "zoo entry %s is not supported: %s", name,
                         (*out)->why_not ? (*out)->why_not : "unknown architecture");
+    /* data.preprocess's default: the entries' own input preparation. */
+    const char *pre = (*out)->preprocessing;
+    if (pre && !c->zoo_prep) c->zoo_prep = pre;
+    else if (pre && strcmp(pre, c->zoo_prep) != 0) c->zoo_prep_other = pre;
     return CLASP_OK;
 }
 
@@ -551,8 +552,6 @@ static clasp_status apply_source(pctx *c, yaml_node_t *item, const model_source 
 
 clasp_status plan_parse_models(pctx *c, yaml_node_t *seq)
 {
-    static const char *const known[] = {"name", "arch",   "defense", "checkpoint",
-                                        "zoo",  "threat", "epochs",  NULL};
     if (seq->type != YAML_SEQUENCE_NODE || yseq_len(seq) == 0)
         return plan_err(c, seq,
                         "models expects a non-empty list of models ({name, defense} or {name, "
@@ -563,7 +562,7 @@ clasp_status plan_parse_models(pctx *c, yaml_node_t *seq)
         yaml_node_t *item = yseq_item(c, seq, i);
         ymap m;
         CLASP_TRY(ymap_open(c, item, "a model entry of the models list", &m));
-        st = ymap_only(c, &m, "a model entry", known);
+        st = plan_only(c, &m, "a model entry", &plan_schema_model_entry);
         yaml_node_t *nn = ymap_get(&m, "name"), *dn = ymap_get(&m, "defense");
         if (st == CLASP_OK && nn && (!yscalar(nn) || yis_null(nn)))
             st = plan_err(c, nn, "model name expects a text value, got %s", ykind(nn));

@@ -29,11 +29,43 @@ void clasp_experiment_state_path(const clasp_plan *p, char *buf, size_t size)
 
 /* ---- data ------------------------------------------------------------- */
 
+/* An image folder: its index only (labels, class names, the shape after
+ * preprocessing); the pixels are decoded batch by batch when evaluated, so
+ * a set of any size runs in the memory of a few batches. */
+static clasp_status open_folder(runner *R)
+{
+    const clasp_plan *p = R->p;
+    const char *at = *p->data_loc ? p->data_loc : p->source;
+    clasp_imagefolder_options fo = {
+        .imagenet = !strcmp(p->dataset, "imagenet"),
+        .subset = strcmp(p->data_subset, "all") != 0 ? p->data_subset : NULL,
+        .preprocess = p->data_preprocess,
+        .skip_bad = p->data_skip_bad,
+        .limit = p->test_size,
+    };
+    char dir[4096];
+    clasp_status st = clasp_imagefolder_split_dir(p->data_path, 0, dir, sizeof dir);
+    if (st == CLASP_OK) st = clasp_imagefolder_open(dir, &fo, &R->folder);
+    if (st != CLASP_OK) {
+        char msg[900];
+        snprintf(msg, sizeof msg, "%s", clasp_last_error());
+        return clasp_error(CLASP_ERR_CONFIG, "%s: data: %s", at, msg);
+    }
+    R->test = *clasp_imagefolder_info(R->folder);
+    R->train = R->test;
+    R->train.n = 0;
+    R->val = R->train;
+    R->val_eval = R->val;
+    R->K = R->test.num_classes;
+    return CLASP_OK;
+}
+
 static clasp_status load_data(runner *R)
 {
     const clasp_plan *p = R->p;
     clasp_dataset all = {0};
     const char *at = *p->data_loc ? p->data_loc : p->source;
+    if (clasp_plan_streamed(p)) return open_folder(R);
     if (clasp_dataset_load(p->dataset, p->data_path, 1, &all) != CLASP_OK) {
         char msg[900];
         snprintf(msg, sizeof msg, "%s", clasp_last_error());
@@ -366,6 +398,9 @@ static clasp_status evaluate(runner *R, model_run *mr)
         run_progress_end(R);
         if (st == CLASP_ERR_INTERRUPTED) return run_interrupted(R, mr);
         CLASP_TRY(st);
+        if (R->stream && clasp_stream_skipped(R->stream) && j == 0)
+            run_say(R, "  %zu images left out: they cannot be decoded (data.skip_bad_images)",
+                    clasp_stream_skipped(R->stream));
         clasp_attack_report *ar = &rep->attacks[j];
         snprintf(ar->label, sizeof ar->label, "%s", pa->label);
         snprintf(ar->plugin, sizeof ar->plugin, "%s", pa->n_members ? "ensemble" : pa->plugin.name);
@@ -544,6 +579,10 @@ static clasp_status write_report(runner *R)
     rep.train_size = R->train.n;
     rep.val_size = R->val.n;
     rep.test_size = R->test.n;
+    /* A streamed set's images that cannot be decoded (skip_bad_images) are
+     * not in it: what was evaluated. */
+    if (R->stream && p->n_models > 0 && R->reports[0].n_attacks > 0)
+        rep.test_size = (size_t)R->reports[0].n_examples;
     rep.num_classes = R->K;
     rep.class_names = R->test.class_names;
     rep.config_yaml = yaml;
@@ -651,6 +690,24 @@ static clasp_status setup_device(runner *R)
         dist_barrier();
     }
     shard(&R->val_eval, p->eval_batch, &R->val_shard, &R->val_b0, &R->val_nb_max);
+    if (R->folder) {
+        /* One stream in order; several ranks would each decode the whole
+         * set for their share. */
+        if (clasp_dist_size() > 1)
+            return clasp_error(CLASP_ERR_CONFIG,
+                               "%s: data.dataset %s is streamed by one process: run it without "
+                               "mpirun",
+                               *p->data_loc ? p->data_loc : p->source, p->dataset);
+        R->test_shard = R->test;
+        R->test_b0 = 0;
+        R->test_nb_max = (R->test.n + (size_t)p->eval_batch - 1) / (size_t)p->eval_batch;
+        clasp_stream_options so = {.batch = p->eval_batch, .workers = p->data_workers, .queue = 2};
+        CLASP_TRY(clasp_stream_new(R->folder, &so, &R->stream));
+        if (R->test.n)
+            CLASP_TRY(
+                clasp_batcher_new_stream(R->ctx, R->stream, &R->test, p->eval_batch, &R->test_b));
+        return CLASP_OK;
+    }
     if (!R->train_only)
         shard(&R->test, p->eval_batch, &R->test_shard, &R->test_b0, &R->test_nb_max);
     CLASP_TRY(clasp_batcher_new(R->ctx, &R->train, p->batch, &R->train_b));
@@ -755,9 +812,11 @@ static void runner_free(runner *R)
     clasp_batcher_free(R->train_b);
     clasp_batcher_free(R->val_b);
     clasp_batcher_free(R->test_b);
+    clasp_stream_free(R->stream);
+    clasp_imagefolder_free(R->folder); /* train, val and test were its views */
     clasp_ctx_free(R->ctx);
     clasp_dir_unlock(R->lock_fd);
-    if (!R->train_only) {
+    if (!R->train_only && !R->folder) {
         clasp_dataset_free(&R->train);
         clasp_dataset_free(&R->val);
         clasp_dataset_free(&R->test);
