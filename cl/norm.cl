@@ -159,11 +159,13 @@ __kernel void bn_bwd_reduce(__global const float *restrict x, __global const flo
 }
 
 /* y = (x - m[c]) * a[c] + b[c] over x, y [planes = N*C, P]; without
- * CA_CENTER m is taken as 0, without CA_SHIFT b. y may be x: each element
+ * CA_CENTER m is taken as 0, without CA_SHIFT b, without CA_SCALE a as 1.
+ * y may be x: each element
  * is read once, then written, by the same work-item (no restrict here).
  * gws = planes * ceil(P / NV), 1-d. */
 #define CA_CENTER 1
 #define CA_SHIFT 2
+#define CA_SCALE 4
 __kernel void chan_affine(__global const float *x, int C, int P, int planes,
                           __global const float *restrict m, __global const float *restrict a,
                           __global const float *restrict b, int flags, __global float *y)
@@ -173,7 +175,7 @@ __kernel void chan_affine(__global const float *x, int C, int P, int planes,
     if (i >= planes * strips) return;
     int pl = i / strips, p0 = (i - pl * strips) * NV;
     int c = pl % C;
-    float sc = a[c];
+    float sc = (flags & CA_SCALE) ? a[c] : 1.0f;
     float sh = (flags & CA_SHIFT) ? b[c] : 0.0f;
     float ce = (flags & CA_CENTER) ? m[c] : 0.0f;
     size_t off = (size_t)pl * P + p0;

@@ -388,6 +388,25 @@ static void test_conv_chunked(void **state)
     conv_grad_case(&g, 710);
 }
 
+/* 1x1 convolutions of stride 1 without padding on planes of at least 196
+ * positions are per-image matrix products (conv1x1_plain); beside them
+ * the narrow planes and the strided or padded 1x1s that keep im2col. */
+static void test_conv_1x1(void **state)
+{
+    (void)state;
+    static const conv_cfg cfgs[] = {
+        {3, 5, 14, 14, 7, 1, 1, 1, 0}, {2, 9, 17, 19, 4, 1, 1, 1, 0}, {1, 3, 13, 13, 6, 1, 1, 1, 0},
+        {2, 4, 15, 15, 3, 1, 1, 2, 0}, {2, 4, 14, 14, 3, 1, 1, 1, 1},
+    };
+    for (size_t i = 0; i < sizeof cfgs / sizeof cfgs[0]; i++) {
+        conv_forward_case(&cfgs[i], 1, 800 + 10 * (uint32_t)i);
+        conv_forward_case(&cfgs[i], 0, 801 + 10 * (uint32_t)i);
+        conv_grad_case(&cfgs[i], 805 + 10 * (uint32_t)i);
+    }
+    conv_cfg small = {1, 2, 14, 14, 2, 1, 1, 1, 0};
+    conv_fd_case(&small, 890);
+}
+
 /* Backward runs twice give bit-identical results (no atomics). */
 static void test_conv_backward_deterministic(void **state)
 {
@@ -1176,6 +1195,7 @@ int main(void)
         cmocka_unit_test(test_maxpool),
         cmocka_unit_test(test_maxpool_ties),
         cmocka_unit_test(test_maxpool_pad),
+        cmocka_unit_test(test_conv_1x1),
         cmocka_unit_test(test_maxpool_2x2),
         cmocka_unit_test(test_maxpool_2x2_ties),
         cmocka_unit_test(test_bias_grad),

@@ -809,7 +809,7 @@ static void test_bad_arguments(void **state)
                    "clasp_channel_affine: scale has 4 elements, expected 3");
     expect_invalid(clasp_channel_affine(x, c3, c4, y), "shift has 4 elements");
     expect_invalid(clasp_channel_affine(x, c3, NULL, y5), "y has shape");
-    expect_invalid(clasp_channel_affine(x, NULL, NULL, y), "scale is NULL");
+    expect_invalid(clasp_channel_affine(x, NULL, NULL, y), "scale and shift are both NULL");
 
     clasp_tensor *all[] = {x, y, y5, c3, c3b, c3c, c3d, c3e, c3f, c4, x2, xi, one, one_y, p2, p3};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) clasp_tensor_free(all[i]);

@@ -142,8 +142,8 @@ clasp_status clasp_pad2d_forward(const clasp_tensor *x, const int pad[4], clasp_
 clasp_status clasp_pad2d_backward(const clasp_tensor *dy, const int pad[4], clasp_tensor *dx);
 
 /* Per-channel affine map y[n,c,h,w] = x[n,c,h,w] * scale[c] + shift[c] on
- * [N,C,H,W] tensors; scale and shift have C elements, shift may be NULL
- * (zero). Input normalisation (x - mean) / std is scale = 1/std,
+ * [N,C,H,W] tensors; scale and shift have C elements, either may be NULL
+ * (scale 1, shift 0), not both. Input normalisation (x - mean) / std is scale = 1/std,
  * shift = -mean/std. y may alias x (in place), not scale or shift. The
  * input gradient is clasp_channel_affine(dy, scale, NULL, dx). */
 clasp_status clasp_channel_affine(const clasp_tensor *x, const clasp_tensor *scale,

@@ -26,7 +26,7 @@
 
 /* Bits of bn_bwd_reduce's `want` and chan_affine's `flags` (cl/norm.cl). */
 enum { BN_WANT_DX = 1, BN_WANT_DGAMMA = 2, BN_WANT_DBETA = 4 };
-enum { CA_CENTER = 1, CA_SHIFT = 2 };
+enum { CA_CENTER = 1, CA_SHIFT = 2, CA_SCALE = 4 };
 
 /* Elements per work-item of the elementwise kernels: one AVX-512 register
  * on CPU devices, a float4 on GPUs (neighbouring work-items then read
@@ -121,10 +121,12 @@ static clasp_status affine(const clasp_tensor *x, const clasp_tensor *m, const c
     CLASP_TRY(clasp_kernel_get(ctx, "norm", norm_defines(ctx), "chan_affine", &k));
     int nv = norm_nv(ctx);
     size_t strips = ((size_t)p + (size_t)nv - 1) / (size_t)nv;
-    int flags = (m ? CA_CENTER : 0) | (b ? CA_SHIFT : 0);
-    /* Absent vectors are not read; a's buffer stands in for them. */
-    cl_mem xm = clasp_mem(x), am = clasp_mem(a), ym = clasp_mem(y);
-    cl_mem mm = m ? clasp_mem(m) : am, bm = b ? clasp_mem(b) : am;
+    int flags = (m ? CA_CENTER : 0) | (b ? CA_SHIFT : 0) | (a ? CA_SCALE : 0);
+    /* Absent vectors are not read; a present one's buffer stands in. */
+    const clasp_tensor *any = a ? a : b ? b : m;
+    if (!any) return clasp_error(CLASP_ERR_INVALID, "%s: no scale, shift or centre", prof);
+    cl_mem xm = clasp_mem(x), ym = clasp_mem(y), anym = clasp_mem(any);
+    cl_mem am = a ? clasp_mem(a) : anym, mm = m ? clasp_mem(m) : anym, bm = b ? clasp_mem(b) : anym;
     CLASP_TRY(clasp_kernel_args(k, 9, KARG(xm), KARG(c), KARG(p), KARG(planes), KARG(mm), KARG(am),
                                 KARG(bm), KARG(flags), KARG(ym)));
     return clasp_ops_launch_1d(ctx, k, prof, (size_t)planes * strips, 256);
@@ -136,9 +138,11 @@ clasp_status clasp_channel_affine(const clasp_tensor *x, const clasp_tensor *sca
     static const char op[] = "clasp_channel_affine";
     CLASP_TRY(check_nchw(op, "x", x));
     CLASP_TRY(check_like(op, "y", y, x));
-    CLASP_TRY(check_chan(op, "scale", scale, x));
+    if (!scale && !shift)
+        return clasp_error(CLASP_ERR_INVALID, "%s: scale and shift are both NULL", op);
+    if (scale) CLASP_TRY(check_chan(op, "scale", scale, x));
     if (shift) CLASP_TRY(check_chan(op, "shift", shift, x));
-    if (same_buffer(y, scale) || same_buffer(y, shift))
+    if ((scale && same_buffer(y, scale)) || (shift && same_buffer(y, shift)))
         return clasp_error(CLASP_ERR_INVALID, "%s: y may not alias scale or shift", op);
     return affine(x, NULL, scale, shift, y, "channel_affine");
 }
