@@ -135,22 +135,28 @@ static int same_pad(builder *b, int in, int s)
 /* ResNet's basic block; returns the index of its output. The 1x1
  * shortcut, when the stride or channels change, is called `sc`
  * ("shortcut" in RobustBench's resnet.py, "downsample" in torchvision). */
-static int resnet_block(builder *b, const char *prefix, int x, int cin, int cout, int s,
-                        const char *sc_name)
+/* The projection shortcut of a ResNet block when the stride or channels
+ * change (sc_name.0, a 1x1 conv, then sc_name.1, a BatchNorm), else x. */
+static int projection(builder *b, const char *prefix, const char *sc_name, int x, int cin, int cout,
+                      int s)
 {
+    if (s == 1 && cin == cout) return x;
     char sc0[32], sc1[32];
     snprintf(sc0, sizeof sc0, "%s.0", sc_name);
     snprintf(sc1, sizeof sc1, "%s.1", sc_name);
+    named_conv(b, prefix, sc0, x, cout, 1, s);
+    return named(b, CLASP_LAYER_BATCHNORM2D, prefix, sc1, PREV);
+}
+
+static int resnet_block(builder *b, const char *prefix, int x, int cin, int cout, int s,
+                        const char *sc_name)
+{
     named_conv(b, prefix, "conv1", x, cout, 3, s);
     named(b, CLASP_LAYER_BATCHNORM2D, prefix, "bn1", PREV);
     act(b, PREV);
     named_conv(b, prefix, "conv2", PREV, cout, 3, 1);
     int main = named(b, CLASP_LAYER_BATCHNORM2D, prefix, "bn2", PREV);
-    int sc = x;
-    if (s != 1 || cin != cout) {
-        named_conv(b, prefix, sc0, x, cout, 1, s);
-        sc = named(b, CLASP_LAYER_BATCHNORM2D, prefix, sc1, PREV);
-    }
+    int sc = projection(b, prefix, sc_name, x, cin, cout, s);
     put(b, CLASP_LAYER_ADD, NULL, main, sc, 0, 0, 0, 0);
     return act(b, PREV);
 }
@@ -160,9 +166,6 @@ static int resnet_block(builder *b, const char *prefix, int x, int cin, int cout
 static int bottleneck_block(builder *b, const char *prefix, int x, int cin, int mid, int cout,
                             int s, const char *sc_name)
 {
-    char sc0[32], sc1[32];
-    snprintf(sc0, sizeof sc0, "%s.0", sc_name);
-    snprintf(sc1, sizeof sc1, "%s.1", sc_name);
     named_conv(b, prefix, "conv1", x, mid, 1, 1);
     named(b, CLASP_LAYER_BATCHNORM2D, prefix, "bn1", PREV);
     act(b, PREV);
@@ -171,11 +174,7 @@ static int bottleneck_block(builder *b, const char *prefix, int x, int cin, int 
     act(b, PREV);
     named_conv(b, prefix, "conv3", PREV, cout, 1, 1);
     int main = named(b, CLASP_LAYER_BATCHNORM2D, prefix, "bn3", PREV);
-    int sc = x;
-    if (s != 1 || cin != cout) {
-        named_conv(b, prefix, sc0, x, cout, 1, s);
-        sc = named(b, CLASP_LAYER_BATCHNORM2D, prefix, sc1, PREV);
-    }
+    int sc = projection(b, prefix, sc_name, x, cin, cout, s);
     put(b, CLASP_LAYER_ADD, NULL, main, sc, 0, 0, 0, 0);
     return act(b, PREV);
 }
