@@ -107,12 +107,30 @@ static json_object *json_summary(const clasp_report *r, const clasp_attack_repor
     return o;
 }
 
+/* Past this many classes the flow matrix is written sparse: 1000 classes
+ * make a million mostly-zero counts per attack (tens of MB of JSON). */
+enum { FLOW_DENSE_MAX = 100 };
+
 static json_object *json_flow(const clasp_attack_report *a, int k, int *bad)
 {
     json_object *rows = clasp_json_arr(bad);
     for (int i = 0; i < k; i++)
         clasp_json_push(rows, clasp_json_ints(a->flow + (size_t)i * k, k, bad), bad);
     return rows;
+}
+
+/* The nonzero cells [true class, prediction, count], row by row. */
+static json_object *json_flow_nonzero(const clasp_attack_report *a, int k, int *bad)
+{
+    json_object *cells = clasp_json_arr(bad);
+    for (int i = 0; i < k; i++)
+        for (int j = 0; j < k; j++) {
+            int64_t v = a->flow[(size_t)i * k + j];
+            if (!v) continue;
+            int64_t cell[3] = {i, j, v};
+            clasp_json_push(cells, clasp_json_ints(cell, 3, bad), bad);
+        }
+    return cells;
 }
 
 /* An ensemble's or worst case's members: in order, with the per-class
@@ -199,7 +217,11 @@ static json_object *json_attack(const report_ctx *x, int j, int *bad)
     json_object *rows = clasp_json_arr(bad);
     for (int c = 0; c < k; c++) clasp_json_push(rows, json_class_row(r, a, c, bad), bad);
     clasp_json_set(o, "per_class", rows, bad);
-    clasp_json_set(o, "flow", json_flow(a, k, bad), bad);
+    if (k <= FLOW_DENSE_MAX) clasp_json_set(o, "flow", json_flow(a, k, bad), bad);
+    else {
+        clasp_json_set(o, "flow", NULL, bad);
+        clasp_json_set(o, "flow_nonzero", json_flow_nonzero(a, k, bad), bad);
+    }
     clasp_json_set(o, "summary", json_summary(r, a, &x->f->sum[j], bad), bad);
     clasp_json_set(o, "unbounded", clasp_json_bool(a->unbounded, bad), bad);
     clasp_json_set(o, "l2", x->f->l2[j] ? json_l2(r, x->f->l2[j], bad) : NULL, bad);

@@ -30,9 +30,14 @@ void sec_model_md(clasp_buf *b, const report_ctx *x)
         clasp_buf_puts(b, "; checkpoint ");
         report_md_code(b, m->checkpoint);
     }
-    clasp_buf_puts(b, ". Training took ");
-    report_md_duration(b, m->train_seconds);
-    clasp_buf_puts(b, ", evaluation ");
+    /* An existing model evaluated as it is was not trained here. */
+    if (m->source[0] && !m->source_epochs && !m->defense[0] && m->train_seconds == 0) {
+        clasp_buf_puts(b, ". Evaluation took ");
+    } else {
+        clasp_buf_puts(b, ". Training took ");
+        report_md_duration(b, m->train_seconds);
+        clasp_buf_puts(b, ", evaluation ");
+    }
     report_md_duration(b, m->eval_seconds);
     clasp_buf_puts(b, ".\n");
 }
