@@ -445,6 +445,15 @@ static void torchvision_logits(void **state)
             assert_ok(
                 clasp_model_load_info(g_ctx, path, NULL, (int[]){fx.c, fx.h, fx.w}, &info, &m));
             assert_string_equal(info.prefix, "model.");
+            /* clasp inspect says so. */
+            const char *cli = getenv("CLASP_CLI");
+            if (!cli) fail_msg("CLASP_CLI is not set");
+            char cmd[1200], out[1 << 16];
+            snprintf(cmd, sizeof cmd, "'%s' inspect '%s' 2>&1", cli, path);
+            assert_int_equal(tu_run(cmd, out, sizeof out), 0);
+            assert_non_null(strstr(out, "input normalisation (RobustBench's wrapper): mean 0.485 "
+                                        "0.456 0.406, std 0.229 0.224 0.225"));
+            assert_non_null(strstr(out, "architecture: tv-resnet50 (every tensor fits"));
             d = tv_diff(m, &fx, fx.wrapped);
             print_message("%-20s wrapped  max |logit diff| / max |logit| %.3g\n", files[i], d);
             if (!(d < 1e-4)) fail_msg("%s (wrapped): logits differ by %.3g", files[i], d);

@@ -23,13 +23,25 @@ static void shape_text(const clasp_st_tensor *t, char *buf, size_t size)
     if (len < size) snprintf(buf + len, size - len, "]");
 }
 
-static void print_source(const char *path, const clasp_ckpt_info *info)
+static void print_source(const char *path, const clasp_ckpt_info *info, const clasp_st_file *f)
 {
     printf("%s: %s", path, info->format);
     if (info->entry[0]) printf(", state dict under '%s'", info->entry);
     else if (strcmp(info->format, "safetensors") != 0) printf(", the file is the state dict");
+    const clasp_st_tensor *m = clasp_st_find(f, "normalize.mean"),
+                          *s = clasp_st_find(f, "normalize.std");
     if (info->prefix[0]) printf(", prefix '%s' removed from every name", info->prefix);
+    if (info->prefix[0] && m) printf(" but normalize.mean and normalize.std");
     printf("\n");
+    /* RobustBench's Sequential(normalize, model) wrapper. */
+    if (m && s && m->dtype == CLASP_ST_F32 && s->dtype == CLASP_ST_F32 && m->numel == s->numel &&
+        m->numel <= 4) {
+        printf("input normalisation (RobustBench's wrapper): mean");
+        for (size_t i = 0; i < m->numel; i++) printf(" %.6g", (double)((const float *)m->data)[i]);
+        printf(", std");
+        for (size_t i = 0; i < s->numel; i++) printf(" %.6g", (double)((const float *)s->data)[i]);
+        printf("\n");
+    }
 }
 
 /* Which preset the names fit, checked by building it (3x32x32 input,
@@ -86,7 +98,7 @@ int cmd_inspect(int argc, char **argv)
     clasp_st_file f;
     clasp_ckpt_info info;
     if (clasp_ckpt_read(path, &f, &info) != CLASP_OK) return cli_fail("reading the model file");
-    print_source(path, &info);
+    print_source(path, &info, &f);
     size_t numel = 0;
     for (size_t t = 0; t < f.n_tensors; t++) {
         const clasp_st_tensor *s = &f.tensors[t];
@@ -129,7 +141,7 @@ int cmd_convert(int argc, char **argv)
     clasp_st_file f;
     clasp_ckpt_info info;
     if (clasp_ckpt_read(in, &f, &info) != CLASP_OK) return cli_fail("reading the model file");
-    print_source(in, &info);
+    print_source(in, &info, &f);
     clasp_status st = CLASP_OK;
     if (!clasp_st_meta(&f, "format")) st = clasp_st_set_meta(&f, "format", "pt");
     if (st == CLASP_OK) st = clasp_st_write(&f, out);
