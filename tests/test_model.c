@@ -987,11 +987,66 @@ static void eval_folding_matches_unfolded(void **state)
     }
 }
 
+/* The ops an eval-mode forward and input gradient launch, as the profile
+ * names them (one string). */
+static char *eval_ops(clasp_ctx *ctx, clasp_model *m, const clasp_tensor *x, const clasp_tensor *y,
+                      clasp_tensor *dx)
+{
+    clasp_model_set_train(m, 0);
+    assert_ok(clasp_model_input_grad(m, x, y, 1.0f, dx, NULL, NULL)); /* folds, once */
+    clasp_profile_reset(ctx);
+    for (int r = 0; r < 2; r++) assert_ok(clasp_model_input_grad(m, x, y, 1.0f, dx, NULL, NULL));
+    FILE *f = tmpfile();
+    assert_non_null(f);
+    clasp_profile_print(ctx, f);
+    long n = ftell(f);
+    assert_true(n > 0);
+    char *text = calloc((size_t)n + 1, 1);
+    rewind(f);
+    assert_true(fread(text, 1, (size_t)n, f) == (size_t)n);
+    fclose(f);
+    return text;
+}
+
+/* Folded, a BatchNorm launches nothing in eval mode, forward or input
+ * gradient, and nothing computes batch statistics; unfolded it runs its
+ * per-channel pass (the check could fail). */
+static void folded_batchnorm_launches_nothing(void **state)
+{
+    (void)state;
+    clasp_ctx_opts o;
+    clasp_ctx_opts_from_env(&o);
+    o.profile = 1;
+    clasp_ctx *ctx;
+    assert_ok(clasp_ctx_new_opts(&o, &ctx));
+    clasp_model *m =
+        tu_model(ctx, "conv3x3-6p1,bn,relu,conv3x3-4p1nb,bn,relu,flatten,fc3", 2, 6, 6, 3);
+    float xh[2 * 2 * 6 * 6];
+    tu_fill_random(xh, sizeof xh / sizeof *xh, 9, 0, 1);
+    clasp_tensor *x = tu_tensor(ctx, 4, (int[]){2, 2, 6, 6}, xh);
+    clasp_tensor *y = tu_tensor_i32(ctx, 1, (int[]){2}, (int32_t[]){0, 2});
+    clasp_tensor *dx = tu_tensor(ctx, 4, x->shape, NULL);
+    set_fold(ctx, 1);
+    char *on = eval_ops(ctx, m, x, y, dx);
+    set_fold(ctx, 0);
+    char *off = eval_ops(ctx, m, x, y, dx);
+    if (strstr(on, "batchnorm") || strstr(on, "channel_affine"))
+        fail_msg("folded eval mode still normalises:\n%s", on);
+    if (!strstr(off, "batchnorm_apply"))
+        fail_msg("unfolded eval mode shows no BatchNorm:\n%s", off);
+    if (strstr(off, "batchnorm_stats")) fail_msg("eval mode computes batch statistics:\n%s", off);
+    free(on), free(off);
+    clasp_tensor_free(x), clasp_tensor_free(y), clasp_tensor_free(dx);
+    clasp_model_free(m);
+    clasp_ctx_free(ctx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(eval_mode_keeps_batchnorm_statistics),
         cmocka_unit_test(eval_folding_matches_unfolded),
+        cmocka_unit_test(folded_batchnorm_launches_nothing),
         cmocka_unit_test(arch_parse_and_format),
         cmocka_unit_test(default_model_shapes),
         cmocka_unit_test(preset_checkpoints),

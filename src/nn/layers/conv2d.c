@@ -64,9 +64,7 @@ static clasp_status backward(clasp_model *m, clasp_node *n, const clasp_tensor *
          * are wanted). */
         if (m->want_param_grads)
             return clasp_error(CLASP_ERR_INVALID,
-                               "layer %s: parameter gradients of a folded "
-                               "forward",
-                               n->name);
+                               "layer %s: parameter gradients of a folded forward", n->name);
         const clasp_tensor *b;
         CLASP_TRY(layer_batchnorm2d_fold(m, n, &w, &b));
         if (!din[0]) return CLASP_OK;
