@@ -787,10 +787,266 @@ static void eval_mode_keeps_batchnorm_statistics(void **state)
     free(xh);
 }
 
+/* ---- eval-mode BatchNorm folding ---------------------------------------- */
+
+static void set_fold(clasp_ctx *ctx, int fold)
+{
+    clasp_ctx_opts o = *clasp_ctx_options(ctx);
+    o.fold = fold;
+    assert_ok(clasp_ctx_set_options(ctx, &o));
+}
+
+/* max |a - b| / max |b|. */
+static double rel_diff(const float *a, const float *b, size_t n)
+{
+    double d = 0, s = 0;
+    for (size_t i = 0; i < n; i++) {
+        d = fmax(d, isnan(a[i]) ? INFINITY : fabs((double)a[i] - b[i]));
+        s = fmax(s, fabs((double)b[i]));
+    }
+    return s > 0 ? d / s : d;
+}
+
+/* Eval-mode logits, predictions and input gradient with folding on or off. */
+typedef struct fold_run {
+    float *z, *dx;
+    int32_t *pred;
+} fold_run;
+
+static void fold_eval(fd_case *c, int fold, fold_run *r)
+{
+    set_fold(c->ctx, fold);
+    clasp_model_set_train(c->m, 0);
+    clasp_tensor *dx = tu_tensor(c->ctx, 4, c->x->shape, NULL), *pred;
+    assert_ok(clasp_tensor_new(c->ctx, CLASP_I32, 1, (int[]){c->n}, &pred));
+    const clasp_tensor *z;
+    assert_ok(clasp_model_forward(c->m, c->x, &z));
+    r->z = tu_read(z);
+    assert_ok(clasp_model_input_grad(c->m, c->x, c->y, 1.0f, dx, pred, c->loss));
+    r->dx = tu_read(dx);
+    r->pred = malloc((size_t)c->n * sizeof *r->pred);
+    assert_ok(clasp_tensor_read(pred, r->pred));
+    clasp_tensor_free(dx), clasp_tensor_free(pred);
+}
+
+static void fold_run_free(fold_run *r)
+{
+    free(r->z), free(r->dx), free(r->pred);
+}
+
+/* Folded against unfolded at the model's current parameters; returns the
+ * logits' difference. */
+static double fold_compare(fd_case *c, const char *what, int has_bn, fold_run *on, fold_run *off)
+{
+    fold_eval(c, 0, off);
+    fold_eval(c, 1, on);
+    size_t nz = (size_t)c->n * (size_t)clasp_model_num_classes(c->m);
+    double dz = rel_diff(on->z, off->z, nz), dg = rel_diff(on->dx, off->dx, c->x->numel);
+    print_message("%-34s logits %.3g  input gradient %.3g (folded vs not, relative)\n", what, dz,
+                  dg);
+    assert_memory_equal(on->pred, off->pred, (size_t)c->n * sizeof *on->pred);
+    if (!(dz < 1e-5)) fail_msg("%s: folded logits differ by %.3g", what, dz);
+    if (!(dg < 1e-4)) fail_msg("%s: folded input gradient differs by %.3g", what, dg);
+    /* With a BatchNorm to fold the arithmetic differs (rounding shows);
+     * without one the same kernels run. */
+    int same = !memcmp(on->z, off->z, nz * sizeof *on->z);
+    if (has_bn ? same : !same) fail_msg("%s: folding %s", what, has_bn ? "did nothing" : "acted");
+    return dz;
+}
+
+/* PGD-style steps on the input with folding on or off: the predictions
+ * at the end. */
+static int32_t *fold_pgd(fd_case *c, int fold, int steps)
+{
+    set_fold(c->ctx, fold);
+    clasp_model_set_train(c->m, 0);
+    clasp_tensor *xa = tu_tensor(c->ctx, 4, c->x->shape, NULL),
+                 *dx = tu_tensor(c->ctx, 4, c->x->shape, NULL), *pred;
+    assert_ok(clasp_tensor_new(c->ctx, CLASP_I32, 1, (int[]){c->n}, &pred));
+    assert_ok(clasp_tensor_copy(xa, c->x));
+    for (int i = 0; i < steps; i++) {
+        assert_ok(clasp_model_input_grad(c->m, xa, c->y, 1.0f, dx, NULL, c->loss));
+        assert_ok(clasp_pgd_step(xa, dx, c->x, 2.0f / 255, 8.0f / 255, 0.0f, 1.0f));
+    }
+    assert_ok(clasp_model_predict(c->m, xa, pred));
+    int32_t *p = malloc((size_t)c->n * sizeof *p);
+    assert_ok(clasp_tensor_read(pred, p));
+    clasp_tensor_free(xa), clasp_tensor_free(dx), clasp_tensor_free(pred);
+    return p;
+}
+
+/* Parameter gradients of one eval-mode backward, with folding on or off
+ * (a folded forward is rerun unfolded for them; the logits the loss
+ * gradient comes from were folded, so they agree to rounding). */
+static float **fold_param_grads(fd_case *c, int fold)
+{
+    set_fold(c->ctx, fold);
+    clasp_model_set_train(c->m, 0);
+    const clasp_tensor *z;
+    assert_ok(clasp_model_forward(c->m, c->x, &z));
+    assert_ok(clasp_softmax_xent(z, c->y, 1.0f, NULL, 1.0f, NULL, c->dz));
+    assert_ok(clasp_model_backward(c->m, c->dz, 1, NULL));
+    int np = clasp_model_num_params(c->m);
+    float **g = malloc((size_t)np * sizeof *g);
+    for (int p = 0; p < np; p++) g[p] = tu_read(clasp_model_grad(c->m, p));
+    return g;
+}
+
+/* Eval mode folds each BatchNorm2d into the convolution before it: the
+ * same predictions, logits within 1e-5 and input gradients within 1e-4 of
+ * the unfolded model's; parameter gradients (never folded) within 1e-4; and
+ * after an optimiser step (new parameter versions) or a train-mode step
+ * (new running statistics too) the folded weights are made again, so the
+ * logits move exactly as the unfolded ones do. A ResNet, a chain with
+ * convolution biases before its BatchNorms, and the default CNN (no
+ * BatchNorm: nothing changes). */
+static void eval_folding_matches_unfolded(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *arch, *what;
+        int side, k, has_bn;
+    } cases[] = {
+        {"resnet18-w8", "resnet18-w8 32x32", 32, 10, 1},
+        {"conv3x3-6p1,bn,relu,conv3x3-8s2p1,bn,relu,conv5x5-8p2,bn,relu,flatten,fc5",
+         "conv+bias,bn chain", 9, 5, 1},
+        {NULL, "default CNN", 28, 10, 0},
+    };
+    for (size_t t = 0; t < sizeof cases / sizeof *cases; t++) {
+        fd_case c;
+        const char *what = cases[t].what;
+        if (cases[t].arch) {
+            fd_setup_arch(&c, cases[t].arch, 3, cases[t].side, cases[t].k, 4);
+        } else {
+            /* The default CNN on one-channel 28x28 inputs, as for MNIST. */
+            fd_setup_arch(&c, "flatten,fc10", 1, cases[t].side, cases[t].k, 4);
+            clasp_model_free(c.m);
+            assert_ok(clasp_model_new_default(c.ctx, 1, 28, 28, 10, &c.m));
+            assert_ok(clasp_model_init(c.m, 3));
+        }
+        fold_run on0, off0, on1, off1, on2, off2;
+        fold_compare(&c, what, cases[t].has_bn, &on0, &off0);
+        /* An attack's steps: the predictions where they end agree. */
+        int32_t *pa = fold_pgd(&c, 1, 5), *pb = fold_pgd(&c, 0, 5);
+        assert_memory_equal(pa, pb, (size_t)c.n * sizeof *pa);
+        free(pa), free(pb);
+
+        /* Eval-mode parameter gradients, after a folded forward or not. */
+        float **ga = fold_param_grads(&c, 0), **gb = fold_param_grads(&c, 1);
+        int np = clasp_model_num_params(c.m);
+        double worst = 0;
+        for (int p = 0; p < np; p++) {
+            worst = fmax(worst, rel_diff(gb[p], ga[p], clasp_model_grad(c.m, p)->numel));
+            free(ga[p]), free(gb[p]);
+        }
+        print_message("%-34s parameter gradients %.3g\n", what, worst);
+        if (!(worst < 1e-4))
+            fail_msg("%s: eval-mode parameter gradients differ by %.3g", what, worst);
+        free(ga), free(gb);
+        /* The last backward folded nothing: these gradients step the
+         * parameters (the running statistics stay). */
+        clasp_sgd *o;
+        assert_ok(clasp_sgd_new(c.m, 0.5f, 0.0f, 0.0f, &o));
+        assert_ok(clasp_sgd_step(o));
+        char w2[96];
+        snprintf(w2, sizeof w2, "%s, after SGD", what);
+        fold_compare(&c, w2, cases[t].has_bn, &on1, &off1);
+        size_t nz = (size_t)c.n * (size_t)cases[t].k;
+        double moved = rel_diff(on1.z, on0.z, nz);
+        /* The step moved the logits far more than folding's rounding, and
+         * the folded ones moved as the unfolded ones did. */
+        if (!(moved > 1e-3)) fail_msg("%s: the step moved the logits by only %.3g", what, moved);
+        for (size_t i = 0; i < nz; i++) {
+            double a = (double)on1.z[i] - on0.z[i], b = (double)off1.z[i] - off0.z[i];
+            if (!(fabs(a - b) <= 2e-5 * fmax(1.0, fabs((double)off1.z[i]))))
+                fail_msg("%s: logit %zu moved by %g folded, %g not", what, i, a, b);
+        }
+        /* A train-mode forward: only the running statistics change. */
+        fold_run on3, off3;
+        const clasp_tensor *z;
+        clasp_model_set_train(c.m, 1);
+        assert_ok(clasp_model_forward(c.m, c.x, &z));
+        snprintf(w2, sizeof w2, "%s, after a train forward", what);
+        fold_compare(&c, w2, cases[t].has_bn, &on3, &off3);
+        moved = rel_diff(on3.z, on1.z, nz);
+        if (cases[t].has_bn && !(moved > 1e-3))
+            fail_msg("%s: new running statistics moved the logits by only %.3g", what, moved);
+        fold_run_free(&on3), fold_run_free(&off3);
+        /* A train-mode step: parameters and running statistics change. */
+        clasp_model_set_train(c.m, 1);
+        assert_ok(clasp_train_step(c.m, o, c.x, c.y, NULL, NULL));
+        snprintf(w2, sizeof w2, "%s, after a train step", what);
+        fold_compare(&c, w2, cases[t].has_bn, &on2, &off2);
+        moved = rel_diff(on2.z, on1.z, nz);
+        if (!(moved > 1e-3))
+            fail_msg("%s: the train step moved the logits by only %.3g", what, moved);
+        clasp_sgd_free(o);
+        fold_run_free(&on0), fold_run_free(&off0), fold_run_free(&on1), fold_run_free(&off1);
+        fold_run_free(&on2), fold_run_free(&off2);
+        fd_teardown(&c);
+    }
+}
+
+/* The ops an eval-mode forward and input gradient launch, as the profile
+ * names them (one string). */
+static char *eval_ops(clasp_ctx *ctx, clasp_model *m, const clasp_tensor *x, const clasp_tensor *y,
+                      clasp_tensor *dx)
+{
+    clasp_model_set_train(m, 0);
+    assert_ok(clasp_model_input_grad(m, x, y, 1.0f, dx, NULL, NULL)); /* folds, once */
+    clasp_profile_reset(ctx);
+    for (int r = 0; r < 2; r++) assert_ok(clasp_model_input_grad(m, x, y, 1.0f, dx, NULL, NULL));
+    FILE *f = tmpfile();
+    assert_non_null(f);
+    clasp_profile_print(ctx, f);
+    long n = ftell(f);
+    assert_true(n > 0);
+    char *text = calloc((size_t)n + 1, 1);
+    rewind(f);
+    assert_true(fread(text, 1, (size_t)n, f) == (size_t)n);
+    fclose(f);
+    return text;
+}
+
+/* Folded, a BatchNorm launches nothing in eval mode, forward or input
+ * gradient, and nothing computes batch statistics; unfolded it runs its
+ * per-channel pass (the check could fail). */
+static void folded_batchnorm_launches_nothing(void **state)
+{
+    (void)state;
+    clasp_ctx_opts o;
+    clasp_ctx_opts_from_env(&o);
+    o.profile = 1;
+    clasp_ctx *ctx;
+    assert_ok(clasp_ctx_new_opts(&o, &ctx));
+    clasp_model *m =
+        tu_model(ctx, "conv3x3-6p1,bn,relu,conv3x3-4p1nb,bn,relu,flatten,fc3", 2, 6, 6, 3);
+    float xh[2 * 2 * 6 * 6];
+    tu_fill_random(xh, sizeof xh / sizeof *xh, 9, 0, 1);
+    clasp_tensor *x = tu_tensor(ctx, 4, (int[]){2, 2, 6, 6}, xh);
+    clasp_tensor *y = tu_tensor_i32(ctx, 1, (int[]){2}, (int32_t[]){0, 2});
+    clasp_tensor *dx = tu_tensor(ctx, 4, x->shape, NULL);
+    set_fold(ctx, 1);
+    char *on = eval_ops(ctx, m, x, y, dx);
+    set_fold(ctx, 0);
+    char *off = eval_ops(ctx, m, x, y, dx);
+    if (strstr(on, "batchnorm") || strstr(on, "channel_affine"))
+        fail_msg("folded eval mode still normalises:\n%s", on);
+    if (!strstr(off, "batchnorm_apply"))
+        fail_msg("unfolded eval mode shows no BatchNorm:\n%s", off);
+    if (strstr(off, "batchnorm_stats")) fail_msg("eval mode computes batch statistics:\n%s", off);
+    free(on), free(off);
+    clasp_tensor_free(x), clasp_tensor_free(y), clasp_tensor_free(dx);
+    clasp_model_free(m);
+    clasp_ctx_free(ctx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(eval_mode_keeps_batchnorm_statistics),
+        cmocka_unit_test(eval_folding_matches_unfolded),
+        cmocka_unit_test(folded_batchnorm_launches_nothing),
         cmocka_unit_test(arch_parse_and_format),
         cmocka_unit_test(default_model_shapes),
         cmocka_unit_test(preset_checkpoints),

@@ -89,9 +89,12 @@ typedef struct clasp_ctx_opts {
                                * default). From the environment: what
                                * clasp_cache_dir() says */
     clasp_conv_path conv;     /* CLASP_CONV=auto|direct|winograd|winograd-f2 */
+    int fold;                 /* eval mode folds each BatchNorm2d into the
+                               * convolution it follows (default 1;
+                               * CLASP_FOLD=0 turns it off) */
 } clasp_ctx_opts;
 
-/* The defaults: size set, tune on, everything else zero (the default
+/* The defaults: size set, tune and fold on, everything else zero (the default
  * device, no profiling, kernels and GEMM chosen per device, no on-disk
  * cache). */
 void clasp_ctx_opts_default(clasp_ctx_opts *opts);
@@ -111,8 +114,8 @@ clasp_status clasp_ctx_new(const char *spec, clasp_ctx **out);
 /* The context's configuration (owned by the context). */
 const clasp_ctx_opts *clasp_ctx_options(const clasp_ctx *ctx);
 
-/* Changes the configuration of a live context: tune, kernels, gemm and
- * cache_dir apply from the next call that reads them (the tuning file is
+/* Changes the configuration of a live context: tune, kernels, gemm,
+ * cache_dir, conv and fold apply from the next call that reads them (the tuning file is
  * read once, at the context's first GEMM); device and profile are fixed
  * at creation and are ignored here. */
 clasp_status clasp_ctx_set_options(clasp_ctx *ctx, const clasp_ctx_opts *opts);

@@ -33,7 +33,8 @@ typedef struct clasp_tensor {
     /* Changes whenever the contents may have changed, and is never the
      * same for two tensors: set by clasp_tensor_new / _ensure, and renewed
      * by the writes, copies and fills below, the optimiser updates
-     * (clasp_sgd_update, clasp_adam_update), the in-place arithmetic
+     * (clasp_sgd_update, clasp_adam_update), the running statistics of
+     * clasp_batchnorm_forward_train, the in-place arithmetic
      * (clasp_axpy, clasp_scale, clasp_add_scaled, clasp_mul, clasp_clamp,
      * clasp_rng_uniform, clasp_rng_normal) and clasp_model_param. Results
      * derived from a tensor (the transformed convolution weights) are kept

@@ -8,7 +8,15 @@
  * reads it and the input's own backward does not need its output. That
  * saves a buffer and a pass per activation, as the first sequential model
  * did, and stays correct at fan-out points (a ResNet block's input feeds
- * both branches, so nothing runs in place on it). */
+ * both branches, so nothing runs in place on it).
+ *
+ * Eval-mode folding: in eval mode (unless the context's fold option is
+ * off) a BatchNorm2d that is a convolution's only reader is folded into
+ * it: the convolution runs with w * gamma / sqrt(var + eps) per output
+ * channel and the matching bias (made once per version of the tensors
+ * involved, layers/batchnorm2d.c), and the BatchNorm passes that output
+ * through like an in-place node, forward and input-gradient backward.
+ * Parameter gradients are never taken through folded weights. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -99,6 +107,26 @@ static void auto_name(clasp_node *n, int *counts)
     snprintf(n->name, sizeof n->name, "%s%d", stem, ++*c);
 }
 
+/* Which node's buffers hold each output: in place where it is safe (see
+ * the top of this file), and, with fold, a folded BatchNorm passes its
+ * convolution's output (already normalised) through. */
+static void set_owners(clasp_model *m, int fold)
+{
+    for (int i = 0; i < m->n_nodes; i++) {
+        clasp_node *n = &m->nodes[i];
+        n->owner = i;
+        n->in_place = 0;
+        int src = n->in_idx[0];
+        if ((fold && n->fold_conv >= 0) ||
+            (n->ops->in_place && src >= 0 && m->nodes[src].consumers == 1 &&
+             (n->ops->in_place == 2 || !m->nodes[src].ops->backward_needs_out))) {
+            n->in_place = 1;
+            n->owner = m->nodes[src].owner;
+        }
+    }
+    m->folded = fold;
+}
+
 static clasp_status wire(clasp_model *m)
 {
     int counts[4] = {0};
@@ -110,6 +138,7 @@ static clasp_status wire(clasp_model *m)
             return clasp_error(CLASP_ERR_CONFIG, "layer %d: unknown kind %d", i + 1, (int)s->kind);
         auto_name(n, counts);
         for (int j = 0; j < CLASP_NODE_MAX_PARAMS; j++) n->param[j] = n->buffer[j] = -1;
+        n->fold_bn = n->fold_conv = -1;
         n->n_in = s->n_inputs ? s->n_inputs : 1;
         if (n->n_in != n->ops->n_inputs)
             return clasp_error(CLASP_ERR_CONFIG, "layer %d (%s): takes %d input(s), %d given",
@@ -138,17 +167,17 @@ static clasp_status wire(clasp_model *m)
     if (last->out.is4d && (last->out.h != 1 || last->out.w != 1))
         return clasp_error(CLASP_ERR_CONFIG, "the model must end with a fully connected layer");
     m->num_classes = last->out.c;
-    /* In place where it is safe (see the top of this file). */
+    /* The BatchNorms eval mode folds (see the top of this file). */
     for (int i = 0; i < m->n_nodes; i++) {
         clasp_node *n = &m->nodes[i];
-        n->owner = i;
         int src = n->in_idx[0];
-        if (n->ops->in_place && src >= 0 && m->nodes[src].consumers == 1 &&
-            (n->ops->in_place == 2 || !m->nodes[src].ops->backward_needs_out)) {
-            n->in_place = 1;
-            n->owner = m->nodes[src].owner;
+        if (n->spec.kind == CLASP_LAYER_BATCHNORM2D && src >= 0 &&
+            m->nodes[src].spec.kind == CLASP_LAYER_CONV2D && m->nodes[src].consumers == 1) {
+            n->fold_conv = src;
+            m->nodes[src].fold_bn = i;
         }
     }
+    set_owners(m, 0);
     m->grad_ready = calloc((size_t)m->n_nodes + 1, 1);
     if (!m->grad_ready) return clasp_error(CLASP_ERR_NOMEM, "out of memory");
     return CLASP_OK;
@@ -412,6 +441,8 @@ clasp_status clasp_model_forward(clasp_model *m, const clasp_tensor *x, const cl
                            m->in_w);
     m->input = x;
     m->batch = x->shape[0];
+    int fold = !m->train && !m->fold_off && clasp_ctx_options(m->ctx)->fold;
+    if (fold != m->folded) set_owners(m, fold);
     for (int i = 0; i < m->n_nodes; i++) {
         clasp_node *n = &m->nodes[i];
         const clasp_tensor *in[CLASP_LAYER_MAX_INPUTS] = {NULL, NULL};
@@ -462,6 +493,16 @@ clasp_status clasp_model_backward(clasp_model *m, const clasp_tensor *dlogits, i
         return clasp_error(CLASP_ERR_INVALID, "model: dx has %zu values, the input %zu", dx->numel,
                            m->input->numel);
     m->want_param_grads = param_grads != 0;
+    if (m->want_param_grads && m->folded) {
+        /* A folded forward kept neither the convolutions' own outputs
+         * nor anything a BatchNorm's parameter gradient needs: the
+         * forward runs again unfolded (same values to rounding). */
+        const clasp_tensor *z;
+        m->fold_off = 1;
+        clasp_status st = clasp_model_forward(m, m->input, &z);
+        m->fold_off = 0;
+        CLASP_TRY(st);
+    }
     /* grad_ready[o + 1]: owner o's gradient holds a value in this pass
      * (index 0: the model input, i.e. dx). */
     memset(m->grad_ready, 0, (size_t)m->n_nodes + 1);

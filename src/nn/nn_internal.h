@@ -30,6 +30,12 @@ typedef struct clasp_node {
     clasp_tensor *out_t;  /* owned output buffer (owner only) */
     clasp_tensor *grad_t; /* owned gradient w.r.t. the output (owner only) */
     clasp_tensor *scratch[CLASP_NODE_MAX_SCRATCH]; /* kind-specific: argmax, batch statistics */
+    /* Eval-mode folding: a BatchNorm2d that is a convolution's only reader
+     * (fold_bn on the convolution, fold_conv on the BatchNorm; -1: none).
+     * fold_key: the versions of the tensors the folded weights in the
+     * convolution's scratch were made from. */
+    int fold_bn, fold_conv;
+    uint64_t fold_key[6];
 } clasp_node;
 
 /* A saved, untrained tensor: a float device tensor, or a host int64
@@ -55,6 +61,10 @@ struct clasp_model {
     model_buffer *buffers;
     char preset[64]; /* the preset it was built from, "" for a layer list */
     int train;
+    /* The last forward ran with the BatchNorms folded (eval mode, folding
+     * on); fold_off: the next forward must not fold (a backward that
+     * wants parameter gradients reruns the forward unfolded). */
+    int folded, fold_off;
     /* Calibration (eval mode only). */
     int calibrated;
     float calib_t;

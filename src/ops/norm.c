@@ -197,6 +197,10 @@ clasp_status clasp_batchnorm_forward_train(const clasp_tensor *x, const clasp_te
     if (st == CLASP_OK) st = launch_per_channel(ctx, k, "batchnorm_stats", c, p, 12);
     if (st == CLASP_OK) st = affine(x, save_mean, scale, beta, y, "batchnorm_apply");
     clasp_tensor_free(scale);
+    /* The running statistics changed: what was derived from them (eval
+     * mode's folded convolution weights) is stale. */
+    clasp_tensor_touch(running_mean);
+    clasp_tensor_touch(running_var);
     return st;
 }
 

@@ -52,6 +52,7 @@ void clasp_ctx_opts_default(clasp_ctx_opts *opts)
     memset(opts, 0, sizeof *opts);
     opts->size = sizeof *opts;
     opts->tune = 1;
+    opts->fold = 1;
 }
 
 void clasp_ctx_opts_from_env(clasp_ctx_opts *opts)
@@ -72,6 +73,8 @@ void clasp_ctx_opts_from_env(clasp_ctx_opts *opts)
                  : e && !strcmp(e, "winograd")    ? CLASP_CONV_WINOGRAD
                  : e && !strcmp(e, "winograd-f2") ? CLASP_CONV_WINOGRAD_F2
                                                   : CLASP_CONV_AUTO;
+    e = getenv("CLASP_FOLD");
+    opts->fold = !(e && !strcmp(e, "0"));
     e = getenv("CLASP_GEMM");
     if (e) snprintf(opts->gemm, sizeof opts->gemm, "%s", e);
     e = clasp_cache_dir();

@@ -1,5 +1,7 @@
 /* conv2d: im2col + GEMM convolution (src/ops/conv.c), PyTorch's Conv2d:
- * "<name>.weight" [out, in, k, k] and, unless no_bias, "<name>.bias". */
+ * "<name>.weight" [out, in, k, k] and, unless no_bias, "<name>.bias". In a
+ * folded eval forward (model.c) it runs with the BatchNorm after it folded
+ * into its weights, which then wait in scratch[0..2] (batchnorm2d.c). */
 #include <math.h>
 #include <stdlib.h>
 
@@ -45,19 +47,34 @@ static clasp_status init(clasp_model *m, clasp_node *n, uint64_t seed)
 static clasp_status forward(clasp_model *m, clasp_node *n, const clasp_tensor *const *in,
                             clasp_tensor *out)
 {
+    const clasp_tensor *w = m->params[n->param[0]];
     const clasp_tensor *b = n->param[1] >= 0 ? m->params[n->param[1]] : NULL;
-    return clasp_conv2d_forward(in[0], m->params[n->param[0]], b, n->spec.stride, n->spec.pad, out);
+    if (m->folded && n->fold_bn >= 0) CLASP_TRY(layer_batchnorm2d_fold(m, n, &w, &b));
+    return clasp_conv2d_forward(in[0], w, b, n->spec.stride, n->spec.pad, out);
 }
 
 static clasp_status backward(clasp_model *m, clasp_node *n, const clasp_tensor *const *in,
                              const clasp_tensor *out, const clasp_tensor *dout, clasp_tensor **din)
 {
     (void)out;
+    const clasp_tensor *w = m->params[n->param[0]];
+    if (m->folded && n->fold_bn >= 0) {
+        /* The input gradient through conv and BatchNorm together: the
+         * folded weights (model.c never folds when parameter gradients
+         * are wanted). */
+        if (m->want_param_grads)
+            return clasp_error(CLASP_ERR_INVALID,
+                               "layer %s: parameter gradients of a folded forward", n->name);
+        const clasp_tensor *b;
+        CLASP_TRY(layer_batchnorm2d_fold(m, n, &w, &b));
+        if (!din[0]) return CLASP_OK;
+        return clasp_conv2d_backward(in[0], w, dout, n->spec.stride, n->spec.pad, din[0], NULL,
+                                     NULL);
+    }
     clasp_tensor *dw = m->want_param_grads ? m->grads[n->param[0]] : NULL;
     clasp_tensor *db = m->want_param_grads && n->param[1] >= 0 ? m->grads[n->param[1]] : NULL;
     if (!din[0] && !dw) return CLASP_OK;
-    return clasp_conv2d_backward(in[0], m->params[n->param[0]], dout, n->spec.stride, n->spec.pad,
-                                 din[0], dw, db);
+    return clasp_conv2d_backward(in[0], w, dout, n->spec.stride, n->spec.pad, din[0], dw, db);
 }
 
 const layer_ops layer_conv2d = {"conv2d", 1, 0, 0, plan, init, forward, backward};

@@ -68,6 +68,14 @@ clasp_status layer_plan_pool(clasp_node *n, const char *what);
 /* Shapes of an elementwise layer (relu, swish): the output is the input's shape. */
 clasp_status layer_plan_elementwise(clasp_model *m, clasp_node *n);
 
+/* The weight and bias convolution node conv runs with in a folded forward
+ * (m->folded, conv->fold_bn >= 0): its own weight and bias with the
+ * BatchNorm after it folded in, kept in conv's scratch and remade only
+ * when one of the tensors they come from has a new version
+ * (layers/batchnorm2d.c). */
+clasp_status layer_batchnorm2d_fold(clasp_model *m, clasp_node *conv, const clasp_tensor **w,
+                                    const clasp_tensor **b);
+
 /* The output tensor of the node with per-example shape n->out for batch N. */
 clasp_status layer_ensure_out(clasp_model *m, const clasp_node *n, clasp_tensor **t);
 
