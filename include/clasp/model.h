@@ -138,9 +138,11 @@ clasp_status clasp_model_new_arch(clasp_ctx *ctx, const char *arch, int in_c, in
                                   clasp_model **out);
 
 /* Architecture as text, e.g. "conv5x5-32p2,relu,maxpool2,flatten,fc1024,relu,fc10":
- * conv{K}x{K}-{out}[s{stride}][p{pad}][nb] (nb: no bias), maxpool{K}[s{stride}],
+ * conv{K}x{K}-{out}[s{stride}][p{pad}][nb] (nb: no bias), maxpool{K}[s{stride}][p{pad}],
  * avgpool{K}[s{stride}], fc{out}[nb], relu, swish, pad{l},{r},{t},{b} (zero
- * padding; its commas belong to it), flatten, bn, add. Any item may
+ * padding; its commas belong to it), flatten, bn, add, and normalize (what
+ * the formatter writes for an input normalisation; its mean and std are
+ * not in the text: a checkpoint's metadata holds them). Any item may
  * take a label, "item:label", and name its inputs, "item(a)" or
  * "add(a+b)", where a and b are earlier labels or "in" (the model input);
  * without inputs an item reads the item before it (naming just that item,
