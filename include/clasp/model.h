@@ -42,7 +42,8 @@ CLASP_API_BEGIN
     X(AVGPOOL2D, avgpool2d)     /* average over kernel x kernel windows */                   \
     X(NORMALIZE, normalize)     /* (x - mean[c]) / std[c]: inputs and eps stay in [0,1] */   \
     X(SWISH, swish)             /* x * sigmoid(x) (SiLU), DeepMind's activation */           \
-    X(PAD, pad)                 /* zero padding by pads[] = left, right, top, bottom */
+    X(PAD, pad)                 /* zero padding by pads[] = left, right, top, bottom */      \
+    /* new kinds go here, at the end: a kind's number is its row */
 
 #define CLASP_LAYER_KIND_ENUM_(name, file) CLASP_LAYER_##name,
 typedef enum clasp_layer_kind { CLASP_LAYER_KINDS(CLASP_LAYER_KIND_ENUM_) } clasp_layer_kind;
