@@ -30,13 +30,16 @@ static void arch_parse_and_format(void **state)
     free(ls);
     assert_int_equal(clasp_arch_parse("conv5x5-32,relu,fcx", &ls, &n), CLASP_ERR_CONFIG);
     assert_non_null(strstr(clasp_last_error(), "'fcx' at character 17"));
-    /* The message lists what an item may be, from the table of kinds. */
-    assert_non_null(
-        strstr(clasp_last_error(),
-               "expected conv<K>x<K>-<out>[s<stride>][p<pad>][nb], fc<out>[nb], relu, "
-               "maxpool<K>[s<stride>][p<pad>], flatten, bn, add, avgpool<K>[s<stride>], "
-               "swish or pad<l>,<r>,<t>,<b>, each optionally with :label and "
-               "(input[+input])"));
+    /* The message lists what an item may be, from the table of kinds
+     * (normalize left out: its values are not in the text). */
+    const char *msg = clasp_last_error();
+    assert_non_null(strstr(msg, "expected conv<K>x<K>-<out>[s<stride>][p<pad>][nb], fc<out>[nb], "
+                                "relu, maxpool<K>[s<stride>][p<pad>], flatten, bn, add, "
+                                "avgpool<K>[s<stride>], swish"));
+    assert_non_null(strstr(msg, "pad<l>,<r>,<t>,<b>"));
+    assert_non_null(strstr(msg, " or "));
+    assert_non_null(strstr(msg, ", each optionally with :label and (input[+input])"));
+    assert_null(strstr(msg, "normalize"));
     assert_int_equal(clasp_arch_parse("conv5x3-32", &ls, &n), CLASP_ERR_CONFIG);
     assert_int_equal(clasp_arch_parse("relu,,fc2", &ls, &n), CLASP_ERR_CONFIG);
 
