@@ -30,6 +30,16 @@ static void arch_parse_and_format(void **state)
     free(ls);
     assert_int_equal(clasp_arch_parse("conv5x5-32,relu,fcx", &ls, &n), CLASP_ERR_CONFIG);
     assert_non_null(strstr(clasp_last_error(), "'fcx' at character 17"));
+    /* The message lists what an item may be, from the table of kinds
+     * (normalize left out: its values are not in the text). */
+    const char *msg = clasp_last_error();
+    assert_non_null(strstr(msg, "expected conv<K>x<K>-<out>[s<stride>][p<pad>][nb], fc<out>[nb], "
+                                "relu, maxpool<K>[s<stride>][p<pad>], flatten, bn, add, "
+                                "avgpool<K>[s<stride>], swish"));
+    assert_non_null(strstr(msg, "pad<l>,<r>,<t>,<b>"));
+    assert_non_null(strstr(msg, " or "));
+    assert_non_null(strstr(msg, ", each optionally with :label and (input[+input])"));
+    assert_null(strstr(msg, "normalize"));
     assert_int_equal(clasp_arch_parse("conv5x3-32", &ls, &n), CLASP_ERR_CONFIG);
     assert_int_equal(clasp_arch_parse("relu,,fc2", &ls, &n), CLASP_ERR_CONFIG);
 
@@ -654,6 +664,118 @@ static void checkpoint_round_trip_and_errors(void **state)
     fd_teardown(&c);
 }
 
+/* A copy of checkpoint `from` at `to` with metadata `key` set to value
+ * (NULL: removed). */
+static void rewrite_meta(const char *from, const char *to, const char *key, const char *value)
+{
+    clasp_st_file f, g;
+    assert_ok(clasp_st_read(from, &f));
+    clasp_st_init(&g);
+    for (size_t i = 0; i < f.n_meta; i++)
+        if (strcmp(f.meta_keys[i], key) != 0)
+            assert_ok(clasp_st_set_meta(&g, f.meta_keys[i], f.meta_values[i]));
+    if (value) assert_ok(clasp_st_set_meta(&g, key, value));
+    for (size_t i = 0; i < f.n_tensors; i++)
+        assert_ok(clasp_st_add(&g, f.tensors[i].name, f.tensors[i].dtype, f.tensors[i].ndim,
+                               f.tensors[i].shape, f.tensors[i].data));
+    assert_ok(clasp_st_write(&g, to));
+    clasp_st_free(&g);
+    clasp_st_free(&f);
+}
+
+/* Every layer kind, normalize (from model.normalize, as an experiment
+ * gives it) and a padded max-pool included: text -> model -> checkpoint ->
+ * load gives the same text and the same logits, bit for bit. */
+static void every_kind_round_trips(void **state)
+{
+    (void)state;
+    const char *arch = "conv3x3-4p1:a,bn,swish,conv3x3-4p1nb:b,add(a+b),relu,pad1,0,1,0,"
+                       "maxpool3s2p1,avgpool2s1,flatten,fc5nb,relu,fc3";
+    const char *want = "normalize,conv3x3-4p1:l1,bn,swish,conv3x3-4p1nb:l4,add(l1+l4),relu,"
+                       "pad1,0,1,0,maxpool3s2p1,avgpool2s1,flatten,fc5nb,relu,fc3";
+    const float mean[3] = {0.4f, 0.5f, 0.6f}, stdv[3] = {0.2f, 0.25f, 0.3f};
+    clasp_ctx *ctx = tu_ctx();
+    clasp_model *m, *m2;
+    assert_ok(clasp_model_new_arch(ctx, arch, 3, 8, 8, 3, mean, stdv, &m));
+    char text[512], text2[512];
+    clasp_model_arch(m, text, sizeof text);
+    assert_string_equal(text, want);
+
+    /* The text holds every kind of the public list: a new kind must join
+     * this test. */
+    clasp_layer_spec *ls;
+    int n;
+    assert_ok(clasp_arch_parse(text, &ls, &n));
+    int seen[64] = {0};
+    for (int i = 0; i < n; i++) {
+        assert_true(ls[i].kind >= 0 && ls[i].kind < 64);
+        seen[ls[i].kind] = 1;
+    }
+    free(ls);
+#define KIND_SEEN(name, file) \
+    if (!seen[CLASP_LAYER_##name]) fail_msg("layer kind %s is not in the round trip", #file);
+    CLASP_LAYER_KINDS(KIND_SEEN)
+#undef KIND_SEEN
+
+    assert_ok(clasp_model_init(m, 3));
+    for (int b = 0; b < clasp_model_num_buffers(m); b++) {
+        clasp_tensor *t = clasp_model_buffer(m, b);
+        if (!t) continue;
+        int var = strstr(clasp_model_buffer_name(m, b), "running_var") != NULL;
+        float *h = malloc(t->numel * sizeof *h);
+        tu_fill_random(h, t->numel, (uint32_t)(40 + b), var ? 0.5f : -0.3f, var ? 1.5f : 0.3f);
+        assert_ok(clasp_tensor_write(t, h));
+        free(h);
+    }
+    float xs[2 * 3 * 8 * 8];
+    tu_fill_random(xs, sizeof xs / sizeof *xs, 9, 0, 1);
+    clasp_tensor *x = tu_tensor(ctx, 4, (int[]){2, 3, 8, 8}, xs);
+    clasp_model_set_train(m, 0);
+    const clasp_tensor *z;
+    assert_ok(clasp_model_forward(m, x, &z));
+    float *za = tu_read(z);
+
+    char dir[256], path[512], bad[512];
+    tu_tmpdir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/every.safetensors", dir);
+    snprintf(bad, sizeof bad, "%s/bad.safetensors", dir);
+    assert_ok(clasp_model_save(m, NULL, NULL, 0, path));
+    assert_ok(clasp_model_load(ctx, path, NULL, NULL, &m2));
+    clasp_model_arch(m2, text2, sizeof text2);
+    assert_string_equal(text2, want);
+    clasp_model_set_train(m2, 0);
+    assert_ok(clasp_model_forward(m2, x, &z));
+    float *zb = tu_read(z);
+    assert_memory_equal(za, zb, 2 * 3 * sizeof *za);
+    /* The normalisation is what the loaded model applies: another one
+     * changes the logits. */
+    rewrite_meta(path, bad, "clasp.normalize", "0.5,0.5,0.5/0.2,0.25,0.3");
+    clasp_model_free(m2);
+    assert_ok(clasp_model_load(ctx, bad, NULL, NULL, &m2));
+    clasp_model_set_train(m2, 0);
+    assert_ok(clasp_model_forward(m2, x, &z));
+    float *zc = tu_read(z);
+    assert_true(memcmp(za, zc, 2 * 3 * sizeof *za) != 0);
+    clasp_model_free(m2);
+    /* Without its values, or with too few, a normalize is refused, naming
+     * the file and the key. */
+    rewrite_meta(path, bad, "clasp.normalize", NULL);
+    assert_int_equal(clasp_model_load(ctx, bad, NULL, NULL, &m2), CLASP_ERR_FORMAT);
+    assert_non_null(strstr(clasp_last_error(), "bad.safetensors: a normalize layer without "
+                                               "clasp.normalize"));
+    rewrite_meta(path, bad, "clasp.normalize", "0.4,0.5/0.2,0.25");
+    assert_int_equal(clasp_model_load(ctx, bad, NULL, NULL, &m2), CLASP_ERR_FORMAT);
+    assert_non_null(strstr(clasp_last_error(), "metadata clasp.normalize '0.4,0.5/0.2,0.25'"));
+
+    free(za);
+    free(zb);
+    free(zc);
+    tu_rmdir(dir);
+    clasp_tensor_free(x);
+    clasp_model_free(m);
+    clasp_ctx_free(ctx);
+}
+
 static void same_seed_same_weights(void **state)
 {
     (void)state;
@@ -1056,6 +1178,7 @@ int main(void)
         cmocka_unit_test(resnet_gradients_match_finite_differences),
         cmocka_unit_test(backward_without_param_grads_leaves_them),
         cmocka_unit_test(checkpoint_round_trip_and_errors),
+        cmocka_unit_test(every_kind_round_trips),
         cmocka_unit_test(same_seed_same_weights),
         cmocka_unit_test(class_weight_norms),
     };

@@ -21,19 +21,33 @@ extern "C" {
 #endif
 CLASP_API_BEGIN
 
-typedef enum clasp_layer_kind {
-    CLASP_LAYER_CONV2D,
-    CLASP_LAYER_LINEAR,
-    CLASP_LAYER_RELU,
-    CLASP_LAYER_MAXPOOL2D,
-    CLASP_LAYER_FLATTEN,
-    CLASP_LAYER_BATCHNORM2D, /* PyTorch's BatchNorm2d (eps 1e-5, momentum 0.1) */
-    CLASP_LAYER_ADD,         /* sum of two inputs of the same shape (skip connections) */
-    CLASP_LAYER_AVGPOOL2D,   /* average over kernel x kernel windows */
-    CLASP_LAYER_NORMALIZE,   /* (x - mean[c]) / std[c]: inputs and eps stay in [0,1] */
-    CLASP_LAYER_SWISH,       /* x * sigmoid(x) (SiLU), DeepMind's activation */
-    CLASP_LAYER_PAD,         /* zero padding by pads[] = left, right, top, bottom */
-} clasp_layer_kind;
+/* The layer kinds, one row each: X(NAME, file) is CLASP_LAYER_<NAME>,
+ * implemented by the library's layer file <file> (its keyword in the
+ * architecture text, its shapes, its forward and backward, its checkpoint
+ * metadata: see src/nn/layers/layer.h).
+ *
+ * Why a list and not a plain enum: the enum is ABI (a kind's number is its
+ * row, so rows are only ever appended), and the library's table of kinds
+ * must list the same kinds in the same order. Writing both by hand is two
+ * places that can drift apart; the table (src/nn/layers/layers.c) is made
+ * from this list instead, so this row is the one place a kind is named. */
+#define CLASP_LAYER_KINDS(X)                                                                 \
+    X(CONV2D, conv2d)                                                                        \
+    X(LINEAR, linear)                                                                        \
+    X(RELU, relu)                                                                            \
+    X(MAXPOOL2D, maxpool2d)                                                                  \
+    X(FLATTEN, flatten)                                                                      \
+    X(BATCHNORM2D, batchnorm2d) /* PyTorch's BatchNorm2d (eps 1e-5, momentum 0.1) */         \
+    X(ADD, add)                 /* sum of two inputs of the same shape (skip connections) */ \
+    X(AVGPOOL2D, avgpool2d)     /* average over kernel x kernel windows */                   \
+    X(NORMALIZE, normalize)     /* (x - mean[c]) / std[c]: inputs and eps stay in [0,1] */   \
+    X(SWISH, swish)             /* x * sigmoid(x) (SiLU), DeepMind's activation */           \
+    X(PAD, pad)                 /* zero padding by pads[] = left, right, top, bottom */      \
+    /* new kinds go here, at the end: a kind's number is its row */
+
+#define CLASP_LAYER_KIND_ENUM_(name, file) CLASP_LAYER_##name,
+typedef enum clasp_layer_kind { CLASP_LAYER_KINDS(CLASP_LAYER_KIND_ENUM_) } clasp_layer_kind;
+#undef CLASP_LAYER_KIND_ENUM_
 
 #define CLASP_LAYER_NAME_MAX 48
 #define CLASP_LAYER_MAX_INPUTS 2
@@ -125,9 +139,11 @@ clasp_status clasp_model_new_arch(clasp_ctx *ctx, const char *arch, int in_c, in
                                   clasp_model **out);
 
 /* Architecture as text, e.g. "conv5x5-32p2,relu,maxpool2,flatten,fc1024,relu,fc10":
- * conv{K}x{K}-{out}[s{stride}][p{pad}][nb] (nb: no bias), maxpool{K}[s{stride}],
+ * conv{K}x{K}-{out}[s{stride}][p{pad}][nb] (nb: no bias), maxpool{K}[s{stride}][p{pad}],
  * avgpool{K}[s{stride}], fc{out}[nb], relu, swish, pad{l},{r},{t},{b} (zero
- * padding; its commas belong to it), flatten, bn, add. Any item may
+ * padding; its commas belong to it), flatten, bn, add, and normalize (what
+ * the formatter writes for an input normalisation; its mean and std are
+ * not in the text: a checkpoint's metadata holds them). Any item may
  * take a label, "item:label", and name its inputs, "item(a)" or
  * "add(a+b)", where a and b are earlier labels or "in" (the model input);
  * without inputs an item reads the item before it (naming just that item,

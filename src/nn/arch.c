@@ -8,19 +8,37 @@
 #include <string.h>
 
 #include "clasp/model.h"
-#include "nn/nn_internal.h"
+#include "nn/layers/layer.h"
 
 #define ITEM_MAX 96
 
+/* "...: expected conv<K>x<K>-<out>[s<stride>][p<pad>][nb], fc<out>[nb], relu,
+ * ... or pad<l>,<r>,<t>,<b>, each ...": every listed kind's syntax, in the
+ * table's order. */
 static clasp_status bad_item(const char *item, size_t pos)
 {
+    char expected[1024];
+    size_t len = 0;
+    int listed = 0;
+    for (int k = 0; k < LAYER_KIND_COUNT; k++) {
+        const layer_ops *o = layer_ops_of((clasp_layer_kind)k);
+        if (o->syntax && !*o->syntax) continue;
+        listed++;
+    }
+    expected[0] = '\0';
+    for (int k = 0, i = 0; k < LAYER_KIND_COUNT && len < sizeof expected; k++) {
+        const layer_ops *o = layer_ops_of((clasp_layer_kind)k);
+        if (o->syntax && !*o->syntax) continue;
+        const char *sep = !i ? "" : i == listed - 1 ? " or " : ", ";
+        int w = snprintf(expected + len, sizeof expected - len, "%s%s", sep,
+                         o->syntax ? o->syntax : o->keyword);
+        if (w > 0) len += (size_t)w;
+        i++;
+    }
     return clasp_error(CLASP_ERR_CONFIG,
-                       "architecture: '%s' at character %zu is not a layer; expected "
-                       "conv<K>x<K>-<out>[s<stride>][p<pad>][nb], maxpool<K>[s<stride>][p<pad>], "
-                       "avgpool<K>[s<stride>], fc<out>[nb], pad<l>,<r>,<t>,<b>, relu, swish, "
-                       "flatten, bn or add, each "
+                       "architecture: '%s' at character %zu is not a layer; expected %s, each "
                        "optionally with :label and (input[+input])",
-                       item, pos + 1);
+                       item, pos + 1, expected);
 }
 
 int clasp_nn_read_int(const char **p, int min, int *v)
@@ -36,64 +54,19 @@ int clasp_nn_read_int(const char **p, int min, int *v)
     return 1;
 }
 
-/* "<K>[s<stride>]" after a pool's name. */
-static int parse_pool(const char *rest, clasp_layer_spec *l)
-{
-    if (!clasp_nn_read_int(&rest, 1, &l->kernel)) return 0;
-    l->stride = l->kernel;
-    if (*rest == 's' && (rest++, !clasp_nn_read_int(&rest, 1, &l->stride))) return 0;
-    if (*rest == 'p' && (rest++, !clasp_nn_read_int(&rest, 0, &l->pad))) return 0;
-    return !*rest;
-}
-
-/* The layer part of an item (no label, no inputs). */
+/* The layer part of an item (no label, no inputs): the kinds whose keyword
+ * it starts with, in turn, until one reads it. */
 static int parse_kind(const char *item, clasp_layer_spec *l)
 {
-    int b = 0;
-    if (!strcmp(item, "relu")) return l->kind = CLASP_LAYER_RELU, 1;
-    if (!strcmp(item, "flatten")) return l->kind = CLASP_LAYER_FLATTEN, 1;
-    if (!strcmp(item, "bn")) return l->kind = CLASP_LAYER_BATCHNORM2D, 1;
-    if (!strcmp(item, "add")) return l->kind = CLASP_LAYER_ADD, 1;
-    if (!strcmp(item, "swish")) return l->kind = CLASP_LAYER_SWISH, 1;
-    /* What the formatter writes for a model's input normalisation; its
-     * mean and std are not in the text (a checkpoint's clasp.normalize
-     * metadata fills them, and a normalize left without them is refused
-     * when the model is built). */
-    if (!strcmp(item, "normalize")) return l->kind = CLASP_LAYER_NORMALIZE, 1;
-    if (!strncmp(item, "pad", 3)) {
-        const char *p = item + 3;
-        for (int k = 0; k < 4; k++)
-            if ((k && *p++ != ',') || !clasp_nn_read_int(&p, 0, &l->pads[k])) return 0;
-        return l->kind = CLASP_LAYER_PAD, !*p;
+    for (int k = 0; k < LAYER_KIND_COUNT; k++) {
+        const layer_ops *o = layer_ops_of((clasp_layer_kind)k);
+        size_t n = strlen(o->keyword);
+        if (strncmp(item, o->keyword, n)) continue;
+        memset(l, 0, sizeof *l);
+        l->kind = (clasp_layer_kind)k;
+        if (o->parse ? o->parse(item + n, l) : !item[n]) return 1;
     }
-    if (!strncmp(item, "conv", 4)) {
-        const char *p = item + 4;
-        if (!clasp_nn_read_int(&p, 1, &l->kernel) || *p++ != 'x' || !clasp_nn_read_int(&p, 1, &b) ||
-            b != l->kernel || *p++ != '-' || !clasp_nn_read_int(&p, 1, &l->out))
-            return 0;
-        l->kind = CLASP_LAYER_CONV2D;
-        l->stride = 1;
-        while (*p) {
-            if (!strncmp(p, "nb", 2)) l->no_bias = 1, p += 2;
-            else if (*p == 's') {
-                if (p++, !clasp_nn_read_int(&p, 1, &l->stride)) return 0;
-            } else if (*p == 'p') {
-                if (p++, !clasp_nn_read_int(&p, 0, &l->pad)) return 0;
-            } else return 0;
-        }
-        return 1;
-    }
-    if (!strncmp(item, "maxpool", 7))
-        return l->kind = CLASP_LAYER_MAXPOOL2D, parse_pool(item + 7, l);
-    if (!strncmp(item, "avgpool", 7))
-        return l->kind = CLASP_LAYER_AVGPOOL2D, parse_pool(item + 7, l);
-    if (!strncmp(item, "fc", 2)) {
-        const char *p = item + 2;
-        if (!clasp_nn_read_int(&p, 1, &l->out)) return 0;
-        l->kind = CLASP_LAYER_LINEAR;
-        if (!*p) return 1;
-        if (!strcmp(p, "nb")) return l->no_bias = 1, 1;
-    }
+    memset(l, 0, sizeof *l);
     return 0;
 }
 
@@ -171,12 +144,19 @@ static clasp_status parse_item(const char *s, size_t len, size_t pos, int index,
     return CLASP_OK;
 }
 
-/* Whether the item starting at s (spaces before it allowed) is a pad, whose
- * four numbers are separated by the same ',' as the items. */
-static int is_pad_item(const char *s)
+/* The commas inside the item starting at s (spaces before it allowed),
+ * which do not end it: its kind's item_commas when it is a keyword with
+ * such commas followed by a digit ("pad0,1,0,1"), else 0. */
+static int item_commas_at(const char *s)
 {
     while (*s == ' ' || *s == '\t') s++;
-    return !strncmp(s, "pad", 3) && s[3] >= '0' && s[3] <= '9';
+    for (int k = 0; k < LAYER_KIND_COUNT; k++) {
+        const layer_ops *o = layer_ops_of((clasp_layer_kind)k);
+        size_t n = strlen(o->keyword);
+        if (o->item_commas && !strncmp(s, o->keyword, n) && s[n] >= '0' && s[n] <= '9')
+            return o->item_commas;
+    }
+    return 0;
 }
 
 clasp_status clasp_arch_parse(const char *text, clasp_layer_spec **layers, int *n)
@@ -193,14 +173,14 @@ clasp_status clasp_arch_parse(const char *text, clasp_layer_spec **layers, int *
     }
     int count = 0;
     const char *start = text;
-    int pad_commas = 0; /* commas inside the current "pad<l>,<r>,<t>,<b>" item */
+    /* Commas the current item may still hold ("pad<l>,<r>,<t>,<b>": 3). */
+    int inner = item_commas_at(text);
     for (const char *p = text;; p++) {
-        if (*p == ',' && is_pad_item(start) && pad_commas < 3) {
-            pad_commas++;
+        if (*p == ',' && inner > 0) {
+            inner--;
             continue;
         }
         if (*p == ',' || *p == '\0') {
-            pad_commas = 0;
             const char *b = start, *e = p;
             while (b < e && (*b == ' ' || *b == '\t')) b++;
             while (e > b && (e[-1] == ' ' || e[-1] == '\t')) e--;
@@ -213,6 +193,7 @@ clasp_status clasp_arch_parse(const char *text, clasp_layer_spec **layers, int *
             count++;
             if (!*p) break;
             start = p + 1;
+            inner = item_commas_at(start);
         }
     }
     free(labels);
@@ -262,33 +243,11 @@ void clasp_arch_format(const clasp_layer_spec *ls, int n, char *buf, size_t size
     for (int i = 0; i < n; i++) {
         const clasp_layer_spec *l = &ls[i];
         if (i && !put(buf, size, &len, ",")) break;
-        switch (l->kind) {
-        case CLASP_LAYER_CONV2D:
-            put(buf, size, &len, "conv%dx%d-%d", l->kernel, l->kernel, l->out);
-            if (l->stride > 1) put(buf, size, &len, "s%d", l->stride);
-            if (l->pad > 0) put(buf, size, &len, "p%d", l->pad);
-            if (l->no_bias) put(buf, size, &len, "nb");
-            break;
-        case CLASP_LAYER_MAXPOOL2D:
-        case CLASP_LAYER_AVGPOOL2D:
-            put(buf, size, &len, "%s%d", l->kind == CLASP_LAYER_MAXPOOL2D ? "maxpool" : "avgpool",
-                l->kernel);
-            if (l->stride && l->stride != l->kernel) put(buf, size, &len, "s%d", l->stride);
-            if (l->pad > 0) put(buf, size, &len, "p%d", l->pad);
-            break;
-        case CLASP_LAYER_LINEAR:
-            put(buf, size, &len, "fc%d%s", l->out, l->no_bias ? "nb" : "");
-            break;
-        case CLASP_LAYER_RELU: put(buf, size, &len, "relu"); break;
-        case CLASP_LAYER_FLATTEN: put(buf, size, &len, "flatten"); break;
-        case CLASP_LAYER_BATCHNORM2D: put(buf, size, &len, "bn"); break;
-        case CLASP_LAYER_ADD: put(buf, size, &len, "add"); break;
-        case CLASP_LAYER_NORMALIZE: put(buf, size, &len, "normalize"); break;
-        case CLASP_LAYER_SWISH: put(buf, size, &len, "swish"); break;
-        case CLASP_LAYER_PAD:
-            put(buf, size, &len, "pad%d,%d,%d,%d", l->pads[0], l->pads[1], l->pads[2], l->pads[3]);
-            break;
-        }
+        const layer_ops *o = layer_ops_of(l->kind);
+        char item[ITEM_MAX];
+        if (o && o->format) o->format(l, item, sizeof item);
+        else snprintf(item, sizeof item, "%s", o ? o->keyword : "");
+        put(buf, size, &len, "%s", item);
         if (needs_label[i]) put(buf, size, &len, ":l%d", i);
         if (explicit_inputs(l, i)) {
             put(buf, size, &len, "(");

@@ -7,7 +7,7 @@
 #include "clasp/safetensors.h"
 #include "clasp/torchfile.h"
 #include "clasp_config.h"
-#include "nn/nn_internal.h"
+#include "nn/layers/layer.h"
 
 static clasp_status add_tensor(clasp_st_file *f, const char *name, clasp_tensor *t)
 {
@@ -21,21 +21,13 @@ static clasp_status add_tensor(clasp_st_file *f, const char *name, clasp_tensor 
     return st;
 }
 
-/* The first normalize layer's mean and std, as "m0,m1,m2/s0,s1,s2": the
- * layer has no tensors, so its constants travel in metadata. */
-static clasp_status save_normalize(const clasp_model *m, clasp_st_file *f)
+/* What the layers keep in metadata (constants that are not tensors, as
+ * normalize's mean and std): each kind writes its own. */
+static clasp_status save_layer_meta(const clasp_model *m, clasp_st_file *f)
 {
     for (int i = 0; i < m->n_nodes; i++) {
-        const clasp_layer_spec *l = &m->nodes[i].spec;
-        if (l->kind != CLASP_LAYER_NORMALIZE) continue;
-        char buf[256];
-        size_t len = 0;
-        for (int k = 0; k < 2 * m->in_c; k++) {
-            float v = k < m->in_c ? l->mean[k] : l->std[k - m->in_c];
-            const char *sep = k == 0 ? "" : k == m->in_c ? "/" : ",";
-            len += (size_t)snprintf(buf + len, sizeof buf - len, "%s%.9g", sep, (double)v);
-        }
-        return clasp_st_set_meta(f, "clasp.normalize", buf);
+        const clasp_node *n = &m->nodes[i];
+        if (n->ops->save_meta) CLASP_TRY(n->ops->save_meta(m, n, f));
     }
     return CLASP_OK;
 }
@@ -54,7 +46,7 @@ clasp_status clasp_model_save(clasp_model *m, const clasp_sgd *o, const clasp_kv
     if (st == CLASP_OK) st = clasp_st_set_meta(&f, "clasp.input", buf);
     snprintf(buf, sizeof buf, "%d", m->num_classes);
     if (st == CLASP_OK) st = clasp_st_set_meta(&f, "clasp.classes", buf);
-    if (st == CLASP_OK) st = save_normalize(m, &f);
+    if (st == CLASP_OK) st = save_layer_meta(m, &f);
     if (st == CLASP_OK && m->calibrated) {
         /* Calibration lives in metadata so the tensors stay a plain PyTorch
          * state dict. */
@@ -208,21 +200,6 @@ static clasp_status load_calibration(clasp_model *m, const clasp_st_file *f, con
     if (st == CLASP_OK) st = clasp_model_set_calibration(m, o, t);
     free(o);
     return st;
-}
-
-/* "m0,m1,m2/s0,s1,s2" of clasp.normalize into mean/std (c values each). */
-static clasp_status parse_normalize(const char *text, int c, float *mean, float *std,
-                                    const char *path)
-{
-    char buf[256];
-    snprintf(buf, sizeof buf, "%s", text);
-    char *slash = strchr(buf, '/');
-    if (!slash || c > CLASP_NORMALIZE_MAX_C)
-        return clasp_error(CLASP_ERR_FORMAT,
-                           "%s: metadata clasp.normalize '%s' is not MEAN,.../STD,...", path, text);
-    *slash = '\0';
-    CLASP_TRY(parse_floats(buf, mean, c, path));
-    return parse_floats(slash + 1, std, c, path);
 }
 
 /* RobustBench's wrapper keeps its normalisation as the buffers
@@ -428,7 +405,6 @@ clasp_status clasp_model_load_info(clasp_ctx *ctx, const char *path, const char 
     CLASP_TRY(read_any(path, &f, info));
     const char *arch = clasp_st_meta(&f, "clasp.arch");
     const char *input = clasp_st_meta(&f, "clasp.input");
-    const char *norm = clasp_st_meta(&f, "clasp.normalize");
     int c = 0, h = 0, w = 0;
     char detected[64];
     clasp_status st = CLASP_OK;
@@ -451,13 +427,14 @@ clasp_status clasp_model_load_info(clasp_ctx *ctx, const char *path, const char 
                          "%s: no clasp.arch/clasp.input metadata; give the architecture and input "
                          "shape",
                          path);
-    float mean[CLASP_NORMALIZE_MAX_C] = {0}, stdv[CLASP_NORMALIZE_MAX_C] = {0};
-    if (st == CLASP_OK && norm) st = parse_normalize(norm, c, mean, stdv, path);
-    /* Without clasp's metadata, RobustBench's wrapper says it. */
-    int wrapped = 0;
-    if (st == CLASP_OK && !norm && c > 0) st = file_normalize(&f, c, mean, stdv, path, &wrapped);
     clasp_model *m = NULL;
     if (st == CLASP_OK && clasp_model_is_preset(arch)) {
+        /* A preset takes its normalisation as arguments: clasp's metadata,
+         * or without it RobustBench's wrapper. */
+        float mean[CLASP_NORMALIZE_MAX_C] = {0}, stdv[CLASP_NORMALIZE_MAX_C] = {0};
+        int norm = 0, wrapped = 0;
+        st = layer_normalize_read_meta(&f, path, c, mean, stdv, &norm);
+        if (st == CLASP_OK && !norm) st = file_normalize(&f, c, mean, stdv, path, &wrapped);
         const char *cls = clasp_st_meta(&f, "clasp.classes");
         int k = cls ? atoi(cls) : preset_classes(&f);
         if (k <= 0)
@@ -472,13 +449,11 @@ clasp_status clasp_model_load_info(clasp_ctx *ctx, const char *path, const char 
         clasp_layer_spec *ls = NULL;
         int n = 0;
         st = clasp_arch_parse(arch, &ls, &n);
-        for (int i = 0; st == CLASP_OK && i < n; i++)
-            if (ls[i].kind == CLASP_LAYER_NORMALIZE) {
-                if (!norm)
-                    st = clasp_error(CLASP_ERR_FORMAT,
-                                     "%s: a normalize layer without clasp.normalize", path);
-                memcpy(ls[i].mean, mean, sizeof mean), memcpy(ls[i].std, stdv, sizeof stdv);
-            }
+        /* What the text leaves out, each kind from its metadata. */
+        for (int i = 0; st == CLASP_OK && i < n; i++) {
+            const layer_ops *o = layer_ops_of(ls[i].kind);
+            if (o && o->load_meta) st = o->load_meta(&f, path, c, &ls[i]);
+        }
         if (st == CLASP_OK) st = clasp_model_new(ctx, ls, n, c, h, w, &m);
         free(ls);
     }

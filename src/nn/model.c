@@ -88,23 +88,19 @@ clasp_status model_add_buffer(clasp_model *m, clasp_node *n, const char *suffix,
 
 /* ---- building ------------------------------------------------------------ */
 
-/* Automatic names for unnamed conv, linear and BatchNorm layers: conv1,
- * fc1, bn1, ... counted per kind, as the first model named them. */
+/* Automatic names for unnamed layers: a kind with a name stem counts its
+ * own (conv1, fc1, bn1, ...), the others share one count under their kind's
+ * name (relu1, maxpool2d2, ...), as the first model named them.
+ * counts[LAYER_KIND_COUNT] is the shared one. */
 static void auto_name(clasp_node *n, int *counts)
 {
     if (n->spec.name[0]) {
         snprintf(n->name, sizeof n->name, "%s", n->spec.name);
         return;
     }
-    const char *stem = NULL;
-    int *c = NULL;
-    switch (n->spec.kind) {
-    case CLASP_LAYER_CONV2D: stem = "conv", c = &counts[0]; break;
-    case CLASP_LAYER_LINEAR: stem = "fc", c = &counts[1]; break;
-    case CLASP_LAYER_BATCHNORM2D: stem = "bn", c = &counts[2]; break;
-    default: stem = n->ops->name, c = &counts[3]; break;
-    }
-    snprintf(n->name, sizeof n->name, "%s%d", stem, ++*c);
+    const char *stem = n->ops->name_stem;
+    int *c = stem ? &counts[n->spec.kind] : &counts[LAYER_KIND_COUNT];
+    snprintf(n->name, sizeof n->name, "%s%d", stem ? stem : n->ops->name, ++*c);
 }
 
 /* Which node's buffers hold each output: in place where it is safe (see
@@ -129,7 +125,7 @@ static void set_owners(clasp_model *m, int fold)
 
 static clasp_status wire(clasp_model *m)
 {
-    int counts[4] = {0};
+    int counts[LAYER_KIND_COUNT + 1] = {0};
     for (int i = 0; i < m->n_nodes; i++) {
         clasp_node *n = &m->nodes[i];
         const clasp_layer_spec *s = &n->spec;

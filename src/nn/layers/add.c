@@ -29,4 +29,11 @@ static clasp_status backward(clasp_model *m, clasp_node *n, const clasp_tensor *
     return CLASP_OK;
 }
 
-const layer_ops layer_add = {"add", 2, 0, 0, plan, NULL, forward, backward};
+const layer_ops layer_add = {
+    .name = "add",
+    .n_inputs = 2,
+    .plan = plan,
+    .forward = forward,
+    .backward = backward,
+    .keyword = "add",
+};

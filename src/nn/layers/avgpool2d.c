@@ -23,4 +23,14 @@ static clasp_status backward(clasp_model *m, clasp_node *n, const clasp_tensor *
                   : CLASP_OK;
 }
 
-const layer_ops layer_avgpool2d = {"avgpool2d", 1, 0, 0, plan, NULL, forward, backward};
+const layer_ops layer_avgpool2d = {
+    .name = "avgpool2d",
+    .n_inputs = 1,
+    .plan = plan,
+    .forward = forward,
+    .backward = backward,
+    .keyword = "avgpool",
+    .syntax = "avgpool<K>[s<stride>]",
+    .parse = layer_parse_pool,
+    .format = layer_format_pool,
+};

@@ -134,4 +134,13 @@ static clasp_status backward(clasp_model *m, clasp_node *n, const clasp_tensor *
                                           db);
 }
 
-const layer_ops layer_batchnorm2d = {"batchnorm2d", 1, 0, 0, plan, init, forward, backward};
+const layer_ops layer_batchnorm2d = {
+    .name = "batchnorm2d",
+    .n_inputs = 1,
+    .plan = plan,
+    .init = init,
+    .forward = forward,
+    .backward = backward,
+    .keyword = "bn",
+    .name_stem = "bn",
+};

@@ -3,7 +3,9 @@
  * folded eval forward (model.c) it runs with the BatchNorm after it folded
  * into its weights, which then wait in scratch[0..2] (batchnorm2d.c). */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "nn/layers/layer.h"
 
@@ -77,4 +79,44 @@ static clasp_status backward(clasp_model *m, clasp_node *n, const clasp_tensor *
     return clasp_conv2d_backward(in[0], w, dout, n->spec.stride, n->spec.pad, din[0], dw, db);
 }
 
-const layer_ops layer_conv2d = {"conv2d", 1, 0, 0, plan, init, forward, backward};
+/* "<K>x<K>-<out>[s<stride>][p<pad>][nb]" after "conv", the suffixes in any order. */
+static int parse_item(const char *p, clasp_layer_spec *l)
+{
+    int b = 0;
+    if (!clasp_nn_read_int(&p, 1, &l->kernel) || *p++ != 'x' || !clasp_nn_read_int(&p, 1, &b) ||
+        b != l->kernel || *p++ != '-' || !clasp_nn_read_int(&p, 1, &l->out))
+        return 0;
+    l->stride = 1;
+    while (*p) {
+        if (!strncmp(p, "nb", 2)) l->no_bias = 1, p += 2;
+        else if (*p == 's') {
+            if (p++, !clasp_nn_read_int(&p, 1, &l->stride)) return 0;
+        } else if (*p == 'p') {
+            if (p++, !clasp_nn_read_int(&p, 0, &l->pad)) return 0;
+        } else return 0;
+    }
+    return 1;
+}
+
+static int format_item(const clasp_layer_spec *l, char *buf, size_t size)
+{
+    char s[16] = "", p[16] = "";
+    if (l->stride > 1) snprintf(s, sizeof s, "s%d", l->stride);
+    if (l->pad > 0) snprintf(p, sizeof p, "p%d", l->pad);
+    return snprintf(buf, size, "conv%dx%d-%d%s%s%s", l->kernel, l->kernel, l->out, s, p,
+                    l->no_bias ? "nb" : "");
+}
+
+const layer_ops layer_conv2d = {
+    .name = "conv2d",
+    .n_inputs = 1,
+    .plan = plan,
+    .init = init,
+    .forward = forward,
+    .backward = backward,
+    .keyword = "conv",
+    .syntax = "conv<K>x<K>-<out>[s<stride>][p<pad>][nb]",
+    .parse = parse_item,
+    .format = format_item,
+    .name_stem = "conv",
+};

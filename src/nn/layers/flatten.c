@@ -24,4 +24,12 @@ static clasp_status backward(clasp_model *m, clasp_node *n, const clasp_tensor *
     return din[0] && din[0] != dout ? clasp_tensor_copy(din[0], dout) : CLASP_OK;
 }
 
-const layer_ops layer_flatten = {"flatten", 1, 2, 0, plan, NULL, forward, backward};
+const layer_ops layer_flatten = {
+    .name = "flatten",
+    .n_inputs = 1,
+    .in_place = 2,
+    .plan = plan,
+    .forward = forward,
+    .backward = backward,
+    .keyword = "flatten",
+};

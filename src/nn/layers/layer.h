@@ -1,11 +1,19 @@
 /* One layer kind behind one small interface. The model (src/nn/model.c) is
  * a graph of nodes in topological order; each node has a kind, and the
  * kind's functions do everything kind-specific: shapes, parameters and
- * buffers, initialisation, forward, backward, scratch. Adding a layer kind
- * is one file here and one entry in layer_table (layers.c). */
+ * buffers, initialisation, forward, backward, scratch, its item in the
+ * architecture text, its automatic name and any checkpoint metadata. The
+ * architecture parser and formatter (arch.c), the naming (model.c) and
+ * the checkpoint code (checkpoint.c) loop over the kinds and know none by
+ * name. Adding a layer kind is one file here (listed in meson.build) and
+ * one row in CLASP_LAYER_KINDS (clasp/model.h), from which the public enum
+ * and the table (layers.c) are made. */
 #ifndef CLASP_NN_LAYER_H
 #define CLASP_NN_LAYER_H
 
+#include <stddef.h>
+
+#include "clasp/safetensors.h"
 #include "nn/nn_internal.h"
 
 #if defined(__GNUC__)
@@ -39,13 +47,60 @@ typedef struct layer_ops {
      * (written). in/out are the forward's tensors. */
     clasp_status (*backward)(clasp_model *m, clasp_node *n, const clasp_tensor *const *in,
                              const clasp_tensor *out, const clasp_tensor *dout, clasp_tensor **din);
+
+    /* ---- its item in the architecture text (arch.c) ---- */
+    /* The word the item starts with: "conv", "maxpool", "relu". */
+    const char *keyword;
+    /* Its form in the parser's "expected ..." message:
+     * "maxpool<K>[s<stride>][p<pad>]" (NULL: the keyword alone; "": left
+     * out of the message, as normalize, whose values the text lacks). */
+    const char *syntax;
+    /* Reads what follows the keyword into l (zeroed, l->kind set): 1 when
+     * it is this kind's item, 0 when not. NULL: nothing may follow. */
+    int (*parse)(const char *rest, clasp_layer_spec *l);
+    /* Writes l's item, as parse reads it back, into buf (snprintf's
+     * return). NULL: the keyword. */
+    int (*format)(const clasp_layer_spec *l, char *buf, size_t size);
+    /* Commas inside the item, which do not end it (pad<l>,<r>,<t>,<b>: 3);
+     * such an item is told by its keyword followed by a digit. */
+    int item_commas;
+
+    /* ---- naming (model.c) ---- */
+    /* Stem of the automatic names of unnamed layers, counted per kind:
+     * "conv" gives conv1, conv2, ... (the state-dict names). NULL: the
+     * kind's name, counted in one count shared by all such kinds (relu1,
+     * maxpool2d2, ...), as the first model named them. */
+    const char *name_stem;
+
+    /* ---- checkpoint metadata (checkpoint.c), for constants that are not
+     * tensors (NULL: none) ---- */
+    /* Writes the node's into f. */
+    clasp_status (*save_meta)(const clasp_model *m, const clasp_node *n, clasp_st_file *f);
+    /* Fills l, parsed from the architecture text of the checkpoint f
+     * (file name path, in_c input channels), from f's metadata; an error
+     * naming path when it is missing or malformed. */
+    clasp_status (*load_meta)(const clasp_st_file *f, const char *path, int in_c,
+                              clasp_layer_spec *l);
 } layer_ops;
 
-/* The kinds, indexed by clasp_layer_kind. */
+/* How many kinds there are (the rows of CLASP_LAYER_KINDS). */
+#define LAYER_KIND_ONE_(name, file) +1
+enum { LAYER_KIND_COUNT = 0 CLASP_LAYER_KINDS(LAYER_KIND_ONE_) };
+#undef LAYER_KIND_ONE_
+
+/* The kinds, indexed by clasp_layer_kind; NULL for a number that is none. */
 const layer_ops *layer_ops_of(clasp_layer_kind kind);
 
-extern const layer_ops layer_conv2d, layer_linear, layer_relu, layer_maxpool2d, layer_flatten,
-    layer_batchnorm2d, layer_add, layer_avgpool2d, layer_normalize, layer_swish, layer_pad;
+#define LAYER_OPS_DECLARE_(name, file) extern const layer_ops layer_##file;
+CLASP_LAYER_KINDS(LAYER_OPS_DECLARE_)
+#undef LAYER_OPS_DECLARE_
+
+/* The mean and std of a checkpoint's input normalisation (its
+ * clasp.normalize metadata, c values each) with *has 1, or *has 0 when f
+ * has none; an error naming path when it is malformed. The preset path of
+ * the loader reads it too, since presets take mean/std as arguments. */
+clasp_status layer_normalize_read_meta(const clasp_st_file *f, const char *path, int c, float *mean,
+                                       float *std, int *has);
 
 /* Declares a trained parameter "<node name>.<suffix>" of the given shape;
  * its index is returned in *index. decay: weight decay applies. */
@@ -64,6 +119,12 @@ clasp_status layer_init_default(clasp_model *m, int weight, int bias, uint64_t s
 /* Shapes of a pooling layer (window kernel, stride, no padding; stride 0
  * means the kernel); `what` names it in messages ("max-pool"). */
 clasp_status layer_plan_pool(clasp_node *n, const char *what);
+
+/* A pool's item after its keyword, "<K>[s<stride>][p<pad>]", and the whole
+ * item ("maxpool3s2p1"; stride and padding written when they are not the
+ * default). */
+int layer_parse_pool(const char *rest, clasp_layer_spec *l);
+int layer_format_pool(const clasp_layer_spec *l, char *buf, size_t size);
 
 /* Shapes of an elementwise layer (relu, swish): the output is the input's shape. */
 clasp_status layer_plan_elementwise(clasp_model *m, clasp_node *n);

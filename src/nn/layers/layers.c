@@ -1,19 +1,15 @@
-/* The table of layer kinds, indexed by clasp_layer_kind. */
+/* The table of layer kinds, indexed by clasp_layer_kind: made from the
+ * rows of CLASP_LAYER_KINDS (clasp/model.h), so it cannot disagree with
+ * the public enum. */
+#include <stdio.h>
+
 #include "nn/layers/layer.h"
 
-static const layer_ops *const table[] = {
-    [CLASP_LAYER_CONV2D] = &layer_conv2d,
-    [CLASP_LAYER_LINEAR] = &layer_linear,
-    [CLASP_LAYER_RELU] = &layer_relu,
-    [CLASP_LAYER_MAXPOOL2D] = &layer_maxpool2d,
-    [CLASP_LAYER_FLATTEN] = &layer_flatten,
-    [CLASP_LAYER_BATCHNORM2D] = &layer_batchnorm2d,
-    [CLASP_LAYER_ADD] = &layer_add,
-    [CLASP_LAYER_AVGPOOL2D] = &layer_avgpool2d,
-    [CLASP_LAYER_NORMALIZE] = &layer_normalize,
-    [CLASP_LAYER_SWISH] = &layer_swish,
-    [CLASP_LAYER_PAD] = &layer_pad,
-};
+#define LAYER_ROW_(name, file) [CLASP_LAYER_##name] = &layer_##file,
+static const layer_ops *const table[] = {CLASP_LAYER_KINDS(LAYER_ROW_)};
+#undef LAYER_ROW_
+
+_Static_assert(sizeof table / sizeof table[0] == LAYER_KIND_COUNT, "one row per kind");
 
 const layer_ops *layer_ops_of(clasp_layer_kind kind)
 {
@@ -48,4 +44,22 @@ clasp_status layer_plan_elementwise(clasp_model *m, clasp_node *n)
     (void)m;
     n->out = n->in[0];
     return CLASP_OK;
+}
+
+int layer_parse_pool(const char *rest, clasp_layer_spec *l)
+{
+    if (!clasp_nn_read_int(&rest, 1, &l->kernel)) return 0;
+    l->stride = l->kernel;
+    if (*rest == 's' && (rest++, !clasp_nn_read_int(&rest, 1, &l->stride))) return 0;
+    if (*rest == 'p' && (rest++, !clasp_nn_read_int(&rest, 0, &l->pad))) return 0;
+    return !*rest;
+}
+
+int layer_format_pool(const clasp_layer_spec *l, char *buf, size_t size)
+{
+    const char *kw = layer_ops_of(l->kind)->keyword;
+    char s[16] = "", p[16] = "";
+    if (l->stride && l->stride != l->kernel) snprintf(s, sizeof s, "s%d", l->stride);
+    if (l->pad > 0) snprintf(p, sizeof p, "p%d", l->pad);
+    return snprintf(buf, size, "%s%d%s%s", kw, l->kernel, s, p);
 }

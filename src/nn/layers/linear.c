@@ -2,6 +2,9 @@
  * "<name>.bias". Its input must be 2-d, or 4-d of 1x1 maps, or come
  * through a flatten (which shares its input's buffer: a [N,C,H,W] tensor
  * is read as [N, C*H*W]). */
+#include <stdio.h>
+#include <string.h>
+
 #include "nn/layers/layer.h"
 
 static clasp_status plan(clasp_model *m, clasp_node *n)
@@ -46,4 +49,29 @@ static clasp_status backward(clasp_model *m, clasp_node *n, const clasp_tensor *
     return clasp_linear_backward(in[0], m->params[n->param[0]], dout, din[0], dw, db);
 }
 
-const layer_ops layer_linear = {"linear", 1, 0, 0, plan, init, forward, backward};
+/* "<out>[nb]" after "fc". */
+static int parse_item(const char *p, clasp_layer_spec *l)
+{
+    if (!clasp_nn_read_int(&p, 1, &l->out)) return 0;
+    if (!strcmp(p, "nb")) l->no_bias = 1, p += 2;
+    return !*p;
+}
+
+static int format_item(const clasp_layer_spec *l, char *buf, size_t size)
+{
+    return snprintf(buf, size, "fc%d%s", l->out, l->no_bias ? "nb" : "");
+}
+
+const layer_ops layer_linear = {
+    .name = "linear",
+    .n_inputs = 1,
+    .plan = plan,
+    .init = init,
+    .forward = forward,
+    .backward = backward,
+    .keyword = "fc",
+    .syntax = "fc<out>[nb]",
+    .parse = parse_item,
+    .format = format_item,
+    .name_stem = "fc",
+};

@@ -23,4 +23,14 @@ static clasp_status backward(clasp_model *m, clasp_node *n, const clasp_tensor *
     return din[0] ? clasp_maxpool2d_backward(dout, n->scratch[0], din[0]) : CLASP_OK;
 }
 
-const layer_ops layer_maxpool2d = {"maxpool2d", 1, 0, 0, plan, NULL, forward, backward};
+const layer_ops layer_maxpool2d = {
+    .name = "maxpool2d",
+    .n_inputs = 1,
+    .plan = plan,
+    .forward = forward,
+    .backward = backward,
+    .keyword = "maxpool",
+    .syntax = "maxpool<K>[s<stride>][p<pad>]",
+    .parse = layer_parse_pool,
+    .format = layer_format_pool,
+};

@@ -2,6 +2,9 @@
  * convolutions whose padding is not the same on both sides (DeepMind's
  * models pad stride-2 convolutions by 0,1,0,1 as TensorFlow's "SAME").
  * The backward crops the gradient back to the input's size. */
+#include <stdio.h>
+#include <string.h>
+
 #include "nn/layers/layer.h"
 
 static clasp_status plan(clasp_model *m, clasp_node *n)
@@ -32,4 +35,28 @@ static clasp_status backward(clasp_model *m, clasp_node *n, const clasp_tensor *
     return din[0] ? clasp_pad2d_backward(dout, n->spec.pads, din[0]) : CLASP_OK;
 }
 
-const layer_ops layer_pad = {"pad", 1, 0, 0, plan, NULL, forward, backward};
+/* "<l>,<r>,<t>,<b>" after "pad". */
+static int parse_item(const char *p, clasp_layer_spec *l)
+{
+    for (int k = 0; k < 4; k++)
+        if ((k && *p++ != ',') || !clasp_nn_read_int(&p, 0, &l->pads[k])) return 0;
+    return !*p;
+}
+
+static int format_item(const clasp_layer_spec *l, char *buf, size_t size)
+{
+    return snprintf(buf, size, "pad%d,%d,%d,%d", l->pads[0], l->pads[1], l->pads[2], l->pads[3]);
+}
+
+const layer_ops layer_pad = {
+    .name = "pad",
+    .n_inputs = 1,
+    .plan = plan,
+    .forward = forward,
+    .backward = backward,
+    .keyword = "pad",
+    .syntax = "pad<l>,<r>,<t>,<b>",
+    .parse = parse_item,
+    .format = format_item,
+    .item_commas = 3,
+};

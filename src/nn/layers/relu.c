@@ -16,4 +16,13 @@ static clasp_status backward(clasp_model *m, clasp_node *n, const clasp_tensor *
     return din[0] ? clasp_relu_backward(out, dout, din[0]) : CLASP_OK;
 }
 
-const layer_ops layer_relu = {"relu", 1, 1, 1, layer_plan_elementwise, NULL, forward, backward};
+const layer_ops layer_relu = {
+    .name = "relu",
+    .n_inputs = 1,
+    .in_place = 1,
+    .backward_needs_out = 1,
+    .plan = layer_plan_elementwise,
+    .forward = forward,
+    .backward = backward,
+    .keyword = "relu",
+};

@@ -16,4 +16,11 @@ static clasp_status backward(clasp_model *m, clasp_node *n, const clasp_tensor *
     return din[0] ? clasp_swish_backward(in[0], dout, din[0]) : CLASP_OK;
 }
 
-const layer_ops layer_swish = {"swish", 1, 0, 0, layer_plan_elementwise, NULL, forward, backward};
+const layer_ops layer_swish = {
+    .name = "swish",
+    .n_inputs = 1,
+    .plan = layer_plan_elementwise,
+    .forward = forward,
+    .backward = backward,
+    .keyword = "swish",
+};
