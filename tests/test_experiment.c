@@ -18,6 +18,7 @@
 #include "clasp/data.h"
 #include "clasp/eval.h"
 #include "clasp/experiment.h"
+#include "clasp/safetensors.h"
 
 #define SIDE 12
 #define N_TRAIN 400
@@ -297,6 +298,55 @@ static void test_full_run(void **state)
     reference = r;
 }
 
+/* The state file keeps format 2, which a clasp from before the model
+ * report's field table (model_fields.c) reads: its version, and each
+ * model's keys in the order that clasp wrote them. */
+static void assert_state_format_2(const char *path)
+{
+    clasp_st_file f;
+    assert_ok(clasp_st_read(path, &f));
+    const char *text = clasp_st_meta(&f, "clasp.state");
+    assert_non_null(text);
+    json_object *o = json_tokener_parse(text);
+    assert_non_null(o);
+    json_object *v, *models;
+    assert_true(json_object_object_get_ex(o, "version", &v));
+    assert_int_equal(json_object_get_int(v), 2);
+    assert_true(json_object_object_get_ex(o, "models", &models));
+    assert_true(json_object_array_length(models) >= 1);
+    static const char *const keys[] = {"name",
+                                       "defense",
+                                       "params",
+                                       "checkpoint",
+                                       "calibrated",
+                                       "calib_offsets",
+                                       "calib_temperature",
+                                       "train_seconds",
+                                       "eval_seconds",
+                                       "n_examples",
+                                       "labels",
+                                       "clean_pred",
+                                       "class_weight_norms",
+                                       "epochs",
+                                       "attacks"};
+    size_t i = 0;
+    json_object_object_foreach(json_object_array_get_idx(models, 0), key, val)
+    {
+        (void)val;
+        assert_true(i < sizeof keys / sizeof keys[0]);
+        assert_string_equal(key, keys[i]);
+        i++;
+    }
+    assert_int_equal(i, sizeof keys / sizeof keys[0]);
+    /* Doubles as exact hexadecimal text. */
+    assert_true(
+        json_object_object_get_ex(json_object_array_get_idx(models, 0), "train_seconds", &v));
+    assert_true(json_object_is_type(v, json_type_string));
+    assert_non_null(strstr(json_object_get_string(v), "0x"));
+    json_object_put(o);
+    clasp_st_free(&f);
+}
+
 static void test_interrupt_and_resume(void **state)
 {
     (void)state;
@@ -317,6 +367,7 @@ static void test_interrupt_and_resume(void **state)
      * second attacks, and after the very last attack. */
     assert_int_equal(run(0, 10, 0), CLASP_ERR_INTERRUPTED);
     assert_true(exists(out, "state.safetensors"));
+    assert_state_format_2(st_path);
     assert_false(exists(out, "report.json"));
     /* A fresh run refuses to overwrite the interrupted one. */
     assert_int_equal(run(0, 0, 0), CLASP_ERR_CONFIG);
