@@ -203,33 +203,29 @@ static void allreduce_pieces(void *v, size_t n, size_t elem, MPI_Datatype t, MPI
 }
 #endif
 
+/* One line per reduction: a no-op with one rank or without MPI. */
+#if CLASP_HAVE_MPI
+#define REDUCE(v, n, type, op) \
+    (g_size > 1 ? allreduce_pieces(v, n, sizeof *(v), type, op) : (void)0)
+#else
+#define REDUCE(v, n, type, op) ((void)(v), (void)(n))
+#endif
+
 clasp_status dist_sum_i64(int64_t *v, size_t n)
 {
-#if CLASP_HAVE_MPI
-    if (g_size > 1) allreduce_pieces(v, n, sizeof *v, MPI_INT64_T, MPI_SUM);
-#else
-    (void)v, (void)n;
-#endif
+    REDUCE(v, n, MPI_INT64_T, MPI_SUM);
     return CLASP_OK;
 }
 
 clasp_status dist_sum_f64(double *v, size_t n)
 {
-#if CLASP_HAVE_MPI
-    if (g_size > 1) allreduce_pieces(v, n, sizeof *v, MPI_DOUBLE, MPI_SUM);
-#else
-    (void)v, (void)n;
-#endif
+    REDUCE(v, n, MPI_DOUBLE, MPI_SUM);
     return CLASP_OK;
 }
 
 clasp_status dist_max_f64(double *v, size_t n)
 {
-#if CLASP_HAVE_MPI
-    if (g_size > 1) allreduce_pieces(v, n, sizeof *v, MPI_DOUBLE, MPI_MAX);
-#else
-    (void)v, (void)n;
-#endif
+    REDUCE(v, n, MPI_DOUBLE, MPI_MAX);
     return CLASP_OK;
 }
 

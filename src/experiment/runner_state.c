@@ -234,58 +234,58 @@ static void rstring(jr *r, json_object *o, const char *key, char *buf, size_t si
     snprintf(buf, size, "%s", v ? json_object_get_string(v) : "");
 }
 
-/* An int64 array of n entries (NULL for JSON null when nullable). */
-static int64_t *ri64_array(jr *r, json_object *o, const char *key, int n, int nullable)
+/* The array at key, checked to hold n entries (none only when
+ * allow_empty); NULL without an error for JSON null when nullable. */
+static json_object *rarray(jr *r, json_object *o, const char *key, int64_t n, int nullable,
+                           int allow_empty)
 {
     json_object *v = field(r, o, key, json_type_null);
-    if (!v && !r->bad && nullable) return NULL;
-    if (r->bad) return NULL;
-    if (json_object_is_type(v, json_type_null) && nullable) return NULL;
-    if (!json_object_is_type(v, json_type_array) || (int)json_object_array_length(v) != n) {
-        if (!r->bad)
-            snprintf(r->what, sizeof r->what, "'%s' is not an array of %d numbers", key, n);
+    if (r->bad || (nullable && json_object_is_type(v, json_type_null))) return NULL;
+    if (!json_object_is_type(v, json_type_array) || (int64_t)json_object_array_length(v) != n ||
+        n < 0 || (n == 0 && !allow_empty)) {
+        snprintf(r->what, sizeof r->what, "'%s' is not an array of %lld numbers", key,
+                 (long long)n);
         r->bad = 1;
         return NULL;
     }
-    int64_t *a = calloc((size_t)n, sizeof *a);
-    if (!a) return r->bad = 1, NULL;
-    for (int i = 0; i < n; i++)
+    return v;
+}
+
+/* Room for an array just read (n entries of size bytes). */
+static void *ralloc(jr *r, json_object *v, int64_t n, size_t size)
+{
+    if (!v) return NULL;
+    void *a = calloc(n ? (size_t)n : 1, size);
+    if (!a) r->bad = 1;
+    return a;
+}
+
+/* An int64 array of n entries (NULL for JSON null when nullable). */
+static int64_t *ri64_array(jr *r, json_object *o, const char *key, int n, int nullable)
+{
+    json_object *v = rarray(r, o, key, n, nullable, 1);
+    int64_t *a = ralloc(r, v, n, sizeof *a);
+    for (int i = 0; a && i < n; i++)
         a[i] = json_object_get_int64(json_object_array_get_idx(v, (size_t)i));
     return a;
 }
 
+/* Per-example outcomes: NULL for JSON null (not kept). */
 static int32_t *ri32_array(jr *r, json_object *o, const char *key, int64_t n)
 {
-    json_object *v = field(r, o, key, json_type_null);
-    if (r->bad || json_object_is_type(v, json_type_null)) return NULL;
-    if (!json_object_is_type(v, json_type_array) || (int64_t)json_object_array_length(v) != n ||
-        n <= 0) {
-        if (!r->bad)
-            snprintf(r->what, sizeof r->what, "'%s' is not an array of %lld numbers", key,
-                     (long long)n);
-        r->bad = 1;
-        return NULL;
-    }
-    int32_t *a = calloc((size_t)n, sizeof *a);
-    if (!a) return r->bad = 1, NULL;
-    for (int64_t i = 0; i < n; i++)
+    json_object *v = rarray(r, o, key, n, 1, 0);
+    int32_t *a = ralloc(r, v, n, sizeof *a);
+    for (int64_t i = 0; a && i < n; i++)
         a[i] = json_object_get_int(json_object_array_get_idx(v, (size_t)i));
     return a;
 }
 
+/* Hexadecimal floats: NULL for JSON null (not kept). */
 static float *rfloat_array(jr *r, json_object *o, const char *key, int n)
 {
-    json_object *v = field(r, o, key, json_type_null);
-    if (r->bad || json_object_is_type(v, json_type_null)) return NULL;
-    if (!json_object_is_type(v, json_type_array) || (int)json_object_array_length(v) != n) {
-        if (!r->bad)
-            snprintf(r->what, sizeof r->what, "'%s' is not an array of %d numbers", key, n);
-        r->bad = 1;
-        return NULL;
-    }
-    float *a = calloc((size_t)n, sizeof *a);
-    if (!a) return r->bad = 1, NULL;
-    for (int i = 0; i < n; i++)
+    json_object *v = rarray(r, o, key, n, 1, 1);
+    float *a = ralloc(r, v, n, sizeof *a);
+    for (int i = 0; a && i < n; i++)
         a[i] = (float)strtod(json_object_get_string(json_object_array_get_idx(v, (size_t)i)), NULL);
     return a;
 }
