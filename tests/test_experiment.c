@@ -18,6 +18,7 @@
 #include "clasp/data.h"
 #include "clasp/eval.h"
 #include "clasp/experiment.h"
+#include "clasp/safetensors.h"
 
 #define SIDE 12
 #define N_TRAIN 400
@@ -121,7 +122,7 @@ static clasp_status run(int resume, long stop_batches, long stop_attacks)
     stopper stop = {.batches = stop_batches, .attacks = stop_attacks};
     clasp_plan *p = NULL;
     assert_ok(clasp_plan_load(reg, yaml_path, &p));
-    clasp_run_options opt = {0};
+    clasp_run_options opt = {.ctx = tu_ctx_opts()};
     opt.resume = resume;
     opt.stop = &stop.flag;
     opt.hooks.user = &stop;
@@ -297,6 +298,55 @@ static void test_full_run(void **state)
     reference = r;
 }
 
+/* The state file keeps format 2, which a clasp from before the model
+ * report's field table (model_fields.c) reads: its version, and each
+ * model's keys in the order that clasp wrote them. */
+static void assert_state_format_2(const char *path)
+{
+    clasp_st_file f;
+    assert_ok(clasp_st_read(path, &f));
+    const char *text = clasp_st_meta(&f, "clasp.state");
+    assert_non_null(text);
+    json_object *o = json_tokener_parse(text);
+    assert_non_null(o);
+    json_object *v, *models;
+    assert_true(json_object_object_get_ex(o, "version", &v));
+    assert_int_equal(json_object_get_int(v), 2);
+    assert_true(json_object_object_get_ex(o, "models", &models));
+    assert_true(json_object_array_length(models) >= 1);
+    static const char *const keys[] = {"name",
+                                       "defense",
+                                       "params",
+                                       "checkpoint",
+                                       "calibrated",
+                                       "calib_offsets",
+                                       "calib_temperature",
+                                       "train_seconds",
+                                       "eval_seconds",
+                                       "n_examples",
+                                       "labels",
+                                       "clean_pred",
+                                       "class_weight_norms",
+                                       "epochs",
+                                       "attacks"};
+    size_t i = 0;
+    json_object_object_foreach(json_object_array_get_idx(models, 0), key, val)
+    {
+        (void)val;
+        assert_true(i < sizeof keys / sizeof keys[0]);
+        assert_string_equal(key, keys[i]);
+        i++;
+    }
+    assert_int_equal(i, sizeof keys / sizeof keys[0]);
+    /* Doubles as exact hexadecimal text. */
+    assert_true(
+        json_object_object_get_ex(json_object_array_get_idx(models, 0), "train_seconds", &v));
+    assert_true(json_object_is_type(v, json_type_string));
+    assert_non_null(strstr(json_object_get_string(v), "0x"));
+    json_object_put(o);
+    clasp_st_free(&f);
+}
+
 static void test_interrupt_and_resume(void **state)
 {
     (void)state;
@@ -317,6 +367,7 @@ static void test_interrupt_and_resume(void **state)
      * second attacks, and after the very last attack. */
     assert_int_equal(run(0, 10, 0), CLASP_ERR_INTERRUPTED);
     assert_true(exists(out, "state.safetensors"));
+    assert_state_format_2(st_path);
     assert_false(exists(out, "report.json"));
     /* A fresh run refuses to overwrite the interrupted one. */
     assert_int_equal(run(0, 0, 0), CLASP_ERR_CONFIG);
@@ -448,7 +499,7 @@ static void test_ensemble_run(void **state)
     assert_int_equal(p->attacks[2].n_members, 2);
     assert_true(clasp_plan_attack_linf_eps(&p->attacks[2]) == 0.05);
     assert_true(clasp_plan_attack_linf_eps(&p->attacks[3]) == 0); /* cw: unbounded */
-    clasp_run_options opt = {0};
+    clasp_run_options opt = {.ctx = tu_ctx_opts()};
     opt.hooks.log = quiet_log;
     assert_ok(clasp_experiment_run(p, reg, &opt));
     char rp[500];
@@ -532,7 +583,7 @@ static void test_exclude_classes_run(void **state)
     tu_write_file(path, y, strlen(y));
     clasp_plan *pl = NULL;
     assert_ok(clasp_plan_load(reg, path, &pl));
-    clasp_run_options opt = {0};
+    clasp_run_options opt = {.ctx = tu_ctx_opts()};
     opt.hooks.log = quiet_log;
     assert_ok(clasp_experiment_run(pl, reg, &opt));
     clasp_plan_free(pl);
@@ -626,7 +677,7 @@ static void test_train_alone_is_the_runners_training(void **state)
     tu_write_file(path, y, strlen(y));
     clasp_plan *p = NULL;
     assert_ok(clasp_plan_load(reg, path, &p));
-    clasp_run_options opt = {0};
+    clasp_run_options opt = {.ctx = tu_ctx_opts()};
     opt.hooks.log = quiet_log;
     assert_ok(clasp_experiment_run(p, reg, &opt));
 
@@ -658,6 +709,66 @@ static void test_train_alone_is_the_runners_training(void **state)
     clasp_dataset_free(&val);
     clasp_plan_free(p);
     rm_tree(aout);
+}
+
+/* The runner configures its context from the options it is given and
+ * reads no environment: a device and a GEMM provider named only in the
+ * environment are not used, the same named in the options are. */
+static void test_runner_options_not_environment(void **state)
+{
+    (void)state;
+    char path[400];
+    snprintf(path, sizeof path, "%s/opts.yaml", dir);
+    char y[1024];
+    snprintf(y, sizeof y,
+             "experiment: {name: tiny-opts, seed: 3}\n"
+             "data: {dataset: mnist, path: '%s', val_size: 40}\n"
+             "model: {arch: 'flatten,fc10'}\n"
+             "train: {epochs: 1, batch: 32, val_eval_size: 20, models: [{name: standard}]}\n"
+             "evaluate: {test_size: 20, batch: 20, attacks: [{name: fgsm, params: {eps: 0.1}}]}\n"
+             "output: {dir: '%s/opts-out'}\n",
+             dir, dir);
+    tu_write_file(path, y, strlen(y));
+    clasp_plan *p = NULL;
+    assert_ok(clasp_plan_load(reg, path, &p));
+    clasp_dataset all = {0}, train = {0}, val = {0};
+    assert_ok(clasp_dataset_load(p->dataset, p->data_path, 1, &all));
+    assert_ok(clasp_dataset_split(&all, p->val_size, p->seed, &train, &val));
+    train.n = 64;
+    clasp_ctx_opts good = *tu_ctx_opts();
+    clasp_run_options opt = {.ctx = &good};
+    opt.hooks.log = quiet_log;
+    clasp_model_report rep;
+
+    char *old_dev = getenv("CLASP_DEVICE") ? strdup(getenv("CLASP_DEVICE")) : NULL;
+    char *old_gemm = getenv("CLASP_GEMM") ? strdup(getenv("CLASP_GEMM")) : NULL;
+    setenv("CLASP_DEVICE", "no-such-device", 1);
+    setenv("CLASP_GEMM", "no-such-gemm", 1);
+    assert_ok(clasp_experiment_train(p, 0, &train, &val, NULL, NULL, &opt, &rep));
+    assert_int_equal(rep.n_epochs, 1);
+    clasp_model_report_free(&rep);
+    if (old_dev) setenv("CLASP_DEVICE", old_dev, 1);
+    else unsetenv("CLASP_DEVICE");
+    if (old_gemm) setenv("CLASP_GEMM", old_gemm, 1);
+    else unsetenv("CLASP_GEMM");
+    free(old_dev);
+    free(old_gemm);
+
+    clasp_ctx_opts bad = good;
+    snprintf(bad.device, sizeof bad.device, "no-such-device");
+    opt.ctx = &bad;
+    assert_int_equal(clasp_experiment_train(p, 0, &train, &val, NULL, NULL, &opt, &rep),
+                     CLASP_ERR_NOT_FOUND);
+    assert_non_null(strstr(clasp_last_error(), "no-such-device"));
+    bad = good;
+    snprintf(bad.gemm, sizeof bad.gemm, "no-such-gemm");
+    assert_int_equal(clasp_experiment_train(p, 0, &train, &val, NULL, NULL, &opt, &rep),
+                     CLASP_ERR_CONFIG);
+    assert_non_null(strstr(clasp_last_error(), "no-such-gemm"));
+    clasp_error_clear();
+    clasp_dataset_free(&train);
+    clasp_dataset_free(&val);
+    clasp_plan_free(p);
 }
 
 /* `clasp train` is clasp_experiment_train on a one-model plan with the
@@ -702,7 +813,7 @@ static void test_train_command_is_the_runners_training(void **state)
     assert_ok(clasp_dataset_load("mnist", dir, 1, &train));
     assert_ok(clasp_dataset_load("mnist", dir, 0, &test));
     clasp_dataset_truncate(&train, 300);
-    clasp_run_options opt = {0};
+    clasp_run_options opt = {.ctx = tu_ctx_opts()};
     opt.hooks.log = quiet_log;
     clasp_model_report rep;
     assert_ok(clasp_experiment_train(p, 0, &train, &test, "test", mine, &opt, &rep));
@@ -776,7 +887,7 @@ static void test_checkpoint_study(void **state)
     assert_string_equal(text, text2);
     free(text), free(text2);
     clasp_plan_free(q);
-    clasp_run_options opt = {0};
+    clasp_run_options opt = {.ctx = tu_ctx_opts()};
     opt.hooks.log = quiet_log;
     assert_ok(clasp_experiment_run(p, reg, &opt));
     clasp_plan_free(p);
@@ -914,7 +1025,7 @@ static void test_image_folder_study(void **state)
     clasp_plan *p = NULL;
     assert_ok(clasp_plan_parse(reg, y, strlen(y), "pre.yaml", &p));
     snprintf(ckpt, sizeof ckpt, "%s/images-model.safetensors", dir);
-    clasp_run_options ro = {0};
+    clasp_run_options ro = {.ctx = tu_ctx_opts()};
     ro.hooks.log = quiet_log;
     clasp_model_report mrep;
     assert_ok(clasp_experiment_train(p, 0, &train, &none, NULL, ckpt, &ro, &mrep));
@@ -1045,6 +1156,7 @@ int main(void)
         cmocka_unit_test(test_check_estimates_time),
         cmocka_unit_test(test_image_folder_study),
         cmocka_unit_test(test_train_alone_is_the_runners_training),
+        cmocka_unit_test(test_runner_options_not_environment),
         cmocka_unit_test(test_train_command_is_the_runners_training),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

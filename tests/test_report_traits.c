@@ -80,7 +80,7 @@ static void out_of_tree_gradient_free_attack(void **state)
     tu_write_file(yaml_path, yaml, strlen(yaml));
     clasp_plan *p = NULL;
     assert_ok(clasp_plan_load(reg, yaml_path, &p));
-    clasp_run_options opt = {0};
+    clasp_run_options opt = {.ctx = tu_ctx_opts()};
     opt.hooks.log = quiet_log;
     clasp_status st = clasp_experiment_run(p, reg, &opt);
     if (st != CLASP_OK) fail_msg("run: %s", clasp_last_error());

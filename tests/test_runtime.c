@@ -192,6 +192,37 @@ static void cache_hit_miss_corrupt(void **state)
     tu_rmdir(off_dir);
 }
 
+/* The device profile: queried once when the context is made, the one
+ * classification every device-dependent choice reads. */
+static void device_profile(void **state)
+{
+    (void)state;
+    clasp_device_info d = {0};
+    assert_int_equal(clasp_device_kind_of(&d), CLASP_DEVICE_CPU);
+    d.is_cpu = 1;
+    assert_int_equal(clasp_device_kind_of(&d), CLASP_DEVICE_CPU);
+    d.is_gpu = 1; /* Oclgrind: GPU and CPU at once */
+    assert_int_equal(clasp_device_kind_of(&d), CLASP_DEVICE_SIMULATOR);
+    d.is_cpu = 0;
+    assert_int_equal(clasp_device_kind_of(&d), CLASP_DEVICE_GPU);
+    assert_string_equal(clasp_device_kind_name(CLASP_DEVICE_SIMULATOR), "simulator");
+
+    clasp_ctx *ctx = tu_ctx();
+    const clasp_device_info *info = clasp_ctx_device(ctx);
+    const clasp_device_profile *p = clasp_ctx_device_profile(ctx);
+    assert_int_equal(p->kind, clasp_device_kind_of(info));
+    assert_string_equal(p->vendor, info->vendor);
+    assert_int_equal(p->compute_units, info->compute_units);
+    assert_true(p->compute_units > 0);
+    assert_true(p->vector_width > 0);
+    assert_true(p->local_mem > 0);
+    /* The CPU device the tests run on (PoCL): the CPU kernels. (Its cache
+     * size may read 0: some PoCL builds report none.) */
+    if (strstr(info->platform_name, "Portable Computing Language"))
+        assert_int_equal(p->kind, CLASP_DEVICE_CPU);
+    clasp_ctx_free(ctx);
+}
+
 static void build_error_names_call(void **state)
 {
     (void)state;
@@ -288,6 +319,7 @@ int main(void)
         cmocka_unit_test(device_by_index_and_name),
         cmocka_unit_test(device_bad_value_lists_choices),
         cmocka_unit_test(real_devices_listed),
+        cmocka_unit_test(device_profile),
         cmocka_unit_test(cache_hit_miss_corrupt),
         cmocka_unit_test(build_error_names_call),
         cmocka_unit_test(tensors_round_trip_and_pool_reuse),

@@ -475,6 +475,18 @@ static void test_corrupt_files(void **state)
 
 /* ---- first use and the cache turned off --------------------------------- */
 
+typedef struct log_lines {
+    int n;
+    char text[4][256];
+} log_lines;
+
+static void collect_line(void *user, const char *line)
+{
+    log_lines *l = user;
+    if (l->n < 4) snprintf(l->text[l->n], sizeof l->text[0], "%s", line);
+    l->n++;
+}
+
 static void test_ensure(void **state)
 {
     (void)state;
@@ -514,12 +526,18 @@ static void test_ensure(void **state)
     fclose(fp);
     text[got] = '\0';
     assert_non_null(strstr(text, "# marked\n"));
-    /* An untrusted one is replaced. */
+    /* An untrusted one is replaced, and with a log hook (the runner's
+     * news) the notice and its outcome go there, as two lines. */
     tu_write_file(path, "junk\n", 5);
-    clasp_tune_ensure(ctx, m, TINY_BATCH, 1);
+    log_lines lines = {0};
+    clasp_tune_model w = {.model = m, .batch = TINY_BATCH};
+    clasp_tune_ensure_workload_log(ctx, clasp_tune_model_workload, &w, 1, collect_line, &lines);
     assert_ok(clasp_tune_file_read(ctx, path, &e, &n, NULL, 0));
     assert_int_equal(n, 6);
     free(e);
+    assert_int_equal(lines.n, 2);
+    assert_non_null(strstr(lines.text[0], "no GEMM tuning for this device yet"));
+    assert_non_null(strstr(lines.text[1], "GEMM tuning done in"));
 
     clasp_model_free(m);
     clasp_ctx_free(ctx);

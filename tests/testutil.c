@@ -72,6 +72,14 @@ clasp_ctx *tu_ctx(void)
     return ctx;
 }
 
+const clasp_ctx_opts *tu_ctx_opts(void)
+{
+    static clasp_ctx_opts o;
+    static int read;
+    if (!read) clasp_ctx_opts_from_env(&o), read = 1;
+    return &o;
+}
+
 clasp_tensor *tu_tensor(clasp_ctx *ctx, int ndim, const int *shape, const float *host)
 {
     clasp_tensor *t = NULL;

@@ -41,6 +41,10 @@ double tu_max_rel_err(const float *a, const float *b, size_t n);
 /* A context on the default device (or CLASP_DEVICE); fails the test when
  * none can be made. */
 clasp_ctx *tu_ctx(void);
+/* The context options the test environment asks for
+ * (clasp_ctx_opts_from_env, read once): what the clasp command would pass
+ * to the runner. */
+const clasp_ctx_opts *tu_ctx_opts(void);
 /* Selects the conv/pool/norm kernel set on ctx (its kernels option). */
 void tu_set_kernels(clasp_ctx *ctx, clasp_kernel_set set);
 /* A new float tensor of the given shape holding host data (may be NULL). */

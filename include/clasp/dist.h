@@ -21,11 +21,17 @@ CLASP_API_BEGIN
 /* 1 when this clasp was built with MPI. */
 int clasp_dist_built(void);
 
-/* Starts MPI when launched by mpirun (or another MPI launcher) and, when
- * several ranks share a node, gives each its share of the CPU cores for
- * PoCL (POCL_MAX_PTHREAD_COUNT, unless already set). Safe to call once;
- * argc/argv may be NULL. */
+/* Starts MPI when launched by mpirun (or another MPI launcher). Safe to
+ * call once; argc/argv may be NULL. */
 clasp_status clasp_dist_init(int *argc, char ***argv);
+
+/* After clasp_dist_init: when several ranks share a node, each rank's
+ * share of the CPU cores (the cores the launcher bound it to when it did,
+ * else online cores / ranks here); 0 otherwise. The library sets nothing
+ * with it: a program gives it to PoCL before its first OpenCL call (the
+ * clasp command sets POCL_MAX_PTHREAD_COUNT, unless already set, and
+ * POCL_AFFINITY=0). */
+int clasp_dist_cpu_share(void);
 
 /* This process's rank and the number of ranks (0 and 1 without MPI). */
 int clasp_dist_rank(void);

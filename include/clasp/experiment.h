@@ -249,6 +249,12 @@ typedef struct clasp_run_options {
      * batches. NULL: nothing interrupts the run. */
     volatile sig_atomic_t *stop;
     clasp_run_hooks hooks;
+    /* The context's configuration (device, kernels, GEMM, tuning, cache
+     * folder); NULL: clasp_ctx_opts_default. The runner reads no
+     * environment: a program that wants the CLASP_* variables passes
+     * clasp_ctx_opts_from_env's result. A plan's experiment.device, when
+     * set, overrides the device named here. */
+    const clasp_ctx_opts *ctx;
 } clasp_run_options;
 
 /* Runs the whole plan (see the top of this file and experiments/README.md)

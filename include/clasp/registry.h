@@ -55,9 +55,14 @@ typedef struct clasp_plugin_refusal {
 /* An empty registry. */
 clasp_status clasp_registry_new(clasp_registry **out);
 
-/* An empty registry filled from the built-in folder and CLASP_PLUGIN_PATH
- * (see the top of this file). Fails only when out of memory; refusals are
- * recorded, not returned. */
+/* An empty registry filled from the built-in folder, then each folder of
+ * `path` (':'-separated; NULL or "": none) in order. Fails only when out
+ * of memory; refusals are recorded, not returned. Reads no environment. */
+clasp_status clasp_registry_open_path(const char *path, clasp_registry **out);
+
+/* clasp_registry_open_path with the CLASP_PLUGIN_PATH environment variable
+ * (see the top of this file): for programs at their edge, like the clasp
+ * command; the library never calls it. */
 clasp_status clasp_registry_open(clasp_registry **out);
 
 /* The built-in plugin folder clasp_registry_open uses (static string). */

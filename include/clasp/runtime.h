@@ -36,6 +36,34 @@ typedef struct clasp_device_info {
     size_t max_work_group;
 } clasp_device_info;
 
+/* What kind of device runs the kernels: every device-dependent choice
+ * (which kernels, scratch sizes, GEMM defaults, which devices ranks
+ * share) reads this one classification (clasp_device_profile). */
+typedef enum clasp_device_kind {
+    CLASP_DEVICE_CPU = 0,       /* CPU devices (and accelerators that are not GPUs) */
+    CLASP_DEVICE_GPU = 1,       /* a GPU that is not also a CPU */
+    CLASP_DEVICE_SIMULATOR = 2, /* reports itself as GPU and CPU at once (Oclgrind):
+                                 * runs the GPU kernels, interpreted on the host */
+} clasp_device_kind;
+
+/* The kind of a listed device (from its is_gpu and is_cpu). */
+clasp_device_kind clasp_device_kind_of(const clasp_device_info *d);
+
+/* "cpu", "gpu" or "simulator". */
+const char *clasp_device_kind_name(clasp_device_kind k);
+
+/* A context's device as the ops see it, queried once when the context is
+ * made. Fields OpenCL does not report are 0. */
+typedef struct clasp_device_profile {
+    clasp_device_kind kind;
+    char vendor[128];       /* CL_DEVICE_VENDOR */
+    unsigned compute_units; /* CL_DEVICE_MAX_COMPUTE_UNITS */
+    unsigned vector_width;  /* floats, CL_DEVICE_PREFERRED_VECTOR_WIDTH_FLOAT (at least 1) */
+    uint64_t local_mem;     /* bytes, CL_DEVICE_LOCAL_MEM_SIZE */
+    uint64_t global_cache;  /* bytes, CL_DEVICE_GLOBAL_MEM_CACHE_SIZE */
+    unsigned cache_line;    /* bytes, CL_DEVICE_GLOBAL_MEM_CACHELINE_SIZE */
+} clasp_device_profile;
+
 /* Lists every device of every platform. *out is malloc'd (free() it);
  * zero devices is not an error (n = 0). */
 clasp_status clasp_device_list(clasp_device_info **out, size_t *n);
@@ -68,9 +96,9 @@ typedef enum clasp_conv_path {
 } clasp_conv_path;
 
 /* A context's configuration. The library reads no environment variable
- * on its own behind these: clasp_ctx_opts_from_env is the one place that
- * does, for programs (like the clasp command) that want the documented
- * CLASP_* variables to apply. Append-only; `size` says how much of it the
+ * on its own behind these: clasp_ctx_opts_from_env (and clasp_ctx_new,
+ * which calls it) is for programs (like the clasp command) that want the
+ * documented CLASP_* variables to apply, and the library never calls it. Append-only; `size` says how much of it the
  * caller knows (members past it take their defaults). */
 typedef struct clasp_ctx_opts {
     size_t size;              /* sizeof(clasp_ctx_opts) of the caller */
@@ -126,6 +154,9 @@ void clasp_ctx_free(clasp_ctx *ctx);
 
 /* The device this context runs on. */
 const clasp_device_info *clasp_ctx_device(const clasp_ctx *ctx);
+
+/* Its profile, computed when the context was made (owned by the context). */
+const clasp_device_profile *clasp_ctx_device_profile(const clasp_ctx *ctx);
 
 /* Waits for all queued work. */
 clasp_status clasp_ctx_finish(clasp_ctx *ctx);

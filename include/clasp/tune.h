@@ -148,13 +148,20 @@ clasp_status clasp_tune_reset(const clasp_ctx *ctx, int *removed);
 
 /* First use of a device: tunes for the workload within `seconds` and
  * saves the file when the device has no usable tuning file yet, with a
- * one-line notice on stderr. Does nothing when the context's options turn
+ * one-line notice on stderr (clasp_tune_ensure_workload_log: through a
+ * log hook). Does nothing when the context's options turn
  * first-use tuning off (clasp_ctx_opts.tune, CLASP_TUNE=0 for the CLI) or
  * caching is off (a result that cannot be kept would cost the same time on
  * every run). Never fails: tuning only speeds things up, so a failure is a
  * warning. */
 void clasp_tune_ensure_workload(clasp_ctx *ctx, clasp_tune_workload_fn workload, void *user,
                                 double seconds);
+
+/* clasp_tune_ensure_workload with its notice (before tuning) and outcome
+ * (after) given to log as two lines instead of stderr; log NULL: stderr. */
+void clasp_tune_ensure_workload_log(clasp_ctx *ctx, clasp_tune_workload_fn workload, void *user,
+                                    double seconds, void (*log)(void *user, const char *line),
+                                    void *log_user);
 
 /* ---- the model layer's workload -------------------------------------- */
 

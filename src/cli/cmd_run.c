@@ -111,6 +111,9 @@ int cmd_run(int argc, char **argv)
     cli_run_ui ui;
     clasp_run_options opt = {0};
     cli_run_hooks(&ui, &opt.hooks);
+    clasp_ctx_opts ctx_opts;
+    clasp_ctx_opts_from_env(&ctx_opts);
+    opt.ctx = &ctx_opts;
     opt.resume = resume;
     opt.stop = &run_stop;
     stop_after[CLASP_RUN_STEP_BATCH] = env_count("CLASP_STOP_AFTER_BATCHES");

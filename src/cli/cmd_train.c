@@ -71,6 +71,9 @@ static int run(const train_opts *o)
     clasp_run_options opt;
     memset(&opt, 0, sizeof opt);
     cli_run_hooks(&ui, &opt.hooks);
+    clasp_ctx_opts ctx_opts;
+    clasp_ctx_opts_from_env(&ctx_opts);
+    opt.ctx = &ctx_opts;
     clasp_model_report rep;
     clasp_status st = clasp_experiment_train(&p, 0, &train, &test, "test", o->save, &opt, &rep);
     cli_run_ui_end(&ui);

@@ -1,5 +1,6 @@
 /* clasp: class-wise adversarial robustness on any OpenCL device. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "clasp/dist.h"
@@ -40,6 +41,21 @@ static void usage(FILE *f)
                "README)\n");
 }
 
+/* Several ranks on one node: PoCL's CPU device would start one thread per
+ * core in each. PoCL reads its settings from the environment only, before
+ * the first OpenCL call, so the command sets them here: each rank's share
+ * (unless the user set a count), and no pinning (PoCL's puts thread i on
+ * core i in every process alike). */
+static void share_cores(void)
+{
+    int share = clasp_dist_cpu_share();
+    if (!share) return;
+    char v[32];
+    snprintf(v, sizeof v, "%d", share);
+    setenv("POCL_MAX_PTHREAD_COUNT", v, 0);
+    setenv("POCL_AFFINITY", "0", 1);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") ||
@@ -59,6 +75,7 @@ int main(int argc, char **argv)
                 fprintf(stderr, "clasp: %s\n", clasp_last_error());
                 return 1;
             }
+            share_cores();
             int rc = commands[i].fn(argc - 1, argv + 1);
             /* A failed rank ends the job; an interrupted one (128 + signal)
              * ends after the others saved the state. */

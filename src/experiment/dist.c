@@ -83,27 +83,19 @@ static int launched_by_mpi(void)
     return 0;
 }
 
-#if CLASP_HAVE_MPI
-
 /* PoCL's CPU device starts one thread per core it sees: with several ranks
  * on a node each would start them all. Each rank gets its share: the cores
  * the launcher bound it to when it did, else online cores / ranks here. */
-static void share_cores(void)
+int clasp_dist_cpu_share(void)
 {
-    if (g_local_size <= 1) return;
+    if (g_local_size <= 1) return 0;
     long online = sysconf(_SC_NPROCESSORS_ONLN);
     cpu_set_t set;
     int mine = 0;
     if (sched_getaffinity(0, sizeof set, &set) == 0) mine = CPU_COUNT(&set);
     long share = mine > 0 && mine < online ? mine : online / g_local_size;
-    if (share < 1) share = 1;
-    char v[32];
-    snprintf(v, sizeof v, "%ld", share);
-    setenv("POCL_MAX_PTHREAD_COUNT", v, 0);
-    /* PoCL's pinning puts thread i on core i in every process alike. */
-    setenv("POCL_AFFINITY", "0", 1);
+    return share < 1 ? 1 : (int)share;
 }
-#endif
 
 clasp_status clasp_dist_init(int *argc, char ***argv)
 {
@@ -121,7 +113,6 @@ clasp_status clasp_dist_init(int *argc, char ***argv)
     MPI_Comm_rank(node, &g_local_rank);
     MPI_Comm_size(node, &g_local_size);
     MPI_Comm_free(&node);
-    share_cores();
 #else
     (void)argc, (void)argv;
     /* Copies that do not know of each other would write one output
@@ -155,10 +146,9 @@ void clasp_dist_finalize(int failed)
 #endif
 }
 
-const char *dist_device_spec(char *buf, size_t size)
+const char *dist_device_spec(const char *configured, char *buf, size_t size)
 {
-    const char *env = getenv("CLASP_DEVICE");
-    if (g_local_size <= 1 || (env && *env)) return NULL;
+    if (g_local_size <= 1 || (configured && *configured)) return NULL;
     clasp_device_info *list = NULL;
     size_t n = 0;
     if (clasp_device_list(&list, &n) != CLASP_OK) {
@@ -166,12 +156,14 @@ const char *dist_device_spec(char *buf, size_t size)
         return NULL;
     }
     size_t gpus = 0;
-    for (size_t i = 0; i < n; i++) gpus += list[i].is_gpu != 0;
+    /* The devices that take the GPU code path (clasp_device_kind): GPUs,
+     * and simulators of one, as the default device choice counts them. */
+    for (size_t i = 0; i < n; i++) gpus += clasp_device_kind_of(&list[i]) != CLASP_DEVICE_CPU;
     const char *spec = NULL;
     if (gpus > 1) {
         size_t want = (size_t)g_local_rank % gpus;
         for (size_t i = 0, g = 0; i < n && !spec; i++)
-            if (list[i].is_gpu && g++ == want) {
+            if (clasp_device_kind_of(&list[i]) != CLASP_DEVICE_CPU && g++ == want) {
                 snprintf(buf, size, "%d:%d", list[i].platform, list[i].device);
                 spec = buf;
             }
@@ -211,33 +203,29 @@ static void allreduce_pieces(void *v, size_t n, size_t elem, MPI_Datatype t, MPI
 }
 #endif
 
+/* One line per reduction: a no-op with one rank or without MPI. */
+#if CLASP_HAVE_MPI
+#define REDUCE(v, n, type, op) \
+    (g_size > 1 ? allreduce_pieces(v, n, sizeof *(v), type, op) : (void)0)
+#else
+#define REDUCE(v, n, type, op) ((void)(v), (void)(n))
+#endif
+
 clasp_status dist_sum_i64(int64_t *v, size_t n)
 {
-#if CLASP_HAVE_MPI
-    if (g_size > 1) allreduce_pieces(v, n, sizeof *v, MPI_INT64_T, MPI_SUM);
-#else
-    (void)v, (void)n;
-#endif
+    REDUCE(v, n, MPI_INT64_T, MPI_SUM);
     return CLASP_OK;
 }
 
 clasp_status dist_sum_f64(double *v, size_t n)
 {
-#if CLASP_HAVE_MPI
-    if (g_size > 1) allreduce_pieces(v, n, sizeof *v, MPI_DOUBLE, MPI_SUM);
-#else
-    (void)v, (void)n;
-#endif
+    REDUCE(v, n, MPI_DOUBLE, MPI_SUM);
     return CLASP_OK;
 }
 
 clasp_status dist_max_f64(double *v, size_t n)
 {
-#if CLASP_HAVE_MPI
-    if (g_size > 1) allreduce_pieces(v, n, sizeof *v, MPI_DOUBLE, MPI_MAX);
-#else
-    (void)v, (void)n;
-#endif
+    REDUCE(v, n, MPI_DOUBLE, MPI_MAX);
     return CLASP_OK;
 }
 

@@ -19,10 +19,11 @@
 int dist_local_rank(void);
 int dist_local_size(void);
 
-/* The device spec for this rank when the caller names none: with several
+/* The device spec for this rank when the configuration (`configured`, the
+ * context options' device; NULL or "": none) names none: with several
  * ranks on a node that has several GPUs, the local rank's GPU ("P:D" in
- * buf); otherwise NULL (CLASP_DEVICE, else the default device). */
-const char *dist_device_spec(char *buf, size_t size);
+ * buf); otherwise NULL (the configured device, else the default one). */
+const char *dist_device_spec(const char *configured, char *buf, size_t size);
 
 /* This rank's contiguous share [*begin, *end) of n items (batches): the
  * first n % size ranks get one more. */

@@ -644,15 +644,27 @@ static void shard(const clasp_dataset *d, int batch, clasp_dataset *view, size_t
     *nb_max = dist_shard_max(nb);
 }
 
+/* The tuner's notice, as news. */
+static void tune_say(void *user, const char *line)
+{
+    run_say(user, "%s", line);
+}
+
 /* The device with the data in place: the context, GEMM tuning, this rank's
  * shards and the batchers. */
 static clasp_status setup_device(runner *R)
 {
     const clasp_plan *p = R->p;
     int root = clasp_dist_rank() == 0;
+    clasp_ctx_opts co;
+    clasp_ctx_opts_default(&co);
+    const clasp_ctx_opts *given = R->opt->ctx;
+    if (given) memcpy(&co, given, given->size < sizeof co ? given->size : sizeof co);
+    co.size = sizeof co;
     char spec[32];
-    clasp_status st =
-        clasp_ctx_new(p->device ? p->device : dist_device_spec(spec, sizeof spec), &R->ctx);
+    const char *dev = p->device ? p->device : dist_device_spec(co.device, spec, sizeof spec);
+    if (dev) snprintf(co.device, sizeof co.device, "%s", dev);
+    clasp_status st = clasp_ctx_new_opts(&co, &R->ctx);
     if (st != CLASP_OK && p->device && p->device_loc[0]) {
         char msg[2048];
         snprintf(msg, sizeof msg, "%s", clasp_last_error());
@@ -669,11 +681,13 @@ static clasp_status setup_device(runner *R)
                 clasp_ctx_device(R->ctx)->name, R->train.n, R->val.n, R->val_eval.n, R->test.n,
                 R->K);
     if (clasp_dist_size() > 1) {
-        const char *threads = getenv("POCL_MAX_PTHREAD_COUNT");
+        int threads = clasp_dist_cpu_share();
+        char tbuf[16];
+        snprintf(tbuf, sizeof tbuf, "%d", threads);
         run_say(R,
                 "MPI: %d ranks (%d on this node), batch %d split across them; PoCL threads per "
                 "rank: %s",
-                clasp_dist_size(), dist_local_size(), p->batch, threads ? threads : "all");
+                clasp_dist_size(), dist_local_size(), p->batch, threads ? tbuf : "all");
     }
     /* First use of the device: tune GEMM for this experiment's model before
      * anything trains, so every model of the run (and a resumed one) uses
@@ -682,8 +696,11 @@ static clasp_status setup_device(runner *R)
     for (int turn = 0; turn < 2; turn++) {
         if ((turn == 0) == root) {
             clasp_model *probe = NULL;
-            if (new_model(R, -1, &probe) == CLASP_OK)
-                clasp_tune_ensure(R->ctx, probe, p->batch, 60);
+            if (new_model(R, -1, &probe) == CLASP_OK) {
+                clasp_tune_model tm = {.model = probe, .batch = p->batch};
+                clasp_tune_ensure_workload_log(R->ctx, clasp_tune_model_workload, &tm, 60,
+                                               R->opt->hooks.log ? tune_say : NULL, R);
+            }
             clasp_model_free(probe);
             clasp_error_clear();
         }

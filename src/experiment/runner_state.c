@@ -15,7 +15,9 @@
 
 #include "clasp/dist.h"
 #include "clasp/safetensors.h"
+#include "experiment/model_fields.h"
 #include "experiment/runner_internal.h"
+#include "util/json.h"
 
 /* clang-format off */
 #define STATE_VERSION 2 /* 2: per-example outcomes, ensembles, L2 distances, unbounded flags,
@@ -40,165 +42,107 @@ void run_report_free(clasp_model_report *r)
         free(ar->l2_dist);
     }
     free(r->attacks);
-    free(r->calib_offsets);
-    free(r->labels), free(r->clean_pred);
-    free(r->class_weight_norms);
+    for (size_t i = 0; i < model_n_fields; i++)
+        if (model_fields[i].type == MF_FLOATS || model_fields[i].type == MF_I32S)
+            free(*(void **)model_field_ptr(r, &model_fields[i]));
     memset(r, 0, sizeof *r);
 }
 
 /* ---- writing ------------------------------------------------------------ */
 
-/* json-c calls return NULL or non-zero on allocation failure; `ok`
- * gathers them so each builder has one error path. */
-typedef struct jb {
-    int ok;
-} jb;
-
-static void put(jb *b, json_object *o, const char *key, json_object *v)
-{
-    if (!v || json_object_object_add(o, key, v) != 0) {
-        json_object_put(v);
-        b->ok = 0;
-    }
-}
-
-static json_object *jdouble(double v)
+/* The builders are util/json.h's (allocation failures gathered in *bad);
+ * doubles and floats are the state's own: hexadecimal text, exact. Arrays
+ * given as NULL are JSON null. */
+static json_object *hexnum(double v, int *bad)
 {
     char buf[64];
     snprintf(buf, sizeof buf, "%a", v);
-    return json_object_new_string(buf);
+    return clasp_json_str(buf, bad);
 }
 
-/* Arrays; a NULL pointer becomes JSON null (json-c's null is a NULL
- * object, so it is added directly rather than through put()). */
-static void put_i64s(jb *b, json_object *o, const char *key, const int64_t *v, int n)
+static json_object *hexfloats(const float *v, int n, int *bad)
 {
-    if (!v) {
-        if (json_object_object_add(o, key, NULL) != 0) b->ok = 0;
-        return;
-    }
-    json_object *a = json_object_new_array();
-    for (int i = 0; a && i < n; i++) {
-        json_object *x = json_object_new_int64(v[i]);
-        if (!x || json_object_array_add(a, x) != 0) json_object_put(x), b->ok = 0;
-    }
-    put(b, o, key, a);
+    if (!v) return NULL;
+    json_object *a = clasp_json_arr(bad);
+    for (int i = 0; a && i < n; i++) clasp_json_push(a, hexnum((double)v[i], bad), bad);
+    return a;
 }
 
-static void put_i32s(jb *b, json_object *o, const char *key, const int32_t *v, int64_t n)
+static json_object *i32s(const int32_t *v, int64_t n, int *bad)
 {
-    if (!v) {
-        if (json_object_object_add(o, key, NULL) != 0) b->ok = 0;
-        return;
-    }
-    json_object *a = json_object_new_array();
-    for (int64_t i = 0; a && i < n; i++) {
-        json_object *x = json_object_new_int(v[i]);
-        if (!x || json_object_array_add(a, x) != 0) json_object_put(x), b->ok = 0;
-    }
-    put(b, o, key, a);
+    if (!v) return NULL;
+    json_object *a = clasp_json_arr(bad);
+    for (int64_t i = 0; a && i < n; i++) clasp_json_push(a, clasp_json_int(v[i], bad), bad);
+    return a;
 }
 
-static void put_floats(jb *b, json_object *o, const char *key, const float *v, int n)
+static json_object *model_json(const clasp_model_report *r, int K, int *bad)
 {
-    if (!v) {
-        if (json_object_object_add(o, key, NULL) != 0) b->ok = 0;
-        return;
-    }
-    json_object *a = json_object_new_array();
-    for (int i = 0; a && i < n; i++) {
-        json_object *x = jdouble((double)v[i]);
-        if (!x || json_object_array_add(a, x) != 0) json_object_put(x), b->ok = 0;
-    }
-    put(b, o, key, a);
-}
-
-static json_object *model_json(jb *b, const clasp_model_report *r, int K)
-{
-    json_object *o = json_object_new_object();
+    json_object *o = clasp_json_obj(bad);
     if (!o) return NULL;
-    put(b, o, "name", json_object_new_string(r->name));
-    put(b, o, "defense", json_object_new_string(r->defense));
-    put(b, o, "params", json_object_new_string(r->params));
-    put(b, o, "checkpoint", json_object_new_string(r->checkpoint));
-    put(b, o, "calibrated", json_object_new_int(r->calibrated));
-    put_floats(b, o, "calib_offsets", r->calibrated ? r->calib_offsets : NULL, K);
-    put(b, o, "calib_temperature", jdouble((double)r->calib_temperature));
-    put(b, o, "train_seconds", jdouble(r->train_seconds));
-    put(b, o, "eval_seconds", jdouble(r->eval_seconds));
-    put(b, o, "n_examples", json_object_new_int64(r->n_examples));
-    put_i32s(b, o, "labels", r->labels, r->n_examples);
-    put_i32s(b, o, "clean_pred", r->clean_pred, r->n_examples);
-    put_floats(b, o, "class_weight_norms", r->class_weight_norms, K);
-    json_object *eps = json_object_new_array();
+    model_fields_json(o, r, K, MF_STATE, hexnum, bad);
+    json_object *eps = clasp_json_arr(bad);
     for (int e = 0; eps && e < r->n_epochs; e++) {
         const clasp_epoch_report *ep = &r->epochs[e];
-        json_object *x = json_object_new_object();
-        if (!x) {
-            b->ok = 0;
-            break;
-        }
-        put(b, x, "epoch", json_object_new_int(ep->epoch));
-        put(b, x, "train_loss", jdouble(ep->train_loss));
-        put(b, x, "lr", jdouble(ep->lr));
-        put(b, x, "seconds", jdouble(ep->seconds));
-        put_i64s(b, x, "val_count", ep->val.count, K);
-        put_i64s(b, x, "val_clean", ep->val.clean_correct, K);
-        put_i64s(b, x, "val_robust", ep->val.robust_correct, K);
-        put_floats(b, x, "class_weights", ep->class_weights, K);
-        if (json_object_array_add(eps, x) != 0) json_object_put(x), b->ok = 0;
+        json_object *x = clasp_json_obj(bad);
+        if (!x) break;
+        clasp_json_set(x, "epoch", clasp_json_int(ep->epoch, bad), bad);
+        clasp_json_set(x, "train_loss", hexnum(ep->train_loss, bad), bad);
+        clasp_json_set(x, "lr", hexnum(ep->lr, bad), bad);
+        clasp_json_set(x, "seconds", hexnum(ep->seconds, bad), bad);
+        clasp_json_set(x, "val_count", clasp_json_ints(ep->val.count, K, bad), bad);
+        clasp_json_set(x, "val_clean", clasp_json_ints(ep->val.clean_correct, K, bad), bad);
+        clasp_json_set(x, "val_robust", clasp_json_ints(ep->val.robust_correct, K, bad), bad);
+        clasp_json_set(x, "class_weights", hexfloats(ep->class_weights, K, bad), bad);
+        clasp_json_push(eps, x, bad);
     }
-    put(b, o, "epochs", eps);
-    json_object *ats = json_object_new_array();
+    clasp_json_set(o, "epochs", eps, bad);
+    json_object *ats = clasp_json_arr(bad);
     for (int a = 0; ats && a < r->n_attacks; a++) {
         const clasp_attack_report *ar = &r->attacks[a];
-        json_object *x = json_object_new_object();
-        if (!x) {
-            b->ok = 0;
-            break;
-        }
-        put(b, x, "label", json_object_new_string(ar->label));
-        put(b, x, "plugin", json_object_new_string(ar->plugin));
-        put(b, x, "params", json_object_new_string(ar->params));
-        put_i64s(b, x, "count", ar->per_class.count, K);
-        put_i64s(b, x, "clean_correct", ar->per_class.clean_correct, K);
-        put_i64s(b, x, "robust_correct", ar->per_class.robust_correct, K);
-        put_i64s(b, x, "success", ar->success, K);
-        put_i64s(b, x, "flow", ar->flow, K * K);
-        put(b, x, "seconds", jdouble(ar->seconds));
-        put(b, x, "linf_eps", jdouble(ar->linf_eps));
-        put_i32s(b, x, "adv_pred", ar->adv_pred, r->n_examples);
-        json_object *mem = json_object_new_array();
-        for (int j = 0; mem && j < ar->n_members; j++) {
-            json_object *s = json_object_new_string(ar->member_labels[j]);
-            if (!s || json_object_array_add(mem, s) != 0) json_object_put(s), b->ok = 0;
-        }
-        put(b, x, "members", mem);
+        json_object *x = clasp_json_obj(bad);
+        if (!x) break;
+        clasp_json_set(x, "label", clasp_json_str(ar->label, bad), bad);
+        clasp_json_set(x, "plugin", clasp_json_str(ar->plugin, bad), bad);
+        clasp_json_set(x, "params", clasp_json_str(ar->params, bad), bad);
+        clasp_json_set(x, "count", clasp_json_ints(ar->per_class.count, K, bad), bad);
+        clasp_json_set(x, "clean_correct", clasp_json_ints(ar->per_class.clean_correct, K, bad),
+                       bad);
+        clasp_json_set(x, "robust_correct", clasp_json_ints(ar->per_class.robust_correct, K, bad),
+                       bad);
+        clasp_json_set(x, "success", clasp_json_ints(ar->success, K, bad), bad);
+        clasp_json_set(x, "flow", clasp_json_ints(ar->flow, K * K, bad), bad);
+        clasp_json_set(x, "seconds", hexnum(ar->seconds, bad), bad);
+        clasp_json_set(x, "linf_eps", hexnum(ar->linf_eps, bad), bad);
+        clasp_json_set(x, "adv_pred", i32s(ar->adv_pred, r->n_examples, bad), bad);
+        json_object *mem = clasp_json_arr(bad);
+        for (int j = 0; mem && j < ar->n_members; j++)
+            clasp_json_push(mem, clasp_json_str(ar->member_labels[j], bad), bad);
+        clasp_json_set(x, "members", mem, bad);
         if (ar->n_members) {
-            put_i64s(b, x, "first_flip", ar->first_flip, K * ar->n_members);
-            json_object *ms = json_object_new_array();
-            for (int j = 0; ms && j < ar->n_members; j++) {
-                json_object *s = jdouble(ar->member_seconds[j]);
-                if (!s || json_object_array_add(ms, s) != 0) json_object_put(s), b->ok = 0;
-            }
-            put(b, x, "member_seconds", ms);
+            clasp_json_set(x, "first_flip", clasp_json_ints(ar->first_flip, K * ar->n_members, bad),
+                           bad);
+            json_object *ms = clasp_json_arr(bad);
+            for (int j = 0; ms && j < ar->n_members; j++)
+                clasp_json_push(ms, hexnum(ar->member_seconds[j], bad), bad);
+            clasp_json_set(x, "member_seconds", ms, bad);
         }
-        put(b, x, "unbounded", json_object_new_int(ar->unbounded));
+        clasp_json_set(x, "unbounded", clasp_json_int(ar->unbounded, bad), bad);
         if (ar->traits_known) {
-            json_object *t = json_object_new_object();
-            if (t) {
-                put(b, t, "gradient_free", json_object_new_int(ar->gradient_free));
-                put(b, t, "budget", json_object_new_string(ar->budget));
-                put(b, t, "temperature", json_object_new_string(ar->temperature));
-                put(b, t, "equals_at_one", json_object_new_string(ar->equals_at_one));
-            }
-            put(b, x, "traits", t);
+            json_object *t = clasp_json_obj(bad);
+            clasp_json_set(t, "gradient_free", clasp_json_int(ar->gradient_free, bad), bad);
+            clasp_json_set(t, "budget", clasp_json_str(ar->budget, bad), bad);
+            clasp_json_set(t, "temperature", clasp_json_str(ar->temperature, bad), bad);
+            clasp_json_set(t, "equals_at_one", clasp_json_str(ar->equals_at_one, bad), bad);
+            clasp_json_set(x, "traits", t, bad);
         }
-        put_floats(b, x, "l2_dist", ar->l2_dist,
-                   ar->l2_dist ? (int)clasp_class_sum(ar->success, K) : 0);
-        if (json_object_array_add(ats, x) != 0) json_object_put(x), b->ok = 0;
+        clasp_json_set(x, "l2_dist",
+                       hexfloats(ar->l2_dist,
+                                 ar->l2_dist ? (int)clasp_class_sum(ar->success, K) : 0, bad),
+                       bad);
+        clasp_json_push(ats, x, bad);
     }
-    put(b, o, "attacks", ats);
+    clasp_json_set(o, "attacks", ats, bad);
     return o;
 }
 
@@ -207,37 +151,33 @@ clasp_status run_state_save(runner *R, clasp_model *model, const clasp_sgd *sgd)
     /* Rank 0 writes the state; the other ranks hold the same. Training
      * alone keeps none. */
     if (clasp_dist_rank() != 0 || !R->state_path[0]) return CLASP_OK;
-    jb b = {1};
-    json_object *o = json_object_new_object();
+    int bad = 0;
+    json_object *o = clasp_json_obj(&bad);
     if (!o) return clasp_error(CLASP_ERR_NOMEM, "out of memory");
-    put(&b, o, "version", json_object_new_int(STATE_VERSION));
-    put(&b, o, "config_hash", json_object_new_string(R->hash));
-    put(&b, o, "device", json_object_new_string(clasp_ctx_device(R->ctx)->name));
-    put(&b, o, "ranks", json_object_new_int(clasp_dist_size()));
-    put(&b, o, "started", json_object_new_string(R->started));
-    put(&b, o, "wall_seconds", jdouble(R->wall_before + (clasp_now() - R->t0)));
-    put(&b, o, "num_classes", json_object_new_int(R->K));
-    json_object *pos = json_object_new_object();
-    if (pos) {
-        put(&b, pos, "model", json_object_new_int(R->pos.model));
-        put(&b, pos, "phase",
-            json_object_new_string(R->pos.phase == RUN_PHASE_TRAIN ? "train" : "eval"));
-        put(&b, pos, "epoch", json_object_new_int(R->pos.epoch));
-        put(&b, pos, "batch", json_object_new_int64(R->pos.batch));
-        put(&b, pos, "attack", json_object_new_int(R->pos.attack));
-        put(&b, pos, "loss_sum", jdouble(R->pos.loss_sum));
-        put(&b, pos, "loss_n", jdouble(R->pos.loss_n));
-    }
-    put(&b, o, "position", pos);
+    clasp_json_set(o, "version", clasp_json_int(STATE_VERSION, &bad), &bad);
+    clasp_json_set(o, "config_hash", clasp_json_str(R->hash, &bad), &bad);
+    clasp_json_set(o, "device", clasp_json_str(clasp_ctx_device(R->ctx)->name, &bad), &bad);
+    clasp_json_set(o, "ranks", clasp_json_int(clasp_dist_size(), &bad), &bad);
+    clasp_json_set(o, "started", clasp_json_str(R->started, &bad), &bad);
+    clasp_json_set(o, "wall_seconds", hexnum(R->wall_before + (clasp_now() - R->t0), &bad), &bad);
+    clasp_json_set(o, "num_classes", clasp_json_int(R->K, &bad), &bad);
+    json_object *pos = clasp_json_obj(&bad);
+    clasp_json_set(pos, "model", clasp_json_int(R->pos.model, &bad), &bad);
+    clasp_json_set(pos, "phase",
+                   clasp_json_str(R->pos.phase == RUN_PHASE_TRAIN ? "train" : "eval", &bad), &bad);
+    clasp_json_set(pos, "epoch", clasp_json_int(R->pos.epoch, &bad), &bad);
+    clasp_json_set(pos, "batch", clasp_json_int(R->pos.batch, &bad), &bad);
+    clasp_json_set(pos, "attack", clasp_json_int(R->pos.attack, &bad), &bad);
+    clasp_json_set(pos, "loss_sum", hexnum(R->pos.loss_sum, &bad), &bad);
+    clasp_json_set(pos, "loss_n", hexnum(R->pos.loss_n, &bad), &bad);
+    clasp_json_set(o, "position", pos, &bad);
     /* Finished models and the one under way (partial), in plan order. */
-    json_object *models = json_object_new_array();
-    for (int i = 0; models && i <= R->pos.model && i < R->p->n_models; i++) {
-        json_object *m = model_json(&b, &R->reports[i], R->K);
-        if (!m || json_object_array_add(models, m) != 0) json_object_put(m), b.ok = 0;
-    }
-    put(&b, o, "models", models);
+    json_object *models = clasp_json_arr(&bad);
+    for (int i = 0; models && i <= R->pos.model && i < R->p->n_models; i++)
+        clasp_json_push(models, model_json(&R->reports[i], R->K, &bad), &bad);
+    clasp_json_set(o, "models", models, &bad);
     clasp_status st = CLASP_OK;
-    if (!b.ok) st = clasp_error(CLASP_ERR_NOMEM, "out of memory (state JSON)");
+    if (bad) st = clasp_error(CLASP_ERR_NOMEM, "out of memory (state JSON)");
     if (st == CLASP_OK) {
         const char *text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
         clasp_kv kv = {STATE_KEY, text};
@@ -294,58 +234,58 @@ static void rstring(jr *r, json_object *o, const char *key, char *buf, size_t si
     snprintf(buf, size, "%s", v ? json_object_get_string(v) : "");
 }
 
-/* An int64 array of n entries (NULL for JSON null when nullable). */
-static int64_t *ri64_array(jr *r, json_object *o, const char *key, int n, int nullable)
+/* The array at key, checked to hold n entries (none only when
+ * allow_empty); NULL without an error for JSON null when nullable. */
+static json_object *rarray(jr *r, json_object *o, const char *key, int64_t n, int nullable,
+                           int allow_empty)
 {
     json_object *v = field(r, o, key, json_type_null);
-    if (!v && !r->bad && nullable) return NULL;
-    if (r->bad) return NULL;
-    if (json_object_is_type(v, json_type_null) && nullable) return NULL;
-    if (!json_object_is_type(v, json_type_array) || (int)json_object_array_length(v) != n) {
-        if (!r->bad)
-            snprintf(r->what, sizeof r->what, "'%s' is not an array of %d numbers", key, n);
+    if (r->bad || (nullable && json_object_is_type(v, json_type_null))) return NULL;
+    if (!json_object_is_type(v, json_type_array) || (int64_t)json_object_array_length(v) != n ||
+        n < 0 || (n == 0 && !allow_empty)) {
+        snprintf(r->what, sizeof r->what, "'%s' is not an array of %lld numbers", key,
+                 (long long)n);
         r->bad = 1;
         return NULL;
     }
-    int64_t *a = calloc((size_t)n, sizeof *a);
-    if (!a) return r->bad = 1, NULL;
-    for (int i = 0; i < n; i++)
+    return v;
+}
+
+/* Room for an array just read (n entries of size bytes). */
+static void *ralloc(jr *r, json_object *v, int64_t n, size_t size)
+{
+    if (!v) return NULL;
+    void *a = calloc(n ? (size_t)n : 1, size);
+    if (!a) r->bad = 1;
+    return a;
+}
+
+/* An int64 array of n entries (NULL for JSON null when nullable). */
+static int64_t *ri64_array(jr *r, json_object *o, const char *key, int n, int nullable)
+{
+    json_object *v = rarray(r, o, key, n, nullable, 1);
+    int64_t *a = ralloc(r, v, n, sizeof *a);
+    for (int i = 0; a && i < n; i++)
         a[i] = json_object_get_int64(json_object_array_get_idx(v, (size_t)i));
     return a;
 }
 
+/* Per-example outcomes: NULL for JSON null (not kept). */
 static int32_t *ri32_array(jr *r, json_object *o, const char *key, int64_t n)
 {
-    json_object *v = field(r, o, key, json_type_null);
-    if (r->bad || json_object_is_type(v, json_type_null)) return NULL;
-    if (!json_object_is_type(v, json_type_array) || (int64_t)json_object_array_length(v) != n ||
-        n <= 0) {
-        if (!r->bad)
-            snprintf(r->what, sizeof r->what, "'%s' is not an array of %lld numbers", key,
-                     (long long)n);
-        r->bad = 1;
-        return NULL;
-    }
-    int32_t *a = calloc((size_t)n, sizeof *a);
-    if (!a) return r->bad = 1, NULL;
-    for (int64_t i = 0; i < n; i++)
+    json_object *v = rarray(r, o, key, n, 1, 0);
+    int32_t *a = ralloc(r, v, n, sizeof *a);
+    for (int64_t i = 0; a && i < n; i++)
         a[i] = json_object_get_int(json_object_array_get_idx(v, (size_t)i));
     return a;
 }
 
+/* Hexadecimal floats: NULL for JSON null (not kept). */
 static float *rfloat_array(jr *r, json_object *o, const char *key, int n)
 {
-    json_object *v = field(r, o, key, json_type_null);
-    if (r->bad || json_object_is_type(v, json_type_null)) return NULL;
-    if (!json_object_is_type(v, json_type_array) || (int)json_object_array_length(v) != n) {
-        if (!r->bad)
-            snprintf(r->what, sizeof r->what, "'%s' is not an array of %d numbers", key, n);
-        r->bad = 1;
-        return NULL;
-    }
-    float *a = calloc((size_t)n, sizeof *a);
-    if (!a) return r->bad = 1, NULL;
-    for (int i = 0; i < n; i++)
+    json_object *v = rarray(r, o, key, n, 1, 1);
+    float *a = ralloc(r, v, n, sizeof *a);
+    for (int i = 0; a && i < n; i++)
         a[i] = (float)strtod(json_object_get_string(json_object_array_get_idx(v, (size_t)i)), NULL);
     return a;
 }
@@ -353,19 +293,20 @@ static float *rfloat_array(jr *r, json_object *o, const char *key, int n)
 static void read_model(jr *r, json_object *o, int K, clasp_model_report *m)
 {
     memset(m, 0, sizeof *m);
-    rstring(r, o, "name", m->name, sizeof m->name);
-    rstring(r, o, "defense", m->defense, sizeof m->defense);
-    rstring(r, o, "params", m->params, sizeof m->params);
-    rstring(r, o, "checkpoint", m->checkpoint, sizeof m->checkpoint);
-    m->calibrated = (int)rint64(r, o, "calibrated");
-    m->calib_offsets = rfloat_array(r, o, "calib_offsets", K);
-    m->calib_temperature = (float)rdouble(r, o, "calib_temperature");
-    m->train_seconds = rdouble(r, o, "train_seconds");
-    m->eval_seconds = rdouble(r, o, "eval_seconds");
-    m->n_examples = rint64(r, o, "n_examples");
-    m->labels = ri32_array(r, o, "labels", m->n_examples);
-    m->clean_pred = ri32_array(r, o, "clean_pred", m->n_examples);
-    m->class_weight_norms = rfloat_array(r, o, "class_weight_norms", K);
+    for (size_t i = 0; i < model_n_fields && !r->bad; i++) {
+        const model_field *f = &model_fields[i];
+        if (!(f->in & MF_STATE)) continue;
+        void *p = model_field_ptr(m, f);
+        switch (f->type) {
+        case MF_STR: rstring(r, o, f->key, p, f->size); break;
+        case MF_INT: *(int *)p = (int)rint64(r, o, f->key); break;
+        case MF_I64: *(int64_t *)p = rint64(r, o, f->key); break;
+        case MF_FLOAT: *(float *)p = (float)rdouble(r, o, f->key); break;
+        case MF_DOUBLE: *(double *)p = rdouble(r, o, f->key); break;
+        case MF_FLOATS: *(float **)p = rfloat_array(r, o, f->key, K); break;
+        case MF_I32S: *(int32_t **)p = ri32_array(r, o, f->key, m->n_examples); break;
+        }
+    }
     json_object *eps = field(r, o, "epochs", json_type_array);
     int ne = eps ? (int)json_object_array_length(eps) : 0;
     m->epochs = ne ? calloc((size_t)ne, sizeof *m->epochs) : NULL;

@@ -180,12 +180,9 @@ static clasp_status check_bias(const char *op, const char *name, const clasp_ten
 
 static size_t scratch_budget(clasp_ctx *ctx)
 {
-    if (ctx->info.is_gpu) return CONV_SCRATCH_GPU;
-    cl_ulong cache = 0;
-    if (clGetDeviceInfo(ctx->device, CL_DEVICE_GLOBAL_MEM_CACHE_SIZE, sizeof cache, &cache, NULL) !=
-            CL_SUCCESS ||
-        cache == 0)
-        return CONV_SCRATCH_CPU_DEFAULT;
+    if (clasp_ctx_gpu_like(ctx)) return CONV_SCRATCH_GPU;
+    uint64_t cache = ctx->devprof.global_cache;
+    if (cache == 0) return CONV_SCRATCH_CPU_DEFAULT;
     size_t b = (size_t)(cache / 8);
     if (b < CONV_SCRATCH_CPU_MIN) b = CONV_SCRATCH_CPU_MIN;
     if (b > CONV_SCRATCH_CPU_MAX) b = CONV_SCRATCH_CPU_MAX;
@@ -197,7 +194,7 @@ static size_t scratch_budget(clasp_ctx *ctx)
  * pixels) would otherwise be a few hundred columns. Unmeasured. */
 static size_t wino_budget(clasp_ctx *ctx)
 {
-    return ctx->info.is_gpu ? CONV_SCRATCH_GPU : 4 * scratch_budget(ctx);
+    return clasp_ctx_gpu_like(ctx) ? CONV_SCRATCH_GPU : 4 * scratch_budget(ctx);
 }
 
 /* Scratch of one conv call, sized for chunks of nb_max images. */

@@ -261,7 +261,7 @@ static tiled_plan plan_tiled(int ta, int tb, int m, int n)
 static int default_splitk(const clasp_ctx *ctx, int M, int N, int K, int tm, int tn)
 {
     long tiles = (long)((M + tm - 1) / tm) * ((N + tn - 1) / tn);
-    long want = 256L * (ctx->info.compute_units ? ctx->info.compute_units : 1);
+    long want = 256L * (ctx->devprof.compute_units ? ctx->devprof.compute_units : 1);
     if (K < 2048 || tiles >= want) return 1;
     long s = (want + tiles - 1) / tiles;
     long cap = K / 1024;
@@ -346,14 +346,13 @@ static clasp_gemm_params own_heuristic(const clasp_ctx *ctx, int ta, int tb, int
  * K 784], NT: CLBlast 11.7 s, DOT 0.07 s. */
 #define GEMM_THIN 16
 
-/* A device that reports itself as both GPU and CPU is a simulator (Oclgrind
- * does): CLBlast has no tuned parameters for it, and its untuned kernels,
+/* GPUs only, not simulators of one (clasp_device_kind; Oclgrind): CLBlast has no tuned parameters for it, and its untuned kernels,
  * which stage tiles through local memory behind barriers, interpret far
  * slower there than clasp's (conv2 of the default CNN, [64 x 98, K 200]:
  * CLBlast 4.3 s, TILED 0.26 s on Oclgrind). */
 static int clblast_by_default(const clasp_ctx *ctx)
 {
-    return ctx->info.is_gpu && !ctx->info.is_cpu;
+    return ctx->devprof.kind == CLASP_DEVICE_GPU;
 }
 
 static clasp_gemm_params heuristic(const clasp_ctx *ctx, int ta, int tb, int m, int n, int k)

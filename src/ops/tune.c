@@ -13,6 +13,7 @@
  * runs once untimed first so that program builds are not counted. Rounds
  * alternate over the surviving candidates and keep each one's minimum:
  * on a shared machine the minimum is the least disturbed sample. */
+#include <stdarg.h>
 #include <errno.h>
 #include <math.h>
 #include <stdatomic.h>
@@ -648,8 +649,26 @@ void clasp_tune_result_free(clasp_tune_result *r)
 
 /* ---- first use ------------------------------------------------------ */
 
-void clasp_tune_ensure_workload(clasp_ctx *ctx, clasp_tune_workload_fn workload, void *user,
-                                double seconds)
+/* The notice goes to log when given (the runner's news), else to stderr
+ * as one line: the notice now, the outcome when done. */
+static void say(void (*log)(void *, const char *), void *user, int end, const char *fmt, ...)
+{
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    if (log) {
+        log(user, line);
+        return;
+    }
+    fprintf(stderr, end ? "%s\n" : "clasp: %s... ", line);
+    fflush(stderr);
+}
+
+void clasp_tune_ensure_workload_log(clasp_ctx *ctx, clasp_tune_workload_fn workload, void *user,
+                                    double seconds, void (*log)(void *user, const char *line),
+                                    void *log_user)
 {
     if (!clasp_ctx_options(ctx)->tune) return;
     char path[1100];
@@ -660,12 +679,9 @@ void clasp_tune_ensure_workload(clasp_ctx *ctx, clasp_tune_workload_fn workload,
     free(e);
     if (st == CLASP_OK) return;
     clasp_error_clear();
-    /* One line: the notice now, the outcome when done. */
-    fprintf(stderr,
-            "clasp: no GEMM tuning for this device yet: tuning (at most ~%.0f s, once; "
-            "CLASP_TUNE=0 skips)... ",
-            seconds);
-    fflush(stderr);
+    say(log, log_user, 0,
+        "no GEMM tuning for this device yet: tuning (at most ~%.0f s, once; CLASP_TUNE=0 skips)",
+        seconds);
     clasp_tune_opts o = {.seconds = seconds,
                          .workload = workload,
                          .workload_user = user,
@@ -673,11 +689,18 @@ void clasp_tune_ensure_workload(clasp_ctx *ctx, clasp_tune_workload_fn workload,
     clasp_tune_result r;
     st = clasp_tune_run(ctx, &o, &r);
     if (st != CLASP_OK) {
-        fprintf(stderr, "failed: %s; using the built-in heuristic\n", clasp_last_error());
+        say(log, log_user, 1, "%sfailed: %s; using the built-in heuristic",
+            log ? "GEMM tuning " : "", clasp_last_error());
         clasp_error_clear();
         return;
     }
-    fprintf(stderr, "done in %.0f s, GEMM %.2fx faster\n", r.seconds,
-            r.tuned_s > 0 ? r.default_s / r.tuned_s : 1.0);
+    say(log, log_user, 1, "%sdone in %.0f s, GEMM %.2fx faster", log ? "GEMM tuning " : "",
+        r.seconds, r.tuned_s > 0 ? r.default_s / r.tuned_s : 1.0);
     clasp_tune_result_free(&r);
+}
+
+void clasp_tune_ensure_workload(clasp_ctx *ctx, clasp_tune_workload_fn workload, void *user,
+                                double seconds)
+{
+    clasp_tune_ensure_workload_log(ctx, workload, user, seconds, NULL, NULL);
 }

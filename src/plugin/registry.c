@@ -345,15 +345,14 @@ const char *clasp_registry_builtin_dir(void)
     return CLASP_PLUGIN_INSTALL_DIR;
 }
 
-clasp_status clasp_registry_open(clasp_registry **out)
+clasp_status clasp_registry_open_path(const char *path, clasp_registry **out)
 {
     CLASP_TRY(clasp_registry_new(out));
     clasp_registry *r = *out;
     clasp_status st =
         clasp_registry_load_dir(r, clasp_registry_builtin_dir(), CLASP_ORIGIN_BUILTIN);
-    const char *env = getenv("CLASP_PLUGIN_PATH");
-    if (st == CLASP_OK && env && *env) {
-        char *copy = strdup(env);
+    if (st == CLASP_OK && path && *path) {
+        char *copy = strdup(path);
         if (!copy) st = clasp_error(CLASP_ERR_NOMEM, "out of memory");
         for (char *save = NULL, *p = copy ? strtok_r(copy, ":", &save) : NULL; p && st == CLASP_OK;
              p = strtok_r(NULL, ":", &save))

@@ -55,32 +55,6 @@ void clasp_ctx_opts_default(clasp_ctx_opts *opts)
     opts->fold = 1;
 }
 
-void clasp_ctx_opts_from_env(clasp_ctx_opts *opts)
-{
-    clasp_ctx_opts_default(opts);
-    const char *e = getenv("CLASP_DEVICE");
-    if (e) snprintf(opts->device, sizeof opts->device, "%s", e);
-    e = getenv("CLASP_PROFILE");
-    opts->profile = e && *e && strcmp(e, "0") != 0;
-    e = getenv("CLASP_TUNE");
-    opts->tune = !(e && !strcmp(e, "0"));
-    e = getenv("CLASP_KERNELS");
-    opts->kernels = e && !strcmp(e, "generic")  ? CLASP_KERNELS_GENERIC
-                    : e && !strcmp(e, "vector") ? CLASP_KERNELS_VECTOR
-                                                : CLASP_KERNELS_AUTO;
-    e = getenv("CLASP_CONV");
-    opts->conv = e && !strcmp(e, "direct")        ? CLASP_CONV_DIRECT
-                 : e && !strcmp(e, "winograd")    ? CLASP_CONV_WINOGRAD
-                 : e && !strcmp(e, "winograd-f2") ? CLASP_CONV_WINOGRAD_F2
-                                                  : CLASP_CONV_AUTO;
-    e = getenv("CLASP_FOLD");
-    opts->fold = !(e && !strcmp(e, "0"));
-    e = getenv("CLASP_GEMM");
-    if (e) snprintf(opts->gemm, sizeof opts->gemm, "%s", e);
-    e = clasp_cache_dir();
-    if (e) snprintf(opts->cache_dir, sizeof opts->cache_dir, "%s", e);
-}
-
 /* The caller's options over the defaults, as far as its struct reaches. */
 static void opts_copy(clasp_ctx_opts *dst, const clasp_ctx_opts *src)
 {
@@ -111,12 +85,32 @@ clasp_status clasp_ctx_set_options(clasp_ctx *ctx, const clasp_ctx_opts *opts)
     return CLASP_OK;
 }
 
-clasp_status clasp_ctx_new(const char *spec, clasp_ctx **out)
+/* The device profile, once: every device-dependent choice reads it. */
+static void profile_device(clasp_ctx *ctx)
 {
-    clasp_ctx_opts o;
-    clasp_ctx_opts_from_env(&o);
-    if (spec) snprintf(o.device, sizeof o.device, "%s", spec);
-    return clasp_ctx_new_opts(&o, out);
+    clasp_device_profile *p = &ctx->devprof;
+    memset(p, 0, sizeof *p);
+    p->kind = clasp_device_kind_of(&ctx->info);
+    snprintf(p->vendor, sizeof p->vendor, "%s", ctx->info.vendor);
+    p->compute_units = ctx->info.compute_units;
+    cl_uint vw = 0, line = 0;
+    cl_ulong local = 0, cache = 0;
+    if (clGetDeviceInfo(ctx->device, CL_DEVICE_PREFERRED_VECTOR_WIDTH_FLOAT, sizeof vw, &vw,
+                        NULL) != CL_SUCCESS)
+        vw = 0;
+    if (clGetDeviceInfo(ctx->device, CL_DEVICE_LOCAL_MEM_SIZE, sizeof local, &local, NULL) !=
+        CL_SUCCESS)
+        local = 0;
+    if (clGetDeviceInfo(ctx->device, CL_DEVICE_GLOBAL_MEM_CACHE_SIZE, sizeof cache, &cache, NULL) !=
+        CL_SUCCESS)
+        cache = 0;
+    if (clGetDeviceInfo(ctx->device, CL_DEVICE_GLOBAL_MEM_CACHELINE_SIZE, sizeof line, &line,
+                        NULL) != CL_SUCCESS)
+        line = 0;
+    p->vector_width = vw ? vw : 1;
+    p->local_mem = local;
+    p->global_cache = cache;
+    p->cache_line = line;
 }
 
 clasp_status clasp_ctx_new_opts(const clasp_ctx_opts *opts, clasp_ctx **out)
@@ -155,6 +149,7 @@ clasp_status clasp_ctx_new_opts(const clasp_ctx_opts *opts, clasp_ctx **out)
     }
     ctx->platform = plats[ctx->info.platform];
     ctx->device = devs[ctx->info.device];
+    profile_device(ctx);
     cl_context_properties props[] = {CL_CONTEXT_PLATFORM, (cl_context_properties)ctx->platform, 0};
     ctx->context = clCreateContext(props, 1, &ctx->device, NULL, NULL, &err);
     if (err != CL_SUCCESS) {
@@ -205,6 +200,11 @@ void clasp_ctx_free(clasp_ctx *ctx)
 const clasp_device_info *clasp_ctx_device(const clasp_ctx *ctx)
 {
     return &ctx->info;
+}
+
+const clasp_device_profile *clasp_ctx_device_profile(const clasp_ctx *ctx)
+{
+    return &ctx->devprof;
 }
 
 clasp_status clasp_ctx_finish(clasp_ctx *ctx)

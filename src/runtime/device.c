@@ -140,7 +140,7 @@ clasp_status clasp_device_choose(const char *spec, const clasp_device_info *list
                                "POCL_CACHE_DIR)",
                                no_device_why);
         for (size_t i = 0; i < n; i++)
-            if (list[i].is_gpu) return *index = i, CLASP_OK;
+            if (clasp_device_kind_of(&list[i]) != CLASP_DEVICE_CPU) return *index = i, CLASP_OK;
         for (size_t i = 0; i < n; i++)
             if (list[i].is_cpu) return *index = i, CLASP_OK;
         *index = 0;
@@ -158,4 +158,15 @@ clasp_status clasp_device_choose(const char *spec, const clasp_device_info *list
         if (contains_nocase(both, spec)) return *index = i, CLASP_OK;
     }
     return not_found(spec, list, n);
+}
+
+clasp_device_kind clasp_device_kind_of(const clasp_device_info *d)
+{
+    if (d->is_gpu && d->is_cpu) return CLASP_DEVICE_SIMULATOR;
+    return d->is_gpu ? CLASP_DEVICE_GPU : CLASP_DEVICE_CPU;
+}
+
+const char *clasp_device_kind_name(clasp_device_kind k)
+{
+    return k == CLASP_DEVICE_GPU ? "gpu" : k == CLASP_DEVICE_SIMULATOR ? "simulator" : "cpu";
 }

@@ -44,7 +44,8 @@ typedef struct clasp_prof_pending {
 
 struct clasp_ctx {
     clasp_device_info info;
-    clasp_ctx_opts opts; /* read once at creation; see clasp_ctx_set_options */
+    clasp_device_profile devprof; /* queried once at creation */
+    clasp_ctx_opts opts;          /* read once at creation; see clasp_ctx_set_options */
     cl_platform_id platform;
     cl_device_id device;
     cl_context context;
@@ -72,15 +73,22 @@ struct clasp_ctx {
     void (*conv_state_free)(void *);
 };
 
+/* Whether the device takes the GPU code paths (generic kernels, GPU
+ * scratch sizes): GPUs and simulators of one. */
+static inline int clasp_ctx_gpu_like(const clasp_ctx *ctx)
+{
+    return ctx->devprof.kind != CLASP_DEVICE_CPU;
+}
+
 /* Whether the ops run their CPU-vectorised kernels (conv, pool, norm;
  * a float16 per work-item is one AVX-512 register) rather than the
- * per-element ones GPUs suit: the context's kernels option, else every
- * device but GPUs. */
+ * per-element ones GPUs suit: the context's kernels option, else CPU
+ * devices only (a simulator of a GPU checks the GPU kernels). */
 static inline int clasp_ctx_vector_kernels(const clasp_ctx *ctx)
 {
     if (ctx->opts.kernels == CLASP_KERNELS_GENERIC) return 0;
     if (ctx->opts.kernels == CLASP_KERNELS_VECTOR) return 1;
-    return !ctx->info.is_gpu;
+    return !clasp_ctx_gpu_like(ctx);
 }
 
 /* The context's cache folder, NULL when it keeps no on-disk cache. */

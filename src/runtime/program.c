@@ -18,28 +18,6 @@
 
 #define CACHE_MAGIC "CLASPBC1"
 
-const char *clasp_cache_dir(void)
-{
-    static char dir[1024];
-    const char *off = getenv("CLASP_NO_CACHE");
-    if (off && *off && strcmp(off, "0") != 0) return NULL;
-    const char *d = getenv("CLASP_CACHE_DIR");
-    if (d && !strcmp(d, "off")) return NULL;
-    if (d && *d) {
-        snprintf(dir, sizeof dir, "%s", d);
-        return dir;
-    }
-    const char *xdg = getenv("XDG_CACHE_HOME");
-    if (xdg && *xdg) {
-        snprintf(dir, sizeof dir, "%s/clasp", xdg);
-        return dir;
-    }
-    const char *home = getenv("HOME");
-    if (!home || !*home) return NULL;
-    snprintf(dir, sizeof dir, "%s/.cache/clasp", home);
-    return dir;
-}
-
 /* Two independent 64-bit FNV-1a digests of the whole key. */
 static void key_digest(const clasp_ctx *ctx, const char *source, const char *options, uint64_t d[2])
 {

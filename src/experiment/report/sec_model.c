@@ -1,5 +1,6 @@
 /* Section "model": what the model is (defense, source, checkpoint) and
  * how long it took. */
+#include "experiment/model_fields.h"
 #include "experiment/report/section.h"
 
 void sec_model_md(clasp_buf *b, const report_ctx *x)
@@ -42,16 +43,11 @@ void sec_model_md(clasp_buf *b, const report_ctx *x)
     clasp_buf_puts(b, ".\n");
 }
 
+/* The model report's fields marked for the report (model_fields.c), in
+ * table order. */
 void sec_model_json(json_object *o, const report_ctx *x, int *bad)
 {
-    const clasp_model_report *m = x->m;
-    clasp_json_set(o, "name", clasp_json_str(m->name, bad), bad);
-    clasp_json_set(o, "defense", clasp_json_str(m->defense, bad), bad);
-    clasp_json_set(o, "params", clasp_json_str(m->params, bad), bad);
-    clasp_json_set(o, "checkpoint", clasp_json_str(m->checkpoint, bad), bad);
-    /* Where an existing model came from ("" for one trained from the seed). */
-    clasp_json_set(o, "source", clasp_json_str(m->source, bad), bad);
-    clasp_json_set(o, "source_epochs", clasp_json_int(m->source_epochs, bad), bad);
+    model_fields_json(o, x->m, x->r->num_classes, MF_REPORT, clasp_json_num, bad);
 }
 
 void sec_timings_json(json_object *o, const report_ctx *x, int *bad)
