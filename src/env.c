@@ -44,7 +44,7 @@ void clasp_ctx_opts_from_env(clasp_ctx_opts *opts)
     e = getenv("CLASP_PROFILE");
     opts->profile = e && *e && strcmp(e, "0") != 0;
     e = getenv("CLASP_TUNE");
-    opts->tune = !(e && !strcmp(e, "0"));
+    opts->tune = e && *e && strcmp(e, "0") != 0;
     e = getenv("CLASP_KERNELS");
     opts->kernels = e && !strcmp(e, "generic")  ? CLASP_KERNELS_GENERIC
                     : e && !strcmp(e, "vector") ? CLASP_KERNELS_VECTOR

@@ -106,7 +106,9 @@ typedef struct clasp_ctx_opts {
                                * "": the default (CLASP_DEVICE) */
     int profile;              /* OpenCL event profiling (CLASP_PROFILE=1) */
     int tune;                 /* first-use GEMM tuning, clasp_tune_ensure
-                               * (default 1; CLASP_TUNE=0 turns it off) */
+                               * (default 0: the built-in choice is within a
+                               * few percent; CLASP_TUNE=1 turns it on,
+                               * `clasp tune` tunes on request) */
     clasp_kernel_set kernels; /* CLASP_KERNELS=generic|vector */
     char gemm[32];            /* forced GEMM provider: "" or auto (choose),
                                * own, tiled, general, clblast (CLASP_GEMM);
@@ -122,9 +124,9 @@ typedef struct clasp_ctx_opts {
                                * CLASP_FOLD=0 turns it off) */
 } clasp_ctx_opts;
 
-/* The defaults: size set, tune and fold on, everything else zero (the default
- * device, no profiling, kernels and GEMM chosen per device, no on-disk
- * cache). */
+/* The defaults: size set, fold on, everything else zero (the default
+ * device, no profiling, no first-use tuning, kernels and GEMM chosen per
+ * device, no on-disk cache). */
 void clasp_ctx_opts_default(clasp_ctx_opts *opts);
 
 /* The defaults, then the environment: CLASP_DEVICE, CLASP_PROFILE,

@@ -36,7 +36,7 @@ static void usage(FILE *f)
         fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].help);
     fprintf(f, "\nenvironment: CLASP_DEVICE (P:D or name), CLASP_PLUGIN_PATH, CLASP_CACHE_DIR\n"
                "(\"off\" disables the kernel cache), CLASP_PROFILE=1 (per-op device times),\n"
-               "CLASP_TUNE=0 (no GEMM tuning on first use), CLASP_GEMM (own|clblast|...)\n"
+               "CLASP_TUNE=1 (tune GEMM on first use of a device), CLASP_GEMM (own|clblast|...)\n"
                "\nunder mpirun, `clasp run` trains data-parallel and evaluates sharded (see "
                "README)\n");
 }

@@ -51,7 +51,7 @@ void clasp_ctx_opts_default(clasp_ctx_opts *opts)
 {
     memset(opts, 0, sizeof *opts);
     opts->size = sizeof *opts;
-    opts->tune = 1;
+    opts->tune = 0;
     opts->fold = 1;
 }
 

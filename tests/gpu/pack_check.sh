@@ -64,7 +64,7 @@ for t in "$here"/tests/*; do
     echo "FAIL  $(basename "$t")"; tail -15 "$work/log"; fails=$((fails + 1))
   fi
 done
-# The benchmarks tune GEMM on first use unless the caller said CLASP_TUNE=0.
+# The benchmarks tune GEMM on first use only when the caller said CLASP_TUNE=1.
 if [ "$user_tune" = unset ]; then unset CLASP_TUNE; else export CLASP_TUNE="$user_tune"; fi
 
 py=$(command -v python3 || true)
