@@ -106,9 +106,14 @@ static int count_bin_files(const char *dir, char *one, size_t size)
  * context, runs it, checks that the kernel is the one of these options
  * (never one cached for others), and returns the context's cache
  * statistics. */
+static int g_binaries = 1; /* program_binaries for build_once's contexts */
+
 static clasp_cache_stats build_once(const char *opts, float scale)
 {
     clasp_ctx *ctx = tu_ctx();
+    clasp_ctx_opts co = *clasp_ctx_options(ctx);
+    co.program_binaries = g_binaries;
+    assert_ok(clasp_ctx_set_options(ctx, &co));
     cl_program prog;
     assert_ok(clasp_program_build(ctx, test_src, opts, &prog));
     cl_int err;
@@ -178,6 +183,26 @@ static void cache_hit_miss_corrupt(void **state)
     a = build_once("-DSCALE=2.0f", 2.0f);
     b = build_once("-DSCALE=3.0f", 3.0f);
     assert_int_equal(a.rejected + b.rejected, 1);
+
+    /* By default a CPU device keeps no binaries (its driver caches
+     * compiled kernels itself): nothing read or written. */
+    g_binaries = 0;
+    char cpu_dir[256];
+    tu_tmpdir(cpu_dir, sizeof cpu_dir);
+    setenv("CLASP_CACHE_DIR", cpu_dir, 1);
+    clasp_ctx *probe = tu_ctx();
+    int cpu = clasp_ctx_device_profile(probe)->kind == CLASP_DEVICE_CPU;
+    clasp_ctx_free(probe);
+    s = build_once("-DSCALE=2.0f", 2.0f);
+    s = build_once("-DSCALE=2.0f", 2.0f);
+    if (cpu) {
+        assert_int_equal(s.hits + s.rejected, 0);
+        assert_int_equal(count_bin_files(cpu_dir, NULL, 0), 0);
+    } else {
+        assert_int_equal(s.hits, 1);
+    }
+    g_binaries = 1;
+    tu_rmdir(cpu_dir);
 
     /* Switched off: nothing read or written. */
     char off_dir[256];

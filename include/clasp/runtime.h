@@ -122,6 +122,14 @@ typedef struct clasp_ctx_opts {
     int fold;                 /* eval mode folds each BatchNorm2d into the
                                * convolution it follows (default 1;
                                * CLASP_FOLD=0 turns it off) */
+    int program_binaries;     /* compiled programs kept in cache_dir: 0 (the
+                               * default) on GPUs and simulators only, 1
+                               * on every device, -1 never. A CPU driver
+                               * (PoCL) caches its compiled kernels itself,
+                               * and exporting a program's binary makes it
+                               * compile every kernel of the program at
+                               * once (~2 s a program): half of a cold
+                               * first run, for half a second later */
 } clasp_ctx_opts;
 
 /* The defaults: size set, fold on, everything else zero (the default

@@ -97,6 +97,15 @@ static inline const char *clasp_ctx_cache(const clasp_ctx *ctx)
     return ctx->opts.cache_dir[0] ? ctx->opts.cache_dir : NULL;
 }
 
+/* Where compiled program binaries go: the cache folder, unless the
+ * options keep binaries off this device (see program_binaries). */
+static inline const char *clasp_ctx_binary_cache(const clasp_ctx *ctx)
+{
+    int keep = ctx->opts.program_binaries > 0 ||
+               (ctx->opts.program_binaries == 0 && ctx->devprof.kind != CLASP_DEVICE_CPU);
+    return keep ? clasp_ctx_cache(ctx) : NULL;
+}
+
 /* Human name of an OpenCL error code, e.g. "CL_OUT_OF_RESOURCES". */
 const char *clasp_cl_error_name(cl_int err);
 

@@ -117,7 +117,7 @@ static cl_program from_binary(clasp_ctx *ctx, const unsigned char *bin, size_t n
 clasp_status clasp_program_build(clasp_ctx *ctx, const char *source, const char *options,
                                  cl_program *out)
 {
-    const char *dir = clasp_ctx_cache(ctx);
+    const char *dir = clasp_ctx_binary_cache(ctx);
     uint64_t d[2];
     char path[1100] = "";
     key_digest(ctx, source, options, d);

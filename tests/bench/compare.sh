@@ -13,7 +13,7 @@
 #   TORCH_DEVICE=cuda runs the PyTorch side on the GPU.
 #   INPUT=CxHxW, CLASSES=K: another input shape or class count on both sides
 #   (INPUT=3x224x224 ARCH tv-resnet50 for ImageNet's ResNet-50).
-#   ONLY=workload runs one workload (clasp bench --only).
+#   ONLY=workload runs one workload on both sides (--only).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 secs="${1:-10}"
@@ -52,10 +52,7 @@ for r in $(seq 1 "$runs"); do
   if ((have_torch)); then
     echo "== PyTorch, run $r of $runs"
     "$py" tests/bench/torch_bench.py --seconds "$secs" --arch "$arch" --batch "$batch" \
-      "${shape[@]}" ${TORCH_DEVICE:+--device "$TORCH_DEVICE"} | tee "$dir/t$r"
-    if [ -n "${ONLY:-}" ]; then  # torch_bench runs every workload; keep the one asked for
-      awk -v w="$ONLY" '$1==w || $2!="images/s"' "$dir/t$r" > "$dir/t$r.1" && mv "$dir/t$r.1" "$dir/t$r"
-    fi
+      "${shape[@]}" "${only[@]}" ${TORCH_DEVICE:+--device "$TORCH_DEVICE"} | tee "$dir/t$r"
   fi
 done
 
