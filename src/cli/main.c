@@ -2,6 +2,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include "clasp/dist.h"
 #include "cli.h"
@@ -56,8 +59,24 @@ static void share_cores(void)
     setenv("POCL_AFFINITY", "0", 1);
 }
 
+/* Decoding an image allocates and frees buffers of a few hundred KB to a
+ * few MB (the decoded image, the resized one, the filter tables) per image
+ * and thread. glibc serves those with fresh mmaps, so every image paid its
+ * page faults again: the image loader ran 2.4x slower with one worker
+ * thread (130 against 314 images/s on 500x375 JPEGs) than with these
+ * blocks kept in the heap. Buffers above 32 MB (device tensors) are still
+ * mapped and unmapped. */
+static void keep_image_buffers(void)
+{
+#ifdef __GLIBC__
+    mallopt(M_MMAP_THRESHOLD, 32 << 20);
+    mallopt(M_TRIM_THRESHOLD, 64 << 20);
+#endif
+}
+
 int main(int argc, char **argv)
 {
+    keep_image_buffers();
     if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") ||
         !strcmp(argv[1], "help")) {
         usage(argc < 2 ? stderr : stdout);
