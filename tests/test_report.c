@@ -156,17 +156,7 @@ static void fill_report(fixture *f)
 
 static char *read_all(const char *path)
 {
-    FILE *fp = fopen(path, "rb");
-    if (!fp) fail_msg("cannot open %s", path);
-    fseek(fp, 0, SEEK_END);
-    long n = ftell(fp);
-    fseek(fp, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    assert_non_null(s);
-    assert_int_equal(fread(s, 1, (size_t)n, fp), (size_t)n);
-    s[n] = '\0';
-    fclose(fp);
-    return s;
+    return tu_read_all(path, NULL);
 }
 
 static void path_in(char *out, size_t size, const char *dir, const char *name)

@@ -132,22 +132,6 @@ static void free_large(large *L)
     free(L);
 }
 
-static char *read_all(const char *path, size_t *len)
-{
-    FILE *fp = fopen(path, "rb");
-    if (!fp) fail_msg("cannot open %s", path);
-    fseek(fp, 0, SEEK_END);
-    long n = ftell(fp);
-    fseek(fp, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    assert_non_null(s);
-    assert_int_equal(fread(s, 1, (size_t)n, fp), (size_t)n);
-    s[n] = '\0';
-    fclose(fp);
-    if (len) *len = (size_t)n;
-    return s;
-}
-
 static json_object *get(json_object *o, const char *key)
 {
     json_object *v = NULL;
@@ -186,7 +170,7 @@ static void thousand_classes(void **state)
 
     snprintf(path, sizeof path, "%s/report.md", L->dir);
     size_t md_len;
-    char *md = read_all(path, &md_len);
+    char *md = tu_read_all(path, &md_len);
     assert_true(md_len < 40 * 1024);
     assert_non_null(strstr(md, "### Per-class robust accuracy: distribution"));
     assert_non_null(strstr(md, "### The 15 worst classes"));
@@ -282,7 +266,7 @@ static void thousand_classes(void **state)
 
     /* per_class.csv: every class of every attack. */
     snprintf(path, sizeof path, "%s/per_class.csv", L->dir);
-    char *csv = read_all(path, NULL);
+    char *csv = tu_read_all(path, NULL);
     int lines = 0;
     for (const char *p = csv; *p; p++) lines += *p == '\n';
     assert_int_equal(lines, 1 + NA * H);
@@ -320,14 +304,14 @@ static void check_golden(const char *dir, const char *name, const char *golden)
     char path[512], gpath[512];
     snprintf(path, sizeof path, "%s/%s", dir, name);
     snprintf(gpath, sizeof gpath, "%s/%s", gdir, golden);
-    char *got = read_all(path, NULL);
+    char *got = tu_read_all(path, NULL);
     if (getenv("CLASP_UPDATE_GOLDEN")) {
         FILE *fp = fopen(gpath, "wb");
         if (!fp) fail_msg("cannot write %s", gpath);
         fputs(got, fp);
         fclose(fp);
     } else {
-        char *want = read_all(gpath, NULL);
+        char *want = tu_read_all(gpath, NULL);
         if (strcmp(got, want) != 0) {
             size_t i = 0;
             while (got[i] && got[i] == want[i]) i++;
@@ -349,7 +333,7 @@ static void hundred_classes_golden(void **state)
     assert_ok(clasp_report_write(&L->r, L->dir));
     char path[512];
     snprintf(path, sizeof path, "%s/report.md", L->dir);
-    char *md = read_all(path, NULL);
+    char *md = tu_read_all(path, NULL);
     assert_non_null(strstr(md, "### By superclass"));
     assert_non_null(strstr(md, "| aquatic mammals | beaver, dolphin, otter, seal, whale |"));
     assert_non_null(strstr(md, "flow.svg")); /* heat maps up to 100 classes */

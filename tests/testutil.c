@@ -41,6 +41,22 @@ void tu_write_file(const char *path, const void *data, size_t n)
     fclose(f);
 }
 
+char *tu_read_all(const char *path, size_t *len)
+{
+    FILE *fp = fopen(path, "rb");
+    if (!fp) fail_msg("cannot open %s", path);
+    fseek(fp, 0, SEEK_END);
+    long n = ftell(fp);
+    fseek(fp, 0, SEEK_SET);
+    char *s = malloc((size_t)n + 1);
+    assert_non_null(s);
+    assert_int_equal(fread(s, 1, (size_t)n, fp), (size_t)n);
+    s[n] = '\0';
+    fclose(fp);
+    if (len) *len = (size_t)n;
+    return s;
+}
+
 void tu_fill_random(float *x, size_t n, uint32_t seed, float lo, float hi)
 {
     uint32_t s = seed * 2654435761u + 12345u;

@@ -33,6 +33,9 @@ void tu_rmdir(const char *path);
 int tu_run(const char *cmd, char *out, size_t size);
 
 void tu_write_file(const char *path, const void *data, size_t n);
+/* The whole file, NUL-terminated (malloc'd); *len its size (len may be
+ * NULL). Fails the test when it cannot be read. */
+char *tu_read_all(const char *path, size_t *len);
 /* Deterministic pseudo-random floats in [lo, hi). */
 void tu_fill_random(float *x, size_t n, uint32_t seed, float lo, float hi);
 /* Max |a-b| / max(1,|b|) over n elements. */

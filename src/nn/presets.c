@@ -148,14 +148,22 @@ static int projection(builder *b, const char *prefix, const char *sc_name, int x
     return named(b, CLASP_LAYER_BATCHNORM2D, prefix, sc1, PREV);
 }
 
+/* convI then bnI, the pair every ResNet block repeats; returns the bn. */
+static int conv_bn(builder *b, const char *prefix, int i, int in, int out, int k, int s)
+{
+    char c[16], n[16];
+    snprintf(c, sizeof c, "conv%d", i);
+    snprintf(n, sizeof n, "bn%d", i);
+    named_conv(b, prefix, c, in, out, k, s);
+    return named(b, CLASP_LAYER_BATCHNORM2D, prefix, n, PREV);
+}
+
 static int resnet_block(builder *b, const char *prefix, int x, int cin, int cout, int s,
                         const char *sc_name)
 {
-    named_conv(b, prefix, "conv1", x, cout, 3, s);
-    named(b, CLASP_LAYER_BATCHNORM2D, prefix, "bn1", PREV);
+    conv_bn(b, prefix, 1, x, cout, 3, s);
     act(b, PREV);
-    named_conv(b, prefix, "conv2", PREV, cout, 3, 1);
-    int main = named(b, CLASP_LAYER_BATCHNORM2D, prefix, "bn2", PREV);
+    int main = conv_bn(b, prefix, 2, PREV, cout, 3, 1);
     int sc = projection(b, prefix, sc_name, x, cin, cout, s);
     put(b, CLASP_LAYER_ADD, NULL, main, sc, 0, 0, 0, 0);
     return act(b, PREV);
@@ -166,14 +174,11 @@ static int resnet_block(builder *b, const char *prefix, int x, int cin, int cout
 static int bottleneck_block(builder *b, const char *prefix, int x, int cin, int mid, int cout,
                             int s, const char *sc_name)
 {
-    named_conv(b, prefix, "conv1", x, mid, 1, 1);
-    named(b, CLASP_LAYER_BATCHNORM2D, prefix, "bn1", PREV);
+    conv_bn(b, prefix, 1, x, mid, 1, 1);
     act(b, PREV);
-    named_conv(b, prefix, "conv2", PREV, mid, 3, s);
-    named(b, CLASP_LAYER_BATCHNORM2D, prefix, "bn2", PREV);
+    conv_bn(b, prefix, 2, PREV, mid, 3, s);
     act(b, PREV);
-    named_conv(b, prefix, "conv3", PREV, cout, 1, 1);
-    int main = named(b, CLASP_LAYER_BATCHNORM2D, prefix, "bn3", PREV);
+    int main = conv_bn(b, prefix, 3, PREV, cout, 1, 1);
     int sc = projection(b, prefix, sc_name, x, cin, cout, s);
     put(b, CLASP_LAYER_ADD, NULL, main, sc, 0, 0, 0, 0);
     return act(b, PREV);
