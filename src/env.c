@@ -54,6 +54,8 @@ void clasp_ctx_opts_from_env(clasp_ctx_opts *opts)
                  : e && !strcmp(e, "winograd")    ? CLASP_CONV_WINOGRAD
                  : e && !strcmp(e, "winograd-f2") ? CLASP_CONV_WINOGRAD_F2
                                                   : CLASP_CONV_AUTO;
+    e = getenv("CLASP_PROGRAM_BINARIES");
+    if (e && *e) opts->program_binaries = strcmp(e, "0") ? 1 : -1;
     e = getenv("CLASP_FOLD");
     opts->fold = !(e && !strcmp(e, "0"));
     e = getenv("CLASP_GEMM");

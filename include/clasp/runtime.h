@@ -129,7 +129,8 @@ typedef struct clasp_ctx_opts {
                                * and exporting a program's binary makes it
                                * compile every kernel of the program at
                                * once (~2 s a program): half of a cold
-                               * first run, for half a second later */
+                               * first run, for half a second later
+                               * (CLASP_PROGRAM_BINARIES=1 or =0) */
 } clasp_ctx_opts;
 
 /* The defaults: size set, fold on, everything else zero (the default
