@@ -105,6 +105,9 @@ static void rows_say_what_the_models_are(void **state)
     assert_string_equal(e->preprocessing, "Res256Crop224");
     assert_ok(clasp_zoo_find("Salman2020Do_R18", NULL, NULL, &e));
     assert_string_equal(e->arch, "tv-resnet18");
+    /* Any image folder (YAML or command line) takes the ImageNet rows. */
+    assert_ok(clasp_zoo_find("Engstrom2019Robustness", "imagefolder", NULL, &e));
+    assert_string_equal(e->dataset, "imagenet");
     assert_ok(clasp_zoo_find("Chen2024Data_WRN_50_2", "imagenet", NULL, &e));
     assert_string_equal(e->arch, "tv-wide-resnet50-2");
     assert_int_equal(e->has_normalize, 0); /* not wrapped in normalize_model */

@@ -56,7 +56,8 @@ size_t clasp_zoo_count(void);
 const clasp_zoo_entry *clasp_zoo_get(size_t i);
 
 /* The row named `name` (exact, case-sensitive) for `dataset` and `threat`,
- * either of which may be NULL (any). On success *out is the row.
+ * either of which may be NULL (any); dataset "imagefolder" takes the
+ * "imagenet" rows. On success *out is the row.
  * Errors (*out NULL): CLASP_ERR_CONFIG when the name exists for several
  * (dataset, threat) pairs and those given do not pick one (the message
  * lists the pairs and names the option to add); CLASP_ERR_NOT_FOUND when no

@@ -265,11 +265,7 @@ static int run(const attack_opts *o)
     const clasp_zoo_entry *zoo = NULL;
     if (st == CLASP_OK && o->zoo) {
         what = "finding the zoo entry";
-        /* An image folder takes the ImageNet rows. */
-        const char *zd = !o->dataset_given                    ? NULL
-                         : !strcmp(o->dataset, "imagefolder") ? "imagenet"
-                                                              : o->dataset;
-        st = clasp_zoo_find(o->zoo, zd, o->threat, &zoo);
+        st = clasp_zoo_find(o->zoo, o->dataset_given ? o->dataset : NULL, o->threat, &zoo);
         if (st == CLASP_OK && !zoo->arch)
             st = clasp_error(CLASP_ERR_CONFIG, "zoo entry %s (%s %s) is not supported: %s",
                              zoo->name, zoo->dataset, zoo->threat,

@@ -266,8 +266,11 @@ const clasp_zoo_entry *clasp_zoo_get(size_t i)
     return i < ZOO_N ? &zoo[i] : NULL;
 }
 
+/* An image folder (`imagefolder`) holds ImageNet-style images: the
+ * ImageNet rows are its rows. */
 static int row_matches(const clasp_zoo_entry *e, const char *dataset, const char *threat)
 {
+    if (dataset && !strcmp(dataset, "imagefolder")) dataset = "imagenet";
     return (!dataset || !strcmp(e->dataset, dataset)) && (!threat || !strcmp(e->threat, threat));
 }
 
