@@ -60,6 +60,11 @@ void cli_run_hooks(cli_run_ui *ui, clasp_run_hooks *hooks);
 /* Ends a progress bar still shown (after a failure inside a phase). */
 void cli_run_ui_end(cli_run_ui *ui);
 
+/* Whether a per-class table lists a class with `count` examples: past 20
+ * classes (ImageNet's 1000, most absent from a subset) only classes with
+ * examples. */
+int cli_class_listed(int num_classes, int64_t count);
+
 /* Prints a per-class table: class name, count, and one or more accuracy
  * columns (correct[col][k] / count[k]) with an overall row. */
 void cli_print_class_table(FILE *f, const clasp_dataset *d, int n_cols,

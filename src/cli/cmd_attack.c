@@ -201,7 +201,7 @@ static void print_l2(const clasp_dataset *d, const clasp_eval_result *res)
     const float *v = res->l2_success;
     for (int k = 0; k < res->per_class.num_classes; k++) {
         int64_t n = res->attack_success[k];
-        if (!n && !res->per_class.count[k] && res->per_class.num_classes > 20) continue;
+        if (!cli_class_listed(res->per_class.num_classes, res->per_class.count[k])) continue;
         if (n > 0)
             printf("  %-16s %8.3f  (%lld flipped)\n", d->class_names[k],
                    n % 2 ? (double)v[n / 2] : 0.5 * ((double)v[n / 2 - 1] + (double)v[n / 2]),
@@ -426,7 +426,7 @@ static int run(const attack_opts *o)
         for (int c = 0; c <= test.num_classes; c++) {
             int all = c == test.num_classes;
             int64_t n = all ? res.total : res.per_class.count[c];
-            if (!all && !n && test.num_classes > 20) continue; /* as cli_print_class_table */
+            if (!all && !cli_class_listed(test.num_classes, n)) continue;
             int64_t cc = all ? clasp_counts_clean(&res.per_class) : res.per_class.clean_correct[c];
             int64_t rc =
                 all ? clasp_counts_robust(&res.per_class) : res.per_class.robust_correct[c];

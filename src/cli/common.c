@@ -169,6 +169,11 @@ void cli_run_ui_end(cli_run_ui *ui)
     ui_end(ui);
 }
 
+int cli_class_listed(int num_classes, int64_t count)
+{
+    return num_classes <= 20 || count > 0;
+}
+
 void cli_print_class_table(FILE *f, const clasp_dataset *d, int n_cols,
                            const char *const *col_names, const int64_t *const *correct,
                            const int64_t *count)
@@ -179,9 +184,7 @@ void cli_print_class_table(FILE *f, const clasp_dataset *d, int n_cols,
     int64_t total = clasp_class_sum(count, d->num_classes);
     int empty = 0;
     for (int k = 0; k < d->num_classes; k++) {
-        /* Many classes (ImageNet's 1000, most absent from a subset): only
-         * those with examples. */
-        if (d->num_classes > 20 && !count[k]) {
+        if (!cli_class_listed(d->num_classes, count[k])) {
             empty++;
             continue;
         }
