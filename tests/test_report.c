@@ -823,33 +823,45 @@ static json_object *attack_by_label(json_object *jm, const char *label)
     return NULL;
 }
 
-static void unbounded_and_relations(void **state)
+/* Four attacks on the 3-class fixture, as two tests report them: fgsm,
+ * pgd, tpgd at T=0.5 and the unbounded cw, with seconds 1 (or 1, 2, 3, 4
+ * with distinct_seconds). cw's successes: 9, 10 and 6 (clean minus robust),
+ * distances grouped by class and ascending in dist. Class 0: 0.1..0.9
+ * (median = mean = 0.5); class 1: 1..10 (5.5); class 2: 0.2, 0.2, 0.4,
+ * 0.4, 3, 3 (median 0.4, mean 1.2). */
+static const int64_t four_clean[K] = {9, 11, 6};
+static const int64_t four_rob[4][K] = {{4, 6, 2}, {3, 5, 1}, {2, 5, 1}, {0, 1, 0}};
+
+static void four_attacks(attack_data ad[4], clasp_attack_report ar[4], float dist[25],
+                         int distinct_seconds)
 {
-    (void)state;
-    fixture *f = new_fixture();
-    static const int64_t clean[K] = {9, 11, 6};
-    static const int64_t rob[4][K] = {{4, 6, 2}, {3, 5, 1}, {2, 5, 1}, {0, 1, 0}};
     static const char *const labels[4] = {"fgsm", "pgd", "tpgd T=0.5", "cw"};
     static const char *const plugins[4] = {"fgsm", "pgd", "tpgd", "cw"};
     static const char *const params[4] = {"eps=0.1", "eps=0.1, alpha=0.01, steps=20",
                                           "eps=0.1, alpha=0.01, steps=20, T=0.5", "c=1, steps=100"};
-    attack_data ad[4];
-    clasp_attack_report ar[4];
-    /* cw's successes: 9, 10 and 6 (clean minus robust), distances grouped by
-     * class and ascending. Class 0: 0.1..0.9 (median = mean = 0.5); class 1:
-     * 1..10 (5.5); class 2: 0.2, 0.2, 0.4, 0.4, 3, 3 (median 0.4, mean 1.2). */
-    float dist[25];
     for (int i = 0; i < 9; i++) dist[i] = 0.1f * (float)(i + 1);
     for (int i = 0; i < 10; i++) dist[9 + i] = (float)(i + 1);
     const float d2[6] = {0.2f, 0.2f, 0.4f, 0.4f, 3.0f, 3.0f};
     memcpy(dist + 19, d2, sizeof d2);
     for (int j = 0; j < 4; j++) {
-        fill_attack(&ad[j], clean, rob[j]);
-        link_attack(&ar[j], &ad[j], labels[j], plugins[j], 1.0);
+        fill_attack(&ad[j], four_clean, four_rob[j]);
+        link_attack(&ar[j], &ad[j], labels[j], plugins[j], distinct_seconds ? 1.0 + j : 1.0);
         snprintf(ar[j].params, sizeof ar[j].params, "%s", params[j]);
     }
     ar[3].unbounded = 1;
     ar[3].l2_dist = dist;
+}
+
+static void unbounded_and_relations(void **state)
+{
+    (void)state;
+    fixture *f = new_fixture();
+    attack_data ad[4];
+    clasp_attack_report ar[4];
+    float dist[25];
+    four_attacks(ad, ar, dist, 0);
+    const int64_t *clean = four_clean;
+    const int64_t(*rob)[K] = four_rob;
     f->models[0].attacks = ar;
     f->models[0].n_attacks = 4;
     float norms[K] = {1, 1, 1};
@@ -1209,26 +1221,11 @@ static void golden_report(void **state)
 {
     (void)state;
     fixture *f = new_fixture();
-    static const int64_t clean[K] = {9, 11, 6};
-    static const int64_t rob[4][K] = {{4, 6, 2}, {3, 5, 1}, {2, 5, 1}, {0, 1, 0}};
-    static const char *const labels[4] = {"fgsm", "pgd", "tpgd T=0.5", "cw"};
-    static const char *const plugins[4] = {"fgsm", "pgd", "tpgd", "cw"};
-    static const char *const params[4] = {"eps=0.1", "eps=0.1, alpha=0.01, steps=20",
-                                          "eps=0.1, alpha=0.01, steps=20, T=0.5", "c=1, steps=100"};
     attack_data ad[4];
     clasp_attack_report ar[4];
     float dist[25];
-    for (int i = 0; i < 9; i++) dist[i] = 0.1f * (float)(i + 1);
-    for (int i = 0; i < 10; i++) dist[9 + i] = (float)(i + 1);
-    const float d2[6] = {0.2f, 0.2f, 0.4f, 0.4f, 3.0f, 3.0f};
-    memcpy(dist + 19, d2, sizeof d2);
-    for (int j = 0; j < 4; j++) {
-        fill_attack(&ad[j], clean, rob[j]);
-        link_attack(&ar[j], &ad[j], labels[j], plugins[j], 1.0 + j);
-        snprintf(ar[j].params, sizeof ar[j].params, "%s", params[j]);
-    }
-    ar[3].unbounded = 1;
-    ar[3].l2_dist = dist;
+    four_attacks(ad, ar, dist, 1);
+    const int64_t *clean = four_clean;
     f->models[0].attacks = ar;
     f->models[0].n_attacks = 4;
     float norms[K] = {1, 3, 5};
