@@ -1115,6 +1115,130 @@ static void test_image_folder_study(void **state)
     snprintf(out, sizeof out, "%s", saved_out);
 }
 
+/* Training on an image folder (DIR/train streamed with random-resized
+ * crops and flips, its validation images held out, DIR/val the test set):
+ * both a standard model and a calibrated one (whose finish step gets the
+ * decoded validation images) train and are evaluated; a run interrupted
+ * inside an epoch resumes to the same report; a folder without DIR/train
+ * or whose splits have other classes is an error naming the folder, and
+ * train.augment is refused. */
+static void test_image_folder_training(void **state)
+{
+    (void)state;
+    static const char *const classes[] = {"ant", "bee", "cat"};
+    char root[400], path[600];
+    snprintf(root, sizeof root, "%s/tv", dir);
+    assert_int_equal(mkdir(root, 0755), 0);
+    for (int split = 0; split < 2; split++) {
+        snprintf(path, sizeof path, "%s/%s", root, split ? "val" : "train");
+        assert_int_equal(mkdir(path, 0755), 0);
+        for (int k = 0; k < 3; k++) {
+            snprintf(path, sizeof path, "%s/%s/%s", root, split ? "val" : "train", classes[k]);
+            assert_int_equal(mkdir(path, 0755), 0);
+            for (int i = 0; i < (split ? 3 : 8); i++) {
+                snprintf(path, sizeof path, "%s/%s/%s/%02d.png", root, split ? "val" : "train",
+                         classes[k], i);
+                write_class_png(path, k, i + 50 * split);
+            }
+        }
+    }
+    char ypath[300], tout[300], saved_yaml[300], saved_out[300], y[2048];
+    snprintf(ypath, sizeof ypath, "%s/tv.yaml", dir);
+    snprintf(tout, sizeof tout, "%s/tv-out", dir);
+    const char *fmt = "experiment: {name: tv, seed: 6}\n"
+                      "data: {dataset: imagefolder, path: '%s', preprocess: none, workers: 2, "
+                      "val_size: 6}\n"
+                      "model: {arch: 'conv3x3-8p1,relu,maxpool2,flatten,fc3'}\n"
+                      "train:\n"
+                      "  epochs: 2\n"
+                      "  batch: 6\n"
+                      "  optimiser: {lr: 0.05}\n"
+                      "  val_eval_size: 4\n"
+                      "%s"
+                      "  models:\n"
+                      "    - name: standard\n"
+                      "    - name: calibrated\n"
+                      "      defense: {name: calibrate, attack: {name: pgd, params: {eps: 0.1, "
+                      "steps: 2}}, inner: {name: pgd-at}}\n"
+                      "evaluate:\n"
+                      "  batch: 4\n"
+                      "  attacks: [{name: fgsm, params: {eps: 0.1}}]\n"
+                      "output: {dir: '%s'}\n";
+    snprintf(y, sizeof y, fmt, root, "", tout);
+    tu_write_file(ypath, y, strlen(y));
+    snprintf(saved_yaml, sizeof saved_yaml, "%s", yaml_path);
+    snprintf(saved_out, sizeof saved_out, "%s", out);
+    snprintf(yaml_path, sizeof yaml_path, "%s", ypath);
+    snprintf(out, sizeof out, "%s", tout);
+    assert_ok(run(0, 0, 0));
+    json_object *r = read_report();
+    json_object *ds = get(r, "dataset");
+    assert_int_equal(json_object_get_int(get(ds, "num_classes")), 3);
+    assert_int_equal(json_object_get_int(get(ds, "train_size")), 24 - 6);
+    assert_int_equal(json_object_get_int(get(ds, "val_size")), 6);
+    assert_int_equal(json_object_get_int(get(ds, "test_size")), 9);
+    json_object *models = get(r, "models");
+    assert_int_equal(json_object_array_length(models), 2);
+    for (size_t mi = 0; mi < 2; mi++) {
+        json_object *m = json_object_array_get_idx(models, mi);
+        json_object *rows = get(json_object_array_get_idx(get(m, "attacks"), 0), "per_class");
+        int64_t count = 0;
+        for (size_t k = 0; k < 3; k++)
+            count += json_object_get_int64(get(json_object_array_get_idx(rows, k), "count"));
+        assert_int_equal(count, 9);
+    }
+    assert_true(exists(tout, "standard.safetensors"));
+    assert_true(exists(tout, "calibrated.safetensors"));
+    /* The calibrated model's finish step saw the validation images. */
+    json_object *cal = get(json_object_array_get_idx(models, 1), "calibration");
+    assert_true(json_object_get_boolean(get(cal, "enabled")));
+    /* Each epoch was validated on the held-out images. */
+    json_object *eps = get(json_object_array_get_idx(models, 0), "epochs");
+    assert_int_equal(json_object_array_length(eps), 2);
+    for (size_t e = 0; e < 2; e++) {
+        json_object *v = get(json_object_array_get_idx(eps, e), "validation");
+        assert_int_equal(json_object_get_type(v), json_type_object);
+    }
+
+    /* Stopped inside the first epoch (3 batches an epoch), then resumed. */
+    rm_tree(tout);
+    assert_int_equal(run(0, 2, 0), CLASP_ERR_INTERRUPTED);
+    assert_true(exists(tout, "state.safetensors"));
+    assert_int_equal(run(1, 0, 0), CLASP_OK);
+    json_object *r2 = read_report();
+    tu_assert_same_json(r, r2, "report");
+    json_object_put(r2);
+    json_object_put(r);
+
+    /* train.augment belongs to in-memory sets. */
+    snprintf(y, sizeof y, fmt, root, "  augment: true\n", tout);
+    clasp_plan *p = NULL;
+    assert_int_equal(clasp_plan_parse(reg, y, strlen(y), "tv.yaml", &p), CLASP_ERR_CONFIG);
+    assert_non_null(strstr(clasp_last_error(), "train.augment applies to"));
+
+    /* A validation folder with a class the training folder lacks. */
+    snprintf(path, sizeof path, "%s/val/dog", root);
+    assert_int_equal(mkdir(path, 0755), 0);
+    snprintf(path, sizeof path, "%s/val/dog/00.png", root);
+    write_class_png(path, 0, 99);
+    rm_tree(tout);
+    snprintf(y, sizeof y, fmt, root, "", tout);
+    tu_write_file(ypath, y, strlen(y));
+    assert_int_equal(run(0, 0, 0), CLASP_ERR_CONFIG);
+    assert_non_null(strstr(clasp_last_error(), "different classes"));
+    assert_non_null(strstr(clasp_last_error(), "/tv/train"));
+    /* No training folder at all: the test images alone. */
+    snprintf(path, sizeof path, "%s/val", root);
+    snprintf(y, sizeof y, fmt, path, "", tout);
+    tu_write_file(ypath, y, strlen(y));
+    rm_tree(tout);
+    assert_int_equal(run(0, 0, 0), CLASP_ERR_CONFIG);
+    assert_non_null(strstr(clasp_last_error(), "/train"));
+    assert_non_null(strstr(clasp_last_error(), "training needs the training images"));
+    snprintf(yaml_path, sizeof yaml_path, "%s", saved_yaml);
+    snprintf(out, sizeof out, "%s", saved_out);
+}
+
 static void test_check_estimates_time(void **state)
 {
     (void)state;
@@ -1155,6 +1279,7 @@ int main(void)
         cmocka_unit_test(test_checkpoint_study),
         cmocka_unit_test(test_check_estimates_time),
         cmocka_unit_test(test_image_folder_study),
+        cmocka_unit_test(test_image_folder_training),
         cmocka_unit_test(test_train_alone_is_the_runners_training),
         cmocka_unit_test(test_runner_options_not_environment),
         cmocka_unit_test(test_train_command_is_the_runners_training),

@@ -572,9 +572,141 @@ static void stream_train_seeded(void **state)
             at += (size_t)n;
         }
         assert_int_equal(at, 6);
+        /* A resumed pass from batch 1: the very crops of the full pass's
+         * batches 1 on, batch 0 not decoded. */
+        assert_int_equal(clasp_stream_start_at(s, 1, 42, 3, 1), CLASP_OK);
+        size_t from;
+        assert_int_equal(clasp_stream_next(s, &x, &y, &n, &from), CLASP_OK);
+        assert_int_equal(n, 3);
+        assert_int_equal(from, 3);
+        assert_memory_equal(first + 3 * per, x, 3 * per * sizeof(float));
+        assert_int_equal(clasp_stream_next(s, &x, &y, &n, NULL), CLASP_OK);
+        assert_int_equal(n, 0);
         clasp_stream_free(s);
     }
     free(first);
+    clasp_imagefolder_free(f);
+
+    /* Without a resize the crops come out at the images' own size. */
+    clasp_imagefolder_options o = {.preprocess = "none"};
+    assert_int_equal(clasp_imagefolder_open(p, &o, &f), CLASP_OK);
+    assert_int_equal(clasp_imagefolder_info(f)->w, 40);
+    assert_int_equal(clasp_imagefolder_info(f)->h, 30);
+    float *x1 = malloc(3 * 40 * 30 * sizeof(float)), *x2 = malloc(3 * 40 * 30 * sizeof(float));
+    assert_non_null(x1);
+    assert_non_null(x2);
+    assert_int_equal(clasp_imagefolder_get(f, 0, 1, 7, x1), CLASP_OK);
+    assert_int_equal(clasp_imagefolder_get(f, 0, 1, 7, x2), CLASP_OK);
+    assert_memory_equal(x1, x2, 3 * 40 * 30 * sizeof(float));
+    /* Some key of a few crops differs from the image itself. */
+    assert_int_equal(clasp_imagefolder_get(f, 0, 0, 0, x2), CLASP_OK);
+    int differs = 0;
+    for (uint64_t key = 1; key < 5 && !differs; key++) {
+        assert_int_equal(clasp_imagefolder_get(f, 0, 1, key, x1), CLASP_OK);
+        differs = memcmp(x1, x2, 3 * 40 * 30 * sizeof(float)) != 0;
+    }
+    assert_true(differs);
+    free(x1);
+    free(x2);
+    clasp_imagefolder_free(f);
+}
+
+/* The image of pass position j of a 1x1 folder: its pixel's value. */
+static int pixel_id(const float *x)
+{
+    return (int)(x[0] * 255.0f + 0.5f);
+}
+
+/* A folder split into training and validation images holds out what
+ * clasp_dataset_split holds out of a set of the same size; truncation,
+ * a stream's limit and decoding keep the folder's order. */
+static void folder_split_limit_decode(void **state)
+{
+    (void)state;
+    enum { N = 20 };
+    mkdirs("sp/a");
+    mkdirs("sp/b");
+    for (int i = 0; i < N; i++) {
+        unsigned char px[3] = {(unsigned char)(10 * i), 0, 0};
+        char rel[64];
+        snprintf(rel, sizeof rel, "sp/%c/%02d.png", i < N / 2 ? 'a' : 'b', i);
+        write_png(rel, 1, 1, PNG_COLOR_TYPE_RGB, px, NULL, 0);
+    }
+    char p[4096];
+    path_of(p, sizeof p, "sp");
+    clasp_imagefolder *f, *tr, *va;
+    clasp_imagefolder_options o = {.preprocess = "none"};
+    assert_int_equal(clasp_imagefolder_open(p, &o, &f), CLASP_OK);
+    assert_int_equal(clasp_imagefolder_split(f, N + 1, 5, &tr, &va), CLASP_ERR_INVALID);
+    assert_int_equal(clasp_imagefolder_split(f, 6, 5, &tr, &va), CLASP_OK);
+    assert_int_equal(clasp_imagefolder_info(f)->n, N);
+    assert_int_equal(clasp_imagefolder_info(tr)->n, N - 6);
+    assert_int_equal(clasp_imagefolder_info(va)->n, 6);
+    assert_int_equal(clasp_imagefolder_info(va)->num_classes, 2);
+    assert_string_equal(clasp_imagefolder_info(va)->class_names[1], "b");
+
+    /* The in-memory split of a set whose pixel is its index. */
+    clasp_dataset all = {0}, dt, dv;
+    assert_int_equal(clasp_dataset_set_classes(&all, 2), CLASP_OK);
+    all.n = N, all.c = all.h = all.w = 1;
+    all.x = malloc(N * sizeof(float));
+    all.y = malloc(N * sizeof(int32_t));
+    assert_non_null(all.x);
+    assert_non_null(all.y);
+    for (int i = 0; i < N; i++) all.x[i] = (float)i, all.y[i] = i >= N / 2;
+    assert_int_equal(clasp_dataset_split(&all, 6, 5, &dt, &dv), CLASP_OK);
+    clasp_dataset dec;
+    assert_int_equal(clasp_imagefolder_decode(va, "val", &dec), CLASP_OK);
+    assert_int_equal(dec.n, 6);
+    for (size_t j = 0; j < 6; j++) {
+        assert_int_equal(pixel_id(dec.x + 3 * j), 10 * (int)dv.x[j]);
+        assert_int_equal(dec.y[j], dv.y[j]);
+        char name[16];
+        snprintf(name, sizeof name, "%02d.png", (int)dv.x[j]);
+        assert_string_equal(clasp_imagefolder_path(va, j) + strlen(p) + 3, name);
+    }
+    clasp_dataset_free(&dec);
+    for (size_t j = 0; j < N - 6; j++) {
+        char name[16];
+        snprintf(name, sizeof name, "%02d.png", (int)dt.x[j]);
+        assert_string_equal(clasp_imagefolder_path(tr, j) + strlen(p) + 3, name);
+    }
+    clasp_dataset_free(&dt);
+    clasp_dataset_free(&dv);
+
+    /* The first 8 training images; a stream limited to 5 of them yields
+     * those 5 in order, or shuffled, each once. */
+    clasp_imagefolder_truncate(tr, 8);
+    assert_int_equal(clasp_imagefolder_info(tr)->n, 8);
+    assert_null(clasp_imagefolder_path(tr, 8));
+    clasp_stream *s;
+    clasp_stream_options so = {.batch = 2, .workers = 2, .queue = 2, .limit = 5};
+    assert_int_equal(clasp_stream_new(tr, &so, &s), CLASP_OK);
+    for (int shuffle = 0; shuffle < 2; shuffle++) {
+        assert_int_equal(clasp_stream_start(s, shuffle, 9, 1), CLASP_OK);
+        int seen[N] = {0}, at = 0;
+        const float *x;
+        const int32_t *y;
+        int n;
+        while (clasp_stream_next(s, &x, &y, &n, NULL) == CLASP_OK && n)
+            for (int j = 0; j < n; j++, at++) {
+                int id = pixel_id(x + 3 * j) / 10;
+                char name[16];
+                snprintf(name, sizeof name, "%02d.png", id);
+                if (!shuffle)
+                    assert_string_equal(clasp_imagefolder_path(tr, (size_t)at) + strlen(p) + 3,
+                                        name);
+                seen[id]++;
+            }
+        assert_int_equal(at, 5);
+        for (int j = 0; j < 5; j++) {
+            int id = atoi(clasp_imagefolder_path(tr, (size_t)j) + strlen(p) + 3);
+            assert_int_equal(seen[id], 1);
+        }
+    }
+    clasp_stream_free(s);
+    clasp_imagefolder_free(tr);
+    clasp_imagefolder_free(va);
     clasp_imagefolder_free(f);
 }
 
@@ -591,6 +723,7 @@ int main(void)
         cmocka_unit_test(imagenet_names_and_subset),
         cmocka_unit_test(stream_bounded_in_order),
         cmocka_unit_test(stream_train_seeded),
+        cmocka_unit_test(folder_split_limit_decode),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -261,8 +261,9 @@ static void test_dataset_names(void **state)
 }
 
 /* data.dataset imagefolder / imagenet: the image-folder keys, their
- * defaults in the resolved text, and the refusals (training, a defense,
- * split keys; image keys on other data sets), each at its line. */
+ * defaults in the resolved text, training on DIR/train with the split keys,
+ * and the refusals (in-memory augmentation; image keys on other data
+ * sets), each at its line. */
 static void test_streamed_data(void **state)
 {
     (void)state;
@@ -277,7 +278,7 @@ static void test_streamed_data(void **state)
     assert_ok(clasp_plan_to_yaml(p, 1, &text));
     assert_non_null(strstr(text, "preprocess: Res256Crop224"));
     assert_non_null(strstr(text, "skip_bad_images: false"));
-    assert_null(strstr(text, "val_size")); /* no split of a streamed set */
+    assert_null(strstr(text, "val_size")); /* nothing trains: no split */
     free(text);
     char h1[17], h2[17];
     assert_ok(clasp_plan_hash(p, h1, sizeof h1));
@@ -311,20 +312,33 @@ static void test_streamed_data(void **state)
     assert_starts(m, loc_of(bad, "workers", "workers"));
     assert_has(m, "data.workers applies to image folders (data.dataset imagefolder or imagenet) "
                   "only");
-    snprintf(y, sizeof y, BASE_HEAD "data: {dataset: imagefolder, path: /x, val_size: 10}\n%s",
-             study);
-    m = parse_err(y);
-    assert_starts(m, loc_of(y, "val_size", "val_size"));
-    assert_has(m, "data.val_size applies to data sets with a training split");
-    const char *train = BASE_HEAD "data: {dataset: imagefolder, path: /x}\n" BASE_TRAIN BASE_EVAL;
-    m = parse_err(train);
-    assert_starts(m, loc_of(train, "- name: standard", "name"));
-    assert_has(m, "model 'standard' is trained from the seed, but data.dataset imagefolder is "
-                  "streamed for evaluation only");
+    /* Training reads DIR/train: the split keys then count (emitted and
+     * hashed), and the in-memory augmentation is refused. */
+    const char *train = BASE_HEAD
+        "data: {dataset: imagefolder, path: /x, val_size: 10, train_size: 50}\n" BASE_TRAIN
+        "  epochs: 2\n" BASE_EVAL;
+    p = parse_ok(train);
+    assert_true(clasp_plan_trains(p));
+    assert_int_equal(p->val_size, 10);
+    assert_int_equal(p->train_size, 50);
+    assert_int_equal(p->augment_pad, 0);
+    assert_int_equal(p->augment_flip, 0);
+    text = NULL;
+    assert_ok(clasp_plan_to_yaml(p, 1, &text));
+    assert_non_null(strstr(text, "val_size: 10"));
+    free(text);
+    clasp_plan_free(p);
     const char *def =
         BASE_HEAD "data: {dataset: imagefolder, path: /x}\n"
                   "models: [{name: c, checkpoint: /dev/null, defense: calibrate}]\n" BASE_EVAL;
-    assert_has(parse_err(def), "model 'c' has a defense, but data.dataset imagefolder");
+    p = parse_ok(def);
+    assert_true(clasp_plan_trains(p));
+    clasp_plan_free(p);
+    const char *aug = BASE_HEAD "data: {dataset: imagefolder, path: /x}\n" BASE_TRAIN
+                                "  augment: true\n" BASE_EVAL;
+    m = parse_err(aug);
+    assert_starts(m, loc_of(aug, "augment", "augment"));
+    assert_has(m, "train.augment applies to data sets held in memory");
 }
 
 static void test_error_types(void **state)

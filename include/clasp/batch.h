@@ -35,6 +35,11 @@ clasp_status clasp_batcher_new_stream(clasp_ctx *ctx, clasp_stream *s, const cla
  * order. */
 void clasp_batcher_start(clasp_batcher *b, int shuffle, uint64_t seed, uint64_t epoch);
 
+/* The same pass from batch `first_batch` on (a resumed epoch): the batches
+ * before it are neither gathered nor, for a stream, decoded. */
+void clasp_batcher_start_at(clasp_batcher *b, int shuffle, uint64_t seed, uint64_t epoch,
+                            size_t first_batch);
+
 /* Next batch: *x [n,C,H,W] and *y int32 [n] (owned by the batcher, valid
  * until the next call); *n is 0 at the end of the pass. The last batch may
  * be smaller. `first` (may be NULL) receives the position in the pass of the

@@ -181,11 +181,38 @@ const clasp_dataset *clasp_imagefolder_info(const clasp_imagefolder *f);
  * DIR/val (else DIR/test) for testing, when present; else DIR itself. */
 clasp_status clasp_imagefolder_split_dir(const char *dir, int train, char *buf, size_t size);
 
+/* Both splits of DIR for training: DIR/train (every image; o's subset and
+ * limit are not applied) and the test split (DIR/val, else DIR/test, with
+ * o as given). DIR/train must exist, and both must have the same classes
+ * in the same order (torchvision numbers each folder's classes by itself)
+ * and the same image size; errors name the folders. */
+clasp_status clasp_imagefolder_open_splits(const char *dir, const clasp_imagefolder_options *o,
+                                           clasp_imagefolder **train, clasp_imagefolder **test);
+
+/* The folder the index was read from. */
+const char *clasp_imagefolder_dir(const clasp_imagefolder *f);
+
 /* Decodes the whole split (see clasp_imagefolder_split_dir) into memory:
  * for small folders only (what clasp_dataset_load("imagefolder") does);
  * large sets are streamed (clasp_stream). */
 clasp_status clasp_imagefolder_load(const char *dir, const clasp_imagefolder_options *o, int train,
                                     clasp_dataset *out);
+
+/* Splits `all`'s images into *train and *val, two new folders that keep
+ * the original order: the n_val images held out are those
+ * clasp_dataset_split holds out of a set of that size under `seed`. `all`
+ * is not changed. */
+clasp_status clasp_imagefolder_split(const clasp_imagefolder *all, size_t n_val, uint64_t seed,
+                                     clasp_imagefolder **train, clasp_imagefolder **val);
+
+/* Keeps the first n images (0, or n at least the count: all). */
+void clasp_imagefolder_truncate(clasp_imagefolder *f, size_t n);
+
+/* Decodes every image with the evaluation preprocessing into *out (a new
+ * dataset with pixels, f's classes); images that cannot be decoded are
+ * left out under skip_bad. `what` names the set in errors. */
+clasp_status clasp_imagefolder_decode(const clasp_imagefolder *f, const char *what,
+                                      clasp_dataset *out);
 
 /* Path of image i (NULL past the end). */
 const char *clasp_imagefolder_path(const clasp_imagefolder *f, size_t i);
@@ -205,10 +232,11 @@ clasp_status clasp_imagefolder_get(const clasp_imagefolder *f, size_t i, int tra
 typedef struct clasp_stream clasp_stream;
 
 typedef struct clasp_stream_options {
-    int batch;   /* images per batch (> 0) */
-    int workers; /* decoding threads; 0: CLASP_STREAM_DEFAULT_WORKERS */
-    int queue;   /* batches decoded ahead; 0: 2 */
-    int train;   /* random-resized-crop and flip (see clasp_imagefolder_get) */
+    int batch;    /* images per batch (> 0) */
+    int workers;  /* decoding threads; 0: CLASP_STREAM_DEFAULT_WORKERS */
+    int queue;    /* batches decoded ahead; 0: 2 */
+    int train;    /* random-resized-crop and flip (see clasp_imagefolder_get) */
+    size_t limit; /* a pass yields the folder's first `limit` images only (0: all) */
 } clasp_stream_options;
 
 /* One worker: on a 2-core machine the other core stays with the device
@@ -224,6 +252,11 @@ void clasp_stream_free(clasp_stream *s);
  * clasp_shuffle when shuffle, else in order; training crops are drawn from
  * (seed, epoch, image). */
 clasp_status clasp_stream_start(clasp_stream *s, int shuffle, uint64_t seed, uint64_t epoch);
+
+/* The same pass from batch `first_batch` on, the earlier ones not decoded
+ * (a resumed epoch). */
+clasp_status clasp_stream_start_at(clasp_stream *s, int shuffle, uint64_t seed, uint64_t epoch,
+                                   size_t first_batch);
 
 /* The next batch: *x (n*c*h*w floats) and *y (n labels), valid until the
  * next call; *n is 0 at the end of the pass. *first (may be NULL): how many

@@ -162,8 +162,20 @@ typedef struct clasp_plan {
 } clasp_plan;
 
 /* 1 when the plan's data set is an image folder (imagefolder, imagenet):
- * its test split is streamed, never held, and nothing trains on it. */
+ * its splits are streamed, never held. */
 int clasp_plan_streamed(const clasp_plan *p);
+
+/* 1 when some model of the plan trains (epochs > 0) or has a defense. */
+int clasp_plan_trains(const clasp_plan *p);
+
+/* A streamed plan's folders, as indexes (no image decoded): *test the
+ * test split (DIR/val, else DIR/test, else DIR; data.subset and
+ * evaluate.test_size applied); when train and val are given and the plan
+ * trains, DIR/train (which must exist and have the test split's classes)
+ * split into *train and *val by data.val_size and the seed, *train cut to
+ * data.train_size. Errors name the folder. */
+clasp_status clasp_plan_open_folders(const clasp_plan *p, clasp_imagefolder **test,
+                                     clasp_imagefolder **train, clasp_imagefolder **val);
 
 /* Reads and validates an experiment file against the plugins in r. On
  * failure (CLASP_ERR_CONFIG, or CLASP_ERR_IO for an unreadable file) the
@@ -285,6 +297,15 @@ clasp_status clasp_experiment_train(const clasp_plan *p, int model, const clasp_
                                     const clasp_dataset *val, const char *val_name,
                                     const char *checkpoint, const clasp_run_options *opt,
                                     clasp_model_report *out);
+
+/* The same on image folders, streamed: `train` in random-resized crops
+ * and flips at the folder's image size, `val` as it is prepared for
+ * evaluation (p->data_workers decoding threads each). Both stay the
+ * caller's and must have the same classes and shape. */
+clasp_status clasp_experiment_train_folders(const clasp_plan *p, int model,
+                                            clasp_imagefolder *train, clasp_imagefolder *val,
+                                            const char *val_name, const char *checkpoint,
+                                            const clasp_run_options *opt, clasp_model_report *out);
 
 /* The state file's path for a plan, into buf. */
 void clasp_experiment_state_path(const clasp_plan *p, char *buf, size_t size);

@@ -192,6 +192,8 @@ const clasp_params *clasp_defense_params(const clasp_defense_instance *d);
 /* The optional hooks (doing nothing when the plugin has none). */
 clasp_status clasp_defense_run_finish(clasp_defense_instance *d, const clasp_defense_env *env,
                                       clasp_rng *rng);
+/* Whether the plugin has a finish hook (NULL: 0). */
+int clasp_defense_has_finish(const clasp_defense_instance *d);
 /* Returns 0 when the defense has no per-class weights. */
 int clasp_defense_class_weights(clasp_defense_instance *d, float *out, int num_classes);
 

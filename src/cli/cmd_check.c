@@ -31,20 +31,6 @@ static void print_passes(const char *what, double v)
     else printf("  %-12s %8.2f M example passes\n", what, v / 1e6);
 }
 
-/* An image folder's index as the run opens it (no image is decoded). */
-static clasp_status open_folder(const clasp_plan *p, clasp_imagefolder **f)
-{
-    clasp_imagefolder_options fo = {
-        .imagenet = !strcmp(p->dataset, "imagenet"),
-        .subset = strcmp(p->data_subset, "all") != 0 ? p->data_subset : NULL,
-        .preprocess = p->data_preprocess,
-        .limit = p->test_size,
-    };
-    char dir[4096];
-    CLASP_TRY(clasp_imagefolder_split_dir(p->data_path, 0, dir, sizeof dir));
-    return clasp_imagefolder_open(dir, &fo, f);
-}
-
 /* Sizes after the split and the subsets; the data files are read (on the
  * host only) so that a wrong path is caught here too. */
 static int data_sizes(const clasp_plan *p, size_t *train, size_t *val, size_t *test, char *excl,
@@ -53,15 +39,18 @@ static int data_sizes(const clasp_plan *p, size_t *train, size_t *val, size_t *t
     clasp_dataset d = {0};
     const char *at = *p->data_loc ? p->data_loc : p->source;
     if (clasp_plan_streamed(p)) {
-        /* What the run streams: nothing trains on it. */
-        clasp_imagefolder *f = NULL;
-        if (open_folder(p, &f) != CLASP_OK) {
+        /* What the run streams (the indexes: no image is decoded). */
+        clasp_imagefolder *f = NULL, *tf = NULL, *vf = NULL;
+        if (clasp_plan_open_folders(p, &f, &tf, &vf) != CLASP_OK) {
             fprintf(stderr, "clasp: %s: data: %s\n", at, clasp_last_error());
             return 1;
         }
-        *train = *val = 0;
+        *train = tf ? clasp_imagefolder_info(tf)->n : 0;
+        *val = vf ? clasp_imagefolder_info(vf)->n : 0;
         *test = clasp_imagefolder_info(f)->n;
         clasp_imagefolder_free(f);
+        clasp_imagefolder_free(tf);
+        clasp_imagefolder_free(vf);
         return 0;
     }
     if (clasp_dataset_load(p->dataset, p->data_path, 1, &d) != CLASP_OK) {
@@ -155,7 +144,7 @@ static double measure_pass(const clasp_plan *p)
     int b = p->eval_batch;
     /* The test set's shape and classes: an image folder's index only. */
     clasp_imagefolder *f = NULL;
-    clasp_status st = clasp_plan_streamed(p) ? open_folder(p, &f)
+    clasp_status st = clasp_plan_streamed(p) ? clasp_plan_open_folders(p, &f, NULL, NULL)
                                              : clasp_dataset_load(p->dataset, p->data_path, 0, &d);
     if (st == CLASP_OK && f) {
         d = *clasp_imagefolder_info(f);

@@ -13,6 +13,8 @@ typedef struct train_opts {
     uint64_t seed;
     const char *data, *dataset, *save, *arch, *activation;
     long train_limit;
+    const char *preprocess;
+    int workers;
 } train_opts;
 
 static void usage(void)
@@ -25,7 +27,13 @@ static void usage(void)
             "  --arch ARCH     default (the default CNN), resnet18, preact-resnet18, wrn-D-W,\n"
             "                  preact-resnet18-nobn, dm-wrn-D-W, dm-preact-resnet18 (presets;\n"
             "                  -wN sets a base width, e.g. preact-resnet18-w16) or a layer list\n"
-            "  --activation A  relu (default) or swish, the -swish preset suffix\n");
+            "  --activation A  relu (default) or swish, the -swish preset suffix\n"
+            "  image folders (--dataset imagefolder or imagenet) train on DIR/train,\n"
+            "  streamed with torchvision's RandomResizedCrop and RandomHorizontalFlip at the\n"
+            "  size DIR/val (or DIR/test) is prepared to, which is the per-epoch test:\n"
+            "  --preprocess P  Res256Crop224 (default), Crop288, Res224, BicubicRes256Crop224\n"
+            "                  or none (every image of the first one's size)\n"
+            "  --workers N     decoding threads per set (default 1)\n");
     cli_print_dataset_option(stderr);
 }
 
@@ -37,13 +45,35 @@ static int run(const train_opts *o)
         return 2;
     clasp_dataset train = {0}, test = {0};
     if (o->save && cli_check_output_file("--save", o->save)) return 2;
-    if (clasp_dataset_load(o->dataset, o->data, 1, &train) != CLASP_OK)
-        return cli_fail("loading training data");
-    if (clasp_dataset_load(o->dataset, o->data, 0, &test) != CLASP_OK) {
-        clasp_dataset_free(&train);
-        return cli_fail("loading test data");
+    /* Image folders are streamed (their indexes here); the others held. */
+    int images = !strcmp(o->dataset, "imagefolder") || !strcmp(o->dataset, "imagenet");
+    clasp_imagefolder *tf = NULL, *vf = NULL;
+    if ((o->preprocess || o->workers) && !images) {
+        fprintf(stderr, "clasp train: --preprocess and --workers are for image folders "
+                        "(imagefolder, imagenet)\n");
+        return 2;
     }
-    if (o->train_limit > 0) clasp_dataset_truncate(&train, (size_t)o->train_limit);
+    if (images) {
+        if (!o->data) {
+            fprintf(stderr, "clasp train: --dataset %s needs --data DIR\n", o->dataset);
+            return 2;
+        }
+        clasp_imagefolder_options fo = {.imagenet = !strcmp(o->dataset, "imagenet"),
+                                        .preprocess = o->preprocess};
+        if (clasp_imagefolder_open_splits(o->data, &fo, &tf, &vf) != CLASP_OK)
+            return cli_fail("reading the image folders");
+        if (o->train_limit > 0) clasp_imagefolder_truncate(tf, (size_t)o->train_limit);
+        train = *clasp_imagefolder_info(tf); /* views */
+        test = *clasp_imagefolder_info(vf);
+    } else {
+        if (clasp_dataset_load(o->dataset, o->data, 1, &train) != CLASP_OK)
+            return cli_fail("loading training data");
+        if (clasp_dataset_load(o->dataset, o->data, 0, &test) != CLASP_OK) {
+            clasp_dataset_free(&train);
+            return cli_fail("loading test data");
+        }
+        if (o->train_limit > 0) clasp_dataset_truncate(&train, (size_t)o->train_limit);
+    }
     /* A plan of one model, standard training with a cosine schedule,
      * trained by the experiment runner's code with the test set as the
      * per-epoch validation. */
@@ -64,7 +94,8 @@ static int run(const train_opts *o)
     p.lr = o->lr, p.momentum = o->momentum, p.weight_decay = o->weight_decay;
     p.schedule = CLASP_LR_COSINE;
     p.n_models = 1, p.models = &pm;
-    p.eval_batch = 256;
+    p.eval_batch = images ? 64 : 256;
+    p.data_workers = o->workers;
     fprintf(stderr, "training %zu images (%s), test %zu, %d epochs, batch %d\n", train.n,
             o->dataset, test.n, o->epochs, o->batch);
     cli_run_ui ui;
@@ -75,7 +106,9 @@ static int run(const train_opts *o)
     clasp_ctx_opts_from_env(&ctx_opts);
     opt.ctx = &ctx_opts;
     clasp_model_report rep;
-    clasp_status st = clasp_experiment_train(&p, 0, &train, &test, "test", o->save, &opt, &rep);
+    clasp_status st =
+        images ? clasp_experiment_train_folders(&p, 0, tf, vf, "test", o->save, &opt, &rep)
+               : clasp_experiment_train(&p, 0, &train, &test, "test", o->save, &opt, &rep);
     cli_run_ui_end(&ui);
     int rc = 0;
     if (st != CLASP_OK) {
@@ -91,14 +124,20 @@ static int run(const train_opts *o)
         if (o->save) printf("saved %s\n", o->save);
     }
     clasp_model_report_free(&rep);
-    clasp_dataset_free(&train);
-    clasp_dataset_free(&test);
+    if (images) {
+        clasp_imagefolder_free(tf);
+        clasp_imagefolder_free(vf);
+    } else {
+        clasp_dataset_free(&train);
+        clasp_dataset_free(&test);
+    }
     return rc;
 }
 
 int cmd_train(int argc, char **argv)
 {
-    train_opts o = {3, 128, 0.05, 0.9, 5e-4, 1, NULL, "fashion-mnist", NULL, NULL, NULL, 0};
+    train_opts o = {3,    128,  0.05, 0.9, 5e-4, 1, NULL, "fashion-mnist",
+                    NULL, NULL, NULL, 0,   NULL, 0};
     for (int i = 1; i < argc; i++) {
         const char *v;
         if ((v = cli_opt(argc, argv, &i, "--epochs")))
@@ -119,6 +158,9 @@ int cmd_train(int argc, char **argv)
         else if ((v = cli_opt(argc, argv, &i, "--save"))) o.save = v;
         else if ((v = cli_opt(argc, argv, &i, "--arch"))) o.arch = v;
         else if ((v = cli_opt(argc, argv, &i, "--activation"))) o.activation = v;
+        else if ((v = cli_opt(argc, argv, &i, "--preprocess"))) o.preprocess = v;
+        else if ((v = cli_opt(argc, argv, &i, "--workers")))
+            o.workers = (int)cli_parse_long("--workers", v, 1, 256);
         else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
             usage();
             return 0;

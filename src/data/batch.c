@@ -121,9 +121,17 @@ void clasp_batcher_free(clasp_batcher *b)
 
 void clasp_batcher_start(clasp_batcher *b, int shuffle, uint64_t seed, uint64_t epoch)
 {
-    b->pos = 0;
+    clasp_batcher_start_at(b, shuffle, seed, epoch, 0);
+}
+
+void clasp_batcher_start_at(clasp_batcher *b, int shuffle, uint64_t seed, uint64_t epoch,
+                            size_t first_batch)
+{
+    size_t at = first_batch * (size_t)b->batch;
+    if (first_batch > b->d->n / (size_t)b->batch + 1 || at > b->d->n) at = b->d->n;
+    b->pos = at;
     if (b->stream) {
-        clasp_stream_start(b->stream, shuffle, seed, epoch);
+        clasp_stream_start_at(b->stream, shuffle, seed, epoch, first_batch);
         return;
     }
     if (shuffle) {
@@ -131,7 +139,6 @@ void clasp_batcher_start(clasp_batcher *b, int shuffle, uint64_t seed, uint64_t 
     } else {
         for (size_t i = 0; i < b->d->n; i++) b->perm[i] = (uint32_t)i;
     }
-    b->pos = 0;
 }
 
 size_t clasp_batcher_count(const clasp_batcher *b)

@@ -10,6 +10,10 @@
 #pragma GCC visibility push(hidden)
 
 /* "<dir>/<name>" into buf; an error naming dir when it does not fit. */
+/* The validation split's choice (clasp_dataset_split): *in_val (n bytes,
+ * malloc'd) marks the n_val examples held out under `seed`. */
+clasp_status clasp_data_split_mask(size_t n, size_t n_val, uint64_t seed, unsigned char **in_val);
+
 clasp_status clasp_data_join(char *buf, size_t size, const char *dir, const char *name);
 
 /* Size of the file at path in *size; CLASP_ERR_IO naming the path when it

@@ -1,5 +1,6 @@
 /* Dataset lifetime, validation splits, seeded shuffling, class counts. */
 #include "clasp/data.h"
+#include "data/data_internal.h"
 #include "util/util.h"
 
 #include <stdlib.h>
@@ -85,6 +86,25 @@ static void append(clasp_dataset *d, const clasp_dataset *from, size_t i, size_t
     d->n++;
 }
 
+clasp_status clasp_data_split_mask(size_t n, size_t n_val, uint64_t seed, unsigned char **in_val)
+{
+    *in_val = NULL;
+    if (n_val > n || n > UINT32_MAX)
+        return clasp_error(CLASP_ERR_INVALID, "split: %zu of %zu examples", n_val, n);
+    uint32_t *perm = malloc((n ? n : 1) * sizeof *perm);
+    unsigned char *mask = calloc(n ? n : 1, 1);
+    if (!perm || !mask) {
+        free(perm);
+        free(mask);
+        return clasp_error(CLASP_ERR_NOMEM, "split: out of memory");
+    }
+    clasp_shuffle(perm, n, seed, SPLIT_EPOCH);
+    for (size_t i = n - n_val; i < n; i++) mask[perm[i]] = 1;
+    free(perm);
+    *in_val = mask;
+    return CLASP_OK;
+}
+
 clasp_status clasp_dataset_split(clasp_dataset *all, size_t n_val, uint64_t seed,
                                  clasp_dataset *train, clasp_dataset *val)
 {
@@ -102,21 +122,16 @@ clasp_status clasp_dataset_split(clasp_dataset *all, size_t n_val, uint64_t seed
     clasp_dataset t, v;
     memset(&t, 0, sizeof t);
     memset(&v, 0, sizeof v);
-    uint32_t *perm = malloc((all->n ? all->n : 1) * sizeof *perm);
-    unsigned char *in_val = calloc(all->n ? all->n : 1, 1);
-    clasp_status s = CLASP_OK;
-    if (!perm || !in_val) s = clasp_error(CLASP_ERR_NOMEM, "clasp_dataset_split: out of memory");
+    unsigned char *in_val = NULL;
+    clasp_status s = clasp_data_split_mask(all->n, n_val, seed, &in_val);
     if (s == CLASP_OK) s = alloc_like(all, all->n - n_val, &t);
     if (s == CLASP_OK) s = alloc_like(all, n_val, &v);
     if (s == CLASP_OK) {
         /* Both parts keep the original order, so n_val = 0 leaves the
          * training set exactly as loaded. */
-        clasp_shuffle(perm, all->n, seed, SPLIT_EPOCH);
-        for (size_t i = all->n - n_val; i < all->n; i++) in_val[perm[i]] = 1;
         size_t img = (size_t)all->c * (size_t)all->h * (size_t)all->w;
         for (size_t i = 0; i < all->n; i++) append(in_val[i] ? &v : &t, all, i, img);
     }
-    free(perm);
     free(in_val);
     if (s != CLASP_OK) {
         clasp_dataset_free(&t);

@@ -20,6 +20,7 @@ struct clasp_imagefolder {
     size_t cap;
     clasp_prep prep;
     int skip_bad;
+    char *dir; /* the folder it was opened from */
 };
 
 typedef struct strv {
@@ -365,6 +366,11 @@ clasp_status clasp_imagefolder_open(const char *dir, const clasp_imagefolder_opt
     clasp_imagefolder *f = calloc(1, sizeof *f);
     if (!f) return clasp_error(CLASP_ERR_NOMEM, "image folder: out of memory");
     f->skip_bad = o->skip_bad;
+    f->dir = strdup(dir);
+    if (!f->dir) {
+        free(f);
+        return clasp_error(CLASP_ERR_NOMEM, "image folder: out of memory");
+    }
     clasp_status st = parse_prep(o->preprocess ? o->preprocess : "Res256Crop224", &f->prep);
     if (st == CLASP_OK) st = open_folder(dir, o, f);
     if (st == CLASP_OK && o->limit && o->limit < f->meta.n) {
@@ -395,8 +401,14 @@ void clasp_imagefolder_free(clasp_imagefolder *f)
     if (!f) return;
     for (size_t i = 0; i < f->meta.n; i++) free(f->paths[i]);
     free(f->paths);
+    free(f->dir);
     clasp_dataset_free(&f->meta);
     free(f);
+}
+
+const char *clasp_imagefolder_dir(const clasp_imagefolder *f)
+{
+    return f->dir;
 }
 
 const clasp_dataset *clasp_imagefolder_info(const clasp_imagefolder *f)
@@ -421,11 +433,13 @@ clasp_status clasp_imagefolder_get(const clasp_imagefolder *f, size_t i, int tra
         return clasp_error(CLASP_ERR_INVALID, "image folder: image %zu of %zu", i, f->meta.n);
     clasp_rgb im, pre;
     CLASP_TRY(clasp_image_load(f->paths[i], &im));
-    clasp_prep p = train ? CLASP_PREP_TRAIN_RRC224 : f->prep;
-    clasp_status st = clasp_preprocess(&im, p, key, &pre);
+    int w = f->meta.w, h = f->meta.h;
+    /* Training crops come out at the evaluation size, so one model serves
+     * both. */
+    clasp_status st = train ? clasp_preprocess_train(&im, w, h, key, &pre)
+                            : clasp_preprocess(&im, f->prep, key, &pre);
     clasp_rgb_free(&im);
     CLASP_TRY(st);
-    int w = f->meta.w, h = f->meta.h;
     if (pre.w != w || pre.h != h) {
         clasp_rgb_free(&pre);
         return clasp_error(CLASP_ERR_FORMAT,
@@ -441,6 +455,102 @@ clasp_status clasp_imagefolder_get(const clasp_imagefolder *f, size_t i, int tra
     return CLASP_OK;
 }
 
+/* An empty folder with f's classes, shape and settings, room for n images. */
+static clasp_status folder_like(const clasp_imagefolder *f, size_t n, clasp_imagefolder **out)
+{
+    clasp_imagefolder *g = calloc(1, sizeof *g);
+    clasp_status st = g ? CLASP_OK : clasp_error(CLASP_ERR_NOMEM, "image folder: out of memory");
+    if (st == CLASP_OK) st = clasp_dataset_set_classes(&g->meta, f->meta.num_classes);
+    if (st == CLASP_OK) {
+        memcpy(g->meta.class_names, f->meta.class_names,
+               (size_t)f->meta.num_classes * sizeof *g->meta.class_names);
+        g->meta.c = f->meta.c, g->meta.h = f->meta.h, g->meta.w = f->meta.w;
+        g->prep = f->prep;
+        g->skip_bad = f->skip_bad;
+        g->dir = strdup(f->dir);
+        g->cap = n ? n : 1;
+        g->paths = calloc(g->cap, sizeof *g->paths);
+        g->meta.y = malloc(g->cap * sizeof *g->meta.y);
+        if (!g->paths || !g->meta.y || !g->dir)
+            st = clasp_error(CLASP_ERR_NOMEM, "image folder: out of memory");
+    }
+    if (st != CLASP_OK) {
+        clasp_imagefolder_free(g);
+        return st;
+    }
+    *out = g;
+    return CLASP_OK;
+}
+
+clasp_status clasp_imagefolder_split(const clasp_imagefolder *all, size_t n_val, uint64_t seed,
+                                     clasp_imagefolder **train, clasp_imagefolder **val)
+{
+    *train = *val = NULL;
+    const clasp_dataset *m = &all->meta;
+    if (n_val > m->n)
+        return clasp_error(CLASP_ERR_INVALID,
+                           "image folder: %zu validation images requested, but it has only %zu",
+                           n_val, m->n);
+    unsigned char *in_val = NULL;
+    clasp_imagefolder *t = NULL, *v = NULL;
+    clasp_status st = clasp_data_split_mask(m->n, n_val, seed, &in_val);
+    if (st == CLASP_OK) st = folder_like(all, m->n - n_val, &t);
+    if (st == CLASP_OK) st = folder_like(all, n_val, &v);
+    for (size_t i = 0; st == CLASP_OK && i < m->n; i++) {
+        clasp_imagefolder *g = in_val[i] ? v : t;
+        g->paths[g->meta.n] = strdup(all->paths[i]);
+        if (!g->paths[g->meta.n]) st = clasp_error(CLASP_ERR_NOMEM, "image folder: out of memory");
+        else g->meta.y[g->meta.n++] = m->y[i];
+    }
+    free(in_val);
+    if (st != CLASP_OK) {
+        clasp_imagefolder_free(t);
+        clasp_imagefolder_free(v);
+        return st;
+    }
+    *train = t;
+    *val = v;
+    return CLASP_OK;
+}
+
+void clasp_imagefolder_truncate(clasp_imagefolder *f, size_t n)
+{
+    if (!n || n >= f->meta.n) return;
+    for (size_t i = n; i < f->meta.n; i++) free(f->paths[i]);
+    f->meta.n = n;
+}
+
+clasp_status clasp_imagefolder_decode(const clasp_imagefolder *f, const char *what,
+                                      clasp_dataset *out)
+{
+    memset(out, 0, sizeof *out);
+    const clasp_dataset *m = &f->meta;
+    size_t per = (size_t)m->c * (size_t)m->h * (size_t)m->w;
+    if (m->n > SIZE_MAX / sizeof(float) / per)
+        return clasp_error(CLASP_ERR_NOMEM, "%s: too many images to hold", what);
+    clasp_status st = clasp_dataset_set_classes(out, m->num_classes);
+    if (st == CLASP_OK) {
+        memcpy(out->class_names, m->class_names, (size_t)m->num_classes * sizeof *out->class_names);
+        out->c = m->c, out->h = m->h, out->w = m->w;
+        out->x = malloc((m->n ? m->n : 1) * per * sizeof *out->x);
+        out->y = malloc((m->n ? m->n : 1) * sizeof *out->y);
+        if (!out->x || !out->y)
+            st = clasp_error(CLASP_ERR_NOMEM, "%s: out of memory for %zu images of %dx%dx%d", what,
+                             m->n, m->c, m->h, m->w);
+    }
+    for (size_t i = 0; st == CLASP_OK && i < m->n; i++) {
+        st = clasp_imagefolder_get(f, i, 0, 0, out->x + out->n * per);
+        if (st != CLASP_OK && f->skip_bad && st != CLASP_ERR_NOMEM) {
+            clasp_error_clear();
+            st = CLASP_OK;
+            continue;
+        }
+        if (st == CLASP_OK) out->y[out->n++] = m->y[i];
+    }
+    if (st != CLASP_OK) clasp_dataset_free(out);
+    return st;
+}
+
 clasp_status clasp_imagefolder_split_dir(const char *dir, int train, char *buf, size_t size)
 {
     const char *const cands[2][2] = {{"val", "test"}, {"train", NULL}};
@@ -453,6 +563,61 @@ clasp_status clasp_imagefolder_split_dir(const char *dir, int train, char *buf, 
     return CLASP_OK;
 }
 
+/* The two splits must number their classes alike: torchvision numbers
+ * each folder's sorted class folders by itself, so a class missing from
+ * one of them would shift every label after it. */
+static clasp_status same_classes(const char *tdir, const clasp_dataset *t, const char *vdir,
+                                 const clasp_dataset *v)
+{
+    int k = t->num_classes < v->num_classes ? t->num_classes : v->num_classes;
+    for (int c = 0; c < k; c++)
+        if (strcmp(t->class_names[c], v->class_names[c]) != 0)
+            return clasp_error(CLASP_ERR_FORMAT,
+                               "%s and %s have different classes: class %d is '%s' in one and "
+                               "'%s' in the other (both need the same class folders)",
+                               tdir, vdir, c, t->class_names[c], v->class_names[c]);
+    if (t->num_classes != v->num_classes)
+        return clasp_error(CLASP_ERR_FORMAT,
+                           "%s and %s have different classes: %d class folders in one, %d in the "
+                           "other (both need the same class folders)",
+                           tdir, vdir, t->num_classes, v->num_classes);
+    return CLASP_OK;
+}
+
+clasp_status clasp_imagefolder_open_splits(const char *dir, const clasp_imagefolder_options *o,
+                                           clasp_imagefolder **train, clasp_imagefolder **test)
+{
+    *train = *test = NULL;
+    char vdir[4096], tdir[4096];
+    CLASP_TRY(clasp_imagefolder_split_dir(dir, 0, vdir, sizeof vdir));
+    CLASP_TRY(clasp_imagefolder_split_dir(dir, 1, tdir, sizeof tdir));
+    if (!strcmp(tdir, vdir))
+        return clasp_error(CLASP_ERR_FORMAT,
+                           "%s: training needs the training images in %s/train beside the test "
+                           "images in %s/val (or %s/test)",
+                           dir, dir, dir, dir);
+    static const clasp_imagefolder_options none = {0};
+    clasp_imagefolder_options to = o ? *o : none;
+    to.subset = NULL; /* the subset and the limit are the test set's */
+    to.limit = 0;
+    clasp_imagefolder *t = NULL, *v = NULL;
+    clasp_status st = clasp_imagefolder_open(tdir, &to, &t);
+    if (st == CLASP_OK) st = clasp_imagefolder_open(vdir, o, &v);
+    if (st == CLASP_OK)
+        st = same_classes(tdir, clasp_imagefolder_info(t), vdir, clasp_imagefolder_info(v));
+    if (st == CLASP_OK && (t->meta.w != v->meta.w || t->meta.h != v->meta.h))
+        st = clasp_error(CLASP_ERR_FORMAT, "%s has images of %dx%d but %s of %dx%d", tdir,
+                         t->meta.w, t->meta.h, vdir, v->meta.w, v->meta.h);
+    if (st != CLASP_OK) {
+        clasp_imagefolder_free(t);
+        clasp_imagefolder_free(v);
+        return st;
+    }
+    *train = t;
+    *test = v;
+    return CLASP_OK;
+}
+
 clasp_status clasp_imagefolder_load(const char *dir, const clasp_imagefolder_options *o, int train,
                                     clasp_dataset *out)
 {
@@ -461,39 +626,7 @@ clasp_status clasp_imagefolder_load(const char *dir, const clasp_imagefolder_opt
     CLASP_TRY(clasp_imagefolder_split_dir(dir, train, sub, sizeof sub));
     clasp_imagefolder *f;
     CLASP_TRY(clasp_imagefolder_open(sub, o, &f));
-    clasp_dataset *m = &f->meta;
-    size_t per = (size_t)m->c * (size_t)m->h * (size_t)m->w;
-    clasp_status st = CLASP_OK;
-    if (m->n > SIZE_MAX / sizeof(float) / per)
-        st = clasp_error(CLASP_ERR_NOMEM, "%s: too many images to hold", sub);
-    float *x = st == CLASP_OK ? malloc(m->n * per * sizeof *x) : NULL;
-    int32_t *y = st == CLASP_OK ? malloc(m->n * sizeof *y) : NULL;
-    if (st == CLASP_OK && (!x || !y))
-        st = clasp_error(CLASP_ERR_NOMEM, "%s: out of memory for %zu images of %dx%dx%d", sub, m->n,
-                         m->c, m->h, m->w);
-    size_t kept = 0;
-    for (size_t i = 0; st == CLASP_OK && i < m->n; i++) {
-        st = clasp_imagefolder_get(f, i, 0, 0, x + kept * per);
-        if (st != CLASP_OK && f->skip_bad && st != CLASP_ERR_NOMEM) {
-            st = CLASP_OK;
-            continue;
-        }
-        if (st == CLASP_OK) y[kept++] = m->y[i];
-    }
-    if (st != CLASP_OK) {
-        free(x);
-        free(y);
-        clasp_imagefolder_free(f);
-        return st;
-    }
-    /* The names move to out, the index goes. */
-    for (size_t i = 0; i < m->n; i++) free(f->paths[i]);
-    free(f->paths);
-    free(m->y);
-    *out = *m;
-    out->n = kept;
-    out->x = x;
-    out->y = y;
-    free(f);
-    return CLASP_OK;
+    clasp_status st = clasp_imagefolder_decode(f, sub, out);
+    clasp_imagefolder_free(f);
+    return st;
 }

@@ -73,6 +73,11 @@ typedef enum {
  * crop). */
 clasp_status clasp_preprocess(const clasp_rgb *in, clasp_prep p, uint64_t key, clasp_rgb *out);
 
+/* torchvision's RandomResizedCrop((h, w)) (bilinear) then
+ * RandomHorizontalFlip(0.5), drawn from `key`. */
+clasp_status clasp_preprocess_train(const clasp_rgb *in, int w, int h, uint64_t key,
+                                    clasp_rgb *out);
+
 /* torchvision's RandomResizedCrop.get_params (scale (0.08, 1), ratio
  * (3/4, 4/3), ten tries then the centre fallback) with clasp's own
  * counter-based draws from `key`: (left, top, w, h). */

@@ -286,6 +286,29 @@ void clasp_rrc_box(int w, int h, uint64_t key, int *left, int *top, int *cw, int
     *left = (w - *cw) / 2;
 }
 
+clasp_status clasp_preprocess_train(const clasp_rgb *in, int w, int h, uint64_t key, clasp_rgb *out)
+{
+    memset(out, 0, sizeof *out);
+    int l, t, cw, ch;
+    clasp_rrc_box(in->w, in->h, key, &l, &t, &cw, &ch);
+    clasp_rgb c;
+    CLASP_TRY(clasp_rgb_crop(in, l, t, cw, ch, &c));
+    clasp_status st = clasp_rgb_resize(&c, w, h, CLASP_FILTER_BILINEAR, out);
+    clasp_rgb_free(&c);
+    if (st == CLASP_OK && unif(key, 1000) < 0.5) {
+        for (int y = 0; y < out->h; y++) {
+            unsigned char *r = out->px + (size_t)y * (size_t)out->w * 3;
+            for (int a = 0, b = out->w - 1; a < b; a++, b--)
+                for (int c3 = 0; c3 < 3; c3++) {
+                    unsigned char v = r[3 * a + c3];
+                    r[3 * a + c3] = r[3 * b + c3];
+                    r[3 * b + c3] = v;
+                }
+        }
+    }
+    return st;
+}
+
 clasp_status clasp_preprocess(const clasp_rgb *in, clasp_prep p, uint64_t key, clasp_rgb *out)
 {
     memset(out, 0, sizeof *out);
@@ -300,26 +323,7 @@ clasp_status clasp_preprocess(const clasp_rgb *in, clasp_prep p, uint64_t key, c
         clasp_center_crop_box(in->w, in->h, 288, 288, &l, &t);
         return clasp_rgb_crop(in, l, t, 288, 288, out);
     }
-    case CLASP_PREP_TRAIN_RRC224: {
-        int l, t, cw, ch;
-        clasp_rrc_box(in->w, in->h, key, &l, &t, &cw, &ch);
-        clasp_rgb c;
-        CLASP_TRY(clasp_rgb_crop(in, l, t, cw, ch, &c));
-        clasp_status st = clasp_rgb_resize(&c, 224, 224, CLASP_FILTER_BILINEAR, out);
-        clasp_rgb_free(&c);
-        if (st == CLASP_OK && unif(key, 1000) < 0.5) {
-            for (int y = 0; y < out->h; y++) {
-                unsigned char *r = out->px + (size_t)y * (size_t)out->w * 3;
-                for (int a = 0, b = out->w - 1; a < b; a++, b--)
-                    for (int c3 = 0; c3 < 3; c3++) {
-                        unsigned char v = r[3 * a + c3];
-                        r[3 * a + c3] = r[3 * b + c3];
-                        r[3 * b + c3] = v;
-                    }
-            }
-        }
-        return st;
-    }
+    case CLASP_PREP_TRAIN_RRC224: return clasp_preprocess_train(in, 224, 224, key, out);
     }
     return clasp_error(CLASP_ERR_INVALID, "unknown preprocessing %d", (int)p);
 }

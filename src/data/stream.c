@@ -135,9 +135,9 @@ clasp_status clasp_stream_new(const clasp_imagefolder *f, const clasp_stream_opt
     s->queue = o->queue ? o->queue : 2;
     s->nworkers = o->workers ? o->workers : CLASP_STREAM_DEFAULT_WORKERS;
     s->train = o->train;
-    s->n = m->n;
+    s->n = o->limit && o->limit < m->n ? o->limit : m->n;
     s->per = (size_t)m->c * (size_t)m->h * (size_t)m->w;
-    s->perm = malloc(s->n * sizeof *s->perm);
+    s->perm = malloc(m->n * sizeof *s->perm);
     s->slots = calloc((size_t)s->queue, sizeof *s->slots);
     clasp_status st =
         s->perm && s->slots ? CLASP_OK : clasp_error(CLASP_ERR_NOMEM, "stream: out of memory");
@@ -152,7 +152,7 @@ clasp_status clasp_stream_new(const clasp_imagefolder *f, const clasp_stream_opt
                              s->queue, s->batch);
     }
     if (st == CLASP_OK) {
-        for (size_t i = 0; i < s->n; i++) s->perm[i] = (uint32_t)i;
+        for (size_t i = 0; i < m->n; i++) s->perm[i] = (uint32_t)i;
         s->threads = calloc((size_t)s->nworkers, sizeof *s->threads);
         if (!s->threads) st = clasp_error(CLASP_ERR_NOMEM, "stream: out of memory");
     }
@@ -171,21 +171,33 @@ clasp_status clasp_stream_new(const clasp_imagefolder *f, const clasp_stream_opt
 
 clasp_status clasp_stream_start(clasp_stream *s, int shuffle, uint64_t seed, uint64_t epoch)
 {
+    return clasp_stream_start_at(s, shuffle, seed, epoch, 0);
+}
+
+clasp_status clasp_stream_start_at(clasp_stream *s, int shuffle, uint64_t seed, uint64_t epoch,
+                                   size_t first_batch)
+{
+    size_t all = s->meta->n;
     pthread_mutex_lock(&s->mu);
     /* Stop claiming, let the images being decoded finish, then reset. */
     s->next_item = s->n;
     s->gen++;
     while (s->inflight) pthread_cond_wait(&s->done, &s->mu);
+    /* A limited pass covers the folder's first `limit` images, as a
+     * truncated folder's pass would. */
     if (shuffle) clasp_shuffle(s->perm, s->n, seed, epoch);
     else
-        for (size_t i = 0; i < s->n; i++) s->perm[i] = (uint32_t)i;
+        for (size_t i = 0; i < all; i++) s->perm[i] = (uint32_t)i;
     for (int q = 0; q < s->queue; q++) s->slots[q].batch_no = NO_BATCH;
     s->key = clasp_mix64(seed ^ clasp_mix64(epoch + 0x9e3779b97f4a7c15ull));
     s->held = 0;
-    s->base = 0;
+    size_t nb = (s->n + (size_t)s->batch - 1) / (size_t)s->batch;
+    s->base = first_batch < nb ? first_batch : nb;
     s->holding = 0;
-    s->yielded = s->skipped = 0;
-    s->next_item = 0;
+    s->yielded = s->base * (size_t)s->batch;
+    if (s->yielded > s->n) s->yielded = s->n;
+    s->skipped = 0;
+    s->next_item = s->yielded;
     pthread_cond_broadcast(&s->work);
     pthread_mutex_unlock(&s->mu);
     return CLASP_OK;

@@ -505,27 +505,14 @@ clasp_status plan_p_train(pctx *c, const ymap *m, const plan_key *k, yaml_node_t
     return v ? plan_parse_section(c, v, k->sub) : train_defaults(c, k->sub);
 }
 
-/* A streamed image folder is evaluated only: every model is a checkpoint
- * taken as it is (a defense trains or fits on a validation split, which
- * the folder does not give). data.preprocess defaults to the zoo
- * entries' input preparation. */
+/* A streamed image folder: models train on DIR/train (random-resized crops
+ * and flips, at the size the test images are prepared to), one process
+ * reads it. data.preprocess defaults to the zoo entries' input
+ * preparation. */
 static clasp_status resolve_streamed(pctx *c)
 {
     clasp_plan *p = c->plan;
     if (!clasp_plan_streamed(p)) return CLASP_OK;
-    for (int i = 0; i < p->n_models; i++) {
-        const clasp_plan_model *m = &p->models[i];
-        if (m->epochs > 0 || !m->checkpoint[0] || m->defense)
-            return clasp_error(CLASP_ERR_CONFIG,
-                               "%s: model '%s' %s, but data.dataset %s is streamed for evaluation "
-                               "only: give each model a checkpoint, with no defense and epochs 0 "
-                               "(training on an image folder is not supported)",
-                               m->loc, m->name,
-                               m->defense         ? "has a defense"
-                               : m->checkpoint[0] ? "is fine-tuned"
-                                                  : "is trained from the seed",
-                               p->dataset);
-    }
     if (p->data_preprocess[0]) return CLASP_OK;
     if (c->zoo_prep_other)
         return clasp_error(CLASP_ERR_CONFIG,

@@ -420,9 +420,12 @@ static int not_images(const clasp_plan *p)
 #define IMAGES                          \
     .applies = images, .shown = images, \
     .applies_doc = "image folders (data.dataset imagefolder or imagenet)"
-#define SPLIT              \
-    .applies = not_images, \
-    .applies_doc = "data sets with a training split (image folders are evaluated only)"
+#define SPLIT .applies = not_images, .applies_doc = "data sets held in memory (not image folders)"
+/* The split keys matter to a streamed plan only when something trains. */
+static int shown_split(const clasp_plan *p)
+{
+    return !clasp_plan_streamed(p) || clasp_plan_trains(p);
+}
 /* In the order of imagefolder.c's table (parse_prep). */
 static const char *const preprocessings[] = {"Res256Crop224",        "Crop288", "Res224",
                                              "BicubicRes256Crop224", "none",    NULL};
@@ -482,11 +485,11 @@ static const plan_key data_keys[] = {
             "`train_X.bin`/`train_y.bin`/`test_X.bin`/`test_y.bin` (see the main README's Data "
             "section)"},
     {.key = "val_size", .kind = PK_WHOLE, F(val_size), .min = 1, .max = 1e9, .def = 5000,
-     .example = "100", SPLIT, .shown = not_images, .range_doc = "≥ 1, < training set",
+     .example = "100", .shown = shown_split, .range_doc = "≥ 1, < training set",
      .doc = "examples held out of the training set (a seeded split) for epoch-end validation "
-            "and calibration"},
+            "and calibration; for an image folder, images held out of `DIR/train`"},
     {.key = "train_size", .kind = PK_WHOLE, F(train_size), .min = 0, .max = 1e9, .def = 0,
-     .example = "300", SPLIT, .shown = not_images, .def_doc = "`0` (all)",
+     .example = "300", .shown = shown_split, .def_doc = "`0` (all)",
      .doc = "keep only the first N training examples after the split (quick runs)"},
     {.key = "exclude_classes", .kind = PK_CUSTOM, NOF, .parse = plan_p_exclude,
      .emit = plan_e_exclude, .shown = shown_exclude, .example = "[Shirt]", SPLIT,
@@ -618,6 +621,9 @@ static const plan_key train_keys[] = {
             "model's attack); the first N of the split, to bound the time. The finish hook "
             "(calibration) always gets the whole split"},
     {.key = "augment", .kind = PK_MAP, NOF, .sub = &augment_sec, .example = "true",
+     .applies = not_images,
+     .applies_doc = "data sets held in memory (image folders train with torchvision's "
+                    "RandomResizedCrop and RandomHorizontalFlip)",
      .type_doc = "`true` \\| `false` \\| `{crop, flip}`", .def_doc = "by data set",
      .doc = "random crop from the zero-padded image and horizontal flip, seeded per batch, on "
             "the device; default `{crop: 4, flip: true}` for cifar10/cifar100, `{crop: 12, "

@@ -29,33 +29,30 @@ void clasp_experiment_state_path(const clasp_plan *p, char *buf, size_t size)
 
 /* ---- data ------------------------------------------------------------- */
 
-/* An image folder: its index only (labels, class names, the shape after
- * preprocessing); the pixels are decoded batch by batch when evaluated, so
- * a set of any size runs in the memory of a few batches. */
+/* Image folders: their indexes only (labels, class names, the shape after
+ * preprocessing); the pixels are decoded batch by batch when used, so a set
+ * of any size runs in the memory of a few batches. */
 static clasp_status open_folder(runner *R)
 {
     const clasp_plan *p = R->p;
     const char *at = *p->data_loc ? p->data_loc : p->source;
-    clasp_imagefolder_options fo = {
-        .imagenet = !strcmp(p->dataset, "imagenet"),
-        .subset = strcmp(p->data_subset, "all") != 0 ? p->data_subset : NULL,
-        .preprocess = p->data_preprocess,
-        .skip_bad = p->data_skip_bad,
-        .limit = p->test_size,
-    };
-    char dir[4096];
-    clasp_status st = clasp_imagefolder_split_dir(p->data_path, 0, dir, sizeof dir);
-    if (st == CLASP_OK) st = clasp_imagefolder_open(dir, &fo, &R->folder);
+    clasp_status st = clasp_plan_open_folders(p, &R->folder, &R->train_folder, &R->val_folder);
     if (st != CLASP_OK) {
         char msg[900];
         snprintf(msg, sizeof msg, "%s", clasp_last_error());
         return clasp_error(CLASP_ERR_CONFIG, "%s: data: %s", at, msg);
     }
     R->test = *clasp_imagefolder_info(R->folder);
-    R->train = R->test;
-    R->train.n = 0;
-    R->val = R->train;
+    if (R->train_folder) {
+        R->train = *clasp_imagefolder_info(R->train_folder);
+        R->val = *clasp_imagefolder_info(R->val_folder);
+    } else {
+        R->train = R->test;
+        R->train.n = 0;
+        R->val = R->train;
+    }
     R->val_eval = R->val;
+    if (p->val_eval_size && p->val_eval_size < R->val.n) R->val_eval.n = p->val_eval_size;
     R->K = R->test.num_classes;
     return CLASP_OK;
 }
@@ -707,7 +704,7 @@ static clasp_status setup_device(runner *R)
         dist_barrier();
     }
     shard(&R->val_eval, p->eval_batch, &R->val_shard, &R->val_b0, &R->val_nb_max);
-    if (R->folder) {
+    if (R->folder || R->train_folder) {
         /* One stream in order; several ranks would each decode the whole
          * set for their share. */
         if (clasp_dist_size() > 1)
@@ -719,10 +716,33 @@ static clasp_status setup_device(runner *R)
         R->test_b0 = 0;
         R->test_nb_max = (R->test.n + (size_t)p->eval_batch - 1) / (size_t)p->eval_batch;
         clasp_stream_options so = {.batch = p->eval_batch, .workers = p->data_workers, .queue = 2};
-        CLASP_TRY(clasp_stream_new(R->folder, &so, &R->stream));
-        if (R->test.n)
+        if (R->folder) CLASP_TRY(clasp_stream_new(R->folder, &so, &R->stream));
+        if (R->folder && R->test.n)
             CLASP_TRY(
                 clasp_batcher_new_stream(R->ctx, R->stream, &R->test, p->eval_batch, &R->test_b));
+        if (!R->train_folder) return CLASP_OK;
+        /* Training crops (random-resized-crop and flip) in the training
+         * order; validation as the test set is prepared, its first
+         * val_eval_size images. */
+        clasp_stream_options to = {.batch = p->batch,
+                                   .workers = p->data_workers,
+                                   .queue = 2,
+                                   .train = 1};
+        CLASP_TRY(clasp_stream_new(R->train_folder, &to, &R->train_stream));
+        CLASP_TRY(
+            clasp_batcher_new_stream(R->ctx, R->train_stream, &R->train, p->batch, &R->train_b));
+        R->val_shard = R->val_eval;
+        R->val_b0 = 0;
+        R->val_nb_max = (R->val_eval.n + (size_t)p->eval_batch - 1) / (size_t)p->eval_batch;
+        if (R->val_eval.n) {
+            clasp_stream_options vo = {.batch = p->eval_batch,
+                                       .workers = p->data_workers,
+                                       .queue = 2,
+                                       .limit = R->val_eval.n};
+            CLASP_TRY(clasp_stream_new(R->val_folder, &vo, &R->val_stream));
+            CLASP_TRY(clasp_batcher_new_stream(R->ctx, R->val_stream, &R->val_eval, p->eval_batch,
+                                               &R->val_b));
+        }
         return CLASP_OK;
     }
     if (!R->train_only)
@@ -830,7 +850,15 @@ static void runner_free(runner *R)
     clasp_batcher_free(R->val_b);
     clasp_batcher_free(R->test_b);
     clasp_stream_free(R->stream);
-    clasp_imagefolder_free(R->folder); /* train, val and test were its views */
+    clasp_stream_free(R->train_stream);
+    clasp_stream_free(R->val_stream);
+    /* train, val and test were their views; training alone, the folders
+     * are the caller's. */
+    clasp_imagefolder_free(R->folder);
+    if (!R->train_only) {
+        clasp_imagefolder_free(R->train_folder);
+        clasp_imagefolder_free(R->val_folder);
+    }
     clasp_ctx_free(R->ctx);
     clasp_dir_unlock(R->lock_fd);
     if (!R->train_only && !R->folder) {
@@ -864,10 +892,12 @@ clasp_status clasp_experiment_run(const clasp_plan *p, const clasp_registry *r,
     return st;
 }
 
-clasp_status clasp_experiment_train(const clasp_plan *p, int model, const clasp_dataset *train,
-                                    const clasp_dataset *val, const char *val_name,
-                                    const char *checkpoint, const clasp_run_options *opt,
-                                    clasp_model_report *out)
+/* Training alone on in-memory sets, or on streamed folders (tf and vf,
+ * with train and val their indexes). */
+static clasp_status train_alone(const clasp_plan *p, int model, const clasp_dataset *train,
+                                const clasp_dataset *val, clasp_imagefolder *tf,
+                                clasp_imagefolder *vf, const char *val_name, const char *checkpoint,
+                                const clasp_run_options *opt, clasp_model_report *out)
 {
     static const clasp_run_options none = {0};
     memset(out, 0, sizeof *out);
@@ -891,6 +921,8 @@ clasp_status clasp_experiment_train(const clasp_plan *p, int model, const clasp_
     /* Views of the caller's sets: runner_free leaves them alone. */
     R.train = *train;
     R.val = *val;
+    R.train_folder = tf;
+    R.val_folder = vf;
     R.K = train->num_classes;
     R.val_eval = R.val;
     if (p->val_eval_size && p->val_eval_size < R.val.n) R.val_eval.n = p->val_eval_size;
@@ -908,6 +940,27 @@ clasp_status clasp_experiment_train(const clasp_plan *p, int model, const clasp_
     if (st != CLASP_OK) run_report_free(out);
     runner_free(&R);
     return st;
+}
+
+clasp_status clasp_experiment_train(const clasp_plan *p, int model, const clasp_dataset *train,
+                                    const clasp_dataset *val, const char *val_name,
+                                    const char *checkpoint, const clasp_run_options *opt,
+                                    clasp_model_report *out)
+{
+    return train_alone(p, model, train, val, NULL, NULL, val_name, checkpoint, opt, out);
+}
+
+clasp_status clasp_experiment_train_folders(const clasp_plan *p, int model,
+                                            clasp_imagefolder *train, clasp_imagefolder *val,
+                                            const char *val_name, const char *checkpoint,
+                                            const clasp_run_options *opt, clasp_model_report *out)
+{
+    if (!train || !val) {
+        memset(out, 0, sizeof *out);
+        return clasp_error(CLASP_ERR_INVALID, "clasp_experiment_train_folders: bad arguments");
+    }
+    return train_alone(p, model, clasp_imagefolder_info(train), clasp_imagefolder_info(val), train,
+                       val, val_name, checkpoint, opt, out);
 }
 
 void clasp_model_report_free(clasp_model_report *r)

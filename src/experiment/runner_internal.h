@@ -43,12 +43,13 @@ typedef struct runner {
     /* train_b serves the global batch; val_b and test_b the shards (NULL
      * for a rank whose share is empty). */
     clasp_batcher *train_b, *val_b, *test_b;
-    /* A streamed test set (data.dataset imagefolder, imagenet): the
-     * folder's index, and the stream that decodes it batch by batch for
-     * test_b. train, val and test are then views of the index (no pixels,
-     * not owned); train and val are empty, since nothing trains. */
-    clasp_imagefolder *folder;
-    clasp_stream *stream;
+    /* Streamed sets (data.dataset imagefolder, imagenet): the folders'
+     * indexes and the streams that decode them batch by batch for test_b,
+     * train_b and val_b. train, val and test are then views of the indexes
+     * (no pixels, not owned); train and val are empty (no folders) when
+     * nothing trains. */
+    clasp_imagefolder *folder, *train_folder, *val_folder;
+    clasp_stream *stream, *train_stream, *val_stream;
     clasp_tensor *augmented;       /* the augmented training batch */
     clasp_tensor *part_x, *part_y; /* this rank's slice of it (several ranks) */
     long long stop_syncs;          /* stop checks of the evaluation under way */

@@ -107,7 +107,6 @@ clasp_status run_train_epoch(runner *R, int mi, model_run *mr, int e)
     const clasp_plan *p = R->p;
     size_t nb = clasp_batcher_count(R->train_b), done = 0;
     long long b0 = R->pos.batch;
-    clasp_batcher_start(R->train_b, 1, p->seed, (uint64_t)e);
     char label[200];
     snprintf(label, sizeof label, "  epoch %d/%d", e + 1, p->epochs);
     double t0 = clasp_now();
@@ -118,13 +117,10 @@ clasp_status run_train_epoch(runner *R, int mi, model_run *mr, int e)
     size_t abytes;
     dist_grad_stats(&ar0, &aw0, &ac0, &abytes);
     /* Resuming inside an epoch: the pass is a function of (seed, epoch), so
-     * skipping its first batches lands where the interrupted run stopped. */
-    for (long long b = 0; b < b0 && st == CLASP_OK; b++) {
-        clasp_tensor *x, *y;
-        int n;
-        st = clasp_batcher_next(R->train_b, &x, &y, &n, NULL);
-        done += (size_t)n;
-    }
+     * starting it at batch b0 lands where the interrupted run stopped. */
+    clasp_batcher_start_at(R->train_b, 1, p->seed, (uint64_t)e, (size_t)b0);
+    done = (size_t)b0 * (size_t)p->batch;
+    if (done > R->train.n) done = R->train.n;
     run_progress_start(R, label, R->train.n);
     for (long long b = b0; st == CLASP_OK; b++) {
         clasp_tensor *x, *y;
@@ -233,7 +229,17 @@ clasp_status run_finish_model(runner *R, int mi, model_run *mr)
     if (mr->def) {
         clasp_tensor *vx = NULL, *vy = NULL;
         const clasp_dataset *v = &R->val;
-        if (v->n) {
+        /* A streamed split is decoded for the hook only when there is one
+         * (data.val_size images in memory). */
+        clasp_dataset decoded = {0};
+        int wanted = clasp_defense_has_finish(mr->def) || clasp_defense_has_finish(mr->inner);
+        if (v->n && !v->x && R->val_folder && wanted) {
+            run_say(R, "  decoding the %zu validation images for %s's finish step", v->n,
+                    p->models[mi].name);
+            st = clasp_imagefolder_decode(R->val_folder, "the validation split", &decoded);
+            v = &decoded;
+        }
+        if (st == CLASP_OK && v->n && v->x) {
             st = clasp_tensor_new4(R->ctx, (int)v->n, v->c, v->h, v->w, &vx);
             if (st == CLASP_OK) st = clasp_tensor_write(vx, v->x);
             if (st == CLASP_OK)
@@ -247,6 +253,7 @@ clasp_status run_finish_model(runner *R, int mi, model_run *mr)
         mr->env.val_x = mr->env.val_y = NULL;
         clasp_tensor_free(vx);
         clasp_tensor_free(vy);
+        clasp_dataset_free(&decoded);
         CLASP_TRY(st);
     }
     clasp_model_report *rep = mr->rep;

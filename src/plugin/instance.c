@@ -282,6 +282,13 @@ clasp_status clasp_defense_run_finish(clasp_defense_instance *d, const clasp_def
     return call_end(st, &saved, d->desc, "finish");
 }
 
+int clasp_defense_has_finish(const clasp_defense_instance *d)
+{
+    if (!d) return 0;
+    const clasp_defense_fns *f = d->desc->defense;
+    return CLASP_FNS_HAS(f, clasp_defense_fns, finish) && f->finish;
+}
+
 int clasp_defense_class_weights(clasp_defense_instance *d, float *out, int num_classes)
 {
     if (!d || !out || num_classes <= 0) return 0;
