@@ -257,6 +257,8 @@ void clasp_model_free(clasp_model *m)
     }
     for (int i = 0; i < m->n_buffers; i++) clasp_tensor_free(m->buffers[i].t);
     for (int j = 0; j < CLASP_LAYER_MAX_INPUTS; j++) clasp_tensor_free(m->fan_scratch[j]);
+    for (int j = 0; j < m->n_pool; j++) clasp_tensor_free(m->grad_pool[j]);
+    free(m->grad_pool);
     free(m->params), free(m->grads), free(m->names), free(m->decay), free(m->buffers);
     clasp_tensor_free(m->calib_dev);
     clasp_tensor_free(m->calib_out);
@@ -473,10 +475,38 @@ clasp_status clasp_model_forward(clasp_model *m, const clasp_tensor *x, const cl
 /* The gradient buffer of owner node o (its output's shape). */
 static clasp_status owner_grad(clasp_model *m, int o, clasp_tensor **g)
 {
-    CLASP_TRY(layer_ensure_out(m, &m->nodes[o], &m->nodes[o].grad_t));
-    *g = m->nodes[o].grad_t;
+    clasp_node *n = &m->nodes[o];
+    if (!n->grad_t && m->n_pool) {
+        /* The smallest free buffer that holds it without reallocating. */
+        size_t want = (size_t)m->batch * (size_t)n->out.c;
+        if (n->out.is4d) want *= (size_t)n->out.h * (size_t)n->out.w;
+        int best = -1;
+        for (int j = 0; j < m->n_pool; j++) {
+            size_t cap = m->grad_pool[j]->capacity;
+            if (cap >= want && cap <= 2 * want + 64 &&
+                (best < 0 || cap < m->grad_pool[best]->capacity))
+                best = j;
+        }
+        if (best >= 0) {
+            n->grad_t = m->grad_pool[best];
+            m->grad_pool[best] = m->grad_pool[--m->n_pool];
+        }
+    }
+    CLASP_TRY(layer_ensure_out(m, n, &n->grad_t));
+    *g = n->grad_t;
     return CLASP_OK;
 }
+
+/* Owner o's gradient is read by no later step of this backward. */
+static void release_grad(clasp_model *m, int o)
+{
+    clasp_node *n = &m->nodes[o];
+    if (!n->grad_t) return;
+    m->grad_pool[m->n_pool++] = n->grad_t;
+    n->grad_t = NULL;
+}
+
+static clasp_status backward_node(clasp_model *m, int i, clasp_tensor *dx);
 
 clasp_status clasp_model_backward(clasp_model *m, const clasp_tensor *dlogits, int param_grads,
                                   clasp_tensor *dx)
@@ -502,6 +532,17 @@ clasp_status clasp_model_backward(clasp_model *m, const clasp_tensor *dlogits, i
     /* grad_ready[o + 1]: owner o's gradient holds a value in this pass
      * (index 0: the model input, i.e. dx). */
     memset(m->grad_ready, 0, (size_t)m->n_nodes + 1);
+    if (!m->grad_pool) {
+        m->grad_pool = calloc((size_t)m->n_nodes, sizeof *m->grad_pool);
+        if (!m->grad_pool) return clasp_error(CLASP_ERR_NOMEM, "model: out of memory");
+    }
+    if (m->pool_batch != m->batch) {
+        /* Sized for another batch: let them go rather than keep both. */
+        for (int j = 0; j < m->n_pool; j++) clasp_tensor_free(m->grad_pool[j]);
+        m->n_pool = 0;
+        m->pool_batch = m->batch;
+    }
+    for (int i = 0; i < m->n_nodes; i++) release_grad(m, i);
     int last = m->nodes[m->n_nodes - 1].owner;
     clasp_tensor *g;
     CLASP_TRY(owner_grad(m, last, &g));
@@ -510,46 +551,11 @@ clasp_status clasp_model_backward(clasp_model *m, const clasp_tensor *dlogits, i
     CLASP_TRY(clasp_tensor_copy(g, dlogits));
     m->grad_ready[last + 1] = 1;
     for (int i = m->n_nodes - 1; i >= 0; i--) {
-        clasp_node *n = &m->nodes[i];
-        if (!m->grad_ready[n->owner + 1]) continue; /* nothing flows back through it */
-        clasp_tensor *dout = m->nodes[n->owner].grad_t;
-        clasp_tensor *din[CLASP_LAYER_MAX_INPUTS] = {NULL, NULL},
-                     *target[CLASP_LAYER_MAX_INPUTS] = {NULL, NULL};
-        int any = m->want_param_grads && n->param[0] >= 0;
-        for (int j = 0; j < n->n_in; j++) {
-            int src = n->in_idx[j];
-            if (n->in_place) {
-                din[j] = dout; /* the input's gradient is this very buffer */
-                any = 1;
-                continue;
-            }
-            int o = src < 0 ? -1 : m->nodes[src].owner;
-            clasp_tensor *t = NULL;
-            /* Only gradients someone asked for: the input's (dx), or on the
-             * way to a parameter. */
-            if (src < 0) t = dx;
-            else if (dx || (m->want_param_grads && m->nodes[src].params_upstream))
-                CLASP_TRY(owner_grad(m, o, &t));
-            if (!t) continue;
-            any = 1;
-            if (!m->grad_ready[o + 1]) {
-                din[j] = t; /* the first contribution is written directly */
-                m->grad_ready[o + 1] = 1;
-            } else {
-                /* A tensor read by several nodes: this node's share goes
-                 * through scratch and is added. */
-                CLASP_TRY(
-                    clasp_tensor_ensure(m->ctx, &m->fan_scratch[j], CLASP_F32, t->ndim, t->shape));
-                din[j] = m->fan_scratch[j];
-                target[j] = t;
-            }
-        }
-        if (!any) continue;
-        const clasp_tensor *in[CLASP_LAYER_MAX_INPUTS] = {NULL, NULL};
-        for (int j = 0; j < n->n_in; j++) in[j] = node_out(m, n->in_idx[j]);
-        CLASP_TRY(n->ops->backward(m, n, in, node_out(m, i), dout, din));
-        for (int j = 0; j < n->n_in; j++)
-            if (target[j]) CLASP_TRY(clasp_axpy(target[j], 1.0f, din[j]));
+        clasp_status st = backward_node(m, i, dx);
+        /* An owner comes before the in-place nodes that share its
+         * buffers: past it, its gradient is read no more. */
+        if (m->nodes[i].owner == i) release_grad(m, i);
+        CLASP_TRY(st);
     }
     /* Parameters no gradient reached (a branch the logits do not depend
      * on) have gradient zero, as the caller will read them all. */
@@ -559,6 +565,52 @@ clasp_status clasp_model_backward(clasp_model *m, const clasp_tensor *dlogits, i
         for (int j = 0; j < CLASP_NODE_MAX_PARAMS && n->param[j] >= 0; j++)
             CLASP_TRY(clasp_tensor_fill(m->grads[n->param[j]], 0.0f));
     }
+    return CLASP_OK;
+}
+
+/* Node i's step of the backward: its inputs' gradients from its output's. */
+static clasp_status backward_node(clasp_model *m, int i, clasp_tensor *dx)
+{
+    clasp_node *n = &m->nodes[i];
+    if (!m->grad_ready[n->owner + 1]) return CLASP_OK; /* nothing flows back through it */
+    clasp_tensor *dout = m->nodes[n->owner].grad_t;
+    clasp_tensor *din[CLASP_LAYER_MAX_INPUTS] = {NULL, NULL},
+                 *target[CLASP_LAYER_MAX_INPUTS] = {NULL, NULL};
+    int any = m->want_param_grads && n->param[0] >= 0;
+    for (int j = 0; j < n->n_in; j++) {
+        int src = n->in_idx[j];
+        if (n->in_place) {
+            din[j] = dout; /* the input's gradient is this very buffer */
+            any = 1;
+            continue;
+        }
+        int o = src < 0 ? -1 : m->nodes[src].owner;
+        clasp_tensor *t = NULL;
+        /* Only gradients someone asked for: the input's (dx), or on the
+             * way to a parameter. */
+        if (src < 0) t = dx;
+        else if (dx || (m->want_param_grads && m->nodes[src].params_upstream))
+            CLASP_TRY(owner_grad(m, o, &t));
+        if (!t) continue;
+        any = 1;
+        if (!m->grad_ready[o + 1]) {
+            din[j] = t; /* the first contribution is written directly */
+            m->grad_ready[o + 1] = 1;
+        } else {
+            /* A tensor read by several nodes: this node's share goes
+                 * through scratch and is added. */
+            CLASP_TRY(
+                clasp_tensor_ensure(m->ctx, &m->fan_scratch[j], CLASP_F32, t->ndim, t->shape));
+            din[j] = m->fan_scratch[j];
+            target[j] = t;
+        }
+    }
+    if (!any) return CLASP_OK;
+    const clasp_tensor *in[CLASP_LAYER_MAX_INPUTS] = {NULL, NULL};
+    for (int j = 0; j < n->n_in; j++) in[j] = node_out(m, n->in_idx[j]);
+    CLASP_TRY(n->ops->backward(m, n, in, node_out(m, i), dout, din));
+    for (int j = 0; j < n->n_in; j++)
+        if (target[j]) CLASP_TRY(clasp_axpy(target[j], 1.0f, din[j]));
     return CLASP_OK;
 }
 

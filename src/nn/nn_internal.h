@@ -80,6 +80,12 @@ struct clasp_model {
     int want_param_grads;
     unsigned char *grad_ready;
     clasp_tensor *fan_scratch[CLASP_LAYER_MAX_INPUTS];
+    /* Gradient buffers not held by an owner: a backward gives an owner's
+     * back once the owner's own backward has read it, and the next owner
+     * takes one that fits, so only the gradients alive at once take
+     * memory (pool_batch: the batch they were sized for). */
+    clasp_tensor **grad_pool;
+    int n_pool, pool_batch;
     /* Scratch for input_grad / predict / train_step. */
     clasp_tensor *dlogits, *loss;
 };
