@@ -45,6 +45,25 @@ static clasp_status open_folder(const clasp_plan *p, clasp_imagefolder **f)
     return clasp_imagefolder_open(dir, &fo, f);
 }
 
+static char groups_line[700]; /* what check_groups found, for the summary */
+
+/* data.groups against the data set's classes (the run's check, made
+ * before anything trains); 0 when it maps (or is not given). */
+static int check_groups(const clasp_plan *p, const clasp_dataset *d)
+{
+    clasp_class_groups g;
+    if (clasp_plan_groups(p, d->num_classes, d->class_names, &g) != CLASP_OK) {
+        fprintf(stderr, "clasp: %s\n", clasp_last_error());
+        return 1;
+    }
+    if (g.n_groups)
+        snprintf(groups_line, sizeof groups_line, "class groups for the report: %d from %s%s",
+                 g.n_groups, p->groups,
+                 g.n_unlisted ? " (the last: the classes the file does not list)" : "");
+    clasp_class_groups_free(&g);
+    return 0;
+}
+
 /* Sizes after the split and the subsets; the data files are read (on the
  * host only) so that a wrong path is caught here too. */
 static int data_sizes(const clasp_plan *p, size_t *train, size_t *val, size_t *test, char *excl,
@@ -61,14 +80,19 @@ static int data_sizes(const clasp_plan *p, size_t *train, size_t *val, size_t *t
         }
         *train = *val = 0;
         *test = clasp_imagefolder_info(f)->n;
+        int bad = check_groups(p, clasp_imagefolder_info(f));
         clasp_imagefolder_free(f);
-        return 0;
+        return bad;
     }
     if (clasp_dataset_load(p->dataset, p->data_path, 1, &d) != CLASP_OK) {
         fprintf(stderr, "clasp: %s: data: %s\n", at, clasp_last_error());
         return 1;
     }
     size_t n = d.n;
+    if (check_groups(p, &d)) {
+        clasp_dataset_free(&d);
+        return 1;
+    }
     if (p->val_size >= n) {
         clasp_dataset_free(&d);
         fprintf(stderr,
@@ -245,6 +269,7 @@ int cmd_check(int argc, char **argv)
         printf("data: %s (%s): %zu training, %zu validation (%zu evaluated per epoch), %zu test\n",
                p->dataset, p->data_path, train, val, val_eval, test);
         if (excl[0]) printf("  %s\n", excl);
+        if (groups_line[0]) printf("  %s\n", groups_line);
         printf("model: %s\n", p->arch);
         if (p->no_train) printf("training: none (every model is a checkpoint)\n");
         else
