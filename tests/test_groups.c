@@ -251,6 +251,25 @@ static void files_on_disk(void **state)
     tu_rmdir(dir);
 }
 
+/* The example that ships beside the experiments maps CIFAR-10 whole. */
+static void shipped_example(void **state)
+{
+    (void)state;
+    const char *readme = getenv("CLASP_EXPERIMENTS_README");
+    if (!readme) skip();
+    char path[1024];
+    snprintf(path, sizeof path, "%.*s/cifar10-groups.txt", (int)(strrchr(readme, '/') - readme),
+             readme);
+    clasp_class_groups g;
+    assert_ok(clasp_class_groups_read(path, &g));
+    assert_ok(clasp_class_groups_resolve(&g, "cifar10", 10, names10));
+    assert_int_equal(g.n_groups, 2);
+    assert_int_equal(g.n_unlisted, 0);
+    static const int want[10] = {0, 0, 1, 1, 1, 1, 1, 1, 0, 0};
+    for (int c = 0; c < 10; c++) assert_int_equal(g.group_of[c], want[c]);
+    clasp_class_groups_free(&g);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -261,6 +280,7 @@ int main(void)
         cmocka_unit_test(imagenet_wordnet_ids),
         cmocka_unit_test(malformed_files),
         cmocka_unit_test(files_on_disk),
+        cmocka_unit_test(shipped_example),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
