@@ -240,9 +240,11 @@ int plan_bool_text(const char *s, int *out);
 typedef clasp_status plan_parse_fn(pctx *c, const ymap *m, const plan_key *k, yaml_node_t *v);
 typedef void plan_emit_fn(plan_em *e, const clasp_plan *p, const plan_key *k);
 typedef clasp_status plan_section_fn(pctx *c, yaml_node_t *n, const plan_section *s);
-plan_parse_fn plan_p_name, plan_p_device, plan_p_path, plan_p_exclude, plan_p_groups,
-    plan_p_preprocess, plan_p_train, plan_p_train_models, plan_p_root_models, plan_p_l2_eps,
-    plan_p_attacks, plan_p_output_dir;
+plan_parse_fn plan_p_name, plan_p_device, plan_p_path, plan_p_exclude, plan_p_preprocess,
+    plan_p_train, plan_p_train_models, plan_p_root_models, plan_p_l2_eps, plan_p_attacks,
+    plan_p_output_dir;
+/* data.groups (plan.c): reads the mapping file with the plan. */
+plan_parse_fn plan_p_groups;
 plan_section_fn plan_p_model, plan_p_schedule, plan_p_augment;
 plan_emit_fn plan_e_exclude, plan_e_normalize, plan_e_milestones, plan_e_models, plan_e_l2_eps,
     plan_e_attacks;
