@@ -191,6 +191,15 @@ static void malformed_files(void **state)
     char cls[80];
     snprintf(cls, sizeof cls, "%040d,a\n", 7);
     assert_fails(parse(cls, &g), CLASP_ERR_FORMAT, "g.txt:1: class", "longer than any class name");
+    /* The text need not end in a NUL: the message quotes a bounded part
+     * (found by fuzz_groups; ASan sees a read past this exact-size copy). */
+    static const char longcls[] = "9RRRRRRRRRRRRRRRRRRRRRRRRRRRRRRR,a";
+    char *exact = malloc(sizeof longcls - 1);
+    assert_non_null(exact);
+    memcpy(exact, longcls, sizeof longcls - 1);
+    assert_fails(clasp_class_groups_parse(exact, sizeof longcls - 1, "g.txt", &g), CLASP_ERR_FORMAT,
+                 "g.txt:1: class '9RRRRRRRRRRRRRRRRRRRRRRR...'", NULL);
+    free(exact);
     char name63[80];
     snprintf(name63, sizeof name63, "cat,%063d\n", 1);
     assert_ok(parse(name63, &g));

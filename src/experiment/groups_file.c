@@ -84,11 +84,11 @@ static clasp_status parse_line(clasp_class_groups *g, const char *src, int line,
     if (gs == ge)
         return clasp_error(CLASP_ERR_FORMAT, "%s:%d: no group after the separator", src, line);
     size_t cl = (size_t)(ce - cs), gl = (size_t)(ge - gs);
-    if (cl >= CLASP_CLASS_NAME_MAX)
+    if (cl >= CLASP_CLASS_NAME_MAX) /* the text is not NUL-terminated: quote a bounded part */
         return clasp_error(CLASP_ERR_FORMAT,
-                           "%s:%d: class '%.40s...' is longer than any class name (at most %d "
+                           "%s:%d: class '%.*s...' is longer than any class name (at most %d "
                            "bytes)",
-                           src, line, cs, CLASP_CLASS_NAME_MAX - 1);
+                           src, line, 24, cs, CLASP_CLASS_NAME_MAX - 1);
     if (gl >= CLASP_GROUP_NAME_MAX)
         return clasp_error(CLASP_ERR_FORMAT, "%s:%d: group name longer than %d bytes", src, line,
                            CLASP_GROUP_NAME_MAX - 1);
