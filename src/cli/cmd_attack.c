@@ -61,7 +61,7 @@ static void usage(FILE *f)
             "  --groups F    also print clean and robust accuracy per class group: F has one\n"
             "                line CLASS<TAB>GROUP (or CLASS,GROUP) per class, CLASS a class\n"
             "                name, a WordNet id (imagenet) or an index; # starts a comment;\n"
-            "                classes left out form the group (unlisted) (README, Reports)\n"
+            "                classes left out form the group (unlisted) (README: The report)\n"
             "  image folders (--dataset imagefolder or imagenet; DIR/val or DIR/test when\n"
             "  present, else DIR itself) are streamed: decoded by worker threads ahead of\n"
             "  the device, a few batches in memory:\n"
