@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "clasp/groups.h"
 #include "testutil.h"
@@ -255,7 +256,13 @@ static void files_on_disk(void **state)
     tu_write_file(path, junk, sizeof junk - 1);
     assert_fails(clasp_class_groups_read(path, &g), CLASP_ERR_FORMAT, path, ":1: ");
     snprintf(folder, sizeof folder, "%s", dir);
-    assert_fails(clasp_class_groups_read(folder, &g), CLASP_ERR_IO, dir, NULL);
+    assert_fails(clasp_class_groups_read(folder, &g), CLASP_ERR_IO, dir, "not a plain file");
+    /* A FIFO with no writer: refused at once, never waited on. */
+    char fifo[400];
+    snprintf(fifo, sizeof fifo, "%s/fifo", dir);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    assert_fails(clasp_class_groups_read(fifo, &g), CLASP_ERR_IO, fifo, "not a plain file");
+    remove(fifo);
     remove(path);
     tu_rmdir(dir);
 }

@@ -4,10 +4,13 @@
 #include "clasp/groups.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "data/imagefolder_internal.h"
 
@@ -171,8 +174,20 @@ clasp_status clasp_class_groups_parse(const char *text, size_t len, const char *
 clasp_status clasp_class_groups_read(const char *path, clasp_class_groups *out)
 {
     memset(out, 0, sizeof *out);
-    FILE *f = fopen(path, "rb");
-    if (!f) return clasp_error(CLASP_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    /* A plain file only: a FIFO or a terminal (/dev/stdin) would block
+     * the plan's check; O_NONBLOCK keeps even the open from waiting. */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) return clasp_error(CLASP_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat sb;
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        close(fd);
+        return clasp_error(CLASP_ERR_IO, "%s: not a plain file", path);
+    }
+    FILE *f = fdopen(fd, "rb");
+    if (!f) {
+        close(fd);
+        return clasp_error(CLASP_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    }
     /* One byte past the limit tells a file that is too large. */
     char *buf = malloc((size_t)CLASP_GROUPS_MAX_BYTES + 1);
     if (!buf) {
