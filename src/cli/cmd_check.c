@@ -7,6 +7,25 @@
 #include "clasp/experiment.h"
 #include "cli.h"
 
+static char groups_line[700]; /* what check_groups found, for the summary */
+
+/* data.groups against the data set's classes (the run's check, made
+ * before anything trains); 0 when it maps (or is not given). */
+static int check_groups(const clasp_plan *p, const clasp_dataset *d)
+{
+    clasp_class_groups g;
+    if (clasp_plan_groups(p, d->num_classes, d->class_names, &g) != CLASP_OK) {
+        fprintf(stderr, "clasp: %s\n", clasp_last_error());
+        return 1;
+    }
+    if (g.n_groups)
+        snprintf(groups_line, sizeof groups_line, "class groups for the report: %d from %s%s",
+                 g.n_groups, p->groups,
+                 g.n_unlisted ? " (the last: the classes the file does not list)" : "");
+    clasp_class_groups_free(&g);
+    return 0;
+}
+
 static void print_plugin(const clasp_plan_plugin *p)
 {
     printf("%s(%s)", p->name, p->params_text);
@@ -43,25 +62,6 @@ static clasp_status open_folder(const clasp_plan *p, clasp_imagefolder **f)
     char dir[4096];
     CLASP_TRY(clasp_imagefolder_split_dir(p->data_path, 0, dir, sizeof dir));
     return clasp_imagefolder_open(dir, &fo, f);
-}
-
-static char groups_line[700]; /* what check_groups found, for the summary */
-
-/* data.groups against the data set's classes (the run's check, made
- * before anything trains); 0 when it maps (or is not given). */
-static int check_groups(const clasp_plan *p, const clasp_dataset *d)
-{
-    clasp_class_groups g;
-    if (clasp_plan_groups(p, d->num_classes, d->class_names, &g) != CLASP_OK) {
-        fprintf(stderr, "clasp: %s\n", clasp_last_error());
-        return 1;
-    }
-    if (g.n_groups)
-        snprintf(groups_line, sizeof groups_line, "class groups for the report: %d from %s%s",
-                 g.n_groups, p->groups,
-                 g.n_unlisted ? " (the last: the classes the file does not list)" : "");
-    clasp_class_groups_free(&g);
-    return 0;
 }
 
 /* Sizes after the split and the subsets; the data files are read (on the
