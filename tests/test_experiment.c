@@ -6,6 +6,7 @@
 #include "testutil.h"
 
 #include <json-c/json.h>
+#include <math.h>
 #include <png.h>
 #include <signal.h>
 #include <stdio.h>
@@ -565,20 +566,27 @@ static void test_ensemble_run(void **state)
 
 /* data.exclude_classes through the runner: classes 0 and 3 are neither
  * trained nor validated on, yet tested (the model keeps ten outputs); an
- * unknown class stops the run at its line before anything is trained. */
+ * unknown class stops the run at its line before anything is trained.
+ * data.groups through the runner too: the report aggregates the test
+ * counts by the file's groups (MNIST's classes are named "0" to "9"), and
+ * a class the data set lacks stops the run before training. */
 static void test_exclude_classes_run(void **state)
 {
     (void)state;
     rm_tree(out);
-    char y[1200], path[400];
+    char y[2400], path[400], groups[400];
+    snprintf(groups, sizeof groups, "%s/groups.txt", dir);
+    static const char gtext[] = "# MNIST by parity\n0\teven\n2\teven\n4,even\n1,odd\n3\todd\n";
+    tu_write_file(groups, gtext, sizeof gtext - 1);
     snprintf(y, sizeof y,
              "experiment: {name: tiny, seed: 3}\n"
              "data:\n  dataset: mnist\n  path: '%s'\n  val_size: 100\n  exclude_classes: [0, '3']\n"
+             "  groups: '%s'\n"
              "model: {arch: 'conv3x3-4p1,relu,maxpool2,flatten,fc10'}\n"
              "train: {epochs: 1, batch: 32, val_eval_size: 0, models: [{name: s}]}\n"
              "evaluate: {test_size: %d, batch: 40, attacks: [fgsm]}\n"
              "output: {dir: '%s'}\n",
-             dir, N_TEST, out);
+             dir, groups, N_TEST, out);
     snprintf(path, sizeof path, "%s/excl.yaml", dir);
     tu_write_file(path, y, strlen(y));
     clasp_plan *pl = NULL;
@@ -610,8 +618,49 @@ static void test_exclude_classes_run(void **state)
     assert_true(test_excluded > 0);
     /* The training set shrank by the excluded classes' share. */
     assert_true(json_object_get_int64(get(get(r, "dataset"), "train_size")) < N_TRAIN - 100);
+    /* Groups: even {0, 2, 4}, odd {1, 3}, then the unlisted 5 to 9. */
+    json_object *cg = get(m, "class_groups");
+    assert_string_equal(json_object_get_string(get(cg, "kind")), "file");
+    assert_string_equal(json_object_get_string(get(cg, "source")), groups);
+    json_object *ga = get(cg, "groups");
+    assert_int_equal(json_object_array_length(ga), 3);
+    static const int group_of[10] = {0, 1, 0, 1, 0, 2, 2, 2, 2, 2};
+    int64_t want[3][2] = {{0}}; /* count, robust under fgsm */
+    for (size_t k = 0; k < 10; k++) {
+        json_object *row = json_object_array_get_idx(rows, k);
+        want[group_of[k]][0] += json_object_get_int64(get(row, "count"));
+        want[group_of[k]][1] += json_object_get_int64(get(row, "robust_correct"));
+    }
+    for (size_t g = 0; g < 3; g++) {
+        json_object *x = json_object_array_get_idx(ga, g);
+        assert_int_equal(json_object_get_int64(get(x, "count")), want[g][0]);
+        assert_int_equal(json_object_get_int64(
+                             json_object_array_get_idx(get(x, "robust_correct"), 0)),
+                         want[g][1]);
+    }
+    assert_string_equal(json_object_get_string(get(json_object_array_get_idx(ga, 2), "name")),
+                        "(unlisted)");
     json_object_put(r);
+    char md_path[500];
+    snprintf(md_path, sizeof md_path, "%s/report.md", out);
+    char *md = tu_read_all(md_path, NULL);
+    assert_non_null(strstr(md, "### By class group"));
+    assert_non_null(strstr(md, "| even | 0, 2, 4 |"));
+    free(md);
     rm_tree(out);
+
+    /* A class MNIST does not have: stopped before any training. */
+    static const char gbad[] = "0,even\ncat,pets\n";
+    tu_write_file(groups, gbad, sizeof gbad - 1);
+    assert_ok(clasp_plan_load(reg, path, &pl));
+    assert_int_equal(clasp_experiment_run(pl, reg, &opt), CLASP_ERR_CONFIG);
+    assert_non_null(strstr(clasp_last_error(), "data.groups: "));
+    assert_non_null(strstr(clasp_last_error(), "groups.txt:2: unknown class 'cat'"));
+    assert_false(exists(out, "report.json"));
+    assert_false(exists(out, "s.safetensors"));
+    clasp_plan_free(pl);
+    rm_tree(out);
+    tu_write_file(groups, gtext, sizeof gtext - 1);
 
     char *bad = strdup(y);
     char *three = strstr(bad, "'3'");
@@ -1267,6 +1316,92 @@ static void test_check_estimates_time(void **state)
     assert_true(!strcmp(unit, "s") || !strcmp(unit, "min") || !strcmp(unit, "h"));
 }
 
+/* `clasp attack --groups FILE` prints each group's clean and robust
+ * accuracy: the sums of the per-class table's rows (MNIST's classes are
+ * named by their digits; a name here, an index there). A bad file stops
+ * the command with exit status 2 and the file's line, before the model is
+ * even read. */
+static void test_attack_command_groups(void **state)
+{
+    (void)state;
+    const char *cli = getenv("CLASP_CLI");
+    if (!cli) fail_msg("CLASP_CLI must name the clasp program");
+    char model[400], groups[400], cmd[3000], text[16384];
+    snprintf(model, sizeof model, "%s/groups-model.safetensors", dir);
+    snprintf(groups, sizeof groups, "%s/attack-groups.txt", dir);
+    snprintf(cmd, sizeof cmd,
+             "'%s' train --dataset mnist --data '%s' --epochs 1 --batch 32 --limit 100 --arch "
+             "'conv3x3-4p1,relu,maxpool2,flatten,fc10' --save '%s' >/dev/null 2>&1",
+             cli, dir, model);
+    assert_int_equal(tu_run(cmd, text, sizeof text), 0);
+    static const char g[] = "0\tlow\r\n1\tlow\r\n# the rest by index\r\n2,high\r\n9,high\r\n";
+    tu_write_file(groups, g, sizeof g - 1);
+    snprintf(cmd, sizeof cmd,
+             "'%s' attack --model '%s' --dataset mnist --data '%s' --attack fgsm --set eps=0.1 "
+             "--samples 100 --groups '%s' 2>/dev/null",
+             cli, model, dir, groups);
+    assert_int_equal(tu_run(cmd, text, sizeof text), 0);
+    const char *t = strstr(text, "per class group (");
+    if (!t) fail_msg("no group table in:\n%s", text);
+    /* The per-class table: "  NAME  n  clean%  robust%". */
+    long n[10] = {0};
+    double clean[10] = {0}, robust[10] = {0};
+    for (int k = 0; k < 10; k++) {
+        char key[16];
+        snprintf(key, sizeof key, "\n  %d ", k);
+        const char *row = strstr(text, key);
+        assert_non_null(row);
+        assert_int_equal(sscanf(row + strlen(key), "%ld %lf%% %lf%%", &n[k], &clean[k], &robust[k]),
+                         3);
+    }
+    static const char *const names[3] = {"low", "high", "(unlisted)"};
+    static const int group_of[10] = {0, 0, 1, 2, 2, 2, 2, 2, 2, 1};
+    for (int gi = 0; gi < 3; gi++) {
+        long want_n = 0, classes = 0;
+        double want_clean = 0, want_robust = 0; /* correct examples */
+        for (int k = 0; k < 10; k++)
+            if (group_of[k] == gi) {
+                classes++, want_n += n[k];
+                want_clean += clean[k] * (double)n[k] / 100;
+                want_robust += robust[k] * (double)n[k] / 100;
+            }
+        char key[40];
+        snprintf(key, sizeof key, "\n  %s ", names[gi]);
+        const char *row = strstr(t, key);
+        if (!row) fail_msg("no row '%s' in:\n%s", names[gi], t);
+        int got_classes = 0;
+        long got_n = 0;
+        double gc = 0, gr = 0;
+        assert_int_equal(sscanf(row + strlen(key), "%d %ld %lf%% %lf%%", &got_classes, &got_n, &gc,
+                                &gr),
+                         4);
+        assert_int_equal(got_classes, classes);
+        assert_int_equal(got_n, want_n);
+        /* Rates printed to 0.01 %: the counts they stand for agree. */
+        assert_true(fabs(gc * (double)got_n / 100 - want_clean) < 0.05);
+        assert_true(fabs(gr * (double)got_n / 100 - want_robust) < 0.05);
+    }
+    /* Bad files: exit status 2, the file and line, before the model. */
+    static const char *const bad[][2] = {
+        {"0,low\n0,high\n", ":2: class '0' is listed twice"},
+        {"0,low\nseven,high\n", ":2: unknown class 'seven'"},
+        {"0,low\n\x01\x02\x03\n", ":2: control byte 0x01"},
+    };
+    for (int i = 0; i < 3; i++) {
+        tu_write_file(groups, bad[i][0], strlen(bad[i][0]));
+        snprintf(cmd, sizeof cmd,
+                 "'%s' attack --model '%s' --dataset mnist --data '%s' --attack fgsm --samples 10 "
+                 "--groups '%s' 2>&1",
+                 cli, i == 1 ? model : "no-such-model.safetensors", dir, groups);
+        assert_int_equal(tu_run(cmd, text, sizeof text), 2);
+        if (!strstr(text, groups) || !strstr(text, bad[i][1]))
+            fail_msg("expected '%s%s' in:\n%s", groups, bad[i][1], text);
+        assert_null(strstr(text, "no-such-model"));
+    }
+    remove(groups);
+    remove(model);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1283,6 +1418,7 @@ int main(void)
         cmocka_unit_test(test_train_alone_is_the_runners_training),
         cmocka_unit_test(test_runner_options_not_environment),
         cmocka_unit_test(test_train_command_is_the_runners_training),
+        cmocka_unit_test(test_attack_command_groups),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -1243,6 +1243,76 @@ static void test_exclude_classes(void **state)
     assert_has(parse_err(y), "each entry must be a class name or index");
 }
 
+/* data.groups: the file is read while the plan is (a missing or malformed
+ * one is an error at the key that names the file and line), is left out of
+ * the resume hash but kept in the resolved text, and maps onto a data
+ * set's classes with clasp_plan_groups (errors at the key too). */
+static void test_groups_file(void **state)
+{
+    (void)state;
+    static const char names[4][32] = {"T-shirt/top", "Trouser", "Coat", "Shirt"};
+    char dir[256], cwd[1024];
+    tu_tmpdir(dir, sizeof dir);
+    assert_non_null(getcwd(cwd, sizeof cwd));
+    assert_int_equal(chdir(dir), 0);
+    const char *y = BASE_HEAD "data:\n  groups: missing.txt\n" BASE_TRAIN BASE_EVAL;
+    const char *msg = parse_err(y);
+    assert_starts(msg, loc_of(y, "groups", "missing.txt"));
+    assert_has(msg, "data.groups: missing.txt: cannot open");
+    tu_write_file("bad.txt", "Coat,outer\nShirt\n", strlen("Coat,outer\nShirt\n"));
+    y = BASE_HEAD "data:\n  groups: bad.txt\n" BASE_TRAIN BASE_EVAL;
+    msg = parse_err(y);
+    assert_starts(msg, loc_of(y, "groups", "bad.txt"));
+    assert_has(msg, "bad.txt:2: expected CLASS<TAB>GROUP");
+    /* Syntax is checked with the plan; the classes once the data set is
+     * known. */
+    tu_write_file("g.txt", "coat\touter\n3\ttops\n0\ttops\n",
+                  strlen("coat\touter\n3\ttops\n0\ttops\n"));
+    tu_write_file("unknown.txt", "Coat,outer\nSweater,outer\n",
+                  strlen("Coat,outer\nSweater,outer\n"));
+    y = BASE_HEAD "data:\n  groups: g.txt\n" BASE_TRAIN BASE_EVAL;
+    clasp_plan *p = parse_ok(y);
+    assert_string_equal(p->groups, "g.txt");
+    clasp_class_groups g;
+    assert_ok(clasp_plan_groups(p, 4, names, &g));
+    assert_int_equal(g.n_groups, 3);
+    assert_int_equal(g.group_of[2], 0);
+    assert_int_equal(g.group_of[3], 1);
+    assert_int_equal(g.group_of[0], 1);
+    assert_int_equal(g.group_of[1], 2);
+    assert_string_equal(g.names[2], CLASP_GROUPS_UNLISTED);
+    clasp_class_groups_free(&g);
+    /* Not hashed: a run resumes with another grouping (only the report
+     * depends on it); the full text keeps it and parses back. */
+    char h1[17], h2[17], *text = NULL;
+    clasp_plan *q = parse_ok(BASE_HEAD BASE_TRAIN BASE_EVAL);
+    assert_ok(clasp_plan_hash(p, h1, sizeof h1));
+    assert_ok(clasp_plan_hash(q, h2, sizeof h2));
+    assert_string_equal(h1, h2);
+    assert_null(q->groups);
+    assert_ok(clasp_plan_groups(q, 4, names, &g));
+    assert_int_equal(g.n_groups, 0);
+    clasp_plan_free(q);
+    assert_ok(clasp_plan_to_yaml(p, 1, &text));
+    assert_has(text, "groups: g.txt");
+    q = parse_ok(text);
+    assert_string_equal(q->groups, "g.txt");
+    free(text);
+    clasp_plan_free(q);
+    clasp_plan_free(p);
+    y = BASE_HEAD "data:\n  groups: unknown.txt\n" BASE_TRAIN BASE_EVAL;
+    p = parse_ok(y);
+    assert_int_equal(clasp_plan_groups(p, 4, names, &g), CLASP_ERR_CONFIG);
+    msg = clasp_last_error();
+    assert_starts(msg, loc_of(y, "groups", "unknown.txt"));
+    assert_has(msg, "unknown.txt:2: unknown class 'Sweater'");
+    assert_null(g.names);
+    clasp_plan_free(p);
+    remove("g.txt"), remove("bad.txt"), remove("unknown.txt");
+    assert_int_equal(chdir(cwd), 0);
+    tu_rmdir(dir);
+}
+
 /* The data path: after clasp_dataset_exclude no training batch holds an
  * excluded class, the others keep every example in order, and the class
  * count (the model's outputs) stays. */
@@ -1412,6 +1482,7 @@ static void test_every_key_reaches_hash(void **state)
     assert_non_null(getcwd(cwd, sizeof cwd));
     assert_int_equal(chdir(dir), 0);
     tu_write_file("ckpt.safetensors", "", 0);
+    tu_write_file("groups.txt", "0,first\n", strlen("0,first\n")); /* data.groups' example */
     doc base = {0};
     doc_set(&base, "experiment.name", "t");
     doc_set(&base, "train.epochs", "3");
@@ -1601,6 +1672,7 @@ int main(void)
         cmocka_unit_test(test_l2_eps),
         cmocka_unit_test(test_exclude_classes),
         cmocka_unit_test(test_exclude_data_path),
+        cmocka_unit_test(test_groups_file),
         cmocka_unit_test(test_estimate),
         cmocka_unit_test(test_ensembles),
         cmocka_unit_test(test_ensemble_errors),

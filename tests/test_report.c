@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "clasp/groups.h"
 #include "clasp/registry.h"
 #include "clasp/report.h"
 #include "experiment/report/facts.h"
@@ -668,6 +669,85 @@ static void hundred_classes(void **state)
     remove_report(dir);
 }
 
+/* ---- class groups from a mapping file ----------------------------------- */
+
+/* The fixture's three classes grouped by a file: classes 0 and 2 form
+ * "furry", class 1 is left out and so forms "(unlisted)". report.md and
+ * report.json aggregate every model and attack by those groups (the sums
+ * of the classes' counts, checked here against the fixture's numbers), and
+ * report.json names the file; without the file nothing is grouped. */
+static void file_groups_aggregate(void **state)
+{
+    (void)state;
+    fixture *f = new_fixture();
+    tu_tmpdir(f->dir, sizeof f->dir);
+    /* The first class's name holds a comma: a TAB separates it. */
+    static const char text[] = "# a grouping of the fixture\r\ncat, fluffy\tfurry\r\n2,furry\r\n";
+    clasp_class_groups g;
+    assert_ok(clasp_class_groups_parse(text, sizeof text - 1, "my groups.txt", &g));
+    assert_ok(clasp_class_groups_resolve(&g, f->r.dataset, K, (const char(*)[32])class_names));
+    f->r.groups = &g;
+    assert_ok(clasp_report_write(&f->r, f->dir));
+    char path[512];
+    path_in(path, sizeof path, f->dir, "report.md");
+    char *md = read_all(path);
+    assert_non_null(strstr(md, "### By class group\n\n2 groups from `my groups.txt`, each the sum "
+                               "of its classes' examples. The class the file does not list forms "
+                               "the last group, (unlisted).\n"));
+    assert_null(strstr(md, "By superclass"));
+    /* standard: counts {10, 12, 8}, clean {9, 11, 6}, fgsm robust {4, 6, 2},
+     * pgd {1, 3, 0}; pgd-at: clean {8, 10, 6}, {6, 7, 4}, {5, 7, 3}. */
+    assert_non_null(strstr(md, "| furry | cat, fluffy, dog | 18 | 83.3 | 33.3 | 5.6 |"));
+    assert_non_null(strstr(md, "| (unlisted) | A&B \\<x\\> | 12 | 91.7 | 50.0 | 25.0 |"));
+    assert_non_null(strstr(md, "| furry | cat, fluffy, dog | 18 | 77.8 | 55.6 | 44.4 |"));
+    assert_non_null(strstr(md, "| (unlisted) | A&B \\<x\\> | 12 | 83.3 | 58.3 | 58.3 |"));
+    free(md);
+    path_in(path, sizeof path, f->dir, "report.json");
+    json_object *root = json_object_from_file(path);
+    assert_non_null(root);
+    static const int64_t want_robust[2][2][2] = {{{6, 1}, {6, 3}}, {{10, 8}, {7, 7}}};
+    static const int64_t want_clean[2][2] = {{15, 11}, {14, 10}};
+    for (int m = 0; m < 2; m++) {
+        json_object *cg =
+            jget(json_object_array_get_idx(jget(root, "models"), (size_t)m), "class_groups");
+        assert_string_equal(json_object_get_string(jget(cg, "kind")), "file");
+        assert_string_equal(json_object_get_string(jget(cg, "source")), "my groups.txt");
+        assert_int_equal(jint(cg, "unlisted_classes"), 1);
+        json_object *arr = jget(cg, "groups");
+        assert_int_equal(json_object_array_length(arr), 2);
+        for (int gi = 0; gi < 2; gi++) {
+            json_object *x = json_object_array_get_idx(arr, (size_t)gi);
+            assert_string_equal(json_object_get_string(jget(x, "name")),
+                                gi ? CLASP_GROUPS_UNLISTED : "furry");
+            json_object *cls = jget(x, "classes");
+            assert_int_equal(json_object_array_length(cls), gi ? 1 : 2);
+            assert_int_equal(json_object_get_int(json_object_array_get_idx(cls, 0)), gi ? 1 : 0);
+            assert_int_equal(jint(x, "count"), gi ? 12 : 18);
+            assert_int_equal(jint(x, "clean_correct"), want_clean[m][gi]);
+            assert_true(fabs(jdbl(x, "clean_acc") - (double)want_clean[m][gi] / (gi ? 12 : 18)) <
+                        EPS);
+            for (int j = 0; j < 2; j++) {
+                int64_t rc = json_object_get_int64(
+                    json_object_array_get_idx(jget(x, "robust_correct"), (size_t)j));
+                double ra = json_object_get_double(
+                    json_object_array_get_idx(jget(x, "robust_acc"), (size_t)j));
+                assert_int_equal(rc, want_robust[m][gi][j]);
+                assert_true(fabs(ra - (double)want_robust[m][gi][j] / (gi ? 12 : 18)) < EPS);
+            }
+        }
+    }
+    json_object_put(root);
+    /* Without the file: no groups for this data set. */
+    f->r.groups = NULL;
+    assert_ok(clasp_report_write(&f->r, f->dir));
+    path_in(path, sizeof path, f->dir, "report.md");
+    md = read_all(path);
+    assert_null(strstr(md, "By class group"));
+    free(md);
+    clasp_class_groups_free(&g);
+    end_fixture(f);
+}
+
 /* ---- worst case per example --------------------------------------------- */
 
 #define WN 30
@@ -1295,6 +1375,7 @@ int main(void)
         cmocka_unit_test(slug_clashes_get_distinct_charts),
         cmocka_unit_test(slugs_and_escaping),
         cmocka_unit_test(hundred_classes),
+        cmocka_unit_test(file_groups_aggregate),
         cmocka_unit_test(worst_case_is_the_per_example_and),
         cmocka_unit_test(spearman_known_values),
         cmocka_unit_test(class_counts_helpers),

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "clasp/data.h"
+#include "clasp/groups.h"
 #include "clasp/report.h"
 #include "testutil.h"
 
@@ -362,11 +363,55 @@ static void hundred_classes_golden(void **state)
     free_large(L);
 }
 
+/* A mapping file replaces CIFAR-100's superclasses: report.md has the
+ * file's groups instead of the superclass table, and report.json's groups
+ * (two of the file's, then the unlisted classes) hold every example. */
+static void file_groups_replace_superclasses(void **state)
+{
+    (void)state;
+    large *L = make_large(100, "cifar100");
+    tu_tmpdir(L->dir, sizeof L->dir);
+    static const char text[] = "apple,fruit\npear,fruit\n99\tcrawling\nsnail\tcrawling\n";
+    clasp_class_groups g;
+    assert_ok(clasp_class_groups_parse(text, sizeof text - 1, "g.txt", &g));
+    assert_ok(clasp_class_groups_resolve(&g, "cifar100", 100,
+                                         (const char(*)[CLASP_CLASS_NAME_MAX])L->names));
+    L->r.groups = &g;
+    assert_ok(clasp_report_write(&L->r, L->dir));
+    char path[512];
+    snprintf(path, sizeof path, "%s/report.md", L->dir);
+    char *md = tu_read_all(path, NULL);
+    assert_null(strstr(md, "### By superclass"));
+    assert_non_null(strstr(md, "### By class group\n\n3 groups from `g.txt`"));
+    assert_non_null(strstr(md, "The 96 classes the file does not list form the last group"));
+    assert_non_null(strstr(md, "| fruit | apple, pear |"));
+    assert_non_null(strstr(md, "| crawling | snail, worm |"));
+    free(md);
+    snprintf(path, sizeof path, "%s/report.json", L->dir);
+    json_object *root = json_object_from_file(path);
+    assert_non_null(root);
+    json_object *cg = get(json_object_array_get_idx(get(root, "models"), 0), "class_groups");
+    assert_string_equal(json_object_get_string(get(cg, "kind")), "file");
+    json_object *groups = get(cg, "groups");
+    assert_int_equal(json_object_array_length(groups), 3);
+    int64_t total = 0;
+    for (int i = 0; i < 3; i++)
+        total += json_object_get_int64(get(json_object_array_get_idx(groups, i), "count"));
+    assert_int_equal(total, (int64_t)L->r.test_size);
+    assert_int_equal(json_object_get_int64(get(json_object_array_get_idx(groups, 0), "count")),
+                     L->count[0] + L->count[57]);
+    json_object_put(root);
+    clasp_class_groups_free(&g);
+    remove_tree(L->dir);
+    free_large(L);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(thousand_classes),
         cmocka_unit_test(hundred_classes_golden),
+        cmocka_unit_test(file_groups_replace_superclasses),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #include "clasp/data.h"
+#include "clasp/groups.h"
 #include "clasp/registry.h"
 #include "clasp/report.h"
 
@@ -159,6 +160,11 @@ typedef struct clasp_plan {
     char data_preprocess[32]; /* resolved: as given, else the zoo entry's, else Res256Crop224 */
     int data_workers;         /* decoding threads; 0: CLASP_STREAM_DEFAULT_WORKERS */
     int data_skip_bad;        /* data.skip_bad_images: leave out (and count) undecodable images */
+    /* data.groups: a class -> group mapping file (clasp/groups.h) for the
+     * report, checked when the plan is read; NULL: the built-in groups
+     * (appended: the struct is public) */
+    char *groups;
+    char groups_loc[160]; /* "file:line:col" of data.groups */
 } clasp_plan;
 
 /* 1 when the plan's data set is an image folder (imagefolder, imagenet):
@@ -195,6 +201,12 @@ void clasp_plan_free(clasp_plan *p);
  * excluded is CLASP_ERR_CONFIG at the entry's file:line:col. */
 clasp_status clasp_plan_exclude_mask(const clasp_plan *p, int num_classes,
                                      const char (*class_names)[32], int *mask);
+
+/* Reads data.groups and maps it onto a data set's K class names
+ * (clasp_class_groups_resolve). Without data.groups *out is left empty
+ * (n_groups 0). Errors start with data.groups' file:line:col. */
+clasp_status clasp_plan_groups(const clasp_plan *p, int num_classes, const char (*class_names)[32],
+                               clasp_class_groups *out);
 
 /* Replaces the output folder (the command line's --output). */
 clasp_status clasp_plan_set_output(clasp_plan *p, const char *dir);

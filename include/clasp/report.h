@@ -134,6 +134,10 @@ typedef struct clasp_report {
      * class-wise correlations, which would only measure the exclusion.
      * NULL: none. */
     const int *excluded;
+    /* Class groups (clasp/groups.h, resolved on these classes) that the
+     * report aggregates by; NULL: the built-in ones (CIFAR-100's
+     * superclasses), if the data set has them. */
+    const struct clasp_class_groups *groups;
 } clasp_report;
 
 /* Writes report.json, per_class.csv, report.md and the charts

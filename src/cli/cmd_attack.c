@@ -7,6 +7,7 @@
 
 #include "clasp/ensemble.h"
 #include "clasp/eval.h"
+#include "clasp/groups.h"
 #include "clasp/registry.h"
 #include "clasp/safetensors.h"
 #include "clasp/zoo.h"
@@ -16,7 +17,7 @@
 
 typedef struct attack_opts {
     const char *model, *attack, *data, *dataset, *save_adv, *arch, *zoo, *threat;
-    const char *subset, *preprocess;
+    const char *subset, *preprocess, *groups;
     int dataset_given, workers, skip_bad;
     const char *sets[MAX_SETS];
     int n_sets;
@@ -34,7 +35,7 @@ static void usage(FILE *f)
                "                    [--dataset NAME] [--data DIR]\n"
                "                    [--save-adv OUT.safetensors]\n"
                "                    [--subset robustbench-5000] [--preprocess NAME]\n"
-               "                    [--workers N] [--skip-bad-images]\n");
+               "                    [--workers N] [--skip-bad-images] [--groups FILE]\n");
     cli_print_dataset_option(f);
     fprintf(f,
             "  --arch ARCH   the architecture of a checkpoint without clasp metadata (a PyTorch\n"
@@ -57,6 +58,10 @@ static void usage(FILE *f)
             "  --set K=V     an attack parameter; `clasp plugins NAME` lists them; with a list,\n"
             "                it goes to every member that has it\n"
             "  --save-adv F  write x_adv, labels, clean_pred and adv_pred to F\n"
+            "  --groups F    also print clean and robust accuracy per class group: F has one\n"
+            "                line CLASS<TAB>GROUP (or CLASS,GROUP) per class, CLASS a class\n"
+            "                name, a WordNet id (imagenet) or an index; # starts a comment;\n"
+            "                classes left out form the group (unlisted) (README: The report)\n"
             "  image folders (--dataset imagefolder or imagenet; DIR/val or DIR/test when\n"
             "  present, else DIR itself) are streamed: decoded by worker threads ahead of\n"
             "  the device, a few batches in memory:\n"
@@ -211,6 +216,27 @@ static void print_l2(const clasp_dataset *d, const clasp_eval_result *res)
     }
 }
 
+/* Clean and robust accuracy per group of --groups, each the sum of its
+ * classes' examples. */
+static void print_groups(const clasp_class_groups *g, const clasp_eval_result *res)
+{
+    const clasp_class_counts *pc = &res->per_class;
+    printf("per class group (%s):\n  %-24s %7s %6s %10s %10s\n", g->source, "group", "classes", "n",
+           "clean", "robust");
+    for (int gi = 0; gi < g->n_groups; gi++) {
+        int64_t n = 0, clean = 0, robust = 0;
+        int classes = 0;
+        for (int c = 0; c < pc->num_classes; c++)
+            if (g->group_of[c] == gi) {
+                classes++;
+                n += pc->count[c], clean += pc->clean_correct[c], robust += pc->robust_correct[c];
+            }
+        printf("  %-24s %7d %6lld %9.2f%% %9.2f%%\n", g->names[gi], classes, (long long)n,
+               n ? 100.0 * (double)clean / (double)n : 0.0,
+               n ? 100.0 * (double)robust / (double)n : 0.0);
+    }
+}
+
 static int run(const attack_opts *o)
 {
     clasp_registry *reg = NULL;
@@ -225,6 +251,7 @@ static int run(const attack_opts *o)
     clasp_batcher *b = NULL;
     clasp_eval_result res = {0};
     adv_store store = {0};
+    clasp_class_groups groups = {0};
     int rc = 1;
     const char *what = "loading plugins";
     const char *keys[MAX_SETS], *vals[MAX_SETS], *where[MAX_SETS];
@@ -262,6 +289,15 @@ static int run(const attack_opts *o)
         clasp_registry_free(reg);
         return 2;
     }
+    /* A bad --groups file, too, stops before the data and the model load
+     * (its classes are checked once the data set's names are known). */
+    if (st == CLASP_OK && o->groups && clasp_class_groups_read(o->groups, &groups) != CLASP_OK) {
+        fprintf(stderr, "clasp attack: --groups: %s\n", clasp_last_error());
+        clasp_attack_free(atk);
+        clasp_ensemble_free(&ens);
+        clasp_registry_free(reg);
+        return 2;
+    }
     const clasp_zoo_entry *zoo = NULL;
     if (st == CLASP_OK && o->zoo) {
         what = "finding the zoo entry";
@@ -272,6 +308,7 @@ static int run(const attack_opts *o)
                              zoo->why_not ? zoo->why_not : "unknown architecture");
         if (st != CLASP_OK) {
             fprintf(stderr, "clasp attack: %s\n", clasp_last_error());
+            clasp_class_groups_free(&groups);
             clasp_attack_free(atk);
             clasp_ensemble_free(&ens);
             clasp_registry_free(reg);
@@ -309,6 +346,12 @@ static int run(const attack_opts *o)
     }
     if (st != CLASP_OK) goto done;
     if (!folder && o->samples > 0) clasp_dataset_truncate(&test, (size_t)o->samples);
+    if (o->groups && clasp_class_groups_resolve(&groups, dataset, test.num_classes,
+                                                test.class_names) != CLASP_OK) {
+        fprintf(stderr, "clasp attack: --groups: %s\n", clasp_last_error());
+        rc = 2;
+        goto done;
+    }
 
     what = "creating the OpenCL context";
     st = clasp_ctx_new(NULL, &ctx);
@@ -451,6 +494,7 @@ static int run(const attack_opts *o)
            res.total ? 100.0 * (double)clean / (double)res.total : 0.0,
            res.total ? 100.0 * (double)robust / (double)res.total : 0.0,
            clean ? 100.0 * (double)success / (double)clean : 0.0);
+    if (o->groups) print_groups(&groups, &res);
     if (res.l2_success) print_l2(&test, &res);
     printf("time %.2f s (attack %.2f s, %.1f images/s)\n", res.seconds, res.attack_seconds,
            res.seconds > 0 ? (double)res.total / res.seconds : 0.0);
@@ -472,6 +516,7 @@ done:
     if (st != CLASP_OK) cli_fail(what);
     free(store.x), free(store.y), free(store.clean), free(store.adv);
     clasp_eval_result_free(&res);
+    clasp_class_groups_free(&groups);
     /* The attack keeps device buffers of ctx: free it before ctx. */
     clasp_attack_free(atk);
     clasp_ensemble_free(&ens);
@@ -518,6 +563,7 @@ int cmd_attack(int argc, char **argv)
         else if ((v = cli_opt(argc, argv, &i, "--preprocess"))) o.preprocess = v;
         else if ((v = cli_opt(argc, argv, &i, "--workers")))
             o.workers = (int)cli_parse_long("--workers", v, 1, 256);
+        else if ((v = cli_opt(argc, argv, &i, "--groups"))) o.groups = v;
         else if (!strcmp(argv[i], "--skip-bad-images")) o.skip_bad = 1;
         else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
             usage(stdout);

@@ -7,6 +7,25 @@
 #include "clasp/experiment.h"
 #include "cli.h"
 
+static char groups_line[700]; /* what check_groups found, for the summary */
+
+/* data.groups against the data set's classes (the run's check, made
+ * before anything trains); 0 when it maps (or is not given). */
+static int check_groups(const clasp_plan *p, const clasp_dataset *d)
+{
+    clasp_class_groups g;
+    if (clasp_plan_groups(p, d->num_classes, d->class_names, &g) != CLASP_OK) {
+        fprintf(stderr, "clasp: %s\n", clasp_last_error());
+        return 1;
+    }
+    if (g.n_groups)
+        snprintf(groups_line, sizeof groups_line, "class groups for the report: %d from %s%s",
+                 g.n_groups, p->groups,
+                 g.n_unlisted ? " (the last: the classes the file does not list)" : "");
+    clasp_class_groups_free(&g);
+    return 0;
+}
+
 static void print_plugin(const clasp_plan_plugin *p)
 {
     printf("%s(%s)", p->name, p->params_text);
@@ -48,16 +67,21 @@ static int data_sizes(const clasp_plan *p, size_t *train, size_t *val, size_t *t
         *train = tf ? clasp_imagefolder_info(tf)->n : 0;
         *val = vf ? clasp_imagefolder_info(vf)->n : 0;
         *test = clasp_imagefolder_info(f)->n;
+        int bad = check_groups(p, clasp_imagefolder_info(f));
         clasp_imagefolder_free(f);
         clasp_imagefolder_free(tf);
         clasp_imagefolder_free(vf);
-        return 0;
+        return bad;
     }
     if (clasp_dataset_load(p->dataset, p->data_path, 1, &d) != CLASP_OK) {
         fprintf(stderr, "clasp: %s: data: %s\n", at, clasp_last_error());
         return 1;
     }
     size_t n = d.n;
+    if (check_groups(p, &d)) {
+        clasp_dataset_free(&d);
+        return 1;
+    }
     if (p->val_size >= n) {
         clasp_dataset_free(&d);
         fprintf(stderr,
@@ -234,6 +258,7 @@ int cmd_check(int argc, char **argv)
         printf("data: %s (%s): %zu training, %zu validation (%zu evaluated per epoch), %zu test\n",
                p->dataset, p->data_path, train, val, val_eval, test);
         if (excl[0]) printf("  %s\n", excl);
+        if (groups_line[0]) printf("  %s\n", groups_line);
         printf("model: %s\n", p->arch);
         if (p->no_train) printf("training: none (every model is a checkpoint)\n");
         else

@@ -137,6 +137,36 @@ clasp_status clasp_plan_exclude_mask(const clasp_plan *p, int num_classes,
     return CLASP_OK;
 }
 
+/* data.groups: a mapping file, read here so that a missing or malformed
+ * one stops the plan (and `clasp check`) before anything runs; its classes
+ * are checked against the data set's names by clasp_plan_groups. */
+clasp_status plan_p_groups(pctx *c, const ymap *m, const plan_key *k, yaml_node_t *v)
+{
+    (void)k;
+    clasp_plan *p = c->plan;
+    CLASP_TRY(plan_get_text(c, m, "data", "groups", NULL, &p->groups));
+    if (!p->groups) return CLASP_OK;
+    plan_loc(c, v, p->groups_loc, sizeof p->groups_loc);
+    clasp_class_groups g;
+    clasp_status st = clasp_class_groups_read(p->groups, &g);
+    clasp_class_groups_free(&g);
+    return st == CLASP_OK ? st : plan_wrap(c, v, "data.groups");
+}
+
+clasp_status clasp_plan_groups(const clasp_plan *p, int num_classes, const char (*class_names)[32],
+                               clasp_class_groups *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!p->groups) return CLASP_OK;
+    clasp_status st = clasp_class_groups_read(p->groups, out);
+    if (st == CLASP_OK) st = clasp_class_groups_resolve(out, p->dataset, num_classes, class_names);
+    if (st == CLASP_OK) return st;
+    clasp_class_groups_free(out);
+    char msg[1024];
+    snprintf(msg, sizeof msg, "%s", clasp_last_error());
+    return clasp_error(CLASP_ERR_CONFIG, "%s: data.groups: %s", p->groups_loc, msg);
+}
+
 /* data.path: the Fashion-MNIST package's folder by default, required for
  * the other sets; data_loc locates the section, or the path when given. */
 clasp_status plan_p_path(pctx *c, const ymap *m, const plan_key *k, yaml_node_t *v)
@@ -671,6 +701,7 @@ void clasp_plan_free(clasp_plan *p)
     free(p->source);
     free(p->device);
     free(p->data_path);
+    free(p->groups);
     free(p->arch);
     for (int i = 0; i < p->n_models; i++) plan_defense_free(p->models[i].defense);
     free(p->models);

@@ -243,6 +243,8 @@ typedef clasp_status plan_section_fn(pctx *c, yaml_node_t *n, const plan_section
 plan_parse_fn plan_p_name, plan_p_device, plan_p_path, plan_p_exclude, plan_p_preprocess,
     plan_p_train, plan_p_train_models, plan_p_root_models, plan_p_l2_eps, plan_p_attacks,
     plan_p_output_dir;
+/* data.groups (plan.c): reads the mapping file with the plan. */
+plan_parse_fn plan_p_groups;
 plan_section_fn plan_p_model, plan_p_schedule, plan_p_augment;
 plan_emit_fn plan_e_exclude, plan_e_normalize, plan_e_milestones, plan_e_models, plan_e_l2_eps,
     plan_e_attacks;

@@ -519,6 +519,12 @@ static const plan_key data_keys[] = {
      .example = "true", .with = WITH_IMAGES,
      .doc = "leave out images that cannot be decoded (the run's news counts them) instead of "
             "stopping at the first with an error naming it"},
+    {.key = "groups", .kind = PK_TEXT, .flags = PF_UNHASHED, F(groups), .parse = plan_p_groups,
+     .example = "groups.txt", .def_doc = "CIFAR-100's superclasses for `cifar100`, else none",
+     .range_doc = "a mapping file",
+     .doc = "class groups for the report: a text file of `CLASS<TAB>GROUP` (or `CLASS,GROUP`) "
+            "lines (see below); read by `clasp check`. Not part of the resume check: only the "
+            "report depends on it"},
 };
 static const plan_section data_sec = {"data", "data", 0, 0, data_keys, N(data_keys), NULL};
 

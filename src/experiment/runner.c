@@ -596,6 +596,7 @@ static clasp_status write_report(runner *R)
     rep.n_l2_eps = p->n_l2_eps;
     rep.l2_eps = p->l2_eps;
     rep.excluded = R->any_excluded ? R->excluded : NULL;
+    rep.groups = R->groups.group_of ? &R->groups : NULL;
     clasp_status st = clasp_report_write(&rep, R->outdir);
     free(yaml);
     return st;
@@ -803,6 +804,7 @@ static clasp_status prepare(runner *R)
         return clasp_error(CLASP_ERR_NOMEM, "out of memory");
     run_say(R, "loading %s", p->dataset);
     CLASP_TRY(load_data(R));
+    CLASP_TRY(clasp_plan_groups(p, R->K, R->test.class_names, &R->groups));
     CLASP_TRY(setup_device(R));
     for (int j = 0; j < p->n_attacks; j++) {
         const clasp_plan_attack *pa = &p->attacks[j];
@@ -861,6 +863,7 @@ static void runner_free(runner *R)
     }
     clasp_ctx_free(R->ctx);
     clasp_dir_unlock(R->lock_fd);
+    clasp_class_groups_free(&R->groups);
     if (!R->train_only && !R->folder) {
         clasp_dataset_free(&R->train);
         clasp_dataset_free(&R->val);

@@ -59,6 +59,7 @@ typedef struct runner {
     int K;
     int excluded[CLASP_MAX_CLASSES]; /* data.exclude_classes as a mask */
     int any_excluded;
+    clasp_class_groups groups; /* data.groups on the test set's classes (n_groups 0: none) */
     /* One report per planned model; reports[i] is complete for i < pos.model
      * and partial for pos.model. */
     clasp_model_report *reports;

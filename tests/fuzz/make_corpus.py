@@ -295,12 +295,31 @@ ARCH = {
     "bad-wrn": "wrn-33-10-w0",
 }
 
+# ---- groups: class -> group mapping files ----------------------------------
+# Framed as the file itself (fuzz_groups.c resolves it on CIFAR-10's names
+# and on 1000 classes named by digits, with WordNet ids).
+GROUPS = {
+    "cifar10": "# CIFAR-10\nairplane\tvehicles\nautomobile, vehicles\n8,vehicles\n"
+               "truck\tvehicles\nbird,animals\n3\tanimals\n",
+    "crlf-bom": "\ufeffcat\tpets\r\ndog\tpets\r\n\r\n# end\r\n",
+    "imagenet": "n01440764\tfish\nn15075141\tpaper\n7,seven\ncrane,birds\n",
+    "unicode": "cat,caf\u00e9 \u2713\ndog, \U0001f408 group, with commas\n",
+    "duplicate": "cat,a\n3,b\n",
+    "unknown": "zebra,stripes\n",
+    "no-separator": "cat\n",
+    "reserved": "cat,(unlisted)\n",
+    "empty": "",
+    "comments-only": "# nothing\n\n   \n",
+    "long-class": "9" + "R" * 31 + ",a",
+    "binary": b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR",
+}
+
 
 def main():
     shutil.rmtree(ROOT, ignore_errors=True)
     for target, seeds in (("plan", PLANS), ("safetensors", SAFETENSORS), ("idx", IDX),
                           ("cifar", CIFAR), ("cifar100", CIFAR100), ("stl10", STL10),
-                          ("svhn", SVHN), ("arch", ARCH)):
+                          ("svhn", SVHN), ("arch", ARCH), ("groups", GROUPS)):
         os.makedirs(os.path.join(ROOT, target))
         for name, data in seeds.items():
             put(target, name, data)

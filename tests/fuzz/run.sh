@@ -14,7 +14,7 @@ cd "$(dirname "$0")/../.."
 
 secs=${1:-60}
 shift || true
-all=(plan safetensors idx cifar cifar100 stl10 svhn arch pickle torchzip)
+all=(plan safetensors idx cifar cifar100 stl10 svhn arch pickle torchzip groups)
 targets=("${all[@]}")
 (($#)) && targets=("$@")
 [[ $secs =~ ^[0-9]+$ && $secs -gt 0 ]] || { echo "usage: $0 [SECONDS] [TARGET...]" >&2; exit 2; }
@@ -24,7 +24,8 @@ targets=("${all[@]}")
 # with one image about 3.2 kB, a small torch.save checkpoint up to 5.5 kB)
 # and small enough that each run stays fast.
 declare -A max_len=([plan]=4096 [safetensors]=4096 [idx]=4096 [cifar]=8192 [cifar100]=8192
-                    [stl10]=32768 [svhn]=8192 [arch]=2048 [pickle]=8192 [torchzip]=8192)
+                    [stl10]=32768 [svhn]=8192 [arch]=2048 [pickle]=8192 [torchzip]=8192
+                    [groups]=4096)
 
 build=build-fuzz
 work=$build/fuzz-work

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "clasp/counts.h"
+#include "clasp/groups.h"
 
 /* ---- definitions ---------------------------------------------------------- */
 
@@ -425,7 +426,7 @@ static int top_flows(const clasp_attack_report *a, int k, flow_entry *out)
     return n;
 }
 
-static int large_facts_compute(const clasp_report *r, const clasp_model_report *m, model_facts *f)
+static int large_facts_compute(const clasp_model_report *m, model_facts *f)
 {
     int k = f->k, n = f->n_attacks;
     large_facts *lg = &f->lg;
@@ -450,25 +451,46 @@ static int large_facts_compute(const clasp_report *r, const clasp_model_report *
     for (int q = 0; ok && q < f->n_pairs; q++)
         lg->n_top_gain[q] = top_gains(&m->attacks[f->pairs[q].a], &m->attacks[f->pairs[q].b], k, kb,
                                       lg->top_gain[q]);
-    class_groups *g = &lg->groups;
-    int ng = ok ? report_builtin_groups(r, &g->names, &g->group_of) : 0;
-    if (ng > 0 && n > 0) {
-        g->count = calloc((size_t)ng, sizeof *g->count);
-        g->clean = calloc((size_t)ng, sizeof *g->clean);
-        g->robust = calloc((size_t)ng * na, sizeof *g->robust);
-        ok = g->count && g->clean && g->robust;
-        for (int c = 0; ok && c < k; c++) {
-            int gi = g->group_of[c];
-            g->count[gi] += m->attacks[0].per_class.count[c];
-            g->clean[gi] += m->attacks[0].per_class.clean_correct[c];
-            for (int j = 0; j < n; j++)
-                g->robust[(size_t)gi * na + (size_t)j] += m->attacks[j].per_class.robust_correct[c];
-        }
-        if (ok) g->n = ng;
-    }
     free(buf);
     free(kb);
     return ok;
+}
+
+/* The groups' counts: a mapping file's groups (r->groups) when given,
+ * else the built-in ones the data set has. 0: out of memory. */
+static int groups_compute(const clasp_report *r, const clasp_model_report *m, model_facts *f)
+{
+    int k = f->k, n = f->n_attacks;
+    size_t na = n > 0 ? (size_t)n : 1;
+    class_groups *g = &f->groups;
+    int ng = 0;
+    const clasp_class_groups *u = r->groups;
+    if (u && u->group_of && u->num_classes == k && u->n_groups > 0) {
+        ng = u->n_groups;
+        g->own_names = malloc((size_t)ng * sizeof *g->own_names);
+        if (!g->own_names) return 0;
+        for (int i = 0; i < ng; i++) g->own_names[i] = u->names[i];
+        g->names = g->own_names;
+        g->group_of = u->group_of;
+        g->file = u->source;
+        g->n_unlisted = u->n_unlisted;
+    } else {
+        ng = report_builtin_groups(r, &g->names, &g->group_of);
+    }
+    if (ng == 0 || n == 0) return 1;
+    g->count = calloc((size_t)ng, sizeof *g->count);
+    g->clean = calloc((size_t)ng, sizeof *g->clean);
+    g->robust = calloc((size_t)ng * na, sizeof *g->robust);
+    if (!g->count || !g->clean || !g->robust) return 0;
+    for (int c = 0; c < k; c++) {
+        int gi = g->group_of[c];
+        g->count[gi] += m->attacks[0].per_class.count[c];
+        g->clean[gi] += m->attacks[0].per_class.clean_correct[c];
+        for (int j = 0; j < n; j++)
+            g->robust[(size_t)gi * na + (size_t)j] += m->attacks[j].per_class.robust_correct[c];
+    }
+    g->n = ng;
+    return 1;
 }
 
 static void large_facts_free(large_facts *lg)
@@ -477,15 +499,16 @@ static void large_facts_free(large_facts *lg)
     free(lg->order);
     free(lg->n_top_gain);
     free(lg->top_gain);
-    free(lg->groups.count);
-    free(lg->groups.clean);
-    free(lg->groups.robust);
 }
 
 void report_facts_free(model_facts *f)
 {
     if (!f) return;
     large_facts_free(&f->lg);
+    free(f->groups.count);
+    free(f->groups.clean);
+    free(f->groups.robust);
+    free(f->groups.own_names);
     for (int j = 0; f->l2 && j < f->n_attacks; j++)
         if (f->l2[j]) {
             free(f->l2[j][0].robust_at);
@@ -575,7 +598,8 @@ clasp_status report_facts_compute(const clasp_report *r, int mi, model_facts *f)
             !(f->l2[j] = l2_facts(r, &m->attacks[j], k)))
             goto nomem;
     f->large = k > REPORT_SMALL_CLASSES;
-    if (f->large && !large_facts_compute(r, m, f)) goto nomem;
+    if (f->large && !large_facts_compute(m, f)) goto nomem;
+    if (!groups_compute(r, m, f)) goto nomem;
     free(v);
     return CLASP_OK;
 nomem:

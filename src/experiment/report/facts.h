@@ -78,13 +78,17 @@ typedef struct flow_entry {
     int64_t n;
 } flow_entry;
 
-/* Classes grouped (CIFAR-100's superclasses), with their counts. */
+/* Classes grouped (a user's mapping file, r->groups, else CIFAR-100's
+ * superclasses), with their counts. */
 typedef struct class_groups {
     int n;                    /* groups; 0: none */
     const char *const *names; /* [n] */
     const int *group_of;      /* [k] */
     int64_t *count, *clean;   /* [n], from the first attack */
     int64_t *robust;          /* [n * n_attacks]: group g, attack j at g * n_attacks + j */
+    const char *file;         /* the mapping file; NULL: the built-in groups */
+    int n_unlisted;           /* classes the file does not list (the last group) */
+    const char **own_names;   /* names of a file's groups (freed with the facts) */
 } class_groups;
 
 /* The large-class view (computed when k > REPORT_SMALL_CLASSES). */
@@ -100,7 +104,6 @@ typedef struct large_facts {
     /* Per pair (as facts.pairs): the classes where b gains most over a. */
     int *n_top_gain;                /* [n_pairs] */
     int (*top_gain)[REPORT_LIST_N]; /* [n_pairs] */
-    class_groups groups;
 } large_facts;
 
 typedef struct model_facts {
@@ -135,6 +138,8 @@ typedef struct model_facts {
 
     int large; /* k > REPORT_SMALL_CLASSES: lg is filled */
     large_facts lg;
+
+    class_groups groups; /* with any number of classes */
 } model_facts;
 
 /* CIFAR-100's 20 superclasses when r is a 100-class cifar100 report:

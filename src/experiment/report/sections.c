@@ -1,9 +1,11 @@
 /* The report's sections in the order both report.md and report.json give
  * them. A new section is a file exporting its two writers and one row
  * here. Past 20 classes (REPORT_SMALL_CLASSES) the distribution, worst
- * and best classes, class groups, largest gains and frequent flows take
- * the place of the tables with a row per class; below it they write
- * nothing, so small reports are as they were.
+ * and best classes, largest gains and frequent flows take the place of the
+ * tables with a row per class; below it they write nothing, so small
+ * reports are as they were. Class groups are written at any size when
+ * there are groups: the built-in ones need 100 classes, a mapping file
+ * (data.groups) none.
  *
  * A few sections have two rows, one per format: report.json has always
  * kept the model's training facts (calibration, timings, epochs) next to
