@@ -259,6 +259,7 @@ void clasp_model_free(clasp_model *m)
     for (int j = 0; j < CLASP_LAYER_MAX_INPUTS; j++) clasp_tensor_free(m->fan_scratch[j]);
     for (int j = 0; j < m->n_pool; j++) clasp_tensor_free(m->grad_pool[j]);
     free(m->grad_pool);
+    free(m->last_use);
     free(m->params), free(m->grads), free(m->names), free(m->decay), free(m->buffers);
     clasp_tensor_free(m->calib_dev);
     clasp_tensor_free(m->calib_out);
@@ -431,7 +432,84 @@ static const clasp_tensor *node_out(const clasp_model *m, int i)
     return i < 0 ? m->input : m->nodes[m->nodes[i].owner].out_t;
 }
 
+/* The pool's smallest buffer that holds `want` floats without
+ * reallocating, taken out of it (NULL: none). */
+static clasp_tensor *pool_take(clasp_model *m, size_t want)
+{
+    int best = -1;
+    for (int j = 0; j < m->n_pool; j++) {
+        size_t cap = m->grad_pool[j]->capacity;
+        if (cap >= want && cap <= 2 * want + 64 && (best < 0 || cap < m->grad_pool[best]->capacity))
+            best = j;
+    }
+    if (best < 0) return NULL;
+    clasp_tensor *t = m->grad_pool[best];
+    m->grad_pool[best] = m->grad_pool[--m->n_pool];
+    return t;
+}
+
+static void pool_give(clasp_model *m, clasp_tensor **t)
+{
+    if (!*t) return;
+    m->grad_pool[m->n_pool++] = *t;
+    *t = NULL;
+}
+
+/* The pool, made on first use; emptied when the batch changes, rather than
+ * keeping buffers of both sizes. Holds at most a buffer per node for the
+ * outputs and one for the gradients. */
+static clasp_status pool_ready(clasp_model *m)
+{
+    if (!m->grad_pool) {
+        m->grad_pool = calloc(2 * (size_t)m->n_nodes, sizeof *m->grad_pool);
+        m->last_use = malloc((size_t)m->n_nodes * sizeof *m->last_use);
+        if (!m->grad_pool || !m->last_use)
+            return clasp_error(CLASP_ERR_NOMEM, "model: out of memory");
+    }
+    if (m->pool_batch != m->batch) {
+        for (int j = 0; j < m->n_pool; j++) clasp_tensor_free(m->grad_pool[j]);
+        m->n_pool = 0;
+        m->pool_batch = m->batch;
+    }
+    return CLASP_OK;
+}
+
+/* Node n's output or gradient buffer, from the pool when it has none. */
+static clasp_status node_buffer(clasp_model *m, const clasp_node *n, clasp_tensor **t)
+{
+    if (!*t && m->n_pool) {
+        size_t want = (size_t)m->batch * (size_t)n->out.c;
+        if (n->out.is4d) want *= (size_t)n->out.h * (size_t)n->out.w;
+        *t = pool_take(m, want);
+    }
+    return layer_ensure_out(m, n, t);
+}
+
+static clasp_status owner_grad(clasp_model *m, int o, clasp_tensor **g)
+{
+    CLASP_TRY(node_buffer(m, &m->nodes[o], &m->nodes[o].grad_t));
+    *g = m->nodes[o].grad_t;
+    return CLASP_OK;
+}
+
+/* Owner o's gradient is read by no later step of this backward. */
+static void release_grad(clasp_model *m, int o)
+{
+    pool_give(m, &m->nodes[o].grad_t);
+}
+
+static clasp_status forward_pass(clasp_model *m, const clasp_tensor *x, int light,
+                                 const clasp_tensor **logits);
+
 clasp_status clasp_model_forward(clasp_model *m, const clasp_tensor *x, const clasp_tensor **logits)
+{
+    return forward_pass(m, x, 0, logits);
+}
+
+/* light (eval mode only): every output but the logits goes back to the
+ * pool after its last reader, as no backward follows. */
+static clasp_status forward_pass(clasp_model *m, const clasp_tensor *x, int light,
+                                 const clasp_tensor **logits)
 {
     if (x->dtype != CLASP_F32 || x->ndim != 4 || x->shape[1] != m->in_c || x->shape[2] != m->in_h ||
         x->shape[3] != m->in_w)
@@ -441,6 +519,19 @@ clasp_status clasp_model_forward(clasp_model *m, const clasp_tensor *x, const cl
     m->batch = x->shape[0];
     int fold = !m->train && !m->fold_off && clasp_ctx_options(m->ctx)->fold;
     if (fold != m->folded) set_owners(m, fold);
+    light = light && !m->train;
+    m->light = 0;
+    CLASP_TRY(pool_ready(m));
+    int final = m->nodes[m->n_nodes - 1].owner;
+    if (light) {
+        for (int i = 0; i < m->n_nodes; i++) m->last_use[i] = -1;
+        for (int i = 0; i < m->n_nodes; i++) {
+            const clasp_node *n = &m->nodes[i];
+            m->last_use[n->owner] = i; /* an in-place node writes it */
+            for (int j = 0; j < n->n_in; j++)
+                if (n->in_idx[j] >= 0) m->last_use[m->nodes[n->in_idx[j]].owner] = i;
+        }
+    }
     for (int i = 0; i < m->n_nodes; i++) {
         clasp_node *n = &m->nodes[i];
         const clasp_tensor *in[CLASP_LAYER_MAX_INPUTS] = {NULL, NULL};
@@ -449,11 +540,20 @@ clasp_status clasp_model_forward(clasp_model *m, const clasp_tensor *x, const cl
         if (n->in_place) {
             out = (clasp_tensor *)in[0];
         } else {
-            CLASP_TRY(layer_ensure_out(m, n, &n->out_t));
+            CLASP_TRY(node_buffer(m, n, &n->out_t));
             out = n->out_t;
         }
         CLASP_TRY(n->ops->forward(m, n, in, out));
+        for (int j = 0; light && j < n->n_in; j++) {
+            int src = n->in_idx[j];
+            if (src < 0) continue;
+            int o = m->nodes[src].owner;
+            /* An in-place node's input is its own output: kept. */
+            if (o != final && o != n->owner && m->last_use[o] == i)
+                pool_give(m, &m->nodes[o].out_t);
+        }
     }
+    m->light = light;
     const clasp_tensor *z = node_out(m, m->n_nodes - 1);
     if (!m->train && m->calibrated) {
         CLASP_TRY(clasp_tensor_ensure(m->ctx, &m->calib_out, CLASP_F32, 2,
@@ -473,39 +573,6 @@ clasp_status clasp_model_forward(clasp_model *m, const clasp_tensor *x, const cl
 /* ---- backward ------------------------------------------------------------ */
 
 /* The gradient buffer of owner node o (its output's shape). */
-static clasp_status owner_grad(clasp_model *m, int o, clasp_tensor **g)
-{
-    clasp_node *n = &m->nodes[o];
-    if (!n->grad_t && m->n_pool) {
-        /* The smallest free buffer that holds it without reallocating. */
-        size_t want = (size_t)m->batch * (size_t)n->out.c;
-        if (n->out.is4d) want *= (size_t)n->out.h * (size_t)n->out.w;
-        int best = -1;
-        for (int j = 0; j < m->n_pool; j++) {
-            size_t cap = m->grad_pool[j]->capacity;
-            if (cap >= want && cap <= 2 * want + 64 &&
-                (best < 0 || cap < m->grad_pool[best]->capacity))
-                best = j;
-        }
-        if (best >= 0) {
-            n->grad_t = m->grad_pool[best];
-            m->grad_pool[best] = m->grad_pool[--m->n_pool];
-        }
-    }
-    CLASP_TRY(layer_ensure_out(m, n, &n->grad_t));
-    *g = n->grad_t;
-    return CLASP_OK;
-}
-
-/* Owner o's gradient is read by no later step of this backward. */
-static void release_grad(clasp_model *m, int o)
-{
-    clasp_node *n = &m->nodes[o];
-    if (!n->grad_t) return;
-    m->grad_pool[m->n_pool++] = n->grad_t;
-    n->grad_t = NULL;
-}
-
 static clasp_status backward_node(clasp_model *m, int i, clasp_tensor *dx);
 
 clasp_status clasp_model_backward(clasp_model *m, const clasp_tensor *dlogits, int param_grads,
@@ -519,6 +586,12 @@ clasp_status clasp_model_backward(clasp_model *m, const clasp_tensor *dlogits, i
         return clasp_error(CLASP_ERR_INVALID, "model: dx has %zu values, the input %zu", dx->numel,
                            m->input->numel);
     m->want_param_grads = param_grads != 0;
+    if (m->light && !(m->want_param_grads && m->folded)) {
+        /* A prediction kept no activations (eval mode: the forward again
+         * changes nothing). */
+        const clasp_tensor *z;
+        CLASP_TRY(clasp_model_forward(m, m->input, &z));
+    }
     if (m->want_param_grads && m->folded) {
         /* A folded forward kept neither the convolutions' own outputs
          * nor anything a BatchNorm's parameter gradient needs: the
@@ -532,16 +605,7 @@ clasp_status clasp_model_backward(clasp_model *m, const clasp_tensor *dlogits, i
     /* grad_ready[o + 1]: owner o's gradient holds a value in this pass
      * (index 0: the model input, i.e. dx). */
     memset(m->grad_ready, 0, (size_t)m->n_nodes + 1);
-    if (!m->grad_pool) {
-        m->grad_pool = calloc((size_t)m->n_nodes, sizeof *m->grad_pool);
-        if (!m->grad_pool) return clasp_error(CLASP_ERR_NOMEM, "model: out of memory");
-    }
-    if (m->pool_batch != m->batch) {
-        /* Sized for another batch: let them go rather than keep both. */
-        for (int j = 0; j < m->n_pool; j++) clasp_tensor_free(m->grad_pool[j]);
-        m->n_pool = 0;
-        m->pool_batch = m->batch;
-    }
+    CLASP_TRY(pool_ready(m));
     for (int i = 0; i < m->n_nodes; i++) release_grad(m, i);
     int last = m->nodes[m->n_nodes - 1].owner;
     clasp_tensor *g;
@@ -617,7 +681,7 @@ static clasp_status backward_node(clasp_model *m, int i, clasp_tensor *dx)
 clasp_status clasp_model_predict(clasp_model *m, const clasp_tensor *x, clasp_tensor *pred)
 {
     const clasp_tensor *z;
-    CLASP_TRY(clasp_model_forward(m, x, &z));
+    CLASP_TRY(forward_pass(m, x, 1, &z));
     return clasp_argmax_rows(z, pred);
 }
 

@@ -80,12 +80,17 @@ struct clasp_model {
     int want_param_grads;
     unsigned char *grad_ready;
     clasp_tensor *fan_scratch[CLASP_LAYER_MAX_INPUTS];
-    /* Gradient buffers not held by an owner: a backward gives an owner's
-     * back once the owner's own backward has read it, and the next owner
-     * takes one that fits, so only the gradients alive at once take
-     * memory (pool_batch: the batch they were sized for). */
+    /* Buffers no node holds: a backward gives an owner's gradient back
+     * once the owner's own backward has read it, a prediction (eval mode)
+     * gives an output back after its last reader, and the next owner
+     * takes one that fits, so only the tensors alive at once take memory
+     * (pool_batch: the batch they were sized for). */
     clasp_tensor **grad_pool;
     int n_pool, pool_batch;
+    int *last_use; /* per owner: the last node that reads its output */
+    /* The last forward kept only its logits (a prediction): a backward
+     * runs the forward again first. */
+    int light;
     /* Scratch for input_grad / predict / train_step. */
     clasp_tensor *dlogits, *loss;
 };
