@@ -1000,6 +1000,17 @@ static void test_checkpoint_study(void **state)
  * the evaluation's among them. */
 /* ---- a streamed image folder ------------------------------------------- */
 
+/* run() and read_report() work on the globals yaml_path and out: points
+ * them at another study's, keeping theirs in saved_* (300 bytes each;
+ * NULL: not kept). */
+static void use_study(const char *ypath, const char *odir, char *saved_yaml, char *saved_out)
+{
+    if (saved_yaml) snprintf(saved_yaml, 300, "%s", yaml_path);
+    if (saved_out) snprintf(saved_out, 300, "%s", out);
+    snprintf(yaml_path, sizeof yaml_path, "%s", ypath);
+    snprintf(out, sizeof out, "%s", odir);
+}
+
 #define IMG_SIDE 12
 #define IMG_PER_CLASS 6
 
@@ -1101,11 +1112,7 @@ static void test_image_folder_study(void **state)
              "output: {dir: '%s'}\n",
              root, ckpt, iout);
     tu_write_file(ypath, y, strlen(y));
-    /* run() and read_report() work on the globals: this study's for now. */
-    snprintf(saved_yaml, sizeof saved_yaml, "%s", yaml_path);
-    snprintf(saved_out, sizeof saved_out, "%s", out);
-    snprintf(yaml_path, sizeof yaml_path, "%s", ypath);
-    snprintf(out, sizeof out, "%s", iout);
+    use_study(ypath, iout, saved_yaml, saved_out);
     assert_ok(run(0, 0, 0));
     json_object *r = read_report();
     json_object *ds = get(r, "dataset");
@@ -1160,8 +1167,7 @@ static void test_image_folder_study(void **state)
     tu_assert_same_json(r, r2, "report");
     json_object_put(r2);
     json_object_put(r);
-    snprintf(yaml_path, sizeof yaml_path, "%s", saved_yaml);
-    snprintf(out, sizeof out, "%s", saved_out);
+    use_study(saved_yaml, saved_out, NULL, NULL);
 }
 
 /* Training on an image folder (DIR/train streamed with random-resized
@@ -1215,10 +1221,7 @@ static void test_image_folder_training(void **state)
                       "output: {dir: '%s'}\n";
     snprintf(y, sizeof y, fmt, root, "", tout);
     tu_write_file(ypath, y, strlen(y));
-    snprintf(saved_yaml, sizeof saved_yaml, "%s", yaml_path);
-    snprintf(saved_out, sizeof saved_out, "%s", out);
-    snprintf(yaml_path, sizeof yaml_path, "%s", ypath);
-    snprintf(out, sizeof out, "%s", tout);
+    use_study(ypath, tout, saved_yaml, saved_out);
     assert_ok(run(0, 0, 0));
     json_object *r = read_report();
     json_object *ds = get(r, "dataset");
@@ -1284,8 +1287,7 @@ static void test_image_folder_training(void **state)
     assert_int_equal(run(0, 0, 0), CLASP_ERR_CONFIG);
     assert_non_null(strstr(clasp_last_error(), "/train"));
     assert_non_null(strstr(clasp_last_error(), "training needs the training images"));
-    snprintf(yaml_path, sizeof yaml_path, "%s", saved_yaml);
-    snprintf(out, sizeof out, "%s", saved_out);
+    use_study(saved_yaml, saved_out, NULL, NULL);
 }
 
 static void test_check_estimates_time(void **state)
