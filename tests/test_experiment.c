@@ -998,6 +998,20 @@ static void test_checkpoint_study(void **state)
 /* `clasp check --time` measures a pass of the first model on the device
  * and turns the work estimate into time: a positive time for each phase,
  * the evaluation's among them. */
+/* The study of the globals, run afresh into odir, stopped (after
+ * stop_batches training batches or stop_attacks attacks) and resumed,
+ * reports r. */
+static void resumes_to(json_object *r, const char *odir, long stop_batches, long stop_attacks)
+{
+    rm_tree(odir);
+    assert_int_equal(run(0, stop_batches, stop_attacks), CLASP_ERR_INTERRUPTED);
+    assert_true(exists(odir, "state.safetensors"));
+    assert_int_equal(run(1, 0, 0), CLASP_OK);
+    json_object *r2 = read_report();
+    tu_assert_same_json(r, r2, "report");
+    json_object_put(r2);
+}
+
 /* ---- a streamed image folder ------------------------------------------- */
 
 /* run() and read_report() work on the globals yaml_path and out: points
@@ -1159,13 +1173,7 @@ static void test_image_folder_study(void **state)
     assert_true(robust <= clean);
 
     /* Interrupted after the first attack and resumed: the same report. */
-    rm_tree(iout);
-    assert_int_equal(run(0, 0, 1), CLASP_ERR_INTERRUPTED);
-    assert_true(exists(iout, "state.safetensors"));
-    assert_int_equal(run(1, 0, 0), CLASP_OK);
-    json_object *r2 = read_report();
-    tu_assert_same_json(r, r2, "report");
-    json_object_put(r2);
+    resumes_to(r, iout, 0, 1);
     json_object_put(r);
     use_study(saved_yaml, saved_out, NULL, NULL);
 }
@@ -1253,13 +1261,7 @@ static void test_image_folder_training(void **state)
     }
 
     /* Stopped inside the first epoch (3 batches an epoch), then resumed. */
-    rm_tree(tout);
-    assert_int_equal(run(0, 2, 0), CLASP_ERR_INTERRUPTED);
-    assert_true(exists(tout, "state.safetensors"));
-    assert_int_equal(run(1, 0, 0), CLASP_OK);
-    json_object *r2 = read_report();
-    tu_assert_same_json(r, r2, "report");
-    json_object_put(r2);
+    resumes_to(r, tout, 2, 0);
     json_object_put(r);
 
     /* train.augment belongs to in-memory sets. */
