@@ -309,7 +309,7 @@ static void resize_matches_pil(void **state)
               {"bicubicres256crop224.png", CLASP_PREP_BICUBIC_RES256CROP224}};
     for (int k = 0; k < 4; k++) {
         clasp_rgb out, want = load_fixture(ps[k].file);
-        assert_int_equal(clasp_preprocess(&in, ps[k].p, 0, &out), CLASP_OK);
+        assert_int_equal(clasp_preprocess(&in, ps[k].p, &out), CLASP_OK);
         expect_close(&out, &want, ps[k].file);
         assert_memory_equal(out.px, want.px, (size_t)out.w * (size_t)out.h * 3);
         clasp_rgb_free(&out);

@@ -436,8 +436,8 @@ clasp_status clasp_imagefolder_get(const clasp_imagefolder *f, size_t i, int tra
     int w = f->meta.w, h = f->meta.h;
     /* Training crops come out at the evaluation size, so one model serves
      * both. */
-    clasp_status st = train ? clasp_preprocess_train(&im, w, h, key, &pre)
-                            : clasp_preprocess(&im, f->prep, key, &pre);
+    clasp_status st =
+        train ? clasp_preprocess_train(&im, w, h, key, &pre) : clasp_preprocess(&im, f->prep, &pre);
     clasp_rgb_free(&im);
     CLASP_TRY(st);
     if (pre.w != w || pre.h != h) {

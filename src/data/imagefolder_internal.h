@@ -65,16 +65,15 @@ typedef enum {
     CLASP_PREP_CROP288,               /* CenterCrop(288) */
     CLASP_PREP_RES224,                /* Resize([224, 224]) bilinear */
     CLASP_PREP_BICUBIC_RES256CROP224, /* Resize(256) bicubic, CenterCrop(224) */
-    CLASP_PREP_TRAIN_RRC224,          /* RandomResizedCrop(224) + RandomHorizontalFlip */
 } clasp_prep;
 
-/* Applies `p` to `in` giving out (a new image). For CLASP_PREP_TRAIN_RRC224
- * `key` seeds the crop and flip (counter-based: the same key, the same
- * crop). */
-clasp_status clasp_preprocess(const clasp_rgb *in, clasp_prep p, uint64_t key, clasp_rgb *out);
+/* Applies the evaluation preprocessing `p` to `in` giving out (a new
+ * image). */
+clasp_status clasp_preprocess(const clasp_rgb *in, clasp_prep p, clasp_rgb *out);
 
-/* torchvision's RandomResizedCrop((h, w)) (bilinear) then
- * RandomHorizontalFlip(0.5), drawn from `key`. */
+/* The training preprocessing: torchvision's RandomResizedCrop((h, w))
+ * (bilinear) then RandomHorizontalFlip(0.5), drawn from `key`
+ * (counter-based: the same key, the same crop). */
 clasp_status clasp_preprocess_train(const clasp_rgb *in, int w, int h, uint64_t key,
                                     clasp_rgb *out);
 

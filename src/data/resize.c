@@ -309,7 +309,7 @@ clasp_status clasp_preprocess_train(const clasp_rgb *in, int w, int h, uint64_t 
     return st;
 }
 
-clasp_status clasp_preprocess(const clasp_rgb *in, clasp_prep p, uint64_t key, clasp_rgb *out)
+clasp_status clasp_preprocess(const clasp_rgb *in, clasp_prep p, clasp_rgb *out)
 {
     memset(out, 0, sizeof *out);
     switch (p) {
@@ -323,7 +323,6 @@ clasp_status clasp_preprocess(const clasp_rgb *in, clasp_prep p, uint64_t key, c
         clasp_center_crop_box(in->w, in->h, 288, 288, &l, &t);
         return clasp_rgb_crop(in, l, t, 288, 288, out);
     }
-    case CLASP_PREP_TRAIN_RRC224: return clasp_preprocess_train(in, 224, 224, key, out);
     }
     return clasp_error(CLASP_ERR_INVALID, "unknown preprocessing %d", (int)p);
 }
