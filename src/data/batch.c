@@ -127,9 +127,10 @@ void clasp_batcher_start(clasp_batcher *b, int shuffle, uint64_t seed, uint64_t 
 void clasp_batcher_start_at(clasp_batcher *b, int shuffle, uint64_t seed, uint64_t epoch,
                             size_t first_batch)
 {
+    size_t nb = clasp_batcher_count(b);
+    if (first_batch > nb) first_batch = nb;
     size_t at = first_batch * (size_t)b->batch;
-    if (first_batch > b->d->n / (size_t)b->batch + 1 || at > b->d->n) at = b->d->n;
-    b->pos = at;
+    b->pos = at < b->d->n ? at : b->d->n;
     if (b->stream) {
         clasp_stream_start_at(b->stream, shuffle, seed, epoch, first_batch);
         return;
