@@ -605,7 +605,8 @@ clasp_status clasp_model_backward(clasp_model *m, const clasp_tensor *dlogits, i
     /* grad_ready[o + 1]: owner o's gradient holds a value in this pass
      * (index 0: the model input, i.e. dx). */
     memset(m->grad_ready, 0, (size_t)m->n_nodes + 1);
-    CLASP_TRY(pool_ready(m));
+    /* The forward readied the pool for this batch; gradients an
+     * interrupted backward left with their owners go back first. */
     for (int i = 0; i < m->n_nodes; i++) release_grad(m, i);
     int last = m->nodes[m->n_nodes - 1].owner;
     clasp_tensor *g;
