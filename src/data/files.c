@@ -1,4 +1,5 @@
 /* Paths, sizes and class-name files for the data readers. */
+#include "util/util.h"
 #include "data/data_internal.h"
 
 #include <ctype.h>
@@ -32,21 +33,8 @@ clasp_status clasp_data_file_size(const char *path, long long *size)
 static size_t utf8_bad(const unsigned char *s, size_t n)
 {
     size_t i = 0;
-    while (i < n) {
-        unsigned c = s[i];
-        size_t len = c < 0x80             ? 1
-                     : (c & 0xe0) == 0xc0 ? 2
-                     : (c & 0xf0) == 0xe0 ? 3
-                     : (c & 0xf8) == 0xf0 ? 4
-                                          : 0;
-        if (!len || i + len > n || c == 0xc0 || c == 0xc1 || c > 0xf4) return i;
-        for (size_t j = 1; j < len; j++)
-            if ((s[i + j] & 0xc0) != 0x80) return i;
-        if ((c == 0xe0 && s[i + 1] < 0xa0) || (c == 0xed && s[i + 1] > 0x9f) ||
-            (c == 0xf0 && s[i + 1] < 0x90) || (c == 0xf4 && s[i + 1] > 0x8f))
-            return i;
-        i += len;
-    }
+    for (size_t k; i < n; i += k)
+        if (!(k = clasp_utf8_seq(s + i, n - i))) return i;
     return n;
 }
 

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "data/imagefolder_internal.h"
+#include "util/util.h"
 
 void clasp_class_groups_free(clasp_class_groups *g)
 {
@@ -21,22 +22,6 @@ void clasp_class_groups_free(clasp_class_groups *g)
     free(g->lines);
     free(g->group_of);
     memset(g, 0, sizeof *g);
-}
-
-/* Length of the UTF-8 sequence at s (n bytes left), 0 when it is not one
- * (overlong forms, surrogates and code points past U+10FFFF included). */
-static size_t utf8_len(const unsigned char *s, size_t n)
-{
-    if (s[0] < 0x80) return 1;
-    size_t len = s[0] >= 0xf0 ? 4 : s[0] >= 0xe0 ? 3 : s[0] >= 0xc2 ? 2 : 0;
-    if (len == 0 || s[0] > 0xf4 || len > n) return 0;
-    for (size_t i = 1; i < len; i++)
-        if ((s[i] & 0xc0) != 0x80) return 0;
-    if (len == 3 && s[0] == 0xe0 && s[1] < 0xa0) return 0;  /* overlong */
-    if (len == 3 && s[0] == 0xed && s[1] >= 0xa0) return 0; /* surrogates */
-    if (len == 4 && s[0] == 0xf0 && s[1] < 0x90) return 0;  /* overlong */
-    if (len == 4 && s[0] == 0xf4 && s[1] >= 0x90) return 0; /* past U+10FFFF */
-    return len;
 }
 
 static int blank(char ch)
@@ -62,7 +47,7 @@ static clasp_status parse_line(clasp_class_groups *g, const char *src, int line,
             return clasp_error(CLASP_ERR_FORMAT,
                                "%s:%d: control byte 0x%02x at byte offset %zu: not a text file",
                                src, line, *u, offset + (size_t)(q - s));
-        size_t n = utf8_len(u, (size_t)(e - q));
+        size_t n = clasp_utf8_seq(u, (size_t)(e - q));
         if (!n)
             return clasp_error(CLASP_ERR_FORMAT,
                                "%s:%d: byte 0x%02x at byte offset %zu is not UTF-8 text", src, line,

@@ -4,26 +4,11 @@
 
 #include <stdio.h>
 
-/* Length of the valid UTF-8 sequence at p, 0 when it is invalid. Overlong
- * forms and surrogates are rejected because XML parsers reject them. */
+/* The sequence at p of a NUL-terminated string (the NUL ends any sequence
+ * cut short). Invalid ones are rejected because XML parsers reject them. */
 static size_t utf8_seq(const unsigned char *p)
 {
-    unsigned c = p[0];
-    if (c < 0x80) return 1;
-    size_t n = c >= 0xC2 && c <= 0xDF   ? 2
-               : c >= 0xE0 && c <= 0xEF ? 3
-               : c >= 0xF0 && c <= 0xF4 ? 4
-                                        : 0;
-    if (!n) return 0;
-    unsigned lo = 0x80, hi = 0xBF;
-    if (c == 0xE0) lo = 0xA0;
-    if (c == 0xED) hi = 0x9F;
-    if (c == 0xF0) lo = 0x90;
-    if (c == 0xF4) hi = 0x8F;
-    if (p[1] < lo || p[1] > hi) return 0;
-    for (size_t i = 2; i < n; i++)
-        if (p[i] < 0x80 || p[i] > 0xBF) return 0;
-    return n;
+    return clasp_utf8_seq(p, 4);
 }
 
 size_t clasp_utf8_len(const char *s)

@@ -64,6 +64,11 @@ void clasp_sync_dir(const char *dir);
 /* A growable NUL-terminated text buffer. An allocation failure sets
  * `failed` and turns later appends into no-ops, so builders can append
  * freely and check once at the end (clasp_buf_write reports it). */
+/* Length of the well-formed UTF-8 sequence at s (n bytes readable), 0
+ * when it is not one: overlong forms, surrogates, code points past
+ * U+10FFFF and sequences cut short by n are refused. */
+size_t clasp_utf8_seq(const unsigned char *s, size_t n);
+
 typedef struct clasp_buf {
     char *data;
     size_t len, cap;
