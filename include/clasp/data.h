@@ -99,6 +99,10 @@ void clasp_dataset_names_text(char *buf, size_t size, const char *last_sep);
 /* 1 when `name` is one of clasp_dataset_names (NULL gives 0). */
 int clasp_dataset_known(const char *name);
 
+/* 1 for the image-folder data sets ("imagefolder", "imagenet"), which are
+ * streamed rather than held (NULL gives 0). */
+int clasp_dataset_is_folder(const char *name);
+
 /* Loads a data set by name (see clasp_dataset_names): "fashion-mnist"
  * (dir NULL = the default folder); every other needs dir. "cifar100" has
  * the fine labels, "cifar100-coarse" the 20 superclasses. On failure *out

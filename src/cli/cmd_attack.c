@@ -324,7 +324,7 @@ static int run(const attack_opts *o)
     const char *dataset = o->dataset;
     if (st == CLASP_OK) {
         what = "loading test data";
-        int images = !strcmp(dataset, "imagefolder") || !strcmp(dataset, "imagenet");
+        int images = clasp_dataset_is_folder(dataset);
         if (images) {
             char dir[4096];
             clasp_imagefolder_options fo = {.imagenet = !strcmp(dataset, "imagenet"),

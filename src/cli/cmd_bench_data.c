@@ -41,7 +41,7 @@ int cli_bench_loader(int argc, char **argv)
             return 2;
         }
     }
-    if (!dir || (strcmp(dataset, "imagefolder") && strcmp(dataset, "imagenet"))) {
+    if (!dir || !clasp_dataset_is_folder(dataset)) {
         usage(stderr);
         return 2;
     }

@@ -46,7 +46,7 @@ static int run(const train_opts *o)
     clasp_dataset train = {0}, test = {0};
     if (o->save && cli_check_output_file("--save", o->save)) return 2;
     /* Image folders are streamed (their indexes here); the others held. */
-    int images = !strcmp(o->dataset, "imagefolder") || !strcmp(o->dataset, "imagenet");
+    int images = clasp_dataset_is_folder(o->dataset);
     clasp_imagefolder *tf = NULL, *vf = NULL;
     if ((o->preprocess || o->workers) && !images) {
         fprintf(stderr, "clasp train: --preprocess and --workers are for image folders "

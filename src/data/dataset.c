@@ -260,6 +260,11 @@ static int dataset_index(const char *name)
     return -1;
 }
 
+int clasp_dataset_is_folder(const char *name)
+{
+    return name && (!strcmp(name, "imagefolder") || !strcmp(name, "imagenet"));
+}
+
 int clasp_dataset_known(const char *name)
 {
     return dataset_index(name) >= 0;

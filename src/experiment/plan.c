@@ -187,7 +187,7 @@ clasp_status plan_p_path(pctx *c, const ymap *m, const plan_key *k, yaml_node_t 
 
 int clasp_plan_streamed(const clasp_plan *p)
 {
-    return !strcmp(p->dataset, "imagefolder") || !strcmp(p->dataset, "imagenet");
+    return clasp_dataset_is_folder(p->dataset);
 }
 
 /* data.preprocess: as given, or "" until the models are read (a zoo
